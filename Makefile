@@ -1,0 +1,47 @@
+# The two commands: `make run` and `make test`. Everything else is a convenience.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all build run test test-fast test-asan deps deps-test deps-lab install clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-lab:
+	@scripts/deps.sh all
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_WERROR=ON >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Measure the default targets, upload them to a local embedded collector, show the summary.
+run: deps build
+	@scripts/run.sh $(BUILD)
+
+# Whole suite: normal build (warnings are errors), then again under ASan+UBSan.
+# Lab tests (network namespaces) run when root, and skip with a message otherwise.
+test: deps-lab build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE lab
+	cd $(BUILD) && ctest --output-on-failure -L lab
+	$(MAKE) test-asan
+
+test-fast: deps-test build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE lab
+
+test-asan: deps-test
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_WERROR=ON -DVT_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS) -LE lab
+
+install: build
+	cmake --install $(BUILD) $(if $(DESTDIR),,)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,31 @@
+/* Run-time settings every measurement reads. Filled from defaults, the config file and flags. */
+#ifndef VANTAGE_CONFIG_H
+#define VANTAGE_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct vt_config {
+    int concurrency;         /* measurements in flight at once (default 16) */
+    int dns_timeout_ms;      /* per DNS query (default 5000) */
+    int connect_timeout_ms;  /* per TCP connect (default 10000) */
+    int tls_timeout_ms;      /* per TLS handshake (default 10000) */
+    int http_timeout_ms;     /* per HTTP request including body (default 30000) */
+    int max_addrs_per_family; /* TCP/TLS to at most this many addresses per family (default 2) */
+    size_t max_body_bytes;   /* body kept for blockpage matching (default 64 KiB) */
+    size_t max_download_bytes; /* bytes read from a large resource (default 4 MiB) */
+    int max_redirects;       /* default 10 */
+    const char *cacert;      /* CA bundle for TLS/HTTPS verification, NULL: system */
+    const char *resolver;    /* second resolver "IP[:PORT]", NULL: none */
+    const char *doh_url;     /* DNS-over-HTTPS resolver URL, NULL: none */
+    const char *user_agent;  /* HTTP User-Agent */
+    const char *probe_cc;    /* "ZZ" when unknown */
+    const char *probe_asn;   /* "AS0" when unknown */
+    const char *probe_network_name; /* NULL when unknown */
+    const char *control_url; /* collector's control endpoint, NULL: none */
+    const char *control_cacert;
+    const char *report_id;   /* shared by the measurements of one run */
+} vt_config;
+
+void vt_config_defaults(vt_config *c);
+
+#endif

@@ -1,0 +1,56 @@
+/* TLS handshake measurement step: its own TCP connection, then an OpenSSL handshake with SNI,
+ * non-blocking on the loop. Certificate verification against the system CAs or a given CA file. */
+#ifndef VANTAGE_TLS_H
+#define VANTAGE_TLS_H
+
+#include <cjson/cJSON.h>
+#include <netinet/in.h>
+
+#include "failure.h"
+#include "loop.h"
+#include "tcp.h"
+
+typedef struct vt_tls_ctx vt_tls_ctx;
+
+/* cacert: PEM CA bundle, NULL for the system's. */
+vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen);
+void vt_tls_ctx_free(vt_tls_ctx *c);
+
+typedef struct vt_tls_result {
+    char address[INET6_ADDRSTRLEN + 8]; /* "ip:port" / "[ip]:port" */
+    char ip[INET6_ADDRSTRLEN];
+    int port;
+    char server_name[256];
+    char failure[VT_FAILURE_MAX]; /* "" when the handshake and verification succeeded */
+    const char *failed_operation; /* OONI: "connect", "tls_handshake_start" / "_done", or NULL */
+    char tls_version[16];         /* "TLSv1.3" */
+    char cipher_suite[64];        /* IANA name, "TLS_AES_128_GCM_SHA256" */
+    char negotiated_protocol[32]; /* ALPN, "" when none */
+    long verify_result;           /* X509_V_OK (0) or the X509 error code */
+    int no_tls_verify;            /* 1 when verification was off */
+    unsigned char *leaf_der;      /* the server's certificate (DER), or NULL */
+    size_t leaf_der_len;
+    double t0, t;                 /* seconds since the measurement's start */
+    vt_tcp_result tcp;            /* the connect this handshake ran on */
+} vt_tls_result;
+
+typedef struct vt_tls_opts {
+    const char *ip;
+    int port;
+    const char *sni;            /* NULL: no SNI */
+    const char *verify_name;    /* name the certificate must match (default: sni) */
+    const char *alpn;           /* comma list, "h2,http/1.1"; NULL: none */
+    int no_verify;
+    int connect_timeout_ms;
+    int tls_timeout_ms;
+    double t_base;
+} vt_tls_opts;
+
+typedef void (*vt_tls_cb)(const vt_tls_result *r, void *arg);
+int vt_tls_handshake(vt_loop *loop, vt_tls_ctx *ctx, const vt_tls_opts *o, vt_tls_cb cb, void *arg);
+
+/* OONI "tls_handshakes" entry: {address, server_name, failure, tls_version, cipher_suite,
+ * negotiated_protocol, no_tls_verify, peer_certificates:[{format:"base64",data}], t0, t}. */
+cJSON *vt_tls_result_json(const vt_tls_result *r);
+
+#endif

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, when missing.
+# usage: scripts/deps.sh build|test|lab|all
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+set -euo pipefail
+build=(cmake make gcc pkg-config libevent-dev libc-ares-dev libcurl4-openssl-dev libcjson-dev
+       libssl-dev libsqlite3-dev libpq-dev zlib1g-dev libinih-dev)
+test=(libcmocka-dev python3 clang openssl)
+lab=(iproute2 iptables dnsmasq nginx-light postgresql sqlite3 curl procps)
+case "${1:-build}" in
+build) want=("${build[@]}") ;;
+test) want=("${build[@]}" "${test[@]}") ;;
+lab | all) want=("${build[@]}" "${test[@]}" "${lab[@]}") ;;
+*) echo "usage: $0 build|test|lab|all" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "vantage: missing Debian packages; run as root:" >&2
+    echo "  apt-get update && $cmd" >&2
+    exit 1
+fi
+echo "vantage: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null || true
+$cmd >/dev/null
