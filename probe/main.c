@@ -1,4 +1,392 @@
-int main(void)
+/* vantage-probe: measures targets from the volunteer's network and writes OONI-format JSONL. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vantage/config.h"
+#include "vantage/dns.h"
+#include "vantage/json.h"
+#include "vantage/loop.h"
+#include "vantage/measurement.h"
+#include "vantage/runner.h"
+#include "vantage/targets.h"
+#include "vantage/task.h"
+#include "vantage/tls.h"
+#include "vantage/version.h"
+
+#define MAX_PATHS 32
+
+typedef struct probe_opts {
+    const char *targets[MAX_PATHS];
+    size_t n_targets;
+    const char *citizenlab[MAX_PATHS];
+    size_t n_citizenlab;
+    const char *only;
+    const char *output;
+    int quiet;
+    vt_config cfg;
+} probe_opts;
+
+typedef struct run_ctx {
+    FILE *out;
+    vt_summary *summary;
+    int progress; /* draw a progress bar on stderr */
+    size_t total;
+    long written;
+    int write_error;
+} run_ctx;
+
+static void usage(FILE *f)
 {
+    fprintf(f,
+            "usage: vantage-probe COMMAND [OPTIONS]\n"
+            "\n"
+            "Measures whether social platforms and VPNs are reachable from this network, and\n"
+            "writes one OONI-format JSON measurement per target.\n"
+            "\n"
+            "commands:\n"
+            "  run                 measure the targets (default: the installed target lists)\n"
+            "  targets             list the targets that `run` would measure\n"
+            "  summary FILE        print the summary table of a JSONL measurement file\n"
+            "\n"
+            "run / targets options:\n"
+            "  --targets FILE|DIR  target list(s) (JSON); repeatable\n"
+            "  --citizenlab FILE   a Citizen Lab test list (CSV); repeatable\n"
+            "  --only ID,...       measure only these target ids\n"
+            "  --concurrency N     measurements in flight at once (default 16)\n"
+            "  --timeout SEC       timeout of each phase: DNS, connect, TLS (HTTP: 3x)\n"
+            "  --output FILE       write JSONL here instead of standard output\n"
+            "  --cacert FILE       CA bundle for TLS verification (default: the system's)\n"
+            "  --resolver IP[:PORT]  a second DNS resolver to compare answers with (UDP)\n"
+            "  --doh URL           a DNS-over-HTTPS resolver to compare answers with\n"
+            "  --quiet             no progress bar and no summary\n"
+            "  --help, --version\n"
+            "\n"
+            "exit codes: 0 ok, 1 error, 2 usage, 3 nothing measured, 4 upload pending, 5 locked\n");
+}
+
+/* The default target lists: $VANTAGE_TARGETS, the source tree's when run from a build
+ * directory, then the installed ones. */
+static const char *default_targets_dir(void)
+{
+    static char buf[4096];
+    const char *env = getenv("VANTAGE_TARGETS");
+    struct stat st;
+    if (env && *env)
+        return env;
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
+    if (n > 0) {
+        buf[n] = 0;
+        char *slash = strrchr(buf, '/');
+        for (int up = 0; slash && up < 3; up++) {
+            strcpy(slash, "/targets/social.json");
+            if (stat(buf, &st) == 0) {
+                slash[sizeof("/targets") - 1] = 0;
+                return buf;
+            }
+            *slash = 0;
+            slash = strrchr(buf, '/');
+        }
+    }
+    snprintf(buf, sizeof(buf), "%s/targets", VT_DATADIR);
+    return buf;
+}
+
+static int load_targets(const probe_opts *o, vt_target_list *l)
+{
+    char err[512];
+    vt_targets_init(l);
+    for (size_t i = 0; i < o->n_targets; i++)
+        if (vt_targets_load_path(l, o->targets[i], err, sizeof(err)) < 0)
+            goto fail;
+    for (size_t i = 0; i < o->n_citizenlab; i++)
+        if (vt_targets_load_citizenlab(l, o->citizenlab[i], err, sizeof(err)) < 0)
+            goto fail;
+    if (o->n_targets == 0 && o->n_citizenlab == 0) {
+        const char *dir = default_targets_dir();
+        if (vt_targets_load_dir(l, dir, err, sizeof(err)) < 0)
+            goto fail;
+    }
+    if (o->only && vt_targets_filter_ids(l, o->only, err, sizeof(err)) < 0)
+        goto fail;
     return 0;
+fail:
+    fprintf(stderr, "vantage-probe: %s\n", err);
+    vt_targets_free(l);
+    return -1;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, probe_opts *o)
+{
+    enum { O_TARGETS = 256, O_CITIZENLAB, O_ONLY, O_CONC, O_TIMEOUT, O_OUTPUT, O_CACERT,
+           O_RESOLVER, O_DOH, O_QUIET, O_HELP };
+    static const struct option longopts[] = {
+        {"targets", required_argument, 0, O_TARGETS},
+        {"citizenlab", required_argument, 0, O_CITIZENLAB},
+        {"only", required_argument, 0, O_ONLY},
+        {"concurrency", required_argument, 0, O_CONC},
+        {"timeout", required_argument, 0, O_TIMEOUT},
+        {"output", required_argument, 0, O_OUTPUT},
+        {"cacert", required_argument, 0, O_CACERT},
+        {"resolver", required_argument, 0, O_RESOLVER},
+        {"doh", required_argument, 0, O_DOH},
+        {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0},
+    };
+    int c, v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_TARGETS:
+            if (o->n_targets == MAX_PATHS)
+                goto too_many;
+            o->targets[o->n_targets++] = optarg;
+            break;
+        case O_CITIZENLAB:
+            if (o->n_citizenlab == MAX_PATHS)
+                goto too_many;
+            o->citizenlab[o->n_citizenlab++] = optarg;
+            break;
+        case O_ONLY: o->only = optarg; break;
+        case O_CONC:
+            if (parse_int(optarg, 1, 1000, &v) < 0) {
+                fprintf(stderr, "vantage-probe: --concurrency wants 1..1000, not '%s'\n", optarg);
+                return -1;
+            }
+            o->cfg.concurrency = v;
+            break;
+        case O_TIMEOUT:
+            if (parse_int(optarg, 1, 600, &v) < 0) {
+                fprintf(stderr, "vantage-probe: --timeout wants seconds 1..600, not '%s'\n",
+                        optarg);
+                return -1;
+            }
+            o->cfg.dns_timeout_ms = o->cfg.connect_timeout_ms = o->cfg.tls_timeout_ms = v * 1000;
+            o->cfg.http_timeout_ms = 3 * v * 1000;
+            break;
+        case O_OUTPUT: o->output = optarg; break;
+        case O_CACERT: o->cfg.cacert = optarg; break;
+        case O_RESOLVER: o->cfg.resolver = optarg; break;
+        case O_DOH: o->cfg.doh_url = optarg; break;
+        case O_QUIET: o->quiet = 1; break;
+        case O_HELP: usage(stdout); exit(VT_EXIT_OK);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vantage-probe: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+too_many:
+    fprintf(stderr, "vantage-probe: at most %d target files\n", MAX_PATHS);
+    return -1;
+}
+
+static void draw_progress(run_ctx *r, size_t done, const vt_target *t)
+{
+    int width = 30, fill = r->total ? (int)(done * (size_t)width / r->total) : width;
+    fprintf(stderr, "\r\033[K[%.*s%*s] %zu/%zu %s", fill, "##############################",
+            width - fill, "", done, r->total, t ? t->id : "");
+    if (!t)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void on_progress(size_t done, size_t total, const vt_target *t, void *arg)
+{
+    run_ctx *r = arg;
+    if (r->progress)
+        draw_progress(r, done, t);
+}
+
+static void on_result(cJSON *m, const vt_target *t, void *arg)
+{
+    run_ctx *r = arg;
+    char *line = vt_json_print(m);
+    if (line) {
+        if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF)
+            r->write_error = errno ? errno : EIO;
+        else
+            r->written++;
+        free(line);
+    }
+    vt_summary_add(r->summary, m);
+    cJSON_Delete(m);
+}
+
+static int cmd_targets(probe_opts *o)
+{
+    vt_target_list l;
+    if (load_targets(o, &l) < 0)
+        return VT_EXIT_FAILURE;
+    printf("%-28s %-12s %-10s %-10s %s\n", "ID", "PLATFORM", "CATEGORY", "KIND", "ENDPOINTS");
+    for (size_t i = 0; i < l.n; i++) {
+        const vt_target *t = &l.items[i];
+        printf("%-28s %-12s %-10s %-10s %s%s\n", t->id, t->platform, t->category, t->kind,
+               t->n_endpoints ? t->endpoints[0] : "",
+               t->n_endpoints > 1 ? " (+more)" : "");
+    }
+    fprintf(stderr, "%zu targets\n", l.n);
+    vt_targets_free(&l);
+    return VT_EXIT_OK;
+}
+
+static int cmd_run(probe_opts *o)
+{
+    char err[512] = "";
+    int rc = VT_EXIT_FAILURE;
+    vt_target_list l;
+    vt_env env = {0};
+    run_ctx r = {0};
+    char report_id[128];
+
+    if (load_targets(o, &l) < 0)
+        return VT_EXIT_FAILURE;
+    if (l.n == 0) {
+        fprintf(stderr, "vantage-probe: no targets to measure\n");
+        vt_targets_free(&l);
+        return VT_EXIT_NOTHING;
+    }
+    vt_report_id_new(report_id, sizeof(report_id), vt_wall_now(), "vantage", o->cfg.probe_cc,
+                     o->cfg.probe_asn);
+    o->cfg.report_id = report_id;
+    env.cfg = &o->cfg;
+    if (!(env.loop = vt_loop_new(err, sizeof(err))))
+        goto done;
+    if (!(env.dns = vt_dns_new_system(env.loop, &o->cfg, err, sizeof(err))))
+        goto done;
+    if (o->cfg.resolver && !(env.dns_alt = vt_dns_new_udp(env.loop, &o->cfg, o->cfg.resolver, err,
+                                                          sizeof(err))))
+        goto done;
+    if (o->cfg.doh_url &&
+        !(env.dns_doh = vt_dns_new_doh(env.loop, &o->cfg, o->cfg.doh_url, err, sizeof(err))))
+        goto done;
+    if (!(env.tls = vt_tls_ctx_new(o->cfg.cacert, err, sizeof(err))))
+        goto done;
+
+    r.out = stdout;
+    if (o->output && !(r.out = fopen(o->output, "w"))) {
+        snprintf(err, sizeof(err), "cannot write %s: %s", o->output, strerror(errno));
+        goto done;
+    }
+    r.summary = vt_summary_new();
+    r.total = l.n;
+    r.progress = !o->quiet && isatty(STDERR_FILENO);
+    vt_runner_hooks hooks = {.on_result = on_result, .on_progress = on_progress, .arg = &r};
+    long n = vt_run_targets(&env, &l, &hooks, err, sizeof(err));
+    if (n < 0)
+        goto done;
+    if (fflush(r.out) == EOF && !r.write_error)
+        r.write_error = errno;
+    if (r.write_error) {
+        snprintf(err, sizeof(err), "writing measurements to %s failed: %s",
+                 o->output ? o->output : "standard output", strerror(r.write_error));
+        goto done;
+    }
+    if (!o->quiet && isatty(STDERR_FILENO))
+        vt_summary_print(r.summary, stderr, 1);
+    rc = n > 0 ? VT_EXIT_OK : VT_EXIT_NOTHING;
+done:
+    if (rc == VT_EXIT_FAILURE && *err)
+        fprintf(stderr, "vantage-probe: %s\n", err);
+    if (r.out && r.out != stdout)
+        fclose(r.out);
+    vt_summary_free(r.summary);
+    vt_tls_ctx_free(env.tls);
+    vt_dns_free(env.dns_doh);
+    vt_dns_free(env.dns_alt);
+    vt_dns_free(env.dns);
+    vt_loop_free(env.loop);
+    vt_targets_free(&l);
+    return rc;
+}
+
+/* Prints the summary of a JSONL file (used by `make run`). */
+static int cmd_summary(const char *path)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "vantage-probe: cannot read %s: %s\n", path, strerror(errno));
+        return VT_EXIT_FAILURE;
+    }
+    vt_summary *s = vt_summary_new();
+    char *line = NULL;
+    size_t cap = 0;
+    long lineno = 0, bad = 0;
+    while (getline(&line, &cap, f) != -1) {
+        lineno++;
+        cJSON *m = cJSON_Parse(line);
+        if (!cJSON_IsObject(m)) {
+            if (bad++ < 3)
+                fprintf(stderr, "vantage-probe: %s:%ld: not a JSON measurement, skipped\n", path,
+                        lineno);
+        } else {
+            vt_summary_add(s, m);
+        }
+        cJSON_Delete(m);
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    vt_summary_print(s, stdout, isatty(STDOUT_FILENO));
+    int rc = vt_summary_count(s) ? VT_EXIT_OK : VT_EXIT_NOTHING;
+    vt_summary_free(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    probe_opts o;
+    memset(&o, 0, sizeof(o));
+    vt_config_defaults(&o.cfg);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        usage(stderr);
+        return VT_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return VT_EXIT_OK;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("vantage-probe %s\n", VT_VERSION);
+        return VT_EXIT_OK;
+    }
+    if (!strcmp(cmd, "summary")) {
+        if (argc != 3) {
+            fprintf(stderr, "usage: vantage-probe summary FILE\n");
+            return VT_EXIT_USAGE;
+        }
+        return cmd_summary(argv[2]);
+    }
+    if (strcmp(cmd, "run") && strcmp(cmd, "targets")) {
+        fprintf(stderr, "vantage-probe: unknown command '%s' (try --help)\n", cmd);
+        return VT_EXIT_USAGE;
+    }
+    if (parse_opts(argc - 1, argv + 1, &o) < 0)
+        return VT_EXIT_USAGE;
+    if (!strcmp(cmd, "targets"))
+        return cmd_targets(&o);
+    return cmd_run(&o);
 }

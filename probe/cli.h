@@ -1,0 +1,29 @@
+/* Shared declarations of vantage-probe's subcommands. */
+#ifndef VANTAGE_PROBE_CLI_H
+#define VANTAGE_PROBE_CLI_H
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+/* Exit codes (documented in the man page and docs/volunteer.md). */
+enum {
+    VT_EXIT_OK = 0,
+    VT_EXIT_FAILURE = 1,      /* could not run: bad target file, no resolver, ... */
+    VT_EXIT_USAGE = 2,        /* bad command line */
+    VT_EXIT_NOTHING = 3,      /* nothing was measured */
+    VT_EXIT_UPLOAD_PENDING = 4, /* measured, but some measurements wait in the spool */
+    VT_EXIT_LOCKED = 5,       /* another run holds the lock */
+};
+
+/* Per-platform tallies of a run, for the summary table. */
+typedef struct vt_summary vt_summary;
+vt_summary *vt_summary_new(void);
+void vt_summary_add(vt_summary *s, const cJSON *measurement);
+/* Prints the table; color when the stream is a terminal. */
+void vt_summary_print(const vt_summary *s, FILE *out, int color);
+size_t vt_summary_count(const vt_summary *s);
+void vt_summary_free(vt_summary *s);
+/* Words a volunteer understands for a verdict. */
+const char *vt_summary_verdict_words(const char *verdict);
+
+#endif
