@@ -22,7 +22,7 @@ build: deps $(BUILD)/CMakeCache.txt
 
 # Measure the default targets, upload them to a local embedded collector, show the summary.
 run: deps build
-	@scripts/run.sh $(BUILD)
+	@scripts/run.sh $(BUILD) $(ARGS)
 
 # Whole suite: normal build (warnings are errors), then again under ASan+UBSan.
 # Lab tests (network namespaces) run when root, and skip with a message otherwise.

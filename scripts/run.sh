@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make run`: measure the default targets, upload them to a local embedded collector, and show
+# the summary. Everything lives under out/ (measurements, the probe's state, the collector's DB).
+set -euo pipefail
+build=${1:-build}
+shift || true
+top=$(cd "$(dirname "$0")/.." && pwd)
+out="$top/out"
+probe="$top/$build/probe/vantage-probe"
+collector="$top/$build/collector/vantage-collector"
+mkdir -p "$out"
+
+cpid=
+cleanup() { [ -n "$cpid" ] && kill "$cpid" 2>/dev/null && wait "$cpid" 2>/dev/null; true; }
+trap cleanup EXIT INT TERM
+
+upload_args=()
+if [ -x "$collector" ]; then
+    # An embedded collector on a free loopback port, storing into out/collector.db.
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$collector" serve --listen "127.0.0.1:$port" --db "sqlite:$out/collector.db" \
+        2>>"$out/collector.log" &
+    cpid=$!
+    for _ in $(seq 50); do
+        curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    upload_args=(--collector "http://127.0.0.1:$port" --state-dir "$out/state")
+    echo "vantage: local collector on 127.0.0.1:$port (database $out/collector.db)" >&2
+fi
+
+echo "vantage: measuring the default targets; measurements go to $out/measurements.jsonl" >&2
+set +e
+"$probe" run "${upload_args[@]}" --output "$out/measurements.jsonl" "$@"
+rc=$?
+set -e
+echo >&2
+if [ -s "$out/measurements.jsonl" ]; then
+    "$probe" summary "$out/measurements.jsonl" || true
+fi
+if [ -n "$cpid" ]; then
+    n=$(sqlite3 "$out/collector.db" 'select count(*) from measurements' 2>/dev/null || echo '?')
+    echo "vantage: the local collector holds $n measurements ($out/collector.db)"
+fi
+exit $rc
