@@ -1,0 +1,216 @@
+/* WireGuard handshake: known answers for the primitives, both sides of Noise_IKpsk2 agreeing,
+ * and hostile replies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "vantage/wireguard.h"
+
+static void hex(const char *s, unsigned char *out)
+{
+    for (size_t i = 0; s[2 * i]; i++)
+        sscanf(s + 2 * i, "%2hhx", &out[i]);
+}
+
+/* BLAKE2s-256("abc") from RFC 7693 appendix B, and the RFC 7748 X25519 test keys (Alice's
+ * private key gives her public key): the primitives are the ones WireGuard means. */
+static void primitives_match_published_vectors(void **state)
+{
+    unsigned char d[32], want[32];
+    unsigned int dl = 0;
+    EVP_Digest("abc", 3, d, &dl, EVP_blake2s256(), NULL);
+    hex("508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982", want);
+    assert_memory_equal(d, want, 32);
+
+    unsigned char priv[32], pub[32];
+    hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", priv);
+    hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", want);
+    assert_int_equal(vt_wg_public_key(priv, pub), 0);
+    assert_memory_equal(pub, want, 32);
+}
+
+static void keys_round_trip_through_base64(void **state)
+{
+    unsigned char k[32], back[32];
+    char b64[45], err[128];
+    for (int i = 0; i < 32; i++)
+        k[i] = (unsigned char)(i * 13);
+    vt_wg_key_to_base64(k, b64);
+    assert_int_equal(strlen(b64), 44);
+    assert_int_equal(vt_wg_key_from_base64(b64, back, err, sizeof(err)), 0);
+    assert_memory_equal(k, back, 32);
+    assert_int_equal(vt_wg_key_from_base64("short", back, err, sizeof(err)), -1);
+    assert_int_equal(vt_wg_key_from_base64(NULL, back, err, sizeof(err)), -1);
+    b64[5] = '*';
+    assert_int_equal(vt_wg_key_from_base64(b64, back, err, sizeof(err)), -1);
+}
+
+typedef struct pair {
+    unsigned char cpriv[32], cpub[32], spriv[32], spub[32], psk[32];
+} pair;
+
+static void make_pair(pair *p)
+{
+    assert_int_equal(vt_wg_generate_private(p->cpriv), 0);
+    assert_int_equal(vt_wg_generate_private(p->spriv), 0);
+    assert_int_equal(vt_wg_public_key(p->cpriv, p->cpub), 0);
+    assert_int_equal(vt_wg_public_key(p->spriv, p->spub), 0);
+    for (int i = 0; i < 32; i++)
+        p->psk[i] = (unsigned char)(0x40 + i);
+}
+
+static void initiation_is_148_bytes_with_zero_mac2(void **state)
+{
+    pair p;
+    make_pair(&p);
+    vt_wg_handshake hs;
+    char err[128];
+    assert_int_equal(vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x11223344, NULL, err,
+                                            sizeof(err)),
+                     0);
+    const unsigned char head[8] = {1, 0, 0, 0, 0x44, 0x33, 0x22, 0x11};
+    assert_memory_equal(hs.msg, head, 8);
+    assert_memory_equal(hs.msg + 8, hs.eph_pub, 32);
+    unsigned char zero[16] = {0};
+    assert_memory_equal(hs.msg + 132, zero, 16);
+    assert_memory_not_equal(hs.msg + 116, zero, 16);
+    /* The static key travels encrypted. */
+    assert_memory_not_equal(hs.msg + 40, p.cpub, 32);
+    vt_wg_handshake_clear(&hs);
+}
+
+static void responder_accepts_initiation_and_initiator_accepts_response(void **state)
+{
+    pair p;
+    make_pair(&p);
+    for (int with_psk = 0; with_psk < 2; with_psk++) {
+        vt_wg_handshake hs;
+        char err[128];
+        unsigned char ts[12] = {0x40, 0, 0, 0, 0x6a, 0x12, 0x34, 0x56, 0, 0, 0, 7};
+        const unsigned char *psk = with_psk ? p.psk : NULL;
+        assert_int_equal(
+            vt_wg_build_initiation(&hs, p.cpriv, p.spub, psk, 77, ts, err, sizeof(err)), 0);
+        vt_wg_responder st;
+        assert_int_equal(vt_wg_responder_consume(&st, p.spriv, psk, hs.msg, VT_WG_INIT_LEN, err,
+                                                 sizeof(err)),
+                         0);
+        assert_memory_equal(st.init_static, p.cpub, 32);
+        assert_memory_equal(st.timestamp, ts, 12);
+        assert_int_equal(st.init_index, 77);
+        unsigned char resp[VT_WG_RESP_LEN];
+        assert_int_equal(vt_wg_responder_respond(&st, 0xabcdef01, resp, err, sizeof(err)), 0);
+        assert_int_equal(resp[0], 2);
+        vt_wg_reply r;
+        char f[128];
+        assert_int_equal(vt_wg_parse_reply(&hs, resp, sizeof(resp), &r, f, sizeof(f)), VT_WG_OK);
+        assert_true(r.authenticated);
+        assert_int_equal(r.sender_index, 0xabcdef01);
+        assert_int_equal(r.receiver_index, 77);
+
+        /* Every single flipped bit of the response is caught. */
+        for (size_t i = 0; i < 76; i++) {
+            resp[i] ^= 0x10;
+            assert_int_equal(vt_wg_parse_reply(&hs, resp, sizeof(resp), &r, f, sizeof(f)),
+                             VT_WG_BAD);
+            resp[i] ^= 0x10;
+        }
+    }
+}
+
+static void response_from_wrong_server_key_or_psk_fails(void **state)
+{
+    pair p, q;
+    make_pair(&p);
+    make_pair(&q);
+    vt_wg_handshake hs;
+    char err[128], f[128];
+    assert_int_equal(vt_wg_build_initiation(&hs, p.cpriv, p.spub, p.psk, 5, NULL, err, sizeof(err)),
+                     0);
+    vt_wg_responder st;
+    /* A server with another key rejects the mac1. */
+    assert_int_equal(
+        vt_wg_responder_consume(&st, q.spriv, NULL, hs.msg, VT_WG_INIT_LEN, err, sizeof(err)), -1);
+    /* The right server with a different PSK answers, but the answer does not authenticate. */
+    assert_int_equal(
+        vt_wg_responder_consume(&st, p.spriv, NULL, hs.msg, VT_WG_INIT_LEN, err, sizeof(err)), 0);
+    unsigned char resp[VT_WG_RESP_LEN];
+    assert_int_equal(vt_wg_responder_respond(&st, 9, resp, err, sizeof(err)), 0);
+    vt_wg_reply r;
+    assert_int_equal(vt_wg_parse_reply(&hs, resp, sizeof(resp), &r, f, sizeof(f)), VT_WG_BAD);
+    assert_string_equal(f, "wireguard_decrypt_error");
+}
+
+static void cookie_reply_to_our_index_is_recognised(void **state)
+{
+    pair p;
+    make_pair(&p);
+    vt_wg_handshake hs;
+    char err[128], f[128];
+    assert_int_equal(vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x01020304, NULL, err,
+                                            sizeof(err)),
+                     0);
+    unsigned char c[VT_WG_COOKIE_LEN] = {3, 0, 0, 0, 4, 3, 2, 1};
+    vt_wg_reply r;
+    assert_int_equal(vt_wg_parse_reply(&hs, c, sizeof(c), &r, f, sizeof(f)), VT_WG_COOKIE);
+    c[4] = 9;
+    assert_int_equal(vt_wg_parse_reply(&hs, c, sizeof(c), &r, f, sizeof(f)), VT_WG_BAD);
+    assert_string_equal(f, "wireguard_wrong_receiver_index");
+}
+
+static void hostile_replies_fail_cleanly(void **state)
+{
+    pair p;
+    make_pair(&p);
+    vt_wg_handshake hs;
+    char err[128], f[128];
+    assert_int_equal(vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 1, NULL, err, sizeof(err)),
+                     0);
+    vt_wg_reply r;
+    unsigned char buf[2048];
+    assert_int_equal(vt_wg_parse_reply(&hs, NULL, 0, &r, f, sizeof(f)), VT_WG_BAD);
+    /* Our own initiation reflected back. */
+    assert_int_equal(vt_wg_parse_reply(&hs, hs.msg, VT_WG_INIT_LEN, &r, f, sizeof(f)), VT_WG_BAD);
+    /* Right type and index, right length, random rest. */
+    srand(7);
+    for (int round = 0; round < 3000; round++) {
+        size_t len = round % 2 ? VT_WG_RESP_LEN : (size_t)(rand() % sizeof(buf));
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (unsigned char)rand();
+        if (len >= 12) {
+            buf[0] = (unsigned char)(2 + round % 3 % 2);
+            buf[1] = buf[2] = buf[3] = 0;
+            memcpy(buf + 8, "\x01\0\0\0", 4);
+        }
+        assert_int_not_equal(vt_wg_parse_reply(&hs, buf, len, &r, f, sizeof(f)), VT_WG_OK);
+    }
+    /* An all-zero ephemeral (a low-order point) is refused, not crashed on. */
+    memset(buf, 0, VT_WG_RESP_LEN);
+    buf[0] = 2;
+    buf[8] = 1;
+    assert_int_equal(vt_wg_parse_reply(&hs, buf, VT_WG_RESP_LEN, &r, f, sizeof(f)), VT_WG_BAD);
+    /* The responder is just as careful with what it is given. */
+    vt_wg_responder st;
+    assert_int_equal(vt_wg_responder_consume(&st, p.spriv, NULL, buf, 10, err, sizeof(err)), -1);
+    assert_int_equal(vt_wg_responder_consume(&st, p.spriv, NULL, NULL, 148, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(primitives_match_published_vectors),
+        cmocka_unit_test(keys_round_trip_through_base64),
+        cmocka_unit_test(initiation_is_148_bytes_with_zero_mac2),
+        cmocka_unit_test(responder_accepts_initiation_and_initiator_accepts_response),
+        cmocka_unit_test(response_from_wrong_server_key_or_psk_fails),
+        cmocka_unit_test(cookie_reply_to_our_index_is_recognised),
+        cmocka_unit_test(hostile_replies_fail_cleanly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
