@@ -400,10 +400,11 @@ static void on_done(CURL *easy, CURLcode code, void *arg)
     curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
     if (code == CURLE_WRITE_ERROR && r->stop == STOP_BODY_CAP) {
         res.body_truncated = 1;
-    } else if (code == CURLE_WRITE_ERROR && r->stop == STOP_HEADER_CAP) {
-        snprintf(res.failure, sizeof(res.failure),
-                 "unknown_failure: http response headers exceed %d bytes",
-                 VT_HTTP_MAX_HEADER_BYTES);
+    } else if ((code == CURLE_WRITE_ERROR && r->stop == STOP_HEADER_CAP) ||
+               (code == CURLE_OUT_OF_MEMORY && r->resp_headers_list)) {
+        /* Ours: over VT_HTTP_MAX_HEADER_BYTES in all; curl's: one line over 100 KiB, which it
+         * reports as out of memory. */
+        snprintf(res.failure, sizeof(res.failure), "%s", VT_HTTP_HEADERS_TOO_LARGE);
     } else if (code != CURLE_OK) {
         vt_failure_curl(code, os_errno, r->errbuf, res.failure, sizeof(res.failure));
     }

@@ -11,6 +11,9 @@
 #include "failure.h"
 #include "loop.h"
 
+/* The failure of a response whose headers exceed 64 KiB in all (or 100 KiB in one line). */
+#define VT_HTTP_HEADERS_TOO_LARGE "unknown_failure: http response headers too large"
+
 typedef struct vt_http_opts {
     const char *url;
     const char *method;           /* "GET" (default) or "POST" */

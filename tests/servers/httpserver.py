@@ -17,6 +17,7 @@ Paths:
   /binary            200 application/octet-stream, bytes 0..255 x 16
   /endless           200 without length, writes until the client goes (bounded by --lifetime)
   /bigheaders        200 with about 200 KiB of headers
+  /bigheaderline     200 with one 200 KiB header line
   /large?n=BYTES     200 with n bytes of 'x'
   /echo              200, body = method and request body (also for POST)
   anything else      404 "<title>Not Found</title>"
@@ -118,9 +119,11 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             self.close_connection = True
-        elif p == "/bigheaders":
+        elif p in ("/bigheaders", "/bigheaderline"):
             self.send_response(200)
-            for i in range(200):
+            if p == "/bigheaderline":
+                self.send_header("X-Filler", "z" * 200000)
+            for i in range(200 if p == "/bigheaders" else 0):
                 self.send_header("X-Filler-%d" % i, "z" * 1000)
             self.send_header("Content-Length", "2")
             self.end_headers()
