@@ -1,0 +1,1003 @@
+/* The "web", "endpoint" and "telegram" kinds, composed of the DNS, TCP, TLS and HTTP steps.
+ *
+ * Each endpoint of a target is one small state machine (an "ep") that runs its phases in order:
+ *   DNS (A and AAAA through env->dns; env->dns_alt and env->dns_doh recorded beside it)
+ *   -> TCP connect to up to max_addrs_per_family addresses per family
+ *   -> TLS handshake with SNI on one connected address per family (https, or "tls": true)
+ *   -> HTTP request through the curl multi to the addresses that connected, redirects followed
+ *      hop by hop (a new host resolved through env->dns first).
+ * A target's endpoints run concurrently; their OONI arrays are merged, and the summary keys
+ * (failure_phase, failure, http_status, body_length, title, throughput_bps, x_*_runtime) are
+ * those of the first endpoint (the measurement's input). A target's large_resource is fetched
+ * once the endpoints are done, for throughput.
+ *
+ * Every step callback may end the task: a function that calls ep_step_done() or ep_finish()
+ * returns right after, touching nothing. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "vantage/http.h"
+#include "vantage/json.h"
+#include "vantage/task.h"
+#include "vantage/tcp.h"
+#include "vantage/tls.h"
+
+#define LARGE_BODY_KEPT 1024
+
+enum ep_mode {
+    EP_WEB,      /* a URL: DNS, TCP, TLS, HTTP GET with redirects */
+    EP_ENDPOINT, /* host:port: DNS, TCP, optional TLS */
+    EP_TG_DC,    /* a Telegram data centre: DNS (if a name), TCP, HTTP POST */
+    EP_LARGE,    /* a large resource: DNS, HTTP GET with redirects, max_download bytes */
+};
+
+enum ep_stage { ST_DNS, ST_TCP, ST_TLS, ST_HTTP, ST_HOP_DNS, ST_DONE };
+
+enum lookup_role { ROLE_MAIN, ROLE_EXTRA, ROLE_HOP };
+
+typedef struct addr_list {
+    char (*a)[INET6_ADDRSTRLEN];
+    size_t n, cap;
+} addr_list;
+
+typedef struct web_state web_state;
+
+typedef struct ep {
+    web_state *w;
+    int mode;
+    int stage;
+    int pending;
+    char *input;       /* the endpoint as written in the target */
+    char *url;         /* current URL (web, large, telegram POST) */
+    char host[256];    /* host of the current URL / endpoint, no brackets */
+    int port;
+    int https;         /* the URL is https (web): TLS phase */
+    int use_tls;       /* TLS phase */
+    char sni[256];
+
+    addr_list addrs;     /* resolved (or the literal) */
+    addr_list connected; /* TCP connect succeeded */
+    addr_list hop_addrs; /* of a redirect hop's new host */
+    int on_hop_addrs;    /* the current host is a redirect hop's: use hop_addrs */
+
+    char dns_failure_a[VT_FAILURE_MAX], dns_failure_aaaa[VT_FAILURE_MAX];
+    char dns_failure[VT_FAILURE_MAX];
+    int dns_failed;
+    int tcp_attempts, tcp_ok;
+    char tcp_failure[VT_FAILURE_MAX];
+    int tls_attempts, tls_ok;
+    char tls_failure[VT_FAILURE_MAX];
+    int http_attempted;
+    char http_failure[VT_FAILURE_MAX];
+    long http_status;
+    long long body_length; /* -1: no response */
+    char *title;
+    double throughput_bps;
+    size_t bytes_received;
+    int body_truncated;
+    int redirects;
+
+    double dns_t0, dns_t1, tcptls_t0, tcptls_t1, http_t0, http_t1;
+    cJSON *queries, *tcp_connect, *tls_handshakes, *requests, *network_events;
+} ep;
+
+struct web_state {
+    vt_task *t;
+    ep *eps;
+    size_t n_eps, n_done;
+    ep *large; /* NULL when the target has no large_resource */
+    int large_started;
+    int is_telegram;
+};
+
+typedef struct lookup_ctx {
+    ep *e;
+    int role;
+} lookup_ctx;
+
+static void ep_step_done(ep *e);
+static void ep_finish(ep *e);
+static void start_http(ep *e);
+
+/* ---- small helpers ---- */
+
+static int addr_add(addr_list *l, const char *ip)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->a[i], ip) == 0)
+            return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        void *p = realloc(l->a, cap * sizeof(*l->a));
+        if (!p)
+            return -1;
+        l->a = p;
+        l->cap = cap;
+    }
+    snprintf(l->a[l->n++], INET6_ADDRSTRLEN, "%s", ip);
+    return 0;
+}
+
+static int is_v6(const char *ip)
+{
+    return strchr(ip, ':') != NULL;
+}
+
+static int is_ip_literal(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* A NULL-terminated array of pointers into l (freed by the caller; the strings stay in l). */
+static const char **addr_ptrs(const addr_list *l)
+{
+    const char **p = calloc(l->n + 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < l->n; i++)
+        p[i] = l->a[i];
+    return p;
+}
+
+/* Splits a http(s) URL; -1 when it is not one. */
+static int parse_url(const char *url, char *host, size_t hostlen, int *port, int *https)
+{
+    CURLU *u = curl_url();
+    char *h = NULL, *p = NULL, *s = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &s, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK)
+        goto done;
+    if (strcasecmp(s, "http") != 0 && strcasecmp(s, "https") != 0)
+        goto done;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[') { /* IPv6 literal: without brackets */
+        h[hl - 1] = 0;
+        memmove(h, h + 1, hl - 1);
+    }
+    /* a zone id ("%25eth0") stays; inet_pton refuses it, which only costs a DNS lookup */
+    if (!h[0] || strlen(h) >= hostlen)
+        goto done;
+    snprintf(host, hostlen, "%s", h);
+    *port = atoi(p);
+    *https = strcasecmp(s, "https") == 0;
+    rc = *port > 0 && *port < 65536 ? 0 : -1;
+done:
+    curl_free(h);
+    curl_free(p);
+    curl_free(s);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static long long ns(double secs)
+{
+    return secs > 0 ? (long long)(secs * 1e9) : 0;
+}
+
+static void append_all(cJSON *dst, cJSON *src)
+{
+    if (!src)
+        return;
+    cJSON *it;
+    while ((it = cJSON_DetachItemFromArray(src, 0)) != NULL)
+        cJSON_AddItemToArray(dst, it);
+}
+
+/* ---- DNS ---- */
+
+static void dns_done(const vt_dns_query *q, void *arg)
+{
+    lookup_ctx *c = arg;
+    ep *e = c->e;
+    int role = c->role;
+    free(c);
+    cJSON *j = vt_dns_query_json(q);
+    if (j)
+        cJSON_AddItemToArray(e->queries, j);
+    if (role != ROLE_EXTRA) {
+        addr_list *l = role == ROLE_HOP ? &e->hop_addrs : &e->addrs;
+        for (size_t i = 0; i < q->n_answers; i++)
+            if (q->answers[i].qtype == q->qtype && q->answers[i].addr[0])
+                addr_add(l, q->answers[i].addr);
+        if (q->failure[0]) {
+            char *dst = q->qtype == VT_DNS_AAAA ? e->dns_failure_aaaa : e->dns_failure_a;
+            snprintf(dst, VT_FAILURE_MAX, "%s", q->failure);
+        }
+    }
+    ep_step_done(e);
+}
+
+static void lookup(ep *e, vt_dns *d, const char *host, int qtype, int role)
+{
+    lookup_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(qtype == VT_DNS_AAAA ? e->dns_failure_aaaa : e->dns_failure_a, VT_FAILURE_MAX,
+                 "unknown_failure: out of memory");
+        return;
+    }
+    c->e = e;
+    c->role = role;
+    e->pending++;
+    if (vt_dns_lookup(d, host, qtype, e->w->t->t0, dns_done, c) < 0) {
+        e->pending--;
+        free(c);
+        if (role != ROLE_EXTRA)
+            snprintf(qtype == VT_DNS_AAAA ? e->dns_failure_aaaa : e->dns_failure_a,
+                     VT_FAILURE_MAX, "unknown_failure: cannot start the DNS lookup");
+    }
+}
+
+/* Resolves host through env->dns (and the extra resolvers when asked); the stage advances when
+ * every lookup has answered. */
+static void start_lookups(ep *e, const char *host, int role, int extra)
+{
+    const vt_env *env = e->w->t->env;
+    e->pending = 1; /* held while starting */
+    e->dns_failure_a[0] = e->dns_failure_aaaa[0] = 0;
+    if (env->dns) {
+        lookup(e, env->dns, host, VT_DNS_A, role);
+        lookup(e, env->dns, host, VT_DNS_AAAA, role);
+    } else {
+        snprintf(e->dns_failure_a, VT_FAILURE_MAX, "unknown_failure: no resolver");
+    }
+    if (extra) {
+        if (env->dns_alt) {
+            lookup(e, env->dns_alt, host, VT_DNS_A, ROLE_EXTRA);
+            lookup(e, env->dns_alt, host, VT_DNS_AAAA, ROLE_EXTRA);
+        }
+        if (env->dns_doh) {
+            lookup(e, env->dns_doh, host, VT_DNS_A, ROLE_EXTRA);
+            lookup(e, env->dns_doh, host, VT_DNS_AAAA, ROLE_EXTRA);
+        }
+    }
+    ep_step_done(e);
+}
+
+/* The failure of a lookup pair that gave no address. */
+static void lookup_failure(const ep *e, char *out)
+{
+    const char *f = e->dns_failure_a[0] ? e->dns_failure_a
+                    : e->dns_failure_aaaa[0] ? e->dns_failure_aaaa
+                                             : "dns_no_answer";
+    snprintf(out, VT_FAILURE_MAX, "%s", f);
+}
+
+/* ---- TCP ---- */
+
+static void tcp_done(const vt_tcp_result *r, int fd, void *arg)
+{
+    ep *e = arg;
+    if (fd >= 0)
+        close(fd);
+    cJSON *j = vt_tcp_result_json(r);
+    if (j)
+        cJSON_AddItemToArray(e->tcp_connect, j);
+    if (r->failure[0] == 0) {
+        e->tcp_ok++;
+        addr_add(&e->connected, r->ip);
+    } else if (!e->tcp_failure[0]) {
+        snprintf(e->tcp_failure, sizeof(e->tcp_failure), "%s", r->failure);
+    }
+    ep_step_done(e);
+}
+
+static void start_tcp(ep *e)
+{
+    const vt_config *cfg = e->w->t->env->cfg;
+    int max = cfg->max_addrs_per_family > 0 ? cfg->max_addrs_per_family : 1;
+    int n4 = 0, n6 = 0;
+    e->stage = ST_TCP;
+    e->tcptls_t0 = vt_now();
+    e->pending = 1;
+    for (size_t i = 0; i < e->addrs.n; i++) {
+        int *count = is_v6(e->addrs.a[i]) ? &n6 : &n4;
+        if (*count >= max)
+            continue;
+        (*count)++;
+        e->tcp_attempts++;
+        e->pending++;
+        if (vt_tcp_connect(e->w->t->env->loop, e->addrs.a[i], e->port, cfg->connect_timeout_ms,
+                           e->w->t->t0, tcp_done, e) < 0) {
+            e->pending--;
+            if (!e->tcp_failure[0])
+                snprintf(e->tcp_failure, sizeof(e->tcp_failure),
+                         "unknown_failure: cannot connect to %s", e->addrs.a[i]);
+        }
+    }
+    ep_step_done(e);
+}
+
+/* ---- TLS ---- */
+
+static void tls_done(const vt_tls_result *r, void *arg)
+{
+    ep *e = arg;
+    cJSON *j = vt_tls_result_json(r);
+    if (j)
+        cJSON_AddItemToArray(e->tls_handshakes, j);
+    if (r->failure[0] == 0)
+        e->tls_ok++;
+    else if (!e->tls_failure[0])
+        snprintf(e->tls_failure, sizeof(e->tls_failure), "%s", r->failure);
+    ep_step_done(e);
+}
+
+static void start_tls(ep *e)
+{
+    const vt_env *env = e->w->t->env;
+    const char *alpn = e->mode == EP_WEB ? "h2,http/1.1" : NULL;
+    if (e->mode == EP_ENDPOINT)
+        alpn = vt_json_get_string(e->w->t->target->options, "alpn");
+    e->stage = ST_TLS;
+    e->pending = 1;
+    int did4 = 0, did6 = 0;
+    for (size_t i = 0; i < e->connected.n; i++) {
+        int *did = is_v6(e->connected.a[i]) ? &did6 : &did4;
+        if (*did)
+            continue;
+        *did = 1;
+        vt_tls_opts o;
+        memset(&o, 0, sizeof(o));
+        o.ip = e->connected.a[i];
+        o.port = e->port;
+        o.sni = e->sni[0] ? e->sni : NULL;
+        o.verify_name = e->sni[0] ? e->sni : e->host;
+        o.alpn = alpn;
+        o.connect_timeout_ms = env->cfg->connect_timeout_ms;
+        o.tls_timeout_ms = env->cfg->tls_timeout_ms;
+        o.t_base = e->w->t->t0;
+        e->tls_attempts++;
+        e->pending++;
+        if (vt_tls_handshake(env->loop, env->tls, &o, tls_done, e) < 0) {
+            e->pending--;
+            if (!e->tls_failure[0])
+                snprintf(e->tls_failure, sizeof(e->tls_failure),
+                         "unknown_failure: cannot start the TLS handshake");
+        }
+    }
+    ep_step_done(e);
+}
+
+/* ---- HTTP ---- */
+
+static void http_done(vt_http_result *r, void *arg)
+{
+    ep *e = arg;
+    const vt_config *cfg = e->w->t->env->cfg;
+    if (r->request_entry) {
+        cJSON_InsertItemInArray(e->requests, 0, r->request_entry); /* newest first */
+        r->request_entry = NULL;
+    }
+    append_all(e->network_events, r->network_events);
+    e->http_status = r->status;
+    e->body_length = r->status ? (long long)r->bytes_received : -1;
+    e->bytes_received = r->bytes_received;
+    e->body_truncated = r->body_truncated;
+    e->throughput_bps = r->throughput_bps;
+    free(e->title);
+    e->title = r->title ? strdup(r->title) : NULL;
+    snprintf(e->http_failure, sizeof(e->http_failure), "%s", r->failure);
+
+    int follow = e->mode == EP_WEB || e->mode == EP_LARGE;
+    if (!r->failure[0] && follow && r->location && r->status >= 300 && r->status < 400) {
+        char host[256];
+        int port, https;
+        if (parse_url(r->location, host, sizeof(host), &port, &https) < 0)
+            goto finish; /* not http(s): the 3xx is the final answer */
+        if (e->redirects >= cfg->max_redirects) {
+            snprintf(e->http_failure, sizeof(e->http_failure), "http_too_many_redirects");
+            goto finish;
+        }
+        e->redirects++;
+        char *url = strdup(r->location);
+        if (!url) {
+            snprintf(e->http_failure, sizeof(e->http_failure), "unknown_failure: out of memory");
+            goto finish;
+        }
+        free(e->url);
+        e->url = url;
+        int same_host = strcasecmp(host, e->host) == 0;
+        snprintf(e->host, sizeof(e->host), "%s", host);
+        e->port = port;
+        if (same_host || is_ip_literal(host)) {
+            start_http(e);
+            return;
+        }
+        /* A new name: measured through the resolver like the first one. */
+        e->hop_addrs.n = 0;
+        e->stage = ST_HOP_DNS;
+        start_lookups(e, host, ROLE_HOP, 0);
+        return;
+    }
+finish:
+    e->http_t1 = vt_now();
+    ep_finish(e);
+}
+
+static void start_http(ep *e)
+{
+    const vt_env *env = e->w->t->env;
+    const vt_config *cfg = env->cfg;
+    e->stage = ST_HTTP;
+    if (!e->http_attempted) {
+        e->http_attempted = 1;
+        e->http_t0 = vt_now();
+    }
+    /* Addresses: those of the redirect hop's new name once there was one, else those that
+     * connected, else all resolved; none for an IP literal (curl connects to it). */
+    const addr_list *l = e->on_hop_addrs ? &e->hop_addrs
+                         : e->connected.n ? &e->connected
+                                          : &e->addrs;
+    if (is_ip_literal(e->host))
+        l = NULL;
+    const char **addrs = l ? addr_ptrs(l) : NULL;
+    vt_http_opts o;
+    memset(&o, 0, sizeof(o));
+    o.url = e->url;
+    o.addrs = addrs;
+    o.cacert = cfg->cacert;
+    o.timeout_ms = cfg->http_timeout_ms;
+    o.max_body = cfg->max_body_bytes;
+    o.user_agent = cfg->user_agent;
+    o.t_base = e->w->t->t0;
+    if (e->mode == EP_LARGE) {
+        o.max_body = LARGE_BODY_KEPT;
+        o.max_download = cfg->max_download_bytes;
+    }
+    if (e->mode == EP_TG_DC) {
+        o.method = "POST";
+        o.body = (const unsigned char *)"";
+        o.body_len = 0;
+    }
+    int rc = (l && !addrs) ? -1 : vt_http_request(env->loop, &o, http_done, e);
+    free(addrs);
+    if (rc < 0) {
+        snprintf(e->http_failure, sizeof(e->http_failure),
+                 "unknown_failure: cannot start the HTTP request");
+        e->http_t1 = vt_now();
+        ep_finish(e);
+    }
+}
+
+/* ---- the endpoint's state machine ---- */
+
+static void after_dns(ep *e)
+{
+    e->dns_t1 = vt_now();
+    if (e->addrs.n == 0) {
+        e->dns_failed = 1;
+        lookup_failure(e, e->dns_failure);
+        ep_finish(e);
+        return;
+    }
+    if (e->mode == EP_LARGE)
+        start_http(e);
+    else
+        start_tcp(e);
+}
+
+static void after_tcp(ep *e)
+{
+    if (e->use_tls && e->connected.n) {
+        start_tls(e);
+        return;
+    }
+    e->tcptls_t1 = vt_now();
+    if (e->mode == EP_ENDPOINT)
+        ep_finish(e);
+    else
+        start_http(e);
+}
+
+static void after_hop_dns(ep *e)
+{
+    e->on_hop_addrs = 1;
+    if (e->hop_addrs.n == 0) {
+        lookup_failure(e, e->http_failure);
+        e->http_t1 = vt_now();
+        ep_finish(e);
+        return;
+    }
+    start_http(e);
+}
+
+static void ep_step_done(ep *e)
+{
+    if (--e->pending > 0)
+        return;
+    switch (e->stage) {
+    case ST_DNS: after_dns(e); break;
+    case ST_TCP: after_tcp(e); break;
+    case ST_TLS:
+        e->tcptls_t1 = vt_now();
+        if (e->mode == EP_ENDPOINT)
+            ep_finish(e);
+        else
+            start_http(e);
+        break;
+    case ST_HOP_DNS: after_hop_dns(e); break;
+    default: break;
+    }
+}
+
+static void ep_start(ep *e)
+{
+    e->stage = ST_DNS;
+    e->dns_t0 = vt_now();
+    if (is_ip_literal(e->host)) {
+        addr_add(&e->addrs, e->host);
+        after_dns(e);
+        return;
+    }
+    int extra = e->mode == EP_WEB || e->mode == EP_ENDPOINT;
+    start_lookups(e, e->host, ROLE_MAIN, extra);
+}
+
+static void ep_finish(ep *e)
+{
+    web_state *w = e->w;
+    e->stage = ST_DONE;
+    if (e == w->large) {
+        vt_task_done(w->t);
+        return;
+    }
+    if (++w->n_done < w->n_eps)
+        return;
+    if (w->large && !w->large_started) {
+        w->large_started = 1;
+        ep_start(w->large);
+        return;
+    }
+    vt_task_done(w->t);
+}
+
+/* ---- create / finish ---- */
+
+static int ep_init(ep *e, web_state *w, int mode, const char *input)
+{
+    memset(e, 0, sizeof(*e));
+    e->w = w;
+    e->mode = mode;
+    e->body_length = -1;
+    e->input = strdup(input);
+    e->queries = cJSON_CreateArray();
+    e->tcp_connect = cJSON_CreateArray();
+    e->tls_handshakes = cJSON_CreateArray();
+    e->requests = cJSON_CreateArray();
+    e->network_events = cJSON_CreateArray();
+    return e->input && e->queries && e->tcp_connect && e->tls_handshakes && e->requests &&
+                   e->network_events
+               ? 0
+               : -1;
+}
+
+static void ep_free(ep *e)
+{
+    free(e->input);
+    free(e->url);
+    free(e->title);
+    free(e->addrs.a);
+    free(e->connected.a);
+    free(e->hop_addrs.a);
+    cJSON_Delete(e->queries);
+    cJSON_Delete(e->tcp_connect);
+    cJSON_Delete(e->tls_handshakes);
+    cJSON_Delete(e->requests);
+    cJSON_Delete(e->network_events);
+}
+
+static void state_free(web_state *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n_eps; i++)
+        ep_free(&w->eps[i]);
+    free(w->eps);
+    if (w->large) {
+        ep_free(w->large);
+        free(w->large);
+    }
+    free(w);
+}
+
+static int ep_set_url(ep *e, const char *url, char *err, size_t errlen)
+{
+    if (parse_url(url, e->host, sizeof(e->host), &e->port, &e->https) < 0) {
+        snprintf(err, errlen, "'%s' is not an http:// or https:// URL", url);
+        return -1;
+    }
+    e->url = strdup(url);
+    if (!e->url) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(e->sni, sizeof(e->sni), "%s", e->host);
+    return 0;
+}
+
+/* "host:port", "[v6]:port", or a URL (its host and port). */
+static int ep_set_host_port(ep *e, const char *s, char *err, size_t errlen)
+{
+    int https;
+    if (strstr(s, "://")) {
+        if (parse_url(s, e->host, sizeof(e->host), &e->port, &https) == 0)
+            return 0;
+        snprintf(err, errlen, "'%s' is not host:port or an http(s) URL", s);
+        return -1;
+    }
+    if (vt_split_host_port(s, e->host, sizeof(e->host), &e->port) < 0 || !e->host[0] ||
+        e->port <= 0 || e->port > 65535) {
+        snprintf(err, errlen, "'%s' is not host:port", s);
+        return -1;
+    }
+    return 0;
+}
+
+static web_state *state_new(vt_task *t, size_t n, char *err, size_t errlen)
+{
+    web_state *w = calloc(1, sizeof(*w));
+    if (w)
+        w->eps = calloc(n ? n : 1, sizeof(*w->eps));
+    if (!w || !w->eps) {
+        free(w);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    w->t = t;
+    return w;
+}
+
+static int add_large(web_state *w, char *err, size_t errlen)
+{
+    const char *lr = w->t->target->large_resource;
+    if (!lr || !*lr)
+        return 0;
+    w->large = calloc(1, sizeof(*w->large));
+    if (!w->large || ep_init(w->large, w, EP_LARGE, lr) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (ep_set_url(w->large, lr, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static int web_create(vt_task *t, char *err, size_t errlen)
+{
+    const vt_target *tg = t->target;
+    if (tg->n_endpoints == 0) {
+        snprintf(err, errlen, "target %s has no endpoints", tg->id);
+        return -1;
+    }
+    web_state *w = state_new(t, tg->n_endpoints, err, errlen);
+    if (!w)
+        return -1;
+    for (size_t i = 0; i < tg->n_endpoints; i++) {
+        ep *e = &w->eps[w->n_eps++];
+        if (ep_init(e, w, EP_WEB, tg->endpoints[i]) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (ep_set_url(e, tg->endpoints[i], err, errlen) < 0)
+            goto fail;
+        e->use_tls = e->https;
+    }
+    if (add_large(w, err, errlen) < 0)
+        goto fail;
+    t->state = w;
+    return 0;
+fail:
+    state_free(w);
+    return -1;
+}
+
+static int endpoint_create(vt_task *t, char *err, size_t errlen)
+{
+    const vt_target *tg = t->target;
+    if (tg->n_endpoints == 0) {
+        snprintf(err, errlen, "target %s has no endpoints", tg->id);
+        return -1;
+    }
+    web_state *w = state_new(t, tg->n_endpoints, err, errlen);
+    if (!w)
+        return -1;
+    int tls = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tg->options, "tls"));
+    const char *sni = vt_json_get_string(tg->options, "sni");
+    for (size_t i = 0; i < tg->n_endpoints; i++) {
+        ep *e = &w->eps[w->n_eps++];
+        if (ep_init(e, w, EP_ENDPOINT, tg->endpoints[i]) < 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (ep_set_host_port(e, tg->endpoints[i], err, errlen) < 0)
+            goto fail;
+        e->use_tls = tls;
+        snprintf(e->sni, sizeof(e->sni), "%s", sni ? sni : e->host);
+    }
+    t->state = w;
+    return 0;
+fail:
+    state_free(w);
+    return -1;
+}
+
+/* Telegram: "https://..." endpoints are the web check (web.telegram.org); "IP" is a data
+ * centre on ports 80 and 443, "IP:PORT" or "http://IP:PORT/" one data-centre address; each data
+ * centre gets a TCP connect and a plain-HTTP POST, as OONI's telegram test does. */
+static int telegram_create(vt_task *t, char *err, size_t errlen)
+{
+    const vt_target *tg = t->target;
+    if (tg->n_endpoints == 0) {
+        snprintf(err, errlen, "target %s has no endpoints", tg->id);
+        return -1;
+    }
+    web_state *w = state_new(t, tg->n_endpoints * 2, err, errlen);
+    if (!w)
+        return -1;
+    w->is_telegram = 1;
+    for (size_t i = 0; i < tg->n_endpoints; i++) {
+        const char *s = tg->endpoints[i];
+        if (strncasecmp(s, "https://", 8) == 0) {
+            ep *e = &w->eps[w->n_eps++];
+            if (ep_init(e, w, EP_WEB, s) < 0) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+            if (ep_set_url(e, s, err, errlen) < 0)
+                goto fail;
+            e->use_tls = 1;
+            continue;
+        }
+        char host[256];
+        int ports[2] = {0, 0}, np = 0;
+        if (strncasecmp(s, "http://", 7) == 0) {
+            int https;
+            if (parse_url(s, host, sizeof(host), &ports[0], &https) < 0) {
+                snprintf(err, errlen, "'%s' is not a data-centre URL", s);
+                goto fail;
+            }
+            np = 1;
+        } else if (is_ip_literal(s) || (!strchr(s, ':') && strlen(s) < sizeof(host))) {
+            snprintf(host, sizeof(host), "%s", s);
+            ports[0] = 80;
+            ports[1] = 443;
+            np = 2;
+        } else if (vt_split_host_port(s, host, sizeof(host), &ports[0]) == 0 && host[0] &&
+                   ports[0] > 0 && ports[0] < 65536) {
+            np = 1;
+        } else {
+            snprintf(err, errlen, "'%s' is not a data-centre address (IP, IP:PORT or URL)", s);
+            goto fail;
+        }
+        for (int k = 0; k < np; k++) {
+            ep *e = &w->eps[w->n_eps++];
+            char url[300];
+            int v6 = is_v6(host);
+            snprintf(url, sizeof(url), "http://%s%s%s:%d/", v6 ? "[" : "", host, v6 ? "]" : "",
+                     ports[k]);
+            if (ep_init(e, w, EP_TG_DC, s) < 0 || !(e->url = strdup(url))) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+            snprintf(e->host, sizeof(e->host), "%s", host);
+            e->port = ports[k];
+        }
+    }
+    t->state = w;
+    return 0;
+fail:
+    state_free(w);
+    return -1;
+}
+
+static void web_start(vt_task *t)
+{
+    web_state *w = t->state;
+    /* Every endpoint is under way before any can finish the task (callbacks come from the
+     * loop, but an IP literal or a failing start finishes an endpoint right here). */
+    w->n_done = 0;
+    size_t n = w->n_eps;
+    w->n_eps = n + 1; /* held while starting */
+    for (size_t i = 0; i < n; i++)
+        ep_start(&w->eps[i]);
+    w->n_eps = n;
+    if (w->n_done >= n) { /* all finished synchronously: account as ep_finish would */
+        w->n_done = n - 1;
+        ep *last = &w->eps[n - 1];
+        ep_finish(last);
+    }
+}
+
+static const char *phase_of(const ep *e, const char **failure)
+{
+    *failure = NULL;
+    if (e->dns_failed) {
+        *failure = e->dns_failure;
+        return "dns";
+    }
+    if (e->tcp_attempts && !e->tcp_ok) {
+        *failure = e->tcp_failure[0] ? e->tcp_failure : "unknown_failure: no connection";
+        return "tcp";
+    }
+    if (e->tls_attempts && !e->tls_ok) {
+        *failure = e->tls_failure[0] ? e->tls_failure : "ssl_failed_handshake";
+        return "tls";
+    }
+    if (e->http_attempted && e->http_failure[0]) {
+        *failure = e->http_failure;
+        return "http";
+    }
+    return NULL;
+}
+
+static void add_number_or_null(cJSON *o, const char *key, int have, double v)
+{
+    if (have)
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* The summary keys of one endpoint into o. */
+static void add_summary(cJSON *o, const ep *e)
+{
+    const char *failure;
+    const char *phase = phase_of(e, &failure);
+    vt_json_add_string_or_null(o, "failure_phase", phase);
+    vt_json_add_failure(o, "failure", failure);
+    add_number_or_null(o, "http_status", e->http_status > 0, (double)e->http_status);
+    add_number_or_null(o, "body_length", e->body_length >= 0, (double)e->body_length);
+    vt_json_add_string_or_null(o, "title", e->title);
+    cJSON_AddNumberToObject(o, "x_redirects", e->redirects);
+}
+
+static void web_finish(vt_task *t)
+{
+    web_state *w = t->state;
+    cJSON *tk = t->test_keys;
+    if (!w)
+        return;
+    cJSON *queries = cJSON_AddArrayToObject(tk, "queries");
+    cJSON *tcp = cJSON_AddArrayToObject(tk, "tcp_connect");
+    cJSON *tls = cJSON_AddArrayToObject(tk, "tls_handshakes");
+    cJSON *requests = cJSON_AddArrayToObject(tk, "requests");
+    cJSON *events = cJSON_AddArrayToObject(tk, "network_events");
+    for (size_t i = 0; i < w->n_eps; i++) {
+        ep *e = &w->eps[i];
+        append_all(queries, e->queries);
+        append_all(tcp, e->tcp_connect);
+        append_all(tls, e->tls_handshakes);
+        append_all(requests, e->requests);
+        append_all(events, e->network_events);
+    }
+    const ep *first = &w->eps[0];
+
+    /* The large resource: its requests stay apart from the page's. */
+    double large_bps = 0;
+    if (w->large) {
+        ep *l = w->large;
+        append_all(queries, l->queries);
+        append_all(events, l->network_events);
+        cJSON *x = cJSON_AddObjectToObject(tk, "x_large_resource");
+        cJSON_AddStringToObject(x, "url", l->input);
+        const char *lf;
+        const char *lphase = phase_of(l, &lf);
+        vt_json_add_string_or_null(x, "failure_phase", lphase);
+        vt_json_add_failure(x, "failure", lf);
+        add_number_or_null(x, "http_status", l->http_status > 0, (double)l->http_status);
+        cJSON_AddNumberToObject(x, "bytes_received", (double)l->bytes_received);
+        /* true when the download stopped at max_download_bytes rather than at the end */
+        cJSON_AddBoolToObject(x, "download_capped",
+                              l->bytes_received >= t->env->cfg->max_download_bytes);
+        add_number_or_null(x, "throughput_bps", l->throughput_bps > 0, l->throughput_bps);
+        cJSON_AddNumberToObject(x, "x_http_runtime", (double)ns(l->http_t1 - l->http_t0));
+        cJSON_AddItemToObject(x, "requests", l->requests);
+        l->requests = NULL;
+        if (!lphase && l->http_status >= 200 && l->http_status < 300)
+            large_bps = l->throughput_bps;
+    }
+
+    if (w->is_telegram) {
+        /* OONI's telegram keys: DC blocking when no connect / no POST worked at all. */
+        int dc = 0, tcp_ok = 0, http_ok = 0;
+        const ep *web = NULL, *first_dc = NULL;
+        for (size_t i = 0; i < w->n_eps; i++) {
+            const ep *e = &w->eps[i];
+            if (e->mode == EP_WEB) {
+                if (!web)
+                    web = e;
+                continue;
+            }
+            if (!first_dc)
+                first_dc = e;
+            dc++;
+            tcp_ok += e->tcp_ok > 0;
+            http_ok += e->http_attempted && !e->http_failure[0];
+        }
+        if (dc) {
+            cJSON_AddBoolToObject(tk, "telegram_tcp_blocking", tcp_ok == 0);
+            cJSON_AddBoolToObject(tk, "telegram_http_blocking", http_ok == 0);
+        } else {
+            cJSON_AddNullToObject(tk, "telegram_tcp_blocking");
+            cJSON_AddNullToObject(tk, "telegram_http_blocking");
+        }
+        const char *wf = NULL;
+        const char *wphase = web ? phase_of(web, &wf) : NULL;
+        if (web)
+            cJSON_AddStringToObject(tk, "telegram_web_status", wphase ? "blocked" : "ok");
+        else
+            cJSON_AddNullToObject(tk, "telegram_web_status");
+        vt_json_add_failure(tk, "telegram_web_failure", wf);
+        /* The summary: the data centres when none answered, else the web check. */
+        const ep *s = (dc && (tcp_ok == 0 || http_ok == 0)) ? first_dc : web ? web : first;
+        if (dc && tcp_ok == 0) {
+            cJSON_AddStringToObject(tk, "failure_phase", "tcp");
+            vt_json_add_failure(tk, "failure", first_dc->tcp_failure);
+        } else if (dc && http_ok == 0) {
+            cJSON_AddStringToObject(tk, "failure_phase", "http");
+            vt_json_add_failure(tk, "failure", first_dc->http_failure);
+        } else {
+            const char *f;
+            const char *ph = phase_of(s, &f);
+            vt_json_add_string_or_null(tk, "failure_phase", ph);
+            vt_json_add_failure(tk, "failure", f);
+        }
+        first = s;
+        vt_json_add_failure(tk, "dns_experiment_failure", s->dns_failed ? s->dns_failure : NULL);
+        vt_json_add_failure(tk, "http_experiment_failure",
+                            s->http_attempted ? s->http_failure : NULL);
+        add_number_or_null(tk, "http_status", s->http_status > 0, (double)s->http_status);
+        add_number_or_null(tk, "body_length", s->body_length >= 0, (double)s->body_length);
+        vt_json_add_string_or_null(tk, "title", s->title);
+    } else {
+        vt_json_add_failure(tk, "dns_experiment_failure",
+                            first->dns_failed ? first->dns_failure : NULL);
+        vt_json_add_failure(tk, "http_experiment_failure",
+                            first->http_attempted ? first->http_failure : NULL);
+        const char *failure;
+        const char *phase = phase_of(first, &failure);
+        vt_json_add_string_or_null(tk, "failure_phase", phase);
+        vt_json_add_failure(tk, "failure", failure);
+        add_number_or_null(tk, "http_status", first->http_status > 0, (double)first->http_status);
+        add_number_or_null(tk, "body_length", first->body_length >= 0,
+                           (double)first->body_length);
+        vt_json_add_string_or_null(tk, "title", first->title);
+    }
+    double bps = large_bps > 0 ? large_bps : first->throughput_bps;
+    add_number_or_null(tk, "throughput_bps", bps > 0, bps);
+    cJSON_AddNumberToObject(tk, "x_redirects", first->redirects);
+    cJSON_AddNumberToObject(tk, "x_dns_runtime", (double)ns(first->dns_t1 - first->dns_t0));
+    cJSON_AddNumberToObject(tk, "x_tcptls_runtime",
+                            (double)ns(first->tcptls_t1 - first->tcptls_t0));
+    cJSON_AddNumberToObject(tk, "x_http_runtime", (double)ns(first->http_t1 - first->http_t0));
+
+    /* Every endpoint's own summary, in target order. */
+    cJSON *eps = cJSON_AddArrayToObject(tk, "x_endpoints");
+    for (size_t i = 0; i < w->n_eps; i++) {
+        const ep *e = &w->eps[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddStringToObject(o, "endpoint", e->mode == EP_TG_DC ? e->url : e->input);
+        add_summary(o, e);
+        cJSON_AddItemToArray(eps, o);
+    }
+    state_free(w);
+    t->state = NULL;
+}
+
+const vt_kind vt_kind_web = {"web", "web_connectivity", "0.1.0", web_create, web_start,
+                             web_finish};
+const vt_kind vt_kind_endpoint = {"endpoint", "vantage_endpoint", "0.1.0", endpoint_create,
+                                  web_start, web_finish};
+const vt_kind vt_kind_telegram = {"telegram", "telegram", "0.1.0", telegram_create, web_start,
+                                  web_finish};
