@@ -1,0 +1,693 @@
+/* The probe's spool: a measurement counts as taken only once its file is fsync'd and renamed into
+ * spool/, and it leaves spool/ only when the collector acknowledged it (or refused it, into
+ * spool/rejected/). Nothing here ever deletes a measurement it has not been told to. */
+#include "spool.h"
+
+/* Messages naming long paths may be cut to the caller's buffer; that is intended. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vantage/json.h"
+
+struct vt_spool {
+    char state[PATH_MAX];
+    char dir[PATH_MAX];      /* <state>/spool */
+    char tmpdir[PATH_MAX];   /* <state>/spool/tmp */
+    char rejdir[PATH_MAX];   /* <state>/spool/rejected */
+    size_t count;
+    uint64_t bytes;
+    size_t max_count;
+    uint64_t max_bytes;
+    vt_spool_io io;
+    char warning[PATH_MAX + 512];
+};
+
+static ssize_t sys_write(int fd, const void *buf, size_t n)
+{
+    return write(fd, buf, n);
+}
+
+static int sys_fsync(int fd)
+{
+    return fsync(fd);
+}
+
+static int is_full_errno(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EFBIG;
+}
+
+int vt_spool_uid_valid(const char *uid)
+{
+    size_t n = 0;
+    if (!uid)
+        return 0;
+    for (const char *p = uid; *p; p++, n++) {
+        char c = *p;
+        if (n >= VT_SPOOL_UID_MAX)
+            return 0;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return n > 0;
+}
+
+int vt_spool_default_state_dir(char *out, size_t n, char *err, size_t errlen)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    int w;
+    if (xdg && xdg[0] == '/')
+        w = snprintf(out, n, "%s/vantage", xdg);
+    else if (home && home[0] == '/')
+        w = snprintf(out, n, "%s/.local/state/vantage", home);
+    else {
+        snprintf(err, errlen, "spool: no state directory: set --state-dir, XDG_STATE_HOME or HOME");
+        return -1;
+    }
+    if (w < 0 || (size_t)w >= n) {
+        snprintf(err, errlen, "spool: state directory path too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int mkdirs(const char *path, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf)) {
+        snprintf(err, errlen, "spool: bad directory path");
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0)
+            continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "spool: cannot create %s: %s", buf, strerror(errno));
+            return -1;
+        }
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "spool: %s is not a directory", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+static int path_join(char *out, size_t n, const char *dir, const char *name, const char *suffix)
+{
+    size_t a = strlen(dir), b = strlen(name), c = strlen(suffix);
+    if (a + 1 + b + c + 1 > n)
+        return -1;
+    memcpy(out, dir, a);
+    out[a] = '/';
+    memcpy(out + a + 1, name, b);
+    memcpy(out + a + 1 + b, suffix, c + 1);
+    return 0;
+}
+
+/* Removes tmp files no live writer holds (a writer keeps an flock on its tmp file). */
+static void clean_tmp(vt_spool *sp)
+{
+    DIR *d = opendir(sp->tmpdir);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) {
+            unlinkat(dirfd(d), de->d_name, 0); /* a symlink or something odd: not ours */
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlinkat(dirfd(d), de->d_name, 0);
+        close(fd);
+    }
+    closedir(d);
+}
+
+/* Counts spool/<uid>.json files and their bytes. */
+static void rescan(vt_spool *sp)
+{
+    DIR *d = opendir(sp->dir);
+    struct dirent *de;
+    sp->count = 0;
+    sp->bytes = 0;
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        struct stat st;
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        sp->count++;
+        sp->bytes += (uint64_t)st.st_size;
+    }
+    closedir(d);
+}
+
+vt_spool *vt_spool_open(const char *state_dir, char *err, size_t errlen)
+{
+    char def[PATH_MAX];
+    vt_spool *sp = NULL;
+    if (!state_dir || !*state_dir) {
+        if (vt_spool_default_state_dir(def, sizeof(def), err, errlen) < 0)
+            return NULL;
+        state_dir = def;
+    }
+    if (!(sp = calloc(1, sizeof(*sp)))) {
+        snprintf(err, errlen, "spool: out of memory");
+        return NULL;
+    }
+    if (snprintf(sp->state, sizeof(sp->state), "%s", state_dir) >= (int)sizeof(sp->state) ||
+        path_join(sp->dir, sizeof(sp->dir), sp->state, "spool", "") < 0 ||
+        path_join(sp->tmpdir, sizeof(sp->tmpdir), sp->dir, "tmp", "") < 0 ||
+        path_join(sp->rejdir, sizeof(sp->rejdir), sp->dir, "rejected", "") < 0) {
+        snprintf(err, errlen, "spool: state directory path too long");
+        goto fail;
+    }
+    if (mkdirs(sp->state, err, errlen) < 0 || mkdirs(sp->dir, err, errlen) < 0 ||
+        mkdirs(sp->tmpdir, err, errlen) < 0 || mkdirs(sp->rejdir, err, errlen) < 0)
+        goto fail;
+    if (access(sp->dir, W_OK | X_OK) < 0) {
+        snprintf(err, errlen, "spool: cannot write to %s: %s", sp->dir, strerror(errno));
+        goto fail;
+    }
+    sp->io.write = sys_write;
+    sp->io.fsync = sys_fsync;
+    sp->max_count = VT_SPOOL_DEFAULT_MAX_COUNT;
+    sp->max_bytes = VT_SPOOL_DEFAULT_MAX_BYTES;
+    clean_tmp(sp);
+    rescan(sp);
+    return sp;
+fail:
+    free(sp);
+    return NULL;
+}
+
+void vt_spool_close(vt_spool *sp)
+{
+    free(sp);
+}
+
+const char *vt_spool_state_dir(const vt_spool *sp)
+{
+    return sp->state;
+}
+
+const char *vt_spool_dir(const vt_spool *sp)
+{
+    return sp->dir;
+}
+
+void vt_spool_set_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes)
+{
+    sp->max_count = max_count;
+    sp->max_bytes = max_bytes;
+}
+
+void vt_spool_set_io(vt_spool *sp, const vt_spool_io *io)
+{
+    sp->io.write = io && io->write ? io->write : sys_write;
+    sp->io.fsync = io && io->fsync ? io->fsync : sys_fsync;
+}
+
+void vt_spool_totals(const vt_spool *sp, size_t *count, uint64_t *bytes)
+{
+    if (count)
+        *count = sp->count;
+    if (bytes)
+        *bytes = sp->bytes;
+}
+
+const char *vt_spool_cap_warning(vt_spool *sp)
+{
+    int over_n = sp->max_count && sp->count >= sp->max_count;
+    int over_b = sp->max_bytes && sp->bytes >= sp->max_bytes;
+    if (!over_n && !over_b)
+        return NULL;
+    snprintf(sp->warning, sizeof(sp->warning),
+             "spool: %s is full (%zu measurements, %llu bytes; cap %zu measurements, %llu bytes): "
+             "new measurements are not stored until `vantage-probe upload` empties it",
+             sp->dir, sp->count, (unsigned long long)sp->bytes, sp->max_count,
+             (unsigned long long)sp->max_bytes);
+    return sp->warning;
+}
+
+static int write_all(vt_spool *sp, int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = sp->io.write(fd, data, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = ENOSPC;
+            return -1;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, char *err,
+                 size_t errlen)
+{
+    char tmp[PATH_MAX], dst[PATH_MAX];
+    struct stat st;
+    int fd = -1, rc = VT_SPOOL_ERR, existed;
+
+    if (!vt_spool_uid_valid(uid)) {
+        snprintf(err, errlen, "spool: invalid measurement uid: measurement not stored");
+        return VT_SPOOL_ERR;
+    }
+    if (!data || len == 0 || len > VT_SPOOL_FILE_MAX) {
+        snprintf(err, errlen, "spool: measurement %s is empty or too large (%zu bytes): not stored",
+                 uid, len);
+        return VT_SPOOL_ERR;
+    }
+    if (path_join(tmp, sizeof(tmp), sp->tmpdir, uid, ".json.tmp") < 0 ||
+        path_join(dst, sizeof(dst), sp->dir, uid, ".json") < 0) {
+        snprintf(err, errlen, "spool: path too long: measurement not stored");
+        return VT_SPOOL_ERR;
+    }
+    existed = stat(dst, &st) == 0;
+    if (!existed && ((sp->max_count && sp->count + 1 > sp->max_count) ||
+                     (sp->max_bytes && sp->bytes + len > sp->max_bytes))) {
+        snprintf(err, errlen,
+                 "spool: full (%zu measurements, %llu bytes; cap %zu, %llu bytes): measurement %s "
+                 "not stored; run `vantage-probe upload`",
+                 sp->count, (unsigned long long)sp->bytes, sp->max_count,
+                 (unsigned long long)sp->max_bytes, uid);
+        return VT_SPOOL_OVER_CAP;
+    }
+
+    /* The flock tells another process's clean_tmp that this tmp file is alive. */
+    for (int tries = 0;; tries++) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            int e = errno;
+            snprintf(err, errlen, "spool: %s writing %s: %s: measurement not stored",
+                     is_full_errno(e) ? "disk full" : "error", tmp, strerror(e));
+            return is_full_errno(e) ? VT_SPOOL_DISK_FULL : VT_SPOOL_ERR;
+        }
+        struct stat fst;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &fst) == 0 && fst.st_nlink > 0)
+            break;
+        close(fd);
+        fd = -1;
+        if (tries == 3) {
+            snprintf(err, errlen, "spool: cannot hold %s: measurement not stored", tmp);
+            return VT_SPOOL_ERR;
+        }
+    }
+    if (write_all(sp, fd, data, len) < 0 || sp->io.fsync(fd) < 0) {
+        int e = errno;
+        if (is_full_errno(e)) {
+            snprintf(err, errlen, "spool: disk full writing %s: measurement not stored (%s)", tmp,
+                     strerror(e));
+            rc = VT_SPOOL_DISK_FULL;
+        } else {
+            snprintf(err, errlen, "spool: error writing %s: %s: measurement not stored", tmp,
+                     strerror(e));
+        }
+        goto fail;
+    }
+    if (rename(tmp, dst) < 0) {
+        snprintf(err, errlen, "spool: cannot move %s into %s: %s: measurement not stored", tmp,
+                 sp->dir, strerror(errno));
+        goto fail;
+    }
+    if (fsync_dir(sp->dir) < 0) {
+        int e = errno;
+        if (!existed)
+            unlink(dst);
+        snprintf(err, errlen, "spool: cannot sync %s: %s: measurement not stored", sp->dir,
+                 strerror(e));
+        close(fd);
+        return is_full_errno(e) ? VT_SPOOL_DISK_FULL : VT_SPOOL_ERR;
+    }
+    close(fd);
+    if (!existed) {
+        sp->count++;
+        sp->bytes += len;
+    }
+    return 0;
+fail:
+    unlink(tmp);
+    close(fd);
+    return rc;
+}
+
+int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t errlen)
+{
+    const char *uid = vt_json_get_string(m, "measurement_uid");
+    if (!uid) {
+        snprintf(err, errlen, "spool: measurement has no measurement_uid: not stored");
+        return VT_SPOOL_ERR;
+    }
+    char *s = vt_json_print(m);
+    if (!s) {
+        snprintf(err, errlen, "spool: out of memory: measurement %s not stored", uid);
+        return VT_SPOOL_ERR;
+    }
+    int rc = vt_spool_put(sp, uid, s, strlen(s), err, errlen);
+    free(s);
+    return rc;
+}
+
+/* Reads a regular file of at most VT_SPOOL_FILE_MAX bytes. 1: does not exist. */
+static int read_small(const char *path, char **out, size_t *len, char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+    *out = NULL;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 1;
+        snprintf(why, whylen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "not a regular file");
+        goto fail;
+    }
+    if (st.st_size <= 0 || (uint64_t)st.st_size > VT_SPOOL_FILE_MAX) {
+        snprintf(why, whylen, "size %lld out of bounds", (long long)st.st_size);
+        goto fail;
+    }
+    if (!(buf = malloc((size_t)st.st_size + 1))) {
+        snprintf(why, whylen, "out of memory");
+        goto fail;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(why, whylen, "short read");
+            goto fail;
+        }
+        got += (size_t)r;
+    }
+    buf[got] = 0;
+    close(fd);
+    *out = buf;
+    *len = got;
+    return 0;
+fail:
+    free(buf);
+    close(fd);
+    return -1;
+}
+
+/* Parses and checks one spooled file. 0 ok (*m set unless m is NULL), 1 gone, -1 corrupt. */
+static int load_entry(vt_spool *sp, const char *uid, cJSON **m, char *why, size_t whylen)
+{
+    char path[PATH_MAX], *buf = NULL;
+    size_t len = 0;
+    if (path_join(path, sizeof(path), sp->dir, uid, ".json") < 0) {
+        snprintf(why, whylen, "path too long");
+        return -1;
+    }
+    int r = read_small(path, &buf, &len, why, whylen);
+    if (r != 0)
+        return r;
+    if (memchr(buf, 0, len)) {
+        free(buf);
+        snprintf(why, whylen, "contains NUL bytes (partial or damaged)");
+        return -1;
+    }
+    cJSON *j = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        snprintf(why, whylen, "not a JSON object (partial or damaged)");
+        return -1;
+    }
+    const char *u = vt_json_get_string(j, "measurement_uid");
+    if (!u || strcmp(u, uid) != 0) {
+        cJSON_Delete(j);
+        snprintf(why, whylen, "measurement_uid does not match the file name");
+        return -1;
+    }
+    if (m)
+        *m = j;
+    else
+        cJSON_Delete(j);
+    return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const vt_spool_entry *x = a, *y = b;
+    if (x->mtime != y->mtime)
+        return x->mtime < y->mtime ? -1 : 1;
+    return strcmp(x->uid, y->uid);
+}
+
+int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report, void *arg,
+                  char *err, size_t errlen)
+{
+    DIR *d = opendir(sp->dir);
+    struct dirent *de;
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
+    if (!d) {
+        snprintf(err, errlen, "spool: cannot list %s: %s", sp->dir, strerror(errno));
+        return VT_SPOOL_ERR;
+    }
+    sp->count = 0;
+    sp->bytes = 0;
+    while ((de = readdir(d))) {
+        char name[VT_SPOOL_UID_MAX + 1], path[PATH_MAX], why[160];
+        size_t n = strlen(de->d_name);
+        struct stat st;
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, "tmp") || !strcmp(de->d_name, "rejected"))
+            continue;
+        path_join(path, sizeof(path), sp->dir, de->d_name, "");
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* acknowledged meanwhile */
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0 || n - 5 > VT_SPOOL_UID_MAX) {
+            snprintf(why, sizeof(why), "not a spool file name (<uid>.json)");
+            goto corrupt;
+        }
+        memcpy(name, de->d_name, n - 5);
+        name[n - 5] = 0;
+        if (!vt_spool_uid_valid(name)) {
+            snprintf(why, sizeof(why), "not a spool file name (<uid>.json)");
+            goto corrupt;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(why, sizeof(why), "not a regular file");
+            goto corrupt;
+        }
+        int r = load_entry(sp, name, NULL, why, sizeof(why));
+        if (r == 1)
+            continue;
+        if (r < 0)
+            goto corrupt;
+        if (out->n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            vt_spool_entry *ni = realloc(out->items, nc * sizeof(*ni));
+            if (!ni) {
+                closedir(d);
+                vt_spool_listing_free(out);
+                snprintf(err, errlen, "spool: out of memory listing %s", sp->dir);
+                return VT_SPOOL_ERR;
+            }
+            out->items = ni;
+            cap = nc;
+        }
+        vt_spool_entry *e = &out->items[out->n++];
+        memcpy(e->uid, name, n - 4);
+        e->bytes = (size_t)st.st_size;
+        e->mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+        sp->count++;
+        sp->bytes += (uint64_t)st.st_size;
+        continue;
+    corrupt:
+        out->corrupt++;
+        if (report)
+            report(path, why, arg);
+    }
+    closedir(d);
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof(*out->items), entry_cmp);
+    return 0;
+}
+
+void vt_spool_listing_free(vt_spool_listing *l)
+{
+    free(l->items);
+    memset(l, 0, sizeof(*l));
+}
+
+int vt_spool_read(vt_spool *sp, const char *uid, cJSON **out, char *err, size_t errlen)
+{
+    char why[160];
+    *out = NULL;
+    if (!vt_spool_uid_valid(uid)) {
+        snprintf(err, errlen, "spool: invalid uid");
+        return VT_SPOOL_ERR;
+    }
+    int r = load_entry(sp, uid, out, why, sizeof(why));
+    if (r < 0)
+        snprintf(err, errlen, "spool: %s/%s.json: %s", sp->dir, uid, why);
+    return r < 0 ? VT_SPOOL_ERR : r;
+}
+
+int vt_spool_ack(vt_spool *sp, const char *uid, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (!vt_spool_uid_valid(uid) || path_join(path, sizeof(path), sp->dir, uid, ".json") < 0) {
+        snprintf(err, errlen, "spool: invalid uid");
+        return VT_SPOOL_ERR;
+    }
+    int had = lstat(path, &st) == 0;
+    if (unlink(path) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "spool: cannot delete acknowledged %s: %s", path, strerror(errno));
+        return VT_SPOOL_ERR;
+    }
+    if (had) {
+        if (sp->count)
+            sp->count--;
+        sp->bytes = sp->bytes > (uint64_t)st.st_size ? sp->bytes - (uint64_t)st.st_size : 0;
+    }
+    return 0;
+}
+
+int vt_spool_sync(vt_spool *sp, char *err, size_t errlen)
+{
+    if (fsync_dir(sp->dir) < 0) {
+        snprintf(err, errlen, "spool: cannot sync %s: %s", sp->dir, strerror(errno));
+        return VT_SPOOL_ERR;
+    }
+    return 0;
+}
+
+int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, char *err,
+                               size_t errlen)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    int fd;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
+        snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
+        snprintf(err, errlen, "path too long");
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof(dir), ".");
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto fail;
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0)
+        goto fail;
+    close(fd);
+    fd = -1;
+    if (rename(tmp, path) < 0)
+        goto fail;
+    fsync_dir(dir);
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot write %s: %s", path, is_full_errno(errno) ? "disk full" : strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return -1;
+}
+
+int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err, size_t errlen)
+{
+    char src[PATH_MAX], dst[PATH_MAX], rpath[PATH_MAX], why[512];
+    struct stat st;
+    if (!vt_spool_uid_valid(uid) || path_join(src, sizeof(src), sp->dir, uid, ".json") < 0 ||
+        path_join(dst, sizeof(dst), sp->rejdir, uid, ".json") < 0 ||
+        path_join(rpath, sizeof(rpath), sp->rejdir, uid, ".reason") < 0) {
+        snprintf(err, errlen, "spool: invalid uid");
+        return VT_SPOOL_ERR;
+    }
+    if (lstat(src, &st) < 0)
+        return 0; /* gone already (another upload handled it) */
+    /* The reason first: a crash between the two steps leaves the measurement spooled, to be
+     * refused again on the next upload. */
+    int n = snprintf(why, sizeof(why), "%s\n", reason && *reason ? reason : "rejected");
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof(why))
+        n = (int)sizeof(why) - 1;
+    if (vt_spool_write_file_atomic(rpath, why, (size_t)n, err, errlen) < 0)
+        return VT_SPOOL_ERR;
+    if (rename(src, dst) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "spool: cannot move %s to %s: %s", src, sp->rejdir,
+                 strerror(errno));
+        return VT_SPOOL_ERR;
+    }
+    if (fsync_dir(sp->rejdir) < 0 || fsync_dir(sp->dir) < 0) {
+        snprintf(err, errlen, "spool: cannot sync %s: %s", sp->rejdir, strerror(errno));
+        return VT_SPOOL_ERR;
+    }
+    if (sp->count)
+        sp->count--;
+    sp->bytes = sp->bytes > (uint64_t)st.st_size ? sp->bytes - (uint64_t)st.st_size : 0;
+    return 0;
+}

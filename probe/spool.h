@@ -1,0 +1,100 @@
+/* The probe's spool: one durable file per measurement, kept until the collector acknowledged it.
+ *
+ * Layout under the state directory (created 0700):
+ *   spool/<uid>.json            a measurement that counts as taken (fsync'd, atomically renamed)
+ *   spool/tmp/<uid>.json.tmp    being written; leftovers of a crash are removed on open
+ *   spool/rejected/<uid>.json   refused by the collector, never retried, kept for a person
+ *   spool/rejected/<uid>.reason why (the collector's words)
+ */
+#ifndef VANTAGE_PROBE_SPOOL_H
+#define VANTAGE_PROBE_SPOOL_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VT_SPOOL_UID_MAX 64               /* [A-Za-z0-9_-]{1,64}; measurement uids are 32 hex */
+#define VT_SPOOL_FILE_MAX (16u << 20)     /* a spooled file larger than this is corrupt */
+#define VT_SPOOL_DEFAULT_MAX_COUNT 50000  /* cap on spooled measurements */
+#define VT_SPOOL_DEFAULT_MAX_BYTES (512ull << 20)
+
+/* Status codes (negative). */
+enum {
+    VT_SPOOL_ERR = -1,      /* I/O or argument error; err says which */
+    VT_SPOOL_DISK_FULL = -2, /* ENOSPC/EDQUOT/EFBIG: the measurement was not stored */
+    VT_SPOOL_OVER_CAP = -3, /* the spool's own cap is reached: the measurement was not stored */
+};
+
+typedef struct vt_spool vt_spool;
+
+/* Test seam: the write and fsync the spool uses for measurement files (default: the syscalls). */
+typedef struct vt_spool_io {
+    ssize_t (*write)(int fd, const void *buf, size_t n);
+    int (*fsync)(int fd);
+} vt_spool_io;
+
+typedef struct vt_spool_entry {
+    char uid[VT_SPOOL_UID_MAX + 1];
+    size_t bytes;
+    double mtime; /* listing is oldest first */
+} vt_spool_entry;
+
+typedef struct vt_spool_listing {
+    vt_spool_entry *items;
+    size_t n;
+    size_t corrupt; /* files skipped (reported, left in place) */
+} vt_spool_listing;
+
+/* Called once per corrupt or partial file found while listing: path and why. */
+typedef void (*vt_spool_report_fn)(const char *path, const char *why, void *arg);
+
+/* The default state directory: $XDG_STATE_HOME/vantage, else $HOME/.local/state/vantage. */
+int vt_spool_default_state_dir(char *out, size_t n, char *err, size_t errlen);
+
+/* Opens (creating 0700 as needed) the spool under state_dir, removes stale tmp files.
+ * NULL state_dir: the default. */
+vt_spool *vt_spool_open(const char *state_dir, char *err, size_t errlen);
+void vt_spool_close(vt_spool *sp);
+const char *vt_spool_state_dir(const vt_spool *sp);
+const char *vt_spool_dir(const vt_spool *sp);
+/* Caps (0: unlimited). Default VT_SPOOL_DEFAULT_MAX_COUNT / _MAX_BYTES. */
+void vt_spool_set_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes);
+void vt_spool_set_io(vt_spool *sp, const vt_spool_io *io); /* NULL: back to the syscalls */
+/* Current totals of spool/ (kept up to date by this handle; rescanned on open). */
+void vt_spool_totals(const vt_spool *sp, size_t *count, uint64_t *bytes);
+/* A warning a person can act on when the spool is over its cap, else NULL. */
+const char *vt_spool_cap_warning(vt_spool *sp);
+
+int vt_spool_uid_valid(const char *uid);
+
+/* Stores one measurement durably: after 0 it survives a crash. On failure nothing is left in
+ * spool/ and the return says why (VT_SPOOL_DISK_FULL, VT_SPOOL_OVER_CAP, VT_SPOOL_ERR). */
+int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, char *err,
+                 size_t errlen);
+/* Same for a df-000 measurement object; the uid is its measurement_uid. */
+int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t errlen);
+
+/* Lists the valid measurements, oldest first. Invalid files (unreadable, not a JSON object,
+ * measurement_uid not matching the name, too large) are reported and left alone. */
+int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report, void *arg,
+                  char *err, size_t errlen);
+void vt_spool_listing_free(vt_spool_listing *l);
+
+/* Reads one spooled measurement and checks it as vt_spool_list does. *out is cJSON owned by the
+ * caller. Returns 0, 1 when it is gone (acknowledged meanwhile), or VT_SPOOL_ERR (corrupt). */
+int vt_spool_read(vt_spool *sp, const char *uid, cJSON **out, char *err, size_t errlen);
+
+/* The collector acknowledged uid (accepted or duplicate): deletes it. A missing file is fine.
+ * The removal is made durable by vt_spool_sync (losing it only means a harmless duplicate). */
+int vt_spool_ack(vt_spool *sp, const char *uid, char *err, size_t errlen);
+/* The collector refused uid: moves it to spool/rejected/ with the reason, durably. */
+int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err, size_t errlen);
+/* fsyncs spool/ (after a batch of acks). */
+int vt_spool_sync(vt_spool *sp, char *err, size_t errlen);
+
+/* Writes path atomically and durably (tmp file in the same directory, fsync, rename, fsync dir). */
+int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, char *err,
+                               size_t errlen);
+
+#endif

@@ -1,0 +1,510 @@
+/* The probe's spool: durable puts, listing, acknowledgement, rejection, crash leftovers, disk full.
+ * Disk full is simulated two ways: the spool's write/fsync seam (ENOSPC, EDQUOT), and once for
+ * real with setrlimit(RLIMIT_FSIZE) in a child with SIGXFSZ ignored (the kernel's EFBIG). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+/* probe/ sources are not in a library; compile the spool into this test. */
+#include "../../probe/spool.c"
+
+#include "vantage/measurement.h"
+
+typedef struct fixture {
+    char root[64];
+    char state[128];
+    vt_spool *sp;
+} fixture;
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(p);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    char err[512];
+    snprintf(f->root, sizeof(f->root), "/tmp/vt-spool-XXXXXX");
+    assert_non_null(mkdtemp(f->root));
+    snprintf(f->state, sizeof(f->state), "%s/state/vantage", f->root);
+    f->sp = vt_spool_open(f->state, err, sizeof(err));
+    assert_non_null(f->sp);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    vt_spool_close(f->sp);
+    nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static char *measurement(const char *uid)
+{
+    char *s = NULL;
+    assert_true(asprintf(&s, "{\"measurement_uid\":\"%s\",\"probe_cc\":\"ZZ\",\"test_keys\":{}}",
+                         uid) > 0);
+    return s;
+}
+
+static void put(fixture *f, const char *uid)
+{
+    char err[512], *m = measurement(uid);
+    int rc = vt_spool_put(f->sp, uid, m, strlen(m), err, sizeof(err));
+    if (rc != 0)
+        fail_msg("put %s: %s", uid, err);
+    free(m);
+}
+
+static int exists(fixture *f, const char *sub, const char *name)
+{
+    char p[512];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/spool/%s%s%s", f->state, sub, *sub ? "/" : "", name);
+    return stat(p, &st) == 0;
+}
+
+static int count_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static int count_sub(fixture *f, const char *sub)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/spool/%s", f->state, sub);
+    return count_dir(p);
+}
+
+static void open_creates_private_directories(void **state)
+{
+    fixture *f = *state;
+    struct stat st;
+    char p[512];
+    assert_int_equal(stat(f->state, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(p, sizeof(p), "%s/spool/tmp", f->state);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    snprintf(p, sizeof(p), "%s/spool/rejected", f->state);
+    assert_int_equal(stat(p, &st), 0);
+}
+
+static void put_stores_one_file_per_uid_and_list_returns_them(void **state)
+{
+    fixture *f = *state;
+    vt_spool_listing l;
+    char err[512];
+    put(f, "aaaa0000000000000000000000000001");
+    put(f, "aaaa0000000000000000000000000002");
+    put(f, "aaaa0000000000000000000000000003");
+    assert_true(exists(f, "", "aaaa0000000000000000000000000002.json"));
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    assert_int_equal(vt_spool_list(f->sp, &l, NULL, NULL, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.corrupt, 0);
+    int seen = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (!strcmp(l.items[i].uid, "aaaa0000000000000000000000000003"))
+            seen++;
+    assert_int_equal(seen, 1);
+    vt_spool_listing_free(&l);
+
+    cJSON *m = NULL;
+    assert_int_equal(vt_spool_read(f->sp, "aaaa0000000000000000000000000001", &m, err,
+                                   sizeof(err)),
+                     0);
+    assert_string_equal(vt_json_get_string(m, "probe_cc"), "ZZ");
+    cJSON_Delete(m);
+    size_t n;
+    vt_spool_totals(f->sp, &n, NULL);
+    assert_int_equal(n, 3);
+}
+
+static void a_spooled_file_is_private_and_survives_reopen(void **state)
+{
+    fixture *f = *state;
+    char err[512], p[512];
+    struct stat st;
+    put(f, "b1");
+    snprintf(p, sizeof(p), "%s/spool/b1.json", f->state);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    vt_spool_close(f->sp);
+    f->sp = vt_spool_open(f->state, err, sizeof(err));
+    assert_non_null(f->sp);
+    size_t n;
+    vt_spool_totals(f->sp, &n, NULL);
+    assert_int_equal(n, 1);
+}
+
+static void put_measurement_names_the_file_after_measurement_uid(void **state)
+{
+    fixture *f = *state;
+    char err[512], name[64];
+    vt_config cfg;
+    vt_config_defaults(&cfg);
+    cJSON *m = vt_measurement_new(&cfg, "web_connectivity", "0.1.0", "https://example.org/", 1e9,
+                                  0.5, NULL, NULL);
+    assert_non_null(m);
+    assert_int_equal(vt_spool_put_measurement(f->sp, m, err, sizeof(err)), 0);
+    snprintf(name, sizeof(name), "%s.json", vt_json_get_string(m, "measurement_uid"));
+    assert_true(exists(f, "", name));
+    cJSON_Delete(m);
+}
+
+static void bad_uids_are_refused(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    const char *bad[] = {"", "../escape", "a/b", "x.json", "with space",
+                         "0123456789012345678901234567890123456789012345678901234567890123456789"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        assert_int_equal(vt_spool_put(f->sp, bad[i], "{}", 2, err, sizeof(err)), VT_SPOOL_ERR);
+        assert_non_null(strstr(err, "not stored"));
+    }
+    assert_int_equal(count_sub(f, ""), 2); /* tmp/ and rejected/ only */
+}
+
+static void ack_deletes_only_the_acknowledged_uid(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    put(f, "c1");
+    put(f, "c2");
+    assert_int_equal(vt_spool_ack(f->sp, "c1", err, sizeof(err)), 0);
+    assert_int_equal(vt_spool_sync(f->sp, err, sizeof(err)), 0);
+    assert_false(exists(f, "", "c1.json"));
+    assert_true(exists(f, "", "c2.json"));
+    /* Acknowledged twice (a duplicate answer, another upload): harmless. */
+    assert_int_equal(vt_spool_ack(f->sp, "c1", err, sizeof(err)), 0);
+    size_t n;
+    vt_spool_totals(f->sp, &n, NULL);
+    assert_int_equal(n, 1);
+}
+
+static void rejected_moves_to_rejected_with_its_reason(void **state)
+{
+    fixture *f = *state;
+    char err[512], p[512], buf[256] = "";
+    vt_spool_listing l;
+    put(f, "d1");
+    put(f, "d2");
+    assert_int_equal(vt_spool_reject(f->sp, "d1", "probe_cc must match ^[A-Z]{2}$", err,
+                                     sizeof(err)),
+                     0);
+    assert_false(exists(f, "", "d1.json"));
+    assert_true(exists(f, "rejected", "d1.json"));
+    snprintf(p, sizeof(p), "%s/spool/rejected/d1.reason", f->state);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    fclose(fp);
+    assert_string_equal(buf, "probe_cc must match ^[A-Z]{2}$\n");
+    /* Not offered for upload again. */
+    assert_int_equal(vt_spool_list(f->sp, &l, NULL, NULL, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].uid, "d2");
+    vt_spool_listing_free(&l);
+}
+
+static void stale_tmp_files_are_removed_on_open_but_a_live_writer_is_left_alone(void **state)
+{
+    fixture *f = *state;
+    char err[512], stale[512], live[512];
+    snprintf(stale, sizeof(stale), "%s/spool/tmp/e1.json.tmp", f->state);
+    snprintf(live, sizeof(live), "%s/spool/tmp/e2.json.tmp", f->state);
+    int fd = open(stale, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "{\"measurement_uid\":", 19), 19); /* crashed mid-write */
+    close(fd);
+    int lfd = open(live, O_WRONLY | O_CREAT, 0600);
+    assert_true(lfd >= 0);
+    assert_int_equal(flock(lfd, LOCK_EX), 0); /* as vt_spool_put holds it while writing */
+    vt_spool_close(f->sp);
+    f->sp = vt_spool_open(f->state, err, sizeof(err));
+    assert_non_null(f->sp);
+    assert_int_equal(access(stale, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    close(lfd);
+    /* The half-written file never showed up as a measurement. */
+    size_t n;
+    vt_spool_totals(f->sp, &n, NULL);
+    assert_int_equal(n, 0);
+}
+
+typedef struct reports {
+    int n;
+    char last[512];
+} reports;
+
+static void on_report(const char *path, const char *why, void *arg)
+{
+    reports *r = arg;
+    r->n++;
+    snprintf(r->last, sizeof(r->last), "%s: %s", path, why);
+}
+
+static void write_raw(fixture *f, const char *name, const char *data, size_t len)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/spool/%s", f->state, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void corrupt_files_are_reported_and_left_in_place(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    vt_spool_listing l;
+    reports r = {0};
+    put(f, "f0");
+    write_raw(f, "f1.json", "{\"measurement_uid\":\"f1\",\"te", 27); /* truncated */
+    write_raw(f, "f2.json", "{\"measurement_uid\":\"other\"}", 27);  /* wrong uid */
+    write_raw(f, "f3.json", "", 0);                                  /* empty */
+    write_raw(f, "f4.json", "[1,2]", 5);                             /* not an object */
+    write_raw(f, "f5.json", "{\"measurement_uid\":\"f5\"}\0xx", 27); /* NUL bytes */
+    write_raw(f, "notes.txt", "hello", 5);                          /* not ours */
+    assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].uid, "f0");
+    assert_int_equal(l.corrupt, 6);
+    assert_int_equal(r.n, 6);
+    vt_spool_listing_free(&l);
+    assert_true(exists(f, "", "f1.json"));
+    assert_true(exists(f, "", "f2.json"));
+    assert_true(exists(f, "", "f3.json"));
+    assert_true(exists(f, "", "notes.txt"));
+    cJSON *m = NULL;
+    assert_int_equal(vt_spool_read(f->sp, "f1", &m, err, sizeof(err)), VT_SPOOL_ERR);
+    assert_null(m);
+    assert_int_equal(vt_spool_read(f->sp, "gone", &m, err, sizeof(err)), 1);
+}
+
+/* The seam: writes fail with fail_errno once fail_after bytes went through. */
+static size_t fail_after;
+static int fail_errno;
+static size_t written;
+
+static ssize_t failing_write(int fd, const void *b, size_t n)
+{
+    if (written >= fail_after) {
+        errno = fail_errno;
+        return -1;
+    }
+    if (n > fail_after - written)
+        n = fail_after - written; /* a short write first, as a filling disk does */
+    ssize_t w = write(fd, b, n);
+    if (w > 0)
+        written += (size_t)w;
+    return w;
+}
+
+static int failing_fsync(int fd)
+{
+    errno = fail_errno;
+    return -1;
+}
+
+static void disk_full_on_write_stores_nothing_and_says_so(void **state)
+{
+    fixture *f = *state;
+    char err[512], *m = measurement("a1000000000000000000000000000001");
+    vt_spool_io io = {.write = failing_write};
+    fail_after = 10;
+    fail_errno = ENOSPC;
+    written = 0;
+    vt_spool_set_io(f->sp, &io);
+    int rc = vt_spool_put(f->sp, "a1000000000000000000000000000001", m, strlen(m), err,
+                          sizeof(err));
+    assert_int_equal(rc, VT_SPOOL_DISK_FULL);
+    assert_non_null(strstr(err, "spool: disk full writing "));
+    assert_non_null(strstr(err, ": measurement not stored"));
+    assert_int_equal(count_sub(f, ""), 2);
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    /* Space again: the same measurement goes in whole. */
+    vt_spool_set_io(f->sp, NULL);
+    assert_int_equal(vt_spool_put(f->sp, "a1000000000000000000000000000001", m, strlen(m), err,
+                                  sizeof(err)),
+                     0);
+    cJSON *j = NULL;
+    assert_int_equal(vt_spool_read(f->sp, "a1000000000000000000000000000001", &j, err,
+                                   sizeof(err)),
+                     0);
+    cJSON_Delete(j);
+    free(m);
+}
+
+static void quota_exceeded_on_fsync_stores_nothing_and_says_so(void **state)
+{
+    fixture *f = *state;
+    char err[512], *m = measurement("a2");
+    vt_spool_io io = {.fsync = failing_fsync};
+    fail_errno = EDQUOT;
+    vt_spool_set_io(f->sp, &io);
+    assert_int_equal(vt_spool_put(f->sp, "a2", m, strlen(m), err, sizeof(err)),
+                     VT_SPOOL_DISK_FULL);
+    assert_non_null(strstr(err, "spool: disk full writing "));
+    assert_int_equal(count_sub(f, ""), 2);
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    free(m);
+}
+
+static void other_write_errors_are_errors_not_disk_full(void **state)
+{
+    fixture *f = *state;
+    char err[512], *m = measurement("a3");
+    vt_spool_io io = {.write = failing_write};
+    fail_after = 0;
+    fail_errno = EIO;
+    written = 0;
+    vt_spool_set_io(f->sp, &io);
+    assert_int_equal(vt_spool_put(f->sp, "a3", m, strlen(m), err, sizeof(err)), VT_SPOOL_ERR);
+    assert_non_null(strstr(err, "measurement not stored"));
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    free(m);
+}
+
+static void real_file_size_limit_behaves_as_disk_full(void **state)
+{
+    fixture *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[512];
+        size_t len = 64 * 1024;
+        char *big = malloc(len + 100);
+        int off = snprintf(big, 100, "{\"measurement_uid\":\"big1\",\"pad\":\"");
+        memset(big + off, 'x', len);
+        memcpy(big + off + len, "\"}", 3);
+        struct rlimit rl = {4096, 4096};
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            _exit(3);
+        int rc = vt_spool_put(f->sp, "big1", big, strlen(big), err, sizeof(err));
+        _exit(rc == VT_SPOOL_DISK_FULL && strstr(err, "disk full writing") ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_false(exists(f, "", "big1.json"));
+    assert_int_equal(count_sub(f, "tmp"), 0);
+}
+
+static void over_the_cap_new_measurements_are_refused_with_a_warning(void **state)
+{
+    fixture *f = *state;
+    char err[512], *m = measurement("g3");
+    vt_spool_set_limits(f->sp, 2, 0);
+    put(f, "g1");
+    assert_null(vt_spool_cap_warning(f->sp));
+    put(f, "g2");
+    assert_non_null(vt_spool_cap_warning(f->sp));
+    assert_non_null(strstr(vt_spool_cap_warning(f->sp), "is full"));
+    assert_int_equal(vt_spool_put(f->sp, "g3", m, strlen(m), err, sizeof(err)),
+                     VT_SPOOL_OVER_CAP);
+    assert_non_null(strstr(err, "not stored"));
+    assert_false(exists(f, "", "g3.json"));
+    /* Rewriting a measurement already there is not growth. */
+    put(f, "g2");
+    assert_int_equal(vt_spool_ack(f->sp, "g1", err, sizeof(err)), 0);
+    assert_null(vt_spool_cap_warning(f->sp));
+    assert_int_equal(vt_spool_put(f->sp, "g3", m, strlen(m), err, sizeof(err)), 0);
+    /* A byte cap too. */
+    vt_spool_set_limits(f->sp, 0, 10);
+    assert_int_equal(vt_spool_put(f->sp, "g4", m, strlen(m), err, sizeof(err)),
+                     VT_SPOOL_OVER_CAP);
+    free(m);
+}
+
+static void default_state_dir_follows_xdg_then_home(void **state)
+{
+    char out[512], err[256];
+    char *old_x = getenv("XDG_STATE_HOME") ? strdup(getenv("XDG_STATE_HOME")) : NULL;
+    char *old_h = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    setenv("XDG_STATE_HOME", "/x/state", 1);
+    setenv("HOME", "/home/v", 1);
+    assert_int_equal(vt_spool_default_state_dir(out, sizeof(out), err, sizeof(err)), 0);
+    assert_string_equal(out, "/x/state/vantage");
+    unsetenv("XDG_STATE_HOME");
+    assert_int_equal(vt_spool_default_state_dir(out, sizeof(out), err, sizeof(err)), 0);
+    assert_string_equal(out, "/home/v/.local/state/vantage");
+    unsetenv("HOME");
+    assert_int_equal(vt_spool_default_state_dir(out, sizeof(out), err, sizeof(err)), -1);
+    if (old_x)
+        setenv("XDG_STATE_HOME", old_x, 1);
+    if (old_h)
+        setenv("HOME", old_h, 1);
+    free(old_x);
+    free(old_h);
+}
+
+static void atomic_file_write_replaces_whole(void **state)
+{
+    fixture *f = *state;
+    char p[512], err[256], buf[64] = "";
+    snprintf(p, sizeof(p), "%s/last-upload.json", f->state);
+    assert_int_equal(vt_spool_write_file_atomic(p, "first\n", 6, err, sizeof(err)), 0);
+    assert_int_equal(vt_spool_write_file_atomic(p, "second\n", 7, err, sizeof(err)), 0);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(buf, sizeof(buf), fp));
+    fclose(fp);
+    assert_string_equal(buf, "second\n");
+    assert_int_equal(count_dir(f->state), 2); /* spool/ and last-upload.json, no tmp */
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(open_creates_private_directories),
+        T(put_stores_one_file_per_uid_and_list_returns_them),
+        T(a_spooled_file_is_private_and_survives_reopen),
+        T(put_measurement_names_the_file_after_measurement_uid),
+        T(bad_uids_are_refused),
+        T(ack_deletes_only_the_acknowledged_uid),
+        T(rejected_moves_to_rejected_with_its_reason),
+        T(stale_tmp_files_are_removed_on_open_but_a_live_writer_is_left_alone),
+        T(corrupt_files_are_reported_and_left_in_place),
+        T(disk_full_on_write_stores_nothing_and_says_so),
+        T(quota_exceeded_on_fsync_stores_nothing_and_says_so),
+        T(other_write_errors_are_errors_not_disk_full),
+        T(real_file_size_limit_behaves_as_disk_full),
+        T(over_the_cap_new_measurements_are_refused_with_a_warning),
+        T(atomic_file_write_replaces_whole),
+        cmocka_unit_test(default_state_dir_follows_xdg_then_home),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
