@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "upload.h"
 #include "vantage/config.h"
 #include "vantage/dns.h"
 #include "vantage/json.h"
@@ -31,6 +32,7 @@ typedef struct probe_opts {
     const char *output;
     int quiet;
     vt_config cfg;
+    vt_upload_opts up; /* spool, check-in and upload (upload.c) */
 } probe_opts;
 
 typedef struct run_ctx {
@@ -40,6 +42,8 @@ typedef struct run_ctx {
     size_t total;
     long written;
     int write_error;
+    vt_spool *spool;
+    long spool_failed;
 } run_ctx;
 
 static void usage(FILE *f)
@@ -54,6 +58,7 @@ static void usage(FILE *f)
             "  run                 measure the targets (default: the installed target lists)\n"
             "  targets             list the targets that `run` would measure\n"
             "  summary FILE        print the summary table of a JSONL measurement file\n"
+            "  upload              send the spooled measurements to --collector\n"
             "\n"
             "run / targets options:\n"
             "  --targets FILE|DIR  target list(s) (JSON); repeatable\n"
@@ -66,6 +71,8 @@ static void usage(FILE *f)
             "  --resolver IP[:PORT]  a second DNS resolver to compare answers with (UDP)\n"
             "  --doh URL           a DNS-over-HTTPS resolver to compare answers with\n"
             "  --quiet             no progress bar and no summary\n"
+            "\n"
+            "spool and upload options (run, upload):\n" VT_UPLOAD_USAGE
             "  --help, --version\n"
             "\n"
             "exit codes: 0 ok, 1 error, 2 usage, 3 nothing measured, 4 upload pending, 5 locked\n");
@@ -136,7 +143,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse_opts(int argc, char **argv, probe_opts *o)
 {
     enum { O_TARGETS = 256, O_CITIZENLAB, O_ONLY, O_CONC, O_TIMEOUT, O_OUTPUT, O_CACERT,
-           O_RESOLVER, O_DOH, O_QUIET, O_HELP };
+           O_RESOLVER, O_DOH, O_QUIET, O_HELP, O_UPLOAD };
     static const struct option longopts[] = {
         {"targets", required_argument, 0, O_TARGETS},
         {"citizenlab", required_argument, 0, O_CITIZENLAB},
@@ -149,11 +156,13 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"doh", required_argument, 0, O_DOH},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},
+        VT_UPLOAD_LONGOPTS(O_UPLOAD),
         {0, 0, 0, 0},
     };
-    int c, v;
+    int c, v, li = 0;
+    char uerr[256];
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         switch (c) {
         case O_TARGETS:
             if (o->n_targets == MAX_PATHS)
@@ -188,6 +197,12 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         case O_DOH: o->cfg.doh_url = optarg; break;
         case O_QUIET: o->quiet = 1; break;
         case O_HELP: usage(stdout); exit(VT_EXIT_OK);
+        case O_UPLOAD:
+            if (vt_upload_option(&o->up, longopts[li].name, optarg, uerr, sizeof(uerr)) < 0) {
+                fprintf(stderr, "vantage-probe: %s\n", uerr);
+                return -1;
+            }
+            break;
         default: usage(stderr); return -1;
         }
     }
@@ -229,6 +244,7 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
             r->written++;
         free(line);
     }
+    vt_upload_run_spool(r->spool, m, &r->spool_failed); /* durable before it counts as taken */
     vt_summary_add(r->summary, m);
     cJSON_Delete(m);
 }
@@ -258,6 +274,7 @@ static int cmd_run(probe_opts *o)
     vt_env env = {0};
     run_ctx r = {0};
     char report_id[128];
+    vt_checkin_result checkin;
 
     if (load_targets(o, &l) < 0)
         return VT_EXIT_FAILURE;
@@ -265,6 +282,10 @@ static int cmd_run(probe_opts *o)
         fprintf(stderr, "vantage-probe: no targets to measure\n");
         vt_targets_free(&l);
         return VT_EXIT_NOTHING;
+    }
+    if (vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool) < 0) {
+        vt_targets_free(&l);
+        return VT_EXIT_FAILURE;
     }
     vt_report_id_new(report_id, sizeof(report_id), vt_wall_now(), "vantage", o->cfg.probe_cc,
                      o->cfg.probe_asn);
@@ -305,7 +326,13 @@ static int cmd_run(probe_opts *o)
     if (!o->quiet && isatty(STDERR_FILENO))
         vt_summary_print(r.summary, stderr, 1);
     rc = n > 0 ? VT_EXIT_OK : VT_EXIT_NOTHING;
+    /* The loop has finished: uploading now holds back no measurement. */
+    int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
+    r.spool = NULL;
+    if (rc == VT_EXIT_OK && urc != VT_EXIT_OK)
+        rc = urc;
 done:
+    vt_spool_close(r.spool);
     if (rc == VT_EXIT_FAILURE && *err)
         fprintf(stderr, "vantage-probe: %s\n", err);
     if (r.out && r.out != stdout)
@@ -358,6 +385,7 @@ int main(int argc, char **argv)
     probe_opts o;
     memset(&o, 0, sizeof(o));
     vt_config_defaults(&o.cfg);
+    vt_upload_cli_defaults(&o.up);
     signal(SIGPIPE, SIG_IGN);
 
     if (argc < 2) {
@@ -380,7 +408,7 @@ int main(int argc, char **argv)
         }
         return cmd_summary(argv[2]);
     }
-    if (strcmp(cmd, "run") && strcmp(cmd, "targets")) {
+    if (strcmp(cmd, "run") && strcmp(cmd, "targets") && strcmp(cmd, "upload")) {
         fprintf(stderr, "vantage-probe: unknown command '%s' (try --help)\n", cmd);
         return VT_EXIT_USAGE;
     }
@@ -388,5 +416,7 @@ int main(int argc, char **argv)
         return VT_EXIT_USAGE;
     if (!strcmp(cmd, "targets"))
         return cmd_targets(&o);
+    if (!strcmp(cmd, "upload"))
+        return vt_upload_command(&o.up);
     return cmd_run(&o);
 }

@@ -1,0 +1,826 @@
+/* Upload of spooled measurements and check-in, on libcurl's easy interface (outside the measuring
+ * loop). A measurement leaves the spool only when the collector named its uid as accepted or
+ * duplicate; whatever else happens (timeouts, resets, 5xx, garbage), it stays for the next try. */
+#include "upload.h"
+
+/* Messages naming long paths may be cut to the caller's buffer; that is intended. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "cli.h"
+#include "vantage/json.h"
+#include "vantage/measurement.h"
+#include "vantage/version.h"
+
+#define RESPONSE_MAX (8u << 20)
+
+void vt_upload_opts_defaults(vt_upload_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->batch_size = 100;
+    o->max_attempts = 6;
+    o->backoff_base_ms = 1000;
+    o->backoff_max_ms = 60000;
+    o->total_timeout_ms = 600000;
+    o->request_timeout_ms = 60000;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static uint32_t rand32(void)
+{
+    uint32_t v = 0;
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        v = (uint32_t)rand();
+    return v;
+}
+
+/* Full jitter: uniform in [0, min(max, base * 2^(attempt-1))]. */
+static long backoff_ms(const vt_upload_opts *o, int attempt)
+{
+    double cap = o->backoff_base_ms;
+    for (int i = 1; i < attempt && cap < o->backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > o->backoff_max_ms)
+        cap = o->backoff_max_ms;
+    if (cap < 1)
+        return 0;
+    return (long)(rand32() % ((uint32_t)cap + 1));
+}
+
+static void logf_(const vt_upload_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const vt_upload_opts *o, const char *fmt, ...)
+{
+    va_list ap;
+    if (!o->log)
+        return;
+    va_start(ap, fmt);
+    fputs("vantage-probe: ", o->log);
+    vfprintf(o->log, fmt, ap);
+    fputc('\n', o->log);
+    fflush(o->log);
+    va_end(ap);
+}
+
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+    int overflow;
+} buf;
+
+static int buf_add(buf *b, const void *d, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->n + n + 1)
+            nc *= 2;
+        char *np = realloc(b->p, nc);
+        if (!np)
+            return -1;
+        b->p = np;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return 0;
+}
+
+static size_t on_body(char *d, size_t size, size_t nmemb, void *arg)
+{
+    buf *b = arg;
+    size_t n = size * nmemb;
+    if (b->n + n > RESPONSE_MAX) {
+        b->overflow = 1;
+        return 0;
+    }
+    return buf_add(b, d, n) < 0 ? 0 : n;
+}
+
+static int gzip_buf(const char *in, size_t n, buf *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    size_t bound = deflateBound(&z, (uLong)n) + 1;
+    if (out->cap < bound) {
+        char *np = realloc(out->p, bound);
+        if (!np) {
+            deflateEnd(&z);
+            return -1;
+        }
+        out->p = np;
+        out->cap = bound;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out->p;
+    z.avail_out = (uInt)(bound - 1);
+    int r = deflate(&z, Z_FINISH);
+    out->n = z.total_out;
+    deflateEnd(&z);
+    return r == Z_STREAM_END ? 0 : -1;
+}
+
+/* Plain http only to this machine; everything else must be https (verified). */
+static int check_url(const char *base, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "collector URL '%s' is not a URL", base);
+        goto done;
+    }
+    if (!strcmp(scheme, "https"))
+        rc = 0;
+    else if (!strcmp(scheme, "http") &&
+             (!strncmp(host, "127.", 4) || !strcmp(host, "localhost") || !strcmp(host, "[::1]")))
+        rc = 0;
+    else
+        snprintf(err, errlen, "collector URL must be https:// (plain http only for loopback): %s",
+                 base);
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static int make_url(char *out, size_t n, const char *base, const char *path)
+{
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    int w = snprintf(out, n, "%.*s%s", (int)bl, base, path);
+    return (w < 0 || (size_t)w >= n) ? -1 : 0;
+}
+
+typedef enum { POST_OK, POST_RETRY, POST_FATAL, POST_REFUSED } post_status;
+
+typedef struct post_result {
+    long http;
+    long retry_after; /* seconds from Retry-After, 0: none */
+    buf body;
+    char why[256];
+} post_result;
+
+/* One POST. POST_OK: 2xx with body. POST_RETRY: transport error, 408/425/429/5xx.
+ * POST_REFUSED: 400/413/422 (this content is unacceptable). POST_FATAL: any other answer. */
+static post_status post_once(const vt_upload_opts *o, const char *url, const char *ctype,
+                             int gzipped, const char *body, size_t len, long timeout_ms,
+                             post_result *pr)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char auth[1024], errbuf[CURL_ERROR_SIZE] = "", hdr[128];
+    post_status st = POST_RETRY;
+    pr->http = 0;
+    pr->retry_after = 0;
+    pr->body.n = 0;
+    pr->body.overflow = 0;
+    pr->why[0] = 0;
+    if (!c) {
+        snprintf(pr->why, sizeof(pr->why), "cannot start libcurl");
+        return POST_FATAL;
+    }
+    snprintf(hdr, sizeof(hdr), "Content-Type: %s", ctype);
+    h = curl_slist_append(h, hdr);
+    h = curl_slist_append(h, "Accept: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (gzipped)
+        h = curl_slist_append(h, "Content-Encoding: gzip");
+    if (o->token && *o->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "vantage-probe/" VT_VERSION);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (o->cacert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 30000 ? timeout_ms : 30000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &pr->body);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode cr = curl_easy_perform(c);
+    if (cr != CURLE_OK) {
+        if (pr->body.overflow)
+            snprintf(pr->why, sizeof(pr->why), "answer larger than %u bytes", RESPONSE_MAX);
+        else
+            snprintf(pr->why, sizeof(pr->why), "%s", *errbuf ? errbuf : curl_easy_strerror(cr));
+        /* A certificate the probe cannot verify will not verify on a retry either. */
+        st = (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CACERT_BADFILE ||
+              cr == CURLE_UNSUPPORTED_PROTOCOL || cr == CURLE_URL_MALFORMAT)
+                 ? POST_FATAL
+                 : POST_RETRY;
+        goto done;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &pr->http);
+    curl_off_t ra = 0;
+    if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+        pr->retry_after = ra > 86400 ? 86400 : (long)ra;
+    if (pr->http >= 200 && pr->http < 300) {
+        st = POST_OK;
+        goto done;
+    }
+    /* The collector's {"error": "..."} when there is one; never the whole body. */
+    cJSON *j = cJSON_ParseWithLength(pr->body.p ? pr->body.p : "", pr->body.n);
+    const char *msg = vt_json_get_string(j, "error");
+    snprintf(pr->why, sizeof(pr->why), "HTTP %ld%s%.200s", pr->http, msg ? ": " : "",
+             msg ? msg : "");
+    cJSON_Delete(j);
+    if (pr->http == 408 || pr->http == 425 || pr->http == 429 || pr->http >= 500)
+        st = POST_RETRY;
+    else if (pr->http == 400 || pr->http == 413 || pr->http == 422)
+        st = POST_REFUSED;
+    else
+        st = POST_FATAL;
+done:
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return st;
+}
+
+/* POST with bounded retries (attempts, and the deadline). POST_OK with a JSON object in *json. */
+static post_status post_retry(const vt_upload_opts *o, const char *url, const char *ctype,
+                              int gzipped, const char *body, size_t len, double deadline,
+                              int *requests, cJSON **json, post_result *pr)
+{
+    *json = NULL;
+    for (int attempt = 1;; attempt++) {
+        double left = deadline - now_mono();
+        long tmo = (long)(left * 1000);
+        if (tmo > o->request_timeout_ms)
+            tmo = o->request_timeout_ms;
+        if (tmo <= 0) {
+            snprintf(pr->why, sizeof(pr->why), "upload time limit reached");
+            return POST_FATAL;
+        }
+        (*requests)++;
+        post_status st = post_once(o, url, ctype, gzipped, body, len, tmo, pr);
+        if (st == POST_OK) {
+            *json = cJSON_ParseWithLength(pr->body.p ? pr->body.p : "", pr->body.n);
+            if (cJSON_IsObject(*json))
+                return POST_OK;
+            cJSON_Delete(*json);
+            *json = NULL;
+            snprintf(pr->why, sizeof(pr->why), "HTTP %ld with an answer that is not JSON",
+                     pr->http);
+            st = POST_RETRY;
+        }
+        if (st != POST_RETRY)
+            return st;
+        if (attempt >= o->max_attempts) {
+            char w[sizeof(pr->why)];
+            snprintf(w, sizeof(w), "%s", pr->why);
+            snprintf(pr->why, sizeof(pr->why), "gave up after %d attempts: %.200s", attempt, w);
+            return POST_FATAL;
+        }
+        long wait = backoff_ms(o, attempt);
+        /* The collector's Retry-After (503, 429) when it asks for longer, within our cap. */
+        if (pr->retry_after > 0 && pr->retry_after * 1000 > wait)
+            wait = pr->retry_after * 1000 < o->backoff_max_ms ? pr->retry_after * 1000
+                                                               : o->backoff_max_ms;
+        if (now_mono() + wait / 1000.0 >= deadline) {
+            char w[sizeof(pr->why)];
+            snprintf(w, sizeof(w), "%s", pr->why);
+            snprintf(pr->why, sizeof(pr->why), "upload time limit reached: %.200s", w);
+            return POST_FATAL;
+        }
+        logf_(o, "upload: attempt %d/%d failed (%s); retrying in %.1f s", attempt,
+              o->max_attempts, pr->why, wait / 1000.0);
+        sleep_ms(wait);
+    }
+}
+
+typedef struct upload_ctx {
+    vt_spool *sp;
+    const vt_upload_opts *o;
+    vt_upload_result *r;
+    char url[2048];
+    double deadline;
+    post_result pr;
+    buf jsonl, gz;
+    int stop; /* a fatal error: keep the rest for next time */
+} upload_ctx;
+
+static void set_error(upload_ctx *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(upload_ctx *u, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(u->r->error, sizeof(u->r->error), fmt, ap);
+    va_end(ap);
+}
+
+/* Applies the collector's per-uid answer to the batch. */
+static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *answer)
+{
+    char err[512];
+    const cJSON *results = cJSON_GetObjectItemCaseSensitive(answer, "results");
+    size_t acc = 0, dup = 0, rej = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *it, *hit = NULL;
+        cJSON_ArrayForEach(it, results)
+        {
+            const char *uid = vt_json_get_string(it, "uid");
+            if (!uid)
+                uid = vt_json_get_string(it, "measurement_uid");
+            if (uid && !strcmp(uid, uids[i])) {
+                hit = it;
+                break;
+            }
+        }
+        const char *status = hit ? vt_json_get_string(hit, "status") : NULL;
+        if (!status)
+            continue;
+        if (!strcmp(status, "accepted") || !strcmp(status, "duplicate")) {
+            if (vt_spool_ack(u->sp, uids[i], err, sizeof(err)) < 0) {
+                logf_(u->o, "%s", err);
+                continue;
+            }
+            if (status[0] == 'a')
+                acc++;
+            else
+                dup++;
+        } else if (!strcmp(status, "rejected")) {
+            const char *reason = vt_json_get_string(hit, "reason");
+            if (vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err,
+                                sizeof(err)) < 0) {
+                logf_(u->o, "%s", err);
+                continue;
+            }
+            logf_(u->o, "upload: collector rejected %s: %.200s (kept in %s/rejected)", uids[i],
+                  reason ? reason : "no reason given", vt_spool_dir(u->sp));
+            rej++;
+        }
+    }
+    if (vt_spool_sync(u->sp, err, sizeof(err)) < 0)
+        logf_(u->o, "%s", err);
+    u->r->accepted += acc;
+    u->r->duplicate += dup;
+    u->r->rejected += rej;
+    if (acc + dup + rej < n)
+        logf_(u->o, "upload: collector did not acknowledge %zu of %zu; they stay spooled",
+              n - acc - dup - rej, n);
+}
+
+/* Sends uids[0..n) as one request; splits it when the collector refuses the whole batch. */
+static void send_batch(upload_ctx *u, char **uids, size_t n)
+{
+    char err[512];
+    cJSON *answer = NULL;
+    if (u->stop || n == 0)
+        return;
+    u->jsonl.n = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *m = NULL;
+        int r = vt_spool_read(u->sp, uids[i], &m, err, sizeof(err));
+        if (r != 0) {
+            if (r < 0) {
+                logf_(u->o, "%s (left in place)", err);
+                u->r->corrupt++;
+            }
+            continue;
+        }
+        /* The probe never sends its own address, whatever a file says. */
+        cJSON *ip = cJSON_GetObjectItemCaseSensitive(m, "probe_ip");
+        if (ip && !(cJSON_IsString(ip) && !strcmp(ip->valuestring, "127.0.0.1")))
+            cJSON_ReplaceItemInObjectCaseSensitive(m, "probe_ip", cJSON_CreateString("127.0.0.1"));
+        char *line = vt_json_print(m);
+        cJSON_Delete(m);
+        if (!line || buf_add(&u->jsonl, line, strlen(line)) < 0 || buf_add(&u->jsonl, "\n", 1) < 0) {
+            free(line);
+            set_error(u, "out of memory building a batch");
+            u->stop = 1;
+            return;
+        }
+        free(line);
+        uids[kept++] = uids[i];
+    }
+    n = kept;
+    if (n == 0)
+        return;
+    if (gzip_buf(u->jsonl.p, u->jsonl.n, &u->gz) < 0) {
+        set_error(u, "cannot compress a batch");
+        u->stop = 1;
+        return;
+    }
+    post_status st = post_retry(u->o, u->url, "application/x-ndjson", 1, u->gz.p, u->gz.n,
+                                u->deadline, &u->r->requests, &answer, &u->pr);
+    if (st == POST_OK) {
+        apply_results(u, uids, n, answer);
+        cJSON_Delete(answer);
+        return;
+    }
+    if (st == POST_REFUSED && n > 1) {
+        /* Find the measurement the collector cannot take instead of holding back the others. */
+        size_t half = n / 2;
+        send_batch(u, uids, half);
+        send_batch(u, uids + half, n - half);
+        return;
+    }
+    if (st == POST_REFUSED) {
+        char reason[300];
+        snprintf(reason, sizeof(reason), "collector refused it alone: %s", u->pr.why);
+        if (vt_spool_reject(u->sp, uids[0], reason, err, sizeof(err)) < 0) {
+            logf_(u->o, "%s", err);
+            return;
+        }
+        logf_(u->o, "upload: collector refused %s: %s (kept in %s/rejected)", uids[0], u->pr.why,
+              vt_spool_dir(u->sp));
+        u->r->rejected++;
+        return;
+    }
+    set_error(u, "upload to %s failed: %s", u->url, u->pr.why);
+    u->stop = 1;
+}
+
+static void report_corrupt(const char *path, const char *why, void *arg)
+{
+    upload_ctx *u = arg;
+    logf_(u->o, "spool: skipping %s: %s (left in place)", path, why);
+}
+
+int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
+{
+    upload_ctx u;
+    vt_spool_listing l;
+    char err[512];
+    memset(r, 0, sizeof(*r));
+    memset(&u, 0, sizeof(u));
+    u.sp = sp;
+    u.o = o;
+    u.r = r;
+    if (!o->collector || !*o->collector) {
+        snprintf(r->error, sizeof(r->error), "no collector configured (--collector URL)");
+        return -1;
+    }
+    if (check_url(o->collector, r->error, sizeof(r->error)) < 0)
+        return -1;
+    if (make_url(u.url, sizeof(u.url), o->collector, "/api/v1/measurements") < 0) {
+        snprintf(r->error, sizeof(r->error), "collector URL too long");
+        return -1;
+    }
+    if (vt_spool_list(sp, &l, report_corrupt, &u, err, sizeof(err)) < 0) {
+        snprintf(r->error, sizeof(r->error), "%s", err);
+        return -1;
+    }
+    r->spooled = l.n;
+    r->corrupt = l.corrupt;
+    u.deadline = now_mono() + (o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000) / 1000.0;
+    size_t bs = o->batch_size > 0 ? (size_t)o->batch_size : 100;
+    char **uids = calloc(bs, sizeof(*uids));
+    if (!uids) {
+        vt_spool_listing_free(&l);
+        snprintf(r->error, sizeof(r->error), "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < l.n && !u.stop; i += bs) {
+        size_t n = l.n - i < bs ? l.n - i : bs;
+        for (size_t k = 0; k < n; k++)
+            uids[k] = l.items[i + k].uid;
+        send_batch(&u, uids, n);
+    }
+    free(uids);
+    vt_spool_listing_free(&l);
+    free(u.jsonl.p);
+    free(u.gz.p);
+    free(u.pr.body.p);
+
+    /* What is left: recount (another process may have spooled or uploaded meanwhile). */
+    vt_spool_listing after;
+    if (vt_spool_list(sp, &after, NULL, NULL, err, sizeof(err)) == 0) {
+        r->left = after.n;
+        vt_spool_listing_free(&after);
+    }
+    if (!r->error[0] && r->left > 0 && r->spooled > 0) {
+        size_t done = r->accepted + r->duplicate + r->rejected;
+        if (done < r->spooled)
+            snprintf(r->error, sizeof(r->error),
+                     "collector did not acknowledge %zu measurement(s); they stay spooled",
+                     r->spooled - done);
+    }
+    if (!r->error[0] && r->corrupt > 0)
+        snprintf(r->error, sizeof(r->error),
+                 "%zu damaged spool file(s) skipped and left in %s for inspection", r->corrupt,
+                 vt_spool_dir(sp));
+    return r->error[0] ? -1 : 0;
+}
+
+int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o,
+                         const vt_upload_result *r, char *err, size_t errlen)
+{
+    char path[4096], ts[20];
+    double t = (double)time(NULL);
+    cJSON *j = cJSON_CreateObject();
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    vt_format_time(t, ts);
+    cJSON_AddStringToObject(j, "time", ts);
+    cJSON_AddNumberToObject(j, "time_epoch", t);
+    vt_json_add_string_or_null(j, "collector", o->collector);
+    cJSON_AddBoolToObject(j, "ok", r->error[0] == 0);
+    cJSON_AddNumberToObject(j, "spooled", (double)r->spooled);
+    cJSON_AddNumberToObject(j, "accepted", (double)r->accepted);
+    cJSON_AddNumberToObject(j, "duplicate", (double)r->duplicate);
+    cJSON_AddNumberToObject(j, "rejected", (double)r->rejected);
+    cJSON_AddNumberToObject(j, "corrupt", (double)r->corrupt);
+    cJSON_AddNumberToObject(j, "left", (double)r->left);
+    cJSON_AddNumberToObject(j, "requests", r->requests);
+    vt_json_add_string_or_null(j, "error", r->error[0] ? r->error : NULL);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s || snprintf(path, sizeof(path), "%s/last-upload.json", state_dir) >= (int)sizeof(path)) {
+        free(s);
+        snprintf(err, errlen, "cannot write last-upload.json");
+        return -1;
+    }
+    size_t n = strlen(s);
+    s[n] = '\n'; /* cJSON_Print's terminator becomes the final newline */
+    int rc = vt_spool_write_file_atomic(path, s, n + 1, err, errlen);
+    free(s);
+    return rc;
+}
+
+static int cc_valid(const char *s)
+{
+    return s && strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
+}
+
+static int asn_valid(const char *s)
+{
+    size_t n;
+    if (!s || strncmp(s, "AS", 2) != 0)
+        return 0;
+    n = strlen(s);
+    if (n < 3 || n > 12)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err, size_t errlen)
+{
+    char url[2048];
+    post_result pr;
+    cJSON *answer = NULL;
+    int requests = 0, rc = -1;
+    memset(out, 0, sizeof(*out));
+    memset(&pr, 0, sizeof(pr));
+    if (!o->collector || !*o->collector) {
+        snprintf(err, errlen, "no collector configured");
+        return -1;
+    }
+    if (check_url(o->collector, err, errlen) < 0)
+        return -1;
+    if (make_url(url, sizeof(url), o->collector, "/api/v1/check-in") < 0) {
+        snprintf(err, errlen, "collector URL too long");
+        return -1;
+    }
+    const char *body = "{\"software_name\":\"vantage-probe\",\"software_version\":\"" VT_VERSION
+                       "\"}";
+    int budget = o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000;
+    if (budget > 2 * o->request_timeout_ms && o->request_timeout_ms > 0)
+        budget = 2 * o->request_timeout_ms; /* a check-in must not hold measuring back long */
+    post_status st = post_retry(o, url, "application/json", 0, body, strlen(body),
+                                now_mono() + budget / 1000.0, &requests, &answer, &pr);
+    if (st != POST_OK) {
+        snprintf(err, errlen, "check-in at %s failed: %s", url, pr.why);
+        goto done;
+    }
+    const char *cc = vt_json_get_string(answer, "probe_cc");
+    const char *asn = vt_json_get_string(answer, "probe_asn");
+    const char *net = vt_json_get_string(answer, "probe_network_name");
+    const cJSON *tv = cJSON_GetObjectItemCaseSensitive(answer, "targets_version");
+    if (!cc_valid(cc) || !asn_valid(asn)) {
+        snprintf(err, errlen, "check-in at %s: answer without a valid probe_cc/probe_asn", url);
+        goto done;
+    }
+    snprintf(out->probe_cc, sizeof(out->probe_cc), "%s", cc);
+    snprintf(out->probe_asn, sizeof(out->probe_asn), "%s", asn);
+    if (net) {
+        size_t j = 0;
+        for (const unsigned char *p = (const unsigned char *)net;
+             *p && j + 1 < sizeof(out->probe_network_name); p++)
+            if (*p >= 0x20 && *p != 0x7f)
+                out->probe_network_name[j++] = (char)*p;
+        out->probe_network_name[j] = 0;
+        /* A cut inside a UTF-8 sequence would make invalid JSON text later: trim it. */
+        while (j > 0 && !vt_utf8_valid((const unsigned char *)out->probe_network_name, j))
+            out->probe_network_name[--j] = 0;
+    }
+    if (cJSON_IsString(tv))
+        snprintf(out->targets_version, sizeof(out->targets_version), "%.120s", tv->valuestring);
+    else if (cJSON_IsNumber(tv))
+        snprintf(out->targets_version, sizeof(out->targets_version), "%.0f", tv->valuedouble);
+    rc = 0;
+done:
+    cJSON_Delete(answer);
+    free(pr.body.p);
+    return rc;
+}
+
+/* ---- The probe's command line. ---- */
+
+void vt_upload_cli_defaults(vt_upload_opts *o)
+{
+    vt_upload_opts_defaults(o);
+    const char *t = getenv("VANTAGE_UPLOAD_TOKEN");
+    if (t && *t)
+        o->token = t;
+    o->log = stderr;
+}
+
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char *err,
+                     size_t errlen)
+{
+    long v;
+    if (!strcmp(name, "state-dir"))
+        o->state_dir = arg;
+    else if (!strcmp(name, "collector"))
+        o->collector = arg;
+    else if (!strcmp(name, "collector-cacert"))
+        o->cacert = arg;
+    else if (!strcmp(name, "upload-token"))
+        o->token = arg;
+    else if (!strcmp(name, "no-upload"))
+        o->disabled = 1;
+    else if (!strcmp(name, "upload-batch")) {
+        if (parse_num(arg, 1, 1000, &v) < 0)
+            goto bad;
+        o->batch_size = (int)v;
+    } else if (!strcmp(name, "upload-attempts")) {
+        if (parse_num(arg, 1, 100, &v) < 0)
+            goto bad;
+        o->max_attempts = (int)v;
+    } else if (!strcmp(name, "upload-backoff-ms")) {
+        if (parse_num(arg, 0, 3600000, &v) < 0)
+            goto bad;
+        o->backoff_base_ms = (int)v;
+        if (o->backoff_max_ms < o->backoff_base_ms)
+            o->backoff_max_ms = o->backoff_base_ms;
+    } else if (!strcmp(name, "upload-max-time")) {
+        if (parse_num(arg, 1, 86400, &v) < 0)
+            goto bad;
+        o->total_timeout_ms = (int)(v * 1000);
+        if (o->request_timeout_ms > o->total_timeout_ms)
+            o->request_timeout_ms = o->total_timeout_ms;
+        if (o->backoff_max_ms > o->total_timeout_ms)
+            o->backoff_max_ms = o->total_timeout_ms;
+    } else {
+        snprintf(err, errlen, "unknown option --%s", name);
+        return -1;
+    }
+    return 0;
+bad:
+    snprintf(err, errlen, "--%s: '%s' is out of range", name, arg ? arg : "");
+    return -1;
+}
+
+int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp)
+{
+    char err[1024];
+    int upload = o->collector && !o->disabled;
+    *sp = NULL;
+    if (upload) {
+        if (vt_upload_checkin(o, ci, err, sizeof(err)) == 0) {
+            cfg->probe_cc = ci->probe_cc;
+            cfg->probe_asn = ci->probe_asn;
+            cfg->probe_network_name = ci->probe_network_name[0] ? ci->probe_network_name : NULL;
+        } else {
+            fprintf(stderr, "vantage-probe: warning: %s; measuring as %s/%s\n", err,
+                    cfg->probe_cc ? cfg->probe_cc : "ZZ", cfg->probe_asn ? cfg->probe_asn : "AS0");
+        }
+    }
+    *sp = vt_spool_open(o->state_dir, err, sizeof(err));
+    if (!*sp) {
+        if (upload || o->state_dir) {
+            fprintf(stderr, "vantage-probe: %s\n", err);
+            return -1;
+        }
+        fprintf(stderr, "vantage-probe: warning: %s; measurements are not spooled\n", err);
+        return 0;
+    }
+    const char *w = vt_spool_cap_warning(*sp);
+    if (w)
+        fprintf(stderr, "vantage-probe: warning: %s\n", w);
+    return 0;
+}
+
+void vt_upload_run_spool(vt_spool *sp, const cJSON *m, long *failed)
+{
+    char err[1024];
+    if (!sp)
+        return;
+    if (vt_spool_put_measurement(sp, m, err, sizeof(err)) < 0) {
+        if ((*failed)++ == 0)
+            fprintf(stderr, "vantage-probe: %s\n", err);
+    }
+}
+
+static void print_result(const vt_upload_opts *o, const vt_upload_result *r)
+{
+    fprintf(stderr,
+            "vantage-probe: upload: %zu accepted, %zu already there, %zu rejected, %zu still "
+            "spooled%s%s\n",
+            r->accepted, r->duplicate, r->rejected, r->left, r->error[0] ? ": " : "", r->error);
+}
+
+static int do_upload(vt_upload_opts *o, vt_spool *sp)
+{
+    vt_upload_result r;
+    char err[1024];
+    int rc = vt_upload_spool(sp, o, &r);
+    if (vt_upload_write_last(vt_spool_state_dir(sp), o, &r, err, sizeof(err)) < 0)
+        fprintf(stderr, "vantage-probe: warning: %s\n", err);
+    print_result(o, &r);
+    if (rc == 0)
+        return VT_EXIT_OK;
+    return r.left > 0 ? VT_EXIT_UPLOAD_PENDING : VT_EXIT_FAILURE;
+}
+
+int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed)
+{
+    int rc = VT_EXIT_OK;
+    if (spool_failed > 0)
+        fprintf(stderr, "vantage-probe: %ld measurement(s) could not be spooled (see above)\n",
+                spool_failed);
+    if (!sp)
+        return rc;
+    if (o->collector && !o->disabled)
+        rc = do_upload(o, sp);
+    vt_spool_close(sp);
+    return rc;
+}
+
+int vt_upload_command(vt_upload_opts *o)
+{
+    char err[1024];
+    if (!o->collector) {
+        fprintf(stderr, "vantage-probe: upload needs --collector URL\n");
+        return VT_EXIT_USAGE;
+    }
+    if (o->disabled) {
+        fprintf(stderr, "vantage-probe: upload with --no-upload does nothing\n");
+        return VT_EXIT_USAGE;
+    }
+    vt_spool *sp = vt_spool_open(o->state_dir, err, sizeof(err));
+    if (!sp) {
+        fprintf(stderr, "vantage-probe: %s\n", err);
+        return VT_EXIT_FAILURE;
+    }
+    int rc = do_upload(o, sp);
+    vt_spool_close(sp);
+    return rc;
+}

@@ -1,0 +1,103 @@
+/* Upload of the spool to a collector, and check-in. Blocking (libcurl easy): call it outside the
+ * measuring loop, before or after measuring, never during. */
+#ifndef VANTAGE_PROBE_UPLOAD_H
+#define VANTAGE_PROBE_UPLOAD_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "spool.h"
+#include "vantage/config.h"
+
+typedef struct vt_upload_opts {
+    const char *state_dir;  /* --state-dir, NULL: the default */
+    int disabled;           /* --no-upload: neither check-in nor upload */
+    const char *collector;  /* base URL, e.g. https://collector.example.org */
+    const char *cacert;     /* CA bundle for the collector's certificate, NULL: system */
+    const char *token;      /* upload token (Authorization: Bearer), NULL: none */
+    int batch_size;         /* measurements per request (default 100) */
+    int max_attempts;       /* tries per request (default 6) */
+    int backoff_base_ms;    /* first retry waits up to this (default 1000) */
+    int backoff_max_ms;     /* cap of one wait (default 60000) */
+    int total_timeout_ms;   /* whole upload, waits included (default 600000) */
+    int request_timeout_ms; /* one request (default 60000) */
+    FILE *log;              /* progress and problems, NULL: silent */
+} vt_upload_opts;
+
+typedef struct vt_upload_result {
+    size_t spooled;   /* valid measurements found in the spool */
+    size_t accepted;  /* stored by the collector now */
+    size_t duplicate; /* the collector had them already */
+    size_t rejected;  /* refused: moved to spool/rejected/ */
+    size_t corrupt;   /* damaged spool files, left in place */
+    size_t left;      /* still spooled afterwards */
+    int requests;     /* HTTP requests made, retries included */
+    char error[512];  /* empty when everything acknowledged */
+} vt_upload_result;
+
+typedef struct vt_checkin_result {
+    char probe_cc[3];
+    char probe_asn[16];
+    char probe_network_name[256];
+    char targets_version[128];
+} vt_checkin_result;
+
+void vt_upload_opts_defaults(vt_upload_opts *o);
+
+/* Sends every spooled measurement, deletes what the collector acknowledged (accepted or
+ * duplicate), moves what it rejected to spool/rejected/, keeps the rest. Returns 0 when the spool
+ * was emptied of valid measurements, -1 otherwise (r->error says why; never loses one). */
+int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r);
+
+/* Writes <state>/last-upload.json from r (for `status`). */
+int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o,
+                         const vt_upload_result *r, char *err, size_t errlen);
+
+/* POST /api/v1/check-in: what the collector sees as this probe's country and network.
+ * Retries as an upload request does. */
+int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err, size_t errlen);
+
+/* ---- The probe's command line (used by probe/main.c). ---- */
+
+/* Entries for a getopt_long table; every one returns val, and the option's name goes to
+ * vt_upload_option. */
+#define VT_UPLOAD_LONGOPTS(val)                                                                    \
+    {"state-dir", required_argument, 0, (val)}, {"collector", required_argument, 0, (val)},       \
+        {"collector-cacert", required_argument, 0, (val)},                                         \
+        {"upload-token", required_argument, 0, (val)}, {"no-upload", no_argument, 0, (val)},       \
+        {"upload-batch", required_argument, 0, (val)},                                             \
+        {"upload-attempts", required_argument, 0, (val)},                                          \
+        {"upload-backoff-ms", required_argument, 0, (val)},                                        \
+        {"upload-max-time", required_argument, 0, (val)}
+
+#define VT_UPLOAD_USAGE                                                                            \
+    "  --state-dir DIR     spool and state (default $XDG_STATE_HOME/vantage)\n"                   \
+    "  --collector URL     check in and upload to this collector (https://...)\n"                 \
+    "  --collector-cacert FILE  CA bundle for the collector's certificate\n"                      \
+    "  --upload-token TOKEN  upload token (or env VANTAGE_UPLOAD_TOKEN)\n"                        \
+    "  --no-upload         keep measurements in the spool, contact no collector\n"                \
+    "  --upload-batch N    measurements per request (default 100)\n"                              \
+    "  --upload-attempts N  tries per request (default 6)\n"                                      \
+    "  --upload-backoff-ms MS  first retry waits up to MS, doubling (default 1000)\n"             \
+    "  --upload-max-time SEC  give up uploading after SEC (default 600)\n"
+
+/* Defaults, then VANTAGE_UPLOAD_TOKEN from the environment. */
+void vt_upload_cli_defaults(vt_upload_opts *o);
+/* Applies option name (without "--") with arg; -1 with a message on a bad value. */
+int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char *err,
+                     size_t errlen);
+
+/* Before measuring in `run`: checks in (when a collector is set and uploads are on) and puts the
+ * answer into cfg (pointing into *ci), then opens the spool. Returns 0, or -1 after printing why
+ * (the spool is required when a collector is set; otherwise a warning and *sp = NULL). */
+int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci,
+                        vt_spool **sp);
+/* Spools one measurement from the loop; prints the first failure, counts the rest. */
+void vt_upload_run_spool(vt_spool *sp, const cJSON *m, long *failed);
+/* After measuring: uploads (when configured), writes last-upload.json, says what happened.
+ * Returns a VT_EXIT_* code: OK, UPLOAD_PENDING or FAILURE. Closes sp. */
+int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed);
+/* `vantage-probe upload`: flushes the spool alone. Returns a VT_EXIT_* code. */
+int vt_upload_command(vt_upload_opts *o);
+
+#endif
