@@ -364,6 +364,10 @@ static int check_kind_options(const ctx *c, const cJSON *o, const char *kind)
     if (strcmp(kind, "endpoint") == 0) {
         const cJSON *tls = cJSON_GetObjectItemCaseSensitive(o, "tls");
         const cJSON *sni = cJSON_GetObjectItemCaseSensitive(o, "sni");
+        const cJSON *alpn = cJSON_GetObjectItemCaseSensitive(o, "alpn");
+        if (alpn && (!cJSON_IsString(alpn) || !alpn->valuestring[0]))
+            return fail(c, "alpn", "expected a non-empty string such as \"h2,http/1.1\", got %s",
+                        type_name(alpn));
         if (tls && !cJSON_IsBool(tls))
             return fail(c, "tls", "expected true or false, got %s", type_name(tls));
         if (sni) {
@@ -386,7 +390,18 @@ static int check_endpoint(const ctx *c, const char *kind, const char *ep, size_t
     if (strcmp(kind, "web") == 0) {
         if (check_url(ep, NULL, NULL, why, sizeof why) < 0)
             return fail(c, key, "\"%.200s\": %s", ep, why);
-    } else if (check_hostport(ep, strcmp(kind, "telegram") == 0, why, sizeof why) < 0) {
+    } else if (strcmp(kind, "telegram") == 0) {
+        /* A data centre as "ip:port" or a bare "ip" (ports 80 and 443), or a URL (the web
+         * check, or "http://ip:port/"). */
+        int v6;
+        int rc = strncasecmp(ep, "http://", 7) == 0 || strncasecmp(ep, "https://", 8) == 0
+                     ? check_url(ep, NULL, NULL, why, sizeof why)
+                 : is_ip_literal(ep, strlen(ep), &v6) ? 0
+                                                      : check_hostport(ep, 1, why, sizeof why);
+        if (rc < 0)
+            return fail(c, key, "\"%.200s\": %s (kind \"telegram\": \"ip:port\", \"ip\" or a URL)",
+                        ep, why);
+    } else if (check_hostport(ep, 0, why, sizeof why) < 0) {
         return fail(c, key, "\"%.200s\": %s (kind \"%s\")", ep, why, kind);
     }
     return 0;
