@@ -1,0 +1,425 @@
+# shellcheck shell=bash
+# The censorship lab: one network-namespace topology reused by every scenario (tests/lab/test_*).
+# Source it, call lab_setup, apply the scenario's interference, run lab_probe, check with
+# lab_assert. Teardown runs from an EXIT trap, also on failure and on SIGINT/SIGTERM.
+#
+#   vt-client (probe) ── vt-censor (router, ISP resolver, iptables/tc) ── vt-server (nginx, DNS)
+#                                    └──────────────────────────────────── vt-control (collector)
+#
+# Only 10.99.0.0/16 is used, and only inside these namespaces: nothing is routed to the host.
+# Interference rules match traffic entering the censor from the client ("-i $LAB_IF_CLI"), so the
+# control vantage, which also routes through the censor, stays uncensored.
+
+# ---- the table: names, addresses, links --------------------------------------------------------
+LAB_NAMESPACES=(vt-client vt-censor vt-server vt-control)
+LAB_CLIENT_IP=10.99.1.2      # vt-client cli0
+LAB_ISP_DNS=10.99.1.1        # vt-censor cen-cli: the gateway and the "ISP resolver"
+LAB_CENSOR_SRV_IP=10.99.2.1  # vt-censor cen-srv
+LAB_SERVER_IP=10.99.2.2      # vt-server srv0 (its own address; services have their own below)
+LAB_AUTH_DNS=10.99.2.53      # vt-server: the lab's authoritative DNS (the truth)
+LAB_CENSOR_CTL_IP=10.99.3.1  # vt-censor cen-ctl
+LAB_CONTROL_IP=10.99.3.2     # vt-control ctl0: vantage-collector's control endpoint
+LAB_CONTROL_PORT=8080
+LAB_IF_CLI=cen-cli           # the censor's interface towards the client
+LAB_IF_SRV=cen-srv
+# Name -> address. Services on 10.99.2.10 (target.lab, other.lab share it) and 10.99.2.11 run in
+# the "main" nginx; the others in the "aux" nginx, so a scenario can stop the target's server
+# alone. blockpage.lab answers every Host with the lab blockpage.
+LAB_HOSTS=(
+    "target.lab 10.99.2.10 main"
+    "other.lab 10.99.2.10 main"
+    "slow.lab 10.99.2.11 main"
+    "canary.lab 10.99.2.20 aux"
+    "blockpage.lab 10.99.2.66 aux"
+)
+LAB_TARGET_IP=10.99.2.10
+LAB_CANARY_IP=10.99.2.20
+LAB_BLOCKPAGE_IP=10.99.2.66
+LAB_INTERCEPT_IP=10.99.2.67  # HTTPS with a certificate from a CA the probe does not trust
+LAB_LARGE_KB=${LAB_LARGE_KB:-256} # size of /large.bin on every site
+
+LAB_SRC_DIR=${VT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+LAB_BUILD_DIR=${VT_BUILD_DIR:-$LAB_SRC_DIR/build}
+LAB_PROBE=${LAB_PROBE:-$LAB_BUILD_DIR/probe/vantage-probe}
+LAB_COLLECTOR=${LAB_COLLECTOR:-$LAB_BUILD_DIR/collector/vantage-collector}
+LAB_TARGETS=${LAB_TARGETS:-$LAB_SRC_DIR/tests/lab/targets-lab.json}
+LAB_FINGERPRINTS=${LAB_FINGERPRINTS:-$LAB_SRC_DIR/tests/lab/fingerprints-lab.csv}
+LAB_DIR=""
+LAB_OUT=""
+
+lab_log() { echo "lab: $*" >&2; }
+lab_die() {
+    echo "lab: FAIL: $*" >&2
+    exit 1
+}
+
+# Exit 77 (skipped) unless root and the tools are there.
+lab_require() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "lab: skipped: network-namespace tests need root" >&2
+        exit 77
+    fi
+    local t
+    for t in ip iptables tc dnsmasq nginx openssl python3; do
+        if ! command -v "$t" >/dev/null 2>&1; then
+            echo "lab: skipped: $t is missing (scripts/deps.sh lab)" >&2
+            exit 77
+        fi
+    done
+    if [ ! -x "$LAB_PROBE" ]; then
+        echo "lab: skipped: no probe at $LAB_PROBE (build first)" >&2
+        exit 77
+    fi
+}
+
+lab_ns() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+lab_censor() { lab_ns vt-censor "$@"; }
+lab_server() { lab_ns vt-server "$@"; }
+lab_client() { lab_ns vt-client "$@"; }
+
+lab_ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+
+# Kills the processes inside one of the lab's namespaces (only those), then deletes it.
+lab_ns_destroy() {
+    local ns=$1 pids i
+    if lab_ns_exists "$ns"; then
+        pids=$(ip netns pids "$ns" 2>/dev/null)
+        if [ -n "$pids" ]; then
+            # shellcheck disable=SC2086
+            kill $pids 2>/dev/null || true
+            for i in 1 2 3 4 5 6 7 8 9 10; do
+                pids=$(ip netns pids "$ns" 2>/dev/null)
+                [ -z "$pids" ] && break
+                sleep 0.1
+            done
+            # shellcheck disable=SC2086
+            [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+        fi
+        ip netns del "$ns" 2>/dev/null || true
+    fi
+    case "$ns" in vt-*) rm -rf "/etc/netns/$ns" ;; esac
+}
+
+lab_teardown() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local ns
+    for ns in "${LAB_NAMESPACES[@]}"; do
+        lab_ns_destroy "$ns"
+    done
+    if [ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ]; then
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${LAB_KEEP_ON_FAIL:-}" ]; then
+            lab_log "kept $LAB_DIR"
+        else
+            rm -rf "$LAB_DIR"
+        fi
+    fi
+    exit "$rc"
+}
+
+# ---- pieces of the set-up ----------------------------------------------------------------------
+lab_make_ns() {
+    local ns
+    for ns in "${LAB_NAMESPACES[@]}"; do
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+        lab_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
+        lab_ns "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
+    done
+    ip link add cli0 netns vt-client type veth peer name "$LAB_IF_CLI" netns vt-censor
+    ip link add srv0 netns vt-server type veth peer name "$LAB_IF_SRV" netns vt-censor
+    ip link add ctl0 netns vt-control type veth peer name cen-ctl netns vt-censor
+
+    ip -n vt-client addr add "$LAB_CLIENT_IP/24" dev cli0
+    ip -n vt-censor addr add "$LAB_ISP_DNS/24" dev "$LAB_IF_CLI"
+    ip -n vt-censor addr add "$LAB_CENSOR_SRV_IP/24" dev "$LAB_IF_SRV"
+    ip -n vt-censor addr add "$LAB_CENSOR_CTL_IP/24" dev cen-ctl
+    ip -n vt-control addr add "$LAB_CONTROL_IP/24" dev ctl0
+    ip -n vt-server addr add "$LAB_SERVER_IP/24" dev srv0
+    local a
+    for a in "$LAB_AUTH_DNS" "$LAB_INTERCEPT_IP" $(lab_host_ips); do
+        ip -n vt-server addr add "$a/24" dev srv0 2>/dev/null || true
+    done
+    ip -n vt-client link set cli0 up
+    ip -n vt-server link set srv0 up
+    ip -n vt-control link set ctl0 up
+    ip -n vt-censor link set "$LAB_IF_CLI" up
+    ip -n vt-censor link set "$LAB_IF_SRV" up
+    ip -n vt-censor link set cen-ctl up
+    ip -n vt-client route add default via "$LAB_ISP_DNS"
+    ip -n vt-server route add default via "$LAB_CENSOR_SRV_IP"
+    ip -n vt-control route add default via "$LAB_CENSOR_CTL_IP"
+    lab_censor sysctl -qw net.ipv4.ip_forward=1
+
+    mkdir -p /etc/netns/vt-client /etc/netns/vt-control
+    echo "nameserver $LAB_ISP_DNS" >/etc/netns/vt-client/resolv.conf
+    echo "nameserver $LAB_AUTH_DNS" >/etc/netns/vt-control/resolv.conf
+}
+
+lab_host_ips() {
+    local e
+    for e in "${LAB_HOSTS[@]}"; do
+        set -- $e
+        echo "$2"
+    done | sort -u
+}
+# The lab CA (trusted by the probe and the control), a certificate for every lab name from it,
+# and a second "interceptor" CA nobody trusts with its own certificate for target.lab.
+lab_make_certs() {
+    local d=$LAB_DIR/pki san="" e
+    mkdir -p "$d"
+    for e in "${LAB_HOSTS[@]}"; do
+        set -- $e
+        san="${san:+$san,}DNS:$1"
+    done
+    (
+        cd "$d" || exit 1
+        for ca in ca evilca; do
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+                -subj "/CN=Vantage lab $ca" -keyout $ca.key -out $ca.pem \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+                2>/dev/null || exit 1
+        done
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=target.lab" \
+            -keyout server.key -out server.csr 2>/dev/null || exit 1
+        printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out server.pem 2>/dev/null || exit 1
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=target.lab" \
+            -keyout evil.key -out evil.csr 2>/dev/null || exit 1
+        printf 'subjectAltName=DNS:target.lab,DNS:other.lab\n' >evil.ext
+        openssl x509 -req -in evil.csr -CA evilca.pem -CAkey evilca.key -CAcreateserial -days 2 \
+            -extfile evil.ext -out evil.pem 2>/dev/null || exit 1
+    ) || lab_die "making the lab certificates failed"
+    LAB_CACERT=$d/ca.pem
+}
+
+lab_make_www() {
+    local e host
+    for e in "${LAB_HOSTS[@]}"; do
+        set -- $e
+        host=$1
+        mkdir -p "$LAB_DIR/www/$host"
+        printf '<!doctype html><html><head><title>Lab site %s</title></head><body><p>Welcome to %s, a site of the Vantage lab.</p></body></html>\n' \
+            "$host" "$host" >"$LAB_DIR/www/$host/index.html"
+        head -c $((LAB_LARGE_KB * 1024)) /dev/zero >"$LAB_DIR/www/$host/large.bin"
+    done
+    mkdir -p "$LAB_DIR/www/blockpage"
+    printf '<!doctype html><html><head><title>Access denied</title></head><body><h1>VANTAGE-LAB-BLOCKPAGE</h1><p>This site has been blocked by order of the lab authority.</p></body></html>\n' \
+        >"$LAB_DIR/www/blockpage/index.html"
+    mkdir -p "$LAB_DIR/www/intercept"
+    printf '<!doctype html><html><head><title>Intercepted</title></head><body>intercepted</body></html>\n' \
+        >"$LAB_DIR/www/intercept/index.html"
+}
+
+# nginx instance NAME serving the server blocks in the file $LAB_DIR/nginx-NAME/sites.conf.
+lab_nginx_conf() {
+    local name=$1 p=$LAB_DIR/nginx-$1
+    mkdir -p "$p/tmp"
+    cat >"$p/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+pid $p/nginx.pid;
+error_log $p/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log $p/access.log;
+    default_type application/octet-stream;
+    types { text/html html; }
+    sendfile on;
+    keepalive_timeout 5;
+    client_body_temp_path $p/tmp/body;
+    proxy_temp_path $p/tmp/proxy;
+    fastcgi_temp_path $p/tmp/fastcgi;
+    uwsgi_temp_path $p/tmp/uwsgi;
+    scgi_temp_path $p/tmp/scgi;
+    ssl_certificate $LAB_DIR/pki/server.pem;
+    ssl_certificate_key $LAB_DIR/pki/server.key;
+    include $p/sites.conf;
+}
+EOF
+    : >"$p/sites.conf"
+}
+
+lab_make_nginx() {
+    local e host ip inst
+    lab_nginx_conf main
+    lab_nginx_conf aux
+    for e in "${LAB_HOSTS[@]}"; do
+        set -- $e
+        host=$1 ip=$2 inst=$3
+        [ "$host" = blockpage.lab ] && continue
+        cat >>"$LAB_DIR/nginx-$inst/sites.conf" <<EOF
+server {
+    listen $ip:80;
+    listen $ip:443 ssl;
+    server_name $host;
+    root $LAB_DIR/www/$host;
+}
+EOF
+    done
+    cat >>"$LAB_DIR/nginx-aux/sites.conf" <<EOF
+server {
+    listen $LAB_BLOCKPAGE_IP:80 default_server;
+    listen $LAB_BLOCKPAGE_IP:443 ssl default_server;
+    server_name _;
+    root $LAB_DIR/www/blockpage;
+    error_page 404 =200 /index.html;
+}
+server {
+    listen $LAB_INTERCEPT_IP:443 ssl default_server;
+    listen $LAB_INTERCEPT_IP:80 default_server;
+    server_name _;
+    ssl_certificate $LAB_DIR/pki/evil.pem;
+    ssl_certificate_key $LAB_DIR/pki/evil.key;
+    root $LAB_DIR/www/intercept;
+    error_page 404 =200 /index.html;
+}
+EOF
+    for inst in main aux; do
+        lab_server nginx -e "$LAB_DIR/nginx-$inst/error.log" -c "$LAB_DIR/nginx-$inst/nginx.conf" ||
+            lab_die "nginx $inst did not start: $(cat "$LAB_DIR/nginx-$inst/error.log")"
+    done
+}
+
+# Stops the nginx that serves target.lab / other.lab / slow.lab (scenario: the site is down).
+lab_stop_main_server() {
+    local pid
+    pid=$(cat "$LAB_DIR/nginx-main/nginx.pid" 2>/dev/null) || lab_die "no main nginx pid"
+    kill "$pid"
+    local i
+    for i in $(seq 1 30); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+# The authoritative DNS for .lab (in vt-server): the truth, used by the control and by the
+# probe's second resolver.
+lab_make_auth_dns() {
+    local args=() e
+    for e in "${LAB_HOSTS[@]}"; do
+        set -- $e
+        args+=("--address=/$1/$2")
+    done
+    lab_server dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+        --listen-address="$LAB_AUTH_DNS" --local=/lab/ --user=root --group=root \
+        --pid-file="$LAB_DIR/dns-auth.pid" --log-queries --log-facility="$LAB_DIR/dns-auth.log" \
+        "${args[@]}" || lab_die "authoritative dnsmasq did not start"
+}
+
+# The ISP resolver (in vt-censor): forwards to the authoritative DNS, with the scenario's
+# overrides, e.g. lab_isp_dns "--address=/target.lab/" (NXDOMAIN) or
+# "--address=/target.lab/127.0.0.1". Restarts it when called again.
+lab_isp_dns() {
+    local pidf=$LAB_DIR/dns-isp.pid pid
+    if [ -f "$pidf" ]; then
+        pid=$(cat "$pidf")
+        kill "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        rm -f "$pidf"
+    fi
+    lab_censor dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+        --listen-address="$LAB_ISP_DNS" --server="$LAB_AUTH_DNS" --cache-size=0 \
+        --user=root --group=root --pid-file="$pidf" --log-queries \
+        --log-facility="$LAB_DIR/dns-isp.log" "$@" || lab_die "ISP dnsmasq did not start"
+}
+
+# The uncensored control vantage: vantage-collector's control endpoint in vt-control.
+lab_make_control() {
+    LAB_CONTROL_URL=""
+    if [ ! -x "$LAB_COLLECTOR" ]; then
+        lab_log "no collector at $LAB_COLLECTOR: running without a control"
+        return 0
+    fi
+    local d=$LAB_DIR/collector
+    mkdir -p "$d"
+    SSL_CERT_FILE=$LAB_CACERT CURL_CA_BUNDLE=$LAB_CACERT \
+        lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
+        --listen "$LAB_CONTROL_IP:$LAB_CONTROL_PORT" --db "$d/vantage.db" \
+        --control-cacert "$LAB_CACERT" >"$d/collector.log" 2>&1 &
+    LAB_CONTROL_URL="http://$LAB_CONTROL_IP:$LAB_CONTROL_PORT/api/v1/control"
+    local i
+    for i in $(seq 1 50); do
+        if lab_client python3 -c "import socket,sys; s=socket.create_connection(('$LAB_CONTROL_IP',$LAB_CONTROL_PORT),0.2)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    lab_log "the collector did not come up: $(tail -5 "$d/collector.log")"
+    LAB_CONTROL_URL=""
+}
+
+# Waits until a TCP port answers from inside a namespace.
+lab_wait_port() {
+    local ns=$1 ip=$2 port=$3 i
+    for i in $(seq 1 50); do
+        lab_ns "$ns" python3 -c "import socket; socket.create_connection(('$ip',$port),0.2)" \
+            2>/dev/null && return 0
+        sleep 0.1
+    done
+    lab_die "$ip:$port does not answer from $ns"
+}
+
+# ---- the entry points --------------------------------------------------------------------------
+lab_setup() {
+    lab_require
+    trap lab_teardown EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    local ns
+    for ns in "${LAB_NAMESPACES[@]}"; do # leftovers of a crashed run
+        lab_ns_destroy "$ns"
+    done
+    LAB_DIR=$(mktemp -d /tmp/vt-lab.XXXXXX)
+    chmod 755 "$LAB_DIR"
+    LAB_OUT=$LAB_DIR/out.jsonl
+    lab_make_ns
+    lab_make_certs
+    lab_make_www
+    lab_make_auth_dns
+    lab_isp_dns
+    lab_make_nginx
+    lab_wait_port vt-client "$LAB_TARGET_IP" 443
+    lab_wait_port vt-client "$LAB_CANARY_IP" 443
+    lab_make_control
+}
+
+# Runs the probe in vt-client over the lab's targets; extra arguments are passed on.
+# The output (JSONL) goes to $LAB_OUT; the probe's stderr to $LAB_DIR/probe.err.
+lab_probe() {
+    local args=(run --quiet --targets "$LAB_TARGETS" --output "$LAB_OUT" --cacert "$LAB_CACERT"
+        --resolver "$LAB_AUTH_DNS:53" --timeout "${LAB_TIMEOUT:-3}")
+    local help
+    help=$("$LAB_PROBE" --help 2>&1)
+    if [ -n "${LAB_CONTROL_URL:-}" ] && grep -q -- '--control' <<<"$help"; then
+        args+=(--control "$LAB_CONTROL_URL")
+    fi
+    if grep -q -- '--fingerprints' <<<"$help"; then
+        args+=(--fingerprints "$LAB_FINGERPRINTS")
+    fi
+    local t0=$SECONDS rc=0
+    lab_client "$LAB_PROBE" "${args[@]}" "$@" 2>"$LAB_DIR/probe.err" || rc=$?
+    lab_log "probe ran $((SECONDS - t0)) s, exit $rc, $(wc -l <"$LAB_OUT" 2>/dev/null || echo 0) measurements"
+    if [ ! -s "$LAB_OUT" ]; then
+        cat "$LAB_DIR/probe.err" >&2
+        lab_die "the probe wrote no measurement (exit $rc)"
+    fi
+}
+
+# lab_assert TARGET_ID CHECK...: each CHECK is key=value, key~=regex, key>=num, key<=num or
+# key!=value on the measurement's test_keys (dotted paths: evidence.sni_swap); values are
+# compared as JSON scalars written plainly (null, true, 12, text).
+lab_assert() {
+    python3 "$LAB_SRC_DIR/tests/lab/labcheck.py" "$LAB_OUT" "$@" || lab_die "assertion on $1"
+}
+
+# Every measurement of the run: id, verdict, phase (for the test's log).
+lab_show() {
+    python3 "$LAB_SRC_DIR/tests/lab/labcheck.py" "$LAB_OUT" --show >&2 || true
+}
