@@ -487,18 +487,19 @@ int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
     u.sp = sp;
     u.o = o;
     u.r = r;
-    if (!o->collector || !*o->collector) {
-        snprintf(r->error, sizeof(r->error), "no collector configured (--collector URL)");
-        return -1;
-    }
-    if (check_url(o->collector, r->error, sizeof(r->error)) < 0)
-        return -1;
-    if (make_url(u.url, sizeof(u.url), o->collector, "/api/v1/measurements") < 0) {
-        snprintf(r->error, sizeof(r->error), "collector URL too long");
-        return -1;
-    }
     if (vt_spool_list(sp, &l, report_corrupt, &u, err, sizeof(err)) < 0) {
         snprintf(r->error, sizeof(r->error), "%s", err);
+        return -1;
+    }
+    r->left = l.n;
+    if (!o->collector || !*o->collector)
+        snprintf(r->error, sizeof(r->error), "no collector configured (--collector URL)");
+    else if (check_url(o->collector, r->error, sizeof(r->error)) == 0 &&
+             make_url(u.url, sizeof(u.url), o->collector, "/api/v1/measurements") < 0)
+        snprintf(r->error, sizeof(r->error), "collector URL too long");
+    if (r->error[0]) {
+        r->config_error = 1;
+        vt_spool_listing_free(&l);
         return -1;
     }
     r->spooled = l.n;
@@ -787,7 +788,7 @@ static int do_upload(vt_upload_opts *o, vt_spool *sp)
     print_result(o, &r);
     if (rc == 0)
         return VT_EXIT_OK;
-    return r.left > 0 ? VT_EXIT_UPLOAD_PENDING : VT_EXIT_FAILURE;
+    return !r.config_error && r.left > 0 ? VT_EXIT_UPLOAD_PENDING : VT_EXIT_FAILURE;
 }
 
 int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed)

@@ -32,6 +32,7 @@ typedef struct vt_upload_result {
     size_t corrupt;   /* damaged spool files, left in place */
     size_t left;      /* still spooled afterwards */
     int requests;     /* HTTP requests made, retries included */
+    int config_error; /* no or unusable collector URL: nothing was tried */
     char error[512];  /* empty when everything acknowledged */
 } vt_upload_result;
 
