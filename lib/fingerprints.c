@@ -548,6 +548,7 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
         fp_free(&f);
         return row_error(err, errlen, c, "%s: %s", name, why);
     }
+    int named_header = f.location == VT_FP_HEADER && strncmp(loc, "header.", 7) == 0;
     char origin[512];
     snprintf(origin, sizeof origin, "%s:%zu", vt_textfile_basename(c->name), c->rec_line);
     f.name = strdup(name);
@@ -559,14 +560,14 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
     f.exp_url = strdup(col(c, k->exp_url));
     f.notes = strdup(col(c, k->notes));
     f.origin = strdup(origin);
-    if (f.location == VT_FP_HEADER && loc[6] == '.') {
+    if (named_header) {
         f.header_name = strdup(loc + 7);
         if (f.header_name)
             for (char *p = f.header_name; *p; p++)
                 *p = (char)tolower((unsigned char)*p);
     }
     if (!f.name || !f.scope || !f.other_names || !f.pattern || !f.source || !f.exp_url ||
-        !f.notes || !f.origin || (loc[6] == '.' && f.location == VT_FP_HEADER && !f.header_name))
+        !f.notes || !f.origin || (named_header && !f.header_name))
         goto oom;
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 64;

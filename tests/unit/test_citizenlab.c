@@ -184,13 +184,13 @@ static void bad_rows_name_file_line_and_problem(void **state)
     assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,NEWS,News,2020-01-01,cl,\"a\"b\n"),
                      -1);
     assert_non_null(strstr(err, "xx.csv:2: unexpected character after a closing quote"));
-    assert_int_equal(load_csv(&l, HEADER "\nhttps://a.example/,NEWS,\xff,2020,cl,\n",
-                              strlen(HEADER) + 38),
+    static const char bad_utf8[] = HEADER "\nhttps://a.example/,NEWS,\xff,2020,cl,\n";
+    assert_int_equal(load_csv(&l, bad_utf8, sizeof bad_utf8 - 1),
                      -1);
     assert_non_null(strstr(err, "xx.csv:2:"));
     assert_non_null(strstr(err, "invalid UTF-8"));
-    assert_int_equal(load_csv(&l, HEADER "\nhttps://a.example/,NEWS,\0,2020,cl,\n",
-                              strlen(HEADER) + 38),
+    static const char nul[] = HEADER "\nhttps://a.example/,NEWS,\0,2020,cl,\n";
+    assert_int_equal(load_csv(&l, nul, sizeof nul - 1),
                      -1);
     assert_non_null(strstr(err, "NUL byte"));
     assert_int_equal(l.n, 0);
