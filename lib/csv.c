@@ -12,8 +12,7 @@ void vt_csv_init(vt_csv *c, const char *data, size_t len, const char *name)
     c->len = len;
     c->name = name;
     c->line = 1;
-    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
-        c->pos = 3;
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) c->pos = 3;
 }
 
 void vt_csv_free(vt_csv *c)
@@ -32,8 +31,7 @@ static int put(vt_csv *c, char ch)
     if (c->buf_len == c->buf_cap) {
         size_t ncap = c->buf_cap ? c->buf_cap * 2 : 256;
         char *nb = realloc(c->buf, ncap);
-        if (!nb)
-            return -1;
+        if (!nb) return -1;
         c->buf = nb;
         c->buf_cap = ncap;
     }
@@ -44,13 +42,11 @@ static int put(vt_csv *c, char ch)
 /* Ends the current field: NUL-terminates it and records where the next one starts. */
 static int end_field(vt_csv *c, size_t *start)
 {
-    if (put(c, 0) < 0)
-        return -1;
+    if (put(c, 0) < 0) return -1;
     if (c->n_fields == c->offs_cap) {
         size_t ncap = c->offs_cap ? c->offs_cap * 2 : 16;
         size_t *no = realloc(c->offs, ncap * sizeof *no);
-        if (!no)
-            return -1;
+        if (!no) return -1;
         c->offs = no;
         c->offs_cap = ncap;
     }
@@ -71,8 +67,7 @@ int vt_csv_next(vt_csv *c, char *err, size_t errlen)
         c->pos += d[c->pos] == '\r' ? 2 : 1;
         c->line++;
     }
-    if (c->pos >= c->len)
-        return 0;
+    if (c->pos >= c->len) return 0;
     c->rec_line = c->line;
     for (;;) {
         /* At the start of a field. */
@@ -89,8 +84,7 @@ int vt_csv_next(vt_csv *c, char *err, size_t errlen)
                 if (ch == '"') {
                     if (c->pos < c->len && d[c->pos] == '"') {
                         c->pos++;
-                        if (put(c, '"') < 0)
-                            goto oom;
+                        if (put(c, '"') < 0) goto oom;
                         continue;
                     }
                     break;
@@ -99,10 +93,8 @@ int vt_csv_next(vt_csv *c, char *err, size_t errlen)
                     snprintf(err, errlen, "%s:%zu: NUL byte in a field", c->name, c->line);
                     return -1;
                 }
-                if (ch == '\n')
-                    c->line++;
-                if (put(c, ch) < 0)
-                    goto oom;
+                if (ch == '\n') c->line++;
+                if (put(c, ch) < 0) goto oom;
             }
             if (c->pos < c->len && d[c->pos] != ',' && d[c->pos] != '\n' &&
                 !(d[c->pos] == '\r' && c->pos + 1 < c->len && d[c->pos + 1] == '\n') &&
@@ -116,31 +108,25 @@ int vt_csv_next(vt_csv *c, char *err, size_t errlen)
         } else {
             while (c->pos < c->len) {
                 char ch = d[c->pos];
-                if (ch == ',' || ch == '\n')
-                    break;
-                if (ch == '\r' && (c->pos + 1 == c->len || d[c->pos + 1] == '\n'))
-                    break;
+                if (ch == ',' || ch == '\n') break;
+                if (ch == '\r' && (c->pos + 1 == c->len || d[c->pos + 1] == '\n')) break;
                 if (ch == 0) {
                     snprintf(err, errlen, "%s:%zu: NUL byte in a field", c->name, c->line);
                     return -1;
                 }
                 /* A quote inside an unquoted field is kept as data, as Python's csv does. */
-                if (put(c, ch) < 0)
-                    goto oom;
+                if (put(c, ch) < 0) goto oom;
                 c->pos++;
             }
         }
-        if (end_field(c, &start) < 0)
-            goto oom;
-        if (c->pos >= c->len)
-            break;
+        if (end_field(c, &start) < 0) goto oom;
+        if (c->pos >= c->len) break;
         if (d[c->pos] == ',') {
             c->pos++;
             continue;
         }
         /* End of record: LF, CRLF, or a CR at the very end of the input. */
-        if (d[c->pos] == '\r')
-            c->pos++;
+        if (d[c->pos] == '\r') c->pos++;
         if (c->pos < c->len && d[c->pos] == '\n') {
             c->pos++;
             c->line++;
@@ -148,8 +134,7 @@ int vt_csv_next(vt_csv *c, char *err, size_t errlen)
         break;
     }
     char **nf = realloc(c->fields, (c->n_fields + 1) * sizeof *nf);
-    if (!nf)
-        goto oom;
+    if (!nf) goto oom;
     c->fields = nf;
     for (size_t i = 0; i < c->n_fields; i++)
         c->fields[i] = c->buf + c->offs[i];
@@ -163,7 +148,6 @@ oom:
 int vt_csv_column(const vt_csv *c, const char *name)
 {
     for (size_t i = 0; i < c->n_fields; i++)
-        if (strcmp(c->fields[i], name) == 0)
-            return (int)i;
+        if (strcmp(c->fields[i], name) == 0) return (int)i;
     return -1;
 }

@@ -38,8 +38,7 @@ void vt_fp_init(vt_fp_set *s)
 
 static void index_free(vt_fp_index *x)
 {
-    if (!x)
-        return;
+    if (!x) return;
     free(x->start);
     free(x->entries);
     free(x->others);
@@ -84,8 +83,7 @@ void vt_fp_free(vt_fp_set *s)
 const vt_fp *vt_fp_find(const vt_fp_set *s, const char *name)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->items[i].name, name) == 0)
-            return &s->items[i];
+        if (strcmp(s->items[i].name, name) == 0) return &s->items[i];
     return NULL;
 }
 
@@ -99,8 +97,7 @@ typedef struct sbuf {
 
 static void sb_putn(sbuf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
+    if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t ncap = (b->n + n + 1) * 2;
         char *np = realloc(b->p, ncap);
@@ -131,19 +128,15 @@ static const char ere_special[] = ".[]()*+?{}|^$\\";
 /* A literal byte outside brackets. */
 static void put_literal(sbuf *b, char c)
 {
-    if (c && strchr(ere_special, c))
-        sb_putc(b, '\\');
+    if (c && strchr(ere_special, c)) sb_putc(b, '\\');
     sb_putc(b, c);
 }
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -151,8 +144,7 @@ static int hexval(char c)
 static size_t interval_len(const char *p)
 {
     const char *q = p + 1;
-    if (!isdigit((unsigned char)*q))
-        return 0;
+    if (!isdigit((unsigned char)*q)) return 0;
     while (isdigit((unsigned char)*q))
         q++;
     if (*q == ',') {
@@ -180,8 +172,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
             else
                 break;
         }
-        if (*q == ')')
-            p = q + 1;
+        if (*q == ')') p = q + 1;
     }
     while (*p) {
         char c = *p;
@@ -194,21 +185,51 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
             }
             p += 2;
             switch (e) {
-            case 'd': sb_puts(out, "[0-9]"); break;
-            case 'D': sb_puts(out, "[^0-9]"); break;
-            case 's': sb_puts(out, "[[:space:]]"); break;
-            case 'S': sb_puts(out, "[^[:space:]]"); break;
-            case 'w': sb_puts(out, "[[:alnum:]_]"); break;
-            case 'W': sb_puts(out, "[^[:alnum:]_]"); break;
-            case 'b': sb_puts(out, "\\b"); break;
-            case 'B': sb_puts(out, "\\B"); break;
-            case 'A': sb_putc(out, '^'); break;
-            case 'z': sb_putc(out, '$'); break;
-            case 'n': sb_putc(out, '\n'); break;
-            case 't': sb_putc(out, '\t'); break;
-            case 'r': sb_putc(out, '\r'); break;
-            case 'f': sb_putc(out, '\f'); break;
-            case 'v': sb_putc(out, '\v'); break;
+            case 'd':
+                sb_puts(out, "[0-9]");
+                break;
+            case 'D':
+                sb_puts(out, "[^0-9]");
+                break;
+            case 's':
+                sb_puts(out, "[[:space:]]");
+                break;
+            case 'S':
+                sb_puts(out, "[^[:space:]]");
+                break;
+            case 'w':
+                sb_puts(out, "[[:alnum:]_]");
+                break;
+            case 'W':
+                sb_puts(out, "[^[:alnum:]_]");
+                break;
+            case 'b':
+                sb_puts(out, "\\b");
+                break;
+            case 'B':
+                sb_puts(out, "\\B");
+                break;
+            case 'A':
+                sb_putc(out, '^');
+                break;
+            case 'z':
+                sb_putc(out, '$');
+                break;
+            case 'n':
+                sb_putc(out, '\n');
+                break;
+            case 't':
+                sb_putc(out, '\t');
+                break;
+            case 'r':
+                sb_putc(out, '\r');
+                break;
+            case 'f':
+                sb_putc(out, '\f');
+                break;
+            case 'v':
+                sb_putc(out, '\v');
+                break;
             case 'x':
                 if (hexval(p[0]) >= 0 && hexval(p[1]) >= 0 && (p[0] != '0' || p[1] != '0')) {
                     put_literal(out, (char)(hexval(p[0]) * 16 + hexval(p[1])));
@@ -290,13 +311,27 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                     char e = p[1];
                     p += 2;
                     switch (e) {
-                    case 'd': sb_puts(out, "[:digit:]"); break;
-                    case 's': sb_puts(out, "[:space:]"); break;
-                    case 'w': sb_puts(out, "[:alnum:]_"); break;
-                    case 'n': sb_putc(out, '\n'); break;
-                    case 't': sb_putc(out, '\t'); break;
-                    case 'r': sb_putc(out, '\r'); break;
-                    case '-': dash = 1; break;
+                    case 'd':
+                        sb_puts(out, "[:digit:]");
+                        break;
+                    case 's':
+                        sb_puts(out, "[:space:]");
+                        break;
+                    case 'w':
+                        sb_puts(out, "[:alnum:]_");
+                        break;
+                    case 'n':
+                        sb_putc(out, '\n');
+                        break;
+                    case 't':
+                        sb_putc(out, '\t');
+                        break;
+                    case 'r':
+                        sb_putc(out, '\r');
+                        break;
+                    case '-':
+                        dash = 1;
+                        break;
                     case '^':
                         if (count == 0) {
                             snprintf(why, whylen, "escaped ^ first in a bracket expression");
@@ -312,8 +347,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                             sb_putc(out, e);
                             break;
                         }
-                        snprintf(why, whylen, "unsupported escape \\%c in brackets",
-                                 e ? e : ' ');
+                        snprintf(why, whylen, "unsupported escape \\%c in brackets", e ? e : ' ');
                         return -1;
                     }
                 } else {
@@ -325,8 +359,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                 snprintf(why, whylen, "unterminated bracket expression");
                 return -1;
             }
-            if (dash)
-                sb_putc(out, '-');
+            if (dash) sb_putc(out, '-');
             sb_putc(out, ']');
             p++;
         } else {
@@ -339,8 +372,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    if (!out->p)
-        sb_puts(out, "");
+    if (!out->p) sb_puts(out, "");
     return 0;
 }
 
@@ -367,8 +399,7 @@ static int detect(const vt_csv *c, cols *k)
     k->source = vt_csv_column(c, "source");
     k->exp_url = vt_csv_column(c, "exp_url");
     k->notes = vt_csv_column(c, "notes");
-    if (k->name < 0 || k->scope < 0)
-        return -1;
+    if (k->name < 0 || k->scope < 0) return -1;
     if (k->location >= 0 && k->pattern >= 0) {
         k->format = k->pattern_type >= 0 ? FMT_OONI : FMT_CL_HTTP;
         return 0;
@@ -404,8 +435,7 @@ static int parse_countries(vt_fp *f, const char *s, char *why, size_t whylen)
     size_t tl = 0;
     for (const char *p = s;; p++) {
         char ch = *p;
-        if (ch && strchr("[]'\"", ch))
-            continue;
+        if (ch && strchr("[]'\"", ch)) continue;
         if (!ch || ch == ',' || isspace((unsigned char)ch)) {
             if (tl) {
                 if (tl != 2) {
@@ -414,18 +444,15 @@ static int parse_countries(vt_fp *f, const char *s, char *why, size_t whylen)
                     return -1;
                 }
                 tok[2] = 0;
-                char **nc = realloc(f->expected_countries,
-                                    (f->n_expected_countries + 1) * sizeof *nc);
-                if (!nc)
-                    goto oom;
+                char **nc =
+                    realloc(f->expected_countries, (f->n_expected_countries + 1) * sizeof *nc);
+                if (!nc) goto oom;
                 f->expected_countries = nc;
-                if (!(nc[f->n_expected_countries] = strdup(tok)))
-                    goto oom;
+                if (!(nc[f->n_expected_countries] = strdup(tok))) goto oom;
                 f->n_expected_countries++;
                 tl = 0;
             }
-            if (!ch)
-                break;
+            if (!ch) break;
             continue;
         }
         if (!isalpha((unsigned char)ch) || tl >= 2) {
@@ -444,11 +471,9 @@ oom:
 static int add_warning(vt_fp_set *s, const char *msg)
 {
     char **nw = realloc(s->warnings, (s->n_warnings + 1) * sizeof *nw);
-    if (!nw)
-        return -1;
+    if (!nw) return -1;
     s->warnings = nw;
-    if (!(nw[s->n_warnings] = strdup(msg)))
-        return -1;
+    if (!(nw[s->n_warnings] = strdup(msg))) return -1;
     s->n_warnings++;
     return 0;
 }
@@ -465,8 +490,7 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
                          c->n_fields);
     const char *name = col(c, k->name), *pattern = col(c, k->pattern);
     const char *loc = k->format == FMT_CL_DNS ? "dns" : col(c, k->location);
-    if (!*name)
-        return row_error(err, errlen, c, "name is empty");
+    if (!*name) return row_error(err, errlen, c, "name is empty");
     if (!*pattern)
         return row_error(err, errlen, c, "%s: %s is empty", name,
                          k->format == FMT_CL_DNS ? "response" : "pattern");
@@ -480,8 +504,8 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
         f.location = VT_FP_HEADER;
         for (const char *p = loc + 7; *p; p++)
             if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_'))
-                return row_error(err, errlen, c, "%s: location_found \"%s\": bad header name",
-                                 name, loc);
+                return row_error(err, errlen, c, "%s: location_found \"%s\": bad header name", name,
+                                 loc);
     } else {
         return row_error(err, errlen, c,
                          "%s: location_found \"%s\": expected dns, body or header.<name>", name,
@@ -536,11 +560,10 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
         free(ere.p);
         if (rc < 0) {
             char w[600];
-            snprintf(w, sizeof w, "%s:%zu: %s: regexp \"%.200s\" skipped: %s", c->name,
-                     c->rec_line, name, pattern, why);
+            snprintf(w, sizeof w, "%s:%zu: %s: regexp \"%.200s\" skipped: %s", c->name, c->rec_line,
+                     name, pattern, why);
             s->n_skipped++;
-            if (add_warning(s, w) < 0)
-                return row_error(err, errlen, c, "out of memory");
+            if (add_warning(s, w) < 0) return row_error(err, errlen, c, "out of memory");
             return 0;
         }
     }
@@ -572,8 +595,7 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 64;
         vt_fp *ni = realloc(s->items, ncap * sizeof *ni);
-        if (!ni)
-            goto oom;
+        if (!ni) goto oom;
         s->items = ni;
         s->cap = ncap;
     }
@@ -603,8 +625,7 @@ static int build_index(vt_fp_set *s)
 {
     vt_fp_index *x = calloc(1, sizeof *x);
     size_t n_idx = 0;
-    if (!x)
-        return -1;
+    if (!x) return -1;
     for (size_t i = 0; i < s->n; i++)
         n_idx += indexed(&s->items[i]);
     x->bits = 10;
@@ -660,8 +681,7 @@ int vt_fp_load_csv(vt_fp_set *s, const char *data, size_t len, const char *name,
     cols k;
     vt_csv_init(&c, data, len, name);
     int r = vt_csv_next(&c, err, errlen);
-    if (r < 0)
-        goto done;
+    if (r < 0) goto done;
     if (r == 0) {
         snprintf(err, errlen, "%s:1: empty file, expected a fingerprint CSV header", name);
         goto done;
@@ -677,12 +697,10 @@ int vt_fp_load_csv(vt_fp_set *s, const char *data, size_t len, const char *name,
     }
     while ((r = vt_csv_next(&c, err, errlen)) == 1) {
         int a = load_row(s, &c, &k, ncols, err, errlen);
-        if (a < 0)
-            goto done;
+        if (a < 0) goto done;
         added += a;
     }
-    if (r < 0)
-        goto done;
+    if (r < 0) goto done;
     if (build_index(s) < 0) {
         snprintf(err, errlen, "%s: out of memory", name);
         goto done;
@@ -704,8 +722,7 @@ int vt_fp_load(vt_fp_set *s, const char *path, char *err, size_t errlen)
 {
     char *data;
     size_t len;
-    if (vt_textfile_read(path, VT_TEXTFILE_MAX, &data, &len, err, errlen) < 0)
-        return -1;
+    if (vt_textfile_read(path, VT_TEXTFILE_MAX, &data, &len, err, errlen) < 0) return -1;
     int rc = vt_fp_load_csv(s, data, len, path, err, errlen);
     free(data);
     return rc;
@@ -717,22 +734,20 @@ static int match_bytes(const vt_fp *f, const char *v, size_t n, int icase)
 {
     switch (f->pattern_type) {
     case VT_FP_FULL:
-        return n == f->pattern_len && (icase ? strncasecmp(v, f->pattern, n) == 0
-                                             : memcmp(v, f->pattern, n) == 0);
+        return n == f->pattern_len &&
+               (icase ? strncasecmp(v, f->pattern, n) == 0 : memcmp(v, f->pattern, n) == 0);
     case VT_FP_PREFIX:
         return n >= f->pattern_len && (icase ? strncasecmp(v, f->pattern, f->pattern_len) == 0
                                              : memcmp(v, f->pattern, f->pattern_len) == 0);
     case VT_FP_CONTAINS:
         if (icase) {
             for (size_t i = 0; i + f->pattern_len <= n; i++)
-                if (strncasecmp(v + i, f->pattern, f->pattern_len) == 0)
-                    return 1;
+                if (strncasecmp(v + i, f->pattern, f->pattern_len) == 0) return 1;
             return 0;
         }
         return memmem(v, n, f->pattern, f->pattern_len) != NULL;
     case VT_FP_REGEXP: {
-        if (!f->re)
-            return 0;
+        if (!f->re) return 0;
         regmatch_t m[1];
         m[0].rm_so = 0;
         m[0].rm_eo = (regoff_t)n;
@@ -744,16 +759,13 @@ static int match_bytes(const vt_fp *f, const char *v, size_t n, int icase)
 
 const vt_fp *vt_fp_match_dns(const vt_fp_set *s, const char *addr)
 {
-    if (!s->index || !addr)
-        return NULL;
+    if (!s->index || !addr) return NULL;
     size_t n = strlen(addr);
     /* A trailing dot (a name from a DNS answer) does not make a difference. */
-    if (n > 1 && addr[n - 1] == '.')
-        n--;
+    if (n > 1 && addr[n - 1] == '.') n--;
     for (size_t i = 0; i < s->index->n_dns; i++) {
         const vt_fp *f = &s->items[s->index->dns[i]];
-        if (match_bytes(f, addr, n, 1))
-            return f;
+        if (match_bytes(f, addr, n, 1)) return f;
     }
     return NULL;
 }
@@ -763,18 +775,15 @@ const vt_fp *vt_fp_match_body(const vt_fp_set *s, const void *body, size_t len)
     const vt_fp_index *x = s->index;
     const unsigned char *b = body;
     size_t best = SIZE_MAX;
-    if (!x || (!body && len))
-        return NULL;
+    if (!x || (!body && len)) return NULL;
     if (x->entries && len >= 4) {
         for (size_t i = 0; i + 4 <= len; i++) {
             uint32_t key = load4(b + i);
             uint32_t bk = bucket(key, x->bits);
             for (uint32_t j = x->start[bk]; j < x->start[bk + 1]; j++) {
                 const idx_entry *e = &x->entries[j];
-                if (e->fp >= best)
-                    break;
-                if (e->key != key)
-                    continue;
+                if (e->fp >= best) break;
+                if (e->key != key) continue;
                 const vt_fp *f = &s->items[e->fp];
                 if (len - i >= f->pattern_len && memcmp(b + i, f->pattern, f->pattern_len) == 0) {
                     best = e->fp;
@@ -795,29 +804,22 @@ const vt_fp *vt_fp_match_body(const vt_fp_set *s, const void *body, size_t len)
 
 const vt_fp *vt_fp_match_header(const vt_fp_set *s, const char *name, const char *value)
 {
-    if (!s->index || !name || !value)
-        return NULL;
+    if (!s->index || !name || !value) return NULL;
     size_t n = strlen(value);
     for (size_t i = 0; i < s->index->n_header; i++) {
         const vt_fp *f = &s->items[s->index->header[i]];
-        if (f->header_name && strcasecmp(f->header_name, name) != 0)
-            continue;
-        if (match_bytes(f, value, n, 0))
-            return f;
+        if (f->header_name && strcasecmp(f->header_name, name) != 0) continue;
+        if (match_bytes(f, value, n, 0)) return f;
     }
     return NULL;
 }
 
 int vt_fp_confirms(const vt_fp *fp, const char *probe_cc)
 {
-    if (!fp)
-        return 0;
-    if (strcmp(fp->scope, "nat") == 0 || strcmp(fp->scope, "isp") == 0)
-        return 1;
-    if (!probe_cc)
-        return 0;
+    if (!fp) return 0;
+    if (strcmp(fp->scope, "nat") == 0 || strcmp(fp->scope, "isp") == 0) return 1;
+    if (!probe_cc) return 0;
     for (size_t i = 0; i < fp->n_expected_countries; i++)
-        if (strcasecmp(fp->expected_countries[i], probe_cc) == 0)
-            return 1;
+        if (strcasecmp(fp->expected_countries[i], probe_cc) == 0) return 1;
     return 0;
 }

@@ -57,8 +57,7 @@ static vt_target *push(vt_target_list *l)
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 32;
         vt_target *ni = realloc(l->items, ncap * sizeof *ni);
-        if (!ni)
-            return NULL;
+        if (!ni) return NULL;
         l->items = ni;
         l->cap = ncap;
     }
@@ -70,8 +69,7 @@ static vt_target *push(vt_target_list *l)
 const vt_target *vt_targets_find(const vt_target_list *l, const char *id)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->items[i].id, id) == 0)
-            return &l->items[i];
+        if (strcmp(l->items[i].id, id) == 0) return &l->items[i];
     return NULL;
 }
 
@@ -80,19 +78,17 @@ const vt_target *vt_targets_find(const vt_target_list *l, const char *id)
 static int valid_id(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > VT_TARGET_ID_MAX)
-        return 0;
+    if (n == 0 || n > VT_TARGET_ID_MAX) return 0;
     for (; *s; s++)
-        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_' ||
-              *s == '.' || *s == '-'))
+        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_' || *s == '.' ||
+              *s == '-'))
             return 0;
     return 1;
 }
 
 static int valid_kind(const char *s)
 {
-    if (!*s)
-        return 0;
+    if (!*s) return 0;
     for (; *s; s++)
         if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_' || *s == '-'))
             return 0;
@@ -103,17 +99,14 @@ static int valid_kind(const char *s)
 static int valid_hostname(const char *h, size_t n)
 {
     size_t label = 0;
-    if (n == 0 || n > 253)
-        return 0;
+    if (n == 0 || n > 253) return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)h[i];
         if (c == '.') {
-            if (label == 0)
-                return 0;
+            if (label == 0) return 0;
             label = 0;
         } else if (isalnum(c) || c == '-' || c == '_') {
-            if (++label > 63)
-                return 0;
+            if (++label > 63) return 0;
         } else {
             return 0;
         }
@@ -124,11 +117,9 @@ static int valid_hostname(const char *h, size_t n)
 static int parse_port(const char *p, size_t n)
 {
     long v = 0;
-    if (n == 0 || n > 5)
-        return -1;
+    if (n == 0 || n > 5) return -1;
     for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)p[i]))
-            return -1;
+        if (!isdigit((unsigned char)p[i])) return -1;
         v = v * 10 + (p[i] - '0');
     }
     return v >= 1 && v <= 65535 ? (int)v : -1;
@@ -138,8 +129,7 @@ static int is_ip_literal(const char *h, size_t n, int *v6)
 {
     char tmp[64];
     unsigned char addr[16];
-    if (n == 0 || n >= sizeof tmp)
-        return 0;
+    if (n == 0 || n >= sizeof tmp) return 0;
     memcpy(tmp, h, n);
     tmp[n] = 0;
     if (inet_pton(AF_INET, tmp, addr) == 1) {
@@ -251,8 +241,7 @@ static int check_url(const char *s, const char **hostp, size_t *hlenp, char *why
     } else {
         const char *colon = memchr(host, ':', alen);
         hlen = colon ? (size_t)(colon - host) : alen;
-        if (colon)
-            port = colon + 1;
+        if (colon) port = colon + 1;
         if (hlen == 0) {
             snprintf(why, whylen, "URL has no host");
             return -1;
@@ -310,18 +299,12 @@ static int fail(const ctx *c, const char *key, const char *fmt, ...)
 
 static const char *type_name(const cJSON *v)
 {
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    if (cJSON_IsObject(v))
-        return "an object";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
     return "an invalid value";
 }
 
@@ -332,14 +315,12 @@ static int get_string(const ctx *c, const cJSON *obj, const char *key, int requi
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     *out = NULL;
     if (!v) {
-        if (required)
-            return fail(c, key, "missing (expected a non-empty string)");
+        if (required) return fail(c, key, "missing (expected a non-empty string)");
         return 0;
     }
     if (!cJSON_IsString(v) || !v->valuestring)
         return fail(c, key, "expected a non-empty string, got %s", type_name(v));
-    if (!*v->valuestring)
-        return fail(c, key, "expected a non-empty string, got \"\"");
+    if (!*v->valuestring) return fail(c, key, "expected a non-empty string, got \"\"");
     *out = v->valuestring;
     return 0;
 }
@@ -348,8 +329,7 @@ static const char *duplicate_key(const cJSON *obj)
 {
     for (const cJSON *a = obj->child; a; a = a->next)
         for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                return a->string;
+            if (a->string && b->string && strcmp(a->string, b->string) == 0) return a->string;
     return NULL;
 }
 
@@ -375,8 +355,7 @@ static int check_kind_options(const ctx *c, const cJSON *o, const char *kind)
                 return fail(c, "sni", "expected a host name string, got %s", type_name(sni));
             if (!valid_hostname(sni->valuestring, strlen(sni->valuestring)))
                 return fail(c, "sni", "\"%s\" is not a valid host name", sni->valuestring);
-            if (!cJSON_IsTrue(tls))
-                return fail(c, "sni", "only meaningful with \"tls\": true");
+            if (!cJSON_IsTrue(tls)) return fail(c, "sni", "only meaningful with \"tls\": true");
         }
     }
     return 0;
@@ -411,22 +390,20 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
 {
     ctx c = *c0;
     const char *id, *name, *platform, *category, *kind, *large;
-    if (!cJSON_IsObject(o))
-        return fail(&c, NULL, "expected an object, got %s", type_name(o));
+    if (!cJSON_IsObject(o)) return fail(&c, NULL, "expected an object, got %s", type_name(o));
     const char *dup = duplicate_key(o);
-    if (dup)
-        return fail(&c, dup, "appears twice in the same target");
-    if (get_string(&c, o, "id", 1, &id) < 0)
-        return -1;
+    if (dup) return fail(&c, dup, "appears twice in the same target");
+    if (get_string(&c, o, "id", 1, &id) < 0) return -1;
     if (!valid_id(id))
         return fail(&c, "id", "\"%.*s\" is not a valid id (1..%d of a-z 0-9 _ . -)",
                     VT_TARGET_ID_MAX, id, VT_TARGET_ID_MAX);
     c.id = id;
     const vt_target *prev = vt_targets_find(l, id);
-    if (prev)
-        return fail(&c, "id", "duplicate id, already defined in %s", prev->source);
-    if (get_string(&c, o, "name", 1, &name) < 0 || get_string(&c, o, "platform", 1, &platform) < 0 ||
-        get_string(&c, o, "category", 1, &category) < 0 || get_string(&c, o, "kind", 1, &kind) < 0 ||
+    if (prev) return fail(&c, "id", "duplicate id, already defined in %s", prev->source);
+    if (get_string(&c, o, "name", 1, &name) < 0 ||
+        get_string(&c, o, "platform", 1, &platform) < 0 ||
+        get_string(&c, o, "category", 1, &category) < 0 ||
+        get_string(&c, o, "kind", 1, &kind) < 0 ||
         get_string(&c, o, "large_resource", 0, &large) < 0)
         return -1;
     if (!valid_kind(kind))
@@ -439,20 +416,17 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
     for (int i = 0; i < n_eps; i++) {
         const cJSON *e = cJSON_GetArrayItem(eps, i);
         if (!cJSON_IsString(e) || !e->valuestring || !*e->valuestring)
-            return fail(&c, "endpoints", "expected a non-empty array of strings (item %d is %s)",
-                        i, cJSON_IsString(e) ? "empty" : type_name(e));
-        if (check_endpoint(&c, kind, e->valuestring, (size_t)i) < 0)
-            return -1;
+            return fail(&c, "endpoints", "expected a non-empty array of strings (item %d is %s)", i,
+                        cJSON_IsString(e) ? "empty" : type_name(e));
+        if (check_endpoint(&c, kind, e->valuestring, (size_t)i) < 0) return -1;
     }
     char why[160];
     if (large && check_url(large, NULL, NULL, why, sizeof why) < 0)
         return fail(&c, "large_resource", "\"%.200s\": %s", large, why);
-    if (check_kind_options(&c, o, kind) < 0)
-        return -1;
+    if (check_kind_options(&c, o, kind) < 0) return -1;
 
     vt_target *t = push(l);
-    if (!t)
-        return fail(&c, NULL, "out of memory");
+    if (!t) return fail(&c, NULL, "out of memory");
     t->id = xstrdup(id);
     t->name = xstrdup(name);
     t->platform = xstrdup(platform);
@@ -465,8 +439,7 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
     if (t->endpoints)
         for (int i = 0; i < n_eps; i++) {
             t->endpoints[i] = strdup(cJSON_GetArrayItem(eps, i)->valuestring);
-            if (t->endpoints[i])
-                t->n_endpoints++;
+            if (t->endpoints[i]) t->n_endpoints++;
         }
     if (!t->id || !t->name || !t->platform || !t->category || !t->kind || !t->source ||
         !t->options || (large && !t->large_resource) || t->n_endpoints != (size_t)n_eps)
@@ -505,8 +478,7 @@ int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const 
     while (off < len && isspace((unsigned char)json[off]))
         off++;
     if (off < len) {
-        json_error_at(json, len, off, name, "unexpected data after the JSON document", err,
-                      errlen);
+        json_error_at(json, len, off, name, "unexpected data after the JSON document", err, errlen);
         goto done;
     }
     if (!cJSON_IsObject(root)) {
@@ -560,13 +532,11 @@ int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const 
     size_t i = 0;
     for (const cJSON *o = targets->child; o; o = o->next, i++) {
         ctx c = {.name = name, .index = i, .err = err, .errlen = errlen};
-        if (load_target(l, &c, o) < 0)
-            goto done;
+        if (load_target(l, &c, o) < 0) goto done;
     }
     rc = 0;
 done:
-    if (rc < 0)
-        truncate_to(l, n0);
+    if (rc < 0) truncate_to(l, n0);
     cJSON_Delete(root);
     return rc;
 }
@@ -575,8 +545,7 @@ int vt_targets_load_file(vt_target_list *l, const char *path, char *err, size_t 
 {
     char *data;
     size_t len;
-    if (vt_textfile_read(path, VT_TEXTFILE_MAX, &data, &len, err, errlen) < 0)
-        return -1;
+    if (vt_textfile_read(path, VT_TEXTFILE_MAX, &data, &len, err, errlen) < 0) return -1;
     int rc = vt_targets_load_json(l, data, len, path, err, errlen);
     free(data);
     return rc;
@@ -606,18 +575,15 @@ int vt_targets_load_dir(vt_target_list *l, const char *dir, char *err, size_t er
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.' || !ends_with(de->d_name, ".json"))
-            continue;
+        if (de->d_name[0] == '.' || !ends_with(de->d_name, ".json")) continue;
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn)
-                goto oom;
+            if (!nn) goto oom;
             names = nn;
             cap = ncap;
         }
-        if (!(names[n] = strdup(de->d_name)))
-            goto oom;
+        if (!(names[n] = strdup(de->d_name))) goto oom;
         n++;
     }
     if (n == 0) {
@@ -628,21 +594,18 @@ int vt_targets_load_dir(vt_target_list *l, const char *dir, char *err, size_t er
     for (size_t i = 0; i < n; i++) {
         size_t dl = strlen(dir);
         char *path = malloc(dl + strlen(names[i]) + 2);
-        if (!path)
-            goto oom;
+        if (!path) goto oom;
         sprintf(path, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names[i]);
         int r = vt_targets_load_file(l, path, err, errlen);
         free(path);
-        if (r < 0)
-            goto done;
+        if (r < 0) goto done;
     }
     rc = 0;
     goto done;
 oom:
     snprintf(err, errlen, "%s: out of memory", dir);
 done:
-    if (rc < 0)
-        truncate_to(l, n0);
+    if (rc < 0) truncate_to(l, n0);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -657,10 +620,8 @@ int vt_targets_load_path(vt_target_list *l, const char *path, char *err, size_t 
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    if (S_ISDIR(st.st_mode))
-        return vt_targets_load_dir(l, path, err, errlen);
-    if (ends_with(path, ".csv"))
-        return vt_targets_load_citizenlab(l, path, err, errlen);
+    if (S_ISDIR(st.st_mode)) return vt_targets_load_dir(l, path, err, errlen);
+    if (ends_with(path, ".csv")) return vt_targets_load_citizenlab(l, path, err, errlen);
     return vt_targets_load_file(l, path, err, errlen);
 }
 
@@ -680,8 +641,7 @@ int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, siz
         char *e = tok + strlen(tok);
         while (e > tok && isspace((unsigned char)e[-1]))
             *--e = 0;
-        if (!*tok)
-            continue;
+        if (!*tok) continue;
         const vt_target *t = vt_targets_find(l, tok);
         if (!t) {
             snprintf(err, errlen, "unknown target id \"%.*s\"", VT_TARGET_ID_MAX, tok);
@@ -711,19 +671,17 @@ static const char *const cl_header[] = {"url",        "category_code", "category
 #define CL_COLS 6
 
 /* "citizenlab-<stem>-<host>", lowercased, other bytes as '_', made unique with "-2", "-3"... */
-static char *citizenlab_id(const vt_target_list *l, const char *stem, const char *host,
-                           size_t hlen)
+static char *citizenlab_id(const vt_target_list *l, const char *stem, const char *host, size_t hlen)
 {
     char base[VT_TARGET_ID_MAX - 8];
     size_t n = (size_t)snprintf(base, sizeof base, "citizenlab-%s-", stem);
-    if (n >= sizeof base)
-        n = sizeof base - 1;
+    if (n >= sizeof base) n = sizeof base - 1;
     for (size_t i = 0; i < hlen && n + 1 < sizeof base; i++)
         base[n++] = (char)tolower((unsigned char)host[i]);
     base[n] = 0;
     for (char *p = base; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' ||
-              *p == '.' || *p == '-'))
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '.' ||
+              *p == '-'))
             *p = '_';
     char id[VT_TARGET_ID_MAX + 1];
     snprintf(id, sizeof id, "%s", base);
@@ -732,8 +690,8 @@ static char *citizenlab_id(const vt_target_list *l, const char *stem, const char
     return strdup(id);
 }
 
-static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base,
-                          const char *stem, char *err, size_t errlen)
+static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base, const char *stem,
+                          char *err, size_t errlen)
 {
     char why[160];
     char **f = csv->fields;
@@ -770,16 +728,14 @@ static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base
     t->kind = strdup("web");
     t->source = strdup(src);
     t->endpoints = calloc(1, sizeof *t->endpoints);
-    if (t->endpoints && (t->endpoints[0] = strdup(f[0])))
-        t->n_endpoints = 1;
+    if (t->endpoints && (t->endpoints[0] = strdup(f[0]))) t->n_endpoints = 1;
     if (!t->id || !t->name || !t->platform || !t->category || !t->kind || !t->source ||
         t->n_endpoints != 1)
         goto oom;
     /* options: the same shape as a target file's object, plus the row's own columns. */
     cJSON *o = cJSON_CreateObject();
     t->options = o;
-    if (!o)
-        goto oom;
+    if (!o) goto oom;
     cJSON_AddStringToObject(o, "id", t->id);
     cJSON_AddStringToObject(o, "name", t->name);
     cJSON_AddStringToObject(o, "platform", t->platform);
@@ -787,12 +743,10 @@ static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base
     cJSON_AddStringToObject(o, "kind", "web");
     cJSON *eps = cJSON_AddArrayToObject(o, "endpoints");
     cJSON *cl = cJSON_AddObjectToObject(o, "citizenlab");
-    if (!eps || !cl)
-        goto oom;
+    if (!eps || !cl) goto oom;
     cJSON_AddItemToArray(eps, cJSON_CreateString(f[0]));
     for (int i = 0; i < CL_COLS; i++)
-        if (!cJSON_AddStringToObject(cl, cl_header[i], f[i]))
-            goto oom;
+        if (!cJSON_AddStringToObject(cl, cl_header[i], f[i])) goto oom;
     return 0;
 oom:
     snprintf(err, errlen, "%s:%zu: out of memory", csv->name, csv->rec_line);
@@ -807,8 +761,7 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
     size_t len;
     vt_csv csv;
     char stem[64];
-    if (vt_textfile_read(path, VT_TEXTFILE_MAX, &data, &len, err, errlen) < 0)
-        return -1;
+    if (vt_textfile_read(path, VT_TEXTFILE_MAX, &data, &len, err, errlen) < 0) return -1;
     vt_csv_init(&csv, data, len, path);
     size_t bad = vt_textfile_utf8_invalid((const unsigned char *)data, len);
     if (bad < len) {
@@ -820,8 +773,7 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
     }
     vt_textfile_stem(path, stem, sizeof stem);
     int r = vt_csv_next(&csv, err, errlen);
-    if (r < 0)
-        goto done;
+    if (r < 0) goto done;
     if (r == 0) {
         snprintf(err, errlen, "%s:1: empty file, expected the header %s", path,
                  "url,category_code,category_description,date_added,source,notes");
@@ -838,14 +790,11 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
         goto done;
     }
     while ((r = vt_csv_next(&csv, err, errlen)) == 1)
-        if (citizenlab_row(l, &csv, vt_textfile_basename(path), stem, err, errlen) < 0)
-            goto done;
-    if (r < 0)
-        goto done;
+        if (citizenlab_row(l, &csv, vt_textfile_basename(path), stem, err, errlen) < 0) goto done;
+    if (r < 0) goto done;
     rc = 0;
 done:
-    if (rc < 0)
-        truncate_to(l, n0);
+    if (rc < 0) truncate_to(l, n0);
     vt_csv_free(&csv);
     free(data);
     return rc;

@@ -80,8 +80,7 @@ done:
 void vt_textfile_position(const char *data, size_t len, size_t offset, size_t *line, size_t *col)
 {
     size_t l = 1, c = 1;
-    if (offset > len)
-        offset = len;
+    if (offset > len) offset = len;
     for (size_t i = 0; i < offset; i++) {
         if (data[i] == '\n') {
             l++;
@@ -102,8 +101,7 @@ size_t vt_textfile_utf8_invalid(const unsigned char *s, size_t len)
         size_t need;
         unsigned int cp;
         if (c < 0x80) {
-            if (c == 0)
-                return i;
+            if (c == 0) return i;
             i++;
             continue;
         } else if ((c & 0xE0) == 0xC0) {
@@ -118,11 +116,9 @@ size_t vt_textfile_utf8_invalid(const unsigned char *s, size_t len)
         } else {
             return i;
         }
-        if (len - i <= need)
-            return i;
+        if (len - i <= need) return i;
         for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
+            if ((s[i + k] & 0xC0) != 0x80) return i;
             cp = (cp << 6) | (s[i + k] & 0x3F);
         }
         if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
@@ -144,10 +140,8 @@ void vt_textfile_stem(const char *path, char *out, size_t outlen)
     const char *base = vt_textfile_basename(path);
     const char *dot = strrchr(base, '.');
     size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-    if (outlen == 0)
-        return;
-    if (n >= outlen)
-        n = outlen - 1;
+    if (outlen == 0) return;
+    if (n >= outlen) n = outlen - 1;
     memcpy(out, base, n);
     out[n] = 0;
 }

@@ -21,8 +21,7 @@ static char path[256];
 static int setup(void **state)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vt-cl-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
+    if (!mkdtemp(tmpdir)) return -1;
     snprintf(path, sizeof path, "%s/xx.csv", tmpdir);
     return 0;
 }
@@ -59,11 +58,12 @@ static void rows_become_web_targets(void **state)
 {
     vt_target_list l;
     vt_targets_init(&l);
-    assert_int_equal(load_s(&l, HEADER "\n"
-                                       "https://discomaulvi.wordpress.com/,CULTR,Culture,2014-04-15,"
-                                       "citizenlab,\n"
-                                       "http://www.Vtunnel.info:8080/x,ANON,Anonymization,2014-04-15,"
-                                       "citizenlab,a note\n"),
+    assert_int_equal(load_s(&l,
+                            HEADER "\n"
+                                   "https://discomaulvi.wordpress.com/,CULTR,Culture,2014-04-15,"
+                                   "citizenlab,\n"
+                                   "http://www.Vtunnel.info:8080/x,ANON,Anonymization,2014-04-15,"
+                                   "citizenlab,a note\n"),
                      0);
     assert_int_equal(l.n, 2);
     const vt_target *t = &l.items[0];
@@ -92,14 +92,15 @@ static void quoted_notes_keep_commas_quotes_and_newlines(void **state)
 {
     vt_target_list l;
     vt_targets_init(&l);
-    assert_int_equal(load_s(&l, HEADER "\n"
-                                       "https://a.example/,NEWS,News,2020-01-01,cl,\"one, two\"\n"
-                                       "https://b.example/,NEWS,News,2020-01-01,cl,\"say \"\"hi\"\"\"\n"
-                                       "https://c.example/,NEWS,News,2020-01-01,cl,\"line1\nline2\n"
-                                       "line3\"\n"
-                                       "https://d.example/,NEWS,News,2020-01-01,cl,\"\"\n"
-                                       "\"https://e.example/\",NEWS,\"News, Media\",2020-01-01,cl,"
-                                       "x\"y\n"),
+    assert_int_equal(load_s(&l,
+                            HEADER "\n"
+                                   "https://a.example/,NEWS,News,2020-01-01,cl,\"one, two\"\n"
+                                   "https://b.example/,NEWS,News,2020-01-01,cl,\"say \"\"hi\"\"\"\n"
+                                   "https://c.example/,NEWS,News,2020-01-01,cl,\"line1\nline2\n"
+                                   "line3\"\n"
+                                   "https://d.example/,NEWS,News,2020-01-01,cl,\"\"\n"
+                                   "\"https://e.example/\",NEWS,\"News, Media\",2020-01-01,cl,"
+                                   "x\"y\n"),
                      0);
     assert_int_equal(l.n, 5);
     assert_string_equal(notes(&l.items[0]), "one, two");
@@ -136,10 +137,11 @@ static void same_host_twice_gets_unique_ids(void **state)
 {
     vt_target_list l;
     vt_targets_init(&l);
-    assert_int_equal(load_s(&l, HEADER "\n"
-                                       "https://www.youtube.com/,MMED,Media,2014-04-15,cl,\n"
-                                       "https://www.youtube.com/watch?v=1,MMED,Media,2014-04-15,cl,\n"
-                                       "http://WWW.YOUTUBE.COM/x,MMED,Media,2014-04-15,cl,\n"),
+    assert_int_equal(load_s(&l,
+                            HEADER "\n"
+                                   "https://www.youtube.com/,MMED,Media,2014-04-15,cl,\n"
+                                   "https://www.youtube.com/watch?v=1,MMED,Media,2014-04-15,cl,\n"
+                                   "http://WWW.YOUTUBE.COM/x,MMED,Media,2014-04-15,cl,\n"),
                      0);
     assert_string_equal(l.items[0].id, "citizenlab-xx-www.youtube.com");
     assert_string_equal(l.items[1].id, "citizenlab-xx-www.youtube.com-2");
@@ -156,7 +158,8 @@ static void a_wrong_header_is_an_error(void **state)
                                 "url,category_code,"));
     assert_int_equal(load_s(&l, ""), -1);
     assert_non_null(strstr(err, "xx.csv:1: empty file"));
-    assert_int_equal(load_s(&l, "name,scope,other_names,location_found,pattern_type,pattern\n"), -1);
+    assert_int_equal(load_s(&l, "name,scope,other_names,location_found,pattern_type,pattern\n"),
+                     -1);
     assert_non_null(strstr(err, "not a Citizen Lab test list"));
     assert_int_equal(l.n, 0);
     vt_targets_free(&l);
@@ -185,13 +188,11 @@ static void bad_rows_name_file_line_and_problem(void **state)
                      -1);
     assert_non_null(strstr(err, "xx.csv:2: unexpected character after a closing quote"));
     static const char bad_utf8[] = HEADER "\nhttps://a.example/,NEWS,\xff,2020,cl,\n";
-    assert_int_equal(load_csv(&l, bad_utf8, sizeof bad_utf8 - 1),
-                     -1);
+    assert_int_equal(load_csv(&l, bad_utf8, sizeof bad_utf8 - 1), -1);
     assert_non_null(strstr(err, "xx.csv:2:"));
     assert_non_null(strstr(err, "invalid UTF-8"));
     static const char nul[] = HEADER "\nhttps://a.example/,NEWS,\0,2020,cl,\n";
-    assert_int_equal(load_csv(&l, nul, sizeof nul - 1),
-                     -1);
+    assert_int_equal(load_csv(&l, nul, sizeof nul - 1), -1);
     assert_non_null(strstr(err, "NUL byte"));
     assert_int_equal(l.n, 0);
     vt_targets_free(&l);
@@ -211,7 +212,8 @@ static void mutated_lists_never_crash(void **state)
             s = s * 1103515245u + 12345u;
             size_t pos = strlen(HEADER) + (s >> 8) % (n - strlen(HEADER));
             s = s * 1103515245u + 12345u;
-            buf[pos] = "\",\r\n\x80" "ab:/[]\0"[(s >> 16) % 13];
+            buf[pos] = "\",\r\n\x80"
+                       "ab:/[]\0"[(s >> 16) % 13];
         }
         vt_target_list l;
         vt_targets_init(&l);
@@ -244,8 +246,7 @@ static const char *shared(void)
 static void every_row_of_the_shared_lists_loads(void **state)
 {
     const char *dir = shared();
-    if (!dir)
-        skip();
+    if (!dir) skip();
     struct {
         const char *file;
         size_t rows; /* counted with Python's csv module */
@@ -257,8 +258,7 @@ static void every_row_of_the_shared_lists_loads(void **state)
         snprintf(p, sizeof p, "%s/%s", dir, lists[i].file);
         vt_target_list l;
         vt_targets_init(&l);
-        if (vt_targets_load_citizenlab(&l, p, err, sizeof err) != 0)
-            fail_msg("%s", err);
+        if (vt_targets_load_citizenlab(&l, p, err, sizeof err) != 0) fail_msg("%s", err);
         assert_int_equal(l.n, lists[i].rows);
         for (size_t k = 0; k < l.n; k++) {
             assert_string_equal(l.items[k].kind, "web");
@@ -268,8 +268,7 @@ static void every_row_of_the_shared_lists_loads(void **state)
         }
         vt_targets_free(&l);
         /* Into one list: ids stay unique (the file stem is part of them). */
-        if (vt_targets_load_citizenlab(&all, p, err, sizeof err) != 0)
-            fail_msg("%s", err);
+        if (vt_targets_load_citizenlab(&all, p, err, sizeof err) != 0) fail_msg("%s", err);
     }
     assert_int_equal(all.n, 670 + 1722);
     for (size_t k = 0; k < all.n; k++)

@@ -13,7 +13,7 @@
 #include "vantage/fingerprints.h"
 
 #define OONI_HEADER                                                                                \
-    "name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"               \
+    "name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"                 \
     "expected_countries,source,exp_url,notes\n"
 
 static char err[1024];
@@ -35,18 +35,18 @@ static void each_location_and_pattern_type_matches(void **state)
     vt_fp_set s;
     vt_fp_init(&s);
     assert_int_equal(load(&s, OONI_HEADER
-                         "dns_full,isp,,dns,full,203.82.48.83,5,PK,ooni,,\n"
-                         "dns_name,isp,,dns,full,Block.Example.NET,5,ID,ooni,,\n"
-                         "body_contains,isp,,body,contains,http://119.73.65.87:8080/redirect.html?"
-                         "accessurl=,5,PK,ooni,,\n"
-                         "body_short,prod,,body,contains,<x>,5,,ooni,,\n"
-                         "body_prefix,vbw,,body,prefix,<html><head><title>Blocked,5,,ooni,,\n"
-                         "body_full,fp,,body,full,<HTML></HTML>,5,,ooni,,\n"
-                         "hdr_server,inst,,header.server,full,Protected by WireFilter,5,\"AE,SA\","
-                         "ooni,,\n"
-                         "hdr_location,nat,,header.Location,prefix,http://www.warning.or.kr,5,KR,"
-                         "ooni,,\n"
-                         "hdr_via,vbw,,header.via,contains,webfilter,5,,ooni,,\n"),
+                          "dns_full,isp,,dns,full,203.82.48.83,5,PK,ooni,,\n"
+                          "dns_name,isp,,dns,full,Block.Example.NET,5,ID,ooni,,\n"
+                          "body_contains,isp,,body,contains,http://119.73.65.87:8080/redirect.html?"
+                          "accessurl=,5,PK,ooni,,\n"
+                          "body_short,prod,,body,contains,<x>,5,,ooni,,\n"
+                          "body_prefix,vbw,,body,prefix,<html><head><title>Blocked,5,,ooni,,\n"
+                          "body_full,fp,,body,full,<HTML></HTML>,5,,ooni,,\n"
+                          "hdr_server,inst,,header.server,full,Protected by WireFilter,5,\"AE,SA\","
+                          "ooni,,\n"
+                          "hdr_location,nat,,header.Location,prefix,http://www.warning.or.kr,5,KR,"
+                          "ooni,,\n"
+                          "hdr_via,vbw,,header.via,contains,webfilter,5,,ooni,,\n"),
                      9);
     assert_int_equal(s.n, 9);
     /* DNS: full, case-insensitive for names, a trailing dot ignored. */
@@ -115,18 +115,18 @@ static void regexps_are_translated_from_re2(void **state)
 {
     vt_fp_set s;
     vt_fp_init(&s);
-    assert_int_equal(
-        load(&s, OONI_HEADER "icase,fp,,body,regexp,(?i)access\\s+denied,5,,x,,\n"
-                             "digits,fp,,body,regexp,error \\d{3}\\b,5,,x,,\n"
-                             "lazy,fp,,body,regexp,<title>D.*?Hutto</title>,5,,x,,\n"
-                             "brace,fp,,body,regexp,\"{\"\"msg\"\":.*\"\"id\"\":\",5,,x,,\n"
-                             "dot,fp,,body,regexp,AAA.BBB,5,,x,,\n"
-                             "escaped,fp,,body,regexp,www\\.internet\\.gov\\.sa/\\(x\\),5,,x,,\n"
-                             "bracket,fp,,body,regexp,zz[\\d\\-]+zz,5,,x,,\n"
-                             "noncap,fp,,body,regexp,(?:foo|bar)baz,5,,x,,\n"
-                             "unicode,fp,,body,regexp,\\p{Greek}+,5,,x,,\n"
-                             "mflag,fp,,body,regexp,(?m)^x$,5,,x,,\n"),
-        8);
+    assert_int_equal(load(&s, OONI_HEADER
+                          "icase,fp,,body,regexp,(?i)access\\s+denied,5,,x,,\n"
+                          "digits,fp,,body,regexp,error \\d{3}\\b,5,,x,,\n"
+                          "lazy,fp,,body,regexp,<title>D.*?Hutto</title>,5,,x,,\n"
+                          "brace,fp,,body,regexp,\"{\"\"msg\"\":.*\"\"id\"\":\",5,,x,,\n"
+                          "dot,fp,,body,regexp,AAA.BBB,5,,x,,\n"
+                          "escaped,fp,,body,regexp,www\\.internet\\.gov\\.sa/\\(x\\),5,,x,,\n"
+                          "bracket,fp,,body,regexp,zz[\\d\\-]+zz,5,,x,,\n"
+                          "noncap,fp,,body,regexp,(?:foo|bar)baz,5,,x,,\n"
+                          "unicode,fp,,body,regexp,\\p{Greek}+,5,,x,,\n"
+                          "mflag,fp,,body,regexp,(?m)^x$,5,,x,,\n"),
+                     8);
     assert_int_equal(s.n_skipped, 2);
     assert_int_equal(s.n_warnings, 2);
     assert_non_null(strstr(s.warnings[0], "fp.csv:10: unicode: regexp"));
@@ -178,11 +178,12 @@ static void citizenlab_formats_are_detected(void **state)
                               "dns_isp_ru,blocked.example.ru,10,,[],isp,['RU'],\n"
                               "dns_nat_x,9.9.9.8,10,,[],nat,[''],\n"),
                      3);
-    assert_int_equal(load(&s, "name,common_name,pattern,location_found,exp_url,confidence_no_fp,"
-                              "source,scope,expected_countries,notes\n"
-                              "injb_ru_mts,Injection,http://unblock.mts.ru,header,https://e/,10,"
-                              "['https://t/'],injb,['RU'],note\n"
-                              "isp_x,X,Access denied by decree,body,,10,[],isp,\"['GB', 'IE']\",\n"),
+    assert_int_equal(load(&s,
+                          "name,common_name,pattern,location_found,exp_url,confidence_no_fp,"
+                          "source,scope,expected_countries,notes\n"
+                          "injb_ru_mts,Injection,http://unblock.mts.ru,header,https://e/,10,"
+                          "['https://t/'],injb,['RU'],note\n"
+                          "isp_x,X,Access denied by decree,body,,10,[],isp,\"['GB', 'IE']\",\n"),
                      2);
     const vt_fp *f = vt_fp_find(&s, "dns_isp_ru");
     assert_int_equal(f->location, VT_FP_DNS);
@@ -321,8 +322,7 @@ static void every_shared_fingerprint_file_loads(void **state)
         vt_fp_set s;
         vt_fp_init(&s);
         int n = vt_fp_load(&s, p, err, sizeof err);
-        if (n < 0)
-            fail_msg("%s", err);
+        if (n < 0) fail_msg("%s", err);
         assert_int_equal((size_t)n + s.n_skipped, (size_t)files[i].rows);
         for (size_t w = 0; w < s.n_warnings; w++)
             print_message("warning: %s\n", s.warnings[w]);
@@ -346,8 +346,7 @@ static void every_shared_fingerprint_file_loads(void **state)
 static const vt_fp *naive_first(const vt_fp_set *s, const char *b, size_t n)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (memmem(b, n, s->items[i].pattern, s->items[i].pattern_len))
-            return &s->items[i];
+        if (memmem(b, n, s->items[i].pattern, s->items[i].pattern_len)) return &s->items[i];
     return NULL;
 }
 
@@ -394,7 +393,8 @@ static void matching_2000_patterns_on_64k_is_fast_and_exact(void **state)
     for (int k = 0; k < 20; k++)
         m = vt_fp_match_body(&s, body, blen);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / 20;
+    double ms =
+        ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / 20;
     print_message("64 KiB x %zu patterns: %.3f ms per body\n", np, ms);
     assert_ptr_equal(m, naive_first(&s, body, blen));
     assert_true(ms < 25.0); /* ~1 ms here; generous for sanitizer builds */

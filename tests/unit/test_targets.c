@@ -31,7 +31,7 @@ static int load_str(vt_target_list *l, const char *doc)
 }
 
 #define WEB(id, eps)                                                                               \
-    "{\"id\":\"" id "\",\"name\":\"N\",\"platform\":\"p\",\"category\":\"social\",\"kind\":"    \
+    "{\"id\":\"" id "\",\"name\":\"N\",\"platform\":\"p\",\"category\":\"social\",\"kind\":"       \
     "\"web\",\"endpoints\":" eps "}"
 
 static void a_good_file_fills_every_field(void **state)
@@ -96,7 +96,8 @@ static void missing_key_is_named(void **state)
     assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"platform\": missing (expected a "
                              "non-empty string)");
     assert_int_equal(load1(&l, "{\"name\":\"N\"}"), -1);
-    assert_string_equal(err, "t.json: targets[0]: key \"id\": missing (expected a non-empty string)");
+    assert_string_equal(err,
+                        "t.json: targets[0]: key \"id\": missing (expected a non-empty string)");
     assert_int_equal(load_str(&l, "{\"targets\":[]}"), -1);
     assert_string_equal(err, "t.json: key \"version\": missing (expected 1)");
     assert_int_equal(load_str(&l, "{\"version\":1}"), -1);
@@ -110,14 +111,15 @@ static void wrong_types_are_named(void **state)
     vt_target_list l;
     vt_targets_init(&l);
     assert_int_equal(load1(&l, WEB("a", "\"https://a.example/\"")), -1);
-    assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints\": expected a non-empty "
-                             "array of strings");
+    assert_string_equal(err,
+                        "t.json: targets[0] (id \"a\"): key \"endpoints\": expected a non-empty "
+                        "array of strings");
     assert_int_equal(load1(&l, WEB("a", "[\"https://a.example/\", 7]")), -1);
     assert_non_null(strstr(err, "key \"endpoints\": expected a non-empty array of strings (item 1 "
                                 "is a number)"));
     assert_int_equal(load1(&l, "{\"id\":5}"), -1);
-    assert_string_equal(err,
-                        "t.json: targets[0]: key \"id\": expected a non-empty string, got a number");
+    assert_string_equal(
+        err, "t.json: targets[0]: key \"id\": expected a non-empty string, got a number");
     assert_int_equal(load1(&l, "[1]"), -1);
     assert_string_equal(err, "t.json: targets[0]: expected an object, got an array");
     assert_int_equal(load_str(&l, "[]"), -1);
@@ -150,17 +152,17 @@ static void duplicate_ids_are_refused_across_files(void **state)
 {
     vt_target_list l;
     vt_targets_init(&l);
-    assert_int_equal(load1(&l, WEB("a", "[\"https://a.example/\"]") "," WEB("a", "[\"https://b/\"]")),
-                     -1);
+    assert_int_equal(
+        load1(&l, WEB("a", "[\"https://a.example/\"]") "," WEB("a", "[\"https://b/\"]")), -1);
     assert_string_equal(err, "t.json: targets[1] (id \"a\"): key \"id\": duplicate id, already "
                              "defined in t.json");
     assert_int_equal(l.n, 0);
     const char *other = "{\"version\":1,\"targets\":[" WEB("a", "[\"https://a.example/\"]") "]}";
     assert_int_equal(vt_targets_load_json(&l, other, strlen(other), "other.json", err, sizeof err),
                      0);
-    assert_int_equal(load1(&l, WEB("b", "[\"https://b.example/\"]") "," WEB(
-                                   "a", "[\"https://a.example/\"]")),
-                     -1);
+    assert_int_equal(
+        load1(&l, WEB("b", "[\"https://b.example/\"]") "," WEB("a", "[\"https://a.example/\"]")),
+        -1);
     assert_string_equal(err, "t.json: targets[1] (id \"a\"): key \"id\": duplicate id, already "
                              "defined in other.json");
     assert_int_equal(l.n, 1); /* b was not kept: a failed load appends nothing */
@@ -173,8 +175,9 @@ static void empty_endpoints_are_refused(void **state)
     vt_target_list l;
     vt_targets_init(&l);
     assert_int_equal(load1(&l, WEB("a", "[]")), -1);
-    assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints\": expected a non-empty "
-                             "array of strings");
+    assert_string_equal(err,
+                        "t.json: targets[0] (id \"a\"): key \"endpoints\": expected a non-empty "
+                        "array of strings");
     assert_int_equal(load1(&l, WEB("a", "[\"\"]")), -1);
     assert_non_null(strstr(err, "(item 0 is empty)"));
     vt_targets_free(&l);
@@ -183,11 +186,16 @@ static void empty_endpoints_are_refused(void **state)
 static void web_endpoints_must_be_http_urls(void **state)
 {
     static const char *const bad[] = {
-        "[\"ftp://a.example/\"]",          "[\"a.example\"]",
-        "[\"https://\"]",                  "[\"https:///path\"]",
-        "[\"https://exa mple.com/\"]",     "[\"https://a.example:99999/\"]",
-        "[\"https://a.example:0/\"]",      "[\"https://a.example:x/\"]",
-        "[\"https://[::1/\"]",             "[\"https://a.example/\\u0001\"]",
+        "[\"ftp://a.example/\"]",
+        "[\"a.example\"]",
+        "[\"https://\"]",
+        "[\"https:///path\"]",
+        "[\"https://exa mple.com/\"]",
+        "[\"https://a.example:99999/\"]",
+        "[\"https://a.example:0/\"]",
+        "[\"https://a.example:x/\"]",
+        "[\"https://[::1/\"]",
+        "[\"https://a.example/\\u0001\"]",
         "[\"https://a<b.example/\"]",
     };
     vt_target_list l;
@@ -263,9 +271,10 @@ static void non_utf8_and_nul_are_refused(void **state)
     const char nul[] = "{\"version\":1,\"targets\":[]}\0";
     assert_int_equal(vt_targets_load_json(&l, nul, sizeof nul - 1, "t.json", err, sizeof err), -1);
     assert_non_null(strstr(err, "NUL byte"));
-    const char ok[] = "{\"version\":1,\"targets\":[{\"id\":\"a\",\"name\":\"Caf\xc3\xa9 \xe6\x97\xa5"
-                      "\",\"platform\":\"p\",\"category\":\"c\",\"kind\":\"web\",\"endpoints\":["
-                      "\"https://a.example/\"]}]}";
+    const char ok[] =
+        "{\"version\":1,\"targets\":[{\"id\":\"a\",\"name\":\"Caf\xc3\xa9 \xe6\x97\xa5"
+        "\",\"platform\":\"p\",\"category\":\"c\",\"kind\":\"web\",\"endpoints\":["
+        "\"https://a.example/\"]}]}";
     assert_int_equal(vt_targets_load_json(&l, ok, sizeof ok - 1, "t.json", err, sizeof err), 0);
     assert_string_equal(l.items[0].name, "Caf\xc3\xa9 \xe6\x97\xa5");
     vt_targets_free(&l);
@@ -291,13 +300,11 @@ static void rm_tmpdir(void)
     struct dirent *de;
     while (d && (de = readdir(d))) {
         char path[512];
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s", tmpdir, de->d_name);
         unlink(path);
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     rmdir(tmpdir);
 }
 
@@ -394,9 +401,10 @@ static void filter_keeps_the_named_targets_in_list_order(void **state)
 {
     vt_target_list l;
     vt_targets_init(&l);
-    assert_int_equal(load1(&l, WEB("a", "[\"https://a.example/\"]") "," WEB(
-                                   "b", "[\"https://b.example/\"]") "," WEB("c", "[\"https://c/\"]")),
-                     0);
+    assert_int_equal(
+        load1(&l, WEB("a", "[\"https://a.example/\"]") "," WEB(
+                      "b", "[\"https://b.example/\"]") "," WEB("c", "[\"https://c/\"]")),
+        0);
     assert_int_equal(vt_targets_filter_ids(&l, "c, a,missing", err, sizeof err), -1);
     assert_string_equal(err, "unknown target id \"missing\"");
     assert_int_equal(l.n, 3);
@@ -416,8 +424,7 @@ static void shipped_lists_load(void **state)
     vt_targets_init(&l);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/targets", VT_SOURCE_DIR);
-    if (vt_targets_load_dir(&l, dir, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    if (vt_targets_load_dir(&l, dir, err, sizeof err) != 0) fail_msg("%s", err);
     assert_true(l.n >= 30);
     /* canaries.json sorts before social.json */
     assert_string_equal(l.items[0].category, "canary");
@@ -442,15 +449,14 @@ static void shipped_lists_load(void **state)
     const vt_target *sig = vt_targets_find(&l, "signal-service");
     assert_non_null(sig);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(sig->options, "tls")));
-    const char *platforms[] = {"x",        "facebook", "instagram", "messenger", "whatsapp",
-                               "youtube",  "tiktok",   "telegram",  "signal",    "snapchat",
-                               "reddit",   "linkedin", "discord",   "bluesky",   "threads"};
+    const char *platforms[] = {"x",       "facebook", "instagram", "messenger", "whatsapp",
+                               "youtube", "tiktok",   "telegram",  "signal",    "snapchat",
+                               "reddit",  "linkedin", "discord",   "bluesky",   "threads"};
     for (size_t p = 0; p < sizeof platforms / sizeof *platforms; p++) {
         int found = 0;
         for (size_t i = 0; i < l.n; i++)
             found |= strcmp(l.items[i].platform, platforms[p]) == 0;
-        if (!found)
-            fail_msg("no target for platform %s", platforms[p]);
+        if (!found) fail_msg("no target for platform %s", platforms[p]);
     }
     vt_targets_free(&l);
 }
@@ -461,10 +467,10 @@ static void mutated_files_never_crash(void **state)
 {
     const char *seed = "{\"version\":1,\"list\":\"t\",\"targets\":[" WEB(
         "a", "[\"https://a.example:8443/x\",\"http://[::1]/\"]") ",{\"id\":\"b\",\"name\":\"N\","
-                                                                "\"platform\":\"p\",\"category\":"
-                                                                "\"c\",\"kind\":\"endpoint\","
-                                                                "\"endpoints\":[\"h.example:1\"],"
-                                                                "\"tls\":true,\"sni\":\"s.ex\"}]}";
+                                                                 "\"platform\":\"p\",\"category\":"
+                                                                 "\"c\",\"kind\":\"endpoint\","
+                                                                 "\"endpoints\":[\"h.example:1\"],"
+                                                                 "\"tls\":true,\"sni\":\"s.ex\"}]}";
     size_t n = strlen(seed);
     char *buf = malloc(n + 1);
     unsigned seedv = 12345;
@@ -508,8 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_empty_or_missing_directory_is_an_error, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(an_oversized_file_is_refused, setup_tmp, teardown_tmp),
-        cmocka_unit_test_setup_teardown(load_path_reads_csv_as_citizenlab, setup_tmp,
-                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(load_path_reads_csv_as_citizenlab, setup_tmp, teardown_tmp),
         cmocka_unit_test(filter_keeps_the_named_targets_in_list_order),
         cmocka_unit_test(shipped_lists_load),
         cmocka_unit_test(mutated_files_never_crash),
