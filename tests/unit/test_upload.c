@@ -1,0 +1,234 @@
+/* The uploader's pieces that need no collector (backoff, URLs, gzip, options), and check-in
+ * against a one-shot HTTP server on 127.0.0.1 in a child process. The full upload runs against a
+ * fake collector in tests/integration/test_upload.py. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <cmocka.h>
+
+/* probe/ sources are not in a library; compile them into this test. */
+#include "../../probe/spool.c"
+#include "../../probe/upload.c"
+
+static void backoff_is_full_jitter_doubling_up_to_the_cap(void **state)
+{
+    vt_upload_opts o;
+    vt_upload_opts_defaults(&o);
+    o.backoff_base_ms = 100;
+    o.backoff_max_ms = 1000;
+    long max_seen[8] = {0};
+    for (int attempt = 1; attempt <= 7; attempt++) {
+        long cap = 100L << (attempt - 1);
+        if (cap > 1000)
+            cap = 1000;
+        for (int i = 0; i < 2000; i++) {
+            long w = backoff_ms(&o, attempt);
+            assert_true(w >= 0 && w <= cap);
+            if (w > max_seen[attempt])
+                max_seen[attempt] = w;
+        }
+        /* Spread over the whole range, not a fixed delay. */
+        assert_true(max_seen[attempt] > cap / 2);
+    }
+    o.backoff_base_ms = 0;
+    assert_int_equal(backoff_ms(&o, 3), 0);
+}
+
+static void plain_http_only_for_loopback(void **state)
+{
+    char err[256];
+    assert_int_equal(check_url("https://collector.example.org", err, sizeof(err)), 0);
+    assert_int_equal(check_url("http://127.0.0.1:8080/", err, sizeof(err)), 0);
+    assert_int_equal(check_url("http://localhost:1", err, sizeof(err)), 0);
+    assert_int_equal(check_url("http://[::1]:1", err, sizeof(err)), 0);
+    assert_int_equal(check_url("http://collector.example.org", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "https://"));
+    assert_int_equal(check_url("ftp://127.0.0.1/", err, sizeof(err)), -1);
+    assert_int_equal(check_url("not a url", err, sizeof(err)), -1);
+    char url[64];
+    assert_int_equal(make_url(url, sizeof(url), "https://c.example//", "/api/v1/check-in"), 0);
+    assert_string_equal(url, "https://c.example/api/v1/check-in");
+    assert_int_equal(make_url(url, 10, "https://c.example", "/api/v1/check-in"), -1);
+}
+
+static void gzip_round_trips(void **state)
+{
+    const char *in = "{\"measurement_uid\":\"a\"}\n{\"measurement_uid\":\"b\"}\n";
+    buf out = {0};
+    assert_int_equal(gzip_buf(in, strlen(in), &out), 0);
+    assert_true(out.n > 10);
+    assert_int_equal((unsigned char)out.p[0], 0x1f);
+    assert_int_equal((unsigned char)out.p[1], 0x8b);
+    char back[256];
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+    z.next_in = (Bytef *)out.p;
+    z.avail_in = (uInt)out.n;
+    z.next_out = (Bytef *)back;
+    z.avail_out = sizeof(back);
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(z.total_out, strlen(in));
+    assert_memory_equal(back, in, strlen(in));
+    inflateEnd(&z);
+    free(out.p);
+}
+
+static void options_are_parsed_and_bounded(void **state)
+{
+    vt_upload_opts o;
+    char err[256];
+    setenv("VANTAGE_UPLOAD_TOKEN", "from-env", 1);
+    vt_upload_cli_defaults(&o);
+    assert_string_equal(o.token, "from-env");
+    assert_int_equal(vt_upload_option(&o, "upload-token", "flag", err, sizeof(err)), 0);
+    assert_string_equal(o.token, "flag");
+    unsetenv("VANTAGE_UPLOAD_TOKEN");
+    assert_int_equal(vt_upload_option(&o, "collector", "https://c", err, sizeof(err)), 0);
+    assert_int_equal(vt_upload_option(&o, "no-upload", NULL, err, sizeof(err)), 0);
+    assert_true(o.disabled);
+    assert_int_equal(vt_upload_option(&o, "upload-batch", "0", err, sizeof(err)), -1);
+    assert_int_equal(vt_upload_option(&o, "upload-batch", "1001", err, sizeof(err)), -1);
+    assert_int_equal(vt_upload_option(&o, "upload-batch", "12x", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--upload-batch"));
+    assert_int_equal(vt_upload_option(&o, "upload-batch", "50", err, sizeof(err)), 0);
+    assert_int_equal(o.batch_size, 50);
+    assert_int_equal(vt_upload_option(&o, "upload-max-time", "5", err, sizeof(err)), 0);
+    assert_int_equal(o.total_timeout_ms, 5000);
+    assert_true(o.request_timeout_ms <= 5000 && o.backoff_max_ms <= 5000);
+    assert_int_equal(vt_upload_option(&o, "bogus", "1", err, sizeof(err)), -1);
+}
+
+/* A server that answers every request on a loopback port with the given status and body, for
+ * `requests` connections, then exits. Returns the port. */
+static int serve(pid_t *pid, int status, const char *body, int requests)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    assert_true(s >= 0);
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s, 8), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        alarm(10);
+        for (int i = 0; i < requests; i++) {
+            int c = accept(s, NULL, NULL);
+            char req[8192];
+            size_t got = 0;
+            if (c < 0)
+                _exit(1);
+            /* Headers, then the (small) body the probe sends. */
+            while (got < sizeof(req) - 1) {
+                ssize_t r = read(c, req + got, sizeof(req) - 1 - got);
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+                req[got] = 0;
+                char *h = strstr(req, "\r\n\r\n");
+                char *cl = strcasestr(req, "Content-Length:");
+                if (h && (!cl || got >= (size_t)(h + 4 - req) + (size_t)atoi(cl + 15)))
+                    break;
+            }
+            char resp[4096];
+            int n = snprintf(resp, sizeof(resp),
+                             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                             status, strlen(body), body);
+            if (write(c, resp, (size_t)n) < 0)
+                _exit(1);
+            close(c);
+        }
+        _exit(0);
+    }
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void checkin(const char *body, int status, int requests, int expect_rc,
+                    vt_checkin_result *out, char *err, size_t errlen)
+{
+    pid_t pid;
+    char url[64];
+    int port = serve(&pid, status, body, requests);
+    vt_upload_opts o;
+    vt_upload_opts_defaults(&o);
+    o.backoff_base_ms = 1;
+    o.backoff_max_ms = 5;
+    o.max_attempts = requests;
+    o.request_timeout_ms = 5000;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    o.collector = url;
+    assert_int_equal(vt_upload_checkin(&o, out, err, errlen), expect_rc);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* it got exactly `requests` requests */
+}
+
+static void checkin_answer_fills_country_network_and_version(void **state)
+{
+    vt_checkin_result r;
+    char err[512];
+    checkin("{\"probe_cc\":\"DE\",\"probe_asn\":\"AS3320\",\"probe_network_name\":\"Deutsche "
+            "Telekom AG\\n\\u0007\",\"targets_version\":\"7\"}",
+            200, 1, 0, &r, err, sizeof(err));
+    assert_string_equal(r.probe_cc, "DE");
+    assert_string_equal(r.probe_asn, "AS3320");
+    assert_string_equal(r.probe_network_name, "Deutsche Telekom AG"); /* controls dropped */
+    assert_string_equal(r.targets_version, "7");
+    checkin("{\"probe_cc\":\"ZZ\",\"probe_asn\":\"AS0\",\"probe_network_name\":null,"
+            "\"targets_version\":null}",
+            200, 1, 0, &r, err, sizeof(err));
+    assert_string_equal(r.probe_cc, "ZZ");
+    assert_string_equal(r.probe_network_name, "");
+}
+
+static void checkin_refuses_answers_that_are_not_a_country_and_asn(void **state)
+{
+    vt_checkin_result r;
+    char err[512];
+    checkin("{\"probe_cc\":\"de\",\"probe_asn\":\"AS3320\"}", 200, 1, -1, &r, err, sizeof(err));
+    assert_non_null(strstr(err, "probe_cc"));
+    checkin("{\"probe_cc\":\"DE\",\"probe_asn\":\"3320\"}", 200, 1, -1, &r, err, sizeof(err));
+    checkin("{\"probe_cc\":\"DE\",\"probe_asn\":\"AS33x\"}", 200, 1, -1, &r, err, sizeof(err));
+    checkin("[]", 200, 2, -1, &r, err, sizeof(err)); /* not an object: retried, then given up */
+    assert_non_null(strstr(err, "gave up after 2 attempts"));
+}
+
+static void checkin_retries_a_busy_collector_a_bounded_number_of_times(void **state)
+{
+    vt_checkin_result r;
+    char err[512];
+    checkin("{\"error\":\"busy\"}", 503, 3, -1, &r, err, sizeof(err));
+    assert_non_null(strstr(err, "gave up after 3 attempts"));
+    assert_non_null(strstr(err, "HTTP 503: busy"));
+    checkin("{\"error\":\"no such path\"}", 404, 1, -1, &r, err, sizeof(err)); /* not retried */
+    assert_non_null(strstr(err, "HTTP 404"));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(backoff_is_full_jitter_doubling_up_to_the_cap),
+        cmocka_unit_test(plain_http_only_for_loopback),
+        cmocka_unit_test(gzip_round_trips),
+        cmocka_unit_test(options_are_parsed_and_bounded),
+        cmocka_unit_test(checkin_answer_fills_country_network_and_version),
+        cmocka_unit_test(checkin_refuses_answers_that_are_not_a_country_and_asn),
+        cmocka_unit_test(checkin_retries_a_busy_collector_a_bounded_number_of_times),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
