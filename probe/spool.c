@@ -21,9 +21,9 @@
 
 struct vt_spool {
     char state[PATH_MAX];
-    char dir[PATH_MAX];      /* <state>/spool */
-    char tmpdir[PATH_MAX];   /* <state>/spool/tmp */
-    char rejdir[PATH_MAX];   /* <state>/spool/rejected */
+    char dir[PATH_MAX];    /* <state>/spool */
+    char tmpdir[PATH_MAX]; /* <state>/spool/tmp */
+    char rejdir[PATH_MAX]; /* <state>/spool/rejected */
     size_t count;
     uint64_t bytes;
     size_t max_count;
@@ -50,12 +50,10 @@ static int is_full_errno(int e)
 int vt_spool_uid_valid(const char *uid)
 {
     size_t n = 0;
-    if (!uid)
-        return 0;
+    if (!uid) return 0;
     for (const char *p = uid; *p; p++, n++) {
         char c = *p;
-        if (n >= VT_SPOOL_UID_MAX)
-            return 0;
+        if (n >= VT_SPOOL_UID_MAX) return 0;
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               c == '_' || c == '-'))
             return 0;
@@ -94,8 +92,7 @@ static int mkdirs(const char *path, char *err, size_t errlen)
     }
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != 0)
-            continue;
+        if (buf[i] != '/' && buf[i] != 0) continue;
         char c = buf[i];
         buf[i] = 0;
         if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
@@ -115,8 +112,7 @@ static int mkdirs(const char *path, char *err, size_t errlen)
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     int r = fsync(fd);
     int e = errno;
     close(fd);
@@ -127,8 +123,7 @@ static int fsync_dir(const char *dir)
 static int path_join(char *out, size_t n, const char *dir, const char *name, const char *suffix)
 {
     size_t a = strlen(dir), b = strlen(name), c = strlen(suffix);
-    if (a + 1 + b + c + 1 > n)
-        return -1;
+    if (a + 1 + b + c + 1 > n) return -1;
     memcpy(out, dir, a);
     out[a] = '/';
     memcpy(out + a + 1, name, b);
@@ -141,18 +136,15 @@ static void clean_tmp(vt_spool *sp)
 {
     DIR *d = opendir(sp->tmpdir);
     struct dirent *de;
-    if (!d)
-        return;
+    if (!d) return;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
             unlinkat(dirfd(d), de->d_name, 0); /* a symlink or something odd: not ours */
             continue;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            unlinkat(dirfd(d), de->d_name, 0);
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlinkat(dirfd(d), de->d_name, 0);
         close(fd);
     }
     closedir(d);
@@ -165,13 +157,11 @@ static void rescan(vt_spool *sp)
     struct dirent *de;
     sp->count = 0;
     sp->bytes = 0;
-    if (!d)
-        return;
+    if (!d) return;
     while ((de = readdir(d))) {
         size_t n = strlen(de->d_name);
         struct stat st;
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
-            continue;
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0) continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
             continue;
         sp->count++;
@@ -185,8 +175,7 @@ vt_spool *vt_spool_open(const char *state_dir, char *err, size_t errlen)
     char def[PATH_MAX];
     vt_spool *sp = NULL;
     if (!state_dir || !*state_dir) {
-        if (vt_spool_default_state_dir(def, sizeof(def), err, errlen) < 0)
-            return NULL;
+        if (vt_spool_default_state_dir(def, sizeof(def), err, errlen) < 0) return NULL;
         state_dir = def;
     }
     if (!(sp = calloc(1, sizeof(*sp)))) {
@@ -248,18 +237,15 @@ void vt_spool_set_io(vt_spool *sp, const vt_spool_io *io)
 
 void vt_spool_totals(const vt_spool *sp, size_t *count, uint64_t *bytes)
 {
-    if (count)
-        *count = sp->count;
-    if (bytes)
-        *bytes = sp->bytes;
+    if (count) *count = sp->count;
+    if (bytes) *bytes = sp->bytes;
 }
 
 const char *vt_spool_cap_warning(vt_spool *sp)
 {
     int over_n = sp->max_count && sp->count >= sp->max_count;
     int over_b = sp->max_bytes && sp->bytes >= sp->max_bytes;
-    if (!over_n && !over_b)
-        return NULL;
+    if (!over_n && !over_b) return NULL;
     snprintf(sp->warning, sizeof(sp->warning),
              "spool: %s is full (%zu measurements, %llu bytes; cap %zu measurements, %llu bytes): "
              "new measurements are not stored until `vantage-probe upload` empties it",
@@ -273,8 +259,7 @@ static int write_all(vt_spool *sp, int fd, const char *data, size_t len)
     while (len > 0) {
         ssize_t w = sp->io.write(fd, data, len);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         if (w == 0) {
@@ -329,8 +314,7 @@ int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, ch
             return is_full_errno(e) ? VT_SPOOL_DISK_FULL : VT_SPOOL_ERR;
         }
         struct stat fst;
-        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &fst) == 0 && fst.st_nlink > 0)
-            break;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &fst) == 0 && fst.st_nlink > 0) break;
         close(fd);
         fd = -1;
         if (tries == 3) {
@@ -357,8 +341,7 @@ int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, ch
     }
     if (fsync_dir(sp->dir) < 0) {
         int e = errno;
-        if (!existed)
-            unlink(dst);
+        if (!existed) unlink(dst);
         snprintf(err, errlen, "spool: cannot sync %s: %s: measurement not stored", sp->dir,
                  strerror(e));
         close(fd);
@@ -402,8 +385,7 @@ static int read_small(const char *path, char **out, size_t *len, char *why, size
     size_t got = 0;
     *out = NULL;
     if (fd < 0) {
-        if (errno == ENOENT)
-            return 1;
+        if (errno == ENOENT) return 1;
         snprintf(why, whylen, "cannot open: %s", strerror(errno));
         return -1;
     }
@@ -421,8 +403,7 @@ static int read_small(const char *path, char **out, size_t *len, char *why, size
     }
     while (got < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             snprintf(why, whylen, "short read");
             goto fail;
@@ -450,8 +431,7 @@ static int load_entry(vt_spool *sp, const char *uid, cJSON **m, char *why, size_
         return -1;
     }
     int r = read_small(path, &buf, &len, why, whylen);
-    if (r != 0)
-        return r;
+    if (r != 0) return r;
     if (memchr(buf, 0, len)) {
         free(buf);
         snprintf(why, whylen, "contains NUL bytes (partial or damaged)");
@@ -480,8 +460,7 @@ static int load_entry(vt_spool *sp, const char *uid, cJSON **m, char *why, size_
 static int entry_cmp(const void *a, const void *b)
 {
     const vt_spool_entry *x = a, *y = b;
-    if (x->mtime != y->mtime)
-        return x->mtime < y->mtime ? -1 : 1;
+    if (x->mtime != y->mtime) return x->mtime < y->mtime ? -1 : 1;
     return strcmp(x->uid, y->uid);
 }
 
@@ -522,10 +501,8 @@ int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report
             goto corrupt;
         }
         int r = load_entry(sp, name, NULL, why, sizeof(why));
-        if (r == 1)
-            continue;
-        if (r < 0)
-            goto corrupt;
+        if (r == 1) continue;
+        if (r < 0) goto corrupt;
         if (out->n == cap) {
             size_t nc = cap ? cap * 2 : 64;
             vt_spool_entry *ni = realloc(out->items, nc * sizeof(*ni));
@@ -547,12 +524,10 @@ int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report
         continue;
     corrupt:
         out->corrupt++;
-        if (report)
-            report(path, why, arg);
+        if (report) report(path, why, arg);
     }
     closedir(d);
-    if (out->n > 1)
-        qsort(out->items, out->n, sizeof(*out->items), entry_cmp);
+    if (out->n > 1) qsort(out->items, out->n, sizeof(*out->items), entry_cmp);
     return 0;
 }
 
@@ -571,8 +546,7 @@ int vt_spool_read(vt_spool *sp, const char *uid, cJSON **out, char *err, size_t 
         return VT_SPOOL_ERR;
     }
     int r = load_entry(sp, uid, out, why, sizeof(why));
-    if (r < 0)
-        snprintf(err, errlen, "spool: %s/%s.json: %s", sp->dir, uid, why);
+    if (r < 0) snprintf(err, errlen, "spool: %s/%s.json: %s", sp->dir, uid, why);
     return r < 0 ? VT_SPOOL_ERR : r;
 }
 
@@ -586,14 +560,12 @@ int vt_spool_ack(vt_spool *sp, const char *uid, char *err, size_t errlen)
     }
     int had = lstat(path, &st) == 0;
     if (unlink(path) < 0) {
-        if (errno == ENOENT)
-            return 0;
+        if (errno == ENOENT) return 0;
         snprintf(err, errlen, "spool: cannot delete acknowledged %s: %s", path, strerror(errno));
         return VT_SPOOL_ERR;
     }
     if (had) {
-        if (sp->count)
-            sp->count--;
+        if (sp->count) sp->count--;
         sp->bytes = sp->bytes > (uint64_t)st.st_size ? sp->bytes - (uint64_t)st.st_size : 0;
     }
     return 0;
@@ -632,24 +604,20 @@ int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, c
     size_t off = 0;
     while (off < len) {
         ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto fail;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) goto fail;
         off += (size_t)w;
     }
-    if (fsync(fd) < 0)
-        goto fail;
+    if (fsync(fd) < 0) goto fail;
     close(fd);
     fd = -1;
-    if (rename(tmp, path) < 0)
-        goto fail;
+    if (rename(tmp, path) < 0) goto fail;
     fsync_dir(dir);
     return 0;
 fail:
-    snprintf(err, errlen, "cannot write %s: %s", path, is_full_errno(errno) ? "disk full" : strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    snprintf(err, errlen, "cannot write %s: %s", path,
+             is_full_errno(errno) ? "disk full" : strerror(errno));
+    if (fd >= 0) close(fd);
     unlink(tmp);
     return -1;
 }
@@ -664,30 +632,23 @@ int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err
         snprintf(err, errlen, "spool: invalid uid");
         return VT_SPOOL_ERR;
     }
-    if (lstat(src, &st) < 0)
-        return 0; /* gone already (another upload handled it) */
+    if (lstat(src, &st) < 0) return 0; /* gone already (another upload handled it) */
     /* The reason first: a crash between the two steps leaves the measurement spooled, to be
      * refused again on the next upload. */
     int n = snprintf(why, sizeof(why), "%s\n", reason && *reason ? reason : "rejected");
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof(why))
-        n = (int)sizeof(why) - 1;
-    if (vt_spool_write_file_atomic(rpath, why, (size_t)n, err, errlen) < 0)
-        return VT_SPOOL_ERR;
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof(why)) n = (int)sizeof(why) - 1;
+    if (vt_spool_write_file_atomic(rpath, why, (size_t)n, err, errlen) < 0) return VT_SPOOL_ERR;
     if (rename(src, dst) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "spool: cannot move %s to %s: %s", src, sp->rejdir,
-                 strerror(errno));
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "spool: cannot move %s to %s: %s", src, sp->rejdir, strerror(errno));
         return VT_SPOOL_ERR;
     }
     if (fsync_dir(sp->rejdir) < 0 || fsync_dir(sp->dir) < 0) {
         snprintf(err, errlen, "spool: cannot sync %s: %s", sp->rejdir, strerror(errno));
         return VT_SPOOL_ERR;
     }
-    if (sp->count)
-        sp->count--;
+    if (sp->count) sp->count--;
     sp->bytes = sp->bytes > (uint64_t)st.st_size ? sp->bytes - (uint64_t)st.st_size : 0;
     return 0;
 }

@@ -14,16 +14,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define VT_SPOOL_UID_MAX 64               /* [A-Za-z0-9_-]{1,64}; measurement uids are 32 hex */
-#define VT_SPOOL_FILE_MAX (16u << 20)     /* a spooled file larger than this is corrupt */
-#define VT_SPOOL_DEFAULT_MAX_COUNT 50000  /* cap on spooled measurements */
+#define VT_SPOOL_UID_MAX 64              /* [A-Za-z0-9_-]{1,64}; measurement uids are 32 hex */
+#define VT_SPOOL_FILE_MAX (16u << 20)    /* a spooled file larger than this is corrupt */
+#define VT_SPOOL_DEFAULT_MAX_COUNT 50000 /* cap on spooled measurements */
 #define VT_SPOOL_DEFAULT_MAX_BYTES (512ull << 20)
 
 /* Status codes (negative). */
 enum {
-    VT_SPOOL_ERR = -1,      /* I/O or argument error; err says which */
+    VT_SPOOL_ERR = -1,       /* I/O or argument error; err says which */
     VT_SPOOL_DISK_FULL = -2, /* ENOSPC/EDQUOT/EFBIG: the measurement was not stored */
-    VT_SPOOL_OVER_CAP = -3, /* the spool's own cap is reached: the measurement was not stored */
+    VT_SPOOL_OVER_CAP = -3,  /* the spool's own cap is reached: the measurement was not stored */
 };
 
 typedef struct vt_spool vt_spool;

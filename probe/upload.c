@@ -51,8 +51,7 @@ static void sleep_ms(long ms)
 static uint32_t rand32(void)
 {
     uint32_t v = 0;
-    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-        v = (uint32_t)rand();
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) v = (uint32_t)rand();
     return v;
 }
 
@@ -62,19 +61,17 @@ static long backoff_ms(const vt_upload_opts *o, int attempt)
     double cap = o->backoff_base_ms;
     for (int i = 1; i < attempt && cap < o->backoff_max_ms; i++)
         cap *= 2;
-    if (cap > o->backoff_max_ms)
-        cap = o->backoff_max_ms;
-    if (cap < 1)
-        return 0;
+    if (cap > o->backoff_max_ms) cap = o->backoff_max_ms;
+    if (cap < 1) return 0;
     return (long)(rand32() % ((uint32_t)cap + 1));
 }
 
-static void logf_(const vt_upload_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const vt_upload_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void logf_(const vt_upload_opts *o, const char *fmt, ...)
 {
     va_list ap;
-    if (!o->log)
-        return;
+    if (!o->log) return;
     va_start(ap, fmt);
     fputs("vantage-probe: ", o->log);
     vfprintf(o->log, fmt, ap);
@@ -96,8 +93,7 @@ static int buf_add(buf *b, const void *d, size_t n)
         while (nc < b->n + n + 1)
             nc *= 2;
         char *np = realloc(b->p, nc);
-        if (!np)
-            return -1;
+        if (!np) return -1;
         b->p = np;
         b->cap = nc;
     }
@@ -122,8 +118,7 @@ static int gzip_buf(const char *in, size_t n, buf *out)
 {
     z_stream z;
     memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
     size_t bound = deflateBound(&z, (uLong)n) + 1;
     if (out->cap < bound) {
         char *np = realloc(out->p, bound);
@@ -212,8 +207,7 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     h = curl_slist_append(h, hdr);
     h = curl_slist_append(h, "Accept: application/json");
     h = curl_slist_append(h, "Expect:");
-    if (gzipped)
-        h = curl_slist_append(h, "Content-Encoding: gzip");
+    if (gzipped) h = curl_slist_append(h, "Content-Encoding: gzip");
     if (o->token && *o->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
         h = curl_slist_append(h, auth);
@@ -229,8 +223,7 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (o->cacert)
-        curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+    if (o->cacert) curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 30000 ? timeout_ms : 30000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -284,8 +277,7 @@ static post_status post_retry(const vt_upload_opts *o, const char *url, const ch
     for (int attempt = 1;; attempt++) {
         double left = deadline - now_mono();
         long tmo = (long)(left * 1000);
-        if (tmo > o->request_timeout_ms)
-            tmo = o->request_timeout_ms;
+        if (tmo > o->request_timeout_ms) tmo = o->request_timeout_ms;
         if (tmo <= 0) {
             snprintf(pr->why, sizeof(pr->why), "upload time limit reached");
             return POST_FATAL;
@@ -294,16 +286,14 @@ static post_status post_retry(const vt_upload_opts *o, const char *url, const ch
         post_status st = post_once(o, url, ctype, gzipped, body, len, tmo, pr);
         if (st == POST_OK) {
             *json = cJSON_ParseWithLength(pr->body.p ? pr->body.p : "", pr->body.n);
-            if (cJSON_IsObject(*json))
-                return POST_OK;
+            if (cJSON_IsObject(*json)) return POST_OK;
             cJSON_Delete(*json);
             *json = NULL;
             snprintf(pr->why, sizeof(pr->why), "HTTP %ld with an answer that is not JSON",
                      pr->http);
             st = POST_RETRY;
         }
-        if (st != POST_RETRY)
-            return st;
+        if (st != POST_RETRY) return st;
         if (attempt >= o->max_attempts) {
             char w[sizeof(pr->why)];
             snprintf(w, sizeof(w), "%s", pr->why);
@@ -314,15 +304,15 @@ static post_status post_retry(const vt_upload_opts *o, const char *url, const ch
         /* The collector's Retry-After (503, 429) when it asks for longer, within our cap. */
         if (pr->retry_after > 0 && pr->retry_after * 1000 > wait)
             wait = pr->retry_after * 1000 < o->backoff_max_ms ? pr->retry_after * 1000
-                                                               : o->backoff_max_ms;
+                                                              : o->backoff_max_ms;
         if (now_mono() + wait / 1000.0 >= deadline) {
             char w[sizeof(pr->why)];
             snprintf(w, sizeof(w), "%s", pr->why);
             snprintf(pr->why, sizeof(pr->why), "upload time limit reached: %.200s", w);
             return POST_FATAL;
         }
-        logf_(o, "upload: attempt %d/%d failed (%s); retrying in %.1f s", attempt,
-              o->max_attempts, pr->why, wait / 1000.0);
+        logf_(o, "upload: attempt %d/%d failed (%s); retrying in %.1f s", attempt, o->max_attempts,
+              pr->why, wait / 1000.0);
         sleep_ms(wait);
     }
 }
@@ -358,16 +348,14 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
         cJSON_ArrayForEach(it, results)
         {
             const char *uid = vt_json_get_string(it, "uid");
-            if (!uid)
-                uid = vt_json_get_string(it, "measurement_uid");
+            if (!uid) uid = vt_json_get_string(it, "measurement_uid");
             if (uid && !strcmp(uid, uids[i])) {
                 hit = it;
                 break;
             }
         }
         const char *status = hit ? vt_json_get_string(hit, "status") : NULL;
-        if (!status)
-            continue;
+        if (!status) continue;
         if (!strcmp(status, "accepted") || !strcmp(status, "duplicate")) {
             if (vt_spool_ack(u->sp, uids[i], err, sizeof(err)) < 0) {
                 logf_(u->o, "%s", err);
@@ -379,8 +367,8 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
                 dup++;
         } else if (!strcmp(status, "rejected")) {
             const char *reason = vt_json_get_string(hit, "reason");
-            if (vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err,
-                                sizeof(err)) < 0) {
+            if (vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err, sizeof(err)) <
+                0) {
                 logf_(u->o, "%s", err);
                 continue;
             }
@@ -389,8 +377,7 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
             rej++;
         }
     }
-    if (vt_spool_sync(u->sp, err, sizeof(err)) < 0)
-        logf_(u->o, "%s", err);
+    if (vt_spool_sync(u->sp, err, sizeof(err)) < 0) logf_(u->o, "%s", err);
     u->r->accepted += acc;
     u->r->duplicate += dup;
     u->r->rejected += rej;
@@ -404,8 +391,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
 {
     char err[512];
     cJSON *answer = NULL;
-    if (u->stop || n == 0)
-        return;
+    if (u->stop || n == 0) return;
     u->jsonl.n = 0;
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
@@ -424,7 +410,8 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
             cJSON_ReplaceItemInObjectCaseSensitive(m, "probe_ip", cJSON_CreateString("127.0.0.1"));
         char *line = vt_json_print(m);
         cJSON_Delete(m);
-        if (!line || buf_add(&u->jsonl, line, strlen(line)) < 0 || buf_add(&u->jsonl, "\n", 1) < 0) {
+        if (!line || buf_add(&u->jsonl, line, strlen(line)) < 0 ||
+            buf_add(&u->jsonl, "\n", 1) < 0) {
             free(line);
             set_error(u, "out of memory building a batch");
             u->stop = 1;
@@ -434,8 +421,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
         uids[kept++] = uids[i];
     }
     n = kept;
-    if (n == 0)
-        return;
+    if (n == 0) return;
     if (gzip_buf(u->jsonl.p, u->jsonl.n, &u->gz) < 0) {
         set_error(u, "cannot compress a batch");
         u->stop = 1;
@@ -544,8 +530,8 @@ int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
     return r->error[0] ? -1 : 0;
 }
 
-int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o,
-                         const vt_upload_result *r, char *err, size_t errlen)
+int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o, const vt_upload_result *r,
+                         char *err, size_t errlen)
 {
     char path[4096], ts[20];
     double t = (double)time(NULL);
@@ -589,14 +575,11 @@ static int cc_valid(const char *s)
 static int asn_valid(const char *s)
 {
     size_t n;
-    if (!s || strncmp(s, "AS", 2) != 0)
-        return 0;
+    if (!s || strncmp(s, "AS", 2) != 0) return 0;
     n = strlen(s);
-    if (n < 3 || n > 12)
-        return 0;
+    if (n < 3 || n > 12) return 0;
     for (size_t i = 2; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
+        if (s[i] < '0' || s[i] > '9') return 0;
     return 1;
 }
 
@@ -612,14 +595,13 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         snprintf(err, errlen, "no collector configured");
         return -1;
     }
-    if (check_url(o->collector, err, errlen) < 0)
-        return -1;
+    if (check_url(o->collector, err, errlen) < 0) return -1;
     if (make_url(url, sizeof(url), o->collector, "/api/v1/check-in") < 0) {
         snprintf(err, errlen, "collector URL too long");
         return -1;
     }
-    const char *body = "{\"software_name\":\"vantage-probe\",\"software_version\":\"" VT_VERSION
-                       "\"}";
+    const char *body =
+        "{\"software_name\":\"vantage-probe\",\"software_version\":\"" VT_VERSION "\"}";
     int budget = o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000;
     if (budget > 2 * o->request_timeout_ms && o->request_timeout_ms > 0)
         budget = 2 * o->request_timeout_ms; /* a check-in must not hold measuring back long */
@@ -643,8 +625,7 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         size_t j = 0;
         for (const unsigned char *p = (const unsigned char *)net;
              *p && j + 1 < sizeof(out->probe_network_name); p++)
-            if (*p >= 0x20 && *p != 0x7f)
-                out->probe_network_name[j++] = (char)*p;
+            if (*p >= 0x20 && *p != 0x7f) out->probe_network_name[j++] = (char)*p;
         out->probe_network_name[j] = 0;
         /* A cut inside a UTF-8 sequence would make invalid JSON text later: trim it. */
         while (j > 0 && !vt_utf8_valid((const unsigned char *)out->probe_network_name, j))
@@ -667,8 +648,7 @@ void vt_upload_cli_defaults(vt_upload_opts *o)
 {
     vt_upload_opts_defaults(o);
     const char *t = getenv("VANTAGE_UPLOAD_TOKEN");
-    if (t && *t)
-        o->token = t;
+    if (t && *t) o->token = t;
     o->log = stderr;
 }
 
@@ -677,14 +657,12 @@ static int parse_num(const char *s, long lo, long hi, long *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
 }
 
-int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char *err,
-                     size_t errlen)
+int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char *err, size_t errlen)
 {
     long v;
     if (!strcmp(name, "state-dir"))
@@ -698,27 +676,21 @@ int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char 
     else if (!strcmp(name, "no-upload"))
         o->disabled = 1;
     else if (!strcmp(name, "upload-batch")) {
-        if (parse_num(arg, 1, 1000, &v) < 0)
-            goto bad;
+        if (parse_num(arg, 1, 1000, &v) < 0) goto bad;
         o->batch_size = (int)v;
     } else if (!strcmp(name, "upload-attempts")) {
-        if (parse_num(arg, 1, 100, &v) < 0)
-            goto bad;
+        if (parse_num(arg, 1, 100, &v) < 0) goto bad;
         o->max_attempts = (int)v;
     } else if (!strcmp(name, "upload-backoff-ms")) {
-        if (parse_num(arg, 0, 3600000, &v) < 0)
-            goto bad;
+        if (parse_num(arg, 0, 3600000, &v) < 0) goto bad;
         o->backoff_base_ms = (int)v;
-        if (o->backoff_max_ms < o->backoff_base_ms)
-            o->backoff_max_ms = o->backoff_base_ms;
+        if (o->backoff_max_ms < o->backoff_base_ms) o->backoff_max_ms = o->backoff_base_ms;
     } else if (!strcmp(name, "upload-max-time")) {
-        if (parse_num(arg, 1, 86400, &v) < 0)
-            goto bad;
+        if (parse_num(arg, 1, 86400, &v) < 0) goto bad;
         o->total_timeout_ms = (int)(v * 1000);
         if (o->request_timeout_ms > o->total_timeout_ms)
             o->request_timeout_ms = o->total_timeout_ms;
-        if (o->backoff_max_ms > o->total_timeout_ms)
-            o->backoff_max_ms = o->total_timeout_ms;
+        if (o->backoff_max_ms > o->total_timeout_ms) o->backoff_max_ms = o->total_timeout_ms;
     } else {
         snprintf(err, errlen, "unknown option --%s", name);
         return -1;
@@ -754,19 +726,16 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
         return 0;
     }
     const char *w = vt_spool_cap_warning(*sp);
-    if (w)
-        fprintf(stderr, "vantage-probe: warning: %s\n", w);
+    if (w) fprintf(stderr, "vantage-probe: warning: %s\n", w);
     return 0;
 }
 
 void vt_upload_run_spool(vt_spool *sp, const cJSON *m, long *failed)
 {
     char err[1024];
-    if (!sp)
-        return;
+    if (!sp) return;
     if (vt_spool_put_measurement(sp, m, err, sizeof(err)) < 0) {
-        if ((*failed)++ == 0)
-            fprintf(stderr, "vantage-probe: %s\n", err);
+        if ((*failed)++ == 0) fprintf(stderr, "vantage-probe: %s\n", err);
     }
 }
 
@@ -786,8 +755,7 @@ static int do_upload(vt_upload_opts *o, vt_spool *sp)
     if (vt_upload_write_last(vt_spool_state_dir(sp), o, &r, err, sizeof(err)) < 0)
         fprintf(stderr, "vantage-probe: warning: %s\n", err);
     print_result(o, &r);
-    if (rc == 0)
-        return VT_EXIT_OK;
+    if (rc == 0) return VT_EXIT_OK;
     return !r.config_error && r.left > 0 ? VT_EXIT_UPLOAD_PENDING : VT_EXIT_FAILURE;
 }
 
@@ -797,10 +765,8 @@ int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed)
     if (spool_failed > 0)
         fprintf(stderr, "vantage-probe: %ld measurement(s) could not be spooled (see above)\n",
                 spool_failed);
-    if (!sp)
-        return rc;
-    if (o->collector && !o->disabled)
-        rc = do_upload(o, sp);
+    if (!sp) return rc;
+    if (o->collector && !o->disabled) rc = do_upload(o, sp);
     vt_spool_close(sp);
     return rc;
 }

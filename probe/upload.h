@@ -51,8 +51,8 @@ void vt_upload_opts_defaults(vt_upload_opts *o);
 int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r);
 
 /* Writes <state>/last-upload.json from r (for `status`). */
-int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o,
-                         const vt_upload_result *r, char *err, size_t errlen);
+int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o, const vt_upload_result *r,
+                         char *err, size_t errlen);
 
 /* POST /api/v1/check-in: what the collector sees as this probe's country and network.
  * Retries as an upload request does. */
@@ -62,24 +62,26 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
 
 /* Entries for a getopt_long table; every one returns val, and the option's name goes to
  * vt_upload_option. */
+/* clang-format off */
 #define VT_UPLOAD_LONGOPTS(val)                                                                    \
     {"state-dir", required_argument, 0, (val)}, {"collector", required_argument, 0, (val)},       \
-        {"collector-cacert", required_argument, 0, (val)},                                         \
-        {"upload-token", required_argument, 0, (val)}, {"no-upload", no_argument, 0, (val)},       \
-        {"upload-batch", required_argument, 0, (val)},                                             \
-        {"upload-attempts", required_argument, 0, (val)},                                          \
-        {"upload-backoff-ms", required_argument, 0, (val)},                                        \
-        {"upload-max-time", required_argument, 0, (val)}
+    {"collector-cacert", required_argument, 0, (val)},                                             \
+    {"upload-token", required_argument, 0, (val)}, {"no-upload", no_argument, 0, (val)},           \
+    {"upload-batch", required_argument, 0, (val)},                                                 \
+    {"upload-attempts", required_argument, 0, (val)},                                              \
+    {"upload-backoff-ms", required_argument, 0, (val)},                                            \
+    {"upload-max-time", required_argument, 0, (val)}
+/* clang-format on */
 
 #define VT_UPLOAD_USAGE                                                                            \
-    "  --state-dir DIR     spool and state (default $XDG_STATE_HOME/vantage)\n"                   \
-    "  --collector URL     check in and upload to this collector (https://...)\n"                 \
-    "  --collector-cacert FILE  CA bundle for the collector's certificate\n"                      \
-    "  --upload-token TOKEN  upload token (or env VANTAGE_UPLOAD_TOKEN)\n"                        \
-    "  --no-upload         keep measurements in the spool, contact no collector\n"                \
-    "  --upload-batch N    measurements per request (default 100)\n"                              \
-    "  --upload-attempts N  tries per request (default 6)\n"                                      \
-    "  --upload-backoff-ms MS  first retry waits up to MS, doubling (default 1000)\n"             \
+    "  --state-dir DIR     spool and state (default $XDG_STATE_HOME/vantage)\n"                    \
+    "  --collector URL     check in and upload to this collector (https://...)\n"                  \
+    "  --collector-cacert FILE  CA bundle for the collector's certificate\n"                       \
+    "  --upload-token TOKEN  upload token (or env VANTAGE_UPLOAD_TOKEN)\n"                         \
+    "  --no-upload         keep measurements in the spool, contact no collector\n"                 \
+    "  --upload-batch N    measurements per request (default 100)\n"                               \
+    "  --upload-attempts N  tries per request (default 6)\n"                                       \
+    "  --upload-backoff-ms MS  first retry waits up to MS, doubling (default 1000)\n"              \
     "  --upload-max-time SEC  give up uploading after SEC (default 600)\n"
 
 /* Defaults, then VANTAGE_UPLOAD_TOKEN from the environment. */
@@ -91,8 +93,7 @@ int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char 
 /* Before measuring in `run`: checks in (when a collector is set and uploads are on) and puts the
  * answer into cfg (pointing into *ci), then opens the spool. Returns 0, or -1 after printing why
  * (the spool is required when a collector is set; otherwise a warning and *sp = NULL). */
-int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci,
-                        vt_spool **sp);
+int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp);
 /* Spools one measurement from the loop; prints the first failure, counts the rest. */
 void vt_upload_run_spool(vt_spool *sp, const cJSON *m, long *failed);
 /* After measuring: uploads (when configured), writes last-upload.json, says what happened.

@@ -59,8 +59,8 @@ static int teardown(void **state)
 static char *measurement(const char *uid)
 {
     char *s = NULL;
-    assert_true(asprintf(&s, "{\"measurement_uid\":\"%s\",\"probe_cc\":\"ZZ\",\"test_keys\":{}}",
-                         uid) > 0);
+    assert_true(
+        asprintf(&s, "{\"measurement_uid\":\"%s\",\"probe_cc\":\"ZZ\",\"test_keys\":{}}", uid) > 0);
     return s;
 }
 
@@ -68,8 +68,7 @@ static void put(fixture *f, const char *uid)
 {
     char err[512], *m = measurement(uid);
     int rc = vt_spool_put(f->sp, uid, m, strlen(m), err, sizeof(err));
-    if (rc != 0)
-        fail_msg("put %s: %s", uid, err);
+    if (rc != 0) fail_msg("put %s: %s", uid, err);
     free(m);
 }
 
@@ -86,11 +85,9 @@ static int count_dir(const char *dir)
     DIR *d = opendir(dir);
     struct dirent *de;
     int n = 0;
-    if (!d)
-        return -1;
+    if (!d) return -1;
     while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            n++;
+        if (de->d_name[0] != '.') n++;
     closedir(d);
     return n;
 }
@@ -131,14 +128,12 @@ static void put_stores_one_file_per_uid_and_list_returns_them(void **state)
     assert_int_equal(l.corrupt, 0);
     int seen = 0;
     for (size_t i = 0; i < l.n; i++)
-        if (!strcmp(l.items[i].uid, "aaaa0000000000000000000000000003"))
-            seen++;
+        if (!strcmp(l.items[i].uid, "aaaa0000000000000000000000000003")) seen++;
     assert_int_equal(seen, 1);
     vt_spool_listing_free(&l);
 
     cJSON *m = NULL;
-    assert_int_equal(vt_spool_read(f->sp, "aaaa0000000000000000000000000001", &m, err,
-                                   sizeof(err)),
+    assert_int_equal(vt_spool_read(f->sp, "aaaa0000000000000000000000000001", &m, err, sizeof(err)),
                      0);
     assert_string_equal(vt_json_get_string(m, "probe_cc"), "ZZ");
     cJSON_Delete(m);
@@ -183,8 +178,10 @@ static void bad_uids_are_refused(void **state)
 {
     fixture *f = *state;
     char err[512];
-    const char *bad[] = {"", "../escape", "a/b", "x.json", "with space",
-                         "0123456789012345678901234567890123456789012345678901234567890123456789"};
+    const char *bad[] = {
+        "",           "../escape",
+        "a/b",        "x.json",
+        "with space", "0123456789012345678901234567890123456789012345678901234567890123456789"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
         assert_int_equal(vt_spool_put(f->sp, bad[i], "{}", 2, err, sizeof(err)), VT_SPOOL_ERR);
@@ -217,9 +214,8 @@ static void rejected_moves_to_rejected_with_its_reason(void **state)
     vt_spool_listing l;
     put(f, "d1");
     put(f, "d2");
-    assert_int_equal(vt_spool_reject(f->sp, "d1", "probe_cc must match ^[A-Z]{2}$", err,
-                                     sizeof(err)),
-                     0);
+    assert_int_equal(
+        vt_spool_reject(f->sp, "d1", "probe_cc must match ^[A-Z]{2}$", err, sizeof(err)), 0);
     assert_false(exists(f, "", "d1.json"));
     assert_true(exists(f, "rejected", "d1.json"));
     snprintf(p, sizeof(p), "%s/spool/rejected/d1.reason", f->state);
@@ -294,7 +290,7 @@ static void corrupt_files_are_reported_and_left_in_place(void **state)
     write_raw(f, "f3.json", "", 0);                                  /* empty */
     write_raw(f, "f4.json", "[1,2]", 5);                             /* not an object */
     write_raw(f, "f5.json", "{\"measurement_uid\":\"f5\"}\0xx", 27); /* NUL bytes */
-    write_raw(f, "notes.txt", "hello", 5);                          /* not ours */
+    write_raw(f, "notes.txt", "hello", 5);                           /* not ours */
     assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.items[0].uid, "f0");
@@ -325,8 +321,7 @@ static ssize_t failing_write(int fd, const void *b, size_t n)
     if (n > fail_after - written)
         n = fail_after - written; /* a short write first, as a filling disk does */
     ssize_t w = write(fd, b, n);
-    if (w > 0)
-        written += (size_t)w;
+    if (w > 0) written += (size_t)w;
     return w;
 }
 
@@ -345,8 +340,8 @@ static void disk_full_on_write_stores_nothing_and_says_so(void **state)
     fail_errno = ENOSPC;
     written = 0;
     vt_spool_set_io(f->sp, &io);
-    int rc = vt_spool_put(f->sp, "a1000000000000000000000000000001", m, strlen(m), err,
-                          sizeof(err));
+    int rc =
+        vt_spool_put(f->sp, "a1000000000000000000000000000001", m, strlen(m), err, sizeof(err));
     assert_int_equal(rc, VT_SPOOL_DISK_FULL);
     assert_non_null(strstr(err, "spool: disk full writing "));
     assert_non_null(strstr(err, ": measurement not stored"));
@@ -354,12 +349,10 @@ static void disk_full_on_write_stores_nothing_and_says_so(void **state)
     assert_int_equal(count_sub(f, "tmp"), 0);
     /* Space again: the same measurement goes in whole. */
     vt_spool_set_io(f->sp, NULL);
-    assert_int_equal(vt_spool_put(f->sp, "a1000000000000000000000000000001", m, strlen(m), err,
-                                  sizeof(err)),
-                     0);
+    assert_int_equal(
+        vt_spool_put(f->sp, "a1000000000000000000000000000001", m, strlen(m), err, sizeof(err)), 0);
     cJSON *j = NULL;
-    assert_int_equal(vt_spool_read(f->sp, "a1000000000000000000000000000001", &j, err,
-                                   sizeof(err)),
+    assert_int_equal(vt_spool_read(f->sp, "a1000000000000000000000000000001", &j, err, sizeof(err)),
                      0);
     cJSON_Delete(j);
     free(m);
@@ -372,8 +365,7 @@ static void quota_exceeded_on_fsync_stores_nothing_and_says_so(void **state)
     vt_spool_io io = {.fsync = failing_fsync};
     fail_errno = EDQUOT;
     vt_spool_set_io(f->sp, &io);
-    assert_int_equal(vt_spool_put(f->sp, "a2", m, strlen(m), err, sizeof(err)),
-                     VT_SPOOL_DISK_FULL);
+    assert_int_equal(vt_spool_put(f->sp, "a2", m, strlen(m), err, sizeof(err)), VT_SPOOL_DISK_FULL);
     assert_non_null(strstr(err, "spool: disk full writing "));
     assert_int_equal(count_sub(f, ""), 2);
     assert_int_equal(count_sub(f, "tmp"), 0);
@@ -409,8 +401,7 @@ static void real_file_size_limit_behaves_as_disk_full(void **state)
         memcpy(big + off + len, "\"}", 3);
         struct rlimit rl = {4096, 4096};
         signal(SIGXFSZ, SIG_IGN);
-        if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
-            _exit(3);
+        if (setrlimit(RLIMIT_FSIZE, &rl) < 0) _exit(3);
         int rc = vt_spool_put(f->sp, "big1", big, strlen(big), err, sizeof(err));
         _exit(rc == VT_SPOOL_DISK_FULL && strstr(err, "disk full writing") ? 0 : 1);
     }
@@ -432,8 +423,7 @@ static void over_the_cap_new_measurements_are_refused_with_a_warning(void **stat
     put(f, "g2");
     assert_non_null(vt_spool_cap_warning(f->sp));
     assert_non_null(strstr(vt_spool_cap_warning(f->sp), "is full"));
-    assert_int_equal(vt_spool_put(f->sp, "g3", m, strlen(m), err, sizeof(err)),
-                     VT_SPOOL_OVER_CAP);
+    assert_int_equal(vt_spool_put(f->sp, "g3", m, strlen(m), err, sizeof(err)), VT_SPOOL_OVER_CAP);
     assert_non_null(strstr(err, "not stored"));
     assert_false(exists(f, "", "g3.json"));
     /* Rewriting a measurement already there is not growth. */
@@ -443,8 +433,7 @@ static void over_the_cap_new_measurements_are_refused_with_a_warning(void **stat
     assert_int_equal(vt_spool_put(f->sp, "g3", m, strlen(m), err, sizeof(err)), 0);
     /* A byte cap too. */
     vt_spool_set_limits(f->sp, 0, 10);
-    assert_int_equal(vt_spool_put(f->sp, "g4", m, strlen(m), err, sizeof(err)),
-                     VT_SPOOL_OVER_CAP);
+    assert_int_equal(vt_spool_put(f->sp, "g4", m, strlen(m), err, sizeof(err)), VT_SPOOL_OVER_CAP);
     free(m);
 }
 
@@ -462,10 +451,8 @@ static void default_state_dir_follows_xdg_then_home(void **state)
     assert_string_equal(out, "/home/v/.local/state/vantage");
     unsetenv("HOME");
     assert_int_equal(vt_spool_default_state_dir(out, sizeof(out), err, sizeof(err)), -1);
-    if (old_x)
-        setenv("XDG_STATE_HOME", old_x, 1);
-    if (old_h)
-        setenv("HOME", old_h, 1);
+    if (old_x) setenv("XDG_STATE_HOME", old_x, 1);
+    if (old_h) setenv("HOME", old_h, 1);
     free(old_x);
     free(old_h);
 }

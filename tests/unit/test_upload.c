@@ -29,13 +29,11 @@ static void backoff_is_full_jitter_doubling_up_to_the_cap(void **state)
     long max_seen[8] = {0};
     for (int attempt = 1; attempt <= 7; attempt++) {
         long cap = 100L << (attempt - 1);
-        if (cap > 1000)
-            cap = 1000;
+        if (cap > 1000) cap = 1000;
         for (int i = 0; i < 2000; i++) {
             long w = backoff_ms(&o, attempt);
             assert_true(w >= 0 && w <= cap);
-            if (w > max_seen[attempt])
-                max_seen[attempt] = w;
+            if (w > max_seen[attempt]) max_seen[attempt] = w;
         }
         /* Spread over the whole range, not a fixed delay. */
         assert_true(max_seen[attempt] > cap / 2);
@@ -128,27 +126,23 @@ static int serve(pid_t *pid, int status, const char *body, int requests)
             int c = accept(s, NULL, NULL);
             char req[8192];
             size_t got = 0;
-            if (c < 0)
-                _exit(1);
+            if (c < 0) _exit(1);
             /* Headers, then the (small) body the probe sends. */
             while (got < sizeof(req) - 1) {
                 ssize_t r = read(c, req + got, sizeof(req) - 1 - got);
-                if (r <= 0)
-                    break;
+                if (r <= 0) break;
                 got += (size_t)r;
                 req[got] = 0;
                 char *h = strstr(req, "\r\n\r\n");
                 char *cl = strcasestr(req, "Content-Length:");
-                if (h && (!cl || got >= (size_t)(h + 4 - req) + (size_t)atoi(cl + 15)))
-                    break;
+                if (h && (!cl || got >= (size_t)(h + 4 - req) + (size_t)atoi(cl + 15))) break;
             }
             char resp[4096];
             int n = snprintf(resp, sizeof(resp),
                              "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
                              "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                              status, strlen(body), body);
-            if (write(c, resp, (size_t)n) < 0)
-                _exit(1);
+            if (write(c, resp, (size_t)n) < 0) _exit(1);
             close(c);
         }
         _exit(0);
