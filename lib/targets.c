@@ -73,6 +73,64 @@ const vt_target *vt_targets_find(const vt_target_list *l, const char *id)
     return NULL;
 }
 
+/* ---- id index: duplicate checks stay linear in the size of what is loaded ---------------- */
+
+typedef struct id_index {
+    size_t *slot; /* 1 + index into l->items, 0 = empty */
+    size_t cap;   /* a power of two */
+    size_t n;
+} id_index;
+
+static size_t id_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void idx_put(id_index *x, const vt_target_list *l, size_t i)
+{
+    size_t m = x->cap - 1, h = id_hash(l->items[i].id) & m;
+    while (x->slot[h])
+        h = (h + 1) & m;
+    x->slot[h] = i + 1;
+    x->n++;
+}
+
+static int idx_build(id_index *x, const vt_target_list *l, size_t want)
+{
+    size_t cap = 64;
+    while (cap < 2 * want)
+        cap *= 2;
+    size_t *slot = calloc(cap, sizeof *slot);
+    if (!slot) return -1;
+    free(x->slot);
+    x->slot = slot;
+    x->cap = cap;
+    x->n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->items[i].id) idx_put(x, l, i);
+    return 0;
+}
+
+/* Adds l->items[i]; -1 on out of memory. */
+static int idx_add(id_index *x, const vt_target_list *l, size_t i)
+{
+    if (2 * (x->n + 1) > x->cap)
+        return idx_build(x, l, x->cap); /* rebuild from the list, which already holds i */
+    idx_put(x, l, i);
+    return 0;
+}
+
+static const vt_target *idx_find(const id_index *x, const vt_target_list *l, const char *id)
+{
+    size_t m = x->cap - 1, h = id_hash(id) & m;
+    for (; x->slot[h]; h = (h + 1) & m)
+        if (strcmp(l->items[x->slot[h] - 1].id, id) == 0) return &l->items[x->slot[h] - 1];
+    return NULL;
+}
+
 /* ---- endpoint syntax ---------------------------------------------------------------------- */
 
 static int valid_id(const char *s)
@@ -269,6 +327,7 @@ static int check_url(const char *s, const char **hostp, size_t *hlenp, char *why
 /* ---- JSON target files -------------------------------------------------------------------- */
 
 typedef struct ctx {
+    id_index *ids;
     const char *name;
     size_t index;
     const char *id; /* NULL until the id is known to be a string */
@@ -325,12 +384,33 @@ static int get_string(const ctx *c, const cJSON *obj, const char *key, int requi
     return 0;
 }
 
-static const char *duplicate_key(const cJSON *obj)
+static int cmp_key(const void *a, const void *b)
 {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A key that appears twice in obj, or NULL. Sorting keeps a hostile object with many keys cheap;
+ * *oom is set when the scratch array cannot be had. */
+static const char *duplicate_key(const cJSON *obj, int *oom)
+{
+    size_t n = 0, k = 0;
+    const char *dup = NULL;
+    *oom = 0;
     for (const cJSON *a = obj->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && strcmp(a->string, b->string) == 0) return a->string;
-    return NULL;
+        n++;
+    if (n < 2) return NULL;
+    const char **keys = malloc(n * sizeof *keys);
+    if (!keys) {
+        *oom = 1;
+        return NULL;
+    }
+    for (const cJSON *a = obj->child; a; a = a->next)
+        keys[k++] = a->string ? a->string : "";
+    qsort(keys, n, sizeof *keys, cmp_key);
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
+    free(keys);
+    return dup;
 }
 
 static char *xstrdup(const char *s)
@@ -391,14 +471,16 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
     ctx c = *c0;
     const char *id, *name, *platform, *category, *kind, *large;
     if (!cJSON_IsObject(o)) return fail(&c, NULL, "expected an object, got %s", type_name(o));
-    const char *dup = duplicate_key(o);
+    int oom;
+    const char *dup = duplicate_key(o, &oom);
+    if (oom) return fail(&c, NULL, "out of memory");
     if (dup) return fail(&c, dup, "appears twice in the same target");
     if (get_string(&c, o, "id", 1, &id) < 0) return -1;
     if (!valid_id(id))
         return fail(&c, "id", "\"%.*s\" is not a valid id (1..%d of a-z 0-9 _ . -)",
                     VT_TARGET_ID_MAX, id, VT_TARGET_ID_MAX);
     c.id = id;
-    const vt_target *prev = vt_targets_find(l, id);
+    const vt_target *prev = idx_find(c.ids, l, id);
     if (prev) return fail(&c, "id", "duplicate id, already defined in %s", prev->source);
     if (get_string(&c, o, "name", 1, &name) < 0 ||
         get_string(&c, o, "platform", 1, &platform) < 0 ||
@@ -413,8 +495,8 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
     if (!cJSON_IsArray(eps) || n_eps == 0)
         return fail(&c, "endpoints", "expected a non-empty array of strings%s",
                     !eps ? " (missing)" : "");
-    for (int i = 0; i < n_eps; i++) {
-        const cJSON *e = cJSON_GetArrayItem(eps, i);
+    int i = 0;
+    for (const cJSON *e = eps->child; e; e = e->next, i++) {
         if (!cJSON_IsString(e) || !e->valuestring || !*e->valuestring)
             return fail(&c, "endpoints", "expected a non-empty array of strings (item %d is %s)", i,
                         cJSON_IsString(e) ? "empty" : type_name(e));
@@ -428,6 +510,7 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
     vt_target *t = push(l);
     if (!t) return fail(&c, NULL, "out of memory");
     t->id = xstrdup(id);
+    if (!t->id || idx_add(c.ids, l, l->n - 1) < 0) return fail(&c, NULL, "out of memory");
     t->name = xstrdup(name);
     t->platform = xstrdup(platform);
     t->category = xstrdup(category);
@@ -437,10 +520,8 @@ static int load_target(vt_target_list *l, const ctx *c0, const cJSON *o)
     t->options = cJSON_Duplicate(o, 1);
     t->endpoints = calloc((size_t)n_eps, sizeof *t->endpoints);
     if (t->endpoints)
-        for (int i = 0; i < n_eps; i++) {
-            t->endpoints[i] = strdup(cJSON_GetArrayItem(eps, i)->valuestring);
-            if (t->endpoints[i]) t->n_endpoints++;
-        }
+        for (const cJSON *e = eps->child; e; e = e->next)
+            if ((t->endpoints[t->n_endpoints] = strdup(e->valuestring))) t->n_endpoints++;
     if (!t->id || !t->name || !t->platform || !t->category || !t->kind || !t->source ||
         !t->options || (large && !t->large_resource) || t->n_endpoints != (size_t)n_eps)
         return fail(&c, NULL, "out of memory");
@@ -460,6 +541,7 @@ int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const 
                          char *err, size_t errlen)
 {
     int rc = -1;
+    id_index ids = {0};
     size_t n0 = l->n;
     cJSON *root = NULL;
     const char *end = NULL;
@@ -486,7 +568,12 @@ int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const 
                  type_name(root));
         goto done;
     }
-    const char *dup = duplicate_key(root);
+    int oom;
+    const char *dup = duplicate_key(root, &oom);
+    if (oom) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        goto done;
+    }
     if (dup) {
         snprintf(err, errlen, "%s: key \"%s\": appears twice at the top level", name, dup);
         goto done;
@@ -529,13 +616,18 @@ int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const 
                  targets ? "" : " (missing)");
         goto done;
     }
+    if (idx_build(&ids, l, l->n + (size_t)cJSON_GetArraySize(targets)) < 0) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        goto done;
+    }
     size_t i = 0;
     for (const cJSON *o = targets->child; o; o = o->next, i++) {
-        ctx c = {.name = name, .index = i, .err = err, .errlen = errlen};
+        ctx c = {.ids = &ids, .name = name, .index = i, .err = err, .errlen = errlen};
         if (load_target(l, &c, o) < 0) goto done;
     }
     rc = 0;
 done:
+    free(ids.slot);
     if (rc < 0) truncate_to(l, n0);
     cJSON_Delete(root);
     return rc;
@@ -671,7 +763,8 @@ static const char *const cl_header[] = {"url",        "category_code", "category
 #define CL_COLS 6
 
 /* "citizenlab-<stem>-<host>", lowercased, other bytes as '_', made unique with "-2", "-3"... */
-static char *citizenlab_id(const vt_target_list *l, const char *stem, const char *host, size_t hlen)
+static char *citizenlab_id(const id_index *ids, const vt_target_list *l, const char *stem,
+                           const char *host, size_t hlen)
 {
     char base[VT_TARGET_ID_MAX - 8];
     size_t n = (size_t)snprintf(base, sizeof base, "citizenlab-%s-", stem);
@@ -685,13 +778,13 @@ static char *citizenlab_id(const vt_target_list *l, const char *stem, const char
             *p = '_';
     char id[VT_TARGET_ID_MAX + 1];
     snprintf(id, sizeof id, "%s", base);
-    for (unsigned k = 2; vt_targets_find(l, id); k++)
+    for (unsigned k = 2; idx_find(ids, l, id); k++)
         snprintf(id, sizeof id, "%s-%u", base, k);
     return strdup(id);
 }
 
-static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base, const char *stem,
-                          char *err, size_t errlen)
+static int citizenlab_row(id_index *ids, vt_target_list *l, const vt_csv *csv, const char *base,
+                          const char *stem, char *err, size_t errlen)
 {
     char why[160];
     char **f = csv->fields;
@@ -710,7 +803,7 @@ static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base
         snprintf(err, errlen, "%s:%zu: category_code is empty", csv->name, csv->rec_line);
         return -1;
     }
-    char *id = citizenlab_id(l, stem, host, hlen);
+    char *id = citizenlab_id(ids, l, stem, host, hlen);
     vt_target *t = id ? push(l) : NULL;
     if (!t) {
         free(id);
@@ -719,6 +812,7 @@ static int citizenlab_row(vt_target_list *l, const vt_csv *csv, const char *base
     char src[512];
     snprintf(src, sizeof src, "%s:%zu", base, csv->rec_line);
     t->id = id;
+    if (idx_add(ids, l, l->n - 1) < 0) goto oom;
     t->name = strdup(f[0]);
     t->platform = strndup(host, hlen);
     if (t->platform)
@@ -756,6 +850,7 @@ oom:
 int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, size_t errlen)
 {
     int rc = -1;
+    id_index ids = {0};
     size_t n0 = l->n;
     char *data = NULL;
     size_t len;
@@ -789,12 +884,18 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
                  path, csv.rec_line);
         goto done;
     }
+    if (idx_build(&ids, l, l->n + 1024) < 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto done;
+    }
     while ((r = vt_csv_next(&csv, err, errlen)) == 1)
-        if (citizenlab_row(l, &csv, vt_textfile_basename(path), stem, err, errlen) < 0) goto done;
+        if (citizenlab_row(&ids, l, &csv, vt_textfile_basename(path), stem, err, errlen) < 0)
+            goto done;
     if (r < 0) goto done;
     rc = 0;
 done:
     if (rc < 0) truncate_to(l, n0);
+    free(ids.slot);
     vt_csv_free(&csv);
     free(data);
     return rc;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -280,6 +281,46 @@ static void non_utf8_and_nul_are_refused(void **state)
     vt_targets_free(&l);
 }
 
+static void a_large_file_loads_in_linear_time(void **state)
+{
+    /* 40000 targets and one object with 20000 keys: duplicate checks must not be quadratic. */
+    const size_t nt = 40000;
+    size_t cap = nt * 160 + 20000 * 16 + 256, n = 0;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, "{\"version\":1,\"targets\":[");
+    for (size_t i = 0; i < nt; i++)
+        n += (size_t)snprintf(doc + n, cap - n,
+                              "%s{\"id\":\"t%zu\",\"name\":\"N\",\"platform\":\"p\",\"category\":"
+                              "\"c\",\"kind\":\"web\",\"endpoints\":[\"https://h%zu.example/\"]}",
+                              i ? "," : "", i, i);
+    n += (size_t)snprintf(doc + n, cap - n, ",{\"id\":\"many\"");
+    for (size_t k = 0; k < 20000; k++)
+        n += (size_t)snprintf(doc + n, cap - n, ",\"k%zu\":1", k);
+    size_t mark = n;
+    n += (size_t)snprintf(doc + n, cap - n, ",\"k7\":2}]}");
+    vt_target_list l;
+    vt_targets_init(&l);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(vt_targets_load_json(&l, doc, n, "big.json", err, sizeof err), -1);
+    assert_string_equal(err,
+                        "big.json: targets[40000]: key \"k7\": appears twice in the same target");
+    n = mark + (size_t)snprintf(doc + mark, cap - mark,
+                                ",\"name\":\"N\",\"platform\":\"p\",\"category\":\"c\",\"kind\":"
+                                "\"web\",\"endpoints\":[\"https://x/\"]},%s]}",
+                                WEB("t39999", "[\"https://a/\"]"));
+    assert_int_equal(vt_targets_load_json(&l, doc, n, "big.json", err, sizeof err), -1);
+    assert_non_null(strstr(err, "targets[40001] (id \"t39999\"): key \"id\": duplicate id"));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("40001 targets, twice: %.3f s\n", sec);
+    assert_true(sec < 10.0);
+    assert_int_equal(l.n, 0);
+    vt_targets_free(&l);
+    free(doc);
+}
+
 /* ---- files and directories ---- */
 
 static char tmpdir[64];
@@ -509,6 +550,7 @@ int main(void)
         cmocka_unit_test(web_endpoints_must_be_http_urls),
         cmocka_unit_test(other_kinds_need_host_and_port),
         cmocka_unit_test(non_utf8_and_nul_are_refused),
+        cmocka_unit_test(a_large_file_loads_in_linear_time),
         cmocka_unit_test_setup_teardown(a_directory_loads_json_files_in_name_order, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(an_empty_or_missing_directory_is_an_error, setup_tmp,
