@@ -160,6 +160,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
 {
     const char *p = src;
     int dotall = 0, last_quant = 0;
+    unsigned long counted = 0;
     *cflags = REG_EXTENDED | REG_NOSUB;
     /* Leading flags: (?i) (?s) (?is) ... */
     if (p[0] == '(' && p[1] == '?' && p[2] != ':' && strchr(p, ')')) {
@@ -275,6 +276,17 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
         } else if (c == '{') {
             size_t n = interval_len(p);
             if (n) {
+                /* Counted repetition multiplies the automaton: keep it small and rare. */
+                const char *q = p + 1;
+                while (q < p + n) {
+                    unsigned long v = strtoul(q, (char **)&q, 10);
+                    counted += v < 100000 ? v : 100000;
+                    q++;
+                }
+                if (counted > 256) {
+                    snprintf(why, whylen, "counted repetitions above 256 in total");
+                    return -1;
+                }
                 sb_putn(out, p, n);
                 p += n;
                 quant = 1;

@@ -125,10 +125,14 @@ static void regexps_are_translated_from_re2(void **state)
                           "bracket,fp,,body,regexp,zz[\\d\\-]+zz,5,,x,,\n"
                           "noncap,fp,,body,regexp,(?:foo|bar)baz,5,,x,,\n"
                           "unicode,fp,,body,regexp,\\p{Greek}+,5,,x,,\n"
-                          "mflag,fp,,body,regexp,(?m)^x$,5,,x,,\n"),
-                     8);
-    assert_int_equal(s.n_skipped, 2);
-    assert_int_equal(s.n_warnings, 2);
+                          "mflag,fp,,body,regexp,(?m)^x$,5,,x,,\n"
+                          "bigrep,fp,,body,regexp,(a{200}){200},5,,x,,\n"
+                          "rep,fp,,body,regexp,\"(ab){2,}c\",5,,x,,\n"),
+                     9);
+    assert_int_equal(s.n_skipped, 3);
+    assert_int_equal(s.n_warnings, 3);
+    assert_non_null(strstr(s.warnings[2], "fp.csv:12: bigrep: regexp \"(a{200}){200}\" skipped: "
+                                          "counted repetitions above 256 in total"));
     assert_non_null(strstr(s.warnings[0], "fp.csv:10: unicode: regexp"));
     assert_non_null(strstr(s.warnings[1], "fp.csv:11: mflag: regexp"));
     assert_null(vt_fp_find(&s, "unicode"));
@@ -144,6 +148,8 @@ static void regexps_are_translated_from_re2(void **state)
     assert_string_equal(body_name(&s, "zz12-3zz"), "bracket");
     assert_string_equal(body_name(&s, "zz\\zz"), "(none)"); /* no literal backslash in [] */
     assert_string_equal(body_name(&s, "barbaz"), "noncap");
+    assert_string_equal(body_name(&s, "xababc"), "rep");
+    assert_string_equal(body_name(&s, "xabc"), "(none)");
     vt_fp_free(&s);
 }
 
