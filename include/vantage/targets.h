@@ -31,7 +31,7 @@ void vt_targets_free(vt_target_list *l);
 int vt_targets_load_file(vt_target_list *l, const char *path, char *err, size_t errlen);
 /* Every *.json file in dir, in name order. */
 int vt_targets_load_dir(vt_target_list *l, const char *dir, char *err, size_t errlen);
-/* A file or a directory. */
+/* A file or a directory; a *.csv file is read as a Citizen Lab list. */
 int vt_targets_load_path(vt_target_list *l, const char *path, char *err, size_t errlen);
 /* Citizen Lab CSV (url,category_code,category_description,date_added,source,notes). */
 int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, size_t errlen);
