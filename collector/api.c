@@ -1,0 +1,470 @@
+/* evhttp handlers: upload, check-in, control, health (docs/api.md).
+ *
+ * The caller's address is read once per request (rate limit key, check-in lookup, scrubbing)
+ * and never logged or stored. Store calls are synchronous on the loop: a reply is only queued
+ * after its batch committed, so by the time a signal is handled no commit is half done. */
+#include "api.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "control.h"
+#include "vantage/json.h"
+#include "vantage/version.h"
+
+struct vt_api {
+    vt_loop *loop;
+    vt_store *store;
+    vt_geoip *geo;
+    vt_api_opts o;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    int shutting_down;
+    struct event *drain;
+    vt_ratelimit *rl_addr, *rl_token;
+    vt_control *control;
+};
+
+void vt_api_opts_default(vt_api_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->rate = 20;
+    o->burst = 200;
+    o->timeout_s = 30;
+    o->control_max = 8;
+    o->control_timeout_s = 30;
+    vt_ingest_limits_default(&o->lim);
+}
+
+/* ---- replies and logs ---- */
+
+void vt_api_reply_json(struct evhttp_request *req, int code, const char *json)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b) evbuffer_add(b, json, strlen(json));
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    const char *reason = code == 200   ? "OK"
+                         : code == 400 ? "Bad Request"
+                         : code == 401 ? "Unauthorized"
+                         : code == 403 ? "Forbidden"
+                         : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed"
+                         : code == 413 ? "Payload Too Large"
+                         : code == 415 ? "Unsupported Media Type"
+                         : code == 429 ? "Too Many Requests"
+                         : code == 503 ? "Service Unavailable"
+                         : code == 504 ? "Gateway Timeout"
+                                       : "Error";
+    evhttp_send_reply(req, code, reason, b);
+    if (b) evbuffer_free(b);
+}
+
+void vt_api_reply_error(struct evhttp_request *req, int code, const char *msg, int retry_after)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    char *s = vt_json_print(o);
+    cJSON_Delete(o);
+    if (retry_after > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry_after);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", v);
+    }
+    vt_api_reply_json(req, code, s ? s : "{\"error\":\"out of memory\"}");
+    free(s);
+}
+
+void vt_api_log(vt_api *a, const char *method, const char *path, int status, double t0,
+                const char *extra)
+{
+    char ts[32];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    double ms = (vt_now() - t0) * 1000.0;
+    if (a->o.log_json)
+        fprintf(stderr,
+                "{\"ts\":\"%s.%03ldZ\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,"
+                "\"duration_ms\":%.1f%s%s}\n",
+                ts, now.tv_nsec / 1000000, method, path, status, ms, extra && *extra ? "," : "",
+                extra ? extra : "");
+    else
+        fprintf(stderr, "%s.%03ldZ %s %s %d %.1fms%s%s\n", ts, now.tv_nsec / 1000000, method, path,
+                status, ms, extra && *extra ? " " : "", extra ? extra : "");
+    fflush(stderr);
+}
+
+/* ---- request helpers ---- */
+
+/* The caller's address in canonical text form; "" when unknown. */
+static void peer_addr(struct evhttp_request *req, char *out, size_t n)
+{
+    out[0] = 0;
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    const struct sockaddr *sa = c ? evhttp_connection_get_addr(c) : NULL;
+    if (!sa) return;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6))
+            inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)n);
+        else
+            inet_ntop(AF_INET6, a6, out, (socklen_t)n);
+    }
+}
+
+static const char *method_name(struct evhttp_request *req)
+{
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "OTHER";
+    }
+}
+
+/* Takes one token from the address bucket; on refusal answers 429 and returns 0. */
+static int rate_ok(vt_api *a, vt_ratelimit *rl, const char *prefix, const char *key,
+                   struct evhttp_request *req)
+{
+    char k[160];
+    int retry = 1;
+    snprintf(k, sizeof(k), "%s%s", prefix, key);
+    if (vt_ratelimit_take(rl, k, vt_now(), &retry)) return 1;
+    vt_api_reply_error(req, 429, "too many requests: slow down and retry after Retry-After seconds",
+                       retry);
+    return 0;
+}
+
+/* ---- POST /api/v1/measurements ---- */
+
+static int upload(vt_api *a, struct evhttp_request *req, const char *addr, char *extra,
+                  size_t extralen)
+{
+    char err[256];
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(in, "Authorization");
+    if (auth) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+            vt_api_reply_error(req, 401, "Authorization must be 'Bearer <token>'", 0);
+            return 401;
+        }
+        const char *tok = auth + 7;
+        while (*tok == ' ')
+            tok++;
+        int st = vt_store_token_check(a->store, tok, err, sizeof(err));
+        if (st < 0) {
+            fprintf(stderr, "vantage-collector: %s\n", err);
+            vt_api_reply_error(req, 503, "the collector's database is unavailable; retry later", 5);
+            return 503;
+        }
+        if (st == 0) {
+            vt_api_reply_error(req, 401, "unknown upload token", 0);
+            return 401;
+        }
+        if (st == 2) {
+            vt_api_reply_error(req, 401, "this upload token has been revoked", 0);
+            return 401;
+        }
+        char hash[65];
+        vt_store_sha256_hex(tok, hash);
+        hash[16] = 0;
+        if (!rate_ok(a, a->rl_token, "t:", hash, req)) return 429;
+    } else if (a->o.require_token) {
+        vt_api_reply_error(req, 401,
+                           "this collector needs an upload token: send 'Authorization: Bearer "
+                           "<token>'",
+                           0);
+        return 401;
+    }
+
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    if (len > a->o.lim.max_body) {
+        snprintf(err, sizeof(err),
+                 "upload body is over the limit of %zu bytes: send smaller "
+                 "batches",
+                 a->o.lim.max_body);
+        vt_api_reply_error(req, 413, err, 0);
+        return 413;
+    }
+    const unsigned char *raw = len ? evbuffer_pullup(body, -1) : (const unsigned char *)"";
+    if (!raw) {
+        vt_api_reply_error(req, 413, "upload too large to process", 0);
+        return 413;
+    }
+    unsigned char *inflated = NULL;
+    const char *data = (const char *)raw;
+    size_t dlen = len;
+    const char *enc = evhttp_find_header(in, "Content-Encoding");
+    if (enc && (strcasecmp(enc, "gzip") == 0 || strcasecmp(enc, "x-gzip") == 0)) {
+        int r =
+            vt_ingest_inflate(raw, len, a->o.lim.max_inflated, &inflated, &dlen, err, sizeof(err));
+        if (r < 0) {
+            int code = r == -2 ? 413 : 400;
+            vt_api_reply_error(req, code, err, 0);
+            return code;
+        }
+        data = (const char *)inflated;
+    } else if (enc && *enc && strcasecmp(enc, "identity") != 0) {
+        vt_api_reply_error(req, 415, "unsupported Content-Encoding: send gzip or identity", 0);
+        return 415;
+    }
+
+    vt_ingest_batch b;
+    int code = 400;
+    if (vt_ingest_parse(data, dlen, &a->o.lim, addr, vt_wall_now(), &b, &code, err, sizeof(err)) <
+        0) {
+        free(inflated);
+        vt_api_reply_error(req, code, err, 0);
+        return code;
+    }
+    free(inflated);
+    if (vt_ingest_store(a->store, &b, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vantage-collector: store: %s\n", err);
+        vt_ingest_batch_free(&b);
+        vt_api_reply_error(req, 503,
+                           "the collector's database is unavailable; nothing of this batch was "
+                           "stored, retry later",
+                           5);
+        return 503;
+    }
+    char *answer = vt_ingest_answer(&b);
+    snprintf(extra, extralen,
+             a->o.log_json ? "\"bytes\":%zu,\"accepted\":%zu,\"duplicate\":%zu,\"rejected\":%zu"
+                           : "bytes=%zu accepted=%zu duplicate=%zu rejected=%zu",
+             len, b.accepted, b.duplicate, b.rejected);
+    vt_ingest_batch_free(&b);
+    if (!answer) {
+        /* Stored but the answer cannot be built: the probe retries and gets duplicates. */
+        vt_api_reply_error(req, 503, "out of memory building the answer; retry", 1);
+        return 503;
+    }
+    vt_api_reply_json(req, 200, answer);
+    free(answer);
+    return 200;
+}
+
+/* ---- POST /api/v1/check-in ---- */
+
+static int check_in(vt_api *a, struct evhttp_request *req, const char *addr)
+{
+    vt_geoip_result r;
+    vt_geoip_lookup(a->geo, addr, &r);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "probe_cc", r.cc);
+    cJSON_AddStringToObject(o, "probe_asn", r.asn);
+    vt_json_add_string_or_null(o, "probe_network_name", r.org[0] ? r.org : NULL);
+    vt_json_add_string_or_null(o, "targets_version", a->o.targets_version);
+    char *s = vt_json_print(o);
+    cJSON_Delete(o);
+    vt_api_reply_json(req, 200, s ? s : "{}");
+    free(s);
+    return 200;
+}
+
+/* ---- GET /api/v1/health ---- */
+
+static int health(vt_api *a, struct evhttp_request *req)
+{
+    char err[256];
+    int ok = vt_store_health(a->store, err, sizeof(err)) == 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", ok ? "ok" : "unavailable");
+    cJSON_AddStringToObject(o, "store", vt_store_name(a->store));
+    cJSON_AddStringToObject(o, "version", VT_VERSION);
+    if (!ok) cJSON_AddStringToObject(o, "error", "the database does not answer");
+    char *s = vt_json_print(o);
+    cJSON_Delete(o);
+    if (!ok) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
+    vt_api_reply_json(req, ok ? 200 : 503, s ? s : "{}");
+    free(s);
+    return ok ? 200 : 503;
+}
+
+/* ---- routing ---- */
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    vt_api *a = arg;
+    double t0 = vt_now();
+    const char *method = method_name(req);
+    const char *uri = evhttp_request_get_uri(req);
+    char path[64] = "(other)";
+    static const char *known[] = {"/api/v1/measurements", "/api/v1/check-in", "/api/v1/control",
+                                  "/api/v1/health"};
+    const char *route = NULL;
+    size_t ulen = uri ? strcspn(uri, "?#") : 0;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (uri && strlen(known[i]) == ulen && strncmp(uri, known[i], ulen) == 0) route = known[i];
+    if (route) snprintf(path, sizeof(path), "%s", route); /* only known paths are logged */
+    char extra[256] = "";
+    int status;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    char addr[INET6_ADDRSTRLEN] = "";
+
+    if (!route) {
+        vt_api_reply_error(req, 404, "no such endpoint; see docs/api.md", 0);
+        status = 404;
+    } else if (strcmp(route, "/api/v1/health") == 0) {
+        if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+            vt_api_reply_error(req, 405, "use GET", 0);
+            status = 405;
+        } else {
+            status = health(a, req);
+        }
+    } else if (cmd != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        vt_api_reply_error(req, 405, "use POST", 0);
+        status = 405;
+    } else if (a->shutting_down) {
+        vt_api_reply_error(req, 503, "the collector is shutting down; retry later", 5);
+        status = 503;
+    } else {
+        peer_addr(req, addr, sizeof(addr));
+        if (!rate_ok(a, a->rl_addr, "a:", addr, req)) {
+            status = 429;
+        } else if (strcmp(route, "/api/v1/measurements") == 0) {
+            status = upload(a, req, addr, extra, sizeof(extra));
+        } else if (strcmp(route, "/api/v1/check-in") == 0) {
+            status = check_in(a, req, addr);
+        } else {
+            struct evbuffer *body = evhttp_request_get_input_buffer(req);
+            size_t len = evbuffer_get_length(body);
+            const char *data = len ? (const char *)evbuffer_pullup(body, -1) : "";
+            /* control answers later, from the loop; it logs its own line. */
+            vt_control_handle(a->control, a, req, data ? data : "", data ? len : 0, t0);
+            memset(addr, 0, sizeof(addr));
+            return;
+        }
+    }
+    memset(addr, 0, sizeof(addr)); /* the address is dropped here */
+    vt_api_log(a, method, path, status, t0, extra);
+}
+
+vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_opts *o, char *err,
+                   size_t errlen)
+{
+    vt_api *a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->loop = loop;
+    a->store = store;
+    a->geo = geo;
+    a->o = *o;
+    a->http = evhttp_new(vt_loop_base(loop));
+    a->rl_addr = vt_ratelimit_new(o->rate, o->burst, 65536);
+    a->rl_token = vt_ratelimit_new(o->rate, o->burst, 16384);
+    a->control = vt_control_new(loop, o->control_max, o->control_timeout_s,
+                                o->allow_private_control, err, errlen);
+    if (!a->http || !a->rl_addr || !a->rl_token || !a->control) {
+        if (a->control || !*err) snprintf(err, errlen, "out of memory");
+        vt_api_free(a);
+        return NULL;
+    }
+    evhttp_set_timeout(a->http, o->timeout_s);
+    evhttp_set_max_body_size(a->http, (ev_ssize_t)o->lim.max_body);
+    evhttp_set_max_headers_size(a->http, 16 * 1024);
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    evhttp_set_default_content_type(a->http, "application/json");
+    evhttp_set_gencb(a->http, handle, a);
+    return a;
+}
+
+int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
+{
+    char host[128];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen) {
+        snprintf(err, errlen, "--listen '%s': expected ADDR:PORT (IPv6 as [ADDR]:PORT)", listen);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - listen);
+    const char *h = listen;
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= sizeof(host)) {
+        snprintf(err, errlen, "--listen '%s': address too long", listen);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535) {
+        snprintf(err, errlen, "--listen '%s': port must be 0..65535", listen);
+        return -1;
+    }
+    a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
+    if (!a->bound) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", listen);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(evhttp_bound_socket_get_fd(a->bound), (struct sockaddr *)&ss, &sl) == 0)
+        a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+int vt_api_port(const vt_api *a)
+{
+    return a->port;
+}
+
+static void drained(void *arg)
+{
+    vt_api *a = arg;
+    a->drain = NULL;
+    vt_loop_break(a->loop);
+}
+
+void vt_api_shutdown(vt_api *a)
+{
+    if (a->shutting_down) return;
+    a->shutting_down = 1;
+    if (a->bound) {
+        evhttp_del_accept_socket(a->http, a->bound);
+        a->bound = NULL;
+    }
+    vt_control_shutdown(a->control);
+    /* Replies already queued (each after its commit) get a moment to reach their clients. */
+    a->drain = vt_timer_start(a->loop, 300, drained, a);
+    if (!a->drain) vt_loop_break(a->loop);
+}
+
+void vt_api_free(vt_api *a)
+{
+    if (!a) return;
+    if (a->drain) vt_timer_cancel(a->drain);
+    vt_control_free(a->control);
+    if (a->http) evhttp_free(a->http);
+    vt_ratelimit_free(a->rl_addr);
+    vt_ratelimit_free(a->rl_token);
+    free(a);
+}

@@ -1,0 +1,46 @@
+/* The collector's HTTP API on evhttp (docs/api.md). */
+#ifndef VANTAGE_COLLECTOR_API_H
+#define VANTAGE_COLLECTOR_API_H
+
+#include <event2/http.h>
+#include <stddef.h>
+
+#include "geoip.h"
+#include "ingest.h"
+#include "ratelimit.h"
+#include "store.h"
+#include "vantage/loop.h"
+
+typedef struct vt_api_opts {
+    int require_token;
+    int allow_private_control;
+    int log_json;
+    double rate, burst;          /* per token and per client address; rate <= 0: off */
+    const char *targets_version; /* for check-in; NULL: null */
+    int timeout_s;               /* evhttp read/write timeout */
+    int control_max;             /* control measurements in flight */
+    int control_timeout_s;       /* time cap of one control measurement */
+    vt_ingest_limits lim;
+} vt_api_opts;
+
+void vt_api_opts_default(vt_api_opts *o);
+
+typedef struct vt_api vt_api;
+
+vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_opts *o, char *err,
+                   size_t errlen);
+/* listen: "ADDR:PORT" or "[ADDR6]:PORT"; port 0 picks one (see vt_api_port). */
+int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen);
+int vt_api_port(const vt_api *a);
+/* Stops accepting connections, answers 503 to new requests on open connections, lets replies
+ * already queued drain, then breaks the loop. Safe to call twice. */
+void vt_api_shutdown(vt_api *a);
+void vt_api_free(vt_api *a);
+
+/* For control.c: the pieces of the API it shares. */
+void vt_api_reply_json(struct evhttp_request *req, int code, const char *json);
+void vt_api_reply_error(struct evhttp_request *req, int code, const char *msg, int retry_after);
+void vt_api_log(vt_api *a, const char *method, const char *path, int status, double t0,
+                const char *extra_json_fields);
+
+#endif

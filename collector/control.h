@@ -1,0 +1,27 @@
+/* POST /api/v1/control: one measurement from the collector's own network (OONI's test-helper
+ * role), on the collector's loop with libvantage, bounded in concurrency and time. */
+#ifndef VANTAGE_COLLECTOR_CONTROL_H
+#define VANTAGE_COLLECTOR_CONTROL_H
+
+#include <event2/http.h>
+#include <stddef.h>
+
+#include "vantage/loop.h"
+
+typedef struct vt_control vt_control;
+struct vt_api;
+
+vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int allow_private,
+                           char *err, size_t errlen);
+/* Answers req now (4xx) or later from the loop (200 / 504); logs its request line. */
+void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *req,
+                       const char *body, size_t len, double t0);
+/* Answers 503 to every control request still in flight. */
+void vt_control_shutdown(vt_control *c);
+void vt_control_free(vt_control *c);
+
+/* 1 when addr (text IPv4/IPv6) is loopback, private, link-local, CGNAT, multicast, unspecified or
+ * otherwise not a public destination. */
+int vt_control_addr_private(const char *addr);
+
+#endif

@@ -1,0 +1,262 @@
+/* ip-location-db CSV ranges in sorted arrays. Every address is kept as 16 bytes, IPv4 as
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d), so one array and memcmp order serve both families. */
+#include "geoip.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct range {
+    unsigned char start[16], end[16];
+    char *value; /* "AS13335\tCloudflare" for ASN ranges, "AU" for countries */
+} range;
+
+typedef struct table {
+    range *r;
+    size_t n, cap;
+} table;
+
+struct vt_geoip {
+    table asn, country;
+};
+
+vt_geoip *vt_geoip_new(void)
+{
+    return calloc(1, sizeof(vt_geoip));
+}
+
+static void table_free(table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->r[i].value);
+    free(t->r);
+    memset(t, 0, sizeof(*t));
+}
+
+void vt_geoip_free(vt_geoip *g)
+{
+    if (!g) return;
+    table_free(&g->asn);
+    table_free(&g->country);
+    free(g);
+}
+
+size_t vt_geoip_count(const vt_geoip *g, int country)
+{
+    return country ? g->country.n : g->asn.n;
+}
+
+/* Text address, or a decimal number (IPv4 when it fits 32 bits and v4hint, else IPv6). */
+static int parse_addr(const char *s, unsigned char out[16], int v4hint)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, s, &a4) == 1) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, s, &a6) == 1) {
+        memcpy(out, &a6, 16);
+        return 0;
+    }
+    if (!*s || strlen(s) > 39) return -1;
+    /* Decimal: multiply-add into a 16-byte big-endian number. */
+    unsigned char v[16] = {0};
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p)) return -1;
+        unsigned carry = (unsigned)(*p - '0');
+        for (int i = 15; i >= 0; i--) {
+            unsigned x = v[i] * 10u + carry;
+            v[i] = (unsigned char)(x & 0xff);
+            carry = x >> 8;
+        }
+        if (carry) return -1;
+    }
+    int small = 1;
+    for (int i = 0; i < 12; i++)
+        small &= v[i] == 0;
+    if (small && v4hint) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, v + 12, 4);
+    } else {
+        memcpy(out, v, 16);
+    }
+    return 0;
+}
+
+/* Splits one CSV line in place (quotes with "" escapes). Returns the number of fields. */
+static int csv_split(char *line, char **f, int max)
+{
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        if (*p == '"') {
+            char *w = ++p;
+            f[n++] = w;
+            while (*p) {
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            char *rest = strchr(p, ',');
+            *w = 0;
+            if (!rest) break;
+            p = rest + 1;
+        } else {
+            f[n++] = p;
+            char *c = strchr(p, ',');
+            if (!c) break;
+            *c = 0;
+            p = c + 1;
+        }
+    }
+    return n;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    return memcmp(((const range *)a)->start, ((const range *)b)->start, 16);
+}
+
+static int load(table *t, const char *path, int country, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t first = t->n, lineno = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = -1;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len == 0 || line[0] == '#') continue;
+        char *fl[4];
+        int nf = csv_split(line, fl, 4);
+        range r;
+        memset(&r, 0, sizeof(r));
+        if (nf < 3) {
+            snprintf(err, errlen, "%s:%zu: expected ip_start,ip_end,%s", path, lineno,
+                     country ? "country" : "asn,org");
+            goto done;
+        }
+        int v4 = strchr(fl[0], ':') == NULL;
+        if (parse_addr(fl[0], r.start, v4) < 0 || parse_addr(fl[1], r.end, v4) < 0) {
+            if (lineno == 1) /* a header line */
+                continue;
+            snprintf(err, errlen, "%s:%zu: not an IP address range", path, lineno);
+            goto done;
+        }
+        if (memcmp(r.start, r.end, 16) > 0) {
+            snprintf(err, errlen, "%s:%zu: range ends before it starts", path, lineno);
+            goto done;
+        }
+        char buf[200];
+        if (country) {
+            if (strlen(fl[2]) != 2) {
+                snprintf(err, errlen, "%s:%zu: country must be two letters", path, lineno);
+                goto done;
+            }
+            snprintf(buf, sizeof(buf), "%c%c", toupper((unsigned char)fl[2][0]),
+                     toupper((unsigned char)fl[2][1]));
+        } else {
+            const char *a = fl[2];
+            if (strncasecmp(a, "AS", 2) == 0) a += 2;
+            char *e;
+            errno = 0;
+            unsigned long asn = strtoul(a, &e, 10);
+            if (!*a || *e || errno || asn > 4294967295ul) {
+                snprintf(err, errlen, "%s:%zu: asn must be a number", path, lineno);
+                goto done;
+            }
+            snprintf(buf, sizeof(buf), "AS%lu\t%.120s", asn, nf > 3 ? fl[3] : "");
+        }
+        if (t->n == t->cap) {
+            size_t nc = t->cap ? t->cap * 2 : 1024;
+            range *nr = realloc(t->r, nc * sizeof(*nr));
+            if (!nr) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto done;
+            }
+            t->r = nr;
+            t->cap = nc;
+        }
+        r.value = strdup(buf);
+        if (!r.value) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            goto done;
+        }
+        t->r[t->n++] = r;
+    }
+    qsort(t->r, t->n, sizeof(*t->r), cmp_range);
+    rc = 0;
+done:
+    if (rc < 0) {
+        for (size_t i = first; i < t->n; i++)
+            free(t->r[i].value);
+        t->n = first;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int vt_geoip_load_asn(vt_geoip *g, const char *path, char *err, size_t errlen)
+{
+    return load(&g->asn, path, 0, err, errlen);
+}
+
+int vt_geoip_load_country(vt_geoip *g, const char *path, char *err, size_t errlen)
+{
+    return load(&g->country, path, 1, err, errlen);
+}
+
+/* The range holding a, or NULL: the last range starting at or before a. */
+static const range *find(const table *t, const unsigned char a[16])
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(t->r[mid].start, a, 16) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return NULL;
+    const range *r = &t->r[lo - 1];
+    return memcmp(a, r->end, 16) <= 0 ? r : NULL;
+}
+
+void vt_geoip_lookup(const vt_geoip *g, const char *addr, vt_geoip_result *r)
+{
+    snprintf(r->cc, sizeof(r->cc), "ZZ");
+    snprintf(r->asn, sizeof(r->asn), "AS0");
+    r->org[0] = 0;
+    unsigned char a[16];
+    if (!g || !addr || strspn(addr, "0123456789") == strlen(addr) || parse_addr(addr, a, 1) < 0)
+        return;
+    const range *c = find(&g->country, a);
+    if (c) snprintf(r->cc, sizeof(r->cc), "%s", c->value);
+    const range *s = find(&g->asn, a);
+    if (s) {
+        const char *tab = strchr(s->value, '\t');
+        snprintf(r->asn, sizeof(r->asn), "%.*s", (int)(tab - s->value), s->value);
+        snprintf(r->org, sizeof(r->org), "%s", tab + 1);
+    }
+}

@@ -1,0 +1,28 @@
+/* IP address to ASN / country, from the operator's ip-location-db CSV files:
+ * `ip_start,ip_end,asn,org` and `ip_start,ip_end,country`, IPv4 and IPv6, addresses written as
+ * text or as decimal numbers (the "-num" files). Ranges sit in sorted arrays; a lookup is a
+ * binary search. */
+#ifndef VANTAGE_COLLECTOR_GEOIP_H
+#define VANTAGE_COLLECTOR_GEOIP_H
+
+#include <stddef.h>
+
+typedef struct vt_geoip vt_geoip;
+
+typedef struct vt_geoip_result {
+    char cc[3];    /* "ZZ" when unknown */
+    char asn[16];  /* "AS0" when unknown */
+    char org[128]; /* "" when unknown */
+} vt_geoip_result;
+
+vt_geoip *vt_geoip_new(void);
+void vt_geoip_free(vt_geoip *g);
+/* Each load appends a file's ranges (call again for the IPv6 file). -1 with err naming the file
+ * and line on a malformed file (nothing of that file is kept). */
+int vt_geoip_load_asn(vt_geoip *g, const char *path, char *err, size_t errlen);
+int vt_geoip_load_country(vt_geoip *g, const char *path, char *err, size_t errlen);
+/* Looks up an address in text form (IPv4, IPv6, IPv4-mapped IPv6). Always fills r. */
+void vt_geoip_lookup(const vt_geoip *g, const char *addr, vt_geoip_result *r);
+size_t vt_geoip_count(const vt_geoip *g, int country);
+
+#endif

@@ -1,0 +1,526 @@
+/* Ingest: JSONL parsing, df-000 validation, privacy scrubbing, in-batch duplicates. */
+#include "ingest.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "vantage/json.h"
+#include "vantage/measurement.h"
+
+void vt_ingest_limits_default(vt_ingest_limits *l)
+{
+    l->max_body = 16u << 20;
+    l->max_inflated = 64u << 20;
+    l->max_measurement = 1u << 20;
+    l->max_string = 256u << 10;
+    l->max_depth = 64;
+    l->max_batch = 1000;
+}
+
+int vt_ingest_inflate(const unsigned char *in, size_t len, size_t cap, unsigned char **out,
+                      size_t *outlen, char *err, size_t errlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    *out = NULL;
+    *outlen = 0;
+    if (inflateInit2(&z, 15 + 32) != Z_OK) { /* +32: gzip or zlib header, detected */
+        snprintf(err, errlen, "cannot start gzip decoder");
+        return -1;
+    }
+    size_t size = len * 4 + 1024, used = 0;
+    if (size > cap + 1) size = cap + 1;
+    unsigned char *buf = malloc(size + 1);
+    int rc = -1, zr = Z_OK;
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)len;
+    if (len > 0xffffffffu) {
+        snprintf(err, errlen, "body too large");
+        rc = -2;
+        goto done;
+    }
+    for (;;) {
+        if (used == size) {
+            if (size > cap) {
+                snprintf(err, errlen, "inflated body is over the limit of %zu bytes", cap);
+                rc = -2;
+                goto done;
+            }
+            size_t ns = size * 2 > cap + 1 ? cap + 1 : size * 2;
+            unsigned char *nb = realloc(buf, ns + 1);
+            if (!nb) {
+                snprintf(err, errlen, "out of memory");
+                goto done;
+            }
+            buf = nb;
+            size = ns;
+        }
+        z.next_out = buf + used;
+        z.avail_out = (uInt)(size - used);
+        zr = inflate(&z, Z_NO_FLUSH);
+        used = size - z.avail_out;
+        if (zr == Z_STREAM_END) {
+            if (z.avail_in == 0) break;
+            /* Concatenated gzip members (as gzip(1) makes them) are valid gzip. */
+            if (inflateReset(&z) != Z_OK) {
+                snprintf(err, errlen, "body is not valid gzip");
+                goto done;
+            }
+            continue;
+        }
+        if (zr == Z_BUF_ERROR && z.avail_in == 0) {
+            snprintf(err, errlen, "gzip body is truncated (stream ends early)");
+            goto done;
+        }
+        if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            snprintf(err, errlen, "body is not valid gzip: %s", z.msg ? z.msg : "corrupt data");
+            goto done;
+        }
+    }
+    if (used > cap) {
+        snprintf(err, errlen, "inflated body is over the limit of %zu bytes", cap);
+        rc = -2;
+        goto done;
+    }
+    buf[used] = 0;
+    *out = buf;
+    *outlen = used;
+    buf = NULL;
+    rc = 0;
+done:
+    inflateEnd(&z);
+    free(buf);
+    return rc;
+}
+
+int vt_ingest_json_depth(const char *s, size_t len)
+{
+    int depth = 0, max = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max) max = depth;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+int vt_ingest_parse_time(const char *s, double *epoch)
+{
+    if (!s || strlen(s) != 19) return -1;
+    static const char shape[] = "dddd-dd-dd dd:dd:dd";
+    for (int i = 0; i < 19; i++) {
+        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i]) return -1;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    tm.tm_hour = atoi(s + 11);
+    tm.tm_min = atoi(s + 14);
+    tm.tm_sec = atoi(s + 17);
+    struct tm want = tm;
+    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+        tm.tm_sec > 60)
+        return -1;
+    time_t t = timegm(&tm);
+    /* timegm normalises 2026-02-30 to March 2: a real date comes back unchanged. */
+    if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday)
+        return -1;
+    *epoch = (double)t;
+    return 0;
+}
+
+static int is_uid(const char *s)
+{
+    if (!s || strlen(s) != VT_UID_LEN) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+__attribute__((format(printf, 3, 4))) static int bad(char *reason, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Checks every string and key: valid UTF-8 (after escapes are decoded) and length. */
+static int check_strings(const cJSON *v, size_t max, char *reason, size_t n)
+{
+    for (; v; v = v->next) {
+        if (v->string) {
+            size_t l = strlen(v->string);
+            if (l > max) return bad(reason, n, "a key is longer than the limit");
+            if (!vt_utf8_valid((const unsigned char *)v->string, l))
+                return bad(reason, n, "a key is not valid UTF-8");
+        }
+        if (cJSON_IsString(v) && v->valuestring) {
+            size_t l = strlen(v->valuestring);
+            if (l > max)
+                return bad(reason, n, "string value of '%s' is longer than the limit",
+                           v->string ? v->string : "(array item)");
+            if (!vt_utf8_valid((const unsigned char *)v->valuestring, l))
+                return bad(reason, n, "string value of '%s' is not valid UTF-8",
+                           v->string ? v->string : "(array item)");
+        }
+        if (v->child && check_strings(v->child, max, reason, n) < 0) return -1;
+    }
+    return 0;
+}
+
+static int need_string(const cJSON *m, const char *key, size_t maxlen, const char **out,
+                       char *reason, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+    if (!v) return bad(reason, n, "missing required field '%s'", key);
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return bad(reason, n, "field '%s' must be a string", key);
+    size_t l = strlen(v->valuestring);
+    if (l == 0 || l > maxlen) return bad(reason, n, "field '%s' is empty or too long", key);
+    *out = v->valuestring;
+    return 0;
+}
+
+int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, char *reason,
+                       size_t n)
+{
+    const char *s;
+    if (!cJSON_IsObject(m)) return bad(reason, n, "a measurement must be a JSON object");
+    if (need_string(m, "measurement_uid", 64, &s, reason, n) < 0) return -1;
+    if (!is_uid(s)) return bad(reason, n, "measurement_uid must be 32 lowercase hex characters");
+    if (need_string(m, "data_format_version", 16, &s, reason, n) < 0) return -1;
+    if (need_string(m, "measurement_start_time", 19, &s, reason, n) < 0) return -1;
+    double t;
+    if (vt_ingest_parse_time(s, &t) < 0)
+        return bad(reason, n, "measurement_start_time must be a UTC date 'YYYY-MM-DD HH:MM:SS'");
+    if (t < 1325376000.0) /* 2012-01-01 00:00:00 */
+        return bad(reason, n, "measurement_start_time is before 2012");
+    if (t > now + 86400.0)
+        return bad(reason, n,
+                   "measurement_start_time is more than a day in the future (check the probe's "
+                   "clock)");
+    if (need_string(m, "probe_cc", 2, &s, reason, n) < 0) return -1;
+    if (!(strlen(s) == 2 && isupper((unsigned char)s[0]) && isupper((unsigned char)s[1]) &&
+          s[0] <= 'Z' && s[1] <= 'Z'))
+        return bad(reason, n, "probe_cc must match ^[A-Z]{2}$");
+    if (need_string(m, "probe_asn", 12, &s, reason, n) < 0) return -1;
+    int ok = strncmp(s, "AS", 2) == 0 && s[2];
+    for (const char *p = s + 2; ok && *p; p++)
+        ok = *p >= '0' && *p <= '9';
+    if (!ok) return bad(reason, n, "probe_asn must match ^AS[0-9]+$");
+    if (need_string(m, "test_name", 64, &s, reason, n) < 0 ||
+        need_string(m, "software_name", 64, &s, reason, n) < 0 ||
+        need_string(m, "software_version", 64, &s, reason, n) < 0)
+        return -1;
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(m, "test_keys");
+    if (!tk) return bad(reason, n, "missing required field '%s'", "test_keys");
+    if (!cJSON_IsObject(tk)) return bad(reason, n, "field '%s' must be an object", "test_keys");
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(m, "input");
+    if (in && !cJSON_IsNull(in)) {
+        if (!cJSON_IsString(in))
+            return bad(reason, n, "field '%s' must be a string or null", "input");
+        if (strlen(in->valuestring) > 8192)
+            return bad(reason, n, "field '%s' is longer than 8 KiB", "input");
+    }
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
+    if (ann && !cJSON_IsObject(ann) && !cJSON_IsNull(ann))
+        return bad(reason, n, "field '%s' must be an object", "annotations");
+    return check_strings(m->child, lim->max_string, reason, n);
+}
+
+/* Case-insensitive (ASCII) search. */
+static const char *find_ci(const char *hay, const char *needle, size_t nl)
+{
+    for (const char *p = hay; *p; p++)
+        if (strncasecmp(p, needle, nl) == 0) return p;
+    return NULL;
+}
+
+static char *replace_all(const char *s, const char *addr, size_t al)
+{
+    static const char rep[] = "[scrubbed]";
+    size_t count = 0;
+    for (const char *p = s; (p = find_ci(p, addr, al)); p += al)
+        count++;
+    if (!count) return NULL;
+    size_t n = strlen(s) + count * (sizeof(rep) - 1) + 1;
+    char *out = malloc(n), *o = out;
+    if (!out) return NULL;
+    const char *p = s, *q;
+    while ((q = find_ci(p, addr, al))) {
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, rep, sizeof(rep) - 1);
+        o += sizeof(rep) - 1;
+        p = q + al;
+    }
+    strcpy(o, p);
+    return out;
+}
+
+static int scrub_one(cJSON *v, const char *addr, size_t al)
+{
+    int changed = 0;
+    for (; v; v = v->next) {
+        if (v->string && !(v->type & cJSON_StringIsConst)) {
+            char *r = replace_all(v->string, addr, al);
+            if (r) {
+                cJSON_free(v->string);
+                v->string = r;
+                changed++;
+            }
+        }
+        if (cJSON_IsString(v) && v->valuestring && !(v->type & cJSON_IsReference)) {
+            char *r = replace_all(v->valuestring, addr, al);
+            if (r) {
+                cJSON_free(v->valuestring);
+                v->valuestring = r;
+                changed++;
+            }
+        }
+        if (v->child) changed += scrub_one(v->child, addr, al);
+    }
+    return changed;
+}
+
+int vt_ingest_scrub(cJSON *v, const char *addr)
+{
+    if (!v || !addr || !*addr) return 0;
+    /* scrub_one walks siblings: scrub the root alone, then its children. */
+    cJSON *next = v->next;
+    v->next = NULL;
+    int n = scrub_one(v, addr, strlen(addr));
+    v->next = next;
+    /* An IPv4-mapped IPv6 peer (::ffff:1.2.3.4) is also scrubbed in its IPv4 form. */
+    if (strncasecmp(addr, "::ffff:", 7) == 0 && strchr(addr, '.'))
+        n += vt_ingest_scrub(v, addr + 7);
+    return n;
+}
+
+static const char *opt_string(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The caller's address is scrubbed unless it is the loopback value probe_ip is forced to
+ * anyway: scrubbing "127.0.0.1" would only damage lab measurements of local servers. */
+static int must_scrub(const char *addr)
+{
+    return addr && *addr && strcmp(addr, "127.0.0.1") != 0 && strcmp(addr, "::1") != 0 &&
+           strcasecmp(addr, "::ffff:127.0.0.1") != 0;
+}
+
+static void reject(vt_ingest_item *it, const char *reason)
+{
+    it->status = VT_INGEST_REJECTED;
+    snprintf(it->reason, sizeof(it->reason), "line %zu: %s", it->line, reason);
+    cJSON_Delete(it->m);
+    it->m = NULL;
+}
+
+static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, size_t len,
+                         const vt_ingest_limits *lim, const char *client_addr, double now)
+{
+    char reason[160];
+    if (len > lim->max_measurement) {
+        snprintf(reason, sizeof(reason), "measurement is over the limit of %zu bytes",
+                 lim->max_measurement);
+        return reject(it, reason);
+    }
+    if (!vt_utf8_valid((const unsigned char *)s, len))
+        return reject(it, "not valid UTF-8 (or contains a NUL byte)");
+    int depth = vt_ingest_json_depth(s, len);
+    if (depth > lim->max_depth) {
+        snprintf(reason, sizeof(reason), "JSON nesting depth %d is over the limit of %d", depth,
+                 lim->max_depth);
+        return reject(it, reason);
+    }
+    it->m = cJSON_ParseWithLength(s, len);
+    if (!it->m) return reject(it, "not valid JSON");
+    const char *uid = opt_string(it->m, "measurement_uid");
+    if (is_uid(uid)) memcpy(it->uid, uid, VT_UID_LEN + 1);
+    if (vt_ingest_validate(it->m, now, lim, reason, sizeof(reason)) < 0) return reject(it, reason);
+    /* Duplicate inside the batch: the first occurrence wins. */
+    for (vt_ingest_item *p = b->items; p < it; p++) {
+        if (p->status != VT_INGEST_REJECTED && strcmp(p->uid, it->uid) == 0) {
+            it->status = VT_INGEST_DUPLICATE;
+            cJSON_Delete(it->m);
+            it->m = NULL;
+            return;
+        }
+    }
+    /* Privacy: the caller's address goes nowhere; probe_ip is always the placeholder. */
+    if (must_scrub(client_addr)) vt_ingest_scrub(it->m, client_addr);
+    cJSON *ip = cJSON_CreateString("127.0.0.1");
+    if (!ip) return reject(it, "out of memory");
+    if (cJSON_HasObjectItem(it->m, "probe_ip"))
+        cJSON_ReplaceItemInObjectCaseSensitive(it->m, "probe_ip", ip);
+    else
+        cJSON_AddItemToObject(it->m, "probe_ip", ip);
+    it->body = vt_json_print(it->m);
+    if (!it->body) return reject(it, "out of memory");
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(it->m, "annotations");
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(it->m, "test_keys");
+    vt_store_row *r = &it->row;
+    r->uid = it->uid;
+    r->received_at = b->received_at;
+    r->measurement_start_time = opt_string(it->m, "measurement_start_time");
+    r->probe_cc = opt_string(it->m, "probe_cc");
+    r->probe_asn = opt_string(it->m, "probe_asn");
+    r->test_name = opt_string(it->m, "test_name");
+    r->input = opt_string(it->m, "input");
+    r->target_id = opt_string(ann, "target_id");
+    r->platform = opt_string(ann, "platform");
+    r->category = opt_string(ann, "category");
+    r->verdict = opt_string(tk, "verdict");
+    r->body = it->body;
+    it->status = VT_INGEST_ACCEPTED;
+}
+
+static int is_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
+                    const char *client_addr, double now, vt_ingest_batch *b, int *http_status,
+                    char *err, size_t errlen)
+{
+    memset(b, 0, sizeof(*b));
+    vt_format_time(now, b->received_at);
+    /* Count the measurements first: an oversized batch is refused whole. */
+    size_t count = 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - data) : len;
+        if (!is_blank(data + i, e - i)) count++;
+        i = e + 1;
+    }
+    if (count == 0) {
+        *http_status = 400;
+        snprintf(err, errlen, "empty upload: send one JSON measurement per line");
+        return -1;
+    }
+    if (count > lim->max_batch) {
+        *http_status = 400;
+        snprintf(err, errlen, "%zu measurements in one upload; at most %zu per batch", count,
+                 lim->max_batch);
+        return -1;
+    }
+    b->items = calloc(count, sizeof(*b->items));
+    if (!b->items) {
+        *http_status = 413;
+        snprintf(err, errlen, "upload too large to process");
+        return -1;
+    }
+    size_t line = 0;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - data) : len;
+        line++;
+        size_t l = e - i;
+        if (!is_blank(data + i, l)) {
+            if (l && data[i + l - 1] == '\r') l--;
+            vt_ingest_item *it = &b->items[b->n++];
+            it->line = line;
+            process_line(b, it, data + i, l, lim, client_addr, now);
+        }
+        i = e + 1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        b->duplicate += b->items[i].status == VT_INGEST_DUPLICATE;
+        b->rejected += b->items[i].status == VT_INGEST_REJECTED;
+    }
+    return 0;
+}
+
+int vt_ingest_store(vt_store *s, vt_ingest_batch *b, char *err, size_t errlen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->items[i].status == VT_INGEST_ACCEPTED;
+    b->accepted = 0;
+    if (n == 0) return 0;
+    vt_store_row *rows = malloc(n * sizeof(*rows));
+    if (!rows) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].status == VT_INGEST_ACCEPTED) rows[j++] = b->items[i].row;
+    int rc = vt_store_insert_batch(s, rows, n, err, errlen);
+    if (rc == 0) {
+        j = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            vt_ingest_item *it = &b->items[i];
+            if (it->status != VT_INGEST_ACCEPTED) continue;
+            if (rows[j++].inserted) {
+                b->accepted++;
+            } else {
+                it->status = VT_INGEST_DUPLICATE;
+                b->duplicate++;
+            }
+        }
+    }
+    free(rows);
+    return rc;
+}
+
+char *vt_ingest_answer(const vt_ingest_batch *b)
+{
+    static const char *names[] = {"accepted", "duplicate", "rejected"};
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "results");
+    for (size_t i = 0; i < b->n; i++) {
+        const vt_ingest_item *it = &b->items[i];
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "line", (double)it->line);
+        vt_json_add_string_or_null(r, "uid", it->uid[0] ? it->uid : NULL);
+        cJSON_AddStringToObject(r, "status", names[it->status]);
+        if (it->status == VT_INGEST_REJECTED) cJSON_AddStringToObject(r, "reason", it->reason);
+        cJSON_AddItemToArray(arr, r);
+    }
+    cJSON_AddNumberToObject(o, "accepted", (double)b->accepted);
+    cJSON_AddNumberToObject(o, "duplicate", (double)b->duplicate);
+    cJSON_AddNumberToObject(o, "rejected", (double)b->rejected);
+    char *s = vt_json_print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+void vt_ingest_batch_free(vt_ingest_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        cJSON_Delete(b->items[i].m);
+        free(b->items[i].body);
+    }
+    free(b->items);
+    memset(b, 0, sizeof(*b));
+}

@@ -1,0 +1,73 @@
+/* Ingest: from an upload body (JSONL, maybe gzip) to validated, scrubbed rows for the store. */
+#ifndef VANTAGE_COLLECTOR_INGEST_H
+#define VANTAGE_COLLECTOR_INGEST_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "store.h"
+
+typedef struct vt_ingest_limits {
+    size_t max_body;        /* bytes as sent (default 16 MiB) */
+    size_t max_inflated;    /* bytes after gunzip (default 64 MiB) */
+    size_t max_measurement; /* one line (default 1 MiB) */
+    size_t max_string;      /* one string value or key (default 256 KiB) */
+    int max_depth;          /* JSON nesting (default 64) */
+    size_t max_batch;       /* measurements per upload (default 1000) */
+} vt_ingest_limits;
+
+void vt_ingest_limits_default(vt_ingest_limits *l);
+
+enum { VT_INGEST_ACCEPTED = 0, VT_INGEST_DUPLICATE = 1, VT_INGEST_REJECTED = 2 };
+
+typedef struct vt_ingest_item {
+    size_t line;      /* 1-based line of the body */
+    char uid[33];     /* "" when the line had no readable uid */
+    int status;       /* VT_INGEST_*; before storing, ACCEPTED means "valid, to store" */
+    char reason[192]; /* for REJECTED */
+    cJSON *m;         /* the parsed measurement (valid ones) */
+    char *body;       /* compact JSON as stored */
+    vt_store_row row; /* points into m and body */
+} vt_ingest_item;
+
+typedef struct vt_ingest_batch {
+    vt_ingest_item *items;
+    size_t n;
+    size_t accepted, duplicate, rejected;
+    char received_at[20];
+} vt_ingest_batch;
+
+/* Gunzips (gzip or zlib framing) at most cap bytes. 0 ok (*out malloc'd, NUL-terminated),
+ * -1 not valid/complete gzip, -2 inflated size over cap; err says which. */
+int vt_ingest_inflate(const unsigned char *in, size_t len, size_t cap, unsigned char **out,
+                      size_t *outlen, char *err, size_t errlen);
+
+/* Splits and validates a JSONL body. client_addr (may be NULL) is scrubbed from every string.
+ * now: the wall clock (bounds on measurement_start_time). 0 ok: b holds one item per non-empty
+ * line; -1: the whole body is refused (nothing to store); *http_status and err say why. */
+int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
+                    const char *client_addr, double now, vt_ingest_batch *b, int *http_status,
+                    char *err, size_t errlen);
+
+/* Stores the batch's valid items in one transaction and marks each accepted or duplicate
+ * (duplicates inside the batch are already marked by vt_ingest_parse). -1 with err when the
+ * store failed: nothing stored. */
+int vt_ingest_store(vt_store *s, vt_ingest_batch *b, char *err, size_t errlen);
+
+/* The answer: {"results":[...],"accepted":N,"duplicate":N,"rejected":N}; malloc'd. */
+char *vt_ingest_answer(const vt_ingest_batch *b);
+void vt_ingest_batch_free(vt_ingest_batch *b);
+
+/* Pieces, exposed for the unit tests. */
+/* Maximum nesting depth of JSON text (brackets outside strings). */
+int vt_ingest_json_depth(const char *s, size_t len);
+/* 0 when m is a valid df-000 measurement; else -1 and a reason. */
+int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, char *reason,
+                       size_t n);
+/* "YYYY-MM-DD HH:MM:SS" to epoch seconds; -1 when not that shape or not a real date. */
+int vt_ingest_parse_time(const char *s, double *epoch);
+/* Replaces every occurrence (ASCII case-insensitive) of addr in every string and key of v by
+ * "[scrubbed]"; returns the number of strings changed. */
+int vt_ingest_scrub(cJSON *v, const char *addr);
+
+#endif

@@ -1,0 +1,282 @@
+/* vantage-collector: receives probes' measurements (docs/api.md), manages upload tokens. */
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "geoip.h"
+#include "store.h"
+#include "vantage/loop.h"
+#include "vantage/version.h"
+
+#define MAX_GEO 8
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vantage-collector COMMAND [OPTIONS]\n"
+            "\n"
+            "Receives measurements from vantage probes and stores them (SQLite or PostgreSQL).\n"
+            "\n"
+            "commands:\n"
+            "  serve --listen ADDR:PORT --db URL   run the HTTP API (docs/api.md)\n"
+            "  token create --db URL              make an upload token (printed once)\n"
+            "  token list --db URL                list tokens (id, created, revoked)\n"
+            "  token revoke ID --db URL           refuse a token from now on\n"
+            "\n"
+            "options:\n"
+            "  --db URL                 sqlite:PATH or postgresql://... (libpq URI)\n"
+            "  --listen ADDR:PORT       e.g. 127.0.0.1:8080, [::]:8080; port 0 picks one\n"
+            "  --require-token          uploads need 'Authorization: Bearer <token>'\n"
+            "  --geoip-asn FILE         ip-location-db CSV ip_start,ip_end,asn,org (repeatable)\n"
+            "  --geoip-country FILE     ip-location-db CSV ip_start,ip_end,country (repeatable)\n"
+            "  --targets-version V      target list version announced at check-in\n"
+            "  --allow-private-control  let /api/v1/control reach loopback/private addresses\n"
+            "  --rate N                 requests per second per client and per token (20; 0: off)\n"
+            "  --burst N                bucket size of the rate limit (200)\n"
+            "  --timeout S              connection read/write timeout in seconds (30)\n"
+            "  --log-json               one JSON object per log line\n"
+            "  --help, --version\n"
+            "\n"
+            "Client addresses are never logged or stored (docs/privacy.md).\n");
+}
+
+typedef struct serve_ctx {
+    vt_api *api;
+    int signals;
+} serve_ctx;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    serve_ctx *c = arg;
+    if (c->signals++ == 0)
+        fprintf(stderr, "vantage-collector: %s: finishing in-flight work, then exiting\n",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    vt_api_shutdown(c->api);
+}
+
+static void print_token(const vt_store_token *t, void *arg)
+{
+    int *n = arg;
+    if ((*n)++ == 0) printf("%-16s  %-19s  %s\n", "ID", "CREATED (UTC)", "REVOKED (UTC)");
+    printf("%-16s  %-19s  %s\n", t->id, t->created_at, t->revoked_at[0] ? t->revoked_at : "-");
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        O_LISTEN = 1000,
+        O_DB,
+        O_REQTOK,
+        O_GASN,
+        O_GCC,
+        O_PRIV,
+        O_LOGJSON,
+        O_RATE,
+        O_BURST,
+        O_TIMEOUT,
+        O_TV,
+        O_HELP,
+        O_VERSION
+    };
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"db", required_argument, NULL, O_DB},
+        {"require-token", no_argument, NULL, O_REQTOK},
+        {"geoip-asn", required_argument, NULL, O_GASN},
+        {"geoip-country", required_argument, NULL, O_GCC},
+        {"allow-private-control", no_argument, NULL, O_PRIV},
+        {"log-json", no_argument, NULL, O_LOGJSON},
+        {"rate", required_argument, NULL, O_RATE},
+        {"burst", required_argument, NULL, O_BURST},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"targets-version", required_argument, NULL, O_TV},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen = NULL, *db = NULL, *gasn[MAX_GEO], *gcc[MAX_GEO];
+    size_t n_gasn = 0, n_gcc = 0;
+    vt_api_opts o;
+    vt_api_opts_default(&o);
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            listen = optarg;
+            break;
+        case O_DB:
+            db = optarg;
+            break;
+        case O_REQTOK:
+            o.require_token = 1;
+            break;
+        case O_GASN:
+        case O_GCC:
+            if ((c == O_GASN ? n_gasn : n_gcc) >= MAX_GEO) {
+                fprintf(stderr, "vantage-collector: at most %d files per --geoip option\n",
+                        MAX_GEO);
+                return 2;
+            }
+            if (c == O_GASN)
+                gasn[n_gasn++] = optarg;
+            else
+                gcc[n_gcc++] = optarg;
+            break;
+        case O_PRIV:
+            o.allow_private_control = 1;
+            break;
+        case O_LOGJSON:
+            o.log_json = 1;
+            break;
+        case O_RATE:
+        case O_BURST:
+        case O_TIMEOUT: {
+            double v = strtod(optarg, &end);
+            if (*end || !*optarg || v < 0 || v > 1e9 || (c == O_TIMEOUT && v < 1)) {
+                fprintf(stderr, "vantage-collector: bad number '%s'\n", optarg);
+                return 2;
+            }
+            if (c == O_RATE)
+                o.rate = v;
+            else if (c == O_BURST)
+                o.burst = v;
+            else
+                o.timeout_s = (int)v;
+            break;
+        }
+        case O_TV:
+            o.targets_version = optarg;
+            break;
+        case 'h':
+        case O_HELP:
+            usage(stdout);
+            return 0;
+        case O_VERSION:
+            printf("vantage-collector %s\n", VT_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind];
+    char err[512] = "";
+
+    if (strcmp(cmd, "token") == 0) {
+        const char *sub = optind + 1 < argc ? argv[optind + 1] : NULL;
+        if (!sub || !db) {
+            fprintf(stderr, "usage: vantage-collector token create|list|revoke ID --db URL\n");
+            return 2;
+        }
+        vt_store *s = vt_store_open(db, err, sizeof(err));
+        if (!s) {
+            fprintf(stderr, "vantage-collector: %s\n", err);
+            return 1;
+        }
+        int rc = 0;
+        if (strcmp(sub, "create") == 0) {
+            char tok[65], id[17];
+            if (vt_store_token_create(s, tok, id, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vantage-collector: %s\n", err);
+                rc = 1;
+            } else {
+                printf("%s\n", tok);
+                fprintf(stderr,
+                        "vantage-collector: token %s created; it is shown only now (the "
+                        "collector keeps only its SHA-256)\n",
+                        id);
+            }
+        } else if (strcmp(sub, "list") == 0) {
+            int n = 0;
+            if (vt_store_token_list(s, print_token, &n, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vantage-collector: %s\n", err);
+                rc = 1;
+            } else if (n == 0) {
+                fprintf(stderr, "vantage-collector: no tokens\n");
+            }
+        } else if (strcmp(sub, "revoke") == 0 && optind + 2 < argc) {
+            int r = vt_store_token_revoke(s, argv[optind + 2], err, sizeof(err));
+            if (r < 0) {
+                fprintf(stderr, "vantage-collector: %s\n", err);
+                rc = 1;
+            } else if (r == 1) {
+                fprintf(stderr, "vantage-collector: no active token with id '%s'\n",
+                        argv[optind + 2]);
+                rc = 1;
+            } else {
+                fprintf(stderr, "vantage-collector: token %s revoked\n", argv[optind + 2]);
+            }
+        } else {
+            fprintf(stderr, "usage: vantage-collector token create|list|revoke ID --db URL\n");
+            rc = 2;
+        }
+        vt_store_close(s);
+        return rc;
+    }
+    if (strcmp(cmd, "serve") != 0) {
+        fprintf(stderr, "vantage-collector: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (!listen || !db) {
+        fprintf(stderr, "vantage-collector: serve needs --listen ADDR:PORT and --db URL\n");
+        return 2;
+    }
+
+    int rc = 1;
+    vt_store *store = NULL;
+    vt_geoip *geo = NULL;
+    vt_loop *loop = NULL;
+    vt_api *api = NULL;
+    struct event *sig_term = NULL, *sig_int = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    geo = vt_geoip_new();
+    if (!geo) goto done;
+    for (size_t i = 0; i < n_gasn; i++)
+        if (vt_geoip_load_asn(geo, gasn[i], err, sizeof(err)) < 0) goto fail;
+    for (size_t i = 0; i < n_gcc; i++)
+        if (vt_geoip_load_country(geo, gcc[i], err, sizeof(err)) < 0) goto fail;
+    store = vt_store_open(db, err, sizeof(err));
+    if (!store) goto fail;
+    loop = vt_loop_new(err, sizeof(err));
+    if (!loop) goto fail;
+    api = vt_api_new(loop, store, geo, &o, err, sizeof(err));
+    if (!api || vt_api_listen(api, listen, err, sizeof(err)) < 0) goto fail;
+    serve_ctx sc = {.api = api};
+    sig_term = evsignal_new(vt_loop_base(loop), SIGTERM, on_signal, &sc);
+    sig_int = evsignal_new(vt_loop_base(loop), SIGINT, on_signal, &sc);
+    if (!sig_term || !sig_int || evsignal_add(sig_term, NULL) < 0 ||
+        evsignal_add(sig_int, NULL) < 0) {
+        snprintf(err, sizeof(err), "cannot install signal handlers");
+        goto fail;
+    }
+    fprintf(stderr,
+            "vantage-collector %s: listening on port %d (store %s, %zu ASN and %zu country "
+            "ranges%s)\n",
+            VT_VERSION, vt_api_port(api), vt_store_name(store), vt_geoip_count(geo, 0),
+            vt_geoip_count(geo, 1), o.require_token ? ", tokens required" : "");
+    fflush(stderr);
+    vt_loop_run(loop);
+    fprintf(stderr, "vantage-collector: stopped\n");
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "vantage-collector: %s\n", err[0] ? err : "out of memory");
+done:
+    if (sig_term) event_free(sig_term);
+    if (sig_int) event_free(sig_int);
+    vt_api_free(api);
+    vt_loop_free(loop);
+    vt_store_close(store);
+    vt_geoip_free(geo);
+    return rc;
+}

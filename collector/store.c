@@ -1,0 +1,105 @@
+/* The store interface: picks the back end from the URL; token helpers shared by both. */
+#include "store.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "vantage/loop.h"
+#include "vantage/measurement.h"
+
+static int has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+vt_store *vt_store_open(const char *url, char *err, size_t errlen)
+{
+    if (!url || !*url) {
+        snprintf(err, errlen, "no database: give --db sqlite:PATH or --db postgresql://...");
+        return NULL;
+    }
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        const char *path = url + 7;
+        if (strncmp(path, "//", 2) == 0) /* sqlite:///abs/path */
+            path += 2;
+        if (!*path) {
+            snprintf(err, errlen, "--db sqlite:PATH needs a path");
+            return NULL;
+        }
+        return vt_store_sqlite_open(path, err, errlen);
+    }
+    if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0)
+        return vt_store_pg_open(url, err, errlen);
+    if (has_suffix(url, ".db") || has_suffix(url, ".sqlite") || has_suffix(url, ".sqlite3"))
+        return vt_store_sqlite_open(url, err, errlen);
+    snprintf(err, errlen, "unknown database URL '%s': use sqlite:PATH or postgresql://...", url);
+    return NULL;
+}
+
+void vt_store_close(vt_store *s)
+{
+    if (s) s->ops->close(s);
+}
+
+const char *vt_store_name(const vt_store *s)
+{
+    return s->ops->name;
+}
+
+int vt_store_insert_batch(vt_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen)
+{
+    /* Later: rollup updates for the inserted rows join this transaction. */
+    return s->ops->insert_batch(s, rows, n, err, errlen);
+}
+
+int vt_store_health(vt_store *s, char *err, size_t errlen)
+{
+    return s->ops->health(s, err, errlen);
+}
+
+void vt_store_sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < 32 && i < mdlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[64] = 0;
+}
+
+int vt_store_token_create(vt_store *s, char *out, char *id, char *err, size_t errlen)
+{
+    char a[VT_UID_LEN + 1], b[VT_UID_LEN + 1], hash[65], now[20];
+    if (vt_uid_new(a) < 0 || vt_uid_new(b) < 0) {
+        snprintf(err, errlen, "no randomness from the OS");
+        return -1;
+    }
+    snprintf(out, 65, "%s%s", a, b);
+    vt_store_sha256_hex(out, hash);
+    memcpy(id, hash, 16);
+    id[16] = 0;
+    vt_format_time(vt_wall_now(), now);
+    return s->ops->token_add(s, id, hash, now, err, errlen);
+}
+
+int vt_store_token_check(vt_store *s, const char *token, char *err, size_t errlen)
+{
+    char hash[65];
+    vt_store_sha256_hex(token, hash);
+    return s->ops->token_check(s, hash, err, errlen);
+}
+
+int vt_store_token_list(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen)
+{
+    return s->ops->token_list(s, fn, arg, err, errlen);
+}
+
+int vt_store_token_revoke(vt_store *s, const char *id, char *err, size_t errlen)
+{
+    char now[20];
+    vt_format_time(vt_wall_now(), now);
+    return s->ops->token_revoke(s, id, now, err, errlen);
+}

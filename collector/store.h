@@ -1,0 +1,84 @@
+/* The collector's storage: one interface, two back ends (store_sqlite.c, store_pg.c) with the same
+ * schema. Every accepted measurement goes through vt_store_insert_batch: the one place where a
+ * later rollup update hooks in. */
+#ifndef VANTAGE_COLLECTOR_STORE_H
+#define VANTAGE_COLLECTOR_STORE_H
+
+#include <stddef.h>
+
+typedef struct vt_store vt_store;
+
+/* One measurement to store. Strings are NUL-terminated; NULL stores SQL NULL (optional columns). */
+typedef struct vt_store_row {
+    const char *uid;                    /* 32 lowercase hex */
+    const char *received_at;            /* "YYYY-MM-DD HH:MM:SS" UTC */
+    const char *measurement_start_time; /* "YYYY-MM-DD HH:MM:SS" UTC */
+    const char *probe_cc;
+    const char *probe_asn;
+    const char *test_name;
+    const char *input;     /* may be NULL */
+    const char *target_id; /* may be NULL */
+    const char *platform;  /* may be NULL */
+    const char *category;  /* may be NULL */
+    const char *verdict;   /* test_keys.verdict, may be NULL */
+    const char *body;      /* the whole measurement, compact JSON */
+    int inserted;          /* out: 1 stored now, 0 the uid was already stored */
+} vt_store_row;
+
+typedef struct vt_store_token {
+    char id[17];         /* first 16 hex characters of the token's SHA-256 */
+    char created_at[20]; /* "YYYY-MM-DD HH:MM:SS" */
+    char revoked_at[20]; /* "" when active */
+} vt_store_token;
+
+typedef void (*vt_store_token_fn)(const vt_store_token *t, void *arg);
+
+/* The back ends' operations (internal; use the vt_store_* functions). */
+typedef struct vt_store_ops {
+    const char *name;
+    int (*insert_batch)(vt_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen);
+    int (*health)(vt_store *s, char *err, size_t errlen);
+    int (*token_add)(vt_store *s, const char *id, const char *sha256_hex, const char *now,
+                     char *err, size_t errlen);
+    int (*token_check)(vt_store *s, const char *sha256_hex, char *err, size_t errlen);
+    int (*token_list)(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);
+    int (*token_revoke)(vt_store *s, const char *id, const char *now, char *err, size_t errlen);
+    void (*close)(vt_store *s);
+} vt_store_ops;
+
+struct vt_store {
+    const vt_store_ops *ops;
+};
+
+/* url: "sqlite:PATH" (also a plain path ending in .db / .sqlite) or "postgresql://..." /
+ * "postgres://...". Creates the schema when missing. NULL with err on failure. */
+vt_store *vt_store_open(const char *url, char *err, size_t errlen);
+void vt_store_close(vt_store *s);
+/* "sqlite" or "postgresql". */
+const char *vt_store_name(const vt_store *s);
+
+/* Stores the rows in one transaction, committed durably before it returns 0; rows[i].inserted
+ * tells accepted (1) from duplicate (0). -1 with err: nothing of the batch is stored (the store is
+ * unavailable; the caller answers 503). Rows must have distinct uids. */
+int vt_store_insert_batch(vt_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen);
+/* 0 when the store answers a trivial query. */
+int vt_store_health(vt_store *s, char *err, size_t errlen);
+
+/* Upload tokens. Only the SHA-256 of a token is stored. */
+/* Creates a token: writes the token (64 hex characters) into out (>= 65 bytes) and its id into
+ * id (>= 17 bytes). */
+int vt_store_token_create(vt_store *s, char *out, char *id, char *err, size_t errlen);
+/* 1 valid, 0 unknown, 2 revoked, -1 store error. */
+int vt_store_token_check(vt_store *s, const char *token, char *err, size_t errlen);
+int vt_store_token_list(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);
+/* 0 revoked, 1 no such id, -1 store error. */
+int vt_store_token_revoke(vt_store *s, const char *id, char *err, size_t errlen);
+
+/* SHA-256 of s as 64 lowercase hex characters. */
+void vt_store_sha256_hex(const char *s, char out[65]);
+
+/* The back ends. */
+vt_store *vt_store_sqlite_open(const char *path, char *err, size_t errlen);
+vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,250 @@
+/* PostgreSQL store: libpq, the same schema as store_sqlite.c (timestamps stay TEXT in the same
+ * "YYYY-MM-DD HH:MM:SS" UTC form so both back ends hold identical rows).
+ *
+ * Several collectors may share one database: each batch is one transaction of
+ * INSERT ... ON CONFLICT (uid) DO NOTHING RETURNING uid, so two collectors racing on the same uid
+ * store it once and exactly one of them reports it accepted; schema creation runs under an
+ * advisory lock. A lost connection is re-established on the next request (503 until then). */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+typedef struct pg_store {
+    vt_store base;
+    PGconn *conn;
+    int prepared;
+} pg_store;
+
+static const char *schema =
+    "SELECT pg_advisory_lock(7413001);"
+    "CREATE TABLE IF NOT EXISTS measurements ("
+    " uid TEXT PRIMARY KEY,"
+    " received_at TEXT NOT NULL,"
+    " measurement_start_time TEXT NOT NULL,"
+    " probe_cc TEXT NOT NULL,"
+    " probe_asn TEXT NOT NULL,"
+    " test_name TEXT NOT NULL,"
+    " input TEXT,"
+    " target_id TEXT,"
+    " platform TEXT,"
+    " category TEXT,"
+    " verdict TEXT,"
+    " body TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS measurements_start ON measurements(measurement_start_time);"
+    "CREATE INDEX IF NOT EXISTS measurements_cc_asn ON measurements(probe_cc, probe_asn);"
+    "CREATE TABLE IF NOT EXISTS tokens ("
+    " id TEXT PRIMARY KEY,"
+    " sha256 TEXT NOT NULL UNIQUE,"
+    " created_at TEXT NOT NULL,"
+    " revoked_at TEXT);"
+    "SELECT pg_advisory_unlock(7413001);";
+
+static const struct {
+    const char *name, *sql;
+    int nparams;
+} stmts[] = {
+    {"vt_insert",
+     "INSERT INTO measurements (uid, received_at, measurement_start_time, probe_cc, probe_asn, "
+     "test_name, input, target_id, platform, category, verdict, body) "
+     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (uid) DO NOTHING RETURNING uid",
+     12},
+    {"vt_tok_add", "INSERT INTO tokens (id, sha256, created_at) VALUES ($1, $2, $3)", 3},
+    {"vt_tok_check", "SELECT revoked_at FROM tokens WHERE sha256 = $1", 1},
+    {"vt_tok_list", "SELECT id, created_at, revoked_at FROM tokens ORDER BY created_at, id", 0},
+    {"vt_tok_revoke", "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", 2},
+};
+
+static pg_store *P(vt_store *s)
+{
+    return (pg_store *)s;
+}
+
+static void pg_msg(pg_store *s, const char *what, const PGresult *r, char *err, size_t errlen)
+{
+    const char *m = r ? PQresultErrorMessage(r) : "";
+    if (!m || !*m) m = PQerrorMessage(s->conn);
+    snprintf(err, errlen, "postgresql: %s: %s", what, m && *m ? m : "unknown error");
+    /* libpq messages end in a newline */
+    size_t n = strlen(err);
+    while (n && (err[n - 1] == '\n' || err[n - 1] == '\r'))
+        err[--n] = 0;
+}
+
+/* Makes sure the connection is up and the statements are prepared. */
+static int ensure(pg_store *s, char *err, size_t errlen)
+{
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        PQreset(s->conn);
+        s->prepared = 0;
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+            pg_msg(s, "connection", NULL, err, errlen);
+            return -1;
+        }
+    }
+    if (s->prepared) return 0;
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            /* Already prepared on this session (after a failed earlier attempt) is fine. */
+            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            ok = code && strcmp(code, "42P05") == 0;
+            if (!ok) pg_msg(s, "prepare", r, err, errlen);
+        }
+        PQclear(r);
+        if (!ok) return -1;
+    }
+    s->prepared = 1;
+    return 0;
+}
+
+static int exec_cmd(pg_store *s, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) pg_msg(s, sql, r, err, errlen);
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static int pg_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err, size_t errlen)
+{
+    pg_store *s = P(vs);
+    if (ensure(s, err, errlen) < 0 || exec_cmd(s, "BEGIN", err, errlen) < 0) return -1;
+    for (size_t i = 0; i < n; i++) {
+        vt_store_row *w = &rows[i];
+        const char *v[12] = {w->uid,      w->received_at, w->measurement_start_time,
+                             w->probe_cc, w->probe_asn,   w->test_name,
+                             w->input,    w->target_id,   w->platform,
+                             w->category, w->verdict,     w->body};
+        PGresult *r = PQexecPrepared(s->conn, "vt_insert", 12, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            pg_msg(s, "insert", r, err, errlen);
+            PQclear(r);
+            char e2[8];
+            exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+            return -1;
+        }
+        w->inserted = PQntuples(r) == 1;
+        PQclear(r);
+    }
+    if (exec_cmd(s, "COMMIT", err, errlen) < 0) {
+        char e2[8];
+        exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+        return -1;
+    }
+    return 0;
+}
+
+static int pg_health(vt_store *vs, char *err, size_t errlen)
+{
+    pg_store *s = P(vs);
+    if (ensure(s, err, errlen) < 0) return -1;
+    return exec_cmd(s, "SELECT 1", err, errlen);
+}
+
+static PGresult *run(pg_store *s, const char *name, int n, const char *const *v, char *err,
+                     size_t errlen)
+{
+    if (ensure(s, err, errlen) < 0) return NULL;
+    PGresult *r = PQexecPrepared(s->conn, name, n, v, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        pg_msg(s, name, r, err, errlen);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int pg_token_add(vt_store *vs, const char *id, const char *hash, const char *now, char *err,
+                        size_t errlen)
+{
+    const char *v[3] = {id, hash, now};
+    PGresult *r = run(P(vs), "vt_tok_add", 3, v, err, errlen);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static int pg_token_check(vt_store *vs, const char *hash, char *err, size_t errlen)
+{
+    const char *v[1] = {hash};
+    PGresult *r = run(P(vs), "vt_tok_check", 1, v, err, errlen);
+    if (!r) return -1;
+    int out = PQntuples(r) == 0 ? 0 : PQgetisnull(r, 0, 0) ? 1 : 2;
+    PQclear(r);
+    return out;
+}
+
+static int pg_token_list(vt_store *vs, vt_store_token_fn fn, void *arg, char *err, size_t errlen)
+{
+    PGresult *r = run(P(vs), "vt_tok_list", 0, NULL, err, errlen);
+    if (!r) return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        vt_store_token t;
+        snprintf(t.id, sizeof(t.id), "%s", PQgetvalue(r, i, 0));
+        snprintf(t.created_at, sizeof(t.created_at), "%s", PQgetvalue(r, i, 1));
+        snprintf(t.revoked_at, sizeof(t.revoked_at), "%s", PQgetvalue(r, i, 2));
+        fn(&t, arg);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_token_revoke(vt_store *vs, const char *id, const char *now, char *err, size_t errlen)
+{
+    const char *v[2] = {now, id};
+    PGresult *r = run(P(vs), "vt_tok_revoke", 2, v, err, errlen);
+    if (!r) return -1;
+    int out = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : 1;
+    PQclear(r);
+    return out;
+}
+
+static void pg_close(vt_store *vs)
+{
+    pg_store *s = P(vs);
+    PQfinish(s->conn);
+    free(s);
+}
+
+static const vt_store_ops pg_ops = {
+    .name = "postgresql",
+    .insert_batch = pg_insert_batch,
+    .health = pg_health,
+    .token_add = pg_token_add,
+    .token_check = pg_token_check,
+    .token_list = pg_token_list,
+    .token_revoke = pg_token_revoke,
+    .close = pg_close,
+};
+
+vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen)
+{
+    pg_store *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &pg_ops;
+    s->conn = PQconnectdb(conninfo);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        if (s->conn)
+            pg_msg(s, "connect", NULL, err, errlen);
+        else
+            snprintf(err, errlen, "postgresql: out of memory");
+        goto fail;
+    }
+    /* Every acknowledged batch must survive a crash, whatever the server's default. */
+    if (exec_cmd(s, "SET synchronous_commit = on", err, errlen) < 0 ||
+        exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0 ||
+        exec_cmd(s, schema, err, errlen) < 0 || ensure(s, err, errlen) < 0)
+        goto fail;
+    return &s->base;
+fail:
+    pg_close(&s->base);
+    return NULL;
+}

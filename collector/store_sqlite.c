@@ -1,0 +1,249 @@
+/* SQLite store: the embedded default.
+ *
+ * Durability: WAL with synchronous=FULL. In WAL mode, NORMAL only syncs at checkpoints, so a
+ * commit survives a crash of the collector but not a power loss or kernel crash; the API promises
+ * that an acknowledged uid is stored, and the probe deletes its spooled copy on that promise, so
+ * every commit fsyncs the WAL (FULL). Batching (one transaction per upload) keeps that to one
+ * fsync per batch. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+typedef struct sqlite_store {
+    vt_store base;
+    sqlite3 *db;
+    sqlite3_stmt *insert, *tok_add, *tok_check, *tok_list, *tok_revoke;
+} sqlite_store;
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS measurements ("
+    " uid TEXT PRIMARY KEY,"
+    " received_at TEXT NOT NULL,"
+    " measurement_start_time TEXT NOT NULL,"
+    " probe_cc TEXT NOT NULL,"
+    " probe_asn TEXT NOT NULL,"
+    " test_name TEXT NOT NULL,"
+    " input TEXT,"
+    " target_id TEXT,"
+    " platform TEXT,"
+    " category TEXT,"
+    " verdict TEXT,"
+    " body TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS measurements_start ON measurements(measurement_start_time);"
+    "CREATE INDEX IF NOT EXISTS measurements_cc_asn ON measurements(probe_cc, probe_asn);"
+    "CREATE TABLE IF NOT EXISTS tokens ("
+    " id TEXT PRIMARY KEY,"
+    " sha256 TEXT NOT NULL UNIQUE,"
+    " created_at TEXT NOT NULL,"
+    " revoked_at TEXT);";
+
+static sqlite_store *S(vt_store *s)
+{
+    return (sqlite_store *)s;
+}
+
+static int fail(sqlite_store *s, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int sq_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err, size_t errlen)
+{
+    sqlite_store *s = S(vs);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return fail(s, "begin", err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        vt_store_row *r = &rows[i];
+        sqlite3_stmt *st = s->insert;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        bind_text(st, 1, r->uid);
+        bind_text(st, 2, r->received_at);
+        bind_text(st, 3, r->measurement_start_time);
+        bind_text(st, 4, r->probe_cc);
+        bind_text(st, 5, r->probe_asn);
+        bind_text(st, 6, r->test_name);
+        bind_text(st, 7, r->input);
+        bind_text(st, 8, r->target_id);
+        bind_text(st, 9, r->platform);
+        bind_text(st, 10, r->category);
+        bind_text(st, 11, r->verdict);
+        bind_text(st, 12, r->body);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            fail(s, "insert", err, errlen);
+            sqlite3_reset(st);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+        r->inserted = sqlite3_changes(s->db) == 1;
+        sqlite3_reset(st);
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        fail(s, "commit", err, errlen);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static int sq_health(vt_store *vs, char *err, size_t errlen)
+{
+    sqlite_store *s = S(vs);
+    if (sqlite3_exec(s->db, "SELECT 1 FROM measurements LIMIT 1", NULL, NULL, NULL) != SQLITE_OK)
+        return fail(s, "health", err, errlen);
+    return 0;
+}
+
+static int sq_token_add(vt_store *vs, const char *id, const char *hash, const char *now, char *err,
+                        size_t errlen)
+{
+    sqlite_store *s = S(vs);
+    sqlite3_stmt *st = s->tok_add;
+    sqlite3_reset(st);
+    bind_text(st, 1, id);
+    bind_text(st, 2, hash);
+    bind_text(st, 3, now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "token create", err, errlen);
+}
+
+static int sq_token_check(vt_store *vs, const char *hash, char *err, size_t errlen)
+{
+    sqlite_store *s = S(vs);
+    sqlite3_stmt *st = s->tok_check;
+    sqlite3_reset(st);
+    bind_text(st, 1, hash);
+    int rc = sqlite3_step(st), out;
+    if (rc == SQLITE_ROW)
+        out = sqlite3_column_type(st, 0) == SQLITE_NULL ? 1 : 2;
+    else if (rc == SQLITE_DONE)
+        out = 0;
+    else
+        out = fail(s, "token check", err, errlen);
+    sqlite3_reset(st);
+    return out;
+}
+
+static void copy_col(sqlite3_stmt *st, int i, char *out, size_t n)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    snprintf(out, n, "%s", v ? (const char *)v : "");
+}
+
+static int sq_token_list(vt_store *vs, vt_store_token_fn fn, void *arg, char *err, size_t errlen)
+{
+    sqlite_store *s = S(vs);
+    sqlite3_stmt *st = s->tok_list;
+    sqlite3_reset(st);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        vt_store_token t;
+        copy_col(st, 0, t.id, sizeof(t.id));
+        copy_col(st, 1, t.created_at, sizeof(t.created_at));
+        copy_col(st, 2, t.revoked_at, sizeof(t.revoked_at));
+        fn(&t, arg);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "token list", err, errlen);
+}
+
+static int sq_token_revoke(vt_store *vs, const char *id, const char *now, char *err, size_t errlen)
+{
+    sqlite_store *s = S(vs);
+    sqlite3_stmt *st = s->tok_revoke;
+    sqlite3_reset(st);
+    bind_text(st, 1, now);
+    bind_text(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail(s, "token revoke", err, errlen);
+    return sqlite3_changes(s->db) == 1 ? 0 : 1;
+}
+
+static void sq_close(vt_store *vs)
+{
+    sqlite_store *s = S(vs);
+    sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->tok_add);
+    sqlite3_finalize(s->tok_check);
+    sqlite3_finalize(s->tok_list);
+    sqlite3_finalize(s->tok_revoke);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const vt_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .insert_batch = sq_insert_batch,
+    .health = sq_health,
+    .token_add = sq_token_add,
+    .token_check = sq_token_check,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
+    .close = sq_close,
+};
+
+static int prep(sqlite_store *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return fail(s, "prepare", err, errlen);
+    return 0;
+}
+
+vt_store *vt_store_sqlite_open(const char *path, char *err, size_t errlen)
+{
+    sqlite_store *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &sqlite_ops;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "sqlite: cannot open %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    /* Another process (a token command, a reader) may hold the lock briefly. */
+    sqlite3_busy_timeout(s->db, 1000);
+    char *msg = NULL;
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                     NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite: %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (prep(s,
+             "INSERT OR IGNORE INTO measurements (uid, received_at, measurement_start_time, "
+             "probe_cc, probe_asn, test_name, input, target_id, platform, category, verdict, body) "
+             "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+             &s->insert, err, errlen) < 0 ||
+        prep(s, "INSERT INTO tokens (id, sha256, created_at) VALUES (?1, ?2, ?3)", &s->tok_add, err,
+             errlen) < 0 ||
+        prep(s, "SELECT revoked_at FROM tokens WHERE sha256 = ?1", &s->tok_check, err, errlen) <
+            0 ||
+        prep(s, "SELECT id, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+             &s->tok_list, err, errlen) < 0 ||
+        prep(s, "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+             &s->tok_revoke, err, errlen) < 0)
+        goto fail;
+    return &s->base;
+fail:
+    sq_close(&s->base);
+    return NULL;
+}
