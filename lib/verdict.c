@@ -1,0 +1,881 @@
+/* Verdicts (include/vantage/verdict.h; the rules are explained in docs/methodology.md).
+ *
+ * A verdict is never stronger than its evidence: the canaries decide whether the probe's own
+ * network works at all; a second resolver and the control decide whether a DNS answer is the
+ * real one; an SNI-swap handshake to the same address tells SNI filtering from address
+ * blocking; the control (the collector measuring the same input from its own network) tells
+ * blocking from a site that is down; fingerprints confirm. Without what a verdict needs, the
+ * verdict is inconclusive. */
+#include "vantage/verdict.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "vantage/http.h"
+#include "vantage/json.h"
+#include "vantage/tls.h"
+
+#define MAX_ADDRS 32
+#define CONTROL_TIMEOUT_MS 35000 /* the collector caps a control measurement at 30 s */
+#define CONTROL_MAX_BODY (8u << 20)
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+typedef struct addrset {
+    char a[MAX_ADDRS][INET6_ADDRSTRLEN];
+    size_t n;
+    int queried;         /* at least one query of this view was made */
+    int answered;        /* at least one query of this view answered without failure */
+    const char *failure; /* the first failure of this view, when none answered */
+} addrset;
+
+static void addrset_add(addrset *s, const char *ip)
+{
+    if (!ip || !*ip || s->n == MAX_ADDRS) return;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcasecmp(s->a[i], ip) == 0) return;
+    snprintf(s->a[s->n++], INET6_ADDRSTRLEN, "%s", ip);
+}
+
+static int addrset_has(const addrset *s, const char *ip)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcasecmp(s->a[i], ip) == 0) return 1;
+    return 0;
+}
+
+static int addrset_meets(const addrset *x, const addrset *y)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (addrset_has(y, x->a[i])) return 1;
+    return 0;
+}
+
+static cJSON *addrset_json(const addrset *s)
+{
+    if (!s->queried) return cJSON_CreateNull();
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < s->n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(s->a[i]));
+    return a;
+}
+
+static const char *str_or_null(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+}
+
+static double num_or(const cJSON *o, const char *key, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+int vt_verdict_addr_class(const char *ip)
+{
+    unsigned char b[16];
+    if (!ip) return 0;
+    if (inet_pton(AF_INET, ip, b) == 1) {
+        if (b[0] == 0 || b[0] == 127 || (b[0] == 169 && b[1] == 254) || b[0] >= 224) return 1;
+        if (b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+            (b[0] == 100 && (b[1] & 0xc0) == 64))
+            return 2;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, b) == 1) {
+        static const unsigned char zero[16];
+        if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1)) /* :: and ::1 */
+            return 1;
+        if (b[0] == 0xff || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) /* multicast, fe80::/10 */
+            return 1;
+        if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 */
+            return 2;
+        if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff) { /* ::ffff:v4 */
+            char v4[INET_ADDRSTRLEN];
+            if (inet_ntop(AF_INET, b + 12, v4, sizeof(v4))) return vt_verdict_addr_class(v4);
+        }
+        return 0;
+    }
+    return 0;
+}
+
+int vt_verdict_endpoint_host(const char *ep, char *host, size_t hostlen, int *port, int *https)
+{
+    int p = 0, tls = 0;
+    if (!ep || !host || hostlen == 0) return -1;
+    host[0] = 0;
+    const char *s = strstr(ep, "://");
+    if (s) {
+        if (strncasecmp(ep, "https://", 8) == 0) {
+            tls = 1;
+            p = 443;
+        } else if (strncasecmp(ep, "http://", 7) == 0) {
+            p = 80;
+        }
+        s += 3;
+        const char *at = s;
+        /* userinfo: skip to after the last '@' before the path */
+        for (const char *q = s; *q && *q != '/' && *q != '?' && *q != '#'; q++)
+            if (*q == '@') at = q + 1;
+        s = at;
+    } else {
+        s = ep;
+    }
+    const char *end;
+    if (*s == '[') {
+        end = strchr(s, ']');
+        if (!end) return -1;
+        size_t n = (size_t)(end - s - 1);
+        if (n == 0 || n >= hostlen) return -1;
+        memcpy(host, s + 1, n);
+        host[n] = 0;
+        end++;
+    } else {
+        end = s;
+        while (*end && *end != ':' && *end != '/' && *end != '?' && *end != '#')
+            end++;
+        size_t n = (size_t)(end - s);
+        if (n == 0 || n >= hostlen) return -1;
+        memcpy(host, s, n);
+        host[n] = 0;
+    }
+    if (*end == ':') {
+        char *e2;
+        long v = strtol(end + 1, &e2, 10);
+        if (e2 != end + 1 && v > 0 && v < 65536) p = (int)v;
+    }
+    if (port) *port = p;
+    if (https) *https = tls;
+    return 0;
+}
+
+/* The addresses a view of DNS gave for host: engine "system" (the probe's resolver) or the
+ * others ("udp", "doh": the second resolvers). which: 0 system, 1 others, 2 any. */
+static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
+{
+    const cJSON *q;
+    memset(out, 0, sizeof(*out));
+    cJSON_ArrayForEach(q, cJSON_GetObjectItemCaseSensitive(tk, "queries"))
+    {
+        const char *h = str_or_null(q, "hostname");
+        const char *engine = str_or_null(q, "engine");
+        if (!h || !host || strcasecmp(h, host) != 0 || !engine || !*engine) continue;
+        int is_system = strcmp(engine, "system") == 0 || strcmp(engine, "getaddrinfo") == 0;
+        if ((which == 0 && !is_system) || (which == 1 && is_system)) continue;
+        out->queried = 1;
+        const char *failure = str_or_null(q, "failure");
+        const cJSON *a;
+        size_t before = out->n;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(q, "answers"))
+        {
+            addrset_add(out, str_or_null(a, "ipv4"));
+            addrset_add(out, str_or_null(a, "ipv6"));
+        }
+        if (!failure || out->n > before)
+            out->answered = 1;
+        else if (!out->failure)
+            out->failure = failure;
+    }
+    if (out->n) out->answered = 1;
+}
+
+static int is_cert_failure(const char *f)
+{
+    return f &&
+           (strcmp(f, "ssl_unknown_authority") == 0 || strcmp(f, "ssl_invalid_hostname") == 0 ||
+            strcmp(f, "ssl_invalid_certificate") == 0);
+}
+
+/* A TLS handshake with verification that succeeded on an address from the probe's resolver:
+ * the address proved it serves host (OONI's rescue of CDN and geo-DNS answers). */
+static int tls_valid_on(const cJSON *tk, const char *host, const addrset *sys)
+{
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(tk, "tls_handshakes"))
+    {
+        const char *sn = str_or_null(h, "server_name");
+        const char *addr = str_or_null(h, "address");
+        if (str_or_null(h, "failure") || !sn || strcasecmp(sn, host) != 0 || !addr ||
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "no_tls_verify")))
+            continue;
+        char ip[INET6_ADDRSTRLEN + 8];
+        int port;
+        if (vt_verdict_endpoint_host(addr, ip, sizeof(ip), &port, NULL) == 0 &&
+            addrset_has(sys, ip))
+            return 1;
+    }
+    return 0;
+}
+
+/* The first failed handshake with host as SNI: its address for the SNI-swap control. */
+static int failed_handshake(const cJSON *tk, const char *host, char *ip, size_t iplen, int *port)
+{
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(tk, "tls_handshakes"))
+    {
+        const char *sn = str_or_null(h, "server_name");
+        const char *addr = str_or_null(h, "address");
+        if (!str_or_null(h, "failure") || !sn || strcasecmp(sn, host) != 0 || !addr) continue;
+        if (vt_verdict_endpoint_host(addr, ip, iplen, port, NULL) == 0 && *port > 0) return 0;
+    }
+    return -1;
+}
+
+/* Body bytes of an OONI body value (string, or {format: base64, data}); malloc'd. */
+static unsigned char *body_bytes(const cJSON *b, size_t *len)
+{
+    *len = 0;
+    if (cJSON_IsString(b) && b->valuestring) {
+        size_t n = strlen(b->valuestring);
+        unsigned char *p = malloc(n + 1);
+        if (p) {
+            memcpy(p, b->valuestring, n + 1);
+            *len = n;
+        }
+        return p;
+    }
+    const char *data = str_or_null(b, "data");
+    const char *fmt = str_or_null(b, "format");
+    if (!data || !fmt || strcmp(fmt, "base64") != 0) return NULL;
+    size_t n = strlen(data);
+    if (n > (64u << 20)) return NULL;
+    unsigned char *p = malloc(n / 4 * 3 + 4);
+    if (!p) return NULL;
+    int got = EVP_DecodeBlock(p, (const unsigned char *)data, (int)n);
+    if (got < 0) {
+        free(p);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes */
+    while (n > 0 && data[n - 1] == '=' && got > 0) {
+        n--;
+        got--;
+    }
+    *len = (size_t)got;
+    return p;
+}
+
+/* The first blockpage fingerprint (body, or a response header) in the responses. */
+static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps)
+{
+    const cJSON *rq;
+    if (!fps) return NULL;
+    cJSON_ArrayForEach(rq, cJSON_GetObjectItemCaseSensitive(tk, "requests"))
+    {
+        const cJSON *resp = cJSON_GetObjectItemCaseSensitive(rq, "response");
+        if (!cJSON_IsObject(resp)) continue;
+        size_t len;
+        unsigned char *b = body_bytes(cJSON_GetObjectItemCaseSensitive(resp, "body"), &len);
+        const vt_fp *fp = b && len ? vt_fp_match_body(fps, b, len) : NULL;
+        free(b);
+        if (fp) return fp;
+        const cJSON *hl;
+        cJSON_ArrayForEach(hl, cJSON_GetObjectItemCaseSensitive(resp, "headers_list"))
+        {
+            const cJSON *n = cJSON_GetArrayItem(hl, 0), *v = cJSON_GetArrayItem(hl, 1);
+            if (cJSON_IsString(n) && cJSON_IsString(v) &&
+                (fp = vt_fp_match_header(fps, n->valuestring, v->valuestring)))
+                return fp;
+        }
+    }
+    return NULL;
+}
+
+/* The target's download rate (bits/s) from its large resource, or 0 when not measured well. A
+ * download cut by the timeout still gives a rate (bytes over the time spent). */
+static double large_rate(const cJSON *tk, double *bytes_out)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource");
+    *bytes_out = 0;
+    if (!cJSON_IsObject(x)) return 0;
+    double bytes = num_or(x, "bytes_received", 0);
+    *bytes_out = bytes;
+    if (bytes < VT_VERDICT_THROTTLE_MIN_BYTES) return 0;
+    double bps = num_or(x, "throughput_bps", 0);
+    if (bps > 0) return bps;
+    const char *f = str_or_null(x, "failure");
+    double rt = num_or(x, "x_http_runtime", 0) / 1e9;
+    if (f && strcmp(f, "generic_timeout_error") == 0 && rt > 0) return bytes * 8.0 / rt;
+    return 0;
+}
+
+/* ---- the canaries ----------------------------------------------------------------------- */
+
+void vt_verdict_ctx_init(vt_verdict_ctx *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+static int keys_ok(const cJSON *tk)
+{
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(tk, "failure_phase");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(tk, "failure");
+    if (ph && !cJSON_IsNull(ph)) return 0;
+    return !f || cJSON_IsNull(f);
+}
+
+void vt_verdict_note_canary(vt_verdict_ctx *c, const vt_target *t, const cJSON *tk)
+{
+    c->n_canaries++;
+    if (!tk || !keys_ok(tk)) return;
+    c->n_canaries_ok++;
+    double bytes, bps = large_rate(tk, &bytes);
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource");
+    if (bps > c->canary_bps && !str_or_null(x, "failure")) c->canary_bps = bps;
+    char host[256];
+    int https = 0;
+    if (!c->swap_sni[0] && t && t->n_endpoints &&
+        vt_verdict_endpoint_host(t->endpoints[0], host, sizeof(host), NULL, &https) == 0 &&
+        vt_verdict_addr_class(host) == 0 && !strchr(host, ':')) {
+        unsigned char b[4];
+        int tls = https || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->options, "tls"));
+        if (tls && inet_pton(AF_INET, host, b) != 1)
+            snprintf(c->swap_sni, sizeof(c->swap_sni), "%s", host);
+    }
+}
+
+/* ---- the decision ----------------------------------------------------------------------- */
+
+typedef struct decision {
+    const char *verdict;
+    const char *phase;
+    char reason[512];
+    const vt_fp *fp;
+} decision;
+
+static void set(decision *d, const char *verdict, const char *phase, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set(decision *d, const char *verdict, const char *phase, const char *fmt, ...)
+{
+    va_list ap;
+    d->verdict = verdict;
+    d->phase = phase;
+    va_start(ap, fmt);
+    vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+    va_end(ap);
+}
+
+typedef struct control_view {
+    int have;
+    const char *phase; /* the control's failure_phase, NULL when it worked */
+    const char *failure;
+    int tcp_ok; /* the control connected */
+    int tls_ok; /* the control completed a verified TLS handshake (or had no TLS) */
+    long status;
+    const char *title;
+} control_view;
+
+static void control_read(const cJSON *c, control_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (!cJSON_IsObject(c)) return;
+    v->have = 1;
+    v->phase = str_or_null(c, "failure_phase");
+    v->failure = str_or_null(c, "failure");
+    v->status = (long)num_or(c, "http_status", 0);
+    v->title = str_or_null(c, "title");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "tcp_connect"))
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "success"))) v->tcp_ok = 1;
+    }
+    if (!v->phase || strcmp(v->phase, "tls") == 0 || strcmp(v->phase, "http") == 0) v->tcp_ok = 1;
+    v->tls_ok = !v->phase || strcmp(v->phase, "http") == 0;
+}
+
+static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in, addrset *sys,
+                                   addrset *alt, addrset *ctl, int *bogon)
+{
+    dns_view(tk, in->host, 0, sys);
+    dns_view(tk, in->host, 1, alt);
+    dns_view(in->control, in->host, 2, ctl);
+    *bogon = 0;
+    if (!sys->queried) return NULL;
+    /* The reference view: the control's when it resolved, else the second resolver's (which
+     * the censor may tamper with too). */
+    const addrset *ref = ctl->n ? ctl : alt->n ? alt : NULL;
+    int ref_private = 0, sys_strict_bogon = 0;
+    for (size_t i = 0; ref && i < ref->n; i++)
+        ref_private |= vt_verdict_addr_class(ref->a[i]) != 0;
+    for (size_t i = 0; i < sys->n; i++) {
+        int c = vt_verdict_addr_class(sys->a[i]);
+        sys_strict_bogon |= c == 1;
+        if (c == 1 && !(ref && addrset_has(ref, sys->a[i]))) *bogon = 1;
+        if (c == 2 && ref && !ref_private) *bogon = 1;
+    }
+    if (!alt->queried && !ctl->queried) return NULL; /* nothing to compare with */
+    if (!ref) {
+        if (!sys->n) return "both_failed";
+        return "inconsistent"; /* a name that does not resolve elsewhere got an answer here */
+    }
+    if (!sys->n) return "inconsistent";
+    if (addrset_meets(sys, ref)) return "consistent";
+    if (ref == ctl && addrset_meets(sys, alt) && !sys_strict_bogon)
+        return "consistent"; /* local resolvers agree; the control may see another CDN node */
+    if (tls_valid_on(tk, in->host, sys)) return "consistent_by_tls";
+    return "inconsistent";
+}
+
+static int same_page(const cJSON *tk, const control_view *cv)
+{
+    long st = (long)num_or(tk, "http_status", 0);
+    const char *title = str_or_null(tk, "title");
+    if (st && cv->status && st != cv->status) return 0;
+    if (title && cv->title && strcmp(title, cv->title) != 0) return 0;
+    return 1;
+}
+
+void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
+{
+    decision d = {0};
+    control_view cv;
+    addrset sys, alt, ctl;
+    int bogon = 0;
+    const char *host = in->host ? in->host : "the site";
+    const char *phase = str_or_null(tk, "failure_phase");
+    const char *failure = str_or_null(tk, "failure");
+    const cJSON *fph = cJSON_GetObjectItemCaseSensitive(tk, "failure_phase");
+    int has_phase_key = fph != NULL;
+    if (!phase && !has_phase_key && failure) phase = "unknown";
+    control_read(in->control, &cv);
+    const char *cons = dns_consistency(tk, in, &sys, &alt, &ctl, &bogon);
+    const char *swap_failure = NULL;
+    int swap_run = cJSON_IsObject(in->sni_swap);
+    if (swap_run) swap_failure = str_or_null(in->sni_swap, "failure");
+    double target_bytes = 0, target_bps = large_rate(tk, &target_bytes);
+    double ratio = 0;
+
+    /* Canaries: when none reached its site, the probe's own network is down. */
+    int canaries_known = in->ctx && in->ctx->n_canaries > 0;
+    if (canaries_known && in->ctx->n_canaries_ok == 0) {
+        set(&d, "probe_offline", NULL,
+            "None of the %zu reference sites could be reached either, so this device's own "
+            "connection was not working: this says nothing about %s.",
+            in->ctx->n_canaries, host);
+        goto out;
+    }
+
+    /* Fingerprints: a known censor's DNS answer or blockpage. */
+    if (in->fps) {
+        for (size_t i = 0; i < sys.n && !d.fp; i++)
+            if ((d.fp = vt_fp_match_dns(in->fps, sys.a[i])))
+                set(&d, "dns_blocking", "dns",
+                    "The network's DNS answered %s for %s, an address known to belong to "
+                    "censorship equipment (%s).",
+                    sys.a[i], host, d.fp->name);
+        if (!d.fp && (d.fp = http_fingerprint(tk, in->fps)))
+            set(&d, "http_blocking", "http", "The page received for %s is a known blockpage (%s).",
+                host, d.fp->name);
+        if (d.fp) goto out;
+    }
+
+    if (cons && strcmp(cons, "inconsistent") == 0) {
+        if (!phase && !in->https && cv.have && !cv.phase && same_page(tk, &cv)) {
+            set(&d, "ok", NULL,
+                "%s loaded normally; its DNS answer differs from the control's, as is usual for "
+                "sites served from many places.",
+                host);
+        } else if (!phase && !in->https && !(cv.have && !cv.phase)) {
+            set(&d, "inconclusive", NULL,
+                "%s loaded, but from an address other resolvers do not give, and no control "
+                "page was available to compare it with.",
+                host);
+        } else {
+            set(&d, "dns_blocking", "dns",
+                sys.n ? "The network's DNS gave %s an address (%s) that other resolvers do not "
+                        "give%s: the name is redirected."
+                      : "The network's DNS said %s does not exist (%s), while other resolvers "
+                        "found it%s.",
+                host, sys.n ? sys.a[0] : (failure ? failure : "no answer"),
+                bogon ? ", and that address cannot be a public site" : "");
+        }
+        goto out;
+    }
+    if (cons && strcmp(cons, "both_failed") == 0 && phase && strcmp(phase, "dns") == 0) {
+        const char *f = sys.failure ? sys.failure : failure;
+        if (f && (strcmp(f, "dns_nxdomain_error") == 0 || strcmp(f, "dns_no_answer") == 0))
+            set(&d, "down", "dns",
+                "The name %s does not resolve anywhere (%s): the site is gone "
+                "or the name is wrong, not blocked.",
+                host, f);
+        else
+            set(&d, "inconclusive", "dns",
+                "No resolver could answer for %s (%s), so blocking "
+                "and an outage cannot be told apart.",
+                host, f ? f : "no answer");
+        goto out;
+    }
+
+    if (!phase) {
+        if (target_bps > 0 && in->ctx && in->ctx->canary_bps > 0) {
+            ratio = target_bps / in->ctx->canary_bps;
+            if (ratio < VT_VERDICT_THROTTLE_RATIO && target_bps < VT_VERDICT_THROTTLE_MAX_BPS) {
+                set(&d, "throttled", "http",
+                    "%s works but downloads at %.0f kbit/s, %.0f%% of the %.0f kbit/s a "
+                    "reference site reached at the same time: it is slowed down.",
+                    host, target_bps / 1000, ratio * 100, in->ctx->canary_bps / 1000);
+                goto out;
+            }
+        }
+        if (!in->https && cv.have && !cv.phase && !same_page(tk, &cv)) {
+            set(&d, "http_blocking", "http",
+                "%s answered here with a different page than the control saw (status %ld, "
+                "title differs or status differs): possibly a blockpage not yet known.",
+                host, (long)num_or(tk, "http_status", 0));
+            goto out;
+        }
+        set(&d, "ok", NULL, "%s works from this network.", host);
+        goto out;
+    }
+
+    if (strcmp(phase, "dns") == 0) {
+        set(&d, "inconclusive", "dns",
+            "The network's DNS failed for %s (%s) and there was no second resolver or control "
+            "to compare with.",
+            host, failure ? failure : "no answer");
+        goto out;
+    }
+
+    /* From here DNS was consistent (or could not be checked): a later phase failed. */
+    if (strcmp(phase, "tcp") == 0) {
+        if (cv.have && cv.tcp_ok)
+            set(&d, "tcp_blocking", "tcp",
+                "Connections to %s fail from here (%s) while the control connects: its "
+                "address is blocked.",
+                host, failure ? failure : "failure");
+        else if (cv.have)
+            set(&d, "down", "tcp",
+                "%s cannot be reached from here (%s), nor from the control: the site is down, "
+                "not blocked.",
+                host, failure ? failure : "failure");
+        else
+            set(&d, "inconclusive", "tcp",
+                "Connections to %s fail (%s), but without a control it cannot be told whether "
+                "the site is blocked or down.",
+                host, failure ? failure : "failure");
+        goto out;
+    }
+    if (strcmp(phase, "tls") == 0) {
+        if (is_cert_failure(failure)) {
+            if (cv.have && cv.tls_ok)
+                set(&d, "tls_blocking", "tls",
+                    "The connection to %s presented a certificate this device does not trust "
+                    "(%s), while the control got the real one: the connection is intercepted.",
+                    host, failure);
+            else if (cv.have)
+                set(&d, "down", "tls",
+                    "%s's certificate is refused here (%s) and from the control too: the site "
+                    "is misconfigured, not blocked.",
+                    host, failure);
+            else
+                set(&d, "inconclusive", "tls",
+                    "%s presented a certificate that is not trusted (%s); without a control it "
+                    "cannot be told whether the connection is intercepted or the site is "
+                    "misconfigured.",
+                    host, failure);
+            goto out;
+        }
+        if (swap_run && !swap_failure) {
+            if (cv.have && !cv.tls_ok)
+                set(&d, "down", "tls",
+                    "The secure connection to %s fails (%s), also from the control: the site "
+                    "is broken, not blocked.",
+                    host, failure ? failure : "failure");
+            else
+                set(&d, "tls_blocking", "tls",
+                    "The secure connection to %s fails (%s), but the same server answers when "
+                    "another name is asked for: the name %s is filtered (SNI filtering).",
+                    host, failure ? failure : "failure", host);
+            goto out;
+        }
+        if (cv.have && cv.tls_ok)
+            set(&d, "tls_blocking", "tls",
+                "Secure connections to %s fail from here (%s)%s while the control connects: "
+                "the address is blocked at the TLS stage.",
+                host, failure ? failure : "failure", swap_run ? ", even with another name," : "");
+        else if (cv.have)
+            set(&d, "down", "tls",
+                "Secure connections to %s fail (%s), also from the control: the site is down, "
+                "not blocked.",
+                host, failure ? failure : "failure");
+        else
+            set(&d, "inconclusive", "tls",
+                "Secure connections to %s fail (%s)%s; without a control it cannot be told "
+                "whether the site is blocked or down.",
+                host, failure ? failure : "failure", swap_run ? ", also with another name," : "");
+        goto out;
+    }
+    if (strcmp(phase, "http") == 0) {
+        if (cv.have && !cv.phase)
+            set(&d, "http_blocking", "http",
+                "The request for %s fails here (%s) while the control loads the page: the "
+                "request is blocked.",
+                host, failure ? failure : "failure");
+        else if (cv.have)
+            set(&d, "down", "http",
+                "The request for %s fails (%s), also from the control: the site is down, not "
+                "blocked.",
+                host, failure ? failure : "failure");
+        else
+            set(&d, "inconclusive", "http",
+                "The request for %s fails (%s); without a control it cannot be told whether "
+                "the site is blocked or down.",
+                host, failure ? failure : "failure");
+        goto out;
+    }
+    set(&d, "inconclusive", NULL,
+        "%s failed (%s); there is no rule yet to tell blocking from "
+        "an outage for this kind of measurement.",
+        host, failure ? failure : "failure");
+
+out:;
+    cJSON *ev = cJSON_CreateObject();
+    if (canaries_known)
+        cJSON_AddBoolToObject(ev, "canaries_ok", in->ctx->n_canaries_ok > 0);
+    else
+        cJSON_AddNullToObject(ev, "canaries_ok");
+    if (cv.have) {
+        cJSON *c = cJSON_AddObjectToObject(ev, "control");
+        vt_json_add_string_or_null(c, "failure_phase", cv.phase);
+        vt_json_add_failure(c, "failure", cv.failure);
+        if (cv.status)
+            cJSON_AddNumberToObject(c, "http_status", (double)cv.status);
+        else
+            cJSON_AddNullToObject(c, "http_status");
+        vt_json_add_string_or_null(c, "title", cv.title);
+    } else {
+        cJSON_AddNullToObject(ev, "control");
+    }
+    if (in->control_error) cJSON_AddStringToObject(ev, "control_error", in->control_error);
+    vt_json_add_string_or_null(ev, "dns_consistency", cons);
+    cJSON_AddBoolToObject(ev, "dns_bogon", bogon);
+    cJSON *da = cJSON_AddObjectToObject(ev, "dns_answers");
+    if (da) {
+        cJSON_AddItemToObject(da, "probe", addrset_json(&sys));
+        cJSON_AddItemToObject(da, "resolver", addrset_json(&alt));
+        cJSON_AddItemToObject(da, "control", addrset_json(&ctl));
+    }
+    if (swap_run)
+        cJSON_AddItemToObject(ev, "sni_swap", cJSON_Duplicate(in->sni_swap, 1));
+    else
+        cJSON_AddNullToObject(ev, "sni_swap");
+    vt_json_add_string_or_null(ev, "fingerprint", d.fp ? d.fp->name : NULL);
+    if (target_bps > 0)
+        cJSON_AddNumberToObject(ev, "throughput_bps", target_bps);
+    else
+        cJSON_AddNullToObject(ev, "throughput_bps");
+    if (in->ctx && in->ctx->canary_bps > 0)
+        cJSON_AddNumberToObject(ev, "canary_throughput_bps", in->ctx->canary_bps);
+    else
+        cJSON_AddNullToObject(ev, "canary_throughput_bps");
+
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict");
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict_phase");
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict_reason");
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "evidence");
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "blocking_confirmed");
+    cJSON_AddStringToObject(tk, "verdict", d.verdict ? d.verdict : "inconclusive");
+    vt_json_add_string_or_null(tk, "verdict_phase", d.phase);
+    cJSON_AddStringToObject(tk, "verdict_reason", d.reason);
+    if (ev) cJSON_AddItemToObject(tk, "evidence", ev);
+    cJSON_AddBoolToObject(tk, "blocking_confirmed", d.fp && vt_fp_confirms(d.fp, in->probe_cc));
+}
+
+/* ---- the controls, on the loop ---------------------------------------------------------- */
+
+typedef struct vapply {
+    vt_task *t;
+    const vt_verdict_ctx *ctx;
+    vt_verdict_done_fn done;
+    void *arg;
+    int pending;
+    char host[256];
+    int port, https;
+    cJSON *swap;
+    cJSON *control_body; /* the whole control answer; test_keys inside */
+    const cJSON *control_tk;
+    char control_error[256];
+    char *request;
+} vapply;
+
+static void finish(vapply *va)
+{
+    vt_task *t = va->t;
+    const vt_env *env = t->env;
+    vt_verdict_inputs in = {
+        .ctx = va->ctx && va->ctx->n_canaries ? va->ctx : NULL,
+        .host = va->host[0] ? va->host : NULL,
+        .https = va->https,
+        .sni_swap = va->swap,
+        .control = va->control_tk,
+        .control_error = va->control_error[0] ? va->control_error : NULL,
+        .fps = env->fingerprints,
+        .probe_cc = env->cfg ? env->cfg->probe_cc : NULL,
+    };
+    if (t->test_keys) vt_verdict_decide(t->test_keys, &in);
+    vt_verdict_done_fn done = va->done;
+    void *arg = va->arg;
+    cJSON_Delete(va->swap);
+    cJSON_Delete(va->control_body);
+    free(va->request);
+    free(va);
+    done(t, arg);
+}
+
+static void step_done(vapply *va)
+{
+    if (--va->pending == 0) finish(va);
+}
+
+static void swap_cb(const vt_tls_result *r, void *arg)
+{
+    vapply *va = arg;
+    cJSON *s = cJSON_CreateObject();
+    if (s) {
+        cJSON_AddStringToObject(s, "server_name", r->server_name);
+        cJSON_AddStringToObject(s, "address", r->address);
+        vt_json_add_failure(s, "failure", r->failure);
+        vt_json_add_time(s, "t0", r->t0);
+        vt_json_add_time(s, "t", r->t);
+    }
+    va->swap = s;
+    step_done(va);
+}
+
+static void control_cb(vt_http_result *r, void *arg)
+{
+    vapply *va = arg;
+    if (r->failure[0]) {
+        snprintf(va->control_error, sizeof(va->control_error), "control not reached: %s",
+                 r->failure);
+    } else if (r->status != 200) {
+        snprintf(va->control_error, sizeof(va->control_error), "control answered HTTP %ld",
+                 r->status);
+    } else if (r->body_truncated) {
+        snprintf(va->control_error, sizeof(va->control_error), "control answer too large");
+    } else {
+        va->control_body = cJSON_ParseWithLength((const char *)r->body, r->body_len);
+        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(va->control_body, "test_keys");
+        if (cJSON_IsObject(tk))
+            va->control_tk = tk;
+        else
+            snprintf(va->control_error, sizeof(va->control_error),
+                     "control answer has no test_keys");
+    }
+    step_done(va);
+}
+
+static int wants_control(const vt_task *t, const vapply *va)
+{
+    const vt_config *cfg = t->env->cfg;
+    const char *kind = t->target->kind;
+    if (!cfg || !cfg->control_url || !*cfg->control_url || !t->target->n_endpoints) return 0;
+    if (!kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0)) return 0;
+    const cJSON *tk = t->test_keys;
+    if (str_or_null(tk, "failure_phase") || str_or_null(tk, "failure") || !va->https) return 1;
+    /* It worked: the control is only needed when the DNS answer looks odd. */
+    addrset sys, alt;
+    dns_view(tk, va->host, 0, &sys);
+    dns_view(tk, va->host, 1, &alt);
+    if (sys.n && alt.n && !addrset_meets(&sys, &alt) && !tls_valid_on(tk, va->host, &sys)) return 1;
+    return 0;
+}
+
+static void start_control(vapply *va)
+{
+    vt_task *t = va->t;
+    const vt_config *cfg = t->env->cfg;
+    cJSON *req = cJSON_CreateObject();
+    if (!req) goto fail;
+    cJSON_AddStringToObject(req, "input", t->target->endpoints[0]);
+    cJSON_AddStringToObject(req, "kind", t->target->kind);
+    va->request = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!va->request) goto fail;
+    vt_http_opts o = {
+        .url = cfg->control_url,
+        .method = "POST",
+        .body = (const unsigned char *)va->request,
+        .body_len = strlen(va->request),
+        .content_type = "application/json",
+        .cacert = cfg->control_cacert ? cfg->control_cacert : cfg->cacert,
+        .timeout_ms = CONTROL_TIMEOUT_MS,
+        .max_body = CONTROL_MAX_BODY,
+        .max_download = CONTROL_MAX_BODY,
+        .user_agent = cfg->user_agent,
+        .t_base = t->t0,
+    };
+    va->pending++;
+    if (vt_http_request(t->env->loop, &o, control_cb, va) < 0) {
+        va->pending--;
+        goto fail;
+    }
+    return;
+fail:
+    snprintf(va->control_error, sizeof(va->control_error), "control request could not start");
+}
+
+static void start_swap(vapply *va)
+{
+    vt_task *t = va->t;
+    const cJSON *tk = t->test_keys;
+    const char *phase = str_or_null(tk, "failure_phase");
+    const char *failure = str_or_null(tk, "failure");
+    char ip[INET6_ADDRSTRLEN + 8];
+    int port = 0;
+    if (!phase || strcmp(phase, "tls") != 0 || is_cert_failure(failure) || !t->env->tls) return;
+    if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0) return;
+    const char *sni =
+        va->ctx && va->ctx->swap_sni[0] ? va->ctx->swap_sni : VT_VERDICT_SWAP_SNI_DEFAULT;
+    if (strcasecmp(sni, va->host) == 0) return;
+    const vt_config *cfg = t->env->cfg;
+    vt_tls_opts o = {
+        .ip = ip,
+        .port = port,
+        .sni = sni,
+        .no_verify = 1, /* the question is whether the handshake completes, not whose it is */
+        .connect_timeout_ms = cfg ? cfg->connect_timeout_ms : 10000,
+        .tls_timeout_ms = cfg ? cfg->tls_timeout_ms : 10000,
+        .t_base = t->t0,
+    };
+    va->pending++;
+    if (vt_tls_handshake(t->env->loop, t->env->tls, &o, swap_cb, va) < 0) va->pending--;
+}
+
+void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn done, void *arg)
+{
+    vapply *va = calloc(1, sizeof(*va));
+    if (!va) {
+        done(t, arg);
+        return;
+    }
+    va->t = t;
+    va->ctx = ctx;
+    va->done = done;
+    va->arg = arg;
+    va->pending = 1; /* held until every control has started */
+    if (t->target && t->target->n_endpoints &&
+        vt_verdict_endpoint_host(t->target->endpoints[0], va->host, sizeof(va->host), &va->port,
+                                 &va->https) == 0) {
+        if (!va->https)
+            va->https = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->target->options, "tls"));
+    } else {
+        va->host[0] = 0;
+    }
+    int offline = ctx && ctx->n_canaries > 0 && ctx->n_canaries_ok == 0;
+    if (!offline && t->test_keys && va->host[0] && t->env) {
+        start_swap(va);
+        if (wants_control(t, va)) start_control(va);
+    }
+    step_done(va);
+}
