@@ -36,7 +36,7 @@ LAB_TARGET_IP=10.99.2.10
 LAB_CANARY_IP=10.99.2.20
 LAB_BLOCKPAGE_IP=10.99.2.66
 LAB_INTERCEPT_IP=10.99.2.67  # HTTPS with a certificate from a CA the probe does not trust
-LAB_LARGE_KB=${LAB_LARGE_KB:-256} # size of /large.bin on every site
+LAB_LARGE_KB=${LAB_LARGE_KB:-64} # size of /large.bin on every site
 
 LAB_SRC_DIR=${VT_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LAB_BUILD_DIR=${VT_BUILD_DIR:-$LAB_SRC_DIR/build}
@@ -189,6 +189,12 @@ lab_make_certs() {
         printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" >server.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
             -extfile server.ext -out server.pem 2>/dev/null || exit 1
+        # The blockpage server's own certificate names only blockpage.lab, as a real one would.
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=blockpage.lab" \
+            -keyout blockpage.key -out blockpage.csr 2>/dev/null || exit 1
+        printf 'subjectAltName=DNS:blockpage.lab\n' >blockpage.ext
+        openssl x509 -req -in blockpage.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile blockpage.ext -out blockpage.pem 2>/dev/null || exit 1
         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=target.lab" \
             -keyout evil.key -out evil.csr 2>/dev/null || exit 1
         printf 'subjectAltName=DNS:target.lab,DNS:other.lab\n' >evil.ext
@@ -267,6 +273,8 @@ server {
     listen $LAB_BLOCKPAGE_IP:80 default_server;
     listen $LAB_BLOCKPAGE_IP:443 ssl default_server;
     server_name _;
+    ssl_certificate $LAB_DIR/pki/blockpage.pem;
+    ssl_certificate_key $LAB_DIR/pki/blockpage.key;
     root $LAB_DIR/www/blockpage;
     error_page 404 =200 /index.html;
 }
@@ -339,10 +347,14 @@ lab_make_control() {
     fi
     local d=$LAB_DIR/collector
     mkdir -p "$d"
-    SSL_CERT_FILE=$LAB_CACERT CURL_CA_BUNDLE=$LAB_CACERT \
-        lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
-        --listen "$LAB_CONTROL_IP:$LAB_CONTROL_PORT" --db "$d/vantage.db" \
-        --control-cacert "$LAB_CACERT" >"$d/collector.log" 2>&1 &
+    # The control's "system" CA store is the lab CA: ip netns exec bind-mounts
+    # /etc/netns/vt-control/ssl over /etc/ssl, for OpenSSL and libcurl alike.
+    mkdir -p /etc/netns/vt-control/ssl/certs
+    cp /etc/ssl/openssl.cnf /etc/netns/vt-control/ssl/ 2>/dev/null || true
+    cp "$LAB_CACERT" /etc/netns/vt-control/ssl/certs/ca-certificates.crt
+    lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
+        --listen "$LAB_CONTROL_IP:$LAB_CONTROL_PORT" --db "sqlite:$d/vantage.db" --rate 0 \
+        >"$d/collector.log" 2>&1 &
     LAB_CONTROL_URL="http://$LAB_CONTROL_IP:$LAB_CONTROL_PORT/api/v1/control"
     local i
     for i in $(seq 1 50); do

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Lab scenario 11: SNI-triggered throttling (as in Russia, 2021): a ClientHello naming
+# target.lab marks the connection, and every later packet of it towards the client goes through
+# a 128 kbit/s htb class. Other names run at full speed. The probe must say throttled, and its
+# measured rate must be within 25% of the configured one.
+set -euo pipefail
+. "$(dirname "$0")/lab.sh"
+RATE_KBIT=128
+lab_setup
+lab_censor tc qdisc add dev "$LAB_IF_CLI" root handle 1: htb
+lab_censor tc class add dev "$LAB_IF_CLI" parent 1: classid 1:7 htb rate ${RATE_KBIT}kbit ceil ${RATE_KBIT}kbit
+lab_censor iptables -t mangle -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 \
+    -m string --string target.lab --algo bm -j CONNMARK --set-mark 7
+lab_censor iptables -t mangle -A POSTROUTING -o "$LAB_IF_CLI" -m connmark --mark 7 \
+    -j CLASSIFY --set-class 1:7
+lab_probe
+lab_show
+lo=$((RATE_KBIT * 1000 * 75 / 100)) hi=$((RATE_KBIT * 1000 * 125 / 100))
+lab_assert lab-target verdict=throttled verdict_phase=http failure=null \
+    "x_large_resource.throughput_bps>=$lo" "x_large_resource.throughput_bps<=$hi"
+lab_assert lab-canary verdict=ok "x_large_resource.throughput_bps>=5000000"
+lab_assert lab-other verdict=ok
+lab_assert lab-target-http verdict=ok
