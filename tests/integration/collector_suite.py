@@ -1,0 +1,676 @@
+#!/usr/bin/env python3
+"""The collector's integration suite, run against a real store: `collector_suite.py sqlite|pg`.
+
+Starts vantage-collector on 127.0.0.1 (random port) with a fresh database (a temporary SQLite
+file, or a PostgreSQL 15 cluster initdb'd into a temporary directory on a unix socket) and checks
+good uploads, every kind of bad input, tokens, rate limits, check-in, privacy, store outages,
+graceful shutdown, two collectors on one database, and crash safety (SIGKILL during uploads).
+Exit 0 pass, 1 fail, 77 skipped (no PostgreSQL / not root for pg)."""
+
+import gzip
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+BIN = os.path.join(BUILD, "collector", "vantage-collector")
+PRIVATE_ADDR = "127.9.8.7"  # the distinctive "volunteer" address of the privacy checks
+FAILURES = []
+
+
+def check(cond, what):
+    if cond:
+        print(f"ok   {what}", flush=True)
+    else:
+        print(f"FAIL {what}", flush=True)
+        FAILURES.append(what)
+    return cond
+
+
+def measurement(uid=None, **kw):
+    m = {
+        "data_format_version": "0.2.0",
+        "measurement_start_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "test_start_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "probe_cc": "IT",
+        "probe_asn": "AS12345",
+        "probe_ip": "127.0.0.1",
+        "test_name": "web_connectivity",
+        "test_version": "0.1.0",
+        "software_name": "vantage-probe",
+        "software_version": "0.1.0",
+        "input": "https://x.com/",
+        "measurement_uid": uid or os.urandom(16).hex(),
+        "annotations": {"target_id": "x", "platform": "x", "category": "social"},
+        "test_keys": {"verdict": "accessible", "requests": [{"failure": None}]},
+    }
+    m.update(kw)
+    return m
+
+
+def jsonl(ms):
+    return ("\n".join(json.dumps(m) for m in ms) + "\n").encode()
+
+
+# ---------------------------------------------------------------- stores
+
+
+class SqliteDB:
+    name = "sqlite"
+
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "collector.db")
+        self.url = "sqlite:" + self.path
+        self.lock = None
+
+    def query(self, sql):
+        c = sqlite3.connect(self.path, timeout=5)
+        try:
+            return c.execute(sql).fetchall()
+        finally:
+            c.close()
+
+    def count(self):
+        return self.query("SELECT count(*) FROM measurements")[0][0]
+
+    def has(self, uid):
+        return bool(self.query(f"SELECT 1 FROM measurements WHERE uid = '{uid}'"))
+
+    def dump_bytes(self):
+        out = b""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(self.path + suffix):
+                with open(self.path + suffix, "rb") as f:
+                    out += f.read()
+        return out
+
+    def make_unavailable(self):
+        # Another process holds the write lock longer than the collector's busy timeout.
+        self.lock = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        self.lock.execute("BEGIN EXCLUSIVE")
+
+    def restore(self):
+        self.lock.execute("ROLLBACK")
+        self.lock.close()
+        self.lock = None
+
+    def close(self):
+        pass
+
+
+class PgDB:
+    name = "pg"
+    BINDIR = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self, tmp):
+        if not os.path.exists(os.path.join(self.BINDIR, "initdb")):
+            print("skip: PostgreSQL 15 is not installed (scripts/deps.sh lab)")
+            sys.exit(77)
+        if os.geteuid() != 0:
+            print("skip: the PostgreSQL suite runs initdb as user postgres (needs root)")
+            sys.exit(77)
+        self.dir = os.path.join(tmp, "pg")
+        os.makedirs(self.dir)
+        shutil.chown(self.dir, "postgres", "postgres")
+        os.chmod(tmp, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.pg("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+        self.psql_admin("CREATE DATABASE vantage")
+        self.url = f"postgresql:///vantage?host={self.dir}&user=postgres"
+
+    def pg(self, tool, *args):
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(self.BINDIR, tool)] +
+                       list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=60)
+
+    def start(self):
+        self.pg("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o",
+                f"-k {self.dir} -c listen_addresses='' -c fsync=on", "start")
+
+    def stop(self):
+        self.pg("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def psql_admin(self, sql):
+        subprocess.run(["psql", "-h", self.dir, "-U", "postgres", "-d", "postgres", "-qAtc", sql],
+                       check=True, stdout=subprocess.DEVNULL, timeout=30)
+
+    def query(self, sql):
+        out = subprocess.run(["psql", "-h", self.dir, "-U", "postgres", "-d", "vantage", "-qAtF",
+                              "\t", "-c", sql], check=True, capture_output=True, text=True,
+                             timeout=30).stdout
+        return [tuple(line.split("\t")) for line in out.splitlines()]
+
+    def count(self):
+        return int(self.query("SELECT count(*) FROM measurements")[0][0])
+
+    def has(self, uid):
+        return bool(self.query(f"SELECT 1 FROM measurements WHERE uid = '{uid}'"))
+
+    def dump_bytes(self):
+        return subprocess.run(["pg_dump", "-h", self.dir, "-U", "postgres", "vantage"], check=True,
+                              capture_output=True, timeout=60).stdout
+
+    def make_unavailable(self):
+        self.stop()
+
+    def restore(self):
+        self.start()
+
+    def close(self):
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- collector processes
+
+
+class Collector:
+    def __init__(self, db, tmp, *extra, name="c"):
+        self.log_path = os.path.join(tmp, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        start = self.log.tell()  # a restarted collector appends: read only its own lines
+        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url] +
+                                     list(extra), stdout=self.log, stderr=self.log)
+        self.port = None
+        deadline = time.time() + 10
+        while time.time() < deadline and self.port is None:
+            if self.proc.poll() is not None:
+                break
+            with open(self.log_path, "rb") as f:
+                f.seek(start)
+                for line in f.read().decode(errors="replace").splitlines():
+                    if "listening on port" in line:
+                        self.port = int(line.split("listening on port ")[1].split()[0])
+            time.sleep(0.02)
+        if self.port is None:
+            with open(self.log_path, "rb") as f:
+                sys.stderr.write(f.read().decode(errors="replace"))
+            raise RuntimeError("collector did not start")
+
+    def request(self, method, path, body=None, headers=None, source=None, timeout=20):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                       source_address=(source, 0) if source else None)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            try:
+                js = json.loads(data) if data else None
+            except ValueError:
+                js = None
+            return r.status, js, dict(r.getheaders())
+        finally:
+            c.close()
+
+    def upload(self, body, gz=False, headers=None, source=None):
+        h = dict(headers or {})
+        if gz:
+            body = gzip.compress(body)
+            h["Content-Encoding"] = "gzip"
+        h.setdefault("Content-Type", "application/x-ndjson")
+        return self.request("POST", "/api/v1/measurements", body, h, source)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        return rc
+
+
+def statuses(js):
+    return [r["status"] for r in js["results"]]
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def check_uploads(db, c):
+    st, js, _ = c.request("GET", "/api/v1/health")
+    check(st == 200 and js["status"] == "ok", f"health answers ok ({st} {js})")
+
+    good = [measurement() for _ in range(5)]
+    st, js, _ = c.upload(jsonl(good))
+    check(st == 200 and js["accepted"] == 5 and statuses(js) == ["accepted"] * 5,
+          "plain JSONL batch of 5 is accepted")
+    check(all(db.has(m["measurement_uid"]) for m in good), "the 5 are in the database")
+    row = db.query(f"SELECT probe_cc, probe_asn, test_name, target_id, platform, category, "
+                   f"verdict, input FROM measurements WHERE uid = '{good[0]['measurement_uid']}'")
+    check(row and tuple(row[0]) == ("IT", "AS12345", "web_connectivity", "x", "x", "social",
+                                    "accessible", "https://x.com/"),
+          f"columns are filled from the measurement ({row})")
+
+    gz = [measurement() for _ in range(3)]
+    st, js, _ = c.upload(jsonl(gz), gz=True)
+    check(st == 200 and js["accepted"] == 3, "gzip batch is accepted")
+
+    st, js, _ = c.upload(jsonl(good), gz=True)
+    check(st == 200 and js["duplicate"] == 5 and js["accepted"] == 0,
+          "re-uploading a batch gives duplicates, not errors")
+
+    d = measurement()
+    st, js, _ = c.upload(jsonl([d, d, measurement()]))
+    check(st == 200 and statuses(js) == ["accepted", "duplicate", "accepted"],
+          f"duplicate uid inside a batch: first accepted, then duplicate ({js and statuses(js)})")
+
+    # One bad line among good ones: the bad one is rejected, the good ones stored.
+    n0 = db.count()
+    ok1, ok2 = measurement(), measurement()
+    body = jsonl([ok1]) + b'{"measurement_uid": "broken\n' + jsonl([ok2])
+    st, js, _ = c.upload(body)
+    check(st == 200 and statuses(js) == ["accepted", "rejected", "accepted"] and
+          "not valid JSON" in js["results"][1]["reason"] and js["results"][1]["line"] == 2,
+          "malformed JSON line is rejected with a reason, the rest accepted")
+    check(db.count() == n0 + 2, "exactly the two valid measurements were stored")
+
+    bad_cases = {
+        "deep nesting": (json.dumps(measurement(test_keys={"a": json.loads("[" * 100 + "]" *
+                                                                          100)})), "depth"),
+        "invalid UTF-8": (json.dumps(measurement(input="https://x.com/PLACEHOLDER")).replace(
+            "PLACEHOLDER", "\udcff").encode("utf-8", "surrogateescape"), "UTF-8"),
+        "probe_asn not a string": (json.dumps(measurement(probe_asn=12345)), "probe_asn"),
+        "test_keys not an object": (json.dumps(measurement(test_keys="x")), "test_keys"),
+        "probe_cc lowercase": (json.dumps(measurement(probe_cc="it")), "probe_cc"),
+        "probe_asn without AS": (json.dumps(measurement(probe_asn="12345")), "probe_asn"),
+        "uid uppercase": (json.dumps(measurement(uid="A" * 32)), "measurement_uid"),
+        "start time before 2012": (json.dumps(measurement(
+            measurement_start_time="2011-12-31 23:59:59")), "before 2012"),
+        "start time in the future": (json.dumps(measurement(
+            measurement_start_time="2099-01-01 00:00:00")), "future"),
+        "start time not a date": (json.dumps(measurement(
+            measurement_start_time="2026-02-30 00:00:00")), "YYYY"),
+        "array instead of object": (json.dumps([measurement()]), "object"),
+        "huge string": (json.dumps(measurement(test_keys={"body": "a" * 300000})), "limit"),
+        "measurement over 1 MiB": (json.dumps(measurement(test_keys={
+            "b": ["a" * 200000] * 6})), "limit"),
+    }
+    for field in ("data_format_version", "measurement_start_time", "probe_cc", "probe_asn",
+                  "test_name", "software_name", "software_version", "test_keys",
+                  "measurement_uid"):
+        m = measurement()
+        del m[field]
+        bad_cases[f"missing {field}"] = (json.dumps(m), "missing required field")
+    for what, (line, needle) in bad_cases.items():
+        n0 = db.count()
+        if isinstance(line, str):
+            line = line.encode()
+        st, js, _ = c.upload(line + b"\n")
+        ok = (st == 200 and js["rejected"] == 1 and js["accepted"] == 0 and
+              needle in js["results"][0]["reason"])
+        check(ok and db.count() == n0,
+              f"{what}: rejected, nothing stored ({st} {js and js['results'][0].get('reason')})")
+
+    # Whole-body refusals: a JSON error, nothing stored.
+    def refused(what, body, code, gz=False, headers=None, raw_gz=False):
+        n0 = db.count()
+        h = dict(headers or {})
+        if raw_gz:
+            h["Content-Encoding"] = "gzip"
+        st, js, _ = c.upload(body, gz=gz, headers=h)
+        check(st == code and (js is None and code == 413 or isinstance(js, dict) and
+                              js.get("error")) and db.count() == n0,
+              f"{what}: {code} with a JSON error, nothing stored (got {st} {js})")
+
+    trunc = gzip.compress(jsonl([measurement() for _ in range(20)]))
+    refused("truncated gzip", trunc[:len(trunc) // 2], 400, raw_gz=True)
+    refused("not gzip at all", b"hello, world", 400, raw_gz=True)
+    refused("gzip bomb over the inflated cap", gzip.compress(b" " * (65 << 20)), 413,
+            raw_gz=True)
+    refused("more than 1000 measurements", jsonl([measurement() for _ in range(1001)]), 400)
+    refused("empty body", b"", 400)
+    refused("unknown Content-Encoding", jsonl([measurement()]), 415,
+            headers={"Content-Encoding": "br"})
+    # Over 16 MiB: refused from the Content-Length alone, before the body is read.
+    s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    try:
+        s.sendall(b"POST /api/v1/measurements HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                  % ((16 << 20) + 10) + b"x" * 65536)
+        data = s.recv(4096)
+    except OSError as e:
+        data = repr(e).encode()
+    s.close()
+    check(data.startswith(b"HTTP/1.1 413"), f"body over 16 MiB: 413 ({data[:40]!r})")
+    st, js, _ = c.request("GET", "/api/v1/measurements")
+    check(st == 405 and js and js.get("error"), "GET on the upload path: 405 JSON error")
+    st, js, _ = c.request("GET", "/nope")
+    check(st == 404 and js and js.get("error"), "unknown path: 404 JSON error")
+    st, js, _ = c.request("GET", "/api/v1/health")
+    check(st == 200 and c.alive(), "collector keeps serving after every bad input")
+
+
+def check_slow_clients(c, timeout_s):
+    """A client dribbling its headers byte by byte holds no one else up; a stalled one is
+    dropped after the connection timeout. Every wait here is bounded."""
+    req = (f"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n"
+           f"X-Pad: {'p' * 40}\r\n\r\n").encode()
+    slow = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    result = {}
+
+    def dribble():
+        try:
+            for b in req:
+                slow.send(bytes([b]))
+                time.sleep(0.01)
+            result["answer"] = slow.recv(4096)
+        except OSError as e:
+            result["error"] = e
+
+    t = threading.Thread(target=dribble)
+    t.start()
+    t0 = time.time()
+    st, _, _ = c.request("GET", "/api/v1/health", timeout=5)
+    check(st == 200 and time.time() - t0 < 1.0, "a normal request is served while a slow client "
+          "dribbles its headers")
+    t.join(15)
+    slow.close()
+    check(result.get("answer", b"").startswith(b"HTTP/1.1 200"),
+          "the byte-by-byte client gets its answer too")
+
+    stalled = socket.create_connection(("127.0.0.1", c.port), timeout=timeout_s + 5)
+    stalled.send(b"POST /api/v1/measurements HTTP/1.1\r\nHost: x\r\nContent-Le")
+    t0 = time.time()
+    try:
+        data = stalled.recv(4096)
+    except socket.timeout:
+        data = None
+    took = time.time() - t0
+    stalled.close()
+    check(data is not None and took < timeout_s + 3,
+          f"a client stalled in its headers is dropped after the timeout ({took:.1f}s, {data!r})")
+
+    stalled = socket.create_connection(("127.0.0.1", c.port), timeout=timeout_s + 5)
+    stalled.send(b"POST /api/v1/measurements HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+                 b"{\"a\":")
+    t0 = time.time()
+    try:
+        data = stalled.recv(4096)
+    except socket.timeout:
+        data = None
+    took = time.time() - t0
+    stalled.close()
+    check(data is not None and took < timeout_s + 3,
+          f"a client stalled in its body is dropped after the timeout ({took:.1f}s)")
+    big = b"X-Big: " + b"h" * 20000 + b"\r\n"
+    s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    try:
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+        data = s.recv(4096)
+    except OSError:
+        data = b""
+    s.close()
+    check(not data.startswith(b"HTTP/1.1 200"), f"oversized headers are refused ({data[:20]!r})")
+    st, _, _ = c.request("GET", "/api/v1/health")
+    check(st == 200, "collector still serving after slow clients")
+
+
+def check_tokens(db, tmp):
+    def tok(*args):
+        return subprocess.run([BIN, "token"] + list(args) + ["--db", db.url], capture_output=True,
+                              text=True, timeout=30)
+
+    r = tok("create")
+    token = r.stdout.strip()
+    check(r.returncode == 0 and len(token) == 64, "token create prints a token")
+    rows = db.query("SELECT sha256 FROM tokens")
+    check(all(token not in str(x) for x in rows) and len(rows) == 1,
+          "only the token's hash is stored")
+    r = tok("list")
+    tid = r.stdout.splitlines()[1].split()[0] if r.returncode == 0 and r.stdout else ""
+    check(len(tid) == 16, f"token list shows its id ({r.stdout!r})")
+
+    c = Collector(db, tmp, "--require-token", name="tokens")
+    try:
+        st, js, _ = c.upload(jsonl([measurement()]))
+        check(st == 401 and js.get("error"), "--require-token: upload without a token is 401")
+        st, js, _ = c.upload(jsonl([measurement()]),
+                             headers={"Authorization": "Bearer " + "0" * 64})
+        check(st == 401, "unknown token is 401")
+        st, js, _ = c.upload(jsonl([measurement()]), headers={"Authorization": "Bearer " + token})
+        check(st == 200 and js["accepted"] == 1, "valid token uploads")
+        r = tok("revoke", tid)
+        check(r.returncode == 0, "token revoke")
+        st, js, _ = c.upload(jsonl([measurement()]), headers={"Authorization": "Bearer " + token})
+        check(st == 401 and "revoked" in js.get("error", ""), "revoked token is 401")
+        check(tok("revoke", tid).returncode == 1, "revoking twice fails clearly")
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}")
+        check(st == 200, "check-in needs no token")
+    finally:
+        c.stop()
+
+
+def check_rate_limit(db, tmp):
+    c = Collector(db, tmp, "--rate", "0.5", "--burst", "2", name="rate")
+    try:
+        codes = [c.request("POST", "/api/v1/check-in", b"{}")[0] for _ in range(3)]
+        st, js, hdrs = c.request("POST", "/api/v1/check-in", b"{}")
+        check(codes[:2] == [200, 200] and st == 429 and int(hdrs.get("Retry-After", "0")) >= 1,
+              f"rate limit per client: burst 2 then 429 with Retry-After ({codes}, {st})")
+        st2, _, _ = c.request("GET", "/api/v1/health")
+        check(st2 == 200, "health is not rate limited")
+    finally:
+        c.stop()
+
+
+def check_privacy_and_checkin(db, tmp):
+    asn = os.path.join(tmp, "asn.csv")
+    cc = os.path.join(tmp, "country.csv")
+    with open(asn, "w") as f:
+        f.write('127.9.0.0,127.9.255.255,64500,"Example Volunteer Net, Inc."\n'
+                "2001:db8::,2001:db8::ffff,64501,DocNet\n")
+    with open(cc, "w") as f:
+        f.write("127.9.0.0,127.9.255.255,NL\n")
+    logs = os.path.join(tmp, "privacy.log")
+    c = Collector(db, tmp, "--geoip-asn", asn, "--geoip-country", cc, "--log-json",
+                  "--targets-version", "7", name="privacy")
+    try:
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}", source=PRIVATE_ADDR)
+        check(st == 200 and js == {"probe_cc": "NL", "probe_asn": "AS64500",
+                                   "probe_network_name": "Example Volunteer Net, Inc.",
+                                   "targets_version": "7"},
+              f"check-in finds the caller's network ({js})")
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}")
+        check(st == 200 and js["probe_cc"] == "ZZ" and js["probe_asn"] == "AS0" and
+              js["probe_network_name"] is None, f"unknown address: ZZ / AS0 ({js})")
+        m = measurement(probe_ip=PRIVATE_ADDR,
+                        test_keys={"client_resolver": PRIVATE_ADDR,
+                                   "requests": [{"body": f"your ip is {PRIVATE_ADDR}!"}],
+                                   f"key-{PRIVATE_ADDR}": 1})
+        st, js, _ = c.upload(jsonl([m]), gz=True, source=PRIVATE_ADDR)
+        check(st == 200 and js["accepted"] == 1, "upload from the distinctive address accepted")
+        body = db.query(f"SELECT body FROM measurements WHERE uid = '{m['measurement_uid']}'")
+        stored = json.loads(body[0][0]) if body else {}
+        check(stored.get("probe_ip") == "127.0.0.1" and
+              "[scrubbed]" in stored["test_keys"]["requests"][0]["body"],
+              "probe_ip is forced and the address is scrubbed inside strings")
+    finally:
+        c.stop()
+    with open(c.log_path, "rb") as f:
+        log = f.read()
+    check(b'"method":"POST"' in log and b'"status":200' in log,
+          "structured JSON log lines are written")
+    check(PRIVATE_ADDR.encode() not in log, "the caller's address is not in the logs")
+    check(PRIVATE_ADDR.encode() not in db.dump_bytes(),
+          f"the caller's address is nowhere in the database ({db.name})")
+
+
+def check_store_outage(db, tmp):
+    c = Collector(db, tmp, name="outage")
+    try:
+        db.make_unavailable()
+        try:
+            m = measurement()
+            st, js, hdrs = c.upload(jsonl([m]))
+            check(st == 503 and "Retry-After" in hdrs and js.get("error"),
+                  f"store unavailable: 503 with Retry-After ({st} {js})")
+        finally:
+            db.restore()
+        st, js, _ = c.upload(jsonl([m]))
+        check(st == 200 and js["accepted"] == 1, "after the store is back the batch is accepted")
+    finally:
+        c.stop()
+
+
+def check_two_collectors(db, tmp):
+    a = Collector(db, tmp, name="two-a")
+    b = Collector(db, tmp, name="two-b")
+    try:
+        batch = [measurement() for _ in range(200)]
+        body = jsonl(batch)
+        out = {}
+
+        def up(c, k):
+            out[k] = c.upload(body)
+
+        ts = [threading.Thread(target=up, args=(x, k)) for k, x in (("a", a), ("b", b))]
+        [t.start() for t in ts]
+        [t.join(60) for t in ts]
+        ja, jb = out["a"][1], out["b"][1]
+        acc = [x == "accepted" for x in statuses(ja)]
+        acc_b = [x == "accepted" for x in statuses(jb)]
+        check(out["a"][0] == 200 and out["b"][0] == 200 and
+              all(x != y for x, y in zip(acc, acc_b)),
+              "two collectors, one database, same batch at once: each uid accepted exactly once")
+        uids = ",".join(f"'{m['measurement_uid']}'" for m in batch)
+        n = db.query(f"SELECT count(*) FROM measurements WHERE uid IN ({uids})")[0][0]
+        check(int(n) == 200, "and stored once")
+    finally:
+        a.stop()
+        b.stop()
+
+
+def check_graceful(db, tmp):
+    c = Collector(db, tmp, name="graceful")
+    batch = [measurement() for _ in range(300)]
+    res = {}
+
+    def up():
+        try:
+            res["r"] = c.upload(jsonl(batch))
+        except Exception as e:
+            res["e"] = e
+
+    t = threading.Thread(target=up)
+    t.start()
+    time.sleep(0.05)
+    c.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    rc = c.stop()
+    check(rc == 0, f"SIGTERM: exit status 0 (got {rc})")
+    if "r" in res and res["r"][0] == 200:
+        check(all(db.has(m["measurement_uid"]) for m in batch),
+              "a batch acknowledged around SIGTERM is stored")
+    else:
+        check(True, f"the upload raced SIGTERM and was refused ({res}); nothing acknowledged")
+    try:
+        socket.create_connection(("127.0.0.1", c.port), timeout=2).close()
+        check(False, "no longer accepting after SIGTERM")
+    except OSError:
+        check(True, "no longer accepting after SIGTERM")
+
+
+def check_crash_safety(db, tmp):
+    """SIGKILL the collector at random moments during 20 uploads, restart it, re-upload
+    everything: every measurement is stored exactly once and nothing acknowledged is lost."""
+    rnd = random.Random(int(os.environ.get("VT_SEED", "0")) or None)
+    batches = [[measurement(test_keys={"pad": "p" * 2000, "i": i}) for i in range(150)]
+               for _ in range(20)]
+    acked = set()
+    kills = 0
+    c = Collector(db, tmp, name="crash")
+    for batch in batches:
+        killer = threading.Timer(rnd.uniform(0.0, 0.15), lambda p=c.proc: p.kill())
+        killer.start()
+        try:
+            st, js, _ = c.upload(jsonl(batch), gz=rnd.random() < 0.5)
+            if st == 200:
+                acked.update(r["uid"] for r in js["results"] if r["status"] in
+                             ("accepted", "duplicate"))
+        except (OSError, http.client.HTTPException):
+            pass
+        killer.join()
+        if c.proc.wait(5) is not None:
+            kills += 1
+        c.stop(signal.SIGKILL)
+        c = Collector(db, tmp, name="crash")
+    check(kills == 20, f"20 uploads with a SIGKILL each ({len(acked)} uids acknowledged first)")
+    lost = [u for u in acked if not db.has(u)]
+    check(not lost, f"no acknowledged measurement lost ({len(lost)} lost)")
+    for batch in batches:
+        st, js, _ = c.upload(jsonl(batch))
+        if not (st == 200 and js["rejected"] == 0):
+            check(False, f"re-upload after the crashes ({st} {js})")
+            break
+        for r in js["results"]:
+            if r["uid"] in acked and r["status"] != "duplicate":
+                check(False, f"acknowledged uid {r['uid']} came back as {r['status']}")
+    uids = [m["measurement_uid"] for b in batches for m in b]
+    inlist = ",".join(f"'{u}'" for u in uids)
+    n = db.query(f"SELECT count(*), count(DISTINCT uid) FROM measurements WHERE uid IN "
+                 f"({inlist})")[0]
+    check(int(n[0]) == 3000 and int(n[1]) == 3000, f"all 3000 stored exactly once ({n})")
+    rc = c.stop()
+    check(rc == 0, "the last collector exits cleanly")
+
+
+def main():
+    kind = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    only = sys.argv[2:]  # optional subset of sections
+    if not os.path.exists(BIN):
+        print(f"skip: {BIN} not built")
+        return 77
+    tmp = tempfile.mkdtemp(prefix=f"vt-collector-{kind}-")
+    db = None
+    try:
+        db = SqliteDB(tmp) if kind == "sqlite" else PgDB(tmp)
+        sections = [("uploads", None), ("slow", None), ("tokens", check_tokens),
+                    ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
+                    ("outage", check_store_outage), ("two", check_two_collectors),
+                    ("graceful", check_graceful), ("crash", check_crash_safety)]
+        for name, fn in sections:
+            if only and name not in only:
+                continue
+            print(f"== {name} ({kind})", flush=True)
+            if name in ("uploads", "slow"):
+                c = Collector(db, tmp, "--timeout", "2", name=name)
+                try:
+                    if name == "uploads":
+                        check_uploads(db, c)
+                    else:
+                        check_slow_clients(c, 2)
+                finally:
+                    check(c.stop() == 0, "collector exits 0 on SIGTERM")
+            else:
+                fn(db, tmp)
+    finally:
+        if db:
+            db.close()
+        if FAILURES:
+            print(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(FAILURES)} failure(s)")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
