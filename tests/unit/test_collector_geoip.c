@@ -1,0 +1,133 @@
+/* Collector geoip: ip-location-db CSV ranges, IPv4 and IPv6, text and numeric forms. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "geoip.h"
+
+static char *write_tmp(const char *content)
+{
+    char *path = strdup("/tmp/vt-geoip-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return path;
+}
+
+static vt_geoip *load(const char *asn, const char *cc)
+{
+    vt_geoip *g = vt_geoip_new();
+    char err[256];
+    char *a = write_tmp(asn), *c = write_tmp(cc);
+    assert_int_equal(vt_geoip_load_asn(g, a, err, sizeof err), 0);
+    assert_int_equal(vt_geoip_load_country(g, c, err, sizeof err), 0);
+    unlink(a);
+    unlink(c);
+    free(a);
+    free(c);
+    return g;
+}
+
+static void ranges_are_found_by_binary_search(void **state)
+{
+    /* out of order on purpose: loading sorts */
+    vt_geoip *g = load("8.8.8.0,8.8.8.255,15169,GOOGLE\n"
+                       "1.0.0.0,1.0.0.255,13335,\"Cloudflare, Inc.\"\n"
+                       "2001:db8::,2001:db8:0:ffff:ffff:ffff:ffff:ffff,64501,DocNet\n"
+                       "39.32.0.0,39.63.255.255,45595,PTCL\n",
+                       "1.0.0.0,1.0.0.255,AU\n39.32.0.0,39.63.255.255,pk\n"
+                       "2001:db8::,2001:db8::ffff,NL\n");
+    vt_geoip_result r;
+    vt_geoip_lookup(g, "1.0.0.1", &r);
+    assert_string_equal(r.asn, "AS13335");
+    assert_string_equal(r.org, "Cloudflare, Inc.");
+    assert_string_equal(r.cc, "AU");
+    vt_geoip_lookup(g, "39.40.1.2", &r);
+    assert_string_equal(r.asn, "AS45595");
+    assert_string_equal(r.cc, "PK");
+    vt_geoip_lookup(g, "39.63.255.255", &r); /* inclusive end */
+    assert_string_equal(r.asn, "AS45595");
+    vt_geoip_lookup(g, "39.64.0.0", &r);
+    assert_string_equal(r.asn, "AS0");
+    assert_string_equal(r.cc, "ZZ");
+    assert_string_equal(r.org, "");
+    vt_geoip_lookup(g, "::ffff:8.8.8.8", &r); /* IPv4-mapped */
+    assert_string_equal(r.asn, "AS15169");
+    vt_geoip_lookup(g, "2001:db8::5", &r);
+    assert_string_equal(r.asn, "AS64501");
+    assert_string_equal(r.cc, "NL");
+    vt_geoip_lookup(g, "2001:db8::1:0", &r); /* in the ASN range, past the country range */
+    assert_string_equal(r.asn, "AS64501");
+    assert_string_equal(r.cc, "ZZ");
+    vt_geoip_lookup(g, "0.0.0.0", &r);
+    assert_string_equal(r.asn, "AS0");
+    vt_geoip_lookup(g, "not an address", &r);
+    assert_string_equal(r.cc, "ZZ");
+    vt_geoip_lookup(g, "16777217", &r); /* numbers are not addresses in a lookup */
+    assert_string_equal(r.asn, "AS0");
+    vt_geoip_free(g);
+}
+
+static void numeric_files_load_too(void **state)
+{
+    /* 1.0.0.0 = 16777216; 2001:db8:: = 42540766411282592856903984951653826560 */
+    vt_geoip *g = load("16777216,16777471,13335,CLOUDFLARENET\n"
+                       "42540766411282592856903984951653826560,"
+                       "42540766411282592856903984951653826815,64501,DocNet\n",
+                       "16777216,16777471,AU\n");
+    vt_geoip_result r;
+    vt_geoip_lookup(g, "1.0.0.200", &r);
+    assert_string_equal(r.asn, "AS13335");
+    assert_string_equal(r.cc, "AU");
+    vt_geoip_lookup(g, "2001:db8::ff", &r);
+    assert_string_equal(r.asn, "AS64501");
+    vt_geoip_free(g);
+}
+
+static void malformed_files_are_refused_with_file_and_line(void **state)
+{
+    vt_geoip *g = vt_geoip_new();
+    char err[256];
+    char *p = write_tmp("1.0.0.0,1.0.0.255,13335,X\n1.0.1.0,1.0.0.0,1,Y\n");
+    assert_int_equal(vt_geoip_load_asn(g, p, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":2:"));
+    assert_int_equal(vt_geoip_count(g, 0), 0); /* nothing of that file kept */
+    unlink(p);
+    free(p);
+    p = write_tmp("1.0.0.0,1.0.0.255,AUS\n");
+    assert_int_equal(vt_geoip_load_country(g, p, err, sizeof err), -1);
+    unlink(p);
+    free(p);
+    p = write_tmp("1.0.0.0,1.0.0.255,notanumber,X\n");
+    assert_int_equal(vt_geoip_load_asn(g, p, err, sizeof err), -1);
+    unlink(p);
+    free(p);
+    assert_int_equal(vt_geoip_load_asn(g, "/nonexistent/asn.csv", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/asn.csv"));
+    /* a header line is skipped */
+    p = write_tmp("ip_start,ip_end,asn,org\n1.0.0.0,1.0.0.255,AS13335,X\n");
+    assert_int_equal(vt_geoip_load_asn(g, p, err, sizeof err), 0);
+    assert_int_equal(vt_geoip_count(g, 0), 1);
+    unlink(p);
+    free(p);
+    vt_geoip_result r;
+    vt_geoip_lookup(NULL, "1.0.0.1", &r);
+    assert_string_equal(r.asn, "AS0");
+    vt_geoip_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ranges_are_found_by_binary_search),
+        cmocka_unit_test(numeric_files_load_too),
+        cmocka_unit_test(malformed_files_are_refused_with_file_and_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
