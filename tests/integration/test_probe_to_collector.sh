@@ -148,4 +148,36 @@ upload 2>"$T/upload.err" || { echo "FAIL: final upload exit $?"; cat "$T/upload.
 check_db "after SIGKILLs"
 [ "$killed" -gt 0 ] || echo "note: no upload was still running when killed"
 
+# 3. A collector that requires upload tokens: without or with a wrong token nothing leaves the
+# spool; with the token from `vantage-collector token create` (flag or environment) all is stored.
+kill "$CPID" && wait "$CPID" 2>/dev/null || true
+CPID=
+DB=$T/collector-token.db
+: >"$T/made"
+TOKEN=$("$COLLECTOR" token create --db "sqlite:$DB" 2>/dev/null)
+[ -n "$TOKEN" ] || { echo "FAIL: token create printed nothing"; exit 1; }
+"$COLLECTOR" serve --listen 127.0.0.1:0 --db "sqlite:$DB" --rate 0 --require-token \
+    >"$T/collector.out" 2>"$T/collector.err" &
+CPID=$!
+PORT=
+for _ in $(seq 100); do
+    PORT=$(grep -o 'listening on port [0-9]\+' "$T/collector.err" 2>/dev/null | head -1 |
+        sed 's/.* //' || true)
+    [ -n "$PORT" ] && break
+    sleep 0.05
+done
+URL=http://127.0.0.1:$PORT
+fill 30 >/dev/null
+st=0
+upload 2>"$T/upload.err" || st=$?
+[ "$st" -eq 4 ] && [ "$(spooled)" -eq 30 ] || { echo "FAIL: no token: exit $st, $(spooled) spooled"; cat "$T/upload.err"; exit 1; }
+st=0
+upload --upload-token wrong-token 2>"$T/upload.err" || st=$?
+[ "$st" -eq 4 ] && [ "$(spooled)" -eq 30 ] || { echo "FAIL: wrong token: exit $st"; exit 1; }
+grep -q "HTTP 401" "$T/upload.err" || { echo "FAIL: 401 not reported"; cat "$T/upload.err"; exit 1; }
+if grep -q "$TOKEN" "$T/upload.err" "$T/collector.err"; then echo "FAIL: token logged"; exit 1; fi
+VANTAGE_UPLOAD_TOKEN=$TOKEN upload 2>"$T/upload.err" || { echo "FAIL: with token"; cat "$T/upload.err"; exit 1; }
+[ "$(spooled)" -eq 0 ] || { echo "FAIL: spool not empty with the token"; exit 1; }
+check_db "with an upload token"
+
 echo "ok"
