@@ -289,6 +289,37 @@ static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps)
     return NULL;
 }
 
+/* The rate (bits/s) from the bytes_received_cumulative samples of one transaction: the slope
+ * from the first sample to the last. The first sample's bytes are left out: they arrived before
+ * the clock could start (a whole TLS record of up to 16 KiB is delivered at once), which biases
+ * bytes / (total - starttransfer) upwards on slow links. 0 when the samples do not say. */
+static double sampled_rate(const cJSON *events, double tid)
+{
+    const cJSON *e;
+    double t_first = -1, b_first = 0, t_last = -1, b_last = 0;
+    cJSON_ArrayForEach(e, events)
+    {
+        const char *op = str_or_null(e, "operation");
+        if (!op || strcmp(op, "bytes_received_cumulative") != 0 ||
+            num_or(e, "transaction_id", -1) != tid)
+            continue;
+        double t = num_or(e, "t", -1), b = num_or(e, "num_bytes", -1);
+        if (t < 0 || b < 0) continue;
+        if (t_first < 0 || t < t_first) {
+            t_first = t;
+            b_first = b;
+        }
+        if (t >= t_last) {
+            t_last = t;
+            b_last = b;
+        }
+    }
+    if (t_first < 0 || t_last - t_first < 0.05 ||
+        b_last - b_first < VT_VERDICT_THROTTLE_MIN_BYTES / 2)
+        return 0;
+    return (b_last - b_first) * 8.0 / (t_last - t_first);
+}
+
 /* The target's download rate (bits/s) from its large resource, or 0 when not measured well. A
  * download cut by the timeout still gives a rate (bytes over the time spent). */
 static double large_rate(const cJSON *tk, double *bytes_out)
@@ -299,6 +330,12 @@ static double large_rate(const cJSON *tk, double *bytes_out)
     double bytes = num_or(x, "bytes_received", 0);
     *bytes_out = bytes;
     if (bytes < VT_VERDICT_THROTTLE_MIN_BYTES) return 0;
+    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(x, "requests");
+    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+    double tid = num_or(last, "transaction_id", -1);
+    double r =
+        tid >= 0 ? sampled_rate(cJSON_GetObjectItemCaseSensitive(tk, "network_events"), tid) : 0;
+    if (r > 0) return r;
     double bps = num_or(x, "throughput_bps", 0);
     if (bps > 0) return bps;
     const char *f = str_or_null(x, "failure");

@@ -16,8 +16,9 @@ lab_censor iptables -t mangle -A POSTROUTING -o "$LAB_IF_CLI" -m connmark --mark
 lab_probe
 lab_show
 lo=$((RATE_KBIT * 1000 * 75 / 100)) hi=$((RATE_KBIT * 1000 * 125 / 100))
+# evidence.throughput_bps is the rate the verdict used (from the byte samples of the download).
 lab_assert lab-target verdict=throttled verdict_phase=http failure=null \
-    "x_large_resource.throughput_bps>=$lo" "x_large_resource.throughput_bps<=$hi"
+    "evidence.throughput_bps>=$lo" "evidence.throughput_bps<=$hi"
 lab_assert lab-canary verdict=ok "x_large_resource.throughput_bps>=5000000"
 lab_assert lab-other verdict=ok
 lab_assert lab-target-http verdict=ok
