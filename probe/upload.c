@@ -354,6 +354,20 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
                 break;
             }
         }
+        /* A line whose uid the collector could not read is answered by line number (1-based,
+         * one line per measurement here); only a rejection is taken that way. */
+        if (!hit) {
+            cJSON_ArrayForEach(it, results)
+            {
+                const cJSON *line = cJSON_GetObjectItemCaseSensitive(it, "line");
+                const char *status = vt_json_get_string(it, "status");
+                if (cJSON_IsNumber(line) && line->valuedouble == (double)(i + 1) && status &&
+                    !strcmp(status, "rejected") && !vt_json_get_string(it, "uid")) {
+                    hit = it;
+                    break;
+                }
+            }
+        }
         const char *status = hit ? vt_json_get_string(hit, "status") : NULL;
         if (!status) continue;
         if (!strcmp(status, "accepted") || !strcmp(status, "duplicate")) {

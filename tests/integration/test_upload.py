@@ -270,6 +270,30 @@ def rejects_some(fc, st):
     check(len(fc.requests) == 1, "reject: never retried")
 
 
+def rejected_by_line_number(fc, st):
+    uids = fill(st, 3)
+    odd = "short-uid"  # a valid spool name the collector cannot read as a uid
+    with open(os.path.join(st, "spool", odd + ".json"), "w") as f:
+        json.dump(measurement(odd), f)
+
+    def b(h, ms, k):
+        res = []
+        for i, m in enumerate(ms):
+            if len(m["measurement_uid"]) != 32:
+                res.append({"line": i + 1, "uid": None, "status": "rejected",
+                            "reason": "measurement_uid must be 32 lowercase hex characters"})
+            else:
+                r = fc.store([m])[0]
+                r["line"] = i + 1
+                res.append(r)
+        fc.send_json(h, 200, {"results": res})
+    fc.behaviour = b
+    rc, err = upload(st, fc.url())
+    check(rc == 0 and spooled(st) == [] and spooled(st, "rejected") == [odd],
+          "reject by line: an unreadable uid is set aside, not retried forever (%d %s)" % (rc, err))
+    once_each(fc, uids, "reject by line")
+
+
 def whole_batch_refused(fc, st):
     uids = fill(st, 16)
     poison = uids[5]
@@ -332,7 +356,8 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("unavailable-always", unavailable_always), ("cut", cut_mid_answer),
                  ("cut-before", cut_before_answer), ("acks-some", acks_some),
                  ("duplicates", duplicates), ("garbage", garbage_answer),
-                 ("rejects", rejects_some), ("bisect", whole_batch_refused),
+                 ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
+                 ("bisect", whole_batch_refused),
                  ("token-refused", token_refused), ("damaged", damaged_file_left),
                  ("down", collector_down), ("http", plain_http_only_on_loopback)]:
     scenario(name, fn)
