@@ -236,6 +236,8 @@ static void on_progress(size_t done, size_t total, const vt_target *t, void *arg
 static void on_result(cJSON *m, const vt_target *t, void *arg)
 {
     run_ctx *r = arg;
+    /* Into the spool first (fsync'd): whatever reaches the output has been taken. */
+    vt_upload_run_spool(r->spool, m, &r->spool_failed);
     char *line = vt_json_print(m);
     if (line) {
         if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF)
@@ -244,7 +246,6 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
             r->written++;
         free(line);
     }
-    vt_upload_run_spool(r->spool, m, &r->spool_failed); /* durable before it counts as taken */
     vt_summary_add(r->summary, m);
     cJSON_Delete(m);
 }
