@@ -21,9 +21,39 @@ typedef struct run {
     vt_task **parked;
     size_t n_parked;
     vt_verdict_ctx vctx;
+    /* vt_run_start: the run lives on the heap and ends with done(); busy counts the runner's
+     * frames on the stack, so only the outermost one may finish (and free) the run. */
+    int async, busy, finished;
+    vt_run_done_fn done_cb;
+    void *done_arg;
 } run;
 
 static void start_next(run *r);
+static void run_free(run *r);
+
+static void enter(run *r)
+{
+    r->busy++;
+}
+
+/* Leaves a runner frame; the last frame of an async run whose targets are all over ends it. */
+static void leave(run *r)
+{
+    if (--r->busy > 0 || !r->async || r->finished)
+        return;
+    if (r->next < r->n || r->in_flight > 0 || r->n_parked > 0)
+        return;
+    r->finished = 1;
+    if (r->h->on_progress)
+        r->h->on_progress(r->done, r->n, NULL, r->h->arg);
+    vt_run_done_fn done = r->done_cb;
+    void *arg = r->done_arg;
+    long produced = r->produced;
+    run_free(r);
+    free(r);
+    if (done)
+        done(produced, arg);
+}
 
 cJSON *vt_task_measurement(vt_task *t)
 {
@@ -52,6 +82,7 @@ static int is_canary(const vt_target *tg)
 static void emit(vt_task *t, void *arg)
 {
     run *r = arg;
+    enter(r);
     cJSON *m = vt_task_measurement(t);
     r->in_flight--;
     r->done++;
@@ -62,6 +93,7 @@ static void emit(vt_task *t, void *arg)
     cJSON_Delete(t->test_keys);
     free(t);
     start_next(r);
+    leave(r);
 }
 
 /* One more canary is over (measured or skipped): after the last, their verdicts. */
@@ -82,6 +114,7 @@ static void canary_finished(run *r)
 static void task_done(vt_task *t, void *arg)
 {
     run *r = arg;
+    enter(r);
     t->kind->finish(t);
     if (is_canary(t->target) && r->canaries_finished < r->n_canaries) {
         vt_verdict_note_canary(&r->vctx, t->target, t->test_keys);
@@ -89,9 +122,10 @@ static void task_done(vt_task *t, void *arg)
         r->in_flight--; /* a parked canary holds no slot */
         canary_finished(r);
         start_next(r);
-        return;
+    } else {
+        vt_verdict_apply(t, &r->vctx, emit, r);
     }
-    vt_verdict_apply(t, &r->vctx, emit, r);
+    leave(r);
 }
 
 static void start_next(run *r)
@@ -135,32 +169,83 @@ static void start_next(run *r)
     }
 }
 
-long vt_run_targets(const vt_env *env, const vt_target_list *targets, const vt_runner_hooks *h,
-                    char *err, size_t errlen)
+static int run_init(run *r, const vt_env *env, const vt_target_list *targets,
+                    const vt_runner_hooks *h, char *err, size_t errlen)
 {
-    run r = {.env = env, .h = h, .n = targets->n};
-    vt_verdict_ctx_init(&r.vctx);
-    r.order = calloc(targets->n ? targets->n : 1, sizeof(*r.order));
-    r.parked = calloc(targets->n ? targets->n : 1, sizeof(*r.parked));
-    if (!r.order || !r.parked) {
-        free(r.order);
-        free(r.parked);
+    r->env = env;
+    r->h = h;
+    r->n = targets->n;
+    vt_verdict_ctx_init(&r->vctx);
+    r->order = calloc(targets->n ? targets->n : 1, sizeof(*r->order));
+    r->parked = calloc(targets->n ? targets->n : 1, sizeof(*r->parked));
+    if (!r->order || !r->parked) {
+        free(r->order);
+        free(r->parked);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     size_t j = 0;
     for (size_t i = 0; i < targets->n; i++)
         if (is_canary(&targets->items[i]))
-            r.order[j++] = &targets->items[i];
-    r.n_canaries = j;
+            r->order[j++] = &targets->items[i];
+    r->n_canaries = j;
     for (size_t i = 0; i < targets->n; i++)
         if (!is_canary(&targets->items[i]))
-            r.order[j++] = &targets->items[i];
+            r->order[j++] = &targets->items[i];
+    return 0;
+}
+
+static void run_free(run *r)
+{
+    free(r->order);
+    free(r->parked);
+}
+
+long vt_run_targets(const vt_env *env, const vt_target_list *targets, const vt_runner_hooks *h,
+                    char *err, size_t errlen)
+{
+    run r;
+    memset(&r, 0, sizeof(r));
+    if (run_init(&r, env, targets, h, err, errlen) < 0)
+        return -1;
     start_next(&r);
     vt_loop_run(env->loop);
     if (h->on_progress)
         h->on_progress(r.done, r.n, NULL, h->arg);
-    free(r.order);
-    free(r.parked);
-    return r.produced;
+    long produced = r.produced;
+    run_free(&r);
+    return produced;
+}
+
+/* The first frame of an async run ends on the loop, so done() never runs inside
+ * vt_run_start. */
+static void start_frame_over(void *arg)
+{
+    leave(arg);
+}
+
+int vt_run_start(const vt_env *env, const vt_target_list *targets, const vt_runner_hooks *h,
+                 vt_run_done_fn done, void *arg, char *err, size_t errlen)
+{
+    run *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (run_init(r, env, targets, h, err, errlen) < 0) {
+        free(r);
+        return -1;
+    }
+    r->async = 1;
+    r->done_cb = done;
+    r->done_arg = arg;
+    r->busy = 1;
+    if (!vt_timer_start(env->loop, 0, start_frame_over, r)) {
+        run_free(r);
+        free(r);
+        snprintf(err, errlen, "cannot start a timer on the loop");
+        return -1;
+    }
+    start_next(r);
+    return 0;
 }

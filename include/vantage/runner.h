@@ -24,6 +24,14 @@ typedef struct vt_runner_hooks {
 long vt_run_targets(const vt_env *env, const vt_target_list *targets, const vt_runner_hooks *h,
                     char *err, size_t errlen);
 
+/* Called once from the loop when every target of a vt_run_start run is over. */
+typedef void (*vt_run_done_fn)(long produced, void *arg);
+/* Like vt_run_targets, but returns at once (0, or -1 with err) and leaves the loop to its
+ * owner: for a process whose loop already runs (the collector's control endpoint). on_result
+ * and done are called from the loop; targets and h must stay valid until done. */
+int vt_run_start(const vt_env *env, const vt_target_list *targets, const vt_runner_hooks *h,
+                 vt_run_done_fn done, void *arg, char *err, size_t errlen);
+
 /* Builds the measurement of a finished task (envelope, annotations, test_keys). */
 cJSON *vt_task_measurement(vt_task *t);
 
