@@ -269,9 +269,9 @@ done:
 }
 
 /* POST with bounded retries (attempts, and the deadline). POST_OK with a JSON object in *json. */
-static post_status post_retry(const vt_upload_opts *o, const char *url, const char *ctype,
-                              int gzipped, const char *body, size_t len, double deadline,
-                              int *requests, cJSON **json, post_result *pr)
+static post_status post_retry(const vt_upload_opts *o, const char *what, const char *url,
+                              const char *ctype, int gzipped, const char *body, size_t len,
+                              double deadline, int *requests, cJSON **json, post_result *pr)
 {
     *json = NULL;
     for (int attempt = 1;; attempt++) {
@@ -279,7 +279,7 @@ static post_status post_retry(const vt_upload_opts *o, const char *url, const ch
         long tmo = (long)(left * 1000);
         if (tmo > o->request_timeout_ms) tmo = o->request_timeout_ms;
         if (tmo <= 0) {
-            snprintf(pr->why, sizeof(pr->why), "upload time limit reached");
+            snprintf(pr->why, sizeof(pr->why), "%s time limit reached", what);
             return POST_FATAL;
         }
         (*requests)++;
@@ -308,11 +308,11 @@ static post_status post_retry(const vt_upload_opts *o, const char *url, const ch
         if (now_mono() + wait / 1000.0 >= deadline) {
             char w[sizeof(pr->why)];
             snprintf(w, sizeof(w), "%s", pr->why);
-            snprintf(pr->why, sizeof(pr->why), "upload time limit reached: %.200s", w);
+            snprintf(pr->why, sizeof(pr->why), "%s time limit reached: %.200s", what, w);
             return POST_FATAL;
         }
-        logf_(o, "upload: attempt %d/%d failed (%s); retrying in %.1f s", attempt, o->max_attempts,
-              pr->why, wait / 1000.0);
+        logf_(o, "%s: attempt %d/%d failed (%s); retrying in %.1f s", what, attempt,
+              o->max_attempts, pr->why, wait / 1000.0);
         sleep_ms(wait);
     }
 }
@@ -441,7 +441,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
         u->stop = 1;
         return;
     }
-    post_status st = post_retry(u->o, u->url, "application/x-ndjson", 1, u->gz.p, u->gz.n,
+    post_status st = post_retry(u->o, "upload", u->url, "application/x-ndjson", 1, u->gz.p, u->gz.n,
                                 u->deadline, &u->r->requests, &answer, &u->pr);
     if (st == POST_OK) {
         apply_results(u, uids, n, answer);
@@ -616,10 +616,13 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     }
     const char *body =
         "{\"software_name\":\"vantage-probe\",\"software_version\":\"" VT_VERSION "\"}";
-    int budget = o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000;
-    if (budget > 2 * o->request_timeout_ms && o->request_timeout_ms > 0)
-        budget = 2 * o->request_timeout_ms; /* a check-in must not hold measuring back long */
-    post_status st = post_retry(o, url, "application/json", 0, body, strlen(body),
+    /* A check-in must not hold measuring back long: at most 3 tries within 30 s. */
+    vt_upload_opts co = *o;
+    if (co.max_attempts > 3) co.max_attempts = 3;
+    if (co.total_timeout_ms <= 0 || co.total_timeout_ms > 30000) co.total_timeout_ms = 30000;
+    if (co.request_timeout_ms > co.total_timeout_ms) co.request_timeout_ms = co.total_timeout_ms;
+    int budget = co.total_timeout_ms;
+    post_status st = post_retry(&co, "check-in", url, "application/json", 0, body, strlen(body),
                                 now_mono() + budget / 1000.0, &requests, &answer, &pr);
     if (st != POST_OK) {
         snprintf(err, errlen, "check-in at %s failed: %s", url, pr.why);
