@@ -13,6 +13,7 @@ enum {
     VT_EXIT_NOTHING = 3,      /* nothing was measured */
     VT_EXIT_UPLOAD_PENDING = 4, /* measured, but some measurements wait in the spool */
     VT_EXIT_LOCKED = 5,       /* another run holds the lock */
+    VT_EXIT_NO_CONSENT = 6,   /* the risks were not accepted (probe/consent.c) */
 };
 
 /* Per-platform tallies of a run, for the summary table. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "upload.h"
 #include "vantage/config.h"
 #include "vantage/dns.h"
@@ -20,6 +21,7 @@
 #include "vantage/task.h"
 #include "vantage/tls.h"
 #include "vantage/version.h"
+#include "volunteer.h"
 
 #define MAX_PATHS 32
 
@@ -33,6 +35,9 @@ typedef struct probe_opts {
     int quiet;
     vt_config cfg;
     vt_upload_opts up; /* spool, check-in and upload (upload.c) */
+    const char *categories;
+    int targets_from_conf; /* targets[] came from probe.conf: a --targets flag replaces them */
+    vt_volunteer vol;      /* consent, lock, jitter, last-run (volunteer.c) */
 } probe_opts;
 
 typedef struct run_ctx {
@@ -44,6 +49,7 @@ typedef struct run_ctx {
     int write_error;
     vt_spool *spool;
     long spool_failed;
+    vt_volunteer *vol;
 } run_ctx;
 
 static void usage(FILE *f)
@@ -59,6 +65,8 @@ static void usage(FILE *f)
             "  targets             list the targets that `run` would measure\n"
             "  summary FILE        print the summary table of a JSONL measurement file\n"
             "  upload              send the spooled measurements to --collector\n"
+            "  status [--json]     last run, spooled measurements, last upload, next run\n"
+            "  consent             what the probe does and the risks of running it\n"
             "\n"
             "run / targets options:\n"
             "  --targets FILE|DIR  target list(s) (JSON); repeatable\n"
@@ -71,11 +79,16 @@ static void usage(FILE *f)
             "  --resolver IP[:PORT]  a second DNS resolver to compare answers with (UDP)\n"
             "  --doh URL           a DNS-over-HTTPS resolver to compare answers with\n"
             "  --quiet             no progress bar and no summary\n"
+            "  --config FILE       read this probe.conf after /etc/vantage and ~/.config/vantage\n"
+            "  --categories C,...  measure only targets of these categories (and the canaries)\n"
+            "  --accept-risks      accept the risks (see `consent`) without a prompt\n"
+            "  --jitter SEC        wait a random 0..SEC seconds (at most 3600) before measuring\n"
             "\n"
             "spool and upload options (run, upload):\n" VT_UPLOAD_USAGE
             "  --help, --version\n"
             "\n"
-            "exit codes: 0 ok, 1 error, 2 usage, 3 nothing measured, 4 upload pending, 5 locked\n");
+            "exit codes: 0 ok, 1 error, 2 usage or config file, 3 nothing measured,\n"
+            "  4 upload pending, 5 locked, 6 risks not accepted\n");
 }
 
 /* The default target lists: $VANTAGE_TARGETS, the source tree's when run from a build
@@ -122,6 +135,8 @@ static int load_targets(const probe_opts *o, vt_target_list *l)
     }
     if (o->only && vt_targets_filter_ids(l, o->only, err, sizeof(err)) < 0)
         goto fail;
+    if (o->categories && vt_probe_filter_categories(l, o->categories, err, sizeof(err)) < 0)
+        goto fail;
     return 0;
 fail:
     fprintf(stderr, "vantage-probe: %s\n", err);
@@ -144,6 +159,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
 {
     enum { O_TARGETS = 256, O_CITIZENLAB, O_ONLY, O_CONC, O_TIMEOUT, O_OUTPUT, O_CACERT,
            O_RESOLVER, O_DOH, O_QUIET, O_HELP, O_UPLOAD };
+    enum { O_VOL_CONFIG = 400, O_VOL_CATEGORIES, O_VOL_ACCEPT, O_VOL_JITTER };
     static const struct option longopts[] = {
         {"targets", required_argument, 0, O_TARGETS},
         {"citizenlab", required_argument, 0, O_CITIZENLAB},
@@ -156,6 +172,10 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"doh", required_argument, 0, O_DOH},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},
+        {"config", required_argument, 0, O_VOL_CONFIG},
+        {"categories", required_argument, 0, O_VOL_CATEGORIES},
+        {"accept-risks", no_argument, 0, O_VOL_ACCEPT},
+        {"jitter", required_argument, 0, O_VOL_JITTER},
         VT_UPLOAD_LONGOPTS(O_UPLOAD),
         {0, 0, 0, 0},
     };
@@ -165,6 +185,8 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
     while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
         switch (c) {
         case O_TARGETS:
+            if (o->targets_from_conf) /* flags override the config file */
+                o->n_targets = 0, o->targets_from_conf = 0;
             if (o->n_targets == MAX_PATHS)
                 goto too_many;
             o->targets[o->n_targets++] = optarg;
@@ -202,6 +224,20 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
                 fprintf(stderr, "vantage-probe: %s\n", uerr);
                 return -1;
             }
+            break;
+        case O_VOL_CONFIG: break; /* read before parsing (main) */
+        case O_VOL_CATEGORIES: o->categories = optarg; break;
+        case O_VOL_ACCEPT:
+            o->vol.accept_risks = 1;
+            snprintf(o->vol.accept_how, sizeof(o->vol.accept_how), "--accept-risks");
+            break;
+        case O_VOL_JITTER:
+            if (parse_int(optarg, 0, VT_CONF_MAX_JITTER, &v) < 0) {
+                fprintf(stderr, "vantage-probe: --jitter wants seconds 0..%d, not '%s'\n",
+                        VT_CONF_MAX_JITTER, optarg);
+                return -1;
+            }
+            o->vol.jitter = v;
             break;
         default: usage(stderr); return -1;
         }
@@ -247,6 +283,8 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
         free(line);
     }
     vt_summary_add(r->summary, m);
+    if (r->vol)
+        vt_volunteer_result(r->vol, m);
     cJSON_Delete(m);
 }
 
@@ -284,7 +322,15 @@ static int cmd_run(probe_opts *o)
         vt_targets_free(&l);
         return VT_EXIT_NOTHING;
     }
+    o->vol.quiet = o->quiet;
+    int vrc = vt_volunteer_begin(&o->vol, o->up.state_dir, l.n); /* before any traffic */
+    if (vrc != VT_EXIT_OK) {
+        vt_targets_free(&l);
+        return vrc;
+    }
+    r.vol = &o->vol;
     if (vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool) < 0) {
+        vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
         return VT_EXIT_FAILURE;
     }
@@ -336,6 +382,7 @@ done:
     vt_spool_close(r.spool);
     if (rc == VT_EXIT_FAILURE && *err)
         fprintf(stderr, "vantage-probe: %s\n", err);
+    vt_volunteer_end(&o->vol, rc);
     if (r.out && r.out != stdout)
         fclose(r.out);
     vt_summary_free(r.summary);
@@ -381,6 +428,40 @@ static int cmd_summary(const char *path)
     return rc;
 }
 
+static vt_probe_conf g_conf; /* settings point into it until exit */
+
+/* probe.conf: /etc/vantage, then ~/.config/vantage, then --config; flags parsed later win. */
+static int apply_config(probe_opts *o, int argc, char **argv)
+{
+    char err[1024];
+    const char *path = vt_probe_conf_arg(argc, argv);
+    vt_probe_conf_init(&g_conf);
+    if (path && !*path) {
+        fprintf(stderr, "vantage-probe: --config wants a FILE\n");
+        return VT_EXIT_USAGE;
+    }
+    if (vt_probe_conf_load(&g_conf, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vantage-probe: %s\n", err);
+        return VT_EXIT_USAGE;
+    }
+    vt_probe_conf_apply(&g_conf, &o->cfg, &o->up);
+    for (size_t i = 0; i < g_conf.n_targets && o->n_targets < MAX_PATHS; i++)
+        o->targets[o->n_targets++] = g_conf.targets[i];
+    o->targets_from_conf = g_conf.n_targets > 0;
+    if (g_conf.categories)
+        o->categories = g_conf.categories;
+    if (g_conf.quiet >= 0)
+        o->quiet = g_conf.quiet;
+    if (g_conf.jitter >= 0)
+        o->vol.jitter = g_conf.jitter;
+    if (g_conf.accept_risks > 0) {
+        o->vol.accept_risks = 1;
+        snprintf(o->vol.accept_how, sizeof(o->vol.accept_how), "accept_risks in %s",
+                 g_conf.accept_risks_from);
+    }
+    return VT_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     probe_opts o;
@@ -409,10 +490,20 @@ int main(int argc, char **argv)
         }
         return cmd_summary(argv[2]);
     }
-    if (strcmp(cmd, "run") && strcmp(cmd, "targets") && strcmp(cmd, "upload")) {
+    if (!strcmp(cmd, "consent")) {
+        vt_consent_print_notice(stdout);
+        return VT_EXIT_OK;
+    }
+    if (strcmp(cmd, "run") && strcmp(cmd, "targets") && strcmp(cmd, "upload") &&
+        strcmp(cmd, "status")) {
         fprintf(stderr, "vantage-probe: unknown command '%s' (try --help)\n", cmd);
         return VT_EXIT_USAGE;
     }
+    int crc = apply_config(&o, argc - 1, argv + 1);
+    if (crc != VT_EXIT_OK)
+        return crc;
+    if (!strcmp(cmd, "status"))
+        return vt_status_command(argc - 1, argv + 1, o.up.state_dir);
     if (parse_opts(argc - 1, argv + 1, &o) < 0)
         return VT_EXIT_USAGE;
     if (!strcmp(cmd, "targets"))

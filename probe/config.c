@@ -1,0 +1,434 @@
+/* The probe's INI configuration file, parsed with libinih. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const known_keys[] = {
+    "collector_url", "collector_cacert", "upload_token", "targets", "categories",
+    "concurrency",   "timeout",          "state_dir",    "upload",  "accept_risks",
+    "cacert",        "resolver",         "jitter",       "quiet",
+};
+#define N_KEYS (sizeof(known_keys) / sizeof(known_keys[0]))
+
+typedef struct parse_ctx {
+    vt_probe_conf *c;
+    const char *path;
+    char dir[4096]; /* the file's directory, for relative paths */
+    FILE *f;
+    int lineno;
+    int too_long; /* first line longer than the buffer */
+    int err_line; /* first error the handler found, 0: none */
+    char err[1024];
+} parse_ctx;
+
+void vt_probe_conf_init(vt_probe_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->concurrency = c->timeout = c->upload = c->accept_risks = c->jitter = c->quiet = -1;
+}
+
+void vt_probe_conf_free(vt_probe_conf *c)
+{
+    free(c->collector_url);
+    free(c->collector_cacert);
+    free(c->upload_token);
+    free(c->categories);
+    free(c->state_dir);
+    free(c->cacert);
+    free(c->resolver);
+    for (size_t i = 0; i < c->n_targets; i++)
+        free(c->targets[i]);
+    vt_probe_conf_init(c);
+}
+
+/* Reads one physical line; a line longer than the buffer is noted and the rest of it skipped. */
+static char *reader(char *str, int num, void *stream)
+{
+    parse_ctx *p = stream;
+    if (!fgets(str, num, p->f)) return NULL;
+    p->lineno++;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] != '\n' && !feof(p->f)) {
+        if (!p->too_long) p->too_long = p->lineno;
+        int ch;
+        while ((ch = fgetc(p->f)) != EOF && ch != '\n')
+            ;
+        str[0] = 0; /* parsed as an empty line */
+        return str;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)str[i] < 0x20 && str[i] != '\n' && str[i] != '\r' && str[i] != '\t')
+            str[i] = ' '; /* control bytes never reach a value */
+    return str;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), prev[32], cur[32];
+    if (la >= 31 || lb >= 31) return 99;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(prev));
+    }
+    return prev[lb];
+}
+
+static const char *suggest(const char *key)
+{
+    char norm[64];
+    size_t i = 0;
+    for (; key[i] && i < sizeof(norm) - 1; i++)
+        norm[i] = key[i] == '-' ? '_' : (char)tolower((unsigned char)key[i]);
+    norm[i] = 0;
+    const char *best = NULL;
+    size_t bd = 3;
+    for (size_t k = 0; k < N_KEYS; k++) {
+        size_t d = edit_distance(norm, known_keys[k]);
+        if (d < bd) {
+            bd = d;
+            best = known_keys[k];
+        }
+    }
+    return best;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(parse_ctx *p, const char *key,
+                                                      const char *fmt, ...)
+{
+    if (p->err_line) return 0;
+    p->err_line = p->lineno;
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(p->err, sizeof(p->err), "%s:%d: %.64s: %s", p->path, p->lineno, key, what);
+    return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(v, yes[i])) {
+            *out = 1;
+            return 0;
+        }
+        if (!strcasecmp(v, no[i])) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_range(const char *v, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) return -1;
+    *out = (int)n;
+    return 0;
+}
+
+static int set_string(char **dst, const char *v)
+{
+    char *s = strdup(v);
+    if (!s) return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+/* A path value, relative to the config file's directory. */
+static int set_path(parse_ctx *p, char **dst, const char *v)
+{
+    char buf[8192];
+    if (v[0] == '/' || !p->dir[0]) return set_string(dst, v);
+    if (snprintf(buf, sizeof(buf), "%s/%s", p->dir, v) >= (int)sizeof(buf)) return -1;
+    return set_string(dst, buf);
+}
+
+static int set_targets(parse_ctx *p, const char *key, const char *v)
+{
+    vt_probe_conf *c = p->c;
+    char *copy = strdup(v), *save = NULL;
+    char *list[VT_CONF_MAX_TARGETS] = {0};
+    size_t n = 0;
+    int ok = copy != NULL;
+    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && isspace((unsigned char)e[-1]))
+            *--e = 0;
+        if (!*tok) continue;
+        if (n == VT_CONF_MAX_TARGETS) {
+            fail(p, key, "at most %d target files", VT_CONF_MAX_TARGETS);
+            ok = 0;
+        } else if (set_path(p, &list[n], tok) < 0) {
+            fail(p, key, "path too long or out of memory");
+            ok = 0;
+        } else {
+            n++;
+        }
+    }
+    if (ok && n == 0) {
+        fail(p, key, "no file named");
+        ok = 0;
+    }
+    free(copy);
+    if (!ok) {
+        for (size_t i = 0; i < n; i++)
+            free(list[i]);
+        return 0;
+    }
+    for (size_t i = 0; i < c->n_targets; i++)
+        free(c->targets[i]);
+    memcpy(c->targets, list, sizeof(list));
+    c->n_targets = n;
+    return 1;
+}
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+    parse_ctx *p = user;
+    vt_probe_conf *c = p->c;
+    if (p->err_line) return 1; /* report the first problem only */
+    if (section[0] && strcmp(section, "probe") != 0)
+        return fail(p, key, "is in section [%.64s]; keys go at the top or under [probe]", section);
+    if (!value[0]) return fail(p, key, "has no value");
+    const char *v = value;
+    int *num = NULL;
+    long lo = 0, hi = 0;
+    char **str = NULL;
+    int is_path = 0;
+
+    if (!strcmp(key, "collector_url"))
+        str = &c->collector_url;
+    else if (!strcmp(key, "collector_cacert"))
+        str = &c->collector_cacert, is_path = 1;
+    else if (!strcmp(key, "upload_token"))
+        str = &c->upload_token;
+    else if (!strcmp(key, "categories"))
+        str = &c->categories;
+    else if (!strcmp(key, "state_dir"))
+        str = &c->state_dir, is_path = 1;
+    else if (!strcmp(key, "cacert"))
+        str = &c->cacert, is_path = 1;
+    else if (!strcmp(key, "resolver"))
+        str = &c->resolver;
+    else if (!strcmp(key, "targets"))
+        return set_targets(p, key, v);
+    else if (!strcmp(key, "concurrency"))
+        num = &c->concurrency, lo = 1, hi = 1000;
+    else if (!strcmp(key, "timeout"))
+        num = &c->timeout, lo = 1, hi = 600;
+    else if (!strcmp(key, "jitter"))
+        num = &c->jitter, lo = 0, hi = VT_CONF_MAX_JITTER;
+    else if (!strcmp(key, "upload") || !strcmp(key, "accept_risks") || !strcmp(key, "quiet")) {
+        int b;
+        if (parse_bool(v, &b) < 0) return fail(p, key, "wants yes or no, not '%.64s'", v);
+        if (!strcmp(key, "upload"))
+            c->upload = b;
+        else if (!strcmp(key, "quiet"))
+            c->quiet = b;
+        else {
+            c->accept_risks = b;
+            snprintf(c->accept_risks_from, sizeof(c->accept_risks_from), "%s:%d", p->path,
+                     p->lineno);
+        }
+        return 1;
+    } else {
+        const char *s = suggest(key);
+        char msg[128];
+        if (s)
+            snprintf(msg, sizeof(msg), "unknown key (did you mean %s?)", s);
+        else
+            snprintf(msg, sizeof(msg), "unknown key");
+        return fail(p, key, "%s", msg);
+    }
+
+    if (num) {
+        if (parse_range(v, lo, hi, num) < 0) {
+            return fail(p, key, "wants a whole number %ld..%ld, not '%.64s'", lo, hi, v);
+        }
+        return 1;
+    }
+    if (!strcmp(key, "collector_url") && strncmp(v, "https://", 8) && strncmp(v, "http://", 7))
+        return fail(p, key, "wants an https:// URL, not '%.64s'", v);
+    if ((is_path ? set_path(p, str, v) : set_string(str, v)) < 0)
+        return fail(p, key, "path too long or out of memory");
+    return 1;
+}
+
+int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, char *err,
+                            size_t errlen)
+{
+    parse_ctx p;
+    memset(&p, 0, sizeof(p));
+    p.c = c;
+    p.path = path;
+    p.f = fopen(path, "r");
+    if (!p.f) {
+        if (!must_exist && errno == ENOENT) return 1;
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    if (slash && (size_t)(slash - path) < sizeof(p.dir))
+        snprintf(p.dir, sizeof(p.dir), "%.*s", (int)(slash - path), path);
+    if (slash == path) snprintf(p.dir, sizeof(p.dir), "/");
+    int rc = ini_parse_stream(reader, &p, handler, &p);
+    int io_error = ferror(p.f);
+    fclose(p.f);
+    if (io_error) {
+        snprintf(err, errlen, "cannot read config file %s", path);
+        return -1;
+    }
+    /* The earliest problem wins: a syntax error inih found, a too-long line, or a bad key. */
+    int first = p.err_line;
+    if (p.too_long && (!first || p.too_long < first)) {
+        snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, p.too_long,
+                 INI_MAX_LINE - 2);
+        return -1;
+    }
+    if (rc > 0 && (!first || rc < first)) {
+        snprintf(err, errlen, "%s:%d: not a 'key = value' line or a [section]", path, rc);
+        return -1;
+    }
+    if (first) {
+        snprintf(err, errlen, "%s", p.err);
+        return -1;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read config file %s: out of memory", path);
+        return -1;
+    }
+    return 0;
+}
+
+int vt_probe_conf_load(vt_probe_conf *c, const char *explicit_path, char *err, size_t errlen)
+{
+    char user[4096];
+    const char *sys = getenv("VANTAGE_SYSTEM_CONFIG");
+    if (!sys || !*sys) sys = VT_CONF_SYSTEM_PATH;
+    if (vt_probe_conf_load_file(c, sys, 0, err, errlen) < 0) return -1;
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n = -1;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(user, sizeof(user), "%s/vantage/probe.conf", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(user, sizeof(user), "%s/.config/vantage/probe.conf", home);
+    if (n > 0 && n < (int)sizeof(user) && vt_probe_conf_load_file(c, user, 0, err, errlen) < 0)
+        return -1;
+    if (explicit_path && vt_probe_conf_load_file(c, explicit_path, 1, err, errlen) < 0) return -1;
+    return 0;
+}
+
+const char *vt_probe_conf_arg(int argc, char **argv)
+{
+    const char *found = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--config"))
+            found = i + 1 < argc ? argv[++i] : "";
+        else if (!strncmp(argv[i], "--config=", 9))
+            found = argv[i] + 9;
+    }
+    return found;
+}
+
+void vt_probe_conf_apply(const vt_probe_conf *c, vt_config *cfg, vt_upload_opts *up)
+{
+    if (c->concurrency > 0) cfg->concurrency = c->concurrency;
+    if (c->timeout > 0) {
+        cfg->dns_timeout_ms = cfg->connect_timeout_ms = cfg->tls_timeout_ms = c->timeout * 1000;
+        cfg->http_timeout_ms = 3 * c->timeout * 1000;
+    }
+    if (c->cacert) cfg->cacert = c->cacert;
+    if (c->resolver) cfg->resolver = c->resolver;
+    if (c->state_dir) up->state_dir = c->state_dir;
+    if (c->collector_url) up->collector = c->collector_url;
+    if (c->collector_cacert) up->cacert = c->collector_cacert;
+    if (c->upload_token && !up->token) /* VANTAGE_UPLOAD_TOKEN in the environment wins */
+        up->token = c->upload_token;
+    if (c->upload >= 0) up->disabled = !c->upload;
+}
+
+int vt_probe_filter_categories(vt_target_list *l, const char *csv, char *err, size_t errlen)
+{
+    int rc = -1;
+    char *copy = strdup(csv ? csv : ""), *save = NULL;
+    size_t cap = 1;
+    for (size_t i = 0; i < l->n; i++)
+        cap += strlen(l->items[i].id) + 1;
+    char *ids = malloc(cap);
+    if (!copy || !ids) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    ids[0] = 0;
+    size_t len = 0;
+    unsigned char *keep = calloc(l->n ? l->n : 1, 1);
+    if (!keep) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        keep[i] = !strcmp(l->items[i].category, "canary");
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && isspace((unsigned char)e[-1]))
+            *--e = 0;
+        if (!*tok) continue;
+        int any = 0;
+        for (size_t i = 0; i < l->n; i++)
+            if (!strcmp(l->items[i].category, tok)) keep[i] = 1, any = 1;
+        if (!any) {
+            int n = snprintf(err, errlen, "no target is in category \"%.64s\"; there are:", tok);
+            for (size_t i = 0; i < l->n && n > 0 && (size_t)n < errlen; i++) {
+                int seen = 0;
+                for (size_t j = 0; j < i && !seen; j++)
+                    seen = !strcmp(l->items[j].category, l->items[i].category);
+                if (!seen) n += snprintf(err + n, errlen - (size_t)n, " %s", l->items[i].category);
+            }
+            free(keep);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (!keep[i]) continue;
+        len += (size_t)sprintf(ids + len, "%s%s", len ? "," : "", l->items[i].id);
+    }
+    free(keep);
+    if (len == 0) {
+        vt_targets_free(l);
+        vt_targets_init(l);
+        rc = 0;
+        goto done;
+    }
+    rc = vt_targets_filter_ids(l, ids, err, errlen);
+done:
+    free(copy);
+    free(ids);
+    return rc;
+}
