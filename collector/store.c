@@ -1,6 +1,8 @@
 /* The store interface: picks the back end from the URL; token helpers shared by both. */
 #include "store.h"
 
+#include "rollup.h"
+
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +23,7 @@ vt_store *vt_store_open(const char *url, char *err, size_t errlen)
         snprintf(err, errlen, "no database: give --db sqlite:PATH or --db postgresql://...");
         return NULL;
     }
+    vt_store *s = NULL;
     if (strncmp(url, "sqlite:", 7) == 0) {
         const char *path = url + 7;
         if (strncmp(path, "//", 2) == 0) /* sqlite:///abs/path */
@@ -29,19 +32,33 @@ vt_store *vt_store_open(const char *url, char *err, size_t errlen)
             snprintf(err, errlen, "--db sqlite:PATH needs a path");
             return NULL;
         }
-        return vt_store_sqlite_open(path, err, errlen);
+        s = vt_store_sqlite_open(path, err, errlen);
+    } else if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0) {
+        s = vt_store_pg_open(url, err, errlen);
+    } else if (has_suffix(url, ".db") || has_suffix(url, ".sqlite") ||
+               has_suffix(url, ".sqlite3")) {
+        s = vt_store_sqlite_open(url, err, errlen);
+    } else {
+        snprintf(err, errlen, "unknown database URL '%s': use sqlite:PATH or postgresql://...",
+                 url);
+        return NULL;
     }
-    if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0)
-        return vt_store_pg_open(url, err, errlen);
-    if (has_suffix(url, ".db") || has_suffix(url, ".sqlite") || has_suffix(url, ".sqlite3"))
-        return vt_store_sqlite_open(url, err, errlen);
-    snprintf(err, errlen, "unknown database URL '%s': use sqlite:PATH or postgresql://...", url);
-    return NULL;
+    /* The rollup table (rollup.c) lives next to measurements in the same database. */
+    if (s && vt_rollup_init(s, err, errlen) < 0) {
+        vt_store_close(s);
+        return NULL;
+    }
+    return s;
 }
 
 void vt_store_close(vt_store *s)
 {
     if (s) s->ops->close(s);
+}
+
+void *vt_store_native(vt_store *s)
+{
+    return s->ops->native ? s->ops->native(s) : NULL;
 }
 
 const char *vt_store_name(const vt_store *s)

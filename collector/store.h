@@ -44,6 +44,7 @@ typedef struct vt_store_ops {
     int (*token_list)(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);
     int (*token_revoke)(vt_store *s, const char *id, const char *now, char *err, size_t errlen);
     void (*close)(vt_store *s);
+    void *(*native)(vt_store *s); /* sqlite3 * or PGconn *, for rollup.c's queries */
 } vt_store_ops;
 
 struct vt_store {
@@ -73,6 +74,10 @@ int vt_store_token_check(vt_store *s, const char *token, char *err, size_t errle
 int vt_store_token_list(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);
 /* 0 revoked, 1 no such id, -1 store error. */
 int vt_store_token_revoke(vt_store *s, const char *id, char *err, size_t errlen);
+
+/* The back end's connection (sqlite3 * or PGconn *): rollup.c and aggregate.c run their own SQL
+ * through it (vt_db_query). */
+void *vt_store_native(vt_store *s);
 
 /* SHA-256 of s as 64 lowercase hex characters. */
 void vt_store_sha256_hex(const char *s, char out[65]);

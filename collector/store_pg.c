@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rollup.h"
 #include "store.h"
 
 typedef struct pg_store {
@@ -131,6 +132,12 @@ static int pg_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err
         w->inserted = PQntuples(r) == 1;
         PQclear(r);
     }
+    /* The hourly rollups (rollup.c) of the accepted rows, in the same transaction. */
+    if (vt_rollup_apply(vs, rows, n, err, errlen) < 0) {
+        char e2[8];
+        exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+        return -1;
+    }
     if (exec_cmd(s, "COMMIT", err, errlen) < 0) {
         char e2[8];
         exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
@@ -211,6 +218,11 @@ static void pg_close(vt_store *vs)
     free(s);
 }
 
+static void *pg_native(vt_store *vs)
+{
+    return P(vs)->conn;
+}
+
 static const vt_store_ops pg_ops = {
     .name = "postgresql",
     .insert_batch = pg_insert_batch,
@@ -220,6 +232,7 @@ static const vt_store_ops pg_ops = {
     .token_list = pg_token_list,
     .token_revoke = pg_token_revoke,
     .close = pg_close,
+    .native = pg_native,
 };
 
 vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rollup.h"
 #include "store.h"
 
 typedef struct sqlite_store {
@@ -89,6 +90,11 @@ static int sq_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err
         }
         r->inserted = sqlite3_changes(s->db) == 1;
         sqlite3_reset(st);
+    }
+    /* The hourly rollups (rollup.c) of the accepted rows, in the same transaction. */
+    if (vt_rollup_apply(vs, rows, n, err, errlen) < 0) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         fail(s, "commit", err, errlen);
@@ -185,6 +191,11 @@ static void sq_close(vt_store *vs)
     free(s);
 }
 
+static void *sq_native(vt_store *vs)
+{
+    return S(vs)->db;
+}
+
 static const vt_store_ops sqlite_ops = {
     .name = "sqlite",
     .insert_batch = sq_insert_batch,
@@ -194,6 +205,7 @@ static const vt_store_ops sqlite_ops = {
     .token_list = sq_token_list,
     .token_revoke = sq_token_revoke,
     .close = sq_close,
+    .native = sq_native,
 };
 
 static int prep(sqlite_store *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)

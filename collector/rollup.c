@@ -1,0 +1,689 @@
+/* Hourly rollups at ingest, the SQL plumbing shared by the query code, and detection.
+ * See rollup.h and docs/methodology.md ("Aggregation and detection"). */
+#include "rollup.h"
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- histograms ---- */
+
+static const double hist_lo[2] = {1.0, 1e3}, hist_hi[2] = {60000.0, 1e10};
+
+int vt_hist_bin(int kind, double v)
+{
+    double lo = hist_lo[kind], hi = hist_hi[kind];
+    if (!(v > lo)) return 0; /* also NaN */
+    int i = (int)floor(log(v / lo) / log(hi / lo) * VT_HIST_BINS);
+    if (i < 0) return 0;
+    return i >= VT_HIST_BINS ? VT_HIST_BINS - 1 : i;
+}
+
+double vt_hist_edge(int kind, int i)
+{
+    double lo = hist_lo[kind], hi = hist_hi[kind];
+    return lo * pow(hi / lo, (double)i / VT_HIST_BINS);
+}
+
+void vt_hist_add(vt_hist *h, int kind, double v)
+{
+    int i = vt_hist_bin(kind, v);
+    if (h->c[i] < UINT32_MAX) h->c[i]++;
+}
+
+void vt_hist_merge(vt_hist *into, const vt_hist *h)
+{
+    for (int i = 0; i < VT_HIST_BINS; i++) {
+        uint64_t s = (uint64_t)into->c[i] + h->c[i];
+        into->c[i] = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+    }
+}
+
+uint64_t vt_hist_total(const vt_hist *h)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < VT_HIST_BINS; i++)
+        t += h->c[i];
+    return t;
+}
+
+double vt_hist_quantile(const vt_hist *h, int kind, double q)
+{
+    uint64_t total = vt_hist_total(h);
+    if (total == 0) return -1;
+    if (q < 0) q = 0;
+    if (q > 1) q = 1;
+    uint64_t k = (uint64_t)ceil(q * (double)total);
+    if (k < 1) k = 1;
+    uint64_t cum = 0;
+    for (int i = 0; i < VT_HIST_BINS; i++) {
+        cum += h->c[i];
+        if (cum >= k) return sqrt(vt_hist_edge(kind, i) * vt_hist_edge(kind, i + 1));
+    }
+    return sqrt(vt_hist_edge(kind, VT_HIST_BINS - 1) * vt_hist_edge(kind, VT_HIST_BINS));
+}
+
+void vt_hist_encode(const vt_hist *h, char *out, size_t n)
+{
+    size_t off = 0;
+    out[0] = 0;
+    for (int i = 0; i < VT_HIST_BINS && off < n; i++) {
+        if (!h->c[i]) continue;
+        int w = snprintf(out + off, n - off, "%s%d:%u", off ? "," : "", i, h->c[i]);
+        if (w < 0 || (size_t)w >= n - off) break;
+        off += (size_t)w;
+    }
+}
+
+void vt_hist_decode(vt_hist *h, const char *s)
+{
+    memset(h, 0, sizeof(*h));
+    while (s && *s) {
+        char *end;
+        long i = strtol(s, &end, 10);
+        if (*end != ':') break;
+        unsigned long c = strtoul(end + 1, &end, 10);
+        if (i >= 0 && i < VT_HIST_BINS) h->c[i] = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+        if (*end != ',') break;
+        s = end + 1;
+    }
+}
+
+/* ---- report sets ---- */
+
+uint32_t vt_rset_hash(const char *id)
+{
+    /* FNV-1a 64 folded to 32 bits, then a finaliser so the low values are uniform. */
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+void vt_rset_add(vt_rset *s, uint32_t h, uint32_t n, uint32_t a)
+{
+    int i = 0;
+    while (i < s->len && s->e[i].h < h)
+        i++;
+    if (i < s->len && s->e[i].h == h) {
+        s->e[i].n += n;
+        s->e[i].a += a;
+        return;
+    }
+    if (i >= VT_RSET_K) return; /* larger than the K smallest: not sampled */
+    memmove(&s->e[i + 1], &s->e[i], (size_t)(s->len - i) * sizeof(s->e[0]));
+    s->e[i] = (vt_rset_entry){h, n, a};
+    if (s->len < VT_RSET_K) s->len++;
+}
+
+void vt_rset_merge(vt_rset *into, const vt_rset *s)
+{
+    for (int i = 0; i < s->len; i++)
+        vt_rset_add(into, s->e[i].h, s->e[i].n, s->e[i].a);
+}
+
+double vt_rset_distinct(const vt_rset *s)
+{
+    if (s->len < VT_RSET_K) return s->len;
+    double kth = ((double)s->e[VT_RSET_K - 1].h + 1.0) / 4294967296.0;
+    double est = (VT_RSET_K - 1) / kth;
+    return est < VT_RSET_K ? VT_RSET_K : floor(est + 0.5);
+}
+
+double vt_rset_share(const vt_rset *s)
+{
+    double sum = 0;
+    int k = 0;
+    for (int i = 0; i < s->len; i++)
+        if (s->e[i].n) {
+            sum += (double)s->e[i].a / s->e[i].n;
+            k++;
+        }
+    return k ? sum / k : -1;
+}
+
+void vt_rset_encode(const vt_rset *s, char *out, size_t n)
+{
+    size_t off = 0;
+    out[0] = 0;
+    for (int i = 0; i < s->len && off < n; i++) {
+        int w = snprintf(out + off, n - off, "%s%08x:%u:%u", off ? "," : "", s->e[i].h, s->e[i].n,
+                         s->e[i].a);
+        if (w < 0 || (size_t)w >= n - off) break;
+        off += (size_t)w;
+    }
+}
+
+void vt_rset_decode(vt_rset *s, const char *t)
+{
+    memset(s, 0, sizeof(*s));
+    while (t && *t) {
+        char *end;
+        unsigned long h = strtoul(t, &end, 16);
+        if (*end != ':') break;
+        unsigned long n = strtoul(end + 1, &end, 10);
+        if (*end != ':') break;
+        unsigned long a = strtoul(end + 1, &end, 10);
+        if (h <= UINT32_MAX && n <= UINT32_MAX && a <= n)
+            vt_rset_add(s, (uint32_t)h, (uint32_t)n, (uint32_t)a);
+        if (*end != ',') break;
+        t = end + 1;
+    }
+}
+
+/* ---- verdicts ---- */
+
+const char *const vt_verdict_names[VT_V_COUNT] = {
+    "ok",        "dns_blocking", "tcp_blocking",  "tls_blocking", "http_blocking",
+    "throttled", "down",         "probe_offline", "inconclusive", "failure"};
+const char *const vt_verdict_columns[VT_V_COUNT] = {
+    "n_ok",        "n_dns",  "n_tcp",     "n_tls",          "n_http",
+    "n_throttled", "n_down", "n_offline", "n_inconclusive", "n_failure"};
+
+int vt_verdict_index(const char *name)
+{
+    for (int i = 0; i < VT_V_COUNT; i++)
+        if (strcmp(name, vt_verdict_names[i]) == 0) return i;
+    return -1;
+}
+
+int vt_verdict_is_anomaly(int v)
+{
+    return v >= VT_V_DNS && v <= VT_V_THROTTLED;
+}
+
+int vt_verdict_is_failure(int v)
+{
+    return v >= VT_V_DOWN;
+}
+
+/* ---- time ---- */
+
+long long vt_rollup_parse_time(const char *s)
+{
+    int Y, M, D, h, m, sec;
+    char tail;
+    if (!s || strlen(s) != 19 ||
+        sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d%c", &Y, &M, &D, &h, &m, &sec, &tail) != 6)
+        return -1;
+    if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 ||
+        sec > 60 || h < 0 || m < 0 || sec < 0)
+        return -1;
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_mday != D) return -1; /* 31 February */
+    return (long long)t;
+}
+
+void vt_rollup_format_time(long long t, char out[20])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* ---- one measurement ---- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void cpy(char *dst, size_t n, const char *s)
+{
+    snprintf(dst, n, "%s", s ? s : "");
+}
+
+int vt_obs_from_json(const char *body, vt_obs *o)
+{
+    memset(o, 0, sizeof(*o));
+    cJSON *m = cJSON_Parse(body);
+    if (!cJSON_IsObject(m)) {
+        cJSON_Delete(m);
+        return -1;
+    }
+    int rc = -1;
+    const char *start = jstr(m, "measurement_start_time");
+    const char *cc = jstr(m, "probe_cc"), *asn = jstr(m, "probe_asn"), *test = jstr(m, "test_name");
+    if (!start || vt_rollup_parse_time(start) < 0 || !cc || !asn || !test) goto done;
+    snprintf(o->hour, sizeof(o->hour), "%.13s:00:00", start);
+    cpy(o->cc, sizeof(o->cc), cc);
+    cpy(o->asn, sizeof(o->asn), asn);
+    cpy(o->test, sizeof(o->test), test);
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
+    cpy(o->target, sizeof(o->target), jstr(ann, "target_id"));
+    cpy(o->platform, sizeof(o->platform), jstr(ann, "platform"));
+    cpy(o->category, sizeof(o->category), jstr(ann, "category"));
+    const char *rid = jstr(m, "report_id");
+    /* No report id: all such measurements count as one probe (never more weight than one). */
+    o->report = vt_rset_hash(rid ? rid : "");
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(m, "test_keys");
+    const char *verdict = jstr(tk, "verdict");
+    if (verdict) {
+        o->verdict = vt_verdict_index(verdict);
+        if (o->verdict < 0) o->verdict = VT_V_INCONCLUSIVE;
+    } else {
+        o->verdict = jstr(tk, "failure") ? VT_V_FAILURE : VT_V_OK;
+    }
+    o->confirmed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "blocking_confirmed"));
+    o->latency_ms = -1;
+    o->throughput_bps = -1;
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect");
+    const cJSON *c0 = cJSON_IsArray(tc) ? cJSON_GetArrayItem(tc, 0) : NULL;
+    if (cJSON_IsObject(c0)) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(c0, "status");
+        int failed = jstr(c0, "failure") != NULL || (st && jstr(st, "failure") != NULL) ||
+                     (st && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(st, "success")));
+        double t = jnum(c0, "t"), t0 = jnum(c0, "t0");
+        if (isnan(t0)) t0 = 0;
+        if (!failed && isfinite(t) && t >= t0 && t - t0 < 3600) o->latency_ms = (t - t0) * 1000.0;
+    }
+    double bps = jnum(tk, "throughput_bps");
+    if (!(bps > 0)) {
+        const cJSON *lr = cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource");
+        bps = jnum(lr, "throughput_bps");
+    }
+    if (bps > 0 && isfinite(bps)) o->throughput_bps = bps;
+    rc = 0;
+done:
+    cJSON_Delete(m);
+    return rc;
+}
+
+/* ---- SQL plumbing ---- */
+
+static int sqlite_query(sqlite3 *db, const char *sql, const char *const *params, int np,
+                        vt_db_row_fn fn, void *arg, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    for (int i = 0; i < np; i++)
+        if (params[i])
+            sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, i + 1);
+    int rc, nc = sqlite3_column_count(st), out = 0;
+    const char *cols[64];
+    if (nc > 64) nc = 64;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < nc; i++)
+            cols[i] = (const char *)sqlite3_column_text(st, i);
+        if (fn && fn(arg, nc, cols)) break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
+        out = -1;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int pg_query(PGconn *c, const char *sql, const char *const *params, int np, vt_db_row_fn fn,
+                    void *arg, char *err, size_t errlen)
+{
+    size_t len = strlen(sql);
+    char *q = malloc(len * 4 + 1);
+    if (!q) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t o = 0;
+    int k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (sql[i] == '?')
+            o += (size_t)sprintf(q + o, "$%d", ++k);
+        else
+            q[o++] = sql[i];
+    }
+    q[o] = 0;
+    PGresult *r = PQexecParams(c, q, np, NULL, params, NULL, NULL, 0);
+    free(q);
+    int st = PQresultStatus(r), out = 0;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
+        PQclear(r);
+        return -1;
+    }
+    int nr = PQntuples(r), nc = PQnfields(r);
+    const char *cols[64];
+    if (nc > 64) nc = 64;
+    for (int i = 0; i < nr; i++) {
+        for (int j = 0; j < nc; j++)
+            cols[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+        if (fn && fn(arg, nc, cols)) break;
+    }
+    PQclear(r);
+    return out;
+}
+
+int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np, vt_db_row_fn fn,
+                void *arg, char *err, size_t errlen)
+{
+    void *h = vt_store_native(s);
+    if (strcmp(vt_store_name(s), "sqlite") == 0)
+        return sqlite_query(h, sql, params, np, fn, arg, err, errlen);
+    return pg_query(h, sql, params, np, fn, arg, err, errlen);
+}
+
+/* ---- buckets ---- */
+
+const char *const vt_cell_select =
+    "hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, n_tcp, "
+    "n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, n_confirmed, "
+    "lat_hist, tput_hist, reports";
+#define CELL_COLS 22
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS rollup_hourly ("
+    " hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
+    " target_id TEXT NOT NULL, test_name TEXT NOT NULL,"
+    " platform TEXT NOT NULL, category TEXT NOT NULL,"
+    " n BIGINT NOT NULL, n_ok BIGINT NOT NULL, n_dns BIGINT NOT NULL, n_tcp BIGINT NOT NULL,"
+    " n_tls BIGINT NOT NULL, n_http BIGINT NOT NULL, n_throttled BIGINT NOT NULL,"
+    " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"
+    " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"
+    " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
+    " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
+    "CREATE INDEX IF NOT EXISTS rollup_hourly_cc_hour ON rollup_hourly (probe_cc, hour);"
+    "CREATE INDEX IF NOT EXISTS rollup_hourly_hour ON rollup_hourly (hour);";
+
+static long long num(const char *s)
+{
+    return s ? strtoll(s, NULL, 10) : 0;
+}
+
+int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols)
+{
+    memset(c, 0, sizeof(*c));
+    if (ncols < CELL_COLS) return -1;
+    cpy(c->hour, sizeof(c->hour), cols[0]);
+    cpy(c->cc, sizeof(c->cc), cols[1]);
+    cpy(c->asn, sizeof(c->asn), cols[2]);
+    cpy(c->target, sizeof(c->target), cols[3]);
+    cpy(c->test, sizeof(c->test), cols[4]);
+    cpy(c->platform, sizeof(c->platform), cols[5]);
+    cpy(c->category, sizeof(c->category), cols[6]);
+    c->n = num(cols[7]);
+    for (int i = 0; i < VT_V_COUNT; i++)
+        c->v[i] = num(cols[8 + i]);
+    c->confirmed = num(cols[18]);
+    vt_hist_decode(&c->lat, cols[19]);
+    vt_hist_decode(&c->tput, cols[20]);
+    vt_rset_decode(&c->rs, cols[21]);
+    return 0;
+}
+
+static void cell_merge(vt_cell *into, const vt_cell *c)
+{
+    into->n += c->n;
+    for (int i = 0; i < VT_V_COUNT; i++)
+        into->v[i] += c->v[i];
+    into->confirmed += c->confirmed;
+    vt_hist_merge(&into->lat, &c->lat);
+    vt_hist_merge(&into->tput, &c->tput);
+    vt_rset_merge(&into->rs, &c->rs);
+}
+
+typedef struct cellset {
+    vt_cell *c;
+    size_t n, cap;
+} cellset;
+
+static int same_key(const vt_cell *c, const vt_obs *o)
+{
+    return strcmp(c->hour, o->hour) == 0 && strcmp(c->target, o->target) == 0 &&
+           strcmp(c->asn, o->asn) == 0 && strcmp(c->cc, o->cc) == 0 &&
+           strcmp(c->test, o->test) == 0;
+}
+
+static int cells_add(cellset *cs, const vt_obs *o)
+{
+    vt_cell *c = NULL;
+    /* Newest first: a batch is usually one probe's run, so the match is recent. */
+    for (size_t i = cs->n; i-- > 0;)
+        if (same_key(&cs->c[i], o)) {
+            c = &cs->c[i];
+            break;
+        }
+    if (!c) {
+        if (cs->n == cs->cap) {
+            size_t cap = cs->cap ? cs->cap * 2 : 64;
+            vt_cell *nc = realloc(cs->c, cap * sizeof(*nc));
+            if (!nc) return -1;
+            cs->c = nc;
+            cs->cap = cap;
+        }
+        c = &cs->c[cs->n++];
+        memset(c, 0, sizeof(*c));
+        memcpy(c->hour, o->hour, sizeof(c->hour));
+        memcpy(c->cc, o->cc, sizeof(c->cc));
+        memcpy(c->asn, o->asn, sizeof(c->asn));
+        memcpy(c->target, o->target, sizeof(c->target));
+        memcpy(c->test, o->test, sizeof(c->test));
+        memcpy(c->platform, o->platform, sizeof(c->platform));
+        memcpy(c->category, o->category, sizeof(c->category));
+    }
+    c->n++;
+    c->v[o->verdict]++;
+    if (o->confirmed) c->confirmed++;
+    if (o->latency_ms >= 0) vt_hist_add(&c->lat, VT_HIST_LATENCY, o->latency_ms);
+    if (o->throughput_bps > 0) vt_hist_add(&c->tput, VT_HIST_THROUGHPUT, o->throughput_bps);
+    vt_rset_add(&c->rs, o->report, 1, vt_verdict_is_anomaly(o->verdict) ? 1 : 0);
+    return 0;
+}
+
+static int load_one(void *arg, int nc, const char *const *cols)
+{
+    vt_cell *old = arg;
+    vt_cell_from_cols(old, nc, cols);
+    old->n = old->n ? old->n : -1; /* mark found even for n = 0 */
+    return 1;
+}
+
+static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
+{
+    static const char *sel_tail =
+        " FROM rollup_hourly WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? "
+        "AND test_name = ?";
+    static const char *upsert =
+        "INSERT INTO rollup_hourly (hour, probe_cc, probe_asn, target_id, test_name, platform, "
+        "category, n, n_ok, n_dns, n_tcp, n_tls, n_http, n_throttled, n_down, n_offline, "
+        "n_inconclusive, n_failure, n_confirmed, lat_hist, tput_hist, reports) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (hour, probe_cc, probe_asn, "
+        "target_id, test_name) DO UPDATE SET platform = excluded.platform, category = "
+        "excluded.category, n = excluded.n, n_ok = excluded.n_ok, n_dns = excluded.n_dns, n_tcp = "
+        "excluded.n_tcp, n_tls = excluded.n_tls, n_http = excluded.n_http, n_throttled = "
+        "excluded.n_throttled, n_down = excluded.n_down, n_offline = excluded.n_offline, "
+        "n_inconclusive = excluded.n_inconclusive, n_failure = excluded.n_failure, n_confirmed = "
+        "excluded.n_confirmed, lat_hist = excluded.lat_hist, tput_hist = excluded.tput_hist, "
+        "reports = excluded.reports";
+    char sel[512];
+    snprintf(sel, sizeof(sel), "SELECT %s%s", vt_cell_select, sel_tail);
+    vt_cell *old = malloc(sizeof(*old));
+    if (!old) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < cs->n && rc == 0; i++) {
+        vt_cell *c = &cs->c[i];
+        const char *key[5] = {c->hour, c->cc, c->asn, c->target, c->test};
+        memset(old, 0, sizeof(*old));
+        if (vt_db_query(s, sel, key, 5, load_one, old, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+        if (old->n) {
+            if (old->n < 0) old->n = 0;
+            /* keep the newest platform/category labels */
+            memcpy(old->platform, c->platform, sizeof(c->platform));
+            memcpy(old->category, c->category, sizeof(c->category));
+            cell_merge(old, c);
+            c = old;
+        }
+        char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048];
+        snprintf(nums[0], 24, "%lld", (long long)c->n);
+        for (int v = 0; v < VT_V_COUNT; v++)
+            snprintf(nums[1 + v], 24, "%lld", (long long)c->v[v]);
+        snprintf(nums[VT_V_COUNT + 1], 24, "%lld", (long long)c->confirmed);
+        vt_hist_encode(&c->lat, lat, sizeof(lat));
+        vt_hist_encode(&c->tput, tput, sizeof(tput));
+        vt_rset_encode(&c->rs, rs, sizeof(rs));
+        const char *p[CELL_COLS] = {c->hour, c->cc,       c->asn,     c->target,
+                                    c->test, c->platform, c->category};
+        for (int k = 0; k < VT_V_COUNT + 2; k++)
+            p[7 + k] = nums[k];
+        p[19] = lat;
+        p[20] = tput;
+        p[21] = rs;
+        if (vt_db_query(s, upsert, p, CELL_COLS, NULL, NULL, err, errlen) < 0) rc = -1;
+    }
+    free(old);
+    cs->n = 0;
+    return rc;
+}
+
+static int is_pg(vt_store *s)
+{
+    return strcmp(vt_store_name(s), "sqlite") != 0;
+}
+
+int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen)
+{
+    cellset cs = {0};
+    int rc = 0;
+    size_t any = 0;
+    for (size_t i = 0; i < n; i++)
+        any += rows[i].inserted ? 1 : 0;
+    if (!any) return 0;
+    /* Several collectors may share a PostgreSQL database: bucket updates are read-modify-write,
+     * so they take one transaction-scoped lock (released at COMMIT/ROLLBACK). */
+    if (is_pg(s) && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
+                                err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!rows[i].inserted || !rows[i].body) continue;
+        vt_obs o;
+        if (vt_obs_from_json(rows[i].body, &o) < 0) continue; /* ingest validated it already */
+        if (cells_add(&cs, &o) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc == 0) rc = cells_flush(s, &cs, err, errlen);
+    free(cs.c);
+    return rc;
+}
+
+typedef struct rebuild_ctx {
+    vt_store *s;
+    cellset cs;
+    size_t pending;
+    int rc;
+    char *err;
+    size_t errlen;
+} rebuild_ctx;
+
+static int rebuild_row(void *arg, int nc, const char *const *cols)
+{
+    rebuild_ctx *r = arg;
+    vt_obs o;
+    if (nc < 1 || !cols[0] || vt_obs_from_json(cols[0], &o) < 0) return 0;
+    if (cells_add(&r->cs, &o) < 0) {
+        snprintf(r->err, r->errlen, "out of memory");
+        r->rc = -1;
+        return 1;
+    }
+    if (++r->pending >= 20000) {
+        r->pending = 0;
+        if (cells_flush(r->s, &r->cs, r->err, r->errlen) < 0) {
+            r->rc = -1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int count_row(void *arg, int nc, const char *const *cols)
+{
+    *(long long *)arg = nc > 0 ? num(cols[0]) : 0;
+    return 1;
+}
+
+static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char *err,
+                       size_t errlen);
+
+int vt_rollup_init(vt_store *s, char *err, size_t errlen)
+{
+    /* One statement at a time: the PostgreSQL path uses the extended protocol. */
+    char buf[2048];
+    const char *p = schema;
+    if (is_pg(s) &&
+        vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    int rc = init_locked(s, p, buf, sizeof(buf), err, errlen);
+    if (is_pg(s)) {
+        char e2[64];
+        vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
+    }
+    return rc;
+}
+
+static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char *err,
+                       size_t errlen)
+{
+    while (*p) {
+        const char *semi = strchr(p, ';');
+        size_t len = semi ? (size_t)(semi - p) : strlen(p);
+        if (len >= bufsz) return -1;
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        if (vt_db_query(s, buf, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+        p += len + (semi ? 1 : 0);
+    }
+    long long have = 0, meas = 0;
+    if (vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM rollup_hourly LIMIT 1) x", NULL, 0,
+                    count_row, &have, err, errlen) < 0 ||
+        vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM measurements LIMIT 1) x", NULL, 0,
+                    count_row, &meas, err, errlen) < 0)
+        return -1;
+    if (have || !meas) return 0;
+    rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
+    if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    if (vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r, err, errlen) < 0)
+        r.rc = -1;
+    if (r.rc == 0) r.rc = cells_flush(s, &r.cs, err, errlen);
+    free(r.cs.c);
+    if (r.rc < 0) {
+        char e2[64];
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return -1;
+    }
+    return vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen);
+}
