@@ -31,7 +31,9 @@ fi
 
 echo "vantage: measuring the default targets; measurements go to $out/measurements.jsonl" >&2
 set +e
-"$probe" run "${upload_args[@]}" --output "$out/measurements.jsonl" "$@"
+# `make run` is typed by whoever checked out the code, on their own network: that counts as
+# accepting the risks (`vantage-probe consent` shows them; the probe says so on first use).
+"$probe" run --accept-risks "${upload_args[@]}" --output "$out/measurements.jsonl" "$@"
 rc=$?
 set -e
 echo >&2
