@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "  --rate N                 requests per second per client and per token (20; 0: off)\n"
             "  --burst N                bucket size of the rate limit (200)\n"
             "  --timeout S              connection read/write timeout in seconds (30)\n"
+            "  --control-max N          control measurements in flight at once (8)\n"
+            "  --control-timeout S      time cap of one control measurement (30)\n"
             "  --log-json               one JSON object per log line\n"
             "  --help, --version\n"
             "\n"
@@ -80,7 +82,9 @@ int main(int argc, char **argv)
         O_TIMEOUT,
         O_TV,
         O_HELP,
-        O_VERSION
+        O_VERSION,
+        O_CMAX,
+        O_CTIMEOUT
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -94,6 +98,8 @@ int main(int argc, char **argv)
         {"burst", required_argument, NULL, O_BURST},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"targets-version", required_argument, NULL, O_TV},
+        {"control-max", required_argument, NULL, O_CMAX},
+        {"control-timeout", required_argument, NULL, O_CTIMEOUT},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -135,9 +141,12 @@ int main(int argc, char **argv)
             break;
         case O_RATE:
         case O_BURST:
+        case O_CMAX:
+        case O_CTIMEOUT:
         case O_TIMEOUT: {
             double v = strtod(optarg, &end);
-            if (*end || !*optarg || v < 0 || v > 1e9 || (c == O_TIMEOUT && v < 1)) {
+            if (*end || !*optarg || v < 0 || v > 1e9 ||
+                ((c == O_TIMEOUT || c == O_CMAX || c == O_CTIMEOUT) && v < 1)) {
                 fprintf(stderr, "vantage-collector: bad number '%s'\n", optarg);
                 return 2;
             }
@@ -145,6 +154,10 @@ int main(int argc, char **argv)
                 o.rate = v;
             else if (c == O_BURST)
                 o.burst = v;
+            else if (c == O_CMAX)
+                o.control_max = (int)v;
+            else if (c == O_CTIMEOUT)
+                o.control_timeout_s = (int)v;
             else
                 o.timeout_s = (int)v;
             break;

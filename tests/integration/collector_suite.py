@@ -632,6 +632,102 @@ def check_crash_safety(db, tmp):
     check(rc == 0, "the last collector exits cleanly")
 
 
+def check_cli(db, tmp):
+    r = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0 and r.stdout.startswith("vantage-collector "), "--version")
+    r = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0 and "serve --listen" in r.stdout, "--help")
+    r = subprocess.run([BIN, "serve", "--db", db.url], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 2 and "--listen" in r.stderr, "serve without --listen: usage error 2")
+    r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", "mysql://x"],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and "unknown database URL" in r.stderr, "unknown --db: error 1")
+    bad = os.path.join(tmp, "bad-asn.csv")
+    with open(bad, "w") as f:
+        f.write("1.0.0.0,1.0.0.255,13335,X\n1.0.0.0,zzz,1,Y\n")
+    r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url, "--geoip-asn",
+                        bad], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and "bad-asn.csv:2" in r.stderr,
+          f"a broken geoip file is named with its line ({r.stderr.strip()})")
+    r = subprocess.run([BIN, "serve", "--listen", "nonsense", "--db", db.url],
+                       capture_output=True, text=True, timeout=10)
+    check(r.returncode == 1 and "ADDR:PORT" in r.stderr, "bad --listen: error 1")
+
+
+def check_control(db, tmp):
+    """POST /api/v1/control against local servers the test starts."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><head><title>control page</title></head><body>hi</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)  # accepts (kernel backlog) and never answers
+    web = f"http://127.0.0.1:{srv.server_address[1]}/"
+    strict = Collector(db, tmp, name="control-strict")
+    lab = Collector(db, tmp, "--allow-private-control", "--control-max", "1",
+                    "--control-timeout", "2", name="control-lab")
+    try:
+        def ctl(c, obj, raw=None):
+            return c.request("POST", "/api/v1/control",
+                             raw if raw is not None else json.dumps(obj).encode(),
+                             {"Content-Type": "application/json"}, timeout=30)
+
+        st, js, _ = ctl(lab, {"input": web, "kind": "web"})
+        if st in (501, 503) and js and "kind" in js.get("error", "") or st == 501:
+            print(f"skip: control measurements not available in this build ({st} {js})")
+            return
+        check(st == 200 and js["kind"] == "web" and isinstance(js.get("test_keys"), dict),
+              f"control of a local web page with --allow-private-control ({st})")
+        tk = js.get("test_keys", {}) if js else {}
+        check(tk.get("http_status") == 200 or "requests" in tk,
+              f"the control's test_keys describe the page ({list(tk)[:8]})")
+        for inp, kind in ((web, "web"), (f"127.0.0.1:{srv.server_address[1]}", "endpoint"),
+                          ("http://10.1.2.3/", "web"), ("http://[::1]:1/", "web"),
+                          ("169.254.1.1:80", "endpoint"), ("http://localhost:1/", "web")):
+            st, js, _ = ctl(strict, {"input": inp, "kind": kind})
+            check(st == 403 and js.get("error"), f"private destination {inp} refused: 403 ({st})")
+        for body, what in ((b"nope", "not JSON"), (b"{}", "no input"),
+                           (json.dumps({"input": web, "kind": "ftp"}).encode(), "bad kind"),
+                           (json.dumps({"input": "ftp://x/", "kind": "web"}).encode(), "not http"),
+                           (json.dumps({"input": "hostonly", "kind": "endpoint"}).encode(),
+                            "endpoint without port")):
+            st, js, _ = ctl(strict, None, raw=body)
+            check(st == 400 and js.get("error"), f"control, {what}: 400 ({st})")
+        # Time cap and concurrency: a server that never answers holds the only slot.
+        hung = f"http://127.0.0.1:{hang.getsockname()[1]}/"
+        res = {}
+        t = threading.Thread(target=lambda: res.setdefault("r", ctl(lab, {"input": hung,
+                                                                          "kind": "web"})))
+        t0 = time.time()
+        t.start()
+        time.sleep(0.3)
+        st, js, _ = ctl(lab, {"input": web, "kind": "web"})
+        check(st == 429, f"control beyond its concurrency limit: 429 ({st})")
+        t.join(20)
+        st = res.get("r", (None,))[0]
+        check(st == 504 and time.time() - t0 < 6, f"control past its time cap: 504 ({st})")
+        st, _, _ = lab.request("GET", "/api/v1/health")
+        check(st == 200, "collector serving after control requests")
+    finally:
+        strict.stop()
+        lab.stop()
+        srv.shutdown()
+        hang.close()
+
+
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     only = sys.argv[2:]  # optional subset of sections
@@ -645,7 +741,8 @@ def main():
         sections = [("uploads", None), ("slow", None), ("tokens", check_tokens),
                     ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
                     ("outage", check_store_outage), ("two", check_two_collectors),
-                    ("graceful", check_graceful), ("crash", check_crash_safety)]
+                    ("graceful", check_graceful), ("crash", check_crash_safety),
+                    ("cli", check_cli), ("control", check_control)]
         for name, fn in sections:
             if only and name not in only:
                 continue
