@@ -274,8 +274,9 @@ int vt_loop_ares_channel(vt_loop *loop, const char *servers, int timeout_ms, int
         opts.tries = tries;
         mask |= ARES_OPT_TRIES;
     }
-    /* We ask for A and AAAA ourselves; search domains would turn an NXDOMAIN into other names. */
-    opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+    /* We ask for A and AAAA ourselves; search domains would turn an NXDOMAIN into other names.
+     * NOCHECKRESP: a SERVFAIL or REFUSED is evidence to record, not a reason to ask again. */
+    opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
     mask |= ARES_OPT_FLAGS;
     int rc = c->timer ? ares_init_options(&c->ch, &opts, mask) : ARES_ENOMEM;
     if (rc != ARES_SUCCESS) {

@@ -1,0 +1,435 @@
+/* DNS step: A / AAAA lookups through c-ares on the loop, or DNS-over-HTTPS through libcurl.
+ * The answer's rcode and records are parsed from the raw reply, so NXDOMAIN, SERVFAIL, REFUSED
+ * and an empty NOERROR answer are told apart. */
+#include "vantage/dns.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vantage/json.h"
+#include "vantage/tcp.h"
+
+enum { DNS_SYSTEM, DNS_UDP, DNS_DOH };
+
+typedef struct dns_op dns_op;
+
+struct vt_dns {
+    int type;
+    vt_loop *loop;
+    const vt_config *cfg;
+    ares_channel ch;     /* DNS_SYSTEM, DNS_UDP */
+    char resolver[256];  /* "IP:PORT" or the DoH URL */
+    dns_op *pending;     /* immediate and DoH operations, cancelled by vt_dns_free */
+    int destroying;
+};
+
+struct dns_op {
+    dns_op *next, **prevp; /* in d->pending (immediate answers and DoH only) */
+    vt_dns *d;
+    vt_dns_query q;
+    vt_dns_cb cb;
+    void *arg;
+    double t_base;
+    struct event *timer;  /* immediate answers */
+    CURL *easy;           /* DoH */
+    unsigned char *buf;   /* DoH reply */
+    size_t len;
+    unsigned char *qbuf;  /* DoH query */
+    struct curl_slist *hdrs;
+};
+
+static void op_link(dns_op *op)
+{
+    vt_dns *d = op->d;
+    op->next = d->pending;
+    if (d->pending)
+        d->pending->prevp = &op->next;
+    d->pending = op;
+    op->prevp = &d->pending;
+}
+
+static void op_unlink(dns_op *op)
+{
+    if (!op->prevp)
+        return;
+    *op->prevp = op->next;
+    if (op->next)
+        op->next->prevp = op->prevp;
+    op->prevp = NULL;
+}
+
+static void op_free(dns_op *op)
+{
+    free(op->q.answers);
+    free(op->buf);
+    if (op->qbuf)
+        ares_free_string(op->qbuf);
+    curl_slist_free_all(op->hdrs);
+    if (op->easy)
+        curl_easy_cleanup(op->easy);
+    free(op);
+}
+
+static void op_complete(dns_op *op)
+{
+    op_unlink(op);
+    op->q.t = vt_now() - op->t_base;
+    op->cb(&op->q, op->arg);
+    op_free(op);
+}
+
+/* Fills q->rcode and q->answers from a raw reply; returns the ares status it means. */
+static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
+{
+    if (!abuf || alen < 12)
+        return ARES_EBADRESP;
+    q->rcode = abuf[3] & 0x0F;
+    switch (q->rcode) {
+    case 0: break;
+    case 1: return ARES_EFORMERR;
+    case 2: return ARES_ESERVFAIL;
+    case 3: return ARES_ENOTFOUND;
+    case 4: return ARES_ENOTIMP;
+    case 5: return ARES_EREFUSED;
+    default: return ARES_EBADRESP;
+    }
+    int n = 64, rc;
+    if (q->qtype == VT_DNS_A) {
+        struct ares_addrttl t[64];
+        rc = ares_parse_a_reply(abuf, alen, NULL, t, &n);
+        if (rc != ARES_SUCCESS)
+            return rc;
+        q->answers = calloc((size_t)n ? (size_t)n : 1, sizeof(*q->answers));
+        if (!q->answers)
+            return ARES_ENOMEM;
+        for (int i = 0; i < n; i++) {
+            q->answers[i].qtype = VT_DNS_A;
+            q->answers[i].ttl = t[i].ttl > 0 ? (unsigned)t[i].ttl : 0;
+            inet_ntop(AF_INET, &t[i].ipaddr, q->answers[i].addr, sizeof(q->answers[i].addr));
+        }
+    } else {
+        struct ares_addr6ttl t[64];
+        rc = ares_parse_aaaa_reply(abuf, alen, NULL, t, &n);
+        if (rc != ARES_SUCCESS)
+            return rc;
+        q->answers = calloc((size_t)n ? (size_t)n : 1, sizeof(*q->answers));
+        if (!q->answers)
+            return ARES_ENOMEM;
+        for (int i = 0; i < n; i++) {
+            q->answers[i].qtype = VT_DNS_AAAA;
+            q->answers[i].ttl = t[i].ttl > 0 ? (unsigned)t[i].ttl : 0;
+            inet_ntop(AF_INET6, &t[i].ip6addr, q->answers[i].addr, sizeof(q->answers[i].addr));
+        }
+    }
+    q->n_answers = (size_t)n;
+    return n > 0 ? ARES_SUCCESS : ARES_ENODATA;
+}
+
+static void set_status(vt_dns_query *q, int status)
+{
+    if (status == ARES_SUCCESS)
+        q->failure[0] = 0;
+    else
+        vt_failure_ares(status, q->failure, sizeof(q->failure));
+}
+
+/* ---- c-ares ---- */
+
+static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    dns_op *op = arg;
+    if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED || op->d->destroying) {
+        op_free(op); /* the resolver is going away: its users are too */
+        return;
+    }
+    if (abuf && alen > 0) {
+        int st = parse_reply(&op->q, abuf, alen);
+        /* ares_query converts rcodes itself; the raw parse is the more precise one */
+        status = st;
+    }
+    set_status(&op->q, status);
+    op_complete(op);
+}
+
+static void resolver_of(vt_dns *d)
+{
+    struct ares_addr_port_node *servers = NULL;
+    if (ares_get_servers_ports(d->ch, &servers) != ARES_SUCCESS || !servers) {
+        snprintf(d->resolver, sizeof(d->resolver), "unknown");
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN] = "";
+    inet_ntop(servers->family, &servers->addr, ip, sizeof(ip));
+    int port = servers->udp_port ? servers->udp_port : 53;
+    if (servers->family == AF_INET6)
+        snprintf(d->resolver, sizeof(d->resolver), "[%s]:%d", ip, port);
+    else
+        snprintf(d->resolver, sizeof(d->resolver), "%s:%d", ip, port);
+    ares_free_data(servers);
+}
+
+static vt_dns *dns_new(vt_loop *loop, const vt_config *cfg, int type)
+{
+    vt_dns *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->type = type;
+    d->loop = loop;
+    d->cfg = cfg;
+    return d;
+}
+
+vt_dns *vt_dns_new_system(vt_loop *loop, const vt_config *cfg, char *err, size_t errlen)
+{
+    vt_dns *d = dns_new(loop, cfg, DNS_SYSTEM);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (vt_loop_ares_channel(loop, NULL, cfg->dns_timeout_ms, 2, &d->ch, err, errlen) < 0) {
+        free(d);
+        return NULL;
+    }
+    resolver_of(d);
+    return d;
+}
+
+vt_dns *vt_dns_new_udp(vt_loop *loop, const vt_config *cfg, const char *server, char *err,
+                       size_t errlen)
+{
+    char host[INET6_ADDRSTRLEN + 2], csv[INET6_ADDRSTRLEN + 16];
+    int port = 53;
+    struct in6_addr a6;
+    struct in_addr a4;
+    /* Accept "IP", "IP:PORT", "[IPv6]:PORT" and a bare IPv6 address. */
+    if (inet_pton(AF_INET, server, &a4) == 1) {
+        snprintf(csv, sizeof(csv), "%s:53", server);
+    } else if (inet_pton(AF_INET6, server, &a6) == 1) {
+        snprintf(csv, sizeof(csv), "[%s]:53", server);
+    } else if (vt_split_host_port(server, host, sizeof(host), &port) == 0 &&
+               (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)) {
+        if (strchr(host, ':'))
+            snprintf(csv, sizeof(csv), "[%s]:%d", host, port);
+        else
+            snprintf(csv, sizeof(csv), "%s:%d", host, port);
+    } else {
+        snprintf(err, errlen, "bad resolver address '%s': want IP or IP:PORT ([IPv6]:PORT)",
+                 server);
+        return NULL;
+    }
+    vt_dns *d = dns_new(loop, cfg, DNS_UDP);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (vt_loop_ares_channel(loop, csv, cfg->dns_timeout_ms, 2, &d->ch, err, errlen) < 0) {
+        free(d);
+        return NULL;
+    }
+    snprintf(d->resolver, sizeof(d->resolver), "%s", csv);
+    return d;
+}
+
+vt_dns *vt_dns_new_doh(vt_loop *loop, const vt_config *cfg, const char *url, char *err,
+                       size_t errlen)
+{
+    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+        snprintf(err, errlen, "bad DNS-over-HTTPS URL '%s': want https://host/path", url);
+        return NULL;
+    }
+    if (strlen(url) >= 256) {
+        snprintf(err, errlen, "DNS-over-HTTPS URL too long");
+        return NULL;
+    }
+    vt_dns *d = dns_new(loop, cfg, DNS_DOH);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(d->resolver, sizeof(d->resolver), "%s", url);
+    return d;
+}
+
+void vt_dns_free(vt_dns *d)
+{
+    if (!d)
+        return;
+    d->destroying = 1;
+    while (d->pending) {
+        dns_op *op = d->pending;
+        op_unlink(op);
+        if (op->timer)
+            vt_timer_cancel(op->timer);
+        if (op->easy)
+            vt_loop_curl_cancel(d->loop, op->easy);
+        op_free(op);
+    }
+    if (d->ch)
+        vt_loop_ares_destroy(d->loop, d->ch);
+    free(d);
+}
+
+/* ---- IP literals ---- */
+
+static void on_immediate(void *arg)
+{
+    dns_op *op = arg;
+    op->timer = NULL;
+    op_complete(op);
+}
+
+/* ---- DoH ---- */
+
+static size_t doh_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    dns_op *op = userdata;
+    size_t n = size * nmemb;
+    if (op->len + n > 65535)
+        return 0; /* a DNS message is at most 64 KiB */
+    unsigned char *nb = realloc(op->buf, op->len + n);
+    if (!nb)
+        return 0;
+    memcpy(nb + op->len, ptr, n);
+    op->buf = nb;
+    op->len += n;
+    return n;
+}
+
+static void on_doh(CURL *easy, CURLcode res, void *arg)
+{
+    dns_op *op = arg;
+    long code = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    if (res != CURLE_OK) {
+        long oserr = 0;
+        curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
+        vt_failure_curl(res, oserr, NULL, op->q.failure, sizeof(op->q.failure));
+    } else if (code != 200) {
+        snprintf(op->q.failure, sizeof(op->q.failure), "unknown_failure: DoH HTTP status %ld",
+                 code);
+    } else {
+        set_status(&op->q, parse_reply(&op->q, op->buf, (int)op->len));
+    }
+    op_complete(op);
+}
+
+static int doh_start(dns_op *op, const char *host)
+{
+    vt_dns *d = op->d;
+    int qlen = 0;
+    if (ares_create_query(host, 1 /* IN */, op->q.qtype, 0, 1, &op->qbuf, &qlen, 0) !=
+        ARES_SUCCESS)
+        return -1;
+    op->easy = curl_easy_init();
+    if (!op->easy)
+        return -1;
+    op->hdrs = curl_slist_append(NULL, "Content-Type: application/dns-message");
+    op->hdrs = curl_slist_append(op->hdrs, "Accept: application/dns-message");
+    curl_easy_setopt(op->easy, CURLOPT_URL, d->resolver);
+    curl_easy_setopt(op->easy, CURLOPT_POSTFIELDS, op->qbuf);
+    curl_easy_setopt(op->easy, CURLOPT_POSTFIELDSIZE, (long)qlen);
+    curl_easy_setopt(op->easy, CURLOPT_HTTPHEADER, op->hdrs);
+    curl_easy_setopt(op->easy, CURLOPT_WRITEFUNCTION, doh_write);
+    curl_easy_setopt(op->easy, CURLOPT_WRITEDATA, op);
+    curl_easy_setopt(op->easy, CURLOPT_TIMEOUT_MS, (long)d->cfg->dns_timeout_ms * 2);
+    curl_easy_setopt(op->easy, CURLOPT_NOSIGNAL, 1L);
+    if (d->cfg->cacert)
+        curl_easy_setopt(op->easy, CURLOPT_CAINFO, d->cfg->cacert);
+    if (vt_loop_curl_add(d->loop, op->easy, on_doh, op) < 0)
+        return -1;
+    return 0;
+}
+
+int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_cb cb, void *arg)
+{
+    if (!host || strlen(host) >= sizeof(((vt_dns_query *)0)->hostname) ||
+        (qtype != VT_DNS_A && qtype != VT_DNS_AAAA))
+        return -1;
+    dns_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -1;
+    op->d = d;
+    op->cb = cb;
+    op->arg = arg;
+    op->t_base = t_base;
+    op->q.qtype = qtype;
+    op->q.rcode = -1;
+    op->q.engine = d->type == DNS_DOH ? "doh" : d->type == DNS_UDP ? "udp" : "system";
+    snprintf(op->q.resolver, sizeof(op->q.resolver), "%s", d->resolver);
+    snprintf(op->q.hostname, sizeof(op->q.hostname), "%s", host);
+    op->q.t0 = vt_now() - t_base;
+
+    unsigned char buf[sizeof(struct in6_addr)];
+    int is4 = inet_pton(AF_INET, host, buf) == 1, is6 = !is4 && inet_pton(AF_INET6, host, buf) == 1;
+    if (is4 || is6) {
+        /* An address needs no lookup: answer it (or nothing, for the other family) from the
+         * loop, so callers are never called back from inside this call. */
+        if ((is4 && qtype == VT_DNS_A) || (is6 && qtype == VT_DNS_AAAA)) {
+            op->q.answers = calloc(1, sizeof(*op->q.answers));
+            if (!op->q.answers) {
+                free(op);
+                return -1;
+            }
+            op->q.answers[0].qtype = qtype;
+            snprintf(op->q.answers[0].addr, sizeof(op->q.answers[0].addr), "%s", host);
+            op->q.n_answers = 1;
+            op->q.rcode = 0;
+        } else {
+            snprintf(op->q.failure, sizeof(op->q.failure), "dns_no_answer");
+        }
+        op->q.engine = "none";
+        op->timer = vt_timer_start(d->loop, 0, on_immediate, op);
+        if (!op->timer) {
+            op_free(op);
+            return -1;
+        }
+        op_link(op);
+        return 0;
+    }
+    if (d->type == DNS_DOH) {
+        op_link(op);
+        if (doh_start(op, host) < 0) {
+            op_unlink(op);
+            op_free(op);
+            return -1;
+        }
+        return 0;
+    }
+    ares_query(d->ch, host, 1 /* C_IN */, qtype, on_ares, op);
+    vt_loop_ares_kick(d->loop, d->ch);
+    return 0;
+}
+
+cJSON *vt_dns_query_json(const vt_dns_query *q)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (q->n_answers) {
+        cJSON *arr = cJSON_AddArrayToObject(o, "answers");
+        for (size_t i = 0; i < q->n_answers; i++) {
+            cJSON *a = cJSON_CreateObject();
+            int v4 = q->answers[i].qtype == VT_DNS_A;
+            cJSON_AddStringToObject(a, "answer_type", v4 ? "A" : "AAAA");
+            cJSON_AddStringToObject(a, v4 ? "ipv4" : "ipv6", q->answers[i].addr);
+            cJSON_AddNumberToObject(a, "ttl", q->answers[i].ttl);
+            cJSON_AddItemToArray(arr, a);
+        }
+    } else {
+        cJSON_AddNullToObject(o, "answers");
+    }
+    cJSON_AddStringToObject(o, "engine", q->engine);
+    vt_json_add_failure(o, "failure", q->failure);
+    cJSON_AddStringToObject(o, "hostname", q->hostname);
+    cJSON_AddStringToObject(o, "query_type", q->qtype == VT_DNS_A ? "A" : "AAAA");
+    cJSON_AddStringToObject(o, "resolver_address", q->resolver);
+    cJSON_AddNullToObject(o, "resolver_hostname");
+    cJSON_AddNullToObject(o, "resolver_port");
+    if (q->rcode >= 0)
+        cJSON_AddNumberToObject(o, "rcode", q->rcode);
+    else
+        cJSON_AddNullToObject(o, "rcode");
+    vt_json_add_time(o, "t0", q->t0);
+    vt_json_add_time(o, "t", q->t);
+    return o;
+}

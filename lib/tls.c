@@ -1,0 +1,291 @@
+/* TLS handshake step: a TCP connect, then a non-blocking OpenSSL handshake driven by the loop.
+ * The chain is verified during the handshake (SSL_VERIFY_NONE + SSL_get_verify_result) so a bad
+ * certificate still yields the version, cipher and certificate it came with. */
+#include "vantage/tls.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vantage/json.h"
+
+struct vt_tls_ctx {
+    SSL_CTX *ctx;
+};
+
+vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen)
+{
+    vt_tls_ctx *c = calloc(1, sizeof(*c));
+    if (!c || !(c->ctx = SSL_CTX_new(TLS_client_method()))) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        free(c);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    int ok = cacert ? SSL_CTX_load_verify_locations(c->ctx, cacert, NULL)
+                    : SSL_CTX_set_default_verify_paths(c->ctx);
+    if (ok != 1) {
+        unsigned long e = ERR_peek_last_error();
+        snprintf(err, errlen, "cannot load CA certificates from %s: %s",
+                 cacert ? cacert : "the system store", e ? ERR_reason_error_string(e) : "?");
+        ERR_clear_error();
+        SSL_CTX_free(c->ctx);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void vt_tls_ctx_free(vt_tls_ctx *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ctx);
+    free(c);
+}
+
+typedef struct tls_op {
+    vt_loop *loop;
+    vt_tls_ctx *ctx;
+    vt_tls_result r;
+    vt_tls_cb cb;
+    void *arg;
+    double t_base, deadline;
+    int tls_timeout_ms, no_verify;
+    char *verify_name, *alpn;
+    int fd;
+    SSL *ssl;
+    struct event *ev;
+} tls_op;
+
+static void finish(tls_op *op)
+{
+    op->r.t = vt_now() - op->t_base;
+    if (op->ev)
+        event_free(op->ev);
+    if (op->ssl) {
+        if (!op->r.failure[0] || op->r.verify_result != X509_V_OK)
+            SSL_shutdown(op->ssl); /* best effort close_notify; non-blocking */
+        SSL_free(op->ssl);
+    }
+    if (op->fd >= 0)
+        close(op->fd);
+    ERR_clear_error();
+    op->cb(&op->r, op->arg);
+    free(op->r.leaf_der);
+    free(op->verify_name);
+    free(op->alpn);
+    free(op);
+}
+
+static void record_session(tls_op *op)
+{
+    SSL *ssl = op->ssl;
+    snprintf(op->r.tls_version, sizeof(op->r.tls_version), "%s", SSL_get_version(ssl));
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    const char *name = c ? SSL_CIPHER_standard_name(c) : NULL;
+    snprintf(op->r.cipher_suite, sizeof(op->r.cipher_suite), "%s", name ? name : "");
+    const unsigned char *alpn = NULL;
+    unsigned alen = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    if (alen >= sizeof(op->r.negotiated_protocol))
+        alen = sizeof(op->r.negotiated_protocol) - 1;
+    memcpy(op->r.negotiated_protocol, alpn ? (const char *)alpn : "", alen);
+    op->r.negotiated_protocol[alen] = 0;
+    X509 *leaf = SSL_get1_peer_certificate(ssl);
+    if (leaf) {
+        int n = i2d_X509(leaf, NULL);
+        if (n > 0 && (op->r.leaf_der = malloc((size_t)n))) {
+            unsigned char *p = op->r.leaf_der;
+            i2d_X509(leaf, &p);
+            op->r.leaf_der_len = (size_t)n;
+        }
+        X509_free(leaf);
+    }
+    op->r.verify_result = op->no_verify ? X509_V_OK : SSL_get_verify_result(ssl);
+    if (!op->no_verify && !leaf)
+        op->r.verify_result = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT; /* anonymous: untrusted */
+}
+
+static void step(evutil_socket_t fd, short what, void *arg);
+
+static void wait_for(tls_op *op, short what)
+{
+    double left = op->deadline - vt_now();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {(long)left, (long)((left - (long)left) * 1e6)};
+    if (op->ev)
+        event_free(op->ev);
+    op->ev = event_new(vt_loop_base(op->loop), op->fd, what, step, op);
+    if (!op->ev || event_add(op->ev, &tv) < 0) {
+        vt_failure_unknown("cannot watch the socket", op->r.failure, sizeof(op->r.failure));
+        finish(op);
+    }
+}
+
+static void step(evutil_socket_t fd, short what, void *arg)
+{
+    tls_op *op = arg;
+    if (what & EV_TIMEOUT) {
+        snprintf(op->r.failure, sizeof(op->r.failure), "generic_timeout_error");
+        op->r.failed_operation = "tls_handshake_done";
+        finish(op);
+        return;
+    }
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_do_handshake(op->ssl);
+    if (rc == 1) {
+        record_session(op);
+        if (op->r.verify_result != X509_V_OK) {
+            vt_failure_ssl(SSL_ERROR_NONE, op->r.verify_result, 0, op->r.failure,
+                           sizeof(op->r.failure));
+            op->r.failed_operation = "tls_handshake_done";
+        }
+        finish(op);
+        return;
+    }
+    int e = SSL_get_error(op->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        wait_for(op, EV_READ);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        wait_for(op, EV_WRITE);
+        return;
+    }
+    int sys = errno;
+    long vr = SSL_get_verify_result(op->ssl);
+    vt_failure_ssl(e, op->no_verify ? X509_V_OK : (vr == X509_V_OK ? X509_V_OK : vr), sys,
+                   op->r.failure, sizeof(op->r.failure));
+    op->r.failed_operation = "tls_handshake_done";
+    finish(op);
+}
+
+/* "h2,http/1.1" -> ALPN wire format. */
+static int set_alpn(SSL *ssl, const char *list)
+{
+    unsigned char wire[256];
+    size_t n = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len > 255 || n + 1 + len > sizeof(wire))
+            return -1;
+        wire[n++] = (unsigned char)len;
+        memcpy(wire + n, p, len);
+        n += len;
+        p += len + (comma ? 1 : 0);
+    }
+    return n ? (SSL_set_alpn_protos(ssl, wire, (unsigned)n) == 0 ? 0 : -1) : 0;
+}
+
+static void on_connected(const vt_tcp_result *tr, int fd, void *arg)
+{
+    tls_op *op = arg;
+    op->r.tcp = *tr;
+    op->fd = fd;
+    if (fd < 0) {
+        snprintf(op->r.failure, sizeof(op->r.failure), "%s", tr->failure);
+        op->r.failed_operation = "connect";
+        finish(op);
+        return;
+    }
+    op->ssl = SSL_new(op->ctx->ctx);
+    if (!op->ssl || SSL_set_fd(op->ssl, fd) != 1) {
+        vt_failure_unknown("cannot create a TLS session", op->r.failure, sizeof(op->r.failure));
+        finish(op);
+        return;
+    }
+    if (op->r.server_name[0])
+        SSL_set_tlsext_host_name(op->ssl, op->r.server_name);
+    if (!op->no_verify && op->verify_name) {
+        SSL_set_hostflags(op->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        SSL_set1_host(op->ssl, op->verify_name);
+    }
+    if (op->alpn && set_alpn(op->ssl, op->alpn) < 0) {
+        vt_failure_unknown("bad ALPN list", op->r.failure, sizeof(op->r.failure));
+        finish(op);
+        return;
+    }
+    SSL_set_connect_state(op->ssl);
+    op->deadline = vt_now() + op->tls_timeout_ms / 1000.0;
+    op->r.t0 = vt_now() - op->t_base;
+    step(fd, EV_WRITE, op);
+}
+
+int vt_tls_handshake(vt_loop *loop, vt_tls_ctx *ctx, const vt_tls_opts *o, vt_tls_cb cb, void *arg)
+{
+    if (!o->ip || o->port < 1 || o->port > 65535)
+        return -1;
+    tls_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -1;
+    op->loop = loop;
+    op->ctx = ctx;
+    op->cb = cb;
+    op->arg = arg;
+    op->fd = -1;
+    op->t_base = o->t_base;
+    op->no_verify = o->no_verify;
+    op->tls_timeout_ms = o->tls_timeout_ms > 0 ? o->tls_timeout_ms : 10000;
+    op->r.no_tls_verify = o->no_verify;
+    op->r.port = o->port;
+    snprintf(op->r.ip, sizeof(op->r.ip), "%s", o->ip);
+    if (strchr(o->ip, ':'))
+        snprintf(op->r.address, sizeof(op->r.address), "[%s]:%d", o->ip, o->port);
+    else
+        snprintf(op->r.address, sizeof(op->r.address), "%s:%d", o->ip, o->port);
+    snprintf(op->r.server_name, sizeof(op->r.server_name), "%s", o->sni ? o->sni : "");
+    const char *vn = o->verify_name ? o->verify_name : o->sni;
+    op->verify_name = vn ? strdup(vn) : NULL;
+    op->alpn = o->alpn ? strdup(o->alpn) : NULL;
+    op->r.t0 = vt_now() - o->t_base;
+    int cto = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
+    if (vt_tcp_connect(loop, o->ip, o->port, cto, o->t_base, on_connected, op) < 0) {
+        free(op->verify_name);
+        free(op->alpn);
+        free(op);
+        return -1;
+    }
+    return 0;
+}
+
+cJSON *vt_tls_result_json(const vt_tls_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "address", r->address);
+    cJSON_AddStringToObject(o, "cipher_suite", r->cipher_suite);
+    vt_json_add_failure(o, "failure", r->failure);
+    vt_json_add_string_or_null(o, "failed_operation", r->failed_operation);
+    cJSON_AddStringToObject(o, "negotiated_protocol", r->negotiated_protocol);
+    cJSON_AddBoolToObject(o, "no_tls_verify", r->no_tls_verify);
+    cJSON *certs = cJSON_AddArrayToObject(o, "peer_certificates");
+    if (r->leaf_der && r->leaf_der_len) {
+        cJSON *c = cJSON_CreateObject();
+        size_t outlen = 4 * ((r->leaf_der_len + 2) / 3) + 1;
+        unsigned char *b64 = malloc(outlen);
+        if (b64) {
+            EVP_EncodeBlock(b64, r->leaf_der, (int)r->leaf_der_len);
+            cJSON_AddStringToObject(c, "data", (char *)b64);
+            cJSON_AddStringToObject(c, "format", "base64");
+            free(b64);
+        }
+        cJSON_AddItemToArray(certs, c);
+    }
+    cJSON_AddStringToObject(o, "server_name", r->server_name);
+    vt_json_add_time(o, "t0", r->t0);
+    vt_json_add_time(o, "t", r->t);
+    cJSON_AddItemToObject(o, "tags", cJSON_CreateArray());
+    cJSON_AddStringToObject(o, "tls_version", r->tls_version);
+    return o;
+}
