@@ -409,8 +409,10 @@ lab_probe() {
         --resolver "$LAB_AUTH_DNS:53" --timeout "${LAB_TIMEOUT:-3}")
     local help
     help=$("$LAB_PROBE" --help 2>&1)
-    if [ -n "${LAB_CONTROL_URL:-}" ] && grep -q -- '--control' <<<"$help"; then
-        args+=(--control "$LAB_CONTROL_URL")
+    local ctl_flag
+    ctl_flag=$(grep -o -- '--control[a-z-]*' <<<"$help" | grep -v cacert | head -1)
+    if [ -n "${LAB_CONTROL_URL:-}" ] && [ -n "$ctl_flag" ]; then
+        args+=("$ctl_flag" "$LAB_CONTROL_URL")
     fi
     if grep -q -- '--fingerprints' <<<"$help"; then
         args+=(--fingerprints "$LAB_FINGERPRINTS")

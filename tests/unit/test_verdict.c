@@ -1,0 +1,499 @@
+/* Verdict rules (lib/verdict.c) on hand-made test_keys shaped like the web kind's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vantage/verdict.h"
+
+static const char *FP_CSV =
+    "name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"
+    "expected_countries,source,exp_url,notes\n"
+    "t.dns,isp,,dns,full,10.10.10.66,5,,t,,\n"
+    "t.body,isp,,body,contains,BLOCKED-HERE,5,,t,,\n"
+    "t.prod,prod,,body,contains,SOME-PRODUCT,5,XY,t,,\n";
+
+/* A query entry: engine, failure (NULL: ok), answer (NULL: none). */
+static cJSON *query(const char *host, const char *engine, const char *failure, const char *ip)
+{
+    cJSON *q = cJSON_CreateObject();
+    cJSON_AddStringToObject(q, "hostname", host);
+    cJSON_AddStringToObject(q, "engine", engine);
+    cJSON_AddStringToObject(q, "query_type", "A");
+    if (failure)
+        cJSON_AddStringToObject(q, "failure", failure);
+    else
+        cJSON_AddNullToObject(q, "failure");
+    cJSON *a = cJSON_AddArrayToObject(q, "answers");
+    if (ip) {
+        cJSON *an = cJSON_CreateObject();
+        cJSON_AddStringToObject(an, "answer_type", "A");
+        cJSON_AddStringToObject(an, "ipv4", ip);
+        cJSON_AddItemToArray(a, an);
+    }
+    return q;
+}
+
+/* test_keys: phase/failure summary, system answer, resolver answer. */
+static cJSON *keys(const char *phase, const char *failure, const char *sys_ip, const char *sys_fail,
+                   const char *alt_ip, const char *alt_fail)
+{
+    cJSON *tk = cJSON_CreateObject();
+    cJSON *qs = cJSON_AddArrayToObject(tk, "queries");
+    cJSON_AddItemToArray(qs, query("t.example", "system", sys_fail, sys_ip));
+    if (alt_ip || alt_fail) cJSON_AddItemToArray(qs, query("t.example", "udp", alt_fail, alt_ip));
+    if (phase)
+        cJSON_AddStringToObject(tk, "failure_phase", phase);
+    else
+        cJSON_AddNullToObject(tk, "failure_phase");
+    if (failure)
+        cJSON_AddStringToObject(tk, "failure", failure);
+    else
+        cJSON_AddNullToObject(tk, "failure");
+    cJSON_AddArrayToObject(tk, "tcp_connect");
+    cJSON_AddArrayToObject(tk, "tls_handshakes");
+    cJSON_AddArrayToObject(tk, "requests");
+    return tk;
+}
+
+static cJSON *control(const char *phase, const char *failure, int tcp_ok)
+{
+    cJSON *c = keys(phase, failure, "10.10.10.10", NULL, NULL, NULL);
+    cJSON *e = cJSON_CreateObject();
+    cJSON *st = cJSON_AddObjectToObject(e, "status");
+    cJSON_AddBoolToObject(st, "success", tcp_ok);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(c, "tcp_connect"), e);
+    return c;
+}
+
+static vt_verdict_ctx canaries_ok(void)
+{
+    vt_verdict_ctx c;
+    vt_verdict_ctx_init(&c);
+    c.n_canaries = 2;
+    c.n_canaries_ok = 2;
+    c.canary_bps = 400e6;
+    return c;
+}
+
+static const char *s(const cJSON *tk, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(tk, k);
+    return cJSON_IsString(v) ? v->valuestring : "(null)";
+}
+
+static const char *ev(const cJSON *tk, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), k);
+    return cJSON_IsString(v) ? v->valuestring : "(null)";
+}
+
+static int confirmed(const cJSON *tk)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItem(tk, "blocking_confirmed"));
+}
+
+static void decide(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const cJSON *swap,
+                   const vt_fp_set *fps, int https)
+{
+    vt_verdict_inputs in = {.ctx = ctx,
+                            .host = "t.example",
+                            .https = https,
+                            .sni_swap = swap,
+                            .control = ctl,
+                            .fps = fps,
+                            .probe_cc = "ZZ"};
+    vt_verdict_decide(tk, &in);
+    assert_non_null(cJSON_GetObjectItem(tk, "verdict_reason"));
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(tk, "evidence")));
+    assert_true(cJSON_IsBool(cJSON_GetObjectItem(tk, "blocking_confirmed")));
+}
+
+static void test_ok(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(tk, "verdict_phase")));
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent");
+    assert_false(confirmed(tk));
+    assert_true(
+        cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "canaries_ok")));
+    cJSON_Delete(tk);
+}
+
+static void test_probe_offline(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    c.n_canaries_ok = 0;
+    cJSON *tk = keys("dns", "dns_nxdomain_error", NULL, "dns_nxdomain_error", "10.10.10.10", NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "probe_offline");
+    assert_false(confirmed(tk));
+    cJSON_Delete(tk);
+}
+
+static void test_dns_nxdomain(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("dns", "dns_nxdomain_error", NULL, "dns_nxdomain_error", "10.10.10.10", NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "dns");
+    assert_string_equal(ev(tk, "dns_consistency"), "inconsistent");
+    cJSON_Delete(tk);
+    /* without a second resolver or control: inconclusive */
+    tk = keys("dns", "dns_nxdomain_error", NULL, "dns_nxdomain_error", NULL, NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    /* both resolvers say the name does not exist: down */
+    tk = keys("dns", "dns_nxdomain_error", NULL, "dns_nxdomain_error", NULL, "dns_nxdomain_error");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "down");
+    assert_string_equal(ev(tk, "dns_consistency"), "both_failed");
+    cJSON_Delete(tk);
+}
+
+static void test_dns_bogon(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("tcp", "connection_refused", "127.0.0.1", NULL, "10.10.10.10", NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "dns");
+    assert_true(
+        cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "dns_bogon")));
+    cJSON_Delete(tk);
+    /* a bogon alone is a flag, not proof */
+    tk = keys("tcp", "connection_refused", "127.0.0.1", NULL, NULL, NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_true(
+        cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "dns_bogon")));
+    cJSON_Delete(tk);
+    /* the second resolver tampered the same way, the control did not */
+    tk = keys("tcp", "connection_refused", "127.0.0.1", NULL, "127.0.0.1", NULL);
+    cJSON *ctl = control(NULL, NULL, 1);
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    cJSON_Delete(ctl);
+    cJSON_Delete(tk);
+}
+
+static void test_fingerprints(void **st)
+{
+    vt_fp_set fps;
+    char err[256];
+    vt_fp_init(&fps);
+    assert_true(vt_fp_load_csv(&fps, FP_CSV, strlen(FP_CSV), "t.csv", err, sizeof(err)) > 0);
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys(NULL, NULL, "10.10.10.66", NULL, "10.10.10.10", NULL);
+    decide(tk, &c, NULL, NULL, &fps, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(ev(tk, "fingerprint"), "t.dns");
+    assert_true(confirmed(tk));
+    cJSON_Delete(tk);
+
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *rq = cJSON_CreateObject();
+    cJSON *resp = cJSON_AddObjectToObject(rq, "response");
+    cJSON_AddStringToObject(resp, "body", "<html>BLOCKED-HERE</html>");
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "requests"), rq);
+    decide(tk, &c, NULL, NULL, &fps, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    assert_true(confirmed(tk));
+    cJSON_Delete(tk);
+
+    /* a base64 body, and a product fingerprint outside its countries: not confirmed */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    rq = cJSON_CreateObject();
+    resp = cJSON_AddObjectToObject(rq, "response");
+    cJSON *b = cJSON_AddObjectToObject(resp, "body");
+    cJSON_AddStringToObject(b, "format", "base64");
+    cJSON_AddStringToObject(b, "data", "/1NPTUUtUFJPRFVDVP8="); /* \xffSOME-PRODUCT\xff */
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "requests"), rq);
+    decide(tk, &c, NULL, NULL, &fps, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(ev(tk, "fingerprint"), "t.prod");
+    assert_false(confirmed(tk));
+    cJSON_Delete(tk);
+    vt_fp_free(&fps);
+}
+
+static void test_tcp(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("tcp", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *ok = control(NULL, NULL, 1), *bad = control("tcp", "connection_refused", 0);
+    decide(tk, &c, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "tcp");
+    decide(tk, &c, bad, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "down");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(ok);
+    cJSON_Delete(bad);
+    cJSON_Delete(tk);
+}
+
+static cJSON *swap(const char *failure)
+{
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "server_name", "canary.example");
+    cJSON_AddStringToObject(w, "address", "10.10.10.10:443");
+    if (failure)
+        cJSON_AddStringToObject(w, "failure", failure);
+    else
+        cJSON_AddNullToObject(w, "failure");
+    return w;
+}
+
+static void test_tls(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("tls", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *sw_ok = swap(NULL), *sw_bad = swap("connection_reset");
+    cJSON *ok = control(NULL, NULL, 1), *tlsbad = control("tls", "connection_reset", 1);
+    decide(tk, &c, NULL, sw_ok, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "tls");
+    decide(tk, &c, tlsbad, sw_ok, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "down");
+    decide(tk, &c, NULL, sw_bad, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    decide(tk, &c, ok, sw_bad, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    decide(tk, &c, tlsbad, sw_bad, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "down");
+    cJSON_Delete(tk);
+    /* an untrusted certificate: interception only when the control saw a good one */
+    tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide(tk, &c, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    cJSON_Delete(sw_ok);
+    cJSON_Delete(sw_bad);
+    cJSON_Delete(ok);
+    cJSON_Delete(tlsbad);
+}
+
+static void test_http(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("http", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *ok = control(NULL, NULL, 1), *bad = control("http", "connection_reset", 1);
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    decide(tk, &c, bad, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "down");
+    cJSON_Delete(tk);
+    /* a different page than the control's, over plain HTTP */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddStringToObject(tk, "title", "Access denied");
+    cJSON_AddStringToObject(ok, "title", "Welcome");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_false(confirmed(tk));
+    cJSON_Delete(tk);
+    cJSON_Delete(ok);
+    cJSON_Delete(bad);
+}
+
+static void add_large(cJSON *tk, double bytes, double bps, const char *failure)
+{
+    cJSON *x = cJSON_AddObjectToObject(tk, "x_large_resource");
+    cJSON_AddNumberToObject(x, "bytes_received", bytes);
+    if (bps > 0)
+        cJSON_AddNumberToObject(x, "throughput_bps", bps);
+    else
+        cJSON_AddNullToObject(x, "throughput_bps");
+    if (failure) cJSON_AddStringToObject(x, "failure", failure);
+    cJSON_AddNumberToObject(x, "x_http_runtime", 8e9);
+}
+
+static void test_throttled(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 125000, NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    cJSON_Delete(tk);
+    /* the canary is as slow: ok */
+    c.canary_bps = 200000;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 125000, NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* slow relative to the canary but fast in absolute terms: ok */
+    c.canary_bps = 900e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 4e6, 50e6, NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* the rate comes from the byte samples when there are some: the first sample's bytes (a
+     * whole TLS record at once) are left out */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 176000, NULL);
+    cJSON *rq = cJSON_CreateObject();
+    cJSON_AddNumberToObject(rq, "transaction_id", 5);
+    cJSON_AddItemToArray(
+        cJSON_AddArrayToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "requests"), rq);
+    cJSON *evs = cJSON_AddArrayToObject(tk, "network_events");
+    const double samples[][3] = {
+        {4, 0.5, 900}, {5, 1.0, 16384}, {5, 2.0, 32768}, {5, 3.0, 49152}, {5, 4.1, 65536}};
+    for (size_t i = 0; i < 5; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "operation", "bytes_received_cumulative");
+        cJSON_AddNumberToObject(e, "transaction_id", samples[i][0]);
+        cJSON_AddNumberToObject(e, "t", samples[i][1]);
+        cJSON_AddNumberToObject(e, "num_bytes", samples[i][2]);
+        cJSON_AddItemToArray(evs, e);
+    }
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    double r =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "throughput_bps")->valuedouble;
+    assert_true(r > 126000 && r < 127500); /* 49152 bytes in 3.1 s */
+    cJSON_Delete(tk);
+    /* a download cut by the timeout still has a rate: 80 kB in 8 s */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 80000, 0, "generic_timeout_error");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+}
+
+static void test_cdn(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys(NULL, NULL, "10.10.10.20", NULL, "10.10.10.10", NULL);
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "address", "10.10.10.20:443");
+    cJSON_AddStringToObject(h, "server_name", "t.example");
+    cJSON_AddNullToObject(h, "failure");
+    cJSON_AddBoolToObject(h, "no_tls_verify", 0);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent_by_tls");
+    cJSON_Delete(tk);
+}
+
+static void test_hostile(void **st)
+{
+    static const char *docs[] = {
+        "{}",
+        "{\"queries\":\"x\",\"failure_phase\":7,\"failure\":[1]}",
+        "{\"queries\":[1,null,{\"hostname\":5}],\"requests\":[{\"response\":{\"body\":{}}}]}",
+        "{\"queries\":[{\"hostname\":\"t.example\",\"engine\":\"system\",\"answers\":[{\"ipv4\":3}]"
+        "}],"
+        "\"failure_phase\":\"tls\",\"failure\":\"x\",\"tls_handshakes\":[{\"address\":\"[\"}]}",
+        "{\"x_large_resource\":{\"bytes_received\":1e300,\"throughput_bps\":-1},"
+        "\"requests\":[{\"response\":{\"body\":{\"format\":\"base64\",\"data\":\"!!!\"},"
+        "\"headers_list\":[[1,2],\"x\",[\"a\"]]}}]}",
+        "{\"failure_phase\":\"nonsense\",\"failure\":\"x\"}",
+    };
+    vt_fp_set fps;
+    char err[256];
+    vt_fp_init(&fps);
+    assert_true(vt_fp_load_csv(&fps, FP_CSV, strlen(FP_CSV), "t.csv", err, sizeof(err)) > 0);
+    vt_verdict_ctx c = canaries_ok();
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        cJSON *tk = cJSON_Parse(docs[i]);
+        cJSON *ctl = cJSON_Parse(docs[i]);
+        assert_non_null(tk);
+        decide(tk, &c, ctl, NULL, &fps, 1);
+        decide(tk, NULL, NULL, tk, &fps, 0); /* twice: the keys are replaced, not doubled */
+        assert_int_equal(cJSON_GetArraySize(tk) > 0, 1);
+        cJSON_Delete(tk);
+        cJSON_Delete(ctl);
+    }
+    vt_fp_free(&fps);
+}
+
+static void test_helpers(void **st)
+{
+    char h[256];
+    int port, https;
+    assert_int_equal(vt_verdict_endpoint_host("https://a.b:8443/x", h, sizeof(h), &port, &https),
+                     0);
+    assert_string_equal(h, "a.b");
+    assert_int_equal(port, 8443);
+    assert_int_equal(https, 1);
+    assert_int_equal(vt_verdict_endpoint_host("http://u@a.b/x", h, sizeof(h), &port, &https), 0);
+    assert_string_equal(h, "a.b");
+    assert_int_equal(port, 80);
+    assert_int_equal(https, 0);
+    assert_int_equal(vt_verdict_endpoint_host("[::1]:443", h, sizeof(h), &port, NULL), 0);
+    assert_string_equal(h, "::1");
+    assert_int_equal(vt_verdict_endpoint_host("e1.example:5222", h, sizeof(h), &port, NULL), 0);
+    assert_string_equal(h, "e1.example");
+    assert_int_equal(port, 5222);
+    assert_int_equal(vt_verdict_endpoint_host("https://", h, sizeof(h), NULL, NULL), -1);
+    assert_int_equal(vt_verdict_endpoint_host("[::1", h, sizeof(h), NULL, NULL), -1);
+    assert_int_equal(vt_verdict_addr_class("127.0.0.1"), 1);
+    assert_int_equal(vt_verdict_addr_class("0.0.0.0"), 1);
+    assert_int_equal(vt_verdict_addr_class("169.254.1.1"), 1);
+    assert_int_equal(vt_verdict_addr_class("10.1.2.3"), 2);
+    assert_int_equal(vt_verdict_addr_class("172.20.0.1"), 2);
+    assert_int_equal(vt_verdict_addr_class("172.32.0.1"), 0);
+    assert_int_equal(vt_verdict_addr_class("100.64.0.1"), 2);
+    assert_int_equal(vt_verdict_addr_class("203.82.48.83"), 0);
+    assert_int_equal(vt_verdict_addr_class("::1"), 1);
+    assert_int_equal(vt_verdict_addr_class("fe80::1"), 1);
+    assert_int_equal(vt_verdict_addr_class("fd00::1"), 2);
+    assert_int_equal(vt_verdict_addr_class("::ffff:127.0.0.1"), 1);
+    assert_int_equal(vt_verdict_addr_class("2001:db8::1"), 0);
+    assert_int_equal(vt_verdict_addr_class("not an ip"), 0);
+}
+
+static void test_note_canary(void **st)
+{
+    vt_verdict_ctx c;
+    vt_verdict_ctx_init(&c);
+    char *eps[] = {"https://canary.example/"};
+    vt_target t = {.id = "c", .endpoints = eps, .n_endpoints = 1};
+    t.options = cJSON_CreateObject();
+    cJSON *bad = keys("tcp", "connection_refused", "10.0.0.1", NULL, NULL, NULL);
+    vt_verdict_note_canary(&c, &t, bad);
+    assert_int_equal(c.n_canaries, 1);
+    assert_int_equal(c.n_canaries_ok, 0);
+    assert_string_equal(c.swap_sni, "");
+    cJSON *good = keys(NULL, NULL, "10.0.0.1", NULL, NULL, NULL);
+    add_large(good, 1e6, 300e6, NULL);
+    vt_verdict_note_canary(&c, &t, good);
+    assert_int_equal(c.n_canaries_ok, 1);
+    assert_string_equal(c.swap_sni, "canary.example");
+    assert_true(c.canary_bps == 300e6);
+    cJSON_Delete(bad);
+    cJSON_Delete(good);
+    cJSON_Delete(t.options);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ok),           cmocka_unit_test(test_probe_offline),
+        cmocka_unit_test(test_dns_nxdomain), cmocka_unit_test(test_dns_bogon),
+        cmocka_unit_test(test_fingerprints), cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_tls),          cmocka_unit_test(test_http),
+        cmocka_unit_test(test_throttled),    cmocka_unit_test(test_cdn),
+        cmocka_unit_test(test_hostile),      cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_note_canary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
