@@ -3,10 +3,26 @@
 
 #include "vantage/task.h"
 
-
+extern const vt_kind vt_kind_web;
+extern const vt_kind vt_kind_endpoint;
+extern const vt_kind vt_kind_telegram;
+extern const vt_kind vt_kind_openvpn;
+extern const vt_kind vt_kind_wireguard;
+extern const vt_kind vt_kind_ikev2;
+extern const vt_kind vt_kind_tor;
+extern const vt_kind vt_kind_tlsvpn;
+extern const vt_kind vt_kind_port;
 
 static const vt_kind *const kinds[] = {
-
+    &vt_kind_web,
+    &vt_kind_endpoint,
+    &vt_kind_telegram,
+    &vt_kind_openvpn,
+    &vt_kind_wireguard,
+    &vt_kind_ikev2,
+    &vt_kind_tor,
+    &vt_kind_tlsvpn,
+    &vt_kind_port,
     NULL,
 };
 
