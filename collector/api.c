@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "aggregate.h"
 #include "control.h"
 #include "vantage/json.h"
 #include "vantage/version.h"
@@ -323,6 +324,12 @@ static void handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     char addr[INET6_ADDRSTRLEN] = "";
 
+    /* Read-only queries and the dashboard (aggregate.c): GET/HEAD only, no client address. */
+    if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) &&
+        (status = vt_aggregate_handle(a->store, req, path, sizeof(path))) > 0) {
+        vt_api_log(a, method, path, status, t0, "");
+        return;
+    }
     if (!route) {
         vt_api_reply_error(req, 404, "no such endpoint; see docs/api.md", 0);
         status = 404;

@@ -687,3 +687,448 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char
     }
     return vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen);
 }
+
+/* ---- detection ---- */
+
+typedef struct cells {
+    vt_cell *c;
+    size_t n, cap;
+    int oom;
+} cells;
+
+static int load_cell(void *arg, int nc, const char *const *cols)
+{
+    cells *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        vt_cell *p = realloc(l->c, cap * sizeof(*p));
+        if (!p) {
+            l->oom = 1;
+            return 1;
+        }
+        l->c = p;
+        l->cap = cap;
+    }
+    if (vt_cell_from_cols(&l->c[l->n], nc, cols) == 0) l->n++;
+    return 0;
+}
+
+/* The network's own health per hour, from its canaries. */
+typedef struct net_hour {
+    long long t;
+    int64_t n, bad;
+    vt_hist lat;
+    int slow;
+} net_hour;
+
+static int is_canary(const vt_cell *c)
+{
+    return strcmp(c->platform, "canary") == 0;
+}
+
+static int64_t anomalies(const vt_cell *c)
+{
+    int64_t a = 0;
+    for (int v = 0; v < VT_V_COUNT; v++)
+        if (vt_verdict_is_anomaly(v)) a += c->v[v];
+    return a;
+}
+
+static int64_t failures(const vt_cell *c)
+{
+    int64_t a = 0;
+    for (int v = 0; v < VT_V_COUNT; v++)
+        if (vt_verdict_is_failure(v)) a += c->v[v];
+    return a;
+}
+
+static net_hour *net_find(net_hour *h, size_t n, long long t)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (h[mid].t < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && h[lo].t == t ? &h[lo] : NULL;
+}
+
+static int cmp_net(const void *a, const void *b)
+{
+    long long x = ((const net_hour *)a)->t, y = ((const net_hour *)b)->t;
+    return x < y ? -1 : x > y;
+}
+
+/* A trailing baseline: the sum of the histograms of "normal" hours in the last window. */
+typedef struct baseline {
+    vt_hist lat, tput;
+    struct {
+        long long t;
+        const vt_hist *lat, *tput;
+    } * q;
+    size_t head, len, cap;
+} baseline;
+
+static void base_evict(baseline *b, long long now)
+{
+    while (b->head < b->len && b->q[b->head].t < now - VT_DETECT_BASELINE_HOURS * 3600LL) {
+        for (int i = 0; i < VT_HIST_BINS; i++) {
+            b->lat.c[i] -= b->q[b->head].lat->c[i];
+            if (b->q[b->head].tput) b->tput.c[i] -= b->q[b->head].tput->c[i];
+        }
+        b->head++;
+    }
+}
+
+static int base_push(baseline *b, long long t, const vt_hist *lat, const vt_hist *tput)
+{
+    if (b->len == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        void *p = realloc(b->q, cap * sizeof(*b->q));
+        if (!p) return -1;
+        b->q = p;
+        b->cap = cap;
+    }
+    b->q[b->len].t = t;
+    b->q[b->len].lat = lat;
+    b->q[b->len].tput = tput;
+    b->len++;
+    for (int i = 0; i < VT_HIST_BINS; i++) {
+        b->lat.c[i] += lat->c[i];
+        if (tput) b->tput.c[i] += tput->c[i];
+    }
+    return 0;
+}
+
+static void base_reset(baseline *b)
+{
+    free(b->q);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Hour classes. */
+enum { H_OK, H_BLOCK, H_SLOW, H_OUTAGE, H_UNKNOWN };
+
+typedef struct eplist {
+    vt_episode *e;
+    size_t n, cap;
+    int oom;
+} eplist;
+
+static vt_episode *ep_new(eplist *l)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        vt_episode *p = realloc(l->e, cap * sizeof(*p));
+        if (!p) {
+            l->oom = 1;
+            return NULL;
+        }
+        l->e = p;
+        l->cap = cap;
+    }
+    vt_episode *e = &l->e[l->n++];
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+/* Running evidence of one open episode. */
+typedef struct ep_acc {
+    int open, kind;
+    long long start, last;
+    int64_t n, anom, conf, fail, v[VT_V_COUNT];
+    double max_probes, share_sum;
+    int hours, net_slow_hours;
+    vt_hist lat, tput, base_lat, base_tput;
+} ep_acc;
+
+static const double policers[] = {64e3, 128e3, 256e3, 512e3, 1e6, 2e6};
+
+static void ep_close(eplist *l, ep_acc *a, const vt_cell *key, long long from, long long to,
+                     long long data_end)
+{
+    if (!a->open) return;
+    a->open = 0;
+    long long end = a->last + 3600;
+    if (end <= from || (to > 0 && a->start >= to)) return; /* outside the asked range */
+    vt_episode *e = ep_new(l);
+    if (!e) return;
+    snprintf(e->kind, sizeof(e->kind), "%s",
+             a->kind == H_BLOCK  ? "blocking"
+             : a->kind == H_SLOW ? "slowdown"
+                                 : "outage");
+    snprintf(e->scope, sizeof(e->scope), "%s",
+             a->kind == H_OUTAGE || (a->kind == H_SLOW && a->net_slow_hours * 2 > a->hours)
+                 ? "network"
+                 : "targeted");
+    memcpy(e->cc, key->cc, sizeof(e->cc));
+    memcpy(e->asn, key->asn, sizeof(e->asn));
+    if (a->kind != H_OUTAGE) {
+        memcpy(e->target, key->target, sizeof(e->target));
+        memcpy(e->test, key->test, sizeof(e->test));
+        memcpy(e->platform, key->platform, sizeof(e->platform));
+        memcpy(e->category, key->category, sizeof(e->category));
+    }
+    vt_rollup_format_time(a->start, e->start);
+    vt_rollup_format_time(end, e->end);
+    e->ongoing = a->last >= data_end;
+    e->hours = a->hours;
+    e->measurements = a->n;
+    e->anomalies = a->anom;
+    e->confirmed_count = a->conf;
+    e->confirmed = a->conf > 0;
+    e->failures = a->fail;
+    e->max_probes = a->max_probes;
+    e->share = a->hours ? a->share_sum / a->hours : 0;
+    int top = -1;
+    for (int v = 0; v < VT_V_COUNT; v++)
+        if ((a->kind == H_OUTAGE ? v != VT_V_OK : vt_verdict_is_anomaly(v)) && a->v[v] > 0 &&
+            (top < 0 || a->v[v] > a->v[top]))
+            top = v;
+    snprintf(e->top_verdict, sizeof(e->top_verdict), "%s", top >= 0 ? vt_verdict_names[top] : "");
+    e->latency_ms = vt_hist_quantile(&a->lat, VT_HIST_LATENCY, 0.5);
+    e->baseline_latency_ms = vt_hist_quantile(&a->base_lat, VT_HIST_LATENCY, 0.5);
+    e->throughput_bps = vt_hist_quantile(&a->tput, VT_HIST_THROUGHPUT, 0.5);
+    e->baseline_throughput_bps = vt_hist_quantile(&a->base_tput, VT_HIST_THROUGHPUT, 0.5);
+    if (e->throughput_bps > 0) {
+        double p25 = vt_hist_quantile(&a->tput, VT_HIST_THROUGHPUT, 0.25);
+        double p75 = vt_hist_quantile(&a->tput, VT_HIST_THROUGHPUT, 0.75);
+        for (size_t i = 0; i < sizeof(policers) / sizeof(policers[0]); i++)
+            if (e->throughput_bps > policers[i] * 0.75 && e->throughput_bps < policers[i] * 1.33 &&
+                p75 / p25 < 1.7)
+                e->policer_bps = policers[i];
+    }
+}
+
+static void ep_add(eplist *l, ep_acc *a, int kind, const vt_cell *c, long long t, const baseline *b,
+                   int net_slow, const vt_cell *key, long long from, long long to,
+                   long long data_end)
+{
+    if (a->open && (a->kind != kind || t - a->last > (VT_DETECT_GAP_HOURS + 1) * 3600LL))
+        ep_close(l, a, key, from, to, data_end);
+    if (!a->open) {
+        memset(a, 0, sizeof(*a));
+        a->open = 1;
+        a->kind = kind;
+        a->start = t;
+        if (b) {
+            a->base_lat = b->lat;
+            a->base_tput = b->tput;
+        }
+    }
+    a->last = t;
+    a->hours++;
+    a->n += c->n;
+    a->anom += anomalies(c);
+    a->conf += c->confirmed;
+    a->fail += failures(c);
+    for (int v = 0; v < VT_V_COUNT; v++)
+        a->v[v] += c->v[v];
+    double p = vt_rset_distinct(&c->rs);
+    if (p > a->max_probes) a->max_probes = p;
+    double sh = vt_rset_share(&c->rs);
+    a->share_sum += sh > 0 ? sh : 0;
+    a->net_slow_hours += net_slow;
+    vt_hist_merge(&a->lat, &c->lat);
+    vt_hist_merge(&a->tput, &c->tput);
+}
+
+static int slow_vs(const vt_hist *lat, const vt_hist *tput, const vt_hist *blat,
+                   const vt_hist *btput)
+{
+    if (vt_hist_total(blat) >= VT_DETECT_BASELINE_MIN && vt_hist_total(lat) > 0) {
+        double m = vt_hist_quantile(lat, VT_HIST_LATENCY, 0.5);
+        double bm = vt_hist_quantile(blat, VT_HIST_LATENCY, 0.5);
+        if (m >= bm * VT_DETECT_SLOW_RATIO) return 1;
+    }
+    if (btput && vt_hist_total(btput) >= VT_DETECT_BASELINE_MIN && vt_hist_total(tput) > 0) {
+        double m = vt_hist_quantile(tput, VT_HIST_THROUGHPUT, 0.5);
+        double bm = vt_hist_quantile(btput, VT_HIST_THROUGHPUT, 0.5);
+        if (m * VT_DETECT_SLOW_RATIO <= bm) return 1;
+    }
+    return 0;
+}
+
+static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect_query *q,
+                        long long from, long long to)
+{
+    /* c[0..n) share cc and asn, sorted by target, test, hour. */
+    net_hour *nh = NULL;
+    size_t nn = 0;
+    long long data_end = 0;
+    for (size_t i = 0; i < n; i++) {
+        long long t = vt_rollup_parse_time(c[i].hour);
+        if (t > data_end) data_end = t;
+        if (!is_canary(&c[i])) continue;
+        net_hour *p = realloc(nh, (nn + 1) * sizeof(*nh));
+        if (!p) {
+            free(nh);
+            return -1;
+        }
+        nh = p;
+        memset(&nh[nn], 0, sizeof(nh[nn]));
+        nh[nn].t = t;
+        nh[nn].n = c[i].n;
+        nh[nn].bad = c[i].n - c[i].v[VT_V_OK];
+        nh[nn].lat = c[i].lat;
+        nn++;
+    }
+    qsort(nh, nn, sizeof(*nh), cmp_net);
+    size_t w = 0; /* merge canary targets of the same hour */
+    for (size_t i = 0; i < nn; i++) {
+        if (w && nh[w - 1].t == nh[i].t) {
+            nh[w - 1].n += nh[i].n;
+            nh[w - 1].bad += nh[i].bad;
+            vt_hist_merge(&nh[w - 1].lat, &nh[i].lat);
+        } else {
+            nh[w++] = nh[i];
+        }
+    }
+    nn = w;
+    /* Canaries' own slowdowns against their own trailing baseline. */
+    baseline cb = {0};
+    for (size_t i = 0; i < nn; i++) {
+        base_evict(&cb, nh[i].t);
+        nh[i].slow = slow_vs(&nh[i].lat, NULL, &cb.lat, NULL);
+        if (!nh[i].slow && (double)nh[i].bad < VT_DETECT_OUTAGE_SHARE * nh[i].n)
+            base_push(&cb, nh[i].t, &nh[i].lat, NULL);
+    }
+    base_reset(&cb);
+
+    /* Outages: the network's canaries failing. */
+    ep_acc oa = {0};
+    for (size_t i = 0; i < nn && !q->target && !q->platform; i++) {
+        if (nh[i].n > 0 && (double)nh[i].bad >= VT_DETECT_OUTAGE_SHARE * nh[i].n) {
+            vt_cell tmp;
+            memset(&tmp, 0, sizeof(tmp));
+            tmp.n = nh[i].n;
+            tmp.v[VT_V_OFFLINE] = nh[i].bad;
+            tmp.v[VT_V_OK] = nh[i].n - nh[i].bad;
+            ep_add(out, &oa, H_OUTAGE, &tmp, nh[i].t, NULL, 0, &c[0], from, to, data_end);
+        } else if (oa.open) {
+            ep_close(out, &oa, &c[0], from, to, data_end);
+        }
+    }
+    ep_close(out, &oa, &c[0], from, to, data_end);
+
+    /* Each target's series. */
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && strcmp(c[j].target, c[i].target) == 0 && strcmp(c[j].test, c[i].test) == 0)
+            j++;
+        int want = !is_canary(&c[i]) && (!q->target || strcmp(q->target, c[i].target) == 0) &&
+                   (!q->platform || strcmp(q->platform, c[j - 1].platform) == 0);
+        if (want) {
+            baseline b = {0};
+            ep_acc a = {0};
+            const vt_cell *key = &c[j - 1]; /* newest labels */
+            for (size_t k = i; k < j; k++) {
+                const vt_cell *x = &c[k];
+                long long t = vt_rollup_parse_time(x->hour);
+                base_evict(&b, t);
+                net_hour *h = net_find(nh, nn, t);
+                double probes = vt_rset_distinct(&x->rs), share = vt_rset_share(&x->rs);
+                int cls;
+                if ((h && (double)h->bad >= VT_DETECT_OUTAGE_SHARE * h->n) ||
+                    (double)x->v[VT_V_OFFLINE] >= VT_DETECT_OUTAGE_SHARE * x->n)
+                    cls = H_OUTAGE;
+                else if (share >= VT_DETECT_BLOCK_SHARE)
+                    cls = probes < VT_DETECT_MIN_PROBES             ? H_UNKNOWN
+                          : x->v[VT_V_THROTTLED] * 2 > anomalies(x) ? H_SLOW
+                                                                    : H_BLOCK;
+                else if (slow_vs(&x->lat, &x->tput, &b.lat, &b.tput))
+                    cls = probes < VT_DETECT_MIN_PROBES ? H_UNKNOWN : H_SLOW;
+                else
+                    cls = H_OK;
+                if (cls == H_BLOCK || cls == H_SLOW)
+                    ep_add(out, &a, cls, x, t, &b, h ? h->slow : 0, key, from, to, data_end);
+                else if (cls != H_UNKNOWN)
+                    ep_close(out, &a, key, from, to, data_end);
+                if (cls == H_OK && base_push(&b, t, &x->lat, &x->tput) < 0) out->oom = 1;
+            }
+            ep_close(out, &a, key, from, to, data_end);
+            base_reset(&b);
+        }
+        i = j;
+    }
+    free(nh);
+    return out->oom ? -1 : 0;
+}
+
+static int cmp_ep(const void *a, const void *b)
+{
+    const vt_episode *x = a, *y = b;
+    int r = strcmp(x->start, y->start);
+    if (r) return r;
+    r = strcmp(x->cc, y->cc);
+    if (r) return r;
+    r = strcmp(x->asn, y->asn);
+    return r ? r : strcmp(x->target, y->target);
+}
+
+int vt_detect(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *nout, char *err,
+              size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    long long from = q->since[0] ? vt_rollup_parse_time(q->since) : 0;
+    long long to = q->until[0] ? vt_rollup_parse_time(q->until) : 0;
+    if (from < 0 || to < 0) {
+        snprintf(err, errlen, "bad time range");
+        return -1;
+    }
+    char sql[1024], lo[20] = "";
+    const char *p[4];
+    int np = 0;
+    int off = snprintf(sql, sizeof(sql), "SELECT %s FROM rollup_hourly WHERE 1=1", vt_cell_select);
+    if (from > 0) {
+        vt_rollup_format_time(from - VT_DETECT_BASELINE_HOURS * 3600LL, lo);
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND hour >= ?");
+        p[np++] = lo;
+    }
+    if (to > 0) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND hour < ?");
+        p[np++] = q->until;
+    }
+    if (q->cc) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND probe_cc = ?");
+        p[np++] = q->cc;
+    }
+    if (q->asn) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND probe_asn = ?");
+        p[np++] = q->asn;
+    }
+    snprintf(sql + off, sizeof(sql) - (size_t)off,
+             " ORDER BY probe_cc, probe_asn, target_id, test_name, hour");
+    cells l = {0};
+    if (vt_db_query(s, sql, p, np, load_cell, &l, err, errlen) < 0 || l.oom) {
+        if (l.oom) snprintf(err, errlen, "out of memory");
+        free(l.c);
+        return -1;
+    }
+    eplist el = {0};
+    int rc = 0;
+    size_t i = 0;
+    while (i < l.n && rc == 0) {
+        size_t j = i;
+        while (j < l.n && strcmp(l.c[j].cc, l.c[i].cc) == 0 && strcmp(l.c[j].asn, l.c[i].asn) == 0)
+            j++;
+        if (detect_group(&l.c[i], j - i, &el, q, from, to) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        i = j;
+    }
+    free(l.c);
+    if (rc < 0) {
+        free(el.e);
+        return -1;
+    }
+    if (el.n) qsort(el.e, el.n, sizeof(*el.e), cmp_ep);
+    *out = el.e;
+    *nout = el.n;
+    return 0;
+}
