@@ -1,4 +1,4 @@
-/* The "ikev2" kind: IKE_SA_INIT to each address over UDP (port 4500: with the non-ESP marker);
+/* The "ikev2" kind: IKE_SA_INIT to each address over UDP (on ports other than 500: with the non-ESP marker);
  * reachable when a responder answers our SPI with its own SPI or a notify. Target keys:
  * docs/targets.md. */
 #include <openssl/rand.h>
@@ -14,7 +14,7 @@
 typedef struct ike {
     vt_vpn vpn; /* first */
     vt_ikev2_opts o;
-    int natt_forced; /* -1: by port (4500), 0/1: as the target says */
+    int natt_forced; /* -1: by port (not 500), 0/1: as the target says */
     const vt_vpn_job *job;
     unsigned char spi[VT_IKE_SPI_LEN];
     vt_ikev2_reply reply;
@@ -105,7 +105,8 @@ static void probe(vt_task *t, const vt_vpn_job *job)
     char err[160];
     s->job = job;
     s->accepted = 0;
-    s->o.natt = s->natt_forced >= 0 ? s->natt_forced : job->port == 4500;
+    /* As strongSwan does: IKE on any port but 500 carries the non-ESP marker. */
+    s->o.natt = s->natt_forced >= 0 ? s->natt_forced : job->port != 500;
     if (RAND_bytes(s->spi, sizeof(s->spi)) != 1 ||
         vt_ikev2_build_sa_init(&s->o, s->spi, pkt, sizeof(pkt), &n, err, sizeof(err)) < 0) {
         char f[VT_FAILURE_MAX];

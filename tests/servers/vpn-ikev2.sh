@@ -1,0 +1,56 @@
+#!/bin/sh
+# A real IKEv2 responder (Debian's strongSwan charon) for the VPN tests and the lab. With no
+# connection configured it still answers IKE_SA_INIT (a notify, our SPIi, its own SPIr).
+# Needs root. One charon per network namespace (its pid file is /var/run/charon.pid).
+#   vpn-ikev2.sh start DIR PORT NATT_PORT
+#   vpn-ikev2.sh stop DIR
+# start writes DIR/strongswan.conf, runs charon in the background (DIR/charon.pid, log
+# DIR/charon.log) listening on UDP PORT and NATT_PORT (all addresses).
+set -eu
+cmd=$1 dir=$2
+if [ "$cmd" = stop ]; then
+    [ -f "$dir/charon.pid" ] && kill "$(cat "$dir/charon.pid")" 2>/dev/null || true
+    exit 0
+fi
+port=$3 natt=$4
+charon=/usr/lib/ipsec/charon
+[ -x $charon ] || { echo "vpn-ikev2.sh: strongswan-charon is not installed" >&2; exit 77; }
+if [ -f /var/run/charon.pid ] && kill -0 "$(cat /var/run/charon.pid)" 2>/dev/null; then
+    echo "vpn-ikev2.sh: a charon already runs here (pid $(cat /var/run/charon.pid))" >&2
+    exit 77
+fi
+mkdir -p "$dir"
+cat >"$dir/strongswan.conf" <<CONF
+charon {
+    port = $port
+    port_nat_t = $natt
+    install_routes = no
+    install_virtual_ip = no
+    load_modular = yes
+    plugins {
+        include /etc/strongswan.d/charon/*.conf
+    }
+    filelog {
+        vtlog {
+            path = $dir/charon.log
+            default = 2
+            net = 2
+            flush_line = yes
+            enc = 1
+        }
+    }
+}
+CONF
+STRONGSWAN_CONF=$dir/strongswan.conf $charon >"$dir/charon.out" 2>&1 &
+echo $! >"$dir/charon.pid"
+for _ in $(seq 100); do
+    if ss -lun 2>/dev/null | grep -q ":$port "; then
+        exit 0
+    fi
+    kill -0 "$(cat "$dir/charon.pid")" 2>/dev/null || break
+    sleep 0.05
+done
+echo "vpn-ikev2.sh: charon did not start:" >&2
+tail -5 "$dir/charon.out" "$dir/charon.log" >&2 2>/dev/null || true
+kill "$(cat "$dir/charon.pid")" 2>/dev/null || true
+exit 1
