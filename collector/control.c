@@ -1,35 +1,421 @@
-/* Control measurements: placeholder until the web and endpoint kinds are registered. */
+/* Control measurements (OONI's test-helper role): the collector measures one input from its own
+ * network with libvantage, on its own loop (vt_run_start), and answers with the test_keys.
+ *
+ * Bounded: at most max_in_flight runs at once (a run that outlives its time cap still holds its
+ * slot until the kind's own timeouts end it), and each request is answered within timeout_s.
+ * Destinations that are loopback, private, link-local, CGNAT, multicast, documentation or
+ * unspecified are refused (403), as literals and after resolving the host through the same
+ * resolver the measurement uses, unless --allow-private-control. A name that resolves to a public
+ * address first and a private one at measurement time (DNS rebinding), or a redirect to a private
+ * address, is not caught: the kinds do not expose a per-connection hook. */
 #include "control.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "api.h"
+#include "vantage/config.h"
+#include "vantage/dns.h"
+#include "vantage/json.h"
+#include "vantage/runner.h"
+#include "vantage/targets.h"
+#include "vantage/task.h"
+#include "vantage/tls.h"
+
+typedef struct ctl_req ctl_req;
 
 struct vt_control {
-    int unused;
+    vt_loop *loop;
+    int max, timeout_s, allow_private;
+    vt_config cfg;
+    vt_env env;
+    int ready; /* env.dns and env.tls made (lazily, at the first request) */
+    int in_flight;
+    int shutting_down;
+    ctl_req *reqs; /* every request not yet freed */
+};
+
+struct ctl_req {
+    vt_control *c;
+    struct vt_api *a;
+    struct evhttp_request *req; /* NULL once answered */
+    double t0;
+    char kind[16];
+    char host[256];
+    vt_target_list targets;
+    vt_runner_hooks hooks;
+    cJSON *measurement;
+    struct event *timer;
+    int dns_pending;
+    int private_found;
+    int holds_slot;
+    int running; /* the run started: it ends with run_done */
+    ctl_req *next, **pprev;
 };
 
 vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int allow_private,
                            char *err, size_t errlen)
 {
-    return calloc(1, sizeof(vt_control));
+    vt_control *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->max = max_in_flight > 0 ? max_in_flight : 1;
+    c->timeout_s = timeout_s > 0 ? timeout_s : 30;
+    c->allow_private = allow_private;
+    vt_config_defaults(&c->cfg);
+    c->cfg.concurrency = 1;
+    c->cfg.user_agent = "vantage-collector-control";
+    c->env.loop = loop;
+    c->env.cfg = &c->cfg;
+    return c;
+}
+
+static int ensure_env(vt_control *c, char *err, size_t errlen)
+{
+    if (c->ready) return 0;
+    if (!c->env.dns && !(c->env.dns = vt_dns_new_system(c->loop, &c->cfg, err, errlen))) return -1;
+    if (!c->env.tls && !(c->env.tls = vt_tls_ctx_new(NULL, err, errlen))) return -1;
+    c->ready = 1;
+    return 0;
+}
+
+/* ---- addresses ---- */
+
+static int v4_private(const unsigned char *b)
+{
+    unsigned a = b[0], s = b[1];
+    return a == 0 || a == 10 || a == 127 || a >= 224 ||        /* this, private, loop, mc */
+           (a == 100 && (s & 0xc0) == 64) ||                   /* 100.64/10 CGNAT */
+           (a == 169 && s == 254) ||                           /* link-local */
+           (a == 172 && (s & 0xf0) == 16) ||                   /* 172.16/12 */
+           (a == 192 && s == 168) ||                           /* 192.168/16 */
+           (a == 192 && s == 0 && (b[2] == 0 || b[2] == 2)) || /* 192.0.0/24, TEST-NET-1 */
+           (a == 198 && (s & 0xfe) == 18) ||                   /* 198.18/15 benchmarking */
+           (a == 198 && s == 51 && b[2] == 100) ||             /* TEST-NET-2 */
+           (a == 203 && s == 0 && b[2] == 113);                /* TEST-NET-3 */
+}
+
+int vt_control_addr_private(const char *addr)
+{
+    unsigned char b[16];
+    if (!addr) return 1;
+    if (inet_pton(AF_INET, addr, b) == 1) return v4_private(b);
+    if (inet_pton(AF_INET6, addr, b) != 1)
+        return 1; /* not an address: not a destination we vouch for */
+    static const unsigned char zero[16] = {0};
+    if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1)) return 1; /* :: and ::1 */
+    if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff)
+        return v4_private(b + 12); /* ::ffff:a.b.c.d */
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
+    if (memcmp(b, nat64, 12) == 0) return v4_private(b + 12);
+    if ((b[0] & 0xfe) == 0xfc || b[0] == 0xff)
+        return 1; /* fc00::/7 unique local, ff00::/8 multicast */
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1; /* fe80::/10 link-local */
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8)
+        return 1;                                              /* 2001:db8::/32 documentation */
+    if (b[0] == 0x01 && memcmp(b + 1, zero, 7) == 0) return 1; /* 100::/64 discard */
+    return 0;
+}
+
+/* host from a URL (http/https) or a host:port endpoint; 0 ok. */
+static int input_host(const char *input, const char *kind, char *host, size_t n)
+{
+    const char *p = input;
+    if (strcmp(kind, "web") == 0) {
+        if (strncasecmp(p, "http://", 7) == 0)
+            p += 7;
+        else if (strncasecmp(p, "https://", 8) == 0)
+            p += 8;
+        else
+            return -1;
+        const char *at = NULL;
+        for (const char *q = p; *q && *q != '/' && *q != '?' && *q != '#'; q++)
+            if (*q == '@') at = q;
+        if (at) p = at + 1;
+    }
+    size_t len;
+    if (*p == '[') {
+        const char *e = strchr(p, ']');
+        if (!e) return -1;
+        p++;
+        len = (size_t)(e - p);
+    } else {
+        len = strcspn(p, ":/?#");
+    }
+    if (len == 0 || len >= n) return -1;
+    memcpy(host, p, len);
+    host[len] = 0;
+    if (strcmp(kind, "endpoint") == 0) {
+        const char *port = strrchr(input, ':');
+        if (!port || !port[1] || strspn(port + 1, "0123456789") != strlen(port + 1)) return -1;
+    }
+    return 0;
+}
+
+/* ---- request lifetime ---- */
+
+static void req_free(ctl_req *r)
+{
+    if (r->timer) vt_timer_cancel(r->timer);
+    if (r->holds_slot) r->c->in_flight--;
+    if (r->pprev) {
+        *r->pprev = r->next;
+        if (r->next) r->next->pprev = r->pprev;
+    }
+    vt_targets_free(&r->targets);
+    cJSON_Delete(r->measurement);
+    free(r);
+}
+
+static void answer_error(ctl_req *r, int code, const char *msg, int retry)
+{
+    if (!r->req) return;
+    vt_api_reply_error(r->req, code, msg, retry);
+    vt_api_log(r->a, "POST", "/api/v1/control", code, r->t0, "");
+    r->req = NULL;
+}
+
+static void answer_result(ctl_req *r)
+{
+    if (!r->req) return;
+    cJSON *m = r->measurement;
+    if (!m) {
+        answer_error(r, 502, "the control measurement produced no result", 0);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    static const char *keys[] = {"input", "test_name", "test_version", "measurement_start_time",
+                                 "test_runtime"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(m, keys[i]);
+        if (v) cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
+    }
+    cJSON_AddStringToObject(o, "kind", r->kind);
+    cJSON *tk = cJSON_DetachItemFromObjectCaseSensitive(m, "test_keys");
+    cJSON_AddItemToObject(o, "test_keys", tk ? tk : cJSON_CreateObject());
+    char *s = vt_json_print(o);
+    cJSON_Delete(o);
+    if (!s) {
+        answer_error(r, 502, "out of memory", 0);
+        return;
+    }
+    vt_api_reply_json(r->req, 200, s);
+    free(s);
+    vt_api_log(r->a, "POST", "/api/v1/control", 200, r->t0, "");
+    r->req = NULL;
+}
+
+static void on_timeout(void *arg)
+{
+    ctl_req *r = arg;
+    r->timer = NULL;
+    answer_error(r, 504, "the control measurement did not finish within its time cap", 0);
+    if (!r->running && !r->dns_pending) req_free(r);
+}
+
+static void on_result(cJSON *m, const vt_target *t, void *arg)
+{
+    ctl_req *r = arg;
+    cJSON_Delete(r->measurement);
+    r->measurement = m;
+}
+
+static void run_done(long produced, void *arg)
+{
+    ctl_req *r = arg;
+    r->running = 0;
+    answer_result(r);
+    req_free(r);
+}
+
+static void start_run(ctl_req *r)
+{
+    char err[256];
+    if (r->private_found) {
+        answer_error(r, 403,
+                     "the destination resolves to a loopback, private or link-local address; "
+                     "the collector measures only public destinations",
+                     0);
+        req_free(r);
+        return;
+    }
+    if (!r->req) { /* timed out or shut down while resolving */
+        req_free(r);
+        return;
+    }
+    r->hooks.on_result = on_result;
+    r->hooks.arg = r;
+    r->running = 1;
+    if (vt_run_start(&r->c->env, &r->targets, &r->hooks, run_done, r, err, sizeof(err)) < 0) {
+        r->running = 0;
+        answer_error(r, 503, "the control measurement could not start; retry later", 5);
+        req_free(r);
+    }
+}
+
+static void on_dns(const vt_dns_query *q, void *arg)
+{
+    ctl_req *r = arg;
+    for (size_t i = 0; i < q->n_answers; i++)
+        if (vt_control_addr_private(q->answers[i].addr)) r->private_found = 1;
+    if (--r->dns_pending == 0) start_run(r);
+}
+
+static int make_target(ctl_req *r, const char *input)
+{
+    vt_target *t = calloc(1, sizeof(*t));
+    if (!t) return -1;
+    r->targets.items = t;
+    r->targets.n = r->targets.cap = 1;
+    t->id = strdup("control");
+    t->name = strdup(input);
+    t->platform = strdup("control");
+    t->category = strdup("control");
+    t->kind = strdup(r->kind);
+    t->endpoints = calloc(1, sizeof(char *));
+    if (t->endpoints) t->endpoints[0] = strdup(input);
+    t->n_endpoints = t->endpoints ? 1 : 0;
+    t->options = cJSON_CreateObject();
+    t->source = strdup("control request");
+    return t->id && t->name && t->platform && t->category && t->kind && t->endpoints &&
+                   t->endpoints[0] && t->options && t->source
+               ? 0
+               : -1;
 }
 
 void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *req,
                        const char *body, size_t len, double t0)
 {
-    vt_api_reply_error(req, 501, "control measurements are not available yet", 0);
-    vt_api_log(a, "POST", "/api/v1/control", 501, t0, "");
+    ctl_req tmp = {.c = c, .a = a, .req = req, .t0 = t0};
+    char err[256];
+    cJSON *js = len < 65536 ? cJSON_ParseWithLength(body, len) : NULL;
+    const char *input = vt_json_get_string(js, "input");
+    const char *kind = vt_json_get_string(js, "kind");
+    if (!js || !cJSON_IsObject(js)) {
+        answer_error(&tmp, 400,
+                     "send a JSON object {\"input\": URL or host:port, \"kind\": "
+                     "\"web\" or \"endpoint\"}",
+                     0);
+        goto done;
+    }
+    if (!input || !*input || strlen(input) > 2048 ||
+        !vt_utf8_valid((const unsigned char *)input, strlen(input))) {
+        answer_error(&tmp, 400, "'input' must be a URL or host:port (at most 2048 characters)", 0);
+        goto done;
+    }
+    if (!kind) kind = strstr(input, "://") ? "web" : "endpoint";
+    if (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0) {
+        answer_error(&tmp, 400, "'kind' must be \"web\" or \"endpoint\"", 0);
+        goto done;
+    }
+    if (!vt_kind_find(kind)) {
+        answer_error(&tmp, 503, "this collector has no measurement of that kind", 0);
+        goto done;
+    }
+    snprintf(tmp.kind, sizeof(tmp.kind), "%s", kind);
+    if (input_host(input, kind, tmp.host, sizeof(tmp.host)) < 0) {
+        answer_error(&tmp, 400,
+                     strcmp(kind, "web") == 0
+                         ? "'input' must be an http:// or https:// URL with a host"
+                         : "'input' must be host:port",
+                     0);
+        goto done;
+    }
+    if (c->shutting_down) {
+        answer_error(&tmp, 503, "the collector is shutting down; retry later", 5);
+        goto done;
+    }
+    if (c->in_flight >= c->max) {
+        answer_error(&tmp, 429, "too many control measurements in flight; retry shortly", 2);
+        goto done;
+    }
+    unsigned char lit[16];
+    int literal = inet_pton(AF_INET, tmp.host, lit) == 1 || inet_pton(AF_INET6, tmp.host, lit) == 1;
+    if (!c->allow_private &&
+        (literal ? vt_control_addr_private(tmp.host)
+                 : strcasecmp(tmp.host, "localhost") == 0 ||
+                       (strlen(tmp.host) > 10 &&
+                        strcasecmp(tmp.host + strlen(tmp.host) - 10, ".localhost") == 0))) {
+        answer_error(&tmp, 403,
+                     "the destination is a loopback, private or link-local address; the "
+                     "collector measures only public destinations",
+                     0);
+        goto done;
+    }
+    if (ensure_env(c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vantage-collector: control: %s\n", err);
+        answer_error(&tmp, 503, "control measurements are unavailable on this collector", 30);
+        goto done;
+    }
+    ctl_req *r = calloc(1, sizeof(*r));
+    if (!r) {
+        answer_error(&tmp, 503, "out of memory; retry later", 5);
+        goto done;
+    }
+    *r = tmp;
+    if (make_target(r, input) < 0) {
+        answer_error(r, 503, "out of memory; retry later", 5);
+        req_free(r);
+        goto done;
+    }
+    r->next = c->reqs;
+    if (c->reqs) c->reqs->pprev = &r->next;
+    c->reqs = r;
+    r->pprev = &c->reqs;
+    r->holds_slot = 1;
+    c->in_flight++;
+    r->timer = vt_timer_start(c->loop, c->timeout_s * 1000, on_timeout, r);
+    if (!c->allow_private && !literal) {
+        /* Resolve first: a public name that points at a private address is refused too. */
+        /* 2 lookups + 1 for this frame, so an answer given at once cannot start the run
+         * (and free r) before both are asked. */
+        r->dns_pending = 3;
+        if (vt_dns_lookup(c->env.dns, r->host, VT_DNS_A, vt_now(), on_dns, r) < 0) r->dns_pending--;
+        if (vt_dns_lookup(c->env.dns, r->host, VT_DNS_AAAA, vt_now(), on_dns, r) < 0)
+            r->dns_pending--;
+        if (--r->dns_pending == 0) start_run(r);
+    } else {
+        start_run(r);
+    }
+done:
+    cJSON_Delete(js);
 }
 
-void vt_control_shutdown(vt_control *c) {}
+void vt_control_shutdown(vt_control *c)
+{
+    c->shutting_down = 1;
+    for (ctl_req *r = c->reqs; r; r = r->next)
+        answer_error(r, 503, "the collector is shutting down; retry later", 5);
+}
 
 void vt_control_free(vt_control *c)
 {
+    if (!c) return;
+    /* Runs still on the loop are abandoned with it (the process is exiting). */
+    int abandoned = 0;
+    while (c->reqs) {
+        ctl_req *r = c->reqs;
+        c->reqs = r->next;
+        r->pprev = NULL;
+        if (r->timer) vt_timer_cancel(r->timer);
+        r->timer = NULL;
+        r->holds_slot = 0;
+        if (!r->running && !r->dns_pending) {
+            vt_targets_free(&r->targets);
+            cJSON_Delete(r->measurement);
+            free(r);
+        } else {
+            abandoned = 1;
+        }
+    }
+    if (abandoned) return; /* their callbacks may still reach c while the loop is torn down */
+    if (c->env.dns) vt_dns_free(c->env.dns);
+    if (c->env.tls) vt_tls_ctx_free(c->env.tls);
     free(c);
-}
-
-int vt_control_addr_private(const char *addr)
-{
-    return 1;
 }

@@ -702,8 +702,10 @@ def check_control(db, tmp):
         check(st == 200 and js["kind"] == "web" and isinstance(js.get("test_keys"), dict),
               f"control of a local web page with --allow-private-control ({st})")
         tk = js.get("test_keys", {}) if js else {}
-        check(tk.get("http_status") == 200 or "requests" in tk,
-              f"the control's test_keys describe the page ({list(tk)[:8]})")
+        check(tk.get("http_status") == 200 and tk.get("title") == "control page" and
+              tk.get("failure") is None and tk.get("requests"),
+              f"the control's test_keys describe the page ({tk.get('http_status')}, "
+              f"{tk.get('title')!r}, {tk.get('failure')})")
         for inp, kind in ((web, "web"), (f"127.0.0.1:{srv.server_address[1]}", "endpoint"),
                           ("http://10.1.2.3/", "web"), ("http://[::1]:1/", "web"),
                           ("169.254.1.1:80", "endpoint"), ("http://localhost:1/", "web")):
