@@ -40,8 +40,10 @@ test-asan: deps-test
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -LE lab
 
+# `make install [DESTDIR=stage] [PREFIX=/usr]`: DESTDIR stages (packaging), PREFIX overrides the
+# configured prefix (the probe then finds its target lists relative to its own binary).
 install: build
-	cmake --install $(BUILD) $(if $(DESTDIR),,)
+	DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -114,6 +114,23 @@ static const char *default_targets_dir(void)
             slash = strrchr(buf, '/');
         }
     }
+    /* A relocated install (cmake --install --prefix X, DESTDIR): X/bin -> X/share/vantage. */
+    n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
+    if (n > 0) {
+        buf[n] = 0;
+        char *s1 = strrchr(buf, '/'), *s2 = NULL;
+        if (s1) {
+            *s1 = 0;
+            s2 = strrchr(buf, '/');
+        }
+        if (s2) {
+            strcpy(s2, "/share/vantage/targets/social.json");
+            if (stat(buf, &st) == 0) {
+                s2[sizeof("/share/vantage/targets") - 1] = 0;
+                return buf;
+            }
+        }
+    }
     snprintf(buf, sizeof(buf), "%s/targets", VT_DATADIR);
     return buf;
 }

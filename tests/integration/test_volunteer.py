@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""The probe on a volunteer's machine: the consent gate (non-interactive refusal with exit 6,
+--accept-risks, accept_risks in probe.conf, the environment, a typed yes or no on a pty, a
+recorded consent of an older notice version), probe.conf precedence (system < user < --config <
+flags) and its file:line:key errors, the run lock (a held lock and two real overlapping runs:
+exit 5), --jitter bounds, `status` on fixture state directories (text and JSON, damaged files,
+a fake systemctl), and `make install DESTDIR=...` / `cmake --install --prefix` with the installed
+binaries run from the staging directory.
+
+Runs measure only a loopback endpoint on a closed port; nothing leaves 127.0.0.1."""
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(SRC, "build"))
+PROBE = os.path.join(BUILD, "probe", "vantage-probe")
+if not os.access(PROBE, os.X_OK):
+    print("skip: %s not built" % PROBE)
+    sys.exit(77)
+
+failures = []
+tmp = tempfile.mkdtemp(prefix="vt-volunteer-")
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+    else:
+        print("ok:", what)
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def target_file(path, tid, category="social", port=None):
+    doc = {"version": 1, "list": tid, "targets": [{
+        "id": tid, "name": tid, "platform": "test", "category": category, "kind": "endpoint",
+        "endpoints": ["127.0.0.1:%d" % (port or closed_port())]}]}
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# A clean environment: no real config, state or acceptance leaks in.
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("VANTAGE_ACCEPT_RISKS", "VANTAGE_UPLOAD_TOKEN", "VANTAGE_TARGETS")}
+ENV.update(HOME=os.path.join(tmp, "home"), XDG_CONFIG_HOME=os.path.join(tmp, "xdg"),
+           XDG_STATE_HOME=os.path.join(tmp, "xstate"),
+           VANTAGE_SYSTEM_CONFIG=os.path.join(tmp, "etc", "probe.conf"))
+os.makedirs(ENV["HOME"])
+LOOP = target_file(os.path.join(tmp, "loop.json"), "loop-closed")
+RUN = ["run", "--targets", LOOP, "--no-upload", "--timeout", "2", "--concurrency", "2"]
+
+
+def probe(args, env=None, stdin=subprocess.DEVNULL, timeout=60, binary=PROBE):
+    e = dict(ENV)
+    e.update(env or {})
+    t0 = time.monotonic()
+    p = subprocess.run([binary] + args, env=e, stdin=stdin, capture_output=True, text=True,
+                       timeout=timeout)
+    p.elapsed = time.monotonic() - t0
+    return p
+
+
+def state(name):
+    return os.path.join(tmp, "states", name)
+
+
+def run_in(name, extra=(), env=None, **kw):
+    st = state(name)
+    return probe(RUN + ["--state-dir", st, "--output", os.path.join(tmp, name + ".jsonl")]
+                 + list(extra), env=env, **kw)
+
+
+def consent_fields(st):
+    path = os.path.join(st, "consent")
+    if not os.path.exists(path):
+        return None
+    return dict(line.split("=", 1) for line in open(path).read().splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+# ---- consent --------------------------------------------------------------------------------
+p = run_in("c1")
+check(p.returncode == 6, "no acceptance, not a terminal: exit 6 (got %d)" % p.returncode)
+check("not measuring" in p.stderr and "--accept-risks" in p.stderr,
+      "the refusal says why and how to accept")
+check(not os.path.exists(os.path.join(tmp, "c1.jsonl")), "refused run wrote no output")
+check(not os.path.exists(state("c1")), "refused run created no state (nothing spooled)")
+
+p = run_in("c1", env={"VANTAGE_ACCEPT_RISKS": "no"})
+check(p.returncode == 6, "VANTAGE_ACCEPT_RISKS=no is no acceptance")
+
+p = run_in("c1", ["--accept-risks"])
+check(p.returncode not in (2, 5, 6), "--accept-risks proceeds (exit %d)" % p.returncode)
+c = consent_fields(state("c1"))
+check(c is not None and c.get("version") == "1" and c.get("how") == "--accept-risks",
+      "--accept-risks is recorded with version and how: %r" % c)
+check(c is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c.get("date", "")),
+      "the consent records the date")
+check(os.path.exists(os.path.join(state("c1"), "last-run.json")), "the run wrote last-run.json")
+lr = json.load(open(os.path.join(state("c1"), "last-run.json")))
+check(lr.get("targets") == 1 and lr.get("exit_code") == p.returncode,
+      "last-run.json: 1 target, the run's exit code (%r)" % lr)
+
+p = run_in("c1")
+check(p.returncode != 6, "a recorded consent lets later unattended runs measure")
+
+write(os.path.join(state("c2"), "consent"), "version=0\ndate=2020-01-01T00:00:00Z\n")
+p = run_in("c2")
+check(p.returncode == 6, "a consent to an older notice version is asked for again")
+
+conf = write(os.path.join(tmp, "accept.conf"), "# test\n\naccept_risks = yes\n")
+p = run_in("c3", ["--config", conf])
+check(p.returncode != 6, "accept_risks = yes in --config proceeds")
+c = consent_fields(state("c3")) or {}
+check(c.get("how", "").endswith("accept.conf:3"), "how names the config file and line: %r" % c)
+
+p = run_in("c4", env={"VANTAGE_ACCEPT_RISKS": "yes"})
+check(p.returncode != 6, "VANTAGE_ACCEPT_RISKS=yes proceeds")
+
+
+def run_pty(name, answer):
+    """Runs with stdin (and stdout, stderr) on a pty, answers the prompt."""
+    pid, fd = pty.fork()
+    st = state(name)
+    if pid == 0:
+        os.execve(PROBE, [PROBE] + RUN + ["--state-dir", st, "--output",
+                                          os.path.join(tmp, name + ".jsonl")], ENV)
+    out, deadline, answered = b"", time.monotonic() + 30, False
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not answered and b"Type yes" in out:
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+rc, out = run_pty("c5", "no")
+check(rc == 6 and "IP address is never" in out and "risks" in out,
+      "on a terminal the notice is shown and 'no' refuses (exit %d)" % rc)
+check(consent_fields(state("c5")) is None, "a refusal is not recorded")
+rc, out = run_pty("c6", "YES")
+check(rc != 6 and (consent_fields(state("c6")) or {}).get("how") == "typed yes at the prompt",
+      "a typed yes on a terminal proceeds and is recorded (exit %d)" % rc)
+
+p = probe(["consent"])
+check(p.returncode == 0 and "never" in p.stdout and "uploaded" in p.stdout,
+      "`consent` prints the notice")
+
+# ---- configuration ---------------------------------------------------------------------------
+os.makedirs(os.path.join(tmp, "cfg"))
+T = {n: target_file(os.path.join(tmp, "cfg", "t-%s.json" % n), "t-" + n)
+     for n in ("sys", "user", "explicit", "flag")}
+SYS = ENV["VANTAGE_SYSTEM_CONFIG"]
+USER = os.path.join(ENV["XDG_CONFIG_HOME"], "vantage", "probe.conf")
+EXPL = os.path.join(tmp, "cfg", "explicit.conf")
+
+
+def listed(args=(), env=None):
+    p = probe(["targets"] + list(args), env=env)
+    ids = [l.split()[0] for l in p.stdout.splitlines()[1:] if l.strip()]
+    return p, ids
+
+
+def status_dir(args=()):
+    p = probe(["status", "--json"] + list(args))
+    try:
+        return json.loads(p.stdout).get("state_dir")
+    except ValueError:
+        return None
+
+
+write(SYS, "[probe]\ntargets = %s\nstate_dir = %s\n" % (T["sys"], os.path.join(tmp, "s-sys")))
+p, ids = listed()
+check(ids == ["t-sys"], "system file alone: its targets (%r %s)" % (ids, p.stderr.strip()))
+check(status_dir() == os.path.join(tmp, "s-sys"), "system file alone: its state_dir")
+# the user file names its targets relative to its own directory
+write(USER, "targets = t-user.json\nstate_dir = %s\n" % os.path.join(tmp, "s-user"))
+shutil.copy(T["user"], os.path.join(os.path.dirname(USER), "t-user.json"))
+p, ids = listed()
+check(ids == ["t-user"], "user file overrides the system file, relative path (%r %s)"
+      % (ids, p.stderr.strip()))
+check(status_dir() == os.path.join(tmp, "s-user"), "user file overrides state_dir")
+write(EXPL, "targets = %s\nstate_dir = %s\n" % (T["explicit"], os.path.join(tmp, "s-expl")))
+p, ids = listed(["--config", EXPL])
+check(ids == ["t-explicit"], "--config overrides the user file (%r)" % ids)
+check(status_dir(["--config", EXPL]) == os.path.join(tmp, "s-expl"), "--config state_dir")
+p, ids = listed(["--config=" + EXPL, "--targets", T["flag"]])
+check(ids == ["t-flag"], "--targets overrides every file (%r)" % ids)
+check(status_dir(["--config", EXPL, "--state-dir", os.path.join(tmp, "s-flag")])
+      == os.path.join(tmp, "s-flag"), "--state-dir overrides every file")
+# a key only the system file sets survives the later files
+write(SYS, "targets = %s, %s\ncategories = social\n" % (T["sys"], T["flag"]))
+write(USER, "; nothing about targets here\n")
+p, ids = listed()
+check(ids == ["t-sys", "t-flag"], "comma list of targets; later files keep unset keys (%r)" % ids)
+write(USER, "categories = nosuch\n")
+p, ids = listed()
+check(p.returncode == 1 and "nosuch" in p.stderr and "social" in p.stderr,
+      "an unknown category is an error naming the ones there are")
+os.remove(USER)
+os.remove(SYS)
+
+BAD = [
+    ("concurency = 3\n", 1, "concurency", "did you mean concurrency"),
+    ("# ok\nconcurrency = 0\n", 2, "concurrency", "1..1000"),
+    ("\n\njitter = 9999\n", 3, "jitter", "0..3600"),
+    ("upload = maybe\n", 1, "upload", "yes or no"),
+    ("quiet = yes\nthis line has no equals sign\n", 2, None, "key = value"),
+    ("[server]\ntimeout = 5\n", 2, "timeout", "section"),
+    ("collector_url = ftp://x\n", 1, "collector_url", "https"),
+    ("state_dir =\n", 1, "state_dir", "no value"),
+    ("targets = " + "x" * 300 + "\n", 1, None, "longer than"),
+    ("Timeout = 5\n", 1, "Timeout", "did you mean timeout"),
+]
+for text, line, key, words in BAD:
+    path = write(os.path.join(tmp, "bad.conf"), text)
+    p = probe(["targets", "--config", path])
+    want = "%s:%d: %s" % (path, line, key + ":" if key else "")
+    check(p.returncode == 2 and want in p.stderr and words in p.stderr,
+          "bad config %r: exit 2 naming %s (%r)" % (text[:30], want, p.stderr.strip()[:160]))
+# errors in the system file name the system file; a missing --config is an error
+write(SYS, "ok = 1\n")
+p = probe(["targets"])
+check(p.returncode == 2 and SYS + ":1: ok:" in p.stderr, "system file error names it")
+os.remove(SYS)
+p = probe(["targets", "--config", os.path.join(tmp, "missing.conf")])
+check(p.returncode == 2 and "missing.conf" in p.stderr, "a missing --config file is an error")
+p = probe(["targets", "--config"])
+check(p.returncode == 2, "--config without a file is a usage error")
+
+# ---- lock -------------------------------------------------------------------------------------
+st = state("lock")
+os.makedirs(st)
+fd = os.open(os.path.join(st, "run.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+p = run_in("lock", ["--accept-risks"])
+check(p.returncode == 5 and "another run" in p.stderr and p.elapsed < 10,
+      "a held run.lock: exit 5 at once with a message (%d, %.1f s)" % (p.returncode, p.elapsed))
+fcntl.flock(fd, fcntl.LOCK_UN)
+os.close(fd)
+p = run_in("lock", ["--accept-risks"])
+check(p.returncode not in (5, 6), "after the lock is released the run proceeds (%d)" % p.returncode)
+# Two real runs at once: the first holds the lock through its jitter sleep. The sleep is random
+# in [0, 4] s; an attempt counts when it is at least 1.5 s (P(8 misses) < 0.001).
+for attempt in range(8):
+    first = subprocess.Popen([PROBE] + RUN + ["--state-dir", st, "--jitter", "4", "--output",
+                                              os.path.join(tmp, "l1.jsonl")],
+                             env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    line = first.stderr.readline()
+    m = re.search(r"waiting ([0-9.]+) s", line)
+    wait = float(m.group(1)) if m else 0
+    if wait >= 1.5:
+        second = run_in("lock")
+        inside = time.monotonic() - t0 < wait - 0.2
+    first.communicate(timeout=60)
+    if wait >= 1.5 and inside:
+        check(second.returncode == 5 and "another run is in progress" in second.stderr,
+              "an overlapping second run exits 5 (got %d: %s)"
+              % (second.returncode, second.stderr.strip()[:200]))
+        check(first.returncode not in (5, 6), "the first run went on (%d)" % first.returncode)
+        break
+else:
+    check(False, "no attempt overlapped two runs")
+
+# ---- jitter -----------------------------------------------------------------------------------
+waits = []
+for i in range(3):
+    p = run_in("jitter", ["--jitter", "2", "--accept-risks"])
+    m = re.search(r"waiting ([0-9.]+) s", p.stderr)
+    w = float(m.group(1)) if m else -1
+    waits.append((w, p.elapsed))
+    check(0 <= w <= 2.0 and p.elapsed >= w - 0.05,
+          "--jitter 2 waits %.1f s within [0, 2] and the run took at least that (%.2f s)"
+          % (w, p.elapsed))
+p = run_in("jitter", ["--jitter", "1", "--quiet"])
+check("waiting" not in p.stderr and p.returncode != 2, "--quiet says nothing about the wait")
+for bad in ("3601", "-1", "x"):
+    p = run_in("jitter", ["--jitter", bad, "--accept-risks"])
+    check(p.returncode == 2, "--jitter %s is a usage error" % bad)
+p = run_in("jitter", ["--jitter", "0"])
+check("waiting" not in p.stderr, "--jitter 0 does not wait")
+
+# ---- status on fixture state directories ----------------------------------------------------
+st = state("fixture")
+write(os.path.join(st, "consent"), "version=1\ndate=2026-11-01T10:00:00Z\nhow=test\n")
+write(os.path.join(st, "last-run.json"), json.dumps({
+    "time": "2026-11-28 06:00:00", "time_epoch": time.time() - 3 * 3600, "duration_s": 42.5,
+    "targets": 40, "measured": 38, "verdicts": {"ok": 30, "dns_blocking": 5, "throttled": 3},
+    "exit_code": 4}))
+write(os.path.join(st, "last-upload.json"), json.dumps({
+    "time": "2026-11-28 06:01:00", "time_epoch": time.time() - 3 * 3600, "ok": False,
+    "collector": "https://collector.example.org", "accepted": 10, "duplicate": 1, "rejected": 2,
+    "left": 25, "requests": 6, "error": "HTTP 503 after 6 attempts\x1b[31m"}))
+for i in range(3):
+    write(os.path.join(st, "spool", "%032x.json" % i), "{}")
+write(os.path.join(st, "spool", "tmp", "x.json.tmp"), "")
+write(os.path.join(st, "spool", "rejected", "%032x.json" % 9), "{}")
+write(os.path.join(st, "spool", "rejected", "%032x.reason" % 9), "bad")
+fakebin = os.path.join(tmp, "fakebin")
+write(os.path.join(fakebin, "systemctl"),
+      "#!/bin/sh\necho LoadState=loaded\necho 'NextElapseUSecRealtime=Sat 2026-11-28 18:23:00 UTC'\n")
+os.chmod(os.path.join(fakebin, "systemctl"), 0o755)
+withctl = {"PATH": fakebin + ":" + os.environ.get("PATH", "/usr/bin:/bin")}
+p = probe(["status", "--state-dir", st], env=withctl)
+out = p.stdout
+check(p.returncode == 0, "status exits 0")
+check("accepted 2026-11-01T10:00:00Z" in out, "status: consent date")
+check("2026-11-28 06:00:00 UTC (3 h ago), 40 targets, 38 measured, exit code 4" in out,
+      "status: last run line (%r)" % out)
+check("ok 30, dns_blocking 5, throttled 3" in out, "status: verdict counts")
+check("3 measurements waiting" in out and "1 rejected" in out, "status: spool counts")
+check("FAILED, 10 accepted, 1 already there, 2 rejected, 25 left: HTTP 503" in out
+      and "\x1b" not in out, "status: last upload, control bytes dropped")
+check("next run:        Sat 2026-11-28 18:23:00 UTC" in out, "status: next timer run")
+p = probe(["status", "--json", "--state-dir", st], env=withctl)
+j = json.loads(p.stdout)
+check(j["spool"] == {"waiting": 3, "rejected": 1} and j["consent"]["accepted"] is True
+      and j["last_run"]["verdicts"]["dns_blocking"] == 5 and j["last_upload"]["left"] == 25
+      and j["next_run"] == "Sat 2026-11-28 18:23:00 UTC", "status --json fields")
+write(os.path.join(st, "last-run.json"), "{not json")
+write(os.path.join(fakebin, "systemctl"), "#!/bin/sh\necho LoadState=not-found\n")
+p = probe(["status", "--json", "--state-dir", st], env=withctl)
+j = json.loads(p.stdout)
+check(p.returncode == 0 and j["last_run"] is None and j["next_run"] is None,
+      "damaged last-run.json and no timer: still exit 0, nulls")
+p = probe(["status", "--state-dir", st], env={"PATH": "/nonexistent"})
+check(p.returncode == 0 and "last run:        damaged" in p.stdout and "unknown" in p.stdout,
+      "status without systemctl on PATH")
+p = probe(["status", "--state-dir", os.path.join(tmp, "nowhere")])
+check(p.returncode == 0 and "does not exist yet" in p.stdout and "none yet" in p.stdout,
+      "status of a state directory that does not exist")
+
+# ---- install ----------------------------------------------------------------------------------
+stage = os.path.join(tmp, "stage")
+if shutil.which("make") and shutil.which("cmake"):
+    mk = subprocess.run(["make", "-s", "-C", SRC, "install", "BUILD=" + BUILD,
+                         "DESTDIR=" + stage], capture_output=True, text=True, timeout=600)
+    check(mk.returncode == 0, "make install DESTDIR=... (%s)" % mk.stderr.strip()[-300:])
+    if mk.returncode != 0:
+        print("%d failure(s)" % len(failures))
+        sys.exit(1)
+    prefix = None
+    for l in open(os.path.join(BUILD, "CMakeCache.txt")):
+        if l.startswith("CMAKE_INSTALL_PREFIX:"):
+            prefix = l.split("=", 1)[1].strip()
+    root = os.path.join(stage, prefix.lstrip("/"))
+    for rel in ("bin/vantage-probe", "share/vantage/targets/social.json",
+                "share/vantage/targets/canaries.json", "share/vantage/targets/fingerprints.csv",
+                "share/man/man1/vantage-probe.1", "share/man/man1/vantage-collector.1",
+                "share/man/man5/probe.conf.5", "share/vantage/probe.conf.example",
+                "lib/systemd/system/vantage-probe.service",
+                "lib/systemd/system/vantage-probe.timer",
+                "lib/systemd/system/vantage-collector.service"):
+        check(os.path.exists(os.path.join(root, rel)), "installed %s" % rel)
+    if os.path.exists(os.path.join(BUILD, "collector", "vantage-collector")):
+        check(os.access(os.path.join(root, "bin", "vantage-collector"), os.X_OK),
+              "installed bin/vantage-collector")
+    unit = open(os.path.join(root, "lib/systemd/system/vantage-probe.service")).read()
+    check("ExecStart=%s/bin/vantage-probe run" % prefix in unit and "@VT_" not in unit,
+          "the unit runs the installed binary")
+    inst = os.path.join(root, "bin", "vantage-probe")
+    p = probe(["--version"], binary=inst)
+    check(p.returncode == 0 and p.stdout.startswith("vantage-probe "), "installed --version")
+    # the installed binary lists the staged target lists (an extra file proves which copy)
+    target_file(os.path.join(root, "share/vantage/targets/zz-staged.json"), "staged-only",
+                category="canary")
+    p = probe(["targets"], binary=inst)
+    ids = [l.split()[0] for l in p.stdout.splitlines()[1:] if l.strip()]
+    check(p.returncode == 0 and "staged-only" in ids and len(ids) > 3,
+          "the installed probe lists its installed targets (%d)" % len(ids))
+    for man in ("man1/vantage-probe.1", "man5/probe.conf.5", "man1/vantage-collector.1"):
+        if shutil.which("man"):
+            m = subprocess.run(["man", "-l", os.path.join(root, "share/man", man)],
+                               capture_output=True, text=True, env=dict(ENV, MANPAGER="cat",
+                                                                         PAGER="cat"))
+            check(m.returncode == 0 and len(m.stdout) > 500, "man -l %s renders" % man)
+    # cmake --install --prefix elsewhere: a relocated install finds its own share/
+    pfx = os.path.join(tmp, "prefix2")
+    ci = subprocess.run(["cmake", "--install", BUILD, "--prefix", pfx], capture_output=True,
+                        text=True, timeout=300)
+    check(ci.returncode == 0, "cmake --install --prefix")
+    p = probe(["targets"], binary=os.path.join(pfx, "bin", "vantage-probe"))
+    check(p.returncode == 0 and len(p.stdout.splitlines()) > 3
+          and "staged-only" not in p.stdout, "the relocated probe lists its own targets")
+else:
+    print("skip install: no make or cmake")
+
+shutil.rmtree(tmp, ignore_errors=True)
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("all volunteer checks passed")
