@@ -29,6 +29,17 @@ failures = []
 tmp = tempfile.mkdtemp(prefix="vt-upload-")
 
 
+def clean_env():
+    """No proxies, no token, and no probe.conf of this machine or user."""
+    e = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    e.pop("VANTAGE_UPLOAD_TOKEN", None)
+    e["HOME"] = tmp
+    e["XDG_CONFIG_HOME"] = os.path.join(tmp, "config")
+    e["XDG_STATE_HOME"] = os.path.join(tmp, "default-state")
+    e["VANTAGE_SYSTEM_CONFIG"] = os.path.join(tmp, "no-such-probe.conf")
+    return e
+
+
 def check(cond, what):
     if not cond:
         failures.append(what)
@@ -71,10 +82,7 @@ def spooled(state, sub=""):
 
 
 def upload(state, url, *args, env=None):
-    e = dict(os.environ)
-    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        e.pop(k, None)
-    e.pop("VANTAGE_UPLOAD_TOKEN", None)
+    e = clean_env()
     if env:
         e.update(env)
     p = subprocess.run([PROBE, "upload", "--state-dir", state, "--collector", url] + FAST +
@@ -351,6 +359,65 @@ def plain_http_only_on_loopback(fc, st):
           "http: refused for a non-loopback collector")
 
 
+def targets_file(st, port, n):
+    path = os.path.join(st, "..", os.path.basename(st) + "-targets.json")
+    with open(path, "w") as f:
+        json.dump({"version": 1, "targets": [
+            {"id": "loop-%d" % i, "name": "loopback %d" % i, "platform": "test",
+             "category": "test", "kind": "endpoint", "endpoints": ["127.0.0.1:%d" % port]}
+            for i in range(n)]}, f)
+    return path
+
+
+def run(st, url, targets, *args):
+    e = clean_env()
+    out = os.path.join(st, "..", os.path.basename(st) + "-out.jsonl")
+    cmd = [PROBE, "run", "--quiet", "--accept-risks", "--targets", targets, "--state-dir", st, "--output", out,
+           "--timeout", "5"] + (["--collector", url] if url else []) + FAST + list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=e)
+    lines = [json.loads(l) for l in open(out)] if os.path.exists(out) else []
+    return p.returncode, p.stderr, lines
+
+
+def run_checks_in_spools_and_uploads(fc, st):
+    targets = targets_file(st, fc.port, 4)
+    rc, err, out = run(st, fc.url(), targets)
+    check(rc == 0, "run: exit 0 (got %d: %s)" % (rc, err))
+    check(len(out) == 4, "run: 4 measurements in --output (%d)" % len(out))
+    check(fc.requests and fc.requests[0][0] == "/api/v1/check-in", "run: checks in first")
+    once_each(fc, [m["measurement_uid"] for m in out], "run")
+    check(all(m["probe_cc"] == "DE" and m["probe_asn"] == "AS3320" and
+              m["probe_network_name"] == "Deutsche Telekom AG" for m in fc.stored.values()),
+          "run: check-in's country and network are in every measurement")
+    check(all("_DE_3320_" in m["report_id"] for m in out), "run: report id from the check-in")
+    check(spooled(st) == [], "run: spool empty after the upload")
+    check(last_upload(st)["accepted"] == 4, "run: last-upload.json written")
+
+
+def run_without_upload_keeps_the_spool(fc, st):
+    targets = targets_file(st, fc.port, 3)
+    rc, err, out = run(st, fc.url(), targets, "--no-upload")
+    check(rc == 0 and fc.requests == [], "run --no-upload: exit 0, no request (%d %s)" % (rc, err))
+    check(spooled(st) == sorted(m["measurement_uid"] for m in out) and len(out) == 3,
+          "run --no-upload: every measurement spooled")
+    check(all(m["probe_cc"] == "ZZ" for m in out), "run --no-upload: no check-in, ZZ")
+    rc, err = upload(st, fc.url())
+    check(rc == 0 and spooled(st) == [], "run --no-upload: a later upload sends them")
+    once_each(fc, [m["measurement_uid"] for m in out], "run then upload")
+
+
+def run_with_collector_down(fc, st):
+    targets = targets_file(st, fc.port, 2)
+    port = fc.port
+    fc.close()
+    fc.server = type("x", (), {"shutdown": lambda s: None, "server_close": lambda s: None})()
+    rc, err, out = run(st, "http://127.0.0.1:%d" % port, targets, "--upload-attempts", "2")
+    check(rc == 4, "run, collector down: exit 4 upload pending (got %d: %s)" % (rc, err))
+    check(len(out) == 2 and spooled(st) == sorted(m["measurement_uid"] for m in out),
+          "run, collector down: measured and spooled")
+    check("check-in" in err, "run, collector down: failed check-in reported")
+
+
 for name, fn in [("accept", accepts_everything), ("token-env", token_from_environment),
                  ("unavailable-first", unavailable_first),
                  ("unavailable-always", unavailable_always), ("cut", cut_mid_answer),
@@ -359,7 +426,10 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
                  ("bisect", whole_batch_refused),
                  ("token-refused", token_refused), ("damaged", damaged_file_left),
-                 ("down", collector_down), ("http", plain_http_only_on_loopback)]:
+                 ("down", collector_down), ("http", plain_http_only_on_loopback),
+                 ("run", run_checks_in_spools_and_uploads),
+                 ("run-no-upload", run_without_upload_keeps_the_spool),
+                 ("run-down", run_with_collector_down)]:
     scenario(name, fn)
 
 # HTTPS with a private CA: refused without --collector-cacert, works with it.
