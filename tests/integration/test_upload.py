@@ -107,8 +107,10 @@ def once_each(fc, uids, what):
 
 def scenario(name, fn):
     fc = FakeCollector()
+    t0 = time.time()
     try:
         fn(fc, new_state(name))
+        print("%-20s %.2fs" % (name, time.time() - t0))
     except Exception as ex:  # a crash in a scenario is a failure, the others still run
         failures.append("%s: %r" % (name, ex))
         print("FAIL:", name, repr(ex))
