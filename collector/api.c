@@ -33,6 +33,7 @@ struct vt_api {
     int port;
     int shutting_down;
     struct event *drain;
+    int drain_rounds;
     vt_ratelimit *rl_addr, *rl_token;
     vt_control *control;
 };
@@ -448,6 +449,12 @@ static void drained(void *arg)
 {
     vt_api *a = arg;
     a->drain = NULL;
+    /* Control runs still measuring end within their step timeouts (capped by the control's
+     * time cap): wait for them, a bounded number of times, so nothing is torn down under them. */
+    if (vt_control_busy(a->control) && a->drain_rounds++ < 10 * (a->o.control_timeout_s + 5)) {
+        a->drain = vt_timer_start(a->loop, 100, drained, a);
+        if (a->drain) return;
+    }
     vt_loop_break(a->loop);
 }
 

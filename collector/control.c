@@ -70,6 +70,12 @@ vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int 
     c->allow_private = allow_private;
     vt_config_defaults(&c->cfg);
     c->cfg.concurrency = 1;
+    /* No step may outlast the time cap, so a run that missed it ends soon after. */
+    int cap = c->timeout_s * 1000;
+    if (c->cfg.dns_timeout_ms > cap) c->cfg.dns_timeout_ms = cap;
+    if (c->cfg.connect_timeout_ms > cap) c->cfg.connect_timeout_ms = cap;
+    if (c->cfg.tls_timeout_ms > cap) c->cfg.tls_timeout_ms = cap;
+    if (c->cfg.http_timeout_ms > cap) c->cfg.http_timeout_ms = cap;
     c->cfg.user_agent = "vantage-collector-control";
     c->env.loop = loop;
     c->env.cfg = &c->cfg;
@@ -385,6 +391,14 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
     }
 done:
     cJSON_Delete(js);
+}
+
+int vt_control_busy(const vt_control *c)
+{
+    int n = 0;
+    for (const ctl_req *r = c->reqs; r; r = r->next)
+        n += r->running || r->dns_pending;
+    return n;
 }
 
 void vt_control_shutdown(vt_control *c)

@@ -16,6 +16,8 @@ vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int 
 /* Answers req now (4xx) or later from the loop (200 / 504); logs its request line. */
 void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *req,
                        const char *body, size_t len, double t0);
+/* Measurements still running (answered or not): shutdown waits for them. */
+int vt_control_busy(const vt_control *c);
 /* Answers 503 to every control request still in flight. */
 void vt_control_shutdown(vt_control *c);
 void vt_control_free(vt_control *c);

@@ -734,10 +734,10 @@ def check_control(db, tmp):
         st, _, _ = lab.request("GET", "/api/v1/health")
         check(st == 200, "collector serving after control requests")
     finally:
-        strict.stop()
-        lab.stop()
+        rcs = (strict.stop(), lab.stop(timeout=20))
         srv.shutdown()
         hang.close()
+    check(rcs == (0, 0), f"SIGTERM with a control run in flight: both exit 0 ({rcs})")
 
 
 def main():
