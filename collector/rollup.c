@@ -717,6 +717,7 @@ static int load_cell(void *arg, int nc, const char *const *cols)
 typedef struct net_hour {
     long long t;
     int64_t n, bad;
+    double probes;
     vt_hist lat;
     int slow;
 } net_hour;
@@ -973,6 +974,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
         nh[nn].n = c[i].n;
         nh[nn].bad = c[i].n - c[i].v[VT_V_OK];
         nh[nn].lat = c[i].lat;
+        nh[nn].probes = vt_rset_distinct(&c[i].rs);
         nn++;
     }
     qsort(nh, nn, sizeof(*nh), cmp_net);
@@ -981,6 +983,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
         if (w && nh[w - 1].t == nh[i].t) {
             nh[w - 1].n += nh[i].n;
             nh[w - 1].bad += nh[i].bad;
+            if (nh[i].probes > nh[w - 1].probes) nh[w - 1].probes = nh[i].probes;
             vt_hist_merge(&nh[w - 1].lat, &nh[i].lat);
         } else {
             nh[w++] = nh[i];
@@ -1007,6 +1010,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
             tmp.v[VT_V_OFFLINE] = nh[i].bad;
             tmp.v[VT_V_OK] = nh[i].n - nh[i].bad;
             ep_add(out, &oa, H_OUTAGE, &tmp, nh[i].t, NULL, 0, &c[0], from, to, data_end);
+            if (nh[i].probes > oa.max_probes) oa.max_probes = nh[i].probes;
         } else if (oa.open) {
             ep_close(out, &oa, &c[0], from, to, data_end);
         }
