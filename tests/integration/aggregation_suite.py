@@ -1,0 +1,309 @@
+"""Rollups, detection and the query API against a running vantage-collector, on SQLite or
+PostgreSQL (argv[1]): the same seeded data (agg_seed.py) must give the same answers on both.
+Run by test_aggregation_sqlite.sh and test_aggregation_pg.sh."""
+import collections
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agg_seed  # noqa: E402
+
+BUILD = os.environ.get("VT_BUILD_DIR", "build")
+COLLECTOR = os.path.join(BUILD, "collector", "vantage-collector")
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures += 1
+
+
+class Sqlite:
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "c.db")
+        self.url = "sqlite:" + self.path
+
+    def execute(self, sql):
+        c = sqlite3.connect(self.path, timeout=5)
+        try:
+            r = c.execute(sql).fetchall()
+            c.commit()
+            return r
+        finally:
+            c.close()
+
+    def close(self):
+        pass
+
+
+class Pg:
+    BINDIR = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self, tmp):
+        if not os.path.exists(os.path.join(self.BINDIR, "initdb")):
+            print("skip: PostgreSQL 15 is not installed (scripts/deps.sh lab)")
+            sys.exit(77)
+        if os.geteuid() != 0:
+            print("skip: initdb runs as user postgres (needs root)")
+            sys.exit(77)
+        self.dir = os.path.join(tmp, "pg")
+        os.makedirs(self.dir)
+        shutil.chown(self.dir, "postgres", "postgres")
+        os.chmod(tmp, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.pg("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self.pg("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o",
+                f"-k {self.dir} -c listen_addresses='' -c fsync=off", "start")
+        self.psql("postgres", "CREATE DATABASE vantage")
+        self.url = f"postgresql:///vantage?host={self.dir}&user=postgres"
+
+    def pg(self, tool, *args):
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(self.BINDIR, tool)] +
+                       list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=60)
+
+    def psql(self, db, sql):
+        out = subprocess.run(["psql", "-h", self.dir, "-U", "postgres", "-d", db, "-qAtF", "\t",
+                              "-c", sql], check=True, capture_output=True, text=True,
+                             timeout=30).stdout
+        return [tuple(line.split("\t")) for line in out.splitlines()]
+
+    def execute(self, sql):
+        return self.psql("vantage", sql)
+
+    def close(self):
+        try:
+            self.pg("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        except Exception:
+            pass
+
+
+def start(db):
+    p = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:0", "--db", db.url, "--rate",
+                          "0"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = p.stderr.readline()
+        m = re.search(r"listening on port (\d+)", line)
+        if m:
+            return p, "http://127.0.0.1:%s" % m.group(1)
+        if not line and p.poll() is not None:
+            break
+    p.kill()
+    raise SystemExit("FAIL collector did not start")
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
+
+def get(base, path, params=None, accept=None):
+    url = base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def getj(base, path, params=None):
+    st, _, body = get(base, path, params)
+    return st, json.loads(body)
+
+
+def expected(ms):
+    """Per (asn, platform) counts computed straight from the seed."""
+    out = collections.defaultdict(lambda: collections.Counter())
+    anomalies = {"dns_blocking", "tcp_blocking", "tls_blocking", "http_blocking", "throttled"}
+    for m in ms:
+        tk = m["test_keys"]
+        c = out[(m["probe_asn"], m["annotations"]["platform"])]
+        c["measurement_count"] += 1
+        c["ok_count"] += tk["verdict"] == "ok"
+        c["anomaly_count"] += tk["verdict"] in anomalies
+        c["confirmed_count"] += bool(tk["blocking_confirmed"])
+        c["failure_count"] += tk["verdict"] in ("down", "probe_offline", "inconclusive")
+    return out
+
+
+def main():
+    kind = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    tmp = tempfile.mkdtemp(prefix="vt-agg-")
+    db = Pg(tmp) if kind == "pg" else Sqlite(tmp)
+    proc = None
+    try:
+        proc, base = start(db)
+        ms = agg_seed.measurements()
+        agg_seed.upload(base, ms)
+        agg_seed.upload(base, ms[:500])  # duplicates must not count twice
+        total = int(db.execute("SELECT SUM(n) FROM rollup_hourly")[0][0])
+        check(total == len(ms), "rollups count every accepted measurement once (%d)" % total)
+
+        st, a = getj(base, "/api/v1/aggregation", {"probe_cc": "PK", "by": "probe_asn,platform",
+                                                    "since": "2026-11-01"})
+        check(st == 200 and a["by"] == ["probe_asn", "platform"], "aggregation by two dimensions")
+        exp = expected(ms)
+        got = {(r["probe_asn"], r["platform"]): r for r in a["results"]}
+        check(set(got) == set(exp), "one row per network and platform")
+        same = all(got[k][f] == v for k, c in exp.items() for f, v in c.items() if k in got)
+        check(same, "OONI counts equal the seed's (measurement, ok, anomaly, confirmed, failure)")
+        est = got[("AS17557", "whatsapp")]["probes"]
+        check(abs(est - 288) <= 0.3 * 288,
+              "distinct probe runs over 3 days: KMV estimate %d of 288 (within 30%%)" % est)
+        st, a = getj(base, "/api/v1/aggregation", {"probe_asn": "AS17557", "platform": "whatsapp",
+                                                    "by": "day", "grain": "hour",
+                                                    "since": "2026-11-01"})
+        check(len(a["results"]) == 72 and all(r["probes"] == 4 for r in a["results"]),
+              "distinct probe runs per hour exact (4)")
+
+        # Quantiles from merged histograms: within one bin of the exact value.
+        lat = sorted(1000 * (m["test_keys"]["tcp_connect"][0]["t"] - 1.0) for m in ms
+                     if m["probe_asn"] == "AS17557")
+        exact = lat[math.ceil(0.5 * len(lat)) - 1]
+        st, a = getj(base, "/api/v1/aggregation", {"probe_asn": "AS17557", "since": "2026-11-01"})
+        p50 = a["results"][0]["latency_ms_p50"]
+        binw = 60000 ** (1 / 64)
+        check(exact / binw <= p50 <= exact * binw,
+              "latency median %.1f within one bin of the exact %.1f" % (p50, exact))
+        bps = sorted(m["test_keys"]["throughput_bps"] for m in ms if m["probe_asn"] == "AS23674"
+                     and m["annotations"]["platform"] == "youtube")
+        exact = bps[math.ceil(0.9 * len(bps)) - 1]
+        st, a = getj(base, "/api/v1/aggregation", {"probe_asn": "AS23674", "platform": "youtube",
+                                                    "since": "2026-11-01"})
+        p90 = a["results"][0]["throughput_bps_p90"]
+        binw = 1e7 ** (1 / 64)
+        check(exact / binw <= p90 <= exact * binw,
+              "throughput p90 %.0f within one bin of the exact %.0f" % (p90, exact))
+
+        st, a = getj(base, "/api/v1/aggregation", {"probe_asn": "AS17557", "platform": "whatsapp",
+                                                    "by": "day", "grain": "hour",
+                                                    "since": "2026-11-21T06:00:00Z",
+                                                    "until": "2026-11-21T08:00:00Z"})
+        check([r["day"] for r in a["results"]] == ["2026-11-21 06:00:00", "2026-11-21 07:00:00"],
+              "hour grain and since/until bounds")
+        st, a = getj(base, "/api/v1/aggregation", {"by": "day", "grain": "week",
+                                                    "since": "2026-11-01"})
+        check([r["day"] for r in a["results"]] == ["2026-11-16"] and
+              a["results"][0]["measurement_count"] == len(ms), "week grain starts on Monday")
+
+        st, h, body = get(base, "/api/v1/aggregation", {"by": "day,verdict",
+                                                         "probe_asn": "AS17557",
+                                                         "since": "2026-11-01", "format": "csv"})
+        lines = body.strip().split("\r\n")
+        check(st == 200 and h.get("Content-Type", "").startswith("text/csv") and
+              lines[0].startswith("day,verdict,measurement_count,ok_count,anomaly_count"),
+              "CSV with a header row")
+        check("2026-11-21,dns_blocking,48,0,48" in body, "CSV rows by day and verdict")
+        st, h, body = get(base, "/api/v1/aggregation", {"by": "target", "since": "2026-11-01"},
+                          accept="text/csv")
+        check(st == 200 and "<script>alert(1)</script>" in body and body.startswith("target,"),
+              "Accept: text/csv gives CSV too")
+
+        st, e = getj(base, "/api/v1/episodes", {"probe_cc": "PK", "since": "2026-11-01"})
+        eps = {(x["kind"], x["probe_asn"], x["target"]): x for x in e["results"]}
+        check(st == 200 and len(e["results"]) == 3, "three episodes (got %d)" % len(e["results"]))
+        b = eps.get(("blocking", "AS17557", "whatsapp-web"))
+        check(b is not None and b["start"] == "2026-11-21 06:00:00" and
+              b["end"] == "2026-11-21 18:00:00" and b["confirmed"] and
+              b["evidence"]["max_probes"] == 4 and b["evidence"]["top_verdict"] == "dns_blocking",
+              "whatsapp block: start, end, confirmed, 4 probes, dns")
+        s = eps.get(("slowdown", "AS23674", "youtube-web"))
+        check(s is not None and s["start"] == "2026-11-22 00:00:00" and
+              s["end"] == "2026-11-22 08:00:00" and s["evidence"]["policer_bps"] == 128000 and
+              s["evidence"]["extreme"] and s["scope"] == "targeted",
+              "youtube slowdown: times, 128 kbit/s policer, extreme, targeted")
+        o = eps.get(("outage", "AS23674", None))
+        check(o is not None and o["start"] == "2026-11-21 02:00:00" and
+              o["end"] == "2026-11-21 04:00:00", "outage on AS23674 with canaries failing")
+        check(not any(x["target"] == "signal-web" for x in e["results"]),
+              "one probe alone cannot make a block (signal-web)")
+        check(not any(x["kind"] == "blocking" and x["probe_asn"] == "AS23674"
+                      for x in e["results"]), "outage hours are not called blocking")
+        st, e = getj(base, "/api/v1/episodes", {"target": "youtube-web", "since": "2026-11-01"})
+        check(st == 200 and [x["kind"] for x in e["results"]] == ["slowdown"], "target filter")
+        st, e = getj(base, "/api/v1/episodes", {"kind": "outage", "since": "2026-11-01"})
+        check(st == 200 and [x["kind"] for x in e["results"]] == ["outage"], "kind filter")
+        st, e = getj(base, "/api/v1/episodes", {"since": "2026-11-23", "until": "2026-11-24"})
+        check(st == 200 and e["results"] == [], "no episodes outside the range")
+
+        seen, cursor, pages = [], None, 0
+        while pages < 20:
+            params = {"probe_asn": "AS23674", "platform": "youtube", "limit": "50"}
+            if cursor:
+                params["cursor"] = cursor
+            st, page = getj(base, "/api/v1/measurements", params)
+            if st != 200:
+                break
+            seen += [(m["measurement_start_time"], m["measurement_uid"]) for m in page["results"]]
+            pages += 1
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        check(len(seen) == 216 and len(set(seen)) == 216 and pages == 5,
+              "cursor pages: 216 youtube measurements on AS23674, each once, 5 pages")
+        check(seen == sorted(seen, reverse=True), "newest first")
+        st, page = getj(base, "/api/v1/measurements", {"verdict": "dns_blocking"})
+        check(st == 200 and page["count"] == 48 and
+              all(m["test_keys"]["verdict"] == "dns_blocking" for m in page["results"]),
+              "verdict filter, whole measurements returned")
+
+        bad = [{"probe_cc": "pk"}, {"probe_asn": "12"}, {"probe_asn": "AS1x"},
+               {"since": "2026-13-01"}, {"since": "2026-02-30"}, {"until": "yesterday"},
+               {"grain": "month"}, {"by": "day,probe_cc,target"}, {"by": "day,day"},
+               {"by": "uid"}, {"format": "xml"}, {"bogus": "1"}, {"target": "a\x01b"},
+               {"target": "x" * 200}, {"since": "2026-11-05", "until": "2026-11-01"}]
+        for q in bad:
+            st, h, body = get(base, "/api/v1/aggregation", q)
+            try:
+                err = json.loads(body).get("error")
+            except ValueError:
+                err = None
+            check(st == 400 and err and h.get("X-Content-Type-Options") == "nosniff",
+                  "aggregation %r: 400 JSON error (%s)" % (q, err))
+        for q in [{"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"cursor": "xyz"},
+                  {"cursor": "20261301000000-" + "0" * 32}, {"verdict": "blocked"}]:
+            st, _, body = get(base, "/api/v1/measurements", q)
+            check(st == 400 and "error" in json.loads(body), "measurements %r: 400" % q)
+        st, _, body = get(base, "/api/v1/episodes", {"kind": "censorship"})
+        check(st == 400, "episodes kind checked")
+        st, _, body = get(base, "/api/v1/aggregation?by=day&by=target")
+        check(st == 400 and "twice" in body, "a parameter given twice: 400")
+
+        # A database from before rollups: the table is rebuilt from the measurements at start.
+        st, before = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                         "since": "2026-11-01"})
+        stop(proc)
+        proc = None
+        db.execute("DROP TABLE rollup_hourly")
+        proc, base = start(db)
+        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                        "since": "2026-11-01"})
+        check(st == 200 and after == before, "rollups rebuilt from stored measurements")
+    finally:
+        if proc:
+            stop(proc)
+        db.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
