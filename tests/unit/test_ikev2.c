@@ -132,7 +132,8 @@ static size_t response(unsigned char *m, const unsigned char *spir, const unsign
     m[25] = 0;
     m[26] = (unsigned char)(n >> 8);
     m[27] = (unsigned char)n;
-    memcpy(m + 28, payloads, plen);
+    if (plen)
+        memcpy(m + 28, payloads, plen);
     return n;
 }
 
