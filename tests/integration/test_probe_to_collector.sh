@@ -19,7 +19,7 @@ T=$(mktemp -d /tmp/vt-p2c-XXXXXX)
 CPID=
 cleanup() {
     [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-    rm -rf "$T"
+    [ -n "${VT_KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 STATE=$T/state
@@ -55,8 +55,8 @@ for i in range(n):
 EOF
 }
 
-start_collector() {
-    "$COLLECTOR" serve --listen 127.0.0.1:0 --db "sqlite:$DB" --rate 0 >"$T/collector.out" \
+start_collector() { # start_collector [EXTRA ARGS]: serves $DB on a free loopback port, sets URL
+    "$COLLECTOR" serve --listen 127.0.0.1:0 --db "sqlite:$DB" --rate 0 "$@" >"$T/collector.out" \
         2>"$T/collector.err" &
     CPID=$!
     PORT=
@@ -70,8 +70,9 @@ start_collector() {
     URL=http://127.0.0.1:$PORT
 }
 
+# With BG=1 (`BG=1 upload &`) the background subshell becomes the probe, so $! is its pid.
 upload() {
-    "$PROBE" upload --state-dir "$STATE" --collector "$URL" --upload-backoff-ms 20 \
+    ${BG:+exec} "$PROBE" upload --state-dir "$STATE" --collector "$URL" --upload-backoff-ms 20 \
         --upload-attempts 5 --upload-max-time 60 "$@"
 }
 
@@ -130,7 +131,7 @@ echo "one upload of 200 in batches of 10: ${dur_ms} ms"
 killed=0
 for round in $(seq 10); do
     fill 200 >/dev/null
-    upload --upload-batch 10 2>/dev/null &
+    BG=1 upload --upload-batch 10 2>/dev/null &
     P=$!
     delay_ms=$((RANDOM % dur_ms))
     sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
@@ -156,17 +157,7 @@ DB=$T/collector-token.db
 : >"$T/made"
 TOKEN=$("$COLLECTOR" token create --db "sqlite:$DB" 2>/dev/null)
 [ -n "$TOKEN" ] || { echo "FAIL: token create printed nothing"; exit 1; }
-"$COLLECTOR" serve --listen 127.0.0.1:0 --db "sqlite:$DB" --rate 0 --require-token \
-    >"$T/collector.out" 2>"$T/collector.err" &
-CPID=$!
-PORT=
-for _ in $(seq 100); do
-    PORT=$(grep -o 'listening on port [0-9]\+' "$T/collector.err" 2>/dev/null | head -1 |
-        sed 's/.* //' || true)
-    [ -n "$PORT" ] && break
-    sleep 0.05
-done
-URL=http://127.0.0.1:$PORT
+start_collector --require-token
 fill 30 >/dev/null
 st=0
 upload 2>"$T/upload.err" || st=$?
@@ -179,5 +170,75 @@ if grep -q "$TOKEN" "$T/upload.err" "$T/collector.err"; then echo "FAIL: token l
 VANTAGE_UPLOAD_TOKEN=$TOKEN upload 2>"$T/upload.err" || { echo "FAIL: with token"; cat "$T/upload.err"; exit 1; }
 [ "$(spooled)" -eq 0 ] || { echo "FAIL: spool not empty with the token"; exit 1; }
 check_db "with an upload token"
+
+# 4. `run` checks in with the real collector (its geoip CSVs map loopback to DE / AS64500), spools
+# and uploads; SIGKILLed at random moments during run and upload (10 rounds), then one upload
+# finishes: every measurement the probe wrote out is stored exactly once, with the check-in's
+# country and network, and the spool is empty.
+kill "$CPID" && wait "$CPID" 2>/dev/null || true
+CPID=
+DB=$T/collector-run.db
+printf '127.0.0.0,127.255.255.255,64500,Loopback Test Net\n' >"$T/asn.csv"
+printf '127.0.0.0,127.255.255.255,DE\n' >"$T/country.csv"
+start_collector --geoip-asn "$T/asn.csv" --geoip-country "$T/country.csv"
+STATE=$T/state-run
+python3 - "$T/targets.json" "$PORT" <<'EOF'
+import json, sys
+json.dump({"version": 1, "targets": [
+    {"id": "loop-%d" % i, "name": "loopback %d" % i, "platform": "test", "category": "test",
+     "kind": "endpoint", "endpoints": ["127.0.0.1:%s" % sys.argv[2]]} for i in range(40)]},
+    open(sys.argv[1], "w"))
+EOF
+runprobe() { # runprobe OUTPUT
+    ${BG:+exec} "$PROBE" run --quiet --accept-risks --targets "$T/targets.json" --state-dir "$STATE" \
+        --collector "$URL" --output "$1" --timeout 5 --upload-backoff-ms 20 --upload-batch 5 \
+        --upload-attempts 5 --upload-max-time 60
+}
+export HOME=$T XDG_CONFIG_HOME=$T/config VANTAGE_SYSTEM_CONFIG=$T/no-such-probe.conf
+t0=$(date +%s%N)
+runprobe "$T/run-0.jsonl" 2>"$T/run.err" || { echo "FAIL: run exit $?"; cat "$T/run.err"; exit 1; }
+dur_ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$dur_ms" -ge 5 ] || dur_ms=5
+[ "$(spooled)" -eq 0 ] || { echo "FAIL: run left measurements spooled"; cat "$T/run.err"; exit 1; }
+echo "one run of 40 targets with upload: ${dur_ms} ms"
+killed=0
+for round in $(seq 10); do
+    BG=1 runprobe "$T/run-$round.jsonl" 2>"$T/run-$round.err" &
+    P=$!
+    delay_ms=$((RANDOM % dur_ms))
+    sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
+    kill -KILL "$P" 2>/dev/null || true
+    st=0
+    wait "$P" 2>/dev/null || st=$?
+    [ "$st" -eq 137 ] && killed=$((killed + 1))
+done
+echo "killed $killed of 10 runs mid-way; $(spooled) measurements still spooled"
+upload 2>"$T/upload.err" || { echo "FAIL: upload after killed runs: exit $?"; cat "$T/upload.err"; exit 1; }
+[ "$(spooled)" -eq 0 ] || { echo "FAIL: spool not empty"; exit 1; }
+[ -z "$(ls -A "$STATE/spool/tmp")" ] || { echo "FAIL: tmp leftovers"; exit 1; }
+[ -z "$(ls -A "$STATE/spool/rejected")" ] || { echo "FAIL: something was rejected"; exit 1; }
+python3 - "$DB" "$T" <<'EOF'
+import collections, glob, json, sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+rows = db.execute("SELECT uid, probe_cc, probe_asn, body FROM measurements").fetchall()
+stored = collections.Counter(r[0] for r in rows)
+written = set()
+for f in glob.glob(sys.argv[2] + "/run-*.jsonl"):
+    for line in open(f):
+        try:
+            written.add(json.loads(line)["measurement_uid"])
+        except ValueError:
+            pass  # the last line of a killed run's output may be cut
+bad = [r[0] for r in rows if r[1] != "DE" or r[2] != "AS64500" or
+       json.loads(r[3]).get("probe_network_name") != "Loopback Test Net"]
+missing = written - set(stored)
+dupes = [u for u, c in stored.items() if c > 1]
+if missing or dupes or bad or len(written) < 40:
+    print("FAIL: run: written %d, stored %d, missing %d, duplicated %d, without check-in %d"
+          % (len(written), len(rows), len(missing), len(dupes), len(bad)))
+    sys.exit(1)
+print("ok: runs: %d measurements written out, %d stored, each once, all with DE/AS64500"
+      % (len(written), len(rows)))
+EOF
 
 echo "ok"
