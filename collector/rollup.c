@@ -19,6 +19,7 @@ int vt_hist_bin(int kind, double v)
 {
     double lo = hist_lo[kind], hi = hist_hi[kind];
     if (!(v > lo)) return 0; /* also NaN */
+    if (v >= hi) return VT_HIST_BINS - 1; /* also +inf: never cast a huge double to int */
     int i = (int)floor(log(v / lo) / log(hi / lo) * VT_HIST_BINS);
     if (i < 0) return 0;
     return i >= VT_HIST_BINS ? VT_HIST_BINS - 1 : i;

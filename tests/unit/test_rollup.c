@@ -1,0 +1,267 @@
+/* Rollup pieces: histogram quantiles that stay within one bin after merging, the KMV report set
+ * (exact below K, estimate above, order-independent merge, per-report weight), reading a
+ * measurement, and detection thresholds on a real SQLite store. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rollup.h"
+#include "store.h"
+
+static uint64_t rng = 88172645463325252ULL;
+static double urand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return ((rng >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Quantiles of merged histograms land in the exact quantile's bin or a neighbour. */
+static void check_merge(int kind, double median, double sigma)
+{
+    enum { N = 20000, PARTS = 24 };
+    double *v = malloc(N * sizeof(double));
+    assert_non_null(v);
+    vt_hist parts[PARTS], all;
+    memset(parts, 0, sizeof(parts));
+    memset(&all, 0, sizeof(all));
+    for (int i = 0; i < N; i++) {
+        double z = sqrt(-2 * log(urand())) * cos(2 * M_PI * urand());
+        v[i] = median * exp(sigma * z);
+        vt_hist_add(&parts[i % PARTS], kind, v[i]);
+    }
+    for (int p = 0; p < PARTS; p++)
+        vt_hist_merge(&all, &parts[p]);
+    assert_int_equal(vt_hist_total(&all), N);
+    qsort(v, N, sizeof(double), cmpd);
+    const double qs[] = {0.1, 0.5, 0.9, 0.99};
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        double exact = v[(size_t)ceil(qs[i] * N) - 1];
+        double got = vt_hist_quantile(&all, kind, qs[i]);
+        int be = vt_hist_bin(kind, exact), bg = vt_hist_bin(kind, got);
+        if (abs(be - bg) > 1)
+            fail_msg("kind %d q %.2f: exact %g (bin %d) merged %g (bin %d)", kind, qs[i], exact, be,
+                     bg);
+    }
+    free(v);
+}
+
+static void test_hist_merge_quantiles(void **state)
+{
+    (void)state;
+    check_merge(VT_HIST_LATENCY, 80, 0.6);
+    check_merge(VT_HIST_LATENCY, 3, 0.3);
+    check_merge(VT_HIST_LATENCY, 2000, 1.2);
+    check_merge(VT_HIST_THROUGHPUT, 128000, 0.05);
+    check_merge(VT_HIST_THROUGHPUT, 2e7, 1.0);
+}
+
+static void test_hist_edges_and_text(void **state)
+{
+    (void)state;
+    assert_int_equal(vt_hist_bin(VT_HIST_LATENCY, 0), 0);
+    assert_int_equal(vt_hist_bin(VT_HIST_LATENCY, -5), 0);
+    assert_int_equal(vt_hist_bin(VT_HIST_LATENCY, NAN), 0);
+    assert_int_equal(vt_hist_bin(VT_HIST_LATENCY, 1e12), VT_HIST_BINS - 1);
+    assert_int_equal(vt_hist_bin(VT_HIST_LATENCY, INFINITY), VT_HIST_BINS - 1);
+    for (int i = 0; i < VT_HIST_BINS; i++) {
+        double mid =
+            sqrt(vt_hist_edge(VT_HIST_THROUGHPUT, i) * vt_hist_edge(VT_HIST_THROUGHPUT, i + 1));
+        assert_int_equal(vt_hist_bin(VT_HIST_THROUGHPUT, mid), i);
+    }
+    vt_hist h = {0}, back;
+    assert_true(vt_hist_quantile(&h, VT_HIST_LATENCY, 0.5) < 0);
+    vt_hist_add(&h, VT_HIST_LATENCY, 50);
+    vt_hist_add(&h, VT_HIST_LATENCY, 50);
+    vt_hist_add(&h, VT_HIST_LATENCY, 5000);
+    char text[1024];
+    vt_hist_encode(&h, text, sizeof(text));
+    vt_hist_decode(&back, text);
+    assert_memory_equal(&h, &back, sizeof(h));
+    /* Junk never crashes and never writes outside the bins. */
+    const char *junk[] = {"", "x", "99:5", "-1:3", "3:", "3:4,", "3:4,,5:6", "3:99999999999999"};
+    for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
+        vt_hist_decode(&back, junk[i]);
+}
+
+static void test_rset(void **state)
+{
+    (void)state;
+    vt_rset a = {0}, b = {0}, ab = {0}, ba = {0};
+    char id[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "report-%d", i);
+        vt_rset_add(&a, vt_rset_hash(id), 2, 1);
+        vt_rset_add(&a, vt_rset_hash(id), 1, 0); /* same report again: merged */
+    }
+    assert_int_equal((int)vt_rset_distinct(&a), 40);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(id, sizeof(id), "r%d", i);
+        vt_rset_add(i % 2 ? &a : &b, vt_rset_hash(id), 1, 0);
+    }
+    ab = a;
+    vt_rset_merge(&ab, &b);
+    ba = b;
+    vt_rset_merge(&ba, &a);
+    assert_int_equal(ab.len, ba.len);
+    for (int i = 0; i < ab.len; i++) {
+        assert_int_equal(ab.e[i].h, ba.e[i].h);
+        assert_int_equal(ab.e[i].n, ba.e[i].n);
+    }
+    double est = vt_rset_distinct(&ab);
+    if (fabs(est - 20040) > 0.4 * 20040) fail_msg("estimate %g for 20040 distinct", est);
+    char text[2048];
+    vt_rset back;
+    vt_rset_encode(&ab, text, sizeof(text));
+    vt_rset_decode(&back, text);
+    assert_int_equal(back.len, ab.len);
+    assert_memory_equal(back.e, ab.e, (size_t)ab.len * sizeof(ab.e[0]));
+    vt_rset_decode(&back, "zz:1:2,00000001:5:9,00000002:1:1,"); /* a > n refused */
+    assert_int_equal(back.len, 0);
+
+    /* One report sending 100 anomalies weighs as much as each report sending one ok. */
+    vt_rset w = {0};
+    vt_rset_add(&w, vt_rset_hash("loud"), 100, 100);
+    vt_rset_add(&w, vt_rset_hash("q1"), 1, 0);
+    vt_rset_add(&w, vt_rset_hash("q2"), 1, 0);
+    vt_rset_add(&w, vt_rset_hash("q3"), 1, 0);
+    assert_true(fabs(vt_rset_share(&w) - 0.25) < 1e-9);
+}
+
+static void test_obs(void **state)
+{
+    (void)state;
+    vt_obs o;
+#define BASE                                                                                       \
+    "{\"measurement_start_time\":\"2026-11-21 06:12:00\",\"probe_cc\":\"PK\","                     \
+    "\"probe_asn\":\"AS1\",\"test_name\":\"web_connectivity\","                                    \
+    "\"report_id\":\"r1\",\"annotations\":{\"target_id\":\"t\","                                   \
+    "\"platform\":\"p\"},\"test_keys\":%s}"
+    char buf[1024];
+    snprintf(buf, sizeof(buf), BASE,
+             "{\"verdict\":\"dns_blocking\",\"blocking_confirmed\":true,\"tcp_connect\":[{\"t0\":"
+             "1.5,\"t\":1.62,\"status\":{\"success\":true}}],\"x_large_resource\":{"
+             "\"throughput_bps\":128000}}");
+    assert_int_equal(vt_obs_from_json(buf, &o), 0);
+    assert_string_equal(o.hour, "2026-11-21 06:00:00");
+    assert_int_equal(o.verdict, VT_V_DNS);
+    assert_true(o.confirmed);
+    assert_true(fabs(o.latency_ms - 120) < 1e-6);
+    assert_true(fabs(o.throughput_bps - 128000) < 1e-6);
+    assert_string_equal(o.category, "");
+    snprintf(buf, sizeof(buf), BASE, "{\"failure\":\"connection_reset\"}");
+    assert_int_equal(vt_obs_from_json(buf, &o), 0);
+    assert_int_equal(o.verdict, VT_V_FAILURE);
+    assert_true(o.latency_ms < 0 && o.throughput_bps < 0);
+    snprintf(buf, sizeof(buf), BASE,
+             "{\"failure\":null,\"tcp_connect\":[{\"t0\":1,\"t\":11,\"status\":{\"success\":false,"
+             "\"failure\":\"generic_timeout_error\"}}]}");
+    assert_int_equal(vt_obs_from_json(buf, &o), 0);
+    assert_int_equal(o.verdict, VT_V_OK);
+    assert_true(o.latency_ms < 0); /* a failed connect says nothing about latency */
+    snprintf(buf, sizeof(buf), BASE, "{\"verdict\":\"something_new\"}");
+    assert_int_equal(vt_obs_from_json(buf, &o), 0);
+    assert_int_equal(o.verdict, VT_V_INCONCLUSIVE);
+    assert_int_equal(vt_obs_from_json("[1,2]", &o), -1);
+    assert_int_equal(vt_obs_from_json("{\"measurement_start_time\":\"2026-02-30 00:00:00\"}", &o),
+                     -1);
+    assert_int_equal(vt_obs_from_json("{", &o), -1);
+}
+
+/* Hours of one target on one network: 'probes' reports per hour, all anomalous in [b0, b1). */
+static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *asn)
+{
+    enum { HOURS = 30 };
+    static char bodies[HOURS * 8][1024];
+    static char uids[HOURS * 8][33];
+    vt_store_row rows[HOURS * 8];
+    size_t n = 0;
+    static int seq;
+    char err[256];
+    for (int h = 0; h < HOURS; h++)
+        for (int p = 0; p < probes; p++) {
+            int anom = h >= b0 && h < b1;
+            snprintf(uids[n], 33, "%032x", ++seq);
+            snprintf(bodies[n], sizeof(bodies[n]),
+                     "{\"measurement_start_time\":\"2026-11-%02d %02d:05:00\",\"probe_cc\":\"PK\","
+                     "\"probe_asn\":\"%s\",\"test_name\":\"web_connectivity\",\"report_id\":"
+                     "\"r-%d-%d\",\"annotations\":{\"target_id\":\"t1\",\"platform\":\"x\"},"
+                     "\"test_keys\":{\"verdict\":\"%s\"}}",
+                     1 + h / 24, h % 24, asn, h, p, anom ? "tcp_blocking" : "ok");
+            memset(&rows[n], 0, sizeof(rows[n]));
+            rows[n].uid = uids[n];
+            rows[n].received_at = "2026-11-28 00:00:00";
+            rows[n].measurement_start_time = "2026-11-01 00:00:00";
+            rows[n].probe_cc = "PK";
+            rows[n].probe_asn = asn;
+            rows[n].test_name = "web_connectivity";
+            rows[n].body = bodies[n];
+            n++;
+        }
+    assert_int_equal(vt_store_insert_batch(s, rows, n, err, sizeof(err)), 0);
+}
+
+static void test_detect_thresholds(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-XXXXXX", url[64], err[256];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    vt_store *s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    insert_hours(s, 1, 5, 20, "AS1"); /* one probe only: never a block */
+    insert_hours(s, 2, 5, 20, "AS2"); /* two probes: a block from 05:00 to 20:00 */
+    vt_detect_query q = {0};
+    vt_episode *e = NULL;
+    size_t n = 0;
+    assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(e[0].asn, "AS2");
+    assert_string_equal(e[0].kind, "blocking");
+    assert_string_equal(e[0].start, "2026-11-01 05:00:00");
+    assert_string_equal(e[0].end, "2026-11-01 20:00:00");
+    assert_int_equal(e[0].measurements, 30);
+    assert_int_equal((int)e[0].max_probes, 2);
+    assert_false(e[0].ongoing);
+    free(e);
+    q.cc = "DE";
+    assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 0);
+    free(e);
+    vt_store_close(s);
+    unlink(path);
+    char aux[300];
+    snprintf(aux, sizeof(aux), "%s-wal", path);
+    unlink(aux);
+    snprintf(aux, sizeof(aux), "%s-shm", path);
+    unlink(aux);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hist_merge_quantiles),
+        cmocka_unit_test(test_hist_edges_and_text),
+        cmocka_unit_test(test_rset),
+        cmocka_unit_test(test_obs),
+        cmocka_unit_test(test_detect_thresholds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
