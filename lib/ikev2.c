@@ -1,5 +1,5 @@
-/* The "ikev2" kind: IKE_SA_INIT to each address over UDP (on ports other than 500: with the non-ESP marker);
- * reachable when a responder answers our SPI with its own SPI or a notify. Target keys:
+/* The "ikev2" kind: IKE_SA_INIT to each address over UDP (on ports other than 500: with the non-ESP
+ * marker); reachable when a responder answers our SPI with its own SPI or a notify. Target keys:
  * docs/targets.md. */
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -115,9 +115,15 @@ static void probe(vt_task *t, const vt_vpn_job *job)
         return;
     }
     int interval = t->env->cfg->connect_timeout_ms / 3;
-    vt_udp_opts o = {.ip = job->ip, .port = job->port, .payload = pkt, .payload_len = n,
-                     .tries = 3, .interval_ms = interval < 300 ? 300 : interval,
-                     .check = check, .check_arg = s, .t_base = t->t0};
+    vt_udp_opts o = {.ip = job->ip,
+                     .port = job->port,
+                     .payload = pkt,
+                     .payload_len = n,
+                     .tries = 3,
+                     .interval_ms = interval < 300 ? 300 : interval,
+                     .check = check,
+                     .check_arg = s,
+                     .t_base = t->t0};
     if (vt_udp_exchange(t->env->loop, &o, on_udp, t) < 0)
         vt_vpn_job_done(t, job, vt_vpn_entry(&s->vpn, job), "handshake",
                         "unknown_failure: cannot start the exchange", -1);
@@ -145,8 +151,7 @@ static int create(vt_task *t, char *err, size_t errlen)
         goto fail;
     }
     s->natt_forced = natt;
-    if (vt_vpn_init(t, &s->vpn, &ops, udp, 1, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_init(t, &s->vpn, &ops, udp, 1, err, errlen) < 0) goto fail;
     return 0;
 fail:
     cJSON_Delete(s->vpn.queries);
@@ -164,8 +169,7 @@ static void start(vt_task *t)
 static void finish(vt_task *t)
 {
     ike *s = t->state;
-    if (!s)
-        return;
+    if (!s) return;
     vt_vpn_finish(t, &s->vpn);
     free(s);
     t->state = NULL;

@@ -63,8 +63,7 @@ static unsigned char *wb_take(wbuf *b, size_t n)
 static void transform(wbuf *b, int last, int type, int id, int keylen)
 {
     unsigned char *t = wb_take(b, keylen ? 12 : 8);
-    if (!t)
-        return;
+    if (!t) return;
     t[0] = last ? 0 : 3;
     put16(t + 2, keylen ? 12 : 8);
     t[4] = (unsigned char)type;
@@ -82,24 +81,20 @@ static void proposals(wbuf *b, int ke_group)
     int groups[3] = {ke_group, 0, 0}, ng = 1;
     static const int all[] = {VT_IKE_DH_CURVE25519, VT_IKE_DH_ECP256, VT_IKE_DH_MODP2048};
     for (int i = 0; i < 3; i++)
-        if (all[i] != ke_group)
-            groups[ng++] = all[i];
+        if (all[i] != ke_group) groups[ng++] = all[i];
     for (int prop = 1; prop <= 2; prop++) {
         size_t start = b->n;
         unsigned char *p = wb_take(b, 8);
-        if (!p)
-            return;
+        if (!p) return;
         int encr = prop == 1 ? ENCR_AES_CBC : ENCR_AES_GCM_16;
         int nt = 0;
         transform(b, 0, T_ENCR, encr, 256), nt++;
         transform(b, 0, T_ENCR, encr, 128), nt++;
         transform(b, 0, T_PRF, PRF_HMAC_SHA2_256, 0), nt++;
-        if (prop == 1)
-            transform(b, 0, T_INTEG, AUTH_HMAC_SHA2_256_128, 0), nt++;
+        if (prop == 1) transform(b, 0, T_INTEG, AUTH_HMAC_SHA2_256_128, 0), nt++;
         for (int i = 0; i < ng; i++)
             transform(b, i == ng - 1, T_DH, groups[i], 0), nt++;
-        if (b->overflow)
-            return;
+        if (b->overflow) return;
         p = b->p + start;
         p[0] = prop == 2 ? 0 : 2;
         put16(p + 2, (unsigned)(b->n - start));
@@ -119,8 +114,7 @@ static int ke_value(int group, unsigned char *out, size_t cap, size_t *len)
     if (group == VT_IKE_DH_CURVE25519) {
         k = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
         *len = 32;
-        if (k && cap >= 32 && EVP_PKEY_get_raw_public_key(k, out, len) > 0 && *len == 32)
-            rc = 0;
+        if (k && cap >= 32 && EVP_PKEY_get_raw_public_key(k, out, len) > 0 && *len == 32) rc = 0;
     } else if (group == VT_IKE_DH_ECP256) {
         unsigned char pt[65];
         size_t pl = 0;
@@ -154,18 +148,15 @@ static int ke_value(int group, unsigned char *out, size_t cap, size_t *len)
 }
 
 int vt_ikev2_build_sa_init(const vt_ikev2_opts *o, const unsigned char spi_i[VT_IKE_SPI_LEN],
-                           unsigned char *out, size_t cap, size_t *outlen, char *err,
-                           size_t errlen)
+                           unsigned char *out, size_t cap, size_t *outlen, char *err, size_t errlen)
 {
     int group = o->ke_group ? o->ke_group : VT_IKE_DH_CURVE25519;
-    if (group != VT_IKE_DH_CURVE25519 && group != VT_IKE_DH_ECP256 &&
-        group != VT_IKE_DH_MODP2048) {
+    if (group != VT_IKE_DH_CURVE25519 && group != VT_IKE_DH_ECP256 && group != VT_IKE_DH_MODP2048) {
         snprintf(err, errlen, "unsupported IKE DH group %d (14, 19 or 31)", group);
         return -1;
     }
     wbuf b = {.p = out, .cap = cap};
-    if (o->natt)
-        wb_take(&b, 4); /* non-ESP marker */
+    if (o->natt) wb_take(&b, 4); /* non-ESP marker */
     size_t hdr = b.n;
     unsigned char *h = wb_take(&b, 28);
     if (h) {
@@ -226,17 +217,14 @@ static int bad(char *failure, size_t flen, const char *s)
 /* Records the transforms of the responder's chosen proposal (the first). */
 static void parse_sa(const unsigned char *p, size_t n, vt_ikev2_reply *r)
 {
-    if (n < 8)
-        return;
+    if (n < 8) return;
     size_t plen = get16(p + 2);
-    if (plen < 8 || plen > n)
-        return;
+    if (plen < 8 || plen > n) return;
     size_t off = 8 + p[6]; /* after the SPI */
     int nt = p[7];
     for (int i = 0; i < nt && off + 8 <= plen; i++) {
         size_t tl = get16(p + off + 2);
-        if (tl < 8 || off + tl > plen)
-            return;
+        if (tl < 8 || off + tl > plen) return;
         int type = p[off + 4], id = (int)get16(p + off + 6);
         switch (type) {
         case T_ENCR:
@@ -244,10 +232,17 @@ static void parse_sa(const unsigned char *p, size_t n, vt_ikev2_reply *r)
             if (tl >= 12 && get16(p + off + 8) == (0x8000 | ATTR_KEY_LENGTH))
                 r->chosen_encr_keylen = (int)get16(p + off + 10);
             break;
-        case T_PRF: r->chosen_prf = id; break;
-        case T_INTEG: r->chosen_integ = id; break;
-        case T_DH: r->chosen_dh = id; break;
-        default: break;
+        case T_PRF:
+            r->chosen_prf = id;
+            break;
+        case T_INTEG:
+            r->chosen_integ = id;
+            break;
+        case T_DH:
+            r->chosen_dh = id;
+            break;
+        default:
+            break;
         }
         off += tl;
     }
@@ -258,98 +253,104 @@ int vt_ikev2_parse_reply(const vt_ikev2_opts *o, const unsigned char spi_i[VT_IK
                          size_t flen)
 {
     memset(r, 0, sizeof(*r));
-    if (failure && flen)
-        failure[0] = 0;
-    if (!buf)
-        return bad(failure, flen, "ikev2_truncated_reply");
-    if (len > VT_IKE_MAX_MESSAGE + 4)
-        return bad(failure, flen, "ikev2_oversized_reply");
+    if (failure && flen) failure[0] = 0;
+    if (!buf) return bad(failure, flen, "ikev2_truncated_reply");
+    if (len > VT_IKE_MAX_MESSAGE + 4) return bad(failure, flen, "ikev2_oversized_reply");
     if (o->natt) {
-        if (len < 4)
-            return bad(failure, flen, "ikev2_truncated_reply");
+        if (len < 4) return bad(failure, flen, "ikev2_truncated_reply");
         if (buf[0] || buf[1] || buf[2] || buf[3])
             return bad(failure, flen, "ikev2_not_ike"); /* ESP, or garbage */
         buf += 4;
         len -= 4;
     }
-    if (len < 28)
-        return bad(failure, flen, "ikev2_truncated_reply");
-    if (memcmp(buf, spi_i, 8) != 0)
-        return bad(failure, flen, "ikev2_wrong_spi");
+    if (len < 28) return bad(failure, flen, "ikev2_truncated_reply");
+    if (memcmp(buf, spi_i, 8) != 0) return bad(failure, flen, "ikev2_wrong_spi");
     memcpy(r->spi_r, buf + 8, 8);
     for (int i = 0; i < 8; i++)
         r->spi_r_nonzero |= r->spi_r[i] != 0;
-    if (buf[17] >> 4 != 2)
-        return bad(failure, flen, "ikev2_bad_version");
+    if (buf[17] >> 4 != 2) return bad(failure, flen, "ikev2_bad_version");
     r->exchange = buf[18];
     r->flags = buf[19];
     r->message_id = get32(buf + 20);
     size_t total = get32(buf + 24);
-    if (total < 28)
-        return bad(failure, flen, "ikev2_bad_length");
-    if (total > len)
-        return bad(failure, flen, "ikev2_truncated_reply");
-    if (r->exchange != EXCH_IKE_SA_INIT)
-        return bad(failure, flen, "ikev2_unexpected_exchange");
-    if (!(r->flags & FLAG_RESPONSE))
-        return bad(failure, flen, "ikev2_not_a_response");
+    if (total < 28) return bad(failure, flen, "ikev2_bad_length");
+    if (total > len) return bad(failure, flen, "ikev2_truncated_reply");
+    if (r->exchange != EXCH_IKE_SA_INIT) return bad(failure, flen, "ikev2_unexpected_exchange");
+    if (!(r->flags & FLAG_RESPONSE)) return bad(failure, flen, "ikev2_not_a_response");
     int next = buf[16];
     size_t off = 28;
     for (int count = 0; next != 0 && count < 64; count++) {
-        if (off + 4 > total)
-            return bad(failure, flen, "ikev2_bad_payload_length");
+        if (off + 4 > total) return bad(failure, flen, "ikev2_bad_payload_length");
         const unsigned char *p = buf + off;
         size_t pl = get16(p + 2);
-        if (pl < 4 || off + pl > total)
-            return bad(failure, flen, "ikev2_bad_payload_length");
+        if (pl < 4 || off + pl > total) return bad(failure, flen, "ikev2_bad_payload_length");
         switch (next) {
         case PL_SA:
             r->has_sa = 1;
             parse_sa(p + 4, pl - 4, r);
             break;
-        case PL_KE: r->has_ke = 1; break;
-        case PL_NONCE: r->has_nonce = 1; break;
+        case PL_KE:
+            r->has_ke = 1;
+            break;
+        case PL_NONCE:
+            r->has_nonce = 1;
+            break;
         case PL_NOTIFY:
             if (pl >= 8) {
                 int type = (int)get16(p + 6);
                 size_t spisz = p[5];
-                if (r->n_notifies < VT_IKE_MAX_NOTIFIES)
-                    r->notifies[r->n_notifies++] = type;
-                if (type < 16384 && !r->error_notify)
-                    r->error_notify = type;
+                if (r->n_notifies < VT_IKE_MAX_NOTIFIES) r->notifies[r->n_notifies++] = type;
+                if (type < 16384 && !r->error_notify) r->error_notify = type;
                 if (type == VT_IKE_N_INVALID_KE_PAYLOAD && pl >= 8 + spisz + 2)
                     r->invalid_ke_group = (int)get16(p + 8 + spisz);
             }
             break;
-        default: break;
+        default:
+            break;
         }
         next = p[0];
         off += pl;
     }
-    if (!r->spi_r_nonzero && r->n_notifies == 0)
-        return bad(failure, flen, "ikev2_empty_response");
+    if (!r->spi_r_nonzero && r->n_notifies == 0) return bad(failure, flen, "ikev2_empty_response");
     return VT_IKE_OK;
 }
 
 const char *vt_ikev2_notify_name(int type)
 {
     switch (type) {
-    case 1: return "UNSUPPORTED_CRITICAL_PAYLOAD";
-    case 4: return "INVALID_IKE_SPI";
-    case 5: return "INVALID_MAJOR_VERSION";
-    case 7: return "INVALID_SYNTAX";
-    case 9: return "INVALID_MESSAGE_ID";
-    case 14: return "NO_PROPOSAL_CHOSEN";
-    case 17: return "INVALID_KE_PAYLOAD";
-    case 24: return "AUTHENTICATION_FAILED";
-    case 43: return "TEMPORARY_FAILURE";
-    case 16388: return "NAT_DETECTION_SOURCE_IP";
-    case 16389: return "NAT_DETECTION_DESTINATION_IP";
-    case 16390: return "COOKIE";
-    case 16404: return "MULTIPLE_AUTH_SUPPORTED";
-    case 16430: return "IKEV2_FRAGMENTATION_SUPPORTED";
-    case 16431: return "SIGNATURE_HASH_ALGORITHMS";
-    case 16418: return "REDIRECT_SUPPORTED";
-    default: return NULL;
+    case 1:
+        return "UNSUPPORTED_CRITICAL_PAYLOAD";
+    case 4:
+        return "INVALID_IKE_SPI";
+    case 5:
+        return "INVALID_MAJOR_VERSION";
+    case 7:
+        return "INVALID_SYNTAX";
+    case 9:
+        return "INVALID_MESSAGE_ID";
+    case 14:
+        return "NO_PROPOSAL_CHOSEN";
+    case 17:
+        return "INVALID_KE_PAYLOAD";
+    case 24:
+        return "AUTHENTICATION_FAILED";
+    case 43:
+        return "TEMPORARY_FAILURE";
+    case 16388:
+        return "NAT_DETECTION_SOURCE_IP";
+    case 16389:
+        return "NAT_DETECTION_DESTINATION_IP";
+    case 16390:
+        return "COOKIE";
+    case 16404:
+        return "MULTIPLE_AUTH_SUPPORTED";
+    case 16430:
+        return "IKEV2_FRAGMENTATION_SUPPORTED";
+    case 16431:
+        return "SIGNATURE_HASH_ALGORITHMS";
+    case 16418:
+        return "REDIRECT_SUPPORTED";
+    default:
+        return NULL;
     }
 }

@@ -68,10 +68,8 @@ static int tcp_check(const unsigned char *buf, size_t len, void *arg, char *f, s
             s->accepted = 1;
             return VT_TCPX_ACCEPT;
         }
-        if (rc == VT_OVPN_NEED_MORE)
-            return VT_TCPX_NEED_MORE;
-        if (rc == VT_OVPN_BAD)
-            return VT_TCPX_REJECT;
+        if (rc == VT_OVPN_NEED_MORE) return VT_TCPX_NEED_MORE;
+        if (rc == VT_OVPN_BAD) return VT_TCPX_REJECT;
         off += r.consumed; /* an ack alone: read on */
     }
     snprintf(f, flen, "openvpn_no_reset");
@@ -100,9 +98,8 @@ static void on_tcp(const vt_tcpx_result *r, void *arg)
     vt_task *t = arg;
     ovpn *s = t->state;
     cJSON *e = vt_vpn_entry(&s->vpn, s->job);
-    const char *phase = r->failed_operation && !strcmp(r->failed_operation, "connect")
-                            ? "tcp"
-                            : "handshake";
+    const char *phase =
+        r->failed_operation && !strcmp(r->failed_operation, "connect") ? "tcp" : "handshake";
     vt_json_add_failure(e, "failure", r->failure);
     vt_json_add_string_or_null(e, "failed_operation", r->failed_operation);
     vt_vpn_add_ms(e, "rtt_ms", r->failure[0] ? -1 : r->rtt);
@@ -137,16 +134,27 @@ static void probe(vt_task *t, const vt_vpn_job *job)
     }
     int rc;
     if (s->o.tcp) {
-        vt_tcpx_opts o = {.ip = job->ip, .port = job->port, .payload = pkt, .payload_len = n,
+        vt_tcpx_opts o = {.ip = job->ip,
+                          .port = job->port,
+                          .payload = pkt,
+                          .payload_len = n,
                           .connect_timeout_ms = cfg->connect_timeout_ms,
-                          .timeout_ms = cfg->connect_timeout_ms, .check = tcp_check,
-                          .check_arg = s, .t_base = t->t0};
+                          .timeout_ms = cfg->connect_timeout_ms,
+                          .check = tcp_check,
+                          .check_arg = s,
+                          .t_base = t->t0};
         rc = vt_tcpx_exchange(t->env->loop, &o, on_tcp, t);
     } else {
         int interval = cfg->connect_timeout_ms / 3;
-        vt_udp_opts o = {.ip = job->ip, .port = job->port, .payload = pkt, .payload_len = n,
-                         .tries = 3, .interval_ms = interval < 300 ? 300 : interval,
-                         .check = udp_check, .check_arg = s, .t_base = t->t0};
+        vt_udp_opts o = {.ip = job->ip,
+                         .port = job->port,
+                         .payload = pkt,
+                         .payload_len = n,
+                         .tries = 3,
+                         .interval_ms = interval < 300 ? 300 : interval,
+                         .check = udp_check,
+                         .check_arg = s,
+                         .t_base = t->t0};
         rc = vt_udp_exchange(t->env->loop, &o, on_udp, t);
     }
     if (rc < 0)
@@ -193,8 +201,7 @@ static int create(vt_task *t, char *err, size_t errlen)
         }
         s->o.tls_auth = s->key;
     }
-    if (vt_vpn_init(t, &s->vpn, &ops, tr, ntr, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_init(t, &s->vpn, &ops, tr, ntr, err, errlen) < 0) goto fail;
     return 0;
 fail:
     OPENSSL_cleanse(keytext, sizeof(keytext));
@@ -214,8 +221,7 @@ static void start(vt_task *t)
 static void finish(vt_task *t)
 {
     ovpn *s = t->state;
-    if (!s)
-        return;
+    if (!s) return;
     vt_vpn_finish(t, &s->vpn);
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);

@@ -31,18 +31,14 @@ static uint32_t get32(const unsigned char *p)
 
 static int hexval(int c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
 int vt_openvpn_parse_static_key(const char *text, size_t len,
-                                unsigned char out[VT_OVPN_STATIC_KEY_LEN], char *err,
-                                size_t errlen)
+                                unsigned char out[VT_OVPN_STATIC_KEY_LEN], char *err, size_t errlen)
 {
     static const char begin[] = "-----BEGIN OpenVPN Static key V1-----";
     static const char end[] = "-----END OpenVPN Static key V1-----";
@@ -57,19 +53,16 @@ int vt_openvpn_parse_static_key(const char *text, size_t len,
         while (i < len && text[i] != '\n')
             i++;
         size_t le = i;
-        if (i < len)
-            i++;
+        if (i < len) i++;
         while (le > ls && isspace((unsigned char)text[le - 1]))
             le--;
         while (ls < le && isspace((unsigned char)text[ls]))
             ls++;
         size_t ll = le - ls;
         const char *line = text + ls;
-        if (ll == 0 || line[0] == '#' || line[0] == ';')
-            continue;
+        if (ll == 0 || line[0] == '#' || line[0] == ';') continue;
         if (!in_key) {
-            if (ll == sizeof(begin) - 1 && memcmp(line, begin, ll) == 0)
-                in_key = 1;
+            if (ll == sizeof(begin) - 1 && memcmp(line, begin, ll) == 0) in_key = 1;
             continue;
         }
         if (ll == sizeof(end) - 1 && memcmp(line, end, ll) == 0) {
@@ -79,8 +72,7 @@ int vt_openvpn_parse_static_key(const char *text, size_t len,
         for (size_t k = 0; k < ll; k++) {
             int v = hexval((unsigned char)line[k]);
             if (v < 0) {
-                if (isspace((unsigned char)line[k]))
-                    continue;
+                if (isspace((unsigned char)line[k])) continue;
                 snprintf(err, errlen, "static key: non-hex character in the key block");
                 return -1;
             }
@@ -146,15 +138,12 @@ static int compute_hmac(const vt_openvpn_opts *o, int outgoing, const unsigned c
                         unsigned char *mac, size_t maclen)
 {
     const EVP_MD *md = digest_md(o->auth_digest);
-    if (!md || (size_t)EVP_MD_get_size(md) != maclen)
-        return -1;
+    if (!md || (size_t)EVP_MD_get_size(md) != maclen) return -1;
     unsigned char buf[8 + 9 + VT_OVPN_MAX_PACKET];
-    if (restlen > VT_OVPN_MAX_PACKET)
-        return -1;
+    if (restlen > VT_OVPN_MAX_PACKET) return -1;
     memcpy(buf, pidtime, 8);
     memcpy(buf + 8, head, 9);
-    if (restlen)
-        memcpy(buf + 17, rest, restlen);
+    if (restlen) memcpy(buf + 17, rest, restlen);
     unsigned int mlen = 0;
     if (!HMAC(md, hmac_key(o, outgoing), (int)maclen, buf, 17 + restlen, mac, &mlen) ||
         mlen != maclen)
@@ -163,8 +152,7 @@ static int compute_hmac(const vt_openvpn_opts *o, int outgoing, const unsigned c
 }
 
 int vt_openvpn_build_reset(const vt_openvpn_opts *o, const unsigned char sid[VT_OVPN_SID_LEN],
-                           unsigned char *out, size_t cap, size_t *outlen, char *err,
-                           size_t errlen)
+                           unsigned char *out, size_t cap, size_t *outlen, char *err, size_t errlen)
 {
     unsigned char pkt[2 + 9 + 64 + 8 + 1 + 4];
     size_t n = 0, off = o->tcp ? 2 : 0, hlen = 0;
@@ -189,7 +177,7 @@ int vt_openvpn_build_reset(const vt_openvpn_opts *o, const unsigned char sid[VT_
         n += 8;
     }
     size_t rest = n;
-    p[n++] = 0;     /* ack array length */
+    p[n++] = 0;      /* ack array length */
     put32(p + n, 0); /* message packet id */
     n += 4;
     if (hlen && compute_hmac(o, 1, pidtime, p, p + rest, n - rest, mac, hlen) < 0) {
@@ -219,8 +207,7 @@ static int parse_packet(const vt_openvpn_opts *o, const unsigned char sid[VT_OVP
                         const unsigned char *p, size_t n, vt_openvpn_reply *r, char *failure,
                         size_t flen)
 {
-    if (n < 1 + VT_OVPN_SID_LEN)
-        return fail(failure, flen, "openvpn_truncated_reply");
+    if (n < 1 + VT_OVPN_SID_LEN) return fail(failure, flen, "openvpn_truncated_reply");
     r->opcode = p[0] >> 3;
     r->key_id = p[0] & 7;
     memcpy(r->server_sid, p + 1, VT_OVPN_SID_LEN);
@@ -232,29 +219,23 @@ static int parse_packet(const vt_openvpn_opts *o, const unsigned char sid[VT_OVP
     size_t off = 9;
     if (o->tls_auth) {
         size_t hlen = vt_openvpn_digest_len(o->auth_digest);
-        if (!hlen)
-            return fail(failure, flen, "openvpn_bad_digest");
-        if (n < off + hlen + 8)
-            return fail(failure, flen, "openvpn_truncated_reply");
+        if (!hlen) return fail(failure, flen, "openvpn_bad_digest");
+        if (n < off + hlen + 8) return fail(failure, flen, "openvpn_truncated_reply");
         unsigned char mac[64];
         if (compute_hmac(o, 0, p + off + hlen, p, p + off + hlen + 8, n - off - hlen - 8, mac,
                          hlen) < 0)
             return fail(failure, flen, "openvpn_oversized_reply");
-        if (CRYPTO_memcmp(mac, p + off, hlen) != 0)
-            return fail(failure, flen, "openvpn_bad_hmac");
+        if (CRYPTO_memcmp(mac, p + off, hlen) != 0) return fail(failure, flen, "openvpn_bad_hmac");
         r->hmac_checked = 1;
         off += hlen + 8;
     }
-    if (n < off + 1)
-        return fail(failure, flen, "openvpn_truncated_reply");
+    if (n < off + 1) return fail(failure, flen, "openvpn_truncated_reply");
     r->n_acks = p[off++];
-    if (r->n_acks > OVPN_MAX_ACKS)
-        return fail(failure, flen, "openvpn_bad_ack_array");
+    if (r->n_acks > OVPN_MAX_ACKS) return fail(failure, flen, "openvpn_bad_ack_array");
     if (n < off + 4 * (size_t)r->n_acks + (r->n_acks ? VT_OVPN_SID_LEN : 0))
         return fail(failure, flen, "openvpn_truncated_reply");
     for (int i = 0; i < r->n_acks; i++)
-        if (get32(p + off + 4 * (size_t)i) == 0)
-            r->acked_our_packet = 1;
+        if (get32(p + off + 4 * (size_t)i) == 0) r->acked_our_packet = 1;
     off += 4 * (size_t)r->n_acks;
     if (r->n_acks) {
         r->echoed_session_id = memcmp(p + off, sid, VT_OVPN_SID_LEN) == 0;
@@ -265,42 +246,34 @@ static int parse_packet(const vt_openvpn_opts *o, const unsigned char sid[VT_OVP
         snprintf(failure, flen, "openvpn_ack_without_reset");
         return VT_OVPN_OTHER;
     }
-    if (n < off + 4)
-        return fail(failure, flen, "openvpn_truncated_reply");
+    if (n < off + 4) return fail(failure, flen, "openvpn_truncated_reply");
     r->message_packet_id = get32(p + off);
     off += 4;
     r->payload_len = n - off;
     if (r->opcode != VT_OVPN_OP_SERVER_RESET_V2)
         return fail(failure, flen, "openvpn_control_without_reset");
-    if (r->n_acks && !r->echoed_session_id)
-        return fail(failure, flen, "openvpn_wrong_session_id");
-    if (!r->acked_our_packet)
-        return fail(failure, flen, "openvpn_reset_without_ack");
+    if (r->n_acks && !r->echoed_session_id) return fail(failure, flen, "openvpn_wrong_session_id");
+    if (!r->acked_our_packet) return fail(failure, flen, "openvpn_reset_without_ack");
     return VT_OVPN_OK;
 }
 
 int vt_openvpn_parse_reply(const vt_openvpn_opts *o, const unsigned char sid[VT_OVPN_SID_LEN],
-                           const unsigned char *buf, size_t len, vt_openvpn_reply *r,
-                           char *failure, size_t flen)
+                           const unsigned char *buf, size_t len, vt_openvpn_reply *r, char *failure,
+                           size_t flen)
 {
     memset(r, 0, sizeof(*r));
-    if (failure && flen)
-        failure[0] = 0;
-    if (!buf)
-        return fail(failure, flen, "openvpn_truncated_reply");
+    if (failure && flen) failure[0] = 0;
+    if (!buf) return fail(failure, flen, "openvpn_truncated_reply");
     if (!o->tcp) {
-        if (len > VT_OVPN_MAX_PACKET)
-            return fail(failure, flen, "openvpn_oversized_reply");
+        if (len > VT_OVPN_MAX_PACKET) return fail(failure, flen, "openvpn_oversized_reply");
         r->consumed = len;
         return parse_packet(o, sid, buf, len, r, failure, flen);
     }
-    if (len < 2)
-        return VT_OVPN_NEED_MORE;
+    if (len < 2) return VT_OVPN_NEED_MORE;
     size_t plen = (size_t)buf[0] << 8 | buf[1];
     if (plen == 0 || plen > VT_OVPN_MAX_PACKET)
         return fail(failure, flen, "openvpn_bad_length_prefix");
-    if (len < 2 + plen)
-        return VT_OVPN_NEED_MORE;
+    if (len < 2 + plen) return VT_OVPN_NEED_MORE;
     r->consumed = 2 + plen;
     return parse_packet(o, sid, buf + 2, plen, r, failure, flen);
 }

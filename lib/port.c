@@ -26,8 +26,7 @@ static void on_connect(const vt_tcp_result *r, int fd, void *arg)
 {
     vt_task *t = arg;
     port *s = t->state;
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     cJSON *e = vt_vpn_entry(&s->vpn, s->job);
     cJSON_ReplaceItemInObject(e, "protocol", cJSON_CreateNull());
     cJSON_AddStringToObject(e, "method", "tcp_connect_only");
@@ -77,9 +76,13 @@ static void probe(vt_task *t, const vt_vpn_job *job)
                             on_connect, t);
     } else {
         int interval = cfg->connect_timeout_ms / 3;
-        vt_udp_opts o = {.ip = job->ip, .port = job->port, .payload = s->payload,
-                         .payload_len = s->payload_len, .tries = 3,
-                         .interval_ms = interval < 300 ? 300 : interval, .t_base = t->t0};
+        vt_udp_opts o = {.ip = job->ip,
+                         .port = job->port,
+                         .payload = s->payload,
+                         .payload_len = s->payload_len,
+                         .tries = 3,
+                         .interval_ms = interval < 300 ? 300 : interval,
+                         .t_base = t->t0};
         rc = vt_udp_exchange(t->env->loop, &o, on_udp, t);
     }
     if (rc < 0)
@@ -91,9 +94,10 @@ static const vt_vpn_ops ops = {.protocol = "port", .probe = probe};
 
 static int hexval(int c)
 {
-    return isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                  : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                                           : -1;
+    return isdigit(c)               ? c - '0'
+           : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+           : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                    : -1;
 }
 
 static int create(vt_task *t, char *err, size_t errlen)
@@ -126,8 +130,7 @@ static int create(vt_task *t, char *err, size_t errlen)
         }
         s->payload_len = n / 2;
     }
-    if (vt_vpn_init(t, &s->vpn, &ops, tr, ntr, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_init(t, &s->vpn, &ops, tr, ntr, err, errlen) < 0) goto fail;
     return 0;
 fail:
     cJSON_Delete(s->vpn.queries);
@@ -145,8 +148,7 @@ static void start(vt_task *t)
 static void finish(vt_task *t)
 {
     port *s = t->state;
-    if (!s)
-        return;
+    if (!s) return;
     vt_vpn_finish(t, &s->vpn);
     free(s);
     t->state = NULL;

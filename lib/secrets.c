@@ -21,8 +21,7 @@ void vt_secrets_set_path(const char *path)
 
 const char *vt_secrets_path(void)
 {
-    if (secrets_path && *secrets_path)
-        return secrets_path;
+    if (secrets_path && *secrets_path) return secrets_path;
     const char *e = getenv("VANTAGE_SECRETS");
     return e && *e ? e : NULL;
 }
@@ -71,10 +70,8 @@ static char *read_secrets(const char *path, size_t *len, char *err, size_t errle
     size_t got = 0;
     while (got < (size_t)st.st_size) {
         ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
         got += (size_t)n;
     }
     buf[got] = 0;
@@ -93,14 +90,13 @@ int vt_secrets_resolve(const cJSON *ref, char *out, size_t outlen, char *err, si
     const char *name = cJSON_GetObjectItemCaseSensitive(ref, "secret")->valuestring;
     const char *path = vt_secrets_path();
     if (!path) {
-        snprintf(err, errlen,
-                 "secret \"%.64s\": no secrets file (set VANTAGE_SECRETS to its path)", name);
+        snprintf(err, errlen, "secret \"%.64s\": no secrets file (set VANTAGE_SECRETS to its path)",
+                 name);
         return -1;
     }
     size_t len = 0;
     char *text = read_secrets(path, &len, err, errlen);
-    if (!text)
-        return -1;
+    if (!text) return -1;
     int rc = -1;
     cJSON *doc = cJSON_ParseWithLength(text, len);
     const cJSON *v = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, name) : NULL;

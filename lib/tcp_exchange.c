@@ -33,12 +33,9 @@ static void finish(tcpx *x, const char *op, const char *failure)
     x->r.t = vt_now() - x->t_base;
     x->r.reply = x->buf;
     x->r.reply_len = x->len;
-    if (x->ev)
-        event_free(x->ev);
-    if (x->tm)
-        event_free(x->tm);
-    if (x->fd >= 0)
-        close(x->fd);
+    if (x->ev) event_free(x->ev);
+    if (x->tm) event_free(x->tm);
+    if (x->fd >= 0) close(x->fd);
     x->cb(&x->r, x->arg);
     free(x->payload);
     free(x->buf);
@@ -56,18 +53,15 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     tcpx *x = arg;
     char f[VT_FAILURE_MAX];
     if (x->written < x->payload_len) {
-        ssize_t n = send(x->fd, x->payload + x->written, x->payload_len - x->written,
-                         MSG_NOSIGNAL);
+        ssize_t n = send(x->fd, x->payload + x->written, x->payload_len - x->written, MSG_NOSIGNAL);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             finish(x, "write", vt_failure_errno(errno, f, sizeof(f)));
             return;
         }
         x->written += (size_t)n;
         x->r.bytes_sent = x->written;
-        if (x->written < x->payload_len)
-            return;
+        if (x->written < x->payload_len) return;
         x->t_written = vt_now();
         event_del(x->ev);
         event_assign(x->ev, vt_loop_base(x->loop), x->fd, EV_READ | EV_PERSIST, on_io, x);
@@ -81,8 +75,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
         }
         ssize_t n = recv(x->fd, x->buf + x->len, VT_TCPX_MAX_REPLY - x->len, 0);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             finish(x, "read", vt_failure_errno(errno, f, sizeof(f)));
             return;
         }
@@ -93,8 +86,8 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
         x->len += (size_t)n;
         x->r.bytes_received = x->len;
         char why[VT_FAILURE_MAX] = "";
-        int v = x->check ? x->check(x->buf, x->len, x->check_arg, why, sizeof(why))
-                         : VT_TCPX_ACCEPT;
+        int v =
+            x->check ? x->check(x->buf, x->len, x->check_arg, why, sizeof(why)) : VT_TCPX_ACCEPT;
         if (v == VT_TCPX_ACCEPT) {
             x->r.rtt = vt_now() - x->t_written;
             finish(x, NULL, "");
@@ -118,8 +111,8 @@ static void on_connect(const vt_tcp_result *tr, int fd, void *arg)
     }
     x->r.t0 = vt_now() - x->t_base;
     x->t_written = vt_now();
-    x->ev = event_new(vt_loop_base(x->loop), fd,
-                      (x->payload_len ? EV_WRITE : EV_READ) | EV_PERSIST, on_io, x);
+    x->ev = event_new(vt_loop_base(x->loop), fd, (x->payload_len ? EV_WRITE : EV_READ) | EV_PERSIST,
+                      on_io, x);
     x->tm = evtimer_new(vt_loop_base(x->loop), on_timeout, x);
     if (!x->ev || !x->tm) {
         finish(x, "write", "unknown_failure: out of memory");
@@ -133,8 +126,7 @@ static void on_connect(const vt_tcp_result *tr, int fd, void *arg)
 int vt_tcpx_exchange(vt_loop *loop, const vt_tcpx_opts *o, vt_tcpx_cb cb, void *arg)
 {
     tcpx *x = calloc(1, sizeof(*x));
-    if (!x)
-        return -1;
+    if (!x) return -1;
     x->loop = loop;
     x->fd = -1;
     x->cb = cb;
@@ -146,13 +138,12 @@ int vt_tcpx_exchange(vt_loop *loop, const vt_tcpx_opts *o, vt_tcpx_cb cb, void *
     x->r.rtt = -1;
     x->payload = malloc(o->payload_len ? o->payload_len : 1);
     x->buf = malloc(VT_TCPX_MAX_REPLY);
-    if (!x->payload || !x->buf)
-        goto fail;
-    if (o->payload_len)
-        memcpy(x->payload, o->payload, o->payload_len);
+    if (!x->payload || !x->buf) goto fail;
+    if (o->payload_len) memcpy(x->payload, o->payload, o->payload_len);
     x->payload_len = o->payload_len;
-    if (vt_tcp_connect(loop, o->ip, o->port, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000,
-                       o->t_base, on_connect, x) < 0)
+    if (vt_tcp_connect(loop, o->ip, o->port,
+                       o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000, o->t_base,
+                       on_connect, x) < 0)
         goto fail;
     return 0;
 fail:

@@ -81,8 +81,7 @@ static void on_oc(vt_http_result *r, void *arg)
     else if (!xml)
         snprintf(f, sizeof(f), "openconnect_unexpected_response");
     double rtt = f[0] ? -1 : r->starttransfer_time - r->appconnect_time;
-    if (!f[0] && rtt < 0)
-        rtt = 0;
+    if (!f[0] && rtt < 0) rtt = 0;
     vt_json_add_failure(e, "failure", f);
     vt_vpn_add_ms(e, "rtt_ms", rtt);
     if (r->status)
@@ -109,11 +108,18 @@ static void start_openconnect(vt_task *t)
                      "<group-access>%s</group-access></config-auth>",
                      url);
     const char *addrs[2] = {s->job->ip, NULL};
-    vt_http_opts o = {.url = url, .method = "POST", .body = (const unsigned char *)body,
-                      .body_len = (size_t)n, .content_type = "application/x-www-form-urlencoded",
-                      .addrs = addrs, .cacert = cfg->cacert, .no_verify = s->no_verify,
-                      .timeout_ms = cfg->http_timeout_ms, .max_body = 16384,
-                      .user_agent = OC_USER_AGENT, .t_base = t->t0};
+    vt_http_opts o = {.url = url,
+                      .method = "POST",
+                      .body = (const unsigned char *)body,
+                      .body_len = (size_t)n,
+                      .content_type = "application/x-www-form-urlencoded",
+                      .addrs = addrs,
+                      .cacert = cfg->cacert,
+                      .no_verify = s->no_verify,
+                      .timeout_ms = cfg->http_timeout_ms,
+                      .max_body = 16384,
+                      .user_agent = OC_USER_AGENT,
+                      .t_base = t->t0};
     if (vt_http_request(t->env->loop, &o, on_oc, t) < 0)
         vt_vpn_job_done(t, s->job, entry(s, "openconnect_init"), "handshake",
                         "unknown_failure: cannot start the request", -1);
@@ -201,13 +207,13 @@ static void start_sstp(vt_task *t)
     snprintf(line, sizeof(line),
              "SSTPCORRELATIONID: {%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-"
              "%02X%02X%02X%02X%02X%02X}",
-             g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12],
-             g[13], g[14], g[15]);
+             g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13],
+             g[14], g[15]);
     s->hdrs = curl_slist_append(NULL, "Content-Length: 18446744073709551615");
     s->hdrs = curl_slist_append(s->hdrs, line);
     if (s->name[0]) {
-        snprintf(line, sizeof(line), strchr(s->job->ip, ':') ? "%s:%d:[%s]" : "%s:%d:%s",
-                 s->name, s->job->port, s->job->ip);
+        snprintf(line, sizeof(line), strchr(s->job->ip, ':') ? "%s:%d:[%s]" : "%s:%d:%s", s->name,
+                 s->job->port, s->job->ip);
         s->resolve = curl_slist_append(NULL, line);
     }
     s->easy = curl_easy_init();
@@ -215,8 +221,7 @@ static void start_sstp(vt_task *t)
         curl_slist_free_all(s->hdrs);
         curl_slist_free_all(s->resolve);
         s->hdrs = s->resolve = NULL;
-        if (s->easy)
-            curl_easy_cleanup(s->easy);
+        if (s->easy) curl_easy_cleanup(s->easy);
         s->easy = NULL;
         vt_vpn_job_done(t, s->job, entry(s, "sstp_duplex_post"), "handshake",
                         "unknown_failure: out of memory", -1);
@@ -226,8 +231,7 @@ static void start_sstp(vt_task *t)
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "SSTP_DUPLEX_POST");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, s->hdrs);
-    if (s->resolve)
-        curl_easy_setopt(c, CURLOPT_RESOLVE, s->resolve);
+    if (s->resolve) curl_easy_setopt(c, CURLOPT_RESOLVE, s->resolve);
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sstp_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
@@ -239,8 +243,7 @@ static void start_sstp(vt_task *t)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->http_timeout_ms);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "");
-    if (cfg->cacert)
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->cacert);
+    if (cfg->cacert) curl_easy_setopt(c, CURLOPT_CAINFO, cfg->cacert);
     if (s->no_verify) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -296,9 +299,13 @@ static void probe(vt_task *t, const vt_vpn_job *job)
         snprintf(s->name, sizeof(s->name), "%s", job->host);
     else
         s->name[0] = 0;
-    vt_tls_opts o = {.ip = job->ip, .port = job->port, .sni = s->name[0] ? s->name : NULL,
-                     .no_verify = s->no_verify, .connect_timeout_ms = cfg->connect_timeout_ms,
-                     .tls_timeout_ms = cfg->tls_timeout_ms, .t_base = t->t0};
+    vt_tls_opts o = {.ip = job->ip,
+                     .port = job->port,
+                     .sni = s->name[0] ? s->name : NULL,
+                     .no_verify = s->no_verify,
+                     .connect_timeout_ms = cfg->connect_timeout_ms,
+                     .tls_timeout_ms = cfg->tls_timeout_ms,
+                     .t_base = t->t0};
     if (vt_tls_handshake(t->env->loop, t->env->tls, &o, on_tls, t) < 0)
         vt_vpn_job_done(t, job, entry(s, "tls_handshake"), "tls",
                         "unknown_failure: cannot start the handshake", -1);
@@ -333,8 +340,7 @@ static int create(vt_task *t, char *err, size_t errlen)
         snprintf(err, errlen, "\"sni\": expected a host name");
         goto fail;
     }
-    if (vt_vpn_init(t, &s->vpn, &ops, tcp, 1, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_init(t, &s->vpn, &ops, tcp, 1, err, errlen) < 0) goto fail;
     return 0;
 fail:
     cJSON_Delete(s->vpn.queries);
@@ -352,8 +358,7 @@ static void start(vt_task *t)
 static void finish(vt_task *t)
 {
     tlsvpn *s = t->state;
-    if (!s)
-        return;
+    if (!s) return;
     vt_vpn_finish(t, &s->vpn);
     cJSON_AddStringToObject(t->test_keys, "protocol", proto_name(s->protocol));
     free(s);

@@ -30,8 +30,7 @@ static cJSON *entry(tor *s, const char *method)
 {
     cJSON *e = vt_vpn_entry(&s->vpn, s->job);
     cJSON_AddStringToObject(e, "method", method);
-    if (s->bridge_type)
-        cJSON_AddStringToObject(e, "bridge_type", s->bridge_type);
+    if (s->bridge_type) cJSON_AddStringToObject(e, "bridge_type", s->bridge_type);
     return e;
 }
 
@@ -39,8 +38,7 @@ static void on_connect(const vt_tcp_result *r, int fd, void *arg)
 {
     vt_task *t = arg;
     tor *s = t->state;
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     cJSON *e = entry(s, "tcp_connect_only");
     double rtt = r->failure[0] ? -1 : r->t - r->t0;
     vt_json_add_failure(e, "failure", r->failure);
@@ -55,10 +53,8 @@ static void on_connect(const vt_tcp_result *r, int fd, void *arg)
 static int looks_like_directory(const unsigned char *b, size_t n)
 {
     static const char plain[] = "network-status-version";
-    if (n >= 2 && b[0] == 0x78 && ((b[0] << 8) | b[1]) % 31 == 0)
-        return 1;
-    if (n >= sizeof(plain) - 1 && memcmp(b, plain, sizeof(plain) - 1) == 0)
-        return 1;
+    if (n >= 2 && b[0] == 0x78 && ((b[0] << 8) | b[1]) % 31 == 0) return 1;
+    if (n >= sizeof(plain) - 1 && memcmp(b, plain, sizeof(plain) - 1) == 0) return 1;
     return n >= 7 && memcmp(b, "router ", 7) == 0; /* a server descriptor */
 }
 
@@ -93,8 +89,7 @@ static void on_dir(vt_http_result *r, void *arg)
     vt_json_add_time(e, "t0", r->t0);
     vt_json_add_time(e, "t", r->t);
     const char *phase = "handshake";
-    if (r->failure[0] && r->connect_time <= 0)
-        phase = "tcp";
+    if (r->failure[0] && r->connect_time <= 0) phase = "tcp";
     vt_vpn_job_done(t, s->job, e, phase, f, rtt < 0 && !f[0] ? 0 : rtt);
 }
 
@@ -106,9 +101,13 @@ static void start_dir(vt_task *t)
     snprintf(url, sizeof(url), strchr(s->job->ip, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
              s->job->ip, s->dir_port, s->dir_path);
     const char *addrs[2] = {s->job->ip, NULL};
-    vt_http_opts o = {.url = url, .method = "GET", .addrs = addrs,
-                      .timeout_ms = cfg->http_timeout_ms, .max_body = 64,
-                      .max_download = TOR_DIR_MAX_DOWNLOAD, .user_agent = NULL,
+    vt_http_opts o = {.url = url,
+                      .method = "GET",
+                      .addrs = addrs,
+                      .timeout_ms = cfg->http_timeout_ms,
+                      .max_body = 64,
+                      .max_download = TOR_DIR_MAX_DOWNLOAD,
+                      .user_agent = NULL,
                       .t_base = t->t0};
     if (vt_http_request(t->env->loop, &o, on_dir, t) < 0)
         vt_vpn_job_done(t, s->job, entry(s, "dir_http"), "handshake",
@@ -149,9 +148,13 @@ static void probe(vt_task *t, const vt_vpn_job *job)
                             "unknown_failure: cannot start the connect", -1);
         return;
     }
-    vt_tls_opts o = {.ip = job->ip, .port = job->port, .sni = s->sni, .no_verify = 1,
+    vt_tls_opts o = {.ip = job->ip,
+                     .port = job->port,
+                     .sni = s->sni,
+                     .no_verify = 1,
                      .connect_timeout_ms = cfg->connect_timeout_ms,
-                     .tls_timeout_ms = cfg->tls_timeout_ms, .t_base = t->t0};
+                     .tls_timeout_ms = cfg->tls_timeout_ms,
+                     .t_base = t->t0};
     if (vt_tls_handshake(t->env->loop, t->env->tls, &o, on_tls, t) < 0)
         vt_vpn_job_done(t, job, entry(s, "or_tls"), "tls",
                         "unknown_failure: cannot start the handshake", -1);
@@ -190,8 +193,7 @@ static int create(vt_task *t, char *err, size_t errlen)
         snprintf(err, errlen, "\"dir_port\" needs \"method\": \"or_tls\"");
         goto fail;
     }
-    if (vt_vpn_init(t, &s->vpn, &ops, tcp, 1, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_init(t, &s->vpn, &ops, tcp, 1, err, errlen) < 0) goto fail;
     return 0;
 fail:
     cJSON_Delete(s->vpn.queries);
@@ -209,8 +211,7 @@ static void start(vt_task *t)
 static void finish(vt_task *t)
 {
     tor *s = t->state;
-    if (!s)
-        return;
+    if (!s) return;
     vt_vpn_finish(t, &s->vpn);
     cJSON_AddStringToObject(t->test_keys, "method", s->tcp_only ? "tcp_connect_only" : "or_tls");
     free(s);

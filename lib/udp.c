@@ -23,7 +23,7 @@ typedef struct udpx {
     vt_udp_check_fn check;
     void *check_arg;
     double t_base, last_send;
-    char reason[VT_FAILURE_MAX]; /* why the last ignored reply was ignored */
+    char reason[VT_FAILURE_MAX];        /* why the last ignored reply was ignored */
     char start_failure[VT_FAILURE_MAX]; /* socket()/connect() failed */
     vt_udp_cb cb;
     void *arg;
@@ -35,12 +35,9 @@ static void finish(udpx *x, const char *failure)
 {
     snprintf(x->r.failure, sizeof(x->r.failure), "%s", failure ? failure : "");
     x->r.t = vt_now() - x->t_base;
-    if (x->rd)
-        event_free(x->rd);
-    if (x->tm)
-        event_free(x->tm);
-    if (x->fd >= 0)
-        close(x->fd);
+    if (x->rd) event_free(x->rd);
+    if (x->tm) event_free(x->tm);
+    if (x->fd >= 0) close(x->fd);
     x->cb(&x->r, x->arg);
     free(x->payload);
     free(x);
@@ -64,16 +61,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     double now = vt_now();
-    if (x->r.sends == 0)
-        x->r.t0 = now - x->t_base;
+    if (x->r.sends == 0) x->r.t0 = now - x->t_base;
     ssize_t n = send(x->fd, x->payload, x->payload_len, 0);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
         finish_errno(x, errno); /* ECONNREFUSED: an earlier datagram met ICMP unreachable */
         return;
     }
     x->r.sends++; /* a send the kernel dropped still uses a try */
-    if (n > 0)
-        x->r.bytes_sent += (size_t)n;
+    if (n > 0) x->r.bytes_sent += (size_t)n;
     x->last_send = now;
     struct timeval tv = {x->interval_ms / 1000, (x->interval_ms % 1000) * 1000};
     evtimer_add(x->tm, &tv);
@@ -85,8 +80,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (int budget = 0; budget < 16; budget++) {
         ssize_t n = recv(x->fd, x->buf, sizeof(x->buf), 0);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
             finish_errno(x, errno); /* ECONNREFUSED: ICMP port unreachable */
             return;
         }
@@ -96,8 +90,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         x->r.reply_len = len;
         memcpy(x->r.reply, x->buf, len < VT_UDP_KEEP ? len : VT_UDP_KEEP);
         char why[VT_FAILURE_MAX] = "";
-        int verdict = x->check ? x->check(x->buf, len, x->check_arg, why, sizeof(why))
-                               : VT_UDP_ACCEPT;
+        int verdict =
+            x->check ? x->check(x->buf, len, x->check_arg, why, sizeof(why)) : VT_UDP_ACCEPT;
         if (verdict == VT_UDP_ACCEPT) {
             x->r.rtt = vt_now() - x->last_send;
             finish(x, "");
@@ -122,8 +116,7 @@ int vt_udp_exchange(vt_loop *loop, const vt_udp_opts *o, vt_udp_cb cb, void *arg
     memset(&ss, 0, sizeof(ss));
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (!o->ip || o->port < 1 || o->port > 65535 || o->payload_len > VT_UDP_MAX_DATAGRAM)
-        return -1;
+    if (!o->ip || o->port < 1 || o->port > 65535 || o->payload_len > VT_UDP_MAX_DATAGRAM) return -1;
     if (inet_pton(AF_INET, o->ip, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)o->port);
@@ -136,8 +129,7 @@ int vt_udp_exchange(vt_loop *loop, const vt_udp_opts *o, vt_udp_cb cb, void *arg
         return -1;
     }
     udpx *x = calloc(1, sizeof(*x));
-    if (!x)
-        return -1;
+    if (!x) return -1;
     x->loop = loop;
     x->fd = -1;
     x->cb = cb;
@@ -154,14 +146,12 @@ int vt_udp_exchange(vt_loop *loop, const vt_udp_opts *o, vt_udp_cb cb, void *arg
     x->payload = malloc(o->payload_len ? o->payload_len : 1);
     x->tm = evtimer_new(vt_loop_base(loop), on_timer, x);
     if (!x->payload || !x->tm) {
-        if (x->tm)
-            event_free(x->tm);
+        if (x->tm) event_free(x->tm);
         free(x->payload);
         free(x);
         return -1;
     }
-    if (o->payload_len)
-        memcpy(x->payload, o->payload, o->payload_len);
+    if (o->payload_len) memcpy(x->payload, o->payload, o->payload_len);
     x->payload_len = o->payload_len;
     struct timeval now0 = {0, 0};
     x->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

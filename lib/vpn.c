@@ -44,8 +44,7 @@ int vt_vpn_init(vt_task *t, vt_vpn *v, const vt_vpn_ops *ops, const char *const 
         return -1;
     }
     if (tg->n_endpoints * v->n_transports > VT_VPN_MAX_JOBS) {
-        snprintf(err, errlen, "too many endpoints (at most %d probes per target)",
-                 VT_VPN_MAX_JOBS);
+        snprintf(err, errlen, "too many endpoints (at most %d probes per target)", VT_VPN_MAX_JOBS);
         return -1;
     }
     for (size_t i = 0; i < tg->n_endpoints; i++) {
@@ -80,8 +79,7 @@ static void add_job(vt_vpn *v, const char *host, const char *ip, int port, size_
 
 static void set_failure(vt_vpn *v, const char *phase, const char *failure)
 {
-    if (v->failure[0] || !failure || !*failure)
-        return;
+    if (v->failure[0] || !failure || !*failure) return;
     snprintf(v->failure, sizeof(v->failure), "%s", failure);
     v->failure_phase = phase;
 }
@@ -109,21 +107,17 @@ static void on_dns(const vt_dns_query *q, void *arg)
     vt_task *t = c->t;
     vt_vpn *v = vpn_of(t);
     cJSON *qj = vt_dns_query_json(q);
-    if (qj)
-        cJSON_AddItemToArray(v->queries, qj);
+    if (qj) cJSON_AddItemToArray(v->queries, qj);
     int max = t->env->cfg->max_addrs_per_family > 0 ? t->env->cfg->max_addrs_per_family : 2;
     int used = 0;
     for (size_t i = 0; i < q->n_answers && used < max; i++) {
-        if (q->answers[i].qtype != VT_DNS_A && q->answers[i].qtype != VT_DNS_AAAA)
-            continue;
+        if (q->answers[i].qtype != VT_DNS_A && q->answers[i].qtype != VT_DNS_AAAA) continue;
         add_job(v, q->hostname, q->answers[i].addr, c->port, c->ep);
         used++;
     }
-    if (!used)
-        set_failure(v, "dns", q->failure[0] ? q->failure : "dns_no_answer");
+    if (!used) set_failure(v, "dns", q->failure[0] ? q->failure : "dns_no_answer");
     free(c);
-    if (--v->dns_pending == 0)
-        run_next(t);
+    if (--v->dns_pending == 0) run_next(t);
 }
 
 void vt_vpn_start(vt_task *t)
@@ -155,8 +149,7 @@ void vt_vpn_start(vt_task *t)
             set_failure(v, "dns", "unknown_failure: lookup did not start");
         }
     }
-    if (--v->dns_pending == 0)
-        run_next(t);
+    if (--v->dns_pending == 0) run_next(t);
 }
 
 cJSON *vt_vpn_entry(const vt_vpn *v, const vt_vpn_job *job)
@@ -182,18 +175,15 @@ void vt_vpn_record(vt_task *t, cJSON *entry, const char *phase, const char *fail
     int inconclusive = phase && strcmp(phase, "inconclusive") == 0;
     int ok = !inconclusive && (!failure || !*failure);
     if (entry) {
-        if (!cJSON_HasObjectItem(entry, "failure"))
-            vt_json_add_failure(entry, "failure", failure);
-        if (!cJSON_HasObjectItem(entry, "rtt_ms"))
-            vt_vpn_add_ms(entry, "rtt_ms", ok ? rtt : -1);
+        if (!cJSON_HasObjectItem(entry, "failure")) vt_json_add_failure(entry, "failure", failure);
+        if (!cJSON_HasObjectItem(entry, "rtt_ms")) vt_vpn_add_ms(entry, "rtt_ms", ok ? rtt : -1);
         cJSON_AddItemToArray(v->handshakes, entry);
     }
     if (inconclusive) {
         /* neither reachable nor a failure */
     } else if (ok) {
         v->reachable = 1;
-        if (rtt >= 0 && (v->best_rtt < 0 || rtt < v->best_rtt))
-            v->best_rtt = rtt;
+        if (rtt >= 0 && (v->best_rtt < 0 || rtt < v->best_rtt)) v->best_rtt = rtt;
     } else {
         set_failure(v, phase ? phase : "handshake", failure);
     }
@@ -209,10 +199,8 @@ void vt_vpn_job_done(vt_task *t, const vt_vpn_job *job, cJSON *entry, const char
 void vt_vpn_finish(vt_task *t, vt_vpn *v)
 {
     cJSON *tk = t->test_keys;
-    if (v->queries)
-        cJSON_AddItemToObject(tk, "queries", v->queries);
-    if (v->handshakes)
-        cJSON_AddItemToObject(tk, "handshakes", v->handshakes);
+    if (v->queries) cJSON_AddItemToObject(tk, "queries", v->queries);
+    if (v->handshakes) cJSON_AddItemToObject(tk, "handshakes", v->handshakes);
     v->queries = v->handshakes = NULL;
     int ok = v->reachable;
     if (ok || !v->failure[0]) {
@@ -234,8 +222,7 @@ int vt_vpn_opt_string(const vt_target *tg, const char *key, const char **out, ch
                       size_t errlen)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(tg->options, key);
-    if (!o)
-        return 0;
+    if (!o) return 0;
     if (!cJSON_IsString(o) || !o->valuestring) {
         snprintf(err, errlen, "\"%s\": expected a string", key);
         return -1;
@@ -248,8 +235,7 @@ int vt_vpn_opt_int(const vt_target *tg, const char *key, int min, int max, int *
                    size_t errlen)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(tg->options, key);
-    if (!o)
-        return 0;
+    if (!o) return 0;
     if (!cJSON_IsNumber(o) || o->valuedouble != (double)(int)o->valuedouble ||
         o->valuedouble < min || o->valuedouble > max) {
         snprintf(err, errlen, "\"%s\": expected an integer %d..%d", key, min, max);
@@ -262,8 +248,7 @@ int vt_vpn_opt_int(const vt_target *tg, const char *key, int min, int max, int *
 int vt_vpn_opt_bool(const vt_target *tg, const char *key, int *out, char *err, size_t errlen)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(tg->options, key);
-    if (!o)
-        return 0;
+    if (!o) return 0;
     if (!cJSON_IsBool(o)) {
         snprintf(err, errlen, "\"%s\": expected true or false", key);
         return -1;
@@ -276,8 +261,7 @@ int vt_vpn_opt_secret(const vt_target *tg, const char *key, char *out, size_t ou
                       size_t errlen)
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(tg->options, key);
-    if (!o)
-        return 0;
+    if (!o) return 0;
     if (!vt_secrets_is_ref(o)) {
         snprintf(err, errlen,
                  "\"%s\": secrets are not written in target files; use {\"secret\": \"name\"} "
@@ -324,7 +308,6 @@ int vt_vpn_opt_transports(const vt_target *tg, const char *dflt, const char **ou
             return -1;
         }
     }
-    if (*n == 2 && strcmp(out[0], out[1]) == 0)
-        *n = 1;
+    if (*n == 2 && strcmp(out[0], out[1]) == 0) *n = 1;
     return 0;
 }

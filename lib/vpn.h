@@ -13,15 +13,15 @@
 #define VT_VPN_MAX_JOBS 64
 
 typedef struct vt_vpn_job {
-    char host[256];          /* as in the target */
+    char host[256]; /* as in the target */
     char ip[INET6_ADDRSTRLEN];
     int port;
-    const char *transport;   /* "udp" or "tcp" */
-    size_t endpoint;         /* index in the target's endpoints */
+    const char *transport; /* "udp" or "tcp" */
+    size_t endpoint;       /* index in the target's endpoints */
 } vt_vpn_job;
 
 typedef struct vt_vpn_ops {
-    const char *protocol;    /* "openvpn", "wireguard", ... */
+    const char *protocol; /* "openvpn", "wireguard", ... */
     /* Probes one address; ends, from the loop, with exactly one vt_vpn_job_done. */
     void (*probe)(vt_task *t, const vt_vpn_job *job);
 } vt_vpn_ops;
@@ -36,7 +36,7 @@ typedef struct vt_vpn {
     char failure[VT_FAILURE_MAX];
     const char *failure_phase;
     int reachable, started_jobs;
-    double best_rtt;         /* seconds, -1 without */
+    double best_rtt;                 /* seconds, -1 without */
     const char *inconclusive_reason; /* a kind may set it */
 } vt_vpn;
 

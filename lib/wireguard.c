@@ -29,8 +29,7 @@ static int check(const unsigned char *buf, size_t len, void *arg, char *f, size_
     wg *s = arg;
     vt_wg_reply r;
     int rc = vt_wg_parse_reply(&s->hs, buf, len, &r, f, flen);
-    if (rc == VT_WG_BAD)
-        return VT_UDP_IGNORE;
+    if (rc == VT_WG_BAD) return VT_UDP_IGNORE;
     s->reply = r;
     s->verdict = rc;
     return VT_UDP_ACCEPT;
@@ -47,8 +46,8 @@ static void on_udp(const vt_udp_result *r, void *arg)
     cJSON_AddBoolToObject(e, "preshared_key", s->has_psk);
     cJSON_AddNumberToObject(e, "sender_index", s->hs.sender_index);
     if (!failure) {
-        cJSON_AddStringToObject(e, "reply", s->verdict == VT_WG_OK ? "handshake_response"
-                                                                   : "cookie_reply");
+        cJSON_AddStringToObject(e, "reply",
+                                s->verdict == VT_WG_OK ? "handshake_response" : "cookie_reply");
         cJSON_AddBoolToObject(e, "authenticated", s->reply.authenticated);
     }
     if (silent && !s->provisioned) {
@@ -100,10 +99,15 @@ static void probe(vt_task *t, const vt_vpn_job *job)
     }
     OPENSSL_cleanse(eph_client, sizeof(eph_client));
     int interval = t->env->cfg->connect_timeout_ms / 3;
-    vt_udp_opts o = {.ip = job->ip, .port = job->port, .payload = s->hs.msg,
-                     .payload_len = VT_WG_INIT_LEN, .tries = 3,
-                     .interval_ms = interval < 300 ? 300 : interval, .check = check,
-                     .check_arg = s, .t_base = t->t0};
+    vt_udp_opts o = {.ip = job->ip,
+                     .port = job->port,
+                     .payload = s->hs.msg,
+                     .payload_len = VT_WG_INIT_LEN,
+                     .tries = 3,
+                     .interval_ms = interval < 300 ? 300 : interval,
+                     .check = check,
+                     .check_arg = s,
+                     .t_base = t->t0};
     if (vt_udp_exchange(t->env->loop, &o, on_udp, t) < 0)
         vt_vpn_job_done(t, job, vt_vpn_entry(&s->vpn, job), "handshake",
                         "unknown_failure: cannot start the exchange", -1);
@@ -137,8 +141,7 @@ static int create(vt_task *t, char *err, size_t errlen)
         return -1;
     }
     t->state = s;
-    if (vt_vpn_opt_string(t->target, "server_public_key", &pub, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_opt_string(t->target, "server_public_key", &pub, err, errlen) < 0) goto fail;
     if (!pub) {
         snprintf(err, errlen, "\"server_public_key\" (base64) is required");
         goto fail;
@@ -151,8 +154,7 @@ static int create(vt_task *t, char *err, size_t errlen)
     if ((s->provisioned = secret_key(t, "client_private_key", s->client_priv, err, errlen)) < 0 ||
         (s->has_psk = secret_key(t, "preshared_key", s->psk, err, errlen)) < 0)
         goto fail;
-    if (vt_vpn_init(t, &s->vpn, &ops, udp, 1, err, errlen) < 0)
-        goto fail;
+    if (vt_vpn_init(t, &s->vpn, &ops, udp, 1, err, errlen) < 0) goto fail;
     return 0;
 fail:
     cJSON_Delete(s->vpn.queries);
@@ -171,8 +173,7 @@ static void start(vt_task *t)
 static void finish(vt_task *t)
 {
     wg *s = t->state;
-    if (!s)
-        return;
+    if (!s) return;
     vt_vpn_finish(t, &s->vpn);
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);

@@ -48,23 +48,21 @@ static int hash2(const void *a, size_t alen, const void *b, size_t blen, unsigne
 {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     unsigned int olen = 0;
-    int ok = c && EVP_DigestInit_ex(c, EVP_blake2s256(), NULL) &&
-             EVP_DigestUpdate(c, a, alen) && (!blen || EVP_DigestUpdate(c, b, blen)) &&
-             EVP_DigestFinal_ex(c, out, &olen) && olen == 32;
+    int ok = c && EVP_DigestInit_ex(c, EVP_blake2s256(), NULL) && EVP_DigestUpdate(c, a, alen) &&
+             (!blen || EVP_DigestUpdate(c, b, blen)) && EVP_DigestFinal_ex(c, out, &olen) &&
+             olen == 32;
     EVP_MD_CTX_free(c);
     return ok ? 0 : -1;
 }
 
 /* HMAC-BLAKE2s(key, a || b). */
-static int hmac(const unsigned char key[32], const void *a, size_t alen, const void *b,
-                size_t blen, unsigned char out[32])
+static int hmac(const unsigned char key[32], const void *a, size_t alen, const void *b, size_t blen,
+                unsigned char out[32])
 {
     unsigned char buf[64];
-    if (alen + blen > sizeof(buf))
-        return -1;
+    if (alen + blen > sizeof(buf)) return -1;
     memcpy(buf, a, alen);
-    if (blen)
-        memcpy(buf + alen, b, blen);
+    if (blen) memcpy(buf + alen, b, blen);
     unsigned int olen = 0;
     int ok = HMAC(EVP_blake2s256(), key, 32, buf, alen + blen, out, &olen) && olen == 32;
     OPENSSL_cleanse(buf, sizeof(buf));
@@ -79,17 +77,12 @@ static int kdf(unsigned char ck[32], const unsigned char *input, size_t ilen, un
     unsigned char temp[32], o1[32], o2[32], o3[32];
     static const unsigned char one = 1, two = 2, three = 3;
     int rc = -1;
-    if (hmac(ck, input, ilen, NULL, 0, temp) < 0 || hmac(temp, &one, 1, NULL, 0, o1) < 0)
-        goto done;
-    if ((out2 || out3) && hmac(temp, o1, 32, &two, 1, o2) < 0)
-        goto done;
-    if (out3 && hmac(temp, o2, 32, &three, 1, o3) < 0)
-        goto done;
+    if (hmac(ck, input, ilen, NULL, 0, temp) < 0 || hmac(temp, &one, 1, NULL, 0, o1) < 0) goto done;
+    if ((out2 || out3) && hmac(temp, o1, 32, &two, 1, o2) < 0) goto done;
+    if (out3 && hmac(temp, o2, 32, &three, 1, o3) < 0) goto done;
     memcpy(out1, o1, 32);
-    if (out2)
-        memcpy(out2, o2, 32);
-    if (out3)
-        memcpy(out3, o3, 32);
+    if (out2) memcpy(out2, o2, 32);
+    if (out3) memcpy(out3, o3, 32);
     rc = 0;
 done:
     OPENSSL_cleanse(temp, sizeof(temp));
@@ -134,8 +127,7 @@ static int aead_open(const unsigned char key[32], const unsigned char *ct, size_
                      const unsigned char ad[32], unsigned char *out)
 {
     unsigned char nonce[12] = {0}, tag[16];
-    if (ctlen < 16)
-        return -1;
+    if (ctlen < 16) return -1;
     size_t ptlen = ctlen - 16;
     memcpy(tag, ct + ptlen, 16);
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -174,8 +166,7 @@ int vt_wg_public_key(const unsigned char priv[VT_WG_KEY_LEN], unsigned char pub[
 
 int vt_wg_generate_private(unsigned char priv[VT_WG_KEY_LEN])
 {
-    if (RAND_bytes(priv, 32) != 1)
-        return -1;
+    if (RAND_bytes(priv, 32) != 1) return -1;
     priv[0] &= 248; /* clamp as wg genkey does */
     priv[31] &= 127;
     priv[31] |= 64;
@@ -237,9 +228,9 @@ void vt_wg_handshake_clear(vt_wg_handshake *hs)
 }
 
 int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[VT_WG_KEY_LEN],
-                           const unsigned char server_pub[VT_WG_KEY_LEN],
-                           const unsigned char *psk, uint32_t sender_index,
-                           const unsigned char *tai64n, char *err, size_t errlen)
+                           const unsigned char server_pub[VT_WG_KEY_LEN], const unsigned char *psk,
+                           uint32_t sender_index, const unsigned char *tai64n, char *err,
+                           size_t errlen)
 {
     unsigned char key[32], dh[32], ts[12], mk[32];
     unsigned char *m = hs->msg;
@@ -247,20 +238,20 @@ int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[
     memset(hs, 0, sizeof(*hs));
     memcpy(hs->static_priv, client_priv, 32);
     memcpy(hs->server_pub, server_pub, 32);
-    if (psk)
-        memcpy(hs->psk, psk, 32);
+    if (psk) memcpy(hs->psk, psk, 32);
     hs->sender_index = sender_index;
     if (vt_wg_public_key(client_priv, hs->static_pub) < 0 ||
-        vt_wg_generate_private(hs->eph_priv) < 0 || vt_wg_public_key(hs->eph_priv, hs->eph_pub) < 0) {
+        vt_wg_generate_private(hs->eph_priv) < 0 ||
+        vt_wg_public_key(hs->eph_priv, hs->eph_pub) < 0) {
         snprintf(err, errlen, "X25519 key generation failed");
         goto done;
     }
-    if (init_chain(hs->ck, hs->h, server_pub) < 0)
-        goto crypto;
+    if (init_chain(hs->ck, hs->h, server_pub) < 0) goto crypto;
     m[0] = 1;
     put_le32(m + I_SENDER, sender_index);
     memcpy(m + I_EPH, hs->eph_pub, 32);
-    if (hash2(hs->h, 32, hs->eph_pub, 32, hs->h) < 0 || kdf(hs->ck, hs->eph_pub, 32, hs->ck, NULL, NULL) < 0)
+    if (hash2(hs->h, 32, hs->eph_pub, 32, hs->h) < 0 ||
+        kdf(hs->ck, hs->eph_pub, 32, hs->ck, NULL, NULL) < 0)
         goto crypto;
     if (x25519(hs->eph_priv, server_pub, dh) < 0) {
         snprintf(err, errlen, "X25519 with the server's public key failed (invalid key?)");
@@ -281,8 +272,7 @@ int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[
     if (kdf(hs->ck, dh, 32, hs->ck, key, NULL) < 0 || aead_seal(key, ts, 12, hs->h, m + I_TS) < 0 ||
         hash2(hs->h, 32, m + I_TS, 28, hs->h) < 0)
         goto crypto;
-    if (mac1_key(server_pub, mk) < 0 || mac16(mk, m, I_MAC1, m + I_MAC1) < 0)
-        goto crypto;
+    if (mac1_key(server_pub, mk) < 0 || mac16(mk, m, I_MAC1, m + I_MAC1) < 0) goto crypto;
     /* mac2 stays zero: no cookie received. */
     rc = 0;
     goto done;
@@ -306,44 +296,35 @@ int vt_wg_parse_reply(const vt_wg_handshake *hs, const unsigned char *buf, size_
     unsigned char ck[32], h[32], dh[32], temp2[32], key[32], mk[32], mac[16], empty[16];
     int rc = VT_WG_BAD;
     memset(r, 0, sizeof(*r));
-    if (failure && flen)
-        failure[0] = 0;
-    if (!buf || len < 4)
-        return bad(failure, flen, "wireguard_truncated_reply");
+    if (failure && flen) failure[0] = 0;
+    if (!buf || len < 4) return bad(failure, flen, "wireguard_truncated_reply");
     r->type = buf[0];
-    if (buf[1] || buf[2] || buf[3])
-        return bad(failure, flen, "wireguard_unexpected_message");
+    if (buf[1] || buf[2] || buf[3]) return bad(failure, flen, "wireguard_unexpected_message");
     if (r->type == 3) {
-        if (len != VT_WG_COOKIE_LEN)
-            return bad(failure, flen, "wireguard_bad_length");
+        if (len != VT_WG_COOKIE_LEN) return bad(failure, flen, "wireguard_bad_length");
         r->receiver_index = get_le32(buf + 4);
         if (r->receiver_index != hs->sender_index)
             return bad(failure, flen, "wireguard_wrong_receiver_index");
         return VT_WG_COOKIE;
     }
-    if (r->type != 2)
-        return bad(failure, flen, "wireguard_unexpected_message");
-    if (len != VT_WG_RESP_LEN)
-        return bad(failure, flen, "wireguard_bad_length");
+    if (r->type != 2) return bad(failure, flen, "wireguard_unexpected_message");
+    if (len != VT_WG_RESP_LEN) return bad(failure, flen, "wireguard_bad_length");
     r->sender_index = get_le32(buf + R_SENDER);
     r->receiver_index = get_le32(buf + R_RECEIVER);
     if (r->receiver_index != hs->sender_index)
         return bad(failure, flen, "wireguard_wrong_receiver_index");
     if (mac1_key(hs->static_pub, mk) < 0 || mac16(mk, buf, R_MAC1, mac) < 0)
         return bad(failure, flen, "wireguard_crypto_error");
-    if (CRYPTO_memcmp(mac, buf + R_MAC1, 16) != 0)
-        return bad(failure, flen, "wireguard_bad_mac1");
+    if (CRYPTO_memcmp(mac, buf + R_MAC1, 16) != 0) return bad(failure, flen, "wireguard_bad_mac1");
     memcpy(ck, hs->ck, 32);
     memcpy(h, hs->h, 32);
     const unsigned char *e_r = buf + R_EPH;
-    if (hash2(h, 32, e_r, 32, h) < 0 || kdf(ck, e_r, 32, ck, NULL, NULL) < 0)
-        goto crypto;
+    if (hash2(h, 32, e_r, 32, h) < 0 || kdf(ck, e_r, 32, ck, NULL, NULL) < 0) goto crypto;
     if (x25519(hs->eph_priv, e_r, dh) < 0) {
         rc = bad(failure, flen, "wireguard_bad_ephemeral");
         goto done;
     }
-    if (kdf(ck, dh, 32, ck, NULL, NULL) < 0)
-        goto crypto;
+    if (kdf(ck, dh, 32, ck, NULL, NULL) < 0) goto crypto;
     if (x25519(hs->static_priv, e_r, dh) < 0) {
         rc = bad(failure, flen, "wireguard_bad_ephemeral");
         goto done;
@@ -380,8 +361,7 @@ int vt_wg_responder_consume(vt_wg_responder *st, const unsigned char server_priv
         snprintf(err, errlen, "not a handshake initiation");
         return -1;
     }
-    if (psk)
-        memcpy(st->psk, psk, 32);
+    if (psk) memcpy(st->psk, psk, 32);
     if (vt_wg_public_key(server_priv, spub) < 0 || mac1_key(spub, mk) < 0 ||
         mac16(mk, msg, I_MAC1, mac) < 0)
         goto crypto;
@@ -407,8 +387,7 @@ int vt_wg_responder_consume(vt_wg_responder *st, const unsigned char server_priv
         snprintf(err, errlen, "cannot decrypt the timestamp");
         goto done;
     }
-    if (hash2(st->h, 32, msg + I_TS, 28, st->h) < 0)
-        goto crypto;
+    if (hash2(st->h, 32, msg + I_TS, 28, st->h) < 0) goto crypto;
     rc = 0;
     goto done;
 crypto:
@@ -428,18 +407,17 @@ int vt_wg_responder_respond(vt_wg_responder *st, uint32_t sender_index,
     out[0] = 2;
     put_le32(out + R_SENDER, sender_index);
     put_le32(out + R_RECEIVER, st->init_index);
-    if (vt_wg_generate_private(epriv) < 0 || vt_wg_public_key(epriv, epub) < 0)
-        goto crypto;
+    if (vt_wg_generate_private(epriv) < 0 || vt_wg_public_key(epriv, epub) < 0) goto crypto;
     memcpy(out + R_EPH, epub, 32);
     if (hash2(st->h, 32, epub, 32, st->h) < 0 || kdf(st->ck, epub, 32, st->ck, NULL, NULL) < 0 ||
         x25519(epriv, st->init_eph, dh) < 0 || kdf(st->ck, dh, 32, st->ck, NULL, NULL) < 0 ||
         x25519(epriv, st->init_static, dh) < 0 || kdf(st->ck, dh, 32, st->ck, NULL, NULL) < 0 ||
-        kdf(st->ck, st->psk, 32, st->ck, temp2, key) < 0 || hash2(st->h, 32, temp2, 32, st->h) < 0 ||
+        kdf(st->ck, st->psk, 32, st->ck, temp2, key) < 0 ||
+        hash2(st->h, 32, temp2, 32, st->h) < 0 ||
         aead_seal(key, NULL, 0, st->h, out + R_EMPTY) < 0 ||
         hash2(st->h, 32, out + R_EMPTY, 16, st->h) < 0)
         goto crypto;
-    if (mac1_key(st->init_static, mk) < 0 || mac16(mk, out, R_MAC1, out + R_MAC1) < 0)
-        goto crypto;
+    if (mac1_key(st->init_static, mk) < 0 || mac16(mk, out, R_MAC1, out + R_MAC1) < 0) goto crypto;
     rc = 0;
     goto done;
 crypto:

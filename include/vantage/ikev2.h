@@ -44,7 +44,7 @@ int vt_ikev2_build_sa_init(const vt_ikev2_opts *o, const unsigned char spi_i[VT_
                            unsigned char *out, size_t cap, size_t *outlen, char *err,
                            size_t errlen);
 
-#define VT_IKE_OK 0   /* a responder's IKE_SA_INIT answer to our SPI */
+#define VT_IKE_OK 0 /* a responder's IKE_SA_INIT answer to our SPI */
 #define VT_IKE_BAD (-1)
 
 /* Checks a datagram. Success: our SPIi, exchange 34, the response flag, and either a non-zero

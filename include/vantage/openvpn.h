@@ -21,25 +21,25 @@
 #define VT_OVPN_KEYDIR_NONE (-1)
 
 typedef struct vt_openvpn_opts {
-    int tcp;                          /* 1: 2-byte big-endian length prefix */
-    const unsigned char *tls_auth;    /* VT_OVPN_STATIC_KEY_LEN bytes, or NULL: no tls-auth */
-    int key_direction;                /* VT_OVPN_KEYDIR_NONE, 0 or 1 (client's) */
-    const char *auth_digest;          /* "SHA1" (default), "SHA256" or "SHA512" */
-    uint32_t packet_id;               /* tls-auth replay packet id (1 for the first packet) */
-    uint32_t net_time;                /* tls-auth time (seconds since the epoch) */
+    int tcp;                       /* 1: 2-byte big-endian length prefix */
+    const unsigned char *tls_auth; /* VT_OVPN_STATIC_KEY_LEN bytes, or NULL: no tls-auth */
+    int key_direction;             /* VT_OVPN_KEYDIR_NONE, 0 or 1 (client's) */
+    const char *auth_digest;       /* "SHA1" (default), "SHA256" or "SHA512" */
+    uint32_t packet_id;            /* tls-auth replay packet id (1 for the first packet) */
+    uint32_t net_time;             /* tls-auth time (seconds since the epoch) */
 } vt_openvpn_opts;
 
 typedef struct vt_openvpn_reply {
-    int opcode;                       /* of the packet parsed */
+    int opcode; /* of the packet parsed */
     int key_id;
     unsigned char server_sid[VT_OVPN_SID_LEN];
     int n_acks;
-    int acked_our_packet;             /* 1 when the ack array holds our packet id 0 */
-    int echoed_session_id;            /* 1 when the remote session id is ours */
-    int hmac_checked;                 /* 1 when a tls-auth HMAC was verified */
+    int acked_our_packet;  /* 1 when the ack array holds our packet id 0 */
+    int echoed_session_id; /* 1 when the remote session id is ours */
+    int hmac_checked;      /* 1 when a tls-auth HMAC was verified */
     uint32_t message_packet_id;
-    size_t payload_len;               /* bytes after the message packet id */
-    size_t consumed;                  /* bytes of buf used (TCP: with the length prefix) */
+    size_t payload_len; /* bytes after the message packet id */
+    size_t consumed;    /* bytes of buf used (TCP: with the length prefix) */
 } vt_openvpn_reply;
 
 /* Parses an OpenVPN static key V1 file ("-----BEGIN OpenVPN Static key V1-----", 512 hex digits,
@@ -57,15 +57,15 @@ int vt_openvpn_build_reset(const vt_openvpn_opts *o, const unsigned char sid[VT_
                            size_t errlen);
 
 /* Result of a reply check. */
-#define VT_OVPN_OK 0         /* a server hard reset acknowledging our session id */
-#define VT_OVPN_NEED_MORE 1  /* TCP: the packet is not complete yet */
-#define VT_OVPN_OTHER 2      /* a well-formed ack without the reset: wait for more */
-#define VT_OVPN_BAD (-1)     /* not what a server answers: failure filled */
+#define VT_OVPN_OK 0        /* a server hard reset acknowledging our session id */
+#define VT_OVPN_NEED_MORE 1 /* TCP: the packet is not complete yet */
+#define VT_OVPN_OTHER 2     /* a well-formed ack without the reset: wait for more */
+#define VT_OVPN_BAD (-1)    /* not what a server answers: failure filled */
 
 /* Checks one datagram (or the start of a TCP stream) against the reset we sent with sid.
  * failure gets a short string such as "openvpn_bad_hmac" or "openvpn_truncated_reply". */
 int vt_openvpn_parse_reply(const vt_openvpn_opts *o, const unsigned char sid[VT_OVPN_SID_LEN],
-                           const unsigned char *buf, size_t len, vt_openvpn_reply *r,
-                           char *failure, size_t flen);
+                           const unsigned char *buf, size_t len, vt_openvpn_reply *r, char *failure,
+                           size_t flen);
 
 #endif

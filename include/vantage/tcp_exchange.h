@@ -27,7 +27,7 @@ typedef struct vt_tcpx_opts {
     const unsigned char *payload; /* copied */
     size_t payload_len;
     int connect_timeout_ms;
-    int timeout_ms;               /* from connected to an accepted reply (default 10000) */
+    int timeout_ms; /* from connected to an accepted reply (default 10000) */
     vt_tcpx_check_fn check;
     void *check_arg;
     double t_base;
@@ -40,7 +40,7 @@ typedef struct vt_tcpx_result {
     double t0, t;                 /* write start, end */
     double rtt;                   /* request written to reply accepted; -1 without */
     size_t bytes_sent, bytes_received;
-    const unsigned char *reply;   /* valid during the callback */
+    const unsigned char *reply; /* valid during the callback */
     size_t reply_len;
 } vt_tcpx_result;
 

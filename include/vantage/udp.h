@@ -12,7 +12,7 @@
 #include "loop.h"
 
 #define VT_UDP_MAX_DATAGRAM 65535
-#define VT_UDP_KEEP 2048 /* bytes of the reply kept in the result */
+#define VT_UDP_KEEP 2048      /* bytes of the reply kept in the result */
 #define VT_UDP_MAX_REPLIES 64 /* datagrams read in one exchange at most */
 
 /* What a check says of one datagram. */
@@ -25,12 +25,12 @@ typedef int (*vt_udp_check_fn)(const unsigned char *buf, size_t len, void *arg, 
                                size_t flen);
 
 typedef struct vt_udp_opts {
-    const char *ip;                /* IPv4 or IPv6 literal */
+    const char *ip; /* IPv4 or IPv6 literal */
     int port;
-    const unsigned char *payload;  /* copied: need not outlive the call */
+    const unsigned char *payload; /* copied: need not outlive the call */
     size_t payload_len;
-    int tries;                     /* datagrams sent in all (default 3, at most 10) */
-    int interval_ms;               /* wait after each send (default 1000) */
+    int tries;       /* datagrams sent in all (default 3, at most 10) */
+    int interval_ms; /* wait after each send (default 1000) */
     vt_udp_check_fn check;
     void *check_arg;
     double t_base;
@@ -39,10 +39,10 @@ typedef struct vt_udp_opts {
 typedef struct vt_udp_result {
     char ip[INET6_ADDRSTRLEN];
     int port;
-    char failure[VT_FAILURE_MAX];  /* "" when a reply was accepted */
-    double t0, t;                  /* first send, end; seconds since the measurement's start */
-    double rtt;                    /* latest send to the accepted reply, seconds; -1 without */
-    int sends, replies;            /* datagrams sent and received */
+    char failure[VT_FAILURE_MAX]; /* "" when a reply was accepted */
+    double t0, t;                 /* first send, end; seconds since the measurement's start */
+    double rtt;                   /* latest send to the accepted reply, seconds; -1 without */
+    int sends, replies;           /* datagrams sent and received */
     size_t bytes_sent, bytes_received;
     unsigned char reply[VT_UDP_KEEP]; /* the accepted (or else the last) reply, cut to KEEP */
     size_t reply_len;                 /* its full length */

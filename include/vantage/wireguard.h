@@ -26,10 +26,10 @@ typedef struct vt_wg_handshake {
 } vt_wg_handshake;
 
 typedef struct vt_wg_reply {
-    int type;                  /* 2 response, 3 cookie reply, else the first byte */
-    uint32_t sender_index;     /* the responder's index (response) */
-    uint32_t receiver_index;   /* ours, echoed */
-    int authenticated;         /* 1: the empty payload decrypted with the derived key */
+    int type;                /* 2 response, 3 cookie reply, else the first byte */
+    uint32_t sender_index;   /* the responder's index (response) */
+    uint32_t receiver_index; /* ours, echoed */
+    int authenticated;       /* 1: the empty payload decrypted with the derived key */
 } vt_wg_reply;
 
 /* A 32-byte key from its base64 form (44 characters, as wg prints them). */
@@ -44,13 +44,13 @@ void vt_wg_tai64n_now(unsigned char out[12]);
 /* Builds the initiation into hs->msg. psk NULL: all zeros (no pre-shared key). tai64n NULL: now.
  * 0 on success, -1 with err. */
 int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[VT_WG_KEY_LEN],
-                           const unsigned char server_pub[VT_WG_KEY_LEN],
-                           const unsigned char *psk, uint32_t sender_index,
-                           const unsigned char *tai64n, char *err, size_t errlen);
+                           const unsigned char server_pub[VT_WG_KEY_LEN], const unsigned char *psk,
+                           uint32_t sender_index, const unsigned char *tai64n, char *err,
+                           size_t errlen);
 
-#define VT_WG_OK 0      /* an authenticated handshake response to our initiation */
-#define VT_WG_COOKIE 1  /* a cookie reply addressed to our index: the server is under load */
-#define VT_WG_BAD (-1)  /* anything else; failure filled */
+#define VT_WG_OK 0     /* an authenticated handshake response to our initiation */
+#define VT_WG_COOKIE 1 /* a cookie reply addressed to our index: the server is under load */
+#define VT_WG_BAD (-1) /* anything else; failure filled */
 
 int vt_wg_parse_reply(const vt_wg_handshake *hs, const unsigned char *buf, size_t len,
                       vt_wg_reply *r, char *failure, size_t flen);

@@ -14,7 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(key, 0x5a, sizeof(key));
     for (int tcp = 0; tcp < 2; tcp++) {
         vt_openvpn_opts plain = {.tcp = tcp, .key_direction = VT_OVPN_KEYDIR_NONE};
-        vt_openvpn_opts ta = {.tcp = tcp, .tls_auth = key, .key_direction = 1,
+        vt_openvpn_opts ta = {.tcp = tcp,
+                              .tls_auth = key,
+                              .key_direction = 1,
                               .auth_digest = size % 2 ? "SHA256" : "SHA1"};
         vt_openvpn_reply r;
         vt_openvpn_parse_reply(&plain, sid, data, size, &r, f, sizeof(f));

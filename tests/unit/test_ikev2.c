@@ -56,8 +56,7 @@ static void check_request(const unsigned char *m, size_t n, int group, size_t ke
                 for (int t = 0; t < nt; t++) {
                     size_t tl = be16(m + to + 2);
                     assert_int_equal(m[to], t == nt - 1 ? 0 : 3);
-                    if (m[to + 4] == 4 && !ndh++)
-                        first_dh = (int)be16(m + to + 6);
+                    if (m[to + 4] == 4 && !ndh++) first_dh = (int)be16(m + to + 6);
                     to += tl;
                 }
                 assert_int_equal(to - po, plen);
@@ -98,8 +97,7 @@ static void sa_init_request_is_well_formed_for_each_group(void **state)
         check_request(out, n, groups[i], lens[i]);
     }
     vt_ikev2_opts bad = {.ke_group = 2};
-    assert_int_equal(vt_ikev2_build_sa_init(&bad, SPI, out, sizeof(out), &n, err, sizeof(err)),
-                     -1);
+    assert_int_equal(vt_ikev2_build_sa_init(&bad, SPI, out, sizeof(out), &n, err, sizeof(err)), -1);
     vt_ikev2_opts o = {.ke_group = 14};
     assert_int_equal(vt_ikev2_build_sa_init(&o, SPI, out, 100, &n, err, sizeof(err)), -1);
 }
@@ -132,8 +130,7 @@ static size_t response(unsigned char *m, const unsigned char *spir, const unsign
     m[25] = 0;
     m[26] = (unsigned char)(n >> 8);
     m[27] = (unsigned char)n;
-    if (plen)
-        memcpy(m + 28, payloads, plen);
+    if (plen) memcpy(m + 28, payloads, plen);
     return n;
 }
 
@@ -142,14 +139,14 @@ static void responder_sa_with_nonzero_spi_is_accepted(void **state)
     const unsigned char spir[8] = {9, 9, 9, 9, 9, 9, 9, 9};
     /* SA with one proposal: AES-CBC-256, PRF-SHA256, SHA256-128, group 31; then KE, Nonce. */
     const unsigned char p[] = {
-        34, 0, 0, 48,                       /* SA, next KE */
-        0, 0, 0, 44, 1, 1, 0, 4,            /* proposal 1, IKE, 4 transforms */
-        3, 0, 0, 12, 1, 0, 0, 12, 0x80, 14, 1, 0,
-        3, 0, 0, 8, 2, 0, 0, 5,
-        3, 0, 0, 8, 3, 0, 0, 12,
-        0, 0, 0, 8, 4, 0, 0, 31,
-        40, 0, 0, 8, 0, 31, 0, 0,           /* KE (truncated data is the responder's business) */
-        0, 0, 0, 8, 1, 2, 3, 4,             /* Nonce */
+        34, 0, 0, 48,              /* SA, next KE */
+        0,  0, 0, 44, 1,  1, 0, 4, /* proposal 1, IKE, 4 transforms */
+        3,  0, 0, 12, 1,  0, 0, 12, 0x80, 14, 1, 0, 3,  0,  0, 8, 2, 0, 0,  5, 3, 0, 0,
+        8,  3, 0, 0,  12, 0, 0, 0,  8,    4,  0, 0, 31, 40, 0, 0, 8, 0, 31, 0, 0, /* KE (truncated
+                                                                                     data is the
+                                                                                     responder's
+                                                                                     business) */
+        0,  0, 0, 8,  1,  2, 3, 4,                                                /* Nonce */
     };
     unsigned char m[256];
     size_t n = response(m, spir, p, sizeof(p), 33);

@@ -27,8 +27,7 @@ static char *key_file_text(const unsigned char key[256])
     p += sprintf(p, "#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n");
     for (int i = 0; i < 256; i++) {
         p += sprintf(p, "%02x", key[i]);
-        if (i % 16 == 15)
-            *p++ = '\n';
+        if (i % 16 == 15) *p++ = '\n';
     }
     sprintf(p, "-----END OpenVPN Static key V1-----\n");
     return s;
@@ -65,8 +64,8 @@ static void reset_with_tls_auth_carries_openvpn_hmac(void **state)
 {
     unsigned char key[256];
     test_key(key);
-    vt_openvpn_opts o = {.tls_auth = key, .key_direction = 1, .packet_id = 1,
-                         .net_time = 0x5f000000};
+    vt_openvpn_opts o = {
+        .tls_auth = key, .key_direction = 1, .packet_id = 1, .net_time = 0x5f000000};
     unsigned char out[128];
     size_t n = 0;
     char err[128];
@@ -106,8 +105,7 @@ static size_t server_reply(unsigned char *p, const unsigned char *key, int serve
     memcpy(p + n, SRV_SID, 8);
     n += 8;
     size_t macoff = n;
-    if (key)
-        n += 20 + 8;
+    if (key) n += 20 + 8;
     p[n++] = 1;
     memset(p + n, 0, 4);
     n += 4;
@@ -236,8 +234,7 @@ static void truncated_and_garbage_replies_fail_cleanly(void **state)
         size_t len = (size_t)(rand() % 80);
         for (size_t i = 0; i < len; i++)
             buf[i] = (unsigned char)rand();
-        if (round % 3 == 0)
-            buf[0] = 0x40;
+        if (round % 3 == 0) buf[0] = 0x40;
         assert_int_not_equal(vt_openvpn_parse_reply(&ta, SID, buf, len, &r, f, sizeof(f)),
                              VT_OVPN_OK);
         vt_openvpn_parse_reply(&plain, SID, buf, len, &r, f, sizeof(f));
@@ -267,8 +264,7 @@ static void static_key_file_parses(void **state)
     /* CRLF line ends are fine. */
     char *crlf = malloc(8192), *q = crlf;
     for (char *p = text; *p; p++) {
-        if (*p == '\n')
-            *q++ = '\r';
+        if (*p == '\n') *q++ = '\r';
         *q++ = *p;
     }
     *q = 0;

@@ -30,8 +30,7 @@ static void on_server(evutil_socket_t fd, short what, void *arg)
     struct sockaddr_storage from;
     socklen_t fl = sizeof(from);
     ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     s->seen++;
     if (s->mode == 0 || (s->mode == 1 && s->seen == 2))
         sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
@@ -73,14 +72,12 @@ static void on_done(const vt_udp_result *r, void *arg)
     got *g = arg;
     g->calls++;
     g->r = *r;
-    if (g->loop)
-        vt_loop_break(g->loop); /* the server's event would keep the loop running */
+    if (g->loop) vt_loop_break(g->loop); /* the server's event would keep the loop running */
 }
 
 static int want_hello(const unsigned char *b, size_t n, void *arg, char *f, size_t fl)
 {
-    if (n == 5 && memcmp(b, "hello", 5) == 0)
-        return VT_UDP_ACCEPT;
+    if (n == 5 && memcmp(b, "hello", 5) == 0) return VT_UDP_ACCEPT;
     snprintf(f, fl, "not_hello");
     return VT_UDP_IGNORE;
 }
@@ -97,15 +94,19 @@ static void run(int mode, int port_override, vt_udp_check_fn check, got *g)
         port = s.port;
         server_stop(&s);
     }
-    vt_udp_opts o = {.ip = "127.0.0.1", .port = port, .payload = (const unsigned char *)"hello",
-                     .payload_len = 5, .tries = 3, .interval_ms = 150, .check = check,
+    vt_udp_opts o = {.ip = "127.0.0.1",
+                     .port = port,
+                     .payload = (const unsigned char *)"hello",
+                     .payload_len = 5,
+                     .tries = 3,
+                     .interval_ms = 150,
+                     .check = check,
                      .t_base = vt_now()};
     memset(g, 0, sizeof(*g));
     g->loop = loop;
     assert_int_equal(vt_udp_exchange(loop, &o, on_done, g), 0);
     vt_loop_run(loop);
-    if (port_override >= 0)
-        server_stop(&s);
+    if (port_override >= 0) server_stop(&s);
     vt_loop_free(loop);
     assert_int_equal(g->calls, 1);
 }

@@ -24,8 +24,8 @@
 #include "vantage/task.h"
 #include "vantage/wireguard.h"
 
-extern const vt_kind vt_kind_openvpn, vt_kind_wireguard, vt_kind_ikev2, vt_kind_tor,
-    vt_kind_tlsvpn, vt_kind_port;
+extern const vt_kind vt_kind_openvpn, vt_kind_wireguard, vt_kind_ikev2, vt_kind_tor, vt_kind_tlsvpn,
+    vt_kind_port;
 
 /* ---- servers on the loop ------------------------------------------------------------------ */
 
@@ -41,8 +41,7 @@ typedef struct server {
 static void answer_openvpn(server *s, const unsigned char *b, size_t n, unsigned char *out,
                            size_t *olen)
 {
-    if (n != 14 || b[0] != 0x38)
-        return;
+    if (n != 14 || b[0] != 0x38) return;
     static const unsigned char srv[8] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8};
     out[0] = 0x40;
     memcpy(out + 1, srv, 8);
@@ -58,8 +57,7 @@ static void answer_wireguard(server *s, const unsigned char *b, size_t n, unsign
 {
     vt_wg_responder st;
     char err[128];
-    if (vt_wg_responder_consume(&st, s->wg_priv, s->psk, b, n, err, sizeof(err)) < 0)
-        return;
+    if (vt_wg_responder_consume(&st, s->wg_priv, s->psk, b, n, err, sizeof(err)) < 0) return;
     if (memcmp(st.init_static, s->wg_peer, 32) != 0)
         return; /* an unknown peer: WireGuard stays silent */
     if (vt_wg_responder_respond(&st, 0x55667788, out, err, sizeof(err)) == 0)
@@ -70,8 +68,7 @@ static void answer_ikev2(server *s, const unsigned char *b, size_t n, unsigned c
                          size_t *olen)
 {
     size_t off = s->natt ? 4 : 0;
-    if (n < off + 28 || b[off + 18] != 34)
-        return;
+    if (n < off + 28 || b[off + 18] != 34) return;
     memset(out, 0, off);
     unsigned char *m = out + off;
     memcpy(m, b + off, 8);
@@ -96,21 +93,26 @@ static void on_server(evutil_socket_t fd, short what, void *arg)
     struct sockaddr_storage from;
     socklen_t fl = sizeof(from);
     ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     s->seen++;
     switch (s->mode) {
-    case S_OPENVPN: answer_openvpn(s, buf, (size_t)n, out, &olen); break;
-    case S_WIREGUARD: answer_wireguard(s, buf, (size_t)n, out, &olen); break;
-    case S_IKEV2: answer_ikev2(s, buf, (size_t)n, out, &olen); break;
+    case S_OPENVPN:
+        answer_openvpn(s, buf, (size_t)n, out, &olen);
+        break;
+    case S_WIREGUARD:
+        answer_wireguard(s, buf, (size_t)n, out, &olen);
+        break;
+    case S_IKEV2:
+        answer_ikev2(s, buf, (size_t)n, out, &olen);
+        break;
     case S_GARBAGE:
         memcpy(out, "garbage! not a vpn reply", 24);
         olen = 24;
         break;
-    default: break;
+    default:
+        break;
     }
-    if (olen)
-        sendto(fd, out, olen, 0, (struct sockaddr *)&from, fl);
+    if (olen) sendto(fd, out, olen, 0, (struct sockaddr *)&from, fl);
 }
 
 static void server_start(vt_loop *loop, server *s, int mode)
@@ -301,8 +303,7 @@ static void wireguard_with_provisioned_key_authenticates_and_hides_secrets(void 
     vt_wg_key_to_base64(cpriv, cpriv64);
     vt_wg_key_to_base64(spub, spub64);
     vt_wg_key_to_base64(s.psk, psk64);
-    snprintf(secrets, sizeof(secrets), "{\"lab_wg\": \"%s\", \"lab_psk\": \"%s\"}", cpriv64,
-             psk64);
+    snprintf(secrets, sizeof(secrets), "{\"lab_wg\": \"%s\", \"lab_psk\": \"%s\"}", cpriv64, psk64);
     write_secrets(secrets, 0600);
     snprintf(target, sizeof(target),
              "{\"id\":\"w\",\"name\":\"w\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
@@ -492,8 +493,7 @@ static void shipped_vpn_targets_are_accepted_by_their_kinds(void **state)
     snprintf(path, sizeof(path), "%s/targets/vpn.json", VT_SOURCE_DIR);
     vt_target_list l;
     vt_targets_init(&l);
-    if (vt_targets_load_file(&l, path, err, sizeof(err)) < 0)
-        fail_msg("%s", err);
+    if (vt_targets_load_file(&l, path, err, sizeof(err)) < 0) fail_msg("%s", err);
     assert_true(l.n >= 12);
     const vt_kind *all[] = {&vt_kind_openvpn, &vt_kind_wireguard, &vt_kind_ikev2,
                             &vt_kind_tor,     &vt_kind_tlsvpn,    &vt_kind_port};
@@ -504,14 +504,11 @@ static void shipped_vpn_targets_are_accepted_by_their_kinds(void **state)
     for (size_t i = 0; i < l.n; i++) {
         const vt_kind *k = NULL;
         for (size_t j = 0; j < 6; j++)
-            if (strcmp(all[j]->name, l.items[i].kind) == 0)
-                k = all[j];
-        if (!k)
-            fail_msg("%s: kind %s is not a VPN kind", l.items[i].id, l.items[i].kind);
+            if (strcmp(all[j]->name, l.items[i].kind) == 0) k = all[j];
+        if (!k) fail_msg("%s: kind %s is not a VPN kind", l.items[i].id, l.items[i].kind);
         vt_task t = {.env = &env, .target = &l.items[i], .kind = k};
         t.test_keys = cJSON_CreateObject();
-        if (k->create(&t, err, sizeof(err)) < 0)
-            fail_msg("%s: %s", l.items[i].id, err);
+        if (k->create(&t, err, sizeof(err)) < 0) fail_msg("%s: %s", l.items[i].id, err);
         k->finish(&t);
         cJSON_Delete(t.test_keys);
         tor += strcmp(k->name, "tor") == 0;

@@ -72,9 +72,8 @@ static void initiation_is_148_bytes_with_zero_mac2(void **state)
     make_pair(&p);
     vt_wg_handshake hs;
     char err[128];
-    assert_int_equal(vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x11223344, NULL, err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x11223344, NULL, err, sizeof(err)), 0);
     const unsigned char head[8] = {1, 0, 0, 0, 0x44, 0x33, 0x22, 0x11};
     assert_memory_equal(hs.msg, head, 8);
     assert_memory_equal(hs.msg + 8, hs.eph_pub, 32);
@@ -98,9 +97,9 @@ static void responder_accepts_initiation_and_initiator_accepts_response(void **s
         assert_int_equal(
             vt_wg_build_initiation(&hs, p.cpriv, p.spub, psk, 77, ts, err, sizeof(err)), 0);
         vt_wg_responder st;
-        assert_int_equal(vt_wg_responder_consume(&st, p.spriv, psk, hs.msg, VT_WG_INIT_LEN, err,
-                                                 sizeof(err)),
-                         0);
+        assert_int_equal(
+            vt_wg_responder_consume(&st, p.spriv, psk, hs.msg, VT_WG_INIT_LEN, err, sizeof(err)),
+            0);
         assert_memory_equal(st.init_static, p.cpub, 32);
         assert_memory_equal(st.timestamp, ts, 12);
         assert_int_equal(st.init_index, 77);
@@ -153,9 +152,8 @@ static void cookie_reply_to_our_index_is_recognised(void **state)
     make_pair(&p);
     vt_wg_handshake hs;
     char err[128], f[128];
-    assert_int_equal(vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x01020304, NULL, err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x01020304, NULL, err, sizeof(err)), 0);
     unsigned char c[VT_WG_COOKIE_LEN] = {3, 0, 0, 0, 4, 3, 2, 1};
     vt_wg_reply r;
     assert_int_equal(vt_wg_parse_reply(&hs, c, sizeof(c), &r, f, sizeof(f)), VT_WG_COOKIE);
