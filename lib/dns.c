@@ -38,6 +38,7 @@ struct dns_op {
     size_t len;
     unsigned char *qbuf;  /* DoH query */
     struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE]; /* DoH: curl's message, which tells a name mismatch apart */
 };
 
 static void op_link(dns_op *op)
@@ -305,7 +306,7 @@ static void on_doh(CURL *easy, CURLcode res, void *arg)
     if (res != CURLE_OK) {
         long oserr = 0;
         curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
-        vt_failure_curl(res, oserr, NULL, op->q.failure, sizeof(op->q.failure));
+        vt_failure_curl(res, oserr, op->errbuf, op->q.failure, sizeof(op->q.failure));
     } else if (code != 200) {
         snprintf(op->q.failure, sizeof(op->q.failure), "unknown_failure: DoH HTTP status %ld",
                  code);
@@ -335,6 +336,9 @@ static int doh_start(dns_op *op, const char *host)
     curl_easy_setopt(op->easy, CURLOPT_WRITEDATA, op);
     curl_easy_setopt(op->easy, CURLOPT_TIMEOUT_MS, (long)d->cfg->dns_timeout_ms * 2);
     curl_easy_setopt(op->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(op->easy, CURLOPT_ERRORBUFFER, op->errbuf);
+    curl_easy_setopt(op->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(op->easy, CURLOPT_FOLLOWLOCATION, 0L);
     if (d->cfg->cacert)
         curl_easy_setopt(op->easy, CURLOPT_CAINFO, d->cfg->cacert);
     if (vt_loop_curl_add(d->loop, op->easy, on_doh, op) < 0)
