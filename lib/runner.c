@@ -78,6 +78,12 @@ static int is_canary(const vt_target *tg)
     return tg->category && strcmp(tg->category, "canary") == 0;
 }
 
+/* Every target is measured (or skipped) and written. */
+static int all_done(const run *r)
+{
+    return r->done >= r->n && r->in_flight == 0 && r->n_parked == 0;
+}
+
 /* The verdict is in test_keys: build the measurement and hand it on. */
 static void emit(vt_task *t, void *arg)
 {
@@ -93,6 +99,10 @@ static void emit(vt_task *t, void *arg)
     cJSON_Delete(t->test_keys);
     free(t);
     start_next(r);
+    /* vt_run_targets: idle resolver sockets and timers may keep the loop alive; the run ends
+     * with its last measurement. */
+    if (!r->async && all_done(r))
+        vt_loop_break(r->env->loop);
     leave(r);
 }
 
@@ -209,7 +219,8 @@ long vt_run_targets(const vt_env *env, const vt_target_list *targets, const vt_r
     if (run_init(&r, env, targets, h, err, errlen) < 0)
         return -1;
     start_next(&r);
-    vt_loop_run(env->loop);
+    if (!all_done(&r))
+        vt_loop_run(env->loop);
     if (h->on_progress)
         h->on_progress(r.done, r.n, NULL, h->arg);
     long produced = r.produced;

@@ -106,7 +106,7 @@ lab_ns_destroy() {
 
 lab_teardown() {
     local rc=$?
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP PIPE
     local ns
     for ns in "${LAB_NAMESPACES[@]}"; do
         lab_ns_destroy "$ns"
@@ -384,6 +384,8 @@ lab_setup() {
     trap lab_teardown EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    trap 'exit 129' HUP
+    trap 'exit 141' PIPE
     local ns
     for ns in "${LAB_NAMESPACES[@]}"; do # leftovers of a crashed run
         lab_ns_destroy "$ns"
@@ -410,13 +412,17 @@ lab_probe() {
     local help
     help=$("$LAB_PROBE" --help 2>&1)
     local ctl_flag
-    ctl_flag=$(grep -o -- '--control[a-z-]*' <<<"$help" | grep -v cacert | head -1)
+    ctl_flag=$(grep -o -- '--control[a-z-]*' <<<"$help" | grep -v cacert | head -1) || true
     if [ -n "${LAB_CONTROL_URL:-}" ] && [ -n "$ctl_flag" ]; then
         args+=("$ctl_flag" "$LAB_CONTROL_URL")
     fi
     if grep -q -- '--fingerprints' <<<"$help"; then
         args+=(--fingerprints "$LAB_FINGERPRINTS")
     fi
+    # unattended, no upload, state kept in the lab's directory
+    grep -q -- '--accept-risks' <<<"$help" && args+=(--accept-risks)
+    grep -q -- '--no-upload' <<<"$help" && args+=(--no-upload)
+    grep -q -- '--state-dir' <<<"$help" && args+=(--state-dir "$LAB_DIR/state")
     local t0=$SECONDS rc=0
     lab_client "$LAB_PROBE" "${args[@]}" "$@" 2>"$LAB_DIR/probe.err" || rc=$?
     lab_log "probe ran $((SECONDS - t0)) s, exit $rc, $(wc -l <"$LAB_OUT" 2>/dev/null || echo 0) measurements"
