@@ -579,7 +579,6 @@ static void num_or_null(cJSON *o, const char *k, double v, double scale)
         cJSON_AddNumberToObject(o, k, round(v * scale) / scale);
 }
 
-cJSON *vt_episode_json(const vt_episode *e);
 cJSON *vt_episode_json(const vt_episode *e)
 {
     cJSON *o = cJSON_CreateObject();

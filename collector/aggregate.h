@@ -7,6 +7,9 @@
 #include <event2/http.h>
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
+#include "rollup.h"
 #include "store.h"
 
 /* Answers GET/HEAD requests for the paths above: returns the HTTP status sent and copies the
@@ -20,5 +23,11 @@ const char *vt_aggregate_web_dir(void);
 /* Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS[Z]" or "YYYY-MM-DD HH:MM:SS" into
  * "YYYY-MM-DD HH:MM:SS"; -1 when not a real date. */
 int vt_aggregate_parse_date(const char *in, char out[20]);
+
+/* An episode as the API shows it (also used by the report). */
+cJSON *vt_episode_json(const vt_episode *e);
+
+/* `vantage-collector report ...` (report.c); argv[0] is "report". Returns the exit status. */
+int vt_report_main(int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregate.h"
 #include "api.h"
 #include "geoip.h"
 #include "store.h"
@@ -26,6 +27,9 @@ static void usage(FILE *f)
             "  token create --db URL              make an upload token (printed once)\n"
             "  token list --db URL                list tokens (id, created, revoked)\n"
             "  token revoke ID --db URL           refuse a token from now on\n"
+            "  report --db URL --cc CC --since DATE [--until DATE] [--asn ASN]\n"
+            "         [--format md|csv|json|html] [--output FILE]\n"
+            "                                     what was blocked or slowed (docs/api.md)\n"
             "\n"
             "options:\n"
             "  --db URL                 sqlite:PATH or postgresql://... (libpq URI)\n"
@@ -69,6 +73,8 @@ static void print_token(const vt_store_token *t, void *arg)
 
 int main(int argc, char **argv)
 {
+    /* report has its own options (report.c). */
+    if (argc > 1 && strcmp(argv[1], "report") == 0) return vt_report_main(argc - 1, argv + 1);
     enum {
         O_LISTEN = 1000,
         O_DB,

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""vantage-collector report: seeds a database over the upload API (agg_seed.py plus a platform
+named like HTML), then checks each format: the injected episodes with their start and end, probe
+and measurement counts, how they were detected; HTML self-contained (no script, no external
+resource, inline SVG charts) with probe data escaped; bad arguments refused with exit 2."""
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agg_seed  # noqa: E402
+
+BUILD = os.environ.get("VT_BUILD_DIR", "build")
+COLLECTOR = os.path.join(BUILD, "collector", "vantage-collector")
+EVIL = "<img src=x onerror=alert(1)>"
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures += 1
+
+
+tmp = tempfile.mkdtemp(prefix="vt-report-")
+url = "sqlite:" + os.path.join(tmp, "c.db")
+proc = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:0", "--db", url, "--rate",
+                         "0"], stderr=subprocess.PIPE, text=True)
+try:
+    port = None
+    deadline = time.time() + 10
+    while time.time() < deadline and port is None:
+        m = re.search(r"listening on port (\d+)", proc.stderr.readline())
+        port = m.group(1) if m else None
+    if not port:
+        sys.exit("FAIL collector did not start")
+    ms = agg_seed.measurements()
+    for h in range(3):
+        ms.append(agg_seed.meas(h, "AS17557", 0, "evil-2", EVIL, "test"))
+    agg_seed.upload("http://127.0.0.1:" + port, ms)
+finally:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def report(*args):
+    p = subprocess.run([COLLECTOR, "report", "--db", url] + list(args), capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+try:
+    rng = ["--cc", "PK", "--since", "2026-11-19", "--until", "2026-11-24"]
+    rc, md, err = report(*rng, "--format", "md")
+    check(rc == 0 and md.startswith("# Internet censorship in PK"), "markdown report")
+    check("| blocking (confirmed) | AS17557 | whatsapp (whatsapp-web) | 2026-11-21 06:00:00 | "
+          "2026-11-21 18:00:00 | 4 | 48 |" in md, "markdown: the whatsapp block, times, 4 probe "
+          "runs, 48 measurements")
+    check("128 kbit/s policer" in md and "| slowdown | AS23674 |" in md,
+          "markdown: the youtube slowdown and its policer")
+    check("\\<img src=x onerror=alert(1)\\>" in md, "markdown escapes HTML from probes")
+
+    rc, out, err = report(*rng, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    check(rc == 0 and len(rows) == 3, "CSV: three episodes")
+    got = {(r["kind"], r["probe_asn"]): (r["start"], r["end"], r["probe_runs"]) for r in rows}
+    check(got.get(("blocking", "AS17557")) == ("2026-11-21 06:00:00", "2026-11-21 18:00:00", "4")
+          and got.get(("slowdown", "AS23674")) == ("2026-11-22 00:00:00", "2026-11-22 08:00:00",
+                                                   "3")
+          and got.get(("outage", "AS23674"), ("",))[0] == "2026-11-21 02:00:00",
+          "CSV: starts, ends and probe runs")
+
+    rc, out, err = report(*rng, "--format", "json")
+    js = json.loads(out)
+    check(rc == 0 and js["summary"]["measurement_count"] == len(ms) and
+          len(js["episodes"]) == 3 and all(e["how_detected"] for e in js["episodes"]),
+          "JSON: totals and episodes with how they were detected")
+
+    path = os.path.join(tmp, "r.html")
+    rc, out, err = report(*rng, "--format", "html", "--output", path)
+    html = open(path).read()
+    check(rc == 0 and html.startswith("<!DOCTYPE html>"), "HTML report written to --output")
+    check(html.count("<svg") == 2 and "<polyline" in html and "<rect" in html,
+          "HTML: timeline and share charts inline as SVG")
+    check("<script" not in html.lower() and not re.search(r'(src|href)\s*=\s*"?(https?:)?//',
+                                                          html), "HTML: no script, no external resource")
+    check("&lt;img src=x onerror=alert(1)&gt;" in html and EVIL not in html,
+          "HTML escapes probe data")
+
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-23", "--until", "2026-11-24")
+    check(rc == 0 and "No blocking, slowdown or outage was detected." in out,
+          "a quiet range says so")
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", "AS17557",
+                          "--format", "csv")
+    check(rc == 0 and len(list(csv.DictReader(io.StringIO(out)))) == 1, "--asn narrows")
+    for bad in (["--cc", "pk", "--since", "2026-11-01"], ["--cc", "PK", "--since", "yesterday"],
+                ["--cc", "PK", "--since", "2026-11-01", "--format", "pdf"],
+                ["--cc", "PK"], ["--cc", "PK", "--since", "2026-11-05", "--until", "2026-11-01"]):
+        rc, out, err = report(*bad)
+        check(rc == 2 and err, "refused with exit 2: %s" % " ".join(bad))
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(1 if failures else 0)
