@@ -325,7 +325,8 @@ typedef struct upload_ctx {
     double deadline;
     post_result pr;
     buf jsonl, gz;
-    int stop; /* a fatal error: keep the rest for next time */
+    int stop;        /* a fatal error: keep the rest for next time */
+    size_t reported; /* damaged files named so far (the first few only) */
 } upload_ctx;
 
 static void set_error(upload_ctx *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -474,7 +475,10 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
 static void report_corrupt(const char *path, const char *why, void *arg)
 {
     upload_ctx *u = arg;
-    logf_(u->o, "spool: skipping %s: %s (left in place)", path, why);
+    if (u->reported++ < 10)
+        logf_(u->o, "spool: skipping %s: %s (left in place)", path, why);
+    else if (u->reported == 11)
+        logf_(u->o, "spool: more damaged files skipped; see the count below");
 }
 
 int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
