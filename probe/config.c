@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const known_keys[] = {
     "collector_url", "collector_cacert", "upload_token", "targets", "categories",
@@ -295,8 +296,15 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     if (slash && (size_t)(slash - path) < sizeof(p.dir))
         snprintf(p.dir, sizeof(p.dir), "%.*s", (int)(slash - path), path);
     if (slash == path) snprintf(p.dir, sizeof(p.dir), "/");
+    char *token_before = c->upload_token;
     int rc = ini_parse_stream(reader, &p, handler, &p);
     int io_error = ferror(p.f);
+    struct stat st;
+    if (c->upload_token != token_before && fstat(fileno(p.f), &st) == 0 && (st.st_mode & 0044))
+        fprintf(stderr,
+                "vantage-probe: warning: %s holds upload_token and others can read it; "
+                "chmod 600 it or use VANTAGE_UPLOAD_TOKEN\n",
+                path);
     fclose(p.f);
     if (io_error) {
         snprintf(err, errlen, "cannot read config file %s", path);

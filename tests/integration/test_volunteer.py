@@ -262,6 +262,14 @@ p = probe(["targets", "--config", os.path.join(tmp, "missing.conf")])
 check(p.returncode == 2 and "missing.conf" in p.stderr, "a missing --config file is an error")
 p = probe(["targets", "--config"])
 check(p.returncode == 2, "--config without a file is a usage error")
+tok = write(os.path.join(tmp, "token.conf"), "upload_token = secret-token-value\n")
+os.chmod(tok, 0o644)
+p = probe(["status", "--config", tok])
+check("others can read it" in p.stderr and "secret-token-value" not in p.stderr + p.stdout,
+      "a readable config file with upload_token is warned about, the token never shown")
+os.chmod(tok, 0o600)
+p = probe(["status", "--config", tok])
+check("others can read it" not in p.stderr, "no warning for a 0600 config file")
 
 # ---- lock -------------------------------------------------------------------------------------
 st = state("lock")
