@@ -729,8 +729,11 @@ def check_control(db, tmp):
         st, js, _ = ctl(lab, {"input": web, "kind": "web"})
         check(st == 429, f"control beyond its concurrency limit: 429 ({st})")
         t.join(20)
-        st = res.get("r", (None,))[0]
-        check(st == 504 and time.time() - t0 < 6, f"control past its time cap: 504 ({st})")
+        st, js = res.get("r", (None, None))[:2]
+        took = time.time() - t0
+        check((st == 504 or st == 200 and js["test_keys"].get("failure")) and took < 4,
+              f"control of a server that never answers ends within the 2 s cap: a timeout "
+              f"failure or 504 ({st}, {took:.1f}s, {js and js.get('test_keys', js).get('failure')})")
         st, _, _ = lab.request("GET", "/api/v1/health")
         check(st == 200, "collector serving after control requests")
     finally:
