@@ -37,6 +37,7 @@ static void add_reply(cJSON *e, ovpn *s)
     hex(s->sid, VT_OVPN_SID_LEN, h);
     cJSON_AddStringToObject(e, "session_id", h);
     cJSON_AddBoolToObject(e, "tls_auth", s->o.tls_auth != NULL);
+    cJSON_AddBoolToObject(e, "tls_crypt", s->o.tls_crypt != NULL);
     if (s->accepted) {
         hex(s->reply.server_sid, VT_OVPN_SID_LEN, h);
         cJSON_AddStringToObject(e, "server_session_id", h);
@@ -170,7 +171,7 @@ static int create(vt_task *t, char *err, size_t errlen)
     const char *tr[2];
     size_t ntr = 0;
     char keytext[8192];
-    int dir = VT_OVPN_KEYDIR_NONE, have_key = 0;
+    int dir = VT_OVPN_KEYDIR_NONE, have_key = 0, have_crypt = 0;
     const char *digest = "SHA1";
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -184,6 +185,14 @@ static int create(vt_task *t, char *err, size_t errlen)
         (have_key = vt_vpn_opt_secret(t->target, "tls_auth_key", keytext, sizeof(keytext), err,
                                       errlen)) < 0)
         goto fail;
+    if (!have_key) {
+        have_crypt =
+            vt_vpn_opt_secret(t->target, "tls_crypt_key", keytext, sizeof(keytext), err, errlen);
+        if (have_crypt < 0) goto fail;
+    } else if (cJSON_HasObjectItem(t->target->options, "tls_crypt_key")) {
+        snprintf(err, errlen, "\"tls_auth_key\" and \"tls_crypt_key\" exclude each other");
+        goto fail;
+    }
     if (!vt_openvpn_digest_len(digest)) {
         snprintf(err, errlen, "\"auth\": \"%.32s\" is not SHA1, SHA256 or SHA512", digest);
         goto fail;
@@ -191,15 +200,18 @@ static int create(vt_task *t, char *err, size_t errlen)
     snprintf(s->digest, sizeof(s->digest), "%s", digest);
     s->o.auth_digest = s->digest;
     s->o.key_direction = dir;
-    if (have_key) {
+    if (have_key || have_crypt) {
         char e[200];
         int rc = vt_openvpn_parse_static_key(keytext, strlen(keytext), s->key, e, sizeof(e));
         OPENSSL_cleanse(keytext, sizeof(keytext));
         if (rc < 0) {
-            snprintf(err, errlen, "\"tls_auth_key\": %s", e);
+            snprintf(err, errlen, "\"%s\": %s", have_key ? "tls_auth_key" : "tls_crypt_key", e);
             goto fail;
         }
-        s->o.tls_auth = s->key;
+        if (have_key)
+            s->o.tls_auth = s->key;
+        else
+            s->o.tls_crypt = s->key;
     }
     if (vt_vpn_init(t, &s->vpn, &ops, tr, ntr, err, errlen) < 0) goto fail;
     return 0;

@@ -151,11 +151,63 @@ static int compute_hmac(const vt_openvpn_opts *o, int outgoing, const unsigned c
     return 0;
 }
 
+/* tls-crypt (OpenVPN's tls_crypt.c): the client sends with the second key (key-direction
+ * inverse), the server with the first; each key is AES-256-CTR (its first 32 cipher bytes) and
+ * HMAC-SHA256 (its first 32 HMAC bytes). tag = HMAC(header || plaintext), IV = tag[0:16]. */
+static const unsigned char *crypt_key(const vt_openvpn_opts *o, int outgoing, int hmac)
+{
+    return o->tls_crypt + (outgoing ? 128 : 0) + (hmac ? 64 : 0);
+}
+
+static int crypt_tag(const vt_openvpn_opts *o, int outgoing, const unsigned char *hdr,
+                     const unsigned char *pt, size_t ptlen, unsigned char tag[32])
+{
+    unsigned char buf[17 + VT_OVPN_MAX_PACKET];
+    unsigned int tl = 0;
+    if (ptlen > VT_OVPN_MAX_PACKET) return -1;
+    memcpy(buf, hdr, 17);
+    if (ptlen) memcpy(buf + 17, pt, ptlen);
+    if (!HMAC(EVP_sha256(), crypt_key(o, outgoing, 1), 32, buf, 17 + ptlen, tag, &tl) || tl != 32)
+        return -1;
+    return 0;
+}
+
+/* AES-256-CTR is its own inverse. */
+static int crypt_ctr(const vt_openvpn_opts *o, int outgoing, const unsigned char iv[16],
+                     const unsigned char *in, size_t len, unsigned char *out)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int l = 0, ok = c &&
+                    EVP_EncryptInit_ex(c, EVP_aes_256_ctr(), NULL, crypt_key(o, outgoing, 0), iv) &&
+                    (!len || EVP_EncryptUpdate(c, out, &l, in, (int)len)) &&
+                    EVP_EncryptFinal_ex(c, out + l, &l);
+    EVP_CIPHER_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
 int vt_openvpn_build_reset(const vt_openvpn_opts *o, const unsigned char sid[VT_OVPN_SID_LEN],
                            unsigned char *out, size_t cap, size_t *outlen, char *err, size_t errlen)
 {
     unsigned char pkt[2 + 9 + 64 + 8 + 1 + 4];
     size_t n = 0, off = o->tcp ? 2 : 0, hlen = 0;
+    if (o->tls_auth && o->tls_crypt) {
+        snprintf(err, errlen, "tls-auth and tls-crypt exclude each other");
+        return -1;
+    }
+    if (o->tls_crypt) {
+        unsigned char *p = pkt + off, pt[5] = {0, 0, 0, 0, 0}; /* no acks, message packet id 0 */
+        p[0] = VT_OVPN_OP_CLIENT_RESET_V2 << 3;
+        memcpy(p + 1, sid, VT_OVPN_SID_LEN);
+        put32(p + 9, o->packet_id);
+        put32(p + 13, o->net_time);
+        if (crypt_tag(o, 1, p, pt, sizeof(pt), p + 17) < 0 ||
+            crypt_ctr(o, 1, p + 17, pt, sizeof(pt), p + 49) < 0) {
+            snprintf(err, errlen, "tls-crypt computation failed");
+            return -1;
+        }
+        n = 49 + sizeof(pt);
+        goto framed;
+    }
     if (o->tls_auth) {
         hlen = vt_openvpn_digest_len(o->auth_digest);
         if (!hlen) {
@@ -184,6 +236,7 @@ int vt_openvpn_build_reset(const vt_openvpn_opts *o, const unsigned char sid[VT_
         snprintf(err, errlen, "tls-auth HMAC computation failed");
         return -1;
     }
+framed:
     if (o->tcp) {
         pkt[0] = (unsigned char)(n >> 8);
         pkt[1] = (unsigned char)n;
@@ -217,7 +270,21 @@ static int parse_packet(const vt_openvpn_opts *o, const unsigned char sid[VT_OVP
         return VT_OVPN_BAD;
     }
     size_t off = 9;
-    if (o->tls_auth) {
+    unsigned char plain[VT_OVPN_MAX_PACKET];
+    if (o->tls_crypt) {
+        unsigned char tag[32];
+        if (n < 9 + 8 + 32) return fail(failure, flen, "openvpn_truncated_reply");
+        size_t ctlen = n - 49;
+        if (ctlen > sizeof(plain)) return fail(failure, flen, "openvpn_oversized_reply");
+        memcpy(plain, p, 9); /* the header stays in front, clear */
+        if (crypt_ctr(o, 0, p + 17, p + 49, ctlen, plain + 9) < 0 ||
+            crypt_tag(o, 0, p, plain + 9, ctlen, tag) < 0)
+            return fail(failure, flen, "openvpn_crypto_error");
+        if (CRYPTO_memcmp(tag, p + 17, 32) != 0) return fail(failure, flen, "openvpn_bad_hmac");
+        r->hmac_checked = 1;
+        p = plain;
+        n = 9 + ctlen;
+    } else if (o->tls_auth) {
         size_t hlen = vt_openvpn_digest_len(o->auth_digest);
         if (!hlen) return fail(failure, flen, "openvpn_bad_digest");
         if (n < off + hlen + 8) return fail(failure, flen, "openvpn_truncated_reply");

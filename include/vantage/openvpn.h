@@ -25,8 +25,11 @@ typedef struct vt_openvpn_opts {
     const unsigned char *tls_auth; /* VT_OVPN_STATIC_KEY_LEN bytes, or NULL: no tls-auth */
     int key_direction;             /* VT_OVPN_KEYDIR_NONE, 0 or 1 (client's) */
     const char *auth_digest;       /* "SHA1" (default), "SHA256" or "SHA512" */
-    uint32_t packet_id;            /* tls-auth replay packet id (1 for the first packet) */
-    uint32_t net_time;             /* tls-auth time (seconds since the epoch) */
+    /* tls-crypt key (VT_OVPN_STATIC_KEY_LEN bytes) or NULL; excludes tls_auth. AES-256-CTR and
+     * HMAC-SHA256 with the client's key direction, as OpenVPN's tls-crypt. */
+    const unsigned char *tls_crypt;
+    uint32_t packet_id; /* tls-auth/tls-crypt packet id (1 for the first packet) */
+    uint32_t net_time;  /* tls-auth/tls-crypt time (seconds since the epoch) */
 } vt_openvpn_opts;
 
 typedef struct vt_openvpn_reply {
@@ -36,7 +39,7 @@ typedef struct vt_openvpn_reply {
     int n_acks;
     int acked_our_packet;  /* 1 when the ack array holds our packet id 0 */
     int echoed_session_id; /* 1 when the remote session id is ours */
-    int hmac_checked;      /* 1 when a tls-auth HMAC was verified */
+    int hmac_checked;      /* 1 when a tls-auth HMAC or tls-crypt tag was verified */
     uint32_t message_packet_id;
     size_t payload_len; /* bytes after the message packet id */
     size_t consumed;    /* bytes of buf used (TCP: with the length prefix) */

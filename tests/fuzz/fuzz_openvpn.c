@@ -1,5 +1,5 @@
-/* libFuzzer: the OpenVPN reply check, plain and with tls-auth, UDP and TCP framing, and the
- * static key file parser. */
+/* libFuzzer: the OpenVPN reply check, plain, with tls-auth and with tls-crypt, UDP and TCP framing,
+ * and the static key file parser. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -21,6 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vt_openvpn_reply r;
         vt_openvpn_parse_reply(&plain, sid, data, size, &r, f, sizeof(f));
         vt_openvpn_parse_reply(&ta, sid, data, size, &r, f, sizeof(f));
+        vt_openvpn_opts tc = {.tcp = tcp, .tls_crypt = key, .key_direction = VT_OVPN_KEYDIR_NONE};
+        vt_openvpn_parse_reply(&tc, sid, data, size, &r, f, sizeof(f));
     }
     vt_openvpn_parse_static_key((const char *)data, size, key, err, sizeof(err));
     return 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vantage-probe against real VPN servers on loopback (Debian's openvpn, wireguard-go,
 # strongSwan charon; a Python TLS/Tor-like server), each verdict asserted:
-#  - OpenVPN UDP, TCP and UDP with tls-auth (SHA256) reachable with an RTT; tls-auth without the
+#  - OpenVPN UDP, TCP, UDP with tls-auth (SHA256) and with tls-crypt reachable with an RTT;
+#    tls-auth without the
 #    key: a handshake failure (the server drops us), never reachable;
 #  - WireGuard with a provisioned key (and PSK): an authenticated response; unprovisioned:
 #    inconclusive ("no_provisioned_key", failure null);
@@ -28,6 +29,7 @@ cleanup() {
     "$S/vpn-openvpn.sh" stop "$T/ovpn-udp" || true
     "$S/vpn-openvpn.sh" stop "$T/ovpn-tcp" || true
     "$S/vpn-openvpn.sh" stop "$T/ovpn-ta" || true
+    "$S/vpn-openvpn.sh" stop "$T/ovpn-tc" || true
     "$S/vpn-wireguard.sh" stop "$T/wg" || true
     "$S/vpn-ikev2.sh" stop "$T/ike" || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -37,11 +39,11 @@ cleanup() {
 trap cleanup EXIT
 
 # Free ports: bound then released by the kernel's choice.
-read -r P_OU P_OT P_OA P_WG P_IKE P_IKEN P_G P_TLS P_DIR < <(python3 -c '
+read -r P_OU P_OT P_OA P_WG P_IKE P_IKEN P_G P_TLS P_DIR P_OC < <(python3 -c '
 import socket
 ss = []
-for i in range(9):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if i in (0, 2, 3, 4, 5, 6) else socket.SOCK_STREAM)
+for i in range(10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if i in (0, 2, 3, 4, 5, 6, 9) else socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0)); ss.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
@@ -49,6 +51,7 @@ sh "$S/mkcerts.sh" "$T/certs" >/dev/null
 "$S/vpn-openvpn.sh" start "$T/ovpn-udp" 127.0.0.1 "$P_OU" udp
 "$S/vpn-openvpn.sh" start "$T/ovpn-tcp" 127.0.0.1 "$P_OT" tcp
 "$S/vpn-openvpn.sh" start "$T/ovpn-ta" 127.0.0.1 "$P_OA" udp tls-auth SHA256
+"$S/vpn-openvpn.sh" start "$T/ovpn-tc" 127.0.0.1 "$P_OC" udp tls-crypt
 "$S/vpn-wireguard.sh" start "$T/wg" "$P_WG" psk
 IKE=1
 "$S/vpn-ikev2.sh" start "$T/ike" "$P_IKE" "$P_IKEN" || { rc=$?; [ $rc = 77 ] && IKE=0 || exit $rc; }
@@ -77,7 +80,8 @@ python3 - "$T" <<'EOF'
 import json, os, sys
 t = sys.argv[1]
 r = lambda p: open(os.path.join(t, p)).read().strip()
-sec = {"lab_ta": open(os.path.join(t, "ovpn-ta/ta.key")).read(), "lab_wg": r("wg/client.key"),
+sec = {"lab_ta": open(os.path.join(t, "ovpn-ta/ta.key")).read(),
+       "lab_tc": open(os.path.join(t, "ovpn-tc/tc.key")).read(), "lab_wg": r("wg/client.key"),
        "lab_psk": r("wg/psk")}
 fd = os.open(os.path.join(t, "secrets.json"), os.O_WRONLY | os.O_CREAT, 0o600)
 os.write(fd, json.dumps(sec).encode())
@@ -95,6 +99,8 @@ cat >"$T/targets.json" <<EOF
  {"id": "ovpn-ta", "name": "OpenVPN tls-auth", "platform": "lab", "category": "vpn",
   "kind": "openvpn", "endpoints": ["127.0.0.1:$P_OA"], "tls_auth_key": {"secret": "lab_ta"},
   "key_direction": 1, "auth": "SHA256"},
+ {"id": "ovpn-tc", "name": "OpenVPN tls-crypt", "platform": "lab", "category": "vpn",
+  "kind": "openvpn", "endpoints": ["127.0.0.1:$P_OC"], "tls_crypt_key": {"secret": "lab_tc"}},
  {"id": "ovpn-ta-nokey", "name": "OpenVPN tls-auth, no key", "platform": "lab", "category": "vpn",
   "kind": "openvpn", "endpoints": ["127.0.0.1:$P_OA"]},
  {"id": "wg", "name": "WireGuard", "platform": "lab", "category": "vpn", "kind": "wireguard",
@@ -161,6 +167,9 @@ reachable("ovpn-tcp", "vantage_openvpn")
 check(hs("ovpn-tcp")[0].get("transport") == "tcp", "ovpn-tcp: transport")
 reachable("ovpn-ta", "vantage_openvpn")
 check(hs("ovpn-ta")[0].get("hmac_verified") is True, "ovpn-ta: HMAC not verified")
+reachable("ovpn-tc", "vantage_openvpn")
+check(hs("ovpn-tc")[0].get("tls_crypt") is True and hs("ovpn-tc")[0].get("hmac_verified") is True,
+      "ovpn-tc: tls-crypt tag not verified")
 k = tk("ovpn-ta-nokey")
 check(k.get("reachable") is False and k.get("failure_phase") == "handshake"
       and k.get("failure") == "generic_timeout_error", "ovpn-ta-nokey: %s" % k)
@@ -204,8 +213,8 @@ for root, _, files in os.walk(os.path.join(t, "state")):
             blob += open(os.path.join(root, f), errors="replace").read()
         except OSError:
             pass
-hexlines = [l for l in sec["lab_ta"].splitlines() if len(l) == 32]
-check(len(hexlines) == 16, "tls-auth key has %d hex lines" % len(hexlines))
+hexlines = [l for k in ("lab_ta", "lab_tc") for l in sec[k].splitlines() if len(l) == 32]
+check(len(hexlines) == 32, "static keys have %d hex lines" % len(hexlines))
 for l in hexlines:
     check(l not in blob, "a tls-auth key line is in the output")
 for name in ("lab_wg", "lab_psk"):

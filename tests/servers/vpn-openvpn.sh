@@ -1,10 +1,11 @@
 #!/bin/sh
 # A real OpenVPN server (Debian's openvpn) for the VPN tests and the lab, answering the client's
 # hard reset. Needs root and /dev/net/tun (it creates a tun device but configures no address).
-#   vpn-openvpn.sh start DIR ADDR PORT [udp|tcp] [tls-auth [SHA1|SHA256|SHA512]]
+#   vpn-openvpn.sh start DIR ADDR PORT [udp|tcp] [tls-auth [SHA1|SHA256|SHA512] | tls-crypt]
 #   vpn-openvpn.sh stop DIR
 # start makes DIR (certificates from mkcerts.sh, with tls-auth the static key DIR/ta.key, used
-# with key-direction 0 on the server: clients use 1), runs openvpn in the background, waits
+# with key-direction 0 on the server: clients use 1; with tls-crypt the key DIR/tc.key), runs
+# openvpn in the background, waits
 # until it is initialised and writes its pid to DIR/openvpn.pid. Log: DIR/openvpn.log.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +41,9 @@ CONF
 if [ "$tlsauth" = tls-auth ]; then
     [ -f "$dir/ta.key" ] || openvpn --genkey secret "$dir/ta.key" >/dev/null 2>&1
     printf 'tls-auth %s/ta.key 0\nauth %s\n' "$dir" "$digest" >>"$dir/server.conf"
+elif [ "$tlsauth" = tls-crypt ]; then
+    [ -f "$dir/tc.key" ] || openvpn --genkey secret "$dir/tc.key" >/dev/null 2>&1
+    printf 'tls-crypt %s/tc.key\n' "$dir" >>"$dir/server.conf"
 fi
 openvpn --config "$dir/server.conf" >"$dir/openvpn.log" 2>&1 &
 for _ in $(seq 100); do

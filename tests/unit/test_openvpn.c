@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "vantage/openvpn.h"
@@ -252,6 +253,77 @@ static void ack_alone_means_wait(void **state)
     assert_true(r.echoed_session_id);
 }
 
+/* tls-crypt as OpenVPN's tls_crypt.c does it, written here independently: the server wraps
+ * with the first key (AES-256-CTR key = bytes 0..31, HMAC-SHA256 key = bytes 64..95). */
+static size_t server_reply_tls_crypt(unsigned char *out, const unsigned char key[256])
+{
+    unsigned char plain[64];
+    size_t n = server_reply(plain, NULL, 0); /* op, sid, acks, msg pid: 26 bytes */
+    const unsigned char pid[8] = {0, 0, 0, 1, 0x5f, 0, 0, 2};
+    memcpy(out, plain, 9);
+    memcpy(out + 9, pid, 8);
+    unsigned char mac_in[128];
+    memcpy(mac_in, out, 17);
+    memcpy(mac_in + 17, plain + 9, n - 9);
+    unsigned int ml = 0;
+    HMAC(EVP_sha256(), key + 64, 32, mac_in, 17 + n - 9, out + 17, &ml);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int l = 0;
+    EVP_EncryptInit_ex(c, EVP_aes_256_ctr(), NULL, key, out + 17);
+    EVP_EncryptUpdate(c, out + 49, &l, plain + 9, (int)(n - 9));
+    EVP_CIPHER_CTX_free(c);
+    return 49 + n - 9;
+}
+
+static void tls_crypt_reset_and_reply(void **state)
+{
+    unsigned char key[256];
+    test_key(key);
+    vt_openvpn_opts o = {.tls_crypt = key,
+                         .key_direction = VT_OVPN_KEYDIR_NONE,
+                         .packet_id = 1,
+                         .net_time = 0x5f000000};
+    unsigned char out[128];
+    size_t n = 0;
+    char err[128];
+    assert_int_equal(vt_openvpn_build_reset(&o, SID, out, sizeof(out), &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 9 + 8 + 32 + 5);
+    assert_int_equal(out[0], 0x38);
+    /* The client's tag: HMAC-SHA256 with the second key's HMAC half over header || plaintext,
+     * and the plaintext (5 zero bytes) is not sent in clear. */
+    unsigned char mac_in[22] = {0}, tag[32];
+    memcpy(mac_in, out, 17);
+    unsigned int ml = 0;
+    HMAC(EVP_sha256(), key + 192, 32, mac_in, sizeof(mac_in), tag, &ml);
+    assert_memory_equal(out + 17, tag, 32);
+    unsigned char ct[5];
+    int l = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    EVP_EncryptInit_ex(c, EVP_aes_256_ctr(), NULL, key + 128, tag);
+    EVP_EncryptUpdate(c, ct, &l, mac_in + 17, 5);
+    EVP_CIPHER_CTX_free(c);
+    assert_memory_equal(out + 49, ct, 5);
+    /* Both: refused. */
+    o.tls_auth = key;
+    assert_int_equal(vt_openvpn_build_reset(&o, SID, out, sizeof(out), &n, err, sizeof(err)), -1);
+    o.tls_auth = NULL;
+
+    unsigned char buf[128];
+    n = server_reply_tls_crypt(buf, key);
+    vt_openvpn_reply r;
+    char f[128];
+    assert_int_equal(vt_openvpn_parse_reply(&o, SID, buf, n, &r, f, sizeof(f)), VT_OVPN_OK);
+    assert_true(r.hmac_checked);
+    assert_memory_equal(r.server_sid, SRV_SID, 8);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] ^= 0x01;
+        assert_int_equal(vt_openvpn_parse_reply(&o, SID, buf, n, &r, f, sizeof(f)), VT_OVPN_BAD);
+        buf[i] ^= 0x01;
+    }
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(vt_openvpn_parse_reply(&o, SID, buf, i, &r, f, sizeof(f)), VT_OVPN_BAD);
+}
+
 static void static_key_file_parses(void **state)
 {
     unsigned char key[256], got[256];
@@ -301,6 +373,7 @@ int main(void)
         cmocka_unit_test(tls_auth_reply_is_verified),
         cmocka_unit_test(truncated_and_garbage_replies_fail_cleanly),
         cmocka_unit_test(ack_alone_means_wait),
+        cmocka_unit_test(tls_crypt_reset_and_reply),
         cmocka_unit_test(static_key_file_parses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
