@@ -99,12 +99,15 @@ static int setup(void **state)
     const char *src = getenv("VT_SOURCE_DIR") ? getenv("VT_SOURCE_DIR") : VT_SOURCE_DIR;
     char script[512], mkca[512], good[700], wrong[700];
     snprintf(script, sizeof script, "%s/tests/servers/httpserver.py", src);
-    snprintf(mkca, sizeof mkca, "%s/tests/servers/mkcerts.sh", src);
+    snprintf(mkca, sizeof mkca, "%s/tests/servers/mkca.sh", src);
     snprintf(cadir, sizeof cadir, "/tmp/vt-test-http-XXXXXX");
     if (!mkdtemp(cadir))
         return -1;
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "sh '%s' '%s' >/dev/null 2>&1", mkca, cadir);
+    snprintf(cmd, sizeof cmd,
+             "sh '%s' '%s' good=good.test,a.test,b.test,localhost,127.0.0.1 wrong=wrong.test "
+             ">/dev/null 2>&1",
+             mkca, cadir);
     int have_certs = system(cmd) == 0;
     snprintf(cacert, sizeof cacert, "%s/ca.pem", cadir);
     snprintf(good, sizeof good, "%s/good.pem,%s/good.key", cadir, cadir);
