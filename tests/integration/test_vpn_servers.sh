@@ -6,7 +6,8 @@
 #    key: a handshake failure (the server drops us), never reachable;
 #  - WireGuard with a provisioned key (and PSK): an authenticated response; unprovisioned:
 #    inconclusive ("no_provisioned_key", failure null);
-#  - IKEv2 (NAT-T framing on a high port): our SPI answered with the responder's;
+#  - IKEv2 (NAT-T framing on a high port): our SPI answered with the responder's SPI and chosen
+#    SA; offered Curve25519 (which this charon lacks): INVALID_KE_PAYLOAD asking for group 14;
 #  - Tor-like OR TLS + dir-port consensus; obfs4 as "tcp_connect_only"; SSTP and OpenConnect;
 #  - a UDP server answering garbage: a failure for each protocol, no crash;
 #  - no secret from the secrets file anywhere in the output or the logs.
@@ -54,7 +55,7 @@ sh "$S/mkcerts.sh" "$T/certs" >/dev/null
 "$S/vpn-openvpn.sh" start "$T/ovpn-tc" 127.0.0.1 "$P_OC" udp tls-crypt
 "$S/vpn-wireguard.sh" start "$T/wg" "$P_WG" psk
 IKE=1
-"$S/vpn-ikev2.sh" start "$T/ike" "$P_IKE" "$P_IKEN" || { rc=$?; [ $rc = 77 ] && IKE=0 || exit $rc; }
+"$S/vpn-ikev2.sh" start "$T/ike" "$P_IKE" "$P_IKEN" conn || { rc=$?; [ $rc = 77 ] && IKE=0 || exit $rc; }
 
 python3 -u - "$P_G" >"$T/garbage.log" 2>&1 <<'EOF' &
 import socket, sys, time
@@ -111,6 +112,8 @@ cat >"$T/targets.json" <<EOF
   "server_public_key": "$WGPUB"},
  {"id": "ike", "name": "IKEv2", "platform": "lab", "category": "vpn", "kind": "ikev2",
   "endpoints": ["127.0.0.1:$P_IKEN"]},
+ {"id": "ike-x25519", "name": "IKEv2, a group charon lacks", "platform": "lab", "category": "vpn",
+  "kind": "ikev2", "ke_group": 31, "endpoints": ["127.0.0.1:$P_IKEN"]},
  {"id": "garbage-openvpn", "name": "garbage", "platform": "lab", "category": "vpn",
   "kind": "openvpn", "endpoints": ["127.0.0.1:$P_G"]},
  {"id": "garbage-wireguard", "name": "garbage", "platform": "lab", "category": "vpn",
@@ -180,8 +183,14 @@ check(k.get("reachable") is False and k.get("failure") is None
       and k.get("inconclusive_reason") == "no_provisioned_key", "wg-unprovisioned: %s" % k)
 if ike:
     reachable("ike", "vantage_ikev2")
-    check(hs("ike")[0].get("spi_r", "0" * 16) != "0" * 16 or hs("ike")[0].get("notifies"),
-          "ike: no SPIr or notify")
+    h = hs("ike")[0]
+    check(h.get("spi_r", "0" * 16) != "0" * 16, "ike: no SPIr")
+    check((h.get("chosen_sa") or {}).get("dh") == 14 and h["chosen_sa"].get("prf") == 5,
+          "ike: chosen SA %s" % h.get("chosen_sa"))
+    reachable("ike-x25519", "vantage_ikev2")
+    h = hs("ike-x25519")[0]
+    check(h.get("error_notify") == "INVALID_KE_PAYLOAD" and h.get("requested_ke_group") == 14,
+          "ike-x25519: %s %s" % (h.get("error_notify"), h.get("requested_ke_group")))
 for g, want in (("garbage-openvpn", "openvpn_"), ("garbage-wireguard", "wireguard_"),
                 ("garbage-ikev2", "ikev2_")):
     k = tk(g)

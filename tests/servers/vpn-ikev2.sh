@@ -1,8 +1,11 @@
 #!/bin/sh
 # A real IKEv2 responder (Debian's strongSwan charon) for the VPN tests and the lab. With no
-# connection configured it still answers IKE_SA_INIT (a notify, our SPIi, its own SPIr).
-# Needs root. One charon per network namespace (its pid file is /var/run/charon.pid).
-#   vpn-ikev2.sh start DIR PORT NATT_PORT
+# connection configured it still answers IKE_SA_INIT (a notify, our SPIi, its own SPIr); with
+# "conn" a connection is added (stroke) and it answers with a chosen SA, KE and nonce (or
+# INVALID_KE_PAYLOAD asking for MODP_2048 when offered another group).
+# Needs root. One charon per network namespace (its pid file is /var/run/charon.pid, its control
+# socket /var/run/charon.ctl). Ports other than 500 carry the non-ESP marker (charon's rule).
+#   vpn-ikev2.sh start DIR PORT NATT_PORT [conn]
 #   vpn-ikev2.sh stop DIR
 # start writes DIR/strongswan.conf, runs charon in the background (DIR/charon.pid, log
 # DIR/charon.log) listening on UDP PORT and NATT_PORT (all addresses).
@@ -12,7 +15,7 @@ if [ "$cmd" = stop ]; then
     [ -f "$dir/charon.pid" ] && kill "$(cat "$dir/charon.pid")" 2>/dev/null || true
     exit 0
 fi
-port=$3 natt=$4
+port=$3 natt=$4 conn=${5:-}
 charon=/usr/lib/ipsec/charon
 [ -x $charon ] || { echo "vpn-ikev2.sh: strongswan-charon is not installed" >&2; exit 77; }
 if [ -f /var/run/charon.pid ] && kill -0 "$(cat /var/run/charon.pid)" 2>/dev/null; then
@@ -44,8 +47,12 @@ CONF
 STRONGSWAN_CONF=$dir/strongswan.conf $charon >"$dir/charon.out" 2>&1 &
 echo $! >"$dir/charon.pid"
 for _ in $(seq 100); do
-    if ss -lun 2>/dev/null | grep -q ":$port "; then
-        exit 0
+    if ss -lun 2>/dev/null | grep -q ":$port " && [ -S /var/run/charon.ctl ]; then
+        [ "$conn" = conn ] || exit 0
+        # Any peer; IDs and subnets only make a connection exist (no authentication happens).
+        /usr/lib/ipsec/stroke add vtlab lab.test client.test 0.0.0.0 0.0.0.0 \
+            10.215.0.0/24 10.215.1.0/24 >"$dir/stroke.out" 2>&1 && exit 0
+        break
     fi
     kill -0 "$(cat "$dir/charon.pid")" 2>/dev/null || break
     sleep 0.05
