@@ -399,6 +399,11 @@ if shutil.which("make") and shutil.which("cmake"):
     if os.path.exists(os.path.join(BUILD, "collector", "vantage-collector")):
         check(os.access(os.path.join(root, "bin", "vantage-collector"), os.X_OK),
               "installed bin/vantage-collector")
+    web = os.path.join(SRC, "collector", "web")
+    if os.path.isdir(web):
+        for name in os.listdir(web):
+            check(os.path.exists(os.path.join(root, "share/vantage/web", name)),
+                  "installed the dashboard's %s" % name)
     unit = open(os.path.join(root, "lib/systemd/system/vantage-probe.service")).read()
     check("ExecStart=%s/bin/vantage-probe run" % prefix in unit and "@VT_" not in unit,
           "the unit runs the installed binary")
