@@ -54,10 +54,8 @@ static long next_transaction_id = 1;
 
 static void req_free(http_req *r)
 {
-    if (!r)
-        return;
-    if (r->easy)
-        curl_easy_cleanup(r->easy);
+    if (!r) return;
+    if (r->easy) curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->resolve);
     curl_slist_free_all(r->headers_out);
     free(r->url);
@@ -74,19 +72,16 @@ static void req_free(http_req *r)
 static int ci_prefix(const unsigned char *p, size_t left, const char *lit)
 {
     size_t n = strlen(lit);
-    if (left < n)
-        return 0;
+    if (left < n) return 0;
     for (size_t i = 0; i < n; i++)
-        if (tolower(p[i]) != lit[i])
-            return 0;
+        if (tolower(p[i]) != lit[i]) return 0;
     return 1;
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t left)
 {
-    if (s[0] < 0x80)
-        return 1;
+    if (s[0] < 0x80) return 1;
     size_t need;
     unsigned cp;
     if ((s[0] & 0xE0) == 0xC0) {
@@ -101,11 +96,9 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
     } else {
         return 0;
     }
-    if (left <= need)
-        return 0;
+    if (left <= need) return 0;
     for (size_t k = 1; k <= need; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
+        if ((s[k] & 0xC0) != 0x80) return 0;
         cp = (cp << 6) | (s[k] & 0x3F);
     }
     if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
@@ -116,28 +109,23 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 
 char *vt_http_title(const unsigned char *body, size_t len)
 {
-    if (!body)
-        return NULL;
+    if (!body) return NULL;
     size_t i = 0, start = 0, end = 0;
     int found = 0;
     /* <title> or <title attr...>, case-insensitive; not <titlefoo>. */
     for (; i + 6 < len; i++) {
-        if (body[i] != '<' || !ci_prefix(body + i + 1, len - i - 1, "title"))
-            continue;
+        if (body[i] != '<' || !ci_prefix(body + i + 1, len - i - 1, "title")) continue;
         unsigned char c = body[i + 6];
-        if (c != '>' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '/')
-            continue;
+        if (c != '>' && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '/') continue;
         size_t j = i + 6;
         while (j < len && body[j] != '>')
             j++;
-        if (j >= len)
-            return NULL;
+        if (j >= len) return NULL;
         start = j + 1;
         found = 1;
         break;
     }
-    if (!found)
-        return NULL;
+    if (!found) return NULL;
     end = len;
     for (size_t k = start; k + 1 < len; k++)
         if (body[k] == '<' && ci_prefix(body + k + 1, len - k - 1, "/title")) {
@@ -147,8 +135,7 @@ char *vt_http_title(const unsigned char *body, size_t len)
     /* Copy with whitespace and control characters collapsed to one space, invalid UTF-8 replaced
      * by U+FFFD, at most VT_HTTP_TITLE_MAX bytes, never cutting a character. */
     char *out = malloc(VT_HTTP_TITLE_MAX + 1);
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     size_t o = 0;
     int pending_space = 0;
     for (size_t k = start; k < end;) {
@@ -167,10 +154,8 @@ char *vt_http_title(const unsigned char *body, size_t len)
             srclen = 3;
             n = 1;
         }
-        if (o + (size_t)pending_space + srclen > VT_HTTP_TITLE_MAX)
-            break;
-        if (pending_space)
-            out[o++] = ' ';
+        if (o + (size_t)pending_space + srclen > VT_HTTP_TITLE_MAX) break;
+        if (pending_space) out[o++] = ' ';
         pending_space = 0;
         memcpy(out + o, src, srclen);
         o += srclen;
@@ -185,8 +170,7 @@ char *vt_http_title(const unsigned char *body, size_t len)
 static void add_sample(http_req *r, double now)
 {
     cJSON *ev = cJSON_CreateObject();
-    if (!ev)
-        return;
+    if (!ev) return;
     cJSON_AddStringToObject(ev, "operation", "bytes_received_cumulative");
     cJSON_AddNumberToObject(ev, "num_bytes", (double)r->bytes_received);
     vt_json_add_time(ev, "t", now - r->t_base);
@@ -204,19 +188,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         return 0;
     }
     size_t take = r->max_download - r->bytes_received;
-    if (take > n)
-        take = n;
+    if (take > n) take = n;
     if (r->body_len < r->max_body) {
         size_t keep = r->max_body - r->body_len;
-        if (keep > take)
-            keep = take;
+        if (keep > take) keep = take;
         memcpy(r->body + r->body_len, data, keep);
         r->body_len += keep;
     }
     r->bytes_received += take;
     double now = vt_now();
-    if ((now - r->last_sample) * 1000.0 >= r->sample_ms)
-        add_sample(r, now);
+    if ((now - r->last_sample) * 1000.0 >= r->sample_ms) add_sample(r, now);
     if (take < n) {
         r->stop = STOP_BODY_CAP;
         return take;
@@ -240,8 +221,7 @@ static char *trim(char *s, size_t *len)
 static char *safe_text(const char *s, size_t len)
 {
     char *out = malloc(len * 3 + 1);
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     size_t o = 0;
     for (size_t k = 0; k < len;) {
         const unsigned char *p = (const unsigned char *)s + k;
@@ -264,8 +244,7 @@ static char *safe_text(const char *s, size_t len)
 static void add_header_line(cJSON *list, const char *line, size_t len)
 {
     const char *colon = memchr(line, ':', len);
-    if (!colon || colon == line)
-        return;
+    if (!colon || colon == line) return;
     size_t nlen = (size_t)(colon - line);
     size_t vlen = len - nlen - 1;
     char *name = trim((char *)line, &nlen);
@@ -298,19 +277,16 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
         r->resp_headers_list = cJSON_CreateArray();
         return n;
     }
-    if (r->resp_headers_list)
-        add_header_line(r->resp_headers_list, data, n);
+    if (r->resp_headers_list) add_header_line(r->resp_headers_list, data, n);
     return n;
 }
 
 static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
 {
     http_req *r = userp;
-    if (type != CURLINFO_HEADER_OUT || r->req_headers_list)
-        return 0;
+    if (type != CURLINFO_HEADER_OUT || r->req_headers_list) return 0;
     r->req_headers_list = cJSON_CreateArray();
-    if (!r->req_headers_list)
-        return 0;
+    if (!r->req_headers_list) return 0;
     /* The whole request head: skip the request line, one header per line. */
     const char *p = data, *end = data + size;
     const char *nl = memchr(p, '\n', size);
@@ -336,8 +312,7 @@ static cJSON *headers_object(const cJSON *list)
         const char *n = cJSON_GetArrayItem(pair, 0)->valuestring;
         const char *v = cJSON_GetArrayItem(pair, 1)->valuestring;
         /* OONI keeps one value per name: the first. */
-        if (!cJSON_GetObjectItemCaseSensitive(o, n))
-            cJSON_AddStringToObject(o, n, v);
+        if (!cJSON_GetObjectItemCaseSensitive(o, n)) cJSON_AddStringToObject(o, n, v);
     }
     return o;
 }
@@ -350,8 +325,8 @@ static cJSON *request_entry(http_req *r, const vt_http_result *res)
     cJSON *rq = cJSON_AddObjectToObject(e, "request");
     cJSON_AddStringToObject(rq, "body", "");
     cJSON_AddBoolToObject(rq, "body_is_truncated", 0);
-    cJSON *rql = r->req_headers_list ? cJSON_Duplicate(r->req_headers_list, 1)
-                                     : cJSON_CreateArray();
+    cJSON *rql =
+        r->req_headers_list ? cJSON_Duplicate(r->req_headers_list, 1) : cJSON_CreateArray();
     cJSON_AddItemToObject(rq, "headers", headers_object(rql));
     cJSON_AddItemToObject(rq, "headers_list", rql);
     cJSON_AddStringToObject(rq, "method", r->method);
@@ -367,8 +342,8 @@ static cJSON *request_entry(http_req *r, const vt_http_result *res)
     cJSON_AddItemToObject(rs, "body", body ? body : cJSON_CreateNull());
     cJSON_AddBoolToObject(rs, "body_is_truncated", res->body_truncated);
     cJSON_AddNumberToObject(rs, "code", (double)res->status);
-    cJSON *rsl = r->resp_headers_list ? cJSON_Duplicate(r->resp_headers_list, 1)
-                                      : cJSON_CreateArray();
+    cJSON *rsl =
+        r->resp_headers_list ? cJSON_Duplicate(r->resp_headers_list, 1) : cJSON_CreateArray();
     cJSON_AddItemToObject(rs, "headers", headers_object(rsl));
     cJSON_AddItemToObject(rs, "headers_list", rsl);
 
@@ -381,8 +356,7 @@ static cJSON *request_entry(http_req *r, const vt_http_result *res)
 static double info_secs(CURL *easy, CURLINFO what)
 {
     curl_off_t us = 0;
-    if (curl_easy_getinfo(easy, what, &us) != CURLE_OK)
-        return 0;
+    if (curl_easy_getinfo(easy, what, &us) != CURLE_OK) return 0;
     return (double)us / 1e6;
 }
 
@@ -413,8 +387,7 @@ static void on_done(CURL *easy, CURLcode code, void *arg)
     res.body = r->body;
     res.body_len = r->body_len;
     res.bytes_received = r->bytes_received;
-    if (res.bytes_received > res.body_len)
-        res.body_truncated = 1;
+    if (res.bytes_received > res.body_len) res.body_truncated = 1;
 
     char *ip = NULL;
     if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip)
@@ -433,8 +406,7 @@ static void on_done(CURL *easy, CURLcode code, void *arg)
         if (curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
             res.location = strdup(loc);
     }
-    if (res.body_len)
-        res.title = vt_http_title(res.body, res.body_len);
+    if (res.body_len) res.title = vt_http_title(res.body, res.body_len);
 
     add_sample(r, now);
     res.request_entry = request_entry(r, &res);
@@ -469,8 +441,7 @@ static struct curl_slist *resolve_list(const char *url, const char *const *addrs
     for (size_t i = 0; addrs[i]; i++)
         cap += strlen(addrs[i]) + 3;
     char *s = malloc(cap);
-    if (!s)
-        goto done;
+    if (!s) goto done;
     /* An IPv6 literal host comes back in brackets, as CURLOPT_RESOLVE wants it. */
     size_t o = (size_t)snprintf(s, cap, "%s:%s:", host, port);
     for (size_t i = 0; addrs[i]; i++) {
@@ -489,11 +460,9 @@ done:
 
 int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *arg)
 {
-    if (!o || !o->url || !cb)
-        return -1;
+    if (!o || !o->url || !cb) return -1;
     http_req *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -1;
+    if (!r) return -1;
     r->loop = loop;
     r->cb = cb;
     r->arg = arg;
@@ -502,8 +471,7 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
     r->method = strdup(o->method ? o->method : "GET");
     r->max_body = o->max_body;
     r->max_download = o->max_download ? o->max_download : o->max_body;
-    if (r->max_download < r->max_body)
-        r->max_download = r->max_body;
+    if (r->max_download < r->max_body) r->max_download = r->max_body;
     if (r->max_download == 0)
         r->max_download = 1; /* nothing kept: still read the first byte of the body */
     r->sample_ms = o->sample_ms > 0 ? o->sample_ms : 100;
@@ -511,15 +479,12 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
     r->events = cJSON_CreateArray();
     r->body = malloc(r->max_body ? r->max_body : 1);
     r->easy = curl_easy_init();
-    if (!r->url || !r->method || !r->events || !r->body || !r->easy)
-        goto fail;
+    if (!r->url || !r->method || !r->events || !r->body || !r->easy) goto fail;
     int is_post = strcmp(r->method, "POST") == 0;
-    if (!is_post && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
-        goto fail;
+    if (!is_post && strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) goto fail;
 
     CURL *e = r->easy;
-    if (curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK)
-        goto fail;
+    if (curl_easy_setopt(e, CURLOPT_URL, r->url) != CURLE_OK) goto fail;
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -532,14 +497,12 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
     long timeout = o->timeout_ms > 0 ? o->timeout_ms : 30000;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-    if (o->cacert)
-        curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
+    if (o->cacert) curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
     if (o->no_verify) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (o->user_agent)
-        curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
+    if (o->user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
     r->headers_out = curl_slist_append(
         NULL, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
     r->headers_out = curl_slist_append(r->headers_out, "Accept-Language: en-US,en;q=0.9");
@@ -557,10 +520,8 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers_out);
     if (o->addrs && o->addrs[0]) {
         r->resolve = resolve_list(r->url, o->addrs);
-        if (!r->resolve)
-            goto fail;
-        if (strcmp(r->resolve->data, "-") != 0)
-            curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
+        if (!r->resolve) goto fail;
+        if (strcmp(r->resolve->data, "-") != 0) curl_easy_setopt(e, CURLOPT_RESOLVE, r->resolve);
     }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -572,8 +533,7 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
 
     r->t0 = vt_now();
     r->last_sample = r->t0;
-    if (vt_loop_curl_add(loop, e, on_done, r) < 0)
-        goto fail;
+    if (vt_loop_curl_add(loop, e, on_done, r) < 0) goto fail;
     return 0;
 fail:
     req_free(r);

@@ -52,12 +52,12 @@ typedef struct ep {
     int mode;
     int stage;
     int pending;
-    char *input;       /* the endpoint as written in the target */
-    char *url;         /* current URL (web, large, telegram POST) */
-    char host[256];    /* host of the current URL / endpoint, no brackets */
+    char *input;    /* the endpoint as written in the target */
+    char *url;      /* current URL (web, large, telegram POST) */
+    char host[256]; /* host of the current URL / endpoint, no brackets */
     int port;
-    int https;         /* the URL is https (web): TLS phase */
-    int use_tls;       /* TLS phase */
+    int https;   /* the URL is https (web): TLS phase */
+    int use_tls; /* TLS phase */
     char sni[256];
 
     addr_list addrs;     /* resolved (or the literal) */
@@ -109,13 +109,11 @@ static void start_http(ep *e);
 static int addr_add(addr_list *l, const char *ip)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->a[i], ip) == 0)
-            return 0;
+        if (strcmp(l->a[i], ip) == 0) return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 8;
         void *p = realloc(l->a, cap * sizeof(*l->a));
-        if (!p)
-            return -1;
+        if (!p) return -1;
         l->a = p;
         l->cap = cap;
     }
@@ -138,8 +136,7 @@ static int is_ip_literal(const char *host)
 static const char **addr_ptrs(const addr_list *l)
 {
     const char **p = calloc(l->n + 1, sizeof(*p));
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     for (size_t i = 0; i < l->n; i++)
         p[i] = l->a[i];
     return p;
@@ -156,16 +153,14 @@ static int parse_url(const char *url, char *host, size_t hostlen, int *port, int
         curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK)
         goto done;
-    if (strcasecmp(s, "http") != 0 && strcasecmp(s, "https") != 0)
-        goto done;
+    if (strcasecmp(s, "http") != 0 && strcasecmp(s, "https") != 0) goto done;
     size_t hl = strlen(h);
     if (hl >= 2 && h[0] == '[') { /* IPv6 literal: without brackets */
         h[hl - 1] = 0;
         memmove(h, h + 1, hl - 1);
     }
     /* a zone id ("%25eth0") stays; inet_pton refuses it, which only costs a DNS lookup */
-    if (!h[0] || strlen(h) >= hostlen)
-        goto done;
+    if (!h[0] || strlen(h) >= hostlen) goto done;
     snprintf(host, hostlen, "%s", h);
     *port = atoi(p);
     *https = strcasecmp(s, "https") == 0;
@@ -185,8 +180,7 @@ static long long ns(double secs)
 
 static void append_all(cJSON *dst, cJSON *src)
 {
-    if (!src)
-        return;
+    if (!src) return;
     cJSON *it;
     while ((it = cJSON_DetachItemFromArray(src, 0)) != NULL)
         cJSON_AddItemToArray(dst, it);
@@ -201,8 +195,7 @@ static void dns_done(const vt_dns_query *q, void *arg)
     int role = c->role;
     free(c);
     cJSON *j = vt_dns_query_json(q);
-    if (j)
-        cJSON_AddItemToArray(e->queries, j);
+    if (j) cJSON_AddItemToArray(e->queries, j);
     if (role != ROLE_EXTRA) {
         addr_list *l = role == ROLE_HOP ? &e->hop_addrs : &e->addrs;
         for (size_t i = 0; i < q->n_answers; i++)
@@ -231,8 +224,8 @@ static void lookup(ep *e, vt_dns *d, const char *host, int qtype, int role)
         e->pending--;
         free(c);
         if (role != ROLE_EXTRA)
-            snprintf(qtype == VT_DNS_AAAA ? e->dns_failure_aaaa : e->dns_failure_a,
-                     VT_FAILURE_MAX, "unknown_failure: cannot start the DNS lookup");
+            snprintf(qtype == VT_DNS_AAAA ? e->dns_failure_aaaa : e->dns_failure_a, VT_FAILURE_MAX,
+                     "unknown_failure: cannot start the DNS lookup");
     }
 }
 
@@ -265,7 +258,7 @@ static void start_lookups(ep *e, const char *host, int role, int extra)
 /* The failure of a lookup pair that gave no address. */
 static void lookup_failure(const ep *e, char *out)
 {
-    const char *f = e->dns_failure_a[0] ? e->dns_failure_a
+    const char *f = e->dns_failure_a[0]      ? e->dns_failure_a
                     : e->dns_failure_aaaa[0] ? e->dns_failure_aaaa
                                              : "dns_no_answer";
     snprintf(out, VT_FAILURE_MAX, "%s", f);
@@ -276,11 +269,9 @@ static void lookup_failure(const ep *e, char *out)
 static void tcp_done(const vt_tcp_result *r, int fd, void *arg)
 {
     ep *e = arg;
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     cJSON *j = vt_tcp_result_json(r);
-    if (j)
-        cJSON_AddItemToArray(e->tcp_connect, j);
+    if (j) cJSON_AddItemToArray(e->tcp_connect, j);
     if (r->failure[0] == 0) {
         e->tcp_ok++;
         addr_add(&e->connected, r->ip);
@@ -300,8 +291,7 @@ static void start_tcp(ep *e)
     e->pending = 1;
     for (size_t i = 0; i < e->addrs.n; i++) {
         int *count = is_v6(e->addrs.a[i]) ? &n6 : &n4;
-        if (*count >= max)
-            continue;
+        if (*count >= max) continue;
         (*count)++;
         e->tcp_attempts++;
         e->pending++;
@@ -322,8 +312,7 @@ static void tls_done(const vt_tls_result *r, void *arg)
 {
     ep *e = arg;
     cJSON *j = vt_tls_result_json(r);
-    if (j)
-        cJSON_AddItemToArray(e->tls_handshakes, j);
+    if (j) cJSON_AddItemToArray(e->tls_handshakes, j);
     if (r->failure[0] == 0)
         e->tls_ok++;
     else if (!e->tls_failure[0])
@@ -335,15 +324,13 @@ static void start_tls(ep *e)
 {
     const vt_env *env = e->w->t->env;
     const char *alpn = e->mode == EP_WEB ? "h2,http/1.1" : NULL;
-    if (e->mode == EP_ENDPOINT)
-        alpn = vt_json_get_string(e->w->t->target->options, "alpn");
+    if (e->mode == EP_ENDPOINT) alpn = vt_json_get_string(e->w->t->target->options, "alpn");
     e->stage = ST_TLS;
     e->pending = 1;
     int did4 = 0, did6 = 0;
     for (size_t i = 0; i < e->connected.n; i++) {
         int *did = is_v6(e->connected.a[i]) ? &did6 : &did4;
-        if (*did)
-            continue;
+        if (*did) continue;
         *did = 1;
         vt_tls_opts o;
         memset(&o, 0, sizeof(o));
@@ -434,11 +421,10 @@ static void start_http(ep *e)
     }
     /* Addresses: those of the redirect hop's new name once there was one, else those that
      * connected, else all resolved; none for an IP literal (curl connects to it). */
-    const addr_list *l = e->on_hop_addrs ? &e->hop_addrs
+    const addr_list *l = e->on_hop_addrs  ? &e->hop_addrs
                          : e->connected.n ? &e->connected
                                           : &e->addrs;
-    if (is_ip_literal(e->host))
-        l = NULL;
+    if (is_ip_literal(e->host)) l = NULL;
     const char **addrs = l ? addr_ptrs(l) : NULL;
     vt_http_opts o;
     memset(&o, 0, sizeof(o));
@@ -512,11 +498,14 @@ static void after_hop_dns(ep *e)
 
 static void ep_step_done(ep *e)
 {
-    if (--e->pending > 0)
-        return;
+    if (--e->pending > 0) return;
     switch (e->stage) {
-    case ST_DNS: after_dns(e); break;
-    case ST_TCP: after_tcp(e); break;
+    case ST_DNS:
+        after_dns(e);
+        break;
+    case ST_TCP:
+        after_tcp(e);
+        break;
     case ST_TLS:
         e->tcptls_t1 = vt_now();
         if (e->mode == EP_ENDPOINT)
@@ -524,8 +513,11 @@ static void ep_step_done(ep *e)
         else
             start_http(e);
         break;
-    case ST_HOP_DNS: after_hop_dns(e); break;
-    default: break;
+    case ST_HOP_DNS:
+        after_hop_dns(e);
+        break;
+    default:
+        break;
     }
 }
 
@@ -550,8 +542,7 @@ static void ep_finish(ep *e)
         vt_task_done(w->t);
         return;
     }
-    if (++w->n_done < w->n_eps)
-        return;
+    if (++w->n_done < w->n_eps) return;
     if (w->large && !w->large_started) {
         w->large_started = 1;
         ep_start(w->large);
@@ -597,8 +588,7 @@ static void ep_free(ep *e)
 
 static void state_free(web_state *w)
 {
-    if (!w)
-        return;
+    if (!w) return;
     for (size_t i = 0; i < w->n_eps; i++)
         ep_free(&w->eps[i]);
     free(w->eps);
@@ -629,8 +619,7 @@ static int ep_set_host_port(ep *e, const char *s, char *err, size_t errlen)
 {
     int https;
     if (strstr(s, "://")) {
-        if (parse_url(s, e->host, sizeof(e->host), &e->port, &https) == 0)
-            return 0;
+        if (parse_url(s, e->host, sizeof(e->host), &e->port, &https) == 0) return 0;
         snprintf(err, errlen, "'%s' is not host:port or an http(s) URL", s);
         return -1;
     }
@@ -645,8 +634,7 @@ static int ep_set_host_port(ep *e, const char *s, char *err, size_t errlen)
 static web_state *state_new(vt_task *t, size_t n, char *err, size_t errlen)
 {
     web_state *w = calloc(1, sizeof(*w));
-    if (w)
-        w->eps = calloc(n ? n : 1, sizeof(*w->eps));
+    if (w) w->eps = calloc(n ? n : 1, sizeof(*w->eps));
     if (!w || !w->eps) {
         free(w);
         snprintf(err, errlen, "out of memory");
@@ -659,15 +647,13 @@ static web_state *state_new(vt_task *t, size_t n, char *err, size_t errlen)
 static int add_large(web_state *w, char *err, size_t errlen)
 {
     const char *lr = w->t->target->large_resource;
-    if (!lr || !*lr)
-        return 0;
+    if (!lr || !*lr) return 0;
     w->large = calloc(1, sizeof(*w->large));
     if (!w->large || ep_init(w->large, w, EP_LARGE, lr) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (ep_set_url(w->large, lr, err, errlen) < 0)
-        return -1;
+    if (ep_set_url(w->large, lr, err, errlen) < 0) return -1;
     return 0;
 }
 
@@ -679,20 +665,17 @@ static int web_create(vt_task *t, char *err, size_t errlen)
         return -1;
     }
     web_state *w = state_new(t, tg->n_endpoints, err, errlen);
-    if (!w)
-        return -1;
+    if (!w) return -1;
     for (size_t i = 0; i < tg->n_endpoints; i++) {
         ep *e = &w->eps[w->n_eps++];
         if (ep_init(e, w, EP_WEB, tg->endpoints[i]) < 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        if (ep_set_url(e, tg->endpoints[i], err, errlen) < 0)
-            goto fail;
+        if (ep_set_url(e, tg->endpoints[i], err, errlen) < 0) goto fail;
         e->use_tls = e->https;
     }
-    if (add_large(w, err, errlen) < 0)
-        goto fail;
+    if (add_large(w, err, errlen) < 0) goto fail;
     t->state = w;
     return 0;
 fail:
@@ -708,8 +691,7 @@ static int endpoint_create(vt_task *t, char *err, size_t errlen)
         return -1;
     }
     web_state *w = state_new(t, tg->n_endpoints, err, errlen);
-    if (!w)
-        return -1;
+    if (!w) return -1;
     int tls = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tg->options, "tls"));
     const char *sni = vt_json_get_string(tg->options, "sni");
     for (size_t i = 0; i < tg->n_endpoints; i++) {
@@ -718,8 +700,7 @@ static int endpoint_create(vt_task *t, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        if (ep_set_host_port(e, tg->endpoints[i], err, errlen) < 0)
-            goto fail;
+        if (ep_set_host_port(e, tg->endpoints[i], err, errlen) < 0) goto fail;
         e->use_tls = tls;
         snprintf(e->sni, sizeof(e->sni), "%s", sni ? sni : e->host);
     }
@@ -741,8 +722,7 @@ static int telegram_create(vt_task *t, char *err, size_t errlen)
         return -1;
     }
     web_state *w = state_new(t, tg->n_endpoints * 2, err, errlen);
-    if (!w)
-        return -1;
+    if (!w) return -1;
     w->is_telegram = 1;
     for (size_t i = 0; i < tg->n_endpoints; i++) {
         const char *s = tg->endpoints[i];
@@ -752,8 +732,7 @@ static int telegram_create(vt_task *t, char *err, size_t errlen)
                 snprintf(err, errlen, "out of memory");
                 goto fail;
             }
-            if (ep_set_url(e, s, err, errlen) < 0)
-                goto fail;
+            if (ep_set_url(e, s, err, errlen) < 0) goto fail;
             e->use_tls = 1;
             continue;
         }
@@ -864,8 +843,7 @@ static void web_finish(vt_task *t)
 {
     web_state *w = t->state;
     cJSON *tk = t->test_keys;
-    if (!w)
-        return;
+    if (!w) return;
     cJSON *queries = cJSON_AddArrayToObject(tk, "queries");
     cJSON *tcp = cJSON_AddArrayToObject(tk, "tcp_connect");
     cJSON *tls = cJSON_AddArrayToObject(tk, "tls_handshakes");
@@ -902,8 +880,7 @@ static void web_finish(vt_task *t)
         cJSON_AddNumberToObject(x, "x_http_runtime", (double)ns(l->http_t1 - l->http_t0));
         cJSON_AddItemToObject(x, "requests", l->requests);
         l->requests = NULL;
-        if (!lphase && l->http_status >= 200 && l->http_status < 300)
-            large_bps = l->throughput_bps;
+        if (!lphase && l->http_status >= 200 && l->http_status < 300) large_bps = l->throughput_bps;
     }
 
     if (w->is_telegram) {
@@ -913,12 +890,10 @@ static void web_finish(vt_task *t)
         for (size_t i = 0; i < w->n_eps; i++) {
             const ep *e = &w->eps[i];
             if (e->mode == EP_WEB) {
-                if (!web)
-                    web = e;
+                if (!web) web = e;
                 continue;
             }
-            if (!first_dc)
-                first_dc = e;
+            if (!first_dc) first_dc = e;
             dc++;
             tcp_ok += e->tcp_ok > 0;
             http_ok += e->http_attempted && !e->http_failure[0];
@@ -968,8 +943,7 @@ static void web_finish(vt_task *t)
         vt_json_add_string_or_null(tk, "failure_phase", phase);
         vt_json_add_failure(tk, "failure", failure);
         add_number_or_null(tk, "http_status", first->http_status > 0, (double)first->http_status);
-        add_number_or_null(tk, "body_length", first->body_length >= 0,
-                           (double)first->body_length);
+        add_number_or_null(tk, "body_length", first->body_length >= 0, (double)first->body_length);
         vt_json_add_string_or_null(tk, "title", first->title);
     }
     double bps = large_bps > 0 ? large_bps : first->throughput_bps;
@@ -985,8 +959,7 @@ static void web_finish(vt_task *t)
     for (size_t i = 0; i < w->n_eps; i++) {
         const ep *e = &w->eps[i];
         cJSON *o = cJSON_CreateObject();
-        if (!o)
-            break;
+        if (!o) break;
         cJSON_AddStringToObject(o, "endpoint", e->mode == EP_TG_DC ? e->url : e->input);
         add_summary(o, e);
         cJSON_AddItemToArray(eps, o);
@@ -995,9 +968,8 @@ static void web_finish(vt_task *t)
     t->state = NULL;
 }
 
-const vt_kind vt_kind_web = {"web", "web_connectivity", "0.1.0", web_create, web_start,
-                             web_finish};
-const vt_kind vt_kind_endpoint = {"endpoint", "vantage_endpoint", "0.1.0", endpoint_create,
-                                  web_start, web_finish};
-const vt_kind vt_kind_telegram = {"telegram", "telegram", "0.1.0", telegram_create, web_start,
-                                  web_finish};
+const vt_kind vt_kind_web = {"web", "web_connectivity", "0.1.0", web_create, web_start, web_finish};
+const vt_kind vt_kind_endpoint = {"endpoint",      "vantage_endpoint", "0.1.0",
+                                  endpoint_create, web_start,          web_finish};
+const vt_kind vt_kind_telegram = {"telegram",      "telegram", "0.1.0",
+                                  telegram_create, web_start,  web_finish};

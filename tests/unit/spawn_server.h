@@ -27,8 +27,7 @@ static int test_server_start(test_server *s, char *const argv[])
 {
     memset(s, 0, sizeof(*s));
     int pfd[2];
-    if (pipe(pfd) < 0)
-        return -1;
+    if (pipe(pfd) < 0) return -1;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
@@ -45,19 +44,16 @@ static int test_server_start(test_server *s, char *const argv[])
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        int left = 10000 - (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0)
-            break;
+        int left =
+            10000 - (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0) break;
         struct pollfd p = {pfd[0], POLLIN, 0};
-        if (poll(&p, 1, left) <= 0)
-            break;
+        if (poll(&p, 1, left) <= 0) break;
         ssize_t k = read(pfd[0], s->line + n, sizeof(s->line) - 1 - n);
-        if (k <= 0)
-            break;
+        if (k <= 0) break;
         n += (size_t)k;
         s->line[n] = 0;
-        if (strchr(s->line, '\n') || n == sizeof(s->line) - 1)
-            break;
+        if (strchr(s->line, '\n') || n == sizeof(s->line) - 1) break;
     }
     close(pfd[0]);
     if (!strchr(s->line, '\n')) {

@@ -101,8 +101,7 @@ static int setup(void **state)
     snprintf(script, sizeof script, "%s/tests/servers/httpserver.py", src);
     snprintf(mkca, sizeof mkca, "%s/tests/servers/mkca.sh", src);
     snprintf(cadir, sizeof cadir, "/tmp/vt-test-http-XXXXXX");
-    if (!mkdtemp(cadir))
-        return -1;
+    if (!mkdtemp(cadir)) return -1;
     char cmd[1200];
     snprintf(cmd, sizeof cmd,
              "sh '%s' '%s' good=good.test,a.test,b.test,localhost,127.0.0.1 wrong=wrong.test "
@@ -112,14 +111,12 @@ static int setup(void **state)
     snprintf(cacert, sizeof cacert, "%s/ca.pem", cadir);
     snprintf(good, sizeof good, "%s/good.pem,%s/good.key", cadir, cadir);
     snprintf(wrong, sizeof wrong, "%s/wrong.pem,%s/wrong.key", cadir, cadir);
-    char *argv_tls[] = {"python3", script, "--stall", "20", "--lifetime", "60", "--cert", good,
-                        "--cert", wrong, NULL};
+    char *argv_tls[] = {"python3", script, "--stall", "20",  "--lifetime", "60",
+                        "--cert",  good,   "--cert",  wrong, NULL};
     char *argv_plain[] = {"python3", script, "--stall", "20", "--lifetime", "60", NULL};
-    if (test_server_start(&srv, have_certs ? argv_tls : argv_plain) < 0)
-        return -1;
+    if (test_server_start(&srv, have_certs ? argv_tls : argv_plain) < 0) return -1;
     cJSON *j = cJSON_Parse(srv.line);
-    if (!j)
-        return -1;
+    if (!j) return -1;
     http_port = cJSON_GetObjectItem(j, "http")->valueint;
     cJSON *hs = cJSON_GetObjectItem(j, "https");
     if (cJSON_GetArraySize(hs) == 2) {
@@ -135,8 +132,7 @@ static int teardown(void **state)
     test_server_stop(&srv);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", cadir);
-    if (system(cmd) != 0)
-        return -1;
+    if (system(cmd) != 0) return -1;
     return 0;
 }
 
@@ -193,19 +189,17 @@ static void page_with_title_gives_200_and_the_collapsed_title(void **state)
 static void redirect_chain_across_two_names_is_three_hops(void **state)
 {
     char next[512];
-    snprintf(next, sizeof next, "%s", url("a.test", http_port, "/chain/1?h1=a.test&h2=b.test",
-                                          "http"));
+    snprintf(next, sizeof next, "%s",
+             url("a.test", http_port, "/chain/1?h1=a.test&h2=b.test", "http"));
     int hops = 0;
     outcome o;
     for (int i = 0; i < 10; i++) {
         fetch(next, &o);
         assert_string_equal(o.failure, "");
-        if (o.status < 300 || o.status >= 400)
-            break;
+        if (o.status < 300 || o.status >= 400) break;
         hops++;
         assert_true(o.location[0] != 0);
-        if (hops == 1)
-            assert_non_null(strstr(o.location, "://b.test:"));
+        if (hops == 1) assert_non_null(strstr(o.location, "://b.test:"));
         if (hops == 2) /* a relative Location comes back absolute */
             assert_non_null(strstr(o.location, "http://b.test:"));
         snprintf(next, sizeof next, "%s", o.location);
@@ -286,8 +280,8 @@ static void endless_body_is_capped_and_marked_truncated(void **state)
     assert_int_equal(strlen(cJSON_GetObjectItem(rs, "body")->valuestring), 1000);
     int n = cJSON_GetArraySize(o.events);
     assert_true(n >= 1);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(o.events, n - 1), "num_bytes")->valueint,
-                     300000);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(o.events, n - 1), "num_bytes")->valueint, 300000);
     outcome_free(&o);
 }
 
@@ -359,8 +353,7 @@ static void closed_port_is_connection_refused(void **state)
 
 static void https_with_the_test_ca_succeeds(void **state)
 {
-    if (!https_port)
-        skip();
+    if (!https_port) skip();
     vt_http_opts op;
     default_opts(&op, url("good.test", https_port, "/title", "https"));
     op.cacert = cacert;
@@ -374,8 +367,7 @@ static void https_with_the_test_ca_succeeds(void **state)
 
 static void https_without_the_ca_is_ssl_unknown_authority(void **state)
 {
-    if (!https_port)
-        skip();
+    if (!https_port) skip();
     vt_http_opts op;
     default_opts(&op, url("good.test", https_port, "/title", "https"));
     op.cacert = NULL; /* the system CAs do not know the test CA */
@@ -387,8 +379,7 @@ static void https_without_the_ca_is_ssl_unknown_authority(void **state)
 
 static void https_with_a_wrong_name_cert_is_ssl_invalid_hostname(void **state)
 {
-    if (!https_wrong_port)
-        skip();
+    if (!https_wrong_port) skip();
     vt_http_opts op;
     default_opts(&op, url("good.test", https_wrong_port, "/title", "https"));
     op.cacert = cacert;

@@ -24,8 +24,7 @@ static int closed_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) return -1;
     getsockname(fd, (struct sockaddr *)&a, &l);
     close(fd);
     return ntohs(a.sin_port);
@@ -39,25 +38,21 @@ static int setup(void **state)
     snprintf(dns_script, sizeof dns_script, "%s/tests/servers/dnsserver.py", src);
     snprintf(mkca, sizeof mkca, "%s/tests/servers/mkca.sh", src);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vt-test-web-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
+    if (!mkdtemp(tmpdir)) return -1;
     char cmd[1200];
     snprintf(cmd, sizeof cmd,
              "sh '%s' '%s' good=good.test,a.test,b.test,localhost,127.0.0.1 wrong=wrong.test "
              ">/dev/null 2>&1",
              mkca, tmpdir);
-    if (system(cmd) != 0)
-        return -1;
+    if (system(cmd) != 0) return -1;
     snprintf(cacert, sizeof cacert, "%s/ca.pem", tmpdir);
     snprintf(good, sizeof good, "%s/good.pem,%s/good.key", tmpdir, tmpdir);
     snprintf(wrong, sizeof wrong, "%s/wrong.pem,%s/wrong.key", tmpdir, tmpdir);
-    char *argv_http[] = {"python3", script, "--stall", "20", "--lifetime", "120", "--cert", good,
-                         "--cert", wrong, NULL};
-    if (test_server_start(&http_srv, argv_http) < 0)
-        return -1;
+    char *argv_http[] = {"python3", script, "--stall", "20",  "--lifetime", "120",
+                         "--cert",  good,   "--cert",  wrong, NULL};
+    if (test_server_start(&http_srv, argv_http) < 0) return -1;
     cJSON *j = cJSON_Parse(http_srv.line);
-    if (!j)
-        return -1;
+    if (!j) return -1;
     http_port = cJSON_GetObjectItem(j, "http")->valueint;
     https_port = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "https"), 0)->valueint;
     https_wrong_port = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "https"), 1)->valueint;
@@ -65,14 +60,16 @@ static int setup(void **state)
 
     /* a.test: 127.0.0.2 (nothing listens there: an address that fails must not make the
      * measurement fail) and 127.0.0.1; b.test, good.test: 127.0.0.1; nx.test: NXDOMAIN. */
-    char *argv_dns[] = {"python3", dns_script, "--lifetime", "120",
-                        "--zone", "a.test=a:127.0.0.2,127.0.0.1", "--zone", "b.test=a:127.0.0.1",
-                        "--zone", "good.test=a:127.0.0.1", "--zone", "nx.test=nxdomain", NULL};
-    if (test_server_start(&dns_srv, argv_dns) < 0)
-        return -1;
+    char *argv_dns[] = {"python3",    dns_script,
+                        "--lifetime", "120",
+                        "--zone",     "a.test=a:127.0.0.2,127.0.0.1",
+                        "--zone",     "b.test=a:127.0.0.1",
+                        "--zone",     "good.test=a:127.0.0.1",
+                        "--zone",     "nx.test=nxdomain",
+                        NULL};
+    if (test_server_start(&dns_srv, argv_dns) < 0) return -1;
     j = cJSON_Parse(dns_srv.line);
-    if (!j)
-        return -1;
+    if (!j) return -1;
     dns_port = cJSON_GetObjectItem(j, "dns")->valueint;
     cJSON_Delete(j);
     closed = closed_port();
@@ -113,8 +110,7 @@ static void target_init(vt_target *t, const char *id, const char *kind, const ch
     t->kind = strdup(kind);
     t->endpoints = calloc(2, sizeof(char *));
     t->endpoints[t->n_endpoints++] = strdup(e1);
-    if (e2)
-        t->endpoints[t->n_endpoints++] = strdup(e2);
+    if (e2) t->endpoints[t->n_endpoints++] = strdup(e2);
     t->options = cJSON_Parse(options_json ? options_json : "{}");
     t->source = strdup("test_web.c");
 }
@@ -219,8 +215,7 @@ static void web_kind_attributes_each_failure_to_its_phase(void **state)
     target_init(&ts[3], "wrongname", "web", fmt("https://good.test:%d/title", https_wrong_port),
                 NULL, NULL);
     target_init(&ts[4], "reset", "web", fmt("http://a.test:%d/reset", http_port), NULL, NULL);
-    target_init(&ts[5], "tls_ok", "web", fmt("https://good.test:%d/title", https_port), NULL,
-                NULL);
+    target_init(&ts[5], "tls_ok", "web", fmt("https://good.test:%d/title", https_port), NULL, NULL);
     results r;
     run(ts, 6, &r);
     assert_int_equal(r.n, 6);
@@ -233,7 +228,7 @@ static void web_kind_attributes_each_failure_to_its_phase(void **state)
     assert_true(num(tk, "body_length") > 0);
     assert_null(str(tk, "dns_experiment_failure"));
     assert_null(str(tk, "http_experiment_failure"));
-    assert_int_equal(arr_len(tk, "queries"), 2); /* A and AAAA */
+    assert_int_equal(arr_len(tk, "queries"), 2);     /* A and AAAA */
     assert_int_equal(arr_len(tk, "tcp_connect"), 2); /* 127.0.0.1 connects, 127.0.0.2 not */
     assert_int_equal(arr_len(tk, "tls_handshakes"), 0);
     assert_int_equal(arr_len(tk, "requests"), 1);
@@ -262,9 +257,9 @@ static void web_kind_attributes_each_failure_to_its_phase(void **state)
     assert_string_equal(str(tk, "failure_phase"), "tls");
     assert_string_equal(str(tk, "failure"), "ssl_invalid_hostname");
     assert_int_equal(arr_len(tk, "tls_handshakes"), 1);
-    assert_string_equal(str(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "tls_handshakes"), 0),
-                            "failure"),
-                        "ssl_invalid_hostname");
+    assert_string_equal(
+        str(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "tls_handshakes"), 0), "failure"),
+        "ssl_invalid_hostname");
 
     tk = tk_of(&r, "reset");
     assert_string_equal(str(tk, "failure_phase"), "http");
@@ -358,9 +353,9 @@ static void endpoint_kind_connects_and_shakes_hands(void **state)
     const cJSON *tk = tk_of(&r, "ep_tls");
     assert_null(str(tk, "failure_phase"));
     assert_int_equal(arr_len(tk, "tls_handshakes"), 1);
-    assert_string_equal(str(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "tls_handshakes"), 0),
-                            "server_name"),
-                        "good.test");
+    assert_string_equal(
+        str(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "tls_handshakes"), 0), "server_name"),
+        "good.test");
     assert_null(str(tk, "http_status"));
     assert_string_equal(str(cJSON_GetObjectItem(r.by_id, "ep_tls"), "test_name"),
                         "vantage_endpoint");
@@ -401,9 +396,8 @@ static void telegram_posts_to_each_data_centre(void **state)
     assert_null(str(tk, "failure_phase"));
     /* Requests: the POST to the DC and the web GET. */
     assert_int_equal(arr_len(tk, "requests"), 2);
-    const cJSON *post = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "requests"),
-                                                               0),
-                                            "request");
+    const cJSON *post =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "requests"), 0), "request");
     assert_string_equal(str(post, "method"), "POST");
 
     tk = tk_of(&r, "tg_blocked");
