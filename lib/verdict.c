@@ -558,9 +558,10 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
             ratio = target_bps / in->ctx->canary_bps;
             if (ratio < VT_VERDICT_THROTTLE_RATIO && target_bps < VT_VERDICT_THROTTLE_MAX_BPS) {
                 set(&d, "throttled", "http",
-                    "%s works but downloads at %.0f kbit/s, %.0f%% of the %.0f kbit/s a "
-                    "reference site reached at the same time: it is slowed down.",
-                    host, target_bps / 1000, ratio * 100, in->ctx->canary_bps / 1000);
+                    "%s works but downloads at only %.0f kbit/s, while a reference site "
+                    "reached %.0f kbit/s from here in the same run (%.0f times faster): it is "
+                    "slowed down.",
+                    host, target_bps / 1000, in->ctx->canary_bps / 1000, 1 / ratio);
                 goto out;
             }
         }
