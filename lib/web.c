@@ -339,6 +339,11 @@ static void start_tls(ep *e)
         o.sni = e->sni[0] ? e->sni : NULL;
         o.verify_name = e->sni[0] ? e->sni : e->host;
         o.alpn = alpn;
+        /* "no_verify": true for services that pin their own CA (Signal): the handshake is
+         * the measurement, verification against public CAs would fail by design. */
+        o.no_verify =
+            e->mode == EP_ENDPOINT &&
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e->w->t->target->options, "no_verify"));
         o.connect_timeout_ms = env->cfg->connect_timeout_ms;
         o.tls_timeout_ms = env->cfg->tls_timeout_ms;
         o.t_base = e->w->t->t0;

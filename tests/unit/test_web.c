@@ -341,7 +341,9 @@ static void several_endpoints_merge_and_the_first_sets_the_summary(void **state)
 
 static void endpoint_kind_connects_and_shakes_hands(void **state)
 {
-    vt_target ts[4];
+    vt_target ts[5];
+    target_init(&ts[4], "ep_noverify", "endpoint", fmt("good.test:%d", https_wrong_port), NULL,
+                "{\"tls\":true,\"no_verify\":true}");
     target_init(&ts[0], "ep_tls", "endpoint", fmt("a.test:%d", https_port), NULL,
                 "{\"tls\":true,\"sni\":\"good.test\"}");
     target_init(&ts[1], "ep_refused", "endpoint", fmt("127.0.0.1:%d", closed), NULL, NULL);
@@ -349,7 +351,7 @@ static void endpoint_kind_connects_and_shakes_hands(void **state)
                 "{\"tls\":true}");
     target_init(&ts[3], "ep_plain", "endpoint", fmt("good.test:%d", http_port), NULL, NULL);
     results r;
-    run(ts, 4, &r);
+    run(ts, 5, &r);
     const cJSON *tk = tk_of(&r, "ep_tls");
     assert_null(str(tk, "failure_phase"));
     assert_int_equal(arr_len(tk, "tls_handshakes"), 1);
@@ -373,7 +375,13 @@ static void endpoint_kind_connects_and_shakes_hands(void **state)
     assert_null(str(tk, "failure_phase"));
     assert_int_equal(arr_len(tk, "tcp_connect"), 1);
     assert_int_equal(arr_len(tk, "tls_handshakes"), 0);
-    for (int i = 0; i < 4; i++)
+
+    /* A pinned-CA service: the wrong-name certificate completes the handshake unverified. */
+    tk = tk_of(&r, "ep_noverify");
+    assert_null(str(tk, "failure_phase"));
+    const cJSON *hs = cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "tls_handshakes"), 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(hs, "no_tls_verify")));
+    for (int i = 0; i < 5; i++)
         target_free(&ts[i]);
     cJSON_Delete(r.by_id);
 }
