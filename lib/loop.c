@@ -182,11 +182,15 @@ void vt_loop_curl_cancel(vt_loop *loop, CURL *easy)
 
 /* ---- c-ares ---- */
 
+/* Arms the channel's timer for its next query timeout; with no query pending the timer goes,
+ * so a finished lookup does not keep vt_loop_run from returning. */
 static void ares_rearm(vt_ares_chan *c)
 {
-    struct timeval maxtv = {3600, 0}, tv, *tvp;
-    tvp = ares_timeout(c->ch, &maxtv, &tv);
-    evtimer_add(c->timer, tvp);
+    struct timeval tv, *tvp = ares_timeout(c->ch, NULL, &tv);
+    if (tvp)
+        evtimer_add(c->timer, tvp);
+    else
+        evtimer_del(c->timer);
 }
 
 static void ares_event_cb(evutil_socket_t fd, short what, void *arg)
