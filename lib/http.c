@@ -496,7 +496,10 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     long timeout = o->timeout_ms > 0 ? o->timeout_ms : 30000;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+    long ctimeout = o->connect_timeout_ms > 0 && o->connect_timeout_ms < timeout
+                        ? o->connect_timeout_ms
+                        : timeout;
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
     if (o->cacert) curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
     if (o->no_verify) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);

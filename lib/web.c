@@ -437,6 +437,8 @@ static void start_http(ep *e)
     o.addrs = addrs;
     o.cacert = cfg->cacert;
     o.timeout_ms = cfg->http_timeout_ms;
+    /* curl's connect includes the TLS handshake: both phases' budgets */
+    o.connect_timeout_ms = cfg->connect_timeout_ms + cfg->tls_timeout_ms;
     o.max_body = cfg->max_body_bytes;
     o.user_agent = cfg->user_agent;
     o.t_base = e->w->t->t0;

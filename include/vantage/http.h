@@ -30,6 +30,7 @@ typedef struct vt_http_opts {
     const char *user_agent;
     double t_base;
     int sample_ms;                /* bytes_received_cumulative sampling period (0: 100 ms) */
+    int connect_timeout_ms;       /* for the connection (and TLS) alone (0: timeout_ms) */
 } vt_http_opts;
 
 typedef struct vt_http_result {
