@@ -430,6 +430,12 @@ static void start_http(ep *e)
                          : e->connected.n ? &e->connected
                                           : &e->addrs;
     if (is_ip_literal(e->host)) l = NULL;
+    if (l && l->n == 0) { /* never let curl resolve a name itself */
+        snprintf(e->http_failure, sizeof(e->http_failure), "dns_no_answer");
+        e->http_t1 = vt_now();
+        ep_finish(e);
+        return;
+    }
     const char **addrs = l ? addr_ptrs(l) : NULL;
     vt_http_opts o;
     memset(&o, 0, sizeof(o));

@@ -130,7 +130,10 @@ static void target_free(vt_target *t)
     free(t->source);
 }
 
-/* Runs the targets with a UDP resolver pointing at the loopback DNS server. */
+static int with_alt_resolver;
+
+/* Runs the targets with a UDP resolver pointing at the loopback DNS server (and the same one
+ * again as the second resolver when with_alt_resolver is set). */
 static void run(vt_target *ts, size_t n, results *out)
 {
     char err[256], server[64];
@@ -148,6 +151,10 @@ static void run(vt_target *ts, size_t n, results *out)
     vt_env env = {.loop = loop, .cfg = &cfg};
     env.dns = vt_dns_new_udp(loop, &cfg, server, err, sizeof err);
     assert_non_null(env.dns);
+    if (with_alt_resolver) {
+        env.dns_alt = vt_dns_new_udp(loop, &cfg, server, err, sizeof err);
+        assert_non_null(env.dns_alt);
+    }
     env.tls = vt_tls_ctx_new(cacert, err, sizeof err);
     assert_non_null(env.tls);
     vt_target_list list = {.items = ts, .n = n, .cap = n};
@@ -159,6 +166,7 @@ static void run(vt_target *ts, size_t n, results *out)
     assert_true(vt_now() - t0 < 20);
     vt_tls_ctx_free(env.tls);
     vt_dns_free(env.dns);
+    vt_dns_free(env.dns_alt);
     vt_loop_free(loop);
 }
 
@@ -420,6 +428,22 @@ static void telegram_posts_to_each_data_centre(void **state)
     cJSON_Delete(r.by_id);
 }
 
+static void a_second_resolver_is_asked_and_recorded_beside(void **state)
+{
+    vt_target ts[1];
+    target_init(&ts[0], "alt", "web", fmt("http://b.test:%d/title", http_port), NULL, NULL);
+    results r;
+    with_alt_resolver = 1;
+    run(ts, 1, &r);
+    with_alt_resolver = 0;
+    const cJSON *tk = tk_of(&r, "alt");
+    assert_null(str(tk, "failure_phase"));
+    assert_int_equal(arr_len(tk, "queries"), 4);     /* A and AAAA from each resolver */
+    assert_int_equal(arr_len(tk, "tcp_connect"), 1); /* addresses come from env->dns only */
+    target_free(&ts[0]);
+    cJSON_Delete(r.by_id);
+}
+
 static void bad_targets_are_refused_at_create(void **state)
 {
     const vt_kind *web = vt_kind_find("web"), *ep = vt_kind_find("endpoint");
@@ -449,6 +473,7 @@ int main(void)
         cmocka_unit_test(several_endpoints_merge_and_the_first_sets_the_summary),
         cmocka_unit_test(endpoint_kind_connects_and_shakes_hands),
         cmocka_unit_test(telegram_posts_to_each_data_centre),
+        cmocka_unit_test(a_second_resolver_is_asked_and_recorded_beside),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
