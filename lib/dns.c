@@ -33,6 +33,7 @@ struct dns_op {
     void *arg;
     double t_base;
     struct event *timer;  /* immediate answers */
+    int starting, deferred; /* c-ares answered from inside ares_query (a name it refuses) */
     CURL *easy;           /* DoH */
     unsigned char *buf;   /* DoH reply */
     size_t len;
@@ -151,6 +152,10 @@ static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, in
         status = st;
     }
     set_status(&op->q, status);
+    if (op->starting) {
+        op->deferred = 1; /* vt_dns_lookup hands it to the loop */
+        return;
+    }
     op_complete(op);
 }
 
@@ -401,7 +406,19 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
         }
         return 0;
     }
+    op->starting = 1;
     ares_query(d->ch, host, 1 /* C_IN */, qtype, on_ares, op);
+    op->starting = 0;
+    if (op->deferred) {
+        /* c-ares called back at once (a malformed name): answer from the loop instead. */
+        op->timer = vt_timer_start(d->loop, 0, on_immediate, op);
+        if (!op->timer) {
+            op_free(op);
+            return -1;
+        }
+        op_link(op);
+        return 0;
+    }
     vt_loop_ares_kick(d->loop, d->ch);
     return 0;
 }

@@ -163,6 +163,12 @@ static void step(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int sys = errno;
+    unsigned long ossl = ERR_peek_error();
+    if (e == SSL_ERROR_SSL && ERR_GET_LIB(ossl) == ERR_LIB_SSL &&
+        ERR_GET_REASON(ossl) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        e = SSL_ERROR_SYSCALL; /* OpenSSL 3 reports a peer's FIN mid-handshake so: eof_error */
+        sys = 0;
+    }
     long vr = SSL_get_verify_result(op->ssl);
     vt_failure_ssl(e, op->no_verify ? X509_V_OK : (vr == X509_V_OK ? X509_V_OK : vr), sys,
                    op->r.failure, sizeof(op->r.failure));

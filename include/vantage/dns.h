@@ -41,9 +41,13 @@ vt_dns *vt_dns_new_udp(vt_loop *loop, const vt_config *cfg, const char *server, 
 /* A DNS-over-HTTPS resolver (RFC 8484, POST application/dns-message) at url. */
 vt_dns *vt_dns_new_doh(vt_loop *loop, const vt_config *cfg, const char *url, char *err,
                        size_t errlen);
+/* Frees d. Lookups still pending are dropped: their callbacks are never called (their owners
+ * are usually going away too; c-ares' ARES_EDESTRUCTION never reaches a user). Free d before
+ * the loop, and not from inside one of d's own callbacks. */
 void vt_dns_free(vt_dns *d);
 
-/* Called once from the loop; q is valid only during the call. */
+/* Called once from the loop, never from inside vt_dns_lookup (also when c-ares refuses the name
+ * at once); q is valid only during the call. */
 typedef void (*vt_dns_cb)(const vt_dns_query *q, void *arg);
 /* Looks up host (qtype A or AAAA). t_base: the monotonic time (vt_now) the measurement started.
  * If host is an IP literal of the asked family the answer is immediate and engine-less. */
