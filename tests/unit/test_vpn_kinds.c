@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "vantage/config.h"
+#include "vantage/dns.h"
 #include "vantage/json.h"
 #include "vantage/secrets.h"
 #include "vantage/targets.h"
@@ -29,7 +30,7 @@ extern const vt_kind vt_kind_openvpn, vt_kind_wireguard, vt_kind_ikev2, vt_kind_
 
 /* ---- servers on the loop ------------------------------------------------------------------ */
 
-enum { S_OPENVPN, S_WIREGUARD, S_IKEV2, S_GARBAGE, S_SILENT };
+enum { S_OPENVPN, S_WIREGUARD, S_IKEV2, S_GARBAGE, S_SILENT, S_DNS };
 
 typedef struct server {
     int fd, port, mode, natt;
@@ -85,6 +86,32 @@ static void answer_ikev2(server *s, const unsigned char *b, size_t n, unsigned c
     *olen = off + 36;
 }
 
+/* A DNS server: "blocked.test" is NXDOMAIN, any other A question is 127.0.0.1. */
+static void answer_dns(const unsigned char *b, size_t n, unsigned char *out, size_t *olen)
+{
+    if (n < 12 + 5 || n > 512) return;
+    size_t q = 12;
+    while (q < n && b[q])
+        q += b[q] + 1;
+    if (q + 5 > n) return;
+    size_t qend = q + 5;
+    memcpy(out, b, qend);
+    int blocked = memmem(b + 12, q - 12, "\007blocked\004test", 13) != NULL;
+    out[2] = 0x81;
+    out[3] = blocked ? 0x83 : 0x80;
+    out[6] = 0;
+    out[7] = blocked ? 0 : 1;
+    memset(out + 8, 0, 4);
+    *olen = qend;
+    if (blocked || b[q + 2] != 1) {
+        out[7] = 0;
+        return;
+    }
+    const unsigned char a[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+    memcpy(out + qend, a, sizeof(a));
+    *olen = qend + sizeof(a);
+}
+
 static void on_server(evutil_socket_t fd, short what, void *arg)
 {
     server *s = arg;
@@ -104,6 +131,9 @@ static void on_server(evutil_socket_t fd, short what, void *arg)
         break;
     case S_IKEV2:
         answer_ikev2(s, buf, (size_t)n, out, &olen);
+        break;
+    case S_DNS:
+        answer_dns(buf, (size_t)n, out, &olen);
         break;
     case S_GARBAGE:
         memcpy(out, "garbage! not a vpn reply", 24);
@@ -146,6 +176,8 @@ static void on_task_done(vt_task *t, void *arg)
 
 /* Loads one target from JSON text (with PORT replaced), runs its kind, returns test_keys
  * (owned by the caller) or NULL when create refused it (err filled). */
+static int dns_port; /* when set, names are resolved by the test's DNS server there */
+
 static cJSON *run_target(vt_loop *loop, const vt_kind *k, const char *json, int port, char *err,
                          size_t errlen)
 {
@@ -164,17 +196,25 @@ static cJSON *run_target(vt_loop *loop, const vt_kind *k, const char *json, int 
     vt_config_defaults(&cfg);
     cfg.connect_timeout_ms = 900; /* UDP: 3 tries of 300 ms */
     vt_env env = {.loop = loop, .cfg = &cfg};
+    if (dns_port) {
+        char srv[32];
+        snprintf(srv, sizeof(srv), "127.0.0.1:%d", dns_port);
+        env.dns = vt_dns_new_udp(loop, &cfg, srv, err, errlen);
+        assert_non_null(env.dns);
+    }
     vt_task t = {.env = &env, .target = &l.items[0], .kind = k, .on_done = on_task_done};
     t.test_keys = cJSON_CreateObject();
     t.t0 = vt_now();
     if (k->create(&t, err, errlen) < 0) {
         cJSON_Delete(t.test_keys);
         vt_targets_free(&l);
+        if (env.dns) vt_dns_free(env.dns);
         return NULL;
     }
     k->start(&t);
     vt_loop_run(loop);
     vt_targets_free(&l);
+    if (env.dns) vt_dns_free(env.dns);
     return t.test_keys;
 }
 
@@ -232,6 +272,45 @@ static void openvpn_udp_server_is_reachable_with_rtt(void **state)
     assert_key_null(h, "failure");
     cJSON_Delete(tk);
     server_stop(&s);
+    vt_loop_free(loop);
+}
+
+static void names_are_resolved_once_and_dns_failure_is_its_own_phase(void **state)
+{
+    vt_loop *loop = new_loop();
+    server dns = {0}, ovpn = {0};
+    server_start(loop, &dns, S_DNS);
+    server_start(loop, &ovpn, S_OPENVPN);
+    dns_port = dns.port;
+    char err[256];
+    cJSON *tk = run_target(loop, &vt_kind_openvpn,
+                           "{\"id\":\"o\",\"name\":\"o\",\"platform\":\"p\",\"category\":\"vpn\","
+                           "\"kind\":\"openvpn\",\"endpoints\":[\"vpn.test:PORT\"]}",
+                           ovpn.port, err, sizeof(err));
+    assert_non_null(tk);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "reachable")));
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(tk, "queries");
+    assert_int_equal(cJSON_GetArraySize(q), 1);
+    assert_key_string(cJSON_GetArrayItem(q, 0), "hostname", "vpn.test");
+    const cJSON *h = first_handshake(tk);
+    assert_key_string(h, "hostname", "vpn.test");
+    assert_key_string(h, "ip", "127.0.0.1");
+    cJSON_Delete(tk);
+
+    tk = run_target(loop, &vt_kind_openvpn,
+                    "{\"id\":\"o\",\"name\":\"o\",\"platform\":\"p\",\"category\":\"vpn\","
+                    "\"kind\":\"openvpn\",\"endpoints\":[\"blocked.test:PORT\"]}",
+                    ovpn.port, err, sizeof(err));
+    assert_non_null(tk);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "reachable")));
+    assert_key_string(tk, "failure_phase", "dns");
+    assert_key_string(tk, "failure", "dns_nxdomain_error");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tk, "handshakes")), 0);
+    assert_int_equal(ovpn.seen, 1); /* nothing sent for the name that did not resolve */
+    cJSON_Delete(tk);
+    dns_port = 0;
+    server_stop(&dns);
+    server_stop(&ovpn);
     vt_loop_free(loop);
 }
 
@@ -523,6 +602,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(openvpn_udp_server_is_reachable_with_rtt),
+        cmocka_unit_test(names_are_resolved_once_and_dns_failure_is_its_own_phase),
         cmocka_unit_test(garbage_answers_are_a_handshake_failure),
         cmocka_unit_test(wireguard_with_provisioned_key_authenticates_and_hides_secrets),
         cmocka_unit_test(wireguard_without_provisioned_key_is_inconclusive),
