@@ -18,7 +18,7 @@ static const double hist_lo[2] = {1.0, 1e3}, hist_hi[2] = {60000.0, 1e10};
 int vt_hist_bin(int kind, double v)
 {
     double lo = hist_lo[kind], hi = hist_hi[kind];
-    if (!(v > lo)) return 0; /* also NaN */
+    if (!(v > lo)) return 0;              /* also NaN */
     if (v >= hi) return VT_HIST_BINS - 1; /* also +inf: never cast a huge double to int */
     int i = (int)floor(log(v / lo) / log(hi / lo) * VT_HIST_BINS);
     if (i < 0) return 0;
@@ -316,11 +316,65 @@ done:
 
 /* ---- SQL plumbing ---- */
 
+/* Prepared statements kept per connection: ingest runs the same two statements per bucket. The
+ * collector is single-threaded; vt_db_forget drops a connection's statements before it closes. */
+#define STMT_CACHE 24
+static struct {
+    sqlite3 *db;
+    char *sql;
+    sqlite3_stmt *st;
+} stmt_cache[STMT_CACHE];
+static unsigned stmt_next;
+
+void vt_db_forget(void *native)
+{
+    for (int i = 0; i < STMT_CACHE; i++)
+        if (stmt_cache[i].db == native && native) {
+            sqlite3_finalize(stmt_cache[i].st);
+            free(stmt_cache[i].sql);
+            memset(&stmt_cache[i], 0, sizeof(stmt_cache[i]));
+        }
+}
+
+static sqlite3_stmt *stmt_get(sqlite3 *db, const char *sql, int *cached)
+{
+    *cached = 0;
+    for (int i = 0; i < STMT_CACHE; i++)
+        if (stmt_cache[i].db == db && strcmp(stmt_cache[i].sql, sql) == 0) {
+            if (sqlite3_stmt_busy(stmt_cache[i].st)) break; /* in use by an outer query */
+            *cached = 1;
+            return stmt_cache[i].st;
+        }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return NULL;
+    char *copy = strdup(sql);
+    if (!copy) return st;
+    unsigned slot = stmt_next++ % STMT_CACHE;
+    for (int i = 0; i < STMT_CACHE; i++) /* never evict a statement being stepped */
+        if (!stmt_cache[slot].st || !sqlite3_stmt_busy(stmt_cache[slot].st))
+            break;
+        else
+            slot = stmt_next++ % STMT_CACHE;
+    if (stmt_cache[slot].st && sqlite3_stmt_busy(stmt_cache[slot].st)) {
+        free(copy);
+        return st;
+    }
+    sqlite3_finalize(stmt_cache[slot].st);
+    free(stmt_cache[slot].sql);
+    stmt_cache[slot].db = db;
+    stmt_cache[slot].sql = copy;
+    stmt_cache[slot].st = st;
+    *cached = 1;
+    return st;
+}
+
 static int sqlite_query(sqlite3 *db, const char *sql, const char *const *params, int np,
                         vt_db_row_fn fn, void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    int cached;
+    sqlite3_stmt *st = stmt_get(db, sql, &cached);
+    if (!st) {
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
         return -1;
     }
@@ -341,7 +395,12 @@ static int sqlite_query(sqlite3 *db, const char *sql, const char *const *params,
         snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
         out = -1;
     }
-    sqlite3_finalize(st);
+    if (cached) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    } else {
+        sqlite3_finalize(st);
+    }
     return out;
 }
 
@@ -412,7 +471,20 @@ static const char *schema =
     " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
     " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
     "CREATE INDEX IF NOT EXISTS rollup_hourly_cc_hour ON rollup_hourly (probe_cc, hour);"
-    "CREATE INDEX IF NOT EXISTS rollup_hourly_hour ON rollup_hourly (hour);";
+    "CREATE INDEX IF NOT EXISTS rollup_hourly_hour ON rollup_hourly (hour);"
+    /* The same buckets per day ("hour" holds the day's 00:00:00) for long ranges. */
+    "CREATE TABLE IF NOT EXISTS rollup_daily ("
+    " hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
+    " target_id TEXT NOT NULL, test_name TEXT NOT NULL,"
+    " platform TEXT NOT NULL, category TEXT NOT NULL,"
+    " n BIGINT NOT NULL, n_ok BIGINT NOT NULL, n_dns BIGINT NOT NULL, n_tcp BIGINT NOT NULL,"
+    " n_tls BIGINT NOT NULL, n_http BIGINT NOT NULL, n_throttled BIGINT NOT NULL,"
+    " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"
+    " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"
+    " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
+    " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
+    "CREATE INDEX IF NOT EXISTS rollup_daily_cc_hour ON rollup_daily (probe_cc, hour);"
+    "CREATE INDEX IF NOT EXISTS rollup_daily_hour ON rollup_daily (hour);";
 
 static long long num(const char *s)
 {
@@ -507,13 +579,12 @@ static int load_one(void *arg, int nc, const char *const *cols)
     return 1;
 }
 
-static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
+static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *err, size_t errlen)
 {
     static const char *sel_tail =
-        " FROM rollup_hourly WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? "
-        "AND test_name = ?";
-    static const char *upsert =
-        "INSERT INTO rollup_hourly (hour, probe_cc, probe_asn, target_id, test_name, platform, "
+        " WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? AND test_name = ?";
+    static const char *upsert_tail =
+        " (hour, probe_cc, probe_asn, target_id, test_name, platform, "
         "category, n, n_ok, n_dns, n_tcp, n_tls, n_http, n_throttled, n_down, n_offline, "
         "n_inconclusive, n_failure, n_confirmed, lat_hist, tput_hist, reports) VALUES "
         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (hour, probe_cc, probe_asn, "
@@ -524,8 +595,9 @@ static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
         "n_inconclusive = excluded.n_inconclusive, n_failure = excluded.n_failure, n_confirmed = "
         "excluded.n_confirmed, lat_hist = excluded.lat_hist, tput_hist = excluded.tput_hist, "
         "reports = excluded.reports";
-    char sel[512];
-    snprintf(sel, sizeof(sel), "SELECT %s%s", vt_cell_select, sel_tail);
+    char sel[512], upsert[1400];
+    snprintf(sel, sizeof(sel), "SELECT %s FROM %s%s", vt_cell_select, table, sel_tail);
+    snprintf(upsert, sizeof(upsert), "INSERT INTO %s%s", table, upsert_tail);
     vt_cell *old = malloc(sizeof(*old));
     if (!old) {
         snprintf(err, errlen, "out of memory");
@@ -567,6 +639,47 @@ static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
     }
     free(old);
     cs->n = 0;
+    return rc;
+}
+
+/* Flushes the hourly buckets, then the same merged per day. */
+static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
+{
+    cellset day = {0};
+    int rc = 0;
+    for (size_t i = 0; i < cs->n && rc == 0; i++) {
+        const vt_cell *c = &cs->c[i];
+        vt_cell *d = NULL;
+        for (size_t k = day.n; k-- > 0 && !d;)
+            if (strncmp(day.c[k].hour, c->hour, 10) == 0 &&
+                strcmp(day.c[k].target, c->target) == 0 && strcmp(day.c[k].asn, c->asn) == 0 &&
+                strcmp(day.c[k].cc, c->cc) == 0 && strcmp(day.c[k].test, c->test) == 0)
+                d = &day.c[k];
+        if (!d) {
+            if (day.n == day.cap) {
+                size_t cap = day.cap ? day.cap * 2 : 64;
+                vt_cell *nc = realloc(day.c, cap * sizeof(*nc));
+                if (!nc) {
+                    snprintf(err, errlen, "out of memory");
+                    rc = -1;
+                    break;
+                }
+                day.c = nc;
+                day.cap = cap;
+            }
+            d = &day.c[day.n++];
+            *d = *c;
+            snprintf(d->hour, sizeof(d->hour), "%.10s 00:00:00", c->hour);
+        } else {
+            memcpy(d->platform, c->platform, sizeof(d->platform));
+            memcpy(d->category, c->category, sizeof(d->category));
+            cell_merge(d, c);
+        }
+    }
+    if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
+    if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
+    cs->n = 0;
+    free(day.c);
     return rc;
 }
 
@@ -668,16 +781,22 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char
         if (vt_db_query(s, buf, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
         p += len + (semi ? 1 : 0);
     }
-    long long have = 0, meas = 0;
+    long long have = 0, have_d = 0, meas = 0;
     if (vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM rollup_hourly LIMIT 1) x", NULL, 0,
                     count_row, &have, err, errlen) < 0 ||
+        vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM rollup_daily LIMIT 1) x", NULL, 0,
+                    count_row, &have_d, err, errlen) < 0 ||
         vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM measurements LIMIT 1) x", NULL, 0,
                     count_row, &meas, err, errlen) < 0)
         return -1;
-    if (have || !meas) return 0;
+    if ((have && have_d) || !meas) return 0;
     rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
     if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
-    if (vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r, err, errlen) < 0)
+    if (vt_db_query(s, "DELETE FROM rollup_hourly", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+        vt_db_query(s, "DELETE FROM rollup_daily", NULL, 0, NULL, NULL, err, errlen) < 0)
+        r.rc = -1;
+    if (r.rc == 0 &&
+        vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r, err, errlen) < 0)
         r.rc = -1;
     if (r.rc == 0) r.rc = cells_flush(s, &r.cs, err, errlen);
     free(r.cs.c);
@@ -855,6 +974,9 @@ static void ep_close(eplist *l, ep_acc *a, const vt_cell *key, long long from, l
     a->open = 0;
     long long end = a->last + 3600;
     if (end <= from || (to > 0 && a->start >= to)) return; /* outside the asked range */
+    /* Noise: a lone hour where two probe runs happened to fail, or one slow hour. */
+    if (a->kind == H_BLOCK && a->anom < VT_DETECT_MIN_ANOMALIES) return;
+    if (a->kind == H_SLOW && a->hours < VT_DETECT_MIN_SLOW_HOURS) return;
     vt_episode *e = ep_new(l);
     if (!e) return;
     snprintf(e->kind, sizeof(e->kind), "%s",
@@ -940,13 +1062,15 @@ static void ep_add(eplist *l, ep_acc *a, int kind, const vt_cell *c, long long t
 static int slow_vs(const vt_hist *lat, const vt_hist *tput, const vt_hist *blat,
                    const vt_hist *btput)
 {
+    /* The hour's lower quartile of latency (upper quartile of throughput) against the baseline
+     * median: most of the hour's measurements must be slow, not one unlucky download. */
     if (vt_hist_total(blat) >= VT_DETECT_BASELINE_MIN && vt_hist_total(lat) > 0) {
-        double m = vt_hist_quantile(lat, VT_HIST_LATENCY, 0.5);
+        double m = vt_hist_quantile(lat, VT_HIST_LATENCY, 0.25);
         double bm = vt_hist_quantile(blat, VT_HIST_LATENCY, 0.5);
         if (m >= bm * VT_DETECT_SLOW_RATIO) return 1;
     }
     if (btput && vt_hist_total(btput) >= VT_DETECT_BASELINE_MIN && vt_hist_total(tput) > 0) {
-        double m = vt_hist_quantile(tput, VT_HIST_THROUGHPUT, 0.5);
+        double m = vt_hist_quantile(tput, VT_HIST_THROUGHPUT, 0.75);
         double bm = vt_hist_quantile(btput, VT_HIST_THROUGHPUT, 0.5);
         if (m * VT_DETECT_SLOW_RATIO <= bm) return 1;
     }

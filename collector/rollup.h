@@ -100,6 +100,8 @@ typedef int (*vt_db_row_fn)(void *arg, int ncols, const char *const *cols);
 /* sql uses '?' placeholders (rewritten to $n for PostgreSQL); params are text. */
 int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np, vt_db_row_fn fn,
                 void *arg, char *err, size_t errlen);
+/* Finalises the statements cached for a SQLite connection; call before closing it. */
+void vt_db_forget(void *native);
 /* The columns of rollup_hourly in the order vt_cell_from_cols reads them. */
 extern const char *const vt_cell_select;
 int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols);
@@ -120,6 +122,8 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
 #define VT_DETECT_BASELINE_MIN 20  /* samples in the baseline before slowdowns are judged */
 #define VT_DETECT_OUTAGE_SHARE 0.5 /* canaries failing this share: the network is down */
 #define VT_DETECT_GAP_HOURS 2      /* hours without data that do not split an episode */
+#define VT_DETECT_MIN_ANOMALIES 5  /* a blocking episode needs this many anomalous measurements */
+#define VT_DETECT_MIN_SLOW_HOURS 2 /* a slowdown episode needs this many slow hours */
 
 typedef struct vt_episode {
     char kind[16];  /* "blocking", "slowdown", "outage" */

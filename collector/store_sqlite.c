@@ -187,6 +187,7 @@ static void sq_close(vt_store *vs)
     sqlite3_finalize(s->tok_check);
     sqlite3_finalize(s->tok_list);
     sqlite3_finalize(s->tok_revoke);
+    vt_db_forget(s->db); /* rollup.c's cached statements */
     sqlite3_close(s->db);
     free(s);
 }

@@ -156,6 +156,8 @@ def main():
         agg_seed.upload(base, ms[:500])  # duplicates must not count twice
         total = int(db.execute("SELECT SUM(n) FROM rollup_hourly")[0][0])
         check(total == len(ms), "rollups count every accepted measurement once (%d)" % total)
+        total = int(db.execute("SELECT SUM(n) FROM rollup_daily")[0][0])
+        check(total == len(ms), "daily rollups too (%d)" % total)
 
         st, a = getj(base, "/api/v1/aggregation", {"probe_cc": "PK", "by": "probe_asn,platform",
                                                     "since": "2026-11-01"})
