@@ -364,15 +364,6 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     const char *uid = opt_string(it->m, "measurement_uid");
     if (is_uid(uid)) memcpy(it->uid, uid, VT_UID_LEN + 1);
     if (vt_ingest_validate(it->m, now, lim, reason, sizeof(reason)) < 0) return reject(it, reason);
-    /* Duplicate inside the batch: the first occurrence wins. */
-    for (vt_ingest_item *p = b->items; p < it; p++) {
-        if (p->status != VT_INGEST_REJECTED && strcmp(p->uid, it->uid) == 0) {
-            it->status = VT_INGEST_DUPLICATE;
-            cJSON_Delete(it->m);
-            it->m = NULL;
-            return;
-        }
-    }
     /* Privacy: the caller's address goes nowhere; probe_ip is always the placeholder. */
     if (must_scrub(client_addr)) vt_ingest_scrub(it->m, client_addr);
     cJSON *ip = cJSON_CreateString("127.0.0.1");
@@ -406,6 +397,35 @@ static int is_blank(const char *s, size_t len)
     for (size_t i = 0; i < len; i++)
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
     return 1;
+}
+
+static int cmp_uid_line(const void *a, const void *b)
+{
+    const vt_ingest_item *x = *(const vt_ingest_item *const *)a;
+    const vt_ingest_item *y = *(const vt_ingest_item *const *)b;
+    int c = strcmp(x->uid, y->uid);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Duplicates inside the batch: sorted by (uid, line), every one but the first of a uid. */
+static void mark_batch_duplicates(vt_ingest_batch *b)
+{
+    vt_ingest_item **v = malloc((b->n ? b->n : 1) * sizeof(*v));
+    size_t n = 0;
+    if (!v) { /* fall back to the quadratic scan */
+        for (size_t i = 0; i < b->n; i++)
+            for (size_t k = 0; k < i && b->items[i].status == VT_INGEST_ACCEPTED; k++)
+                if (b->items[k].status == VT_INGEST_ACCEPTED &&
+                    strcmp(b->items[k].uid, b->items[i].uid) == 0)
+                    b->items[i].status = VT_INGEST_DUPLICATE;
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].status == VT_INGEST_ACCEPTED) v[n++] = &b->items[i];
+    qsort(v, n, sizeof(*v), cmp_uid_line);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(v[i]->uid, v[i - 1]->uid) == 0) v[i]->status = VT_INGEST_DUPLICATE;
+    free(v);
 }
 
 int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
@@ -453,6 +473,8 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
         }
         i = e + 1;
     }
+    /* The first occurrence of a uid wins. */
+    mark_batch_duplicates(b);
     for (size_t i = 0; i < b->n; i++) {
         b->duplicate += b->items[i].status == VT_INGEST_DUPLICATE;
         b->rejected += b->items[i].status == VT_INGEST_REJECTED;
