@@ -289,13 +289,15 @@ static void web_kind_attributes_each_failure_to_its_phase(void **state)
 
 static void redirects_are_followed_hop_by_hop_newest_first(void **state)
 {
-    vt_target ts[2];
+    vt_target ts[3];
+    target_init(&ts[2], "loop", "web", fmt("http://a.test:%d/redirect-loop", http_port), NULL,
+                NULL);
     target_init(&ts[0], "chain", "web",
                 fmt("http://a.test:%d/chain/1?h1=a.test&h2=b.test", http_port), NULL, NULL);
     target_init(&ts[1], "to_nx", "web",
                 fmt("http://a.test:%d/chain/1?h1=a.test&h2=nx.test", http_port), NULL, NULL);
     results r;
-    run(ts, 2, &r);
+    run(ts, 3, &r);
     const cJSON *tk = tk_of(&r, "chain");
     assert_null(str(tk, "failure_phase"));
     assert_int_equal(num(tk, "x_redirects"), 3);
@@ -316,7 +318,15 @@ static void redirects_are_followed_hop_by_hop_newest_first(void **state)
     assert_string_equal(str(tk, "failure_phase"), "http");
     assert_string_equal(str(tk, "failure"), "dns_nxdomain_error");
     assert_int_equal(arr_len(tk, "requests"), 1);
-    for (int i = 0; i < 2; i++)
+
+    /* A loop stops after max_redirects (10) hops: 11 requests. */
+    tk = tk_of(&r, "loop");
+    assert_string_equal(str(tk, "failure_phase"), "http");
+    assert_string_equal(str(tk, "failure"), "http_too_many_redirects");
+    assert_int_equal(num(tk, "x_redirects"), 10);
+    assert_int_equal(arr_len(tk, "requests"), 11);
+    assert_int_equal(num(tk, "http_status"), 302);
+    for (int i = 0; i < 3; i++)
         target_free(&ts[i]);
     cJSON_Delete(r.by_id);
 }
