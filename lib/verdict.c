@@ -502,6 +502,24 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
 
+    /* VPN kinds: a silence that proves nothing, said so by the kind itself (a WireGuard server
+     * does not answer a key it does not know; many UDP services answer nothing). */
+    const char *inc = str_or_null(tk, "inconclusive_reason");
+    if (inc && !phase && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "reachable"))) {
+        if (strcmp(inc, "no_provisioned_key") == 0)
+            set(&d, "inconclusive", NULL,
+                "%s did not answer the WireGuard handshake, which is what a WireGuard server "
+                "does for a key it does not know: without a key provisioned on that server, "
+                "blocking cannot be told from normal behaviour.",
+                host);
+        else
+            set(&d, "inconclusive", NULL,
+                "%s did not answer (%s); its silence cannot tell blocking from normal "
+                "behaviour.",
+                host, inc);
+        goto out;
+    }
+
     /* Fingerprints: a known censor's DNS answer or blockpage. */
     if (in->fps) {
         for (size_t i = 0; i < sys.n && !d.fp; i++)
@@ -669,6 +687,13 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                 "The request for %s fails (%s); without a control it cannot be told whether "
                 "the site is blocked or down.",
                 host, failure ? failure : "failure");
+        goto out;
+    }
+    if (strcmp(phase, "handshake") == 0) {
+        set(&d, "inconclusive", NULL,
+            "The VPN handshake with %s failed (%s); without a control it cannot be told "
+            "whether the protocol is blocked or the server is down.",
+            host, failure ? failure : "failure");
         goto out;
     }
     set(&d, "inconclusive", NULL,

@@ -181,6 +181,8 @@ check(hs("wg")[0].get("authenticated") is True, "wg: not authenticated")
 k = tk("wg-unprovisioned")
 check(k.get("reachable") is False and k.get("failure") is None
       and k.get("inconclusive_reason") == "no_provisioned_key", "wg-unprovisioned: %s" % k)
+check(k.get("verdict") == "inconclusive", "wg-unprovisioned: verdict %s" % k.get("verdict"))
+check(tk("ovpn-udp").get("verdict") == "ok", "ovpn-udp: verdict %s" % tk("ovpn-udp").get("verdict"))
 if ike:
     reachable("ike", "vantage_ikev2")
     h = hs("ike")[0]

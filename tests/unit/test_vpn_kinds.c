@@ -23,6 +23,7 @@
 #include "vantage/secrets.h"
 #include "vantage/targets.h"
 #include "vantage/task.h"
+#include "vantage/verdict.h"
 #include "vantage/wireguard.h"
 
 extern const vt_kind vt_kind_openvpn, vt_kind_wireguard, vt_kind_ikev2, vt_kind_tor, vt_kind_tlsvpn,
@@ -270,6 +271,9 @@ static void openvpn_udp_server_is_reachable_with_rtt(void **state)
     assert_key_string(h, "transport", "udp");
     assert_key_string(h, "server_session_id", "a1a2a3a4a5a6a7a8");
     assert_key_null(h, "failure");
+    vt_verdict_inputs in = {.host = "127.0.0.1"};
+    vt_verdict_decide(tk, &in);
+    assert_key_string(tk, "verdict", "ok");
     cJSON_Delete(tk);
     server_stop(&s);
     vt_loop_free(loop);
@@ -339,8 +343,13 @@ static void garbage_answers_are_a_handshake_failure(void **state)
         assert_key_string(tk, "failure_phase", "handshake");
         assert_key_string(tk, "failure", want[i]);
         assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(tk, "rtt_ms")));
-        /* garbage is not silence: never inconclusive */
+        /* garbage is not silence: no inconclusive_reason; without a control, no blocking
+         * verdict either */
         assert_null(cJSON_GetObjectItemCaseSensitive(tk, "inconclusive_reason"));
+        vt_verdict_inputs in = {.host = "127.0.0.1"};
+        vt_verdict_decide(tk, &in);
+        assert_key_string(tk, "verdict", "inconclusive");
+        assert_non_null(strstr(vt_json_get_string(tk, "verdict_reason"), "handshake"));
         cJSON_Delete(tk);
     }
     server_stop(&s);
@@ -452,6 +461,11 @@ static void wireguard_without_provisioned_key_is_inconclusive(void **state)
     assert_key_null(tk, "failure_phase");
     assert_key_string(tk, "inconclusive_reason", "no_provisioned_key");
     assert_key_null(first_handshake(tk), "failure");
+    /* The verdict says so too: neither ok nor blocked. */
+    vt_verdict_inputs in = {.host = "127.0.0.1"};
+    vt_verdict_decide(tk, &in);
+    assert_key_string(tk, "verdict", "inconclusive");
+    assert_non_null(strstr(vt_json_get_string(tk, "verdict_reason"), "WireGuard"));
     cJSON_Delete(tk);
     server_stop(&s);
     vt_loop_free(loop);
