@@ -176,6 +176,14 @@ static void resolver_of(vt_dns *d)
     ares_free_data(servers);
 }
 
+/* c-ares' per-try timeout: two tries wait t then 2t, so a silent resolver costs about
+ * cfg->dns_timeout_ms in all, not three times it. */
+static int try_timeout_ms(const vt_config *cfg)
+{
+    int total = cfg && cfg->dns_timeout_ms > 0 ? cfg->dns_timeout_ms : 5000;
+    return total / 3 > 100 ? total / 3 : 100;
+}
+
 static vt_dns *dns_new(vt_loop *loop, const vt_config *cfg, int type)
 {
     vt_dns *d = calloc(1, sizeof(*d));
@@ -194,7 +202,7 @@ vt_dns *vt_dns_new_system(vt_loop *loop, const vt_config *cfg, char *err, size_t
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (vt_loop_ares_channel(loop, NULL, cfg->dns_timeout_ms, 2, &d->ch, err, errlen) < 0) {
+    if (vt_loop_ares_channel(loop, NULL, try_timeout_ms(cfg), 2, &d->ch, err, errlen) < 0) {
         free(d);
         return NULL;
     }
@@ -230,7 +238,7 @@ vt_dns *vt_dns_new_udp(vt_loop *loop, const vt_config *cfg, const char *server, 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (vt_loop_ares_channel(loop, csv, cfg->dns_timeout_ms, 2, &d->ch, err, errlen) < 0) {
+    if (vt_loop_ares_channel(loop, csv, try_timeout_ms(cfg), 2, &d->ch, err, errlen) < 0) {
         free(d);
         return NULL;
     }
@@ -339,7 +347,7 @@ static int doh_start(dns_op *op, const char *host)
     curl_easy_setopt(op->easy, CURLOPT_HTTPHEADER, op->hdrs);
     curl_easy_setopt(op->easy, CURLOPT_WRITEFUNCTION, doh_write);
     curl_easy_setopt(op->easy, CURLOPT_WRITEDATA, op);
-    curl_easy_setopt(op->easy, CURLOPT_TIMEOUT_MS, (long)d->cfg->dns_timeout_ms * 2);
+    curl_easy_setopt(op->easy, CURLOPT_TIMEOUT_MS, (long)try_timeout_ms(d->cfg) * 3);
     curl_easy_setopt(op->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(op->easy, CURLOPT_ERRORBUFFER, op->errbuf);
     curl_easy_setopt(op->easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -384,11 +392,11 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
             op->q.answers[0].qtype = qtype;
             snprintf(op->q.answers[0].addr, sizeof(op->q.answers[0].addr), "%s", host);
             op->q.n_answers = 1;
-            op->q.rcode = 0;
         } else {
             snprintf(op->q.failure, sizeof(op->q.failure), "dns_no_answer");
         }
-        op->q.engine = "none";
+        op->q.engine = NULL; /* no resolver was asked: engine and rcode are null */
+        op->q.resolver[0] = 0;
         op->timer = vt_timer_start(d->loop, 0, on_immediate, op);
         if (!op->timer) {
             op_free(op);
@@ -439,7 +447,7 @@ cJSON *vt_dns_query_json(const vt_dns_query *q)
     } else {
         cJSON_AddNullToObject(o, "answers");
     }
-    cJSON_AddStringToObject(o, "engine", q->engine);
+    vt_json_add_string_or_null(o, "engine", q->engine);
     vt_json_add_failure(o, "failure", q->failure);
     cJSON_AddStringToObject(o, "hostname", q->hostname);
     cJSON_AddStringToObject(o, "query_type", q->qtype == VT_DNS_A ? "A" : "AAAA");

@@ -11,11 +11,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "vantage/config.h"
 #include "vantage/dns.h"
+#include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/tls.h"
 
@@ -74,6 +77,92 @@ static void dns_name_c_ares_refuses_answers_from_the_loop(void **state)
     lookup_bad_name(d, loop, long_label);
     vt_dns_free(d);
     vt_loop_free(loop);
+}
+
+typedef struct dns_kept {
+    int calls;
+    char failure[VT_FAILURE_MAX];
+    double t0, t;
+    char *json;
+} dns_kept;
+
+static void keep_query(const vt_dns_query *q, void *arg)
+{
+    dns_kept *k = arg;
+    k->calls++;
+    snprintf(k->failure, sizeof(k->failure), "%s", q->failure);
+    k->t0 = q->t0;
+    k->t = q->t;
+    cJSON *j = vt_dns_query_json(q);
+    k->json = vt_json_print(j);
+    cJSON_Delete(j);
+}
+
+static void dns_silent_resolver_costs_about_the_configured_timeout(void **state)
+{
+    (void)state;
+    char err[256], server[64];
+    /* A UDP socket that never reads: the resolver that does not answer. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sin.sin_port));
+    vt_config cfg;
+    vt_config_defaults(&cfg);
+    cfg.dns_timeout_ms = 600;
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    vt_dns *d = vt_dns_new_udp(loop, &cfg, server, err, sizeof(err));
+    assert_non_null(d);
+    dns_kept k = {0};
+    double start = vt_now();
+    assert_int_equal(vt_dns_lookup(d, "silent.test", VT_DNS_A, start, keep_query, &k), 0);
+    vt_loop_run(loop);
+    double took = vt_now() - start;
+    vt_dns_free(d);
+    vt_loop_free(loop);
+    close(fd);
+    assert_int_equal(k.calls, 1);
+    assert_string_equal(k.failure, "generic_timeout_error");
+    assert_true(took >= 0.5 && took < 0.9);
+    assert_non_null(strstr(k.json, "\"engine\":\"udp\""));
+    assert_non_null(strstr(k.json, "\"rcode\":null"));
+    assert_non_null(strstr(k.json, "\"answers\":null"));
+    assert_non_null(strstr(k.json, server));
+    free(k.json);
+}
+
+static void dns_ip_literal_is_answered_without_a_resolver(void **state)
+{
+    (void)state;
+    char err[256];
+    vt_config cfg;
+    vt_config_defaults(&cfg);
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    vt_dns *d = vt_dns_new_udp(loop, &cfg, "127.0.0.1:9", err, sizeof(err));
+    assert_non_null(d);
+    dns_kept a = {0}, aaaa = {0}, six = {0};
+    double t_base = vt_now();
+    assert_int_equal(vt_dns_lookup(d, "192.0.2.7", VT_DNS_A, t_base, keep_query, &a), 0);
+    assert_int_equal(vt_dns_lookup(d, "192.0.2.7", VT_DNS_AAAA, t_base, keep_query, &aaaa), 0);
+    assert_int_equal(vt_dns_lookup(d, "2001:db8::7", VT_DNS_AAAA, t_base, keep_query, &six), 0);
+    assert_int_equal(a.calls + aaaa.calls + six.calls, 0);
+    vt_loop_run(loop);
+    vt_dns_free(d);
+    vt_loop_free(loop);
+    assert_int_equal(a.calls, 1);
+    assert_string_equal(a.failure, "");
+    assert_non_null(strstr(a.json, "\"answers\":[{\"answer_type\":\"A\",\"ipv4\":\"192.0.2.7\""));
+    /* No resolver was asked: the verdicts must not take this for a resolver's view. */
+    assert_non_null(strstr(a.json, "\"engine\":null"));
+    assert_non_null(strstr(a.json, "\"rcode\":null"));
+    assert_non_null(strstr(a.json, "\"resolver_address\":\"\""));
+    assert_string_equal(aaaa.failure, "dns_no_answer");
+    assert_non_null(strstr(six.json, "\"ipv6\":\"2001:db8::7\""));
+    free(a.json);
+    free(aaaa.json);
+    free(six.json);
 }
 
 /* ---- TLS against a peer on the same loop ---- */
@@ -217,6 +306,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dns_name_c_ares_refuses_answers_from_the_loop),
+        cmocka_unit_test(dns_silent_resolver_costs_about_the_configured_timeout),
+        cmocka_unit_test(dns_ip_literal_is_answered_without_a_resolver),
         cmocka_unit_test(tls_peer_closing_after_client_hello_is_eof_error),
         cmocka_unit_test(tls_peer_resetting_after_client_hello_is_connection_reset),
     };
