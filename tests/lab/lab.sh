@@ -430,6 +430,10 @@ lab_probe() {
         cat "$LAB_DIR/probe.err" >&2
         lab_die "the probe wrote no measurement (exit $rc)"
     fi
+    if [ "$rc" -ne "${LAB_PROBE_RC:-0}" ]; then # a crash or sanitizer report fails the test
+        tail -30 "$LAB_DIR/probe.err" >&2
+        lab_die "the probe exited $rc"
+    fi
 }
 
 # lab_assert TARGET_ID CHECK...: each CHECK is key=value, key~=regex, key>=num, key<=num or
