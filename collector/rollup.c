@@ -127,8 +127,22 @@ void vt_rset_add(vt_rset *s, uint32_t h, uint32_t n, uint32_t a)
 
 void vt_rset_merge(vt_rset *into, const vt_rset *s)
 {
-    for (int i = 0; i < s->len; i++)
-        vt_rset_add(into, s->e[i].h, s->e[i].n, s->e[i].a);
+    /* Both sorted by hash: one linear merge keeping the K smallest. */
+    vt_rset_entry out[VT_RSET_K];
+    int i = 0, j = 0, k = 0;
+    while (k < VT_RSET_K && (i < into->len || j < s->len)) {
+        if (j >= s->len || (i < into->len && into->e[i].h < s->e[j].h))
+            out[k++] = into->e[i++];
+        else if (i >= into->len || s->e[j].h < into->e[i].h)
+            out[k++] = s->e[j++];
+        else {
+            out[k] = into->e[i++];
+            out[k].n += s->e[j].n;
+            out[k++].a += s->e[j++].a;
+        }
+    }
+    memcpy(into->e, out, (size_t)k * sizeof(out[0]));
+    into->len = k;
 }
 
 double vt_rset_distinct(const vt_rset *s)
@@ -1128,7 +1142,8 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
     /* Outages: the network's canaries failing. */
     ep_acc oa = {0};
     for (size_t i = 0; i < nn && !q->target && !q->platform; i++) {
-        if (nh[i].n > 0 && (double)nh[i].bad >= VT_DETECT_OUTAGE_SHARE * nh[i].n) {
+        if (nh[i].bad >= VT_DETECT_OUTAGE_MIN &&
+            (double)nh[i].bad >= VT_DETECT_OUTAGE_SHARE * nh[i].n) {
             vt_cell tmp;
             memset(&tmp, 0, sizeof(tmp));
             tmp.n = nh[i].n;
@@ -1161,7 +1176,8 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
                 net_hour *h = net_find(nh, nn, t);
                 double probes = vt_rset_distinct(&x->rs), share = vt_rset_share(&x->rs);
                 int cls;
-                if ((h && (double)h->bad >= VT_DETECT_OUTAGE_SHARE * h->n) ||
+                if ((h && h->bad >= VT_DETECT_OUTAGE_MIN &&
+                     (double)h->bad >= VT_DETECT_OUTAGE_SHARE * h->n) ||
                     (double)x->v[VT_V_OFFLINE] >= VT_DETECT_OUTAGE_SHARE * x->n)
                     cls = H_OUTAGE;
                 else if (share >= VT_DETECT_BLOCK_SHARE)

@@ -121,6 +121,7 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
 #define VT_DETECT_BASELINE_HOURS 168
 #define VT_DETECT_BASELINE_MIN 20  /* samples in the baseline before slowdowns are judged */
 #define VT_DETECT_OUTAGE_SHARE 0.5 /* canaries failing this share: the network is down */
+#define VT_DETECT_OUTAGE_MIN 3     /* and at least this many failed canary measurements */
 #define VT_DETECT_GAP_HOURS 2      /* hours without data that do not split an episode */
 #define VT_DETECT_MIN_ANOMALIES 5  /* a blocking episode needs this many anomalous measurements */
 #define VT_DETECT_MIN_SLOW_HOURS 2 /* a slowdown episode needs this many slow hours */
