@@ -243,7 +243,13 @@ vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen)
         return NULL;
     }
     s->base.ops = &pg_ops;
-    s->conn = PQconnectdb(conninfo);
+    /* Defaults the URL may override, kept by PQreset after a lost connection: every
+     * acknowledged batch must survive a crash whatever the server's default (synchronous_commit),
+     * and the loop must never wait forever on the database (timeouts). */
+    const char *keys[] = {"connect_timeout", "options", "dbname", NULL};
+    const char *vals[] = {"10", "-c synchronous_commit=on -c statement_timeout=30000", conninfo,
+                          NULL};
+    s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
         if (s->conn)
             pg_msg(s, "connect", NULL, err, errlen);
@@ -251,9 +257,7 @@ vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen)
             snprintf(err, errlen, "postgresql: out of memory");
         goto fail;
     }
-    /* Every acknowledged batch must survive a crash, whatever the server's default. */
-    if (exec_cmd(s, "SET synchronous_commit = on", err, errlen) < 0 ||
-        exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0 ||
+    if (exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0 ||
         exec_cmd(s, schema, err, errlen) < 0 || ensure(s, err, errlen) < 0)
         goto fail;
     return &s->base;
