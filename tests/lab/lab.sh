@@ -72,6 +72,30 @@ lab_require() {
     fi
 }
 
+# lab_needs control|fingerprints...: skip (77) with a message when the probe or the collector
+# cannot provide what the scenario's verdict needs.
+lab_needs() {
+    lab_require
+    local help need
+    help=$("$LAB_PROBE" --help 2>&1) || true
+    for need in "$@"; do
+        case "$need" in
+        control)
+            if ! grep -q -- '--control' <<<"$help" || [ ! -x "$LAB_COLLECTOR" ]; then
+                echo "lab: skipped: needs the control (probe --control and $LAB_COLLECTOR)" >&2
+                exit 77
+            fi
+            ;;
+        fingerprints)
+            if ! grep -q -- '--fingerprints' <<<"$help"; then
+                echo "lab: skipped: needs probe --fingerprints" >&2
+                exit 77
+            fi
+            ;;
+        esac
+    done
+}
+
 lab_ns() {
     local ns=$1
     shift

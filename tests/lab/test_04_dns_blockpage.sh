@@ -3,6 +3,7 @@
 # known DNS fingerprint (tests/lab/fingerprints-lab.csv): DNS blocking, confirmed.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs fingerprints
 lab_setup
 lab_isp_dns "--address=/target.lab/$LAB_BLOCKPAGE_IP"
 lab_probe

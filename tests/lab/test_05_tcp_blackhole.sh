@@ -2,6 +2,7 @@
 # Lab scenario 5: TCP blackhole: every packet from the client to the target's address is dropped.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs control
 lab_setup
 lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -d "$LAB_TARGET_IP" -j DROP
 lab_probe

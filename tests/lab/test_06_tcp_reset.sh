@@ -2,6 +2,7 @@
 # Lab scenario 6: TCP reset on connect: the censor answers SYNs to the target's address with RST.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs control
 lab_setup
 lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -d "$LAB_TARGET_IP" -p tcp --syn \
     -j REJECT --reject-with tcp-reset

@@ -2,6 +2,7 @@
 # Lab scenario 9: Host-header reset: a plain HTTP request carrying "Host: target.lab" is reset.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs control
 lab_setup
 lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 80 \
     -m string --string "Host: target.lab" --algo bm -j REJECT --reject-with tcp-reset

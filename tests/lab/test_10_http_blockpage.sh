@@ -3,6 +3,7 @@
 # to the blockpage server (DNAT), whose page is a known fingerprint: HTTP blocking, confirmed.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs fingerprints
 lab_setup
 lab_censor iptables -t nat -A PREROUTING -i "$LAB_IF_CLI" -p tcp -d "$LAB_TARGET_IP" --dport 80 \
     -j DNAT --to-destination "$LAB_BLOCKPAGE_IP:80"

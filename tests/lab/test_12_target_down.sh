@@ -3,6 +3,7 @@
 # fails too, so the verdict is down, not blocked.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs control
 lab_setup
 lab_stop_main_server
 lab_probe

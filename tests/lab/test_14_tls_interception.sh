@@ -3,6 +3,7 @@
 # server whose certificate comes from a CA the probe does not trust.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
+lab_needs control
 lab_setup
 lab_censor iptables -t nat -A PREROUTING -i "$LAB_IF_CLI" -p tcp -d "$LAB_TARGET_IP" --dport 443 \
     -j DNAT --to-destination "$LAB_INTERCEPT_IP:443"
