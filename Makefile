@@ -2,8 +2,9 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all build run test test-fast test-asan deps deps-test deps-lab install clean
+.PHONY: all build run test test-fast test-asan test-fuzz deps deps-test deps-lab install clean
 
 all: build
 
@@ -30,6 +31,7 @@ test: deps-lab build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE lab
 	cd $(BUILD) && ctest --output-on-failure -L lab
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 
 test-fast: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE lab
@@ -40,10 +42,16 @@ test-asan: deps-test
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -LE lab
 
+# libFuzzer on the VPN reply parsers (clang), 10 s each; longer by hand: see tests/fuzz/.
+test-fuzz: deps-test
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_openvpn fuzz_wireguard fuzz_ikev2
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
+
 # `make install [DESTDIR=stage] [PREFIX=/usr]`: DESTDIR stages (packaging), PREFIX overrides the
 # configured prefix (the probe then finds its target lists relative to its own binary).
 install: build
 	DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
