@@ -1,0 +1,236 @@
+/* What the TLS handshake step records against loopback servers with certificates from
+ * tests/servers/mkca.sh (tests/servers/tlsserver.py): SNI and ALPN as sent, version and IANA
+ * cipher names, the leaf certificate in the OONI entry, names checked against IP SANs, and
+ * handshakes without verification. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "spawn_server.h"
+#include "vantage/json.h"
+#include "vantage/loop.h"
+#include "vantage/tls.h"
+
+static test_server sni_srv, ip_srv, old_srv;
+static int sni_port, ip_port, old_port;
+static char cadir[64], cacert[128];
+
+static int port_of(const test_server *s)
+{
+    cJSON *j = cJSON_Parse(s->line);
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "tls");
+    int p = cJSON_IsNumber(v) ? v->valueint : 0;
+    cJSON_Delete(j);
+    return p;
+}
+
+static int start(test_server *s, const char *src, const char *cert, const char *extra1,
+                 const char *extra2, const char *extra3, const char *extra4)
+{
+    char script[600], pair[300];
+    snprintf(script, sizeof(script), "%s/tests/servers/tlsserver.py", src);
+    snprintf(pair, sizeof(pair), "%s/%s.pem,%s/%s.key", cadir, cert, cadir, cert);
+    char *argv[] = {"python3", script, "--lifetime", "60", "--cert", pair, (char *)extra1,
+                    (char *)extra2, (char *)extra3, (char *)extra4, NULL};
+    if (test_server_start(s, argv) < 0)
+        return -1;
+    return port_of(s);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *src = getenv("VT_SOURCE_DIR") ? getenv("VT_SOURCE_DIR") : VT_SOURCE_DIR;
+    snprintf(cadir, sizeof(cadir), "/tmp/vt-tls-XXXXXX");
+    if (!mkdtemp(cadir))
+        return -1;
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "sh '%s/tests/servers/mkca.sh' '%s' name=good.test ip=127.0.0.1",
+             src, cadir);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(cacert, sizeof(cacert), "%s/ca.pem", cadir);
+    sni_port = start(&sni_srv, src, "name", "--alpn", "h2,http/1.1", "--require-sni", "good.test");
+    ip_port = start(&ip_srv, src, "ip", NULL, NULL, NULL, NULL);
+    old_port = start(&old_srv, src, "name", "--max-version", "1.2", NULL, NULL);
+    return sni_port > 0 && ip_port > 0 && old_port > 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    test_server_stop(&sni_srv);
+    test_server_stop(&ip_srv);
+    test_server_stop(&old_srv);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cadir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct got {
+    int calls;
+    char failure[VT_FAILURE_MAX];
+    char failed_operation[32];
+    char version[16], cipher[64], alpn[32];
+    long verify_result;
+    cJSON *json;
+} got;
+
+static void on_tls(const vt_tls_result *r, void *arg)
+{
+    got *g = arg;
+    g->calls++;
+    snprintf(g->failure, sizeof(g->failure), "%s", r->failure);
+    snprintf(g->failed_operation, sizeof(g->failed_operation), "%s",
+             r->failed_operation ? r->failed_operation : "");
+    snprintf(g->version, sizeof(g->version), "%s", r->tls_version);
+    snprintf(g->cipher, sizeof(g->cipher), "%s", r->cipher_suite);
+    snprintf(g->alpn, sizeof(g->alpn), "%s", r->negotiated_protocol);
+    g->verify_result = r->verify_result;
+    g->json = vt_tls_result_json(r);
+}
+
+static void handshake(const char *ca, vt_tls_opts o, got *g)
+{
+    char err[256];
+    memset(g, 0, sizeof(*g));
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    assert_non_null(loop);
+    vt_tls_ctx *ctx = vt_tls_ctx_new(ca, err, sizeof(err));
+    assert_non_null(ctx);
+    o.ip = "127.0.0.1";
+    o.connect_timeout_ms = 2000;
+    o.tls_timeout_ms = 3000;
+    o.t_base = vt_now();
+    assert_int_equal(vt_tls_handshake(loop, ctx, &o, on_tls, g), 0);
+    assert_int_equal(g->calls, 0);
+    vt_loop_run(loop);
+    vt_tls_ctx_free(ctx);
+    vt_loop_free(loop);
+    assert_int_equal(g->calls, 1);
+}
+
+/* Base64 of the DER of DIR/name.pem, as OONI's peer_certificates hold it. */
+static char *cert_b64(const char *name)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "%s/%s.pem", cadir, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(x);
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    X509_free(x);
+    assert_true(n > 0);
+    char *b64 = malloc(4 * ((size_t)n + 2) / 3 + 4);
+    EVP_EncodeBlock((unsigned char *)b64, der, n);
+    OPENSSL_free(der);
+    return b64;
+}
+
+static void tls_sni_alpn_version_cipher_and_leaf_are_recorded(void **state)
+{
+    (void)state;
+    got g;
+    handshake(cacert,
+              (vt_tls_opts){.port = sni_port, .sni = "good.test", .alpn = "h2,http/1.1"}, &g);
+    assert_string_equal(g.failure, "");
+    assert_string_equal(g.failed_operation, "");
+    assert_string_equal(g.version, "TLSv1.3");
+    assert_true(strncmp(g.cipher, "TLS_", 4) == 0);
+    assert_string_equal(g.alpn, "h2");
+    assert_int_equal(g.verify_result, 0);
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%d", sni_port);
+    assert_string_equal(vt_json_get_string(g.json, "address"), want);
+    assert_string_equal(vt_json_get_string(g.json, "server_name"), "good.test");
+    assert_string_equal(vt_json_get_string(g.json, "negotiated_protocol"), "h2");
+    assert_string_equal(vt_json_get_string(g.json, "cipher_suite"), g.cipher);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(g.json, "failure")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(g.json, "no_tls_verify")));
+    cJSON *certs = cJSON_GetObjectItemCaseSensitive(g.json, "peer_certificates");
+    assert_int_equal(cJSON_GetArraySize(certs), 1);
+    char *b64 = cert_b64("name");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(certs, 0), "format"), "base64");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(certs, 0), "data"), b64);
+    free(b64);
+    cJSON_Delete(g.json);
+}
+
+static void tls_without_sni_sends_none(void **state)
+{
+    (void)state;
+    got g;
+    /* The server refuses any SNI but good.test, none included. */
+    handshake(cacert, (vt_tls_opts){.port = sni_port, .verify_name = "good.test"}, &g);
+    assert_true(g.failure[0] != 0);
+    assert_string_equal(g.failed_operation, "tls_handshake_done");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(g.json, "server_name")) ||
+                strcmp(vt_json_get_string(g.json, "server_name"), "") == 0);
+    cJSON_Delete(g.json);
+}
+
+static void tls_tls12_server_gives_tls12_and_an_iana_cipher_name(void **state)
+{
+    (void)state;
+    got g;
+    handshake(cacert, (vt_tls_opts){.port = old_port, .sni = "good.test"}, &g);
+    assert_string_equal(g.failure, "");
+    assert_string_equal(g.version, "TLSv1.2");
+    assert_true(strncmp(g.cipher, "TLS_ECDHE_", 10) == 0); /* IANA, not OpenSSL's ECDHE-RSA-... */
+    assert_string_equal(g.alpn, "");
+    cJSON_Delete(g.json);
+}
+
+static void tls_ip_address_name_is_checked_against_ip_sans(void **state)
+{
+    (void)state;
+    got g;
+    handshake(cacert, (vt_tls_opts){.port = ip_port, .verify_name = "127.0.0.1"}, &g);
+    assert_string_equal(g.failure, "");
+    cJSON_Delete(g.json);
+    /* A certificate with only DNS names does not vouch for an address. */
+    handshake(cacert,
+              (vt_tls_opts){.port = sni_port, .sni = "good.test", .verify_name = "127.0.0.1"},
+              &g);
+    assert_string_equal(g.failure, "ssl_invalid_hostname");
+    assert_string_equal(g.version, "TLSv1.3"); /* the handshake itself completed */
+    cJSON_Delete(g.json);
+}
+
+static void tls_without_verification_accepts_any_certificate(void **state)
+{
+    (void)state;
+    got g;
+    /* No test CA: verification would say ssl_unknown_authority. */
+    handshake(NULL, (vt_tls_opts){.port = sni_port, .sni = "good.test", .no_verify = 1}, &g);
+    assert_string_equal(g.failure, "");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g.json, "no_tls_verify")));
+    cJSON_Delete(g.json);
+    handshake(NULL, (vt_tls_opts){.port = sni_port, .sni = "good.test"}, &g);
+    assert_string_equal(g.failure, "ssl_unknown_authority");
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(g.json, "peer_certificates")) ==
+                1); /* the certificate that failed is kept as evidence */
+    cJSON_Delete(g.json);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tls_sni_alpn_version_cipher_and_leaf_are_recorded),
+        cmocka_unit_test(tls_without_sni_sends_none),
+        cmocka_unit_test(tls_tls12_server_gives_tls12_and_an_iana_cipher_name),
+        cmocka_unit_test(tls_ip_address_name_is_checked_against_ip_sans),
+        cmocka_unit_test(tls_without_verification_accepts_any_certificate),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
