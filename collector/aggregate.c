@@ -877,6 +877,16 @@ static const char *chartjs_path(void)
     return env && *env ? env : "/usr/share/javascript/chart.js/chart.min.js";
 }
 
+int vt_aggregate_is_query(const char *uri)
+{
+    static const char *const q[] = {"/api/v1/aggregation", "/api/v1/episodes",
+                                    "/api/v1/measurements"};
+    size_t len = strcspn(uri, "?#");
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+        if (strlen(q[i]) == len && strncmp(uri, q[i], len) == 0) return 1;
+    return 0;
+}
+
 int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen)
 {
     const char *uri = evhttp_request_get_uri(req);

@@ -16,6 +16,9 @@
  * route (for the log) into route; 0 when the path is not one of them (nothing sent). */
 int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen);
 
+/* 1 when uri is one of the query endpoints (not a static file): the caller rate-limits them. */
+int vt_aggregate_is_query(const char *uri);
+
 /* The dashboard's directory: $VANTAGE_WEB_DIR, the source tree's collector/web when run from a
  * build directory, else VT_DATADIR "/web". */
 const char *vt_aggregate_web_dir(void);

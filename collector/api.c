@@ -325,7 +325,17 @@ static void handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     char addr[INET6_ADDRSTRLEN] = "";
 
-    /* Read-only queries and the dashboard (aggregate.c): GET/HEAD only, no client address. */
+    /* Read-only queries and the dashboard (aggregate.c): GET/HEAD only. Queries read the
+     * database, so they share the per-address rate limit (own bucket keys). */
+    if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) && uri && vt_aggregate_is_query(uri)) {
+        peer_addr(req, addr, sizeof(addr));
+        int ok = rate_ok(a, a->rl_addr, "q:", addr, req);
+        memset(addr, 0, sizeof(addr));
+        if (!ok) {
+            vt_api_log(a, method, "(query)", 429, t0, "");
+            return;
+        }
+    }
     if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) &&
         (status = vt_aggregate_handle(a->store, req, path, sizeof(path))) > 0) {
         vt_api_log(a, method, path, status, t0, "");

@@ -91,9 +91,9 @@ class Pg:
             pass
 
 
-def start(db):
-    p = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:0", "--db", db.url, "--rate",
-                          "0"], stderr=subprocess.PIPE, text=True)
+def start(db, rate=("--rate", "0")):
+    p = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:0", "--db", db.url] +
+                         list(rate), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
     while time.time() < deadline:
         line = p.stderr.readline()
@@ -299,6 +299,14 @@ def main():
         st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
                                                         "since": "2026-11-01"})
         check(st == 200 and after == before, "rollups rebuilt from stored measurements")
+
+        # Queries share the per-address rate limit.
+        stop(proc)
+        proc, base = start(db, ("--rate", "1", "--burst", "3"))
+        codes = [get(base, "/api/v1/aggregation", {"by": "probe_cc"})[0] for _ in range(8)]
+        check(codes[:3] == [200] * 3 and 429 in codes, "queries are rate limited: %r" % codes)
+        st, _, _ = get(base, "/")
+        check(st == 200, "static files are not counted against the query limit")
     finally:
         if proc:
             stop(proc)
