@@ -361,7 +361,7 @@ static int doh_start(dns_op *op, const char *host)
 
 int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_cb cb, void *arg)
 {
-    if (!host || strlen(host) >= sizeof(((vt_dns_query *)0)->hostname) ||
+    if (!d || !cb || !host || strlen(host) >= sizeof(((vt_dns_query *)0)->hostname) ||
         (qtype != VT_DNS_A && qtype != VT_DNS_AAAA))
         return -1;
     dns_op *op = calloc(1, sizeof(*op));

@@ -104,8 +104,10 @@ int vt_tcp_connect(vt_loop *loop, const char *ip, int port, int timeout_ms, doub
     memset(&ss, 0, sizeof(ss));
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (port < 1 || port > 65535)
+    if (!loop || !ip || !cb || port < 1 || port > 65535)
         return -1;
+    if (timeout_ms <= 0)
+        timeout_ms = 10000; /* 0 would time out at once */
     if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)port);

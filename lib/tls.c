@@ -3,6 +3,7 @@
  * certificate still yields the version, cipher and certificate it came with. */
 #include "vantage/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -209,10 +210,14 @@ static void on_connected(const vt_tcp_result *tr, int fd, void *arg)
     op->ssl = SSL_new(op->ctx->ctx);
     if (!op->ssl || SSL_set_fd(op->ssl, fd) != 1) {
         vt_failure_unknown("cannot create a TLS session", op->r.failure, sizeof(op->r.failure));
+        op->r.failed_operation = "tls_handshake_start";
         finish(op);
         return;
     }
-    if (op->r.server_name[0])
+    /* No SNI for an address (RFC 6066; Go's crypto/tls, which OONI uses, does the same). */
+    unsigned char addr[16];
+    if (op->r.server_name[0] && inet_pton(AF_INET, op->r.server_name, addr) != 1 &&
+        inet_pton(AF_INET6, op->r.server_name, addr) != 1)
         SSL_set_tlsext_host_name(op->ssl, op->r.server_name);
     if (!op->no_verify && op->verify_name) {
         SSL_set_hostflags(op->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -220,6 +225,7 @@ static void on_connected(const vt_tcp_result *tr, int fd, void *arg)
     }
     if (op->alpn && set_alpn(op->ssl, op->alpn) < 0) {
         vt_failure_unknown("bad ALPN list", op->r.failure, sizeof(op->r.failure));
+        op->r.failed_operation = "tls_handshake_start";
         finish(op);
         return;
     }
@@ -231,7 +237,7 @@ static void on_connected(const vt_tcp_result *tr, int fd, void *arg)
 
 int vt_tls_handshake(vt_loop *loop, vt_tls_ctx *ctx, const vt_tls_opts *o, vt_tls_cb cb, void *arg)
 {
-    if (!o->ip || o->port < 1 || o->port > 65535)
+    if (!loop || !ctx || !o || !cb || !o->ip || o->port < 1 || o->port > 65535)
         return -1;
     tls_op *op = calloc(1, sizeof(*op));
     if (!op)

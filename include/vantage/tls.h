@@ -47,6 +47,10 @@ typedef struct vt_tls_opts {
 } vt_tls_opts;
 
 typedef void (*vt_tls_cb)(const vt_tls_result *r, void *arg);
+/* Connects to o->ip:o->port and shakes hands. Returns -1 only when it cannot even start (bad
+ * address or arguments); otherwise cb is called exactly once, from the loop. An IP address as
+ * sni is recorded as server_name but not sent (RFC 6066). Like every socket step, it expects
+ * the process to ignore SIGPIPE (a peer may reset while close_notify is written). */
 int vt_tls_handshake(vt_loop *loop, vt_tls_ctx *ctx, const vt_tls_opts *o, vt_tls_cb cb, void *arg);
 
 /* OONI "tls_handshakes" entry: {address, server_name, failure, tls_version, cipher_suite,

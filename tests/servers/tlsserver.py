@@ -5,7 +5,8 @@ Usage: tlsserver.py --cert PEM,KEY [--port P] [--alpn h2,http/1.1] [--require-sn
                     [--max-version 1.2|1.3] [--lifetime SEC]
 Completes TLS handshakes with the given certificate (ALPN from --alpn when given), then reads
 until the client closes. --require-sni NAME fails every handshake whose SNI is not NAME (absent
-included) with an unrecognized_name alert, so a test can tell which SNI was sent.
+included) with an unrecognized_name alert, so a test can tell which SNI was sent; an empty NAME
+(--require-sni '') accepts only handshakes that send no SNI at all.
 Prints {"tls": PORT} on stdout once listening; serves until killed or --lifetime passes.
 """
 import argparse
@@ -48,7 +49,7 @@ def main():
         ctx.set_alpn_protocols(a.alpn.split(","))
     if a.require_sni is not None:
         def check(sock, name, c):
-            if name != a.require_sni:
+            if name != (a.require_sni or None):
                 return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
             return None
         ctx.sni_callback = check

@@ -46,23 +46,25 @@ static int start_doh(test_server *s, const char *src, const char *name, const ch
     snprintf(script, sizeof(script), "%s/tests/servers/dohserver.py", src);
     snprintf(cert, sizeof(cert), "%s/%s.pem", cadir, name);
     snprintf(key, sizeof(key), "%s/%s.key", cadir, name);
-    char *argv[32] = {"python3", script, "--cert", cert, "--key", key, "--lifetime", "60",
-                      "--zone", "ok.test=a:192.0.2.1,192.0.2.2",
-                      "--zone", "six.test=aaaa:2001:db8::1",
-                      "--zone", "nx.test=nxdomain",
-                      "--zone", "sf.test=servfail",
-                      "--zone", "ref.test=refused",
-                      "--zone", "empty.test=empty",
-                      "--zone", "garbage.test=garbage",
-                      "--zone", "drop.test=drop"};
+    char *argv[32] = {"python3",    script,
+                      "--cert",     cert,
+                      "--key",      key,
+                      "--lifetime", "60",
+                      "--zone",     "ok.test=a:192.0.2.1,192.0.2.2",
+                      "--zone",     "six.test=aaaa:2001:db8::1",
+                      "--zone",     "nx.test=nxdomain",
+                      "--zone",     "sf.test=servfail",
+                      "--zone",     "ref.test=refused",
+                      "--zone",     "empty.test=empty",
+                      "--zone",     "garbage.test=garbage",
+                      "--zone",     "drop.test=drop"};
     int n = 24;
     if (status) {
         argv[n++] = "--status";
         argv[n++] = (char *)status;
     }
     argv[n] = NULL;
-    if (test_server_start(s, argv) < 0 || port_of(s) <= 0)
-        return -1;
+    if (test_server_start(s, argv) < 0 || port_of(s) <= 0) return -1;
     snprintf(url, urllen, "https://127.0.0.1:%d/dns-query", port_of(s));
     return 0;
 }
@@ -72,13 +74,11 @@ static int setup(void **state)
     (void)state;
     const char *src = getenv("VT_SOURCE_DIR") ? getenv("VT_SOURCE_DIR") : VT_SOURCE_DIR;
     snprintf(cadir, sizeof(cadir), "/tmp/vt-doh-XXXXXX");
-    if (!mkdtemp(cadir))
-        return -1;
+    if (!mkdtemp(cadir)) return -1;
     char cmd[1400];
-    snprintf(cmd, sizeof(cmd), "sh '%s/tests/servers/mkca.sh' '%s' 127.0.0.1 wrong.test",
-             src, cadir);
-    if (system(cmd) != 0)
-        return -1;
+    snprintf(cmd, sizeof(cmd), "sh '%s/tests/servers/mkca.sh' '%s' 127.0.0.1 wrong.test", src,
+             cadir);
+    if (system(cmd) != 0) return -1;
     snprintf(cacert, sizeof(cacert), "%s/ca.pem", cadir);
     if (start_doh(&good_srv, src, "127.0.0.1", NULL, good_url, sizeof(good_url)) < 0 ||
         start_doh(&wrong_srv, src, "wrong.test", NULL, wrong_url, sizeof(wrong_url)) < 0 ||
@@ -124,8 +124,7 @@ static void lookup(const char *url, const char *ca, const char *host, int qtype,
     vt_config cfg;
     vt_config_defaults(&cfg);
     cfg.cacert = ca;
-    if (timeout_ms)
-        cfg.dns_timeout_ms = timeout_ms;
+    if (timeout_ms) cfg.dns_timeout_ms = timeout_ms;
     vt_loop *loop = vt_loop_new(err, sizeof(err));
     assert_non_null(loop);
     vt_dns *d = vt_dns_new_doh(loop, &cfg, url, err, sizeof(err));
@@ -157,7 +156,8 @@ static void doh_a_answers_are_recorded_with_engine_doh(void **state)
     assert_int_equal(g.ttl, 300);
     char *s = vt_json_print(g.json);
     assert_non_null(s);
-    assert_non_null(strstr(s, "\"answers\":[{\"answer_type\":\"A\",\"ipv4\":\"192.0.2.1\",\"ttl\":300}"));
+    assert_non_null(
+        strstr(s, "\"answers\":[{\"answer_type\":\"A\",\"ipv4\":\"192.0.2.1\",\"ttl\":300}"));
     assert_non_null(strstr(s, "\"engine\":\"doh\""));
     assert_non_null(strstr(s, "\"failure\":null"));
     assert_non_null(strstr(s, "\"hostname\":\"ok.test\""));
@@ -190,8 +190,8 @@ static void doh_rcodes_map_to_ooni_failures(void **state)
         const char *failure;
         int rcode;
     } cases[] = {
-        {"nx.test", "dns_nxdomain_error", 3},  {"sf.test", "dns_servfail_error", 2},
-        {"ref.test", "dns_refused_error", 5},  {"empty.test", "dns_no_answer", 0},
+        {"nx.test", "dns_nxdomain_error", 3}, {"sf.test", "dns_servfail_error", 2},
+        {"ref.test", "dns_refused_error", 5}, {"empty.test", "dns_no_answer", 0},
         {"six.test", "dns_no_answer", 0}, /* an A question for a name with only AAAA */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

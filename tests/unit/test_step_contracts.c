@@ -20,6 +20,7 @@
 #include "vantage/dns.h"
 #include "vantage/json.h"
 #include "vantage/loop.h"
+#include "vantage/tcp.h"
 #include "vantage/tls.h"
 
 /* ---- DNS ---- */
@@ -35,8 +36,7 @@ static void on_query(const vt_dns_query *q, void *arg)
 {
     dns_got *g = arg;
     g->calls++;
-    if (g->in_lookup)
-        g->reentrant = 1;
+    if (g->in_lookup) g->reentrant = 1;
     snprintf(g->failure, sizeof(g->failure), "%s", q->failure);
 }
 
@@ -183,10 +183,8 @@ static void on_peer_data(evutil_socket_t fd, short what, void *arg)
     peer *p = arg;
     char buf[4096];
     ssize_t n = read(fd, buf, sizeof(buf));
-    if (n > 0)
-        p->got += (size_t)n;
-    if (p->got < 5 && n > 0)
-        return; /* wait for at least a record header */
+    if (n > 0) p->got += (size_t)n;
+    if (p->got < 5 && n > 0) return; /* wait for at least a record header */
     if (p->how == PEER_RST) {
         struct linger l = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
@@ -204,8 +202,7 @@ static void on_peer_accept(evutil_socket_t fd, short what, void *arg)
     p->cfd = accept(fd, NULL, NULL);
     event_free(p->lev);
     p->lev = NULL;
-    if (p->cfd < 0)
-        return;
+    if (p->cfd < 0) return;
     p->cev = event_new(vt_loop_base(p->loop), p->cfd, EV_READ | EV_PERSIST, on_peer_data, p);
     event_add(p->cev, NULL);
 }
@@ -230,12 +227,9 @@ static int peer_start(peer *p, vt_loop *loop, int how)
 
 static void peer_stop(peer *p)
 {
-    if (p->lev)
-        event_free(p->lev);
-    if (p->cev)
-        event_free(p->cev);
-    if (p->cfd >= 0)
-        close(p->cfd);
+    if (p->lev) event_free(p->lev);
+    if (p->cev) event_free(p->cev);
+    if (p->cfd >= 0) close(p->cfd);
     close(p->lfd);
 }
 
@@ -269,8 +263,12 @@ static void handshake_against(int how, tls_got *g)
     assert_non_null(ctx);
     peer p;
     int port = peer_start(&p, loop, how);
-    vt_tls_opts o = {.ip = "127.0.0.1", .port = port, .sni = "fin.test",
-                     .connect_timeout_ms = 2000, .tls_timeout_ms = 2000, .t_base = vt_now()};
+    vt_tls_opts o = {.ip = "127.0.0.1",
+                     .port = port,
+                     .sni = "fin.test",
+                     .connect_timeout_ms = 2000,
+                     .tls_timeout_ms = 2000,
+                     .t_base = vt_now()};
     assert_int_equal(vt_tls_handshake(loop, ctx, &o, on_tls, g), 0);
     double start = vt_now();
     vt_loop_run(loop);
@@ -301,6 +299,43 @@ static void tls_peer_resetting_after_client_hello_is_connection_reset(void **sta
     assert_string_equal(g.failure, "connection_reset");
 }
 
+static void on_tcp(const vt_tcp_result *r, int fd, void *arg)
+{
+    int *out = arg;
+    *out = r->failure[0] ? -1 : 1;
+    if (fd >= 0) close(fd);
+}
+
+static void steps_refuse_missing_arguments_and_take_0_as_the_default_timeout(void **state)
+{
+    (void)state;
+    char err[256];
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    vt_tls_ctx *ctx = vt_tls_ctx_new(NULL, err, sizeof(err));
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+    int port = ntohs(sin.sin_port), result = 0;
+    assert_int_equal(vt_tcp_connect(loop, NULL, port, 1000, 0, on_tcp, &result), -1);
+    assert_int_equal(vt_tcp_connect(loop, "127.0.0.1", port, 1000, 0, NULL, &result), -1);
+    assert_int_equal(vt_tcp_connect(loop, "127.0.0.1", 0, 1000, 0, on_tcp, &result), -1);
+    assert_int_equal(vt_tcp_connect(loop, "not-an-ip", port, 1000, 0, on_tcp, &result), -1);
+    vt_tls_opts o = {.ip = "127.0.0.1", .port = port};
+    assert_int_equal(vt_tls_handshake(loop, NULL, &o, on_tls, NULL), -1);
+    assert_int_equal(vt_tls_handshake(loop, ctx, NULL, on_tls, NULL), -1);
+    assert_int_equal(vt_dns_lookup(NULL, "x.test", VT_DNS_A, 0, on_query, NULL), -1);
+    /* timeout 0: the default, not an instant timeout */
+    assert_int_equal(vt_tcp_connect(loop, "127.0.0.1", port, 0, vt_now(), on_tcp, &result), 0);
+    vt_loop_run(loop);
+    assert_int_equal(result, 1);
+    close(lfd);
+    vt_tls_ctx_free(ctx);
+    vt_loop_free(loop);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -310,6 +345,7 @@ int main(void)
         cmocka_unit_test(dns_ip_literal_is_answered_without_a_resolver),
         cmocka_unit_test(tls_peer_closing_after_client_hello_is_eof_error),
         cmocka_unit_test(tls_peer_resetting_after_client_hello_is_connection_reset),
+        cmocka_unit_test(steps_refuse_missing_arguments_and_take_0_as_the_default_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,8 +17,8 @@
 #include "vantage/loop.h"
 #include "vantage/tls.h"
 
-static test_server sni_srv, ip_srv, old_srv;
-static int sni_port, ip_port, old_port;
+static test_server sni_srv, ip_srv, old_srv, nosni_srv;
+static int sni_port, ip_port, old_port, nosni_port;
 static char cadir[64], cacert[128];
 
 static int port_of(const test_server *s)
@@ -36,10 +36,9 @@ static int start(test_server *s, const char *src, const char *cert, const char *
     char script[600], pair[300];
     snprintf(script, sizeof(script), "%s/tests/servers/tlsserver.py", src);
     snprintf(pair, sizeof(pair), "%s/%s.pem,%s/%s.key", cadir, cert, cadir, cert);
-    char *argv[] = {"python3", script, "--lifetime", "60", "--cert", pair, (char *)extra1,
-                    (char *)extra2, (char *)extra3, (char *)extra4, NULL};
-    if (test_server_start(s, argv) < 0)
-        return -1;
+    char *argv[] = {"python3",      script,         "--lifetime",   "60",           "--cert", pair,
+                    (char *)extra1, (char *)extra2, (char *)extra3, (char *)extra4, NULL};
+    if (test_server_start(s, argv) < 0) return -1;
     return port_of(s);
 }
 
@@ -48,18 +47,17 @@ static int setup(void **state)
     (void)state;
     const char *src = getenv("VT_SOURCE_DIR") ? getenv("VT_SOURCE_DIR") : VT_SOURCE_DIR;
     snprintf(cadir, sizeof(cadir), "/tmp/vt-tls-XXXXXX");
-    if (!mkdtemp(cadir))
-        return -1;
+    if (!mkdtemp(cadir)) return -1;
     char cmd[1400];
     snprintf(cmd, sizeof(cmd), "sh '%s/tests/servers/mkca.sh' '%s' name=good.test ip=127.0.0.1",
              src, cadir);
-    if (system(cmd) != 0)
-        return -1;
+    if (system(cmd) != 0) return -1;
     snprintf(cacert, sizeof(cacert), "%s/ca.pem", cadir);
     sni_port = start(&sni_srv, src, "name", "--alpn", "h2,http/1.1", "--require-sni", "good.test");
     ip_port = start(&ip_srv, src, "ip", NULL, NULL, NULL, NULL);
+    nosni_port = start(&nosni_srv, src, "ip", "--require-sni", "", NULL, NULL);
     old_port = start(&old_srv, src, "name", "--max-version", "1.2", NULL, NULL);
-    return sni_port > 0 && ip_port > 0 && old_port > 0 ? 0 : -1;
+    return sni_port > 0 && ip_port > 0 && old_port > 0 && nosni_port > 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -68,6 +66,7 @@ static int teardown(void **state)
     test_server_stop(&sni_srv);
     test_server_stop(&ip_srv);
     test_server_stop(&old_srv);
+    test_server_stop(&nosni_srv);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cadir);
     return system(cmd) == 0 ? 0 : -1;
@@ -140,8 +139,8 @@ static void tls_sni_alpn_version_cipher_and_leaf_are_recorded(void **state)
 {
     (void)state;
     got g;
-    handshake(cacert,
-              (vt_tls_opts){.port = sni_port, .sni = "good.test", .alpn = "h2,http/1.1"}, &g);
+    handshake(cacert, (vt_tls_opts){.port = sni_port, .sni = "good.test", .alpn = "h2,http/1.1"},
+              &g);
     assert_string_equal(g.failure, "");
     assert_string_equal(g.failed_operation, "");
     assert_string_equal(g.version, "TLSv1.3");
@@ -178,6 +177,22 @@ static void tls_without_sni_sends_none(void **state)
     cJSON_Delete(g.json);
 }
 
+static void tls_ip_address_as_sni_is_recorded_but_not_sent(void **state)
+{
+    (void)state;
+    got g;
+    /* This server refuses every handshake that carries an SNI. */
+    handshake(cacert, (vt_tls_opts){.port = nosni_port, .sni = "127.0.0.1"}, &g);
+    assert_string_equal(g.failure, "");
+    assert_string_equal(vt_json_get_string(g.json, "server_name"), "127.0.0.1");
+    cJSON_Delete(g.json);
+    handshake(cacert,
+              (vt_tls_opts){.port = nosni_port, .sni = "good.test", .verify_name = "127.0.0.1"},
+              &g);
+    assert_true(g.failure[0] != 0);
+    cJSON_Delete(g.json);
+}
+
 static void tls_tls12_server_gives_tls12_and_an_iana_cipher_name(void **state)
 {
     (void)state;
@@ -199,8 +214,7 @@ static void tls_ip_address_name_is_checked_against_ip_sans(void **state)
     cJSON_Delete(g.json);
     /* A certificate with only DNS names does not vouch for an address. */
     handshake(cacert,
-              (vt_tls_opts){.port = sni_port, .sni = "good.test", .verify_name = "127.0.0.1"},
-              &g);
+              (vt_tls_opts){.port = sni_port, .sni = "good.test", .verify_name = "127.0.0.1"}, &g);
     assert_string_equal(g.failure, "ssl_invalid_hostname");
     assert_string_equal(g.version, "TLSv1.3"); /* the handshake itself completed */
     cJSON_Delete(g.json);
@@ -228,6 +242,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tls_sni_alpn_version_cipher_and_leaf_are_recorded),
         cmocka_unit_test(tls_without_sni_sends_none),
+        cmocka_unit_test(tls_ip_address_as_sni_is_recorded_but_not_sent),
         cmocka_unit_test(tls_tls12_server_gives_tls12_and_an_iana_cipher_name),
         cmocka_unit_test(tls_ip_address_name_is_checked_against_ip_sans),
         cmocka_unit_test(tls_without_verification_accepts_any_certificate),
