@@ -1116,7 +1116,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
         nh[nn].probes = vt_rset_distinct(&c[i].rs);
         nn++;
     }
-    qsort(nh, nn, sizeof(*nh), cmp_net);
+    if (nn) qsort(nh, nn, sizeof(*nh), cmp_net);
     size_t w = 0; /* merge canary targets of the same hour */
     for (size_t i = 0; i < nn; i++) {
         if (w && nh[w - 1].t == nh[i].t) {
