@@ -7,7 +7,7 @@ build=(cmake make gcc pkg-config libevent-dev libc-ares-dev libcurl4-openssl-dev
        libssl-dev libsqlite3-dev libpq-dev zlib1g-dev libinih-dev)
 test=(libcmocka-dev python3 clang openssl time libjs-chart.js)
 lab=(iproute2 iptables dnsmasq nginx-light postgresql sqlite3 curl procps chromium
-     openvpn wireguard-go wireguard-tools strongswan-charon)
+     openvpn wireguard-go wireguard-tools strongswan-charon ocserv)
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" "${test[@]}") ;;

@@ -8,7 +8,8 @@
 #    inconclusive ("no_provisioned_key", failure null);
 #  - IKEv2 (NAT-T framing on a high port): our SPI answered with the responder's SPI and chosen
 #    SA; offered Curve25519 (which this charon lacks): INVALID_KE_PAYLOAD asking for group 14;
-#  - Tor-like OR TLS + dir-port consensus; obfs4 as "tcp_connect_only"; SSTP and OpenConnect;
+#  - Tor-like OR TLS + dir-port consensus; obfs4 as "tcp_connect_only"; SSTP and OpenConnect
+#    (a Python endpoint, and Debian's ocserv when installed);
 #  - a UDP server answering garbage: a failure for each protocol, no crash;
 #  - no secret from the secrets file anywhere in the output or the logs.
 # Needs root and /dev/net/tun for the VPN daemons (skips those that cannot run: exit 77 if none).
@@ -33,17 +34,18 @@ cleanup() {
     "$S/vpn-openvpn.sh" stop "$T/ovpn-tc" || true
     "$S/vpn-wireguard.sh" stop "$T/wg" || true
     "$S/vpn-ikev2.sh" stop "$T/ike" || true
+    "$S/vpn-ocserv.sh" stop "$T/oc" || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$T"
+    [ -n "${VT_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 
 # Free ports: bound then released by the kernel's choice.
-read -r P_OU P_OT P_OA P_WG P_IKE P_IKEN P_G P_TLS P_DIR P_OC < <(python3 -c '
+read -r P_OU P_OT P_OA P_WG P_IKE P_IKEN P_G P_TLS P_DIR P_OC P_OCS < <(python3 -c '
 import socket
 ss = []
-for i in range(10):
+for i in range(11):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if i in (0, 2, 3, 4, 5, 6, 9) else socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0)); ss.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
@@ -56,6 +58,10 @@ sh "$S/mkcerts.sh" "$T/certs" >/dev/null
 "$S/vpn-wireguard.sh" start "$T/wg" "$P_WG" psk
 IKE=1
 "$S/vpn-ikev2.sh" start "$T/ike" "$P_IKE" "$P_IKEN" conn || { rc=$?; [ $rc = 77 ] && IKE=0 || exit $rc; }
+
+OCS=1
+mkdir -p "$T/oc" && cp "$T/certs/"* "$T/oc/" # the same test CA as the probe's --cacert
+"$S/vpn-ocserv.sh" start "$T/oc" 127.0.0.1 "$P_OCS" || { rc=$?; [ $rc = 77 ] && OCS=0 || exit $rc; }
 
 python3 -u - "$P_G" >"$T/garbage.log" 2>&1 <<'EOF' &
 import socket, sys, time
@@ -129,6 +135,8 @@ cat >"$T/targets.json" <<EOF
  {"id": "openconnect", "name": "OpenConnect", "platform": "lab", "category": "vpn",
   "kind": "tlsvpn", "protocol": "openconnect", "sni": "good.test",
   "endpoints": ["127.0.0.1:$P_TLS"]},
+ {"id": "ocserv", "name": "ocserv", "platform": "lab", "category": "vpn", "kind": "tlsvpn",
+  "protocol": "openconnect", "sni": "good.test", "endpoints": ["127.0.0.1:$P_OCS"]},
  {"id": "port-tcp", "name": "TCP port", "platform": "lab", "category": "vpn", "kind": "port",
   "endpoints": ["127.0.0.1:$P_TLS"]}
 ]}
@@ -142,9 +150,9 @@ VANTAGE_SECRETS=$T/secrets.json "$PROBE" run --targets "$T/targets.json" --outpu
     [ $rc = 4 ] || { echo "FAIL: probe exited $rc"; cat "$T/probe.err"; exit 1; }
 }
 
-python3 - "$T" "$IKE" <<'EOF'
+python3 - "$T" "$IKE" "$OCS" <<'EOF'
 import json, os, sys
-t, ike = sys.argv[1], sys.argv[2] == "1"
+t, ike, ocs = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 ms = {}
 for line in open(os.path.join(t, "out.jsonl")):
     m = json.loads(line)
@@ -211,6 +219,9 @@ check([h.get("method") for h in hs("sstp")] == ["tls_handshake", "sstp_duplex_po
 check(hs("sstp")[-1].get("status_code") == 200, "sstp: status")
 reachable("openconnect", "vantage_tlsvpn")
 check(hs("openconnect")[-1].get("config_auth") is True, "openconnect: no config-auth")
+if ocs:
+    reachable("ocserv", "vantage_tlsvpn")
+    check(hs("ocserv")[-1].get("config_auth") is True, "ocserv: no config-auth")
 reachable("port-tcp", "vantage_port")
 check(hs("port-tcp")[0].get("method") == "tcp_connect_only", "port-tcp: method")
 # No secret anywhere: the key file's hex lines, the WireGuard private key and PSK.
@@ -236,4 +247,5 @@ if not bad:
     print("all checks hold over %d measurements" % len(ms))
 sys.exit(1 if bad else 0)
 EOF
-echo "vpn servers: ok (ikev2: $([ $IKE = 1 ] && echo real charon || echo skipped, a charon already runs))"
+echo "vpn servers: ok (ikev2: $([ $IKE = 1 ] && echo real charon || echo skipped, a charon already runs);" \
+    "ocserv: $([ $OCS = 1 ] && echo real || echo not installed))"
