@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""A DNS server on 127.0.0.1 (UDP) whose answers the test controls.
+
+Usage: dnsserver.py [--port P] [--lifetime SEC] --zone NAME=BEHAVIOUR[:VALUE] ...
+  NAME=a:1.2.3.4[,5.6.7.8]    A answers (AAAA: empty NOERROR)
+  NAME=aaaa:::1               AAAA answers
+  NAME=nxdomain | servfail | refused | empty
+  NAME=slow:MS:1.2.3.4        answer A after MS milliseconds
+  NAME=drop                   never answer
+Names not in the zone get NXDOMAIN. Prints {"dns": PORT} on stdout once listening.
+"""
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def parse_question(msg):
+    i, labels = 12, []
+    while i < len(msg):
+        n = msg[i]
+        if n == 0:
+            i += 1
+            break
+        if n & 0xC0 or i + 1 + n > len(msg):
+            return None
+        labels.append(msg[i + 1:i + 1 + n].decode("ascii", "replace").lower())
+        i += 1 + n
+    if i + 4 > len(msg):
+        return None
+    qtype, qclass = struct.unpack("!HH", msg[i:i + 4])
+    return ".".join(labels), qtype, msg[12:i + 4]
+
+
+def reply(query, question, rcode, answers):
+    qid = query[:2]
+    flags = 0x8000 | 0x0400 | 0x0100 | 0x0080 | rcode  # QR AA RD RA
+    hdr = qid + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0)
+    body = question
+    for rtype, data in answers:
+        body += b"\xc0\x0c" + struct.pack("!HHIH", rtype, 1, 300, len(data)) + data
+    return hdr + body
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--lifetime", type=float, default=120.0)
+    ap.add_argument("--zone", action="append", default=[])
+    a = ap.parse_args()
+    zone = {}
+    for z in a.zone:
+        name, _, beh = z.partition("=")
+        zone[name.lower().rstrip(".")] = beh
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", a.port))
+    print(json.dumps({"dns": s.getsockname()[1]}), flush=True)
+    deadline = time.time() + a.lifetime
+
+    def answer(data, peer):
+        q = parse_question(data)
+        if not q:
+            return
+        name, qtype, question = q
+        beh = zone.get(name, "nxdomain")
+        kind, _, value = beh.partition(":")
+        if kind == "drop":
+            return
+        if kind == "slow":
+            ms, _, value = value.partition(":")
+            time.sleep(int(ms) / 1000.0)
+            kind = "a"
+        rcodes = {"nxdomain": 3, "servfail": 2, "refused": 5, "empty": 0}
+        if kind in rcodes:
+            out = reply(data, question, rcodes[kind], [])
+        else:
+            answers = []
+            if kind == "a" and qtype == 1:
+                answers = [(1, socket.inet_pton(socket.AF_INET, v)) for v in value.split(",")]
+            elif kind == "aaaa" and qtype == 28:
+                answers = [(28, socket.inet_pton(socket.AF_INET6, v)) for v in value.split(",")]
+            out = reply(data, question, 0, answers)
+        s.sendto(out, peer)
+
+    s.settimeout(0.5)
+    while time.time() < deadline:
+        try:
+            data, peer = s.recvfrom(4096)
+        except socket.timeout:
+            continue
+        threading.Thread(target=answer, args=(data, peer), daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
