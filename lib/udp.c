@@ -85,6 +85,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
         size_t len = (size_t)n;
+        if (x->r.sends == 0)
+            continue; /* nothing asked yet: not an answer */
         x->r.replies++;
         x->r.bytes_received += len;
         x->r.reply_len = len;
