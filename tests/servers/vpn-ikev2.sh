@@ -3,8 +3,10 @@
 # connection configured it still answers IKE_SA_INIT (a notify, our SPIi, its own SPIr); with
 # "conn" a connection is added (stroke) and it answers with a chosen SA, KE and nonce (or
 # INVALID_KE_PAYLOAD asking for MODP_2048 when offered another group).
-# Needs root. One charon per network namespace (its pid file is /var/run/charon.pid, its control
-# socket /var/run/charon.ctl). Ports other than 500 carry the non-ESP marker (charon's rule).
+# Needs root. One charon at a time on the machine: its pid file /var/run/charon.pid and control
+# socket /var/run/charon.ctl are shared by every network namespace (run it with
+# `ip netns exec NS` to serve inside one). Ports other than 500 carry the non-ESP marker
+# (charon's rule).
 #   vpn-ikev2.sh start DIR PORT NATT_PORT [conn]
 #   vpn-ikev2.sh stop DIR
 # start writes DIR/strongswan.conf, runs charon in the background (DIR/charon.pid, log
