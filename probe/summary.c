@@ -134,7 +134,7 @@ void vt_summary_print(const vt_summary *s, FILE *out, int color)
                *green = color ? "\033[32m" : "", *dim = color ? "\033[2m" : "",
                *reset = color ? "\033[0m" : "";
     qsort(s->rows, s->n, sizeof(*s->rows), cmp_rows);
-    fprintf(out, "%-14s %7s  %-34s %s\n", "PLATFORM", "TARGETS", "RESULT", "DETAILS");
+    fprintf(out, "%-16s %7s  %-34s %s\n", "PLATFORM", "TARGETS", "RESULT", "DETAILS");
     for (size_t i = 0; i < s->n; i++) {
         const platform_row *r = &s->rows[i];
         /* The platform's result is its most serious verdict: blocking first. */
@@ -154,7 +154,7 @@ void vt_summary_print(const vt_summary *s, FILE *out, int color)
         if (r->confirmed && off < sizeof(details))
             snprintf(details + off, sizeof(details) - off, ", %zu confirmed by blockpage",
                      r->confirmed);
-        fprintf(out, "%-14s %7zu  %s%-34s%s %s%s%s\n", r->platform, r->n, c,
+        fprintf(out, "%-16s %7zu  %s%-34s%s %s%s%s\n", r->platform, r->n, c,
                 vt_summary_verdict_words(verdicts[worst]), reset, dim, details, reset);
     }
     fprintf(out, "%zu measurements.\n", s->total);
