@@ -1,7 +1,8 @@
 /* Contracts of the DNS and TLS steps that need no outside server: a lookup that fails before
  * anything is sent still answers from the loop (never from inside vt_dns_lookup), and a TLS
  * peer that reads the ClientHello and then closes (FIN) or resets (RST) is eof_error or
- * connection_reset, as OONI names them. The peers are sockets on the test's own loop. */
+ * connection_reset, as OONI names them; a connect to a full backlog stalls into
+ * generic_timeout_error, attributed to "connect". The peers are sockets on the test's own loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -336,6 +337,95 @@ static void steps_refuse_missing_arguments_and_take_0_as_the_default_timeout(voi
     vt_loop_free(loop);
 }
 
+/* A listener with backlog 0 and one connection waiting in its queue: the kernel drops further
+ * SYNs, so a connect to it stalls, even on loopback and without root. */
+static int full_listener(int *filler, int *port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+    *filler = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(*filler, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    *port = ntohs(sin.sin_port);
+    return lfd;
+}
+
+typedef struct tcp_kept {
+    int calls;
+    char failure[VT_FAILURE_MAX];
+    double t0, t;
+    char *json;
+} tcp_kept;
+
+static void keep_tcp(const vt_tcp_result *r, int fd, void *arg)
+{
+    tcp_kept *k = arg;
+    k->calls++;
+    snprintf(k->failure, sizeof(k->failure), "%s", r->failure);
+    k->t0 = r->t0;
+    k->t = r->t;
+    cJSON *j = vt_tcp_result_json(r);
+    k->json = vt_json_print(j);
+    cJSON_Delete(j);
+    if (fd >= 0) close(fd);
+}
+
+static void tcp_connect_that_stalls_is_a_timeout(void **state)
+{
+    (void)state;
+    char err[256];
+    int filler, port;
+    int lfd = full_listener(&filler, &port);
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    tcp_kept k = {0};
+    double start = vt_now();
+    assert_int_equal(vt_tcp_connect(loop, "127.0.0.1", port, 300, start, keep_tcp, &k), 0);
+    vt_loop_run(loop);
+    vt_loop_free(loop);
+    close(filler);
+    close(lfd);
+    assert_int_equal(k.calls, 1);
+    assert_string_equal(k.failure, "generic_timeout_error");
+    assert_true(k.t - k.t0 >= 0.29 && k.t - k.t0 < 1.0);
+    assert_non_null(strstr(
+        k.json,
+        "\"status\":{\"success\":false,\"failure\":\"generic_timeout_error\",\"blocked\":null}"));
+    assert_non_null(strstr(k.json, "\"ip\":\"127.0.0.1\""));
+    free(k.json);
+}
+
+static void tls_connect_that_stalls_is_attributed_to_connect(void **state)
+{
+    (void)state;
+    char err[256];
+    int filler, port;
+    int lfd = full_listener(&filler, &port);
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    vt_tls_ctx *ctx = vt_tls_ctx_new(NULL, err, sizeof(err));
+    tls_got g;
+    memset(&g, 0, sizeof(g));
+    vt_tls_opts o = {.ip = "127.0.0.1",
+                     .port = port,
+                     .sni = "stall.test",
+                     .connect_timeout_ms = 300,
+                     .tls_timeout_ms = 5000,
+                     .t_base = vt_now()};
+    assert_int_equal(vt_tls_handshake(loop, ctx, &o, on_tls, &g), 0);
+    vt_loop_run(loop);
+    vt_tls_ctx_free(ctx);
+    vt_loop_free(loop);
+    close(filler);
+    close(lfd);
+    assert_int_equal(g.calls, 1);
+    assert_string_equal(g.failure, "generic_timeout_error");
+    assert_string_equal(g.tcp_failure, "generic_timeout_error");
+    assert_string_equal(g.failed_operation, "connect");
+    assert_true(g.t - g.t0 < 1.0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -346,6 +436,8 @@ int main(void)
         cmocka_unit_test(tls_peer_closing_after_client_hello_is_eof_error),
         cmocka_unit_test(tls_peer_resetting_after_client_hello_is_connection_reset),
         cmocka_unit_test(steps_refuse_missing_arguments_and_take_0_as_the_default_timeout),
+        cmocka_unit_test(tcp_connect_that_stalls_is_a_timeout),
+        cmocka_unit_test(tls_connect_that_stalls_is_attributed_to_connect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
