@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "aggregate.h"
 #include "api.h"
@@ -258,6 +259,12 @@ int main(int argc, char **argv)
     vt_api *api = NULL;
     struct event *sig_term = NULL, *sig_int = NULL;
     signal(SIGPIPE, SIG_IGN);
+    /* Every open connection is a descriptor: allow as many as the system lets us. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     geo = vt_geoip_new();
     if (!geo) goto done;
     for (size_t i = 0; i < n_gasn; i++)

@@ -659,6 +659,34 @@ def check_cli(db, tmp):
                         bad], capture_output=True, text=True, timeout=10)
     check(r.returncode == 1 and "bad-asn.csv:2" in r.stderr,
           f"a broken geoip file is named with its line ({r.stderr.strip()})")
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+        has_v6 = True
+    except OSError:
+        has_v6 = False
+    if has_v6:
+        log = os.path.join(tmp, "v6.log")
+        with open(log, "wb") as lf:
+            p = subprocess.Popen([BIN, "serve", "--listen", "[::1]:0", "--db", db.url],
+                                 stderr=lf)
+        port = None
+        for _ in range(200):
+            with open(log) as f:
+                t = f.read()
+            if "listening on port" in t:
+                port = int(t.split("listening on port ")[1].split()[0])
+                break
+            time.sleep(0.02)
+        try:
+            c6 = http.client.HTTPConnection("::1", port, timeout=10)
+            c6.request("POST", "/api/v1/check-in", b"{}")
+            r6 = c6.getresponse()
+            js6 = json.loads(r6.read())
+            check(r6.status == 200 and js6["probe_asn"] == "AS0", "serves on IPv6 [::1]")
+        except (OSError, TypeError, ValueError) as e:
+            check(False, f"serves on IPv6 [::1] ({e})")
+        p.send_signal(signal.SIGTERM)
+        check(p.wait(10) == 0, "IPv6 collector exits 0")
     r = subprocess.run([BIN, "serve", "--listen", "nonsense", "--db", db.url],
                        capture_output=True, text=True, timeout=10)
     check(r.returncode == 1 and "ADDR:PORT" in r.stderr, "bad --listen: error 1")
