@@ -13,6 +13,7 @@
 #include "upload.h"
 #include "vantage/config.h"
 #include "vantage/dns.h"
+#include "vantage/fingerprints.h"
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
@@ -33,6 +34,8 @@ typedef struct probe_opts {
     const char *only;
     const char *output;
     int quiet;
+    const char *fingerprints[MAX_PATHS]; /* --fingerprints, after targets/fingerprints.csv */
+    size_t n_fingerprints;
     vt_config cfg;
     vt_upload_opts up; /* spool, check-in and upload (upload.c) */
     const char *categories;
@@ -78,6 +81,10 @@ static void usage(FILE *f)
             "  --cacert FILE       CA bundle for TLS verification (default: the system's)\n"
             "  --resolver IP[:PORT]  a second DNS resolver to compare answers with (UDP)\n"
             "  --doh URL           a DNS-over-HTTPS resolver to compare answers with\n"
+            "  --control URL       a collector's control endpoint (.../api/v1/control): the site\n"
+            "                      measured from there tells blocking from an outage\n"
+            "  --control-cacert FILE  CA bundle for the control endpoint\n"
+            "  --fingerprints FILE  more blocking fingerprints (CSV), after the shipped ones\n"
             "  --quiet             no progress bar and no summary\n"
             "  --config FILE       read this probe.conf after /etc/vantage and ~/.config/vantage\n"
             "  --categories C,...  measure only targets of these categories (and the canaries)\n"
@@ -176,6 +183,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
 {
     enum { O_TARGETS = 256, O_CITIZENLAB, O_ONLY, O_CONC, O_TIMEOUT, O_OUTPUT, O_CACERT,
            O_RESOLVER, O_DOH, O_QUIET, O_HELP, O_UPLOAD };
+    enum { O_CONTROL = 420, O_CONTROL_CACERT, O_FINGERPRINTS };
     enum { O_VOL_CONFIG = 400, O_VOL_CATEGORIES, O_VOL_ACCEPT, O_VOL_JITTER };
     static const struct option longopts[] = {
         {"targets", required_argument, 0, O_TARGETS},
@@ -187,6 +195,9 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"cacert", required_argument, 0, O_CACERT},
         {"resolver", required_argument, 0, O_RESOLVER},
         {"doh", required_argument, 0, O_DOH},
+        {"control", required_argument, 0, O_CONTROL},
+        {"control-cacert", required_argument, 0, O_CONTROL_CACERT},
+        {"fingerprints", required_argument, 0, O_FINGERPRINTS},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},
         {"config", required_argument, 0, O_VOL_CONFIG},
@@ -234,6 +245,13 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         case O_CACERT: o->cfg.cacert = optarg; break;
         case O_RESOLVER: o->cfg.resolver = optarg; break;
         case O_DOH: o->cfg.doh_url = optarg; break;
+        case O_CONTROL: o->cfg.control_url = optarg; break;
+        case O_CONTROL_CACERT: o->cfg.control_cacert = optarg; break;
+        case O_FINGERPRINTS:
+            if (o->n_fingerprints == MAX_PATHS)
+                goto too_many;
+            o->fingerprints[o->n_fingerprints++] = optarg;
+            break;
         case O_QUIET: o->quiet = 1; break;
         case O_HELP: usage(stdout); exit(VT_EXIT_OK);
         case O_UPLOAD:
@@ -328,6 +346,8 @@ static int cmd_run(probe_opts *o)
     int rc = VT_EXIT_FAILURE;
     vt_target_list l;
     vt_env env = {0};
+    vt_fp_set fps;
+    vt_fp_init(&fps);
     run_ctx r = {0};
     char report_id[128];
     vt_checkin_result checkin;
@@ -367,6 +387,18 @@ static int cmd_run(probe_opts *o)
         goto done;
     if (!(env.tls = vt_tls_ctx_new(o->cfg.cacert, err, sizeof(err))))
         goto done;
+    /* Blocking fingerprints for the verdicts: the shipped list, then --fingerprints files. */
+    {
+        char fpath[4200];
+        struct stat fst;
+        snprintf(fpath, sizeof(fpath), "%s/fingerprints.csv", default_targets_dir());
+        if (stat(fpath, &fst) == 0 && vt_fp_load(&fps, fpath, err, sizeof(err)) < 0)
+            goto done;
+        for (size_t i = 0; i < o->n_fingerprints; i++)
+            if (vt_fp_load(&fps, o->fingerprints[i], err, sizeof(err)) < 0)
+                goto done;
+        env.fingerprints = &fps;
+    }
 
     r.out = stdout;
     if (o->output && !(r.out = fopen(o->output, "w"))) {
@@ -404,6 +436,7 @@ done:
         fclose(r.out);
     vt_summary_free(r.summary);
     vt_tls_ctx_free(env.tls);
+    vt_fp_free(&fps);
     vt_dns_free(env.dns_doh);
     vt_dns_free(env.dns_alt);
     vt_dns_free(env.dns);
