@@ -359,10 +359,20 @@ static int doh_start(dns_op *op, const char *host)
     return 0;
 }
 
+/* A name we can put in a measurement: valid UTF-8 without spaces or control characters (a
+ * redirect from a hostile server could name anything). */
+static int printable_name(const char *host)
+{
+    for (const unsigned char *p = (const unsigned char *)host; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return 0;
+    return vt_utf8_valid((const unsigned char *)host, strlen(host));
+}
+
 int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_cb cb, void *arg)
 {
     if (!d || !cb || !host || strlen(host) >= sizeof(((vt_dns_query *)0)->hostname) ||
-        (qtype != VT_DNS_A && qtype != VT_DNS_AAAA))
+        (qtype != VT_DNS_A && qtype != VT_DNS_AAAA) || !*host || !printable_name(host))
         return -1;
     dns_op *op = calloc(1, sizeof(*op));
     if (!op)

@@ -50,7 +50,9 @@ void vt_dns_free(vt_dns *d);
  * at once); q is valid only during the call. */
 typedef void (*vt_dns_cb)(const vt_dns_query *q, void *arg);
 /* Looks up host (qtype A or AAAA). t_base: the monotonic time (vt_now) the measurement started.
- * If host is an IP literal of the asked family the answer is immediate and engine-less. */
+ * If host is an IP literal of the asked family the answer is immediate and engine-less.
+ * Returns -1 (and never calls cb) for an empty name, one that is not valid UTF-8 or holds
+ * spaces or control characters, so every "queries" entry is valid JSON text. */
 int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_cb cb, void *arg);
 
 /* OONI "queries" entry: {answers:[{answer_type,ipv4|ipv6,ttl}], engine, failure, hostname,

@@ -99,6 +99,30 @@ static void keep_query(const vt_dns_query *q, void *arg)
     cJSON_Delete(j);
 }
 
+static void dns_names_that_cannot_be_recorded_are_refused(void **state)
+{
+    (void)state;
+    char err[256];
+    vt_config cfg;
+    vt_config_defaults(&cfg);
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    vt_dns *d = vt_dns_new_udp(loop, &cfg, "127.0.0.1:9", err, sizeof(err));
+    assert_non_null(d);
+    dns_got g;
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(vt_dns_lookup(d, "\xff\xfe.test", VT_DNS_A, 0, on_query, &g), -1);
+    assert_int_equal(vt_dns_lookup(d, "a b.test", VT_DNS_A, 0, on_query, &g), -1);
+    assert_int_equal(vt_dns_lookup(d, "a\n.test", VT_DNS_A, 0, on_query, &g), -1);
+    assert_int_equal(vt_dns_lookup(d, "", VT_DNS_A, 0, on_query, &g), -1);
+    assert_int_equal(vt_dns_lookup(d, "x.test", 16 /* TXT */, 0, on_query, &g), -1);
+    /* An internationalised name in UTF-8 is still asked for (then dropped by the free). */
+    assert_int_equal(vt_dns_lookup(d, "\xd0\xbf\xd1\x80.test", VT_DNS_A, 0, on_query, &g), 0);
+    vt_dns_free(d);
+    vt_loop_run(loop);
+    vt_loop_free(loop);
+    assert_int_equal(g.calls, 0);
+}
+
 static void dns_silent_resolver_costs_about_the_configured_timeout(void **state)
 {
     (void)state;
@@ -431,6 +455,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dns_name_c_ares_refuses_answers_from_the_loop),
+        cmocka_unit_test(dns_names_that_cannot_be_recorded_are_refused),
         cmocka_unit_test(dns_silent_resolver_costs_about_the_configured_timeout),
         cmocka_unit_test(dns_ip_literal_is_answered_without_a_resolver),
         cmocka_unit_test(tls_peer_closing_after_client_hello_is_eof_error),
