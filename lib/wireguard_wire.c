@@ -232,6 +232,16 @@ int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[
                            uint32_t sender_index, const unsigned char *tai64n, char *err,
                            size_t errlen)
 {
+    return vt_wg_build_initiation_eph(hs, client_priv, server_pub, psk, sender_index, tai64n, NULL,
+                                      err, errlen);
+}
+
+int vt_wg_build_initiation_eph(vt_wg_handshake *hs, const unsigned char client_priv[VT_WG_KEY_LEN],
+                               const unsigned char server_pub[VT_WG_KEY_LEN],
+                               const unsigned char *psk, uint32_t sender_index,
+                               const unsigned char *tai64n, const unsigned char *eph_priv,
+                               char *err, size_t errlen)
+{
     unsigned char key[32], dh[32], ts[12], mk[32];
     unsigned char *m = hs->msg;
     int rc = -1;
@@ -240,8 +250,9 @@ int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[
     memcpy(hs->server_pub, server_pub, 32);
     if (psk) memcpy(hs->psk, psk, 32);
     hs->sender_index = sender_index;
+    if (eph_priv) memcpy(hs->eph_priv, eph_priv, 32);
     if (vt_wg_public_key(client_priv, hs->static_pub) < 0 ||
-        vt_wg_generate_private(hs->eph_priv) < 0 ||
+        (!eph_priv && vt_wg_generate_private(hs->eph_priv) < 0) ||
         vt_wg_public_key(hs->eph_priv, hs->eph_pub) < 0) {
         snprintf(err, errlen, "X25519 key generation failed");
         goto done;

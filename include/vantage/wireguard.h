@@ -48,6 +48,13 @@ int vt_wg_build_initiation(vt_wg_handshake *hs, const unsigned char client_priv[
                            uint32_t sender_index, const unsigned char *tai64n, char *err,
                            size_t errlen);
 
+/* The same with a given ephemeral private key (NULL: fresh): for known-answer tests only. */
+int vt_wg_build_initiation_eph(vt_wg_handshake *hs, const unsigned char client_priv[VT_WG_KEY_LEN],
+                               const unsigned char server_pub[VT_WG_KEY_LEN],
+                               const unsigned char *psk, uint32_t sender_index,
+                               const unsigned char *tai64n, const unsigned char *eph_priv,
+                               char *err, size_t errlen);
+
 #define VT_WG_OK 0     /* an authenticated handshake response to our initiation */
 #define VT_WG_COOKIE 1 /* a cookie reply addressed to our index: the server is under load */
 #define VT_WG_BAD (-1) /* anything else; failure filled */

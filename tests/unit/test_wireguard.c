@@ -36,6 +36,66 @@ static void primitives_match_published_vectors(void **state)
     assert_memory_equal(pub, want, 32);
 }
 
+/* A known answer from an independent implementation: with these fixed keys, ephemeral key and
+ * timestamp, our initiation is byte for byte the one wireguard-go 0.0.20220316 (Debian) accepted,
+ * and RESP is what it answered (its own random ephemeral inside). Captured on loopback with
+ * `wg set ... peer <client pub> preshared-key <psk>`. */
+static const char KAT_TS[] = "400000006b0ad2f500000000";
+static const char KAT_INIT[] = "0100000004030201bb50ff9e82a574cfbf820e97f60fb9c143ec7415cf514f8c"
+                               "fd98eff59e0596149c8012d193b4aa851af47ce34a5618c7c0673c2dccf004ae"
+                               "5a2c863e7f8f9187d0f07eebcb322940999de3c569990484d08d25afbc800ef2"
+                               "57670945dbdce4f278733294a1ea1b235ef6b1fe29e5124f3251bc3265af38bd"
+                               "c62389a400000000000000000000000000000000";
+static const char KAT_RESP[] = "02000000fb1a9b55040302012917594fd72bd2c6368cc88793b48bd3a76d90df"
+                               "a827efd74ba682015cebc07e6d3cbebb7529c30f388b9ffb3264fe8e3f811f2d"
+                               "5350ae3a528a5a388aa93a1c00000000000000000000000000000000";
+
+static void kat_key(unsigned char *k, int seed)
+{
+    for (int i = 0; i < 32; i++)
+        k[i] = (unsigned char)(seed + 7 * i);
+    k[0] &= 248;
+    k[31] &= 127;
+    k[31] |= 64;
+}
+
+static void wireguard_go_known_answer(void **state)
+{
+    unsigned char cpriv[32], spriv[32], epriv[32], spub[32], cpub[32], psk[32], ts[12];
+    unsigned char init[VT_WG_INIT_LEN], resp[VT_WG_RESP_LEN];
+    char err[128], f[128];
+    kat_key(cpriv, 1);
+    kat_key(spriv, 2);
+    kat_key(epriv, 3);
+    for (int i = 0; i < 32; i++)
+        psk[i] = (unsigned char)(0xa0 + i);
+    vt_wg_public_key(spriv, spub);
+    vt_wg_public_key(cpriv, cpub);
+    hex(KAT_TS, ts);
+    hex(KAT_INIT, init);
+    hex(KAT_RESP, resp);
+    vt_wg_handshake hs;
+    assert_int_equal(
+        vt_wg_build_initiation_eph(&hs, cpriv, spub, psk, 0x01020304, ts, epriv, err, sizeof(err)),
+        0);
+    assert_memory_equal(hs.msg, init, VT_WG_INIT_LEN);
+    vt_wg_reply r;
+    assert_int_equal(vt_wg_parse_reply(&hs, resp, sizeof(resp), &r, f, sizeof(f)), VT_WG_OK);
+    assert_true(r.authenticated);
+    assert_int_equal(r.receiver_index, 0x01020304);
+    /* Our responder reads the accepted initiation the way wireguard-go did. */
+    vt_wg_responder st;
+    assert_int_equal(vt_wg_responder_consume(&st, spriv, psk, init, sizeof(init), err, sizeof(err)),
+                     0);
+    assert_memory_equal(st.init_static, cpub, 32);
+    assert_memory_equal(st.timestamp, ts, 12);
+    /* Without the PSK the same answer does not authenticate. */
+    assert_int_equal(
+        vt_wg_build_initiation_eph(&hs, cpriv, spub, NULL, 0x01020304, ts, epriv, err, sizeof(err)),
+        0);
+    assert_int_equal(vt_wg_parse_reply(&hs, resp, sizeof(resp), &r, f, sizeof(f)), VT_WG_BAD);
+}
+
 static void keys_round_trip_through_base64(void **state)
 {
     unsigned char k[32], back[32];
@@ -203,6 +263,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(primitives_match_published_vectors),
+        cmocka_unit_test(wireguard_go_known_answer),
         cmocka_unit_test(keys_round_trip_through_base64),
         cmocka_unit_test(initiation_is_148_bytes_with_zero_mac2),
         cmocka_unit_test(responder_accepts_initiation_and_initiator_accepts_response),
