@@ -187,8 +187,13 @@ void vt_rset_decode(vt_rset *s, const char *t)
         unsigned long n = strtoul(end + 1, &end, 10);
         if (*end != ':') break;
         unsigned long a = strtoul(end + 1, &end, 10);
-        if (h <= UINT32_MAX && n <= UINT32_MAX && a <= n)
-            vt_rset_add(s, (uint32_t)h, (uint32_t)n, (uint32_t)a);
+        if (h <= UINT32_MAX && n <= UINT32_MAX && a <= n) {
+            /* Stored sorted: append; anything else goes the slow, checked way. */
+            if (s->len < VT_RSET_K && (s->len == 0 || s->e[s->len - 1].h < h))
+                s->e[s->len++] = (vt_rset_entry){(uint32_t)h, (uint32_t)n, (uint32_t)a};
+            else
+                vt_rset_add(s, (uint32_t)h, (uint32_t)n, (uint32_t)a);
+        }
         if (*end != ',') break;
         t = end + 1;
     }
