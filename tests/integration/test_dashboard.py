@@ -117,6 +117,13 @@ try:
            or "Content Security Policy" in line]
     check(not bad, "no console errors or CSP refusals" + ("" if not bad else ": " + bad[0][:300]))
 
+    dom, err = browser(["--window-size=1200,1200", "--dump-dom"], base + "/?cc=ZZ&since=2026-11-01")
+    check('data-state="ready"' in dom and "No measurements for this country and range." in dom
+          and "No blocks, slowdowns or outages detected." in dom,
+          "a country without data says so")
+    bad = [line for line in err.splitlines() if "CONSOLE" in line or "Refused to" in line]
+    check(not bad, "no console errors without data" + ("" if not bad else ": " + bad[0][:300]))
+
     shot = os.path.join(BUILD, "dashboard.png")
     phone = os.path.join(BUILD, "dashboard-phone.png")
     for f in (shot, phone):
