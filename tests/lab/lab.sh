@@ -454,6 +454,9 @@ lab_probe() {
         cat "$LAB_DIR/probe.err" >&2
         lab_die "the probe wrote no measurement (exit $rc)"
     fi
+    if [ -n "${LAB_SAVE_OUT:-}" ]; then # bench/lab-accuracy keeps the measurements
+        cp "$LAB_OUT" "$LAB_SAVE_OUT"
+    fi
     if [ "$rc" -ne "${LAB_PROBE_RC:-0}" ]; then # a crash or sanitizer report fails the test
         tail -30 "$LAB_DIR/probe.err" >&2
         lab_die "the probe exited $rc"
