@@ -20,6 +20,8 @@ void vt_ingest_limits_default(vt_ingest_limits *l)
     l->max_string = 256u << 10;
     l->max_depth = 64;
     l->max_batch = 1000;
+    l->max_values = 50000;
+    l->max_batch_values = 1000000;
 }
 
 int vt_ingest_inflate(const unsigned char *in, size_t len, size_t cap, unsigned char **out,
@@ -102,9 +104,12 @@ done:
     return rc;
 }
 
-int vt_ingest_json_depth(const char *s, size_t len)
+/* One pass over JSON text: maximum nesting depth, and an upper bound of its values (commas
+ * and colons outside strings, plus one). */
+static int json_scan(const char *s, size_t len, size_t *values)
 {
     int depth = 0, max = 0, in_str = 0;
+    size_t n = 1;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_str) {
@@ -118,9 +123,24 @@ int vt_ingest_json_depth(const char *s, size_t len)
             if (++depth > max) max = depth;
         } else if (c == '}' || c == ']') {
             depth--;
+        } else if (c == ',' || c == ':') {
+            n++;
         }
     }
+    if (values) *values = n;
     return max;
+}
+
+int vt_ingest_json_depth(const char *s, size_t len)
+{
+    return json_scan(s, len, NULL);
+}
+
+size_t vt_ingest_json_values(const char *s, size_t len)
+{
+    size_t n;
+    json_scan(s, len, &n);
+    return n;
 }
 
 int vt_ingest_parse_time(const char *s, double *epoch)
@@ -353,7 +373,13 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     }
     if (!vt_utf8_valid((const unsigned char *)s, len))
         return reject(it, "not valid UTF-8 (or contains a NUL byte)");
-    int depth = vt_ingest_json_depth(s, len);
+    size_t values;
+    int depth = json_scan(s, len, &values);
+    b->values += values;
+    if (values > lim->max_values) {
+        snprintf(reason, sizeof(reason), "measurement has over %zu JSON values", lim->max_values);
+        return reject(it, reason);
+    }
     if (depth > lim->max_depth) {
         snprintf(reason, sizeof(reason), "JSON nesting depth %d is over the limit of %d", depth,
                  lim->max_depth);
@@ -376,19 +402,49 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     if (!it->body) return reject(it, "out of memory");
     const cJSON *ann = cJSON_GetObjectItemCaseSensitive(it->m, "annotations");
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(it->m, "test_keys");
+    const char *col[9] = {
+        opt_string(it->m, "measurement_start_time"),
+        opt_string(it->m, "probe_cc"),
+        opt_string(it->m, "probe_asn"),
+        opt_string(it->m, "test_name"),
+        opt_string(it->m, "input"),
+        opt_string(ann, "target_id"),
+        opt_string(ann, "platform"),
+        opt_string(ann, "category"),
+        opt_string(tk, "verdict"),
+    };
+    /* The columns are copied out so the parsed tree can go now: a batch holds one tree at a
+     * time, not one per measurement (a tree is many times its text). */
+    size_t total = 1;
+    for (int i = 0; i < 9; i++)
+        total += col[i] ? strlen(col[i]) + 1 : 0;
+    it->cols = malloc(total);
+    if (!it->cols) return reject(it, "out of memory");
+    char *w = it->cols;
+    const char *copy[9];
+    for (int i = 0; i < 9; i++) {
+        copy[i] = NULL;
+        if (!col[i]) continue;
+        size_t l = strlen(col[i]) + 1;
+        memcpy(w, col[i], l);
+        copy[i] = w;
+        w += l;
+    }
     vt_store_row *r = &it->row;
     r->uid = it->uid;
     r->received_at = b->received_at;
-    r->measurement_start_time = opt_string(it->m, "measurement_start_time");
-    r->probe_cc = opt_string(it->m, "probe_cc");
-    r->probe_asn = opt_string(it->m, "probe_asn");
-    r->test_name = opt_string(it->m, "test_name");
-    r->input = opt_string(it->m, "input");
-    r->target_id = opt_string(ann, "target_id");
-    r->platform = opt_string(ann, "platform");
-    r->category = opt_string(ann, "category");
-    r->verdict = opt_string(tk, "verdict");
+    r->measurement_start_time = copy[0];
+    r->probe_cc = copy[1];
+    r->probe_asn = copy[2];
+    r->test_name = copy[3];
+    r->input = copy[4];
+    r->target_id = copy[5];
+    r->platform = copy[6];
+    r->category = copy[7];
+    r->verdict = copy[8];
     r->body = it->body;
+    cJSON_Delete(it->m);
+    it->m = NULL;
     it->status = VT_INGEST_ACCEPTED;
 }
 
@@ -470,6 +526,15 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
             vt_ingest_item *it = &b->items[b->n++];
             it->line = line;
             process_line(b, it, data + i, l, lim, client_addr, now);
+            /* Parsing and printing cost per value, on the loop everyone shares. */
+            if (b->values > lim->max_batch_values) {
+                vt_ingest_batch_free(b);
+                *http_status = 413;
+                snprintf(err, errlen,
+                         "over %zu JSON values in one upload: send fewer measurements per batch",
+                         lim->max_batch_values);
+                return -1;
+            }
         }
         i = e + 1;
     }
@@ -542,6 +607,7 @@ void vt_ingest_batch_free(vt_ingest_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         cJSON_Delete(b->items[i].m);
         free(b->items[i].body);
+        free(b->items[i].cols);
     }
     free(b->items);
     memset(b, 0, sizeof(*b));

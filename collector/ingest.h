@@ -8,12 +8,14 @@
 #include "store.h"
 
 typedef struct vt_ingest_limits {
-    size_t max_body;        /* bytes as sent (default 16 MiB) */
-    size_t max_inflated;    /* bytes after gunzip (default 64 MiB) */
-    size_t max_measurement; /* one line (default 1 MiB) */
-    size_t max_string;      /* one string value or key (default 256 KiB) */
-    int max_depth;          /* JSON nesting (default 64) */
-    size_t max_batch;       /* measurements per upload (default 1000) */
+    size_t max_body;         /* bytes as sent (default 16 MiB) */
+    size_t max_inflated;     /* bytes after gunzip (default 64 MiB) */
+    size_t max_measurement;  /* one line (default 1 MiB) */
+    size_t max_string;       /* one string value or key (default 256 KiB) */
+    int max_depth;           /* JSON nesting (default 64) */
+    size_t max_batch;        /* measurements per upload (default 1000) */
+    size_t max_values;       /* JSON values in one measurement (default 50000) */
+    size_t max_batch_values; /* JSON values in one upload (default 1000000) */
 } vt_ingest_limits;
 
 void vt_ingest_limits_default(vt_ingest_limits *l);
@@ -25,15 +27,17 @@ typedef struct vt_ingest_item {
     char uid[33];     /* "" when the line had no readable uid */
     int status;       /* VT_INGEST_*; before storing, ACCEPTED means "valid, to store" */
     char reason[192]; /* for REJECTED */
-    cJSON *m;         /* the parsed measurement (valid ones) */
+    cJSON *m;         /* the parsed measurement, while it is checked (NULL after) */
+    char *cols;       /* the row's column strings (row points into it) */
     char *body;       /* compact JSON as stored */
-    vt_store_row row; /* points into m and body */
+    vt_store_row row; /* points into cols and body */
 } vt_ingest_item;
 
 typedef struct vt_ingest_batch {
     vt_ingest_item *items;
     size_t n;
     size_t accepted, duplicate, rejected;
+    size_t values; /* JSON values seen (bound: commas and colons) */
     char received_at[20];
 } vt_ingest_batch;
 
@@ -61,6 +65,8 @@ void vt_ingest_batch_free(vt_ingest_batch *b);
 /* Pieces, exposed for the unit tests. */
 /* Maximum nesting depth of JSON text (brackets outside strings). */
 int vt_ingest_json_depth(const char *s, size_t len);
+/* Upper bound of the number of values in JSON text (commas and colons outside strings + 1). */
+size_t vt_ingest_json_values(const char *s, size_t len);
 /* 0 when m is a valid df-000 measurement; else -1 and a reason. */
 int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, char *reason,
                        size_t n);

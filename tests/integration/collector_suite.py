@@ -360,6 +360,25 @@ def check_uploads(db, c):
         data = repr(e).encode()
     s.close()
     check(data.startswith(b"HTTP/1.1 413"), f"body over 16 MiB: 413 ({data[:40]!r})")
+    # Parsing and printing cost per JSON value, on the one loop: values are capped per
+    # measurement and per upload, and a batch just under the cap is answered promptly.
+    wide = [measurement(test_keys={"a": [0] * 45000}) for _ in range(20)]
+    t0 = time.time()
+    st, js, _ = c.upload(jsonl(wide), gz=True)
+    took = time.time() - t0
+    with open(f"/proc/{c.proc.pid}/status") as f:
+        hwm = [int(line.split()[1]) for line in f if line.startswith("VmHWM:")][0] // 1024
+    check(st == 200 and js["accepted"] == 20 and took < 10,
+          f"20 measurements of 45000 values each: stored in {took:.1f}s (peak memory {hwm} MB)")
+    n0 = db.count()
+    st, js, _ = c.upload(jsonl([measurement(test_keys={"a": [0] * 50001})]), gz=True)
+    check(st == 200 and js["rejected"] == 1 and "JSON values" in js["results"][0]["reason"],
+          "a measurement with over 50000 values is rejected")
+    st, js, _ = c.upload(jsonl([measurement(test_keys={"a": [0] * 45000}) for _ in range(25)]),
+                         gz=True)
+    check(st == 413 and "JSON values" in js.get("error", "") and db.count() == n0,
+          f"an upload with over 1000000 values is refused whole: 413 ({st})")
+
     st, js, _ = c.request("GET", "/api/v1/check-in")
     check(st == 405 and js and js.get("error"), f"GET on check-in: 405 JSON error ({st})")
     st, js, _ = c.request("GET", "/nope")
@@ -791,7 +810,8 @@ def main():
                 continue
             print(f"== {name} ({kind})", flush=True)
             if name in ("uploads", "slow"):
-                c = Collector(db, tmp, "--timeout", "2", name=name)
+                extra = ("--timeout", "2") if name == "slow" else ()
+                c = Collector(db, tmp, *extra, name=name)
                 try:
                     if name == "uploads":
                         check_uploads(db, c)

@@ -130,6 +130,13 @@ static void nesting_depth_counts_brackets_outside_strings(void **state)
     assert_int_equal(vt_ingest_json_depth(deep, 300), 150);
 }
 
+static void value_counts_bound_the_work(void **state)
+{
+    assert_int_equal(vt_ingest_json_values("{}", 2), 1);
+    assert_int_equal(vt_ingest_json_values("{\"a\":[1,2,3]}", 13), 4);
+    assert_int_equal(vt_ingest_json_values("[\"a,b:c\",1]", 11), 2); /* not inside strings */
+}
+
 static void parse_line(const char *body, vt_ingest_batch *b, const char *addr)
 {
     vt_ingest_limits lim;
@@ -304,6 +311,7 @@ int main(void)
         cmocka_unit_test(country_asn_and_uid_shapes),
         cmocka_unit_test(start_time_must_be_a_real_recent_date),
         cmocka_unit_test(nesting_depth_counts_brackets_outside_strings),
+        cmocka_unit_test(value_counts_bound_the_work),
         cmocka_unit_test(bad_lines_are_rejected_and_good_ones_kept),
         cmocka_unit_test(the_callers_address_is_scrubbed_and_probe_ip_forced),
         cmocka_unit_test(whole_body_refusals),
