@@ -227,27 +227,33 @@ int vt_verdict_is_failure(int v)
 
 /* ---- time ---- */
 
+static int dig2(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
 long long vt_rollup_parse_time(const char *s)
 {
-    int Y, M, D, h, m, sec;
-    char tail;
-    if (!s || strlen(s) != 19 ||
-        sscanf(s, "%4d-%2d-%2d %2d:%2d:%2d%c", &Y, &M, &D, &h, &m, &sec, &tail) != 6)
+    /* Hand-rolled (detection parses one per bucket): "YYYY-MM-DD HH:MM:SS", a real date. */
+    static const char shape[] = "dddd-dd-dd dd:dd:dd";
+    if (!s) return -1;
+    for (int i = 0; i < 19; i++)
+        if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i]) return -1;
+    if (s[19]) return -1;
+    int Y = dig2(s) * 100 + dig2(s + 2), M = dig2(s + 5), D = dig2(s + 8), h = dig2(s + 11),
+        m = dig2(s + 14), sec = dig2(s + 17);
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap) || h > 23 ||
+        m > 59 || sec > 60)
         return -1;
-    if (Y < 1970 || Y > 9999 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 ||
-        sec > 60 || h < 0 || m < 0 || sec < 0)
-        return -1;
-    struct tm tm = {.tm_year = Y - 1900,
-                    .tm_mon = M - 1,
-                    .tm_mday = D,
-                    .tm_hour = h,
-                    .tm_min = m,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    struct tm back;
-    gmtime_r(&t, &back);
-    if (back.tm_mday != D) return -1; /* 31 February */
-    return (long long)t;
+    /* days from civil (H. Hinnant) */
+    int y = Y - (M <= 2);
+    int era = y / 400, yoe = y - era * 400;
+    int doy = (153 * (M + (M > 2 ? -3 : 9)) + 2) / 5 + D - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long long days = (long long)era * 146097 + doe - 719468;
+    return days * 86400 + h * 3600 + m * 60 + sec;
 }
 
 void vt_rollup_format_time(long long t, char out[20])
