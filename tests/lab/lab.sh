@@ -410,6 +410,12 @@ lab_setup() {
     trap 'exit 143' TERM
     trap 'exit 129' HUP
     trap 'exit 141' PIPE
+    # One lab at a time on this machine: the names are fixed, a second set-up would tear the
+    # first one down. The lock goes with the process (fd 9).
+    exec 9>/run/vantage-lab.lock
+    if command -v flock >/dev/null && ! flock -w 900 9; then
+        lab_die "another lab run holds /run/vantage-lab.lock"
+    fi
     local ns
     for ns in "${LAB_NAMESPACES[@]}"; do # leftovers of a crashed run
         lab_ns_destroy "$ns"
