@@ -481,8 +481,14 @@ int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np,
 const char *const vt_cell_select =
     "hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, n_tcp, "
     "n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, n_confirmed, "
-    "lat_hist, tput_hist, reports";
-#define CELL_COLS 22
+    "lat_hist, tput_hist, reports, probes, share_pm";
+#define CELL_COLS 24
+/* Detection needs each bucket's run count and per-run share, not the sketch itself: the same
+ * columns with an empty sketch, so a detection query reads a fraction of the bytes. */
+static const char *const detect_select =
+    "hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, n_tcp, "
+    "n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, n_confirmed, "
+    "lat_hist, tput_hist, '' AS reports, probes, share_pm";
 
 static const char *schema =
     "CREATE TABLE IF NOT EXISTS rollup_hourly ("
@@ -494,6 +500,7 @@ static const char *schema =
     " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"
     " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"
     " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
+    " probes BIGINT NOT NULL, share_pm BIGINT NOT NULL,"
     " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
     "CREATE INDEX IF NOT EXISTS rollup_hourly_cc_hour ON rollup_hourly (probe_cc, hour);"
     "CREATE INDEX IF NOT EXISTS rollup_hourly_hour ON rollup_hourly (hour);"
@@ -507,6 +514,7 @@ static const char *schema =
     " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"
     " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"
     " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
+    " probes BIGINT NOT NULL, share_pm BIGINT NOT NULL,"
     " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
     "CREATE INDEX IF NOT EXISTS rollup_daily_cc_hour ON rollup_daily (probe_cc, hour);"
     "CREATE INDEX IF NOT EXISTS rollup_daily_hour ON rollup_daily (hour);";
@@ -534,6 +542,9 @@ int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols)
     vt_hist_decode(&c->lat, cols[19]);
     vt_hist_decode(&c->tput, cols[20]);
     vt_rset_decode(&c->rs, cols[21]);
+    /* Distinct runs and per-run anomaly share (per mille, -1 none), kept at upsert. */
+    c->probes = (double)num(cols[22]);
+    c->share = cols[23] && num(cols[23]) >= 0 ? (double)num(cols[23]) / 1000.0 : -1;
     return 0;
 }
 
@@ -611,15 +622,16 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
     static const char *upsert_tail =
         " (hour, probe_cc, probe_asn, target_id, test_name, platform, "
         "category, n, n_ok, n_dns, n_tcp, n_tls, n_http, n_throttled, n_down, n_offline, "
-        "n_inconclusive, n_failure, n_confirmed, lat_hist, tput_hist, reports) VALUES "
-        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (hour, probe_cc, probe_asn, "
+        "n_inconclusive, n_failure, n_confirmed, lat_hist, tput_hist, reports, probes, share_pm) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (hour, probe_cc, "
+        "probe_asn, "
         "target_id, test_name) DO UPDATE SET platform = excluded.platform, category = "
         "excluded.category, n = excluded.n, n_ok = excluded.n_ok, n_dns = excluded.n_dns, n_tcp = "
         "excluded.n_tcp, n_tls = excluded.n_tls, n_http = excluded.n_http, n_throttled = "
         "excluded.n_throttled, n_down = excluded.n_down, n_offline = excluded.n_offline, "
         "n_inconclusive = excluded.n_inconclusive, n_failure = excluded.n_failure, n_confirmed = "
         "excluded.n_confirmed, lat_hist = excluded.lat_hist, tput_hist = excluded.tput_hist, "
-        "reports = excluded.reports";
+        "reports = excluded.reports, probes = excluded.probes, share_pm = excluded.share_pm";
     char sel[512], upsert[1400];
     snprintf(sel, sizeof(sel), "SELECT %s FROM %s%s", vt_cell_select, table, sel_tail);
     snprintf(upsert, sizeof(upsert), "INSERT INTO %s%s", table, upsert_tail);
@@ -660,6 +672,12 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
         p[19] = lat;
         p[20] = tput;
         p[21] = rs;
+        char pr[24], sh[24];
+        double share = vt_rset_share(&c->rs);
+        snprintf(pr, sizeof(pr), "%.0f", vt_rset_distinct(&c->rs));
+        snprintf(sh, sizeof(sh), "%.0f", share < 0 ? -1.0 : share * 1000.0);
+        p[22] = pr;
+        p[23] = sh;
         if (vt_db_query(s, upsert, p, CELL_COLS, NULL, NULL, err, errlen) < 0) rc = -1;
     }
     free(old);
@@ -786,11 +804,18 @@ int vt_rollup_init(vt_store *s, char *err, size_t errlen)
     if (is_pg(s) &&
         vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0)
         return -1;
-    int rc = init_locked(s, p, buf, sizeof(buf), err, errlen);
-    if (is_pg(s)) {
-        char e2[64];
-        vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
+    /* Tables from before the probes/share_pm columns: dropped, then rebuilt below. */
+    char e2[256];
+    if (vt_db_query(s, "SELECT probes, share_pm FROM rollup_hourly LIMIT 0", NULL, 0, NULL, NULL,
+                    e2, sizeof(e2)) < 0 ||
+        vt_db_query(s, "SELECT probes, share_pm FROM rollup_daily LIMIT 0", NULL, 0, NULL, NULL, e2,
+                    sizeof(e2)) < 0) {
+        vt_db_query(s, "DROP TABLE IF EXISTS rollup_hourly", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        vt_db_query(s, "DROP TABLE IF EXISTS rollup_daily", NULL, 0, NULL, NULL, e2, sizeof(e2));
     }
+    int rc = init_locked(s, p, buf, sizeof(buf), err, errlen);
+    if (is_pg(s))
+        vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
     return rc;
 }
 
@@ -1075,9 +1100,9 @@ static void ep_add(eplist *l, ep_acc *a, int kind, const vt_cell *c, long long t
     a->fail += failures(c);
     for (int v = 0; v < VT_V_COUNT; v++)
         a->v[v] += c->v[v];
-    double p = vt_rset_distinct(&c->rs);
+    double p = c->probes;
     if (p > a->max_probes) a->max_probes = p;
-    double sh = vt_rset_share(&c->rs);
+    double sh = c->share;
     a->share_sum += sh > 0 ? sh : 0;
     a->net_slow_hours += net_slow;
     vt_hist_merge(&a->lat, &c->lat);
@@ -1124,7 +1149,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
         nh[nn].n = c[i].n;
         nh[nn].bad = c[i].n - c[i].v[VT_V_OK];
         nh[nn].lat = c[i].lat;
-        nh[nn].probes = vt_rset_distinct(&c[i].rs);
+        nh[nn].probes = c[i].probes;
         nn++;
     }
     if (nn) qsort(nh, nn, sizeof(*nh), cmp_net);
@@ -1185,7 +1210,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
                 long long t = vt_rollup_parse_time(x->hour);
                 base_evict(&b, t);
                 net_hour *h = net_find(nh, nn, t);
-                double probes = vt_rset_distinct(&x->rs), share = vt_rset_share(&x->rs);
+                double probes = x->probes, share = x->share;
                 int cls;
                 if ((h && h->bad >= VT_DETECT_OUTAGE_MIN &&
                      (double)h->bad >= VT_DETECT_OUTAGE_SHARE * h->n) ||
@@ -1239,7 +1264,7 @@ int vt_detect(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *n
     char sql[1024], lo[20] = "";
     const char *p[4];
     int np = 0;
-    int off = snprintf(sql, sizeof(sql), "SELECT %s FROM rollup_hourly WHERE 1=1", vt_cell_select);
+    int off = snprintf(sql, sizeof(sql), "SELECT %s FROM rollup_hourly WHERE 1=1", detect_select);
     if (from > 0) {
         vt_rollup_format_time(from - VT_DETECT_BASELINE_HOURS * 3600LL, lo);
         off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND hour >= ?");

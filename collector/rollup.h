@@ -82,6 +82,7 @@ typedef struct vt_cell {
     int64_t n, v[VT_V_COUNT], confirmed;
     vt_hist lat, tput;
     vt_rset rs;
+    double probes, share; /* distinct runs and per-run anomaly share (-1: none) as stored */
 } vt_cell;
 
 /* One measurement's contribution, read from its stored JSON body. 0 ok, -1 not usable. */

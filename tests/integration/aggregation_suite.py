@@ -299,6 +299,16 @@ def main():
         st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
                                                         "since": "2026-11-01"})
         check(st == 200 and after == before, "rollups rebuilt from stored measurements")
+        # Rollup tables from before the probes/share_pm columns: dropped and rebuilt.
+        stop(proc)
+        proc = None
+        db.execute("ALTER TABLE rollup_daily DROP COLUMN share_pm")
+        proc, base = start(db)
+        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                        "since": "2026-11-01"})
+        st2, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+        check(st == 200 and after == before and len(e["results"]) == 3,
+              "rollups of an older schema rebuilt")
 
         # Queries share the per-address rate limit.
         stop(proc)
