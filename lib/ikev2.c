@@ -154,16 +154,10 @@ static int create(vt_task *t, char *err, size_t errlen)
     if (vt_vpn_init(t, &s->vpn, &ops, udp, 1, err, errlen) < 0) goto fail;
     return 0;
 fail:
-    cJSON_Delete(s->vpn.queries);
-    cJSON_Delete(s->vpn.handshakes);
+    vt_vpn_discard(&s->vpn);
     free(s);
     t->state = NULL;
     return -1;
-}
-
-static void start(vt_task *t)
-{
-    vt_vpn_start(t);
 }
 
 static void finish(vt_task *t)
@@ -180,6 +174,6 @@ const vt_kind vt_kind_ikev2 = {
     .test_name = "vantage_ikev2",
     .test_version = "0.1.0",
     .create = create,
-    .start = start,
+    .start = vt_vpn_start,
     .finish = finish,
 };

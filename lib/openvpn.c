@@ -217,17 +217,11 @@ static int create(vt_task *t, char *err, size_t errlen)
     return 0;
 fail:
     OPENSSL_cleanse(keytext, sizeof(keytext));
-    cJSON_Delete(s->vpn.queries);
-    cJSON_Delete(s->vpn.handshakes);
+    vt_vpn_discard(&s->vpn);
     OPENSSL_cleanse(s, sizeof(*s));
     free(s);
     t->state = NULL;
     return -1;
-}
-
-static void start(vt_task *t)
-{
-    vt_vpn_start(t);
 }
 
 static void finish(vt_task *t)
@@ -245,6 +239,6 @@ const vt_kind vt_kind_openvpn = {
     .test_name = "vantage_openvpn",
     .test_version = "0.1.0",
     .create = create,
-    .start = start,
+    .start = vt_vpn_start,
     .finish = finish,
 };

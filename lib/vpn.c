@@ -311,3 +311,10 @@ int vt_vpn_opt_transports(const vt_target *tg, const char *dflt, const char **ou
     if (*n == 2 && strcmp(out[0], out[1]) == 0) *n = 1;
     return 0;
 }
+
+void vt_vpn_discard(vt_vpn *v)
+{
+    cJSON_Delete(v->queries);
+    cJSON_Delete(v->handshakes);
+    v->queries = v->handshakes = NULL;
+}

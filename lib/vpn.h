@@ -46,6 +46,8 @@ int vt_vpn_init(vt_task *t, vt_vpn *v, const vt_vpn_ops *ops, const char *const 
                 size_t n_transports, char *err, size_t errlen);
 /* Resolves names, then runs the probes; ends with vt_task_done. */
 void vt_vpn_start(vt_task *t);
+/* Frees what vt_vpn_init allocated, for a create() that fails after it. */
+void vt_vpn_discard(vt_vpn *v);
 /* A probe's outcome: entry (owned) gets the common keys added; phase "tcp", "tls" or
  * "handshake" when it failed, "inconclusive" when the silence proves nothing (no failure, not
  * reachable); rtt in seconds (< 0: none). */
