@@ -27,8 +27,17 @@ int vt_hist_bin(int kind, double v)
 
 double vt_hist_edge(int kind, int i)
 {
-    double lo = hist_lo[kind], hi = hist_hi[kind];
-    return lo * pow(hi / lo, (double)i / VT_HIST_BINS);
+    static double edges[2][VT_HIST_BINS + 1];
+    static int ready;
+    if (!ready) { /* single-threaded collector; the values are the same on every call anyway */
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j <= VT_HIST_BINS; j++)
+                edges[k][j] = hist_lo[k] * pow(hist_hi[k] / hist_lo[k], (double)j / VT_HIST_BINS);
+        ready = 1;
+    }
+    if (i < 0) i = 0;
+    if (i > VT_HIST_BINS) i = VT_HIST_BINS;
+    return edges[kind][i];
 }
 
 void vt_hist_add(vt_hist *h, int kind, double v)
@@ -280,7 +289,9 @@ static double jnum(const cJSON *o, const char *k)
 
 static void cpy(char *dst, size_t n, const char *s)
 {
-    snprintf(dst, n, "%s", s ? s : "");
+    size_t len = s ? strnlen(s, n - 1) : 0;
+    if (len) memcpy(dst, s, len);
+    dst[len] = 0;
 }
 
 int vt_obs_from_json(const char *body, vt_obs *o)
