@@ -708,8 +708,11 @@ static int episodes(vt_store *s, struct evhttp_request *req)
 
 /* ---- raw measurements ---- */
 
+#define PAGE_MAX_BYTES (16u << 20) /* a page stops early past this much measurement JSON */
+
 typedef struct meas_ctx {
     cJSON *res;
+    size_t bytes;
     long count, limit;
     char last_start[20], last_uid[40];
     int more;
@@ -719,10 +722,12 @@ static int meas_row(void *arg, int nc, const char *const *cols)
 {
     meas_ctx *m = arg;
     if (nc < 3 || !cols[0] || !cols[1] || !cols[2]) return 0;
-    if (m->count == m->limit) {
+    size_t len = strlen(cols[2]);
+    if (m->count == m->limit || (m->count > 0 && m->bytes + len > PAGE_MAX_BYTES)) {
         m->more = 1;
         return 1;
     }
+    m->bytes += len;
     cJSON *b = cJSON_Parse(cols[2]);
     if (!b) return 0;
     cJSON_AddItemToArray(m->res, b);
