@@ -31,9 +31,16 @@ fi
 
 echo "vantage: measuring the default targets; measurements go to $out/measurements.jsonl" >&2
 set +e
-# `make run` is typed by whoever checked out the code, on their own network: that counts as
-# accepting the risks (`vantage-probe consent` shows them; the probe says so on first use).
-"$probe" run --accept-risks "${upload_args[@]}" --output "$out/measurements.jsonl" "$@"
+# Consent: on a terminal the probe shows what it does and the risks, and asks for an explicit
+# yes (once; it is recorded in out/state). Without a terminal nobody can answer, so typing
+# `make run` counts as accepting, and we say so.
+consent=()
+if [ ! -t 0 ] || [ ! -t 2 ]; then
+    echo "vantage: no terminal to ask on: running \`make run\` accepts the risks shown by" \
+        "\`$probe consent\`" >&2
+    consent=(--accept-risks)
+fi
+"$probe" run "${consent[@]}" "${upload_args[@]}" --output "$out/measurements.jsonl" "$@"
 rc=$?
 set -e
 echo >&2
