@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all build run test test-fast test-asan test-fuzz deps deps-test deps-lab install clean
+.PHONY: all build run test test-fast test-asan test-fuzz fuzz deps deps-test deps-lab install clean
 
 all: build
 
@@ -42,10 +42,22 @@ test-asan: deps-test
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -LE lab
 
-# libFuzzer on the VPN reply parsers (clang), 10 s each; longer by hand: see tests/fuzz/.
-test-fuzz: deps-test
+# libFuzzer (clang, ASan+UBSan) on every parser of outside input (tests/fuzz/): the regression
+# inputs replayed, then FUZZ_TEST_SECONDS (5) each in parallel. `make fuzz`: FUZZ_SECONDS (60)
+# each, one after another.
+FUZZ_TEST_SECONDS ?= 5
+FUZZ_SECONDS ?= 60
+$(FUZZ_BUILD)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_FUZZ=ON >/dev/null
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_openvpn fuzz_wireguard fuzz_ikev2
+
+test-fuzz: deps-test $(FUZZ_BUILD)/CMakeCache.txt
+	cmake -S . -B $(FUZZ_BUILD) -DVT_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -L fuzz
+
+fuzz: deps-test $(FUZZ_BUILD)/CMakeCache.txt
+	cmake -S . -B $(FUZZ_BUILD) -DVT_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
 
 # `make install [DESTDIR=stage] [PREFIX=/usr]`: DESTDIR stages (packaging), PREFIX overrides the

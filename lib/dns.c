@@ -472,3 +472,15 @@ cJSON *vt_dns_query_json(const vt_dns_query *q)
     vt_json_add_time(o, "t", q->t);
     return o;
 }
+
+/* Test seam for tests/fuzz/fuzz_dns.c: the reply parser on raw bytes (answers freed). */
+int vt_dns_parse_reply_for_fuzz(int qtype, const unsigned char *abuf, int alen);
+int vt_dns_parse_reply_for_fuzz(int qtype, const unsigned char *abuf, int alen)
+{
+    vt_dns_query q;
+    memset(&q, 0, sizeof(q));
+    q.qtype = qtype;
+    int rc = parse_reply(&q, abuf, alen);
+    free(q.answers);
+    return rc;
+}
