@@ -394,7 +394,8 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     if (must_scrub(client_addr)) vt_ingest_scrub(it->m, client_addr);
     cJSON *ip = cJSON_CreateString("127.0.0.1");
     if (!ip) return reject(it, "out of memory");
-    if (cJSON_HasObjectItem(it->m, "probe_ip"))
+    /* Case-sensitive, as the replace: "Probe_IP" is another key (and ip would leak). */
+    if (cJSON_GetObjectItemCaseSensitive(it->m, "probe_ip"))
         cJSON_ReplaceItemInObjectCaseSensitive(it->m, "probe_ip", ip);
     else
         cJSON_AddItemToObject(it->m, "probe_ip", ip);
