@@ -7,6 +7,7 @@
 # /var/run/charon.pid with the whole machine).
 #
 #   10.99.2.30  OpenVPN, UDP 1194 (plain) and TCP 1194      (ids vpn-ovpn-udp, vpn-ovpn-tcp)
+#               and a bare TCP listener on 9030              (vpn-port-tcp-9030)
 #   10.99.2.31  OpenVPN with tls-auth (SHA256), UDP 1194    (vpn-ovpn-ta)
 #   10.99.2.32  WireGuard (wireguard-go), UDP 51820          (vpn-wg; vpn-wg-unprovisioned)
 #   10.99.2.33  IKEv2 (strongSwan charon), UDP 500           (vpn-ike)
@@ -67,6 +68,7 @@ vpn_teardown() {
     if [ -n "$VPN_DIR" ] && [ -f "$VPN_DIR/oc/sockdir" ]; then
         "$VPN_SERVERS/vpn-ocserv.sh" stop "$VPN_DIR/oc" 2>/dev/null || true
     fi
+    set +e # lab_teardown reads the exit status from $?: (exit rc) must not end the trap
     (exit "$rc")
     lab_teardown
 }
@@ -130,6 +132,9 @@ vpn_setup() {
     lab_server python3 -u "$S/vpn-tls.py" --cert "$VPN_DIR/certs/good.pem" \
         --key "$VPN_DIR/certs/good.key" --listen "$VPN_TLS_IP" --tls-port 443 --dir-port 9030 \
         --lifetime 300 >"$VPN_DIR/tls.log" 2>&1 &
+    # A bare TCP listener on the OpenVPN server's address, port 9030: "the address is reachable".
+    lab_server python3 -c "import socket, time
+s = socket.socket(); s.bind(('$VPN_OVPN_IP', 9030)); s.listen(16); time.sleep(300)" &
     vpn_udp_server vt-server garbage "$VPN_GARBAGE_IP" 1194
     vpn_udp_server vt-control echo "$VPN_ECHO_IP" 1194 51820 500
     for a in $(seq 1 50); do
@@ -202,7 +207,9 @@ $oc
   "kind": "port", "transport": "udp", "payload_hex": "00766e7470726f6265",
   "endpoints": ["$VPN_ECHO_IP:500"]},
  {"id": "vpn-port-tcp-1194", "name": "TCP 1194", "platform": "lab-vpn", "category": "vpn",
-  "kind": "port", "endpoints": ["$VPN_OVPN_IP:1194"]}
+  "kind": "port", "endpoints": ["$VPN_OVPN_IP:1194"]},
+ {"id": "vpn-port-tcp-9030", "name": "TCP 9030 on the OpenVPN address", "platform": "lab-vpn",
+  "category": "vpn", "kind": "port", "endpoints": ["$VPN_OVPN_IP:9030"]}
 ]}
 EOF
 }
