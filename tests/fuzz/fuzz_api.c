@@ -94,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         event_base_loop(base, EVLOOP_NONBLOCK);
         if (sent < size) {
             ssize_t w = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
-            if (w > 0) sent += (size_t)w;
+            if (w > 0)
+                sent += (size_t)w;
             else if (w < 0 && errno != EAGAIN && errno != ENOTCONN && errno != EINPROGRESS)
                 sent = size; /* reset: stop sending */
         }
