@@ -94,8 +94,8 @@ while time.time() < end:
         d, a = s.recvfrom(4096)
         s.sendto(d if mode == "echo" else b"\x40garbage, not a VPN at all: " + bytes(range(64)), a)
 EOF
-    local i
-    for i in $(seq 1 50); do
+    local _
+    for _ in $(seq 1 50); do
         grep -q ready "$VPN_DIR/udp-$mode.log" 2>/dev/null && return 0
         sleep 0.1
     done
@@ -217,8 +217,8 @@ EOF
 # Before a run: wait (bounded, 3 minutes) while another lab run's namespaces exist; lab_setup's
 # flock then serialises with runs that start later.
 vpn_wait_free() {
-    local i
-    for i in $(seq 1 18); do
+    local _
+    for _ in $(seq 1 18); do
         ip netns list 2>/dev/null | grep -q '^vt-' || return 0
         lab_log "another lab run is up; waiting"
         sleep 10
