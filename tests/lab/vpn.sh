@@ -57,10 +57,10 @@ vpn_require() {
 vpn_teardown() {
     local rc=$?
     if [ -n "$VPN_DIR" ] && [ -f "$VPN_DIR/ike/charon.pid" ]; then
-        local pid i
+        local pid _
         pid=$(cat "$VPN_DIR/ike/charon.pid")
         "$VPN_SERVERS/vpn-ikev2.sh" stop "$VPN_DIR/ike" 2>/dev/null || true
-        for i in $(seq 1 30); do # the next charon on this machine needs this one gone
+        for _ in $(seq 1 30); do # the next charon on this machine needs this one gone
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
