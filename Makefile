@@ -48,7 +48,7 @@ test-asan: deps-test
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS ?= 60
 $(FUZZ_BUILD)/CMakeCache.txt:
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_FUZZ=ON >/dev/null
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_FUZZ=ON -DVT_WERROR=ON >/dev/null
 
 test-fuzz: deps-test $(FUZZ_BUILD)/CMakeCache.txt
 	cmake -S . -B $(FUZZ_BUILD) -DVT_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) >/dev/null

@@ -429,7 +429,8 @@ static const char *col(const vt_csv *c, int i)
     return i >= 0 && (size_t)i < c->n_fields ? c->fields[i] : "";
 }
 
-static int row_error(char *err, size_t errlen, const vt_csv *c, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int row_error(char *err, size_t errlen,
+                                                            const vt_csv *c, const char *fmt, ...)
 {
     char what[400];
     va_list ap;

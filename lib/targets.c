@@ -336,7 +336,8 @@ typedef struct ctx {
 } ctx;
 
 /* "name: targets[i] (id "x"): key "k": problem" */
-static int fail(const ctx *c, const char *key, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(const ctx *c, const char *key,
+                                                       const char *fmt, ...)
 {
     char what[512];
     char where[VT_TARGET_ID_MAX + 64];

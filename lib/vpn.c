@@ -70,7 +70,8 @@ static void add_job(vt_vpn *v, const char *host, const char *ip, int port, size_
     for (size_t k = 0; k < v->n_transports && v->n_jobs < VT_VPN_MAX_JOBS; k++) {
         vt_vpn_job *j = &v->jobs[v->n_jobs++];
         snprintf(j->host, sizeof(j->host), "%s", host);
-        snprintf(j->ip, sizeof(j->ip), "%s", ip);
+        /* An address that does not fit is not an address: callers pass inet_ntop output. */
+        snprintf(j->ip, sizeof(j->ip), "%.*s", (int)sizeof(j->ip) - 1, ip);
         j->port = port;
         j->transport = v->transports[k];
         j->endpoint = ep;

@@ -4,7 +4,9 @@
 #include "upload.h"
 
 /* Messages naming long paths may be cut to the caller's buffer; that is intended. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -54,9 +54,12 @@ static void check_merge(int kind, double median, double sigma)
         double exact = v[(size_t)ceil(qs[i] * N) - 1];
         double got = vt_hist_quantile(&all, kind, qs[i]);
         int be = vt_hist_bin(kind, exact), bg = vt_hist_bin(kind, got);
-        if (abs(be - bg) > 1)
-            fail_msg("kind %d q %.2f: exact %g (bin %d) merged %g (bin %d)", kind, qs[i], exact, be,
-                     bg);
+        if (abs(be - bg) > 1) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "kind %d q %.2f: exact %g (bin %d) merged %g (bin %d)", kind,
+                     qs[i], exact, be, got, bg);
+            fail_msg("%s", msg);
+        }
     }
     free(v);
 }

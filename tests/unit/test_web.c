@@ -200,7 +200,7 @@ static int arr_len(const cJSON *o, const char *key)
     return cJSON_GetArraySize(v);
 }
 
-static char *fmt(const char *f, ...)
+__attribute__((format(printf, 1, 2))) static char *fmt(const char *f, ...)
 {
     static char b[8][512];
     static int i;
