@@ -7,7 +7,9 @@
  * unspecified are refused (403), as literals and after resolving the host through the same
  * resolver the measurement uses, unless --allow-private-control. A name that resolves to a public
  * address first and a private one at measurement time (DNS rebinding), or a redirect to a private
- * address, is not caught: the kinds do not expose a per-connection hook. */
+ * address, is caught at connect time: the loop's destination policy (vt_loop_set_addr_policy)
+ * refuses every such connection of the TCP/UDP steps and of libcurl, so the measurement records
+ * "permission_denied" (or curl's connect error) and nothing is sent. */
 #include "control.h"
 
 #include <arpa/inet.h>
@@ -28,6 +30,7 @@
 typedef struct ctl_req ctl_req;
 
 struct vt_control {
+    unsigned long refused_connects; /* connections the destination policy refused */
     vt_loop *loop;
     int max, timeout_s, allow_private;
     vt_config cfg;
@@ -56,6 +59,8 @@ struct ctl_req {
     ctl_req *next, **pprev;
 };
 
+static int public_only(const struct sockaddr *sa, void *arg);
+
 vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int allow_private,
                            char *err, size_t errlen)
 {
@@ -80,7 +85,30 @@ vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int 
     c->cfg.user_agent = "vantage-collector-control";
     c->env.loop = loop;
     c->env.cfg = &c->cfg;
+    /* The collector's loop makes no other outbound connection than control measurements. */
+    if (!allow_private) vt_loop_set_addr_policy(loop, public_only, c);
     return c;
+}
+
+/* The loop's destination policy: public addresses only. */
+static int public_only(const struct sockaddr *sa, void *arg)
+{
+    vt_control *c = arg;
+    char a[INET6_ADDRSTRLEN];
+    const void *src =
+        sa->sa_family == AF_INET    ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+        : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                    : NULL;
+    if (!src || !inet_ntop(sa->sa_family, src, a, sizeof(a)) || vt_control_addr_private(a)) {
+        c->refused_connects++;
+        return 0;
+    }
+    return 1;
+}
+
+unsigned long vt_control_refused_connects(const vt_control *c)
+{
+    return c ? c->refused_connects : 0;
 }
 
 static int ensure_env(vt_control *c, char *err, size_t errlen)
@@ -412,6 +440,7 @@ void vt_control_shutdown(vt_control *c)
 void vt_control_free(vt_control *c)
 {
     if (!c) return;
+    if (!c->allow_private) vt_loop_set_addr_policy(c->loop, NULL, NULL);
     /* Runs still on the loop are abandoned with it (the process is exiting). */
     int abandoned = 0;
     while (c->reqs) {

@@ -20,6 +20,8 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
 int vt_control_busy(const vt_control *c);
 /* Answers 503 to every control request still in flight. */
 void vt_control_shutdown(vt_control *c);
+/* Connections to private addresses refused at connect time since start (rebinding, redirects). */
+unsigned long vt_control_refused_connects(const vt_control *c);
 void vt_control_free(vt_control *c);
 
 /* 1 when addr (text IPv4/IPv6) is loopback, private, link-local, CGNAT, multicast, unspecified or

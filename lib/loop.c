@@ -46,6 +46,8 @@ struct vt_loop {
     struct event *curl_timer;
     vt_ares_chan *chans;
     int curl_running;
+    vt_loop_addr_policy policy;
+    void *policy_arg;
 };
 
 static int ares_initialized, curl_initialized;
@@ -155,6 +157,27 @@ static int curl_timer_fn(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+void vt_loop_set_addr_policy(vt_loop *loop, vt_loop_addr_policy allowed, void *arg)
+{
+    loop->policy = allowed;
+    loop->policy_arg = arg;
+}
+
+int vt_loop_addr_allowed(vt_loop *loop, const struct sockaddr *sa)
+{
+    return !loop || !loop->policy || loop->policy(sa, loop->policy_arg);
+}
+
+/* libcurl asks here for every socket it connects, redirects and happy-eyeballs included. */
+static curl_socket_t curl_open_socket(void *clientp, curlsocktype purpose,
+                                      struct curl_sockaddr *a)
+{
+    vt_loop *loop = clientp;
+    if (purpose != CURLSOCKTYPE_IPCXN || !vt_loop_addr_allowed(loop, &a->addr))
+        return CURL_SOCKET_BAD;
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 int vt_loop_curl_add(vt_loop *loop, CURL *easy, vt_curl_done_fn done, void *arg)
 {
     curl_xfer *x = calloc(1, sizeof(*x));
@@ -163,6 +186,10 @@ int vt_loop_curl_add(vt_loop *loop, CURL *easy, vt_curl_done_fn done, void *arg)
     x->done = done;
     x->arg = arg;
     curl_easy_setopt(easy, CURLOPT_PRIVATE, x);
+    if (loop->policy) {
+        curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, curl_open_socket);
+        curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, loop);
+    }
     if (curl_multi_add_handle(loop->multi, easy) != CURLM_OK) {
         curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         free(x);

@@ -131,6 +131,8 @@ int vt_tcp_connect(vt_loop *loop, const char *ip, int port, int timeout_ms, doub
     op->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (op->fd < 0) {
         op->immediate_errno = errno;
+    } else if (!vt_loop_addr_allowed(loop, (struct sockaddr *)&ss)) {
+        op->immediate_errno = EPERM;
     } else if (connect(op->fd, (struct sockaddr *)&ss, sslen) < 0 && errno != EINPROGRESS) {
         op->immediate_errno = errno;
     }

@@ -157,9 +157,16 @@ int vt_udp_exchange(vt_loop *loop, const vt_udp_opts *o, vt_udp_cb cb, void *arg
     x->payload_len = o->payload_len;
     struct timeval now0 = {0, 0};
     x->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (x->fd < 0 || connect(x->fd, (struct sockaddr *)&ss, sl) < 0) {
+    int start_errno = 0;
+    if (x->fd < 0)
+        start_errno = errno;
+    else if (!vt_loop_addr_allowed(loop, (struct sockaddr *)&ss))
+        start_errno = EPERM; /* the loop's destination policy */
+    else if (connect(x->fd, (struct sockaddr *)&ss, sl) < 0)
+        start_errno = errno;
+    if (start_errno) {
         /* Reported from the loop, like every other outcome. */
-        vt_failure_errno(errno, x->start_failure, sizeof(x->start_failure));
+        vt_failure_errno(start_errno, x->start_failure, sizeof(x->start_failure));
         evtimer_add(x->tm, &now0);
         return 0;
     }

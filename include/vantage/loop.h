@@ -6,6 +6,7 @@
 #include <ares.h>
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <sys/socket.h>
 
 typedef struct vt_loop vt_loop;
 
@@ -35,6 +36,17 @@ typedef void (*vt_curl_done_fn)(CURL *easy, CURLcode result, void *arg);
 int vt_loop_curl_add(vt_loop *loop, CURL *easy, vt_curl_done_fn done, void *arg);
 /* Stops a transfer started with vt_loop_curl_add without calling its done callback. */
 void vt_loop_curl_cancel(vt_loop *loop, CURL *easy);
+
+/* A destination policy for every connection made on this loop: the TCP and UDP steps and every
+ * libcurl transfer (through CURLOPT_OPENSOCKETFUNCTION, so redirects and re-resolved names are
+ * covered too) ask it right before connecting. allowed returns non-zero to connect; a refused
+ * connection fails with "permission_denied" (curl: its connect error) and no packet is sent.
+ * NULL (the default) allows everything. The collector's control measurements use it to keep
+ * to public addresses whatever DNS answers at measurement time (rebinding) or a redirect says. */
+typedef int (*vt_loop_addr_policy)(const struct sockaddr *sa, void *arg);
+void vt_loop_set_addr_policy(vt_loop *loop, vt_loop_addr_policy allowed, void *arg);
+/* 1 when the loop's policy allows connecting to sa (always, without a policy). */
+int vt_loop_addr_allowed(vt_loop *loop, const struct sockaddr *sa);
 
 /* Monotonic clock in seconds. */
 double vt_now(void);

@@ -7,6 +7,8 @@ Usage: dnsserver.py [--port P] [--lifetime SEC] --zone NAME=BEHAVIOUR[:VALUE] ..
   NAME=nxdomain | servfail | refused | empty
   NAME=slow:MS:1.2.3.4        answer A after MS milliseconds
   NAME=drop                   never answer
+  NAME=rebind:1.2.3.4:5.6.7.8 the first A query answers 1.2.3.4, every later one 5.6.7.8
+--bind ADDR listens there instead of 127.0.0.1; --log FILE appends "NAME TYPE" per query.
 Names not in the zone get NXDOMAIN. Prints {"dns": PORT} on stdout once listening.
 """
 import argparse
@@ -50,13 +52,17 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--lifetime", type=float, default=120.0)
     ap.add_argument("--zone", action="append", default=[])
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--log")
     a = ap.parse_args()
     zone = {}
     for z in a.zone:
         name, _, beh = z.partition("=")
         zone[name.lower().rstrip(".")] = beh
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", a.port))
+    s.bind((a.bind, a.port))
+    seen = {}
+    lock = threading.Lock()
     print(json.dumps({"dns": s.getsockname()[1]}), flush=True)
     deadline = time.time() + a.lifetime
 
@@ -67,6 +73,16 @@ def main():
         name, qtype, question = q
         beh = zone.get(name, "nxdomain")
         kind, _, value = beh.partition(":")
+        with lock:
+            if a.log:
+                with open(a.log, "a") as f:
+                    f.write("%s %d\n" % (name, qtype))
+            if kind == "rebind":
+                first, _, then = value.partition(":")
+                n = seen.get(name, 0)
+                if qtype == 1:
+                    seen[name] = n + 1
+                kind, value = "a", first if n == 0 else then
         if kind == "drop":
             return
         if kind == "slow":
