@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "aggregate.h"
+#include "conns.h"
 #include "control.h"
 #include "vantage/json.h"
 #include "vantage/version.h"
@@ -36,6 +37,7 @@ struct vt_api {
     int drain_rounds;
     vt_ratelimit *rl_addr, *rl_token;
     vt_control *control;
+    vt_conns *conns;
 };
 
 void vt_api_opts_default(vt_api_opts *o)
@@ -46,6 +48,8 @@ void vt_api_opts_default(vt_api_opts *o)
     o->timeout_s = 30;
     o->control_max = 8;
     o->control_timeout_s = 30;
+    o->request_timeout_s = 60;
+    o->max_conns = 4096;
     vt_ingest_limits_default(&o->lim);
 }
 
@@ -310,6 +314,7 @@ static void handle(struct evhttp_request *req, void *arg)
 {
     vt_api *a = arg;
     double t0 = vt_now();
+    vt_conns_request(a->conns, req);
     const char *method = method_name(req);
     const char *uri = evhttp_request_get_uri(req);
     char path[64] = "(other)";
@@ -408,6 +413,12 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
     evhttp_set_default_content_type(a->http, "application/json");
     evhttp_set_gencb(a->http, handle, a);
+    a->conns = vt_conns_new(a->http, vt_loop_base(loop), o->max_conns, o->request_timeout_s);
+    if (!a->conns) {
+        snprintf(err, errlen, "out of memory");
+        vt_api_free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -488,6 +499,7 @@ void vt_api_free(vt_api *a)
     if (a->drain) vt_timer_cancel(a->drain);
     vt_control_free(a->control);
     if (a->http) evhttp_free(a->http);
+    vt_conns_free(a->conns); /* after evhttp_free: it drops the connections' last reference */
     vt_ratelimit_free(a->rl_addr);
     vt_ratelimit_free(a->rl_token);
     free(a);

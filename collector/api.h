@@ -20,6 +20,8 @@ typedef struct vt_api_opts {
     int timeout_s;               /* evhttp read/write timeout */
     int control_max;             /* control measurements in flight */
     int control_timeout_s;       /* time cap of one control measurement */
+    int request_timeout_s;       /* a connection's time to deliver a whole request */
+    int max_conns;               /* open connections at most (conns.h) */
     vt_ingest_limits lim;
 } vt_api_opts;
 

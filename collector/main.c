@@ -43,6 +43,9 @@ static void usage(FILE *f)
             "  --rate N                 requests per second per client and per token (20; 0: off)\n"
             "  --burst N                bucket size of the rate limit (200)\n"
             "  --timeout S              connection read/write timeout in seconds (30)\n"
+            "  --request-timeout S      time a connection has to send a whole request (60)\n"
+            "  --max-connections N      open connections at most; the longest-idle goes first\n"
+            "                           (4096, less when the descriptor limit is lower)\n"
             "  --control-max N          control measurements in flight at once (8)\n"
             "  --control-timeout S      time cap of one control measurement (30)\n"
             "  --log-json               one JSON object per log line\n"
@@ -91,7 +94,9 @@ int main(int argc, char **argv)
         O_HELP,
         O_VERSION,
         O_CMAX,
-        O_CTIMEOUT
+        O_CTIMEOUT,
+        O_RTIMEOUT,
+        O_MAXCONN
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -107,6 +112,8 @@ int main(int argc, char **argv)
         {"targets-version", required_argument, NULL, O_TV},
         {"control-max", required_argument, NULL, O_CMAX},
         {"control-timeout", required_argument, NULL, O_CTIMEOUT},
+        {"request-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"max-connections", required_argument, NULL, O_MAXCONN},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -150,10 +157,14 @@ int main(int argc, char **argv)
         case O_BURST:
         case O_CMAX:
         case O_CTIMEOUT:
+        case O_RTIMEOUT:
+        case O_MAXCONN:
         case O_TIMEOUT: {
             double v = strtod(optarg, &end);
             if (*end || !*optarg || v < 0 || v > 1e9 ||
-                ((c == O_TIMEOUT || c == O_CMAX || c == O_CTIMEOUT) && v < 1)) {
+                ((c == O_TIMEOUT || c == O_CMAX || c == O_CTIMEOUT || c == O_RTIMEOUT ||
+                  c == O_MAXCONN) &&
+                 v < 1)) {
                 fprintf(stderr, "vantage-collector: bad number '%s'\n", optarg);
                 return 2;
             }
@@ -165,6 +176,10 @@ int main(int argc, char **argv)
                 o.control_max = (int)v;
             else if (c == O_CTIMEOUT)
                 o.control_timeout_s = (int)v;
+            else if (c == O_RTIMEOUT)
+                o.request_timeout_s = (int)v;
+            else if (c == O_MAXCONN)
+                o.max_conns = v > 1e6 ? 1000000 : (int)v;
             else
                 o.timeout_s = (int)v;
             break;
@@ -264,6 +279,18 @@ int main(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Connections beyond the descriptor limit would stop accept() for everyone: keep the cap
+     * below it, with room for the database, logs and control measurements. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)o.max_conns + 64 > rl.rlim_cur) {
+        int cap = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
+        if (cap < o.max_conns) {
+            fprintf(stderr,
+                    "vantage-collector: at most %d connections (descriptor limit %llu)\n", cap,
+                    (unsigned long long)rl.rlim_cur);
+            o.max_conns = cap;
+        }
     }
     geo = vt_geoip_new();
     if (!geo) goto done;
