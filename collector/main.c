@@ -286,9 +286,8 @@ int main(int argc, char **argv)
         (rlim_t)o.max_conns + 64 > rl.rlim_cur) {
         int cap = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
         if (cap < o.max_conns) {
-            fprintf(stderr,
-                    "vantage-collector: at most %d connections (descriptor limit %llu)\n", cap,
-                    (unsigned long long)rl.rlim_cur);
+            fprintf(stderr, "vantage-collector: at most %d connections (descriptor limit %llu)\n",
+                    cap, (unsigned long long)rl.rlim_cur);
             o.max_conns = cap;
         }
     }
