@@ -4,9 +4,13 @@
 #include "vantage/dns.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "vantage/json.h"
 #include "vantage/tcp.h"
@@ -137,6 +141,51 @@ static void set_status(vt_dns_query *q, int status)
         vt_failure_ares(status, q->failure, sizeof(q->failure));
 }
 
+/* c-ares reports every failure to send a query as ARES_ECONNREFUSED, including "no route to
+ * the resolver" (a probe whose network is down). Connecting a UDP socket sends nothing and
+ * tells the two apart: a resolver that cannot be reached at all is network_unreachable (or
+ * host_unreachable), not a resolver that refused us. */
+static void refine_refused(vt_dns_query *q)
+{
+    char ip[INET6_ADDRSTRLEN + 2];
+    const char *r = q->resolver, *colon = strrchr(r, ':');
+    if (!colon || (size_t)(colon - r) >= sizeof(ip)) return;
+    memcpy(ip, r, (size_t)(colon - r));
+    ip[colon - r] = 0;
+    char *host = ip;
+    if (host[0] == '[') {
+        host++;
+        char *rb = strchr(host, ']');
+        if (!rb) return;
+        *rb = 0;
+    }
+    int port = atoi(colon + 1);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (port < 1 || port > 65535) return;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*s6);
+    } else {
+        return;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0 &&
+        (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EADDRNOTAVAIL))
+        vt_failure_errno(errno == EADDRNOTAVAIL ? ENETUNREACH : errno, q->failure,
+                         sizeof(q->failure));
+    close(fd);
+}
+
 /* ---- c-ares ---- */
 
 static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
@@ -152,6 +201,7 @@ static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, in
         status = st;
     }
     set_status(&op->q, status);
+    if (status == ARES_ECONNREFUSED) refine_refused(&op->q);
     if (op->starting) {
         op->deferred = 1; /* vt_dns_lookup hands it to the loop */
         return;

@@ -9,3 +9,5 @@ lab_probe
 lab_show
 lab_assert --all verdict=probe_offline verdict_phase=null blocking_confirmed=false \
     evidence.canaries_ok=false "failure~=."
+# With no route to the resolver, DNS says so (c-ares alone would say connection_refused).
+lab_assert --all queries.0.failure=network_unreachable
