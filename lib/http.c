@@ -46,6 +46,9 @@ typedef struct http_req {
     cJSON *req_headers_list;  /* as sent, from the debug callback */
     cJSON *events;
     double last_sample;
+    double t_first_body;   /* when the first body bytes were handed to us, 0 before */
+    size_t first_body_len; /* how many came then */
+    double t_last_body;    /* the latest body bytes */
     double t0;
     char errbuf[CURL_ERROR_SIZE];
 } http_req;
@@ -197,6 +200,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     }
     r->bytes_received += take;
     double now = vt_now();
+    if (r->t_first_body == 0) {
+        r->t_first_body = now;
+        r->first_body_len = take;
+    }
+    r->t_last_body = now;
     if ((now - r->last_sample) * 1000.0 >= r->sample_ms) add_sample(r, now);
     if (take < n) {
         r->stop = STOP_BODY_CAP;
@@ -397,8 +405,14 @@ static void on_done(CURL *easy, CURLcode code, void *arg)
     res.appconnect_time = info_secs(easy, CURLINFO_APPCONNECT_TIME_T);
     res.starttransfer_time = info_secs(easy, CURLINFO_STARTTRANSFER_TIME_T);
     res.total_time = info_secs(easy, CURLINFO_TOTAL_TIME_T);
-    double span = res.total_time - res.starttransfer_time;
-    if (span > 0 && res.bytes_received > 0)
+    /* The rate from the first body bytes to the last, leaving out the bytes that came with the
+     * first: they arrived before the clock could start (a TLS record of up to 16 KiB, or a
+     * policer's burst, lands at once), so bytes / (total - starttransfer) reads high on slow
+     * links. Too short a span to say (under 50 ms): the plain ratio. */
+    double span = r->t_last_body - r->t_first_body;
+    if (span >= 0.05 && res.bytes_received > r->first_body_len)
+        res.throughput_bps = (double)(res.bytes_received - r->first_body_len) * 8.0 / span;
+    else if ((span = res.total_time - res.starttransfer_time) > 0 && res.bytes_received > 0)
         res.throughput_bps = (double)res.bytes_received * 8.0 / span;
 
     if (res.status >= 300 && res.status < 400) {

@@ -19,6 +19,9 @@ lo=$((RATE_KBIT * 1000 * 75 / 100)) hi=$((RATE_KBIT * 1000 * 125 / 100))
 # evidence.throughput_bps is the rate the verdict used (from the byte samples of the download).
 lab_assert lab-target verdict=throttled verdict_phase=http failure=null \
     "evidence.throughput_bps>=$lo" "evidence.throughput_bps<=$hi"
+# The measurement's own throughput_bps (what the collector's rollups aggregate) agrees: the
+# bytes that arrive with the first chunk are not counted against the time after it.
+lab_assert lab-target "throughput_bps>=$lo" "throughput_bps<=$hi"
 lab_assert lab-canary verdict=ok "x_large_resource.throughput_bps>=5000000"
 lab_assert lab-other verdict=ok
 lab_assert lab-target-http verdict=ok
