@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vantage/addr.h"
 #include "vantage/json.h"
 #include "vantage/tcp.h"
 
@@ -159,24 +160,9 @@ static void refine_refused(vt_dns_query *q)
         if (!rb) return;
         *rb = 0;
     }
-    int port = atoi(colon + 1);
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
     socklen_t sl;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (port < 1 || port > 65535) return;
-    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        sl = sizeof(*s4);
-    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        sl = sizeof(*s6);
-    } else {
-        return;
-    }
+    if (vt_addr_sockaddr(host, atoi(colon + 1), &ss, &sl) < 0) return;
     int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
     if (connect(fd, (struct sockaddr *)&ss, sl) < 0 &&

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vantage/addr.h"
 #include "vantage/json.h"
 
 typedef struct tcp_op {
@@ -101,24 +102,10 @@ int vt_tcp_connect(vt_loop *loop, const char *ip, int port, int timeout_ms, doub
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (!loop || !ip || !cb || port < 1 || port > 65535)
+    if (!loop || !cb || vt_addr_sockaddr(ip, port, &ss, &sslen) < 0)
         return -1;
     if (timeout_ms <= 0)
         timeout_ms = 10000; /* 0 would time out at once */
-    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        sslen = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        sslen = sizeof(*sin6);
-    } else {
-        return -1;
-    }
     tcp_op *op = calloc(1, sizeof(*op));
     if (!op)
         return -1;

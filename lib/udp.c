@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "vantage/addr.h"
 #include "vantage/json.h"
 
 typedef struct udpx {
@@ -115,21 +116,8 @@ int vt_udp_exchange(vt_loop *loop, const vt_udp_opts *o, vt_udp_cb cb, void *arg
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (!o->ip || o->port < 1 || o->port > 65535 || o->payload_len > VT_UDP_MAX_DATAGRAM) return -1;
-    if (inet_pton(AF_INET, o->ip, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)o->port);
-        sl = sizeof(*a4);
-    } else if (inet_pton(AF_INET6, o->ip, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)o->port);
-        sl = sizeof(*a6);
-    } else {
+    if (o->payload_len > VT_UDP_MAX_DATAGRAM || vt_addr_sockaddr(o->ip, o->port, &ss, &sl) < 0)
         return -1;
-    }
     udpx *x = calloc(1, sizeof(*x));
     if (!x) return -1;
     x->loop = loop;
