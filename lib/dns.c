@@ -480,18 +480,18 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
 cJSON *vt_dns_query_json(const vt_dns_query *q)
 {
     cJSON *o = cJSON_CreateObject();
-    if (q->n_answers) {
-        cJSON *arr = cJSON_AddArrayToObject(o, "answers");
-        for (size_t i = 0; i < q->n_answers; i++) {
-            cJSON *a = cJSON_CreateObject();
-            int v4 = q->answers[i].qtype == VT_DNS_A;
-            cJSON_AddStringToObject(a, "answer_type", v4 ? "A" : "AAAA");
-            cJSON_AddStringToObject(a, v4 ? "ipv4" : "ipv6", q->answers[i].addr);
-            cJSON_AddNumberToObject(a, "ttl", q->answers[i].ttl);
-            cJSON_AddItemToArray(arr, a);
-        }
-    } else {
-        cJSON_AddNullToObject(o, "answers");
+    /* df-002: answers is a list, [] when there is none (a failed query too). asn/as_org_name:
+     * the probe has no IP-to-ASN data, so 0 and "" (AS0 is reserved: "unknown"). */
+    cJSON *arr = cJSON_AddArrayToObject(o, "answers");
+    for (size_t i = 0; arr && i < q->n_answers; i++) {
+        cJSON *a = cJSON_CreateObject();
+        int v4 = q->answers[i].qtype == VT_DNS_A;
+        cJSON_AddNumberToObject(a, "asn", 0);
+        cJSON_AddStringToObject(a, "as_org_name", "");
+        cJSON_AddStringToObject(a, "answer_type", v4 ? "A" : "AAAA");
+        cJSON_AddStringToObject(a, v4 ? "ipv4" : "ipv6", q->answers[i].addr);
+        cJSON_AddNumberToObject(a, "ttl", q->answers[i].ttl);
+        cJSON_AddItemToArray(arr, a);
     }
     vt_json_add_string_or_null(o, "engine", q->engine);
     vt_json_add_failure(o, "failure", q->failure);
@@ -506,6 +506,7 @@ cJSON *vt_dns_query_json(const vt_dns_query *q)
         cJSON_AddNullToObject(o, "rcode");
     vt_json_add_time(o, "t0", q->t0);
     vt_json_add_time(o, "t", q->t);
+    cJSON_AddNullToObject(o, "tags"); /* as OONI's web_connectivity: null */
     return o;
 }
 

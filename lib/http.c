@@ -170,13 +170,31 @@ char *vt_http_title(const unsigned char *body, size_t len)
 
 /* ---- curl callbacks ---- */
 
+/* OONI's netevents address of the connection: the server's "IP:PORT" ("[v6]:PORT"), never the
+ * probe's own address; "" before any connection. */
+static void event_address(CURL *easy, char *out, size_t n)
+{
+    char *ip = NULL;
+    long port = 0;
+    out[0] = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK || !ip || !*ip) return;
+    curl_easy_getinfo(easy, CURLINFO_PRIMARY_PORT, &port);
+    snprintf(out, n, strchr(ip, ':') ? "[%s]:%ld" : "%s:%ld", ip, port);
+}
+
 static void add_sample(http_req *r, double now)
 {
+    char address[80];
     cJSON *ev = cJSON_CreateObject();
     if (!ev) return;
+    event_address(r->easy, address, sizeof(address));
+    cJSON_AddStringToObject(ev, "address", address);
+    cJSON_AddNullToObject(ev, "failure");
     cJSON_AddStringToObject(ev, "operation", "bytes_received_cumulative");
     cJSON_AddNumberToObject(ev, "num_bytes", (double)r->bytes_received);
+    cJSON_AddStringToObject(ev, "proto", "tcp");
     vt_json_add_time(ev, "t", now - r->t_base);
+    cJSON_AddItemToObject(ev, "tags", cJSON_CreateArray());
     cJSON_AddNumberToObject(ev, "transaction_id", (double)r->transaction_id);
     cJSON_AddItemToArray(r->events, ev);
     r->last_sample = now;
@@ -357,6 +375,7 @@ static cJSON *request_entry(http_req *r, const vt_http_result *res)
 
     vt_json_add_time(e, "t0", res->t0);
     vt_json_add_time(e, "t", res->t);
+    cJSON_AddNullToObject(e, "tags"); /* as OONI's web_connectivity: null */
     cJSON_AddNumberToObject(e, "transaction_id", (double)r->transaction_id);
     return e;
 }

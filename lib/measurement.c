@@ -77,7 +77,9 @@ cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const cha
     cJSON_AddStringToObject(m, "probe_asn", cfg->probe_asn ? cfg->probe_asn : "AS0");
     cJSON_AddStringToObject(m, "probe_cc", cfg->probe_cc ? cfg->probe_cc : "ZZ");
     cJSON_AddStringToObject(m, "probe_ip", "127.0.0.1");
-    vt_json_add_string_or_null(m, "probe_network_name", cfg->probe_network_name);
+    /* OONI writes a string always: "" when the network is unknown. */
+    cJSON_AddStringToObject(m, "probe_network_name",
+                            cfg->probe_network_name ? cfg->probe_network_name : "");
     cJSON_AddStringToObject(m, "resolver_asn", "AS0");
     cJSON_AddStringToObject(m, "resolver_ip", "127.0.0.1");
     vt_json_add_string_or_null(m, "report_id", cfg->report_id);

@@ -150,8 +150,15 @@ cJSON *vt_tcp_result_json(const vt_tcp_result *r)
     cJSON *st = cJSON_AddObjectToObject(o, "status");
     cJSON_AddBoolToObject(st, "success", r->failure[0] == 0);
     vt_json_add_failure(st, "failure", r->failure);
-    cJSON_AddNullToObject(st, "blocked");
+    /* OONI's meaning: this connect failed while the control connected to the same address.
+     * A connect that worked is not blocked; a failure is unknown (null) until the verdict
+     * compares it with the control (lib/verdict.c mark_tcp_blocked). */
+    if (r->failure[0] == 0)
+        cJSON_AddFalseToObject(st, "blocked");
+    else
+        cJSON_AddNullToObject(st, "blocked");
     vt_json_add_time(o, "t0", r->t0);
     vt_json_add_time(o, "t", r->t);
+    cJSON_AddNullToObject(o, "tags"); /* as OONI's web_connectivity: null */
     return o;
 }

@@ -473,6 +473,57 @@ static int same_page(const cJSON *tk, const control_view *cv)
     return 1;
 }
 
+/* tcp_connect[].status.blocked of the failed connects (lib/tcp.c writes false for a connect that
+ * worked and null for a failure), in OONI's meaning (web_connectivity's ComputeTCPBlocking):
+ * true when the control connected to the same IP and port, false when its connect there failed
+ * too. OONI's control connects to the probe's own addresses; ours resolves for itself, so where
+ * it has no entry for that address the verdict decides for the measured host's addresses: true
+ * under tcp_blocking, false under down. Otherwise, and always under probe_offline ("this says
+ * nothing"), null: unknown, as OONI leaves it without a control. Under down no entry is true. */
+static void mark_tcp_blocked(cJSON *tk, const cJSON *control, const char *verdict, const char *host,
+                             const addrset *sys)
+{
+    cJSON *e;
+    int offline = strcmp(verdict, "probe_offline") == 0;
+    int down = strcmp(verdict, "down") == 0;
+    int tcp_blocking = strcmp(verdict, "tcp_blocking") == 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect"))
+    {
+        cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
+        const char *ip = str_or_null(e, "ip");
+        double port = num_or(e, "port", -1);
+        if (!cJSON_IsObject(st) || !ip) continue;
+        if (!cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(st, "success"))) continue;
+        int known = 0, blocked = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(control, "tcp_connect"))
+        {
+            const char *cip = str_or_null(c, "ip");
+            if (!cip || strcasecmp(cip, ip) != 0 || num_or(c, "port", -2) != port) continue;
+            const cJSON *cst = cJSON_GetObjectItemCaseSensitive(c, "status");
+            known = 1;
+            blocked |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cst, "success"));
+        }
+        int of_host = addrset_has(sys, ip) || (host && strcasecmp(host, ip) == 0);
+        cJSON *v;
+        if (offline)
+            v = cJSON_CreateNull();
+        else if (down)
+            v = cJSON_CreateFalse();
+        else if (known)
+            v = cJSON_CreateBool(blocked);
+        else if (of_host && tcp_blocking)
+            v = cJSON_CreateTrue();
+        else
+            v = cJSON_CreateNull();
+        if (!v) continue;
+        if (cJSON_GetObjectItemCaseSensitive(st, "blocked"))
+            cJSON_ReplaceItemInObjectCaseSensitive(st, "blocked", v);
+        else
+            cJSON_AddItemToObject(st, "blocked", v);
+    }
+}
+
 void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
 {
     decision d = {0};
@@ -743,6 +794,7 @@ out:;
     else
         cJSON_AddNullToObject(ev, "canary_throughput_bps");
 
+    mark_tcp_blocked(tk, in->control, d.verdict ? d.verdict : "inconclusive", in->host, &sys);
     cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict");
     cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict_phase");
     cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict_reason");

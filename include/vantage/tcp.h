@@ -22,7 +22,8 @@ typedef void (*vt_tcp_cb)(const vt_tcp_result *r, int fd, void *arg);
 int vt_tcp_connect(vt_loop *loop, const char *ip, int port, int timeout_ms, double t_base,
                    vt_tcp_cb cb, void *arg);
 
-/* OONI "tcp_connect" entry: {ip, port, status:{success, failure, blocked:null}, t0, t}. */
+/* OONI "tcp_connect" entry: {ip, port, status:{success, failure, blocked}, t0, t, tags:null};
+ * blocked is false when the connect worked, null when it failed (the verdict decides it). */
 cJSON *vt_tcp_result_json(const vt_tcp_result *r);
 
 /* Parses "host:port", "[v6]:port" into host and port; -1 when malformed. */

@@ -11,4 +11,6 @@ lab_show
 lab_assert lab-target verdict=tcp_blocking verdict_phase=tcp failure=connection_refused \
     evidence.control.failure=null
 lab_assert lab-target-http verdict=tcp_blocking verdict_phase=tcp failure=connection_refused
+# OONI's tcp_connect blocked: the failed connects to the target's address are blocked.
+lab_assert lab-target tcp_connect.0.status.blocked=true tcp_connect.0.status.success=false
 lab_assert lab-canary verdict=ok

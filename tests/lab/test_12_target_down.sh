@@ -11,4 +11,6 @@ lab_show
 lab_assert lab-target verdict=down verdict_phase=tcp failure=connection_refused \
     evidence.control.failure=connection_refused
 lab_assert lab-target-http verdict=down verdict_phase=tcp failure=connection_refused
+# Down, not blocked: no tcp_connect entry says blocked.
+lab_assert lab-target tcp_connect.0.status.blocked=false tcp_connect.0.status.success=false
 lab_assert lab-canary verdict=ok

@@ -156,8 +156,8 @@ static void doh_a_answers_are_recorded_with_engine_doh(void **state)
     assert_int_equal(g.ttl, 300);
     char *s = vt_json_print(g.json);
     assert_non_null(s);
-    assert_non_null(
-        strstr(s, "\"answers\":[{\"answer_type\":\"A\",\"ipv4\":\"192.0.2.1\",\"ttl\":300}"));
+    assert_non_null(strstr(s, "\"answers\":[{\"asn\":0,\"as_org_name\":\"\",\"answer_type\":\"A\","
+                              "\"ipv4\":\"192.0.2.1\",\"ttl\":300}"));
     assert_non_null(strstr(s, "\"engine\":\"doh\""));
     assert_non_null(strstr(s, "\"failure\":null"));
     assert_non_null(strstr(s, "\"hostname\":\"ok.test\""));
@@ -176,7 +176,8 @@ static void doh_aaaa_answer_is_recorded(void **state)
     assert_int_equal(g.n, 1);
     assert_string_equal(g.addrs[0], "2001:db8::1");
     char *s = vt_json_print(g.json);
-    assert_non_null(strstr(s, "{\"answer_type\":\"AAAA\",\"ipv6\":\"2001:db8::1\",\"ttl\":300}"));
+    assert_non_null(strstr(s, "{\"asn\":0,\"as_org_name\":\"\",\"answer_type\":\"AAAA\","
+                              "\"ipv6\":\"2001:db8::1\",\"ttl\":300}"));
     assert_non_null(strstr(s, "\"query_type\":\"AAAA\""));
     free(s);
     cJSON_Delete(g.json);
@@ -201,7 +202,7 @@ static void doh_rcodes_map_to_ooni_failures(void **state)
         assert_int_equal(g.rcode, cases[i].rcode);
         assert_int_equal(g.n, 0);
         char *s = vt_json_print(g.json);
-        assert_non_null(strstr(s, "\"answers\":null"));
+        assert_non_null(strstr(s, "\"answers\":[]"));
         free(s);
         cJSON_Delete(g.json);
     }

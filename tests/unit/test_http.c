@@ -183,6 +183,14 @@ static void page_with_title_gives_200_and_the_collapsed_title(void **state)
     const cJSON *last = cJSON_GetArrayItem(o.events, n - 1);
     assert_string_equal(vt_json_get_string(last, "operation"), "bytes_received_cumulative");
     assert_int_equal(cJSON_GetObjectItem(last, "num_bytes")->valueint, (int)o.bytes_received);
+    /* OONI's netevents keys: the server's address (never ours), proto, failure, tags. */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", http_port);
+    assert_string_equal(vt_json_get_string(last, "address"), addr);
+    assert_string_equal(vt_json_get_string(last, "proto"), "tcp");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(last, "failure")));
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(last, "tags")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o.entry, "tags")));
     outcome_free(&o);
 }
 

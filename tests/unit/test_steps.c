@@ -136,6 +136,11 @@ static void dns_answers_are_recorded_with_rcode_and_resolver(void **state)
     assert_int_equal(cJSON_GetArraySize(ans), 2);
     assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 0), "answer_type"), "A");
     assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 0), "ipv4"), "192.0.2.1");
+    /* No IP-to-ASN data in the probe: OONI's per-answer keys with "unknown" values. */
+    const cJSON *asn = cJSON_GetObjectItem(cJSON_GetArrayItem(ans, 1), "asn");
+    assert_true(cJSON_IsNumber(asn) && asn->valuedouble == 0);
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 1), "as_org_name"), "");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o.json, "tags")));
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o.json, "failure")));
     assert_string_equal(vt_json_get_string(o.json, "query_type"), "A");
     assert_string_equal(vt_json_get_string(o.json, "resolver_address"), want);
@@ -172,7 +177,11 @@ static void dns_failures_map_to_ooni_strings(void **state)
         assert_int_equal(o.q.rcode, cases[i].rcode);
         assert_int_equal(o.q.n_answers, 0);
         assert_string_equal(vt_json_get_string(o.json, "failure"), cases[i].failure);
-        assert_true(cJSON_IsNull(cJSON_GetObjectItem(o.json, "answers")));
+        /* df-002: a list, empty for a failed query (OONI's spec example); tags null */
+        const cJSON *ans = cJSON_GetObjectItem(o.json, "answers");
+        assert_true(cJSON_IsArray(ans));
+        assert_int_equal(cJSON_GetArraySize(ans), 0);
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(o.json, "tags")));
         cJSON_Delete(o.json);
     }
 }
@@ -273,6 +282,9 @@ static void tcp_connect_to_a_listener_succeeds(void **state)
     cJSON *j = vt_tcp_result_json(&o.r);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "status"), "success")));
     assert_int_equal(cJSON_GetObjectItem(j, "port")->valueint, stall_port);
+    /* A connect that worked is not blocked (OONI's boolean); tags null as OONI's. */
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "status"), "blocked")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "tags")));
     cJSON_Delete(j);
 }
 
@@ -285,6 +297,9 @@ static void tcp_connect_to_a_closed_port_is_refused(void **state)
     cJSON *j = vt_tcp_result_json(&o.r);
     assert_string_equal(vt_json_get_string(cJSON_GetObjectItem(j, "status"), "failure"),
                         "connection_refused");
+    /* A failure alone does not say blocked: null until the verdict compares with a control. */
+    const cJSON *b = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "status"), "blocked");
+    assert_true(b && cJSON_IsNull(b));
     cJSON_Delete(j);
 }
 

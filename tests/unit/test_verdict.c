@@ -244,6 +244,92 @@ static void test_tcp(void **st)
     cJSON_Delete(tk);
 }
 
+/* A tcp_connect entry as lib/tcp.c writes it: blocked false when it worked, null when not. */
+static cJSON *connect_entry(const char *ip, int port, int ok)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "ip", ip);
+    cJSON_AddNumberToObject(e, "port", port);
+    cJSON *st = cJSON_AddObjectToObject(e, "status");
+    cJSON_AddBoolToObject(st, "success", ok);
+    if (ok) {
+        cJSON_AddNullToObject(st, "failure");
+        cJSON_AddFalseToObject(st, "blocked");
+    } else {
+        cJSON_AddStringToObject(st, "failure", "generic_timeout_error");
+        cJSON_AddNullToObject(st, "blocked");
+    }
+    return e;
+}
+
+/* "true", "false" or "null" for tcp_connect[i].status.blocked ("missing" otherwise). */
+static const char *blocked(const cJSON *tk, int i)
+{
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "tcp_connect"), i);
+    const cJSON *b = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "status"), "blocked");
+    return cJSON_IsTrue(b)    ? "true"
+           : cJSON_IsFalse(b) ? "false"
+           : cJSON_IsNull(b)  ? "null"
+                              : "missing";
+}
+
+/* tcp_connect[].status.blocked: OONI's meaning per address, never against the verdict. */
+static void test_tcp_blocked(void **st)
+{
+    vt_verdict_ctx c = canaries_ok(), off;
+    vt_verdict_ctx_init(&off);
+    off.n_canaries = 2;
+    cJSON *tk = keys("tcp", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *tc = cJSON_GetObjectItem(tk, "tcp_connect");
+    cJSON_AddItemToArray(tc, connect_entry("10.10.10.10", 443, 0)); /* the host's address */
+    cJSON_AddItemToArray(tc, connect_entry("10.9.9.9", 443, 0));    /* another endpoint's */
+    cJSON_AddItemToArray(tc, connect_entry("10.8.8.8", 443, 1));    /* worked */
+    /* The control connected elsewhere: tcp_blocking, true for the host's failed address. */
+    cJSON *ok = control(NULL, NULL, 1);
+    decide(tk, &c, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    assert_string_equal(blocked(tk, 0), "true");
+    assert_string_equal(blocked(tk, 1), "null");
+    assert_string_equal(blocked(tk, 2), "false");
+    /* OONI's rule where the control has the same IP and port: its own success decides. */
+    cJSON *e = connect_entry("10.9.9.9", 443, 1);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(ok, "tcp_connect"), e);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(ok, "tcp_connect"),
+                         connect_entry("10.10.10.10", 443, 0));
+    decide(tk, &c, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    assert_string_equal(blocked(tk, 0), "false"); /* the control failed there too */
+    assert_string_equal(blocked(tk, 1), "true");
+    assert_string_equal(blocked(tk, 2), "false");
+    /* down: nothing is blocked, not even where the control connected to the same address. */
+    cJSON *bad = control("tls", "ssl_failed_handshake", 1);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(bad, "tcp_connect"),
+                         connect_entry("10.9.9.9", 443, 1));
+    cJSON_ReplaceItemInObject(tk, "failure_phase", cJSON_CreateString("tls"));
+    cJSON_ReplaceItemInObject(tk, "failure", cJSON_CreateString("ssl_failed_handshake"));
+    decide(tk, &c, bad, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "down");
+    assert_string_equal(blocked(tk, 0), "false");
+    assert_string_equal(blocked(tk, 1), "false");
+    assert_string_equal(blocked(tk, 2), "false");
+    cJSON_ReplaceItemInObject(tk, "failure_phase", cJSON_CreateString("tcp"));
+    cJSON_ReplaceItemInObject(tk, "failure", cJSON_CreateString("generic_timeout_error"));
+    /* Without a control: unknown, as OONI leaves it (null); a success stays false. */
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(blocked(tk, 0), "null");
+    assert_string_equal(blocked(tk, 1), "null");
+    assert_string_equal(blocked(tk, 2), "false");
+    /* The probe's own network is down: says nothing, even with a control that connected. */
+    decide(tk, &off, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "probe_offline");
+    assert_string_equal(blocked(tk, 0), "null");
+    assert_string_equal(blocked(tk, 1), "null");
+    cJSON_Delete(ok);
+    cJSON_Delete(bad);
+    cJSON_Delete(tk);
+}
+
 static cJSON *swap(const char *failure)
 {
     cJSON *w = cJSON_CreateObject();
@@ -406,6 +492,9 @@ static void test_hostile(void **st)
         "\"requests\":[{\"response\":{\"body\":{\"format\":\"base64\",\"data\":\"!!!\"},"
         "\"headers_list\":[[1,2],\"x\",[\"a\"]]}}]}",
         "{\"failure_phase\":\"nonsense\",\"failure\":\"x\"}",
+        "{\"failure_phase\":\"tcp\",\"failure\":\"x\",\"tcp_connect\":[1,{\"status\":3},"
+        "{\"ip\":5,\"status\":{\"success\":false}},{\"ip\":\"10.10.10.10\",\"port\":\"x\","
+        "\"status\":{\"success\":false,\"blocked\":[1]}}]}",
     };
     vt_fp_set fps;
     char err[256];
@@ -493,7 +582,7 @@ int main(void)
         cmocka_unit_test(test_tls),          cmocka_unit_test(test_http),
         cmocka_unit_test(test_throttled),    cmocka_unit_test(test_cdn),
         cmocka_unit_test(test_hostile),      cmocka_unit_test(test_helpers),
-        cmocka_unit_test(test_note_canary),
+        cmocka_unit_test(test_note_canary),  cmocka_unit_test(test_tcp_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
