@@ -559,6 +559,16 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
         *reason = "port_unanswered_host_up";
         return;
     }
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "address_silent"))) {
+        /* the same protocol answered at this address:port to another measurement */
+        set(d, "inconclusive", NULL,
+            "The %s handshake with %s:%d/%s failed (%s), but the same server answered it to "
+            "another measurement of this run: not blocking, possibly a transient failure or a "
+            "setting of this target.",
+            proto, addr, port, tr, failure);
+        *reason = "answered_in_run";
+        return;
+    }
     /* Nothing at the address answered in this run. */
     if (ctl_up && (n_else || tried >= 2)) {
         set(d, "tcp_blocking", phase,

@@ -398,6 +398,27 @@ static void hostile_keys(void **st)
     run_free(&r);
 }
 
+/* The same server answered the same protocol to another target of the run (e.g. one without
+ * a wrong tls-auth key): this target's failure is not blocking. */
+static void same_server_answered(void **st)
+{
+    (void)st;
+    run r = {0};
+    cJSON *tk = add(&r, "bad-key", "openvpn", NULL, "handshake", "generic_timeout_error",
+                    "[" UDP_FAIL("192.0.2.7", 1194, "openvpn") "]", NULL);
+    add(&r, "good", "openvpn", NULL, NULL, NULL,
+        "[{\"ip\":\"192.0.2.7\",\"port\":1194,\"transport\":\"udp\",\"protocol\":"
+        "\"openvpn\",\"failure\":null,\"received\":1,\"rtt_ms\":3}]",
+        NULL);
+    vt_vpn_gather(r.it, r.n);
+    vt_verdict_ctx c = canaries(2);
+    decide(tk, &c, NULL, "192.0.2.7");
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(s(tk, "inconclusive_reason"), "answered_in_run");
+    assert_null_key(tk, "blocking");
+    run_free(&r);
+}
+
 static void kinds(void **st)
 {
     (void)st;
@@ -419,6 +440,7 @@ int main(void)
         cmocka_unit_test(tcp_port_refused),
         cmocka_unit_test(garbage_unprovisioned_offline),
         cmocka_unit_test(hostile_keys),
+        cmocka_unit_test(same_server_answered),
         cmocka_unit_test(kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
