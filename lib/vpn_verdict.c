@@ -98,8 +98,13 @@ static int obs_read(const cJSON *e, obs *o)
     o->connected =
         o->tcp && (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "success")) ||
                    (failed_op && strcmp(failed_op, "connect") != 0) || (!failure && !inc));
+    /* a certificate refused is the server's answer too (interception is the web rules' and
+     * the control's question, not this one's) */
+    int cert = failure && (strcmp(failure, "ssl_unknown_authority") == 0 ||
+                           strcmp(failure, "ssl_invalid_hostname") == 0 ||
+                           strcmp(failure, "ssl_invalid_certificate") == 0);
     o->got_bytes = num_of(e, "received", 0) > 0 || num_of(e, "bytes_received", 0) > 0 ||
-                   cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "status_code"));
+                   cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "status_code")) || cert;
     o->answered = (!failure && !inc) || o->connected || o->got_bytes;
     o->failed = failure && !o->answered;
     o->silent_probe = inc && strcmp(inc, "udp_no_reply") == 0 && !o->answered;

@@ -348,6 +348,11 @@ static void garbage_unprovisioned_offline(void **st)
                     NULL);
     cJSON_ReplaceItemInObject(wg, "reachable", cJSON_CreateFalse());
     cJSON_AddStringToObject(wg, "inconclusive_reason", "no_provisioned_key");
+    cJSON *cert = add(&r, "cert", "tlsvpn", NULL, "tls", "ssl_unknown_authority",
+                      "[{\"ip\":\"192.0.2.40\",\"port\":443,\"transport\":\"tcp\","
+                      "\"protocol\":\"sstp\",\"failure\":\"ssl_unknown_authority\","
+                      "\"tcp_connect\":{\"status\":{\"success\":true}}}]",
+                      NULL);
     cJSON *off = add(&r, "off", "ikev2", NULL, "handshake", "generic_timeout_error",
                      "[" UDP_FAIL("192.0.2.33", 500, "ikev2") "]", NULL);
     vt_vpn_gather(r.it, r.n);
@@ -361,6 +366,9 @@ static void garbage_unprovisioned_offline(void **st)
     assert_string_equal(s(wg, "verdict"), "inconclusive");
     assert_string_equal(s(wg, "inconclusive_reason"), "no_provisioned_key");
     assert_null_key(wg, "blocking");
+    decide(cert, &c, NULL, "192.0.2.40"); /* the server answered with a certificate */
+    assert_string_equal(s(cert, "verdict"), "inconclusive");
+    assert_null_key(cert, "blocking");
     vt_verdict_ctx none = canaries(0);
     decide(off, &none, NULL, "192.0.2.33");
     assert_string_equal(s(off, "verdict"), "probe_offline");
