@@ -317,7 +317,11 @@ static void evidence_for(const obs_set *s, size_t item, const vt_vpn_item *it)
      * cannot decide: nothing came back from the address:port, and no other evidence. */
     int decided = replied || connected || cJSON_GetArraySize(same_port) > 0 ||
                   cJSON_GetArraySize(mimic) > 0 ||
-                  (cJSON_GetArraySize(addr_up) > 0 && n_failed_at >= 1) || n_failed_at >= 2;
+                  (cJSON_GetArraySize(addr_up) > 0 && n_failed_at >= 1) || n_failed_at >= 2 ||
+                  /* a live host and a silent UDP port: the control only connects over TCP */
+                  (!h->tcp && cJSON_GetArraySize(addr_up) > 0) ||
+                  /* the same protocol answered at this address:port */
+                  (!address_silent && cJSON_GetArraySize(addr_up) == 0);
     int cport = h->tcp ? h->port : tcp_port_at_addr;
     if (!decided && cport > 0) {
         char in[INET6_ADDRSTRLEN + 24];

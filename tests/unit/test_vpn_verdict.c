@@ -222,6 +222,9 @@ static void udp_port_blocked(void **st)
         "[" ECHO("198.51.100.9", 1194, "null", ",\"inconclusive_reason\":\"udp_no_reply\"") "]",
         NULL);
     vt_vpn_gather(r2.it, r2.n);
+    /* the control only connects over TCP: it cannot help with a silent UDP port */
+    assert_true(cJSON_IsNull(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "vpn_evidence"), "control_input")));
     decide(tk, &c, NULL, "192.0.2.7");
     assert_string_equal(s(tk, "verdict"), "inconclusive");
     assert_string_equal(s(tk, "inconclusive_reason"), "port_unanswered_host_up");
