@@ -38,6 +38,8 @@ done
     verdict_phase=tcp failure_phase=tcp failure=generic_timeout_error
 lab_assert vpn-wg-unprovisioned verdict=inconclusive verdict_phase=null failure=null \
     inconclusive_reason=no_provisioned_key blocking=null
+# A server that is down, not behind the censor's rule, is down: never address blocking.
+lab_assert vpn-down verdict=down blocking=null evidence.vpn.address_silent=true
 # The same ports elsewhere are untouched: only the addresses are blocked.
 lab_assert vpn-port-1194 verdict=ok reachable=true blocking=null
 lab_assert vpn-port-51820 verdict=ok reachable=true
@@ -46,7 +48,7 @@ lab_assert vpn-port-500 verdict=ok reachable=true
 # Without the control: the same evidence, but nothing says the servers are up.
 LAB_CONTROL_URL="" lab_probe
 lab_show
-for id in vpn-ovpn-udp vpn-ovpn-ta vpn-wg vpn-ike vpn-ovpn-tcp vpn-sstp; do
+for id in vpn-ovpn-udp vpn-ovpn-ta vpn-wg vpn-ike vpn-ovpn-tcp vpn-sstp vpn-down; do
     lab_assert "$id" verdict=inconclusive blocking=null verdict_phase=null reachable=false \
         inconclusive_reason=address_unreachable_no_control evidence.control=null
 done

@@ -15,6 +15,8 @@
 #   10.99.2.33  IKEv2 (strongSwan charon), UDP 500           (vpn-ike)
 #   10.99.2.34  OpenConnect (ocserv), TCP 443, if installed  (vpn-ocserv)
 #   10.99.2.35  SSTP / Tor-like TLS (vpn-tls.py), TCP 443    (vpn-sstp)
+#   10.99.2.38  an OpenVPN server that is down: the address is there, nothing listens
+#               (vpn-down: never "blocked"; "down" when the control cannot connect either)
 #   10.99.2.39  a UDP server answering garbage on 1194       (vpn-garbage-*)
 #   10.99.3.2   (vt-control) UDP echo on 1194, 51820, 500: "the port stays open" for other
 #               traffic, measured with kind "port"           (vpn-port-*)
@@ -27,10 +29,11 @@ VPN_WG_IP=10.99.2.32
 VPN_IKE_IP=10.99.2.33
 VPN_OC_IP=10.99.2.34
 VPN_TLS_IP=10.99.2.35
+VPN_DOWN_IP=10.99.2.38
 VPN_GARBAGE_IP=10.99.2.39
 VPN_ECHO_IP=$LAB_CONTROL_IP
 VPN_ADDRS=("$VPN_OVPN_IP" "$VPN_OVPN_TA_IP" "$VPN_WG_IP" "$VPN_IKE_IP" "$VPN_OC_IP" "$VPN_TLS_IP"
-    "$VPN_GARBAGE_IP")
+    "$VPN_DOWN_IP" "$VPN_GARBAGE_IP")
 VPN_SERVERS=$LAB_SRC_DIR/tests/servers
 VPN_OC=0
 VPN_DIR=""
@@ -205,6 +208,8 @@ $oc
  {"id": "vpn-sstp", "name": "SSTP", "platform": "lab-vpn", "category": "vpn", "kind": "tlsvpn",
   "protocol": "sstp", "sni": "good.test", "address_check": [9030],
   "endpoints": ["$VPN_TLS_IP:443"]},
+ {"id": "vpn-down", "name": "OpenVPN, server down", "platform": "lab-vpn", "category": "vpn",
+  "kind": "openvpn", "address_check": [9030], "endpoints": ["$VPN_DOWN_IP:1194"]},
  {"id": "vpn-garbage-openvpn", "name": "garbage", "platform": "lab-vpn", "category": "vpn",
   "kind": "openvpn", "endpoints": ["$VPN_GARBAGE_IP:1194"]},
  {"id": "vpn-garbage-wireguard", "name": "garbage", "platform": "lab-vpn", "category": "vpn",
