@@ -66,12 +66,14 @@ int vt_vpn_init(vt_task *t, vt_vpn *v, const vt_vpn_ops *ops, const char *const 
         cJSON_ArrayForEach(p, ac)
         {
             int port = 0;
-            if (cJSON_IsNumber(p) && p->valuedouble == (double)(int)p->valuedouble)
+            if (cJSON_IsNumber(p) && p->valuedouble >= 1 && p->valuedouble <= 65535 &&
+                p->valuedouble == (double)(int)p->valuedouble)
                 port = (int)p->valuedouble;
             else if (cJSON_IsString(p) && p->valuestring) {
                 char *end;
                 long l = strtol(p->valuestring, &end, 10);
-                if (end != p->valuestring && strcmp(end, "/tcp") == 0) port = (int)l;
+                if (end != p->valuestring && strcmp(end, "/tcp") == 0 && l >= 1 && l <= 65535)
+                    port = (int)l;
             }
             if (port < 1 || port > 65535) goto bad_check;
             v->check_ports[v->n_check_ports++] = port;
