@@ -20,6 +20,7 @@ typedef struct port {
     unsigned char payload[PORT_MAX_PAYLOAD];
     size_t payload_len;
     const vt_vpn_job *job;
+    const char *mimics; /* the protocol whose first message the payload imitates, or NULL */
 } port;
 
 static void on_connect(const vt_tcp_result *r, int fd, void *arg)
@@ -45,6 +46,7 @@ static void on_udp(const vt_udp_result *r, void *arg)
     cJSON *e = vt_vpn_entry(&s->vpn, s->job);
     cJSON_ReplaceItemInObject(e, "protocol", cJSON_CreateNull());
     cJSON_AddStringToObject(e, "method", "udp_probe");
+    if (s->mimics) cJSON_AddStringToObject(e, "mimics", s->mimics);
     const char *phase = "handshake";
     int silent = r->replies == 0 && strcmp(r->failure, "generic_timeout_error") == 0;
     if (silent) {
@@ -111,7 +113,8 @@ static int create(vt_task *t, char *err, size_t errlen)
     }
     t->state = s;
     if (vt_vpn_opt_transports(t->target, "tcp", tr, &ntr, err, errlen) < 0 ||
-        vt_vpn_opt_string(t->target, "payload_hex", &hex, err, errlen) < 0)
+        vt_vpn_opt_string(t->target, "payload_hex", &hex, err, errlen) < 0 ||
+        vt_vpn_opt_string(t->target, "mimics", &s->mimics, err, errlen) < 0)
         goto fail;
     if (hex) {
         size_t n = strlen(hex);

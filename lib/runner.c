@@ -7,6 +7,11 @@
 
 #include "vantage/measurement.h"
 #include "vantage/verdict.h"
+#include "vantage/vpn_verdict.h"
+
+/* VPN verdicts in flight at once: each may ask the collector's control endpoint, which serves
+ * every probe with a few slots (8 by default). */
+#define RUN_VPN_VERDICTS_MAX 4
 
 typedef struct run {
     const vt_env *env;
@@ -21,6 +26,14 @@ typedef struct run {
     vt_task **parked;
     size_t n_parked;
     vt_verdict_ctx vctx;
+    /* The VPN kinds' measurements are parked too, until the last of them is over: each one's
+     * verdict uses what the others found (vt_vpn_gather). */
+    size_t n_vpn, vpn_finished;
+    vt_task **vparked;
+    size_t n_vparked;
+    /* after the last: their verdicts, within the concurrency (each may ask the control) */
+    int vpn_released;
+    size_t vpn_next, vpn_applying;
     /* vt_run_start: the run lives on the heap and ends with done(); busy counts the runner's
      * frames on the stack, so only the outermost one may finish (and free) the run. */
     int async, busy, finished;
@@ -41,7 +54,7 @@ static void leave(run *r)
 {
     if (--r->busy > 0 || !r->async || r->finished)
         return;
-    if (r->next < r->n || r->in_flight > 0 || r->n_parked > 0)
+    if (r->next < r->n || r->in_flight > 0 || r->n_parked > 0 || r->vpn_next < r->n_vparked)
         return;
     r->finished = 1;
     if (r->h->on_progress)
@@ -78,10 +91,15 @@ static int is_canary(const vt_target *tg)
     return tg->category && strcmp(tg->category, "canary") == 0;
 }
 
+static int is_vpn(const vt_target *tg)
+{
+    return !is_canary(tg) && vt_vpn_verdict_kind(tg->kind);
+}
+
 /* Every target is measured (or skipped) and written. */
 static int all_done(const run *r)
 {
-    return r->done >= r->n && r->in_flight == 0 && r->n_parked == 0;
+    return r->done >= r->n && r->in_flight == 0 && r->n_parked == 0 && r->vpn_next >= r->n_vparked;
 }
 
 /* The verdict is in test_keys: build the measurement and hand it on. */
@@ -89,6 +107,8 @@ static void emit(vt_task *t, void *arg)
 {
     run *r = arg;
     enter(r);
+    if (r->vpn_released && is_vpn(t->target) && r->vpn_applying > 0)
+        r->vpn_applying--;
     cJSON *m = vt_task_measurement(t);
     r->in_flight--;
     r->done++;
@@ -121,6 +141,25 @@ static void canary_finished(run *r)
     free(parked);
 }
 
+/* One more VPN measurement is over (measured or skipped): after the last, the run's evidence;
+ * start_next then hands them to their verdicts. */
+static void vpn_finished(run *r)
+{
+    if (++r->vpn_finished < r->n_vpn)
+        return;
+    size_t n = r->n_vparked;
+    vt_vpn_item *items = calloc(n ? n : 1, sizeof(*items));
+    if (items) {
+        for (size_t i = 0; i < n; i++) {
+            items[i].target = r->vparked[i]->target;
+            items[i].test_keys = r->vparked[i]->test_keys;
+        }
+        vt_vpn_gather(items, n);
+        free(items);
+    }
+    r->vpn_released = 1;
+}
+
 static void task_done(vt_task *t, void *arg)
 {
     run *r = arg;
@@ -132,6 +171,11 @@ static void task_done(vt_task *t, void *arg)
         r->in_flight--; /* a parked canary holds no slot */
         canary_finished(r);
         start_next(r);
+    } else if (is_vpn(t->target) && !r->vpn_released) {
+        r->vparked[r->n_vparked++] = t;
+        r->in_flight--; /* a parked measurement holds no slot */
+        vpn_finished(r);
+        start_next(r);
     } else {
         vt_verdict_apply(t, &r->vctx, emit, r);
     }
@@ -140,7 +184,17 @@ static void task_done(vt_task *t, void *arg)
 
 static void start_next(run *r)
 {
-    while (r->in_flight < (size_t)r->env->cfg->concurrency && r->next < r->n) {
+    while (r->in_flight < (size_t)r->env->cfg->concurrency) {
+        if (r->vpn_released && r->vpn_next < r->n_vparked &&
+            r->vpn_applying < RUN_VPN_VERDICTS_MAX) {
+            vt_task *t = r->vparked[r->vpn_next++];
+            r->in_flight++; /* emit() releases it */
+            r->vpn_applying++;
+            vt_verdict_apply(t, &r->vctx, emit, r);
+            continue;
+        }
+        if (r->next >= r->n)
+            break;
         if (r->next >= r->n_canaries && r->canaries_finished < r->n_canaries)
             break; /* phase 2 waits for every canary */
         int canary = r->next < r->n_canaries;
@@ -152,6 +206,8 @@ static void start_next(run *r)
             r->done++;
             if (canary)
                 canary_finished(r);
+            else if (is_vpn(tg))
+                vpn_finished(r);
             continue;
         }
         t->env = r->env;
@@ -170,6 +226,8 @@ static void start_next(run *r)
             r->done++;
             if (canary)
                 canary_finished(r);
+            else if (is_vpn(tg))
+                vpn_finished(r);
             continue;
         }
         r->in_flight++;
@@ -188,9 +246,11 @@ static int run_init(run *r, const vt_env *env, const vt_target_list *targets,
     vt_verdict_ctx_init(&r->vctx);
     r->order = calloc(targets->n ? targets->n : 1, sizeof(*r->order));
     r->parked = calloc(targets->n ? targets->n : 1, sizeof(*r->parked));
-    if (!r->order || !r->parked) {
+    r->vparked = calloc(targets->n ? targets->n : 1, sizeof(*r->vparked));
+    if (!r->order || !r->parked || !r->vparked) {
         free(r->order);
         free(r->parked);
+        free(r->vparked);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -199,6 +259,9 @@ static int run_init(run *r, const vt_env *env, const vt_target_list *targets,
         if (is_canary(&targets->items[i]))
             r->order[j++] = &targets->items[i];
     r->n_canaries = j;
+    for (size_t i = 0; i < targets->n; i++)
+        if (is_vpn(&targets->items[i]))
+            r->n_vpn++;
     for (size_t i = 0; i < targets->n; i++)
         if (!is_canary(&targets->items[i]))
             r->order[j++] = &targets->items[i];
@@ -209,6 +272,7 @@ static void run_free(run *r)
 {
     free(r->order);
     free(r->parked);
+    free(r->vparked);
 }
 
 long vt_run_targets(const vt_env *env, const vt_target_list *targets, const vt_runner_hooks *h,

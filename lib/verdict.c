@@ -21,6 +21,7 @@
 #include "vantage/http.h"
 #include "vantage/json.h"
 #include "vantage/tls.h"
+#include "vantage/vpn_verdict.h"
 
 #define MAX_ADDRS 32
 #define CONTROL_TIMEOUT_MS 35000 /* the collector caps a control measurement at 30 s */
@@ -524,6 +525,133 @@ static void mark_tcp_blocked(cJSON *tk, const cJSON *control, const char *verdic
     }
 }
 
+/* A VPN measurement's failed handshake, with the run's evidence (lib/vpn_verdict.c) and the
+ * control's connect to a TCP port of that address: address, port or protocol blocking, down,
+ * or inconclusive. The order and the reasons are in docs/methodology.md. */
+static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const control_view *cv,
+                       const char **blocking, const char **reason)
+{
+    const char *phase = str_or_null(tk, "failure_phase");
+    const char *failure = str_or_null(tk, "failure");
+    const char *addr = str_or_null(ev, "address");
+    const char *proto = str_or_null(ev, "protocol");
+    const char *tr = str_or_null(ev, "transport");
+    const char *cin = str_or_null(ev, "control_input");
+    int port = (int)num_or(ev, "port", 0);
+    int replied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "replied"));
+    int connected = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "connected"));
+    int n_same = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "same_port"));
+    int n_up = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "address_up"));
+    int n_else = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "port_elsewhere"));
+    int n_mimic = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "mimic_blocked"));
+    int n_failed_at = (int)num_or(ev, "port_failed_up_addresses", 0);
+    int tried = (int)num_or(ev, "ports_tried_at_address", 0);
+    int ctl_up = cin && cv->have && cv->tcp_ok, ctl_down = cin && cv->have && !cv->tcp_ok;
+    int tcp = tr && strcmp(tr, "tcp") == 0;
+    *blocking = *reason = NULL;
+    if (!addr || !proto || !tr) return;
+    if (!failure) failure = "failure";
+    if (strcmp(proto, "port") == 0) proto = "the port probe";
+    if (replied) {
+        set(d, "inconclusive", NULL,
+            "%s:%d answered the %s handshake, but not with a valid reply (%s): the server "
+            "does not speak the protocol as expected, which is not blocking.",
+            addr, port, proto, failure);
+        return;
+    }
+    if (n_mimic) {
+        set(d, "tls_blocking", phase,
+            "The %s handshake with %s:%d/%s got no answer (%s), and in the same run a datagram "
+            "shaped like it went unanswered on that port where other datagrams were answered: "
+            "the protocol is filtered (deep packet inspection).",
+            proto, addr, port, tr, failure);
+        *blocking = "protocol";
+        return;
+    }
+    if (connected || n_same) {
+        set(d, "tls_blocking", phase,
+            "%s:%d/%s carries other traffic from here (%s), but the %s handshake fails (%s): "
+            "the protocol is filtered (deep packet inspection), or the server no longer speaks "
+            "it.",
+            addr, port, tr, connected ? "the connection was made" : "another probe was answered",
+            proto, failure);
+        *blocking = "protocol";
+        return;
+    }
+    if (n_failed_at >= 2 || (n_up && n_failed_at >= 1)) {
+        set(d, "tcp_blocking", phase,
+            "Nothing came back from %s:%d/%s (%s); the same port also fails from here at %d "
+            "other address%s that answer%s on other ports%s: the port is blocked.",
+            addr, port, tr, failure, n_failed_at, n_failed_at == 1 ? "" : "es",
+            n_failed_at == 1 ? "s" : "", n_up ? ", and this address answers on other ports" : "");
+        *blocking = "port";
+        return;
+    }
+    if (n_up) {
+        if (tcp && ctl_up) {
+            set(d, "tcp_blocking", phase,
+                "Connections to %s:%d fail from here (%s) while the control connects, and this "
+                "address answers here on other ports: the port is blocked.",
+                addr, port, failure);
+            *blocking = "port";
+            return;
+        }
+        if (tcp && ctl_down) {
+            set(d, "down", phase,
+                "%s:%d cannot be reached from here (%s), nor from the control, while the "
+                "address answers on other ports: the service is down, not blocked.",
+                addr, port, failure);
+            return;
+        }
+        set(d, "inconclusive", NULL,
+            "%s answers from here on other ports, but not on %d/%s (%s): the port may be "
+            "blocked or the service down; nothing in this run tells which.",
+            addr, port, tr, failure);
+        *reason = "port_unanswered_host_up";
+        return;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "address_silent"))) {
+        /* the same protocol answered at this address:port to another measurement */
+        set(d, "inconclusive", NULL,
+            "The %s handshake with %s:%d/%s failed (%s), but the same server answered it to "
+            "another measurement of this run: not blocking, possibly a transient failure or a "
+            "setting of this target.",
+            proto, addr, port, tr, failure);
+        *reason = "answered_in_run";
+        return;
+    }
+    /* Nothing at the address answered in this run. */
+    if (ctl_up && (n_else || tried >= 2)) {
+        set(d, "tcp_blocking", phase,
+            "Nothing at %s answers from here (%s; %d port%s tried%s), while the control "
+            "connects to it (%s): the address is blocked.",
+            addr, failure, tried, tried == 1 ? "" : "s",
+            n_else ? ", and the same port works at other addresses" : "", cin);
+        *blocking = "address";
+        return;
+    }
+    if (ctl_up) {
+        set(d, "tcp_blocking", phase,
+            "%s:%d/%s fails from here (%s) while the control connects (%s): it is blocked; "
+            "with one port tried, by address or by port cannot be told.",
+            addr, port, tr, failure, cin);
+        return;
+    }
+    if (ctl_down) {
+        set(d, "down", phase,
+            "Nothing at %s answers from here (%s), nor from the control (%s): the server is "
+            "down, not blocked.",
+            addr, failure, cin);
+        return;
+    }
+    set(d, "inconclusive", NULL,
+        "Nothing at %s answers from here (%s)%s; without a control that reaches it, a blocked "
+        "address cannot be told from a server that is down.",
+        addr, failure, n_else ? ", though the same port works at other addresses" : "");
+    *reason = "address_unreachable_no_control";
+    return;
+}
+
 void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
 {
     decision d = {0};
@@ -537,6 +665,10 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     int has_phase_key = fph != NULL;
     if (!phase && !has_phase_key && failure) phase = "unknown";
     control_read(in->control, &cv);
+    /* VPN kinds write "reachable"; their verdict also says what is blocked ("blocking") */
+    int is_vpn = cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(tk, "reachable"));
+    cJSON *vpn_ev = cJSON_DetachItemFromObjectCaseSensitive(tk, "vpn_evidence");
+    const char *vpn_blocking = NULL, *vpn_reason = NULL;
     const char *cons = dns_consistency(tk, in, &sys, &alt, &ctl, &bogon);
     const char *swap_failure = NULL;
     int swap_run = cJSON_IsObject(in->sni_swap);
@@ -570,6 +702,12 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                 "behaviour.",
                 host, inc);
         goto out;
+    }
+
+    /* VPN kinds: a failed handshake with the run's evidence (lib/vpn_verdict.c). */
+    if (is_vpn && cJSON_IsObject(vpn_ev)) {
+        vpn_decide(&d, tk, vpn_ev, &cv, &vpn_blocking, &vpn_reason);
+        if (d.verdict) goto out;
     }
 
     /* Fingerprints: a known censor's DNS answer or blockpage. */
@@ -795,6 +933,24 @@ out:;
         cJSON_AddNullToObject(ev, "canary_throughput_bps");
 
     mark_tcp_blocked(tk, in->control, d.verdict ? d.verdict : "inconclusive", in->host, &sys);
+    if (cJSON_IsObject(vpn_ev) && ev) {
+        cJSON_AddItemToObject(ev, "vpn", vpn_ev);
+        vpn_ev = NULL;
+    } else if (ev && is_vpn) {
+        cJSON_AddNullToObject(ev, "vpn");
+    }
+    cJSON_Delete(vpn_ev);
+    if (is_vpn) {
+        cJSON_DeleteItemFromObjectCaseSensitive(tk, "blocking");
+        if (vpn_blocking && *vpn_blocking)
+            cJSON_AddStringToObject(tk, "blocking", vpn_blocking);
+        else
+            cJSON_AddNullToObject(tk, "blocking");
+        if (vpn_reason) {
+            cJSON_DeleteItemFromObjectCaseSensitive(tk, "inconclusive_reason");
+            cJSON_AddStringToObject(tk, "inconclusive_reason", vpn_reason);
+        }
+    }
     cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict");
     cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict_phase");
     cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict_reason");
@@ -907,14 +1063,25 @@ static int wants_control(const vt_task *t, const vapply *va)
     return 0;
 }
 
-static void start_control(vapply *va)
+/* A VPN measurement whose run evidence could not decide: the control connects to the TCP port
+ * of that address the evidence names (kind "endpoint"). */
+static const char *vpn_control_input(const vt_task *t)
+{
+    const vt_config *cfg = t->env->cfg;
+    if (!cfg || !cfg->control_url || !*cfg->control_url) return NULL;
+    if (!vt_vpn_verdict_kind(t->target->kind)) return NULL;
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(t->test_keys, "vpn_evidence");
+    return str_or_null(ev, "control_input");
+}
+
+static void start_control(vapply *va, const char *input, const char *kind)
 {
     vt_task *t = va->t;
     const vt_config *cfg = t->env->cfg;
     cJSON *req = cJSON_CreateObject();
     if (!req) goto fail;
-    cJSON_AddStringToObject(req, "input", t->target->endpoints[0]);
-    cJSON_AddStringToObject(req, "kind", t->target->kind);
+    cJSON_AddStringToObject(req, "input", input);
+    cJSON_AddStringToObject(req, "kind", kind);
     va->request = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!va->request) goto fail;
@@ -991,7 +1158,11 @@ void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn 
     int offline = ctx && ctx->n_canaries > 0 && ctx->n_canaries_ok == 0;
     if (!offline && t->test_keys && va->host[0] && t->env) {
         start_swap(va);
-        if (wants_control(t, va)) start_control(va);
+        const char *vin = vpn_control_input(t);
+        if (vin)
+            start_control(va, vin, "endpoint");
+        else if (wants_control(t, va))
+            start_control(va, t->target->endpoints[0], t->target->kind);
     }
     step_done(va);
 }

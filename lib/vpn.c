@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vantage/json.h"
 #include "vantage/secrets.h"
@@ -56,13 +57,40 @@ int vt_vpn_init(vt_task *t, vt_vpn *v, const vt_vpn_ops *ops, const char *const 
             return -1;
         }
     }
+    const cJSON *ac = cJSON_GetObjectItemCaseSensitive(tg->options, "address_check");
+    if (ac) {
+        if (!cJSON_IsArray(ac) || cJSON_GetArraySize(ac) < 1 ||
+            cJSON_GetArraySize(ac) > VT_VPN_MAX_CHECKS)
+            goto bad_check;
+        const cJSON *p;
+        cJSON_ArrayForEach(p, ac)
+        {
+            int port = 0;
+            if (cJSON_IsNumber(p) && p->valuedouble >= 1 && p->valuedouble <= 65535 &&
+                p->valuedouble == (double)(int)p->valuedouble)
+                port = (int)p->valuedouble;
+            else if (cJSON_IsString(p) && p->valuestring) {
+                char *end;
+                long l = strtol(p->valuestring, &end, 10);
+                if (end != p->valuestring && strcmp(end, "/tcp") == 0 && l >= 1 && l <= 65535)
+                    port = (int)l;
+            }
+            if (port < 1 || port > 65535) goto bad_check;
+            v->check_ports[v->n_check_ports++] = port;
+        }
+        v->address_checks = cJSON_CreateArray();
+    }
     v->queries = cJSON_CreateArray();
     v->handshakes = cJSON_CreateArray();
-    if (!v->queries || !v->handshakes) {
+    if (!v->queries || !v->handshakes || (v->n_check_ports && !v->address_checks)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
+bad_check:
+    snprintf(err, errlen, "\"address_check\": expected 1 to %d TCP ports (numbers or \"PORT/tcp\")",
+             VT_VPN_MAX_CHECKS);
+    return -1;
 }
 
 static void add_job(vt_vpn *v, const char *host, const char *ip, int port, size_t ep)
@@ -190,10 +218,71 @@ void vt_vpn_record(vt_task *t, cJSON *entry, const char *phase, const char *fail
     }
 }
 
+static void check_next(vt_task *t);
+
+static void on_check(const vt_tcp_result *r, int fd, void *arg)
+{
+    vt_task *t = arg;
+    vt_vpn *v = vpn_of(t);
+    if (fd >= 0) close(fd);
+    const vt_vpn_job *job = v->check_job;
+    vt_vpn_job j = *job;
+    j.port = v->check_ports[v->check_k];
+    j.transport = "tcp";
+    cJSON *e = vt_vpn_entry(v, &j);
+    if (e) {
+        cJSON_ReplaceItemInObject(e, "protocol", cJSON_CreateNull());
+        cJSON_AddStringToObject(e, "method", "tcp_connect_only");
+        vt_json_add_failure(e, "failure", r->failure);
+        vt_vpn_add_ms(e, "rtt_ms", r->failure[0] ? -1 : r->t - r->t0);
+        vt_json_add_time(e, "t0", r->t0);
+        vt_json_add_time(e, "t", r->t);
+        cJSON_AddItemToArray(v->address_checks, e);
+    }
+    v->check_k++;
+    check_next(t);
+}
+
+/* The address checks of the failed job in check_job, one after another, then the next job. */
+static void check_next(vt_task *t)
+{
+    vt_vpn *v = vpn_of(t);
+    const vt_vpn_job *job = v->check_job;
+    while (v->check_k < v->n_check_ports) {
+        int port = v->check_ports[v->check_k];
+        if (!(port == job->port && strcmp(job->transport, "tcp") == 0) &&
+            vt_tcp_connect(t->env->loop, job->ip, port, t->env->cfg->connect_timeout_ms, t->t0,
+                           on_check, t) == 0)
+            return;
+        v->check_k++; /* the job itself, or it could not start: no evidence */
+    }
+    run_next(t);
+}
+
+/* 1 when this job's address was already checked (several jobs per address: transports). */
+static int checked_before(const vt_vpn *v, const vt_vpn_job *job)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v->address_checks)
+    {
+        const cJSON *ip = cJSON_GetObjectItemCaseSensitive(e, "ip");
+        if (cJSON_IsString(ip) && strcmp(ip->valuestring, job->ip) == 0) return 1;
+    }
+    return 0;
+}
+
 void vt_vpn_job_done(vt_task *t, const vt_vpn_job *job, cJSON *entry, const char *phase,
                      const char *failure, double rtt)
 {
+    vt_vpn *v = vpn_of(t);
+    int failed = !(phase && strcmp(phase, "inconclusive") == 0) && failure && *failure;
     vt_vpn_record(t, entry, phase, failure, rtt);
+    if (failed && v->n_check_ports && v->address_checks && !checked_before(v, job)) {
+        v->check_job = job;
+        v->check_k = 0;
+        check_next(t);
+        return;
+    }
     run_next(t);
 }
 
@@ -203,6 +292,8 @@ void vt_vpn_finish(vt_task *t, vt_vpn *v)
     if (v->queries) cJSON_AddItemToObject(tk, "queries", v->queries);
     if (v->handshakes) cJSON_AddItemToObject(tk, "handshakes", v->handshakes);
     v->queries = v->handshakes = NULL;
+    if (v->address_checks) cJSON_AddItemToObject(tk, "address_checks", v->address_checks);
+    v->address_checks = NULL;
     int ok = v->reachable;
     if (ok || !v->failure[0]) {
         cJSON_AddNullToObject(tk, "failure_phase");
@@ -317,5 +408,6 @@ void vt_vpn_discard(vt_vpn *v)
 {
     cJSON_Delete(v->queries);
     cJSON_Delete(v->handshakes);
-    v->queries = v->handshakes = NULL;
+    cJSON_Delete(v->address_checks);
+    v->queries = v->handshakes = v->address_checks = NULL;
 }

@@ -11,6 +11,7 @@
 #include "vantage/task.h"
 
 #define VT_VPN_MAX_JOBS 64
+#define VT_VPN_MAX_CHECKS 4
 
 typedef struct vt_vpn_job {
     char host[256]; /* as in the target */
@@ -38,6 +39,12 @@ typedef struct vt_vpn {
     int reachable, started_jobs;
     double best_rtt;                 /* seconds, -1 without */
     const char *inconclusive_reason; /* a kind may set it */
+    /* "address_check": TCP ports of the same address connected to after a failed handshake
+     * (evidence that the host is up; lib/vpn_verdict.c) */
+    int check_ports[VT_VPN_MAX_CHECKS];
+    size_t n_check_ports, check_k;
+    const vt_vpn_job *check_job;
+    cJSON *address_checks;
 } vt_vpn;
 
 /* Checks the target's endpoints ("host:port", at most VT_VPN_MAX_JOBS) and sets up v.

@@ -4,7 +4,9 @@
  * adds to test_keys:
  *   verdict            ok | dns_blocking | tcp_blocking | tls_blocking | http_blocking |
  *                      throttled | down | probe_offline | inconclusive
- *   verdict_phase      dns | tcp | tls | http | null (where the interference happened)
+ *   verdict_phase      dns | tcp | tls | http | handshake (VPN kinds) | null (where the
+ *                      interference happened)
+ *   blocking           VPN kinds only: address | port | protocol | null (vpn_verdict.h)
  *   verdict_reason     one sentence a volunteer understands
  *   evidence           {canaries_ok, control, dns_consistency, dns_bogon, sni_swap, fingerprint,
  *                       throughput_ratio, ...}: which controls agreed or disagreed

@@ -4,7 +4,8 @@
 # (ocserv, when installed) in vt-server are reachable through the censor, with a handshake RTT;
 # WireGuard with a key the server does not know is inconclusive (never blocked); a server
 # answering garbage is a failure of each protocol's handshake, and the probe neither crashes nor
-# fails (exit 0).
+# fails (exit 0). A server that is down (its address there, nothing listening) is never called
+# blocked: down when the control cannot connect either, else inconclusive.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 . "$(dirname "$0")/vpn.sh"
@@ -32,6 +33,14 @@ for p in openvpn wireguard ikev2; do
     lab_assert "vpn-garbage-$p" reachable=false failure_phase=handshake "failure~=^${p}_" \
         verdict=inconclusive verdict_phase=null
 done
+if [ -n "${LAB_CONTROL_URL:-}" ]; then
+    lab_assert vpn-down verdict=down blocking=null reachable=false failure_phase=handshake \
+        failure=connection_refused evidence.vpn.address_silent=true \
+        evidence.vpn.control_input=10.99.2.38:9030 evidence.control.failure=connection_refused
+else
+    lab_assert vpn-down verdict=inconclusive blocking=null \
+        inconclusive_reason=address_unreachable_no_control
+fi
 # No secret in the measurements or the probe's messages.
 python3 - "$VPN_DIR/secrets.json" "$LAB_OUT" "$LAB_DIR/probe.err" <<'PY' || lab_die "a secret leaked"
 import json, sys

@@ -8,9 +8,10 @@
 # The ports stay open to other traffic: datagrams of other shapes to the same ports (kind
 # "port", echoed by vt-control) are answered, and OpenVPN over TCP 1194 works; datagrams shaped
 # like the protocols' first messages to the same echo are dropped, which shows the match is on
-# content. Each DPI rule's counter must have matched. Verdicts as the methodology says: each
-# VPN handshake is inconclusive (failure_phase handshake): the verdict does not yet combine
-# "port open" with "handshake unanswered" (see the report of issue 5).
+# content. Each DPI rule's counter must have matched. The look-alikes are declared as such
+# ("mimics": the protocol), so the probe's verdict can use them (docs/methodology.md): each VPN
+# handshake over UDP is protocol blocking ("blocking": "protocol", verdict tls_blocking, phase
+# handshake), with the look-alike named as the evidence; OpenVPN over TCP still works.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 . "$(dirname "$0")/vpn.sh"
@@ -30,29 +31,43 @@ python3 - "$LAB_TARGETS" "$VPN_ECHO_IP" <<'PY'
 import json, sys
 p, ip = sys.argv[1], sys.argv[2]
 d = json.load(open(p))
-def port(i, n, payload):
+def port(i, n, payload, mimics):
     d["targets"].append({"id": i, "name": n, "platform": "lab-vpn", "category": "vpn",
                          "kind": "port", "transport": "udp", "payload_hex": payload.hex(),
-                         "endpoints": ["%s:%d" % (ip, int(i.split("-")[2]))]})
-port("vpn-shape-1194", "an OpenVPN hard reset look-alike", b"\x38" + bytes(13))
-port("vpn-shape-51820", "a WireGuard initiation look-alike", b"\x01" + bytes(147))
+                         "mimics": mimics, "endpoints": ["%s:%d" % (ip, int(i.split("-")[2]))]})
+port("vpn-shape-1194", "an OpenVPN hard reset look-alike", b"\x38" + bytes(13), "openvpn")
+port("vpn-shape-51820", "a WireGuard initiation look-alike", b"\x01" + bytes(147), "wireguard")
 ike = bytes(8) + bytes(8) + b"\x21\x20\x22\x08" + bytes(4) + (28).to_bytes(4, "big")
-port("vpn-shape-500", "an IKE_SA_INIT look-alike", ike)
+port("vpn-shape-500", "an IKE_SA_INIT look-alike", ike, "ikev2")
 json.dump(d, open(p, "w"))
 PY
 lab_probe
 lab_show
 lab_assert lab-canary verdict=ok evidence.canaries_ok=true
+shape() { case $1 in vpn-ovpn-*) echo 1194 ;; vpn-wg) echo 51820 ;; vpn-ike) echo 500 ;; esac; }
 for id in vpn-ovpn-udp vpn-ovpn-ta vpn-wg vpn-ike; do
-    lab_assert "$id" verdict=inconclusive verdict_phase=null reachable=false \
-        failure_phase=handshake failure=generic_timeout_error rtt_ms=null evidence.canaries_ok=true
+    p=$(shape "$id")
+    lab_assert "$id" verdict=tls_blocking blocking=protocol verdict_phase=handshake \
+        reachable=false failure_phase=handshake failure=generic_timeout_error rtt_ms=null \
+        evidence.canaries_ok=true blocking_confirmed=false evidence.vpn.replied=false \
+        "evidence.vpn.mimic_blocked.0~=^vpn-shape-$p .*:$p/udp$" evidence.vpn.control_input=null
+done
+# the addresses are up (their address_check connected): DPI, not an address block
+for id in vpn-ovpn-udp vpn-ovpn-ta vpn-wg vpn-ike; do
+    lab_assert "$id" evidence.vpn.address_silent=false "evidence.vpn.address_up~=:9030/tcp"
+done
+# The DPI drops OpenVPN's reset on UDP 1194 whatever the address: the garbage server's too.
+lab_assert vpn-garbage-openvpn verdict=tls_blocking blocking=protocol
+# The garbage server answers the other protocols: their wrong answers are not blocking.
+for p in wireguard ikev2; do
+    lab_assert "vpn-garbage-$p" verdict=inconclusive blocking=null evidence.vpn.replied=true
 done
 lab_assert vpn-wg-unprovisioned verdict=inconclusive failure=null inconclusive_reason=no_provisioned_key
 # The ports are open to other traffic ...
 for p in 1194 51820 500; do
     lab_assert "vpn-port-$p" verdict=ok reachable=true failure=null 'rtt_ms>=0.001'
 done
-lab_assert vpn-ovpn-tcp verdict=ok reachable=true 'rtt_ms>=0.001'
+lab_assert vpn-ovpn-tcp verdict=ok blocking=null reachable=true 'rtt_ms>=0.001'
 lab_assert vpn-port-tcp-1194 verdict=ok reachable=true
 # ... and closed to what looks like the protocol.
 for p in 1194 51820 500; do

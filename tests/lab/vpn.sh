@@ -8,14 +8,19 @@
 #
 #   10.99.2.30  OpenVPN, UDP 1194 (plain) and TCP 1194      (ids vpn-ovpn-udp, vpn-ovpn-tcp)
 #               and a bare TCP listener on 9030              (vpn-port-tcp-9030)
+#               (.30 to .34 each have a bare TCP listener on 9030, and .35 its dir port 9030:
+#               the VPN targets' "address_check", as a group checks its own servers' ssh port)
 #   10.99.2.31  OpenVPN with tls-auth (SHA256), UDP 1194    (vpn-ovpn-ta)
 #   10.99.2.32  WireGuard (wireguard-go), UDP 51820          (vpn-wg; vpn-wg-unprovisioned)
 #   10.99.2.33  IKEv2 (strongSwan charon), UDP 500           (vpn-ike)
 #   10.99.2.34  OpenConnect (ocserv), TCP 443, if installed  (vpn-ocserv)
 #   10.99.2.35  SSTP / Tor-like TLS (vpn-tls.py), TCP 443    (vpn-sstp)
+#   10.99.2.38  an OpenVPN server that is down: the address is there, nothing listens
+#               (vpn-down: never "blocked"; "down" when the control cannot connect either)
 #   10.99.2.39  a UDP server answering garbage on 1194       (vpn-garbage-*)
 #   10.99.3.2   (vt-control) UDP echo on 1194, 51820, 500: "the port stays open" for other
 #               traffic, measured with kind "port"           (vpn-port-*)
+#               and on 5353, a port no scenario blocks: the echo is up (vpn-port-5353)
 # plus the lab's canary (lab-canary), so canaries_ok is known.
 
 VPN_OVPN_IP=10.99.2.30
@@ -24,10 +29,11 @@ VPN_WG_IP=10.99.2.32
 VPN_IKE_IP=10.99.2.33
 VPN_OC_IP=10.99.2.34
 VPN_TLS_IP=10.99.2.35
+VPN_DOWN_IP=10.99.2.38
 VPN_GARBAGE_IP=10.99.2.39
 VPN_ECHO_IP=$LAB_CONTROL_IP
 VPN_ADDRS=("$VPN_OVPN_IP" "$VPN_OVPN_TA_IP" "$VPN_WG_IP" "$VPN_IKE_IP" "$VPN_OC_IP" "$VPN_TLS_IP"
-    "$VPN_GARBAGE_IP")
+    "$VPN_DOWN_IP" "$VPN_GARBAGE_IP")
 VPN_SERVERS=$LAB_SRC_DIR/tests/servers
 VPN_OC=0
 VPN_DIR=""
@@ -132,11 +138,15 @@ vpn_setup() {
     lab_server python3 -u "$S/vpn-tls.py" --cert "$VPN_DIR/certs/good.pem" \
         --key "$VPN_DIR/certs/good.key" --listen "$VPN_TLS_IP" --tls-port 443 --dir-port 9030 \
         --lifetime 300 >"$VPN_DIR/tls.log" 2>&1 &
-    # A bare TCP listener on the OpenVPN server's address, port 9030: "the address is reachable".
+    # Bare TCP listeners on port 9030 of the VPN servers' addresses: "the address is reachable"
+    # (vpn-port-tcp-9030 and the targets' address_check).
     lab_server python3 -c "import socket, time
-s = socket.socket(); s.bind(('$VPN_OVPN_IP', 9030)); s.listen(16); time.sleep(300)" &
+ls = []
+for a in ('$VPN_OVPN_IP', '$VPN_OVPN_TA_IP', '$VPN_WG_IP', '$VPN_IKE_IP', '$VPN_OC_IP'):
+    s = socket.socket(); s.bind((a, 9030)); s.listen(16); ls.append(s)
+time.sleep(300)" &
     vpn_udp_server vt-server garbage "$VPN_GARBAGE_IP" 1194
-    vpn_udp_server vt-control echo "$VPN_ECHO_IP" 1194 51820 500
+    vpn_udp_server vt-control echo "$VPN_ECHO_IP" 1194 51820 500 5353
     for a in $(seq 1 50); do
         grep -q ready "$VPN_DIR/tls.log" 2>/dev/null && break
         sleep 0.1
@@ -166,6 +176,7 @@ EOF
     if [ "$VPN_OC" = 1 ]; then
         oc=' {"id": "vpn-ocserv", "name": "OpenConnect (ocserv)", "platform": "lab-vpn",
   "category": "vpn", "kind": "tlsvpn", "protocol": "openconnect", "sni": "good.test",
+  "address_check": [9030],
   "endpoints": ["'$VPN_OC_IP':443"]},'
     fi
     LAB_TARGETS=$VPN_DIR/targets.json
@@ -174,23 +185,31 @@ EOF
  {"id": "lab-canary", "name": "Lab canary", "platform": "canary", "category": "canary",
   "kind": "web", "endpoints": ["https://canary.lab/"]},
  {"id": "vpn-ovpn-udp", "name": "OpenVPN UDP", "platform": "lab-vpn", "category": "vpn",
-  "kind": "openvpn", "endpoints": ["$VPN_OVPN_IP:1194"]},
+  "kind": "openvpn", "address_check": [9030],
+  "endpoints": ["$VPN_OVPN_IP:1194"]},
  {"id": "vpn-ovpn-tcp", "name": "OpenVPN TCP", "platform": "lab-vpn", "category": "vpn",
-  "kind": "openvpn", "transport": "tcp", "endpoints": ["$VPN_OVPN_IP:1194"]},
+  "kind": "openvpn", "transport": "tcp", "address_check": [9030],
+  "endpoints": ["$VPN_OVPN_IP:1194"]},
  {"id": "vpn-ovpn-ta", "name": "OpenVPN tls-auth", "platform": "lab-vpn", "category": "vpn",
-  "kind": "openvpn", "endpoints": ["$VPN_OVPN_TA_IP:1194"], "tls_auth_key": {"secret": "lab_ta"},
+  "kind": "openvpn", "address_check": [9030],
+  "endpoints": ["$VPN_OVPN_TA_IP:1194"], "tls_auth_key": {"secret": "lab_ta"},
   "key_direction": 1, "auth": "SHA256"},
  {"id": "vpn-wg", "name": "WireGuard", "platform": "lab-vpn", "category": "vpn",
-  "kind": "wireguard", "endpoints": ["$VPN_WG_IP:51820"], "server_public_key": "$wgpub",
+  "kind": "wireguard", "address_check": [9030],
+  "endpoints": ["$VPN_WG_IP:51820"], "server_public_key": "$wgpub",
   "client_private_key": {"secret": "lab_wg"}},
  {"id": "vpn-wg-unprovisioned", "name": "WireGuard, key not provisioned", "platform": "lab-vpn",
   "category": "vpn", "kind": "wireguard", "endpoints": ["$VPN_WG_IP:51820"],
   "server_public_key": "$wgpub"},
  {"id": "vpn-ike", "name": "IKEv2", "platform": "lab-vpn", "category": "vpn", "kind": "ikev2",
+  "address_check": [9030],
   "endpoints": ["$VPN_IKE_IP:500"]},
 $oc
  {"id": "vpn-sstp", "name": "SSTP", "platform": "lab-vpn", "category": "vpn", "kind": "tlsvpn",
-  "protocol": "sstp", "sni": "good.test", "endpoints": ["$VPN_TLS_IP:443"]},
+  "protocol": "sstp", "sni": "good.test", "address_check": [9030],
+  "endpoints": ["$VPN_TLS_IP:443"]},
+ {"id": "vpn-down", "name": "OpenVPN, server down", "platform": "lab-vpn", "category": "vpn",
+  "kind": "openvpn", "address_check": [9030], "endpoints": ["$VPN_DOWN_IP:1194"]},
  {"id": "vpn-garbage-openvpn", "name": "garbage", "platform": "lab-vpn", "category": "vpn",
   "kind": "openvpn", "endpoints": ["$VPN_GARBAGE_IP:1194"]},
  {"id": "vpn-garbage-wireguard", "name": "garbage", "platform": "lab-vpn", "category": "vpn",
@@ -206,8 +225,12 @@ $oc
  {"id": "vpn-port-500", "name": "UDP 500 elsewhere", "platform": "lab-vpn", "category": "vpn",
   "kind": "port", "transport": "udp", "payload_hex": "00766e7470726f6265",
   "endpoints": ["$VPN_ECHO_IP:500"]},
+ {"id": "vpn-port-5353", "name": "UDP 5353 elsewhere", "platform": "lab-vpn", "category": "vpn",
+  "kind": "port", "transport": "udp", "payload_hex": "00766e7470726f6265",
+  "endpoints": ["$VPN_ECHO_IP:5353"]},
  {"id": "vpn-port-tcp-1194", "name": "TCP 1194", "platform": "lab-vpn", "category": "vpn",
-  "kind": "port", "endpoints": ["$VPN_OVPN_IP:1194"]},
+  "kind": "port", "address_check": [9030],
+  "endpoints": ["$VPN_OVPN_IP:1194"]},
  {"id": "vpn-port-tcp-9030", "name": "TCP 9030 on the OpenVPN address", "platform": "lab-vpn",
   "category": "vpn", "kind": "port", "endpoints": ["$VPN_OVPN_IP:9030"]}
 ]}

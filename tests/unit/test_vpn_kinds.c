@@ -569,6 +569,30 @@ static void bad_options_are_refused_with_the_key_named(void **state)
          "{\"id\":\"u\",\"name\":\"u\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
          "\"port\",\"endpoints\":[\"127.0.0.1:53\"],\"payload_hex\":\"abc\"}",
          "payload_hex"},
+        {&vt_kind_openvpn,
+         "{\"id\":\"o\",\"name\":\"o\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
+         "\"openvpn\",\"endpoints\":[\"127.0.0.1:1194\"],\"address_check\":[0]}",
+         "address_check"},
+        {&vt_kind_openvpn,
+         "{\"id\":\"o\",\"name\":\"o\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
+         "\"openvpn\",\"endpoints\":[\"127.0.0.1:1194\"],\"address_check\":[\"22/udp\"]}",
+         "address_check"},
+        {&vt_kind_ikev2,
+         "{\"id\":\"i\",\"name\":\"i\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
+         "\"ikev2\",\"endpoints\":[\"127.0.0.1:500\"],\"address_check\":[1e300]}",
+         "address_check"},
+        {&vt_kind_tor,
+         "{\"id\":\"t\",\"name\":\"t\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
+         "\"tor\",\"endpoints\":[\"127.0.0.1:443\"],\"address_check\":[1,2,3,4,5]}",
+         "address_check"},
+        {&vt_kind_port,
+         "{\"id\":\"u\",\"name\":\"u\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
+         "\"port\",\"endpoints\":[\"127.0.0.1:53\"],\"address_check\":\"22\"}",
+         "address_check"},
+        {&vt_kind_port,
+         "{\"id\":\"u\",\"name\":\"u\",\"platform\":\"p\",\"category\":\"vpn\",\"kind\":"
+         "\"port\",\"endpoints\":[\"127.0.0.1:53\"],\"mimics\":1}",
+         "mimics"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         err[0] = 0;
@@ -576,6 +600,53 @@ static void bad_options_are_refused_with_the_key_named(void **state)
         if (!strstr(err, cases[i].want))
             fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].want);
     }
+    vt_loop_free(loop);
+}
+
+/* A failed handshake with "address_check": the listed TCP ports of the same address are
+ * connected to, once, and recorded (a listening one succeeds, a closed one is refused). */
+static void address_check_after_a_failure(void **state)
+{
+    vt_loop *loop = new_loop();
+    char err[256], json[512];
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), ufd = socket(AF_INET, SOCK_DGRAM, 0);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    assert_true(lfd >= 0 && ufd >= 0 && cfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+    int open_port = ntohs(a.sin_port);
+    a.sin_port = 0;
+    assert_int_equal(bind(ufd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(bind(cfd, (struct sockaddr *)&a, sizeof(a)), 0); /* bound, not listening */
+    al = sizeof(a);
+    assert_int_equal(getsockname(ufd, (struct sockaddr *)&a, &al), 0);
+    int udp_port = ntohs(a.sin_port);
+    al = sizeof(a);
+    assert_int_equal(getsockname(cfd, (struct sockaddr *)&a, &al), 0);
+    int closed_port = ntohs(a.sin_port);
+    close(ufd); /* the UDP port is closed now: the handshake is refused */
+    snprintf(json, sizeof(json),
+             "{\"id\":\"o\",\"name\":\"o\",\"platform\":\"p\",\"category\":\"vpn\","
+             "\"kind\":\"openvpn\",\"endpoints\":[\"127.0.0.1:%d\"],"
+             "\"address_check\":[%d,\"%d/tcp\"]}",
+             udp_port, open_port, closed_port);
+    cJSON *tk = run_target(loop, &vt_kind_openvpn, json, 0, err, sizeof(err));
+    assert_non_null(tk);
+    assert_key_string(tk, "failure", "connection_refused");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(tk, "address_checks");
+    assert_int_equal(cJSON_GetArraySize(c), 2);
+    const cJSON *c0 = cJSON_GetArrayItem(c, 0), *c1 = cJSON_GetArrayItem(c, 1);
+    assert_key_null(c0, "failure");
+    assert_key_string(c0, "transport", "tcp");
+    assert_key_string(c0, "method", "tcp_connect_only");
+    assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(c0, "port")->valuedouble, open_port);
+    assert_key_string(c1, "failure", "connection_refused");
+    cJSON_Delete(tk);
+    close(lfd);
+    close(cfd);
     vt_loop_free(loop);
 }
 
@@ -623,6 +694,7 @@ int main(void)
         cmocka_unit_test(ikev2_notify_counts_as_an_answer_on_500_and_natt),
         cmocka_unit_test(udp_port_silence_is_inconclusive_and_closed_port_refused),
         cmocka_unit_test(bad_options_are_refused_with_the_key_named),
+        cmocka_unit_test(address_check_after_a_failure),
         cmocka_unit_test(shipped_vpn_targets_are_accepted_by_their_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
