@@ -6,10 +6,18 @@
 #include "cli.h"
 #include "vantage/json.h"
 
-#define N_VERDICTS 10
+/* Most serious first. A VPN measurement with a "blocking" class (address, port, protocol) is
+ * counted under that class rather than its verdict: tcp_blocking / tls_blocking name the web
+ * phases, which says less to a volunteer about a VPN than "its protocol is blocked". */
+#define N_VERDICTS 13
+#define LAST_BLOCKING 7 /* index of the last blocking or slowing class: red up to here */
+#define LAST_UNCLEAR 10 /* yellow up to here */
 static const char *const verdicts[N_VERDICTS] = {
-    "dns_blocking", "tcp_blocking", "tls_blocking", "http_blocking", "throttled",
-    "down",         "inconclusive", "probe_offline", "ok",           "failed",
+    "dns_blocking",     "tcp_blocking",    "tls_blocking",
+    "http_blocking",    "address_blocked", "port_blocked",
+    "protocol_blocked", "throttled",       "down",
+    "inconclusive",     "probe_offline",   "ok",
+    "failed",
 };
 
 typedef struct platform_row {
@@ -31,8 +39,7 @@ vt_summary *vt_summary_new(void)
 
 void vt_summary_free(vt_summary *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (size_t i = 0; i < s->n; i++)
         free(s->rows[i].platform);
     free(s->rows);
@@ -46,36 +53,27 @@ size_t vt_summary_count(const vt_summary *s)
 
 const char *vt_summary_verdict_words(const char *v)
 {
-    if (!v)
-        return "not measured";
-    if (!strcmp(v, "ok"))
-        return "reachable";
-    if (!strcmp(v, "dns_blocking"))
-        return "blocked (DNS tampering)";
-    if (!strcmp(v, "tcp_blocking"))
-        return "blocked (connections cut)";
-    if (!strcmp(v, "tls_blocking"))
-        return "blocked (TLS/SNI interference)";
-    if (!strcmp(v, "http_blocking"))
-        return "blocked (HTTP interference)";
-    if (!strcmp(v, "throttled"))
-        return "slowed down (throttled)";
-    if (!strcmp(v, "down"))
-        return "down everywhere (not censorship)";
-    if (!strcmp(v, "probe_offline"))
-        return "your connection was offline";
-    if (!strcmp(v, "inconclusive"))
-        return "unclear (not enough evidence)";
-    if (!strcmp(v, "failed"))
-        return "failed (no verdict)";
+    if (!v) return "not measured";
+    if (!strcmp(v, "ok")) return "reachable";
+    if (!strcmp(v, "dns_blocking")) return "blocked (DNS tampering)";
+    if (!strcmp(v, "tcp_blocking")) return "blocked (connections cut)";
+    if (!strcmp(v, "tls_blocking")) return "blocked (TLS/SNI interference)";
+    if (!strcmp(v, "http_blocking")) return "blocked (HTTP interference)";
+    if (!strcmp(v, "address_blocked")) return "blocked (VPN server address)";
+    if (!strcmp(v, "port_blocked")) return "blocked (VPN port)";
+    if (!strcmp(v, "protocol_blocked")) return "blocked (VPN protocol, by DPI)";
+    if (!strcmp(v, "throttled")) return "slowed down (throttled)";
+    if (!strcmp(v, "down")) return "down everywhere (not censorship)";
+    if (!strcmp(v, "probe_offline")) return "your connection was offline";
+    if (!strcmp(v, "inconclusive")) return "unclear (not enough evidence)";
+    if (!strcmp(v, "failed")) return "failed (no verdict)";
     return v;
 }
 
 static int verdict_index(const char *v)
 {
     for (int i = 0; i < N_VERDICTS; i++)
-        if (v && !strcmp(verdicts[i], v))
-            return i;
+        if (v && !strcmp(verdicts[i], v)) return i;
     return N_VERDICTS - 1;
 }
 
@@ -84,23 +82,29 @@ void vt_summary_add(vt_summary *s, const cJSON *m)
     const cJSON *ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(m, "test_keys");
     const char *platform = vt_json_get_string(ann, "platform");
-    if (!platform)
-        platform = "other";
+    if (!platform) platform = "other";
     const char *v = vt_json_get_string(tk, "verdict");
+    const char *blocking = vt_json_get_string(tk, "blocking");
+    if (v && blocking && strcmp(v, "ok") != 0) {
+        if (!strcmp(blocking, "address"))
+            v = "address_blocked";
+        else if (!strcmp(blocking, "port"))
+            v = "port_blocked";
+        else if (!strcmp(blocking, "protocol"))
+            v = "protocol_blocked";
+    }
     if (!v) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(tk, "failure");
         v = cJSON_IsString(f) ? "failed" : "ok";
     }
     platform_row *r = NULL;
     for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->rows[i].platform, platform))
-            r = &s->rows[i];
+        if (!strcmp(s->rows[i].platform, platform)) r = &s->rows[i];
     if (!r) {
         if (s->n == s->cap) {
             size_t cap = s->cap ? s->cap * 2 : 16;
             platform_row *nr = realloc(s->rows, cap * sizeof(*nr));
-            if (!nr)
-                return;
+            if (!nr) return;
             s->rows = nr;
             s->cap = cap;
         }
@@ -114,8 +118,7 @@ void vt_summary_add(vt_summary *s, const cJSON *m)
     }
     r->n++;
     r->counts[verdict_index(v)]++;
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "blocking_confirmed")))
-        r->confirmed++;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "blocking_confirmed"))) r->confirmed++;
     s->total++;
 }
 
@@ -123,8 +126,7 @@ static int cmp_rows(const void *a, const void *b)
 {
     const platform_row *x = a, *y = b;
     int xc = !strcmp(x->platform, "canary"), yc = !strcmp(y->platform, "canary");
-    if (xc != yc)
-        return xc - yc; /* canaries last */
+    if (xc != yc) return xc - yc; /* canaries last */
     return strcmp(x->platform, y->platform);
 }
 
@@ -144,7 +146,7 @@ void vt_summary_print(const vt_summary *s, FILE *out, int color)
                 worst = k;
                 break;
             }
-        const char *c = worst <= 4 ? red : worst <= 7 ? yellow : green;
+        const char *c = worst <= LAST_BLOCKING ? red : worst <= LAST_UNCLEAR ? yellow : green;
         char details[256] = "";
         size_t off = 0;
         for (int k = 0; k < N_VERDICTS && off < sizeof(details); k++)

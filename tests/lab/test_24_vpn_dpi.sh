@@ -79,3 +79,6 @@ for p in 1194 51820 500; do
     n=$(awk -v p="dpt:$p" '$3 == "DROP" && index($0, p) && /u32/ {print $1}' "$LAB_DIR/forward.txt")
     [ "${n:-0}" -ge 1 ] || { cat "$LAB_DIR/forward.txt" >&2; lab_die "the DPI rule on $p matched ${n:-0} packets"; }
 done
+# The volunteer's summary names it in words: the VPN's protocol is blocked.
+"$LAB_PROBE" summary "$LAB_OUT" | grep -E '^lab-vpn +[0-9]+ +blocked \(VPN protocol, by DPI\)' ||
+    lab_die "the summary does not say the VPN protocol is blocked"
