@@ -80,6 +80,14 @@ static double num_or(const cJSON *o, const char *key, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
+/* An integer field, or dflt when missing, fractional or out of int's range: the control's
+ * answer comes over the network, and casting an out-of-range double is undefined. */
+static int int_or(const cJSON *o, const char *key, int dflt)
+{
+    double d = num_or(o, key, dflt);
+    return d >= -2147483648.0 && d <= 2147483647.0 && d == (double)(int)d ? (int)d : dflt;
+}
+
 int vt_verdict_addr_class(const char *ip)
 {
     unsigned char b[16];
@@ -420,7 +428,7 @@ static void control_read(const cJSON *c, control_view *v)
     v->have = 1;
     v->phase = str_or_null(c, "failure_phase");
     v->failure = str_or_null(c, "failure");
-    v->status = (long)num_or(c, "http_status", 0);
+    v->status = (long)int_or(c, "http_status", 0);
     v->title = str_or_null(c, "title");
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(c, "tcp_connect"))
@@ -467,7 +475,7 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
 
 static int same_page(const cJSON *tk, const control_view *cv)
 {
-    long st = (long)num_or(tk, "http_status", 0);
+    long st = (long)int_or(tk, "http_status", 0);
     const char *title = str_or_null(tk, "title");
     if (st && cv->status && st != cv->status) return 0;
     if (title && cv->title && strcmp(title, cv->title) != 0) return 0;
@@ -537,15 +545,15 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
     const char *proto = str_or_null(ev, "protocol");
     const char *tr = str_or_null(ev, "transport");
     const char *cin = str_or_null(ev, "control_input");
-    int port = (int)num_or(ev, "port", 0);
+    int port = int_or(ev, "port", 0);
     int replied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "replied"));
     int connected = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "connected"));
     int n_same = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "same_port"));
     int n_up = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "address_up"));
     int n_else = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "port_elsewhere"));
     int n_mimic = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "mimic_blocked"));
-    int n_failed_at = (int)num_or(ev, "port_failed_up_addresses", 0);
-    int tried = (int)num_or(ev, "ports_tried_at_address", 0);
+    int n_failed_at = int_or(ev, "port_failed_up_addresses", 0);
+    int tried = int_or(ev, "ports_tried_at_address", 0);
     int ctl_up = cin && cv->have && cv->tcp_ok, ctl_down = cin && cv->have && !cv->tcp_ok;
     int tcp = tr && strcmp(tr, "tcp") == 0;
     *blocking = *reason = NULL;
@@ -777,7 +785,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
             set(&d, "http_blocking", "http",
                 "%s answered here with a different page than the control saw (status %ld, "
                 "title differs or status differs): possibly a blockpage not yet known.",
-                host, (long)num_or(tk, "http_status", 0));
+                host, (long)int_or(tk, "http_status", 0));
             goto out;
         }
         set(&d, "ok", NULL, "%s works from this network.", host);

@@ -328,8 +328,9 @@ int vt_vpn_opt_int(const vt_target *tg, const char *key, int min, int max, int *
 {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(tg->options, key);
     if (!o) return 0;
-    if (!cJSON_IsNumber(o) || o->valuedouble != (double)(int)o->valuedouble ||
-        o->valuedouble < min || o->valuedouble > max) {
+    /* Range first: converting a double outside int's range to int is undefined. */
+    if (!cJSON_IsNumber(o) || !(o->valuedouble >= min && o->valuedouble <= max) ||
+        o->valuedouble != (double)(int)o->valuedouble) {
         snprintf(err, errlen, "\"%s\": expected an integer %d..%d", key, min, max);
         return -1;
     }
