@@ -124,6 +124,8 @@ static CURLcode curl_ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
     SSL_CTX *ctx = sslctx;
     X509_STORE *shared = arg;
     X509_STORE *own = SSL_CTX_get_cert_store(ctx);
+    /* Memory: a transfer waiting on the network holds no 17 KB read and write buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (own == shared)
         return CURLE_OK;
     unsigned long flags = own ? X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(own)) : 0;
@@ -166,7 +168,8 @@ vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set1_cert_store(c->ctx, st);
     return c;
 }

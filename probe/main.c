@@ -1,6 +1,7 @@
 /* vantage-probe: measures targets from the volunteer's network and writes OONI-format JSONL. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,14 +56,16 @@ typedef struct run_ctx {
     vt_volunteer *vol;
     vt_loop *loop;
     char **pending; /* output lines of staged measurements, written once the spool took them */
-    size_t n_pending, cap_pending;
+    size_t n_pending, cap_pending, pending_bytes;
     struct event *flush_timer;
 } run_ctx;
 
 /* The spool takes measurements in batches (one directory fsync per batch, not per measurement):
- * a batch is committed when it holds RUN_BATCH_MAX measurements, RUN_BATCH_MS after its first,
- * and at the end of the run. A measurement reaches the output only after its batch is taken. */
+ * a batch is committed when it holds RUN_BATCH_MAX measurements or RUN_BATCH_BYTES of them (the
+ * lines wait in memory), RUN_BATCH_MS after its first, and at the end of the run. A measurement
+ * reaches the output only after its batch is taken. */
 #define RUN_BATCH_MAX 64
+#define RUN_BATCH_BYTES (256 * 1024)
 #define RUN_BATCH_MS 100
 
 static void usage(FILE *f)
@@ -344,6 +347,7 @@ static void flush_pending(run_ctx *r)
         free(r->pending[i]);
     }
     r->n_pending = 0;
+    r->pending_bytes = 0;
 }
 
 static void on_flush_timer(void *arg)
@@ -364,6 +368,7 @@ static int add_pending(run_ctx *r, char *line)
         r->cap_pending = nc;
     }
     r->pending[r->n_pending++] = line;
+    r->pending_bytes += strlen(line);
     return 0;
 }
 
@@ -394,7 +399,7 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
     if (r->vol)
         vt_volunteer_result(r->vol, m);
     cJSON_Delete(m);
-    if (!r->spool || r->n_pending >= RUN_BATCH_MAX)
+    if (!r->spool || r->n_pending >= RUN_BATCH_MAX || r->pending_bytes >= RUN_BATCH_BYTES)
         flush_pending(r);
     else if (!r->flush_timer && r->n_pending &&
              !(r->loop && (r->flush_timer = vt_timer_start(r->loop, RUN_BATCH_MS, on_flush_timer,
@@ -603,6 +608,10 @@ int main(int argc, char **argv)
     vt_config_defaults(&o.cfg);
     vt_upload_cli_defaults(&o.up);
     signal(SIGPIPE, SIG_IGN);
+    /* Footprint: blocks of 64 KiB and more (each HTTP request's body buffer, sized for the body it
+     * may keep) come from mmap, so only the pages a body fills become resident and a freed one
+     * goes back to the system, instead of every buffer's full size staying in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 
     if (argc < 2) {
         usage(stderr);
