@@ -52,7 +52,8 @@ static ca_store *get_store(const char *cacert, char *err, size_t errlen)
     }
     /* As SSL_CTX_load_verify_locations / SSL_CTX_set_default_verify_paths do on a context's own
      * store: the file (eagerly), and for the system also OpenSSL's hashed directory (lazily). */
-    int ok = cacert ? X509_STORE_load_locations(st, cacert, NULL) : X509_STORE_set_default_paths(st);
+    int ok =
+        cacert ? X509_STORE_load_locations(st, cacert, NULL) : X509_STORE_set_default_paths(st);
     if (ok != 1) {
         unsigned long e = ERR_peek_last_error();
         snprintf(err, errlen, "cannot load CA certificates from %s: %s",

@@ -334,8 +334,8 @@ static int write_tmp(vt_spool *sp, const char *uid, const char *data, size_t len
         snprintf(err, errlen,
                  "spool: full (%zu measurements, %llu bytes; cap %zu, %llu bytes): measurement %s "
                  "not stored; run `vantage-probe upload`",
-                 count, (unsigned long long)bytes, sp->max_count,
-                 (unsigned long long)sp->max_bytes, uid);
+                 count, (unsigned long long)bytes, sp->max_count, (unsigned long long)sp->max_bytes,
+                 uid);
         return VT_SPOOL_OVER_CAP;
     }
 
@@ -460,8 +460,7 @@ int vt_spool_stage(vt_spool *sp, const char *uid, const char *data, size_t len, 
 {
     for (size_t i = 0; uid && i < sp->n_staged; i++)
         if (strcmp(sp->staged[i].uid, uid) == 0) {
-            snprintf(err, errlen, "spool: measurement %s is staged already: not stored twice",
-                     uid);
+            snprintf(err, errlen, "spool: measurement %s is staged already: not stored twice", uid);
             return VT_SPOOL_ERR;
         }
     if (sp->n_staged == sp->cap_staged) {

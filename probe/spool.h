@@ -88,7 +88,7 @@ int vt_spool_stage(vt_spool *sp, const char *uid, const char *data, size_t len, 
                    size_t errlen);
 typedef void (*vt_spool_commit_fn)(const char *uid, int rc, const char *err, void *arg);
 size_t vt_spool_commit(vt_spool *sp, vt_spool_commit_fn fn, void *arg); /* returns # taken */
-size_t vt_spool_staged(const vt_spool *sp);                              /* # waiting */
+size_t vt_spool_staged(const vt_spool *sp);                             /* # waiting */
 
 /* Lists the valid measurements, oldest first. Invalid files (unreadable, not a JSON object,
  * measurement_uid not matching the name, too large) are reported and left alone. */

@@ -497,8 +497,10 @@ static void on_commit(const char *uid, int rc, const char *err, void *arg)
     assert_true(c->n < 8);
     snprintf(c->uid[c->n], sizeof(c->uid[0]), "%s", uid);
     c->rc[c->n++] = rc;
-    if (rc == 0) assert_string_equal(err, "");
-    else assert_non_null(strstr(err, "measurement not stored"));
+    if (rc == 0)
+        assert_string_equal(err, "");
+    else
+        assert_non_null(strstr(err, "measurement not stored"));
 }
 
 static void stage(fixture *f, const char *uid)
