@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "vantage/json.h"
+#include "vantage/tls.h"
 
 #define VT_HTTP_MAX_HEADER_BYTES (64 * 1024)
 #define VT_HTTP_TITLE_MAX 256
@@ -533,7 +534,9 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
                         ? o->connect_timeout_ms
                         : timeout;
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
-    if (o->cacert) curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
+    /* The process's shared CA store rather than a parse of the CA file per transfer. */
+    if (!o->no_verify && vt_tls_curl_use_ca(e, o->cacert) < 0 && o->cacert)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
     if (o->no_verify) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

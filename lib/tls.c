@@ -19,8 +19,148 @@ struct vt_tls_ctx {
     SSL_CTX *ctx;
 };
 
+/* The process's parsed CA stores, one per CA source (NULL: the system's), loaded once and shared
+ * by the TLS step's SSL_CTX and every libcurl transfer (vt_tls_curl_use_ca). Parsing Debian's
+ * bundle costs milliseconds of CPU and about a megabyte per copy under OpenSSL 3.0. */
+typedef struct ca_store {
+    struct ca_store *next;
+    char *path;             /* NULL: the system's */
+    X509_STORE *store;      /* the TLS step's */
+    X509_STORE *curl_store; /* libcurl's: the same parsed certificates, its own flags */
+} ca_store;
+static ca_store *ca_stores; /* one per CA file named in the process's configuration */
+
+static ca_store *find_store(const char *cacert)
+{
+    for (ca_store *c = ca_stores; c; c = c->next)
+        if ((!cacert && !c->path) || (cacert && c->path && strcmp(cacert, c->path) == 0))
+            return c;
+    return NULL;
+}
+
+static ca_store *get_store(const char *cacert, char *err, size_t errlen)
+{
+    ca_store *c = find_store(cacert);
+    if (c)
+        return c;
+    X509_STORE *st = X509_STORE_new();
+    char *path = cacert ? strdup(cacert) : NULL;
+    c = calloc(1, sizeof(*c));
+    if (!st || !c || (cacert && !path)) {
+        snprintf(err, errlen, "cannot create a CA store: out of memory");
+        goto fail;
+    }
+    /* As SSL_CTX_load_verify_locations / SSL_CTX_set_default_verify_paths do on a context's own
+     * store: the file (eagerly), and for the system also OpenSSL's hashed directory (lazily). */
+    int ok =
+        cacert ? X509_STORE_load_locations(st, cacert, NULL) : X509_STORE_set_default_paths(st);
+    if (ok != 1) {
+        unsigned long e = ERR_peek_last_error();
+        snprintf(err, errlen, "cannot load CA certificates from %s: %s",
+                 cacert ? cacert : "the system store", e ? ERR_reason_error_string(e) : "?");
+        goto fail;
+    }
+    ERR_clear_error();
+    c->path = path;
+    c->store = st;
+    c->next = ca_stores;
+    ca_stores = c;
+    return c;
+fail:
+    ERR_clear_error();
+    X509_STORE_free(st);
+    free(path);
+    free(c);
+    return NULL;
+}
+
+X509_STORE *vt_tls_ca_store(const char *cacert, char *err, size_t errlen)
+{
+    ca_store *c = get_store(cacert, err, errlen);
+    return c ? c->store : NULL;
+}
+
+/* A second store holding the same parsed certificates (X509_STORE_add_cert takes a reference, it
+ * does not copy), for libcurl, which sets its verification flags on the store it is given. */
+static X509_STORE *curl_store(ca_store *c)
+{
+    if (c->curl_store)
+        return c->curl_store;
+    X509_STORE *st = X509_STORE_new();
+    if (!st)
+        return NULL;
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(c->store);
+    int ok = 1;
+    for (int i = 0; ok && i < sk_X509_OBJECT_num(objs); i++) {
+        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+        X509 *x = X509_OBJECT_get0_X509(o);
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
+        if (x)
+            ok = X509_STORE_add_cert(st, x) == 1;
+        else if (crl)
+            ok = X509_STORE_add_crl(st, crl) == 1;
+    }
+    /* The system's: also the hashed directory, looked up lazily as for the TLS step. */
+    if (ok && !c->path) {
+        X509_LOOKUP *dir = X509_STORE_add_lookup(st, X509_LOOKUP_hash_dir());
+        ok = dir && X509_LOOKUP_add_dir(dir, X509_get_default_cert_dir(), X509_FILETYPE_PEM) == 1;
+    }
+    ERR_clear_error();
+    if (!ok) {
+        X509_STORE_free(st);
+        return NULL;
+    }
+    return c->curl_store = st;
+}
+
+/* libcurl 7.88 makes a new SSL_CTX for every connection and calls this before it fills the
+ * context's store from CURLOPT_CAINFO / CURLOPT_CAPATH (NULL here: it loads nothing) and sets
+ * its verification flags on it (X509_V_FLAG_TRUSTED_FIRST, X509_V_FLAG_PARTIAL_CHAIN): on the
+ * store installed here, libcurl's copy of the shared certificates, as it would on its own.
+ * Newer libcurl fills the store before the callback; then its flags move to the context's
+ * parameters (OpenSSL ORs them into every verification). Either way libcurl verifies as before. */
+static CURLcode curl_ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
+{
+    (void)easy;
+    SSL_CTX *ctx = sslctx;
+    X509_STORE *shared = arg;
+    X509_STORE *own = SSL_CTX_get_cert_store(ctx);
+    /* Memory: a transfer waiting on the network holds no 17 KB read and write buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (own == shared)
+        return CURLE_OK;
+    unsigned long flags = own ? X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(own)) : 0;
+    SSL_CTX_set1_cert_store(ctx, shared);
+    if (flags && X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), flags) != 1)
+        return CURLE_SSL_CACERT_BADFILE;
+    return CURLE_OK;
+}
+
+int vt_tls_curl_use_ca(CURL *easy, const char *cacert)
+{
+    char err[256];
+    ca_store *c = get_store(cacert, err, sizeof(err));
+    X509_STORE *st = c ? curl_store(c) : NULL;
+    if (!st)
+        return -1;
+    if (curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, curl_ssl_ctx_cb) != CURLE_OK ||
+        curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, st) != CURLE_OK) {
+        curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, NULL);
+        return -1;
+    }
+    curl_easy_setopt(easy, CURLOPT_CAINFO, NULL);
+    curl_easy_setopt(easy, CURLOPT_CAPATH, NULL);
+    /* libcurl's own store cache is keyed by CURLOPT_CAINFO, NULL for every source here: off, so
+     * that transfers with different CA files on one multi handle never swap stores. */
+    curl_easy_setopt(easy, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+    return 0;
+}
+
 vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen)
 {
+    X509_STORE *st = vt_tls_ca_store(cacert, err, errlen);
+    if (!st)
+        return NULL;
     vt_tls_ctx *c = calloc(1, sizeof(*c));
     if (!c || !(c->ctx = SSL_CTX_new(TLS_client_method()))) {
         snprintf(err, errlen, "cannot create a TLS context");
@@ -29,18 +169,9 @@ vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    int ok = cacert ? SSL_CTX_load_verify_locations(c->ctx, cacert, NULL)
-                    : SSL_CTX_set_default_verify_paths(c->ctx);
-    if (ok != 1) {
-        unsigned long e = ERR_peek_last_error();
-        snprintf(err, errlen, "cannot load CA certificates from %s: %s",
-                 cacert ? cacert : "the system store", e ? ERR_reason_error_string(e) : "?");
-        ERR_clear_error();
-        SSL_CTX_free(c->ctx);
-        free(c);
-        return NULL;
-    }
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set1_cert_store(c->ctx, st);
     return c;
 }
 

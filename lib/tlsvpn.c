@@ -243,7 +243,9 @@ static void start_sstp(vt_task *t)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->http_timeout_ms);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "");
-    if (cfg->cacert) curl_easy_setopt(c, CURLOPT_CAINFO, cfg->cacert);
+    /* The process's shared CA store, not a parse of the CA file per connection. */
+    if (!s->no_verify && vt_tls_curl_use_ca(c, cfg->cacert) < 0 && cfg->cacert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->cacert);
     if (s->no_verify) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -1,6 +1,7 @@
 /* vantage-probe: measures targets from the volunteer's network and writes OONI-format JSONL. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,19 @@ typedef struct run_ctx {
     vt_spool *spool;
     long spool_failed;
     vt_volunteer *vol;
+    vt_loop *loop;
+    char **pending; /* output lines of staged measurements, written once the spool took them */
+    size_t n_pending, cap_pending, pending_bytes;
+    struct event *flush_timer;
 } run_ctx;
+
+/* The spool takes measurements in batches (one directory fsync per batch, not per measurement):
+ * a batch is committed when it holds RUN_BATCH_MAX measurements or RUN_BATCH_BYTES of them (the
+ * lines wait in memory), RUN_BATCH_MS after its first, and at the end of the run. A measurement
+ * reaches the output only after its batch is taken. */
+#define RUN_BATCH_MAX 64
+#define RUN_BATCH_BYTES (256 * 1024)
+#define RUN_BATCH_MS 100
 
 static void usage(FILE *f)
 {
@@ -304,23 +317,94 @@ static void on_progress(size_t done, size_t total, const vt_target *t, void *arg
         draw_progress(r, done, t);
 }
 
+static void write_line(run_ctx *r, const char *line)
+{
+    if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF)
+        r->write_error = errno ? errno : EIO;
+    else
+        r->written++;
+}
+
+static void on_committed(const char *uid, int rc, const char *err, void *arg)
+{
+    run_ctx *r = arg;
+    (void)uid;
+    if (rc != 0 && r->spool_failed++ == 0)
+        fprintf(stderr, "vantage-probe: %s\n", err);
+}
+
+/* Commits the staged batch, then writes its measurements out: whatever reaches the output has
+ * been taken (or its spooling failure was counted and reported). */
+static void flush_pending(run_ctx *r)
+{
+    if (r->flush_timer) {
+        vt_timer_cancel(r->flush_timer);
+        r->flush_timer = NULL;
+    }
+    vt_spool_commit(r->spool, on_committed, r);
+    for (size_t i = 0; i < r->n_pending; i++) {
+        write_line(r, r->pending[i]);
+        free(r->pending[i]);
+    }
+    r->n_pending = 0;
+    r->pending_bytes = 0;
+}
+
+static void on_flush_timer(void *arg)
+{
+    run_ctx *r = arg;
+    r->flush_timer = NULL; /* the loop freed it */
+    flush_pending(r);
+}
+
+static int add_pending(run_ctx *r, char *line)
+{
+    if (r->n_pending == r->cap_pending) {
+        size_t nc = r->cap_pending ? r->cap_pending * 2 : RUN_BATCH_MAX;
+        char **np = realloc(r->pending, nc * sizeof(*np));
+        if (!np)
+            return -1;
+        r->pending = np;
+        r->cap_pending = nc;
+    }
+    r->pending[r->n_pending++] = line;
+    r->pending_bytes += strlen(line);
+    return 0;
+}
+
 static void on_result(cJSON *m, const vt_target *t, void *arg)
 {
     run_ctx *r = arg;
-    /* Into the spool first (fsync'd): whatever reaches the output has been taken. */
-    vt_upload_run_spool(r->spool, m, &r->spool_failed);
+    /* One serialisation for both the spool file and the output line. */
     char *line = vt_json_print(m);
-    if (line) {
-        if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF)
-            r->write_error = errno ? errno : EIO;
+    if (r->spool) {
+        char err[1024];
+        const char *uid = vt_json_get_string(m, "measurement_uid");
+        int rc = VT_SPOOL_ERR;
+        if (!uid)
+            snprintf(err, sizeof(err), "spool: measurement has no measurement_uid: not stored");
+        else if (!line)
+            snprintf(err, sizeof(err), "spool: out of memory: measurement %s not stored", uid);
         else
-            r->written++;
+            rc = vt_spool_stage(r->spool, uid, line, strlen(line), err, sizeof(err));
+        if (rc < 0 && r->spool_failed++ == 0)
+            fprintf(stderr, "vantage-probe: %s\n", err);
+    }
+    if (line && add_pending(r, line) < 0) {
+        flush_pending(r); /* out of memory: this one's batch now */
+        write_line(r, line);
         free(line);
     }
     vt_summary_add(r->summary, m);
     if (r->vol)
         vt_volunteer_result(r->vol, m);
     cJSON_Delete(m);
+    if (!r->spool || r->n_pending >= RUN_BATCH_MAX || r->pending_bytes >= RUN_BATCH_BYTES)
+        flush_pending(r);
+    else if (!r->flush_timer && r->n_pending &&
+             !(r->loop && (r->flush_timer = vt_timer_start(r->loop, RUN_BATCH_MS, on_flush_timer,
+                                                             r))))
+        flush_pending(r);
 }
 
 static int cmd_targets(probe_opts *o)
@@ -409,7 +493,9 @@ static int cmd_run(probe_opts *o)
     r.total = l.n;
     r.progress = !o->quiet && isatty(STDERR_FILENO);
     vt_runner_hooks hooks = {.on_result = on_result, .on_progress = on_progress, .arg = &r};
+    r.loop = env.loop;
     long n = vt_run_targets(&env, &l, &hooks, err, sizeof(err));
+    flush_pending(&r); /* the last batch */
     if (n < 0)
         goto done;
     if (fflush(r.out) == EOF && !r.write_error)
@@ -428,6 +514,9 @@ static int cmd_run(probe_opts *o)
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK)
         rc = urc;
 done:
+    if (r.out)
+        flush_pending(&r);
+    free(r.pending);
     vt_spool_close(r.spool);
     if (rc == VT_EXIT_FAILURE && *err)
         fprintf(stderr, "vantage-probe: %s\n", err);
@@ -519,6 +608,10 @@ int main(int argc, char **argv)
     vt_config_defaults(&o.cfg);
     vt_upload_cli_defaults(&o.up);
     signal(SIGPIPE, SIG_IGN);
+    /* Footprint: blocks of 64 KiB and more (each HTTP request's body buffer, sized for the body it
+     * may keep) come from mmap, so only the pages a body fills become resident and a freed one
+     * goes back to the system, instead of every buffer's full size staying in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 
     if (argc < 2) {
         usage(stderr);

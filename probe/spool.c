@@ -32,7 +32,19 @@ struct vt_spool {
     uint64_t max_bytes;
     vt_spool_io io;
     char warning[PATH_MAX + 512];
+    struct staged *staged; /* vt_spool_stage: written, flock'd, waiting for vt_spool_commit */
+    size_t n_staged, cap_staged, staged_new;
+    uint64_t staged_bytes;
 };
+
+typedef struct staged {
+    char uid[VT_SPOOL_UID_MAX + 1];
+    int fd;
+    size_t len;
+    int existed; /* spool/<uid>.json was there already (a re-put replaces it) */
+    int rc;
+    char err[PATH_MAX + 256];
+} staged;
 
 static ssize_t sys_write(int fd, const void *buf, size_t n)
 {
@@ -210,8 +222,27 @@ fail:
     return NULL;
 }
 
+static void unlink_tmp(vt_spool *sp, const char *uid)
+{
+    char tmp[PATH_MAX];
+    if (path_join(tmp, sizeof(tmp), sp->tmpdir, uid, ".json.tmp") == 0) unlink(tmp);
+}
+
+static void drop_staged(vt_spool *sp)
+{
+    for (size_t i = 0; i < sp->n_staged; i++) {
+        unlink_tmp(sp, sp->staged[i].uid);
+        close(sp->staged[i].fd);
+    }
+    sp->n_staged = sp->staged_new = 0;
+    sp->staged_bytes = 0;
+}
+
 void vt_spool_close(vt_spool *sp)
 {
+    if (!sp) return;
+    drop_staged(sp); /* never committed: never taken */
+    free(sp->staged);
     free(sp);
 }
 
@@ -274,12 +305,14 @@ static int write_all(vt_spool *sp, int fd, const char *data, size_t len)
     return 0;
 }
 
-int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, char *err,
-                 size_t errlen)
+/* Checks uid, size and cap, then writes data into spool/tmp/<uid>.json.tmp under an flock; the
+ * file is neither fsync'd nor in spool/ yet. 0 with *fd set, or a VT_SPOOL_* code with err. */
+static int write_tmp(vt_spool *sp, const char *uid, const char *data, size_t len, int *fd_out,
+                     int *existed_out, char *err, size_t errlen)
 {
     char tmp[PATH_MAX], dst[PATH_MAX];
     struct stat st;
-    int fd = -1, rc = VT_SPOOL_ERR, existed;
+    int fd = -1, existed;
 
     if (!vt_spool_uid_valid(uid)) {
         snprintf(err, errlen, "spool: invalid measurement uid: measurement not stored");
@@ -296,13 +329,15 @@ int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, ch
         return VT_SPOOL_ERR;
     }
     existed = stat(dst, &st) == 0;
-    if (!existed && ((sp->max_count && sp->count + 1 > sp->max_count) ||
-                     (sp->max_bytes && sp->bytes + len > sp->max_bytes))) {
+    size_t count = sp->count + sp->staged_new;
+    uint64_t bytes = sp->bytes + sp->staged_bytes;
+    if (!existed && ((sp->max_count && count + 1 > sp->max_count) ||
+                     (sp->max_bytes && bytes + len > sp->max_bytes))) {
         snprintf(err, errlen,
                  "spool: full (%zu measurements, %llu bytes; cap %zu, %llu bytes): measurement %s "
                  "not stored; run `vantage-probe upload`",
-                 sp->count, (unsigned long long)sp->bytes, sp->max_count,
-                 (unsigned long long)sp->max_bytes, uid);
+                 count, (unsigned long long)bytes, sp->max_count, (unsigned long long)sp->max_bytes,
+                 uid);
         return VT_SPOOL_OVER_CAP;
     }
 
@@ -324,41 +359,158 @@ int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, ch
             return VT_SPOOL_ERR;
         }
     }
-    if (write_all(sp, fd, data, len) < 0 || sp->io.fsync(fd) < 0) {
+    if (write_all(sp, fd, data, len) < 0) {
         int e = errno;
-        if (is_full_errno(e)) {
-            snprintf(err, errlen, "spool: disk full writing %s: measurement not stored (%s)", tmp,
-                     strerror(e));
-            rc = VT_SPOOL_DISK_FULL;
-        } else {
-            snprintf(err, errlen, "spool: error writing %s: %s: measurement not stored", tmp,
-                     strerror(e));
-        }
-        goto fail;
-    }
-    if (rename(tmp, dst) < 0) {
-        snprintf(err, errlen, "spool: cannot move %s into %s: %s: measurement not stored", tmp,
-                 sp->dir, strerror(errno));
-        goto fail;
-    }
-    if (fsync_dir(sp->dir) < 0) {
-        int e = errno;
-        if (!existed) unlink(dst);
-        snprintf(err, errlen, "spool: cannot sync %s: %s: measurement not stored", sp->dir,
-                 strerror(e));
+        snprintf(err, errlen, "spool: %s writing %s: %s: measurement not stored",
+                 is_full_errno(e) ? "disk full" : "error", tmp, strerror(e));
+        unlink(tmp);
         close(fd);
         return is_full_errno(e) ? VT_SPOOL_DISK_FULL : VT_SPOOL_ERR;
     }
-    close(fd);
-    if (!existed) {
-        sp->count++;
-        sp->bytes += len;
-    }
+    *fd_out = fd;
+    *existed_out = existed;
     return 0;
-fail:
-    unlink(tmp);
-    close(fd);
-    return rc;
+}
+
+/* Makes written tmp files taken: each fsync'd, renamed into spool/, then one fsync of spool/.
+ * A file is in spool/ only after its own fsync, so a crash never leaves a partial one there; the
+ * rename is durable after the directory's fsync, which is when the caller hears rc 0. Sets each
+ * item's rc and err, closes the files (their flocks go with them), updates the totals. */
+static size_t commit_items(vt_spool *sp, staged *it, size_t n)
+{
+    char tmp[PATH_MAX], dst[PATH_MAX];
+    size_t renamed = 0, stored = 0;
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* Start every file's writeback first: the fsyncs below then mostly wait on I/O already under
+     * way, together, instead of one file after the other. */
+    if (n > 1)
+        for (size_t i = 0; i < n; i++)
+            sync_file_range(it[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+    for (size_t i = 0; i < n; i++) {
+        path_join(tmp, sizeof(tmp), sp->tmpdir, it[i].uid, ".json.tmp");
+        path_join(dst, sizeof(dst), sp->dir, it[i].uid, ".json");
+        it[i].rc = 0;
+        if (sp->io.fsync(it[i].fd) < 0) {
+            int e = errno;
+            if (is_full_errno(e)) {
+                snprintf(it[i].err, sizeof(it[i].err),
+                         "spool: disk full writing %s: measurement not stored (%s)", tmp,
+                         strerror(e));
+                it[i].rc = VT_SPOOL_DISK_FULL;
+            } else {
+                snprintf(it[i].err, sizeof(it[i].err),
+                         "spool: error writing %s: %s: measurement not stored", tmp, strerror(e));
+                it[i].rc = VT_SPOOL_ERR;
+            }
+            unlink(tmp);
+            continue;
+        }
+        if (rename(tmp, dst) < 0) {
+            snprintf(it[i].err, sizeof(it[i].err),
+                     "spool: cannot move %s into %s: %s: measurement not stored", tmp, sp->dir,
+                     strerror(errno));
+            it[i].rc = VT_SPOOL_ERR;
+            unlink(tmp);
+            continue;
+        }
+        renamed++;
+    }
+    int dfd = renamed ? open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (renamed && (dfd < 0 || sp->io.fsync(dfd) < 0)) {
+        int e = errno;
+        for (size_t i = 0; i < n; i++) {
+            if (it[i].rc != 0) continue;
+            path_join(dst, sizeof(dst), sp->dir, it[i].uid, ".json");
+            if (!it[i].existed) unlink(dst);
+            snprintf(it[i].err, sizeof(it[i].err),
+                     "spool: cannot sync %s: %s: measurement not stored", sp->dir, strerror(e));
+            it[i].rc = is_full_errno(e) ? VT_SPOOL_DISK_FULL : VT_SPOOL_ERR;
+        }
+    }
+    if (dfd >= 0) close(dfd);
+    for (size_t i = 0; i < n; i++) {
+        close(it[i].fd);
+        it[i].fd = -1;
+        if (it[i].rc == 0) {
+            stored++;
+            if (!it[i].existed) {
+                sp->count++;
+                sp->bytes += it[i].len;
+            }
+        }
+    }
+    return stored;
+}
+
+int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, char *err,
+                 size_t errlen)
+{
+    staged one;
+    memset(&one, 0, sizeof(one));
+    int rc = write_tmp(sp, uid, data, len, &one.fd, &one.existed, err, errlen);
+    if (rc != 0) return rc;
+    snprintf(one.uid, sizeof(one.uid), "%s", uid);
+    one.len = len;
+    commit_items(sp, &one, 1);
+    if (one.rc != 0) snprintf(err, errlen, "%s", one.err);
+    return one.rc;
+}
+
+int vt_spool_stage(vt_spool *sp, const char *uid, const char *data, size_t len, char *err,
+                   size_t errlen)
+{
+    for (size_t i = 0; uid && i < sp->n_staged; i++)
+        if (strcmp(sp->staged[i].uid, uid) == 0) {
+            snprintf(err, errlen, "spool: measurement %s is staged already: not stored twice", uid);
+            return VT_SPOOL_ERR;
+        }
+    if (sp->n_staged == sp->cap_staged) {
+        size_t nc = sp->cap_staged ? sp->cap_staged * 2 : 16;
+        staged *ns = realloc(sp->staged, nc * sizeof(*ns));
+        if (!ns) {
+            snprintf(err, errlen, "spool: out of memory: measurement %s not stored",
+                     uid ? uid : "?");
+            return VT_SPOOL_ERR;
+        }
+        sp->staged = ns;
+        sp->cap_staged = nc;
+    }
+    staged *it = &sp->staged[sp->n_staged];
+    memset(it, 0, sizeof(*it));
+    int rc = write_tmp(sp, uid, data, len, &it->fd, &it->existed, err, errlen);
+    if (rc != 0) return rc;
+    snprintf(it->uid, sizeof(it->uid), "%s", uid);
+    it->len = len;
+    sp->n_staged++;
+    if (!it->existed) sp->staged_new++;
+    sp->staged_bytes += len;
+    return 0;
+}
+
+size_t vt_spool_staged(const vt_spool *sp)
+{
+    return sp ? sp->n_staged : 0;
+}
+
+size_t vt_spool_commit(vt_spool *sp, vt_spool_commit_fn fn, void *arg)
+{
+    if (!sp || sp->n_staged == 0) return 0;
+    staged *items = sp->staged; /* fn may stage the next batch */
+    size_t n = sp->n_staged, stored = commit_items(sp, items, n);
+    sp->staged = NULL;
+    sp->n_staged = sp->cap_staged = sp->staged_new = 0;
+    sp->staged_bytes = 0;
+    size_t cap = n;
+    for (size_t i = 0; fn && i < n; i++)
+        fn(items[i].uid, items[i].rc, items[i].rc ? items[i].err : "", arg);
+    if (!sp->staged) { /* keep the buffer for the next batch */
+        sp->staged = items;
+        sp->cap_staged = cap;
+    } else {
+        free(items);
+    }
+    return stored;
 }
 
 int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t errlen)

@@ -28,7 +28,8 @@ enum {
 
 typedef struct vt_spool vt_spool;
 
-/* Test seam: the write and fsync the spool uses for measurement files (default: the syscalls). */
+/* Test seam: the write and fsync the spool uses for measurement files and, when it takes them,
+ * for spool/ itself (default: the syscalls). */
 typedef struct vt_spool_io {
     ssize_t (*write)(int fd, const void *buf, size_t n);
     int (*fsync)(int fd);
@@ -74,6 +75,20 @@ int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, ch
                  size_t errlen);
 /* Same for a df-000 measurement object; the uid is its measurement_uid. */
 int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t errlen);
+
+/* Batched puts, for a run that produces many measurements: one fsync of spool/ per batch instead
+ * of one per measurement. vt_spool_stage writes the measurement to spool/tmp/ (checked against
+ * the caps, counting what is staged); it is NOT taken yet. vt_spool_commit makes every staged one
+ * durable (each file fsync'd and then renamed into spool/, then one fsync of spool/) and calls fn
+ * for each, in staging order, with 0 (taken) or the VT_SPOOL_* code and message of
+ * vt_spool_put. A crash before the commit returns loses only the staged measurements (their tmp
+ * files are removed on the next open) and never leaves a partial file in spool/; callers report
+ * a measurement as stored only from fn. vt_spool_close drops what was never committed. */
+int vt_spool_stage(vt_spool *sp, const char *uid, const char *data, size_t len, char *err,
+                   size_t errlen);
+typedef void (*vt_spool_commit_fn)(const char *uid, int rc, const char *err, void *arg);
+size_t vt_spool_commit(vt_spool *sp, vt_spool_commit_fn fn, void *arg); /* returns # taken */
+size_t vt_spool_staged(const vt_spool *sp);                             /* # waiting */
 
 /* Lists the valid measurements, oldest first. Invalid files (unreadable, not a JSON object,
  * measurement_uid not matching the name, too large) are reported and left alone. */

@@ -753,15 +753,6 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
     return 0;
 }
 
-void vt_upload_run_spool(vt_spool *sp, const cJSON *m, long *failed)
-{
-    char err[1024];
-    if (!sp) return;
-    if (vt_spool_put_measurement(sp, m, err, sizeof(err)) < 0) {
-        if ((*failed)++ == 0) fprintf(stderr, "vantage-probe: %s\n", err);
-    }
-}
-
 static void print_result(const vt_upload_opts *o, const vt_upload_result *r)
 {
     fprintf(stderr,

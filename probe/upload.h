@@ -94,8 +94,6 @@ int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char 
  * answer into cfg (pointing into *ci), then opens the spool. Returns 0, or -1 after printing why
  * (the spool is required when a collector is set; otherwise a warning and *sp = NULL). */
 int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp);
-/* Spools one measurement from the loop; prints the first failure, counts the rest. */
-void vt_upload_run_spool(vt_spool *sp, const cJSON *m, long *failed);
 /* After measuring: uploads (when configured), writes last-upload.json, says what happened.
  * Returns a VT_EXIT_* code: OK, UPLOAD_PENDING or FAILURE. Closes sp. */
 int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed);

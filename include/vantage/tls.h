@@ -4,7 +4,9 @@
 #define VANTAGE_TLS_H
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
+#include <openssl/x509.h>
 
 #include "failure.h"
 #include "loop.h"
@@ -12,8 +14,20 @@
 
 typedef struct vt_tls_ctx vt_tls_ctx;
 
-/* cacert: PEM CA bundle, NULL for the system's. */
+/* cacert: PEM CA bundle, NULL for the system's. One SSL_CTX per process and CA source; its CA
+ * store is the shared one of vt_tls_ca_store. */
 vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen);
+
+/* The process's parsed CA store for cacert (NULL: the system's, OpenSSL's default file and
+ * directory), loaded on first use and kept for the life of the process: borrowed, never free it.
+ * Not thread-safe (the probe has one loop). NULL and err when the file cannot be loaded. */
+X509_STORE *vt_tls_ca_store(const char *cacert, char *err, size_t errlen);
+/* Makes a libcurl transfer verify against that shared store instead of loading and parsing the CA
+ * file for every connection (libcurl 7.88 does, with Debian's default CA path): an SSL_CTX
+ * callback installs the store, CURLOPT_CAINFO and CURLOPT_CAPATH become NULL. libcurl's own
+ * verification (its flags, host name check, error codes) is unchanged. -1 (nothing changed on
+ * the handle) when the store cannot be loaded: the caller keeps CURLOPT_CAINFO then. */
+int vt_tls_curl_use_ca(CURL *easy, const char *cacert);
 void vt_tls_ctx_free(vt_tls_ctx *c);
 
 typedef struct vt_tls_result {

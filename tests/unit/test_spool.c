@@ -472,6 +472,178 @@ static void atomic_file_write_replaces_whole(void **state)
     assert_int_equal(count_dir(f->state), 2); /* spool/ and last-upload.json, no tmp */
 }
 
+/* ---- batched puts (vt_spool_stage / vt_spool_commit) ---- */
+
+static int n_fsyncs, fail_fsync_at; /* fail the n-th fsync (1-based), 0: none */
+
+static int counting_fsync(int fd)
+{
+    if (++n_fsyncs == fail_fsync_at) {
+        errno = EDQUOT;
+        return -1;
+    }
+    return fsync(fd);
+}
+
+typedef struct committed {
+    int n;
+    char uid[8][VT_SPOOL_UID_MAX + 1];
+    int rc[8];
+} committed;
+
+static void on_commit(const char *uid, int rc, const char *err, void *arg)
+{
+    committed *c = arg;
+    assert_true(c->n < 8);
+    snprintf(c->uid[c->n], sizeof(c->uid[0]), "%s", uid);
+    c->rc[c->n++] = rc;
+    if (rc == 0)
+        assert_string_equal(err, "");
+    else
+        assert_non_null(strstr(err, "measurement not stored"));
+}
+
+static void stage(fixture *f, const char *uid)
+{
+    char err[512], *m = measurement(uid);
+    int rc = vt_spool_stage(f->sp, uid, m, strlen(m), err, sizeof(err));
+    if (rc != 0) fail_msg("stage %s: %s", uid, err);
+    free(m);
+}
+
+static void a_batch_is_taken_at_commit_with_one_directory_fsync(void **state)
+{
+    fixture *f = *state;
+    vt_spool_io io = {.fsync = counting_fsync};
+    size_t count;
+    committed c = {0};
+    n_fsyncs = fail_fsync_at = 0;
+    vt_spool_set_io(f->sp, &io);
+    stage(f, "b0000000000000000000000000000001");
+    stage(f, "b0000000000000000000000000000002");
+    stage(f, "b0000000000000000000000000000003");
+    /* Staged: written under spool/tmp/, not taken, nothing fsync'd yet. */
+    assert_int_equal(vt_spool_staged(f->sp), 3);
+    assert_int_equal(count_sub(f, ""), 2);
+    assert_int_equal(count_sub(f, "tmp"), 3);
+    assert_int_equal(n_fsyncs, 0);
+    vt_spool_totals(f->sp, &count, NULL);
+    assert_int_equal(count, 0);
+    assert_int_equal(vt_spool_commit(f->sp, on_commit, &c), 3);
+    /* Three files and the directory once (per measurement it was file + directory each). */
+    assert_int_equal(n_fsyncs, 4);
+    assert_int_equal(c.n, 3);
+    for (int i = 0; i < 3; i++) {
+        char want[40];
+        snprintf(want, sizeof(want), "b000000000000000000000000000000%d", i + 1);
+        assert_string_equal(c.uid[i], want); /* in staging order */
+        assert_int_equal(c.rc[i], 0);
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), ".json");
+        assert_true(exists(f, "", want));
+    }
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    assert_int_equal(vt_spool_staged(f->sp), 0);
+    vt_spool_totals(f->sp, &count, NULL);
+    assert_int_equal(count, 3);
+    assert_int_equal(vt_spool_commit(f->sp, on_commit, &c), 0); /* nothing staged: no-op */
+    assert_int_equal(n_fsyncs, 4);
+    vt_spool_set_io(f->sp, NULL);
+}
+
+static void a_failed_fsync_in_a_batch_loses_only_that_measurement(void **state)
+{
+    fixture *f = *state;
+    vt_spool_io io = {.fsync = counting_fsync};
+    committed c = {0};
+    vt_spool_listing l;
+    char err[512];
+    n_fsyncs = 0;
+    fail_fsync_at = 2;
+    vt_spool_set_io(f->sp, &io);
+    stage(f, "c0000000000000000000000000000001");
+    stage(f, "c0000000000000000000000000000002");
+    stage(f, "c0000000000000000000000000000003");
+    assert_int_equal(vt_spool_commit(f->sp, on_commit, &c), 2);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.rc[0], 0);
+    assert_int_equal(c.rc[1], VT_SPOOL_DISK_FULL);
+    assert_int_equal(c.rc[2], 0);
+    assert_false(exists(f, "", "c0000000000000000000000000000002.json"));
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    assert_int_equal(vt_spool_list(f->sp, &l, NULL, NULL, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.corrupt, 0);
+    vt_spool_listing_free(&l);
+    /* The directory's fsync failing: none of the batch counts as taken, none is left. */
+    n_fsyncs = 0;
+    fail_fsync_at = 3;
+    memset(&c, 0, sizeof(c));
+    stage(f, "c0000000000000000000000000000004");
+    stage(f, "c0000000000000000000000000000005");
+    assert_int_equal(vt_spool_commit(f->sp, on_commit, &c), 0);
+    assert_int_equal(c.rc[0], VT_SPOOL_DISK_FULL);
+    assert_int_equal(c.rc[1], VT_SPOOL_DISK_FULL);
+    assert_false(exists(f, "", "c0000000000000000000000000000004.json"));
+    assert_false(exists(f, "", "c0000000000000000000000000000005.json"));
+    vt_spool_set_io(f->sp, NULL);
+}
+
+static void staged_counts_against_the_cap_and_twice_is_refused(void **state)
+{
+    fixture *f = *state;
+    char err[512], *m = measurement("d3");
+    vt_spool_set_limits(f->sp, 2, 0);
+    stage(f, "d1");
+    assert_int_equal(vt_spool_stage(f->sp, "d1", m, strlen(m), err, sizeof(err)), VT_SPOOL_ERR);
+    assert_non_null(strstr(err, "staged already"));
+    stage(f, "d2");
+    assert_int_equal(vt_spool_stage(f->sp, "d3", m, strlen(m), err, sizeof(err)),
+                     VT_SPOOL_OVER_CAP);
+    assert_int_equal(vt_spool_commit(f->sp, NULL, NULL), 2);
+    free(m);
+}
+
+/* A crash (here: _exit) between staging and commit: the committed batch is whole in spool/, the
+ * staged one is gone after the next open, and no partial file is ever listed. */
+static void a_crash_before_commit_loses_only_the_staged_batch(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    vt_spool_listing l;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        vt_spool *sp = vt_spool_open(f->state, err, sizeof(err));
+        const char *uids[] = {"e1", "e2", "e3"};
+        for (int i = 0; i < 3; i++) {
+            char *m = measurement(uids[i]);
+            if (!sp || vt_spool_stage(sp, uids[i], m, strlen(m), err, sizeof(err)) != 0) _exit(2);
+            free(m);
+            if (i == 1 && vt_spool_commit(sp, NULL, NULL) != 2) _exit(3);
+        }
+        _exit(0); /* e3 staged, never committed */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(count_sub(f, "tmp"), 1); /* e3's tmp file, left by the "crash" */
+    vt_spool_close(f->sp);
+    f->sp = vt_spool_open(f->state, err, sizeof(err));
+    assert_non_null(f->sp);
+    assert_int_equal(count_sub(f, "tmp"), 0);
+    assert_int_equal(vt_spool_list(f->sp, &l, NULL, NULL, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.corrupt, 0);
+    vt_spool_listing_free(&l);
+    assert_false(exists(f, "", "e3.json"));
+    /* Closing with a staged measurement drops it too. */
+    stage(f, "e4");
+    vt_spool_close(f->sp);
+    f->sp = vt_spool_open(f->state, err, sizeof(err));
+    assert_false(exists(f, "", "e4.json"));
+    assert_int_equal(count_sub(f, "tmp"), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -491,6 +663,10 @@ int main(void)
         T(real_file_size_limit_behaves_as_disk_full),
         T(over_the_cap_new_measurements_are_refused_with_a_warning),
         T(atomic_file_write_replaces_whole),
+        T(a_batch_is_taken_at_commit_with_one_directory_fsync),
+        T(a_failed_fsync_in_a_batch_loses_only_that_measurement),
+        T(staged_counts_against_the_cap_and_twice_is_refused),
+        T(a_crash_before_commit_loses_only_the_staged_batch),
         cmocka_unit_test(default_state_dir_follows_xdg_then_home),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
