@@ -53,6 +53,11 @@ vpn_require() {
             exit 77
         fi
     done
+    local _
+    for _ in $(seq 1 50); do # the previous test's charon may still be shutting down
+        [ -f /var/run/charon.pid ] && kill -0 "$(cat /var/run/charon.pid)" 2>/dev/null || break
+        sleep 0.1
+    done
     if [ -f /var/run/charon.pid ] && kill -0 "$(cat /var/run/charon.pid)" 2>/dev/null; then
         echo "lab: skipped: a charon already runs on this machine (one per machine)" >&2
         exit 77
@@ -66,10 +71,11 @@ vpn_teardown() {
         local pid _
         pid=$(cat "$VPN_DIR/ike/charon.pid")
         "$VPN_SERVERS/vpn-ikev2.sh" stop "$VPN_DIR/ike" 2>/dev/null || true
-        for _ in $(seq 1 30); do # the next charon on this machine needs this one gone
+        for _ in $(seq 1 100); do # the next charon on this machine needs this one gone
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
+        kill -9 "$pid" 2>/dev/null || true
     fi
     if [ -n "$VPN_DIR" ] && [ -f "$VPN_DIR/oc/sockdir" ]; then
         "$VPN_SERVERS/vpn-ocserv.sh" stop "$VPN_DIR/oc" 2>/dev/null || true
