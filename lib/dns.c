@@ -15,6 +15,7 @@
 #include "vantage/addr.h"
 #include "vantage/json.h"
 #include "vantage/tcp.h"
+#include "vantage/tls.h"
 
 enum { DNS_SYSTEM, DNS_UDP, DNS_DOH };
 
@@ -388,7 +389,8 @@ static int doh_start(dns_op *op, const char *host)
     curl_easy_setopt(op->easy, CURLOPT_ERRORBUFFER, op->errbuf);
     curl_easy_setopt(op->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(op->easy, CURLOPT_FOLLOWLOCATION, 0L);
-    if (d->cfg->cacert)
+    /* The process's shared CA store, as for the HTTP step (one parse of the CA file). */
+    if (vt_tls_curl_use_ca(op->easy, d->cfg->cacert) < 0 && d->cfg->cacert)
         curl_easy_setopt(op->easy, CURLOPT_CAINFO, d->cfg->cacert);
     if (vt_loop_curl_add(d->loop, op->easy, on_doh, op) < 0)
         return -1;

@@ -37,6 +37,8 @@ typedef struct run {
     /* vt_run_start: the run lives on the heap and ends with done(); busy counts the runner's
      * frames on the stack, so only the outermost one may finish (and free) the run. */
     int async, busy, finished;
+    /* hooks->should_stop said so: no target starts any more (stop_early) */
+    int stopped;
     vt_run_done_fn done_cb;
     void *done_arg;
 } run;
@@ -126,10 +128,10 @@ static void emit(vt_task *t, void *arg)
     leave(r);
 }
 
-/* One more canary is over (measured or skipped): after the last, their verdicts. */
-static void canary_finished(run *r)
+/* After the last canary: their verdicts. */
+static void canaries_release(run *r)
 {
-    if (++r->canaries_finished < r->n_canaries)
+    if (r->canaries_finished < r->n_canaries || r->n_parked == 0)
         return;
     vt_task **parked = r->parked;
     size_t n = r->n_parked;
@@ -141,11 +143,18 @@ static void canary_finished(run *r)
     free(parked);
 }
 
-/* One more VPN measurement is over (measured or skipped): after the last, the run's evidence;
- * start_next then hands them to their verdicts. */
-static void vpn_finished(run *r)
+/* One more canary is over (measured or skipped). */
+static void canary_finished(run *r)
 {
-    if (++r->vpn_finished < r->n_vpn)
+    r->canaries_finished++;
+    canaries_release(r);
+}
+
+/* After the last VPN measurement: the run's evidence; start_next then hands them to their
+ * verdicts. */
+static void vpn_release(run *r)
+{
+    if (r->vpn_released || r->vpn_finished < r->n_vpn)
         return;
     size_t n = r->n_vparked;
     vt_vpn_item *items = calloc(n ? n : 1, sizeof(*items));
@@ -158,6 +167,31 @@ static void vpn_finished(run *r)
         free(items);
     }
     r->vpn_released = 1;
+}
+
+/* One more VPN measurement is over (measured or skipped). */
+static void vpn_finished(run *r)
+{
+    r->vpn_finished++;
+    vpn_release(r);
+}
+
+/* The run stops early (a signal, say): the targets not started yet are left out, and what the
+ * parked measurements wait for shrinks to the ones started; those in flight finish as usual
+ * (each within its timeouts), so nothing measured is lost. */
+static void stop_early(run *r)
+{
+    r->stopped = 1;
+    r->n = r->next;
+    if (r->n_canaries > r->next)
+        r->n_canaries = r->next;
+    size_t vpn = 0;
+    for (size_t i = r->n_canaries; i < r->next; i++)
+        if (is_vpn(r->order[i]))
+            vpn++;
+    r->n_vpn = vpn;
+    canaries_release(r);
+    vpn_release(r);
 }
 
 static void task_done(vt_task *t, void *arg)
@@ -184,6 +218,8 @@ static void task_done(vt_task *t, void *arg)
 
 static void start_next(run *r)
 {
+    if (!r->stopped && r->h->should_stop && r->h->should_stop(r->h->arg))
+        stop_early(r);
     while (r->in_flight < (size_t)r->env->cfg->concurrency) {
         if (r->vpn_released && r->vpn_next < r->n_vparked &&
             r->vpn_applying < RUN_VPN_VERDICTS_MAX) {

@@ -14,6 +14,7 @@ enum {
     VT_EXIT_UPLOAD_PENDING = 4, /* measured, but some measurements wait in the spool */
     VT_EXIT_LOCKED = 5,       /* another run holds the lock */
     VT_EXIT_NO_CONSENT = 6,   /* the risks were not accepted (probe/consent.c) */
+    VT_EXIT_STOPPED = 7,      /* stopped early by SIGTERM/SIGINT; what was measured is spooled */
 };
 
 /* Per-platform tallies of a run, for the summary table. */

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "cli.h"
 #include "config.h"
 #include "upload.h"
@@ -58,6 +60,9 @@ typedef struct run_ctx {
     char **pending; /* output lines of staged measurements, written once the spool took them */
     size_t n_pending, cap_pending, pending_bytes;
     struct event *flush_timer;
+    /* SIGTERM/SIGINT: the first stops the run early (stop_on_signal), a second one kills */
+    struct event *sig_term, *sig_int;
+    int stopping;
 } run_ctx;
 
 /* The spool takes measurements in batches (one directory fsync per batch, not per measurement):
@@ -108,7 +113,7 @@ static void usage(FILE *f)
             "  --help, --version\n"
             "\n"
             "exit codes: 0 ok, 1 error, 2 usage or config file, 3 nothing measured,\n"
-            "  4 upload pending, 5 locked, 6 risks not accepted\n");
+            "  4 upload pending, 5 locked, 6 risks not accepted, 7 stopped early by a signal\n");
 }
 
 /* The default target lists: $VANTAGE_TARGETS, the source tree's when run from a build
@@ -317,6 +322,48 @@ static void on_progress(size_t done, size_t total, const vt_target *t, void *arg
         draw_progress(r, done, t);
 }
 
+static int should_stop(void *arg)
+{
+    return ((run_ctx *)arg)->stopping;
+}
+
+/* The first SIGTERM or SIGINT (systemd stopping the service, a shutdown, Ctrl-C): no target
+ * starts any more; those in flight finish within their timeouts and are spooled with the rest,
+ * so a stopped run loses nothing it measured. The handlers go away, so a second signal kills at
+ * once (libevent puts the default disposition back). */
+static void stop_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    run_ctx *r = arg;
+    (void)what;
+    r->stopping = 1;
+    event_free(r->sig_term);
+    event_free(r->sig_int);
+    r->sig_term = r->sig_int = NULL;
+    fprintf(stderr, "%svantage-probe: %s: stopping; the measurements in flight finish first (a "
+                    "second signal stops at once)\n",
+            r->progress ? "\n" : "", sig == SIGINT ? "interrupted" : "terminated");
+}
+
+static int watch_signals(run_ctx *r)
+{
+    struct event_base *base = vt_loop_base(r->loop);
+    r->sig_term = evsignal_new(base, SIGTERM, stop_on_signal, r);
+    r->sig_int = evsignal_new(base, SIGINT, stop_on_signal, r);
+    if (!r->sig_term || !r->sig_int || evsignal_add(r->sig_term, NULL) < 0 ||
+        evsignal_add(r->sig_int, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+static void unwatch_signals(run_ctx *r)
+{
+    if (r->sig_term)
+        event_free(r->sig_term);
+    if (r->sig_int)
+        event_free(r->sig_int);
+    r->sig_term = r->sig_int = NULL;
+}
+
 static void write_line(run_ctx *r, const char *line)
 {
     if (fputs(line, r->out) == EOF || fputc('\n', r->out) == EOF)
@@ -492,9 +539,15 @@ static int cmd_run(probe_opts *o)
     r.summary = vt_summary_new();
     r.total = l.n;
     r.progress = !o->quiet && isatty(STDERR_FILENO);
-    vt_runner_hooks hooks = {.on_result = on_result, .on_progress = on_progress, .arg = &r};
+    vt_runner_hooks hooks = {
+        .on_result = on_result, .on_progress = on_progress, .should_stop = should_stop, .arg = &r};
     r.loop = env.loop;
+    if (watch_signals(&r) < 0) {
+        snprintf(err, sizeof(err), "cannot watch for signals");
+        goto done;
+    }
     long n = vt_run_targets(&env, &l, &hooks, err, sizeof(err));
+    unwatch_signals(&r);
     flush_pending(&r); /* the last batch */
     if (n < 0)
         goto done;
@@ -508,12 +561,21 @@ static int cmd_run(probe_opts *o)
     if (!o->quiet && isatty(STDERR_FILENO))
         vt_summary_print(r.summary, stderr, 1);
     rc = n > 0 ? VT_EXIT_OK : VT_EXIT_NOTHING;
+    if (r.stopping) {
+        /* Stopped early: what was measured waits in the spool for the next run's upload (a
+         * service being stopped should not start a transfer now). */
+        fprintf(stderr, "vantage-probe: stopped early: %ld of %zu targets measured%s\n", n, l.n,
+                r.spool ? "; they wait in the spool for the next upload" : "");
+        rc = VT_EXIT_STOPPED;
+        goto done;
+    }
     /* The loop has finished: uploading now holds back no measurement. */
     int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
     r.spool = NULL;
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK)
         rc = urc;
 done:
+    unwatch_signals(&r);
     if (r.out)
         flush_pending(&r);
     free(r.pending);

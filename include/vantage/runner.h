@@ -12,9 +12,15 @@ typedef void (*vt_result_fn)(cJSON *measurement, const vt_target *t, void *arg);
 /* Called when a measurement starts (for progress); may be NULL. */
 typedef void (*vt_progress_fn)(size_t done, size_t total, const vt_target *t, void *arg);
 
+/* Asked before each new target starts; may be NULL. Once it answers nonzero, no target starts
+ * any more: those in flight finish and are handed on (parked canary and VPN measurements too,
+ * their verdicts from what was measured), and the run ends. For a graceful SIGTERM/SIGINT. */
+typedef int (*vt_stop_fn)(void *arg);
+
 typedef struct vt_runner_hooks {
     vt_result_fn on_result;
     vt_progress_fn on_progress;
+    vt_stop_fn should_stop;
     void *arg;
 } vt_runner_hooks;
 

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""A run stopped by SIGTERM or SIGINT (systemd stopping the service, a shutdown, Ctrl-C) loses
+nothing it measured: no target starts after the signal, the measurement in flight finishes within
+its timeout, a VPN measurement held for the run's VPN verdicts is written too, everything is in
+the spool for the next upload, and the exit code is 7 (with --no-upload: no check-in before the run). A second signal stops at once.
+
+Targets: an OpenVPN endpoint on a closed UDP port (over at once, then held until the run's other
+VPN targets end), then web targets on a server that accepts and never answers (each ends at the
+HTTP timeout), then a second OpenVPN endpoint that is never reached. Loopback only."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(SRC, "build"))
+PROBE = os.path.join(BUILD, "probe", "vantage-probe")
+if not os.access(PROBE, os.X_OK):
+    print("skip: %s not built" % PROBE)
+    sys.exit(77)
+
+failures = []
+tmp = tempfile.mkdtemp(prefix="vt-signals-")
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def closed_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# A server that accepts and never answers (closed when the test ends).
+stall = socket.socket()
+stall.bind(("127.0.0.1", 0))
+stall.listen(64)
+SPORT = stall.getsockname()[1]
+
+targets = [{"id": "vpn-first", "name": "first", "platform": "test", "category": "vpn",
+            "kind": "openvpn", "endpoints": ["127.0.0.1:%d" % closed_udp_port()]}]
+for i in range(5):
+    targets.append({"id": "web-%d" % i, "name": "web %d" % i, "platform": "test",
+                    "category": "social", "kind": "web",
+                    "endpoints": ["http://127.0.0.1:%d/%d" % (SPORT, i)]})
+targets.append({"id": "vpn-last", "name": "last", "platform": "test", "category": "vpn",
+                "kind": "openvpn", "endpoints": ["127.0.0.1:%d" % closed_udp_port()]})
+TARGETS = os.path.join(tmp, "targets.json")
+with open(TARGETS, "w") as f:
+    json.dump({"version": 1, "list": "signals", "targets": targets}, f)
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("VANTAGE_")}
+ENV.update(HOME=os.path.join(tmp, "home"), XDG_CONFIG_HOME=os.path.join(tmp, "xdg"),
+           VANTAGE_SYSTEM_CONFIG=os.path.join(tmp, "none.conf"))
+TIMEOUT_S = 3
+
+
+def start(name, targets_file=TARGETS):
+    state = os.path.join(tmp, name)
+    out = os.path.join(tmp, name + ".jsonl")
+    p = subprocess.Popen([PROBE, "run", "--targets", targets_file, "--accept-risks", "--quiet",
+                          "--state-dir", state, "--no-upload",
+                          "--timeout", str(TIMEOUT_S), "--concurrency", "1", "--output", out],
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return p, state, out
+
+
+def lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def spooled(state):
+    d = os.path.join(state, "spool")
+    return sorted(n for n in os.listdir(d) if n.endswith(".json")) if os.path.isdir(d) else []
+
+
+for signame, sig in (("SIGTERM", signal.SIGTERM), ("SIGINT", signal.SIGINT)):
+    p, state, out = start(signame.lower())
+    # vpn-first ends at once (port unreachable), web-0 waits for its HTTP timeout: a signal 1 s
+    # in lands while web-0 is in flight and vpn-first is held for the VPN verdicts.
+    time.sleep(1.0)
+    t_sig = time.time()
+    p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=TIMEOUT_S * 4 + 10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        check(False, "%s: the run ended after the signal" % signame)
+        continue
+    took = time.time() - t_sig
+    ids = [m["annotations"]["target_id"] for m in lines(out)]
+    check(p.returncode == 7, "%s: exit code 7 (got %s; stderr: %s)" % (signame, p.returncode,
+                                                                      err.strip()[-300:]))
+    check("stopping" in err and "stopped early" in err,
+          "%s: says it is stopping and that it stopped early" % signame)
+    check("vpn-first" in ids, "%s: the held VPN measurement is written (%s)" % (signame, ids))
+    check("web-0" in ids, "%s: the measurement in flight finished and is written" % signame)
+    check("vpn-last" not in ids and "web-4" not in ids,
+          "%s: no target started after the signal (%s)" % (signame, ids))
+    check(len(spooled(state)) == len(ids) and len(ids) >= 2,
+          "%s: every measurement written is in the spool (%d spooled, %d written)"
+          % (signame, len(spooled(state)), len(ids)))
+    vpn = [m for m in lines(out) if m["annotations"]["target_id"] == "vpn-first"]
+    check(bool(vpn) and "blocking" in vpn[0]["test_keys"],
+          "%s: the held VPN measurement has its verdict" % signame)
+    check(took < TIMEOUT_S * 3 + 5, "%s: stopped within the in-flight timeouts (%.1f s)"
+          % (signame, took))
+    with open(os.path.join(state, "last-run.json")) as f:
+        check(json.load(f).get("exit_code") == 7, "%s: last-run.json records exit 7" % signame)
+
+# Stopped while the canaries run (their measurements wait for the last canary): the canary in
+# flight ends, and it is written with its verdict; nothing after it starts.
+CANARY = os.path.join(tmp, "canary.json")
+with open(CANARY, "w") as f:
+    json.dump({"version": 1, "list": "canary", "targets": [
+        {"id": "canary-%d" % i, "name": "canary", "platform": "test", "category": "canary",
+         "kind": "web", "endpoints": ["http://127.0.0.1:%d/c%d" % (SPORT, i)]} for i in range(2)]
+        + targets[1:3]}, f)
+p, state, out = start("canary", CANARY)
+time.sleep(1.0)
+p.send_signal(signal.SIGTERM)
+try:
+    p.communicate(timeout=TIMEOUT_S * 4 + 10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.communicate()
+ids = [m["annotations"]["target_id"] for m in lines(out)]
+check(p.returncode == 7 and ids == ["canary-0"],
+      "stopped among the canaries: the one in flight is written, nothing else (%s, exit %s)"
+      % (ids, p.returncode))
+check(len(spooled(state)) == 1, "stopped among the canaries: it is spooled")
+check(all(m["test_keys"].get("verdict") for m in lines(out)), "the canary has its verdict")
+
+# A second signal does not wait for the measurement in flight.
+p, state, out = start("twice")
+time.sleep(1.0)
+p.send_signal(signal.SIGINT)
+time.sleep(0.3)
+t_sig = time.time()
+p.send_signal(signal.SIGINT)
+try:
+    p.communicate(timeout=TIMEOUT_S * 4 + 10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.communicate()
+took = time.time() - t_sig
+check(p.returncode == -signal.SIGINT, "a second SIGINT kills the run (returncode %s)"
+      % p.returncode)
+check(took < 1.5, "a second SIGINT stops at once (%.2f s)" % took)
+
+stall.close()
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("probe signals: ok")
