@@ -75,6 +75,15 @@ def start(name, targets_file=TARGETS):
     return p, state, out
 
 
+def finish(p):
+    """Waits for the run to end (bounded: it is killed after the in-flight timeouts)."""
+    try:
+        return p.communicate(timeout=TIMEOUT_S * 4 + 10)[1], True
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.communicate()[1], False
+
+
 def lines(path):
     try:
         with open(path) as f:
@@ -95,11 +104,8 @@ for signame, sig in (("SIGTERM", signal.SIGTERM), ("SIGINT", signal.SIGINT)):
     time.sleep(1.0)
     t_sig = time.time()
     p.send_signal(sig)
-    try:
-        _, err = p.communicate(timeout=TIMEOUT_S * 4 + 10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        _, err = p.communicate()
+    err, ended = finish(p)
+    if not ended:
         check(False, "%s: the run ended after the signal" % signame)
         continue
     took = time.time() - t_sig
@@ -134,11 +140,7 @@ with open(CANARY, "w") as f:
 p, state, out = start("canary", CANARY)
 time.sleep(1.0)
 p.send_signal(signal.SIGTERM)
-try:
-    p.communicate(timeout=TIMEOUT_S * 4 + 10)
-except subprocess.TimeoutExpired:
-    p.kill()
-    p.communicate()
+finish(p)
 ids = [m["annotations"]["target_id"] for m in lines(out)]
 check(p.returncode == 7 and ids == ["canary-0"],
       "stopped among the canaries: the one in flight is written, nothing else (%s, exit %s)"
@@ -153,11 +155,7 @@ p.send_signal(signal.SIGINT)
 time.sleep(0.3)
 t_sig = time.time()
 p.send_signal(signal.SIGINT)
-try:
-    p.communicate(timeout=TIMEOUT_S * 4 + 10)
-except subprocess.TimeoutExpired:
-    p.kill()
-    p.communicate()
+finish(p)
 took = time.time() - t_sig
 check(p.returncode == -signal.SIGINT, "a second SIGINT kills the run (returncode %s)"
       % p.returncode)
