@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "cli.h"
+#include "committer.h"
 #include "config.h"
 #include "upload.h"
 #include "vantage/config.h"
@@ -60,6 +61,8 @@ typedef struct run_ctx {
     char **pending; /* output lines of staged measurements, written once the spool took them */
     size_t n_pending, cap_pending, pending_bytes;
     struct event *flush_timer;
+    vt_committer *committer; /* the batches' fsyncs off the loop (NULL: on it) */
+    int flush_wanted;        /* a batch was due while the previous one was being committed */
     /* SIGTERM/SIGINT: the first stops the run early (stop_on_signal), a second one kills */
     struct event *sig_term, *sig_int;
     int stopping;
@@ -380,21 +383,80 @@ static void on_committed(const char *uid, int rc, const char *err, void *arg)
         fprintf(stderr, "vantage-probe: %s\n", err);
 }
 
+static void write_lines(run_ctx *r, char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        write_line(r, lines[i]);
+        free(lines[i]);
+    }
+}
+
+/* The output lines of a batch being committed by the committer's thread. */
+typedef struct flush_job {
+    char **lines;
+    size_t n;
+} flush_job;
+
+static void flush_pending(run_ctx *r);
+
+/* On the loop: a batch is durable; its measurements count as taken and are written out. */
+static void on_batch_done(vt_spool_batch *b, void *job, void *arg)
+{
+    run_ctx *r = arg;
+    flush_job *j = job;
+    vt_spool_batch_finish(r->spool, b, on_committed, r);
+    write_lines(r, j->lines, j->n);
+    free(j->lines);
+    free(j);
+    if (r->flush_wanted) {
+        r->flush_wanted = 0;
+        flush_pending(r);
+    }
+}
+
 /* Commits the staged batch, then writes its measurements out: whatever reaches the output has
- * been taken (or its spooling failure was counted and reported). */
+ * been taken (or its spooling failure was counted and reported). With a committer the fsyncs run
+ * on its thread and the lines are written when it is done (on_batch_done); while it commits one
+ * batch, the next one waits. */
 static void flush_pending(run_ctx *r)
 {
     if (r->flush_timer) {
         vt_timer_cancel(r->flush_timer);
         r->flush_timer = NULL;
     }
-    vt_spool_commit(r->spool, on_committed, r);
-    for (size_t i = 0; i < r->n_pending; i++) {
-        write_line(r, r->pending[i]);
-        free(r->pending[i]);
+    if (r->committer) {
+        if (vt_committer_busy(r->committer)) {
+            r->flush_wanted = 1;
+            return;
+        }
+        flush_job *j = malloc(sizeof(*j));
+        vt_spool_batch *b = j ? vt_spool_detach(r->spool) : NULL;
+        if (b) {
+            j->lines = r->pending;
+            j->n = r->n_pending;
+            r->pending = NULL;
+            r->n_pending = r->cap_pending = r->pending_bytes = 0;
+            vt_committer_submit(r->committer, b, j); /* not busy: cannot fail */
+            return;
+        }
+        free(j); /* nothing staged (only lines whose spooling failed), or out of memory */
     }
+    vt_spool_commit(r->spool, on_committed, r);
+    write_lines(r, r->pending, r->n_pending);
     r->n_pending = 0;
     r->pending_bytes = 0;
+}
+
+/* Everything staged taken and written, now: at the end of the run (blocks on the fsyncs). */
+static void flush_all(run_ctx *r)
+{
+    while (r->committer && vt_committer_busy(r->committer))
+        vt_committer_wait(r->committer); /* its done may start the next batch */
+    r->flush_wanted = 0;
+    vt_committer *c = r->committer;
+    r->committer = NULL; /* the rest on this thread */
+    flush_pending(r);
+    r->committer = c;
 }
 
 static void on_flush_timer(void *arg)
@@ -438,7 +500,7 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
             fprintf(stderr, "vantage-probe: %s\n", err);
     }
     if (line && add_pending(r, line) < 0) {
-        flush_pending(r); /* out of memory: this one's batch now */
+        flush_all(r); /* out of memory: this one's batch now */
         write_line(r, line);
         free(line);
     }
@@ -446,7 +508,10 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
     if (r->vol)
         vt_volunteer_result(r->vol, m);
     cJSON_Delete(m);
-    if (!r->spool || r->n_pending >= RUN_BATCH_MAX || r->pending_bytes >= RUN_BATCH_BYTES)
+    if (r->committer && (r->n_pending >= 4 * RUN_BATCH_MAX ||
+                         r->pending_bytes >= 4 * RUN_BATCH_BYTES))
+        flush_all(r); /* the disk is slower than the measurements: memory stays bounded */
+    else if (!r->spool || r->n_pending >= RUN_BATCH_MAX || r->pending_bytes >= RUN_BATCH_BYTES)
         flush_pending(r);
     else if (!r->flush_timer && r->n_pending &&
              !(r->loop && (r->flush_timer = vt_timer_start(r->loop, RUN_BATCH_MS, on_flush_timer,
@@ -546,9 +611,17 @@ static int cmd_run(probe_opts *o)
         snprintf(err, sizeof(err), "cannot watch for signals");
         goto done;
     }
+    if (r.spool) {
+        char cerr[256];
+        if (!(r.committer = vt_committer_new(env.loop, r.spool, on_batch_done, &r, cerr,
+                                             sizeof(cerr))))
+            fprintf(stderr, "vantage-probe: %s: the spool commits on the loop\n", cerr);
+    }
     long n = vt_run_targets(&env, &l, &hooks, err, sizeof(err));
     unwatch_signals(&r);
-    flush_pending(&r); /* the last batch */
+    flush_all(&r); /* the last batch */
+    vt_committer_free(r.committer);
+    r.committer = NULL;
     if (n < 0)
         goto done;
     if (fflush(r.out) == EOF && !r.write_error)
@@ -577,7 +650,8 @@ static int cmd_run(probe_opts *o)
 done:
     unwatch_signals(&r);
     if (r.out)
-        flush_pending(&r);
+        flush_all(&r);
+    vt_committer_free(r.committer);
     free(r.pending);
     vt_spool_close(r.spool);
     if (rc == VT_EXIT_FAILURE && *err)

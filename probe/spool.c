@@ -35,6 +35,15 @@ struct vt_spool {
     struct staged *staged; /* vt_spool_stage: written, flock'd, waiting for vt_spool_commit */
     size_t n_staged, cap_staged, staged_new;
     uint64_t staged_bytes;
+    /* detached batches not finished yet (vt_spool_detach): still counted against the caps */
+    size_t detached_new;
+    uint64_t detached_bytes;
+};
+
+struct vt_spool_batch {
+    struct staged *items;
+    size_t n, n_new;
+    uint64_t bytes;
 };
 
 typedef struct staged {
@@ -329,8 +338,8 @@ static int write_tmp(vt_spool *sp, const char *uid, const char *data, size_t len
         return VT_SPOOL_ERR;
     }
     existed = stat(dst, &st) == 0;
-    size_t count = sp->count + sp->staged_new;
-    uint64_t bytes = sp->bytes + sp->staged_bytes;
+    size_t count = sp->count + sp->staged_new + sp->detached_new;
+    uint64_t bytes = sp->bytes + sp->staged_bytes + sp->detached_bytes;
     if (!existed && ((sp->max_count && count + 1 > sp->max_count) ||
                      (sp->max_bytes && bytes + len > sp->max_bytes))) {
         snprintf(err, errlen,
@@ -375,11 +384,13 @@ static int write_tmp(vt_spool *sp, const char *uid, const char *data, size_t len
 /* Makes written tmp files taken: each fsync'd, renamed into spool/, then one fsync of spool/.
  * A file is in spool/ only after its own fsync, so a crash never leaves a partial one there; the
  * rename is durable after the directory's fsync, which is when the caller hears rc 0. Sets each
- * item's rc and err, closes the files (their flocks go with them), updates the totals. */
-static size_t commit_items(vt_spool *sp, staged *it, size_t n)
+ * item's rc and err and closes the files (their flocks go with them). It reads only the spool's
+ * paths and io, never its totals (count_items does that): it may run on another thread while
+ * the owner stages the next batch. */
+static void commit_items(const vt_spool *sp, staged *it, size_t n)
 {
     char tmp[PATH_MAX], dst[PATH_MAX];
-    size_t renamed = 0, stored = 0;
+    size_t renamed = 0;
 #ifdef SYNC_FILE_RANGE_WRITE
     /* Start every file's writeback first: the fsyncs below then mostly wait on I/O already under
      * way, together, instead of one file after the other. */
@@ -432,6 +443,14 @@ static size_t commit_items(vt_spool *sp, staged *it, size_t n)
     for (size_t i = 0; i < n; i++) {
         close(it[i].fd);
         it[i].fd = -1;
+    }
+}
+
+/* The totals after commit_items; returns how many were taken. */
+static size_t count_items(vt_spool *sp, const staged *it, size_t n)
+{
+    size_t stored = 0;
+    for (size_t i = 0; i < n; i++)
         if (it[i].rc == 0) {
             stored++;
             if (!it[i].existed) {
@@ -439,7 +458,6 @@ static size_t commit_items(vt_spool *sp, staged *it, size_t n)
                 sp->bytes += it[i].len;
             }
         }
-    }
     return stored;
 }
 
@@ -453,6 +471,7 @@ int vt_spool_put(vt_spool *sp, const char *uid, const char *data, size_t len, ch
     snprintf(one.uid, sizeof(one.uid), "%s", uid);
     one.len = len;
     commit_items(sp, &one, 1);
+    count_items(sp, &one, 1);
     if (one.rc != 0) snprintf(err, errlen, "%s", one.err);
     return one.rc;
 }
@@ -495,21 +514,49 @@ size_t vt_spool_staged(const vt_spool *sp)
 
 size_t vt_spool_commit(vt_spool *sp, vt_spool_commit_fn fn, void *arg)
 {
-    if (!sp || sp->n_staged == 0) return 0;
-    staged *items = sp->staged; /* fn may stage the next batch */
-    size_t n = sp->n_staged, stored = commit_items(sp, items, n);
+    vt_spool_batch *b = vt_spool_detach(sp);
+    if (!b) return 0;
+    vt_spool_batch_commit(sp, b);
+    return vt_spool_batch_finish(sp, b, fn, arg);
+}
+
+vt_spool_batch *vt_spool_detach(vt_spool *sp)
+{
+    if (!sp || sp->n_staged == 0) return NULL;
+    vt_spool_batch *b = malloc(sizeof(*b));
+    if (!b) return NULL; /* the staged ones stay staged: a later detach or commit takes them */
+    b->items = sp->staged;
+    b->n = sp->n_staged;
+    b->n_new = sp->staged_new;
+    b->bytes = sp->staged_bytes;
+    sp->detached_new += b->n_new;
+    sp->detached_bytes += b->bytes;
     sp->staged = NULL;
     sp->n_staged = sp->cap_staged = sp->staged_new = 0;
     sp->staged_bytes = 0;
-    size_t cap = n;
-    for (size_t i = 0; fn && i < n; i++)
-        fn(items[i].uid, items[i].rc, items[i].rc ? items[i].err : "", arg);
-    if (!sp->staged) { /* keep the buffer for the next batch */
-        sp->staged = items;
-        sp->cap_staged = cap;
+    return b;
+}
+
+void vt_spool_batch_commit(const vt_spool *sp, vt_spool_batch *b)
+{
+    commit_items(sp, b->items, b->n);
+}
+
+size_t vt_spool_batch_finish(vt_spool *sp, vt_spool_batch *b, vt_spool_commit_fn fn, void *arg)
+{
+    size_t stored = count_items(sp, b->items, b->n);
+    sp->detached_new -= b->n_new;
+    sp->detached_bytes -= b->bytes;
+    for (size_t i = 0; fn && i < b->n; i++)
+        fn(b->items[i].uid, b->items[i].rc, b->items[i].rc ? b->items[i].err : "", arg);
+    if (!sp->staged) { /* keep the buffer for the next batch (fn may have staged one) */
+        sp->staged = b->items;
+        sp->cap_staged = b->n;
+        sp->n_staged = 0;
     } else {
-        free(items);
+        free(b->items);
     }
+    free(b);
     return stored;
 }
 

@@ -90,6 +90,19 @@ typedef void (*vt_spool_commit_fn)(const char *uid, int rc, const char *err, voi
 size_t vt_spool_commit(vt_spool *sp, vt_spool_commit_fn fn, void *arg); /* returns # taken */
 size_t vt_spool_staged(const vt_spool *sp);                             /* # waiting */
 
+/* vt_spool_commit in three steps, so that the slow part (the fsyncs) can run on another thread
+ * while the owner's event loop goes on (probe/main.c): vt_spool_detach takes the staged
+ * measurements as a batch (NULL when none, or out of memory: they stay staged), and staging
+ * starts afresh; vt_spool_batch_commit does the durable part and may run on any one thread
+ * while the owner stages more (it touches only the batch, the spool's paths and io);
+ * vt_spool_batch_finish, back on the owner's thread, updates the totals, calls fn as
+ * vt_spool_commit does, frees the batch and returns how many were taken. A detached batch counts
+ * against the caps until it is finished; finish every batch before vt_spool_close. */
+typedef struct vt_spool_batch vt_spool_batch;
+vt_spool_batch *vt_spool_detach(vt_spool *sp);
+void vt_spool_batch_commit(const vt_spool *sp, vt_spool_batch *b);
+size_t vt_spool_batch_finish(vt_spool *sp, vt_spool_batch *b, vt_spool_commit_fn fn, void *arg);
+
 /* Lists the valid measurements, oldest first. Invalid files (unreadable, not a JSON object,
  * measurement_uid not matching the name, too large) are reported and left alone. */
 int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report, void *arg,

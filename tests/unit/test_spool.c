@@ -20,6 +20,9 @@
 
 /* probe/ sources are not in a library; compile the spool into this test. */
 #include "../../probe/spool.c"
+#include "../../probe/committer.c"
+
+#include <semaphore.h>
 
 #include "vantage/measurement.h"
 
@@ -603,6 +606,114 @@ static void staged_counts_against_the_cap_and_twice_is_refused(void **state)
     free(m);
 }
 
+/* The committer: a batch's fsyncs run on its thread while the owner goes on. Here the fsyncs wait
+ * on a gate the test opens: the test keeps staging (and hits the cap, which counts the detached
+ * batch) while the batch is in its fsync, nothing is in spool/ or reported before the gate opens,
+ * then done runs on the loop with every measurement taken. */
+static sem_t fsync_gate;
+static int gated_fsyncs;
+
+static int gated_fsync(int fd)
+{
+    __atomic_add_fetch(&gated_fsyncs, 1, __ATOMIC_SEQ_CST);
+    sem_wait(&fsync_gate);
+    return fsync(fd);
+}
+
+typedef struct batch_done {
+    fixture *f;
+    vt_loop *loop;
+    committed c;
+    int calls;
+    size_t taken;
+} batch_done;
+
+static void on_batch(vt_spool_batch *b, void *job, void *arg)
+{
+    batch_done *d = arg;
+    assert_ptr_equal(job, d);
+    d->calls++;
+    d->taken += vt_spool_batch_finish(d->f->sp, b, on_commit, &d->c);
+    if (d->loop)
+        vt_loop_break(d->loop);
+}
+
+static void give_up(void *arg)
+{
+    vt_loop_break(arg);
+}
+
+static void committer_runs_the_fsyncs_off_the_owners_thread(void **state)
+{
+    fixture *f = *state;
+    char err[512], *m = measurement("g5");
+    vt_spool_io io = {.write = sys_write, .fsync = gated_fsync};
+    batch_done d = {.f = f};
+    assert_int_equal(sem_init(&fsync_gate, 0, 0), 0);
+    vt_loop *loop = vt_loop_new(err, sizeof(err));
+    assert_non_null(loop);
+    d.loop = loop;
+    vt_committer *c = vt_committer_new(loop, f->sp, on_batch, &d, err, sizeof(err));
+    assert_non_null(c);
+    vt_spool_set_io(f->sp, &io);
+    vt_spool_set_limits(f->sp, 4, 0);
+    stage(f, "g1");
+    stage(f, "g2");
+    stage(f, "g3");
+    vt_spool_batch *b = vt_spool_detach(f->sp);
+    assert_non_null(b);
+    assert_int_equal(vt_spool_staged(f->sp), 0);
+    assert_int_equal(vt_committer_submit(c, b, &d), 0);
+    assert_true(vt_committer_busy(c));
+    assert_int_equal(vt_committer_submit(c, b, &d), -1); /* one batch at a time */
+    /* The worker is held in the first fsync; this thread goes on staging. */
+    for (int i = 0; i < 500 && __atomic_load_n(&gated_fsyncs, __ATOMIC_SEQ_CST) == 0; i++)
+        usleep(10000);
+    assert_int_equal(__atomic_load_n(&gated_fsyncs, __ATOMIC_SEQ_CST), 1);
+    stage(f, "g4");
+    /* the three being committed count against the cap of 4 */
+    assert_int_equal(vt_spool_stage(f->sp, "g5", m, strlen(m), err, sizeof(err)),
+                     VT_SPOOL_OVER_CAP);
+    assert_false(exists(f, "", "g1.json"));
+    assert_int_equal(d.calls, 0);
+    assert_true(vt_committer_busy(c));
+    /* Open the gate: done runs on the loop (bounded by a 10 s timer). */
+    for (int i = 0; i < 16; i++)
+        sem_post(&fsync_gate);
+    assert_non_null(vt_timer_start(d.loop, 10000, give_up, d.loop));
+    vt_loop_run(d.loop);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.taken, 3);
+    assert_int_equal(d.c.n, 3);
+    assert_string_equal(d.c.uid[0], "g1");
+    assert_string_equal(d.c.uid[2], "g3");
+    assert_int_equal(d.c.rc[0] | d.c.rc[1] | d.c.rc[2], 0);
+    assert_true(exists(f, "", "g1.json") && exists(f, "", "g3.json"));
+    assert_false(vt_committer_busy(c));
+    size_t count;
+    vt_spool_totals(f->sp, &count, NULL);
+    assert_int_equal(count, 3);
+    /* The next batch through vt_committer_wait (the end of a run), without the loop. */
+    d.loop = NULL;
+    assert_non_null(b = vt_spool_detach(f->sp));
+    assert_int_equal(vt_committer_submit(c, b, &d), 0);
+    for (int i = 0; i < 16; i++)
+        sem_post(&fsync_gate);
+    vt_committer_wait(c);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(d.taken, 4);
+    assert_true(exists(f, "", "g4.json"));
+    vt_spool_totals(f->sp, &count, NULL);
+    assert_int_equal(count, 4);
+    vt_committer_free(c);
+    vt_spool_set_io(f->sp, NULL);
+    for (int i = 0; i < 64; i++)
+        sem_post(&fsync_gate);
+    sem_destroy(&fsync_gate);
+    vt_loop_free(loop);
+    free(m);
+}
+
 /* A crash (here: _exit) between staging and commit: the committed batch is whole in spool/, the
  * staged one is gone after the next open, and no partial file is ever listed. */
 static void a_crash_before_commit_loses_only_the_staged_batch(void **state)
@@ -667,6 +778,7 @@ int main(void)
         T(a_failed_fsync_in_a_batch_loses_only_that_measurement),
         T(staged_counts_against_the_cap_and_twice_is_refused),
         T(a_crash_before_commit_loses_only_the_staged_batch),
+        T(committer_runs_the_fsyncs_off_the_owners_thread),
         cmocka_unit_test(default_state_dir_follows_xdg_then_home),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
