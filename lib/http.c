@@ -376,6 +376,22 @@ static cJSON *request_entry(http_req *r, const vt_http_result *res)
 
     vt_json_add_time(e, "t0", res->t0);
     vt_json_add_time(e, "t", res->t);
+    /* Where the time went (curl's clocks, seconds from t0; null when not reached): the server's
+     * own delay is starttransfer - pretransfer less one round trip. */
+    cJSON *tm = cJSON_AddObjectToObject(e, "x_timings");
+    const struct {
+        const char *name;
+        double v;
+    } tms[] = {{"connect", res->connect_time},
+               {"appconnect", res->appconnect_time},
+               {"pretransfer", res->pretransfer_time},
+               {"starttransfer", res->starttransfer_time},
+               {"total", res->total_time}};
+    for (size_t i = 0; tm && i < sizeof(tms) / sizeof(tms[0]); i++)
+        if (tms[i].v > 0)
+            vt_json_add_time(tm, tms[i].name, tms[i].v);
+        else
+            cJSON_AddNullToObject(tm, tms[i].name);
     cJSON_AddNullToObject(e, "tags"); /* as OONI's web_connectivity: null */
     cJSON_AddNumberToObject(e, "transaction_id", (double)r->transaction_id);
     return e;
@@ -423,6 +439,7 @@ static void on_done(CURL *easy, CURLcode code, void *arg)
     curl_easy_getinfo(easy, CURLINFO_PRIMARY_PORT, &res.primary_port);
     res.connect_time = info_secs(easy, CURLINFO_CONNECT_TIME_T);
     res.appconnect_time = info_secs(easy, CURLINFO_APPCONNECT_TIME_T);
+    res.pretransfer_time = info_secs(easy, CURLINFO_PRETRANSFER_TIME_T);
     res.starttransfer_time = info_secs(easy, CURLINFO_STARTTRANSFER_TIME_T);
     res.total_time = info_secs(easy, CURLINFO_TOTAL_TIME_T);
     /* The rate from the first body bytes to the last, leaving out the bytes that came with the

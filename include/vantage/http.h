@@ -45,7 +45,9 @@ typedef struct vt_http_result {
     char primary_ip[64];
     long primary_port;
     double t0, t;                 /* since the measurement's start */
-    double connect_time, appconnect_time, starttransfer_time, total_time; /* curl's, seconds */
+    /* curl's, seconds from the transfer's start: TCP connected, TLS done, request about to be
+     * sent, first response byte, done (0 when not reached) */
+    double connect_time, appconnect_time, pretransfer_time, starttransfer_time, total_time;
     double throughput_bps;        /* body bits per second over the transfer, 0 if unknown */
     cJSON *request_entry;         /* OONI httpt "requests" entry, owned by the result */
     cJSON *network_events;        /* OONI netevents array (bytes_received_cumulative), owned */

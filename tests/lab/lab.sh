@@ -24,13 +24,15 @@ LAB_IF_CLI=cen-cli           # the censor's interface towards the client
 LAB_IF_SRV=cen-srv
 # Name -> address. Services on 10.99.2.10 (target.lab, other.lab share it) and 10.99.2.11 run in
 # the "main" nginx; the others in the "aux" nginx, so a scenario can stop the target's server
-# alone. blockpage.lab answers every Host with the lab blockpage.
+# alone. blockpage.lab answers every Host with the lab blockpage. delay.lab has a name, an
+# address and a certificate but no nginx ("none"): scenario 15 runs its own slow server there.
 LAB_HOSTS=(
     "target.lab 10.99.2.10 main"
     "other.lab 10.99.2.10 main"
     "slow.lab 10.99.2.11 main"
     "canary.lab 10.99.2.20 aux"
     "blockpage.lab 10.99.2.66 aux"
+    "delay.lab 10.99.2.12 none"
 )
 LAB_TARGET_IP=10.99.2.10
 LAB_CANARY_IP=10.99.2.20
@@ -282,7 +284,7 @@ lab_make_nginx() {
     for e in "${LAB_HOSTS[@]}"; do
         set -- $e
         host=$1 ip=$2 inst=$3
-        [ "$host" = blockpage.lab ] && continue
+        [ "$host" = blockpage.lab ] || [ "$inst" = none ] && continue
         cat >>"$LAB_DIR/nginx-$inst/sites.conf" <<EOF
 server {
     listen $ip:80;

@@ -2,7 +2,7 @@
 """Loopback HTTP/HTTPS server with misbehaving paths, for the HTTP step and web kind tests.
 
 Starts a plain HTTP server and, when certificates are given, an HTTPS server per certificate,
-all on 127.0.0.1 with ephemeral ports, then prints one JSON line {"http":P,"https":[P,...]} on
+all on 127.0.0.1 (or --bind ADDR) with ephemeral ports (or --http-port / --https-port), then prints one JSON line {"http":P,"https":[P,...]} on
 stdout and serves until killed (or --lifetime seconds pass).
 
 Paths:
@@ -20,6 +20,8 @@ Paths:
   /bigheaderline     200 with one 200 KiB header line
   /large?n=BYTES     200 with n bytes of 'x'
   /echo              200, body = method and request body (also for POST)
+  /delay?ms=N        200 "<title>Delayed</title>" after waiting N ms (at most 10 s) from the end
+                     of the request: a slow server, for the lab's latency accuracy (scenario 15)
   anything else      404 "<title>Not Found</title>"
 """
 import argparse
@@ -37,6 +39,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "vantage-test"
+    # TCP_NODELAY: without it a small answer can wait ~40 ms for a delayed ACK (Nagle), a delay
+    # of the test server's own that would be read as the network's
+    disable_nagle_algorithm = True
     stall = 30.0
 
     def log_message(self, fmt, *args):
@@ -141,6 +146,9 @@ class Handler(BaseHTTPRequestHandler):
                 n -= k
         elif p == "/echo":
             self.send_body(200, b"GET", ctype="text/plain")
+        elif p == "/delay":
+            time.sleep(min(max(int(q.get("ms", ["0"])[0]), 0), 10000) / 1000.0)
+            self.send_body(200, b"<html><head><title>Delayed</title></head><body>ok</body></html>")
         else:
             self.send_body(404, b"<title>Not Found</title>")
 
@@ -159,16 +167,19 @@ def main():
                     help="CERT,KEY for an HTTPS listener (repeatable)")
     ap.add_argument("--stall", type=float, default=30.0)
     ap.add_argument("--lifetime", type=float, default=120.0)
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--http-port", type=int, default=0)
+    ap.add_argument("--https-port", type=int, default=0, help="of the first --cert")
     args = ap.parse_args()
     Handler.stall = args.stall
 
-    servers = [Server(("127.0.0.1", 0), Handler)]
+    servers = [Server((args.bind, args.http_port), Handler)]
     https_ports = []
     for pair in args.cert:
         cert, key = pair.split(",", 1)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
-        s = Server(("127.0.0.1", 0), Handler)
+        s = Server((args.bind, 0 if https_ports else args.https_port), Handler)
         # The handshake runs in the handler's thread, on its first read.
         s.socket = ctx.wrap_socket(s.socket, server_side=True, do_handshake_on_connect=False)
         servers.append(s)

@@ -373,6 +373,42 @@ static void https_with_the_test_ca_succeeds(void **state)
     outcome_free(&o);
 }
 
+static double timing(const cJSON *entry, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(entry, "x_timings"), name);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* x_timings: libcurl's clocks for the transfer, in order, and a server's think time (the
+ * server's /delay waits 300 ms) between pretransfer and starttransfer; plain HTTP has no
+ * appconnect. */
+static void timings_place_a_slow_servers_delay_before_the_first_byte(void **state)
+{
+    if (!https_port) skip();
+    vt_http_opts op;
+    default_opts(&op, url("good.test", https_port, "/delay?ms=300", "https"));
+    op.cacert = cacert;
+    outcome o;
+    fetch_opts(&op, &o);
+    assert_string_equal(o.failure, "");
+    assert_int_equal(o.status, 200);
+    double c = timing(o.entry, "connect"), a = timing(o.entry, "appconnect"),
+           p = timing(o.entry, "pretransfer"), st = timing(o.entry, "starttransfer"),
+           t = timing(o.entry, "total");
+    assert_true(c > 0 && c <= a && a <= p && p <= st && st <= t);
+    double think = st - p;
+    if (think < 0.3 || think > 0.3 + 0.25)
+        fail_msg("starttransfer - pretransfer = %.3f s for a 0.3 s server delay", think);
+    outcome_free(&o);
+
+    fetch(url("a.test", http_port, "/title", "http"), &o);
+    assert_string_equal(o.failure, "");
+    assert_true(timing(o.entry, "connect") > 0 && timing(o.entry, "total") > 0);
+    assert_true(cJSON_IsNull(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(o.entry, "x_timings"), "appconnect")));
+    outcome_free(&o);
+}
+
 static void https_without_the_ca_is_ssl_unknown_authority(void **state)
 {
     if (!https_port) skip();
@@ -464,6 +500,7 @@ int main(void)
         cmocka_unit_test(post_sends_the_body),
         cmocka_unit_test(closed_port_is_connection_refused),
         cmocka_unit_test(https_with_the_test_ca_succeeds),
+        cmocka_unit_test(timings_place_a_slow_servers_delay_before_the_first_byte),
         cmocka_unit_test(https_without_the_ca_is_ssl_unknown_authority),
         cmocka_unit_test(https_with_a_wrong_name_cert_is_ssl_invalid_hostname),
     };
