@@ -76,6 +76,18 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg)
     complete(arg);
 }
 
+/* What vt_committer_new made, but the thread. */
+static void free_parts(vt_committer *c)
+{
+    if (c->ev)
+        event_free(c->ev);
+    close(c->pipe[0]);
+    close(c->pipe[1]);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
 vt_committer *vt_committer_new(vt_loop *loop, vt_spool *sp, vt_committer_done_fn done, void *arg,
                                char *err, size_t errlen)
 {
@@ -100,13 +112,7 @@ vt_committer *vt_committer_new(vt_loop *loop, vt_spool *sp, vt_committer_done_fn
                                                    : EAGAIN;
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the spool's thread: %s", strerror(rc));
-        if (c->ev)
-            event_free(c->ev);
-        close(c->pipe[0]);
-        close(c->pipe[1]);
-        pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->cv);
-        free(c);
+        free_parts(c);
         return NULL;
     }
     return c;
@@ -157,10 +163,5 @@ void vt_committer_free(vt_committer *c)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
-    event_free(c->ev);
-    close(c->pipe[0]);
-    close(c->pipe[1]);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    free(c);
+    free_parts(c);
 }
