@@ -1660,54 +1660,192 @@ static int episode_insert(vt_store *s, const vt_episode *e, char *err, size_t er
     return vt_db_query(s, sql, p, EPISODE_NCOLS, NULL, NULL, err, errlen);
 }
 
-/* Detects one dirty entry over the series' whole history and replaces its stored episodes. */
-static int refresh_one(vt_store *s, const dkey *k, char *err, size_t errlen)
+/* Loads buckets with sql (detection order) and appends what detect_group finds for q. */
+static int detect_rows(vt_store *s, const char *sql, const char *const *p, int np,
+                       const vt_detect_query *q, eplist *el, char *err, size_t errlen)
 {
-    char sql[1024];
-    const char *p[4] = {k->cc, k->asn, k->target, k->test};
-    vt_detect_query q = {0};
-    if (k->whole) {
-        snprintf(sql, sizeof(sql),
-                 "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? "
-                 "ORDER BY target_id, test_name, hour",
-                 detect_select);
-    } else {
-        /* The series and the network's canaries (its outage hours). */
-        snprintf(sql, sizeof(sql),
-                 "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
-                 "((target_id = ? AND test_name = ?) OR platform = 'canary') "
-                 "ORDER BY target_id, test_name, hour",
-                 detect_select);
-        q.target = k->target;
-    }
     cells l = {0};
-    if (vt_db_query(s, sql, p, k->whole ? 2 : 4, load_cell, &l, err, errlen) < 0 || l.oom) {
+    if (vt_db_query(s, sql, p, np, load_cell, &l, err, errlen) < 0 || l.oom) {
         if (l.oom) snprintf(err, errlen, "out of memory");
         free(l.c);
         return -1;
     }
-    eplist el = {0};
     int rc = 0;
-    if (l.n && detect_group(l.c, l.n, &el, &q, 0, 0) < 0) {
+    if (l.n && detect_group(l.c, l.n, el, q, 0, 0) < 0) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
     free(l.c);
-    if (rc == 0 && k->whole)
+    return rc;
+}
+
+/* One series over its whole history: its buckets and the network's canaries (outage hours). */
+static int detect_series(vt_store *s, const char *cc, const char *asn, const char *target,
+                         const char *test, eplist *el, char *err, size_t errlen)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
+             "((target_id = ? AND test_name = ?) OR platform = 'canary') "
+             "ORDER BY target_id, test_name, hour",
+             detect_select);
+    const char *p[4] = {cc, asn, target, test};
+    vt_detect_query q = {.target = target};
+    return detect_rows(s, sql, p, 4, &q, el, err, errlen);
+}
+
+static int load_canaries(vt_store *s, const char *cc, const char *asn, cells *can, char *err,
+                         size_t errlen)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
+             "platform = 'canary' ORDER BY target_id, test_name, hour",
+             detect_select);
+    const char *p[2] = {cc, asn};
+    if (vt_db_query(s, sql, p, 2, load_cell, can, err, errlen) < 0 || can->oom) {
+        if (can->oom) snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The same as detect_series with the canaries already loaded: only the series' own buckets are
+ * read (through the index rollup_hourly_series). A series with canary-labelled buckets of its
+ * own goes the way above so no bucket is counted twice. */
+static int detect_series_with(vt_store *s, const char *cc, const char *asn, const char *target,
+                              const char *test, const cells *can, eplist *el, char *err,
+                              size_t errlen)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
+             "target_id = ? AND test_name = ? ORDER BY hour",
+             detect_select);
+    const char *p[4] = {cc, asn, target, test};
+    cells l = {0};
+    if (vt_db_query(s, sql, p, 4, load_cell, &l, err, errlen) < 0 || l.oom) {
+        if (l.oom) snprintf(err, errlen, "out of memory");
+        free(l.c);
+        return -1;
+    }
+    int mixed = 0;
+    for (size_t i = 0; i < l.n && !mixed; i++)
+        mixed = is_canary(&l.c[i]);
+    if (mixed) {
+        free(l.c);
+        return detect_series(s, cc, asn, target, test, el, err, errlen);
+    }
+    int rc = 0;
+    vt_cell *all = l.n ? malloc((can->n + l.n) * sizeof(*all)) : NULL;
+    if (l.n && !all) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    } else if (l.n) {
+        if (can->n) memcpy(all, can->c, can->n * sizeof(*all));
+        memcpy(all + can->n, l.c, l.n * sizeof(*all));
+        vt_detect_query q = {.target = target};
+        if (detect_group(all, can->n + l.n, el, &q, 0, 0) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    free(all);
+    free(l.c);
+    return rc;
+}
+
+typedef struct series_list {
+    dkey *k;
+    size_t n, cap;
+    int oom;
+} series_list;
+
+static int load_series(void *arg, int nc, const char *const *cols)
+{
+    series_list *l = arg;
+    if (nc < 2) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        dkey *p = realloc(l->k, cap * sizeof(*p));
+        if (!p) {
+            l->oom = 1;
+            return 1;
+        }
+        l->k = p;
+        l->cap = cap;
+    }
+    dkey *k = &l->k[l->n++];
+    memset(k, 0, sizeof(*k));
+    cpy(k->target, sizeof(k->target), cols[0]);
+    cpy(k->test, sizeof(k->test), cols[1]);
+    return 0;
+}
+
+static int insert_all(vt_store *s, eplist *el, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; i < el->n && rc == 0; i++)
+        rc = episode_insert(s, &el->e[i], err, errlen);
+    el->n = 0;
+    return rc;
+}
+
+/* Detects one dirty entry over its whole history and replaces its stored episodes. A whole
+ * network goes series by series (memory: one series and the canaries at a time), then its
+ * outages from the canaries alone: the same as detecting the network at once. */
+static int refresh_one(vt_store *s, const dkey *k, char *err, size_t errlen)
+{
+    const char *p[4] = {k->cc, k->asn, k->target, k->test};
+    eplist el = {0};
+    int rc = 0;
+    if (k->whole) {
+        series_list sl = {0};
         rc = vt_db_query(s, "DELETE FROM episodes WHERE probe_cc = ? AND probe_asn = ?", p, 2, NULL,
                          NULL, err, errlen);
-    else if (rc == 0)
+        if (rc == 0 && (vt_db_query(s,
+                                    "SELECT DISTINCT target_id, test_name FROM rollup_hourly "
+                                    "WHERE probe_cc = ? AND probe_asn = ? AND platform <> 'canary'",
+                                    p, 2, load_series, &sl, err, errlen) < 0 ||
+                        sl.oom)) {
+            if (sl.oom) snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        cells can = {0};
+        vt_detect_query all = {0};
+        if (rc == 0) rc = load_canaries(s, k->cc, k->asn, &can, err, errlen);
+        /* outages: the canaries alone */
+        if (rc == 0 && can.n && detect_group(can.c, can.n, &el, &all, 0, 0) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        if (rc == 0) rc = insert_all(s, &el, err, errlen);
+        for (size_t i = 0; i < sl.n && rc == 0; i++) {
+            rc = detect_series_with(s, k->cc, k->asn, sl.k[i].target, sl.k[i].test, &can, &el, err,
+                                    errlen);
+            if (rc == 0) rc = insert_all(s, &el, err, errlen);
+        }
+        free(can.c);
+        free(sl.k);
+        free(el.e);
+        if (rc == 0)
+            rc = vt_db_query(s, "DELETE FROM episodes_dirty WHERE probe_cc = ? AND probe_asn = ?",
+                             p, 2, NULL, NULL, err, errlen);
+        return rc;
+    }
+    cells can = {0};
+    rc = load_canaries(s, k->cc, k->asn, &can, err, errlen);
+    if (rc == 0)
+        rc = detect_series_with(s, k->cc, k->asn, k->target, k->test, &can, &el, err, errlen);
+    free(can.c);
+    if (rc == 0)
         rc = vt_db_query(s,
                          "DELETE FROM episodes WHERE probe_cc = ? AND probe_asn = ? AND "
                          "target_id = ? AND test_name = ? AND kind <> 'outage'",
                          p, 4, NULL, NULL, err, errlen);
-    for (size_t i = 0; i < el.n && rc == 0; i++)
-        rc = episode_insert(s, &el.e[i], err, errlen);
+    if (rc == 0) rc = insert_all(s, &el, err, errlen);
     free(el.e);
-    if (rc == 0 && k->whole)
-        rc = vt_db_query(s, "DELETE FROM episodes_dirty WHERE probe_cc = ? AND probe_asn = ?", p, 2,
-                         NULL, NULL, err, errlen);
-    else if (rc == 0)
+    if (rc == 0)
         rc = vt_db_query(s,
                          "DELETE FROM episodes_dirty WHERE probe_cc = ? AND probe_asn = ? AND "
                          "target_id = ? AND test_name = ? AND whole = 0",
