@@ -526,8 +526,18 @@ static int aggregation(vt_store *s, struct evhttp_request *req)
     int hourly = a.grain == 0 && (a.dims[0] == D_DAY || a.dims[1] == D_DAY);
     int whole_days = (!p.since[0] || strcmp(p.since + 11, "00:00:00") == 0) &&
                      (!p.until[0] || strcmp(p.until + 11, "00:00:00") == 0);
+    /* Neither a network filter nor a network dimension: the per-country buckets (all networks
+     * of a country merged, the same sums and sketches) answer from a fraction of the rows. */
+    int per_cc = !p.asn && a.dims[0] != D_ASN && a.dims[1] != D_ASN;
+    /* Nor anything about targets: the per-country daily totals. */
+    int all = per_cc && !p.target && !p.platform && !p.category && !p.test;
+    for (int i = 0; i < a.ndims; i++)
+        all = all && (a.dims[i] == D_DAY || a.dims[i] == D_CC || a.dims[i] == D_VERDICT);
     snprintf(sql, sizeof(sql), "SELECT %s FROM %s", vt_cell_select,
-             !hourly && whole_days ? "rollup_daily" : "rollup_hourly");
+             !hourly && whole_days ? (all      ? "rollup_cc_all_daily"
+                                      : per_cc ? "rollup_cc_daily"
+                                               : "rollup_daily")
+                                   : (per_cc ? "rollup_cc_hourly" : "rollup_hourly"));
     int np = rollup_where(&p, sql, sizeof(sql), pv, hs, hu);
     char err[256];
     if (vt_db_query(s, sql, pv, np, agg_row, &a, err, sizeof(err)) < 0 || a.oom) {
@@ -654,7 +664,7 @@ static int episodes(vt_store *s, struct evhttp_request *req)
     vt_episode *e = NULL;
     size_t n = 0;
     char err[256];
-    if (vt_detect(s, &q, &e, &n, err, sizeof(err)) < 0) {
+    if (vt_episodes_load(s, &q, &e, &n, err, sizeof(err)) < 0) {
         evhttp_clear_headers(&kv);
         return unavailable(req, err);
     }

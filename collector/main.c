@@ -10,6 +10,7 @@
 #include "aggregate.h"
 #include "api.h"
 #include "geoip.h"
+#include "rollup.h"
 #include "store.h"
 #include "vantage/loop.h"
 #include "vantage/version.h"
@@ -54,8 +55,31 @@ static void usage(FILE *f)
             "Client addresses are never logged or stored (docs/privacy.md).\n");
 }
 
+/* Episodes of the series ingest marked dirty, re-detected every VT_EPISODES_REFRESH_MS on the
+ * event loop, a few at a time (then again soon) so queries are not held up. */
+#define REFRESH_BATCH 8
+typedef struct refresh_ctx {
+    vt_loop *loop;
+    vt_store *store;
+    struct event *ev;
+    int stop;
+} refresh_ctx;
+
+static void on_refresh(void *arg)
+{
+    refresh_ctx *r = arg;
+    char err[256];
+    r->ev = NULL;
+    int k = vt_episodes_refresh(r->store, REFRESH_BATCH, err, sizeof(err));
+    if (k < 0) fprintf(stderr, "vantage-collector: episodes: %s (retrying)\n", err);
+    if (!r->stop)
+        r->ev = vt_timer_start(r->loop, k >= REFRESH_BATCH ? 20 : VT_EPISODES_REFRESH_MS,
+                               on_refresh, r);
+}
+
 typedef struct serve_ctx {
     vt_api *api;
+    refresh_ctx *refresh;
     int signals;
 } serve_ctx;
 
@@ -65,6 +89,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     if (c->signals++ == 0)
         fprintf(stderr, "vantage-collector: %s: finishing in-flight work, then exiting\n",
                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    c->refresh->stop = 1;
+    if (c->refresh->ev) vt_timer_cancel(c->refresh->ev);
+    c->refresh->ev = NULL;
     vt_api_shutdown(c->api);
 }
 
@@ -273,6 +300,7 @@ int main(int argc, char **argv)
     vt_loop *loop = NULL;
     vt_api *api = NULL;
     struct event *sig_term = NULL, *sig_int = NULL;
+    refresh_ctx refresh = {0};
     signal(SIGPIPE, SIG_IGN);
     /* Every open connection is a descriptor: allow as many as the system lets us. */
     struct rlimit rl;
@@ -303,7 +331,13 @@ int main(int argc, char **argv)
     if (!loop) goto fail;
     api = vt_api_new(loop, store, geo, &o, err, sizeof(err));
     if (!api || vt_api_listen(api, listen, err, sizeof(err)) < 0) goto fail;
-    serve_ctx sc = {.api = api};
+    refresh = (refresh_ctx){.loop = loop, .store = store};
+    refresh.ev = vt_timer_start(loop, VT_EPISODES_REFRESH_MS, on_refresh, &refresh);
+    if (!refresh.ev) {
+        snprintf(err, sizeof(err), "cannot start the episode timer");
+        goto fail;
+    }
+    serve_ctx sc = {.api = api, .refresh = &refresh};
     sig_term = evsignal_new(vt_loop_base(loop), SIGTERM, on_signal, &sc);
     sig_int = evsignal_new(vt_loop_base(loop), SIGINT, on_signal, &sc);
     if (!sig_term || !sig_int || evsignal_add(sig_term, NULL) < 0 ||
@@ -324,6 +358,7 @@ int main(int argc, char **argv)
 fail:
     fprintf(stderr, "vantage-collector: %s\n", err[0] ? err : "out of memory");
 done:
+    if (refresh.ev) vt_timer_cancel(refresh.ev);
     if (sig_term) event_free(sig_term);
     if (sig_int) event_free(sig_int);
     vt_api_free(api);

@@ -90,8 +90,43 @@ void vt_hist_encode(const vt_hist *h, char *out, size_t n)
     }
 }
 
+/* Decimal digits at *p, at most 10 of them (< 2^32 checked by the caller): -1 when none. */
+static long long fast_dec(const char **p)
+{
+    const char *s = *p;
+    long long v = 0;
+    int k = 0;
+    while (*s >= '0' && *s <= '9' && k < 11) {
+        v = v * 10 + (*s++ - '0');
+        k++;
+    }
+    if (k == 0 || k > 10) return -1;
+    *p = s;
+    return v;
+}
+
+/* Detection and every query decode thousands of these: a strict parser for the text encode
+ * writes; anything else goes to the lenient one below. */
+static int hist_decode_fast(vt_hist *h, const char *s)
+{
+    while (*s) {
+        long long i = fast_dec(&s);
+        if (i < 0 || i >= VT_HIST_BINS || *s++ != ':') return -1;
+        long long c = fast_dec(&s);
+        if (c < 0 || c > UINT32_MAX) return -1;
+        h->c[i] = (uint32_t)c;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return 0;
+}
+
 void vt_hist_decode(vt_hist *h, const char *s)
 {
+    memset(h, 0, sizeof(*h));
+    if (!s || hist_decode_fast(h, s) == 0) return;
     memset(h, 0, sizeof(*h));
     while (s && *s) {
         char *end;
@@ -186,8 +221,40 @@ void vt_rset_encode(const vt_rset *s, char *out, size_t n)
     }
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The strict form encode writes: 8 lowercase hex digits, ':', n, ':', a <= n, ascending. */
+static int rset_decode_fast(vt_rset *s, const char *t)
+{
+    while (*t) {
+        uint32_t h = 0;
+        for (int i = 0; i < 8; i++) {
+            int v = hexval(t[i]);
+            if (v < 0) return -1;
+            h = h << 4 | (uint32_t)v;
+        }
+        t += 8;
+        if (*t++ != ':') return -1;
+        long long n = fast_dec(&t);
+        if (n < 0 || n > UINT32_MAX || *t++ != ':') return -1;
+        long long a = fast_dec(&t);
+        if (a < 0 || a > n || s->len >= VT_RSET_K || (s->len && s->e[s->len - 1].h >= h)) return -1;
+        s->e[s->len++] = (vt_rset_entry){h, (uint32_t)n, (uint32_t)a};
+        if (*t == ',')
+            t++;
+        else if (*t)
+            return -1;
+    }
+    return 0;
+}
+
 void vt_rset_decode(vt_rset *s, const char *t)
 {
+    memset(s, 0, sizeof(*s));
+    if (!t || rset_decode_fast(s, t) == 0) return;
     memset(s, 0, sizeof(*s));
     while (t && *t) {
         char *end;
@@ -501,34 +568,58 @@ static const char *const detect_select =
     "n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, n_confirmed, "
     "lat_hist, tput_hist, '' AS reports, probes, share_pm";
 
+#define ROLLUP_COLUMNS                                                                             \
+    " hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"                        \
+    " target_id TEXT NOT NULL, test_name TEXT NOT NULL,"                                           \
+    " platform TEXT NOT NULL, category TEXT NOT NULL,"                                             \
+    " n BIGINT NOT NULL, n_ok BIGINT NOT NULL, n_dns BIGINT NOT NULL, n_tcp BIGINT NOT NULL,"      \
+    " n_tls BIGINT NOT NULL, n_http BIGINT NOT NULL, n_throttled BIGINT NOT NULL,"                 \
+    " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"          \
+    " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"                                     \
+    " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"                     \
+    " probes BIGINT NOT NULL, share_pm BIGINT NOT NULL,"                                           \
+    " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name)"
+
 static const char *schema =
-    "CREATE TABLE IF NOT EXISTS rollup_hourly ("
-    " hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
-    " target_id TEXT NOT NULL, test_name TEXT NOT NULL,"
-    " platform TEXT NOT NULL, category TEXT NOT NULL,"
-    " n BIGINT NOT NULL, n_ok BIGINT NOT NULL, n_dns BIGINT NOT NULL, n_tcp BIGINT NOT NULL,"
-    " n_tls BIGINT NOT NULL, n_http BIGINT NOT NULL, n_throttled BIGINT NOT NULL,"
-    " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"
-    " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"
-    " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
-    " probes BIGINT NOT NULL, share_pm BIGINT NOT NULL,"
-    " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
+    "CREATE TABLE IF NOT EXISTS rollup_hourly (" ROLLUP_COLUMNS ");"
     "CREATE INDEX IF NOT EXISTS rollup_hourly_cc_hour ON rollup_hourly (probe_cc, hour);"
     "CREATE INDEX IF NOT EXISTS rollup_hourly_hour ON rollup_hourly (hour);"
+    /* A network's series in detection order (the episode refresh reads one at a time). */
+    "CREATE INDEX IF NOT EXISTS rollup_hourly_series ON rollup_hourly"
+    " (probe_cc, probe_asn, target_id, test_name, hour);"
     /* The same buckets per day ("hour" holds the day's 00:00:00) for long ranges. */
-    "CREATE TABLE IF NOT EXISTS rollup_daily ("
-    " hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
-    " target_id TEXT NOT NULL, test_name TEXT NOT NULL,"
-    " platform TEXT NOT NULL, category TEXT NOT NULL,"
-    " n BIGINT NOT NULL, n_ok BIGINT NOT NULL, n_dns BIGINT NOT NULL, n_tcp BIGINT NOT NULL,"
-    " n_tls BIGINT NOT NULL, n_http BIGINT NOT NULL, n_throttled BIGINT NOT NULL,"
-    " n_down BIGINT NOT NULL, n_offline BIGINT NOT NULL, n_inconclusive BIGINT NOT NULL,"
-    " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"
-    " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"
-    " probes BIGINT NOT NULL, share_pm BIGINT NOT NULL,"
-    " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name));"
+    "CREATE TABLE IF NOT EXISTS rollup_daily (" ROLLUP_COLUMNS ");"
     "CREATE INDEX IF NOT EXISTS rollup_daily_cc_hour ON rollup_daily (probe_cc, hour);"
-    "CREATE INDEX IF NOT EXISTS rollup_daily_hour ON rollup_daily (hour);";
+    "CREATE INDEX IF NOT EXISTS rollup_daily_hour ON rollup_daily (hour);"
+    /* Per country: all networks of a country merged (probe_asn ''), for the queries that neither
+     * filter nor group by network: the country list, a target's series in a country. */
+    "CREATE TABLE IF NOT EXISTS rollup_cc_hourly (" ROLLUP_COLUMNS ");"
+    "CREATE INDEX IF NOT EXISTS rollup_cc_hourly_cc_hour ON rollup_cc_hourly (probe_cc, hour);"
+    "CREATE INDEX IF NOT EXISTS rollup_cc_hourly_target ON rollup_cc_hourly"
+    " (probe_cc, target_id, hour);"
+    "CREATE TABLE IF NOT EXISTS rollup_cc_daily (" ROLLUP_COLUMNS ");"
+    "CREATE INDEX IF NOT EXISTS rollup_cc_daily_cc_hour ON rollup_cc_daily (probe_cc, hour);"
+    /* Per country and day, all targets merged too (target_id, test_name and the labels ''):
+     * the country list and a country's daily totals. */
+    "CREATE TABLE IF NOT EXISTS rollup_cc_all_daily (" ROLLUP_COLUMNS ");"
+    /* Detected episodes, kept up to date by vt_episodes_refresh for the series marked dirty at
+     * ingest (whole = 1: the network's canaries changed, every series of it is redone). */
+    "CREATE TABLE IF NOT EXISTS episodes_dirty ("
+    " probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL, target_id TEXT NOT NULL,"
+    " test_name TEXT NOT NULL, whole BIGINT NOT NULL,"
+    " PRIMARY KEY (probe_cc, probe_asn, target_id, test_name, whole));"
+    "CREATE TABLE IF NOT EXISTS episodes ("
+    " kind TEXT NOT NULL, scope TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
+    " target_id TEXT NOT NULL, test_name TEXT NOT NULL, platform TEXT NOT NULL,"
+    " category TEXT NOT NULL, start_hour TEXT NOT NULL, end_hour TEXT NOT NULL,"
+    " hours BIGINT NOT NULL, measurements BIGINT NOT NULL, anomalies BIGINT NOT NULL,"
+    " confirmed_count BIGINT NOT NULL, failures BIGINT NOT NULL, max_probes TEXT NOT NULL,"
+    " anomaly_share TEXT NOT NULL, top_verdict TEXT NOT NULL, latency_ms TEXT NOT NULL,"
+    " baseline_latency_ms TEXT NOT NULL, throughput_bps TEXT NOT NULL,"
+    " baseline_throughput_bps TEXT NOT NULL, policer_bps TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS episodes_series ON episodes"
+    " (probe_cc, probe_asn, target_id, test_name);"
+    "CREATE INDEX IF NOT EXISTS episodes_end ON episodes (end_hour)";
 
 static long long num(const char *s)
 {
@@ -570,42 +661,91 @@ static void cell_merge(vt_cell *into, const vt_cell *c)
     vt_rset_merge(&into->rs, &c->rs);
 }
 
+/* The buckets a batch touches, found by key through an open-addressing hash table: O(1) per
+ * measurement however many buckets the batch spans (a rebuild flushes every 20,000). */
 typedef struct cellset {
     vt_cell *c;
     size_t n, cap;
+    size_t *slots; /* index + 1; 0 empty */
+    size_t nslots;
 } cellset;
 
-static int same_key(const vt_cell *c, const vt_obs *o)
+static uint64_t key_hash(const char *hour, const char *cc, const char *asn, const char *target,
+                         const char *test)
 {
-    return strcmp(c->hour, o->hour) == 0 && strcmp(c->target, o->target) == 0 &&
-           strcmp(c->asn, o->asn) == 0 && strcmp(c->cc, o->cc) == 0 &&
-           strcmp(c->test, o->test) == 0;
+    const char *parts[5] = {hour, cc, asn, target, test};
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < 5; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL; /* separator: ("ab","c") != ("a","bc") */
+    }
+    return h ^ (h >> 29);
+}
+
+static void cells_reset(cellset *cs)
+{
+    cs->n = 0;
+    if (cs->slots) memset(cs->slots, 0, cs->nslots * sizeof(*cs->slots));
+}
+
+static void cells_free(cellset *cs)
+{
+    free(cs->c);
+    free(cs->slots);
+    memset(cs, 0, sizeof(*cs));
+}
+
+/* The bucket with this key, created empty (labels from the arguments) when new; NULL on OOM. */
+static vt_cell *cells_get(cellset *cs, const char *hour, const char *cc, const char *asn,
+                          const char *target, const char *test)
+{
+    if ((cs->n + 1) * 2 > cs->nslots) {
+        size_t ns = cs->nslots ? cs->nslots * 2 : 256;
+        size_t *sl = calloc(ns, sizeof(*sl));
+        if (!sl) return NULL;
+        for (size_t i = 0; i < cs->n; i++) {
+            const vt_cell *c = &cs->c[i];
+            size_t h = (size_t)key_hash(c->hour, c->cc, c->asn, c->target, c->test) & (ns - 1);
+            while (sl[h])
+                h = (h + 1) & (ns - 1);
+            sl[h] = i + 1;
+        }
+        free(cs->slots);
+        cs->slots = sl;
+        cs->nslots = ns;
+    }
+    size_t h = (size_t)key_hash(hour, cc, asn, target, test) & (cs->nslots - 1);
+    while (cs->slots[h]) {
+        vt_cell *c = &cs->c[cs->slots[h] - 1];
+        if (strcmp(c->hour, hour) == 0 && strcmp(c->target, target) == 0 &&
+            strcmp(c->asn, asn) == 0 && strcmp(c->cc, cc) == 0 && strcmp(c->test, test) == 0)
+            return c;
+        h = (h + 1) & (cs->nslots - 1);
+    }
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? cs->cap * 2 : 64;
+        vt_cell *nc = realloc(cs->c, cap * sizeof(*nc));
+        if (!nc) return NULL;
+        cs->c = nc;
+        cs->cap = cap;
+    }
+    vt_cell *c = &cs->c[cs->n];
+    memset(c, 0, sizeof(*c));
+    cpy(c->hour, sizeof(c->hour), hour);
+    cpy(c->cc, sizeof(c->cc), cc);
+    cpy(c->asn, sizeof(c->asn), asn);
+    cpy(c->target, sizeof(c->target), target);
+    cpy(c->test, sizeof(c->test), test);
+    cs->slots[h] = ++cs->n;
+    return c;
 }
 
 static int cells_add(cellset *cs, const vt_obs *o)
 {
-    vt_cell *c = NULL;
-    /* Newest first: a batch is usually one probe's run, so the match is recent. */
-    for (size_t i = cs->n; i-- > 0;)
-        if (same_key(&cs->c[i], o)) {
-            c = &cs->c[i];
-            break;
-        }
-    if (!c) {
-        if (cs->n == cs->cap) {
-            size_t cap = cs->cap ? cs->cap * 2 : 64;
-            vt_cell *nc = realloc(cs->c, cap * sizeof(*nc));
-            if (!nc) return -1;
-            cs->c = nc;
-            cs->cap = cap;
-        }
-        c = &cs->c[cs->n++];
-        memset(c, 0, sizeof(*c));
-        memcpy(c->hour, o->hour, sizeof(c->hour));
-        memcpy(c->cc, o->cc, sizeof(c->cc));
-        memcpy(c->asn, o->asn, sizeof(c->asn));
-        memcpy(c->target, o->target, sizeof(c->target));
-        memcpy(c->test, o->test, sizeof(c->test));
+    vt_cell *c = cells_get(cs, o->hour, o->cc, o->asn, o->target, o->test);
+    if (!c) return -1;
+    if (c->n == 0) { /* the batch's first labels, as the stored bucket's are replaced by them */
         memcpy(c->platform, o->platform, sizeof(c->platform));
         memcpy(c->category, o->category, sizeof(c->category));
     }
@@ -615,6 +755,21 @@ static int cells_add(cellset *cs, const vt_obs *o)
     if (o->latency_ms >= 0) vt_hist_add(&c->lat, VT_HIST_LATENCY, o->latency_ms);
     if (o->throughput_bps > 0) vt_hist_add(&c->tput, VT_HIST_THROUGHPUT, o->throughput_bps);
     vt_rset_add(&c->rs, o->report, 1, vt_verdict_is_anomaly(o->verdict) ? 1 : 0);
+    return 0;
+}
+
+/* Merges a whole bucket into the bucket of cs with the given key (a coarser one: the day, ""
+ * for the network in the per-country tables, and "" for the target too when all is set, whose
+ * labels are then "" as well). */
+static int cells_add_cell(cellset *cs, const vt_cell *x, const char *hour, const char *asn, int all)
+{
+    vt_cell *c = cells_get(cs, hour, x->cc, asn, all ? "" : x->target, all ? "" : x->test);
+    if (!c) return -1;
+    if (!all) {
+        memcpy(c->platform, x->platform, sizeof(c->platform));
+        memcpy(c->category, x->category, sizeof(c->category));
+    }
+    cell_merge(c, x);
     return 0;
 }
 
@@ -692,49 +847,69 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
         if (vt_db_query(s, upsert, p, CELL_COLS, NULL, NULL, err, errlen) < 0) rc = -1;
     }
     free(old);
-    cs->n = 0;
     return rc;
 }
 
-/* Flushes the hourly buckets, then the same merged per day. */
-static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
+/* Marks the touched series for the episode refresh (vt_episodes_refresh): a canary makes the
+ * whole network dirty (its outages and every target's outage hours depend on it). */
+static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
 {
-    cellset day = {0};
+    static const char *sql = "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, "
+                             "test_name, whole) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING";
+    cellset seen = {0};
     int rc = 0;
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
         const vt_cell *c = &cs->c[i];
-        vt_cell *d = NULL;
-        for (size_t k = day.n; k-- > 0 && !d;)
-            if (strncmp(day.c[k].hour, c->hour, 10) == 0 &&
-                strcmp(day.c[k].target, c->target) == 0 && strcmp(day.c[k].asn, c->asn) == 0 &&
-                strcmp(day.c[k].cc, c->cc) == 0 && strcmp(day.c[k].test, c->test) == 0)
-                d = &day.c[k];
+        int whole = strcmp(c->platform, "canary") == 0;
+        const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
+        vt_cell *d = cells_get(&seen, whole ? "w" : "", c->cc, c->asn, t, test);
         if (!d) {
-            if (day.n == day.cap) {
-                size_t cap = day.cap ? day.cap * 2 : 64;
-                vt_cell *nc = realloc(day.c, cap * sizeof(*nc));
-                if (!nc) {
-                    snprintf(err, errlen, "out of memory");
-                    rc = -1;
-                    break;
-                }
-                day.c = nc;
-                day.cap = cap;
-            }
-            d = &day.c[day.n++];
-            *d = *c;
-            snprintf(d->hour, sizeof(d->hour), "%.10s 00:00:00", c->hour);
-        } else {
-            memcpy(d->platform, c->platform, sizeof(d->platform));
-            memcpy(d->category, c->category, sizeof(d->category));
-            cell_merge(d, c);
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+        if (d->n++) continue; /* already marked in this batch */
+        const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
+        if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0) rc = -1;
+    }
+    cells_free(&seen);
+    return rc;
+}
+
+/* Flushes the hourly buckets, then the same merged per day, per country (all networks of a
+ * country in one bucket: the answer for queries without a network) and per country and day. */
+static int cells_flush_opt(vt_store *s, cellset *cs, int dirty, char *err, size_t errlen)
+{
+    cellset day = {0}, cch = {0}, ccd = {0}, cca = {0};
+    int rc = 0;
+    for (size_t i = 0; i < cs->n && rc == 0; i++) {
+        const vt_cell *c = &cs->c[i];
+        char d[20];
+        snprintf(d, sizeof(d), "%.10s 00:00:00", c->hour);
+        if (cells_add_cell(&day, c, d, c->asn, 0) < 0 ||
+            cells_add_cell(&cch, c, c->hour, "", 0) < 0 || cells_add_cell(&ccd, c, d, "", 0) < 0 ||
+            cells_add_cell(&cca, c, d, "", 1) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
         }
     }
     if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
     if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
-    cs->n = 0;
-    free(day.c);
+    if (rc == 0) rc = cells_flush_table(s, &cch, "rollup_cc_hourly", err, errlen);
+    if (rc == 0) rc = cells_flush_table(s, &ccd, "rollup_cc_daily", err, errlen);
+    if (rc == 0) rc = cells_flush_table(s, &cca, "rollup_cc_all_daily", err, errlen);
+    if (rc == 0 && dirty) rc = mark_dirty(s, cs, err, errlen);
+    cells_reset(cs);
+    cells_free(&day);
+    cells_free(&cch);
+    cells_free(&ccd);
+    cells_free(&cca);
     return rc;
+}
+
+static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
+{
+    return cells_flush_opt(s, cs, 1, err, errlen);
 }
 
 static int is_pg(vt_store *s)
@@ -765,7 +940,7 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
         }
     }
     if (rc == 0) rc = cells_flush(s, &cs, err, errlen);
-    free(cs.c);
+    cells_free(&cs);
     return rc;
 }
 
@@ -790,10 +965,43 @@ static int rebuild_row(void *arg, int nc, const char *const *cols)
     }
     if (++r->pending >= 20000) {
         r->pending = 0;
-        if (cells_flush(r->s, &r->cs, r->err, r->errlen) < 0) {
+        if (cells_flush_opt(r->s, &r->cs, 0, r->err, r->errlen) < 0) {
             r->rc = -1;
             return 1;
         }
+    }
+    return 0;
+}
+
+/* The per-country tables from the per-network ones (a database from before them): the same
+ * merge as at ingest, from rows instead of measurements. */
+typedef struct ccbuild_ctx {
+    vt_store *s;
+    cellset cs;
+    const char *table;
+    int all, rc;
+    char *err;
+    size_t errlen;
+} ccbuild_ctx;
+
+static int ccbuild_row(void *arg, int nc, const char *const *cols)
+{
+    ccbuild_ctx *r = arg;
+    vt_cell *c = malloc(sizeof(*c));
+    if (!c || vt_cell_from_cols(c, nc, cols) < 0 ||
+        cells_add_cell(&r->cs, c, c->hour, "", r->all) < 0) {
+        free(c);
+        snprintf(r->err, r->errlen, "out of memory");
+        r->rc = -1;
+        return 1;
+    }
+    free(c);
+    if (r->cs.n >= 20000) {
+        if (cells_flush_table(r->s, &r->cs, r->table, r->err, r->errlen) < 0) {
+            r->rc = -1;
+            return 1;
+        }
+        cells_reset(&r->cs);
     }
     return 0;
 }
@@ -802,6 +1010,22 @@ static int count_row(void *arg, int nc, const char *const *cols)
 {
     *(long long *)arg = nc > 0 ? num(cols[0]) : 0;
     return 1;
+}
+
+static int exists(vt_store *s, const char *table)
+{
+    char sql[160], e[256];
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 0", table);
+    return vt_db_query(s, sql, NULL, 0, NULL, NULL, e, sizeof(e)) == 0;
+}
+
+static long long nonempty(vt_store *s, const char *table, char *err, size_t errlen)
+{
+    char sql[160];
+    long long have = 0;
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM (SELECT 1 FROM %s LIMIT 1) x", table);
+    if (vt_db_query(s, sql, NULL, 0, count_row, &have, err, errlen) < 0) return -1;
+    return have;
 }
 
 static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char *err,
@@ -830,9 +1054,24 @@ int vt_rollup_init(vt_store *s, char *err, size_t errlen)
     return rc;
 }
 
+static int rebuild_cc(vt_store *s, const char *from, const char *to, int all, char *err,
+                      size_t errlen)
+{
+    char sql[512];
+    ccbuild_ctx r = {.s = s, .table = to, .all = all, .err = err, .errlen = errlen};
+    snprintf(sql, sizeof(sql), "DELETE FROM %s", to);
+    if (vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY hour", vt_cell_select, from);
+    if (vt_db_query(s, sql, NULL, 0, ccbuild_row, &r, err, errlen) < 0) r.rc = -1;
+    if (r.rc == 0) r.rc = cells_flush_table(s, &r.cs, to, err, errlen);
+    cells_free(&r.cs);
+    return r.rc;
+}
+
 static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char *err,
                        size_t errlen)
 {
+    int had_episodes = exists(s, "episodes");
     while (*p) {
         const char *semi = strchr(p, ';');
         size_t len = semi ? (size_t)(semi - p) : strlen(p);
@@ -842,31 +1081,62 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char
         if (vt_db_query(s, buf, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
         p += len + (semi ? 1 : 0);
     }
-    long long have = 0, have_d = 0, meas = 0;
-    if (vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM rollup_hourly LIMIT 1) x", NULL, 0,
-                    count_row, &have, err, errlen) < 0 ||
-        vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM rollup_daily LIMIT 1) x", NULL, 0,
-                    count_row, &have_d, err, errlen) < 0 ||
-        vt_db_query(s, "SELECT COUNT(*) FROM (SELECT 1 FROM measurements LIMIT 1) x", NULL, 0,
-                    count_row, &meas, err, errlen) < 0)
-        return -1;
-    if ((have && have_d) || !meas) return 0;
-    rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
+    long long have = nonempty(s, "rollup_hourly", err, errlen),
+              have_d = nonempty(s, "rollup_daily", err, errlen),
+              have_ch = nonempty(s, "rollup_cc_hourly", err, errlen),
+              have_cd = nonempty(s, "rollup_cc_daily", err, errlen),
+              have_ca = nonempty(s, "rollup_cc_all_daily", err, errlen),
+              meas = nonempty(s, "measurements", err, errlen);
+    if (have < 0 || have_d < 0 || have_ch < 0 || have_cd < 0 || have_ca < 0 || meas < 0) return -1;
+    if (!meas) return 0;
+    int rebuilt = 0;
     if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
-    if (vt_db_query(s, "DELETE FROM rollup_hourly", NULL, 0, NULL, NULL, err, errlen) < 0 ||
-        vt_db_query(s, "DELETE FROM rollup_daily", NULL, 0, NULL, NULL, err, errlen) < 0)
-        r.rc = -1;
-    if (r.rc == 0 &&
-        vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r, err, errlen) < 0)
-        r.rc = -1;
-    if (r.rc == 0) r.rc = cells_flush(s, &r.cs, err, errlen);
-    free(r.cs.c);
-    if (r.rc < 0) {
+    int rc = 0;
+    if (!have || !have_d) {
+        rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
+        static const char *const tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
+                                             "rollup_cc_daily", "rollup_cc_all_daily"};
+        for (size_t i = 0; i < 5 && r.rc == 0; i++) {
+            char sql[64];
+            snprintf(sql, sizeof(sql), "DELETE FROM %s", tables[i]);
+            if (vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) r.rc = -1;
+        }
+        if (r.rc == 0 && vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r,
+                                     err, errlen) < 0)
+            r.rc = -1;
+        if (r.rc == 0) r.rc = cells_flush_opt(s, &r.cs, 0, err, errlen);
+        cells_free(&r.cs);
+        rc = r.rc;
+        rebuilt = 1;
+    } else {
+        if (!have_ch) rc = rebuild_cc(s, "rollup_hourly", "rollup_cc_hourly", 0, err, errlen);
+        if (rc == 0 && !have_cd)
+            rc = rebuild_cc(s, "rollup_daily", "rollup_cc_daily", 0, err, errlen);
+        if (rc == 0 && !have_ca)
+            rc = rebuild_cc(s, "rollup_daily", "rollup_cc_all_daily", 1, err, errlen);
+    }
+    /* Episodes: every network again when the table is new or the buckets were rebuilt. */
+    if (rc == 0 && (rebuilt || !had_episodes) &&
+        (vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+         vt_db_query(s, "DELETE FROM episodes_dirty", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+         vt_db_query(s,
+                     "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
+                     "whole) SELECT DISTINCT probe_cc, probe_asn, '', '', 1 FROM rollup_hourly",
+                     NULL, 0, NULL, NULL, err, errlen) < 0))
+        rc = -1;
+    if (rc < 0) {
         char e2[64];
         vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
         return -1;
     }
-    return vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen);
+    if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    /* Whatever is dirty (just marked, or left by a collector that stopped before its refresh):
+     * detected now, so the first answers are complete. */
+    for (;;) {
+        int k = vt_episodes_refresh(s, 64, err, errlen);
+        if (k < 0) return -1;
+        if (k == 0) return 0;
+    }
 }
 
 /* ---- detection ---- */
@@ -1320,6 +1590,427 @@ int vt_detect(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *n
         return -1;
     }
     if (el.n) qsort(el.e, el.n, sizeof(*el.e), cmp_ep);
+    *out = el.e;
+    *nout = el.n;
+    return 0;
+}
+
+/* ---- episodes kept in a table ---- */
+
+typedef struct dkey {
+    char cc[3], asn[16], target[129], test[65];
+    int whole;
+} dkey;
+
+typedef struct dlist {
+    dkey *k;
+    size_t n, cap;
+    int oom;
+} dlist;
+
+static int load_dirty(void *arg, int nc, const char *const *cols)
+{
+    dlist *l = arg;
+    if (nc < 5) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        dkey *p = realloc(l->k, cap * sizeof(*p));
+        if (!p) {
+            l->oom = 1;
+            return 1;
+        }
+        l->k = p;
+        l->cap = cap;
+    }
+    dkey *k = &l->k[l->n++];
+    cpy(k->cc, sizeof(k->cc), cols[0]);
+    cpy(k->asn, sizeof(k->asn), cols[1]);
+    cpy(k->target, sizeof(k->target), cols[2]);
+    cpy(k->test, sizeof(k->test), cols[3]);
+    k->whole = num(cols[4]) != 0;
+    return 0;
+}
+
+#define EPISODE_COLS                                                                               \
+    "kind, scope, probe_cc, probe_asn, target_id, test_name, platform, category, start_hour, "     \
+    "end_hour, hours, measurements, anomalies, confirmed_count, failures, max_probes, "            \
+    "anomaly_share, top_verdict, latency_ms, baseline_latency_ms, throughput_bps, "                \
+    "baseline_throughput_bps, policer_bps"
+#define EPISODE_NCOLS 23
+
+static int episode_insert(vt_store *s, const vt_episode *e, char *err, size_t errlen)
+{
+    static const char *sql = "INSERT INTO episodes (" EPISODE_COLS ") VALUES "
+                             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    char ints[5][24], dbl[7][32];
+    snprintf(ints[0], 24, "%d", e->hours);
+    snprintf(ints[1], 24, "%lld", (long long)e->measurements);
+    snprintf(ints[2], 24, "%lld", (long long)e->anomalies);
+    snprintf(ints[3], 24, "%lld", (long long)e->confirmed_count);
+    snprintf(ints[4], 24, "%lld", (long long)e->failures);
+    const double d[7] = {e->max_probes,          e->share,          e->latency_ms,
+                         e->baseline_latency_ms, e->throughput_bps, e->baseline_throughput_bps,
+                         e->policer_bps};
+    for (int i = 0; i < 7; i++)
+        snprintf(dbl[i], sizeof(dbl[i]), "%.17g", d[i]); /* exact round trip */
+    const char *p[EPISODE_NCOLS] = {
+        e->kind,  e->scope,       e->cc,   e->asn,  e->target, e->test, e->platform, e->category,
+        e->start, e->end,         ints[0], ints[1], ints[2],   ints[3], ints[4],     dbl[0],
+        dbl[1],   e->top_verdict, dbl[2],  dbl[3],  dbl[4],    dbl[5],  dbl[6]};
+    return vt_db_query(s, sql, p, EPISODE_NCOLS, NULL, NULL, err, errlen);
+}
+
+/* Loads buckets with sql (detection order) and appends what detect_group finds for q. */
+static int detect_rows(vt_store *s, const char *sql, const char *const *p, int np,
+                       const vt_detect_query *q, eplist *el, char *err, size_t errlen)
+{
+    cells l = {0};
+    if (vt_db_query(s, sql, p, np, load_cell, &l, err, errlen) < 0 || l.oom) {
+        if (l.oom) snprintf(err, errlen, "out of memory");
+        free(l.c);
+        return -1;
+    }
+    int rc = 0;
+    if (l.n && detect_group(l.c, l.n, el, q, 0, 0) < 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    free(l.c);
+    return rc;
+}
+
+/* One series over its whole history: its buckets and the network's canaries (outage hours). */
+static int detect_series(vt_store *s, const char *cc, const char *asn, const char *target,
+                         const char *test, eplist *el, char *err, size_t errlen)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
+             "((target_id = ? AND test_name = ?) OR platform = 'canary') "
+             "ORDER BY target_id, test_name, hour",
+             detect_select);
+    const char *p[4] = {cc, asn, target, test};
+    vt_detect_query q = {.target = target};
+    return detect_rows(s, sql, p, 4, &q, el, err, errlen);
+}
+
+static int load_canaries(vt_store *s, const char *cc, const char *asn, cells *can, char *err,
+                         size_t errlen)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
+             "platform = 'canary' ORDER BY target_id, test_name, hour",
+             detect_select);
+    const char *p[2] = {cc, asn};
+    if (vt_db_query(s, sql, p, 2, load_cell, can, err, errlen) < 0 || can->oom) {
+        if (can->oom) snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The same as detect_series with the canaries already loaded: only the series' own buckets are
+ * read (through the index rollup_hourly_series). A series with canary-labelled buckets of its
+ * own goes the way above so no bucket is counted twice. */
+static int detect_series_with(vt_store *s, const char *cc, const char *asn, const char *target,
+                              const char *test, const cells *can, eplist *el, char *err,
+                              size_t errlen)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM rollup_hourly WHERE probe_cc = ? AND probe_asn = ? AND "
+             "target_id = ? AND test_name = ? ORDER BY hour",
+             detect_select);
+    const char *p[4] = {cc, asn, target, test};
+    cells l = {0};
+    if (vt_db_query(s, sql, p, 4, load_cell, &l, err, errlen) < 0 || l.oom) {
+        if (l.oom) snprintf(err, errlen, "out of memory");
+        free(l.c);
+        return -1;
+    }
+    int mixed = 0;
+    for (size_t i = 0; i < l.n && !mixed; i++)
+        mixed = is_canary(&l.c[i]);
+    if (mixed) {
+        free(l.c);
+        return detect_series(s, cc, asn, target, test, el, err, errlen);
+    }
+    int rc = 0;
+    vt_cell *all = l.n ? malloc((can->n + l.n) * sizeof(*all)) : NULL;
+    if (l.n && !all) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    } else if (l.n) {
+        if (can->n) memcpy(all, can->c, can->n * sizeof(*all));
+        memcpy(all + can->n, l.c, l.n * sizeof(*all));
+        vt_detect_query q = {.target = target};
+        if (detect_group(all, can->n + l.n, el, &q, 0, 0) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    }
+    free(all);
+    free(l.c);
+    return rc;
+}
+
+typedef struct series_list {
+    dkey *k;
+    size_t n, cap;
+    int oom;
+} series_list;
+
+static int load_series(void *arg, int nc, const char *const *cols)
+{
+    series_list *l = arg;
+    if (nc < 2) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        dkey *p = realloc(l->k, cap * sizeof(*p));
+        if (!p) {
+            l->oom = 1;
+            return 1;
+        }
+        l->k = p;
+        l->cap = cap;
+    }
+    dkey *k = &l->k[l->n++];
+    memset(k, 0, sizeof(*k));
+    cpy(k->target, sizeof(k->target), cols[0]);
+    cpy(k->test, sizeof(k->test), cols[1]);
+    return 0;
+}
+
+static int insert_all(vt_store *s, eplist *el, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; i < el->n && rc == 0; i++)
+        rc = episode_insert(s, &el->e[i], err, errlen);
+    el->n = 0;
+    return rc;
+}
+
+/* Detects one dirty entry over its whole history and replaces its stored episodes. A whole
+ * network goes series by series (memory: one series and the canaries at a time), then its
+ * outages from the canaries alone: the same as detecting the network at once. */
+static int refresh_one(vt_store *s, const dkey *k, char *err, size_t errlen)
+{
+    const char *p[4] = {k->cc, k->asn, k->target, k->test};
+    eplist el = {0};
+    int rc = 0;
+    if (k->whole) {
+        series_list sl = {0};
+        rc = vt_db_query(s, "DELETE FROM episodes WHERE probe_cc = ? AND probe_asn = ?", p, 2, NULL,
+                         NULL, err, errlen);
+        if (rc == 0 && (vt_db_query(s,
+                                    "SELECT DISTINCT target_id, test_name FROM rollup_hourly "
+                                    "WHERE probe_cc = ? AND probe_asn = ? AND platform <> 'canary'",
+                                    p, 2, load_series, &sl, err, errlen) < 0 ||
+                        sl.oom)) {
+            if (sl.oom) snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        cells can = {0};
+        vt_detect_query all = {0};
+        if (rc == 0) rc = load_canaries(s, k->cc, k->asn, &can, err, errlen);
+        /* outages: the canaries alone */
+        if (rc == 0 && can.n && detect_group(can.c, can.n, &el, &all, 0, 0) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        if (rc == 0) rc = insert_all(s, &el, err, errlen);
+        for (size_t i = 0; i < sl.n && rc == 0; i++) {
+            rc = detect_series_with(s, k->cc, k->asn, sl.k[i].target, sl.k[i].test, &can, &el, err,
+                                    errlen);
+            if (rc == 0) rc = insert_all(s, &el, err, errlen);
+        }
+        free(can.c);
+        free(sl.k);
+        free(el.e);
+        if (rc == 0)
+            rc = vt_db_query(s, "DELETE FROM episodes_dirty WHERE probe_cc = ? AND probe_asn = ?",
+                             p, 2, NULL, NULL, err, errlen);
+        return rc;
+    }
+    cells can = {0};
+    rc = load_canaries(s, k->cc, k->asn, &can, err, errlen);
+    if (rc == 0)
+        rc = detect_series_with(s, k->cc, k->asn, k->target, k->test, &can, &el, err, errlen);
+    free(can.c);
+    if (rc == 0)
+        rc = vt_db_query(s,
+                         "DELETE FROM episodes WHERE probe_cc = ? AND probe_asn = ? AND "
+                         "target_id = ? AND test_name = ? AND kind <> 'outage'",
+                         p, 4, NULL, NULL, err, errlen);
+    if (rc == 0) rc = insert_all(s, &el, err, errlen);
+    free(el.e);
+    if (rc == 0)
+        rc = vt_db_query(s,
+                         "DELETE FROM episodes_dirty WHERE probe_cc = ? AND probe_asn = ? AND "
+                         "target_id = ? AND test_name = ? AND whole = 0",
+                         p, 4, NULL, NULL, err, errlen);
+    return rc;
+}
+
+int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
+{
+    char lim[24], e2[64];
+    snprintf(lim, sizeof(lim), "%d", max > 0 ? max : 1);
+    const char *pl[1] = {lim};
+    /* One writer at a time: ingest takes the same locks for its read-modify-write. */
+    if (vt_db_query(s, is_pg(s) ? "BEGIN" : "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) <
+        0)
+        return -1;
+    dlist l = {0};
+    int rc = 0;
+    if (is_pg(s) && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
+                                err, errlen) < 0)
+        rc = -1;
+    if (rc == 0 &&
+        (vt_db_query(s,
+                     "SELECT probe_cc, probe_asn, target_id, test_name, whole FROM episodes_dirty "
+                     "ORDER BY whole DESC, probe_cc, probe_asn LIMIT CAST(? AS BIGINT)",
+                     pl, 1, load_dirty, &l, err, errlen) < 0 ||
+         l.oom)) {
+        if (l.oom) snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        int done = 0; /* the whole network was redone in this round already */
+        for (size_t j = 0; j < i && !done; j++)
+            done = l.k[j].whole && strcmp(l.k[j].cc, l.k[i].cc) == 0 &&
+                   strcmp(l.k[j].asn, l.k[i].asn) == 0;
+        if (!done) rc = refresh_one(s, &l.k[i], err, errlen);
+    }
+    free(l.k);
+    if (rc < 0) {
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return -1;
+    }
+    if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    return (int)l.n;
+}
+
+static int load_episode(void *arg, int nc, const char *const *cols)
+{
+    eplist *l = arg;
+    if (nc < EPISODE_NCOLS) return 0;
+    vt_episode *e = ep_new(l);
+    if (!e) return 1;
+    cpy(e->kind, sizeof(e->kind), cols[0]);
+    cpy(e->scope, sizeof(e->scope), cols[1]);
+    cpy(e->cc, sizeof(e->cc), cols[2]);
+    cpy(e->asn, sizeof(e->asn), cols[3]);
+    cpy(e->target, sizeof(e->target), cols[4]);
+    cpy(e->test, sizeof(e->test), cols[5]);
+    cpy(e->platform, sizeof(e->platform), cols[6]);
+    cpy(e->category, sizeof(e->category), cols[7]);
+    cpy(e->start, sizeof(e->start), cols[8]);
+    cpy(e->end, sizeof(e->end), cols[9]);
+    e->hours = (int)num(cols[10]);
+    e->measurements = num(cols[11]);
+    e->anomalies = num(cols[12]);
+    e->confirmed_count = num(cols[13]);
+    e->confirmed = e->confirmed_count > 0;
+    e->failures = num(cols[14]);
+    double *d[7] = {&e->max_probes,          &e->share,          &e->latency_ms,
+                    &e->baseline_latency_ms, &e->throughput_bps, &e->baseline_throughput_bps,
+                    &e->policer_bps};
+    for (int i = 0; i < 7; i++)
+        *d[i] = cols[15 + i + (i >= 2)] ? strtod(cols[15 + i + (i >= 2)], NULL) : -1;
+    cpy(e->top_verdict, sizeof(e->top_verdict), cols[17]);
+    return 0;
+}
+
+static int load_hour(void *arg, int nc, const char *const *cols)
+{
+    cpy(arg, 20, nc > 0 ? cols[0] : NULL);
+    return 1;
+}
+
+int vt_episodes_load(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *nout,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    if ((q->since[0] && vt_rollup_parse_time(q->since) < 0) ||
+        (q->until[0] && vt_rollup_parse_time(q->until) < 0)) {
+        snprintf(err, errlen, "bad time range");
+        return -1;
+    }
+    char sql[1024];
+    const char *p[6];
+    int np = 0;
+    int off = snprintf(sql, sizeof(sql), "SELECT %s FROM episodes WHERE 1=1", EPISODE_COLS);
+    if (q->since[0]) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND end_hour > ?");
+        p[np++] = q->since;
+    }
+    if (q->until[0]) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND start_hour < ?");
+        p[np++] = q->until;
+    }
+    if (q->cc) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND probe_cc = ?");
+        p[np++] = q->cc;
+    }
+    if (q->asn) {
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off, " AND probe_asn = ?");
+        p[np++] = q->asn;
+    }
+    if (q->target) { /* outages belong to no target */
+        off += snprintf(sql + off, sizeof(sql) - (size_t)off,
+                        " AND target_id = ? AND kind <> 'outage'");
+        p[np++] = q->target;
+    }
+    if (q->platform)
+        snprintf(sql + off, sizeof(sql) - (size_t)off, " AND platform = ? AND kind <> 'outage'");
+    if (q->platform) p[np++] = q->platform;
+    eplist el = {0};
+    if (vt_db_query(s, sql, p, np, load_episode, &el, err, errlen) < 0 || el.oom) {
+        if (el.oom) snprintf(err, errlen, "out of memory");
+        free(el.e);
+        return -1;
+    }
+    if (el.n) qsort(el.e, el.n, sizeof(*el.e), cmp_ep);
+    /* Ongoing: the episode's last hour is its network's newest (before until), as vt_detect
+     * says. One look-up per network in the answer. */
+    struct netend {
+        char cc[3], asn[16];
+        long long end;
+    } *ne = NULL;
+    size_t nne = 0;
+    for (size_t i = 0; i < el.n; i++) {
+        vt_episode *e = &el.e[i];
+        size_t j = 0;
+        while (j < nne && (strcmp(ne[j].cc, e->cc) || strcmp(ne[j].asn, e->asn)))
+            j++;
+        if (j == nne) {
+            struct netend *np2 = realloc(ne, (nne + 1) * sizeof(*ne));
+            char data_end[20] = "";
+            const char *pq[3] = {e->cc, e->asn, q->until};
+            if (!np2 ||
+                vt_db_query(s,
+                            q->until[0] ? "SELECT MAX(hour) FROM rollup_hourly WHERE probe_cc = ? "
+                                          "AND probe_asn = ? AND hour < ?"
+                                        : "SELECT MAX(hour) FROM rollup_hourly WHERE probe_cc = ? "
+                                          "AND probe_asn = ?",
+                            pq, q->until[0] ? 3 : 2, load_hour, data_end, err, errlen) < 0) {
+                if (!np2) snprintf(err, errlen, "out of memory");
+                free(np2 ? np2 : ne);
+                free(el.e);
+                return -1;
+            }
+            ne = np2;
+            memcpy(ne[j].cc, e->cc, sizeof(ne[j].cc));
+            memcpy(ne[j].asn, e->asn, sizeof(ne[j].asn));
+            ne[j].end = data_end[0] ? vt_rollup_parse_time(data_end) : -1;
+            nne++;
+        }
+        e->ongoing = vt_rollup_parse_time(e->end) - 3600 >= ne[j].end;
+    }
+    free(ne);
     *out = el.e;
     *nout = el.n;
     return 0;

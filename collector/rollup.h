@@ -1,7 +1,8 @@
 /* Rollups and detection (docs/methodology.md, "Aggregation and detection").
  *
  * Every accepted measurement updates one hourly bucket keyed (hour, probe_cc, probe_asn,
- * target_id, test_name) in the table rollup_hourly, inside the store's insert transaction, on
+ * target_id, test_name) in the table rollup_hourly (and the same per day, per country with
+ * probe_asn '' and per country and day), inside the store's insert transaction, on
  * SQLite and PostgreSQL alike (same schema, TEXT and BIGINT columns only). A bucket holds counts
  * per verdict, the confirmed count, a k-minimum-values set of report ids (distinct probes and each
  * report's own anomaly share, which caps its weight) and fixed log-scale histograms of latency and
@@ -107,8 +108,11 @@ void vt_db_forget(void *native);
 extern const char *const vt_cell_select;
 int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols);
 
-/* Creates rollup_hourly (idempotent); rebuilds it from measurements when it is empty but
- * measurements are not (a database from before rollups). */
+/* Creates the rollup tables (rollup_hourly, rollup_daily, the per-country rollup_cc_hourly and
+ * rollup_cc_daily) and the episode tables (idempotent); rebuilds the buckets from measurements
+ * when they are empty but measurements are not (a database from before rollups), the per-country
+ * ones from the per-network ones, and the episodes when their table is new or the buckets were
+ * rebuilt. */
 int vt_rollup_init(vt_store *s, char *err, size_t errlen);
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert
  * transaction, before COMMIT. */
@@ -151,6 +155,19 @@ typedef struct vt_detect_query {
 /* Detects episodes overlapping [since, until); *out malloc'd (free it), sorted by start. */
 int vt_detect(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *n, char *err,
               size_t errlen);
+
+/* Episodes kept in the table `episodes`: ingest marks the series it touched in episodes_dirty
+ * (the whole network when a canary changed); this re-detects up to max of them over their whole
+ * history and replaces their stored episodes, in one transaction. Returns how many dirty entries
+ * it took (0: none left), -1 on error. vt_rollup_init runs it until nothing is left; the
+ * collector's event loop every VT_EPISODES_REFRESH_MS. */
+#define VT_EPISODES_REFRESH_MS 2000
+int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen);
+/* The stored episodes overlapping q's range with q's filters, sorted like vt_detect's, ongoing
+ * when the last hour is the network's newest before until. Unlike vt_detect, an episode is shown
+ * whole (detected over the series' whole history), not cut at since - 7 days or until. */
+int vt_episodes_load(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *n, char *err,
+                     size_t errlen);
 
 /* Time helpers: "YYYY-MM-DD HH:MM:SS" <-> epoch (UTC); -1 when malformed. */
 long long vt_rollup_parse_time(const char *s);

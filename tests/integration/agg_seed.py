@@ -87,6 +87,24 @@ def measurements():
     return out
 
 
+NEW_BLOCK_ASN = "AS9541"
+NEW_BLOCK_START, NEW_BLOCK_END = "2026-11-22 18:00:00", "2026-11-23 00:00:00"
+
+
+def new_block():
+    """A third network's day, uploaded after the rest: whatsapp blocked (tcp) by all 3 probes
+    for its last 6 hours, still going at the newest hour."""
+    out = []
+    for h in range(48, 72):
+        for p in range(3):
+            for tid, plat, cat in TARGETS[:3]:
+                v = "ok"
+                if plat == "whatsapp" and in_range(h, NEW_BLOCK_START, NEW_BLOCK_END):
+                    v = "tcp_blocking"
+                out.append(meas(h, NEW_BLOCK_ASN, p, tid, plat, cat, v, False))
+    return out
+
+
 def upload(base, ms, batch=500):
     for i in range(0, len(ms), batch):
         body = ("\n".join(json.dumps(m) for m in ms[i:i + batch]) + "\n").encode()

@@ -219,7 +219,28 @@ def main():
         check(st == 200 and "<script>alert(1)</script>" in body and body.startswith("target,"),
               "Accept: text/csv gives CSV too")
 
-        st, e = getj(base, "/api/v1/episodes", {"probe_cc": "PK", "since": "2026-11-01"})
+        total = int(db.execute("SELECT SUM(n) FROM rollup_cc_hourly")[0][0])
+        check(total == len(ms), "per-country hourly rollups count every measurement (%d)" % total)
+        total = int(db.execute("SELECT SUM(n) FROM rollup_cc_daily")[0][0])
+        check(total == len(ms), "per-country daily rollups too (%d)" % total)
+        total = int(db.execute("SELECT SUM(n) FROM rollup_cc_all_daily")[0][0])
+        check(total == len(ms), "per-country daily totals too (%d)" % total)
+        st, a = getj(base, "/api/v1/aggregation", {"by": "probe_cc", "since": "2026-11-01"})
+        check(st == 200 and sum(r["measurement_count"] for r in a["results"]) == len(ms),
+              "country list from the per-country buckets")
+
+        # Episodes are re-detected by the collector's timer (every 2 s) for the series the
+        # uploads marked dirty: wait for it, bounded.
+        t0 = time.time()
+        while True:
+            st, e = getj(base, "/api/v1/episodes", {"probe_cc": "PK", "since": "2026-11-01"})
+            dirty = int(db.execute("SELECT COUNT(*) FROM episodes_dirty")[0][0])
+            if (st == 200 and len(e["results"]) >= 3 and dirty == 0) or time.time() - t0 > 15:
+                break
+            time.sleep(0.2)
+        check(time.time() - t0 < 15, "episodes appear after the refresh timer (%.1f s)" %
+              (time.time() - t0))
+        check(dirty == 0, "no series left dirty after the refresh")
         eps = {(x["kind"], x["probe_asn"], x["target"]): x for x in e["results"]}
         check(st == 200 and len(e["results"]) == 3, "three episodes (got %d)" % len(e["results"]))
         b = eps.get(("blocking", "AS17557", "whatsapp-web"))
@@ -289,6 +310,23 @@ def main():
         st, _, body = get(base, "/api/v1/aggregation?by=day&by=target")
         check(st == 400 and "twice" in body, "a parameter given twice: 400")
 
+        # Incremental: a new block on another network is found by the timer, the others stay.
+        block = agg_seed.new_block()
+        agg_seed.upload(base, block)
+        t0, found = time.time(), None
+        while time.time() - t0 < 15 and not found:
+            time.sleep(0.2)
+            st, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+            found = [x for x in e["results"] if x["probe_asn"] == agg_seed.NEW_BLOCK_ASN]
+        check(bool(found) and found[0]["kind"] == "blocking" and
+              found[0]["start"] == agg_seed.NEW_BLOCK_START and
+              found[0]["end"] == agg_seed.NEW_BLOCK_END and found[0]["ongoing"],
+              "an upload's block shows in /api/v1/episodes after the timer (%.1f s): %r" %
+              (time.time() - t0, found and (found[0]["start"], found[0]["end"])))
+        check(len(e["results"]) == 4, "the earlier episodes unchanged (%d in all)" %
+              len(e["results"]))
+        ms = ms + block
+
         # A database from before rollups: the table is rebuilt from the measurements at start.
         st, before = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
                                                          "since": "2026-11-01"})
@@ -307,8 +345,30 @@ def main():
         st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
                                                         "since": "2026-11-01"})
         st2, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
-        check(st == 200 and after == before and len(e["results"]) == 3,
-              "rollups of an older schema rebuilt")
+        check(st == 200 and after == before and len(e["results"]) == 4,
+              "rollups of an older schema rebuilt, episodes detected again at start")
+        # A database from before the per-country tables and the episodes table.
+        stop(proc)
+        proc = None
+        db.execute("DROP TABLE rollup_cc_hourly")
+        db.execute("DROP TABLE rollup_cc_daily")
+        db.execute("DROP TABLE rollup_cc_all_daily")
+        db.execute("DROP TABLE episodes")
+        proc, base = start(db)
+        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                        "since": "2026-11-01"})
+        st2, e2 = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+        st3, c3 = getj(base, "/api/v1/aggregation", {"by": "probe_cc,platform",
+                                                      "since": "2026-11-01"})
+        check(st == 200 and after == before and e2 == e and st3 == 200 and
+              sum(r["measurement_count"] for r in c3["results"]) == len(ms),
+              "per-country and episode tables built at start from the per-network buckets")
+        st, c5 = getj(base, "/api/v1/aggregation", {"by": "probe_cc,day", "since": "2026-11-01"})
+        st6, c6 = getj(base, "/api/v1/aggregation", {"by": "probe_cc,day", "since": "2026-11-01",
+                                                      "probe_asn": "AS17557"})
+        check(st == 200 and len(c5["results"]) == 3 and
+              sum(r["measurement_count"] for r in c5["results"]) == len(ms),
+              "country totals per day from the per-country daily totals")
 
         # Queries share the per-address rate limit.
         stop(proc)

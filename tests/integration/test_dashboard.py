@@ -4,6 +4,7 @@ target named <script>alert(1)</script>), loads / in headless Chromium and checks
 (country grid with the seeded platforms and their colours, the episodes, the script text shown as
 text), that the page logged no console errors or CSP refusals, and saves screenshots (desktop and
 phone width) into the build directory. Exit 77 only when Chromium or Chart.js cannot be installed."""
+import json
 import os
 import re
 import shutil
@@ -66,6 +67,13 @@ try:
         sys.exit(1)
     base = "http://127.0.0.1:%d" % port
     agg_seed.upload(base, agg_seed.measurements())
+    # Episodes come from the collector's refresh timer (every 2 s): wait for it, bounded.
+    t0 = time.time()
+    while time.time() - t0 < 15:
+        with urllib.request.urlopen(base + "/api/v1/episodes?since=2026-11-01", timeout=10) as r:
+            if json.loads(r.read())["count"] >= 3:
+                break
+        time.sleep(0.2)
 
     with urllib.request.urlopen(base + "/", timeout=10) as r:
         csp = r.headers.get("Content-Security-Policy", "")

@@ -136,6 +136,15 @@ static void test_rset(void **state)
     assert_memory_equal(back.e, ab.e, (size_t)ab.len * sizeof(ab.e[0]));
     vt_rset_decode(&back, "zz:1:2,00000001:5:9,00000002:1:1,"); /* a > n refused */
     assert_int_equal(back.len, 0);
+    /* Out of order or upper-case (not what encode writes): the lenient path sorts it. */
+    vt_rset_decode(&back, "0000000A:2:1,00000005:1:0,00000007:3:3");
+    assert_int_equal(back.len, 3);
+    assert_int_equal(back.e[0].h, 5);
+    assert_int_equal(back.e[1].h, 7);
+    assert_int_equal(back.e[2].h, 10);
+    assert_int_equal(back.e[2].a, 1);
+    vt_rset_decode(&back, "");
+    assert_int_equal(back.len, 0);
 
     /* One report sending 100 anomalies weighs as much as each report sending one ok. */
     vt_rset w = {0};
@@ -257,6 +266,95 @@ static void test_detect_thresholds(void **state)
     unlink(aux);
 }
 
+static void same_episodes(const vt_episode *a, size_t na, const vt_episode *b, size_t nb)
+{
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        assert_string_equal(a[i].kind, b[i].kind);
+        assert_string_equal(a[i].scope, b[i].scope);
+        assert_string_equal(a[i].asn, b[i].asn);
+        assert_string_equal(a[i].target, b[i].target);
+        assert_string_equal(a[i].platform, b[i].platform);
+        assert_string_equal(a[i].start, b[i].start);
+        assert_string_equal(a[i].end, b[i].end);
+        assert_int_equal(a[i].ongoing, b[i].ongoing);
+        assert_int_equal(a[i].confirmed, b[i].confirmed);
+        assert_int_equal(a[i].hours, b[i].hours);
+        assert_int_equal(a[i].measurements, b[i].measurements);
+        assert_int_equal(a[i].anomalies, b[i].anomalies);
+        assert_int_equal(a[i].failures, b[i].failures);
+        assert_true(a[i].max_probes == b[i].max_probes);
+        assert_true(a[i].share == b[i].share);
+        assert_string_equal(a[i].top_verdict, b[i].top_verdict);
+        assert_true(a[i].latency_ms == b[i].latency_ms);
+        assert_true(a[i].baseline_latency_ms == b[i].baseline_latency_ms);
+        assert_true(a[i].throughput_bps == b[i].throughput_bps);
+        assert_true(a[i].policer_bps == b[i].policer_bps);
+    }
+}
+
+/* The episodes table, refreshed for the series ingest marked dirty, answers what detection over
+ * the buckets answers; a later upload changes only what it touched. */
+static void test_episodes_table(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-XXXXXX", url[64], err[256];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    vt_store *s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    insert_hours(s, 1, 5, 20, "AS1");
+    insert_hours(s, 2, 5, 20, "AS2");
+    insert_hours(s, 3, 25, 30, "AS3"); /* ongoing at the newest hour */
+    vt_detect_query q = {0};
+    vt_episode *e = NULL, *t = NULL;
+    size_t n = 0, nt = 0;
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 0); /* nothing until the refresh ran */
+    free(t);
+    assert_int_equal(vt_episodes_refresh(s, 2, err, sizeof(err)), 2); /* at most 2 at a time */
+    assert_int_equal(vt_episodes_refresh(s, 100, err, sizeof(err)), 1);
+    assert_int_equal(vt_episodes_refresh(s, 100, err, sizeof(err)), 0);
+    assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(n, 2);
+    assert_true(e[1].ongoing);
+    same_episodes(e, n, t, nt);
+    free(e);
+    free(t);
+    q.asn = "AS3";
+    snprintf(q.since, sizeof(q.since), "2026-11-02 00:00:00");
+    assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(n, 1);
+    same_episodes(e, n, t, nt);
+    free(e);
+    free(t);
+    snprintf(q.until, sizeof(q.until), "2026-11-02 01:00:00"); /* AS3 blocked from 01:00 */
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 0);
+    free(t);
+    /* More of AS1 (now two probes an hour, anomalous): only that series is redone. */
+    insert_hours(s, 2, 10, 12, "AS1");
+    assert_int_equal(vt_episodes_refresh(s, 100, err, sizeof(err)), 1);
+    memset(&q, 0, sizeof(q));
+    assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(n, 3);
+    same_episodes(e, n, t, nt);
+    free(e);
+    free(t);
+    vt_store_close(s);
+    unlink(path);
+    char aux[300];
+    snprintf(aux, sizeof(aux), "%s-wal", path);
+    unlink(aux);
+    snprintf(aux, sizeof(aux), "%s-shm", path);
+    unlink(aux);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_rset),
         cmocka_unit_test(test_obs),
         cmocka_unit_test(test_detect_thresholds),
+        cmocka_unit_test(test_episodes_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
