@@ -57,6 +57,10 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
  * (duplicates inside the batch are already marked by vt_ingest_parse). -1 with err when the
  * store failed: nothing stored. */
 int vt_ingest_store(vt_store *s, vt_ingest_batch *b, char *err, size_t errlen);
+/* The same for several batches in one transaction (group commit): a uid in more than one of
+ * them is stored once, for the first batch in bs order; the others get duplicate. */
+int vt_ingest_store_many(vt_store *s, vt_ingest_batch *const *bs, size_t nb, char *err,
+                         size_t errlen);
 
 /* The answer: {"results":[...],"accepted":N,"duplicate":N,"rejected":N}; malloc'd. */
 char *vt_ingest_answer(const vt_ingest_batch *b);

@@ -79,6 +79,12 @@ int vt_store_token_revoke(vt_store *s, const char *id, char *err, size_t errlen)
  * through it (vt_db_query). */
 void *vt_store_native(vt_store *s);
 
+/* One storer at a time in the process: the ingest threads (ingest_pool.c) hold this around a
+ * batch's transaction, and so does the loop around SQLite queries of its own connection while
+ * ingest threads run, because rollup.c caches SQLite statements in a process-wide table. */
+void vt_store_db_lock(void);
+void vt_store_db_unlock(void);
+
 /* SHA-256 of s as 64 lowercase hex characters. */
 void vt_store_sha256_hex(const char *s, char out[65]);
 
