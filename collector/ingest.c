@@ -414,8 +414,8 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
         opt_string(ann, "category"),
         opt_string(tk, "verdict"),
     };
-    /* The columns are copied out so the parsed tree can go now: a batch holds one tree at a
-     * time, not one per measurement (a tree is many times its text). */
+    /* The columns are copied out; the tree is kept for the rollups (vt_store_row.parsed) while
+     * the batch's trees stay small enough, else it goes now (a tree is many times its text). */
     size_t total = 1;
     for (int i = 0; i < 9; i++)
         total += col[i] ? strlen(col[i]) + 1 : 0;
@@ -444,8 +444,11 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     r->category = copy[7];
     r->verdict = copy[8];
     r->body = it->body;
-    cJSON_Delete(it->m);
-    it->m = NULL;
+    if (b->values > VT_INGEST_KEEP_VALUES) {
+        cJSON_Delete(it->m);
+        it->m = NULL;
+    }
+    r->parsed = it->m;
     it->status = VT_INGEST_ACCEPTED;
 }
 

@@ -196,6 +196,9 @@ static void *worker_main(void *arg)
         vt_store_db_lock();
         store_ready(w);
         vt_store_db_unlock();
+        /* SQLite: the WAL is copied into the database here, while another thread may already
+         * be committing the next group. */
+        vt_store_checkpoint(w->store);
     }
     return NULL;
 }
@@ -256,6 +259,7 @@ vt_ingest_pool *vt_ingest_pool_new(struct event_base *base, const char *db_url, 
         p->w[i].store = vt_store_open(db_url, err, errlen);
         p->nw = i + 1;
         if (!p->w[i].store) goto fail;
+        vt_store_defer_checkpoints(p->w[i].store);
     }
     for (int i = 0; i < nthreads; i++) {
         int rc = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]);

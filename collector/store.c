@@ -52,6 +52,16 @@ vt_store *vt_store_open(const char *url, char *err, size_t errlen)
     return s;
 }
 
+void vt_store_defer_checkpoints(vt_store *s)
+{
+    if (s->ops->defer_checkpoints) s->ops->defer_checkpoints(s);
+}
+
+void vt_store_checkpoint(vt_store *s)
+{
+    if (s->ops->checkpoint) s->ops->checkpoint(s);
+}
+
 static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void vt_store_db_lock(void)
