@@ -44,6 +44,9 @@ struct vt_api {
     vt_ingest_pool *pool; /* NULL: uploads are handled on the loop */
 };
 
+/* Uploads received and not yet answered, at most (beyond: 503 with Retry-After). */
+#define VT_API_MAX_QUEUED_UPLOADS 64
+
 /* An upload handed to the ingest threads, answered in upload_done. */
 typedef struct upload_ctx {
     vt_api *a;
@@ -269,6 +272,11 @@ static int upload(vt_api *a, struct evhttp_request *req, const char *addr, doubl
     if (enc && *enc && !gz && strcasecmp(enc, "identity") != 0) {
         vt_api_reply_error(req, 415, "unsupported Content-Encoding: send gzip or identity", 0);
         return 415;
+    }
+    /* Back-pressure: queued uploads hold their bodies (up to 16 MiB each) in memory. */
+    if (a->pool && vt_ingest_pool_pending(a->pool) >= VT_API_MAX_QUEUED_UPLOADS) {
+        vt_api_reply_error(req, 503, "the collector is busy storing other uploads; retry later", 2);
+        return 503;
     }
     vt_ingest_job *j = calloc(1, sizeof(*j));
     upload_ctx *u = a->pool ? calloc(1, sizeof(*u)) : NULL;
