@@ -1,8 +1,9 @@
 /* evhttp handlers: upload, check-in, control, health (docs/api.md).
  *
  * The caller's address is read once per request (rate limit key, check-in lookup, scrubbing)
- * and never logged or stored. Store calls are synchronous on the loop: a reply is only queued
- * after its batch committed, so by the time a signal is handled no commit is half done. */
+ * and never logged or stored. Uploads are gunzipped, parsed and stored by the ingest threads
+ * (ingest_pool.c; on the loop with --ingest-threads 0): a reply is only queued after its batch
+ * committed, and shutdown waits for every submitted upload to be answered. */
 #include "api.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,7 @@
 #include "aggregate.h"
 #include "conns.h"
 #include "control.h"
+#include "ingest_pool.h"
 #include "vantage/json.h"
 #include "vantage/version.h"
 
@@ -35,10 +37,23 @@ struct vt_api {
     int shutting_down;
     struct event *drain;
     int drain_rounds;
+    int drain_uploads; /* uploads were still in the ingest threads at the last drain check */
     vt_ratelimit *rl_addr, *rl_token;
     vt_control *control;
     vt_conns *conns;
+    vt_ingest_pool *pool; /* NULL: uploads are handled on the loop */
 };
+
+/* Uploads received and not yet answered, at most (beyond: 503 with Retry-After). */
+#define VT_API_MAX_QUEUED_UPLOADS 64
+
+/* An upload handed to the ingest threads, answered in upload_done. */
+typedef struct upload_ctx {
+    vt_api *a;
+    struct evhttp_request *req;
+    double t0;
+    size_t bytes;
+} upload_ctx;
 
 void vt_api_opts_default(vt_api_opts *o)
 {
@@ -50,6 +65,7 @@ void vt_api_opts_default(vt_api_opts *o)
     o->control_timeout_s = 30;
     o->request_timeout_s = 60;
     o->max_conns = 4096;
+    o->ingest_threads = 2;
     vt_ingest_limits_default(&o->lim);
 }
 
@@ -164,7 +180,39 @@ static int rate_ok(vt_api *a, vt_ratelimit *rl, const char *prefix, const char *
 
 /* ---- POST /api/v1/measurements ---- */
 
-static int upload(vt_api *a, struct evhttp_request *req, const char *addr, char *extra,
+/* The answer of a finished upload job; the log fields into extra. */
+static int upload_reply(vt_api *a, struct evhttp_request *req, const vt_ingest_job *j, size_t bytes,
+                        char *extra, size_t extralen)
+{
+    if (j->log_err[0]) fprintf(stderr, "vantage-collector: store: %s\n", j->log_err);
+    if (j->status != 200) {
+        vt_api_reply_error(req, j->status, j->err, j->retry_after);
+        return j->status;
+    }
+    snprintf(extra, extralen,
+             a->o.log_json ? "\"bytes\":%zu,\"accepted\":%zu,\"duplicate\":%zu,\"rejected\":%zu"
+                           : "bytes=%zu accepted=%zu duplicate=%zu rejected=%zu",
+             bytes, j->accepted, j->duplicate, j->rejected);
+    vt_api_reply_json(req, 200, j->answer);
+    return 200;
+}
+
+/* Loop thread: an ingest thread finished the job. */
+static void upload_done(vt_ingest_job *j, void *arg)
+{
+    (void)arg;
+    upload_ctx *u = j->arg;
+    char extra[256] = "";
+    /* A request whose client went away is freed by evhttp_send_reply (libevent keeps it until
+     * it is answered). */
+    int status = upload_reply(u->a, u->req, j, u->bytes, extra, sizeof(extra));
+    vt_api_log(u->a, "POST", "/api/v1/measurements", status, u->t0, extra);
+    vt_ingest_job_free(j);
+    free(u);
+}
+
+/* 0: handed to the ingest threads (answered later); else the HTTP status answered now. */
+static int upload(vt_api *a, struct evhttp_request *req, const char *addr, double t0, char *extra,
                   size_t extralen)
 {
     char err[256];
@@ -219,56 +267,44 @@ static int upload(vt_api *a, struct evhttp_request *req, const char *addr, char 
         vt_api_reply_error(req, 413, "upload too large to process", 0);
         return 413;
     }
-    unsigned char *inflated = NULL;
-    const char *data = (const char *)raw;
-    size_t dlen = len;
     const char *enc = evhttp_find_header(in, "Content-Encoding");
-    if (enc && (strcasecmp(enc, "gzip") == 0 || strcasecmp(enc, "x-gzip") == 0)) {
-        int r =
-            vt_ingest_inflate(raw, len, a->o.lim.max_inflated, &inflated, &dlen, err, sizeof(err));
-        if (r < 0) {
-            int code = r == -2 ? 413 : 400;
-            vt_api_reply_error(req, code, err, 0);
-            return code;
-        }
-        data = (const char *)inflated;
-    } else if (enc && *enc && strcasecmp(enc, "identity") != 0) {
+    int gz = enc && (strcasecmp(enc, "gzip") == 0 || strcasecmp(enc, "x-gzip") == 0);
+    if (enc && *enc && !gz && strcasecmp(enc, "identity") != 0) {
         vt_api_reply_error(req, 415, "unsupported Content-Encoding: send gzip or identity", 0);
         return 415;
     }
-
-    vt_ingest_batch b;
-    int code = 400;
-    if (vt_ingest_parse(data, dlen, &a->o.lim, addr, vt_wall_now(), &b, &code, err, sizeof(err)) <
-        0) {
-        free(inflated);
-        vt_api_reply_error(req, code, err, 0);
-        return code;
-    }
-    free(inflated);
-    if (vt_ingest_store(a->store, &b, err, sizeof(err)) < 0) {
-        fprintf(stderr, "vantage-collector: store: %s\n", err);
-        vt_ingest_batch_free(&b);
-        vt_api_reply_error(req, 503,
-                           "the collector's database is unavailable; nothing of this batch was "
-                           "stored, retry later",
-                           5);
+    /* Back-pressure: queued uploads hold their bodies (up to 16 MiB each) in memory. */
+    if (a->pool && vt_ingest_pool_pending(a->pool) >= VT_API_MAX_QUEUED_UPLOADS) {
+        vt_api_reply_error(req, 503, "the collector is busy storing other uploads; retry later", 2);
         return 503;
     }
-    char *answer = vt_ingest_answer(&b);
-    snprintf(extra, extralen,
-             a->o.log_json ? "\"bytes\":%zu,\"accepted\":%zu,\"duplicate\":%zu,\"rejected\":%zu"
-                           : "bytes=%zu accepted=%zu duplicate=%zu rejected=%zu",
-             len, b.accepted, b.duplicate, b.rejected);
-    vt_ingest_batch_free(&b);
-    if (!answer) {
-        /* Stored but the answer cannot be built: the probe retries and gets duplicates. */
-        vt_api_reply_error(req, 503, "out of memory building the answer; retry", 1);
+    vt_ingest_job *j = calloc(1, sizeof(*j));
+    upload_ctx *u = a->pool ? calloc(1, sizeof(*u)) : NULL;
+    if (!j || (a->pool && !u) || !(j->body = malloc(len ? len : 1))) {
+        free(j);
+        free(u);
+        vt_api_reply_error(req, 503, "out of memory; retry later", 5);
         return 503;
     }
-    vt_api_reply_json(req, 200, answer);
-    free(answer);
-    return 200;
+    /* The job owns a copy: the request may outlive its connection until it is answered. */
+    if (len) memcpy(j->body, raw, len);
+    j->len = len;
+    j->gzip = gz;
+    snprintf(j->addr, sizeof(j->addr), "%s", addr);
+    j->now = vt_wall_now();
+    if (a->pool) {
+        u->a = a;
+        u->req = req;
+        u->t0 = t0;
+        u->bytes = len;
+        j->arg = u;
+        vt_ingest_pool_submit(a->pool, j);
+        return 0; /* answered and logged by upload_done */
+    }
+    vt_ingest_job_run(a->store, &a->o.lim, j);
+    int code = upload_reply(a, req, j, len, extra, extralen);
+    vt_ingest_job_free(j);
+    return code;
 }
 
 /* ---- POST /api/v1/check-in ---- */
@@ -341,10 +377,16 @@ static void handle(struct evhttp_request *req, void *arg)
             return;
         }
     }
-    if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) &&
-        (status = vt_aggregate_handle(a->store, req, path, sizeof(path))) > 0) {
-        vt_api_log(a, method, path, status, t0, "");
-        return;
+    if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) {
+        /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h). */
+        int lock = a->pool && strcmp(vt_store_name(a->store), "sqlite") == 0;
+        if (lock) vt_store_db_lock();
+        status = vt_aggregate_handle(a->store, req, path, sizeof(path));
+        if (lock) vt_store_db_unlock();
+        if (status > 0) {
+            vt_api_log(a, method, path, status, t0, "");
+            return;
+        }
     }
     if (!route) {
         vt_api_reply_error(req, 404, "no such endpoint; see docs/api.md", 0);
@@ -368,7 +410,11 @@ static void handle(struct evhttp_request *req, void *arg)
         if (!rate_ok(a, a->rl_addr, "a:", addr, req)) {
             status = 429;
         } else if (strcmp(route, "/api/v1/measurements") == 0) {
-            status = upload(a, req, addr, extra, sizeof(extra));
+            status = upload(a, req, addr, t0, extra, sizeof(extra));
+            if (status == 0) { /* answered by upload_done */
+                memset(addr, 0, sizeof(addr));
+                return;
+            }
         } else if (strcmp(route, "/api/v1/check-in") == 0) {
             status = check_in(a, req, addr);
         } else {
@@ -418,6 +464,14 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
         snprintf(err, errlen, "out of memory");
         vt_api_free(a);
         return NULL;
+    }
+    if (o->ingest_threads > 0 && o->db_url) {
+        a->pool = vt_ingest_pool_new(vt_loop_base(loop), o->db_url, o->ingest_threads, &o->lim,
+                                     upload_done, a, err, errlen);
+        if (!a->pool) {
+            vt_api_free(a);
+            return NULL;
+        }
     }
     return a;
 }
@@ -470,6 +524,14 @@ static void drained(void *arg)
 {
     vt_api *a = arg;
     a->drain = NULL;
+    /* Uploads with the ingest threads are committed and answered; each answer then gets a
+     * drain period to reach its client. Bounded by the stores' own timeouts (SQLite's busy
+     * timeout, PostgreSQL's statement_timeout). */
+    if (vt_ingest_pool_pending(a->pool) > 0 || a->drain_uploads) {
+        a->drain_uploads = vt_ingest_pool_pending(a->pool) > 0;
+        a->drain = vt_timer_start(a->loop, a->drain_uploads ? 50 : 300, drained, a);
+        if (a->drain) return;
+    }
     /* Control runs still measuring end within their step timeouts (capped by the control's
      * time cap): wait for them, a bounded number of times, so nothing is torn down under them. */
     if (vt_control_busy(a->control) && a->drain_rounds++ < 10 * (a->o.control_timeout_s + 5)) {
@@ -497,6 +559,7 @@ void vt_api_free(vt_api *a)
 {
     if (!a) return;
     if (a->drain) vt_timer_cancel(a->drain);
+    vt_ingest_pool_free(a->pool); /* before evhttp_free: nothing answers after it */
     vt_control_free(a->control);
     if (a->http) evhttp_free(a->http);
     vt_conns_free(a->conns); /* after evhttp_free: it drops the connections' last reference */

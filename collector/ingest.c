@@ -414,8 +414,8 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
         opt_string(ann, "category"),
         opt_string(tk, "verdict"),
     };
-    /* The columns are copied out so the parsed tree can go now: a batch holds one tree at a
-     * time, not one per measurement (a tree is many times its text). */
+    /* The columns are copied out; the tree is kept for the rollups (vt_store_row.parsed) while
+     * the batch's trees stay small enough, else it goes now (a tree is many times its text). */
     size_t total = 1;
     for (int i = 0; i < 9; i++)
         total += col[i] ? strlen(col[i]) + 1 : 0;
@@ -444,8 +444,11 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     r->category = copy[7];
     r->verdict = copy[8];
     r->body = it->body;
-    cJSON_Delete(it->m);
-    it->m = NULL;
+    if (b->values > VT_INGEST_KEEP_VALUES) {
+        cJSON_Delete(it->m);
+        it->m = NULL;
+    }
+    r->parsed = it->m;
     it->status = VT_INGEST_ACCEPTED;
 }
 
@@ -548,37 +551,92 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
     return 0;
 }
 
-int vt_ingest_store(vt_store *s, vt_ingest_batch *b, char *err, size_t errlen)
+static int cmp_row_uid(const void *a, const void *b)
+{
+    const vt_store_row *x = *(const vt_store_row *const *)a;
+    const vt_store_row *y = *(const vt_store_row *const *)b;
+    int c = strcmp(x->uid, y->uid);
+    /* Same uid: the earlier row (batch order, then line order) first; rows is one array. */
+    return c ? c : (x > y) - (x < y);
+}
+
+int vt_ingest_store_many(vt_store *s, vt_ingest_batch *const *bs, size_t nb, char *err,
+                         size_t errlen)
 {
     size_t n = 0;
-    for (size_t i = 0; i < b->n; i++)
-        n += b->items[i].status == VT_INGEST_ACCEPTED;
-    b->accepted = 0;
+    for (size_t k = 0; k < nb; k++) {
+        bs[k]->accepted = 0;
+        for (size_t i = 0; i < bs[k]->n; i++)
+            n += bs[k]->items[i].status == VT_INGEST_ACCEPTED;
+    }
     if (n == 0) return 0;
     vt_store_row *rows = malloc(n * sizeof(*rows));
-    if (!rows) {
+    vt_store_row **byuid = nb > 1 ? malloc(n * sizeof(*byuid)) : NULL;
+    if (!rows || (nb > 1 && !byuid)) {
+        free(rows);
+        free(byuid);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     size_t j = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (b->items[i].status == VT_INGEST_ACCEPTED) rows[j++] = b->items[i].row;
-    int rc = vt_store_insert_batch(s, rows, n, err, errlen);
+    for (size_t k = 0; k < nb; k++)
+        for (size_t i = 0; i < bs[k]->n; i++)
+            if (bs[k]->items[i].status == VT_INGEST_ACCEPTED) rows[j++] = bs[k]->items[i].row;
+    /* Batches committed together may share a uid (a probe retrying on another connection
+     * while its first upload is still queued): the store needs distinct uids, so every
+     * occurrence after the first is a duplicate before it reaches the database. */
+    size_t m = n;
+    if (byuid) {
+        for (size_t i = 0; i < n; i++)
+            byuid[i] = &rows[i];
+        qsort(byuid, n, sizeof(*byuid), cmp_row_uid);
+        for (size_t i = 1; i < n; i++)
+            if (strcmp(byuid[i]->uid, byuid[i - 1]->uid) == 0) byuid[i]->inserted = -1;
+        free(byuid);
+        /* The rows to send, in order; the marked ones stay duplicates. */
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (rows[i].inserted != -1) m++;
+    }
+    vt_store_row *send = rows;
+    if (m != n) {
+        send = malloc(m * sizeof(*send));
+        if (!send) {
+            free(rows);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t i = 0, w = 0; i < n; i++)
+            if (rows[i].inserted != -1) send[w++] = rows[i];
+    }
+    int rc = vt_store_insert_batch(s, send, m, err, errlen);
     if (rc == 0) {
+        size_t w = 0;
         j = 0;
-        for (size_t i = 0; i < b->n; i++) {
-            vt_ingest_item *it = &b->items[i];
-            if (it->status != VT_INGEST_ACCEPTED) continue;
-            if (rows[j++].inserted) {
-                b->accepted++;
-            } else {
-                it->status = VT_INGEST_DUPLICATE;
-                b->duplicate++;
+        for (size_t k = 0; k < nb; k++) {
+            vt_ingest_batch *b = bs[k];
+            for (size_t i = 0; i < b->n; i++) {
+                vt_ingest_item *it = &b->items[i];
+                if (it->status != VT_INGEST_ACCEPTED) continue;
+                int ins = rows[j].inserted != -1 && send[w++].inserted;
+                j++;
+                if (ins) {
+                    b->accepted++;
+                } else {
+                    it->status = VT_INGEST_DUPLICATE;
+                    b->duplicate++;
+                }
             }
         }
     }
+    if (send != rows) free(send);
     free(rows);
     return rc;
+}
+
+int vt_ingest_store(vt_store *s, vt_ingest_batch *b, char *err, size_t errlen)
+{
+    return vt_ingest_store_many(s, &b, 1, err, errlen);
 }
 
 char *vt_ingest_answer(const vt_ingest_batch *b)

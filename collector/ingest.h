@@ -20,6 +20,10 @@ typedef struct vt_ingest_limits {
 
 void vt_ingest_limits_default(vt_ingest_limits *l);
 
+/* Parsed trees are kept for the store (vt_store_row.parsed) until a batch has seen this many
+ * JSON values (about 20 MB of trees); later measurements of the batch keep only their text. */
+#define VT_INGEST_KEEP_VALUES 200000
+
 enum { VT_INGEST_ACCEPTED = 0, VT_INGEST_DUPLICATE = 1, VT_INGEST_REJECTED = 2 };
 
 typedef struct vt_ingest_item {
@@ -27,7 +31,7 @@ typedef struct vt_ingest_item {
     char uid[33];     /* "" when the line had no readable uid */
     int status;       /* VT_INGEST_*; before storing, ACCEPTED means "valid, to store" */
     char reason[192]; /* for REJECTED */
-    cJSON *m;         /* the parsed measurement, while it is checked (NULL after) */
+    cJSON *m;         /* the parsed measurement (row.parsed), NULL when rejected or not kept */
     char *cols;       /* the row's column strings (row points into it) */
     char *body;       /* compact JSON as stored */
     vt_store_row row; /* points into cols and body */
@@ -57,6 +61,10 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
  * (duplicates inside the batch are already marked by vt_ingest_parse). -1 with err when the
  * store failed: nothing stored. */
 int vt_ingest_store(vt_store *s, vt_ingest_batch *b, char *err, size_t errlen);
+/* The same for several batches in one transaction (group commit): a uid in more than one of
+ * them is stored once, for the first batch in bs order; the others get duplicate. */
+int vt_ingest_store_many(vt_store *s, vt_ingest_batch *const *bs, size_t nb, char *err,
+                         size_t errlen);
 
 /* The answer: {"results":[...],"accepted":N,"duplicate":N,"rejected":N}; malloc'd. */
 char *vt_ingest_answer(const vt_ingest_batch *b);

@@ -49,6 +49,8 @@ static void usage(FILE *f)
             "                           (4096, less when the descriptor limit is lower)\n"
             "  --control-max N          control measurements in flight at once (8)\n"
             "  --control-timeout S      time cap of one control measurement (30)\n"
+            "  --ingest-threads N       threads that parse and store uploads, each with its\n"
+            "                           own database connection (2; 0: on the event loop)\n"
             "  --log-json               one JSON object per log line\n"
             "  --help, --version\n"
             "\n"
@@ -70,7 +72,12 @@ static void on_refresh(void *arg)
     refresh_ctx *r = arg;
     char err[256];
     r->ev = NULL;
+    /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h); on
+     * PostgreSQL the refresh and the storing worker serialise on the database's own lock. */
+    int lock = strcmp(vt_store_name(r->store), "sqlite") == 0;
+    if (lock) vt_store_db_lock();
     int k = vt_episodes_refresh(r->store, REFRESH_BATCH, err, sizeof(err));
+    if (lock) vt_store_db_unlock();
     if (k < 0) fprintf(stderr, "vantage-collector: episodes: %s (retrying)\n", err);
     if (!r->stop)
         r->ev = vt_timer_start(r->loop, k >= REFRESH_BATCH ? 20 : VT_EPISODES_REFRESH_MS,
@@ -123,7 +130,8 @@ int main(int argc, char **argv)
         O_CMAX,
         O_CTIMEOUT,
         O_RTIMEOUT,
-        O_MAXCONN
+        O_MAXCONN,
+        O_ITHREADS
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -141,6 +149,7 @@ int main(int argc, char **argv)
         {"control-timeout", required_argument, NULL, O_CTIMEOUT},
         {"request-timeout", required_argument, NULL, O_RTIMEOUT},
         {"max-connections", required_argument, NULL, O_MAXCONN},
+        {"ingest-threads", required_argument, NULL, O_ITHREADS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -209,6 +218,15 @@ int main(int argc, char **argv)
                 o.max_conns = v > 1e6 ? 1000000 : (int)v;
             else
                 o.timeout_s = (int)v;
+            break;
+        }
+        case O_ITHREADS: {
+            long v = strtol(optarg, &end, 10);
+            if (*end || !*optarg || v < 0 || v > 64) {
+                fprintf(stderr, "vantage-collector: --ingest-threads takes 0..64\n");
+                return 2;
+            }
+            o.ingest_threads = (int)v;
             break;
         }
         case O_TV:
@@ -329,6 +347,7 @@ int main(int argc, char **argv)
     if (!store) goto fail;
     loop = vt_loop_new(err, sizeof(err));
     if (!loop) goto fail;
+    o.db_url = db;
     api = vt_api_new(loop, store, geo, &o, err, sizeof(err));
     if (!api || vt_api_listen(api, listen, err, sizeof(err)) < 0) goto fail;
     refresh = (refresh_ctx){.loop = loop, .store = store};

@@ -361,14 +361,11 @@ static void cpy(char *dst, size_t n, const char *s)
     dst[len] = 0;
 }
 
-int vt_obs_from_json(const char *body, vt_obs *o)
+/* The observation of a parsed measurement (vt_obs_from_json without the parse). */
+static int obs_from_tree(const cJSON *m, vt_obs *o)
 {
     memset(o, 0, sizeof(*o));
-    cJSON *m = cJSON_Parse(body);
-    if (!cJSON_IsObject(m)) {
-        cJSON_Delete(m);
-        return -1;
-    }
+    if (!cJSON_IsObject(m)) return -1;
     int rc = -1;
     const char *start = jstr(m, "measurement_start_time");
     const char *cc = jstr(m, "probe_cc"), *asn = jstr(m, "probe_asn"), *test = jstr(m, "test_name");
@@ -413,14 +410,23 @@ int vt_obs_from_json(const char *body, vt_obs *o)
     if (bps > 0 && isfinite(bps)) o->throughput_bps = bps;
     rc = 0;
 done:
+    return rc;
+}
+
+int vt_obs_from_json(const char *body, vt_obs *o)
+{
+    cJSON *m = cJSON_Parse(body);
+    int rc = obs_from_tree(m, o);
     cJSON_Delete(m);
     return rc;
 }
 
 /* ---- SQL plumbing ---- */
 
-/* Prepared statements kept per connection: ingest runs the same two statements per bucket. The
- * collector is single-threaded; vt_db_forget drops a connection's statements before it closes. */
+/* Prepared statements kept per connection: ingest runs the same two statements per bucket. One
+ * table for the process: every user holds vt_store_db_lock while ingest threads run (the storing
+ * worker, and the loop's SQLite queries and episode refresh); vt_db_forget drops a connection's
+ * statements before it closes. */
 #define STMT_CACHE 24
 static struct {
     sqlite3 *db;
@@ -933,7 +939,10 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!rows[i].inserted || !rows[i].body) continue;
         vt_obs o;
-        if (vt_obs_from_json(rows[i].body, &o) < 0) continue; /* ingest validated it already */
+        /* ingest validated it already, and usually kept its parsed tree */
+        if ((rows[i].parsed ? obs_from_tree(rows[i].parsed, &o)
+                            : vt_obs_from_json(rows[i].body, &o)) < 0)
+            continue;
         if (cells_add(&cs, &o) < 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;

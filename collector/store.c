@@ -4,6 +4,7 @@
 #include "rollup.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -49,6 +50,28 @@ vt_store *vt_store_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     return s;
+}
+
+void vt_store_defer_checkpoints(vt_store *s)
+{
+    if (s->ops->defer_checkpoints) s->ops->defer_checkpoints(s);
+}
+
+void vt_store_checkpoint(vt_store *s)
+{
+    if (s->ops->checkpoint) s->ops->checkpoint(s);
+}
+
+static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void vt_store_db_lock(void)
+{
+    pthread_mutex_lock(&db_mu);
+}
+
+void vt_store_db_unlock(void)
+{
+    pthread_mutex_unlock(&db_mu);
 }
 
 void vt_store_close(vt_store *s)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 typedef struct vt_store vt_store;
+struct cJSON;
 
 /* One measurement to store. Strings are NUL-terminated; NULL stores SQL NULL (optional columns). */
 typedef struct vt_store_row {
@@ -22,7 +23,10 @@ typedef struct vt_store_row {
     const char *category;  /* may be NULL */
     const char *verdict;   /* test_keys.verdict, may be NULL */
     const char *body;      /* the whole measurement, compact JSON */
-    int inserted;          /* out: 1 stored now, 0 the uid was already stored */
+    /* The same measurement as ingest parsed it (scrubbed, as stored), so that rollups need not
+     * parse body again; NULL when ingest did not keep it (huge batches): parse body. */
+    const struct cJSON *parsed;
+    int inserted; /* out: 1 stored now, 0 the uid was already stored */
 } vt_store_row;
 
 typedef struct vt_store_token {
@@ -44,7 +48,9 @@ typedef struct vt_store_ops {
     int (*token_list)(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);
     int (*token_revoke)(vt_store *s, const char *id, const char *now, char *err, size_t errlen);
     void (*close)(vt_store *s);
-    void *(*native)(vt_store *s); /* sqlite3 * or PGconn *, for rollup.c's queries */
+    void *(*native)(vt_store *s);           /* sqlite3 * or PGconn *, for rollup.c's queries */
+    void (*defer_checkpoints)(vt_store *s); /* may be NULL */
+    void (*checkpoint)(vt_store *s);        /* may be NULL */
 } vt_store_ops;
 
 struct vt_store {
@@ -78,6 +84,19 @@ int vt_store_token_revoke(vt_store *s, const char *id, char *err, size_t errlen)
 /* The back end's connection (sqlite3 * or PGconn *): rollup.c and aggregate.c run their own SQL
  * through it (vt_db_query). */
 void *vt_store_native(vt_store *s);
+
+/* SQLite: this connection no longer copies the WAL into the database inside its commits (the
+ * automatic checkpoint); vt_store_checkpoint does it, outside vt_store_db_lock, so that another
+ * thread's transaction is not held up behind it. No-ops for PostgreSQL. */
+void vt_store_defer_checkpoints(vt_store *s);
+/* A passive checkpoint when the WAL has grown past SQLite's usual threshold (1000 pages). */
+void vt_store_checkpoint(vt_store *s);
+
+/* One storer at a time in the process: the ingest threads (ingest_pool.c) hold this around a
+ * batch's transaction, and so does the loop around SQLite queries of its own connection while
+ * ingest threads run, because rollup.c caches SQLite statements in a process-wide table. */
+void vt_store_db_lock(void);
+void vt_store_db_unlock(void);
 
 /* SHA-256 of s as 64 lowercase hex characters. */
 void vt_store_sha256_hex(const char *s, char out[65]);

@@ -1,11 +1,15 @@
 /* PostgreSQL store: libpq, the same schema as store_sqlite.c (timestamps stay TEXT in the same
  * "YYYY-MM-DD HH:MM:SS" UTC form so both back ends hold identical rows).
  *
- * Several collectors may share one database: each batch is one transaction of
- * INSERT ... ON CONFLICT (uid) DO NOTHING RETURNING uid, so two collectors racing on the same uid
+ * Several collectors may share one database: each batch is one transaction whose rows go in one
+ * statement, INSERT ... SELECT FROM unnest(text arrays) ON CONFLICT (uid) DO NOTHING RETURNING
+ * uid (one round trip for the batch, not one per row), so two collectors racing on the same uid
  * store it once and exactly one of them reports it accepted; schema creation runs under an
- * advisory lock. A lost connection is re-established on the next request (503 until then). */
+ * advisory lock. A lost connection is re-established on the next request (503 until then); a
+ * connection found dead when a batch begins is re-established once at once (an ingest thread's
+ * connection may have been idle through a database restart). */
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +54,9 @@ static const struct {
     {"vt_insert",
      "INSERT INTO measurements (uid, received_at, measurement_start_time, probe_cc, probe_asn, "
      "test_name, input, target_id, platform, category, verdict, body) "
-     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (uid) DO NOTHING RETURNING uid",
+     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+     "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) "
+     "ON CONFLICT (uid) DO NOTHING RETURNING uid",
      12},
     {"vt_tok_add", "INSERT INTO tokens (id, sha256, created_at) VALUES ($1, $2, $3)", 3},
     {"vt_tok_check", "SELECT revoked_at FROM tokens WHERE sha256 = $1", 1},
@@ -111,26 +117,155 @@ static int exec_cmd(pg_store *s, const char *sql, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+/* A growing text buffer for the array literals. */
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_reserve(sbuf *b, size_t more)
+{
+    if (b->oom || b->n + more <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + more)
+        cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) {
+        b->oom = 1;
+        return;
+    }
+    b->p = np;
+    b->cap = cap;
+}
+
+/* Appends one element of a text[] literal: "..." with " and \ escaped, or NULL. */
+static void sb_elem(sbuf *b, const char *v, int first)
+{
+    size_t l = v ? strlen(v) : 0;
+    sb_reserve(b, 2 * l + 8);
+    if (b->oom) return;
+    char *w = b->p + b->n;
+    if (!first) *w++ = ',';
+    if (!v) {
+        memcpy(w, "NULL", 4);
+        w += 4;
+    } else {
+        *w++ = '"';
+        for (const char *r = v; *r; r++) {
+            if (*r == '"' || *r == '\\') *w++ = '\\';
+            *w++ = *r;
+        }
+        *w++ = '"';
+    }
+    b->n = (size_t)(w - b->p);
+}
+
+/* Rows by uid, for matching the uids the insert returns. */
+static int cmp_row(const void *a, const void *b)
+{
+    return strcmp((*(vt_store_row *const *)a)->uid, (*(vt_store_row *const *)b)->uid);
+}
+
+static int cmp_key_row(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, (*(vt_store_row *const *)elem)->uid);
+}
+
+static const char *row_col(const vt_store_row *w, int c)
+{
+    switch (c) {
+    case 0:
+        return w->uid;
+    case 1:
+        return w->received_at;
+    case 2:
+        return w->measurement_start_time;
+    case 3:
+        return w->probe_cc;
+    case 4:
+        return w->probe_asn;
+    case 5:
+        return w->test_name;
+    case 6:
+        return w->input;
+    case 7:
+        return w->target_id;
+    case 8:
+        return w->platform;
+    case 9:
+        return w->category;
+    case 10:
+        return w->verdict;
+    default:
+        return w->body;
+    }
+}
+
+/* The batch's rows in one statement; marks rows[i].inserted from the uids it returns. */
+static int insert_rows(pg_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen)
+{
+    sbuf b = {0};
+    size_t off[12];
+    for (int c = 0; c < 12; c++) {
+        off[c] = b.n;
+        sb_reserve(&b, 2);
+        if (!b.oom) b.p[b.n++] = '{';
+        for (size_t i = 0; i < n; i++)
+            sb_elem(&b, row_col(&rows[i], c), i == 0);
+        sb_reserve(&b, 2);
+        if (!b.oom) {
+            b.p[b.n++] = '}';
+            b.p[b.n++] = 0;
+        }
+    }
+    vt_store_row **byuid = malloc(n * sizeof(*byuid));
+    if (b.oom || !byuid) {
+        free(b.p);
+        free(byuid);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const char *v[12];
+    for (int c = 0; c < 12; c++)
+        v[c] = b.p + off[c];
+    PGresult *r = PQexecPrepared(s->conn, "vt_insert", 12, v, NULL, NULL, 0);
+    free(b.p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_msg(s, "insert", r, err, errlen);
+        PQclear(r);
+        free(byuid);
+        return -1;
+    }
+    /* The returned uids are the rows stored now (uids in a batch are distinct). */
+    for (size_t i = 0; i < n; i++) {
+        rows[i].inserted = 0;
+        byuid[i] = &rows[i];
+    }
+    qsort(byuid, n, sizeof(*byuid), cmp_row);
+    for (int k = 0; k < PQntuples(r); k++) {
+        vt_store_row **hit = bsearch(PQgetvalue(r, k, 0), byuid, n, sizeof(*byuid), cmp_key_row);
+        if (hit) (*hit)->inserted = 1;
+    }
+    PQclear(r);
+    free(byuid);
+    return 0;
+}
+
 static int pg_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err, size_t errlen)
 {
     pg_store *s = P(vs);
-    if (ensure(s, err, errlen) < 0 || exec_cmd(s, "BEGIN", err, errlen) < 0) return -1;
-    for (size_t i = 0; i < n; i++) {
-        vt_store_row *w = &rows[i];
-        const char *v[12] = {w->uid,      w->received_at, w->measurement_start_time,
-                             w->probe_cc, w->probe_asn,   w->test_name,
-                             w->input,    w->target_id,   w->platform,
-                             w->category, w->verdict,     w->body};
-        PGresult *r = PQexecPrepared(s->conn, "vt_insert", 12, v, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            pg_msg(s, "insert", r, err, errlen);
-            PQclear(r);
-            char e2[8];
-            exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+    if (ensure(s, err, errlen) < 0) return -1;
+    if (exec_cmd(s, "BEGIN", err, errlen) < 0) {
+        /* Dead since its last use (the server restarted): nothing was sent, try once more. */
+        if (PQstatus(s->conn) == CONNECTION_OK || ensure(s, err, errlen) < 0 ||
+            exec_cmd(s, "BEGIN", err, errlen) < 0)
             return -1;
-        }
-        w->inserted = PQntuples(r) == 1;
-        PQclear(r);
+    }
+    if (insert_rows(s, rows, n, err, errlen) < 0) {
+        char e2[8];
+        exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+        return -1;
     }
     /* The hourly rollups (rollup.c) of the accepted rows, in the same transaction. */
     if (vt_rollup_apply(vs, rows, n, err, errlen) < 0) {

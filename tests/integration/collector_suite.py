@@ -624,6 +624,87 @@ def check_graceful(db, tmp):
         check(True, "no longer accepting after SIGTERM")
 
 
+def check_concurrency(db, tmp):
+    """Many parallel uploads through the ingest threads (group commit): every uid stored exactly
+    once, accepted exactly once across all answers (a uid sent twice at once, in different
+    batches, is accepted once and a duplicate once), and the rollups count each one once."""
+    asn = "AS%d" % random.randint(100000, 999999)  # this check's own buckets
+    uploaders, rounds, per = 12, 6, 40
+    batches = [[[measurement(probe_asn=asn) for _ in range(per)] for _ in range(rounds)]
+               for _ in range(uploaders)]
+    # Each uploader also sends, in its last batch, the first batch of its neighbour again.
+    for u in range(uploaders):
+        batches[u].append(batches[(u + 1) % uploaders][0])
+    c = Collector(db, tmp, "--ingest-threads", "3", "--rate", "0", name="concurrency")
+    answers, errors = [], []
+    lock = threading.Lock()
+
+    def up(u):
+        for b in batches[u]:
+            try:
+                st, js, _ = c.upload(jsonl(b), gz=(u % 2 == 1))
+            except (OSError, http.client.HTTPException) as e:
+                st, js = None, str(e)
+            with lock:
+                (answers if st == 200 else errors).append(js if st == 200 else (st, js))
+
+    try:
+        ts = [threading.Thread(target=up, args=(u,)) for u in range(uploaders)]
+        [t.start() for t in ts]
+        [t.join(120) for t in ts]
+        check(not errors and len(answers) == uploaders * (rounds + 1),
+              f"{len(answers)} parallel uploads answered 200 ({errors[:2]})")
+        uids = {m["measurement_uid"] for bs in batches for b in bs for m in b}
+        acc = {}
+        for js in answers:
+            for r in js["results"]:
+                acc.setdefault(r["uid"], []).append(r["status"])
+        once = all(sorted(v) == (["accepted", "duplicate"] if len(v) == 2 else ["accepted"])
+                   for v in acc.values())
+        check(set(acc) == uids and once,
+              "each uid accepted exactly once over all answers, duplicates otherwise")
+        n = db.query(f"SELECT count(*), count(DISTINCT uid) FROM measurements "
+                     f"WHERE probe_asn = '{asn}'")[0]
+        check(int(n[0]) == len(uids) and int(n[1]) == len(uids),
+              f"all {len(uids)} stored exactly once ({n})")
+        r = db.query(f"SELECT sum(n) FROM rollup_hourly WHERE probe_asn = '{asn}'")[0]
+        check(int(r[0] or 0) == len(uids), f"the rollups counted each once ({r[0]})")
+    finally:
+        check(c.stop() == 0, "collector exits 0 on SIGTERM")
+
+
+def check_graceful_inflight(db, tmp):
+    """SIGTERM while several batches are in the ingest threads: each acknowledged batch is
+    stored, the collector exits 0."""
+    c = Collector(db, tmp, "--ingest-threads", "2", "--rate", "0", name="graceful-many")
+    batches = [[measurement(test_keys={"pad": "p" * 1000, "i": i}) for i in range(250)]
+               for _ in range(6)]
+    res = [None] * len(batches)
+
+    def up(i):
+        try:
+            res[i] = c.upload(jsonl(batches[i]))
+        except (OSError, http.client.HTTPException) as e:
+            res[i] = e
+
+    ts = [threading.Thread(target=up, args=(i,)) for i in range(len(batches))]
+    [t.start() for t in ts]
+    time.sleep(0.15)
+    c.proc.send_signal(signal.SIGTERM)
+    [t.join(60) for t in ts]
+    rc = c.stop(timeout=60)  # it commits what it received first: slow on a loaded machine
+    check(rc == 0, f"SIGTERM with uploads in flight: exit status 0 (got {rc})")
+    acked = [i for i, r in enumerate(res) if isinstance(r, tuple) and r[0] == 200]
+    lost = 0
+    for i in acked:
+        uids = [m["measurement_uid"] for m in batches[i]]
+        lost += len(uids) - len(present(db, uids))
+    others = sorted({str(r[0]) if isinstance(r, tuple) else type(r).__name__
+                     for i, r in enumerate(res) if i not in acked})
+    check(lost == 0, f"{len(acked)} of {len(batches)} batches acknowledged around SIGTERM, "
+          f"all stored ({lost} lost); the others refused or cut: {others}")
+
+
 def check_crash_safety(db, tmp):
     """SIGKILL the collector at random moments during 20 uploads, restart it, re-upload
     everything: every measurement is stored exactly once and nothing acknowledged is lost."""
@@ -807,20 +888,23 @@ def main():
     db = None
     try:
         db = SqliteDB(tmp) if kind == "sqlite" else PgDB(tmp)
-        sections = [("uploads", None), ("slow", None), ("tokens", check_tokens),
+        sections = [("uploads", None), ("uploads-nothreads", None), ("slow", None),
+                    ("tokens", check_tokens),
                     ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
                     ("outage", check_store_outage), ("two", check_two_collectors),
-                    ("graceful", check_graceful), ("crash", check_crash_safety),
+                    ("graceful", check_graceful), ("concurrency", check_concurrency),
+                    ("graceful-many", check_graceful_inflight), ("crash", check_crash_safety),
                     ("cli", check_cli), ("control", check_control)]
         for name, fn in sections:
             if only and name not in only:
                 continue
             print(f"== {name} ({kind})", flush=True)
-            if name in ("uploads", "slow"):
-                extra = ("--timeout", "2") if name == "slow" else ()
+            if name in ("uploads", "uploads-nothreads", "slow"):
+                extra = (("--timeout", "2") if name == "slow" else
+                         ("--ingest-threads", "0") if name == "uploads-nothreads" else ())
                 c = Collector(db, tmp, *extra, name=name)
                 try:
-                    if name == "uploads":
+                    if name.startswith("uploads"):
                         check_uploads(db, c)
                     else:
                         check_slow_clients(c, 2)
