@@ -25,6 +25,8 @@ PUB=192.88.99.7
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
+    # the collectors started in $(start_collector ...) subshells left their pids in files
+    for f in "$tmp"/*.pid; do [ -f "$f" ] && pids+=("$(cat "$f")"); done
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$tmp"
@@ -71,12 +73,12 @@ time.sleep(60)
 PY
 pids+=($!)
 
-start_collector() { # name, extra args...; prints the port
+start_collector() { # name, extra args...; prints the port (run in $(...): the pid goes to a file)
     local name=$1
     shift
     "$BIN" serve --listen 127.0.0.1:0 --db "sqlite:$tmp/$name.db" --control-timeout 5 "$@" \
         >"$tmp/$name.log" 2>&1 &
-    pids+=($!)
+    echo $! >"$tmp/$name.pid"
     for _ in $(seq 100); do
         if grep -q "listening on port" "$tmp/$name.log"; then
             sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$tmp/$name.log" | head -n1
