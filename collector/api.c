@@ -27,6 +27,7 @@
 #include "vantage/version.h"
 
 struct vt_api {
+    double last_upload; /* vt_now() of the last upload taken in (vt_api_uploading) */
     vt_loop *loop;
     vt_store *store;
     vt_geoip *geo;
@@ -278,6 +279,7 @@ static int upload(vt_api *a, struct evhttp_request *req, const char *addr, doubl
         vt_api_reply_error(req, 503, "the collector is busy storing other uploads; retry later", 2);
         return 503;
     }
+    a->last_upload = vt_now();
     vt_ingest_job *j = calloc(1, sizeof(*j));
     upload_ctx *u = a->pool ? calloc(1, sizeof(*u)) : NULL;
     if (!j || (a->pool && !u) || !(j->body = malloc(len ? len : 1))) {
@@ -566,4 +568,11 @@ void vt_api_free(vt_api *a)
     vt_ratelimit_free(a->rl_addr);
     vt_ratelimit_free(a->rl_token);
     free(a);
+}
+
+int vt_api_uploading(const vt_api *a)
+{
+    if (!a) return 0;
+    if (a->pool && vt_ingest_pool_pending(a->pool) > 0) return 1;
+    return a->last_upload > 0 && vt_now() - a->last_upload < 1.0;
 }

@@ -36,6 +36,8 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
 /* listen: "ADDR:PORT" or "[ADDR6]:PORT"; port 0 picks one (see vt_api_port). */
 int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen);
 int vt_api_port(const vt_api *a);
+/* Uploads are coming in: one arrived in the last second, or some still wait to be stored. */
+int vt_api_uploading(const vt_api *a);
 /* Stops accepting connections, answers 503 to new requests on open connections, lets replies
  * already queued drain, then breaks the loop. Safe to call twice. */
 void vt_api_shutdown(vt_api *a);

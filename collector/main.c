@@ -59,10 +59,11 @@ static void usage(FILE *f)
 
 /* Episodes of the series ingest marked dirty, re-detected every VT_EPISODES_REFRESH_MS on the
  * event loop, a few at a time (then again soon) so queries are not held up. */
-#define REFRESH_BATCH 8
+#define REFRESH_BATCH 2
 typedef struct refresh_ctx {
     vt_loop *loop;
     vt_store *store;
+    vt_api *api; /* while uploads come in, the refresh yields to them */
     struct event *ev;
     int stop;
 } refresh_ctx;
@@ -75,13 +76,25 @@ static void on_refresh(void *arg)
     /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h); on
      * PostgreSQL the refresh and the storing worker serialise on the database's own lock. */
     int lock = strcmp(vt_store_name(r->store), "sqlite") == 0;
+    double t0 = vt_now();
     if (lock) vt_store_db_lock();
     int k = vt_episodes_refresh(r->store, REFRESH_BATCH, err, sizeof(err));
     if (lock) vt_store_db_unlock();
+    double spent_ms = (vt_now() - t0) * 1000.0;
     if (k < 0) fprintf(stderr, "vantage-collector: episodes: %s (retrying)\n", err);
-    if (!r->stop)
-        r->ev = vt_timer_start(r->loop, k >= REFRESH_BATCH ? 20 : VT_EPISODES_REFRESH_MS,
-                               on_refresh, r);
+    /* More left: again at once when no upload is coming in (the loop still serves queries
+     * between rounds); while uploads come in, the refresh (which holds the loop and the store)
+     * takes at most a fifth of the time, so that a stream of uploads, each marking series
+     * dirty, is answered promptly while the episodes catch up behind it. */
+    int next = VT_EPISODES_REFRESH_MS;
+    if (k >= REFRESH_BATCH && !vt_api_uploading(r->api)) {
+        next = 1;
+    } else if (k >= REFRESH_BATCH) {
+        next = (int)(spent_ms * 4.0);
+        if (next < 20) next = 20;
+        if (next > VT_EPISODES_REFRESH_MS) next = VT_EPISODES_REFRESH_MS;
+    }
+    if (!r->stop) r->ev = vt_timer_start(r->loop, next, on_refresh, r);
 }
 
 typedef struct serve_ctx {
@@ -350,7 +363,7 @@ int main(int argc, char **argv)
     o.db_url = db;
     api = vt_api_new(loop, store, geo, &o, err, sizeof(err));
     if (!api || vt_api_listen(api, listen, err, sizeof(err)) < 0) goto fail;
-    refresh = (refresh_ctx){.loop = loop, .store = store};
+    refresh = (refresh_ctx){.loop = loop, .store = store, .api = api};
     refresh.ev = vt_timer_start(loop, VT_EPISODES_REFRESH_MS, on_refresh, &refresh);
     if (!refresh.ev) {
         snprintf(err, sizeof(err), "cannot start the episode timer");
