@@ -792,9 +792,9 @@ static int load_one(void *arg, int nc, const char *const *cols)
  * per cell (about 2,400 round trips for a batch touching 300 targets in five tables). */
 #define PG_CHUNK 200
 typedef struct pg_chunk {
-    vt_cell *c;   /* the chunk's cells (in cs) */
+    vt_cell *c; /* the chunk's cells (in cs) */
     size_t n;
-    char *found;  /* per cell: a stored row was merged in */
+    char *found; /* per cell: a stored row was merged in */
 } pg_chunk;
 
 static int pg_merge_row(void *arg, int nc, const char *const *cols)
