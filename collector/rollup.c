@@ -787,6 +787,55 @@ static int load_one(void *arg, int nc, const char *const *cols)
     return 1;
 }
 
+/* A bucket's upsert: its columns, and what a conflict updates. */
+static const char *const upsert_cols =
+    " (hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, "
+    "n_tcp, n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, "
+    "n_confirmed, lat_hist, tput_hist, reports, probes, share_pm) ";
+static const char *const upsert_conflict =
+    " ON CONFLICT (hour, probe_cc, probe_asn, target_id, test_name) DO UPDATE SET platform = "
+    "excluded.platform, category = excluded.category, n = excluded.n, n_ok = excluded.n_ok, "
+    "n_dns = excluded.n_dns, n_tcp = excluded.n_tcp, n_tls = excluded.n_tls, n_http = "
+    "excluded.n_http, n_throttled = excluded.n_throttled, n_down = excluded.n_down, n_offline = "
+    "excluded.n_offline, n_inconclusive = excluded.n_inconclusive, n_failure = "
+    "excluded.n_failure, n_confirmed = excluded.n_confirmed, lat_hist = excluded.lat_hist, "
+    "tput_hist = excluded.tput_hist, reports = excluded.reports, probes = excluded.probes, "
+    "share_pm = excluded.share_pm";
+
+/* The texts of a bucket's numbers, histograms and sketch, for its upsert's parameters. */
+typedef struct cell_text {
+    char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048], pr[24], sh[24];
+} cell_text;
+
+/* Fills p[CELL_COLS] (in upsert_cols' order) from c, the texts in t. */
+static void cell_params(const vt_cell *c, cell_text *t, const char **p)
+{
+    snprintf(t->nums[0], 24, "%lld", (long long)c->n);
+    for (int v = 0; v < VT_V_COUNT; v++)
+        snprintf(t->nums[1 + v], 24, "%lld", (long long)c->v[v]);
+    snprintf(t->nums[VT_V_COUNT + 1], 24, "%lld", (long long)c->confirmed);
+    vt_hist_encode(&c->lat, t->lat, sizeof(t->lat));
+    vt_hist_encode(&c->tput, t->tput, sizeof(t->tput));
+    vt_rset_encode(&c->rs, t->rs, sizeof(t->rs));
+    double share = vt_rset_share(&c->rs);
+    snprintf(t->pr, sizeof(t->pr), "%.0f", vt_rset_distinct(&c->rs));
+    snprintf(t->sh, sizeof(t->sh), "%.0f", share < 0 ? -1.0 : share * 1000.0);
+    p[0] = c->hour;
+    p[1] = c->cc;
+    p[2] = c->asn;
+    p[3] = c->target;
+    p[4] = c->test;
+    p[5] = c->platform;
+    p[6] = c->category;
+    for (int j = 0; j < VT_V_COUNT + 2; j++)
+        p[7 + j] = t->nums[j];
+    p[19] = t->lat;
+    p[20] = t->tput;
+    p[21] = t->rs;
+    p[22] = t->pr;
+    p[23] = t->sh;
+}
+
 /* PostgreSQL: a round trip costs more than the work, so a chunk of cells is read with one
  * SELECT (a row-value IN list) and written with one multi-row upsert, instead of two statements
  * per cell (about 2,400 round trips for a batch touching 300 targets in five tables). */
@@ -820,18 +869,15 @@ static int pg_merge_row(void *arg, int nc, const char *const *cols)
     return 0;
 }
 
-static int cells_flush_table_pg(vt_store *s, cellset *cs, const char *table, const char *cols,
-                                const char *update, char *err, size_t errlen)
+static int cells_flush_table_pg(vt_store *s, cellset *cs, const char *table, char *err,
+                                size_t errlen)
 {
     int rc = 0;
-    size_t cap = 512 + strlen(cols) + strlen(update) + strlen(vt_cell_select) + PG_CHUNK * 256;
+    size_t cap = 512 + strlen(upsert_cols) + strlen(upsert_conflict) + strlen(vt_cell_select) +
+                 PG_CHUNK * 256;
     char *sql = malloc(cap);
     const char **p = malloc(sizeof(*p) * PG_CHUNK * CELL_COLS);
     char *found = malloc(PG_CHUNK);
-    /* the texts of a chunk's numbers, histograms and sketch */
-    typedef struct {
-        char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048], pr[24], sh[24];
-    } cell_text;
     cell_text *tx = malloc(sizeof(*tx) * PG_CHUNK);
     if (!sql || !p || !found || !tx) {
         snprintf(err, errlen, "out of memory");
@@ -859,42 +905,16 @@ static int cells_flush_table_pg(vt_store *s, cellset *cs, const char *table, con
             rc = -1;
             break;
         }
-        o = snprintf(sql, cap, "INSERT INTO %s %s VALUES ", table, cols);
+        o = snprintf(sql, cap, "INSERT INTO %s%sVALUES ", table, upsert_cols);
         for (size_t i = 0; i < n; i++) {
-            vt_cell *c = &k.c[i];
-            cell_text *t = &tx[i];
-            const char **q = &p[i * CELL_COLS];
-            snprintf(t->nums[0], 24, "%lld", (long long)c->n);
-            for (int v = 0; v < VT_V_COUNT; v++)
-                snprintf(t->nums[1 + v], 24, "%lld", (long long)c->v[v]);
-            snprintf(t->nums[VT_V_COUNT + 1], 24, "%lld", (long long)c->confirmed);
-            vt_hist_encode(&c->lat, t->lat, sizeof(t->lat));
-            vt_hist_encode(&c->tput, t->tput, sizeof(t->tput));
-            vt_rset_encode(&c->rs, t->rs, sizeof(t->rs));
-            double share = vt_rset_share(&c->rs);
-            snprintf(t->pr, sizeof(t->pr), "%.0f", vt_rset_distinct(&c->rs));
-            snprintf(t->sh, sizeof(t->sh), "%.0f", share < 0 ? -1.0 : share * 1000.0);
-            q[0] = c->hour;
-            q[1] = c->cc;
-            q[2] = c->asn;
-            q[3] = c->target;
-            q[4] = c->test;
-            q[5] = c->platform;
-            q[6] = c->category;
-            for (int j = 0; j < VT_V_COUNT + 2; j++)
-                q[7 + j] = t->nums[j];
-            q[19] = t->lat;
-            q[20] = t->tput;
-            q[21] = t->rs;
-            q[22] = t->pr;
-            q[23] = t->sh;
+            cell_params(&k.c[i], &tx[i], &p[i * CELL_COLS]);
             o += snprintf(sql + o, cap - (size_t)o,
                           "%s(?,?,?,?,?,?,?,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,"
                           "?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,"
                           "?,?,?,?::bigint,?::bigint)",
                           i ? "," : "");
         }
-        snprintf(sql + o, cap - (size_t)o, " %s", update);
+        snprintf(sql + o, cap - (size_t)o, "%s", upsert_conflict);
         if (vt_db_query(s, sql, p, (int)(n * CELL_COLS), NULL, NULL, err, errlen) < 0) rc = -1;
     }
     free(sql);
@@ -908,30 +928,13 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
 {
     static const char *sel_tail =
         " WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? AND test_name = ?";
-    static const char *upsert_tail =
-        " (hour, probe_cc, probe_asn, target_id, test_name, platform, "
-        "category, n, n_ok, n_dns, n_tcp, n_tls, n_http, n_throttled, n_down, n_offline, "
-        "n_inconclusive, n_failure, n_confirmed, lat_hist, tput_hist, reports, probes, share_pm) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (hour, probe_cc, "
-        "probe_asn, "
-        "target_id, test_name) DO UPDATE SET platform = excluded.platform, category = "
-        "excluded.category, n = excluded.n, n_ok = excluded.n_ok, n_dns = excluded.n_dns, n_tcp = "
-        "excluded.n_tcp, n_tls = excluded.n_tls, n_http = excluded.n_http, n_throttled = "
-        "excluded.n_throttled, n_down = excluded.n_down, n_offline = excluded.n_offline, "
-        "n_inconclusive = excluded.n_inconclusive, n_failure = excluded.n_failure, n_confirmed = "
-        "excluded.n_confirmed, lat_hist = excluded.lat_hist, tput_hist = excluded.tput_hist, "
-        "reports = excluded.reports, probes = excluded.probes, share_pm = excluded.share_pm";
-    if (strcmp(vt_store_name(s), "sqlite") != 0) {
-        /* the upsert's column list and its ON CONFLICT clause, around the VALUES */
-        char cols[600], update[1200];
-        const char *v = strstr(upsert_tail, "VALUES"), *on = strstr(upsert_tail, " ON CONFLICT");
-        snprintf(cols, sizeof(cols), "%.*s", (int)(v - upsert_tail), upsert_tail);
-        snprintf(update, sizeof(update), "%s", on);
-        return cells_flush_table_pg(s, cs, table, cols, update, err, errlen);
-    }
+    if (strcmp(vt_store_name(s), "sqlite") != 0)
+        return cells_flush_table_pg(s, cs, table, err, errlen);
     char sel[512], upsert[1400];
     snprintf(sel, sizeof(sel), "SELECT %s FROM %s%s", vt_cell_select, table, sel_tail);
-    snprintf(upsert, sizeof(upsert), "INSERT INTO %s%s", table, upsert_tail);
+    snprintf(upsert, sizeof(upsert),
+             "INSERT INTO %s%sVALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)%s", table,
+             upsert_cols, upsert_conflict);
     vt_cell *old = malloc(sizeof(*old));
     if (!old) {
         snprintf(err, errlen, "out of memory");
@@ -954,27 +957,9 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
             cell_merge(old, c);
             c = old;
         }
-        char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048];
-        snprintf(nums[0], 24, "%lld", (long long)c->n);
-        for (int v = 0; v < VT_V_COUNT; v++)
-            snprintf(nums[1 + v], 24, "%lld", (long long)c->v[v]);
-        snprintf(nums[VT_V_COUNT + 1], 24, "%lld", (long long)c->confirmed);
-        vt_hist_encode(&c->lat, lat, sizeof(lat));
-        vt_hist_encode(&c->tput, tput, sizeof(tput));
-        vt_rset_encode(&c->rs, rs, sizeof(rs));
-        const char *p[CELL_COLS] = {c->hour, c->cc,       c->asn,     c->target,
-                                    c->test, c->platform, c->category};
-        for (int k = 0; k < VT_V_COUNT + 2; k++)
-            p[7 + k] = nums[k];
-        p[19] = lat;
-        p[20] = tput;
-        p[21] = rs;
-        char pr[24], sh[24];
-        double share = vt_rset_share(&c->rs);
-        snprintf(pr, sizeof(pr), "%.0f", vt_rset_distinct(&c->rs));
-        snprintf(sh, sizeof(sh), "%.0f", share < 0 ? -1.0 : share * 1000.0);
-        p[22] = pr;
-        p[23] = sh;
+        cell_text t;
+        const char *p[CELL_COLS];
+        cell_params(c, &t, p);
         if (vt_db_query(s, upsert, p, CELL_COLS, NULL, NULL, err, errlen) < 0) rc = -1;
     }
     free(old);
@@ -1742,21 +1727,29 @@ typedef struct dlist {
     int oom;
 } dlist;
 
-static int load_dirty(void *arg, int nc, const char *const *cols)
+/* A new zeroed key at the end of l, or NULL (l->oom set). */
+static dkey *dlist_add(dlist *l)
 {
-    dlist *l = arg;
-    if (nc < 5) return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         dkey *p = realloc(l->k, cap * sizeof(*p));
         if (!p) {
             l->oom = 1;
-            return 1;
+            return NULL;
         }
         l->k = p;
         l->cap = cap;
     }
     dkey *k = &l->k[l->n++];
+    memset(k, 0, sizeof(*k));
+    return k;
+}
+
+static int load_dirty(void *arg, int nc, const char *const *cols)
+{
+    if (nc < 5) return 0;
+    dkey *k = dlist_add(arg);
+    if (!k) return 1;
     cpy(k->cc, sizeof(k->cc), cols[0]);
     cpy(k->asn, sizeof(k->asn), cols[1]);
     cpy(k->target, sizeof(k->target), cols[2]);
@@ -1889,28 +1882,12 @@ static int detect_series_with(vt_store *s, const char *cc, const char *asn, cons
     return rc;
 }
 
-typedef struct series_list {
-    dkey *k;
-    size_t n, cap;
-    int oom;
-} series_list;
-
+/* The (target, test) series of a network, as dkeys. */
 static int load_series(void *arg, int nc, const char *const *cols)
 {
-    series_list *l = arg;
     if (nc < 2) return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 32;
-        dkey *p = realloc(l->k, cap * sizeof(*p));
-        if (!p) {
-            l->oom = 1;
-            return 1;
-        }
-        l->k = p;
-        l->cap = cap;
-    }
-    dkey *k = &l->k[l->n++];
-    memset(k, 0, sizeof(*k));
+    dkey *k = dlist_add(arg);
+    if (!k) return 1;
     cpy(k->target, sizeof(k->target), cols[0]);
     cpy(k->test, sizeof(k->test), cols[1]);
     return 0;
@@ -1934,7 +1911,7 @@ static int refresh_one(vt_store *s, const dkey *k, char *err, size_t errlen)
     eplist el = {0};
     int rc = 0;
     if (k->whole) {
-        series_list sl = {0};
+        dlist sl = {0};
         rc = vt_db_query(s, "DELETE FROM episodes WHERE probe_cc = ? AND probe_asn = ?", p, 2, NULL,
                          NULL, err, errlen);
         if (rc == 0 && (vt_db_query(s,
