@@ -5,6 +5,7 @@
 #include "textfile.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -155,6 +156,71 @@ static size_t interval_len(const char *p)
     return *q == '}' ? (size_t)(q + 1 - p) : 0;
 }
 
+/* glibc's regcomp copies a group once per counted repetition and its epsilon closures grow with
+ * the square of the node count: a 3 KB pattern such as "(ab|ab|...){200}" takes gigabytes. The
+ * translated pattern's node count, counted repetitions expanded, is capped well above any real
+ * fingerprint (the longest in OONI's and Citizen Lab's lists is 100 characters). */
+#define ERE_MAX_NODES 1024
+#define ERE_MAX_DEPTH 32
+
+static unsigned long ere_nodes(const char *p)
+{
+    unsigned long stack[ERE_MAX_DEPTH], size = 0, last = 0;
+    int depth = 0;
+    while (*p) {
+        unsigned long atom = 1;
+        if (*p == '\\' && p[1]) {
+            p += 2;
+        } else if (*p == '[') {
+            p++;
+            if (*p == '^') p++;
+            if (*p == ']') p++;
+            while (*p && *p != ']') {
+                const char *end = p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')
+                                      ? strstr(p + 2, (char[]){p[1], ']', 0})
+                                      : NULL;
+                p = end ? end + 2 : p + 1;
+            }
+            if (*p) p++;
+        } else if (*p == '(') {
+            if (depth == ERE_MAX_DEPTH) return ULONG_MAX;
+            stack[depth++] = size;
+            size = 0;
+            p++;
+            continue;
+        } else if (*p == ')' && depth > 0) {
+            atom = size + 2;
+            size = stack[--depth];
+            p++;
+        } else if (*p == '{' && isdigit((unsigned char)p[1])) {
+            char *q;
+            unsigned long m = strtoul(p + 1, &q, 10), n = m + 1;
+            if (*q == ',' && isdigit((unsigned char)q[1])) n = strtoul(q + 1, &q, 10);
+            if (*q == ',') q++;
+            p = *q == '}' ? q + 1 : q;
+            if (n < m) n = m;
+            if (n > ERE_MAX_NODES) return ULONG_MAX;
+            size += last * n; /* the atom already counted once stands for the copy a star adds */
+            last *= n + 1;
+            if (size > ERE_MAX_NODES || last > ERE_MAX_NODES) return ULONG_MAX;
+            continue;
+        } else if (*p == '+' || *p == '*' || *p == '?') {
+            /* glibc builds "a+" as "aa*": a copy of the operand. */
+            size += *p == '+' ? last + 1 : 1;
+            last = *p == '+' ? 2 * last + 1 : last + 1;
+            p++;
+            if (size > ERE_MAX_NODES || last > ERE_MAX_NODES) return ULONG_MAX;
+            continue;
+        } else {
+            p++;
+        }
+        size += atom;
+        last = atom;
+        if (size > ERE_MAX_NODES) return ULONG_MAX;
+    }
+    return size;
+}
+
 /* Translates what RE2 and POSIX ERE share or can express; -1 with why for the rest. */
 static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t whylen)
 {
@@ -268,11 +334,15 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
             sb_putc(out, c);
             p++;
             quant = 1;
-        } else if (c == '?' && last_quant) {
+        } else if (c == '?' && last_quant == 1) {
             p++; /* lazy quantifier: the same language, which is all a match needs */
-            quant = 0;
-            last_quant = 0;
+            last_quant = 2;
             continue;
+        } else if ((c == '*' || c == '+' || c == '?' || (c == '{' && interval_len(p))) &&
+                   last_quant) {
+            /* RE2 refuses "a**" too; glibc would copy the operand per operator, exponentially. */
+            snprintf(why, whylen, "bad repetition operator");
+            return -1;
         } else if (c == '{') {
             size_t n = interval_len(p);
             if (n) {
@@ -430,7 +500,7 @@ static const char *col(const vt_csv *c, int i)
 }
 
 __attribute__((format(printf, 4, 5))) static int row_error(char *err, size_t errlen,
-                                                            const vt_csv *c, const char *fmt, ...)
+                                                           const vt_csv *c, const char *fmt, ...)
 {
     char what[400];
     va_list ap;
@@ -554,6 +624,11 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
         sbuf ere = {0};
         int cflags;
         int rc = re2_to_ere(pattern, &ere, &cflags, why, sizeof why);
+        if (rc == 0 && ere_nodes(ere.p) > ERE_MAX_NODES) {
+            snprintf(why, sizeof why, "too complex: above %d nodes with repetitions expanded",
+                     ERE_MAX_NODES);
+            rc = -1;
+        }
         if (rc == 0) {
             f.re = malloc(sizeof(regex_t));
             if (!f.re) {

@@ -153,6 +153,51 @@ static void regexps_are_translated_from_re2(void **state)
     vt_fp_free(&s);
 }
 
+/* glibc's regcomp copies a group per counted repetition and builds epsilon closures quadratic in
+ * the node count: these took the fuzzer past 2 GB. They are skipped with a warning, while a
+ * pattern near the cap still loads and matches. */
+static void regexps_too_complex_to_compile_are_skipped(void **state)
+{
+    (void)state;
+    char alt[3000] = "(", opt[13000] = "";
+    for (int i = 0; i < 500; i++)
+        strcat(alt, "ab|");
+    strcat(alt, "c){200}");
+    for (int i = 0; i < 2000; i++)
+        strcat(opt, "(a|b?)");
+    char csv[20000];
+    snprintf(csv, sizeof csv,
+             OONI_HEADER
+             "alt,fp,,body,regexp,%s,5,,x,,\n"
+             "opt,fp,,body,regexp,%s,5,,x,,\n"
+             "nested,fp,,body,regexp,((a?){16}){16},5,,x,,\n"
+             "near,fp,,body,regexp,\"(x[0-9]{2}y){100}\",5,,x,,\n"
+             "stacked,fp,,body,regexp,a++++++++++++++++++++++++++++++++++++++++,5,,x,,\n"
+             "lazy2,fp,,body,regexp,a*??,5,,x,,\n"
+             "plus,fp,,body,regexp,\"((((((((((((ab)+)+c)+)+d)+)+)+)+)+)+)+)+\",5,,x,,\n",
+             alt, opt);
+    vt_fp_set s;
+    vt_fp_init(&s);
+    assert_int_equal(load(&s, csv), 1);
+    assert_int_equal(s.n_skipped, 6);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(strstr(s.warnings[i], "skipped: too complex: above 1024 nodes"));
+    assert_non_null(strstr(s.warnings[2], "fp.csv:4: nested: regexp"));
+    assert_non_null(strstr(s.warnings[3], "fp.csv:6: stacked: regexp"));
+    assert_non_null(strstr(s.warnings[3], "skipped: bad repetition operator"));
+    assert_non_null(strstr(s.warnings[4], "fp.csv:7: lazy2: regexp"));
+    assert_non_null(strstr(s.warnings[4], "skipped: bad repetition operator"));
+    assert_non_null(strstr(s.warnings[5], "fp.csv:8: plus: regexp"));
+    assert_non_null(strstr(s.warnings[5], "skipped: too complex"));
+    char body[1100] = "<<";
+    for (int i = 0; i < 100; i++)
+        strcat(body, "x42y");
+    assert_string_equal(body_name(&s, body), "near");
+    body[10] = 'z';
+    assert_null(vt_fp_match_body(&s, body, strlen(body)));
+    vt_fp_free(&s);
+}
+
 static void the_confirm_rule_is_ooni_s(void **state)
 {
     vt_fp_set s;
@@ -444,6 +489,7 @@ int main(void)
         cmocka_unit_test(each_location_and_pattern_type_matches),
         cmocka_unit_test(the_first_loaded_match_wins_and_nul_bytes_are_data),
         cmocka_unit_test(regexps_are_translated_from_re2),
+        cmocka_unit_test(regexps_too_complex_to_compile_are_skipped),
         cmocka_unit_test(the_confirm_rule_is_ooni_s),
         cmocka_unit_test(citizenlab_formats_are_detected),
         cmocka_unit_test(bad_rows_name_file_line_and_problem),
