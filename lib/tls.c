@@ -19,30 +19,98 @@ struct vt_tls_ctx {
     SSL_CTX *ctx;
 };
 
-/* The process's parsed CA stores, one per CA source (NULL: the system's), loaded once and shared
- * by the TLS step's SSL_CTX and every libcurl transfer (vt_tls_curl_use_ca). Parsing Debian's
- * bundle costs milliseconds of CPU and about a megabyte per copy under OpenSSL 3.0. */
+/* The process's CA stores, one per CA source (NULL: the system's), made once and shared by the
+ * TLS step's SSL_CTX and every libcurl transfer (vt_tls_curl_use_ca).
+ *
+ * A CA file named with --cacert is parsed at once. The system's store is lazy: OpenSSL's hashed
+ * directory (/etc/ssl/certs, kept by update-ca-certificates) is searched for the issuer a chain
+ * needs, and only if it has no such certificate is the system's bundle file parsed, once, so the
+ * trust is still that of both, as with SSL_CTX_set_default_verify_paths. Parsing Debian's bundle
+ * of 144 CAs up front costs about 1 MB of heap and 25 ms of CPU here (several times that on a
+ * Raspberry Pi) for the handful of CAs a run meets. */
 typedef struct ca_store {
     struct ca_store *next;
     char *path;             /* NULL: the system's */
     X509_STORE *store;      /* the TLS step's */
-    X509_STORE *curl_store; /* libcurl's: the same parsed certificates, its own flags */
+    X509_STORE *curl_store; /* libcurl's: its own flags; the file's certificates shared */
 } ca_store;
 static ca_store *ca_stores; /* one per CA file named in the process's configuration */
 
 static ca_store *find_store(const char *cacert)
 {
     for (ca_store *c = ca_stores; c; c = c->next)
-        if ((!cacert && !c->path) || (cacert && c->path && strcmp(cacert, c->path) == 0))
-            return c;
+        if ((!cacert && !c->path) || (cacert && c->path && strcmp(cacert, c->path) == 0)) return c;
     return NULL;
+}
+
+/* The system's bundle, parsed into the store the first time the hashed directory lacks an
+ * issuer; a lookup method after the directory's, so it is asked only on a miss. */
+static const char *system_file(void)
+{
+    const char *f = getenv(X509_get_default_cert_file_env());
+    return f && *f ? f : X509_get_default_cert_file();
+}
+
+static const char *system_dir(void)
+{
+    const char *d = getenv(X509_get_default_cert_dir_env());
+    return d && *d ? d : X509_get_default_cert_dir();
+}
+
+static int bundle_init(X509_LOOKUP *lu)
+{
+    X509_LOOKUP_set_method_data(lu, NULL); /* NULL: not loaded yet */
+    return 1;
+}
+
+static int bundle_by_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type, const X509_NAME *name,
+                             X509_OBJECT *ret)
+{
+    X509_STORE *st = X509_LOOKUP_get_store(lu);
+    if (!X509_LOOKUP_get_method_data(lu)) {
+        X509_LOOKUP_set_method_data(lu, (void *)1);
+        /* Certificates already in the store (from the directory) are skipped as duplicates. */
+        X509_load_cert_crl_file(lu, system_file(), X509_FILETYPE_PEM);
+        ERR_clear_error();
+    }
+    if (type != X509_LU_X509 || !st) return 0;
+    if (!X509_STORE_lock(st)) return 0;
+    X509_OBJECT *o = X509_OBJECT_retrieve_by_subject(X509_STORE_get0_objects(st), type, name);
+    X509 *x = o ? X509_OBJECT_get0_X509(o) : NULL;
+    X509_STORE_unlock(st);
+    if (!x) return 0;
+    /* As the directory's lookup does: the caller takes its own reference, the store keeps its. */
+    if (X509_OBJECT_set1_X509(ret, x) != 1) return 0;
+    X509_free(x);
+    return 1;
+}
+
+static X509_LOOKUP_METHOD *bundle_method(void)
+{
+    static X509_LOOKUP_METHOD *m;
+    if (!m && (m = X509_LOOKUP_meth_new("vantage system bundle on demand"))) {
+        if (X509_LOOKUP_meth_set_init(m, bundle_init) != 1 ||
+            X509_LOOKUP_meth_set_get_by_subject(m, bundle_by_subject) != 1) {
+            X509_LOOKUP_meth_free(m);
+            m = NULL;
+        }
+    }
+    return m;
+}
+
+/* The system's lookups on a store: the hashed directory, then the bundle on a miss. */
+static int add_system_lookups(X509_STORE *st)
+{
+    X509_LOOKUP *dir = X509_STORE_add_lookup(st, X509_LOOKUP_hash_dir());
+    if (!dir || X509_LOOKUP_add_dir(dir, system_dir(), X509_FILETYPE_PEM) != 1) return 0;
+    X509_LOOKUP_METHOD *m = bundle_method();
+    return m && X509_STORE_add_lookup(st, m) != NULL;
 }
 
 static ca_store *get_store(const char *cacert, char *err, size_t errlen)
 {
     ca_store *c = find_store(cacert);
-    if (c)
-        return c;
+    if (c) return c;
     X509_STORE *st = X509_STORE_new();
     char *path = cacert ? strdup(cacert) : NULL;
     c = calloc(1, sizeof(*c));
@@ -50,14 +118,12 @@ static ca_store *get_store(const char *cacert, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a CA store: out of memory");
         goto fail;
     }
-    /* As SSL_CTX_load_verify_locations / SSL_CTX_set_default_verify_paths do on a context's own
-     * store: the file (eagerly), and for the system also OpenSSL's hashed directory (lazily). */
-    int ok =
-        cacert ? X509_STORE_load_locations(st, cacert, NULL) : X509_STORE_set_default_paths(st);
+    int ok = cacert ? X509_STORE_load_locations(st, cacert, NULL) : add_system_lookups(st);
     if (ok != 1) {
         unsigned long e = ERR_peek_last_error();
+        const char *why = e ? ERR_reason_error_string(e) : NULL;
         snprintf(err, errlen, "cannot load CA certificates from %s: %s",
-                 cacert ? cacert : "the system store", e ? ERR_reason_error_string(e) : "?");
+                 cacert ? cacert : "the system store", why ? why : "unknown error");
         goto fail;
     }
     ERR_clear_error();
@@ -80,30 +146,28 @@ X509_STORE *vt_tls_ca_store(const char *cacert, char *err, size_t errlen)
     return c ? c->store : NULL;
 }
 
-/* A second store holding the same parsed certificates (X509_STORE_add_cert takes a reference, it
- * does not copy), for libcurl, which sets its verification flags on the store it is given. */
+/* A second store for libcurl, which sets its verification flags on the store it is given: for a
+ * CA file the same parsed certificates (X509_STORE_add_cert takes a reference, it does not
+ * copy), for the system's the same lazy lookups. */
 static X509_STORE *curl_store(ca_store *c)
 {
-    if (c->curl_store)
-        return c->curl_store;
+    if (c->curl_store) return c->curl_store;
     X509_STORE *st = X509_STORE_new();
-    if (!st)
-        return NULL;
-    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(c->store);
+    if (!st) return NULL;
     int ok = 1;
-    for (int i = 0; ok && i < sk_X509_OBJECT_num(objs); i++) {
-        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
-        X509 *x = X509_OBJECT_get0_X509(o);
-        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
-        if (x)
-            ok = X509_STORE_add_cert(st, x) == 1;
-        else if (crl)
-            ok = X509_STORE_add_crl(st, crl) == 1;
-    }
-    /* The system's: also the hashed directory, looked up lazily as for the TLS step. */
-    if (ok && !c->path) {
-        X509_LOOKUP *dir = X509_STORE_add_lookup(st, X509_LOOKUP_hash_dir());
-        ok = dir && X509_LOOKUP_add_dir(dir, X509_get_default_cert_dir(), X509_FILETYPE_PEM) == 1;
+    if (c->path) {
+        STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(c->store);
+        for (int i = 0; ok && i < sk_X509_OBJECT_num(objs); i++) {
+            X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+            X509 *x = X509_OBJECT_get0_X509(o);
+            X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
+            if (x)
+                ok = X509_STORE_add_cert(st, x) == 1;
+            else if (crl)
+                ok = X509_STORE_add_crl(st, crl) == 1;
+        }
+    } else {
+        ok = add_system_lookups(st);
     }
     ERR_clear_error();
     if (!ok) {
@@ -127,8 +191,7 @@ static CURLcode curl_ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
     X509_STORE *own = SSL_CTX_get_cert_store(ctx);
     /* Memory: a transfer waiting on the network holds no 17 KB read and write buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (own == shared)
-        return CURLE_OK;
+    if (own == shared) return CURLE_OK;
     unsigned long flags = own ? X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(own)) : 0;
     SSL_CTX_set1_cert_store(ctx, shared);
     if (flags && X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), flags) != 1)
@@ -141,8 +204,7 @@ int vt_tls_curl_use_ca(CURL *easy, const char *cacert)
     char err[256];
     ca_store *c = get_store(cacert, err, sizeof(err));
     X509_STORE *st = c ? curl_store(c) : NULL;
-    if (!st)
-        return -1;
+    if (!st) return -1;
     if (curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, curl_ssl_ctx_cb) != CURLE_OK ||
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, st) != CURLE_OK) {
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, NULL);
@@ -159,8 +221,7 @@ int vt_tls_curl_use_ca(CURL *easy, const char *cacert)
 vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen)
 {
     X509_STORE *st = vt_tls_ca_store(cacert, err, errlen);
-    if (!st)
-        return NULL;
+    if (!st) return NULL;
     vt_tls_ctx *c = calloc(1, sizeof(*c));
     if (!c || !(c->ctx = SSL_CTX_new(TLS_client_method()))) {
         snprintf(err, errlen, "cannot create a TLS context");
@@ -177,8 +238,7 @@ vt_tls_ctx *vt_tls_ctx_new(const char *cacert, char *err, size_t errlen)
 
 void vt_tls_ctx_free(vt_tls_ctx *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     SSL_CTX_free(c->ctx);
     free(c);
 }
@@ -200,15 +260,13 @@ typedef struct tls_op {
 static void finish(tls_op *op)
 {
     op->r.t = vt_now() - op->t_base;
-    if (op->ev)
-        event_free(op->ev);
+    if (op->ev) event_free(op->ev);
     if (op->ssl) {
         if (!op->r.failure[0] || op->r.verify_result != X509_V_OK)
             SSL_shutdown(op->ssl); /* best effort close_notify; non-blocking */
         SSL_free(op->ssl);
     }
-    if (op->fd >= 0)
-        close(op->fd);
+    if (op->fd >= 0) close(op->fd);
     ERR_clear_error();
     op->cb(&op->r, op->arg);
     free(op->r.leaf_der);
@@ -227,8 +285,7 @@ static void record_session(tls_op *op)
     const unsigned char *alpn = NULL;
     unsigned alen = 0;
     SSL_get0_alpn_selected(ssl, &alpn, &alen);
-    if (alen >= sizeof(op->r.negotiated_protocol))
-        alen = sizeof(op->r.negotiated_protocol) - 1;
+    if (alen >= sizeof(op->r.negotiated_protocol)) alen = sizeof(op->r.negotiated_protocol) - 1;
     memcpy(op->r.negotiated_protocol, alpn ? (const char *)alpn : "", alen);
     op->r.negotiated_protocol[alen] = 0;
     X509 *leaf = SSL_get1_peer_certificate(ssl);
@@ -251,11 +308,9 @@ static void step(evutil_socket_t fd, short what, void *arg);
 static void wait_for(tls_op *op, short what)
 {
     double left = op->deadline - vt_now();
-    if (left < 0)
-        left = 0;
+    if (left < 0) left = 0;
     struct timeval tv = {(long)left, (long)((left - (long)left) * 1e6)};
-    if (op->ev)
-        event_free(op->ev);
+    if (op->ev) event_free(op->ev);
     op->ev = event_new(vt_loop_base(op->loop), op->fd, what, step, op);
     if (!op->ev || event_add(op->ev, &tv) < 0) {
         vt_failure_unknown("cannot watch the socket", op->r.failure, sizeof(op->r.failure));
@@ -317,8 +372,7 @@ static int set_alpn(SSL *ssl, const char *list)
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == 0 || len > 255 || n + 1 + len > sizeof(wire))
-            return -1;
+        if (len == 0 || len > 255 || n + 1 + len > sizeof(wire)) return -1;
         wire[n++] = (unsigned char)len;
         memcpy(wire + n, p, len);
         n += len;
@@ -368,11 +422,9 @@ static void on_connected(const vt_tcp_result *tr, int fd, void *arg)
 
 int vt_tls_handshake(vt_loop *loop, vt_tls_ctx *ctx, const vt_tls_opts *o, vt_tls_cb cb, void *arg)
 {
-    if (!loop || !ctx || !o || !cb || !o->ip || o->port < 1 || o->port > 65535)
-        return -1;
+    if (!loop || !ctx || !o || !cb || !o->ip || o->port < 1 || o->port > 65535) return -1;
     tls_op *op = calloc(1, sizeof(*op));
-    if (!op)
-        return -1;
+    if (!op) return -1;
     op->loop = loop;
     op->ctx = ctx;
     op->cb = cb;

@@ -9,6 +9,7 @@
 # DNS name; "*.x.test" makes a wildcard).
 # A NAME of the form FILE=SAN1,SAN2 writes DIR/FILE.pem with several SANs, e.g.
 #   mkca.sh /tmp/certs good=good.test,localhost,127.0.0.1 wrong.test
+# The CA's common name is "Vantage Test CA", or $VT_CA_CN.
 set -eu
 if [ $# -lt 2 ]; then
     echo "usage: $0 DIR NAME [NAME...]   (NAME or FILE=SAN1,SAN2,...)" >&2
@@ -20,7 +21,7 @@ mkdir -p "$dir"
 cd "$dir"
 if [ ! -s ca.pem ] || [ ! -s ca.key ]; then
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-        -subj "/CN=Vantage Test CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -subj "/CN=${VT_CA_CN:-Vantage Test CA}" -addext "basicConstraints=critical,CA:TRUE" \
         -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 fi
 san_of() {
