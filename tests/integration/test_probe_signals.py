@@ -130,6 +130,16 @@ for signame, sig in (("SIGTERM", signal.SIGTERM), ("SIGINT", signal.SIGINT)):
     # vpn-first ends at once (port unreachable), web-0 waits for its HTTP timeout: a signal once
     # web-0 is connected lands while it is in flight and vpn-first is held for the VPN verdicts.
     wait_measuring(n0, signame)
+    if sig == signal.SIGTERM:
+        # probe/main.c executes itself once with GNUTLS_NO_IMPLICIT_INIT=1 where GnuTLS is loaded
+        # (Debian's libcurl links it, unused): same pid, and the signals above still work.
+        with open("/proc/%d/maps" % p.pid) as f:
+            gnutls = "libgnutls" in f.read()
+        with open("/proc/%d/environ" % p.pid, "rb") as f:
+            env = f.read().split(b"\0")
+        check(not gnutls or b"GNUTLS_NO_IMPLICIT_INIT=1" in env,
+              "GnuTLS (%s) is not initialised: GNUTLS_NO_IMPLICIT_INIT=1 in the run's environment"
+              % ("loaded" if gnutls else "not loaded"))
     t_sig = time.time()
     p.send_signal(sig)
     err, ended = finish(p)
