@@ -8,7 +8,7 @@
 void vt_config_defaults(vt_config *c)
 {
     memset(c, 0, sizeof(*c));
-    c->concurrency = 16;
+    c->concurrency = 8;
     c->dns_timeout_ms = 5000;
     c->connect_timeout_ms = 10000;
     c->tls_timeout_ms = 10000;

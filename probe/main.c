@@ -97,7 +97,7 @@ static void usage(FILE *f)
             "  --targets FILE|DIR  target list(s) (JSON); repeatable\n"
             "  --citizenlab FILE   a Citizen Lab test list (CSV); repeatable\n"
             "  --only ID,...       measure only these target ids\n"
-            "  --concurrency N     measurements in flight at once (default 16)\n"
+            "  --concurrency N     measurements in flight at once (default 8)\n"
             "  --timeout SEC       timeout of each phase: DNS, connect, TLS (HTTP: 3x)\n"
             "  --output FILE       write JSONL here instead of standard output\n"
             "  --cacert FILE       CA bundle for TLS verification (default: the system's)\n"

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 typedef struct vt_config {
-    int concurrency;         /* measurements in flight at once (default 16) */
+    int concurrency;         /* measurements in flight at once (default 8) */
     int dns_timeout_ms;      /* per DNS query (default 5000) */
     int connect_timeout_ms;  /* per TCP connect (default 10000) */
     int tls_timeout_ms;      /* per TLS handshake (default 10000) */
