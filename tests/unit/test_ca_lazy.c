@@ -18,31 +18,22 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "spawn_server.h"
+#include "https_fixture.h"
 #include "vantage/tls.h"
 
-static test_server srv;
+static https_fixture fx;
 static int port_dir, port_bundle;
-static char cadir[256];
 
 static char *path_of(const char *name)
 {
-    static char buf[4][400];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", cadir, name);
-    return buf[k];
+    return fixture_path(fx.dir, name);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("VT_SOURCE_DIR") ? getenv("VT_SOURCE_DIR") : VT_SOURCE_DIR;
-    char script[512], mkca[512], a[700], b[700], cmd[3000];
-    snprintf(script, sizeof script, "%s/tests/servers/httpserver.py", src);
-    snprintf(mkca, sizeof mkca, "%s/tests/servers/mkca.sh", src);
-    snprintf(cadir, sizeof cadir, "/tmp/vt-test-calazy-XXXXXX");
-    if (!mkdtemp(cadir)) return -1;
+    char a[700], b[700], cmd[3000];
+    if (fixture_begin(&fx, "vt-test-calazy") < 0) return -1;
     /* dir/: "Vantage Test CA" (hashed directory and bundle), bundle/: "Vantage Bundle CA"
      * (bundle only), unknown/: "Vantage Unknown CA" (neither). */
     snprintf(cmd, sizeof cmd,
@@ -51,33 +42,24 @@ static int setup(void **state)
              "VT_CA_CN='Vantage Unknown CA' sh '%s' unknown u.test >/dev/null 2>&1 && "
              "mkdir sys && ln -s ../dir/ca.pem sys/$(openssl x509 -hash -noout -in dir/ca.pem).0 "
              "&& cat bundle/ca.pem dir/ca.pem > sys/bundle.pem",
-             cadir, mkca, mkca, mkca);
+             fx.dir, fx.mkca, fx.mkca, fx.mkca);
     if (system(cmd) != 0) return -1;
     setenv("SSL_CERT_DIR", path_of("sys"), 1);
     setenv("SSL_CERT_FILE", path_of("sys/bundle.pem"), 1);
-    snprintf(a, sizeof a, "%s/dir/a.pem,%s/dir/a.key", cadir, cadir);
-    snprintf(b, sizeof b, "%s/bundle/b.pem,%s/bundle/b.key", cadir, cadir);
-    char *argv[] = {"python3", script, "--lifetime", "60", "--cert", a, "--cert", b, NULL};
-    if (test_server_start(&srv, argv) < 0) return -1;
-    cJSON *j = cJSON_Parse(srv.line);
-    cJSON *hs = j ? cJSON_GetObjectItem(j, "https") : NULL;
-    if (cJSON_GetArraySize(hs) != 2) {
-        cJSON_Delete(j);
-        return -1;
-    }
-    port_dir = cJSON_GetArrayItem(hs, 0)->valueint;
-    port_bundle = cJSON_GetArrayItem(hs, 1)->valueint;
-    cJSON_Delete(j);
+    snprintf(a, sizeof a, "%s,%s", path_of("dir/a.pem"), path_of("dir/a.key"));
+    snprintf(b, sizeof b, "%s,%s", path_of("bundle/b.pem"), path_of("bundle/b.key"));
+    char *certs[] = {a, b};
+    int ports[2];
+    if (https_server_start(&fx.srv, certs, 2, ports) < 0) return -1;
+    port_dir = ports[0];
+    port_bundle = ports[1];
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    test_server_stop(&srv);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cadir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_end(&fx);
 }
 
 static int verify(X509_STORE *st, const char *leaf_file)
@@ -123,33 +105,11 @@ static void the_tls_step_store_reads_only_what_chains_need(void **state)
     assert_int_equal(verify(st, path_of("dir/a.pem")), X509_V_OK);
 }
 
-static size_t sink(char *p, size_t s, size_t n, void *u)
-{
-    (void)p;
-    (void)u;
-    return s * n;
-}
-
 static CURLcode fetch(const char *host, int port, long *verify_result)
 {
-    char u[128], res[128];
-    snprintf(u, sizeof u, "https://%s:%d/", host, port);
-    snprintf(res, sizeof res, "%s:%d:127.0.0.1", host, port);
-    struct curl_slist *rl = curl_slist_append(NULL, res);
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    curl_easy_setopt(e, CURLOPT_URL, u);
-    curl_easy_setopt(e, CURLOPT_RESOLVE, rl);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    assert_int_equal(vt_tls_curl_use_ca(e, NULL), 0);
-    CURLcode rc = curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_SSL_VERIFYRESULT, verify_result);
-    curl_easy_cleanup(e);
-    curl_slist_free_all(rl);
-    return rc;
+    fetch_result r = https_fetch(host, port, NULL, 1);
+    *verify_result = r.verify;
+    return r.code;
 }
 
 /* libcurl's store is a second lazy store: here its first lookup is a miss in the directory. */

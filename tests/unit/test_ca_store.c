@@ -13,106 +13,55 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "spawn_server.h"
+#include "https_fixture.h"
 #include "vantage/http.h"
 #include "vantage/tls.h"
 
-static test_server srv;
+static https_fixture fx;
 static int https_port, https_wrong_port;
-static char cadir[256];
 
 static char *path_of(const char *name)
 {
-    static char buf[4][400];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", cadir, name);
-    return buf[k];
+    return fixture_path(fx.dir, name);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    const char *src = getenv("VT_SOURCE_DIR") ? getenv("VT_SOURCE_DIR") : VT_SOURCE_DIR;
-    char script[512], mkca[512], good[700], wrong[700], cmd[2000];
-    snprintf(script, sizeof script, "%s/tests/servers/httpserver.py", src);
-    snprintf(mkca, sizeof mkca, "%s/tests/servers/mkca.sh", src);
-    snprintf(cadir, sizeof cadir, "/tmp/vt-test-castore-XXXXXX");
-    if (!mkdtemp(cadir)) return -1;
+    char good[700], wrong[700], cmd[2000];
+    if (fixture_begin(&fx, "vt-test-castore") < 0) return -1;
     /* other/ca.pem: a second CA that signed nothing the server shows. */
     snprintf(cmd, sizeof cmd,
              "sh '%s' '%s' good=good.test,127.0.0.1 wrong=wrong.test >/dev/null 2>&1 && "
              "sh '%s' '%s/other' x.test >/dev/null 2>&1",
-             mkca, cadir, mkca, cadir);
+             fx.mkca, fx.dir, fx.mkca, fx.dir);
     if (system(cmd) != 0) return -1;
-    snprintf(good, sizeof good, "%s/good.pem,%s/good.key", cadir, cadir);
-    snprintf(wrong, sizeof wrong, "%s/wrong.pem,%s/wrong.key", cadir, cadir);
-    char *argv[] = {"python3", script, "--lifetime", "60", "--cert", good, "--cert", wrong, NULL};
-    if (test_server_start(&srv, argv) < 0) return -1;
-    cJSON *j = cJSON_Parse(srv.line);
-    cJSON *hs = j ? cJSON_GetObjectItem(j, "https") : NULL;
-    if (cJSON_GetArraySize(hs) != 2) {
-        cJSON_Delete(j);
-        return -1;
-    }
-    https_port = cJSON_GetArrayItem(hs, 0)->valueint;
-    https_wrong_port = cJSON_GetArrayItem(hs, 1)->valueint;
-    cJSON_Delete(j);
+    snprintf(good, sizeof good, "%s,%s", path_of("good.pem"), path_of("good.key"));
+    snprintf(wrong, sizeof wrong, "%s,%s", path_of("wrong.pem"), path_of("wrong.key"));
+    char *certs[] = {good, wrong};
+    int ports[2];
+    if (https_server_start(&fx.srv, certs, 2, ports) < 0) return -1;
+    https_port = ports[0];
+    https_wrong_port = ports[1];
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    test_server_stop(&srv);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cadir);
-    return system(cmd) == 0 ? 0 : -1;
+    return fixture_end(&fx);
 }
-
-static size_t sink(char *p, size_t s, size_t n, void *u)
-{
-    (void)p;
-    (void)u;
-    return s * n;
-}
-
-typedef struct verdict {
-    CURLcode code;
-    long verify;
-} verdict;
 
 /* One blocking fetch of https://good.test:PORT/ pinned to 127.0.0.1, verified against cacert
  * (NULL: the system's), either by libcurl itself or through the shared store. */
-static verdict fetch(int port, const char *cacert, int shared)
+static fetch_result fetch(int port, const char *cacert, int shared)
 {
-    verdict v = {CURLE_OK, -1};
-    char u[128], res[128];
-    snprintf(u, sizeof u, "https://good.test:%d/", port);
-    snprintf(res, sizeof res, "good.test:%d:127.0.0.1", port);
-    struct curl_slist *rl = curl_slist_append(NULL, res);
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    curl_easy_setopt(e, CURLOPT_URL, u);
-    curl_easy_setopt(e, CURLOPT_RESOLVE, rl);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    if (shared)
-        assert_int_equal(vt_tls_curl_use_ca(e, cacert), 0);
-    else if (cacert)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cacert);
-    v.code = curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_SSL_VERIFYRESULT, &v.verify);
-    curl_easy_cleanup(e);
-    curl_slist_free_all(rl);
-    return v;
+    return https_fetch("good.test", port, cacert, shared);
 }
 
 static void same_as_libcurl(int port, const char *cacert, CURLcode expect)
 {
-    verdict own = fetch(port, cacert, 0), shared = fetch(port, cacert, 1);
+    fetch_result own = fetch(port, cacert, 0), shared = fetch(port, cacert, 1);
     if (own.code != shared.code || own.verify != shared.verify)
         fail_msg("CA %s, port %d: libcurl alone %d/%ld, shared store %d/%ld",
                  cacert ? cacert : "(system)", port, own.code, own.verify, shared.code,
@@ -137,7 +86,7 @@ static void the_store_is_loaded_once_and_kept(void **state)
     (void)state;
     char err[256];
     char copy[512], cmd[1200];
-    snprintf(copy, sizeof copy, "%s/once.pem", cadir);
+    snprintf(copy, sizeof copy, "%s/once.pem", fx.dir);
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path_of("ca.pem"), copy);
     assert_int_equal(system(cmd), 0);
     X509_STORE *a = vt_tls_ca_store(copy, err, sizeof err);
