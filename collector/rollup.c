@@ -836,91 +836,251 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
     p[23] = t->sh;
 }
 
-/* PostgreSQL: a round trip costs more than the work, so a chunk of cells is read with one
- * SELECT (a row-value IN list) and written with one multi-row upsert, instead of two statements
- * per cell (about 2,400 round trips for a batch touching 300 targets in five tables). */
-#define PG_CHUNK 200
-typedef struct pg_chunk {
-    vt_cell *c; /* the chunk's cells (in cs) */
-    size_t n;
-    char *found; /* per cell: a stored row was merged in */
-} pg_chunk;
+/* ---- PostgreSQL: ingest's statements, prepared once per server session ---- */
 
-static int pg_merge_row(void *arg, int nc, const char *const *cols)
+/* A round trip and a statement's parse and plan cost more than the work, so each rollup table is
+ * read with one statement and written with one upsert per transaction, whatever the number of
+ * buckets: the keys and values travel as text arrays (unnest), so the statements have a fixed
+ * text and are prepared once per connection (the dirty marks likewise). Before this, a chunk of
+ * 200 buckets was a statement of up to 4,800 parameters, parsed and planned every time. */
+static const char *const pg_tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
+                                        "rollup_cc_daily", "rollup_cc_all_daily"};
+#define PG_NTABLES 5
+#define PG_NSTMTS (2 * PG_NTABLES + 1) /* select and upsert per table, then the dirty marks */
+
+/* Connections whose session has the statements, by backend pid (a reset connection is a new
+ * session). Used under vt_store_db_lock like the SQLite statement cache. */
+#define PG_PREP_CONNS 16
+static struct {
+    PGconn *c;
+    int pid;
+} pg_prep[PG_PREP_CONNS];
+static unsigned pg_prep_next;
+
+static void pg_stmt_name(char *out, size_t n, int k)
 {
-    pg_chunk *k = arg;
-    vt_cell old;
-    memset(&old, 0, sizeof(old));
-    vt_cell_from_cols(&old, nc, cols);
-    for (size_t i = 0; i < k->n; i++) {
-        vt_cell *c = &k->c[i];
-        if (k->found[i] || strcmp(old.hour, c->hour) || strcmp(old.cc, c->cc) ||
-            strcmp(old.asn, c->asn) || strcmp(old.target, c->target) || strcmp(old.test, c->test))
-            continue;
-        if (old.n < 0) old.n = 0;
-        /* keep the newest platform/category labels */
-        memcpy(old.platform, c->platform, sizeof(c->platform));
-        memcpy(old.category, c->category, sizeof(c->category));
-        cell_merge(&old, c);
-        *c = old;
-        k->found[i] = 1;
-        break;
+    snprintf(out, n, "vt_rollup_%d", k);
+}
+
+static int pg_stmt_sql(char *out, size_t n, int k)
+{
+    if (k == 2 * PG_NTABLES)
+        return snprintf(out, n,
+                        "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
+                        "whole) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                        "$4::text[], $5::bigint[]) ON CONFLICT DO NOTHING");
+    const char *table = pg_tables[k / 2];
+    if (k % 2 == 0)
+        return snprintf(out, n,
+                        "SELECT %s FROM %s JOIN unnest($1::text[], $2::text[], $3::text[], "
+                        "$4::text[], $5::text[]) AS k(k_hour, k_cc, k_asn, k_target, k_test) ON "
+                        "hour = k_hour AND probe_cc = k_cc AND probe_asn = k_asn AND target_id = "
+                        "k_target AND test_name = k_test",
+                        vt_cell_select, table);
+    /* upsert_cols' order: 7 texts, the counters, 3 texts, 2 numbers */
+    return snprintf(out, n,
+                    "INSERT INTO %s%sSELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                    "$4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], "
+                    "$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
+                    "$15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], "
+                    "$20::text[], $21::text[], $22::text[], $23::bigint[], $24::bigint[])%s",
+                    table, upsert_cols, upsert_conflict);
+}
+
+static int pg_prep_slot(PGconn *c)
+{
+    for (int i = 0; i < PG_PREP_CONNS; i++)
+        if (pg_prep[i].c == c) return i;
+    return -1;
+}
+
+/* Prepares the statements on this connection's session unless it has them. */
+static int pg_prepare(PGconn *c, char *err, size_t errlen)
+{
+    int slot = pg_prep_slot(c), pid = PQbackendPID(c);
+    if (slot >= 0 && pg_prep[slot].pid == pid) return 0;
+    char name[32], sql[2400];
+    for (int k = 0; k < PG_NSTMTS; k++) {
+        pg_stmt_name(name, sizeof(name), k);
+        pg_stmt_sql(sql, sizeof(sql), k);
+        PGresult *r = PQprepare(c, name, sql, 0, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) { /* already prepared on this session is fine */
+            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            ok = code && strcmp(code, "42P05") == 0;
+            if (!ok) snprintf(err, errlen, "postgresql: prepare: %s", PQerrorMessage(c));
+        }
+        PQclear(r);
+        if (!ok) return -1;
     }
+    if (slot < 0) slot = (int)(pg_prep_next++ % PG_PREP_CONNS);
+    pg_prep[slot].c = c;
+    pg_prep[slot].pid = pid;
     return 0;
 }
 
-static int cells_flush_table_pg(vt_store *s, cellset *cs, const char *table, char *err,
-                                size_t errlen)
+static int pg_run(vt_store *s, int k, int np, const char *const *v, vt_db_row_fn fn, void *arg,
+                  char *err, size_t errlen)
 {
-    int rc = 0;
-    size_t cap = 512 + strlen(upsert_cols) + strlen(upsert_conflict) + strlen(vt_cell_select) +
-                 PG_CHUNK * 256;
-    char *sql = malloc(cap);
-    const char **p = malloc(sizeof(*p) * PG_CHUNK * CELL_COLS);
-    char *found = malloc(PG_CHUNK);
-    cell_text *tx = malloc(sizeof(*tx) * PG_CHUNK);
-    if (!sql || !p || !found || !tx) {
+    PGconn *c = vt_store_native(s);
+    if (pg_prepare(c, err, errlen) < 0) return -1;
+    char name[32];
+    pg_stmt_name(name, sizeof(name), k);
+    PGresult *r = PQexecPrepared(c, name, np, v, NULL, NULL, 0);
+    int st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (code && strcmp(code, "26000") == 0) { /* the session lost them: prepare again */
+            int slot = pg_prep_slot(c);
+            if (slot >= 0) pg_prep[slot].pid = 0;
+        }
+        snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
+        PQclear(r);
+        return -1;
+    }
+    int nr = PQntuples(r), nc = PQnfields(r);
+    const char *cols[64];
+    if (nc > 64) nc = 64;
+    for (int i = 0; i < nr && fn; i++) {
+        for (int j = 0; j < nc; j++)
+            cols[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+        if (fn(arg, nc, cols)) break;
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* A text[] literal under construction: {"a","b"} with " and \ escaped. */
+typedef struct pgarr {
+    char *p;
+    size_t n, cap;
+    int oom, any;
+} pgarr;
+
+static void pgarr_put(pgarr *a, const char *s, size_t l)
+{
+    if (a->oom) return;
+    if (a->n + l + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 1024;
+        while (cap < a->n + l + 1)
+            cap *= 2;
+        char *np = realloc(a->p, cap);
+        if (!np) {
+            a->oom = 1;
+            return;
+        }
+        a->p = np;
+        a->cap = cap;
+    }
+    memcpy(a->p + a->n, s, l);
+    a->n += l;
+    a->p[a->n] = 0;
+}
+
+static void pgarr_start(pgarr *a)
+{
+    a->n = 0;
+    a->any = 0;
+    pgarr_put(a, "{", 1);
+}
+
+static void pgarr_add(pgarr *a, const char *v)
+{
+    pgarr_put(a, a->any ? ",\"" : "\"", a->any ? 2 : 1);
+    a->any = 1;
+    for (const char *r = v; *r;) {
+        size_t l = strcspn(r, "\"\\");
+        pgarr_put(a, r, l);
+        r += l;
+        if (!*r) break;
+        char esc[2] = {'\\', *r++};
+        pgarr_put(a, esc, 2);
+    }
+    pgarr_put(a, "\"", 1);
+}
+
+/* The bucket of cs with this key, or NULL. */
+static vt_cell *cells_find(const cellset *cs, const char *hour, const char *cc, const char *asn,
+                           const char *target, const char *test)
+{
+    if (!cs->nslots) return NULL;
+    size_t h = (size_t)key_hash(hour, cc, asn, target, test) & (cs->nslots - 1);
+    while (cs->slots[h]) {
+        vt_cell *c = &cs->c[cs->slots[h] - 1];
+        if (strcmp(c->hour, hour) == 0 && strcmp(c->target, target) == 0 &&
+            strcmp(c->asn, asn) == 0 && strcmp(c->cc, cc) == 0 && strcmp(c->test, test) == 0)
+            return c;
+        h = (h + 1) & (cs->nslots - 1);
+    }
+    return NULL;
+}
+
+/* A stored bucket merged into the batch's bucket of the same key. */
+static int pg_merge_row(void *arg, int nc, const char *const *cols)
+{
+    cellset *cs = arg;
+    vt_cell old;
+    vt_cell_from_cols(&old, nc, cols);
+    vt_cell *c = cells_find(cs, old.hour, old.cc, old.asn, old.target, old.test);
+    if (!c) return 0;
+    if (old.n < 0) old.n = 0;
+    /* keep the newest platform/category labels */
+    memcpy(old.platform, c->platform, sizeof(c->platform));
+    memcpy(old.category, c->category, sizeof(c->category));
+    cell_merge(&old, c);
+    *c = old;
+    return 0;
+}
+
+static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, size_t errlen)
+{
+    if (cs->n == 0) return 0;
+    pgarr a[CELL_COLS];
+    const char *v[CELL_COLS];
+    memset(a, 0, sizeof(a));
+    int rc = 0, oom = 0;
+    for (int j = 0; j < 5; j++)
+        pgarr_start(&a[j]);
+    for (size_t i = 0; i < cs->n; i++) {
+        const vt_cell *c = &cs->c[i];
+        const char *key[5] = {c->hour, c->cc, c->asn, c->target, c->test};
+        for (int j = 0; j < 5; j++)
+            pgarr_add(&a[j], key[j]);
+    }
+    for (int j = 0; j < 5; j++) {
+        pgarr_put(&a[j], "}", 1);
+        oom |= a[j].oom;
+        v[j] = a[j].p;
+    }
+    if (oom)
+        rc = -1;
+    else
+        rc = pg_run(s, 2 * table, 5, v, pg_merge_row, cs, err, errlen);
+    cell_text *t = rc == 0 ? malloc(sizeof(*t)) : NULL;
+    if (rc == 0 && !t) oom = 1;
+    if (rc == 0 && t) {
+        for (int j = 0; j < CELL_COLS; j++)
+            pgarr_start(&a[j]);
+        for (size_t i = 0; i < cs->n; i++) {
+            const char *p[CELL_COLS];
+            cell_params(&cs->c[i], t, p);
+            for (int j = 0; j < CELL_COLS; j++)
+                pgarr_add(&a[j], p[j]);
+        }
+        for (int j = 0; j < CELL_COLS; j++) {
+            pgarr_put(&a[j], "}", 1);
+            oom |= a[j].oom;
+            v[j] = a[j].p;
+        }
+        if (!oom) rc = pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen);
+    }
+    if (oom) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
-    for (size_t at = 0; rc == 0 && at < cs->n; at += PG_CHUNK) {
-        size_t n = cs->n - at < PG_CHUNK ? cs->n - at : PG_CHUNK;
-        pg_chunk k = {&cs->c[at], n, found};
-        memset(found, 0, n);
-        int o = snprintf(sql, cap,
-                         "SELECT %s FROM %s WHERE (hour, probe_cc, probe_asn, target_id, "
-                         "test_name) IN (",
-                         vt_cell_select, table);
-        for (size_t i = 0; i < n; i++) {
-            vt_cell *c = &k.c[i];
-            o += snprintf(sql + o, cap - (size_t)o, "%s(?,?,?,?,?)", i ? "," : "");
-            p[i * 5] = c->hour;
-            p[i * 5 + 1] = c->cc;
-            p[i * 5 + 2] = c->asn;
-            p[i * 5 + 3] = c->target;
-            p[i * 5 + 4] = c->test;
-        }
-        snprintf(sql + o, cap - (size_t)o, ")");
-        if (vt_db_query(s, sql, p, (int)(n * 5), pg_merge_row, &k, err, errlen) < 0) {
-            rc = -1;
-            break;
-        }
-        o = snprintf(sql, cap, "INSERT INTO %s%sVALUES ", table, upsert_cols);
-        for (size_t i = 0; i < n; i++) {
-            cell_params(&k.c[i], &tx[i], &p[i * CELL_COLS]);
-            o += snprintf(sql + o, cap - (size_t)o,
-                          "%s(?,?,?,?,?,?,?,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,"
-                          "?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,"
-                          "?,?,?,?::bigint,?::bigint)",
-                          i ? "," : "");
-        }
-        snprintf(sql + o, cap - (size_t)o, "%s", upsert_conflict);
-        if (vt_db_query(s, sql, p, (int)(n * CELL_COLS), NULL, NULL, err, errlen) < 0) rc = -1;
-    }
-    free(sql);
-    free(p);
-    free(found);
-    free(tx);
+    free(t);
+    for (int j = 0; j < CELL_COLS; j++)
+        free(a[j].p);
     return rc;
 }
 
@@ -928,8 +1088,13 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
 {
     static const char *sel_tail =
         " WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? AND test_name = ?";
-    if (strcmp(vt_store_name(s), "sqlite") != 0)
-        return cells_flush_table_pg(s, cs, table, err, errlen);
+    if (strcmp(vt_store_name(s), "sqlite") != 0) {
+        for (int k = 0; k < PG_NTABLES; k++)
+            if (strcmp(table, pg_tables[k]) == 0)
+                return cells_flush_table_pg(s, cs, k, err, errlen);
+        snprintf(err, errlen, "no rollup table %s", table);
+        return -1;
+    }
     char sel[512], upsert[1400];
     snprintf(sel, sizeof(sel), "SELECT %s FROM %s%s", vt_cell_select, table, sel_tail);
     snprintf(upsert, sizeof(upsert),
@@ -972,7 +1137,12 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
 {
     static const char *sql = "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, "
                              "test_name, whole) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING";
+    int pg = strcmp(vt_store_name(s), "sqlite") != 0;
     cellset seen = {0};
+    pgarr a[5];
+    memset(a, 0, sizeof(a));
+    for (int j = 0; pg && j < 5; j++)
+        pgarr_start(&a[j]);
     int rc = 0;
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
         const vt_cell *c = &cs->c[i];
@@ -986,8 +1156,29 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
         }
         if (d->n++) continue; /* already marked in this batch */
         const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
-        if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0) rc = -1;
+        if (pg) /* PostgreSQL: all in one statement below */
+            for (int j = 0; j < 5; j++)
+                pgarr_add(&a[j], p[j]);
+        else if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0)
+            rc = -1;
     }
+    if (pg && rc == 0 && seen.n) {
+        const char *v[5];
+        int oom = 0;
+        for (int j = 0; j < 5; j++) {
+            pgarr_put(&a[j], "}", 1);
+            oom |= a[j].oom;
+            v[j] = a[j].p;
+        }
+        if (oom) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        } else {
+            rc = pg_run(s, 2 * PG_NTABLES, 5, v, NULL, NULL, err, errlen);
+        }
+    }
+    for (int j = 0; j < 5; j++)
+        free(a[j].p);
     cells_free(&seen);
     return rc;
 }
