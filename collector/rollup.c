@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -849,13 +850,14 @@ static const char *const pg_tables[] = {"rollup_hourly", "rollup_daily", "rollup
 #define PG_NSTMTS (2 * PG_NTABLES + 1) /* select and upsert per table, then the dirty marks */
 
 /* Connections whose session has the statements, by backend pid (a reset connection is a new
- * session). Used under vt_store_db_lock like the SQLite statement cache. */
+ * session). The ingest threads store on PostgreSQL concurrently: pg_prep_mu guards the table. */
 #define PG_PREP_CONNS 16
 static struct {
     PGconn *c;
     int pid;
 } pg_prep[PG_PREP_CONNS];
 static unsigned pg_prep_next;
+static pthread_mutex_t pg_prep_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void pg_stmt_name(char *out, size_t n, int k)
 {
@@ -895,10 +897,30 @@ static int pg_prep_slot(PGconn *c)
 }
 
 /* Prepares the statements on this connection's session unless it has them. */
+static int pg_prepared(PGconn *c)
+{
+    pthread_mutex_lock(&pg_prep_mu);
+    int slot = pg_prep_slot(c);
+    int ok = slot >= 0 && pg_prep[slot].pid == PQbackendPID(c);
+    pthread_mutex_unlock(&pg_prep_mu);
+    return ok;
+}
+
+static void pg_prep_set(PGconn *c, int pid)
+{
+    pthread_mutex_lock(&pg_prep_mu);
+    int slot = pg_prep_slot(c);
+    if (slot < 0 && pid) slot = (int)(pg_prep_next++ % PG_PREP_CONNS);
+    if (slot >= 0) {
+        pg_prep[slot].c = c;
+        pg_prep[slot].pid = pid;
+    }
+    pthread_mutex_unlock(&pg_prep_mu);
+}
+
 static int pg_prepare(PGconn *c, char *err, size_t errlen)
 {
-    int slot = pg_prep_slot(c), pid = PQbackendPID(c);
-    if (slot >= 0 && pg_prep[slot].pid == pid) return 0;
+    if (pg_prepared(c)) return 0;
     char name[32], sql[2400];
     for (int k = 0; k < PG_NSTMTS; k++) {
         pg_stmt_name(name, sizeof(name), k);
@@ -913,9 +935,7 @@ static int pg_prepare(PGconn *c, char *err, size_t errlen)
         PQclear(r);
         if (!ok) return -1;
     }
-    if (slot < 0) slot = (int)(pg_prep_next++ % PG_PREP_CONNS);
-    pg_prep[slot].c = c;
-    pg_prep[slot].pid = pid;
+    pg_prep_set(c, PQbackendPID(c));
     return 0;
 }
 
@@ -930,10 +950,8 @@ static int pg_run(vt_store *s, int k, int np, const char *const *v, vt_db_row_fn
     int st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (code && strcmp(code, "26000") == 0) { /* the session lost them: prepare again */
-            int slot = pg_prep_slot(c);
-            if (slot >= 0) pg_prep[slot].pid = 0;
-        }
+        if (code && strcmp(code, "26000") == 0) /* the session lost them: prepare again */
+            pg_prep_set(c, 0);
         snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
         PQclear(r);
         return -1;
@@ -1016,13 +1034,19 @@ static vt_cell *cells_find(const cellset *cs, const char *hour, const char *cc, 
 }
 
 /* A stored bucket merged into the batch's bucket of the same key. */
+typedef struct pg_merge {
+    cellset *cs;
+    size_t found;
+} pg_merge;
+
 static int pg_merge_row(void *arg, int nc, const char *const *cols)
 {
-    cellset *cs = arg;
+    pg_merge *m = arg;
     vt_cell old;
     vt_cell_from_cols(&old, nc, cols);
-    vt_cell *c = cells_find(cs, old.hour, old.cc, old.asn, old.target, old.test);
+    vt_cell *c = cells_find(m->cs, old.hour, old.cc, old.asn, old.target, old.test);
     if (!c) return 0;
+    m->found++;
     if (old.n < 0) old.n = 0;
     /* keep the newest platform/category labels */
     memcpy(old.platform, c->platform, sizeof(c->platform));
@@ -1035,6 +1059,7 @@ static int pg_merge_row(void *arg, int nc, const char *const *cols)
 static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, size_t errlen)
 {
     if (cs->n == 0) return 0;
+    pg_merge m = {cs, 0};
     pgarr a[CELL_COLS];
     const char *v[CELL_COLS];
     memset(a, 0, sizeof(a));
@@ -1055,7 +1080,7 @@ static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, 
     if (oom)
         rc = -1;
     else
-        rc = pg_run(s, 2 * table, 5, v, pg_merge_row, cs, err, errlen);
+        rc = pg_run(s, 2 * table, 5, v, pg_merge_row, &m, err, errlen);
     cell_text *t = rc == 0 ? malloc(sizeof(*t)) : NULL;
     if (rc == 0 && !t) oom = 1;
     if (rc == 0 && t) {
@@ -2155,6 +2180,14 @@ static int refresh_one(vt_store *s, const dkey *k, char *err, size_t errlen)
     return rc;
 }
 
+/* The first character of the first column. */
+static int first_col(void *arg, int nc, const char *const *cols)
+{
+    char *out = arg;
+    out[0] = nc > 0 && cols[0] ? cols[0][0] : 0;
+    return 1;
+}
+
 int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
 {
     char lim[24], e2[64];
@@ -2166,9 +2199,16 @@ int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
         return -1;
     dlist l = {0};
     int rc = 0;
-    if (is_pg(s) && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                err, errlen) < 0)
+    /* PostgreSQL: the refresh runs on the event loop, so it does not wait for a storing ingest
+     * thread (or another collector) to commit: when the lock is taken, it tries again soon. */
+    char got[2] = "";
+    if (is_pg(s) && vt_db_query(s, "SELECT pg_try_advisory_xact_lock(7413002)", NULL, 0, first_col,
+                                got, err, errlen) < 0)
         rc = -1;
+    if (rc == 0 && is_pg(s) && got[0] != 't') {
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return max > 0 ? max : 1;
+    }
     if (rc == 0 &&
         (vt_db_query(s,
                      "SELECT probe_cc, probe_asn, target_id, test_name, whole FROM episodes_dirty "
