@@ -1056,6 +1056,44 @@ static int pg_merge_row(void *arg, int nc, const char *const *cols)
     return 0;
 }
 
+/* Statistics for the planner. The lookup above has a good plan (the primary key) only once the
+ * table has statistics: without them (a new database), the planner estimates one row for every
+ * index and takes the smallest, (probe_cc, hour), filtering hundreds of rows per bucket (perf
+ * and EXPLAIN: the SELECT was most of the rollups' time), and the plan prepared then is kept.
+ * Autovacuum analyses a table only after a minute or more, so this process analyses each table
+ * once, after it has added 1,000 buckets to it, unless the table's statistics already count at
+ * least half as many rows. ANALYZE invalidates the prepared plans; it runs in the batch's
+ * transaction (it blocks no writes). */
+#define PG_ANALYZE_AFTER 1000
+static struct {
+    size_t added;
+    int done;
+} pg_growth[PG_NTABLES];
+
+static int reltuples_row(void *arg, int nc, const char *const *cols)
+{
+    *(double *)arg = nc > 0 && cols[0] ? strtod(cols[0], NULL) : -1;
+    return 1;
+}
+
+static int pg_maybe_analyze(vt_store *s, int table, size_t added, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pg_prep_mu);
+    int due = !pg_growth[table].done && (pg_growth[table].added += added) >= PG_ANALYZE_AFTER;
+    if (due) pg_growth[table].done = 1;
+    pthread_mutex_unlock(&pg_prep_mu);
+    if (!due) return 0;
+    const char *p[1] = {pg_tables[table]};
+    double tuples = -1;
+    if (vt_db_query(s, "SELECT reltuples FROM pg_class WHERE oid = CAST(? AS regclass)", p, 1,
+                    reltuples_row, &tuples, err, errlen) < 0)
+        return -1;
+    if (tuples >= PG_ANALYZE_AFTER / 2) return 0;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "ANALYZE %s", pg_tables[table]);
+    return vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen);
+}
+
 static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, size_t errlen)
 {
     if (cs->n == 0) return 0;
@@ -1098,6 +1136,7 @@ static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, 
             v[j] = a[j].p;
         }
         if (!oom) rc = pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen);
+        if (!oom && rc == 0) rc = pg_maybe_analyze(s, table, cs->n - m.found, err, errlen);
     }
     if (oom) {
         snprintf(err, errlen, "out of memory");
