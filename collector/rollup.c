@@ -1296,11 +1296,6 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
     for (size_t i = 0; i < n; i++)
         any += rows[i].inserted ? 1 : 0;
     if (!any) return 0;
-    /* Several collectors may share a PostgreSQL database: bucket updates are read-modify-write,
-     * so they take one transaction-scoped lock (released at COMMIT/ROLLBACK). */
-    if (is_pg(s) && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                err, errlen) < 0)
-        return -1;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!rows[i].inserted || !rows[i].body) continue;
         vt_obs o;
@@ -1313,6 +1308,13 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
             rc = -1;
         }
     }
+    /* Several collectors (and, on PostgreSQL, the ingest threads) may store at once: bucket
+     * updates are read-modify-write, so they take one transaction-scoped lock (released at
+     * COMMIT/ROLLBACK), once the batch's buckets are known. */
+    if (rc == 0 && is_pg(s) &&
+        vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) <
+            0)
+        rc = -1;
     if (rc == 0) rc = cells_flush(s, &cs, err, errlen);
     cells_free(&cs);
     return rc;
