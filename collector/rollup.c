@@ -968,6 +968,86 @@ static int pg_run(vt_store *s, int k, int np, const char *const *v, vt_db_row_fn
     return 0;
 }
 
+/* One statement for pg_run_all. */
+typedef struct pg_q {
+    int k, np;
+    const char *v[CELL_COLS];
+    vt_db_row_fn fn;
+    void *arg;
+} pg_q;
+
+static void pg_rows(PGresult *r, vt_db_row_fn fn, void *arg)
+{
+    int nr = PQntuples(r), nc = PQnfields(r);
+    const char *cols[64];
+    if (nc > 64) nc = 64;
+    for (int i = 0; i < nr && fn; i++) {
+        for (int j = 0; j < nc; j++)
+            cols[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+        if (fn(arg, nc, cols)) break;
+    }
+}
+
+/* The statements in order in one round trip (libpq's pipeline mode) instead of one each: the
+ * transaction's rollup statements run while the ingest threads wait for the rollup lock, so a
+ * round trip (two context switches on a busy machine) costs every batch queued behind it.
+ * The caller keeps the data sent small enough for the socket buffers (PG_PIPE_MAX_BYTES): the
+ * connection blocks, and a server blocked writing results it was not yet asked for must not
+ * wait for a client blocked writing the rest of the pipeline. */
+#define PG_PIPE_MAX_BYTES (96 * 1024)
+
+static int pg_run_all(vt_store *s, pg_q *q, int nq, char *err, size_t errlen)
+{
+    PGconn *c = vt_store_native(s);
+    if (nq == 0) return 0;
+    if (pg_prepare(c, err, errlen) < 0) return -1;
+    if (!PQenterPipelineMode(c)) {
+        snprintf(err, errlen, "postgresql: pipeline: %s", PQerrorMessage(c));
+        return -1;
+    }
+    int rc = 0;
+    char name[32];
+    for (int i = 0; i < nq && rc == 0; i++) {
+        pg_stmt_name(name, sizeof(name), q[i].k);
+        if (!PQsendQueryPrepared(c, name, q[i].np, q[i].v, NULL, NULL, 0)) rc = -1;
+    }
+    if (!PQpipelineSync(c)) rc = -1;
+    if (rc < 0) snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
+    /* Every statement's results end with NULL; after an error the rest come back aborted. */
+    for (int i = 0; i < nq && PQstatus(c) == CONNECTION_OK; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL) {
+            int st = PQresultStatus(r);
+            if (st == PGRES_TUPLES_OK && rc == 0) {
+                pg_rows(r, q[i].fn, q[i].arg);
+            } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+                const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                if (code && strcmp(code, "26000") == 0) pg_prep_set(c, 0);
+                if (rc == 0 && st != PGRES_PIPELINE_ABORTED)
+                    snprintf(err, errlen, "postgresql: %s", PQresultErrorMessage(r));
+                rc = -1;
+            }
+            PQclear(r);
+        }
+    }
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQgetResult(c) : NULL;
+    if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        if (rc == 0) snprintf(err, errlen, "postgresql: pipeline: %s", PQerrorMessage(c));
+        rc = -1;
+    }
+    PQclear(r);
+    if (!PQexitPipelineMode(c)) {
+        /* Results left over (a broken exchange): read them so that the connection leaves
+         * pipeline mode and the caller's ROLLBACK can run. */
+        for (int k = 0; k < 2 * nq + 4 && PQstatus(c) == CONNECTION_OK; k++)
+            PQclear(PQgetResult(c));
+        if (!PQexitPipelineMode(c) && rc == 0)
+            snprintf(err, errlen, "postgresql: pipeline: %s", PQerrorMessage(c));
+        rc = -1;
+    }
+    return rc;
+}
+
 /* A text[] literal under construction: {"a","b"} with " and \ escaped. */
 typedef struct pgarr {
     char *p;
@@ -1094,14 +1174,12 @@ static int pg_maybe_analyze(vt_store *s, int table, size_t added, char *err, siz
     return vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen);
 }
 
-static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, size_t errlen)
+/* The key arrays of cs's buckets (a[5]) or their upsert's value arrays (a[CELL_COLS], t for the
+ * texts); v[] points at them. Returns the bytes, or 0 when out of memory. */
+static size_t pg_key_arrays(const cellset *cs, pgarr *a, const char **v)
 {
-    if (cs->n == 0) return 0;
-    pg_merge m = {cs, 0};
-    pgarr a[CELL_COLS];
-    const char *v[CELL_COLS];
-    memset(a, 0, sizeof(a));
-    int rc = 0, oom = 0;
+    size_t bytes = 0;
+    int oom = 0;
     for (int j = 0; j < 5; j++)
         pgarr_start(&a[j]);
     for (size_t i = 0; i < cs->n; i++) {
@@ -1114,37 +1192,162 @@ static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, 
         pgarr_put(&a[j], "}", 1);
         oom |= a[j].oom;
         v[j] = a[j].p;
+        bytes += a[j].n;
     }
-    if (oom)
-        rc = -1;
-    else
-        rc = pg_run(s, 2 * table, 5, v, pg_merge_row, &m, err, errlen);
-    cell_text *t = rc == 0 ? malloc(sizeof(*t)) : NULL;
-    if (rc == 0 && !t) oom = 1;
-    if (rc == 0 && t) {
+    return oom ? 0 : bytes;
+}
+
+static size_t pg_value_arrays(const cellset *cs, pgarr *a, const char **v, cell_text *t)
+{
+    size_t bytes = 0;
+    int oom = 0;
+    for (int j = 0; j < CELL_COLS; j++)
+        pgarr_start(&a[j]);
+    for (size_t i = 0; i < cs->n; i++) {
+        const char *p[CELL_COLS];
+        cell_params(&cs->c[i], t, p);
         for (int j = 0; j < CELL_COLS; j++)
-            pgarr_start(&a[j]);
-        for (size_t i = 0; i < cs->n; i++) {
-            const char *p[CELL_COLS];
-            cell_params(&cs->c[i], t, p);
-            for (int j = 0; j < CELL_COLS; j++)
-                pgarr_add(&a[j], p[j]);
-        }
-        for (int j = 0; j < CELL_COLS; j++) {
-            pgarr_put(&a[j], "}", 1);
-            oom |= a[j].oom;
-            v[j] = a[j].p;
-        }
-        if (!oom) rc = pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen);
-        if (!oom && rc == 0) rc = pg_maybe_analyze(s, table, cs->n - m.found, err, errlen);
+            pgarr_add(&a[j], p[j]);
     }
-    if (oom) {
+    for (int j = 0; j < CELL_COLS; j++) {
+        pgarr_put(&a[j], "}", 1);
+        oom |= a[j].oom;
+        v[j] = a[j].p;
+        bytes += a[j].n;
+    }
+    return oom ? 0 : bytes;
+}
+
+/* The dirty marks of cs's buckets (see mark_dirty) as the arrays a[5]; *n of them. */
+static int pg_dirty_arrays(const cellset *cs, pgarr *a, const char **v, size_t *n)
+{
+    cellset seen = {0};
+    int oom = 0;
+    for (int j = 0; j < 5; j++)
+        pgarr_start(&a[j]);
+    for (size_t i = 0; i < cs->n && !oom; i++) {
+        const vt_cell *c = &cs->c[i];
+        int whole = strcmp(c->platform, "canary") == 0;
+        const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
+        vt_cell *d = cells_get(&seen, whole ? "w" : "", c->cc, c->asn, t, test);
+        if (!d) {
+            oom = 1;
+            break;
+        }
+        if (d->n++) continue; /* already marked in this batch */
+        const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
+        for (int j = 0; j < 5; j++)
+            pgarr_add(&a[j], p[j]);
+    }
+    *n = seen.n;
+    cells_free(&seen);
+    for (int j = 0; j < 5; j++) {
+        pgarr_put(&a[j], "}", 1);
+        oom |= a[j].oom;
+        v[j] = a[j].p;
+    }
+    return oom ? -1 : 0;
+}
+
+static void pgarr_free(pgarr *a, int n)
+{
+    for (int j = 0; j < n; j++)
+        free(a[j].p);
+}
+
+/* PostgreSQL: one table's buckets (the rebuild). */
+static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, size_t errlen)
+{
+    if (cs->n == 0) return 0;
+    pg_merge m = {cs, 0};
+    pgarr a[CELL_COLS];
+    const char *v[CELL_COLS];
+    memset(a, 0, sizeof(a));
+    int rc = -1;
+    cell_text *t = malloc(sizeof(*t));
+    if (!t || !pg_key_arrays(cs, a, v)) {
         snprintf(err, errlen, "out of memory");
-        rc = -1;
+    } else if (pg_run(s, 2 * table, 5, v, pg_merge_row, &m, err, errlen) == 0) {
+        if (!pg_value_arrays(cs, a, v, t))
+            snprintf(err, errlen, "out of memory");
+        else if (pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen) == 0)
+            rc = pg_maybe_analyze(s, table, cs->n - m.found, err, errlen);
     }
     free(t);
-    for (int j = 0; j < CELL_COLS; j++)
-        free(a[j].p);
+    pgarr_free(a, CELL_COLS);
+    return rc;
+}
+
+/* PostgreSQL at ingest: the five tables' lookups in one round trip (or one each when their keys
+ * are too many to pipeline), then their upserts and the dirty marks in another. */
+static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty, char *err,
+                              size_t errlen)
+{
+    pgarr keys[PG_NTABLES][5], vals[PG_NTABLES][CELL_COLS], dk[5];
+    pg_merge m[PG_NTABLES];
+    pg_q *q = calloc(PG_NTABLES + 1, sizeof(*q));
+    cell_text *t = malloc(sizeof(*t));
+    memset(keys, 0, sizeof(keys));
+    memset(vals, 0, sizeof(vals));
+    memset(dk, 0, sizeof(dk));
+    int rc = 0, nq = 0;
+    size_t bytes = 0, nd = 0;
+    if (!q || !t) rc = -1;
+    for (int k = 0; k < PG_NTABLES; k++)
+        m[k] = (pg_merge){sets[k], 0};
+    for (int k = 0; k < PG_NTABLES && rc == 0; k++) {
+        if (!sets[k]->n) continue;
+        size_t b = pg_key_arrays(sets[k], keys[k], q[nq].v);
+        if (!b) rc = -1;
+        bytes += b;
+        q[nq].k = 2 * k;
+        q[nq].np = 5;
+        q[nq].fn = pg_merge_row;
+        q[nq++].arg = &m[k];
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+    } else if (bytes <= PG_PIPE_MAX_BYTES) {
+        rc = pg_run_all(s, q, nq, err, errlen);
+    } else {
+        for (int i = 0; i < nq && rc == 0; i++)
+            rc = pg_run(s, q[i].k, q[i].np, q[i].v, q[i].fn, q[i].arg, err, errlen);
+    }
+    /* The answers to the upserts and marks are a few bytes: any size pipelines. */
+    nq = 0;
+    for (int k = 0; k < PG_NTABLES && rc == 0; k++) {
+        if (!sets[k]->n) continue;
+        if (!pg_value_arrays(sets[k], vals[k], q[nq].v, t)) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        q[nq].k = 2 * k + 1;
+        q[nq].np = CELL_COLS;
+        q[nq].fn = NULL;
+        q[nq++].arg = NULL;
+    }
+    if (rc == 0 && dirty) {
+        if (pg_dirty_arrays(dirty, dk, q[nq].v, &nd) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        if (nd) {
+            q[nq].k = 2 * PG_NTABLES;
+            q[nq].np = 5;
+            q[nq].fn = NULL;
+            q[nq++].arg = NULL;
+        }
+    }
+    if (rc == 0) rc = pg_run_all(s, q, nq, err, errlen);
+    for (int k = 0; k < PG_NTABLES && rc == 0; k++)
+        rc = pg_maybe_analyze(s, k, sets[k]->n - m[k].found, err, errlen);
+    for (int k = 0; k < PG_NTABLES; k++) {
+        pgarr_free(keys[k], 5);
+        pgarr_free(vals[k], CELL_COLS);
+    }
+    pgarr_free(dk, 5);
+    free(q);
+    free(t);
     return rc;
 }
 
@@ -1201,12 +1404,7 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
 {
     static const char *sql = "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, "
                              "test_name, whole) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING";
-    int pg = strcmp(vt_store_name(s), "sqlite") != 0;
     cellset seen = {0};
-    pgarr a[5];
-    memset(a, 0, sizeof(a));
-    for (int j = 0; pg && j < 5; j++)
-        pgarr_start(&a[j]);
     int rc = 0;
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
         const vt_cell *c = &cs->c[i];
@@ -1220,29 +1418,8 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
         }
         if (d->n++) continue; /* already marked in this batch */
         const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
-        if (pg) /* PostgreSQL: all in one statement below */
-            for (int j = 0; j < 5; j++)
-                pgarr_add(&a[j], p[j]);
-        else if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0)
-            rc = -1;
+        if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0) rc = -1;
     }
-    if (pg && rc == 0 && seen.n) {
-        const char *v[5];
-        int oom = 0;
-        for (int j = 0; j < 5; j++) {
-            pgarr_put(&a[j], "}", 1);
-            oom |= a[j].oom;
-            v[j] = a[j].p;
-        }
-        if (oom) {
-            snprintf(err, errlen, "out of memory");
-            rc = -1;
-        } else {
-            rc = pg_run(s, 2 * PG_NTABLES, 5, v, NULL, NULL, err, errlen);
-        }
-    }
-    for (int j = 0; j < 5; j++)
-        free(a[j].p);
     cells_free(&seen);
     return rc;
 }
@@ -1264,12 +1441,17 @@ static int cells_flush_opt(vt_store *s, cellset *cs, int dirty, char *err, size_
             rc = -1;
         }
     }
-    if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &cch, "rollup_cc_hourly", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &ccd, "rollup_cc_daily", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &cca, "rollup_cc_all_daily", err, errlen);
-    if (rc == 0 && dirty) rc = mark_dirty(s, cs, err, errlen);
+    if (rc == 0 && strcmp(vt_store_name(s), "sqlite") != 0) {
+        cellset *sets[PG_NTABLES] = {cs, &day, &cch, &ccd, &cca};
+        rc = cells_flush_all_pg(s, sets, dirty ? cs : NULL, err, errlen);
+    } else {
+        if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &cch, "rollup_cc_hourly", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &ccd, "rollup_cc_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &cca, "rollup_cc_all_daily", err, errlen);
+        if (rc == 0 && dirty) rc = mark_dirty(s, cs, err, errlen);
+    }
     cells_reset(cs);
     cells_free(&day);
     cells_free(&cch);
