@@ -74,7 +74,8 @@ static void on_refresh(void *arg)
     char err[256];
     r->ev = NULL;
     /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h); on
-     * PostgreSQL the refresh and the storing worker serialise on the database's own lock. */
+     * PostgreSQL the refresh only tries the database's rollup lock (rollup.c) and, when a
+     * storing thread holds it, tries again shortly instead of blocking the loop. */
     int lock = strcmp(vt_store_name(r->store), "sqlite") == 0;
     double t0 = vt_now();
     if (lock) vt_store_db_lock();
