@@ -991,9 +991,10 @@ static void pg_rows(PGresult *r, vt_db_row_fn fn, void *arg)
 /* The statements in order in one round trip (libpq's pipeline mode) instead of one each: the
  * transaction's rollup statements run while the ingest threads wait for the rollup lock, so a
  * round trip (two context switches on a busy machine) costs every batch queued behind it.
- * The caller keeps the data sent small enough for the socket buffers (PG_PIPE_MAX_BYTES): the
- * connection blocks, and a server blocked writing results it was not yet asked for must not
- * wait for a client blocked writing the rest of the pipeline. */
+ * The caller keeps the lookups, whose answers are large, small enough for the socket buffers
+ * (PG_PIPE_MAX_BYTES), a margin against a server blocked writing answers while the blocking
+ * client is still writing the rest of the pipeline (libpq reads while a write would block, but
+ * the margin does not rely on it). */
 #define PG_PIPE_MAX_BYTES (96 * 1024)
 
 static int pg_run_all(vt_store *s, pg_q *q, int nq, char *err, size_t errlen)
@@ -2411,7 +2412,7 @@ static int first_col(void *arg, int nc, const char *const *cols)
     return 1;
 }
 
-int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
+static int episodes_refresh(vt_store *s, int max, int wait, char *err, size_t errlen)
 {
     char lim[24], e2[64];
     snprintf(lim, sizeof(lim), "%d", max > 0 ? max : 1);
@@ -2422,15 +2423,17 @@ int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
         return -1;
     dlist l = {0};
     int rc = 0;
-    /* PostgreSQL: the refresh runs on the event loop, so it does not wait for a storing ingest
-     * thread (or another collector) to commit: when the lock is taken, it tries again soon. */
-    char got[2] = "";
-    if (is_pg(s) && vt_db_query(s, "SELECT pg_try_advisory_xact_lock(7413002)", NULL, 0, first_col,
-                                got, err, errlen) < 0)
+    /* PostgreSQL without wait (the event loop's refresh): no waiting for a storing ingest
+     * thread (or another collector) to commit; -2 when the lock is taken. */
+    char got[2] = "t";
+    if (is_pg(s) && vt_db_query(s,
+                                wait ? "SELECT pg_advisory_xact_lock(7413002)"
+                                     : "SELECT pg_try_advisory_xact_lock(7413002)",
+                                NULL, 0, wait ? NULL : first_col, got, err, errlen) < 0)
         rc = -1;
-    if (rc == 0 && is_pg(s) && got[0] != 't') {
+    if (rc == 0 && got[0] != 't') {
         vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
-        return max > 0 ? max : 1;
+        return -2;
     }
     if (rc == 0 &&
         (vt_db_query(s,
@@ -2455,6 +2458,16 @@ int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
     }
     if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     return (int)l.n;
+}
+
+int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
+{
+    return episodes_refresh(s, max, 1, err, errlen);
+}
+
+int vt_episodes_refresh_nowait(vt_store *s, int max, char *err, size_t errlen)
+{
+    return episodes_refresh(s, max, 0, err, errlen);
 }
 
 static int load_episode(void *arg, int nc, const char *const *cols)
