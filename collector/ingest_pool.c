@@ -2,12 +2,14 @@
  *
  * Threads: the loop thread submits jobs and runs their done callbacks; workers own their
  * vt_store and touch a job only between taking it from a list and putting it on the next one,
- * every list under p->mu. Storing runs under vt_store_db_lock (one storer at a time in the
- * process): SQLite has one writer anyway, and rollup.c keeps its SQLite statement cache in a
- * process-wide table. One remaining shared write: cJSON_Parse* resets and sets cJSON's global
- * error pointer (libcjson 1.7), so workers parsing at once race on it; nothing here reads it
- * (cJSON_GetErrorPtr is never called), the parse results do not depend on it.
- * tests/tsan.supp names it for ThreadSanitizer. */
+ * every list under p->mu. On SQLite, storing runs under vt_store_db_lock (one storer at a time
+ * in the process): SQLite has one writer anyway, and rollup.c keeps its SQLite statement cache in
+ * a process-wide table. On PostgreSQL the workers store at once, each in its own transaction on
+ * its own connection: one batch's insert overlaps another's rollups, which the database
+ * serialises with rollup.c's advisory lock as it does for several collectors. One remaining shared
+ * write: cJSON_Parse* resets and sets cJSON's global error pointer (libcjson 1.7), so workers
+ * parsing at once race on it; nothing here reads it (cJSON_GetErrorPtr is never called), the parse
+ * results do not depend on it. tests/tsan.supp names it for ThreadSanitizer. */
 #include "ingest_pool.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@ typedef struct worker {
     vt_store *store;
     pthread_t thread;
     int started;
+    int serial; /* stores under vt_store_db_lock (SQLite) */
 } worker;
 
 struct vt_ingest_pool {
@@ -140,7 +143,7 @@ static void complete(vt_ingest_pool *p, vt_ingest_job *j)
         ;
 }
 
-/* Under vt_store_db_lock: every ready batch (up to the cap) in one transaction. */
+/* Every ready batch (up to the cap) in one transaction (SQLite: under vt_store_db_lock). */
 static void store_ready(worker *w)
 {
     vt_ingest_pool *p = w->p;
@@ -193,9 +196,9 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         /* Every job put on ready is followed by one storer turn of the thread that put it, so
          * no batch is left behind; that turn may find its batch already taken by another. */
-        vt_store_db_lock();
+        if (w->serial) vt_store_db_lock();
         store_ready(w);
-        vt_store_db_unlock();
+        if (w->serial) vt_store_db_unlock();
         /* SQLite: the WAL is copied into the database here, while another thread may already
          * be committing the next group. */
         vt_store_checkpoint(w->store);
@@ -260,6 +263,7 @@ vt_ingest_pool *vt_ingest_pool_new(struct event_base *base, const char *db_url, 
         p->nw = i + 1;
         if (!p->w[i].store) goto fail;
         vt_store_defer_checkpoints(p->w[i].store);
+        p->w[i].serial = strcmp(vt_store_name(p->w[i].store), "sqlite") == 0;
     }
     for (int i = 0; i < nthreads; i++) {
         int rc = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]);

@@ -74,20 +74,23 @@ static void on_refresh(void *arg)
     char err[256];
     r->ev = NULL;
     /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h); on
-     * PostgreSQL the refresh and the storing worker serialise on the database's own lock. */
+     * PostgreSQL the refresh only tries the database's rollup lock (rollup.c) and, when a
+     * storing thread holds it, tries again shortly instead of blocking the loop. */
     int lock = strcmp(vt_store_name(r->store), "sqlite") == 0;
     double t0 = vt_now();
     if (lock) vt_store_db_lock();
-    int k = vt_episodes_refresh(r->store, REFRESH_BATCH, err, sizeof(err));
+    int k = vt_episodes_refresh_nowait(r->store, REFRESH_BATCH, err, sizeof(err));
     if (lock) vt_store_db_unlock();
     double spent_ms = (vt_now() - t0) * 1000.0;
-    if (k < 0) fprintf(stderr, "vantage-collector: episodes: %s (retrying)\n", err);
+    if (k == -1) fprintf(stderr, "vantage-collector: episodes: %s (retrying)\n", err);
     /* More left: again at once when no upload is coming in (the loop still serves queries
      * between rounds); while uploads come in, the refresh (which holds the loop and the store)
      * takes at most a fifth of the time, so that a stream of uploads, each marking series
      * dirty, is answered promptly while the episodes catch up behind it. */
     int next = VT_EPISODES_REFRESH_MS;
-    if (k >= REFRESH_BATCH && !vt_api_uploading(r->api)) {
+    if (k == -2) { /* PostgreSQL: an ingest thread (or another collector) holds the lock */
+        next = 50;
+    } else if (k >= REFRESH_BATCH && !vt_api_uploading(r->api)) {
         next = 1;
     } else if (k >= REFRESH_BATCH) {
         next = (int)(spent_ms * 4.0);

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -836,91 +837,518 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
     p[23] = t->sh;
 }
 
-/* PostgreSQL: a round trip costs more than the work, so a chunk of cells is read with one
- * SELECT (a row-value IN list) and written with one multi-row upsert, instead of two statements
- * per cell (about 2,400 round trips for a batch touching 300 targets in five tables). */
-#define PG_CHUNK 200
-typedef struct pg_chunk {
-    vt_cell *c; /* the chunk's cells (in cs) */
-    size_t n;
-    char *found; /* per cell: a stored row was merged in */
-} pg_chunk;
+/* ---- PostgreSQL: ingest's statements, prepared once per server session ---- */
 
-static int pg_merge_row(void *arg, int nc, const char *const *cols)
+/* A round trip and a statement's parse and plan cost more than the work, so each rollup table is
+ * read with one statement and written with one upsert per transaction, whatever the number of
+ * buckets: the keys and values travel as text arrays (unnest), so the statements have a fixed
+ * text and are prepared once per connection (the dirty marks likewise). Before this, a chunk of
+ * 200 buckets was a statement of up to 4,800 parameters, parsed and planned every time. */
+static const char *const pg_tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
+                                        "rollup_cc_daily", "rollup_cc_all_daily"};
+#define PG_NTABLES 5
+#define PG_NSTMTS (2 * PG_NTABLES + 1) /* select and upsert per table, then the dirty marks */
+
+/* Connections whose session has the statements, by backend pid (a reset connection is a new
+ * session). The ingest threads store on PostgreSQL concurrently: pg_prep_mu guards the table. */
+#define PG_PREP_CONNS 16
+static struct {
+    PGconn *c;
+    int pid;
+} pg_prep[PG_PREP_CONNS];
+static unsigned pg_prep_next;
+static pthread_mutex_t pg_prep_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void pg_stmt_name(char *out, size_t n, int k)
 {
-    pg_chunk *k = arg;
-    vt_cell old;
-    memset(&old, 0, sizeof(old));
-    vt_cell_from_cols(&old, nc, cols);
-    for (size_t i = 0; i < k->n; i++) {
-        vt_cell *c = &k->c[i];
-        if (k->found[i] || strcmp(old.hour, c->hour) || strcmp(old.cc, c->cc) ||
-            strcmp(old.asn, c->asn) || strcmp(old.target, c->target) || strcmp(old.test, c->test))
-            continue;
-        if (old.n < 0) old.n = 0;
-        /* keep the newest platform/category labels */
-        memcpy(old.platform, c->platform, sizeof(c->platform));
-        memcpy(old.category, c->category, sizeof(c->category));
-        cell_merge(&old, c);
-        *c = old;
-        k->found[i] = 1;
-        break;
+    snprintf(out, n, "vt_rollup_%d", k);
+}
+
+static int pg_stmt_sql(char *out, size_t n, int k)
+{
+    if (k == 2 * PG_NTABLES)
+        return snprintf(out, n,
+                        "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
+                        "whole) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                        "$4::text[], $5::bigint[]) ON CONFLICT DO NOTHING");
+    const char *table = pg_tables[k / 2];
+    if (k % 2 == 0)
+        return snprintf(out, n,
+                        "SELECT %s FROM %s JOIN unnest($1::text[], $2::text[], $3::text[], "
+                        "$4::text[], $5::text[]) AS k(k_hour, k_cc, k_asn, k_target, k_test) ON "
+                        "hour = k_hour AND probe_cc = k_cc AND probe_asn = k_asn AND target_id = "
+                        "k_target AND test_name = k_test",
+                        vt_cell_select, table);
+    /* upsert_cols' order: 7 texts, the counters, 3 texts, 2 numbers */
+    return snprintf(out, n,
+                    "INSERT INTO %s%sSELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+                    "$4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], "
+                    "$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
+                    "$15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], "
+                    "$20::text[], $21::text[], $22::text[], $23::bigint[], $24::bigint[])%s",
+                    table, upsert_cols, upsert_conflict);
+}
+
+static int pg_prep_slot(PGconn *c)
+{
+    for (int i = 0; i < PG_PREP_CONNS; i++)
+        if (pg_prep[i].c == c) return i;
+    return -1;
+}
+
+/* Prepares the statements on this connection's session unless it has them. */
+static int pg_prepared(PGconn *c)
+{
+    pthread_mutex_lock(&pg_prep_mu);
+    int slot = pg_prep_slot(c);
+    int ok = slot >= 0 && pg_prep[slot].pid == PQbackendPID(c);
+    pthread_mutex_unlock(&pg_prep_mu);
+    return ok;
+}
+
+static void pg_prep_set(PGconn *c, int pid)
+{
+    pthread_mutex_lock(&pg_prep_mu);
+    int slot = pg_prep_slot(c);
+    if (slot < 0 && pid) slot = (int)(pg_prep_next++ % PG_PREP_CONNS);
+    if (slot >= 0) {
+        pg_prep[slot].c = c;
+        pg_prep[slot].pid = pid;
     }
+    pthread_mutex_unlock(&pg_prep_mu);
+}
+
+static int pg_prepare(PGconn *c, char *err, size_t errlen)
+{
+    if (pg_prepared(c)) return 0;
+    char name[32], sql[2400];
+    for (int k = 0; k < PG_NSTMTS; k++) {
+        pg_stmt_name(name, sizeof(name), k);
+        pg_stmt_sql(sql, sizeof(sql), k);
+        PGresult *r = PQprepare(c, name, sql, 0, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) { /* already prepared on this session is fine */
+            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            ok = code && strcmp(code, "42P05") == 0;
+            if (!ok) snprintf(err, errlen, "postgresql: prepare: %s", PQerrorMessage(c));
+        }
+        PQclear(r);
+        if (!ok) return -1;
+    }
+    pg_prep_set(c, PQbackendPID(c));
     return 0;
 }
 
-static int cells_flush_table_pg(vt_store *s, cellset *cs, const char *table, char *err,
-                                size_t errlen)
+static int pg_run(vt_store *s, int k, int np, const char *const *v, vt_db_row_fn fn, void *arg,
+                  char *err, size_t errlen)
 {
+    PGconn *c = vt_store_native(s);
+    if (pg_prepare(c, err, errlen) < 0) return -1;
+    char name[32];
+    pg_stmt_name(name, sizeof(name), k);
+    PGresult *r = PQexecPrepared(c, name, np, v, NULL, NULL, 0);
+    int st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (code && strcmp(code, "26000") == 0) /* the session lost them: prepare again */
+            pg_prep_set(c, 0);
+        snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
+        PQclear(r);
+        return -1;
+    }
+    int nr = PQntuples(r), nc = PQnfields(r);
+    const char *cols[64];
+    if (nc > 64) nc = 64;
+    for (int i = 0; i < nr && fn; i++) {
+        for (int j = 0; j < nc; j++)
+            cols[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+        if (fn(arg, nc, cols)) break;
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* One statement for pg_run_all. */
+typedef struct pg_q {
+    int k, np;
+    const char *v[CELL_COLS];
+    vt_db_row_fn fn;
+    void *arg;
+} pg_q;
+
+static void pg_rows(PGresult *r, vt_db_row_fn fn, void *arg)
+{
+    int nr = PQntuples(r), nc = PQnfields(r);
+    const char *cols[64];
+    if (nc > 64) nc = 64;
+    for (int i = 0; i < nr && fn; i++) {
+        for (int j = 0; j < nc; j++)
+            cols[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
+        if (fn(arg, nc, cols)) break;
+    }
+}
+
+/* The statements in order in one round trip (libpq's pipeline mode) instead of one each: the
+ * transaction's rollup statements run while the ingest threads wait for the rollup lock, so a
+ * round trip (two context switches on a busy machine) costs every batch queued behind it.
+ * The caller keeps the lookups, whose answers are large, small enough for the socket buffers
+ * (PG_PIPE_MAX_BYTES), a margin against a server blocked writing answers while the blocking
+ * client is still writing the rest of the pipeline (libpq reads while a write would block, but
+ * the margin does not rely on it). */
+#define PG_PIPE_MAX_BYTES (96 * 1024)
+
+static int pg_run_all(vt_store *s, pg_q *q, int nq, char *err, size_t errlen)
+{
+    PGconn *c = vt_store_native(s);
+    if (nq == 0) return 0;
+    if (pg_prepare(c, err, errlen) < 0) return -1;
+    if (!PQenterPipelineMode(c)) {
+        snprintf(err, errlen, "postgresql: pipeline: %s", PQerrorMessage(c));
+        return -1;
+    }
     int rc = 0;
-    size_t cap = 512 + strlen(upsert_cols) + strlen(upsert_conflict) + strlen(vt_cell_select) +
-                 PG_CHUNK * 256;
-    char *sql = malloc(cap);
-    const char **p = malloc(sizeof(*p) * PG_CHUNK * CELL_COLS);
-    char *found = malloc(PG_CHUNK);
-    cell_text *tx = malloc(sizeof(*tx) * PG_CHUNK);
-    if (!sql || !p || !found || !tx) {
-        snprintf(err, errlen, "out of memory");
+    char name[32];
+    for (int i = 0; i < nq && rc == 0; i++) {
+        pg_stmt_name(name, sizeof(name), q[i].k);
+        if (!PQsendQueryPrepared(c, name, q[i].np, q[i].v, NULL, NULL, 0)) rc = -1;
+    }
+    if (!PQpipelineSync(c)) rc = -1;
+    if (rc < 0) snprintf(err, errlen, "postgresql: %s", PQerrorMessage(c));
+    /* Every statement's results end with NULL; after an error the rest come back aborted. */
+    for (int i = 0; i < nq && PQstatus(c) == CONNECTION_OK; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL) {
+            int st = PQresultStatus(r);
+            if (st == PGRES_TUPLES_OK && rc == 0) {
+                pg_rows(r, q[i].fn, q[i].arg);
+            } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+                const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                if (code && strcmp(code, "26000") == 0) pg_prep_set(c, 0);
+                if (rc == 0 && st != PGRES_PIPELINE_ABORTED)
+                    snprintf(err, errlen, "postgresql: %s", PQresultErrorMessage(r));
+                rc = -1;
+            }
+            PQclear(r);
+        }
+    }
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQgetResult(c) : NULL;
+    if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        if (rc == 0) snprintf(err, errlen, "postgresql: pipeline: %s", PQerrorMessage(c));
         rc = -1;
     }
-    for (size_t at = 0; rc == 0 && at < cs->n; at += PG_CHUNK) {
-        size_t n = cs->n - at < PG_CHUNK ? cs->n - at : PG_CHUNK;
-        pg_chunk k = {&cs->c[at], n, found};
-        memset(found, 0, n);
-        int o = snprintf(sql, cap,
-                         "SELECT %s FROM %s WHERE (hour, probe_cc, probe_asn, target_id, "
-                         "test_name) IN (",
-                         vt_cell_select, table);
-        for (size_t i = 0; i < n; i++) {
-            vt_cell *c = &k.c[i];
-            o += snprintf(sql + o, cap - (size_t)o, "%s(?,?,?,?,?)", i ? "," : "");
-            p[i * 5] = c->hour;
-            p[i * 5 + 1] = c->cc;
-            p[i * 5 + 2] = c->asn;
-            p[i * 5 + 3] = c->target;
-            p[i * 5 + 4] = c->test;
+    PQclear(r);
+    if (!PQexitPipelineMode(c)) {
+        /* Results left over (a broken exchange): read them so that the connection leaves
+         * pipeline mode and the caller's ROLLBACK can run. */
+        for (int k = 0; k < 2 * nq + 4 && PQstatus(c) == CONNECTION_OK; k++)
+            PQclear(PQgetResult(c));
+        if (!PQexitPipelineMode(c) && rc == 0)
+            snprintf(err, errlen, "postgresql: pipeline: %s", PQerrorMessage(c));
+        rc = -1;
+    }
+    return rc;
+}
+
+/* A text[] literal under construction: {"a","b"} with " and \ escaped. */
+typedef struct pgarr {
+    char *p;
+    size_t n, cap;
+    int oom, any;
+} pgarr;
+
+static void pgarr_put(pgarr *a, const char *s, size_t l)
+{
+    if (a->oom) return;
+    if (a->n + l + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 1024;
+        while (cap < a->n + l + 1)
+            cap *= 2;
+        char *np = realloc(a->p, cap);
+        if (!np) {
+            a->oom = 1;
+            return;
         }
-        snprintf(sql + o, cap - (size_t)o, ")");
-        if (vt_db_query(s, sql, p, (int)(n * 5), pg_merge_row, &k, err, errlen) < 0) {
-            rc = -1;
+        a->p = np;
+        a->cap = cap;
+    }
+    memcpy(a->p + a->n, s, l);
+    a->n += l;
+    a->p[a->n] = 0;
+}
+
+static void pgarr_start(pgarr *a)
+{
+    a->n = 0;
+    a->any = 0;
+    pgarr_put(a, "{", 1);
+}
+
+static void pgarr_add(pgarr *a, const char *v)
+{
+    pgarr_put(a, a->any ? ",\"" : "\"", a->any ? 2 : 1);
+    a->any = 1;
+    for (const char *r = v; *r;) {
+        size_t l = strcspn(r, "\"\\");
+        pgarr_put(a, r, l);
+        r += l;
+        if (!*r) break;
+        char esc[2] = {'\\', *r++};
+        pgarr_put(a, esc, 2);
+    }
+    pgarr_put(a, "\"", 1);
+}
+
+/* The bucket of cs with this key, or NULL. */
+static vt_cell *cells_find(const cellset *cs, const char *hour, const char *cc, const char *asn,
+                           const char *target, const char *test)
+{
+    if (!cs->nslots) return NULL;
+    size_t h = (size_t)key_hash(hour, cc, asn, target, test) & (cs->nslots - 1);
+    while (cs->slots[h]) {
+        vt_cell *c = &cs->c[cs->slots[h] - 1];
+        if (strcmp(c->hour, hour) == 0 && strcmp(c->target, target) == 0 &&
+            strcmp(c->asn, asn) == 0 && strcmp(c->cc, cc) == 0 && strcmp(c->test, test) == 0)
+            return c;
+        h = (h + 1) & (cs->nslots - 1);
+    }
+    return NULL;
+}
+
+/* A stored bucket merged into the batch's bucket of the same key. */
+typedef struct pg_merge {
+    cellset *cs;
+    size_t found;
+} pg_merge;
+
+static int pg_merge_row(void *arg, int nc, const char *const *cols)
+{
+    pg_merge *m = arg;
+    vt_cell old;
+    vt_cell_from_cols(&old, nc, cols);
+    vt_cell *c = cells_find(m->cs, old.hour, old.cc, old.asn, old.target, old.test);
+    if (!c) return 0;
+    m->found++;
+    if (old.n < 0) old.n = 0;
+    /* keep the newest platform/category labels */
+    memcpy(old.platform, c->platform, sizeof(c->platform));
+    memcpy(old.category, c->category, sizeof(c->category));
+    cell_merge(&old, c);
+    *c = old;
+    return 0;
+}
+
+/* Statistics for the planner. The lookup above has a good plan (the primary key) only once the
+ * table has statistics: without them (a new database), the planner estimates one row for every
+ * index and takes the smallest, (probe_cc, hour), filtering hundreds of rows per bucket (perf
+ * and EXPLAIN: the SELECT was most of the rollups' time), and the plan prepared then is kept.
+ * Autovacuum analyses a table only after a minute or more, so this process analyses each table
+ * once, after it has added 1,000 buckets to it, unless the table's statistics already count at
+ * least half as many rows. ANALYZE invalidates the prepared plans; it runs in the batch's
+ * transaction (it blocks no writes). */
+#define PG_ANALYZE_AFTER 1000
+static struct {
+    size_t added;
+    int done;
+} pg_growth[PG_NTABLES];
+
+static int reltuples_row(void *arg, int nc, const char *const *cols)
+{
+    *(double *)arg = nc > 0 && cols[0] ? strtod(cols[0], NULL) : -1;
+    return 1;
+}
+
+static int pg_maybe_analyze(vt_store *s, int table, size_t added, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pg_prep_mu);
+    int due = !pg_growth[table].done && (pg_growth[table].added += added) >= PG_ANALYZE_AFTER;
+    if (due) pg_growth[table].done = 1;
+    pthread_mutex_unlock(&pg_prep_mu);
+    if (!due) return 0;
+    const char *p[1] = {pg_tables[table]};
+    double tuples = -1;
+    if (vt_db_query(s, "SELECT reltuples FROM pg_class WHERE oid = CAST(? AS regclass)", p, 1,
+                    reltuples_row, &tuples, err, errlen) < 0)
+        return -1;
+    if (tuples >= PG_ANALYZE_AFTER / 2) return 0;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "ANALYZE %s", pg_tables[table]);
+    return vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen);
+}
+
+/* The key arrays of cs's buckets (a[5]) or their upsert's value arrays (a[CELL_COLS], t for the
+ * texts); v[] points at them. Returns the bytes, or 0 when out of memory. */
+static size_t pg_key_arrays(const cellset *cs, pgarr *a, const char **v)
+{
+    size_t bytes = 0;
+    int oom = 0;
+    for (int j = 0; j < 5; j++)
+        pgarr_start(&a[j]);
+    for (size_t i = 0; i < cs->n; i++) {
+        const vt_cell *c = &cs->c[i];
+        const char *key[5] = {c->hour, c->cc, c->asn, c->target, c->test};
+        for (int j = 0; j < 5; j++)
+            pgarr_add(&a[j], key[j]);
+    }
+    for (int j = 0; j < 5; j++) {
+        pgarr_put(&a[j], "}", 1);
+        oom |= a[j].oom;
+        v[j] = a[j].p;
+        bytes += a[j].n;
+    }
+    return oom ? 0 : bytes;
+}
+
+static size_t pg_value_arrays(const cellset *cs, pgarr *a, const char **v, cell_text *t)
+{
+    size_t bytes = 0;
+    int oom = 0;
+    for (int j = 0; j < CELL_COLS; j++)
+        pgarr_start(&a[j]);
+    for (size_t i = 0; i < cs->n; i++) {
+        const char *p[CELL_COLS];
+        cell_params(&cs->c[i], t, p);
+        for (int j = 0; j < CELL_COLS; j++)
+            pgarr_add(&a[j], p[j]);
+    }
+    for (int j = 0; j < CELL_COLS; j++) {
+        pgarr_put(&a[j], "}", 1);
+        oom |= a[j].oom;
+        v[j] = a[j].p;
+        bytes += a[j].n;
+    }
+    return oom ? 0 : bytes;
+}
+
+/* The dirty marks of cs's buckets (see mark_dirty) as the arrays a[5]; *n of them. */
+static int pg_dirty_arrays(const cellset *cs, pgarr *a, const char **v, size_t *n)
+{
+    cellset seen = {0};
+    int oom = 0;
+    for (int j = 0; j < 5; j++)
+        pgarr_start(&a[j]);
+    for (size_t i = 0; i < cs->n && !oom; i++) {
+        const vt_cell *c = &cs->c[i];
+        int whole = strcmp(c->platform, "canary") == 0;
+        const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
+        vt_cell *d = cells_get(&seen, whole ? "w" : "", c->cc, c->asn, t, test);
+        if (!d) {
+            oom = 1;
             break;
         }
-        o = snprintf(sql, cap, "INSERT INTO %s%sVALUES ", table, upsert_cols);
-        for (size_t i = 0; i < n; i++) {
-            cell_params(&k.c[i], &tx[i], &p[i * CELL_COLS]);
-            o += snprintf(sql + o, cap - (size_t)o,
-                          "%s(?,?,?,?,?,?,?,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,"
-                          "?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,?::bigint,"
-                          "?,?,?,?::bigint,?::bigint)",
-                          i ? "," : "");
-        }
-        snprintf(sql + o, cap - (size_t)o, "%s", upsert_conflict);
-        if (vt_db_query(s, sql, p, (int)(n * CELL_COLS), NULL, NULL, err, errlen) < 0) rc = -1;
+        if (d->n++) continue; /* already marked in this batch */
+        const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
+        for (int j = 0; j < 5; j++)
+            pgarr_add(&a[j], p[j]);
     }
-    free(sql);
-    free(p);
-    free(found);
-    free(tx);
+    *n = seen.n;
+    cells_free(&seen);
+    for (int j = 0; j < 5; j++) {
+        pgarr_put(&a[j], "}", 1);
+        oom |= a[j].oom;
+        v[j] = a[j].p;
+    }
+    return oom ? -1 : 0;
+}
+
+static void pgarr_free(pgarr *a, int n)
+{
+    for (int j = 0; j < n; j++)
+        free(a[j].p);
+}
+
+/* PostgreSQL: one table's buckets (the rebuild). */
+static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, size_t errlen)
+{
+    if (cs->n == 0) return 0;
+    pg_merge m = {cs, 0};
+    pgarr a[CELL_COLS];
+    const char *v[CELL_COLS];
+    memset(a, 0, sizeof(a));
+    int rc = -1;
+    cell_text *t = malloc(sizeof(*t));
+    if (!t || !pg_key_arrays(cs, a, v)) {
+        snprintf(err, errlen, "out of memory");
+    } else if (pg_run(s, 2 * table, 5, v, pg_merge_row, &m, err, errlen) == 0) {
+        if (!pg_value_arrays(cs, a, v, t))
+            snprintf(err, errlen, "out of memory");
+        else if (pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen) == 0)
+            rc = pg_maybe_analyze(s, table, cs->n - m.found, err, errlen);
+    }
+    free(t);
+    pgarr_free(a, CELL_COLS);
+    return rc;
+}
+
+/* PostgreSQL at ingest: the five tables' lookups in one round trip (or one each when their keys
+ * are too many to pipeline), then their upserts and the dirty marks in another. */
+static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty, char *err,
+                              size_t errlen)
+{
+    pgarr keys[PG_NTABLES][5], vals[PG_NTABLES][CELL_COLS], dk[5];
+    pg_merge m[PG_NTABLES];
+    pg_q *q = calloc(PG_NTABLES + 1, sizeof(*q));
+    cell_text *t = malloc(sizeof(*t));
+    memset(keys, 0, sizeof(keys));
+    memset(vals, 0, sizeof(vals));
+    memset(dk, 0, sizeof(dk));
+    int rc = 0, nq = 0;
+    size_t bytes = 0, nd = 0;
+    if (!q || !t) rc = -1;
+    for (int k = 0; k < PG_NTABLES; k++)
+        m[k] = (pg_merge){sets[k], 0};
+    for (int k = 0; k < PG_NTABLES && rc == 0; k++) {
+        if (!sets[k]->n) continue;
+        size_t b = pg_key_arrays(sets[k], keys[k], q[nq].v);
+        if (!b) rc = -1;
+        bytes += b;
+        q[nq].k = 2 * k;
+        q[nq].np = 5;
+        q[nq].fn = pg_merge_row;
+        q[nq++].arg = &m[k];
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+    } else if (bytes <= PG_PIPE_MAX_BYTES) {
+        rc = pg_run_all(s, q, nq, err, errlen);
+    } else {
+        for (int i = 0; i < nq && rc == 0; i++)
+            rc = pg_run(s, q[i].k, q[i].np, q[i].v, q[i].fn, q[i].arg, err, errlen);
+    }
+    /* The answers to the upserts and marks are a few bytes: any size pipelines. */
+    nq = 0;
+    for (int k = 0; k < PG_NTABLES && rc == 0; k++) {
+        if (!sets[k]->n) continue;
+        if (!pg_value_arrays(sets[k], vals[k], q[nq].v, t)) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        q[nq].k = 2 * k + 1;
+        q[nq].np = CELL_COLS;
+        q[nq].fn = NULL;
+        q[nq++].arg = NULL;
+    }
+    if (rc == 0 && dirty) {
+        if (pg_dirty_arrays(dirty, dk, q[nq].v, &nd) < 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+        if (nd) {
+            q[nq].k = 2 * PG_NTABLES;
+            q[nq].np = 5;
+            q[nq].fn = NULL;
+            q[nq++].arg = NULL;
+        }
+    }
+    if (rc == 0) rc = pg_run_all(s, q, nq, err, errlen);
+    for (int k = 0; k < PG_NTABLES && rc == 0; k++)
+        rc = pg_maybe_analyze(s, k, sets[k]->n - m[k].found, err, errlen);
+    for (int k = 0; k < PG_NTABLES; k++) {
+        pgarr_free(keys[k], 5);
+        pgarr_free(vals[k], CELL_COLS);
+    }
+    pgarr_free(dk, 5);
+    free(q);
+    free(t);
     return rc;
 }
 
@@ -928,8 +1356,13 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
 {
     static const char *sel_tail =
         " WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? AND test_name = ?";
-    if (strcmp(vt_store_name(s), "sqlite") != 0)
-        return cells_flush_table_pg(s, cs, table, err, errlen);
+    if (strcmp(vt_store_name(s), "sqlite") != 0) {
+        for (int k = 0; k < PG_NTABLES; k++)
+            if (strcmp(table, pg_tables[k]) == 0)
+                return cells_flush_table_pg(s, cs, k, err, errlen);
+        snprintf(err, errlen, "no rollup table %s", table);
+        return -1;
+    }
     char sel[512], upsert[1400];
     snprintf(sel, sizeof(sel), "SELECT %s FROM %s%s", vt_cell_select, table, sel_tail);
     snprintf(upsert, sizeof(upsert),
@@ -1009,12 +1442,17 @@ static int cells_flush_opt(vt_store *s, cellset *cs, int dirty, char *err, size_
             rc = -1;
         }
     }
-    if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &cch, "rollup_cc_hourly", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &ccd, "rollup_cc_daily", err, errlen);
-    if (rc == 0) rc = cells_flush_table(s, &cca, "rollup_cc_all_daily", err, errlen);
-    if (rc == 0 && dirty) rc = mark_dirty(s, cs, err, errlen);
+    if (rc == 0 && strcmp(vt_store_name(s), "sqlite") != 0) {
+        cellset *sets[PG_NTABLES] = {cs, &day, &cch, &ccd, &cca};
+        rc = cells_flush_all_pg(s, sets, dirty ? cs : NULL, err, errlen);
+    } else {
+        if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &cch, "rollup_cc_hourly", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &ccd, "rollup_cc_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, &cca, "rollup_cc_all_daily", err, errlen);
+        if (rc == 0 && dirty) rc = mark_dirty(s, cs, err, errlen);
+    }
     cells_reset(cs);
     cells_free(&day);
     cells_free(&cch);
@@ -1041,11 +1479,6 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
     for (size_t i = 0; i < n; i++)
         any += rows[i].inserted ? 1 : 0;
     if (!any) return 0;
-    /* Several collectors may share a PostgreSQL database: bucket updates are read-modify-write,
-     * so they take one transaction-scoped lock (released at COMMIT/ROLLBACK). */
-    if (is_pg(s) && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                err, errlen) < 0)
-        return -1;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!rows[i].inserted || !rows[i].body) continue;
         vt_obs o;
@@ -1058,6 +1491,13 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
             rc = -1;
         }
     }
+    /* Several collectors (and, on PostgreSQL, the ingest threads) may store at once: bucket
+     * updates are read-modify-write, so they take one transaction-scoped lock (released at
+     * COMMIT/ROLLBACK), once the batch's buckets are known. */
+    if (rc == 0 && is_pg(s) &&
+        vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) <
+            0)
+        rc = -1;
     if (rc == 0) rc = cells_flush(s, &cs, err, errlen);
     cells_free(&cs);
     return rc;
@@ -1964,7 +2404,15 @@ static int refresh_one(vt_store *s, const dkey *k, char *err, size_t errlen)
     return rc;
 }
 
-int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
+/* The first character of the first column. */
+static int first_col(void *arg, int nc, const char *const *cols)
+{
+    char *out = arg;
+    out[0] = nc > 0 && cols[0] ? cols[0][0] : 0;
+    return 1;
+}
+
+static int episodes_refresh(vt_store *s, int max, int wait, char *err, size_t errlen)
 {
     char lim[24], e2[64];
     snprintf(lim, sizeof(lim), "%d", max > 0 ? max : 1);
@@ -1975,9 +2423,18 @@ int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
         return -1;
     dlist l = {0};
     int rc = 0;
-    if (is_pg(s) && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                err, errlen) < 0)
+    /* PostgreSQL without wait (the event loop's refresh): no waiting for a storing ingest
+     * thread (or another collector) to commit; -2 when the lock is taken. */
+    char got[2] = "t";
+    if (is_pg(s) && vt_db_query(s,
+                                wait ? "SELECT pg_advisory_xact_lock(7413002)"
+                                     : "SELECT pg_try_advisory_xact_lock(7413002)",
+                                NULL, 0, wait ? NULL : first_col, got, err, errlen) < 0)
         rc = -1;
+    if (rc == 0 && got[0] != 't') {
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return -2;
+    }
     if (rc == 0 &&
         (vt_db_query(s,
                      "SELECT probe_cc, probe_asn, target_id, test_name, whole FROM episodes_dirty "
@@ -2001,6 +2458,16 @@ int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
     }
     if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     return (int)l.n;
+}
+
+int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen)
+{
+    return episodes_refresh(s, max, 1, err, errlen);
+}
+
+int vt_episodes_refresh_nowait(vt_store *s, int max, char *err, size_t errlen)
+{
+    return episodes_refresh(s, max, 0, err, errlen);
 }
 
 static int load_episode(void *arg, int nc, const char *const *cols)

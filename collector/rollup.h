@@ -163,6 +163,9 @@ int vt_detect(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *n
  * collector's event loop every VT_EPISODES_REFRESH_MS. */
 #define VT_EPISODES_REFRESH_MS 2000
 int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen);
+/* The same without waiting for the rollup lock on PostgreSQL (the event loop's refresh must not
+ * wait for an ingest thread's commit): -2 when another transaction holds it. */
+int vt_episodes_refresh_nowait(vt_store *s, int max, char *err, size_t errlen);
 /* The stored episodes overlapping q's range with q's filters, sorted like vt_detect's, ongoing
  * when the last hour is the network's newest before until. Unlike vt_detect, an episode is shown
  * whole (detected over the series' whole history), not cut at since - 7 days or until. */
