@@ -1,6 +1,7 @@
 /* Hourly rollups at ingest, the SQL plumbing shared by the query code, and detection.
  * See rollup.h and docs/methodology.md ("Aggregation and detection"). */
 #include "rollup.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -13,6 +14,18 @@
 #include <time.h>
 
 /* ---- histograms ---- */
+
+/* The array p (n elements used, *cap allocated, size bytes each) with room for one more: p
+ * itself, or p moved by realloc to twice its capacity (first when empty), *cap updated. NULL
+ * when out of memory, p and *cap unchanged. */
+static void *grow(void *p, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap) return p;
+    size_t c = *cap ? *cap * 2 : first;
+    void *np = realloc(p, c * size);
+    if (np) *cap = c;
+    return np;
+}
 
 static const double hist_lo[2] = {1.0, 1e3}, hist_hi[2] = {60000.0, 1e10};
 
@@ -730,13 +743,9 @@ static vt_cell *cells_get(cellset *cs, const char *hour, const char *cc, const c
             return c;
         h = (h + 1) & (cs->nslots - 1);
     }
-    if (cs->n == cs->cap) {
-        size_t cap = cs->cap ? cs->cap * 2 : 64;
-        vt_cell *nc = realloc(cs->c, cap * sizeof(*nc));
-        if (!nc) return NULL;
-        cs->c = nc;
-        cs->cap = cap;
-    }
+    vt_cell *nc = grow(cs->c, cs->n, &cs->cap, sizeof(*nc), 64);
+    if (!nc) return NULL;
+    cs->c = nc;
     vt_cell *c = &cs->c[cs->n];
     memset(c, 0, sizeof(*c));
     cpy(c->hour, sizeof(c->hour), hour);
@@ -1051,51 +1060,30 @@ static int pg_run_all(vt_store *s, pg_q *q, int nq, char *err, size_t errlen)
 
 /* A text[] literal under construction: {"a","b"} with " and \ escaped. */
 typedef struct pgarr {
-    char *p;
-    size_t n, cap;
-    int oom, any;
+    vt_strbuf b;
+    int any;
 } pgarr;
-
-static void pgarr_put(pgarr *a, const char *s, size_t l)
-{
-    if (a->oom) return;
-    if (a->n + l + 1 > a->cap) {
-        size_t cap = a->cap ? a->cap : 1024;
-        while (cap < a->n + l + 1)
-            cap *= 2;
-        char *np = realloc(a->p, cap);
-        if (!np) {
-            a->oom = 1;
-            return;
-        }
-        a->p = np;
-        a->cap = cap;
-    }
-    memcpy(a->p + a->n, s, l);
-    a->n += l;
-    a->p[a->n] = 0;
-}
 
 static void pgarr_start(pgarr *a)
 {
-    a->n = 0;
+    a->b.n = 0;
     a->any = 0;
-    pgarr_put(a, "{", 1);
+    vt_strbuf_putc(&a->b, '{');
 }
 
 static void pgarr_add(pgarr *a, const char *v)
 {
-    pgarr_put(a, a->any ? ",\"" : "\"", a->any ? 2 : 1);
+    vt_strbuf_put(&a->b, a->any ? ",\"" : "\"", a->any ? 2 : 1);
     a->any = 1;
     for (const char *r = v; *r;) {
         size_t l = strcspn(r, "\"\\");
-        pgarr_put(a, r, l);
+        vt_strbuf_put(&a->b, r, l);
         r += l;
         if (!*r) break;
         char esc[2] = {'\\', *r++};
-        pgarr_put(a, esc, 2);
+        vt_strbuf_put(&a->b, esc, 2);
     }
-    pgarr_put(a, "\"", 1);
+    vt_strbuf_put(&a->b, "\"", 1);
 }
 
 /* The bucket of cs with this key, or NULL. */
@@ -1190,10 +1178,10 @@ static size_t pg_key_arrays(const cellset *cs, pgarr *a, const char **v)
             pgarr_add(&a[j], key[j]);
     }
     for (int j = 0; j < 5; j++) {
-        pgarr_put(&a[j], "}", 1);
-        oom |= a[j].oom;
-        v[j] = a[j].p;
-        bytes += a[j].n;
+        vt_strbuf_putc(&a[j].b, '}');
+        oom |= a[j].b.oom;
+        v[j] = a[j].b.p;
+        bytes += a[j].b.n;
     }
     return oom ? 0 : bytes;
 }
@@ -1211,10 +1199,10 @@ static size_t pg_value_arrays(const cellset *cs, pgarr *a, const char **v, cell_
             pgarr_add(&a[j], p[j]);
     }
     for (int j = 0; j < CELL_COLS; j++) {
-        pgarr_put(&a[j], "}", 1);
-        oom |= a[j].oom;
-        v[j] = a[j].p;
-        bytes += a[j].n;
+        vt_strbuf_putc(&a[j].b, '}');
+        oom |= a[j].b.oom;
+        v[j] = a[j].b.p;
+        bytes += a[j].b.n;
     }
     return oom ? 0 : bytes;
 }
@@ -1243,9 +1231,9 @@ static int pg_dirty_arrays(const cellset *cs, pgarr *a, const char **v, size_t *
     *n = seen.n;
     cells_free(&seen);
     for (int j = 0; j < 5; j++) {
-        pgarr_put(&a[j], "}", 1);
-        oom |= a[j].oom;
-        v[j] = a[j].p;
+        vt_strbuf_putc(&a[j].b, '}');
+        oom |= a[j].b.oom;
+        v[j] = a[j].b.p;
     }
     return oom ? -1 : 0;
 }
@@ -1253,7 +1241,7 @@ static int pg_dirty_arrays(const cellset *cs, pgarr *a, const char **v, size_t *
 static void pgarr_free(pgarr *a, int n)
 {
     for (int j = 0; j < n; j++)
-        free(a[j].p);
+        free(a[j].b.p);
 }
 
 /* PostgreSQL: one table's buckets (the rebuild). */
@@ -1709,16 +1697,12 @@ typedef struct cells {
 static int load_cell(void *arg, int nc, const char *const *cols)
 {
     cells *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        vt_cell *p = realloc(l->c, cap * sizeof(*p));
-        if (!p) {
-            l->oom = 1;
-            return 1;
-        }
-        l->c = p;
-        l->cap = cap;
+    vt_cell *p = grow(l->c, l->n, &l->cap, sizeof(*p), 256);
+    if (!p) {
+        l->oom = 1;
+        return 1;
     }
+    l->c = p;
     if (vt_cell_from_cols(&l->c[l->n], nc, cols) == 0) l->n++;
     return 0;
 }
@@ -1795,13 +1779,9 @@ static void base_evict(baseline *b, long long now)
 
 static int base_push(baseline *b, long long t, const vt_hist *lat, const vt_hist *tput)
 {
-    if (b->len == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        void *p = realloc(b->q, cap * sizeof(*b->q));
-        if (!p) return -1;
-        b->q = p;
-        b->cap = cap;
-    }
+    void *q = grow(b->q, b->len, &b->cap, sizeof(*b->q), 64);
+    if (!q) return -1;
+    b->q = q;
     b->q[b->len].t = t;
     b->q[b->len].lat = lat;
     b->q[b->len].tput = tput;
@@ -1830,16 +1810,12 @@ typedef struct eplist {
 
 static vt_episode *ep_new(eplist *l)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        vt_episode *p = realloc(l->e, cap * sizeof(*p));
-        if (!p) {
-            l->oom = 1;
-            return NULL;
-        }
-        l->e = p;
-        l->cap = cap;
+    vt_episode *p = grow(l->e, l->n, &l->cap, sizeof(*p), 16);
+    if (!p) {
+        l->oom = 1;
+        return NULL;
     }
+    l->e = p;
     vt_episode *e = &l->e[l->n++];
     memset(e, 0, sizeof(*e));
     return e;
@@ -2170,16 +2146,12 @@ typedef struct dlist {
 /* A new zeroed key at the end of l, or NULL (l->oom set). */
 static dkey *dlist_add(dlist *l)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        dkey *p = realloc(l->k, cap * sizeof(*p));
-        if (!p) {
-            l->oom = 1;
-            return NULL;
-        }
-        l->k = p;
-        l->cap = cap;
+    dkey *p = grow(l->k, l->n, &l->cap, sizeof(*p), 64);
+    if (!p) {
+        l->oom = 1;
+        return NULL;
     }
+    l->k = p;
     dkey *k = &l->k[l->n++];
     memset(k, 0, sizeof(*k));
     return k;

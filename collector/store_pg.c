@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rollup.h"
+#include "strbuf.h"
 #include "store.h"
 
 typedef struct pg_store {
@@ -117,41 +118,11 @@ static int exec_cmd(pg_store *s, const char *sql, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-/* A growing text buffer for the array literals. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_reserve(sbuf *b, size_t more)
-{
-    if (b->oom || b->n + more <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + more)
-        cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) {
-        b->oom = 1;
-        return;
-    }
-    b->p = np;
-    b->cap = cap;
-}
-
-static void sb_put(sbuf *b, const void *d, size_t l)
-{
-    sb_reserve(b, l);
-    if (b->oom) return;
-    memcpy(b->p + b->n, d, l);
-    b->n += l;
-}
-
-static void sb_u32(sbuf *b, uint32_t v)
+static void sb_u32(vt_strbuf *b, uint32_t v)
 {
     unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 8), (unsigned char)v};
-    sb_put(b, x, 4);
+    vt_strbuf_put(b, x, 4);
 }
 
 static const char *row_col(const vt_store_row *w, int c)
@@ -188,7 +159,7 @@ static const char *row_col(const vt_store_row *w, int c)
  * then each element's length and bytes, -1 for NULL): the server copies the bodies as they are
  * instead of parsing an escaped text literal of a megabyte or more (perf: array_in was the
  * largest single cost of the insert), and nothing needs escaping here. */
-static void sb_text_array(sbuf *b, vt_store_row *const *rows, size_t n, int c)
+static void sb_text_array(vt_strbuf *b, vt_store_row *const *rows, size_t n, int c)
 {
     int hasnull = 0;
     for (size_t i = 0; i < n; i++)
@@ -206,7 +177,7 @@ static void sb_text_array(sbuf *b, vt_store_row *const *rows, size_t n, int c)
         }
         size_t l = strlen(v);
         sb_u32(b, (uint32_t)l);
-        sb_put(b, v, l);
+        vt_strbuf_put(b, v, l);
     }
 }
 
@@ -236,7 +207,7 @@ static int insert_rows(pg_store *s, vt_store_row *rows, size_t n, char *err, siz
         byuid[i] = &rows[i];
     }
     qsort(byuid, n, sizeof(*byuid), cmp_row);
-    sbuf b = {0};
+    vt_strbuf b = {0};
     size_t off[13];
     for (int c = 0; c < 12; c++) {
         off[c] = b.n;

@@ -2,6 +2,7 @@
 #include "vantage/fingerprints.h"
 
 #include "csv.h"
+#include "strbuf.h"
 #include "textfile.h"
 
 #include <ctype.h>
@@ -90,47 +91,13 @@ const vt_fp *vt_fp_find(const vt_fp_set *s, const char *name)
 
 /* ---- RE2 -> POSIX ERE ------------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_putn(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t ncap = (b->n + n + 1) * 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static void sb_putc(sbuf *b, char c)
-{
-    sb_putn(b, &c, 1);
-}
-
 static const char ere_special[] = ".[]()*+?{}|^$\\";
 
 /* A literal byte outside brackets. */
-static void put_literal(sbuf *b, char c)
+static void put_literal(vt_strbuf *b, char c)
 {
-    if (c && strchr(ere_special, c)) sb_putc(b, '\\');
-    sb_putc(b, c);
+    if (c && strchr(ere_special, c)) vt_strbuf_putc(b, '\\');
+    vt_strbuf_putc(b, c);
 }
 
 static int hexval(char c)
@@ -222,7 +189,7 @@ static unsigned long ere_nodes(const char *p)
 }
 
 /* Translates what RE2 and POSIX ERE share or can express; -1 with why for the rest. */
-static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t whylen)
+static int re2_to_ere(const char *src, vt_strbuf *out, int *cflags, char *why, size_t whylen)
 {
     const char *p = src;
     int dotall = 0, last_quant = 0;
@@ -253,49 +220,49 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
             p += 2;
             switch (e) {
             case 'd':
-                sb_puts(out, "[0-9]");
+                vt_strbuf_puts(out, "[0-9]");
                 break;
             case 'D':
-                sb_puts(out, "[^0-9]");
+                vt_strbuf_puts(out, "[^0-9]");
                 break;
             case 's':
-                sb_puts(out, "[[:space:]]");
+                vt_strbuf_puts(out, "[[:space:]]");
                 break;
             case 'S':
-                sb_puts(out, "[^[:space:]]");
+                vt_strbuf_puts(out, "[^[:space:]]");
                 break;
             case 'w':
-                sb_puts(out, "[[:alnum:]_]");
+                vt_strbuf_puts(out, "[[:alnum:]_]");
                 break;
             case 'W':
-                sb_puts(out, "[^[:alnum:]_]");
+                vt_strbuf_puts(out, "[^[:alnum:]_]");
                 break;
             case 'b':
-                sb_puts(out, "\\b");
+                vt_strbuf_puts(out, "\\b");
                 break;
             case 'B':
-                sb_puts(out, "\\B");
+                vt_strbuf_puts(out, "\\B");
                 break;
             case 'A':
-                sb_putc(out, '^');
+                vt_strbuf_putc(out, '^');
                 break;
             case 'z':
-                sb_putc(out, '$');
+                vt_strbuf_putc(out, '$');
                 break;
             case 'n':
-                sb_putc(out, '\n');
+                vt_strbuf_putc(out, '\n');
                 break;
             case 't':
-                sb_putc(out, '\t');
+                vt_strbuf_putc(out, '\t');
                 break;
             case 'r':
-                sb_putc(out, '\r');
+                vt_strbuf_putc(out, '\r');
                 break;
             case 'f':
-                sb_putc(out, '\f');
+                vt_strbuf_putc(out, '\f');
                 break;
             case 'v':
-                sb_putc(out, '\v');
+                vt_strbuf_putc(out, '\v');
                 break;
             case 'x':
                 if (hexval(p[0]) >= 0 && hexval(p[1]) >= 0 && (p[0] != '0' || p[1] != '0')) {
@@ -314,7 +281,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                 return -1;
             }
         } else if (c == '.') {
-            sb_puts(out, dotall ? "." : "[^\n]");
+            vt_strbuf_puts(out, dotall ? "." : "[^\n]");
             p++;
         } else if (c == '(') {
             if (p[1] == '?') {
@@ -329,9 +296,9 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
             } else {
                 p++;
             }
-            sb_putc(out, '(');
+            vt_strbuf_putc(out, '(');
         } else if ((c == '*' || c == '+' || c == '?') && !last_quant) {
-            sb_putc(out, c);
+            vt_strbuf_putc(out, c);
             p++;
             quant = 1;
         } else if (c == '?' && last_quant == 1) {
@@ -357,26 +324,26 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                     snprintf(why, whylen, "counted repetitions above 256 in total");
                     return -1;
                 }
-                sb_putn(out, p, n);
+                vt_strbuf_put(out, p, n);
                 p += n;
                 quant = 1;
             } else {
-                sb_puts(out, "\\{");
+                vt_strbuf_puts(out, "\\{");
                 p++;
             }
         } else if (c == '}') {
-            sb_puts(out, "\\}");
+            vt_strbuf_puts(out, "\\}");
             p++;
         } else if (c == '[') {
             int dash = 0, count = 0;
-            sb_putc(out, '[');
+            vt_strbuf_putc(out, '[');
             p++;
             if (*p == '^') {
-                sb_putc(out, '^');
+                vt_strbuf_putc(out, '^');
                 p++;
             }
             if (*p == ']') {
-                sb_putc(out, ']');
+                vt_strbuf_putc(out, ']');
                 p++;
                 count++;
             }
@@ -387,29 +354,29 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                         snprintf(why, whylen, "unterminated character class");
                         return -1;
                     }
-                    sb_putn(out, p, (size_t)(end + 2 - p));
+                    vt_strbuf_put(out, p, (size_t)(end + 2 - p));
                     p = end + 2;
                 } else if (p[0] == '\\') {
                     char e = p[1];
                     p += 2;
                     switch (e) {
                     case 'd':
-                        sb_puts(out, "[:digit:]");
+                        vt_strbuf_puts(out, "[:digit:]");
                         break;
                     case 's':
-                        sb_puts(out, "[:space:]");
+                        vt_strbuf_puts(out, "[:space:]");
                         break;
                     case 'w':
-                        sb_puts(out, "[:alnum:]_");
+                        vt_strbuf_puts(out, "[:alnum:]_");
                         break;
                     case 'n':
-                        sb_putc(out, '\n');
+                        vt_strbuf_putc(out, '\n');
                         break;
                     case 't':
-                        sb_putc(out, '\t');
+                        vt_strbuf_putc(out, '\t');
                         break;
                     case 'r':
-                        sb_putc(out, '\r');
+                        vt_strbuf_putc(out, '\r');
                         break;
                     case '-':
                         dash = 1;
@@ -419,21 +386,21 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                             snprintf(why, whylen, "escaped ^ first in a bracket expression");
                             return -1;
                         }
-                        sb_putc(out, '^');
+                        vt_strbuf_putc(out, '^');
                         break;
                     case ']':
                         snprintf(why, whylen, "escaped ] inside a bracket expression");
                         return -1;
                     default:
                         if (e && ispunct((unsigned char)e)) {
-                            sb_putc(out, e);
+                            vt_strbuf_putc(out, e);
                             break;
                         }
                         snprintf(why, whylen, "unsupported escape \\%c in brackets", e ? e : ' ');
                         return -1;
                     }
                 } else {
-                    sb_putc(out, *p++);
+                    vt_strbuf_putc(out, *p++);
                 }
                 count++;
             }
@@ -441,11 +408,11 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
                 snprintf(why, whylen, "unterminated bracket expression");
                 return -1;
             }
-            if (dash) sb_putc(out, '-');
-            sb_putc(out, ']');
+            if (dash) vt_strbuf_putc(out, '-');
+            vt_strbuf_putc(out, ']');
             p++;
         } else {
-            sb_putc(out, c);
+            vt_strbuf_putc(out, c);
             p++;
         }
         last_quant = quant;
@@ -454,7 +421,7 @@ static int re2_to_ere(const char *src, sbuf *out, int *cflags, char *why, size_t
         snprintf(why, whylen, "out of memory");
         return -1;
     }
-    if (!out->p) sb_puts(out, "");
+    if (!out->p) vt_strbuf_puts(out, "");
     return 0;
 }
 
@@ -621,7 +588,7 @@ static int load_row(vt_fp_set *s, const vt_csv *c, const cols *k, size_t ncols, 
         f.confidence_no_fp = (int)v;
     }
     if (f.pattern_type == VT_FP_REGEXP) {
-        sbuf ere = {0};
+        vt_strbuf ere = {0};
         int cflags;
         int rc = re2_to_ere(pattern, &ere, &cflags, why, sizeof why);
         if (rc == 0 && ere_nodes(ere.p) > ERE_MAX_NODES) {
