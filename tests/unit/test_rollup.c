@@ -196,6 +196,31 @@ static void test_obs(void **state)
 }
 
 /* Hours of one target on one network: 'probes' reports per hour, all anomalous in [b0, b1). */
+/* A store in a new SQLite file: path is a mkstemp template, filled in. */
+static vt_store *temp_store(char *path)
+{
+    char url[64], err[256];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    vt_store *s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    return s;
+}
+
+/* Closes it and removes the file with its WAL and shared-memory files. */
+static void temp_store_close(vt_store *s, const char *path)
+{
+    vt_store_close(s);
+    unlink(path);
+    char aux[300];
+    snprintf(aux, sizeof(aux), "%s-wal", path);
+    unlink(aux);
+    snprintf(aux, sizeof(aux), "%s-shm", path);
+    unlink(aux);
+}
+
 static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *asn)
 {
     enum { HOURS = 30 };
@@ -231,13 +256,8 @@ static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *as
 static void test_detect_thresholds(void **state)
 {
     (void)state;
-    char path[] = "/tmp/vt-rollup-XXXXXX", url[64], err[256];
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
-    vt_store *s = vt_store_open(url, err, sizeof(err));
-    assert_non_null(s);
+    char path[] = "/tmp/vt-rollup-XXXXXX", err[256];
+    vt_store *s = temp_store(path);
     insert_hours(s, 1, 5, 20, "AS1"); /* one probe only: never a block */
     insert_hours(s, 2, 5, 20, "AS2"); /* two probes: a block from 05:00 to 20:00 */
     vt_detect_query q = {0};
@@ -257,13 +277,7 @@ static void test_detect_thresholds(void **state)
     assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
     assert_int_equal(n, 0);
     free(e);
-    vt_store_close(s);
-    unlink(path);
-    char aux[300];
-    snprintf(aux, sizeof(aux), "%s-wal", path);
-    unlink(aux);
-    snprintf(aux, sizeof(aux), "%s-shm", path);
-    unlink(aux);
+    temp_store_close(s, path);
 }
 
 static void same_episodes(const vt_episode *a, size_t na, const vt_episode *b, size_t nb)
@@ -298,13 +312,8 @@ static void same_episodes(const vt_episode *a, size_t na, const vt_episode *b, s
 static void test_episodes_table(void **state)
 {
     (void)state;
-    char path[] = "/tmp/vt-rollup-XXXXXX", url[64], err[256];
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
-    vt_store *s = vt_store_open(url, err, sizeof(err));
-    assert_non_null(s);
+    char path[] = "/tmp/vt-rollup-XXXXXX", err[256];
+    vt_store *s = temp_store(path);
     insert_hours(s, 1, 5, 20, "AS1");
     insert_hours(s, 2, 5, 20, "AS2");
     insert_hours(s, 3, 25, 30, "AS3"); /* ongoing at the newest hour */
@@ -346,13 +355,7 @@ static void test_episodes_table(void **state)
     same_episodes(e, n, t, nt);
     free(e);
     free(t);
-    vt_store_close(s);
-    unlink(path);
-    char aux[300];
-    snprintf(aux, sizeof(aux), "%s-wal", path);
-    unlink(aux);
-    snprintf(aux, sizeof(aux), "%s-shm", path);
-    unlink(aux);
+    temp_store_close(s, path);
 }
 
 int main(void)
