@@ -143,13 +143,16 @@ static void complete(vt_ingest_pool *p, vt_ingest_job *j)
         ;
 }
 
-/* Every ready batch (up to the cap) in one transaction (SQLite: under vt_store_db_lock). */
+/* Every ready batch (up to the cap) in one transaction (SQLite: under vt_store_db_lock, held
+ * for the transaction only: answers are built and parsed trees freed after it, a tenth of a
+ * batch's CPU time that the next group's commit need not wait for). */
 static void store_ready(worker *w)
 {
     vt_ingest_pool *p = w->p;
     vt_ingest_job *group[64];
     vt_ingest_batch *bs[64];
     size_t n = 0, rows = 0;
+    if (w->serial) vt_store_db_lock(); /* before taking: batches ready meanwhile join the group */
     pthread_mutex_lock(&p->mu);
     while (p->ready && n < 64 && (n == 0 || rows + p->ready->batch.n <= GROUP_MAX_ROWS)) {
         vt_ingest_job *j = p->ready;
@@ -160,9 +163,9 @@ static void store_ready(worker *w)
         group[n++] = j;
     }
     pthread_mutex_unlock(&p->mu);
-    if (n == 0) return;
     char err[256] = "";
-    int rc = vt_ingest_store_many(w->store, bs, n, err, sizeof(err));
+    int rc = n ? vt_ingest_store_many(w->store, bs, n, err, sizeof(err)) : 0;
+    if (w->serial) vt_store_db_unlock();
     for (size_t i = 0; i < n; i++) {
         finish(group[i], rc, err);
         complete(p, group[i]);
@@ -196,9 +199,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         /* Every job put on ready is followed by one storer turn of the thread that put it, so
          * no batch is left behind; that turn may find its batch already taken by another. */
-        if (w->serial) vt_store_db_lock();
         store_ready(w);
-        if (w->serial) vt_store_db_unlock();
         /* SQLite: the WAL is copied into the database here, while another thread may already
          * be committing the next group. */
         vt_store_checkpoint(w->store);

@@ -716,6 +716,45 @@ static void cells_free(cellset *cs)
     memset(cs, 0, sizeof(*cs));
 }
 
+/* The coarser sets a flush fills, and the batch's own hourly set, kept with the store between
+ * batches (s->rollup_scratch): a bucket is 1.7 KB, a batch of 500 touches ~1,200 over the five
+ * tables, and growing those arrays afresh every batch (realloc copies, new pages faulted in) was
+ * a tenth of SQLite ingest's CPU. Sets that grew past SCRATCH_KEEP cells (a rebuild) are freed
+ * after use. */
+typedef struct scratch {
+    cellset hour, day, cch, ccd, cca;
+    cellset seen; /* the episode series a flush marks dirty, once each */
+} scratch;
+#define SCRATCH_KEEP 8192
+
+static scratch *scratch_of(vt_store *s)
+{
+    if (!s->rollup_scratch) s->rollup_scratch = calloc(1, sizeof(scratch));
+    return s->rollup_scratch;
+}
+
+static void cells_done(cellset *cs)
+{
+    if (cs->cap > SCRATCH_KEEP)
+        cells_free(cs);
+    else
+        cells_reset(cs);
+}
+
+void vt_rollup_forget(vt_store *s)
+{
+    scratch *sc = s->rollup_scratch;
+    if (!sc) return;
+    cells_free(&sc->hour);
+    cells_free(&sc->day);
+    cells_free(&sc->cch);
+    cells_free(&sc->ccd);
+    cells_free(&sc->cca);
+    cells_free(&sc->seen);
+    free(sc);
+    s->rollup_scratch = NULL;
+}
+
 /* The bucket with this key, created empty (labels from the arguments) when new; NULL on OOM. */
 static vt_cell *cells_get(cellset *cs, const char *hour, const char *cc, const char *asn,
                           const char *target, const char *test)
@@ -1208,17 +1247,17 @@ static size_t pg_value_arrays(const cellset *cs, pgarr *a, const char **v, cell_
 }
 
 /* The dirty marks of cs's buckets (see mark_dirty) as the arrays a[5]; *n of them. */
-static int pg_dirty_arrays(const cellset *cs, pgarr *a, const char **v, size_t *n)
+static int pg_dirty_arrays(const cellset *cs, cellset *seen, pgarr *a, const char **v, size_t *n)
 {
-    cellset seen = {0};
     int oom = 0;
+    cells_reset(seen);
     for (int j = 0; j < 5; j++)
         pgarr_start(&a[j]);
     for (size_t i = 0; i < cs->n && !oom; i++) {
         const vt_cell *c = &cs->c[i];
         int whole = strcmp(c->platform, "canary") == 0;
         const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
-        vt_cell *d = cells_get(&seen, whole ? "w" : "", c->cc, c->asn, t, test);
+        vt_cell *d = cells_get(seen, whole ? "w" : "", c->cc, c->asn, t, test);
         if (!d) {
             oom = 1;
             break;
@@ -1228,8 +1267,8 @@ static int pg_dirty_arrays(const cellset *cs, pgarr *a, const char **v, size_t *
         for (int j = 0; j < 5; j++)
             pgarr_add(&a[j], p[j]);
     }
-    *n = seen.n;
-    cells_free(&seen);
+    *n = seen->n;
+    cells_done(seen);
     for (int j = 0; j < 5; j++) {
         vt_strbuf_putc(&a[j].b, '}');
         oom |= a[j].b.oom;
@@ -1316,7 +1355,8 @@ static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty,
         q[nq++].arg = NULL;
     }
     if (rc == 0 && dirty) {
-        if (pg_dirty_arrays(dirty, dk, q[nq].v, &nd) < 0) {
+        scratch *sc = scratch_of(s);
+        if (!sc || pg_dirty_arrays(dirty, &sc->seen, dk, q[nq].v, &nd) < 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
@@ -1393,13 +1433,19 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
 {
     static const char *sql = "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, "
                              "test_name, whole) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING";
-    cellset seen = {0};
+    scratch *sc = scratch_of(s);
+    if (!sc) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cellset *seen = &sc->seen;
     int rc = 0;
+    cells_reset(seen);
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
         const vt_cell *c = &cs->c[i];
         int whole = strcmp(c->platform, "canary") == 0;
         const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
-        vt_cell *d = cells_get(&seen, whole ? "w" : "", c->cc, c->asn, t, test);
+        vt_cell *d = cells_get(seen, whole ? "w" : "", c->cc, c->asn, t, test);
         if (!d) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
@@ -1409,7 +1455,7 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
         const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
         if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0) rc = -1;
     }
-    cells_free(&seen);
+    cells_done(seen);
     return rc;
 }
 
@@ -1417,35 +1463,40 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
  * country in one bucket: the answer for queries without a network) and per country and day. */
 static int cells_flush_opt(vt_store *s, cellset *cs, int dirty, char *err, size_t errlen)
 {
-    cellset day = {0}, cch = {0}, ccd = {0}, cca = {0};
+    scratch *sc = scratch_of(s);
+    if (!sc) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cellset *day = &sc->day, *cch = &sc->cch, *ccd = &sc->ccd, *cca = &sc->cca;
     int rc = 0;
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
         const vt_cell *c = &cs->c[i];
         char d[20];
         snprintf(d, sizeof(d), "%.10s 00:00:00", c->hour);
-        if (cells_add_cell(&day, c, d, c->asn, 0) < 0 ||
-            cells_add_cell(&cch, c, c->hour, "", 0) < 0 || cells_add_cell(&ccd, c, d, "", 0) < 0 ||
-            cells_add_cell(&cca, c, d, "", 1) < 0) {
+        if (cells_add_cell(day, c, d, c->asn, 0) < 0 ||
+            cells_add_cell(cch, c, c->hour, "", 0) < 0 || cells_add_cell(ccd, c, d, "", 0) < 0 ||
+            cells_add_cell(cca, c, d, "", 1) < 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
     }
     if (rc == 0 && strcmp(vt_store_name(s), "sqlite") != 0) {
-        cellset *sets[PG_NTABLES] = {cs, &day, &cch, &ccd, &cca};
+        cellset *sets[PG_NTABLES] = {cs, day, cch, ccd, cca};
         rc = cells_flush_all_pg(s, sets, dirty ? cs : NULL, err, errlen);
     } else {
         if (rc == 0) rc = cells_flush_table(s, cs, "rollup_hourly", err, errlen);
-        if (rc == 0) rc = cells_flush_table(s, &day, "rollup_daily", err, errlen);
-        if (rc == 0) rc = cells_flush_table(s, &cch, "rollup_cc_hourly", err, errlen);
-        if (rc == 0) rc = cells_flush_table(s, &ccd, "rollup_cc_daily", err, errlen);
-        if (rc == 0) rc = cells_flush_table(s, &cca, "rollup_cc_all_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, day, "rollup_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, cch, "rollup_cc_hourly", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, ccd, "rollup_cc_daily", err, errlen);
+        if (rc == 0) rc = cells_flush_table(s, cca, "rollup_cc_all_daily", err, errlen);
         if (rc == 0 && dirty) rc = mark_dirty(s, cs, err, errlen);
     }
     cells_reset(cs);
-    cells_free(&day);
-    cells_free(&cch);
-    cells_free(&ccd);
-    cells_free(&cca);
+    cells_done(day);
+    cells_done(cch);
+    cells_done(ccd);
+    cells_done(cca);
     return rc;
 }
 
@@ -1461,12 +1512,18 @@ static int is_pg(vt_store *s)
 
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen)
 {
-    cellset cs = {0};
     int rc = 0;
     size_t any = 0;
     for (size_t i = 0; i < n; i++)
         any += rows[i].inserted ? 1 : 0;
     if (!any) return 0;
+    scratch *sc = scratch_of(s);
+    if (!sc) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cellset *cs = &sc->hour;
+    cells_reset(cs);
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!rows[i].inserted || !rows[i].body) continue;
         vt_obs o;
@@ -1474,7 +1531,7 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
         if ((rows[i].parsed ? obs_from_tree(rows[i].parsed, &o)
                             : vt_obs_from_json(rows[i].body, &o)) < 0)
             continue;
-        if (cells_add(&cs, &o) < 0) {
+        if (cells_add(cs, &o) < 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
@@ -1486,8 +1543,8 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
         vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) <
             0)
         rc = -1;
-    if (rc == 0) rc = cells_flush(s, &cs, err, errlen);
-    cells_free(&cs);
+    if (rc == 0) rc = cells_flush(s, cs, err, errlen);
+    cells_done(cs);
     return rc;
 }
 

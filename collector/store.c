@@ -76,7 +76,9 @@ void vt_store_db_unlock(void)
 
 void vt_store_close(vt_store *s)
 {
-    if (s) s->ops->close(s);
+    if (!s) return;
+    vt_rollup_forget(s);
+    s->ops->close(s);
 }
 
 void *vt_store_native(vt_store *s)

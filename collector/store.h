@@ -55,6 +55,7 @@ typedef struct vt_store_ops {
 
 struct vt_store {
     const vt_store_ops *ops;
+    void *rollup_scratch; /* rollup.c's bucket sets, kept between batches (vt_rollup_forget) */
 };
 
 /* url: "sqlite:PATH" (also a plain path ending in .db / .sqlite) or "postgresql://..." /
