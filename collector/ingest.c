@@ -9,6 +9,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "json_arena.h"
 #include "vantage/json.h"
 #include "vantage/measurement.h"
 
@@ -287,7 +288,7 @@ static char *replace_all(const char *s, const char *addr, size_t al)
         count++;
     if (!count) return NULL;
     size_t n = strlen(s) + count * (sizeof(rep) - 1) + 1;
-    char *out = malloc(n), *o = out;
+    char *out = cJSON_malloc(n), *o = out; /* the tree's allocator: it may live in an arena */
     if (!out) return NULL;
     const char *p = s, *q;
     while ((q = find_ci(p, addr, al))) {
@@ -399,7 +400,9 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
         cJSON_ReplaceItemInObjectCaseSensitive(it->m, "probe_ip", ip);
     else
         cJSON_AddItemToObject(it->m, "probe_ip", ip);
+    vt_json_arena *in = vt_json_arena_use(NULL); /* the body is the row's, freed with free() */
     it->body = vt_json_print(it->m);
+    vt_json_arena_use(in);
     if (!it->body) return reject(it, "out of memory");
     const cJSON *ann = cJSON_GetObjectItemCaseSensitive(it->m, "annotations");
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(it->m, "test_keys");
@@ -519,6 +522,7 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
         snprintf(err, errlen, "upload too large to process");
         return -1;
     }
+    b->arena = vt_json_arena_new(); /* NULL (the heap) when the collector did not install it */
     size_t line = 0;
     for (size_t i = 0; i < len;) {
         const char *nl = memchr(data + i, '\n', len - i);
@@ -529,7 +533,11 @@ int vt_ingest_parse(const char *data, size_t len, const vt_ingest_limits *lim,
             if (l && data[i + l - 1] == '\r') l--;
             vt_ingest_item *it = &b->items[b->n++];
             it->line = line;
+            /* Trees go into the batch's arena while it keeps them (below KEEP_VALUES). */
+            it->in_arena = b->arena && b->values < VT_INGEST_KEEP_VALUES;
+            vt_json_arena *prev = vt_json_arena_use(it->in_arena ? b->arena : NULL);
             process_line(b, it, data + i, l, lim, client_addr, now);
+            vt_json_arena_use(prev);
             /* Parsing and printing cost per value, on the loop everyone shares. */
             if (b->values > lim->max_batch_values) {
                 vt_ingest_batch_free(b);
@@ -664,10 +672,11 @@ char *vt_ingest_answer(const vt_ingest_batch *b)
 void vt_ingest_batch_free(vt_ingest_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        cJSON_Delete(b->items[i].m);
+        if (!b->items[i].in_arena) cJSON_Delete(b->items[i].m);
         free(b->items[i].body);
         free(b->items[i].cols);
     }
+    vt_json_arena_free(b->arena);
     free(b->items);
     memset(b, 0, sizeof(*b));
 }

@@ -32,6 +32,7 @@ typedef struct vt_ingest_item {
     int status;       /* VT_INGEST_*; before storing, ACCEPTED means "valid, to store" */
     char reason[192]; /* for REJECTED */
     cJSON *m;         /* the parsed measurement (row.parsed), NULL when rejected or not kept */
+    int in_arena;     /* m lives in the batch's arena (freed with it, never cJSON_Delete'd) */
     char *cols;       /* the row's column strings (row points into it) */
     char *body;       /* compact JSON as stored */
     vt_store_row row; /* points into cols and body */
@@ -42,6 +43,7 @@ typedef struct vt_ingest_batch {
     size_t n;
     size_t accepted, duplicate, rejected;
     size_t values; /* JSON values seen (bound: commas and colons) */
+    struct vt_json_arena *arena; /* the kept trees' memory (json_arena.h); NULL: the heap */
     char received_at[20];
 } vt_ingest_batch;
 

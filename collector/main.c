@@ -10,6 +10,7 @@
 #include "aggregate.h"
 #include "api.h"
 #include "geoip.h"
+#include "json_arena.h"
 #include "rollup.h"
 #include "store.h"
 #include "vantage/loop.h"
@@ -127,6 +128,8 @@ static void print_token(const vt_store_token *t, void *arg)
 
 int main(int argc, char **argv)
 {
+    /* Before any thread: cJSON's allocator, so that ingest parses each batch into an arena. */
+    vt_json_arena_install();
     /* report has its own options (report.c). */
     if (argc > 1 && strcmp(argv[1], "report") == 0) return vt_report_main(argc - 1, argv + 1);
     enum {

@@ -1,13 +1,16 @@
 /* libFuzzer: the collector's upload body (JSONL batch): split, depth/value bounds, cJSON parse,
- * df-000 validation, address scrubbing, in-batch duplicates, and the answer it builds. */
+ * df-000 validation, address scrubbing, in-batch duplicates, and the answer it builds; the trees
+ * in the batch's arena, as in vantage-collector. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "ingest.h"
+#include "json_arena.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    vt_json_arena_install(); /* as vantage-collector: each batch's trees in an arena */
     vt_ingest_limits lim;
     vt_ingest_limits_default(&lim);
     /* Smaller caps than the defaults, so the fuzzer reaches them with small inputs. */
