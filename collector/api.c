@@ -12,6 +12,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,6 +510,10 @@ int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", listen);
         return -1;
     }
+    /* Accepted connections inherit it (Linux): without it an answer's last segment waited for
+     * the client's delayed ACK, 40 ms per upload (measured with bench/collector-ingest). */
+    int one = 1;
+    setsockopt(evhttp_bound_socket_get_fd(a->bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (getsockname(evhttp_bound_socket_get_fd(a->bound), (struct sockaddr *)&ss, &sl) == 0)
