@@ -92,15 +92,53 @@ double vt_hist_quantile(const vt_hist *h, int kind, double q)
     return sqrt(vt_hist_edge(kind, VT_HIST_BINS - 1) * vt_hist_edge(kind, VT_HIST_BINS));
 }
 
+/* Decimal / 8-digit hex text of v at o, unterminated; the length. The encoders below run for
+ * every bucket a batch touches (snprintf there was a twentieth of ingest's CPU). */
+static int put_dec(char *o, uint32_t v)
+{
+    char t[10];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++)
+        o[i] = t[n - 1 - i];
+    return n;
+}
+
+static int put_hex8(char *o, uint32_t v)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 7; i >= 0; i--, v >>= 4)
+        o[i] = hx[v & 15];
+    return 8;
+}
+
+/* Appends entry e (len bytes) to out (n bytes, off used) with a comma before all but the first;
+ * 0 when it does not fit (out then ends before it, as with a truncated snprintf). */
+static int put_entry(char *out, size_t n, size_t *off, const char *e, int len)
+{
+    size_t need = (size_t)len + (*off ? 1 : 0);
+    if (*off + need >= n) return 0;
+    if (*off) out[(*off)++] = ',';
+    memcpy(out + *off, e, (size_t)len);
+    *off += (size_t)len;
+    out[*off] = 0;
+    return 1;
+}
+
 void vt_hist_encode(const vt_hist *h, char *out, size_t n)
 {
     size_t off = 0;
     out[0] = 0;
-    for (int i = 0; i < VT_HIST_BINS && off < n; i++) {
+    for (int i = 0; i < VT_HIST_BINS; i++) {
         if (!h->c[i]) continue;
-        int w = snprintf(out + off, n - off, "%s%d:%u", off ? "," : "", i, h->c[i]);
-        if (w < 0 || (size_t)w >= n - off) break;
-        off += (size_t)w;
+        char e[24];
+        int w = put_dec(e, (uint32_t)i);
+        e[w++] = ':';
+        w += put_dec(e + w, h->c[i]);
+        if (!put_entry(out, n, &off, e, w)) break;
     }
 }
 
@@ -227,11 +265,14 @@ void vt_rset_encode(const vt_rset *s, char *out, size_t n)
 {
     size_t off = 0;
     out[0] = 0;
-    for (int i = 0; i < s->len && off < n; i++) {
-        int w = snprintf(out + off, n - off, "%s%08x:%u:%u", off ? "," : "", s->e[i].h, s->e[i].n,
-                         s->e[i].a);
-        if (w < 0 || (size_t)w >= n - off) break;
-        off += (size_t)w;
+    for (int i = 0; i < s->len; i++) {
+        char e[40];
+        int w = put_hex8(e, s->e[i].h);
+        e[w++] = ':';
+        w += put_dec(e + w, s->e[i].n);
+        e[w++] = ':';
+        w += put_dec(e + w, s->e[i].a);
+        if (!put_entry(out, n, &off, e, w)) break;
     }
 }
 
@@ -828,14 +869,6 @@ static int cells_add_cell(cellset *cs, const vt_cell *x, const char *hour, const
     return 0;
 }
 
-static int load_one(void *arg, int nc, const char *const *cols)
-{
-    vt_cell *old = arg;
-    vt_cell_from_cols(old, nc, cols);
-    old->n = old->n ? old->n : -1; /* mark found even for n = 0 */
-    return 1;
-}
-
 /* A bucket's upsert: its columns, and what a conflict updates. */
 static const char *const upsert_cols =
     " (hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, "
@@ -1380,10 +1413,71 @@ static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty,
     return rc;
 }
 
+/* SQLite merges a bucket into its stored row inside the upsert, with these functions over the
+ * stored texts (registered on every store connection, vt_rollup_sqlite_functions): one statement
+ * per bucket instead of a SELECT and an upsert, and no read-modify-write across statements. */
+static void sql_hist_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    vt_hist a, b;
+    char out[1024];
+    vt_hist_decode(&a, (const char *)sqlite3_value_text(argv[0]));
+    vt_hist_decode(&b, (const char *)sqlite3_value_text(argv[1]));
+    vt_hist_merge(&a, &b);
+    vt_hist_encode(&a, out, sizeof(out));
+    sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+}
+
+/* vt_rset_merge(a, b): the merged sketch's text; vt_rset_probes(a, b) and vt_rset_share(a, b):
+ * the merged sketch's distinct runs and per-run share per mille (-1 none), as cell_params. */
+static void sql_rset(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    vt_rset a, b;
+    vt_rset_decode(&a, (const char *)sqlite3_value_text(argv[0]));
+    vt_rset_decode(&b, (const char *)sqlite3_value_text(argv[1]));
+    vt_rset_merge(&a, &b);
+    int what = (int)(intptr_t)sqlite3_user_data(ctx);
+    if (what == 0) {
+        char out[2048];
+        vt_rset_encode(&a, out, sizeof(out));
+        sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
+    } else if (what == 1) {
+        sqlite3_result_int64(ctx, (sqlite3_int64)nearbyint(vt_rset_distinct(&a)) /* as "%.0f" */);
+    } else {
+        double share = vt_rset_share(&a);
+        sqlite3_result_int64(ctx, share < 0 ? -1 : (sqlite3_int64)nearbyint(share * 1000.0));
+    }
+}
+
+int vt_rollup_sqlite_functions(void *db)
+{
+    const int f = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
+    if (sqlite3_create_function(db, "vt_hist_merge", 2, f, NULL, sql_hist_merge, NULL, NULL) ||
+        sqlite3_create_function(db, "vt_rset_merge", 2, f, (void *)0, sql_rset, NULL, NULL) ||
+        sqlite3_create_function(db, "vt_rset_probes", 2, f, (void *)1, sql_rset, NULL, NULL) ||
+        sqlite3_create_function(db, "vt_rset_share", 2, f, (void *)2, sql_rset, NULL, NULL))
+        return -1;
+    return 0;
+}
+
+/* What a conflict does on SQLite: add the counters, merge histograms and sketch, keep the
+ * newest labels (as the merge in C on PostgreSQL). */
+static const char *const sq_upsert_merge =
+    " ON CONFLICT (hour, probe_cc, probe_asn, target_id, test_name) DO UPDATE SET platform = "
+    "excluded.platform, category = excluded.category, n = n + excluded.n, n_ok = n_ok + "
+    "excluded.n_ok, n_dns = n_dns + excluded.n_dns, n_tcp = n_tcp + excluded.n_tcp, n_tls = "
+    "n_tls + excluded.n_tls, n_http = n_http + excluded.n_http, n_throttled = n_throttled + "
+    "excluded.n_throttled, n_down = n_down + excluded.n_down, n_offline = n_offline + "
+    "excluded.n_offline, n_inconclusive = n_inconclusive + excluded.n_inconclusive, n_failure = "
+    "n_failure + excluded.n_failure, n_confirmed = n_confirmed + excluded.n_confirmed, lat_hist "
+    "= vt_hist_merge(lat_hist, excluded.lat_hist), tput_hist = vt_hist_merge(tput_hist, "
+    "excluded.tput_hist), reports = vt_rset_merge(reports, excluded.reports), probes = "
+    "vt_rset_probes(reports, excluded.reports), share_pm = vt_rset_share(reports, "
+    "excluded.reports)";
+
 static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *err, size_t errlen)
 {
-    static const char *sel_tail =
-        " WHERE hour = ? AND probe_cc = ? AND probe_asn = ? AND target_id = ? AND test_name = ?";
     if (strcmp(vt_store_name(s), "sqlite") != 0) {
         for (int k = 0; k < PG_NTABLES; k++)
             if (strcmp(table, pg_tables[k]) == 0)
@@ -1391,39 +1485,49 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
         snprintf(err, errlen, "no rollup table %s", table);
         return -1;
     }
-    char sel[512], upsert[1400];
-    snprintf(sel, sizeof(sel), "SELECT %s FROM %s%s", vt_cell_select, table, sel_tail);
+    if (!cs->n) return 0;
+    char upsert[2000];
     snprintf(upsert, sizeof(upsert),
              "INSERT INTO %s%sVALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)%s", table,
-             upsert_cols, upsert_conflict);
-    vt_cell *old = malloc(sizeof(*old));
-    if (!old) {
-        snprintf(err, errlen, "out of memory");
+             upsert_cols, sq_upsert_merge);
+    /* One statement for the table's buckets, numbers bound as integers (vt_db_query would
+     * look the statement up and bind the texts cell_params prints, per bucket). */
+    sqlite3 *db = vt_store_native(s);
+    int cached;
+    sqlite3_stmt *st = stmt_get(db, upsert, &cached);
+    if (!st) {
+        snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
         return -1;
     }
     int rc = 0;
+    char lat[1024], tput[1024], rs[2048];
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
-        vt_cell *c = &cs->c[i];
-        const char *key[5] = {c->hour, c->cc, c->asn, c->target, c->test};
-        memset(old, 0, sizeof(*old));
-        if (vt_db_query(s, sel, key, 5, load_one, old, err, errlen) < 0) {
+        const vt_cell *c = &cs->c[i];
+        const char *txt[7] = {c->hour, c->cc, c->asn, c->target, c->test, c->platform,
+                              c->category};
+        for (int j = 0; j < 7; j++)
+            sqlite3_bind_text(st, j + 1, txt[j], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, c->n);
+        for (int v = 0; v < VT_V_COUNT; v++)
+            sqlite3_bind_int64(st, 9 + v, c->v[v]);
+        sqlite3_bind_int64(st, 9 + VT_V_COUNT, c->confirmed);
+        vt_hist_encode(&c->lat, lat, sizeof(lat));
+        vt_hist_encode(&c->tput, tput, sizeof(tput));
+        vt_rset_encode(&c->rs, rs, sizeof(rs));
+        sqlite3_bind_text(st, 20, lat, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 21, tput, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 22, rs, -1, SQLITE_STATIC);
+        double share = vt_rset_share(&c->rs); /* as cell_params prints them ("%.0f") */
+        sqlite3_bind_int64(st, 23, (sqlite3_int64)nearbyint(vt_rset_distinct(&c->rs)));
+        sqlite3_bind_int64(st, 24, share < 0 ? -1 : (sqlite3_int64)nearbyint(share * 1000.0));
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
             rc = -1;
-            break;
         }
-        if (old->n) {
-            if (old->n < 0) old->n = 0;
-            /* keep the newest platform/category labels */
-            memcpy(old->platform, c->platform, sizeof(c->platform));
-            memcpy(old->category, c->category, sizeof(c->category));
-            cell_merge(old, c);
-            c = old;
-        }
-        cell_text t;
-        const char *p[CELL_COLS];
-        cell_params(c, &t, p);
-        if (vt_db_query(s, upsert, p, CELL_COLS, NULL, NULL, err, errlen) < 0) rc = -1;
+        sqlite3_reset(st);
     }
-    free(old);
+    sqlite3_clear_bindings(st);
+    if (!cached) sqlite3_finalize(st);
     return rc;
 }
 

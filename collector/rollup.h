@@ -117,6 +117,8 @@ int vt_rollup_init(vt_store *s, char *err, size_t errlen);
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert
  * transaction, before COMMIT. */
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen);
+/* Registers the SQL functions SQLite's bucket upserts merge with (a sqlite3 *); 0 ok. */
+int vt_rollup_sqlite_functions(void *db);
 /* Frees the bucket sets vt_rollup_apply keeps with the store between batches (vt_store_close). */
 void vt_rollup_forget(vt_store *s);
 
