@@ -75,6 +75,9 @@ void vt_ingest_batch_free(vt_ingest_batch *b);
 /* Pieces, exposed for the unit tests. */
 /* Maximum nesting depth of JSON text (brackets outside strings). */
 int vt_ingest_json_depth(const char *s, size_t len);
+/* 1 when JSON text (that cJSON parsed whole) can be stored as received: strict JSON, no \u
+ * escapes, numbers well inside a double's range (ingest.c). */
+int vt_ingest_json_plain(const char *s, size_t len);
 /* Upper bound of the number of values in JSON text (commas and colons outside strings + 1). */
 size_t vt_ingest_json_values(const char *s, size_t len);
 /* 0 when m is a valid df-000 measurement; else -1 and a reason. */

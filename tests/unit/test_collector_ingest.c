@@ -201,6 +201,69 @@ static void the_callers_address_is_scrubbed_and_probe_ip_forced(void **state)
     cJSON_Delete(v);
 }
 
+/* A good measurement with probe_ip 127.0.0.1 and extra members (JSON text) before test_keys. */
+static char *plain_good(const char *uid, const char *extra)
+{
+    static char buf[4096];
+    char *g = good(uid);
+    char *ip = strstr(g, "10.1.2.3\""), *tk = strstr(g, "\"test_keys\"");
+    snprintf(buf, sizeof buf, "%.*s127.0.0.1%.*s%s%s", (int)(ip - g), g,
+             (int)(tk - ip - 8), ip + 8, extra, tk);
+    return buf;
+}
+
+static void unchanged_plain_lines_are_stored_as_received(void **state)
+{
+    static const struct {
+        const char *extra;
+        int plain;
+    } cases[] = {
+        {"\"n\": [1, -2.5e3, 0, 0.25E+2, true, false, null],\t", 1},
+        {"\"s\":\"a\\\"b\\\\c\\/d\\n\",", 1},
+        {"\"n\":01,", 0},     /* cJSON reads it; JSON does not */
+        {"\"n\":1.,", 0},
+        {"\"n\":-01,", 0},
+        {"\"n\":1E5,", 1},
+        {"\"n\":1e400,", 0},  /* cJSON prints it as null */
+        {"\"s\":\"a\tb\",", 0}, /* a raw control character in a string */
+        {"\"s\":\"\\u00e9\",", 0},
+        {"\"s\":\"x\\u0000 10.1.2.3\",", 0}, /* cJSON's string ends at the NUL */
+        {"\x01\"n\":1,", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char uid[33];
+        snprintf(uid, sizeof uid, "%032zx", i + 100);
+        const char *line = plain_good(uid, cases[i].extra);
+        assert_int_equal(vt_ingest_json_plain(line, strlen(line)), cases[i].plain);
+        vt_ingest_batch b;
+        parse_line(line, &b, "127.0.0.1");
+        assert_int_equal(b.items[0].status, VT_INGEST_ACCEPTED);
+        if (cases[i].plain) {
+            assert_string_equal(b.items[0].body, line);
+        } else { /* printed again: compact, and JSON that a strict parser takes */
+            assert_string_not_equal(b.items[0].body, line);
+            assert_null(strstr(b.items[0].body, "\": "));
+        }
+        vt_ingest_batch_free(&b);
+    }
+    /* Trailing text after the measurement: cJSON stops at the value's end; the text is not
+     * kept. A caller's address anywhere, or another probe_ip: printed (scrubbed, forced). */
+    char line[4096];
+    snprintf(line, sizeof line, "%s x", plain_good("000000000000000000000000000000aa", ""));
+    vt_ingest_batch b;
+    parse_line(line, &b, NULL);
+    assert_int_equal(b.items[0].status, VT_INGEST_ACCEPTED);
+    assert_null(strstr(b.items[0].body, "} x"));
+    vt_ingest_batch_free(&b);
+    parse_line(plain_good("000000000000000000000000000000ab", "\"x\":\"10.1.2.3\","), &b, "10.1.2.3");
+    assert_null(strstr(b.items[0].body, "10.1.2.3"));
+    vt_ingest_batch_free(&b);
+    parse_line(plain_good("000000000000000000000000000000ac", "\"x\":\"x\\u0000 10.1.2.3\","), &b,
+               "10.1.2.3");
+    assert_null(strstr(b.items[0].body, "10.1.2.3"));
+    vt_ingest_batch_free(&b);
+}
+
 static void whole_body_refusals(void **state)
 {
     vt_ingest_limits lim;
@@ -315,6 +378,7 @@ int main(void)
         cmocka_unit_test(value_counts_bound_the_work),
         cmocka_unit_test(bad_lines_are_rejected_and_good_ones_kept),
         cmocka_unit_test(the_callers_address_is_scrubbed_and_probe_ip_forced),
+        cmocka_unit_test(unchanged_plain_lines_are_stored_as_received),
         cmocka_unit_test(whole_body_refusals),
         cmocka_unit_test(gzip_bodies_inflate_within_the_cap),
         cmocka_unit_test(damaged_batches_never_crash),
