@@ -1789,6 +1789,21 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char
         if (vt_db_query(s, buf, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
         p += len + (semi ? 1 : 0);
     }
+    /* PostgreSQL: room in each page for a bucket's next version, so that its update stays HOT
+     * (no new index entries): in bench/collector-ingest 81% of the per-country buckets'
+     * updates were HOT with it, 10% without, their upserts 35-40% faster and the tables half
+     * the size. Set once (new pages only; an ALTER takes a lock). */
+    for (int k = 0; is_pg(s) && k < PG_NTABLES; k++) {
+        char sql[256];
+        long long set = 0;
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM pg_class WHERE oid = '%s'::regclass AND "
+                 "'fillfactor=70' = ANY(coalesce(reloptions, '{}'))",
+                 pg_tables[k]);
+        if (vt_db_query(s, sql, NULL, 0, count_row, &set, err, errlen) < 0) return -1;
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s SET (fillfactor = 70)", pg_tables[k]);
+        if (!set && vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    }
     long long have = nonempty(s, "rollup_hourly", err, errlen),
               have_d = nonempty(s, "rollup_daily", err, errlen),
               have_ch = nonempty(s, "rollup_cc_hourly", err, errlen),
