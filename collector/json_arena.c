@@ -2,6 +2,7 @@
 #include "json_arena.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,9 +24,26 @@ struct vt_json_arena {
 static int installed;
 static _Thread_local vt_json_arena *current;
 
+/* Freed standard chunks wait here for the next batch (up to POOL_MAX of them, 32 MB: two
+ * batches of 1,000 measurements): a fresh chunk is memory the kernel must fault in again, which
+ * made the first batches after start-up several times slower to parse. */
+#define POOL_MAX 128
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static chunk *pool;
+static size_t pool_n;
+
 static chunk *chunk_new(vt_json_arena *a, size_t size)
 {
-    chunk *c = malloc(sizeof(*c) + size);
+    chunk *c = NULL;
+    if (size == CHUNK) {
+        pthread_mutex_lock(&pool_mu);
+        if ((c = pool)) {
+            pool = c->next;
+            pool_n--;
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    if (!c) c = malloc(sizeof(*c) + size);
     if (!c) return NULL;
     c->size = size;
     c->used = 0;
@@ -111,9 +129,31 @@ void vt_json_arena_free(vt_json_arena *a)
     if (!a) return;
     for (chunk *c = a->head, *next; c; c = next) {
         next = c->next;
-        free(c);
+        int keep = 0;
+        if (c->size == CHUNK) {
+            pthread_mutex_lock(&pool_mu);
+            if ((keep = pool_n < POOL_MAX)) {
+                c->next = pool;
+                pool = c;
+                pool_n++;
+            }
+            pthread_mutex_unlock(&pool_mu);
+        }
+        if (!keep) free(c);
     }
     free(a);
+}
+
+void vt_json_arena_trim(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    while (pool) {
+        chunk *c = pool;
+        pool = c->next;
+        free(c);
+    }
+    pool_n = 0;
+    pthread_mutex_unlock(&pool_mu);
 }
 
 size_t vt_json_arena_size(const vt_json_arena *a)

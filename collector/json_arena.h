@@ -27,6 +27,8 @@ vt_json_arena *vt_json_arena_new(void);
 vt_json_arena *vt_json_arena_use(vt_json_arena *a);
 /* Frees every tree allocated in it. NULL is fine. */
 void vt_json_arena_free(vt_json_arena *a);
+/* Frees the chunks that freed arenas left for reuse (at exit; they are kept otherwise). */
+void vt_json_arena_trim(void);
 /* Bytes taken from the heap for it. */
 size_t vt_json_arena_size(const vt_json_arena *a);
 

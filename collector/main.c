@@ -403,5 +403,6 @@ done:
     vt_loop_free(loop);
     vt_store_close(store);
     vt_geoip_free(geo);
+    vt_json_arena_trim();
     return rc;
 }
