@@ -669,6 +669,11 @@ static const char *schema =
     " probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL, target_id TEXT NOT NULL,"
     " test_name TEXT NOT NULL, whole BIGINT NOT NULL,"
     " PRIMARY KEY (probe_cc, probe_asn, target_id, test_name, whole));"
+    /* The refresh's next few in its order: without it each round sorted the whole table, which
+     * grows by ~300 series per upload while uploads keep coming (PostgreSQL: rounds of 50-110
+     * ms with the rollup lock held at 200,000 measurements). */
+    "CREATE INDEX IF NOT EXISTS episodes_dirty_next ON episodes_dirty"
+    " (whole DESC, probe_cc, probe_asn);"
     "CREATE TABLE IF NOT EXISTS episodes ("
     " kind TEXT NOT NULL, scope TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
     " target_id TEXT NOT NULL, test_name TEXT NOT NULL, platform TEXT NOT NULL,"
