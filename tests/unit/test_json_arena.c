@@ -63,6 +63,19 @@ static void trees_live_in_the_arena(void **state)
     vt_json_arena_free(a); /* m goes with it, never cJSON_Delete'd */
 }
 
+/* doc parsed into a new arena (*a), which is then no longer in use. */
+static cJSON *parse_in_new_arena(vt_json_arena **a)
+{
+    vt_json_arena_install();
+    *a = vt_json_arena_new();
+    assert_non_null(*a);
+    vt_json_arena_use(*a);
+    cJSON *m = cJSON_Parse(doc);
+    vt_json_arena_use(NULL);
+    assert_non_null(m);
+    return m;
+}
+
 static void *read_tree(void *arg)
 {
     const cJSON *m = arg;
@@ -73,17 +86,14 @@ static void *read_tree(void *arg)
 static void another_thread_reads_and_frees(void **state)
 {
     (void)state;
-    vt_json_arena_install();
-    vt_json_arena *a = vt_json_arena_new();
-    vt_json_arena_use(a);
-    cJSON *m = cJSON_Parse(doc);
-    vt_json_arena_use(NULL);
+    vt_json_arena *a;
+    cJSON *m = parse_in_new_arena(&a);
     pthread_t t;
     void *got = NULL;
     assert_int_equal(pthread_create(&t, NULL, read_tree, m), 0);
     assert_int_equal(pthread_join(t, &got), 0);
     assert_string_equal(got, "text");
-    /* The other thread has no arena in use: its trees are on the heap. */
+    /* No arena in use here any more: trees are on the heap again. */
     cJSON *h = cJSON_Parse(doc);
     cJSON_Delete(h);
     vt_json_arena_free(a);
@@ -94,18 +104,11 @@ static void another_thread_reads_and_frees(void **state)
 static void chunks_are_reused(void **state)
 {
     (void)state;
-    vt_json_arena_install();
-    vt_json_arena *a = vt_json_arena_new();
-    vt_json_arena_use(a);
-    cJSON *m = cJSON_Parse(doc);
-    vt_json_arena_use(NULL);
-    assert_non_null(m);
+    vt_json_arena *a;
+    cJSON *m = parse_in_new_arena(&a);
     void *first = cJSON_GetObjectItemCaseSensitive(m, "ip");
     vt_json_arena_free(a);
-    a = vt_json_arena_new();
-    vt_json_arena_use(a);
-    m = cJSON_Parse(doc);
-    vt_json_arena_use(NULL);
+    m = parse_in_new_arena(&a);
     /* the same chunk again: the same layout gives the same address */
     assert_ptr_equal(cJSON_GetObjectItemCaseSensitive(m, "ip"), first);
     vt_json_arena_free(a);
