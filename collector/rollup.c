@@ -1208,12 +1208,14 @@ static int pg_merge_row(void *arg, int nc, const char *const *cols)
  * and EXPLAIN: the SELECT was most of the rollups' time), and the plan prepared then is kept.
  * Autovacuum analyses a table only after a minute or more, so this process analyses each table
  * once, after it has added 1,000 buckets to it, unless the table's statistics already count at
- * least half as many rows. ANALYZE invalidates the prepared plans; it runs in the batch's
- * transaction (it blocks no writes). */
+ * least half as many rows. ANALYZE invalidates the prepared plans. It runs after the batch's
+ * commit (vt_rollup_maintain, from the ingest thread's vt_store_checkpoint), not inside it:
+ * there it held the rollup lock, and every other storing thread, for the five tables' ANALYZE
+ * (the slowest batches after start-up waited for it). */
 #define PG_ANALYZE_AFTER 1000
 static struct {
     size_t added;
-    int done;
+    int done, pending;
 } pg_growth[PG_NTABLES];
 
 static int reltuples_row(void *arg, int nc, const char *const *cols)
@@ -1222,22 +1224,34 @@ static int reltuples_row(void *arg, int nc, const char *const *cols)
     return 1;
 }
 
-static int pg_maybe_analyze(vt_store *s, int table, size_t added, char *err, size_t errlen)
+static void pg_note_growth(int table, size_t added)
 {
     pthread_mutex_lock(&pg_prep_mu);
-    int due = !pg_growth[table].done && (pg_growth[table].added += added) >= PG_ANALYZE_AFTER;
-    if (due) pg_growth[table].done = 1;
+    if (!pg_growth[table].done && (pg_growth[table].added += added) >= PG_ANALYZE_AFTER)
+        pg_growth[table].done = pg_growth[table].pending = 1;
     pthread_mutex_unlock(&pg_prep_mu);
-    if (!due) return 0;
-    const char *p[1] = {pg_tables[table]};
-    double tuples = -1;
-    if (vt_db_query(s, "SELECT reltuples FROM pg_class WHERE oid = CAST(? AS regclass)", p, 1,
-                    reltuples_row, &tuples, err, errlen) < 0)
-        return -1;
-    if (tuples >= PG_ANALYZE_AFTER / 2) return 0;
-    char sql[64];
-    snprintf(sql, sizeof(sql), "ANALYZE %s", pg_tables[table]);
-    return vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen);
+}
+
+int vt_rollup_maintain(vt_store *s, char *err, size_t errlen)
+{
+    if (strcmp(vt_store_name(s), "sqlite") == 0) return 0;
+    for (int k = 0; k < PG_NTABLES; k++) {
+        pthread_mutex_lock(&pg_prep_mu);
+        int due = pg_growth[k].pending;
+        pg_growth[k].pending = 0;
+        pthread_mutex_unlock(&pg_prep_mu);
+        if (!due) continue;
+        const char *p[1] = {pg_tables[k]};
+        double tuples = -1;
+        if (vt_db_query(s, "SELECT reltuples FROM pg_class WHERE oid = CAST(? AS regclass)", p, 1,
+                        reltuples_row, &tuples, err, errlen) < 0)
+            return -1;
+        if (tuples >= PG_ANALYZE_AFTER / 2) continue;
+        char sql[64];
+        snprintf(sql, sizeof(sql), "ANALYZE %s", pg_tables[k]);
+        if (vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    }
+    return 0;
 }
 
 /* The key arrays of cs's buckets (a[5]) or their upsert's value arrays (a[CELL_COLS], t for the
@@ -1336,8 +1350,10 @@ static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, 
     } else if (pg_run(s, 2 * table, 5, v, pg_merge_row, &m, err, errlen) == 0) {
         if (!pg_value_arrays(cs, a, v, t))
             snprintf(err, errlen, "out of memory");
-        else if (pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen) == 0)
-            rc = pg_maybe_analyze(s, table, cs->n - m.found, err, errlen);
+        else if (pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen) == 0) {
+            pg_note_growth(table, cs->n - m.found);
+            rc = vt_rollup_maintain(s, err, errlen); /* a rebuild: its next lookups need it */
+        }
     }
     free(t);
     pgarr_free(a, CELL_COLS);
@@ -1407,7 +1423,7 @@ static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty,
     }
     if (rc == 0) rc = pg_run_all(s, q, nq, err, errlen);
     for (int k = 0; k < PG_NTABLES && rc == 0; k++)
-        rc = pg_maybe_analyze(s, k, sets[k]->n - m[k].found, err, errlen);
+        pg_note_growth(k, sets[k]->n - m[k].found);
     for (int k = 0; k < PG_NTABLES; k++) {
         pgarr_free(keys[k], 5);
         pgarr_free(vals[k], CELL_COLS);

@@ -117,6 +117,9 @@ int vt_rollup_init(vt_store *s, char *err, size_t errlen);
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert
  * transaction, before COMMIT. */
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen);
+/* PostgreSQL: ANALYZE of the rollup tables that ingest grew past their statistics, outside any
+ * transaction (vt_store_checkpoint calls it after a batch's commit). 0 when nothing to do. */
+int vt_rollup_maintain(vt_store *s, char *err, size_t errlen);
 /* Registers the SQL functions SQLite's bucket upserts merge with (a sqlite3 *); 0 ok. */
 int vt_rollup_sqlite_functions(void *db);
 /* Frees the bucket sets vt_rollup_apply keeps with the store between batches (vt_store_close). */

@@ -60,6 +60,9 @@ void vt_store_defer_checkpoints(vt_store *s)
 void vt_store_checkpoint(vt_store *s)
 {
     if (s->ops->checkpoint) s->ops->checkpoint(s);
+    char err[256];
+    if (vt_rollup_maintain(s, err, sizeof(err)) < 0)
+        fprintf(stderr, "vantage-collector: statistics of the rollup tables: %s\n", err);
 }
 
 static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -90,7 +90,9 @@ void *vt_store_native(vt_store *s);
  * automatic checkpoint); vt_store_checkpoint does it, outside vt_store_db_lock, so that another
  * thread's transaction is not held up behind it. No-ops for PostgreSQL. */
 void vt_store_defer_checkpoints(vt_store *s);
-/* A passive checkpoint when the WAL has grown past SQLite's usual threshold (1000 pages). */
+/* Upkeep after a commit, outside any transaction and lock: SQLite, a passive checkpoint when the
+ * WAL has grown past SQLite's usual threshold (1000 pages); PostgreSQL, the rollup tables'
+ * first ANALYZE (vt_rollup_maintain). */
 void vt_store_checkpoint(vt_store *s);
 
 /* One storer at a time in the process: the ingest threads (ingest_pool.c) hold this around a
