@@ -7,8 +7,10 @@ the spool for the next upload, and the exit code is 7 (with --no-upload: no chec
 Targets: an OpenVPN endpoint on a closed UDP port (over at once, then held until the run's other
 VPN targets end), then web targets on a server that accepts and never answers (each ends at the
 HTTP timeout), then a second OpenVPN endpoint that is never reached. Loopback only."""
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +28,7 @@ if not os.access(PROBE, os.X_OK):
 
 failures = []
 tmp = tempfile.mkdtemp(prefix="vt-signals-")
+atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # it was left behind after every run
 
 
 def check(cond, what):
