@@ -135,7 +135,7 @@ static int json_scan(const char *s, size_t len, size_t *values)
 /* Whether JSON text that cJSON parsed whole is already what storing it would print, up to
  * spacing and number spelling: strict JSON (no control characters, numbers in JSON's grammar
  * and well inside a double's range) whose strings decode to their own text but for the
- * two-character escapes (no \\u: a \\u0000 ends a string for cJSON, so the scrubber would
+ * two-character escapes (no \u: a \u0000 ends a string for cJSON, so the scrubber would
  * not see what follows it). Such a line is stored as received, not re-printed. */
 int vt_ingest_json_plain(const char *s, size_t len)
 {

@@ -894,6 +894,16 @@ typedef struct cell_text {
     char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048], pr[24], sh[24];
 } cell_text;
 
+/* What a bucket stores besides its sketch: the distinct runs, and the per-run anomaly share per
+ * mille (-1: none), rounded as "%.0f" prints them. The upserts on both stores and SQLite's merge
+ * functions store these. */
+static void rset_stored(const vt_rset *rs, long long *probes, long long *share_pm)
+{
+    double share = vt_rset_share(rs);
+    *probes = (long long)nearbyint(vt_rset_distinct(rs));
+    *share_pm = share < 0 ? -1 : (long long)nearbyint(share * 1000.0);
+}
+
 /* Fills p[CELL_COLS] (in upsert_cols' order) from c, the texts in t. */
 static void cell_params(const vt_cell *c, cell_text *t, const char **p)
 {
@@ -904,9 +914,10 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
     vt_hist_encode(&c->lat, t->lat, sizeof(t->lat));
     vt_hist_encode(&c->tput, t->tput, sizeof(t->tput));
     vt_rset_encode(&c->rs, t->rs, sizeof(t->rs));
-    double share = vt_rset_share(&c->rs);
-    snprintf(t->pr, sizeof(t->pr), "%.0f", vt_rset_distinct(&c->rs));
-    snprintf(t->sh, sizeof(t->sh), "%.0f", share < 0 ? -1.0 : share * 1000.0);
+    long long probes, share_pm;
+    rset_stored(&c->rs, &probes, &share_pm);
+    snprintf(t->pr, sizeof(t->pr), "%lld", probes);
+    snprintf(t->sh, sizeof(t->sh), "%lld", share_pm);
     p[0] = c->hour;
     p[1] = c->cc;
     p[2] = c->asn;
@@ -1450,7 +1461,7 @@ static void sql_hist_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 }
 
 /* vt_rset_merge(a, b): the merged sketch's text; vt_rset_probes(a, b) and vt_rset_share(a, b):
- * the merged sketch's distinct runs and per-run share per mille (-1 none), as cell_params. */
+ * what the merged bucket stores besides it (rset_stored). */
 static void sql_rset(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     (void)argc;
@@ -1463,12 +1474,11 @@ static void sql_rset(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         char out[2048];
         vt_rset_encode(&a, out, sizeof(out));
         sqlite3_result_text(ctx, out, -1, SQLITE_TRANSIENT);
-    } else if (what == 1) {
-        sqlite3_result_int64(ctx, (sqlite3_int64)nearbyint(vt_rset_distinct(&a)) /* as "%.0f" */);
-    } else {
-        double share = vt_rset_share(&a);
-        sqlite3_result_int64(ctx, share < 0 ? -1 : (sqlite3_int64)nearbyint(share * 1000.0));
+        return;
     }
+    long long probes, share_pm;
+    rset_stored(&a, &probes, &share_pm);
+    sqlite3_result_int64(ctx, what == 1 ? probes : share_pm);
 }
 
 int vt_rollup_sqlite_functions(void *db)
@@ -1538,9 +1548,10 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
         sqlite3_bind_text(st, 20, lat, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 21, tput, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 22, rs, -1, SQLITE_STATIC);
-        double share = vt_rset_share(&c->rs); /* as cell_params prints them ("%.0f") */
-        sqlite3_bind_int64(st, 23, (sqlite3_int64)nearbyint(vt_rset_distinct(&c->rs)));
-        sqlite3_bind_int64(st, 24, share < 0 ? -1 : (sqlite3_int64)nearbyint(share * 1000.0));
+        long long probes, share_pm;
+        rset_stored(&c->rs, &probes, &share_pm);
+        sqlite3_bind_int64(st, 23, probes);
+        sqlite3_bind_int64(st, 24, share_pm);
         if (sqlite3_step(st) != SQLITE_DONE) {
             snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
             rc = -1;
