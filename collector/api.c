@@ -310,7 +310,7 @@ static int upload(vt_api *a, struct evhttp_request *req, const char *addr, doubl
     vt_ingest_job_run(a->store, &a->o.lim, j);
     int code = upload_reply(a, req, j, len, extra, extralen);
     vt_ingest_job_free(j);
-    vt_store_checkpoint(a->store); /* upkeep after the commit, as the ingest threads do */
+    vt_store_upkeep(a->store); /* after the commit, as the ingest threads do */
     return code;
 }
 

@@ -202,7 +202,7 @@ static void *worker_main(void *arg)
         store_ready(w);
         /* SQLite: the WAL is copied into the database here, while another thread may already
          * be committing the next group. */
-        vt_store_checkpoint(w->store);
+        vt_store_upkeep(w->store);
     }
     return NULL;
 }

@@ -1220,7 +1220,7 @@ static int pg_merge_row(void *arg, int nc, const char *const *cols)
  * Autovacuum analyses a table only after a minute or more, so this process analyses each table
  * once, after it has added 1,000 buckets to it, unless the table's statistics already count at
  * least half as many rows. ANALYZE invalidates the prepared plans. It runs after the batch's
- * commit (vt_rollup_maintain, from the ingest thread's vt_store_checkpoint), not inside it:
+ * commit (vt_rollup_maintain, from the ingest thread's vt_store_upkeep), not inside it:
  * there it held the rollup lock, and every other storing thread, for the five tables' ANALYZE
  * (the slowest batches after start-up waited for it). */
 #define PG_ANALYZE_AFTER 1000

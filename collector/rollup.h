@@ -118,7 +118,7 @@ int vt_rollup_init(vt_store *s, char *err, size_t errlen);
  * transaction, before COMMIT. */
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen);
 /* PostgreSQL: ANALYZE of the rollup tables that ingest grew past their statistics, outside any
- * transaction (vt_store_checkpoint calls it after a batch's commit). 0 when nothing to do. */
+ * transaction (vt_store_upkeep calls it after a batch's commit). 0 when nothing to do. */
 int vt_rollup_maintain(vt_store *s, char *err, size_t errlen);
 /* Registers the SQL functions SQLite's bucket upserts merge with (a sqlite3 *); 0 ok. */
 int vt_rollup_sqlite_functions(void *db);

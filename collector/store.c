@@ -57,7 +57,7 @@ void vt_store_defer_checkpoints(vt_store *s)
     if (s->ops->defer_checkpoints) s->ops->defer_checkpoints(s);
 }
 
-void vt_store_checkpoint(vt_store *s)
+void vt_store_upkeep(vt_store *s)
 {
     if (s->ops->checkpoint) s->ops->checkpoint(s);
     char err[256];

@@ -87,13 +87,13 @@ int vt_store_token_revoke(vt_store *s, const char *id, char *err, size_t errlen)
 void *vt_store_native(vt_store *s);
 
 /* SQLite: this connection no longer copies the WAL into the database inside its commits (the
- * automatic checkpoint); vt_store_checkpoint does it, outside vt_store_db_lock, so that another
+ * automatic checkpoint); vt_store_upkeep does it, outside vt_store_db_lock, so that another
  * thread's transaction is not held up behind it. No-ops for PostgreSQL. */
 void vt_store_defer_checkpoints(vt_store *s);
 /* Upkeep after a commit, outside any transaction and lock: SQLite, a passive checkpoint when the
  * WAL has grown past SQLite's usual threshold (1000 pages); PostgreSQL, the rollup tables'
  * first ANALYZE (vt_rollup_maintain). */
-void vt_store_checkpoint(vt_store *s);
+void vt_store_upkeep(vt_store *s);
 
 /* One storer at a time in the process: the ingest threads (ingest_pool.c) hold this around a
  * batch's transaction, and so does the loop around SQLite queries of its own connection while
