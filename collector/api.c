@@ -278,17 +278,12 @@ static int upload(vt_api *a, struct evhttp_request *req, const char *addr, doubl
     a->last_upload = vt_now();
     vt_ingest_job *j = calloc(1, sizeof(*j));
     upload_ctx *u = a->pool ? calloc(1, sizeof(*u)) : NULL;
-    if (!j || (a->pool && !u) || !(j->body = malloc(len ? len : 1))) {
-        free(j);
-        free(u);
-        vt_api_reply_error(req, 503, "out of memory; retry later", 5);
-        return 503;
-    }
     /* The job owns the body, copied out of the request's buffer chain once (pulling it up
      * first was a second 1.5 MB copy per batch of 500): the request may outlive its connection
      * until it is answered. */
-    if (len && evbuffer_remove(body, j->body, len) != (int)len) {
-        free(j->body);
+    if (!j || (a->pool && !u) || !(j->body = malloc(len ? len : 1)) ||
+        (len && evbuffer_remove(body, j->body, len) != (int)len)) {
+        if (j) free(j->body);
         free(j);
         free(u);
         vt_api_reply_error(req, 503, "out of memory; retry later", 5);
