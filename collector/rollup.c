@@ -606,12 +606,16 @@ static int pg_query(PGconn *c, const char *sql, const char *const *params, int n
     return out;
 }
 
+static int is_pg(vt_store *s)
+{
+    return strcmp(vt_store_name(s), "sqlite") != 0;
+}
+
 int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np, vt_db_row_fn fn,
                 void *arg, char *err, size_t errlen)
 {
     void *h = vt_store_native(s);
-    if (strcmp(vt_store_name(s), "sqlite") == 0)
-        return sqlite_query(h, sql, params, np, fn, arg, err, errlen);
+    if (!is_pg(s)) return sqlite_query(h, sql, params, np, fn, arg, err, errlen);
     return pg_query(h, sql, params, np, fn, arg, err, errlen);
 }
 
@@ -775,9 +779,10 @@ typedef struct scratch {
 } scratch;
 #define SCRATCH_KEEP 8192
 
-static scratch *scratch_of(vt_store *s)
+static scratch *scratch_of(vt_store *s, char *err, size_t errlen)
 {
     if (!s->rollup_scratch) s->rollup_scratch = calloc(1, sizeof(scratch));
+    if (!s->rollup_scratch) snprintf(err, errlen, "out of memory");
     return s->rollup_scratch;
 }
 
@@ -1247,7 +1252,7 @@ static void pg_note_growth(int table, size_t added)
 
 int vt_rollup_maintain(vt_store *s, char *err, size_t errlen)
 {
-    if (strcmp(vt_store_name(s), "sqlite") == 0) return 0;
+    if (!is_pg(s)) return 0;
     for (int k = 0; k < PG_NTABLES; k++) {
         pthread_mutex_lock(&pg_prep_mu);
         int due = pg_growth[k].pending;
@@ -1311,7 +1316,26 @@ static size_t pg_value_arrays(const cellset *cs, pgarr *a, const char **v, cell_
     return oom ? 0 : bytes;
 }
 
-/* The dirty marks of cs's buckets (see mark_dirty) as the arrays a[5]; *n of them. */
+/* Bucket c's dirty mark for the episode refresh, once per flush (seen holds those made): p[5]
+ * gets its columns (cc, asn, target, test, whole). A canary makes the whole network dirty (its
+ * outages and every target's outage hours depend on it). 1 when new, 0 when made already, -1
+ * when out of memory. */
+static int dirty_mark(cellset *seen, const vt_cell *c, const char *p[5])
+{
+    int whole = strcmp(c->platform, "canary") == 0;
+    const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
+    vt_cell *d = cells_get(seen, whole ? "w" : "", c->cc, c->asn, t, test);
+    if (!d) return -1;
+    if (d->n++) return 0;
+    p[0] = c->cc;
+    p[1] = c->asn;
+    p[2] = t;
+    p[3] = test;
+    p[4] = whole ? "1" : "0";
+    return 1;
+}
+
+/* The dirty marks of cs's buckets (dirty_mark) as the arrays a[5]; *n of them. */
 static int pg_dirty_arrays(const cellset *cs, cellset *seen, pgarr *a, const char **v, size_t *n)
 {
     int oom = 0;
@@ -1319,17 +1343,10 @@ static int pg_dirty_arrays(const cellset *cs, cellset *seen, pgarr *a, const cha
     for (int j = 0; j < 5; j++)
         pgarr_start(&a[j]);
     for (size_t i = 0; i < cs->n && !oom; i++) {
-        const vt_cell *c = &cs->c[i];
-        int whole = strcmp(c->platform, "canary") == 0;
-        const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
-        vt_cell *d = cells_get(seen, whole ? "w" : "", c->cc, c->asn, t, test);
-        if (!d) {
-            oom = 1;
-            break;
-        }
-        if (d->n++) continue; /* already marked in this batch */
-        const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
-        for (int j = 0; j < 5; j++)
+        const char *p[5];
+        int k = dirty_mark(seen, &cs->c[i], p);
+        oom = k < 0;
+        for (int j = 0; j < 5 && k > 0; j++)
             pgarr_add(&a[j], p[j]);
     }
     *n = seen->n;
@@ -1422,8 +1439,10 @@ static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty,
         q[nq++].arg = NULL;
     }
     if (rc == 0 && dirty) {
-        scratch *sc = scratch_of(s);
-        if (!sc || pg_dirty_arrays(dirty, &sc->seen, dk, q[nq].v, &nd) < 0) {
+        scratch *sc = scratch_of(s, err, errlen);
+        if (!sc) {
+            rc = -1;
+        } else if (pg_dirty_arrays(dirty, &sc->seen, dk, q[nq].v, &nd) < 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
         }
@@ -1511,7 +1530,7 @@ static const char *const sq_upsert_merge =
 
 static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *err, size_t errlen)
 {
-    if (strcmp(vt_store_name(s), "sqlite") != 0) {
+    if (is_pg(s)) {
         for (int k = 0; k < PG_NTABLES; k++)
             if (strcmp(table, pg_tables[k]) == 0)
                 return cells_flush_table_pg(s, cs, k, err, errlen);
@@ -1536,8 +1555,7 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
     char lat[1024], tput[1024], rs[2048];
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
         const vt_cell *c = &cs->c[i];
-        const char *txt[7] = {c->hour, c->cc, c->asn, c->target, c->test, c->platform,
-                              c->category};
+        const char *txt[7] = {c->hour, c->cc, c->asn, c->target, c->test, c->platform, c->category};
         for (int j = 0; j < 7; j++)
             sqlite3_bind_text(st, j + 1, txt[j], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 8, c->n);
@@ -1565,33 +1583,25 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
     return rc;
 }
 
-/* Marks the touched series for the episode refresh (vt_episodes_refresh): a canary makes the
- * whole network dirty (its outages and every target's outage hours depend on it). */
+/* Marks the touched series for the episode refresh (vt_episodes_refresh, dirty_mark). */
 static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
 {
     static const char *sql = "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, "
                              "test_name, whole) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING";
-    scratch *sc = scratch_of(s);
-    if (!sc) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    scratch *sc = scratch_of(s, err, errlen);
+    if (!sc) return -1;
     cellset *seen = &sc->seen;
     int rc = 0;
     cells_reset(seen);
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
-        const vt_cell *c = &cs->c[i];
-        int whole = strcmp(c->platform, "canary") == 0;
-        const char *t = whole ? "" : c->target, *test = whole ? "" : c->test;
-        vt_cell *d = cells_get(seen, whole ? "w" : "", c->cc, c->asn, t, test);
-        if (!d) {
+        const char *p[5];
+        int k = dirty_mark(seen, &cs->c[i], p);
+        if (k < 0) {
             snprintf(err, errlen, "out of memory");
             rc = -1;
-            break;
+        } else if (k > 0 && vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0) {
+            rc = -1;
         }
-        if (d->n++) continue; /* already marked in this batch */
-        const char *p[5] = {c->cc, c->asn, t, test, whole ? "1" : "0"};
-        if (vt_db_query(s, sql, p, 5, NULL, NULL, err, errlen) < 0) rc = -1;
     }
     cells_done(seen);
     return rc;
@@ -1601,11 +1611,8 @@ static int mark_dirty(vt_store *s, const cellset *cs, char *err, size_t errlen)
  * country in one bucket: the answer for queries without a network) and per country and day. */
 static int cells_flush_opt(vt_store *s, cellset *cs, int dirty, char *err, size_t errlen)
 {
-    scratch *sc = scratch_of(s);
-    if (!sc) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    scratch *sc = scratch_of(s, err, errlen);
+    if (!sc) return -1;
     cellset *day = &sc->day, *cch = &sc->cch, *ccd = &sc->ccd, *cca = &sc->cca;
     int rc = 0;
     for (size_t i = 0; i < cs->n && rc == 0; i++) {
@@ -1619,7 +1626,7 @@ static int cells_flush_opt(vt_store *s, cellset *cs, int dirty, char *err, size_
             rc = -1;
         }
     }
-    if (rc == 0 && strcmp(vt_store_name(s), "sqlite") != 0) {
+    if (rc == 0 && is_pg(s)) {
         cellset *sets[PG_NTABLES] = {cs, day, cch, ccd, cca};
         rc = cells_flush_all_pg(s, sets, dirty ? cs : NULL, err, errlen);
     } else {
@@ -1643,11 +1650,6 @@ static int cells_flush(vt_store *s, cellset *cs, char *err, size_t errlen)
     return cells_flush_opt(s, cs, 1, err, errlen);
 }
 
-static int is_pg(vt_store *s)
-{
-    return strcmp(vt_store_name(s), "sqlite") != 0;
-}
-
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen)
 {
     int rc = 0;
@@ -1655,11 +1657,8 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
     for (size_t i = 0; i < n; i++)
         any += rows[i].inserted ? 1 : 0;
     if (!any) return 0;
-    scratch *sc = scratch_of(s);
-    if (!sc) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    scratch *sc = scratch_of(s, err, errlen);
+    if (!sc) return -1;
     cellset *cs = &sc->hour;
     cells_reset(cs);
     for (size_t i = 0; i < n && rc == 0; i++) {
