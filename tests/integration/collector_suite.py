@@ -707,10 +707,12 @@ def check_graceful_inflight(db, tmp):
 
 def check_crash_safety(db, tmp):
     """SIGKILL the collector at random moments during 20 uploads, restart it, re-upload
-    everything: every measurement is stored exactly once and nothing acknowledged is lost."""
+    everything: every measurement is stored exactly once, nothing acknowledged is lost, and the
+    rollups (written in the same transactions) count each one exactly once."""
     rnd = random.Random(int(os.environ.get("VT_SEED", "0")) or None)
-    batches = [[measurement(test_keys={"pad": "p" * 2000, "i": i}) for i in range(150)]
-               for _ in range(20)]
+    asn = "AS%d" % random.randint(100000, 999999)  # this check's own buckets
+    batches = [[measurement(probe_asn=asn, test_keys={"pad": "p" * 2000, "i": i})
+                for i in range(150)] for _ in range(20)]
     acked = set()
     kills = 0
     c = Collector(db, tmp, name="crash")
@@ -745,6 +747,9 @@ def check_crash_safety(db, tmp):
     n = db.query(f"SELECT count(*), count(DISTINCT uid) FROM measurements WHERE uid IN "
                  f"({inlist})")[0]
     check(int(n[0]) == 3000 and int(n[1]) == 3000, f"all 3000 stored exactly once ({n})")
+    for table in ("rollup_hourly", "rollup_daily"):
+        r = db.query(f"SELECT sum(n) FROM {table} WHERE probe_asn = '{asn}'")[0]
+        check(int(r[0] or 0) == 3000, f"{table} counts each of them once ({r[0]})")
     rc = c.stop()
     check(rc == 0, "the last collector exits cleanly")
 
