@@ -34,8 +34,9 @@ int vt_utf8_valid(const unsigned char *s, size_t len)
     while (i < len) {
         /* Eight bytes at a time while they are all ASCII and none is NUL (most of a JSON
          * measurement): with every byte in 1..0x7f no borrow crosses bytes and no high bit is
-         * set; the first byte that is 0 or >= 0x80 sets its own, and the rest goes byte by byte.
-         * 6x faster on the collector's measurements (~0.5 ms less per upload of 500). */
+         * set; otherwise the lowest-order byte that is 0 or >= 0x80 (no borrow reaches it)
+         * sets its own, and the word goes byte by byte. 6x faster on the collector's
+         * measurements (~0.5 ms less per upload of 500). */
         while (len - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
