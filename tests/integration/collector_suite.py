@@ -4,7 +4,8 @@
 Starts vantage-collector on 127.0.0.1 (random port) with a fresh database (a temporary SQLite
 file, or a PostgreSQL 15 cluster initdb'd into a temporary directory on a unix socket) and checks
 good uploads, every kind of bad input, tokens, rate limits, check-in, privacy, store outages,
-graceful shutdown, two collectors on one database, and crash safety (SIGKILL during uploads).
+graceful shutdown, two collectors on one database, a uid stored by another session while a batch
+is being stored (PostgreSQL), and crash safety (SIGKILL during uploads).
 Exit 0 pass, 1 fail, 77 skipped (no PostgreSQL / not root for pg)."""
 
 import gzip
@@ -594,6 +595,60 @@ def check_two_collectors(db, tmp):
         b.stop()
 
 
+def check_insert_race(db, tmp):
+    """PostgreSQL stores a batch by looking up the uids already stored, then COPYing the rest. A
+    uid that another session stores between the two makes the COPY fail (a unique violation): the
+    collector must then redo the batch row by row and call that uid a duplicate. The race is made
+    for real: a psql session inserts one of the batch's uids and holds its transaction open, the
+    collector's COPY waits on it, and the session commits (or rolls back)."""
+    if db.name != "pg":
+        return
+    c = Collector(db, tmp, name="race")
+    try:
+        for end, asn in (("COMMIT", "AS64998"), ("ROLLBACK", "AS64999")):
+            batch = [measurement(probe_asn=asn) for _ in range(50)]
+            held = batch[7]
+            row = json.dumps(held, separators=(",", ":"))
+            now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            ps = subprocess.Popen(["psql", "-h", db.dir, "-U", "postgres", "-d", "vantage", "-qAt",
+                                   "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            ps.stdin.write("BEGIN;\nINSERT INTO measurements (uid, received_at, "
+                           "measurement_start_time, probe_cc, probe_asn, test_name, body) VALUES "
+                           f"('{held['measurement_uid']}', '{now}', '{now}', 'IT', '{asn}', "
+                           f"'web_connectivity', $b${row}$b$);\nSELECT 'held';\n")
+            ps.stdin.flush()
+            check(ps.stdout.readline().strip() == "held", f"{end}: a session holds one uid")
+            out = {}
+            t = threading.Thread(target=lambda: out.update(r=c.upload(jsonl(batch))))
+            t.start()
+            waiting = False
+            deadline = time.time() + 10
+            while time.time() < deadline and not waiting:
+                waiting = bool(db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = "
+                                        "'Lock' AND query LIKE 'COPY measurements%'"))
+                time.sleep(0.05)
+            check(waiting, f"{end}: the collector's COPY waits for that session")
+            ps.stdin.write(end + ";\n")
+            ps.stdin.close()
+            ps.wait(20)
+            t.join(30)
+            st, js, _ = out.get("r", (None, None, None))
+            want = ["duplicate" if m is held and end == "COMMIT" else "accepted" for m in batch]
+            check(st == 200 and statuses(js) == want,
+                  f"{end}: the batch is answered with the held uid "
+                  f"{'a duplicate' if end == 'COMMIT' else 'accepted'} ({st})")
+            uids = ",".join(f"'{m['measurement_uid']}'" for m in batch)
+            n = db.query(f"SELECT count(*) FROM measurements WHERE uid IN ({uids})")[0][0]
+            check(int(n) == 50, f"{end}: all 50 stored once ({n})")
+            r = db.query(f"SELECT coalesce(sum(n), 0) FROM rollup_hourly WHERE probe_asn = '{asn}'")
+            counted = 49 if end == "COMMIT" else 50
+            check(int(r[0][0]) == counted,
+                  f"{end}: the rollups count the {counted} the collector accepted ({r[0][0]})")
+    finally:
+        c.stop()
+
+
 def check_graceful(db, tmp):
     c = Collector(db, tmp, name="graceful")
     batch = [measurement() for _ in range(300)]
@@ -897,6 +952,7 @@ def main():
                     ("tokens", check_tokens),
                     ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
                     ("outage", check_store_outage), ("two", check_two_collectors),
+                    ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),
                     ("graceful-many", check_graceful_inflight), ("crash", check_crash_safety),
                     ("cli", check_cli), ("control", check_control)]
