@@ -381,7 +381,7 @@ static void handle(struct evhttp_request *req, void *arg)
     }
     if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) {
         /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h). */
-        int lock = a->pool && strcmp(vt_store_name(a->store), "sqlite") == 0;
+        int lock = a->pool && vt_store_one_writer(a->store);
         if (lock) vt_store_db_lock();
         status = vt_aggregate_handle(a->store, req, path, sizeof(path));
         if (lock) vt_store_db_unlock();

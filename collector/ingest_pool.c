@@ -264,7 +264,7 @@ vt_ingest_pool *vt_ingest_pool_new(struct event_base *base, const char *db_url, 
         p->nw = i + 1;
         if (!p->w[i].store) goto fail;
         vt_store_defer_checkpoints(p->w[i].store);
-        p->w[i].serial = strcmp(vt_store_name(p->w[i].store), "sqlite") == 0;
+        p->w[i].serial = vt_store_one_writer(p->w[i].store);
     }
     for (int i = 0; i < nthreads; i++) {
         int rc = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]);

@@ -77,7 +77,7 @@ static void on_refresh(void *arg)
     /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h); on
      * PostgreSQL the refresh only tries the database's rollup lock (rollup.c) and, when a
      * storing thread holds it, tries again shortly instead of blocking the loop. */
-    int lock = strcmp(vt_store_name(r->store), "sqlite") == 0;
+    int lock = vt_store_one_writer(r->store);
     double t0 = vt_now();
     if (lock) vt_store_db_lock();
     int k = vt_episodes_refresh_nowait(r->store, REFRESH_BATCH, err, sizeof(err));

@@ -89,6 +89,11 @@ void *vt_store_native(vt_store *s)
     return s->ops->native ? s->ops->native(s) : NULL;
 }
 
+int vt_store_one_writer(const vt_store *s)
+{
+    return s->ops->one_writer;
+}
+
 const char *vt_store_name(const vt_store *s)
 {
     return s->ops->name;

@@ -40,6 +40,7 @@ typedef void (*vt_store_token_fn)(const vt_store_token *t, void *arg);
 /* The back ends' operations (internal; use the vt_store_* functions). */
 typedef struct vt_store_ops {
     const char *name;
+    int one_writer; /* vt_store_one_writer */
     int (*insert_batch)(vt_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen);
     int (*health)(vt_store *s, char *err, size_t errlen);
     int (*token_add)(vt_store *s, const char *id, const char *sha256_hex, const char *now,
@@ -100,6 +101,10 @@ void vt_store_upkeep(vt_store *s);
  * ingest threads run, because rollup.c caches SQLite statements in a process-wide table. */
 void vt_store_db_lock(void);
 void vt_store_db_unlock(void);
+/* 1 when this back end's connections in the process take vt_store_db_lock around their use
+ * (SQLite: one writer at a time, and the process-wide statement cache above); 0 when they run
+ * at once (PostgreSQL: rollup.c serialises the bucket updates in the database). */
+int vt_store_one_writer(const vt_store *s);
 
 /* SHA-256 of s as 64 lowercase hex characters. */
 void vt_store_sha256_hex(const char *s, char out[65]);

@@ -225,6 +225,7 @@ static void sq_checkpoint(vt_store *vs)
 
 static const vt_store_ops sqlite_ops = {
     .name = "sqlite",
+    .one_writer = 1,
     .insert_batch = sq_insert_batch,
     .health = sq_health,
     .token_add = sq_token_add,
