@@ -342,8 +342,9 @@ static int copy_rows(pg_store *s, vt_store_row **byuid, size_t n, int *conflict,
 }
 
 /* The batch's rows the fast way: the uids already stored (duplicates) in one query, then the
- * new rows by COPY, which the server loads at about 1.5x the rate of the INSERT ... SELECT FROM
- * unnest above (no arrays to build and unpack, no tuplestore, no speculative insertion per row).
+ * new rows by COPY, which costs the server much less than the INSERT ... SELECT FROM unnest
+ * above (no arrays to unpack, no tuplestore, no speculative insertion per row; performance.md,
+ * round 8).
  * A uid that another collector stored between the two (a retried upload racing itself) fails the
  * COPY with a unique violation: *conflict is set, the transaction is aborted, and the caller does
  * it again with insert_rows_upsert, which settles such races row by row. */
