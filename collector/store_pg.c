@@ -368,6 +368,14 @@ static int insert_rows(pg_store *s, vt_store_row *rows, size_t n, int *conflict,
     return rc;
 }
 
+/* Ends the failed transaction; the caller's err keeps the failure that mattered. */
+static int rollback(pg_store *s)
+{
+    char e2[8];
+    exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+    return -1;
+}
+
 static int pg_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err, size_t errlen)
 {
     pg_store *s = P(vs);
@@ -380,25 +388,14 @@ static int pg_insert_batch(vt_store *vs, vt_store_row *rows, size_t n, char *err
     }
     int conflict = 0;
     if (insert_rows(s, rows, n, &conflict, err, errlen) < 0) {
-        char e2[8];
-        exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
+        rollback(s);
+        /* A uid stored by another collector meanwhile: again, settling conflicts row by row. */
         if (!conflict || exec_cmd(s, "BEGIN", err, errlen) < 0) return -1;
-        if (insert_rows_upsert(s, rows, n, err, errlen) < 0) {
-            exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
-            return -1;
-        }
+        if (insert_rows_upsert(s, rows, n, err, errlen) < 0) return rollback(s);
     }
     /* The hourly rollups (rollup.c) of the accepted rows, in the same transaction. */
-    if (vt_rollup_apply(vs, rows, n, err, errlen) < 0) {
-        char e2[8];
-        exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
-        return -1;
-    }
-    if (exec_cmd(s, "COMMIT", err, errlen) < 0) {
-        char e2[8];
-        exec_cmd(s, "ROLLBACK", e2, sizeof(e2));
-        return -1;
-    }
+    if (vt_rollup_apply(vs, rows, n, err, errlen) < 0) return rollback(s);
+    if (exec_cmd(s, "COMMIT", err, errlen) < 0) return rollback(s);
     return 0;
 }
 
