@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -142,7 +143,7 @@ static int gzip_buf(const char *in, size_t n, buf *out)
 }
 
 /* Plain http only to this machine; everything else must be https (verified). */
-static int check_url(const char *base, char *err, size_t errlen)
+int vt_upload_check_url(const char *what, const char *base, char *err, size_t errlen)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL;
@@ -150,22 +151,30 @@ static int check_url(const char *base, char *err, size_t errlen)
     if (!u || curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "collector URL '%s' is not a URL", base);
+        snprintf(err, errlen, "%s URL '%s' is not a URL", what, base);
         goto done;
     }
+    /* Loopback by address, not by how the name starts: "127.example.org" is a remote host. */
+    unsigned char v4[4];
+    int loopback = (inet_pton(AF_INET, host, v4) == 1 && v4[0] == 127) ||
+                   !strcmp(host, "localhost") || !strcmp(host, "[::1]");
     if (!strcmp(scheme, "https"))
         rc = 0;
-    else if (!strcmp(scheme, "http") &&
-             (!strncmp(host, "127.", 4) || !strcmp(host, "localhost") || !strcmp(host, "[::1]")))
+    else if (!strcmp(scheme, "http") && loopback)
         rc = 0;
     else
-        snprintf(err, errlen, "collector URL must be https:// (plain http only for loopback): %s",
+        snprintf(err, errlen, "%s URL must be https:// (plain http only for loopback): %s", what,
                  base);
 done:
     curl_free(scheme);
     curl_free(host);
     curl_url_cleanup(u);
     return rc;
+}
+
+static int check_url(const char *base, char *err, size_t errlen)
+{
+    return vt_upload_check_url("collector", base, err, errlen);
 }
 
 static int make_url(char *out, size_t n, const char *base, const char *path)

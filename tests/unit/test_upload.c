@@ -50,6 +50,11 @@ static void plain_http_only_for_loopback(void **state)
     assert_int_equal(check_url("http://localhost:1", err, sizeof(err)), 0);
     assert_int_equal(check_url("http://[::1]:1", err, sizeof(err)), 0);
     assert_int_equal(check_url("http://collector.example.org", err, sizeof(err)), -1);
+    /* Names that only look like loopback are remote hosts: plain http refused. */
+    assert_int_equal(check_url("http://127.example.org/", err, sizeof(err)), -1);
+    assert_int_equal(check_url("http://127.0.0.1.example.org/", err, sizeof(err)), -1);
+    assert_int_equal(check_url("http://localhost.example.org/", err, sizeof(err)), -1);
+    assert_int_equal(check_url("http://127.8.9.10:1/", err, sizeof(err)), 0);
     assert_non_null(strstr(err, "https://"));
     assert_int_equal(check_url("ftp://127.0.0.1/", err, sizeof(err)), -1);
     assert_int_equal(check_url("not a url", err, sizeof(err)), -1);
