@@ -103,8 +103,8 @@ static void usage(FILE *f)
             "  --cacert FILE       CA bundle for TLS verification (default: the system's)\n"
             "  --resolver IP[:PORT]  a second DNS resolver to compare answers with (UDP)\n"
             "  --doh URL           a DNS-over-HTTPS resolver to compare answers with\n"
-            "  --control URL       a collector's control endpoint (.../api/v1/control): the site\n"
-            "                      measured from there tells blocking from an outage\n"
+            "  --control URL       a collector's control endpoint (https://.../api/v1/control):\n"
+            "                      the site measured from there tells blocking from an outage\n"
             "  --control-cacert FILE  CA bundle for the control endpoint\n"
             "  --fingerprints FILE  more blocking fingerprints (CSV), after the shipped ones\n"
             "  --quiet             no progress bar and no summary\n"
@@ -281,6 +281,12 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
             o->cfg.doh_url = optarg;
             break;
         case O_CONTROL:
+            /* The control's answer decides between blocked and down: over plain http the
+             * network being measured could forge it (and would see every site asked about). */
+            if (vt_upload_check_url("--control", optarg, uerr, sizeof(uerr)) < 0) {
+                fprintf(stderr, "vantage-probe: %s\n", uerr);
+                return -1;
+            }
             o->cfg.control_url = optarg;
             break;
         case O_CONTROL_CACERT:

@@ -359,6 +359,19 @@ def plain_http_only_on_loopback(fc, st):
     rc, err = upload(st, "http://collector.invalid")
     check(rc == 1 and "https" in err and "1 still spooled" in err and len(spooled(st)) == 1,
           "http: refused for a non-loopback collector")
+    rc, err = upload(st, "http://127.0.0.1.collector.invalid")
+    check(rc == 1 and "https" in err and len(spooled(st)) == 1,
+          "http: refused for a name that only starts like a loopback address")
+    # The control's answer decides blocked or down: a plain http control URL is refused up
+    # front (a usage error), before anything is measured. The targets are loopback only, so
+    # that a probe that took the URL would still measure nothing outside this machine.
+    tfile = targets_file(st, 9, 1)
+    for url in ("http://192.0.2.1/api/v1/control", "http://127.example.invalid/api/v1/control"):
+        p = subprocess.run([PROBE, "run", "--state-dir", st, "--no-upload", "--accept-risks",
+                            "--targets", tfile, "--timeout", "1", "--control", url],
+                           capture_output=True, text=True, timeout=60, env=clean_env())
+        check(p.returncode == 2 and "--control URL must be https://" in p.stderr,
+              "run: plain http control %s refused (%d %s)" % (url, p.returncode, p.stderr[-200:]))
 
 
 def targets_file(st, port, n):

@@ -19,7 +19,8 @@ LAB_SERVER_IP=10.99.2.2      # vt-server srv0 (its own address; services have th
 LAB_AUTH_DNS=10.99.2.53      # vt-server: the lab's authoritative DNS (the truth)
 LAB_CENSOR_CTL_IP=10.99.3.1  # vt-censor cen-ctl
 LAB_CONTROL_IP=10.99.3.2     # vt-control ctl0: vantage-collector's control endpoint
-LAB_CONTROL_PORT=8080
+LAB_CONTROL_PORT=8080        # the collector, on vt-control's loopback
+LAB_CONTROL_TLS_PORT=8443    # nginx in front of it, TLS with the lab CA
 LAB_IF_CLI=cen-cli           # the censor's interface towards the client
 LAB_IF_SRV=cen-srv
 # Name -> address. Services on 10.99.2.10 (target.lab, other.lab share it) and 10.99.2.11 run in
@@ -221,6 +222,12 @@ lab_make_certs() {
         printf 'subjectAltName=DNS:blockpage.lab\n' >blockpage.ext
         openssl x509 -req -in blockpage.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
             -extfile blockpage.ext -out blockpage.pem 2>/dev/null || exit 1
+        # The control endpoint's, for its address (the probe accepts its URL over https only).
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=control" \
+            -keyout control.key -out control.csr 2>/dev/null || exit 1
+        printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$LAB_CONTROL_IP" >control.ext
+        openssl x509 -req -in control.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile control.ext -out control.pem 2>/dev/null || exit 1
         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=target.lab" \
             -keyout evil.key -out evil.csr 2>/dev/null || exit 1
         printf 'subjectAltName=DNS:target.lab,DNS:other.lab\n' >evil.ext
@@ -379,18 +386,34 @@ lab_make_control() {
     cp /etc/ssl/openssl.cnf /etc/netns/vt-control/ssl/ 2>/dev/null || true
     cp "$LAB_CACERT" /etc/netns/vt-control/ssl/certs/ca-certificates.crt
     lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
-        --listen "$LAB_CONTROL_IP:$LAB_CONTROL_PORT" --db "sqlite:$d/vantage.db" --rate 0 \
+        --listen "127.0.0.1:$LAB_CONTROL_PORT" --db "sqlite:$d/vantage.db" --rate 0 \
         >"$d/collector.log" 2>&1 &
-    LAB_CONTROL_URL="http://$LAB_CONTROL_IP:$LAB_CONTROL_PORT/api/v1/control"
+    # TLS in front of it, as a deployment has: the probe takes a control URL over https only
+    # (plain http to loopback aside). Port 8443: the scenarios' rules on 443 leave it alone.
+    lab_nginx_conf ctl
+    cat >"$LAB_DIR/nginx-ctl/sites.conf" <<EOF
+server {
+    listen $LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT ssl;
+    ssl_certificate $LAB_DIR/pki/control.pem;
+    ssl_certificate_key $LAB_DIR/pki/control.key;
+    location / { proxy_pass http://127.0.0.1:$LAB_CONTROL_PORT; }
+}
+EOF
+    if ! lab_ns vt-control nginx -e "$LAB_DIR/nginx-ctl/error.log" \
+        -c "$LAB_DIR/nginx-ctl/nginx.conf"; then
+        lab_log "the control's nginx did not start: $(cat "$LAB_DIR/nginx-ctl/error.log")"
+        return 0
+    fi
     local i
     for i in $(seq 1 50); do
-        if lab_client python3 -c "import socket,sys; s=socket.create_connection(('$LAB_CONTROL_IP',$LAB_CONTROL_PORT),0.2)" 2>/dev/null; then
+        if lab_ns vt-control python3 -c "import socket; socket.create_connection(('127.0.0.1',$LAB_CONTROL_PORT),0.2)" 2>/dev/null &&
+            lab_client python3 -c "import socket; socket.create_connection(('$LAB_CONTROL_IP',$LAB_CONTROL_TLS_PORT),0.2)" 2>/dev/null; then
+            LAB_CONTROL_URL="https://$LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT/api/v1/control"
             return 0
         fi
         sleep 0.1
     done
     lab_log "the collector did not come up: $(tail -5 "$d/collector.log")"
-    LAB_CONTROL_URL=""
 }
 
 # Waits until a TCP port answers from inside a namespace.
