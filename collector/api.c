@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -24,6 +25,7 @@
 #include "conns.h"
 #include "control.h"
 #include "ingest_pool.h"
+#include "proxy.h"
 #include "vantage/json.h"
 #include "vantage/version.h"
 
@@ -43,7 +45,8 @@ struct vt_api {
     vt_ratelimit *rl_addr, *rl_token;
     vt_control *control;
     vt_conns *conns;
-    vt_ingest_pool *pool; /* NULL: uploads are handled on the loop */
+    vt_ingest_pool *pool;      /* NULL: uploads are handled on the loop */
+    const vt_proxies *proxies; /* o.proxies (the caller's); NULL: X-Forwarded-For unread */
 };
 
 /* Uploads received and not yet answered, at most (beyond: 503 with Retry-After). */
@@ -151,6 +154,47 @@ static void peer_addr(struct evhttp_request *req, char *out, size_t n)
         else
             inet_ntop(AF_INET6, a6, out, (socklen_t)n);
     }
+}
+
+/* The client's address: the peer's, or, from a trusted proxy, the one its X-Forwarded-For
+ * names (proxy.h). Every X-Forwarded-For header counts, in order (their total is bounded by
+ * the 16 KiB of headers evhttp accepts). */
+static void client_addr(const vt_api *a, struct evhttp_request *req, char *out, size_t n)
+{
+    char peer[INET6_ADDRSTRLEN];
+    peer_addr(req, peer, sizeof(peer));
+    snprintf(out, n, "%s", peer);
+    if (!a->proxies || !*peer || !vt_proxies_contains(a->proxies, peer)) {
+        memset(peer, 0, sizeof(peer));
+        return;
+    }
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyval *h;
+    size_t total = 0;
+    TAILQ_FOREACH(h, in, next)
+    {
+        if (strcasecmp(h->key, "X-Forwarded-For") == 0) total += strlen(h->value) + 1;
+    }
+    char *xff = total ? malloc(total) : NULL;
+    if (xff) {
+        size_t len = 0;
+        TAILQ_FOREACH(h, in, next)
+        {
+            if (strcasecmp(h->key, "X-Forwarded-For") != 0) continue;
+            if (len) xff[len++] = ',';
+            size_t vl = strlen(h->value);
+            memcpy(xff + len, h->value, vl);
+            len += vl;
+        }
+        xff[len] = 0;
+    }
+    /* Out of memory: the proxy's own address, as without the header. */
+    vt_proxies_client(a->proxies, peer, xff, out, n);
+    if (xff) {
+        memset(xff, 0, total);
+        free(xff);
+    }
+    memset(peer, 0, sizeof(peer));
 }
 
 static const char *method_name(struct evhttp_request *req)
@@ -371,7 +415,7 @@ static void handle(struct evhttp_request *req, void *arg)
     /* Read-only queries and the dashboard (aggregate.c): GET/HEAD only. Queries read the
      * database, so they share the per-address rate limit (own bucket keys). */
     if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) && uri && vt_aggregate_is_query(uri)) {
-        peer_addr(req, addr, sizeof(addr));
+        client_addr(a, req, addr, sizeof(addr));
         int ok = rate_ok(a, a->rl_addr, "q:", addr, req);
         memset(addr, 0, sizeof(addr));
         if (!ok) {
@@ -408,7 +452,7 @@ static void handle(struct evhttp_request *req, void *arg)
         vt_api_reply_error(req, 503, "the collector is shutting down; retry later", 5);
         status = 503;
     } else {
-        peer_addr(req, addr, sizeof(addr));
+        client_addr(a, req, addr, sizeof(addr));
         if (!rate_ok(a, a->rl_addr, "a:", addr, req)) {
             status = 429;
         } else if (strcmp(route, "/api/v1/measurements") == 0) {
@@ -445,6 +489,7 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
     a->store = store;
     a->geo = geo;
     a->o = *o;
+    a->proxies = o->proxies;
     a->http = evhttp_new(vt_loop_base(loop));
     a->rl_addr = vt_ratelimit_new(o->rate, o->burst, 65536);
     a->rl_token = vt_ratelimit_new(o->rate, o->burst, 16384);

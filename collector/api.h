@@ -7,6 +7,7 @@
 
 #include "geoip.h"
 #include "ingest.h"
+#include "proxy.h"
 #include "ratelimit.h"
 #include "store.h"
 #include "vantage/loop.h"
@@ -25,6 +26,9 @@ typedef struct vt_api_opts {
     int ingest_threads;          /* upload worker threads (2); 0: uploads run on the loop */
     const char *db_url;          /* the --db URL: each ingest thread opens its own connection */
     vt_ingest_limits lim;
+    /* --trusted-proxy: connections from these may name their client in X-Forwarded-For (the
+     * address then used for check-in, the rate limit and scrubbing); owned by the caller. */
+    const vt_proxies *proxies;
 } vt_api_opts;
 
 void vt_api_opts_default(vt_api_opts *o);

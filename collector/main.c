@@ -42,6 +42,8 @@ static void usage(FILE *f)
             "  --geoip-country FILE     ip-location-db CSV ip_start,ip_end,country (repeatable)\n"
             "  --targets-version V      target list version announced at check-in\n"
             "  --allow-private-control  let /api/v1/control reach loopback/private addresses\n"
+            "  --trusted-proxy LIST     reverse proxies (ADDR or ADDR/PREFIX, comma-separated)\n"
+            "                           whose X-Forwarded-For names the client; others' ignored\n"
             "  --rate N                 requests per second per client and per token (20; 0: off)\n"
             "  --burst N                bucket size of the rate limit (200)\n"
             "  --timeout S              connection read/write timeout in seconds (30)\n"
@@ -150,7 +152,8 @@ int main(int argc, char **argv)
         O_CTIMEOUT,
         O_RTIMEOUT,
         O_MAXCONN,
-        O_ITHREADS
+        O_ITHREADS,
+        O_PROXY
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -169,11 +172,12 @@ int main(int argc, char **argv)
         {"request-timeout", required_argument, NULL, O_RTIMEOUT},
         {"max-connections", required_argument, NULL, O_MAXCONN},
         {"ingest-threads", required_argument, NULL, O_ITHREADS},
+        {"trusted-proxy", required_argument, NULL, O_PROXY},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *listen = NULL, *db = NULL, *gasn[MAX_GEO], *gcc[MAX_GEO];
+    const char *listen = NULL, *db = NULL, *gasn[MAX_GEO], *gcc[MAX_GEO], *trusted = NULL;
     size_t n_gasn = 0, n_gcc = 0;
     vt_api_opts o;
     vt_api_opts_default(&o);
@@ -250,6 +254,14 @@ int main(int argc, char **argv)
         }
         case O_TV:
             o.targets_version = optarg;
+            break;
+        case O_PROXY:
+            if (trusted) {
+                fprintf(stderr, "vantage-collector: give --trusted-proxy once, as a "
+                                "comma-separated list\n");
+                return 2;
+            }
+            trusted = optarg;
             break;
         case 'h':
         case O_HELP:
@@ -330,6 +342,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "vantage-collector: serve needs --listen ADDR:PORT and --db URL\n");
         return 2;
     }
+    vt_proxies *proxies = NULL;
+    if (trusted && !(proxies = vt_proxies_parse(trusted, err, sizeof(err)))) {
+        fprintf(stderr, "vantage-collector: %s\n", err);
+        return 2;
+    }
+    o.proxies = proxies;
 
     int rc = 1;
     vt_store *store = NULL;
@@ -385,9 +403,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr,
             "vantage-collector %s: listening on port %d (store %s, %zu ASN and %zu country "
-            "ranges%s)\n",
+            "ranges%s%s)\n",
             VT_VERSION, vt_api_port(api), vt_store_name(store), vt_geoip_count(geo, 0),
-            vt_geoip_count(geo, 1), o.require_token ? ", tokens required" : "");
+            vt_geoip_count(geo, 1), o.require_token ? ", tokens required" : "",
+            proxies ? ", X-Forwarded-For from trusted proxies" : "");
     fflush(stderr);
     vt_loop_run(loop);
     fprintf(stderr, "vantage-collector: stopped\n");
@@ -403,6 +422,7 @@ done:
     vt_loop_free(loop);
     vt_store_close(store);
     vt_geoip_free(geo);
+    vt_proxies_free(proxies);
     vt_json_arena_trim();
     return rc;
 }

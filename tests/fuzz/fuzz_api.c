@@ -27,6 +27,7 @@ static vt_loop *loop;
 static vt_api *api;
 static vt_store *store;
 static vt_geoip *geo;
+static vt_proxies *proxies;
 static int port;
 static char dir[64];
 
@@ -36,6 +37,7 @@ static void cleanup(void)
     if (api) vt_api_free(api);
     if (store) vt_store_close(store);
     if (geo) vt_geoip_free(geo);
+    vt_proxies_free(proxies);
     if (loop) vt_loop_free(loop);
     snprintf(p, sizeof(p), "%s/c.db", dir);
     unlink(p);
@@ -65,6 +67,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     vt_api_opts_default(&o);
     o.rate = 0;
     o.timeout_s = 2;
+    /* The fuzzer's connections come from a trusted proxy: X-Forwarded-For headers in the
+     * inputs are read (proxy.c). */
+    proxies = vt_proxies_parse("127.0.0.1,10.0.0.0/8,::1", err, sizeof(err));
+    if (!proxies) abort();
+    o.proxies = proxies;
     api = vt_api_new(loop, store, geo, &o, err, sizeof(err));
     if (!api || vt_api_listen(api, "127.0.0.1:0", err, sizeof(err)) < 0) {
         fprintf(stderr, "fuzz_api: %s\n", err);

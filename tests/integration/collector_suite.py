@@ -550,6 +550,127 @@ def check_privacy_and_checkin(db, tmp):
           f"the caller's address is nowhere in the database ({db.name})")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_proxy(db, tmp):
+    """Behind a real TLS-less nginx reverse proxy (the deployment the probe's https rule asks
+    for, minus the certificate): with --trusted-proxy, check-in, the rate limit and the scrub
+    use the client's address from X-Forwarded-For; a client's own X-Forwarded-For is not
+    believed, through the proxy or directly."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
+                                      else None)
+    if not nginx:
+        print("   proxy: skipped, nginx is not installed (scripts/deps.sh lab)")
+        return
+    asn = os.path.join(tmp, "proxy-asn.csv")
+    cc = os.path.join(tmp, "proxy-country.csv")
+    with open(asn, "w") as f:
+        f.write("127.9.0.0,127.9.255.255,64500,VolunteerNet\n127.6.0.0,127.6.255.255,64502,OtherNet\n")
+    with open(cc, "w") as f:
+        f.write("127.9.0.0,127.9.255.255,NL\n127.6.0.0,127.6.255.255,DE\n")
+    c = Collector(db, tmp, "--geoip-asn", asn, "--geoip-country", cc, "--trusted-proxy",
+                  "127.0.0.2", "--rate", "0.2", "--burst", "2", "--log-json", name="proxy")
+    d = os.path.join(tmp, "nginx")
+    os.makedirs(d, exist_ok=True)
+    port = free_port()
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(f"""{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 20m;
+        location / {{
+            proxy_pass http://127.0.0.1:{c.port};
+            proxy_bind 127.0.0.2;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+}}
+""")
+    ng = subprocess.Popen([nginx, "-p", d, "-c", os.path.join(d, "nginx.conf")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def via(method, path, body=None, headers=None, source=None):
+        h = http.client.HTTPConnection("127.0.0.1", port, timeout=20,
+                                       source_address=(source, 0) if source else None)
+        try:
+            h.request(method, path, body=body, headers=headers or {})
+            r = h.getresponse()
+            data = r.read()
+            try:
+                return r.status, json.loads(data) if data else None
+            except ValueError:
+                return r.status, None
+        finally:
+            h.close()
+
+    def network(js):
+        return js and (js.get("probe_cc"), js.get("probe_asn"))
+
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        st, js = via("POST", "/api/v1/check-in", b"{}", source=PRIVATE_ADDR)
+        check(st == 200 and network(js) == ("NL", "AS64500"),
+              f"through the proxy, check-in finds the client's network, not the proxy's ({js})")
+        st, js = via("POST", "/api/v1/check-in", b"{}", {"X-Forwarded-For": PRIVATE_ADDR},
+                     source="127.6.6.6")
+        check(st == 200 and network(js) == ("DE", "AS64502"),
+              f"a client's own X-Forwarded-For is not believed through the proxy ({js})")
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}",
+                              {"X-Forwarded-For": PRIVATE_ADDR}, source="127.6.6.7")
+        check(st == 200 and network(js) == ("DE", "AS64502"),
+              f"nor from a caller that is not a trusted proxy ({js})")
+        # The rate limit is per client behind the proxy, not one bucket for the proxy.
+        codes = [via("POST", "/api/v1/check-in", b"{}", source="127.9.1.1")[0] for _ in range(3)]
+        other = via("POST", "/api/v1/check-in", b"{}", source="127.9.1.2")[0]
+        check(codes == [200, 200, 429] and other == 200,
+              f"rate limit per client through the proxy ({codes}, then another client {other})")
+        m = measurement(probe_ip=PRIVATE_ADDR,
+                        test_keys={"requests": [{"body": f"your ip is {PRIVATE_ADDR}!"}]})
+        st, js = via("POST", "/api/v1/measurements", gzip.compress(jsonl([m])),
+                     {"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
+                     source=PRIVATE_ADDR)
+        body = db.query(f"SELECT body FROM measurements WHERE uid = '{m['measurement_uid']}'")
+        stored = json.loads(body[0][0]) if body else {}
+        check(st == 200 and js["accepted"] == 1 and
+              "[scrubbed]" in stored.get("test_keys", {}).get("requests", [{}])[0].get("body", ""),
+              f"through the proxy, the client's address is scrubbed from its upload ({st} {js})")
+    finally:
+        ng.terminate()
+        try:
+            ng.wait(10)
+        except subprocess.TimeoutExpired:
+            ng.kill()
+        c.stop()
+    with open(c.log_path, "rb") as f:
+        log = f.read()
+    check(PRIVATE_ADDR.encode() not in log and b"127.6.6.6" not in log,
+          "the clients' addresses behind the proxy are not in the logs")
+    check(PRIVATE_ADDR.encode() not in db.dump_bytes(),
+          f"nor in the database ({db.name})")
+
+
 def check_store_outage(db, tmp):
     c = Collector(db, tmp, name="outage")
     try:
@@ -819,6 +940,11 @@ def check_cli(db, tmp):
     r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", "mysql://x"],
                        capture_output=True, text=True, timeout=10)
     check(r.returncode == 1 and "unknown database URL" in r.stderr, "unknown --db: error 1")
+    for bad in ("proxy.example.org", "10.0.0.0/40", "127.0.0.1,"):
+        r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url,
+                            "--trusted-proxy", bad], capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and "--trusted-proxy" in r.stderr,
+              f"--trusted-proxy {bad}: usage error 2 ({r.returncode} {r.stderr.strip()[-80:]})")
     bad = os.path.join(tmp, "bad-asn.csv")
     with open(bad, "w") as f:
         f.write("1.0.0.0,1.0.0.255,13335,X\n1.0.0.0,zzz,1,Y\n")
@@ -951,6 +1077,7 @@ def main():
         sections = [("uploads", None), ("uploads-nothreads", None), ("slow", None),
                     ("tokens", check_tokens),
                     ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
+                    ("proxy", check_proxy),
                     ("outage", check_store_outage), ("two", check_two_collectors),
                     ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),
