@@ -47,6 +47,7 @@ struct vt_api {
     vt_conns *conns;
     vt_ingest_pool *pool;      /* NULL: uploads are handled on the loop */
     const vt_proxies *proxies; /* o.proxies (the caller's); NULL: X-Forwarded-For unread */
+    int xff_warned;            /* an ignored X-Forwarded-For was reported (once) */
 };
 
 /* Uploads received and not yet answered, at most (beyond: 503 with Retry-After). */
@@ -159,16 +160,27 @@ static void peer_addr(struct evhttp_request *req, char *out, size_t n)
 /* The client's address: the peer's, or, from a trusted proxy, the one its X-Forwarded-For
  * names (proxy.h). Every X-Forwarded-For header counts, in order (their total is bounded by
  * the 16 KiB of headers evhttp accepts). */
-static void client_addr(const vt_api *a, struct evhttp_request *req, char *out, size_t n)
+static void client_addr(vt_api *a, struct evhttp_request *req, char *out, size_t n)
 {
     char peer[INET6_ADDRSTRLEN];
     peer_addr(req, peer, sizeof(peer));
     snprintf(out, n, "%s", peer);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     if (!a->proxies || !*peer || !vt_proxies_contains(a->proxies, peer)) {
         memset(peer, 0, sizeof(peer));
+        /* Once: a proxy in front that the collector was not told about makes every probe
+         * look like the proxy (no address is printed). */
+        if (!a->xff_warned && evhttp_find_header(in, "X-Forwarded-For")) {
+            a->xff_warned = 1;
+            fprintf(stderr,
+                    "vantage-collector: a request came with X-Forwarded-For from a caller not "
+                    "named by --trusted-proxy; the header is ignored, so behind a proxy every "
+                    "probe counts as the proxy (check-in, rate limit, scrubbing): see "
+                    "docs/privacy.md\n");
+            fflush(stderr);
+        }
         return;
     }
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evkeyval *h;
     size_t total = 0;
     TAILQ_FOREACH(h, in, next)
