@@ -1,14 +1,18 @@
 /* ip-location-db CSV ranges in sorted arrays. Every address is kept as 16 bytes, IPv4 as
- * IPv4-mapped IPv6 (::ffff:a.b.c.d), so one array and memcmp order serve both families. */
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d), so one array and memcmp order serve both families.
+ * MaxMind DB files (MMDB) are read with libmaxminddb, memory-mapped. */
 #include "geoip.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <maxminddb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "vantage/json.h"
 
 typedef struct range {
     unsigned char start[16], end[16];
@@ -20,8 +24,12 @@ typedef struct table {
     size_t n, cap;
 } table;
 
+#define MAX_MMDB 8
+
 struct vt_geoip {
     table asn, country;
+    MMDB_s mmdb[MAX_MMDB];
+    int n_mmdb;
 };
 
 vt_geoip *vt_geoip_new(void)
@@ -42,12 +50,43 @@ void vt_geoip_free(vt_geoip *g)
     if (!g) return;
     table_free(&g->asn);
     table_free(&g->country);
+    for (int i = 0; i < g->n_mmdb; i++)
+        MMDB_close(&g->mmdb[i]);
     free(g);
 }
 
 size_t vt_geoip_count(const vt_geoip *g, int country)
 {
     return country ? g->country.n : g->asn.n;
+}
+
+size_t vt_geoip_mmdb_count(const vt_geoip *g)
+{
+    return g ? (size_t)g->n_mmdb : 0;
+}
+
+/* A country code as answered: two ASCII letters, upper case; 0 when s is not one. */
+static int country_code(const char *s, size_t len, char out[3])
+{
+    if (len != 2 || !isalpha((unsigned char)s[0]) || !isalpha((unsigned char)s[1])) return 0;
+    out[0] = (char)toupper((unsigned char)s[0]);
+    out[1] = (char)toupper((unsigned char)s[1]);
+    out[2] = 0;
+    return 1;
+}
+
+/* An organisation name as answered: control characters left out, at most cap - 1 bytes, cut
+ * at a character boundary; "" when the name is not valid UTF-8. */
+static void org_name(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t j = 0;
+    out[0] = 0;
+    if (!vt_utf8_valid((const unsigned char *)s, len)) return;
+    for (size_t i = 0; i < len && j + 1 < cap; i++)
+        if ((unsigned char)s[i] >= 0x20 && s[i] != 0x7f) out[j++] = s[i];
+    out[j] = 0;
+    while (j > 0 && !vt_utf8_valid((const unsigned char *)out, j)) /* cut in a character */
+        out[--j] = 0;
 }
 
 /* Text address, or a decimal number (IPv4 when it fits 32 bits and v4hint, else IPv6). */
@@ -169,12 +208,10 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
         }
         char buf[200];
         if (country) {
-            if (strlen(fl[2]) != 2) {
+            if (!country_code(fl[2], strlen(fl[2]), buf)) {
                 snprintf(err, errlen, "%s:%zu: country must be two letters", path, lineno);
                 goto done;
             }
-            snprintf(buf, sizeof(buf), "%c%c", toupper((unsigned char)fl[2][0]),
-                     toupper((unsigned char)fl[2][1]));
         } else {
             const char *a = fl[2];
             if (strncasecmp(a, "AS", 2) == 0) a += 2;
@@ -185,7 +222,9 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
                 snprintf(err, errlen, "%s:%zu: asn must be a number", path, lineno);
                 goto done;
             }
-            snprintf(buf, sizeof(buf), "AS%lu\t%.120s", asn, nf > 3 ? fl[3] : "");
+            char org[121];
+            org_name(nf > 3 ? fl[3] : "", nf > 3 ? strlen(fl[3]) : 0, org, sizeof(org));
+            snprintf(buf, sizeof(buf), "AS%lu\t%s", asn, org);
         }
         if (t->n == t->cap) {
             size_t nc = t->cap ? t->cap * 2 : 1024;
@@ -227,6 +266,74 @@ int vt_geoip_load_country(vt_geoip *g, const char *path, char *err, size_t errle
     return load(&g->country, path, 1, err, errlen);
 }
 
+int vt_geoip_load_mmdb(vt_geoip *g, const char *path, char *err, size_t errlen)
+{
+    if (g->n_mmdb == MAX_MMDB) {
+        snprintf(err, errlen, "at most %d MMDB files", MAX_MMDB);
+        return -1;
+    }
+    MMDB_s *m = &g->mmdb[g->n_mmdb];
+    errno = 0;
+    int rc = MMDB_open(path, MMDB_MODE_MMAP, m);
+    if (rc != MMDB_SUCCESS) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path,
+                 (rc == MMDB_IO_ERROR || rc == MMDB_FILE_OPEN_ERROR) && e ? strerror(e)
+                                                                          : MMDB_strerror(rc));
+        return -1;
+    }
+    g->n_mmdb++;
+    return 0;
+}
+
+/* The string at path in entry, or NULL (len set). */
+static const char *mmdb_string(MMDB_entry_s *e, const char *const *path, uint32_t *len)
+{
+    MMDB_entry_data_s d;
+    if (MMDB_aget_value(e, &d, path) != MMDB_SUCCESS || !d.has_data ||
+        d.type != MMDB_DATA_TYPE_UTF8_STRING)
+        return NULL;
+    *len = d.data_size;
+    return d.utf8_string;
+}
+
+/* What the MMDB files know of a, for what the CSV files did not answer (have_cc, have_asn):
+ * the first file with an answer wins. Field names of GeoLite2 / DB-IP (country.iso_code,
+ * autonomous_system_number, autonomous_system_organization) and of ip-location-db's MMDB files
+ * (country_code). */
+static void mmdb_lookup(const vt_geoip *g, const char *addr, int have_cc, int have_asn,
+                        vt_geoip_result *r)
+{
+    static const char *const iso[] = {"country", "iso_code", NULL};
+    static const char *const code[] = {"country_code", NULL};
+    static const char *const num[] = {"autonomous_system_number", NULL};
+    static const char *const org[] = {"autonomous_system_organization", NULL};
+    for (int i = 0; i < g->n_mmdb && (!have_cc || !have_asn); i++) {
+        int gai = 0, merr = 0;
+        MMDB_lookup_result_s res = MMDB_lookup_string((MMDB_s *)&g->mmdb[i], addr, &gai, &merr);
+        if (gai || merr != MMDB_SUCCESS || !res.found_entry) continue;
+        uint32_t len = 0;
+        const char *s;
+        if (!have_cc &&
+            (((s = mmdb_string(&res.entry, iso, &len)) && country_code(s, len, r->cc)) ||
+             ((s = mmdb_string(&res.entry, code, &len)) && country_code(s, len, r->cc))))
+            have_cc = 1;
+        MMDB_entry_data_s d;
+        if (!have_asn && MMDB_aget_value(&res.entry, &d, num) == MMDB_SUCCESS && d.has_data) {
+            uint64_t v = d.type == MMDB_DATA_TYPE_UINT32   ? d.uint32
+                         : d.type == MMDB_DATA_TYPE_UINT16 ? d.uint16
+                         : d.type == MMDB_DATA_TYPE_UINT64 ? d.uint64
+                                                           : 0;
+            if (v > 0 && v <= 4294967295u) {
+                snprintf(r->asn, sizeof(r->asn), "AS%lu", (unsigned long)v);
+                if ((s = mmdb_string(&res.entry, org, &len)))
+                    org_name(s, len, r->org, sizeof(r->org));
+                have_asn = 1;
+            }
+        }
+    }
+}
+
 /* The range holding a, or NULL: the last range starting at or before a. */
 static const range *find(const table *t, const unsigned char a[16])
 {
@@ -259,4 +366,5 @@ void vt_geoip_lookup(const vt_geoip *g, const char *addr, vt_geoip_result *r)
         snprintf(r->asn, sizeof(r->asn), "%.*s", (int)(tab - s->value), s->value);
         snprintf(r->org, sizeof(r->org), "%s", tab + 1);
     }
+    if (g->n_mmdb && (!c || !s)) mmdb_lookup(g, addr, c != NULL, s != NULL, r);
 }

@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "  --require-token          uploads need 'Authorization: Bearer <token>'\n"
             "  --geoip-asn FILE         ip-location-db CSV ip_start,ip_end,asn,org (repeatable)\n"
             "  --geoip-country FILE     ip-location-db CSV ip_start,ip_end,country (repeatable)\n"
+            "  --geoip-mmdb FILE        MaxMind DB file: GeoLite2/DB-IP/ip-location-db ASN or\n"
+            "                           country (repeatable; answers what the CSV files do not)\n"
             "  --targets-version V      target list version announced at check-in\n"
             "  --allow-private-control  let /api/v1/control reach loopback/private addresses\n"
             "  --trusted-proxy LIST     reverse proxies (ADDR or ADDR/PREFIX, comma-separated)\n"
@@ -153,7 +155,8 @@ int main(int argc, char **argv)
         O_RTIMEOUT,
         O_MAXCONN,
         O_ITHREADS,
-        O_PROXY
+        O_PROXY,
+        O_GMMDB
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -161,6 +164,7 @@ int main(int argc, char **argv)
         {"require-token", no_argument, NULL, O_REQTOK},
         {"geoip-asn", required_argument, NULL, O_GASN},
         {"geoip-country", required_argument, NULL, O_GCC},
+        {"geoip-mmdb", required_argument, NULL, O_GMMDB},
         {"allow-private-control", no_argument, NULL, O_PRIV},
         {"log-json", no_argument, NULL, O_LOGJSON},
         {"rate", required_argument, NULL, O_RATE},
@@ -177,8 +181,9 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
-    const char *listen = NULL, *db = NULL, *gasn[MAX_GEO], *gcc[MAX_GEO], *trusted = NULL;
-    size_t n_gasn = 0, n_gcc = 0;
+    const char *listen = NULL, *db = NULL, *gasn[MAX_GEO], *gcc[MAX_GEO], *gmmdb[MAX_GEO],
+               *trusted = NULL;
+    size_t n_gasn = 0, n_gcc = 0, n_gmmdb = 0;
     vt_api_opts o;
     vt_api_opts_default(&o);
     int c;
@@ -196,15 +201,18 @@ int main(int argc, char **argv)
             break;
         case O_GASN:
         case O_GCC:
-            if ((c == O_GASN ? n_gasn : n_gcc) >= MAX_GEO) {
+        case O_GMMDB:
+            if ((c == O_GASN ? n_gasn : c == O_GCC ? n_gcc : n_gmmdb) >= MAX_GEO) {
                 fprintf(stderr, "vantage-collector: at most %d files per --geoip option\n",
                         MAX_GEO);
                 return 2;
             }
             if (c == O_GASN)
                 gasn[n_gasn++] = optarg;
-            else
+            else if (c == O_GCC)
                 gcc[n_gcc++] = optarg;
+            else
+                gmmdb[n_gmmdb++] = optarg;
             break;
         case O_PRIV:
             o.allow_private_control = 1;
@@ -380,6 +388,8 @@ int main(int argc, char **argv)
         if (vt_geoip_load_asn(geo, gasn[i], err, sizeof(err)) < 0) goto fail;
     for (size_t i = 0; i < n_gcc; i++)
         if (vt_geoip_load_country(geo, gcc[i], err, sizeof(err)) < 0) goto fail;
+    for (size_t i = 0; i < n_gmmdb; i++)
+        if (vt_geoip_load_mmdb(geo, gmmdb[i], err, sizeof(err)) < 0) goto fail;
     store = vt_store_open(db, err, sizeof(err));
     if (!store) goto fail;
     loop = vt_loop_new(err, sizeof(err));
@@ -403,9 +413,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr,
             "vantage-collector %s: listening on port %d (store %s, %zu ASN and %zu country "
-            "ranges%s%s)\n",
+            "ranges, %zu MMDB files%s%s)\n",
             VT_VERSION, vt_api_port(api), vt_store_name(store), vt_geoip_count(geo, 0),
-            vt_geoip_count(geo, 1), o.require_token ? ", tokens required" : "",
+            vt_geoip_count(geo, 1), vt_geoip_mmdb_count(geo),
+            o.require_token ? ", tokens required" : "",
             proxies ? ", X-Forwarded-For from trusted proxies" : "");
     fflush(stderr);
     vt_loop_run(loop);

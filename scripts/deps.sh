@@ -4,8 +4,9 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 build=(cmake make gcc pkg-config libevent-dev libc-ares-dev libcurl4-openssl-dev libcjson-dev
-       libssl-dev libsqlite3-dev libpq-dev zlib1g-dev libinih-dev python3 curl sqlite3)
-test=(libcmocka-dev python3 clang openssl time libjs-chart.js)
+       libssl-dev libsqlite3-dev libpq-dev zlib1g-dev libinih-dev libmaxminddb-dev python3 curl
+       sqlite3)
+test=(libcmocka-dev python3 clang openssl time libjs-chart.js libmaxmind-db-writer-perl)
 lab=(iproute2 iptables dnsmasq-base nginx-light postgresql sqlite3 curl procps chromium
      openvpn wireguard-go wireguard-tools strongswan-charon ocserv)
 case "${1:-build}" in

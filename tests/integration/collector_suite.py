@@ -674,6 +674,68 @@ http {{
           f"nor in the database ({db.name})")
 
 
+def check_mmdb(db, tmp):
+    """Check-in from MaxMind DB files (--geoip-mmdb), written by MaxMind's own writer: GeoLite2's
+    field names and ip-location-db's, the CSV files answering first, bad values not taken, a
+    broken file refused at start-up."""
+    mk = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "servers", "mkmmdb.pl")
+    long_org = "Федеральное государственное бюджетное учреждение " * 3  # 2 bytes a letter
+
+    def mmdb(name, *args):
+        path = os.path.join(tmp, name)
+        r = subprocess.run(["perl", mk, path] + list(args), capture_output=True, text=True,
+                           timeout=60)
+        return path if r.returncode == 0 else (None if r.returncode == 77 else
+                                               sys.exit(f"mkmmdb.pl failed: {r.stderr}"))
+
+    asn = mmdb("asn.mmdb", "127.9.0.0/16", "asn=64500,org=VolunteerNet",
+               "127.7.0.0/16", f"asn=64510,org={long_org}", "127.6.0.0/16", "asn=0,org=Nobody")
+    if not asn:
+        print("   mmdb: skipped, MaxMind::DB::Writer is not installed (scripts/deps.sh test)")
+        return
+    geolite = mmdb("country.mmdb", "127.9.0.0/16", "iso=NL", "127.7.0.0/16", "iso=ru",
+                   "127.5.0.0/16", "iso=1X")
+    iplocdb = mmdb("country-cc.mmdb", "127.8.0.0/16", "cc=DE", "127.9.0.0/16", "cc=FR")
+    csv = os.path.join(tmp, "mmdb-country.csv")
+    with open(csv, "w") as f:
+        f.write("127.9.8.0,127.9.8.255,BE\n")
+    c = Collector(db, tmp, "--geoip-country", csv, "--geoip-mmdb", asn, "--geoip-mmdb", geolite,
+                  "--geoip-mmdb", iplocdb, "--rate", "0", name="mmdb")
+    try:
+        def net(source):
+            st, js, _ = c.request("POST", "/api/v1/check-in", b"{}", source=source)
+            return st == 200 and (js["probe_cc"], js["probe_asn"], js["probe_network_name"])
+
+        check(net("127.9.8.7") == ("BE", "AS64500", "VolunteerNet"),
+              f"the CSV's country first, the ASN from the MMDB ({net('127.9.8.7')})")
+        check(net("127.9.1.1") == ("NL", "AS64500", "VolunteerNet"),
+              f"GeoLite2's country.iso_code, before a later file ({net('127.9.1.1')})")
+        check(net("127.8.1.1") == ("DE", "AS0", None),
+              f"ip-location-db's country_code ({net('127.8.1.1')})")
+        got = net("127.7.1.1")
+        org = got and got[2] or ""
+        check(got and got[:2] == ("RU", "AS64510") and 0 < len(org.encode()) <= 127 and
+              long_org.startswith(org),
+              f"lower-case code upper-cased; a long name cut whole characters ({got})")
+        check(net("127.5.1.1") == ("ZZ", "AS0", None) and net("127.6.1.1") == ("ZZ", "AS0", None),
+              "a country that is not two letters and ASN 0 are not taken")
+        check(net("127.4.4.4") == ("ZZ", "AS0", None), "an address in no file: ZZ / AS0")
+    finally:
+        c.stop()
+    with open(c.log_path, "rb") as f:
+        check(b"3 MMDB files" in f.read(), "the start-up line counts the MMDB files")
+    broken = os.path.join(tmp, "broken.mmdb")
+    with open(broken, "wb") as f:
+        f.write(os.urandom(4096))
+    for path, want in ((broken, "broken.mmdb"), (os.path.join(tmp, "missing.mmdb"),
+                                                   "missing.mmdb: No such file")):
+        r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url,
+                            "--geoip-mmdb", path], capture_output=True, text=True, timeout=20)
+        check(r.returncode == 1 and want in r.stderr,
+              f"--geoip-mmdb {os.path.basename(path)}: refused at start ({r.returncode} "
+              f"{r.stderr.strip()[-100:]})")
+
+
 def check_store_outage(db, tmp):
     c = Collector(db, tmp, name="outage")
     try:
@@ -1080,7 +1142,7 @@ def main():
         sections = [("uploads", None), ("uploads-nothreads", None), ("slow", None),
                     ("tokens", check_tokens),
                     ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
-                    ("proxy", check_proxy),
+                    ("proxy", check_proxy), ("mmdb", check_mmdb),
                     ("outage", check_store_outage), ("two", check_two_collectors),
                     ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),

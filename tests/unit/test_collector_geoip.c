@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "geoip.h"
+#include "vantage/json.h"
 
 static char *write_tmp(const char *content)
 {
@@ -122,12 +123,56 @@ static void malformed_files_are_refused_with_file_and_line(void **state)
     vt_geoip_free(g);
 }
 
+/* Names and codes as the probe will repeat them in its measurements, which the collector
+ * validates: UTF-8 (a long name cut between characters, never inside one), no control
+ * characters, a country of two letters. */
+static void answers_are_valid_text(void **state)
+{
+    (void)state;
+    char asn[1024] = "1.0.0.0,1.0.0.255,64510,\"";
+    for (int i = 0; i < 20; i++) /* 2-byte letters: 200+ bytes, an odd cut would split one */
+        strcat(asn, "\xd0\xa4\xd0\xb5\xd0\xb4 ");
+    strcat(asn, "\"\n2.0.0.0,2.0.0.255,64511,\"Tab\there\"\n3.0.0.0,3.0.0.255,64512,\"bad \xff\"\n");
+    vt_geoip *g = load(asn, "1.0.0.0,1.0.0.255,ru\n");
+    vt_geoip_result r;
+    vt_geoip_lookup(g, "1.0.0.1", &r);
+    assert_string_equal(r.cc, "RU");
+    assert_string_equal(r.asn, "AS64510");
+    size_t n = strlen(r.org);
+    assert_true(n > 100 && n <= 120);
+    assert_true(vt_utf8_valid((const unsigned char *)r.org, n));
+    assert_memory_equal(r.org, "\xd0\xa4\xd0\xb5\xd0\xb4 ", 7);
+    vt_geoip_lookup(g, "2.0.0.1", &r);
+    assert_string_equal(r.org, "Tabhere");
+    vt_geoip_lookup(g, "3.0.0.1", &r);
+    assert_string_equal(r.asn, "AS64512");
+    assert_string_equal(r.org, ""); /* not UTF-8: no name rather than a broken one */
+    vt_geoip_free(g);
+    char err[256];
+    const char *bad[] = {"1.0.0.0,1.0.0.255,1!\n", "1.0.0.0,1.0.0.255,\xd0\xa4\n"};
+    for (size_t i = 0; i < 2; i++) {
+        g = vt_geoip_new();
+        char *p = write_tmp(bad[i]);
+        assert_int_equal(vt_geoip_load_country(g, p, err, sizeof err), -1);
+        assert_non_null(strstr(err, "two letters"));
+        unlink(p);
+        free(p);
+        vt_geoip_free(g);
+    }
+    g = vt_geoip_new();
+    assert_int_equal(vt_geoip_load_mmdb(g, "/nonexistent/x.mmdb", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/x.mmdb"));
+    assert_int_equal(vt_geoip_mmdb_count(g), 0);
+    vt_geoip_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ranges_are_found_by_binary_search),
         cmocka_unit_test(numeric_files_load_too),
         cmocka_unit_test(malformed_files_are_refused_with_file_and_line),
+        cmocka_unit_test(answers_are_valid_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
