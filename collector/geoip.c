@@ -310,7 +310,7 @@ static void mmdb_lookup(const vt_geoip *g, const char *addr, int have_cc, int ha
     static const char *const org[] = {"autonomous_system_organization", NULL};
     for (int i = 0; i < g->n_mmdb && (!have_cc || !have_asn); i++) {
         int gai = 0, merr = 0;
-        MMDB_lookup_result_s res = MMDB_lookup_string((MMDB_s *)&g->mmdb[i], addr, &gai, &merr);
+        MMDB_lookup_result_s res = MMDB_lookup_string(&g->mmdb[i], addr, &gai, &merr);
         if (gai || merr != MMDB_SUCCESS || !res.found_entry) continue;
         uint32_t len = 0;
         const char *s;
