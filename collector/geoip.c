@@ -366,5 +366,11 @@ void vt_geoip_lookup(const vt_geoip *g, const char *addr, vt_geoip_result *r)
         snprintf(r->asn, sizeof(r->asn), "%.*s", (int)(tab - s->value), s->value);
         snprintf(r->org, sizeof(r->org), "%s", tab + 1);
     }
-    if (g->n_mmdb && (!c || !s)) mmdb_lookup(g, addr, c != NULL, s != NULL, r);
+    if (g->n_mmdb && (!c || !s)) {
+        /* IPv4 as IPv4: MMDB files keep it under ::/96, and only some alias ::ffff:0:0/96. */
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        char v4[INET_ADDRSTRLEN];
+        if (memcmp(a, mapped, 12) == 0 && inet_ntop(AF_INET, a + 12, v4, sizeof(v4))) addr = v4;
+        mmdb_lookup(g, addr, c != NULL, s != NULL, r);
+    }
 }

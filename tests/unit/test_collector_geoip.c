@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -132,7 +133,8 @@ static void answers_are_valid_text(void **state)
     char asn[1024] = "1.0.0.0,1.0.0.255,64510,\"";
     for (int i = 0; i < 20; i++) /* 2-byte letters: 200+ bytes, an odd cut would split one */
         strcat(asn, "\xd0\xa4\xd0\xb5\xd0\xb4 ");
-    strcat(asn, "\"\n2.0.0.0,2.0.0.255,64511,\"Tab\there\"\n3.0.0.0,3.0.0.255,64512,\"bad \xff\"\n");
+    strcat(asn,
+           "\"\n2.0.0.0,2.0.0.255,64511,\"Tab\there\"\n3.0.0.0,3.0.0.255,64512,\"bad \xff\"\n");
     vt_geoip *g = load(asn, "1.0.0.0,1.0.0.255,ru\n");
     vt_geoip_result r;
     vt_geoip_lookup(g, "1.0.0.1", &r);
@@ -166,6 +168,52 @@ static void answers_are_valid_text(void **state)
     vt_geoip_free(g);
 }
 
+/* MaxMind DB files written by MaxMind's writer (tests/servers/mkmmdb.pl): IPv4 and IPv6, both
+ * field layouts, CSV first. Skipped where the writer is not installed. */
+static void mmdb_files_answer_what_csv_does_not(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vt-mmdb-XXXXXX", cmd[2048], asn[64], cc[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(asn, sizeof asn, "%s/asn.mmdb", dir);
+    snprintf(cc, sizeof cc, "%s/cc.mmdb", dir);
+    snprintf(cmd, sizeof cmd,
+             "perl '%s/tests/servers/mkmmdb.pl' %s 2001:db8::/32 asn=64501,org=DocNet "
+             "1.0.0.0/24 asn=13335,org=FromMMDB && perl '%s/tests/servers/mkmmdb.pl' %s "
+             "2001:db8::/32 cc=de 9.9.9.0/24 iso=CH",
+             VT_SOURCE_DIR, asn, VT_SOURCE_DIR, cc);
+    int rc = system(cmd);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        (void)system(cmd);
+        if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) skip(); /* no MaxMind::DB::Writer */
+        fail_msg("mkmmdb.pl failed (%d)", rc);
+    }
+    vt_geoip *g = load("1.0.0.0,1.0.0.255,64496,FromCSV\n", "1.0.0.0,1.0.0.255,AU\n");
+    char err[256];
+    assert_int_equal(vt_geoip_load_mmdb(g, asn, err, sizeof err), 0);
+    assert_int_equal(vt_geoip_load_mmdb(g, cc, err, sizeof err), 0);
+    assert_int_equal(vt_geoip_mmdb_count(g), 2);
+    vt_geoip_result r;
+    vt_geoip_lookup(g, "2001:db8::5", &r);
+    assert_string_equal(r.cc, "DE");
+    assert_string_equal(r.asn, "AS64501");
+    assert_string_equal(r.org, "DocNet");
+    vt_geoip_lookup(g, "::ffff:9.9.9.9", &r); /* IPv4-mapped: the IPv4 entry */
+    assert_string_equal(r.cc, "CH");
+    assert_string_equal(r.asn, "AS0");
+    vt_geoip_lookup(g, "1.0.0.1", &r); /* the CSV answers first */
+    assert_string_equal(r.cc, "AU");
+    assert_string_equal(r.asn, "AS64496");
+    assert_string_equal(r.org, "FromCSV");
+    vt_geoip_lookup(g, "2001:db9::1", &r);
+    assert_string_equal(r.cc, "ZZ");
+    assert_string_equal(r.asn, "AS0");
+    vt_geoip_free(g);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +221,7 @@ int main(void)
         cmocka_unit_test(numeric_files_load_too),
         cmocka_unit_test(malformed_files_are_refused_with_file_and_line),
         cmocka_unit_test(answers_are_valid_text),
+        cmocka_unit_test(mmdb_files_answer_what_csv_does_not),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
