@@ -407,6 +407,8 @@ if shutil.which("make") and shutil.which("cmake"):
     unit = open(os.path.join(root, "lib/systemd/system/vantage-probe.service")).read()
     check("ExecStart=%s/bin/vantage-probe run" % prefix in unit and "@VT_" not in unit,
           "the unit runs the installed binary")
+    check("After=network-online.target time-sync.target" in unit,
+          "the unit runs after the network is up and the clock is set")
     inst = os.path.join(root, "bin", "vantage-probe")
     p = probe(["--version"], binary=inst)
     check(p.returncode == 0 and p.stdout.startswith("vantage-probe "), "installed --version")
