@@ -59,6 +59,22 @@ static int contains(const vt_proxies *p, const net *x)
     return 0;
 }
 
+/* s[0..len) without the spaces and tabs around it, NUL-terminated into e (ENTRY_MAX bytes):
+ * -1 when nothing is left or it is too long for an address. */
+static int trimmed(const char *s, size_t len, char e[ENTRY_MAX])
+{
+    while (len && (*s == ' ' || *s == '\t')) {
+        s++;
+        len--;
+    }
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len >= ENTRY_MAX) return -1;
+    memcpy(e, s, len);
+    e[len] = 0;
+    return 0;
+}
+
 vt_proxies *vt_proxies_parse(const char *list, char *err, size_t errlen)
 {
     vt_proxies *p = calloc(1, sizeof(*p));
@@ -70,16 +86,8 @@ vt_proxies *vt_proxies_parse(const char *list, char *err, size_t errlen)
     for (;;) {
         size_t len = strcspn(s, ",");
         const char *next = s + len;
-        while (len && (*s == ' ' || *s == '\t')) {
-            s++;
-            len--;
-        }
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-            len--;
         char e[ENTRY_MAX];
-        if (len == 0 || len >= sizeof(e)) goto bad;
-        memcpy(e, s, len);
-        e[len] = 0;
+        if (trimmed(s, len, e) < 0) goto bad;
         char *slash = strchr(e, '/');
         long bits = -1;
         if (slash) {
@@ -100,7 +108,7 @@ vt_proxies *vt_proxies_parse(const char *list, char *err, size_t errlen)
         s = next + 1; /* and an entry must follow */
         continue;
     bad:
-        if (len == 0)
+        if (strspn(s, " \t") >= len)
             snprintf(err, errlen, "--trusted-proxy: an empty entry in '%.64s'", list ? list : "");
         else
             snprintf(err, errlen, "--trusted-proxy: '%.*s' is not an address or ADDR/PREFIX",
@@ -132,20 +140,13 @@ static void canonical(const net *x, char *out, size_t n)
 /* One X-Forwarded-For entry, trimmed, brackets of "[v6]" removed; -1 when not an address. */
 static int parse_entry(const char *s, size_t len, net *out)
 {
-    while (len && (*s == ' ' || *s == '\t')) {
-        s++;
-        len--;
-    }
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-        len--;
-    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
-        s++;
-        len -= 2;
-    }
     char e[ENTRY_MAX];
-    if (len == 0 || len >= sizeof(e)) return -1;
-    memcpy(e, s, len);
-    e[len] = 0;
+    if (trimmed(s, len, e) < 0) return -1;
+    size_t l = strlen(e);
+    if (l >= 2 && e[0] == '[' && e[l - 1] == ']') {
+        e[l - 1] = 0;
+        return parse_addr(e + 1, out);
+    }
     return parse_addr(e, out);
 }
 
