@@ -297,27 +297,38 @@ static const char *mmdb_string(MMDB_entry_s *e, const char *const *path, uint32_
     return d.utf8_string;
 }
 
-/* What the MMDB files know of a, for what the CSV files did not answer (have_cc, have_asn):
- * the first file with an answer wins. Field names of GeoLite2 / DB-IP (country.iso_code,
- * autonomous_system_number, autonomous_system_organization) and of ip-location-db's MMDB files
- * (country_code). */
-static void mmdb_lookup(const vt_geoip *g, const char *addr, int have_cc, int have_asn,
+/* What the MMDB files know of a (as parsed: IPv4 as ::ffff:a.b.c.d), for what the CSV files
+ * did not answer (have_cc, have_asn): the first file with an answer wins. Field names of
+ * GeoLite2 / DB-IP (country.iso_code, autonomous_system_number, autonomous_system_organization)
+ * and of ip-location-db's MMDB files (country_code). */
+static void mmdb_lookup(const vt_geoip *g, const unsigned char a[16], int have_cc, int have_asn,
                         vt_geoip_result *r)
 {
     static const char *const iso[] = {"country", "iso_code", NULL};
     static const char *const code[] = {"country_code", NULL};
+    static const char *const *const cc_paths[] = {iso, code};
     static const char *const num[] = {"autonomous_system_number", NULL};
     static const char *const org[] = {"autonomous_system_organization", NULL};
+    /* IPv4 as IPv4: MMDB files keep it under ::/96, and only some alias ::ffff:0:0/96. */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+    const struct sockaddr *sa = (const struct sockaddr *)&sin6;
+    if (memcmp(a, mapped, 12) == 0) {
+        memcpy(&sin.sin_addr, a + 12, 4);
+        sa = (const struct sockaddr *)&sin;
+    } else {
+        memcpy(&sin6.sin6_addr, a, 16);
+    }
     for (int i = 0; i < g->n_mmdb && (!have_cc || !have_asn); i++) {
-        int gai = 0, merr = 0;
-        MMDB_lookup_result_s res = MMDB_lookup_string(&g->mmdb[i], addr, &gai, &merr);
-        if (gai || merr != MMDB_SUCCESS || !res.found_entry) continue;
+        int merr = 0;
+        MMDB_lookup_result_s res = MMDB_lookup_sockaddr(&g->mmdb[i], sa, &merr);
+        if (merr != MMDB_SUCCESS || !res.found_entry) continue;
         uint32_t len = 0;
         const char *s;
-        if (!have_cc &&
-            (((s = mmdb_string(&res.entry, iso, &len)) && country_code(s, len, r->cc)) ||
-             ((s = mmdb_string(&res.entry, code, &len)) && country_code(s, len, r->cc))))
-            have_cc = 1;
+        for (int k = 0; !have_cc && k < 2; k++)
+            if ((s = mmdb_string(&res.entry, cc_paths[k], &len)) && country_code(s, len, r->cc))
+                have_cc = 1;
         MMDB_entry_data_s d;
         if (!have_asn && MMDB_aget_value(&res.entry, &d, num) == MMDB_SUCCESS && d.has_data) {
             uint64_t v = d.type == MMDB_DATA_TYPE_UINT32   ? d.uint32
@@ -366,11 +377,5 @@ void vt_geoip_lookup(const vt_geoip *g, const char *addr, vt_geoip_result *r)
         snprintf(r->asn, sizeof(r->asn), "%.*s", (int)(tab - s->value), s->value);
         snprintf(r->org, sizeof(r->org), "%s", tab + 1);
     }
-    if (g->n_mmdb && (!c || !s)) {
-        /* IPv4 as IPv4: MMDB files keep it under ::/96, and only some alias ::ffff:0:0/96. */
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        char v4[INET_ADDRSTRLEN];
-        if (memcmp(a, mapped, 12) == 0 && inet_ntop(AF_INET, a + 12, v4, sizeof(v4))) addr = v4;
-        mmdb_lookup(g, addr, c != NULL, s != NULL, r);
-    }
+    if (g->n_mmdb && (!c || !s)) mmdb_lookup(g, a, c != NULL, s != NULL, r);
 }
