@@ -178,6 +178,24 @@ class PgDB:
 # ---------------------------------------------------------------- collector processes
 
 
+def http_request(port, method, path, body=None, headers=None, source=None, timeout=20):
+    """One request to 127.0.0.1:port (from the loopback address source when given): status,
+    the answer as JSON (None when it is not), headers."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                   source_address=(source, 0) if source else None)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        try:
+            js = json.loads(data) if data else None
+        except ValueError:
+            js = None
+        return r.status, js, dict(r.getheaders())
+    finally:
+        c.close()
+
+
 class Collector:
     def __init__(self, db, tmp, *extra, name="c"):
         self.log_path = os.path.join(tmp, f"{name}.log")
@@ -202,19 +220,7 @@ class Collector:
             raise RuntimeError("collector did not start")
 
     def request(self, method, path, body=None, headers=None, source=None, timeout=20):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
-                                       source_address=(source, 0) if source else None)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            data = r.read()
-            try:
-                js = json.loads(data) if data else None
-            except ValueError:
-                js = None
-            return r.status, js, dict(r.getheaders())
-        finally:
-            c.close()
+        return http_request(self.port, method, path, body, headers, source, timeout)
 
     def upload(self, body, gz=False, headers=None, source=None):
         h = dict(headers or {})
@@ -605,19 +611,8 @@ http {{
     ng = subprocess.Popen([nginx, "-p", d, "-c", os.path.join(d, "nginx.conf")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def via(method, path, body=None, headers=None, source=None):
-        h = http.client.HTTPConnection("127.0.0.1", port, timeout=20,
-                                       source_address=(source, 0) if source else None)
-        try:
-            h.request(method, path, body=body, headers=headers or {})
-            r = h.getresponse()
-            data = r.read()
-            try:
-                return r.status, json.loads(data) if data else None
-            except ValueError:
-                return r.status, None
-        finally:
-            h.close()
+    def via(method, path, body=None, headers=None, source=None):  # through nginx
+        return http_request(port, method, path, body, headers, source)[:2]
 
     def network(js):
         return js and (js.get("probe_cc"), js.get("probe_asn"))
