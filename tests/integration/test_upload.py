@@ -363,9 +363,10 @@ def plain_http_only_on_loopback(fc, st):
     check(rc == 1 and "https" in err and len(spooled(st)) == 1,
           "http: refused for a name that only starts like a loopback address")
     # The control's answer decides blocked or down: a plain http control URL is refused up
-    # front (a usage error), before anything is measured. The targets are loopback only, so
-    # that a probe that took the URL would still measure nothing outside this machine.
-    tfile = targets_file(st, 9, 1)
+    # front (a usage error), before anything is measured. The one target is an open loopback
+    # port (the fake collector's): a probe that took the URL would measure it successfully and
+    # never ask that control, so nothing could leave this machine.
+    tfile = targets_file(st, fc.port, 1)
     for url in ("http://192.0.2.1/api/v1/control", "http://127.example.invalid/api/v1/control"):
         p = subprocess.run([PROBE, "run", "--state-dir", st, "--no-upload", "--accept-risks",
                             "--targets", tfile, "--timeout", "1", "--control", url],
