@@ -1,9 +1,11 @@
-/* IP literals to socket addresses (addr.h). */
+/* IP literals to socket addresses, and the https rule for URLs (addr.h). */
 #include "vantage/addr.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 int vt_addr_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len)
@@ -24,4 +26,32 @@ int vt_addr_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, sock
         return -1;
     }
     return 0;
+}
+
+int vt_url_check_secure(const char *what, const char *url, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "%s URL '%s' is not a URL", what, url);
+        goto done;
+    }
+    unsigned char v4[4];
+    int loopback = (inet_pton(AF_INET, host, v4) == 1 && v4[0] == 127) ||
+                   !strcmp(host, "localhost") || !strcmp(host, "[::1]");
+    if (!strcmp(scheme, "https"))
+        rc = 0;
+    else if (!strcmp(scheme, "http") && loopback)
+        rc = 0;
+    else
+        snprintf(err, errlen, "%s URL must be https:// (plain http only for loopback): %s", what,
+                 url);
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
 }

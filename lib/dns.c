@@ -286,10 +286,8 @@ vt_dns *vt_dns_new_udp(vt_loop *loop, const vt_config *cfg, const char *server, 
 vt_dns *vt_dns_new_doh(vt_loop *loop, const vt_config *cfg, const char *url, char *err,
                        size_t errlen)
 {
-    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
-        snprintf(err, errlen, "bad DNS-over-HTTPS URL '%s': want https://host/path", url);
+    if (vt_url_check_secure("DNS-over-HTTPS", url, err, errlen) < 0)
         return NULL;
-    }
     if (strlen(url) >= 256) {
         snprintf(err, errlen, "DNS-over-HTTPS URL too long");
         return NULL;

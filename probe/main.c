@@ -16,6 +16,7 @@
 #include "committer.h"
 #include "config.h"
 #include "upload.h"
+#include "vantage/addr.h"
 #include "vantage/config.h"
 #include "vantage/dns.h"
 #include "vantage/fingerprints.h"
@@ -278,12 +279,18 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
             o->cfg.resolver = optarg;
             break;
         case O_DOH:
+            /* Its answers are the reference the system resolver's are judged by: over plain
+             * http the network being measured could rewrite them. */
+            if (vt_url_check_secure("--doh", optarg, uerr, sizeof(uerr)) < 0) {
+                fprintf(stderr, "vantage-probe: %s\n", uerr);
+                return -1;
+            }
             o->cfg.doh_url = optarg;
             break;
         case O_CONTROL:
             /* The control's answer decides between blocked and down: over plain http the
              * network being measured could forge it (and would see every site asked about). */
-            if (vt_upload_check_url("--control", optarg, uerr, sizeof(uerr)) < 0) {
+            if (vt_url_check_secure("--control", optarg, uerr, sizeof(uerr)) < 0) {
                 fprintf(stderr, "vantage-probe: %s\n", uerr);
                 return -1;
             }

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "vantage/addr.h"
 #include "vantage/json.h"
 #include "vantage/measurement.h"
 #include "vantage/version.h"
@@ -142,39 +143,9 @@ static int gzip_buf(const char *in, size_t n, buf *out)
     return r == Z_STREAM_END ? 0 : -1;
 }
 
-/* Plain http only to this machine; everything else must be https (verified). */
-int vt_upload_check_url(const char *what, const char *base, char *err, size_t errlen)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
-    int rc = -1;
-    if (!u || curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "%s URL '%s' is not a URL", what, base);
-        goto done;
-    }
-    /* Loopback by address, not by how the name starts: "127.example.org" is a remote host. */
-    unsigned char v4[4];
-    int loopback = (inet_pton(AF_INET, host, v4) == 1 && v4[0] == 127) ||
-                   !strcmp(host, "localhost") || !strcmp(host, "[::1]");
-    if (!strcmp(scheme, "https"))
-        rc = 0;
-    else if (!strcmp(scheme, "http") && loopback)
-        rc = 0;
-    else
-        snprintf(err, errlen, "%s URL must be https:// (plain http only for loopback): %s", what,
-                 base);
-done:
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
-    return rc;
-}
-
 static int check_url(const char *base, char *err, size_t errlen)
 {
-    return vt_upload_check_url("collector", base, err, errlen);
+    return vt_url_check_secure("collector", base, err, errlen);
 }
 
 static int make_url(char *out, size_t n, const char *base, const char *path)

@@ -45,10 +45,6 @@ typedef struct vt_checkin_result {
 
 void vt_upload_opts_defaults(vt_upload_opts *o);
 
-/* A collector's URL (what names it in err: "collector", "--control"): https, or plain http to
- * this machine only (a loopback address or localhost). 0 when acceptable. */
-int vt_upload_check_url(const char *what, const char *url, char *err, size_t errlen);
-
 /* Sends every spooled measurement, deletes what the collector acknowledged (accepted or
  * duplicate), moves what it rejected to spool/rejected/, keeps the rest. Returns 0 when the spool
  * was emptied of valid measurements, -1 otherwise (r->error says why; never loses one). */

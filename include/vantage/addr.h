@@ -1,11 +1,18 @@
-/* IP literals to socket addresses, in one place. */
+/* IP literals to socket addresses, and which URLs may be plain http, in one place. */
 #ifndef VANTAGE_ADDR_H
 #define VANTAGE_ADDR_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 /* Fills *ss and *len from an IPv4 or IPv6 literal (no brackets) and a port 1..65535.
  * Returns 0, or -1 when ip is not a literal or the port is out of range. */
 int vt_addr_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len);
+
+/* A URL whose answers decide or carry evidence (a collector, the control, a DoH resolver; what
+ * names it in err): https, or plain http to this machine only (an IPv4 loopback address,
+ * localhost or [::1]: by address, "127.example.org" is a remote host). 0 when acceptable, else -1
+ * with a message in err. */
+int vt_url_check_secure(const char *what, const char *url, char *err, size_t errlen);
 
 #endif

@@ -362,17 +362,21 @@ def plain_http_only_on_loopback(fc, st):
     rc, err = upload(st, "http://127.0.0.1.collector.invalid")
     check(rc == 1 and "https" in err and len(spooled(st)) == 1,
           "http: refused for a name that only starts like a loopback address")
-    # The control's answer decides blocked or down: a plain http control URL is refused up
-    # front (a usage error), before anything is measured. The one target is an open loopback
-    # port (the fake collector's): a probe that took the URL would measure it successfully and
-    # never ask that control, so nothing could leave this machine.
+    # The control's answer decides blocked or down, and a DoH resolver's answers are what the
+    # system resolver's are judged by: a plain http URL for either is refused up front (a usage
+    # error), before anything is measured. The one target is an open loopback port (the fake
+    # collector's), an address with no name to resolve: a probe that took the URL would measure
+    # it successfully and ask neither, so nothing could leave this machine.
     tfile = targets_file(st, fc.port, 1)
-    for url in ("http://192.0.2.1/api/v1/control", "http://127.example.invalid/api/v1/control"):
-        p = subprocess.run([PROBE, "run", "--state-dir", st, "--no-upload", "--accept-risks",
-                            "--targets", tfile, "--timeout", "1", "--control", url],
-                           capture_output=True, text=True, timeout=60, env=clean_env())
-        check(p.returncode == 2 and "--control URL must be https://" in p.stderr,
-              "run: plain http control %s refused (%d %s)" % (url, p.returncode, p.stderr[-200:]))
+    for opt, path in (("--control", "/api/v1/control"), ("--doh", "/dns-query")):
+        for host in ("192.0.2.1", "127.example.invalid"):
+            url = "http://" + host + path
+            p = subprocess.run([PROBE, "run", "--state-dir", st, "--no-upload", "--accept-risks",
+                                "--targets", tfile, "--timeout", "1", opt, url],
+                               capture_output=True, text=True, timeout=60, env=clean_env())
+            check(p.returncode == 2 and opt + " URL must be https://" in p.stderr,
+                  "run: plain http %s %s refused (%d %s)"
+                  % (opt, url, p.returncode, p.stderr[-200:]))
 
 
 def targets_file(st, port, n):

@@ -225,6 +225,16 @@ static void dns_bad_resolver_address_is_refused_with_a_message(void **state)
     assert_null(vt_dns_new_udp(loop, &cfg, "not-an-ip:53", err, sizeof err));
     assert_non_null(strstr(err, "not-an-ip"));
     assert_null(vt_dns_new_doh(loop, &cfg, "ftp://x", err, sizeof err));
+    /* DoH answers are a reference: plain http only to this machine. */
+    assert_null(vt_dns_new_doh(loop, &cfg, "http://dns.example/dns-query", err, sizeof err));
+    assert_non_null(strstr(err, "https"));
+    assert_null(vt_dns_new_doh(loop, &cfg, "http://127.dns.example/dns-query", err, sizeof err));
+    vt_dns *d = vt_dns_new_doh(loop, &cfg, "http://127.0.0.1:1/dns-query", err, sizeof err);
+    assert_non_null(d);
+    vt_dns_free(d);
+    d = vt_dns_new_doh(loop, &cfg, "https://dns.example/dns-query", err, sizeof err);
+    assert_non_null(d);
+    vt_dns_free(d);
     vt_loop_free(loop);
 }
 
