@@ -1,7 +1,8 @@
 /* The "tor" kind: a TLS handshake with each OR port (Tor's certificates are self-signed: not
- * verified) and, with "dir_port", an HTTP GET of a directory document (the consensus by
- * default) from the same address; bridges whose transport we do not speak (obfs4) get a TCP
- * connect, said plainly ("method": "tcp_connect_only"). Target keys: docs/targets.md. */
+ * verified), then the link handshake's VERSIONS exchange inside it, and, with "dir_port", an HTTP
+ * GET of a directory document (the consensus by default) from the same address; bridges whose
+ * transport we do not speak (obfs4) get a TCP connect, said plainly ("method": "tcp_connect_only").
+ * Target keys: docs/targets.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,26 +115,95 @@ static void start_dir(vt_task *t)
                         "unknown_failure: cannot start the request", -1);
 }
 
+/* The link handshake's first message (tor-spec section 4): a VERSIONS cell (circuit id 0 in two
+ * bytes, command 7, a two-byte length) offering link protocols 3, 4 and 5, the ones a client
+ * that shakes hands inside TLS may offer. A relay answers with its own VERSIONS cell, then
+ * CERTS, AUTH_CHALLENGE and NETINFO; its VERSIONS is the proof that a Tor relay, not merely some
+ * TLS server, answered. */
+static const unsigned char versions_cell[] = {0, 0, 7, 0, 6, 0, 3, 0, 4, 0, 5};
+#define TOR_VERSIONS_MAX 1024 /* a VERSIONS payload longer than this is not a relay's */
+
+/* The highest link protocol both sides speak (3..5), 0 when none, -1 when not VERSIONS. */
+static int link_version(const unsigned char *b, size_t n, size_t *need)
+{
+    *need = 5;
+    if (n < 5) return 0;
+    size_t len = (size_t)b[3] << 8 | b[4];
+    if (b[0] || b[1] || b[2] != 7 || len % 2 || len > TOR_VERSIONS_MAX) return -1;
+    *need = 5 + len;
+    int best = 0;
+    for (size_t i = 5; i + 1 < 5 + len && i + 1 < n; i += 2) {
+        int v = b[i] << 8 | b[i + 1];
+        if (v >= 3 && v <= 5 && v > best) best = v;
+    }
+    return best;
+}
+
+static int check_versions(const unsigned char *b, size_t n, void *arg, char *f, size_t flen)
+{
+    (void)arg;
+    size_t need;
+    int v = link_version(b, n, &need);
+    if (v < 0) {
+        snprintf(f, flen, "tor_unexpected_link_reply");
+        return VT_TCPX_REJECT;
+    }
+    if (n < need) return VT_TCPX_NEED_MORE;
+    if (v == 0) {
+        snprintf(f, flen, "tor_no_common_link_protocol");
+        return VT_TCPX_REJECT;
+    }
+    return VT_TCPX_ACCEPT;
+}
+
+static cJSON *link_json(const vt_tls_result *r)
+{
+    cJSON *l = cJSON_CreateObject();
+    size_t need;
+    int v = r->reply_len ? link_version(r->reply, r->reply_len, &need) : 0;
+    if (r->after_failure[0] || v <= 0)
+        cJSON_AddNullToObject(l, "link_protocol");
+    else
+        cJSON_AddNumberToObject(l, "link_protocol", v);
+    vt_json_add_failure(l, "failure", r->after_failure);
+    vt_json_add_string_or_null(l, "failed_operation", r->after_failed_operation);
+    cJSON_AddNumberToObject(l, "bytes_sent", (double)r->after_sent);
+    cJSON_AddNumberToObject(l, "bytes_received", (double)r->after_received);
+    vt_vpn_add_ms(l, "rtt_ms", r->after_failure[0] ? -1 : r->after_rtt);
+    vt_json_add_time(l, "t0", r->after_t0);
+    vt_json_add_time(l, "t", r->after_t);
+    return l;
+}
+
 static void on_tls(const vt_tls_result *r, void *arg)
 {
     vt_task *t = arg;
     tor *s = t->state;
     cJSON *e = entry(s, "or_tls");
     double rtt = r->failure[0] ? -1 : r->t - r->tcp.t;
-    vt_json_add_failure(e, "failure", r->failure);
-    vt_vpn_add_ms(e, "rtt_ms", rtt);
+    /* TLS worked but the relay did not answer the link handshake: that is the failure, in the
+     * "handshake" phase; the bytes that came back inside TLS (a wrong answer) are counted. */
+    const char *failure = r->failure[0] ? r->failure : r->after_failure;
+    vt_json_add_failure(e, "failure", failure);
+    vt_vpn_add_ms(e, "rtt_ms", failure[0] ? -1 : rtt);
+    if (!r->failure[0] && r->after_tried) {
+        cJSON_AddNumberToObject(e, "bytes_received", (double)r->after_received);
+        cJSON_AddItemToObject(e, "link_handshake", link_json(r));
+    }
     cJSON_AddItemToObject(e, "tcp_connect", vt_tcp_result_json(&r->tcp));
     cJSON_AddItemToObject(e, "tls_handshake", vt_tls_result_json(r));
     vt_json_add_time(e, "t0", r->tcp.t0);
-    vt_json_add_time(e, "t", r->t);
-    const char *phase =
-        r->failed_operation && strcmp(r->failed_operation, "connect") == 0 ? "tcp" : "tls";
+    vt_json_add_time(e, "t", r->after_tried ? r->after_t : r->t);
+    const char *phase = !r->failure[0] && r->after_failure[0] ? "handshake"
+                        : r->failed_operation && strcmp(r->failed_operation, "connect") == 0
+                            ? "tcp"
+                            : "tls";
     if (s->dir_port) {
-        vt_vpn_record(t, e, phase, r->failure, rtt);
+        vt_vpn_record(t, e, phase, failure, failure[0] ? -1 : rtt);
         start_dir(t);
         return;
     }
-    vt_vpn_job_done(t, s->job, e, phase, r->failure, rtt);
+    vt_vpn_job_done(t, s->job, e, phase, failure, failure[0] ? -1 : rtt);
 }
 
 static void probe(vt_task *t, const vt_vpn_job *job)
@@ -154,7 +224,11 @@ static void probe(vt_task *t, const vt_vpn_job *job)
                      .no_verify = 1,
                      .connect_timeout_ms = cfg->connect_timeout_ms,
                      .tls_timeout_ms = cfg->tls_timeout_ms,
-                     .t_base = t->t0};
+                     .t_base = t->t0,
+                     .after_payload = versions_cell,
+                     .after_payload_len = sizeof(versions_cell),
+                     .after_check = check_versions,
+                     .after_timeout_ms = cfg->tls_timeout_ms};
     if (vt_tls_handshake(t->env->loop, t->env->tls, &o, on_tls, t) < 0)
         vt_vpn_job_done(t, job, entry(s, "or_tls"), "tls",
                         "unknown_failure: cannot start the handshake", -1);

@@ -8,7 +8,7 @@ build=(cmake make gcc pkg-config libevent-dev libc-ares-dev libcurl4-openssl-dev
        sqlite3)
 test=(libcmocka-dev python3 clang openssl time libjs-chart.js libmaxmind-db-writer-perl)
 lab=(iproute2 iptables dnsmasq-base nginx-light postgresql sqlite3 curl procps chromium
-     openvpn wireguard-go wireguard-tools strongswan-charon ocserv)
+     openvpn wireguard-go wireguard-tools strongswan-charon ocserv tor)
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" "${test[@]}") ;;
@@ -28,5 +28,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "vantage: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# The lab's daemons (tor above all: its service would join the real Tor network) must not be
+# started by their packages; the tests start their own, on loopback. Docker images already
+# forbid it (policy-rc.d exits 101); elsewhere it is forbidden for this install only.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq >/dev/null || true
 $cmd >/dev/null

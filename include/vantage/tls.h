@@ -11,6 +11,7 @@
 #include "failure.h"
 #include "loop.h"
 #include "tcp.h"
+#include "tcp_exchange.h"
 
 typedef struct vt_tls_ctx vt_tls_ctx;
 
@@ -44,20 +45,39 @@ typedef struct vt_tls_result {
     int no_tls_verify;            /* 1 when verification was off */
     unsigned char *leaf_der;      /* the server's certificate (DER), or NULL */
     size_t leaf_der_len;
-    double t0, t;                 /* seconds since the measurement's start */
-    vt_tcp_result tcp;            /* the connect this handshake ran on */
+    double t0, t;      /* seconds since the measurement's start */
+    vt_tcp_result tcp; /* the connect this handshake ran on */
+    /* The first exchange inside the session (vt_tls_opts.after_payload), when one was asked for
+     * and the handshake succeeded: */
+    int after_tried;
+    char after_failure[VT_FAILURE_MAX]; /* "" when the reply was accepted */
+    const char *after_failed_operation; /* "write" or "read", or NULL */
+    double after_t0, after_t;           /* write start, end */
+    double after_rtt;                   /* written to accepted, seconds; -1 without */
+    size_t after_sent, after_received;  /* application bytes */
+    const unsigned char *reply;         /* valid during the callback */
+    size_t reply_len;
 } vt_tls_result;
 
 typedef struct vt_tls_opts {
     const char *ip;
     int port;
-    const char *sni;            /* NULL: no SNI */
-    const char *verify_name;    /* name the certificate must match (default: sni) */
-    const char *alpn;           /* comma list, "h2,http/1.1"; NULL: none */
+    const char *sni;         /* NULL: no SNI */
+    const char *verify_name; /* name the certificate must match (default: sni) */
+    const char *alpn;        /* comma list, "h2,http/1.1"; NULL: none */
     int no_verify;
     int connect_timeout_ms;
     int tls_timeout_ms;
     double t_base;
+    /* Optional: after a successful handshake, write after_payload (copied) and read until
+     * after_check accepts or rejects the reply (at most VT_TCPX_MAX_REPLY bytes, after_timeout_ms
+     * from the handshake's end, default 10000): a protocol's first exchange inside TLS (Tor's
+     * VERSIONS cells). */
+    const unsigned char *after_payload;
+    size_t after_payload_len;
+    vt_tcpx_check_fn after_check;
+    void *after_check_arg;
+    int after_timeout_ms;
 } vt_tls_opts;
 
 typedef void (*vt_tls_cb)(const vt_tls_result *r, void *arg);

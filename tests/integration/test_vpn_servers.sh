@@ -8,7 +8,9 @@
 #    inconclusive ("no_provisioned_key", failure null);
 #  - IKEv2 (NAT-T framing on a high port): our SPI answered with the responder's SPI and chosen
 #    SA; offered Curve25519 (which this charon lacks): INVALID_KE_PAYLOAD asking for group 14;
-#  - Tor-like OR TLS + dir-port consensus; obfs4 as "tcp_connect_only"; SSTP and OpenConnect
+#  - Tor: a real relay (Debian's tor, loopback only) answering the link handshake's VERSIONS;
+#    a Tor-like OR TLS + dir-port consensus; a TLS server that is not a relay (a handshake
+#    failure, inconclusive); obfs4 as "tcp_connect_only"; SSTP and OpenConnect
 #    (a Python endpoint, and Debian's ocserv when installed);
 #  - a UDP server answering garbage: a failure for each protocol, no crash;
 #  - no secret from the secrets file anywhere in the output or the logs.
@@ -42,10 +44,10 @@ cleanup() {
 trap cleanup EXIT
 
 # Free ports: bound then released by the kernel's choice.
-read -r P_OU P_OT P_OA P_WG P_IKE P_IKEN P_G P_TLS P_DIR P_OC P_OCS < <(python3 -c '
+read -r P_OU P_OT P_OA P_WG P_IKE P_IKEN P_G P_TLS P_DIR P_OC P_OCS P_TOR P_NT < <(python3 -c '
 import socket
 ss = []
-for i in range(11):
+for i in range(13):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if i in (0, 2, 3, 4, 5, 6, 9) else socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0)); ss.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
@@ -81,6 +83,39 @@ python3 -u "$S/vpn-tls.py" --cert "$T/certs/good.pem" --key "$T/certs/good.key" 
     --tls-port "$P_TLS" --dir-port "$P_DIR" --lifetime 120 >"$T/tls.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$T/tls.log" 2>/dev/null && break; sleep 0.05; done
+
+# A TLS server that is not a Tor relay: it answers the link handshake with an HTTP error.
+python3 -u "$S/tlsserver.py" --cert "$T/certs/good.pem,$T/certs/good.key" --port "$P_NT" \
+    --reply "$(printf 'HTTP/1.1 400 Bad Request\r\n\r\n' | od -An -tx1 | tr -d ' \n')" \
+    --lifetime 120 >"$T/nt.log" 2>&1 &
+PIDS+=($!)
+
+# A real Tor relay (Debian's tor) on loopback, when installed: TestingTorNetwork with a
+# directory authority at 127.0.0.1:2 (nothing listens there), so it never contacts anything
+# beyond this machine's loopback; no descriptor published, no reachability self-test.
+TOR=0
+if command -v tor >/dev/null; then
+    mkdir -m 700 "$T/tor"
+    cat >"$T/tor/torrc" <<EOF
+DataDirectory $T/tor
+ORPort 127.0.0.1:$P_TOR
+Address 127.0.0.1
+SocksPort 0
+ExitRelay 0
+PublishServerDescriptor 0
+AssumeReachable 1
+TestingTorNetwork 1
+DirAuthority lab orport=1 no-v2 v3ident=0000000000000000000000000000000000000001 127.0.0.1:2 0000000000000000000000000000000000000001
+Nickname vantagelab
+ContactInfo lab
+Log notice stdout
+EOF
+    tor -f "$T/tor/torrc" >"$T/tor.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 300); do grep -q "Bootstrapped 0%" "$T/tor.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "Bootstrapped 0%" "$T/tor.log" && TOR=1 || { echo "tor did not start:"; tail -5 "$T/tor.log"; }
+fi
+[ "$TOR" = 1 ] || echo "note: no tor relay (scripts/deps.sh lab installs tor); tor-relay not checked"
 
 # Secrets: the tls-auth key and the WireGuard client key and PSK, mode 0600.
 python3 - "$T" <<'EOF'
@@ -130,6 +165,10 @@ cat >"$T/targets.json" <<EOF
   "kind": "tor", "endpoints": ["127.0.0.1:$P_TLS"], "dir_port": $P_DIR},
  {"id": "tor-obfs4", "name": "obfs4-like bridge", "platform": "lab", "category": "vpn",
   "kind": "tor", "endpoints": ["127.0.0.1:$P_TLS"], "bridge_type": "obfs4"},
+ {"id": "tor-relay", "name": "a real Tor relay", "platform": "lab", "category": "vpn",
+  "kind": "tor", "endpoints": ["127.0.0.1:$P_TOR"]},
+ {"id": "tor-not-relay", "name": "TLS, but not Tor", "platform": "lab", "category": "vpn",
+  "kind": "tor", "endpoints": ["127.0.0.1:$P_NT"]},
  {"id": "sstp", "name": "SSTP", "platform": "lab", "category": "vpn", "kind": "tlsvpn",
   "protocol": "sstp", "sni": "good.test", "endpoints": ["127.0.0.1:$P_TLS"]},
  {"id": "openconnect", "name": "OpenConnect", "platform": "lab", "category": "vpn",
@@ -150,9 +189,9 @@ VANTAGE_SECRETS=$T/secrets.json "$PROBE" run --targets "$T/targets.json" --outpu
     [ $rc = 4 ] || { echo "FAIL: probe exited $rc"; cat "$T/probe.err"; exit 1; }
 }
 
-python3 - "$T" "$IKE" "$OCS" <<'EOF'
+python3 - "$T" "$IKE" "$OCS" "$TOR" <<'EOF'
 import json, os, sys
-t, ike, ocs = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
+t, ike, ocs, tor = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4] == "1"
 ms = {}
 for line in open(os.path.join(t, "out.jsonl")):
     m = json.loads(line)
@@ -211,6 +250,22 @@ reachable("tor-or", "vantage_tor")
 methods = [h.get("method") for h in hs("tor-or")]
 check(methods == ["or_tls", "dir_http"], "tor-or: methods %s" % methods)
 check(all(h.get("failure") is None for h in hs("tor-or")), "tor-or: a step failed %s" % hs("tor-or"))
+check((hs("tor-or")[0].get("link_handshake") or {}).get("link_protocol") == 5,
+      "tor-or: link handshake %s" % hs("tor-or")[0].get("link_handshake"))
+if tor:
+    reachable("tor-relay", "vantage_tor")
+    lh = hs("tor-relay")[0].get("link_handshake") or {}
+    check(lh.get("link_protocol") == 5 and lh.get("failure") is None and lh.get("bytes_sent") == 11
+          and lh.get("bytes_received", 0) >= 11, "tor-relay: link handshake %s" % lh)
+# TLS completes, the answer inside is not a relay's: a failure of the handshake phase, the
+# bytes that came back counted, and (a server that answered, wrongly) never called blocked.
+k = tk("tor-not-relay")
+lh = hs("tor-not-relay")[0].get("link_handshake") or {}
+check(k.get("reachable") is False and k.get("failure_phase") == "handshake"
+      and k.get("failure") == "tor_unexpected_link_reply", "tor-not-relay: %s" % k)
+check(lh.get("link_protocol") is None and lh.get("bytes_received", 0) > 0,
+      "tor-not-relay: link handshake %s" % lh)
+check(k.get("verdict") == "inconclusive", "tor-not-relay: verdict %s" % k.get("verdict"))
 reachable("tor-obfs4", "vantage_tor")
 check(hs("tor-obfs4")[0].get("method") == "tcp_connect_only", "tor-obfs4: method")
 check(tk("tor-obfs4").get("method") == "tcp_connect_only", "tor-obfs4: top-level method")

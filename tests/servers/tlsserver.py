@@ -2,11 +2,12 @@
 """A TLS server on 127.0.0.1 for the TLS handshake step's tests.
 
 Usage: tlsserver.py --cert PEM,KEY [--port P] [--alpn h2,http/1.1] [--require-sni NAME]
-                    [--max-version 1.2|1.3] [--lifetime SEC]
+                    [--max-version 1.2|1.3] [--reply HEX|close] [--lifetime SEC]
 Completes TLS handshakes with the given certificate (ALPN from --alpn when given), then reads
 until the client closes. --require-sni NAME fails every handshake whose SNI is not NAME (absent
 included) with an unrecognized_name alert, so a test can tell which SNI was sent; an empty NAME
-(--require-sni '') accepts only handshakes that send no SNI at all.
+(--require-sni '') accepts only handshakes that send no SNI at all. --reply HEX answers the
+client's first read inside TLS with those bytes; --reply close closes the connection instead.
 Prints {"tls": PORT} on stdout once listening; serves until killed or --lifetime passes.
 """
 import argparse
@@ -18,10 +19,14 @@ import threading
 import time
 
 
-def serve(conn, ctx):
+def serve(conn, ctx, reply):
     try:
         conn.settimeout(10)
         with ctx.wrap_socket(conn, server_side=True) as t:
+            if reply is not None and t.recv(4096):
+                if reply == "close":
+                    return
+                t.sendall(bytes.fromhex(reply))
             while t.recv(4096):
                 pass
     except (OSError, ssl.SSLError):
@@ -39,6 +44,7 @@ def main():
     ap.add_argument("--require-sni", default=None)
     ap.add_argument("--max-version", choices=["1.2", "1.3"], default="1.3")
     ap.add_argument("--lifetime", type=float, default=120.0)
+    ap.add_argument("--reply", default=None)
     a = ap.parse_args()
     cert, key = a.cert.split(",", 1)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -65,7 +71,7 @@ def main():
             conn, _ = s.accept()
         except socket.timeout:
             continue
-        threading.Thread(target=serve, args=(conn, ctx), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, ctx, a.reply), daemon=True).start()
     return 0
 
 

@@ -9,7 +9,9 @@
   POST / with an XML <config-auth ... type="init"> body          -> an OpenConnect-style
       <config-auth type="auth-request"> form;
   anything else                                                  -> 404.
-  A client that only does the handshake (a Tor OR-port probe) is fine too.
+  a Tor VERSIONS cell (00 00 07 ...)                               -> a VERSIONS cell offering
+      link protocols 3, 4 and 5, as a relay answers the link handshake.
+  A client that only does the handshake is fine too.
 --dir-port: plain HTTP; /tor/status-vote/current/consensus.z -> a zlib-compressed document that
   starts like a consensus; anything else -> 404.
 Prints "ready" when both listen. Each connection is bounded in time and size.
@@ -30,8 +32,7 @@ OC_REPLY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<config-auth client="vpn" 
 CONSENSUS = zlib.compress(b"network-status-version 3\nvote-status consensus\n" + b"r lab\n" * 200)
 
 
-def read_request(conn):
-    data = b""
+def read_request(conn, data=b""):
     conn.settimeout(5)
     while b"\r\n\r\n" not in data and len(data) < 65536:
         chunk = conn.recv(4096)
@@ -69,7 +70,15 @@ def tls_client(raw, ctx):
         raw.close()
         return
     try:
-        head, body = read_request(conn)
+        conn.settimeout(5)
+        first = conn.recv(4096)
+        if first.startswith(b"\x00\x00\x07"):
+            # Tor's link handshake: a VERSIONS cell; answer with ours (3, 4, 5), as a relay does
+            # before its CERTS, AUTH_CHALLENGE and NETINFO (not sent: the probe stops here).
+            conn.sendall(bytes([0, 0, 7, 0, 6, 0, 3, 0, 4, 0, 5]))
+            time.sleep(0.5)
+            return
+        head, body = read_request(conn, first)
         if head is None:
             return
         line = head.split(b"\r\n")[0].split(b" ")

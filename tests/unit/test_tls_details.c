@@ -1,7 +1,7 @@
 /* What the TLS handshake step records against loopback servers with certificates from
  * tests/servers/mkca.sh (tests/servers/tlsserver.py): SNI and ALPN as sent, version and IANA
- * cipher names, the leaf certificate in the OONI entry, names checked against IP SANs, and
- * handshakes without verification. */
+ * cipher names, the leaf certificate in the OONI entry, names checked against IP SANs,
+ * handshakes without verification, and the optional exchange inside the session. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +17,8 @@
 #include "vantage/loop.h"
 #include "vantage/tls.h"
 
-static test_server sni_srv, ip_srv, old_srv, nosni_srv;
-static int sni_port, ip_port, old_port, nosni_port;
+static test_server sni_srv, ip_srv, old_srv, nosni_srv, pong_srv, close_srv;
+static int sni_port, ip_port, old_port, nosni_port, pong_port, close_port;
 static char cadir[64], cacert[128];
 
 static int port_of(const test_server *s)
@@ -57,7 +57,12 @@ static int setup(void **state)
     ip_port = start(&ip_srv, src, "ip", NULL, NULL, NULL, NULL);
     nosni_port = start(&nosni_srv, src, "ip", "--require-sni", "", NULL, NULL);
     old_port = start(&old_srv, src, "name", "--max-version", "1.2", NULL, NULL);
-    return sni_port > 0 && ip_port > 0 && old_port > 0 && nosni_port > 0 ? 0 : -1;
+    pong_port = start(&pong_srv, src, "ip", "--reply", "706f6e67", NULL, NULL); /* "pong" */
+    close_port = start(&close_srv, src, "ip", "--reply", "close", NULL, NULL);
+    return sni_port > 0 && ip_port > 0 && old_port > 0 && nosni_port > 0 && pong_port > 0 &&
+                   close_port > 0
+               ? 0
+               : -1;
 }
 
 static int teardown(void **state)
@@ -67,13 +72,18 @@ static int teardown(void **state)
     test_server_stop(&ip_srv);
     test_server_stop(&old_srv);
     test_server_stop(&nosni_srv);
+    test_server_stop(&pong_srv);
+    test_server_stop(&close_srv);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cadir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
 typedef struct got {
-    int calls;
+    int calls, after_tried;
+    char after_failure[VT_FAILURE_MAX], after_op[16], reply[64];
+    size_t after_sent;
+    double after_rtt;
     char failure[VT_FAILURE_MAX];
     char failed_operation[32];
     char version[16], cipher[64], alpn[32];
@@ -93,6 +103,13 @@ static void on_tls(const vt_tls_result *r, void *arg)
     snprintf(g->alpn, sizeof(g->alpn), "%s", r->negotiated_protocol);
     g->verify_result = r->verify_result;
     g->json = vt_tls_result_json(r);
+    g->after_tried = r->after_tried;
+    snprintf(g->after_failure, sizeof(g->after_failure), "%s", r->after_failure);
+    snprintf(g->after_op, sizeof(g->after_op), "%s",
+             r->after_failed_operation ? r->after_failed_operation : "");
+    snprintf(g->reply, sizeof(g->reply), "%.*s", (int)r->reply_len, (const char *)r->reply);
+    g->after_sent = r->after_sent;
+    g->after_rtt = r->after_rtt;
 }
 
 static void handshake(const char *ca, vt_tls_opts o, got *g)
@@ -236,6 +253,74 @@ static void tls_without_verification_accepts_any_certificate(void **state)
     cJSON_Delete(g.json);
 }
 
+/* The exchange's check: "pong" accepted, a prefix of it waits for more, anything else refused. */
+static int want_pong(const unsigned char *b, size_t n, void *arg, char *f, size_t flen)
+{
+    const char *want = arg;
+    size_t wl = strlen(want);
+    if (memcmp(b, want, n < wl ? n : wl) != 0) {
+        snprintf(f, flen, "test_unexpected_reply");
+        return VT_TCPX_REJECT;
+    }
+    return n < wl ? VT_TCPX_NEED_MORE : VT_TCPX_ACCEPT;
+}
+
+static vt_tls_opts ping(int port, const char *want)
+{
+    return (vt_tls_opts){.port = port,
+                         .no_verify = 1,
+                         .after_payload = (const unsigned char *)"ping",
+                         .after_payload_len = 4,
+                         .after_check = want_pong,
+                         .after_check_arg = (void *)want,
+                         .after_timeout_ms = 700};
+}
+
+static void tls_exchange_after_the_handshake(void **state)
+{
+    (void)state;
+    got g;
+    handshake(NULL, ping(pong_port, "pong"), &g);
+    assert_string_equal(g.failure, "");
+    assert_int_equal(g.after_tried, 1);
+    assert_string_equal(g.after_failure, "");
+    assert_string_equal(g.after_op, "");
+    assert_string_equal(g.reply, "pong");
+    assert_int_equal(g.after_sent, 4);
+    assert_true(g.after_rtt >= 0 && g.after_rtt < 5);
+    cJSON_Delete(g.json);
+    /* A reply the check refuses: its failure, the bytes kept. */
+    handshake(NULL, ping(pong_port, "PONG"), &g);
+    assert_string_equal(g.failure, "");
+    assert_string_equal(g.after_failure, "test_unexpected_reply");
+    assert_string_equal(g.after_op, "read");
+    assert_string_equal(g.reply, "pong");
+    assert_true(g.after_rtt < 0);
+    cJSON_Delete(g.json);
+    /* A server that never answers: the exchange's own timeout, after a good handshake. */
+    double t0 = vt_now();
+    handshake(NULL, ping(ip_port, "pong"), &g);
+    assert_string_equal(g.failure, "");
+    assert_string_equal(g.after_failure, "generic_timeout_error");
+    assert_string_equal(g.after_op, "read");
+    assert_true(vt_now() - t0 < 2.5);
+    cJSON_Delete(g.json);
+    /* One that closes the connection: eof_error. */
+    handshake(NULL, ping(close_port, "pong"), &g);
+    assert_string_equal(g.failure, "");
+    assert_string_equal(g.after_failure, "eof_error");
+    assert_string_equal(g.reply, "");
+    cJSON_Delete(g.json);
+    /* A failed handshake (no test CA) never tries the exchange. */
+    vt_tls_opts o = ping(pong_port, "pong");
+    o.no_verify = 0;
+    handshake(NULL, o, &g);
+    assert_string_equal(g.failure, "ssl_unknown_authority");
+    assert_int_equal(g.after_tried, 0);
+    assert_int_equal(g.after_sent, 0);
+    cJSON_Delete(g.json);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -246,6 +331,7 @@ int main(void)
         cmocka_unit_test(tls_tls12_server_gives_tls12_and_an_iana_cipher_name),
         cmocka_unit_test(tls_ip_address_name_is_checked_against_ip_sans),
         cmocka_unit_test(tls_without_verification_accepts_any_certificate),
+        cmocka_unit_test(tls_exchange_after_the_handshake),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
