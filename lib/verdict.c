@@ -440,6 +440,14 @@ static void control_read(const cJSON *c, control_view *v)
     v->tls_ok = !v->phase || strcmp(v->phase, "http") == 0;
 }
 
+/* A resolver view that says the name does not exist (not one that merely failed). */
+static int says_no_such_name(const addrset *v)
+{
+    return v->queried && !v->n && v->failure &&
+           (strcmp(v->failure, "dns_nxdomain_error") == 0 ||
+            strcmp(v->failure, "dns_no_answer") == 0);
+}
+
 static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in, addrset *sys,
                                    addrset *alt, addrset *ctl, int *bogon)
 {
@@ -463,7 +471,12 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
     if (!alt->queried && !ctl->queried) return NULL; /* nothing to compare with */
     if (!ref) {
         if (!sys->n) return "both_failed";
-        return "inconsistent"; /* a name that does not resolve elsewhere got an answer here */
+        /* No reference resolved the name. A valid certificate proves the address anyway; a
+         * reference that says the name does not exist makes the answer here suspect; one that
+         * merely failed (a timeout, SERVFAIL, a blocked DoH server) says nothing. */
+        if (tls_valid_on(tk, in->host, sys)) return "consistent_by_tls";
+        if (says_no_such_name(ctl) || says_no_such_name(alt)) return "inconsistent";
+        return NULL;
     }
     if (!sys->n) return "inconsistent";
     if (addrset_meets(sys, ref)) return "consistent";
@@ -756,7 +769,10 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
     if (cons && strcmp(cons, "both_failed") == 0 && phase && strcmp(phase, "dns") == 0) {
         const char *f = sys.failure ? sys.failure : failure;
-        if (f && (strcmp(f, "dns_nxdomain_error") == 0 || strcmp(f, "dns_no_answer") == 0))
+        /* Down only when every resolver asked says the name does not exist: a reference that
+         * timed out leaves an injected NXDOMAIN and a gone site looking the same. */
+        if (f && (strcmp(f, "dns_nxdomain_error") == 0 || strcmp(f, "dns_no_answer") == 0) &&
+            (!alt.queried || says_no_such_name(&alt)) && (!ctl.queried || says_no_such_name(&ctl)))
             set(&d, "down", "dns",
                 "The name %s does not resolve anywhere (%s): the site is gone "
                 "or the name is wrong, not blocked.",

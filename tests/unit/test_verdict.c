@@ -160,6 +160,47 @@ static void test_dns_nxdomain(void **st)
     cJSON_Delete(tk);
 }
 
+/* A second resolver that failed (timed out, its DoH server blocked) is no reference: it neither
+ * makes an answer here "redirected" nor an NXDOMAIN here "down". */
+static void test_dns_failed_reference(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    /* The page loaded over verified TLS, the second resolver timed out: ok, not dns_blocking. */
+    cJSON *tk = keys(NULL, NULL, "10.10.10.20", NULL, NULL, "generic_timeout_error");
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "address", "10.10.10.20:443");
+    cJSON_AddStringToObject(h, "server_name", "t.example");
+    cJSON_AddNullToObject(h, "failure");
+    cJSON_AddBoolToObject(h, "no_tls_verify", 0);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent_by_tls");
+    cJSON_Delete(tk);
+    /* Plain http, loaded, nothing to compare the answer with: ok, consistency unknown. */
+    tk = keys(NULL, NULL, "10.10.10.20", NULL, NULL, "dns_server_failure");
+    decide(tk, &c, NULL, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    assert_string_equal(ev(tk, "dns_consistency"), "(null)");
+    cJSON_Delete(tk);
+    /* A connect that failed, no control: not blocked on the DNS's account. */
+    tk = keys("tcp", "connection_refused", "10.10.10.20", NULL, NULL, "generic_timeout_error");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "dns_blocking");
+    cJSON_Delete(tk);
+    /* A reference that says the name does not exist still makes an answer here suspect. */
+    tk = keys("tcp", "connection_refused", "10.10.10.20", NULL, NULL, "dns_nxdomain_error");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    cJSON_Delete(tk);
+    /* NXDOMAIN here, the reference timed out: blocking and a gone name look alike. */
+    tk = keys("dns", "dns_nxdomain_error", NULL, "dns_nxdomain_error", NULL,
+              "generic_timeout_error");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+}
+
 static void test_dns_bogon(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -576,13 +617,21 @@ static void test_note_canary(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ok),           cmocka_unit_test(test_probe_offline),
-        cmocka_unit_test(test_dns_nxdomain), cmocka_unit_test(test_dns_bogon),
-        cmocka_unit_test(test_fingerprints), cmocka_unit_test(test_tcp),
-        cmocka_unit_test(test_tls),          cmocka_unit_test(test_http),
-        cmocka_unit_test(test_throttled),    cmocka_unit_test(test_cdn),
-        cmocka_unit_test(test_hostile),      cmocka_unit_test(test_helpers),
-        cmocka_unit_test(test_note_canary),  cmocka_unit_test(test_tcp_blocked),
+        cmocka_unit_test(test_ok),
+        cmocka_unit_test(test_probe_offline),
+        cmocka_unit_test(test_dns_nxdomain),
+        cmocka_unit_test(test_dns_bogon),
+        cmocka_unit_test(test_dns_failed_reference),
+        cmocka_unit_test(test_fingerprints),
+        cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_http),
+        cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_cdn),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_helpers),
+        cmocka_unit_test(test_note_canary),
+        cmocka_unit_test(test_tcp_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
