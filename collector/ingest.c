@@ -236,6 +236,17 @@ __attribute__((format(printf, 3, 4))) static int bad(char *reason, size_t n, con
 }
 
 /* Checks every string and key: valid UTF-8 (after escapes are decoded) and length. */
+/* How much of a key to quote in a reason: at most 64 bytes, cut between characters. */
+static int quoted_len(const char *k)
+{
+    size_t l = strnlen(k, 65);
+    if (l <= 64) return (int)l;
+    l = 64;
+    while (l > 0 && ((unsigned char)k[l] & 0xC0) == 0x80)
+        l--;
+    return (int)l;
+}
+
 static int check_strings(const cJSON *v, size_t max, char *reason, size_t n)
 {
     for (; v; v = v->next) {
@@ -248,10 +259,12 @@ static int check_strings(const cJSON *v, size_t max, char *reason, size_t n)
         if (cJSON_IsString(v) && v->valuestring) {
             size_t l = strlen(v->valuestring);
             if (l > max)
-                return bad(reason, n, "string value of '%s' is longer than the limit",
+                return bad(reason, n, "string value of '%.*s' is longer than the limit",
+                           quoted_len(v->string ? v->string : "(array item)"),
                            v->string ? v->string : "(array item)");
             if (!vt_utf8_valid((const unsigned char *)v->valuestring, l))
-                return bad(reason, n, "string value of '%s' is not valid UTF-8",
+                return bad(reason, n, "string value of '%.*s' is not valid UTF-8",
+                           quoted_len(v->string ? v->string : "(array item)"),
                            v->string ? v->string : "(array item)");
         }
         if (v->child && check_strings(v->child, max, reason, n) < 0) return -1;
@@ -270,6 +283,16 @@ static int need_string(const cJSON *m, const char *key, size_t maxlen, const cha
     if (l == 0 || l > maxlen) return bad(reason, n, "field '%s' is empty or too long", key);
     *out = v->valuestring;
     return 0;
+}
+
+/* The first key of o's members that another member repeats, or NULL (quadratic: objects that
+ * are checked hold tens of keys). */
+static const char *repeated_key(const cJSON *o)
+{
+    for (const cJSON *a = o->child; a; a = a->next)
+        for (const cJSON *b = a->next; a->string && b; b = b->next)
+            if (b->string && strcmp(a->string, b->string) == 0) return a->string;
+    return NULL;
 }
 
 int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, char *reason,
@@ -316,6 +339,13 @@ int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, 
     const cJSON *ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
     if (ann && !cJSON_IsObject(ann) && !cJSON_IsNull(ann))
         return bad(reason, n, "field '%s' must be an object", "annotations");
+    /* A repeated key: this check and the probe_ip rule read the first, most JSON readers
+     * (PostgreSQL's jsonb, Python, JavaScript) the last, so a second "probe_cc" or "probe_ip"
+     * would be what everyone else sees. */
+    const char *dup = repeated_key(m);
+    if (!dup && cJSON_IsObject(tk)) dup = repeated_key(tk);
+    if (!dup && cJSON_IsObject(ann)) dup = repeated_key(ann);
+    if (dup) return bad(reason, n, "key '%.*s' appears twice in one object", quoted_len(dup), dup);
     return check_strings(m->child, lim->max_string, reason, n);
 }
 
@@ -406,6 +436,16 @@ static void reject(vt_ingest_item *it, const char *reason)
 {
     it->status = VT_INGEST_REJECTED;
     snprintf(it->reason, sizeof(it->reason), "line %zu: %s", it->line, reason);
+    /* A reason cut to its buffer (it may quote a key) must not end inside a character: the
+     * whole answer would not be UTF-8, and a strict client could read none of it. */
+    size_t l = strlen(it->reason), k = l;
+    while (k > 0 && ((unsigned char)it->reason[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0 && (unsigned char)it->reason[k - 1] >= 0xC0) {
+        unsigned char lead = (unsigned char)it->reason[k - 1];
+        size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (l - (k - 1) < want) it->reason[k - 1] = 0;
+    }
     cJSON_Delete(it->m);
     it->m = NULL;
 }
@@ -438,7 +478,11 @@ static void process_line(vt_ingest_batch *b, vt_ingest_item *it, const char *s, 
     if (!it->m) return reject(it, "not valid JSON");
     while (end < s + len && (*end == ' ' || *end == '\t' || *end == '\r'))
         end++;
-    int plain = end == s + len && vt_ingest_json_plain(s, len); /* nothing after the value */
+    /* One measurement per line: anything after the value (a second measurement whose newline
+     * was lost, garbage) would otherwise be dropped without a word. */
+    if (end != s + len)
+        return reject(it, "not valid JSON: text after the measurement (one per line)");
+    int plain = vt_ingest_json_plain(s, len);
     const char *uid = opt_string(it->m, "measurement_uid");
     if (is_uid(uid)) memcpy(it->uid, uid, VT_UID_LEN + 1);
     if (vt_ingest_validate(it->m, now, lim, reason, sizeof(reason)) < 0) return reject(it, reason);

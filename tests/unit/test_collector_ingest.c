@@ -10,6 +10,7 @@
 
 #include "ingest.h"
 #include "json_arena.h"
+#include "vantage/json.h"
 
 #define NOW 1795000000.0 /* 2026-11-18 */
 
@@ -180,6 +181,73 @@ static void bad_lines_are_rejected_and_good_ones_kept(void **state)
     vt_ingest_batch_free(&b);
 }
 
+static char *plain_good(const char *uid, const char *extra);
+
+/* What other JSON readers would see differently: text after the value, repeated keys. */
+static void one_measurement_per_line_and_no_repeated_keys(void **state)
+{
+    char body[8192], g1[2048];
+    snprintf(g1, sizeof g1, "%s", good("00000000000000000000000000000011"));
+    /* two measurements on one line (a lost newline), and garbage after a good one */
+    snprintf(body, sizeof body, "%s %s\n%s ]]] garbage\n", g1,
+             good("00000000000000000000000000000012"), g1);
+    vt_ingest_batch b;
+    parse_line(body, &b, NULL);
+    assert_int_equal(b.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(b.items[i].status, VT_INGEST_REJECTED);
+        assert_non_null(strstr(b.items[i].reason, "text after the measurement"));
+    }
+    vt_ingest_batch_free(&b);
+    /* a second probe_cc, probe_ip, or verdict in test_keys */
+    const char *extra[] = {"\"probe_cc\":\"not a cc\",", "\"probe_ip\":\"203.0.113.9\",", NULL};
+    for (int i = 0; extra[i]; i++) {
+        snprintf(body, sizeof body, "%s", good("00000000000000000000000000000013"));
+        char *tk = strstr(body, "\"test_keys\"");
+        char tail[2048];
+        snprintf(tail, sizeof tail, "%s", tk);
+        snprintf(tk, sizeof body - (size_t)(tk - body), "%s%s", extra[i], tail);
+        parse_line(body, &b, NULL);
+        assert_int_equal(b.items[0].status, VT_INGEST_REJECTED);
+        assert_non_null(strstr(b.items[0].reason, "appears twice"));
+        vt_ingest_batch_free(&b);
+    }
+    snprintf(body, sizeof body, "%s", good("00000000000000000000000000000014"));
+    char *v = strstr(body, "\"verdict\"");
+    char tail[2048];
+    snprintf(tail, sizeof tail, "%s", v);
+    snprintf(v, sizeof body - (size_t)(v - body), "\"verdict\":\"ok\",%s", tail);
+    parse_line(body, &b, NULL);
+    assert_int_equal(b.items[0].status, VT_INGEST_REJECTED);
+    assert_non_null(strstr(b.items[0].reason, "'verdict' appears twice"));
+    vt_ingest_batch_free(&b);
+    /* repeated keys deeper down are a probe's own business */
+    parse_line(plain_good("00000000000000000000000000000015", "\"x\":{\"k\":1,\"k\":2},"), &b,
+               NULL);
+    assert_int_equal(b.items[0].status, VT_INGEST_ACCEPTED);
+    vt_ingest_batch_free(&b);
+}
+
+/* A reason quoting a long key with multi-byte characters stays valid UTF-8. */
+static void reasons_are_cut_between_characters(void **state)
+{
+    static char body[400 * 1024];
+    char key[256] = "a";
+    for (int i = 0; i < 100; i++)
+        strcat(key, "\xc3\xa9"); /* é */
+    char *g = good("00000000000000000000000000000016");
+    char *tk = strstr(g, "\"test_keys\":{") + 13;
+    int n = snprintf(body, sizeof body, "%.*s\"%s\":\"", (int)(tk - g), g, key);
+    memset(body + n, 'x', 300 * 1024);
+    snprintf(body + n + 300 * 1024, sizeof body - (size_t)n - 300 * 1024, "\",%s", tk);
+    vt_ingest_batch b;
+    parse_line(body, &b, NULL);
+    assert_int_equal(b.items[0].status, VT_INGEST_REJECTED);
+    assert_non_null(strstr(b.items[0].reason, "longer than the limit"));
+    assert_true(vt_utf8_valid((const unsigned char *)b.items[0].reason, strlen(b.items[0].reason)));
+    vt_ingest_batch_free(&b);
+}
+
 static void the_callers_address_is_scrubbed_and_probe_ip_forced(void **state)
 {
     vt_ingest_batch b;
@@ -207,8 +275,8 @@ static char *plain_good(const char *uid, const char *extra)
     static char buf[4096];
     char *g = good(uid);
     char *ip = strstr(g, "10.1.2.3\""), *tk = strstr(g, "\"test_keys\"");
-    snprintf(buf, sizeof buf, "%.*s127.0.0.1%.*s%s%s", (int)(ip - g), g,
-             (int)(tk - ip - 8), ip + 8, extra, tk);
+    snprintf(buf, sizeof buf, "%.*s127.0.0.1%.*s%s%s", (int)(ip - g), g, (int)(tk - ip - 8), ip + 8,
+             extra, tk);
     return buf;
 }
 
@@ -220,11 +288,11 @@ static void unchanged_plain_lines_are_stored_as_received(void **state)
     } cases[] = {
         {"\"n\": [1, -2.5e3, 0, 0.25E+2, true, false, null],\t", 1},
         {"\"s\":\"a\\\"b\\\\c\\/d\\n\",", 1},
-        {"\"n\":01,", 0},     /* cJSON reads it; JSON does not */
+        {"\"n\":01,", 0}, /* cJSON reads it; JSON does not */
         {"\"n\":1.,", 0},
         {"\"n\":-01,", 0},
         {"\"n\":1E5,", 1},
-        {"\"n\":1e400,", 0},  /* cJSON prints it as null */
+        {"\"n\":1e400,", 0},    /* cJSON prints it as null */
         {"\"s\":\"a\tb\",", 0}, /* a raw control character in a string */
         {"\"s\":\"\\u00e9\",", 0},
         {"\"s\":\"x\\u0000 10.1.2.3\",", 0}, /* cJSON's string ends at the NUL */
@@ -246,16 +314,16 @@ static void unchanged_plain_lines_are_stored_as_received(void **state)
         }
         vt_ingest_batch_free(&b);
     }
-    /* Trailing text after the measurement: cJSON stops at the value's end; the text is not
-     * kept. A caller's address anywhere, or another probe_ip: printed (scrubbed, forced). */
+    /* Trailing text after the measurement: refused (one_measurement_per_line_...). A caller's
+     * address anywhere, or another probe_ip: printed (scrubbed, forced). */
     char line[4096];
     snprintf(line, sizeof line, "%s x", plain_good("000000000000000000000000000000aa", ""));
     vt_ingest_batch b;
     parse_line(line, &b, NULL);
-    assert_int_equal(b.items[0].status, VT_INGEST_ACCEPTED);
-    assert_null(strstr(b.items[0].body, "} x"));
+    assert_int_equal(b.items[0].status, VT_INGEST_REJECTED);
     vt_ingest_batch_free(&b);
-    parse_line(plain_good("000000000000000000000000000000ab", "\"x\":\"10.1.2.3\","), &b, "10.1.2.3");
+    parse_line(plain_good("000000000000000000000000000000ab", "\"x\":\"10.1.2.3\","), &b,
+               "10.1.2.3");
     assert_null(strstr(b.items[0].body, "10.1.2.3"));
     vt_ingest_batch_free(&b);
     parse_line(plain_good("000000000000000000000000000000ac", "\"x\":\"x\\u0000 10.1.2.3\","), &b,
@@ -378,6 +446,8 @@ int main(void)
         cmocka_unit_test(value_counts_bound_the_work),
         cmocka_unit_test(bad_lines_are_rejected_and_good_ones_kept),
         cmocka_unit_test(the_callers_address_is_scrubbed_and_probe_ip_forced),
+        cmocka_unit_test(one_measurement_per_line_and_no_repeated_keys),
+        cmocka_unit_test(reasons_are_cut_between_characters),
         cmocka_unit_test(unchanged_plain_lines_are_stored_as_received),
         cmocka_unit_test(whole_body_refusals),
         cmocka_unit_test(gzip_bodies_inflate_within_the_cap),
