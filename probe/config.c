@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "vantage/addr.h"
+
 static const char *const known_keys[] = {
     "collector_url", "collector_cacert", "upload_token", "targets", "categories",
     "concurrency",   "timeout",          "state_dir",    "upload",  "accept_risks",
@@ -272,8 +274,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         }
         return 1;
     }
-    if (!strcmp(key, "collector_url") && strncmp(v, "https://", 8) && strncmp(v, "http://", 7))
-        return fail(p, key, "wants an https:// URL, not '%.64s'", v);
+    if (!strcmp(key, "collector_url") && vt_url_check_secure("collector_url", v, NULL, 0) < 0)
+        return fail(p, key, "wants an https:// URL (plain http only to loopback), not '%.64s'", v);
     if ((is_path ? set_path(p, str, v) : set_string(str, v)) < 0)
         return fail(p, key, "path too long or out of memory");
     return 1;

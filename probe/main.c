@@ -642,8 +642,11 @@ static int cmd_run(probe_opts *o)
             fprintf(stderr, "vantage-probe: %s: the spool commits on the loop\n", cerr);
     }
     long n = vt_run_targets(&env, &l, &hooks, err, sizeof(err));
+    /* The last batch, with the handlers still in place: a first signal during its fsyncs is
+     * caught (and then has nothing left to stop), not the default action that would kill the
+     * process with measurements half committed. */
+    flush_all(&r);
     unwatch_signals(&r);
-    flush_all(&r); /* the last batch */
     vt_committer_free(r.committer);
     r.committer = NULL;
     if (n < 0) goto done;
@@ -659,17 +662,20 @@ static int cmd_run(probe_opts *o)
         /* Stopped early: what was measured waits in the spool for the next run's upload (a
          * service being stopped should not start a transfer now). */
         fprintf(stderr, "vantage-probe: stopped early: %ld of %zu targets measured%s\n", n, l.n,
-                r.spool ? "; they wait in the spool for the next upload" : "");
-        rc = VT_EXIT_STOPPED;
+                r.spool && !r.spool_failed ? "; they wait in the spool for the next upload" : "");
+        rc = r.spool_failed ? VT_EXIT_FAILURE : VT_EXIT_STOPPED;
         goto done;
     }
     /* The loop has finished: uploading now holds back no measurement. */
     int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
     r.spool = NULL;
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK) rc = urc;
+    /* Measurements that could not be spooled are lost (disk full): cron and systemd must see a
+     * failure, even when everything else was uploaded (the message is vt_upload_run_end's). */
+    if (r.spool_failed && rc != VT_EXIT_FAILURE) rc = VT_EXIT_FAILURE;
 done:
-    unwatch_signals(&r);
     if (r.out) flush_all(&r);
+    unwatch_signals(&r);
     vt_committer_free(r.committer);
     free(r.pending);
     vt_spool_close(r.spool);

@@ -670,9 +670,12 @@ int vt_upload_option(vt_upload_opts *o, const char *name, const char *arg, char 
     long v;
     if (!strcmp(name, "state-dir"))
         o->state_dir = arg;
-    else if (!strcmp(name, "collector"))
+    else if (!strcmp(name, "collector")) {
+        /* Refused before any traffic (a usage error), not after a whole run has been measured
+         * as ZZ/AS0 and spooled. */
+        if (vt_url_check_secure("--collector", arg, err, errlen) < 0) return -1;
         o->collector = arg;
-    else if (!strcmp(name, "collector-cacert"))
+    } else if (!strcmp(name, "collector-cacert"))
         o->cacert = arg;
     else if (!strcmp(name, "upload-token"))
         o->token = arg;

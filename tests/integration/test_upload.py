@@ -356,11 +356,12 @@ def collector_down(fc, st):
 
 def plain_http_only_on_loopback(fc, st):
     fill(st, 1)
+    # A usage error (exit 2), before anything is sent; the spool is untouched.
     rc, err = upload(st, "http://collector.invalid")
-    check(rc == 1 and "https" in err and "1 still spooled" in err and len(spooled(st)) == 1,
-          "http: refused for a non-loopback collector")
+    check(rc == 2 and "--collector URL must be https" in err and len(spooled(st)) == 1,
+          "http: refused for a non-loopback collector (%d %s)" % (rc, err[-200:]))
     rc, err = upload(st, "http://127.0.0.1.collector.invalid")
-    check(rc == 1 and "https" in err and len(spooled(st)) == 1,
+    check(rc == 2 and "https" in err and len(spooled(st)) == 1,
           "http: refused for a name that only starts like a loopback address")
     # The control's answer decides blocked or down, and a DoH resolver's answers are what the
     # system resolver's are judged by: a plain http URL for either is refused up front (a usage
@@ -438,6 +439,37 @@ def run_with_collector_down(fc, st):
     check("check-in" in err, "run, collector down: failed check-in reported")
 
 
+def run_with_disk_full(fc, st):
+    # The state directory on a 64 KiB tmpfs (root only): most measurements cannot be spooled.
+    # They are lost, so the run must fail (exit 1), even though what was spooled is uploaded.
+    if os.geteuid() != 0:
+        print("skip: disk-full run needs root (tmpfs)")
+        return
+    small = os.path.join(st, "..", os.path.basename(st) + "-small")  # --output stays outside
+    os.makedirs(small)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small]).returncode:
+        print("skip: cannot mount a tmpfs")
+        return
+    try:
+        targets = targets_file(st, fc.port, 60)
+        rc, err, out = run(small, fc.url(), targets)
+        check(rc == 1 and "could not be spooled" in err,
+              "run, disk full: exit 1, the loss reported (%d %s)" % (rc, err[-300:]))
+    finally:
+        subprocess.run(["umount", small])
+
+
+def config_with_plain_http_collector(fc, st):
+    conf = os.path.join(st, "..", os.path.basename(st) + ".conf")
+    with open(conf, "w") as f:
+        f.write("collector_url = http://collector.invalid/\n")
+    p = subprocess.run([PROBE, "targets", "--config", conf], capture_output=True, text=True,
+                       timeout=30, env=clean_env())
+    check(p.returncode == 2 and "collector_url" in p.stderr and "https" in p.stderr,
+          "config: a plain http collector_url is a config error (%d %s)"
+          % (p.returncode, p.stderr[-200:]))
+
+
 for name, fn in [("accept", accepts_everything), ("token-env", token_from_environment),
                  ("unavailable-first", unavailable_first),
                  ("unavailable-always", unavailable_always), ("cut", cut_mid_answer),
@@ -449,7 +481,8 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("down", collector_down), ("http", plain_http_only_on_loopback),
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),
-                 ("run-down", run_with_collector_down)]:
+                 ("run-down", run_with_collector_down), ("disk-full", run_with_disk_full),
+                 ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
 
 # HTTPS with a private CA: refused without --collector-cacert, works with it.
