@@ -2,7 +2,7 @@
 """A run stopped by SIGTERM or SIGINT (systemd stopping the service, a shutdown, Ctrl-C) loses
 nothing it measured: no target starts after the signal, the measurement in flight finishes within
 its timeout, a VPN measurement held for the run's VPN verdicts is written too, everything is in
-the spool for the next upload, and the exit code is 7 (with --no-upload: no check-in before the run). A second signal stops at once.
+the spool for the next upload, and the exit code is 7 (with --no-upload: no check-in before the run). A second signal stops at once. A signal during the last commit (fsyncs slowed by strace) loses nothing.
 
 Targets: an OpenVPN endpoint on a closed UDP port (over at once, then held until the run's other
 VPN targets end), then web targets on a server that accepts and never answers (each ends at the
@@ -35,6 +35,14 @@ def check(cond, what):
     print(("ok: " if cond else "FAIL: ") + what)
     if not cond:
         failures.append(what)
+
+
+def closed_tcp_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def closed_udp_port():
@@ -202,6 +210,52 @@ took = time.time() - t_sig
 check(p.returncode == -signal.SIGINT, "a second SIGINT kills the run (returncode %s)"
       % p.returncode)
 check(took < 1.5, "a second SIGINT stops at once (%.2f s)" % took)
+
+# A signal during the last batch's fsyncs (a slow SD card; strace delays every fsync after the
+# second by 1 s): it is caught, not the default action that would kill the process with the
+# batch half committed. Every measurement of the run is spooled and written.
+if shutil.which("strace"):
+    FAST = os.path.join(tmp, "closed-ports.json")
+    with open(FAST, "w") as f:
+        json.dump({"version": 1, "targets": [
+            {"id": "closed-%d" % i, "name": "closed", "platform": "test", "category": "test",
+             "kind": "port", "endpoints": ["127.0.0.1:%d" % closed_tcp_port()]}
+            for i in range(4)]}, f)
+    state, out = os.path.join(tmp, "slow-disk"), os.path.join(tmp, "slow-disk.jsonl")
+    p = subprocess.Popen(["strace", "-f", "-o", "/dev/null", "-e", "trace=fsync",
+                          "-e", "inject=fsync:delay_enter=1s:when=3+",
+                          PROBE, "run", "--targets", FAST, "--accept-risks", "--quiet",
+                          "--state-dir", state, "--no-upload", "--timeout", "2",
+                          "--output", out], env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    probe_pid = None
+    for _ in range(100):  # strace's child, once it has become the probe
+        r = subprocess.run(["pgrep", "-P", str(p.pid), "-x", "vantage-probe"],
+                           capture_output=True, text=True)
+        if r.stdout.strip():
+            probe_pid = int(r.stdout.split()[0])
+            break
+        time.sleep(0.02)
+    def staged():  # measured: written to the spool's tmp/, or already renamed into it
+        t = os.path.join(state, "spool", "tmp")
+        return len(os.listdir(t)) if os.path.isdir(t) else 0
+    deadline = time.time() + 30
+    while time.time() < deadline and staged() + len(spooled(state)) < 4:
+        time.sleep(0.02)
+    time.sleep(0.2)  # the commits are in their delayed fsyncs (each a second)
+    if probe_pid:
+        os.kill(probe_pid, signal.SIGTERM)
+    try:
+        p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+    check(probe_pid is not None, "slow disk: the probe started under strace")
+    check(len(spooled(state)) == 4 and len(lines(out)) == 4,
+          "slow disk: a signal during the last commit loses nothing (%d spooled, %d written, "
+          "strace exit %s)" % (len(spooled(state)), len(lines(out)), p.returncode))
+else:
+    print("skip: strace missing: the slow-disk signal case")
 
 stall.close()
 if failures:
