@@ -161,13 +161,15 @@ typedef enum { POST_OK, POST_RETRY, POST_FATAL, POST_REFUSED } post_status;
 
 typedef struct post_result {
     long http;
-    long retry_after; /* seconds from Retry-After, 0: none */
+    long retry_after;   /* seconds from Retry-After, 0: none */
+    int collector_said; /* the refusal came with the collector's JSON {"error": ...} */
     buf body;
     char why[256];
 } post_result;
 
 /* One POST. POST_OK: 2xx with body. POST_RETRY: transport error, 408/425/429/5xx.
- * POST_REFUSED: 400/413/422 (this content is unacceptable). POST_FATAL: any other answer. */
+ * POST_REFUSED: 400/413/422 (this content is unacceptable; pr->collector_said when the
+ * collector said why). POST_FATAL: any other answer. */
 static post_status post_once(const vt_upload_opts *o, const char *url, const char *ctype,
                              int gzipped, const char *body, size_t len, long timeout_ms,
                              post_result *pr)
@@ -235,8 +237,9 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     /* The collector's {"error": "..."} when there is one; never the whole body. */
     cJSON *j = cJSON_ParseWithLength(pr->body.p ? pr->body.p : "", pr->body.n);
     const char *msg = vt_json_get_string(j, "error");
+    pr->collector_said = msg != NULL;
     snprintf(pr->why, sizeof(pr->why), "HTTP %ld%s%.200s", pr->http, msg ? ": " : "",
-             msg ? msg : "");
+             msg ? msg : " (not the collector's answer: no JSON error)");
     cJSON_Delete(j);
     if (pr->http == 408 || pr->http == 425 || pr->http == 429 || pr->http >= 500)
         st = POST_RETRY;
@@ -438,7 +441,10 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
         send_batch(u, uids + half, n - half);
         return;
     }
-    if (st == POST_REFUSED) {
+    /* Shelved only on the collector's own word: an HTML 400 or 413 from a proxy in front of it
+     * (a header too large, a body limit lower than one measurement) says nothing about the
+     * measurement, and shelving would move the whole spool aside, one by one. It waits. */
+    if (st == POST_REFUSED && u->pr.collector_said) {
         char reason[300];
         snprintf(reason, sizeof(reason), "collector refused it alone: %s", u->pr.why);
         if (vt_spool_reject(u->sp, uids[0], reason, err, sizeof(err)) < 0) {

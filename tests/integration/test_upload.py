@@ -321,6 +321,25 @@ def whole_batch_refused(fc, st):
     check(len(fc.requests) <= 2 * 16, "bisect: bounded requests (%d)" % len(fc.requests))
 
 
+def proxy_refuses_everything(fc, st):
+    # A proxy in front of the collector answers every upload with its own HTML 400 (a header
+    # too large, say): nothing is set aside as the measurement's fault; all of it waits.
+    uids = fill(st, 5)
+
+    def b(h, ms, k):
+        body = b"<html><body><h1>400 Bad Request</h1></body></html>"
+        h.send_response(400)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    fc.behaviour = b
+    rc, err = upload(st, fc.url())
+    check(rc == 4 and spooled(st) == sorted(uids) and spooled(st, "rejected") == [],
+          "proxy 400: nothing rejected, all still spooled, exit 4 (%d %s)" % (rc, err[-300:]))
+    check("not the collector's answer" in err, "proxy 400: the message says whose answer it was")
+
+
 def token_refused(fc, st):
     uids = fill(st, 5)
     fc.behaviour = lambda h, ms, k: fc.send_json(h, 401, {"error": "unknown upload token"})
@@ -476,7 +495,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("cut-before", cut_before_answer), ("acks-some", acks_some),
                  ("duplicates", duplicates), ("garbage", garbage_answer),
                  ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
-                 ("bisect", whole_batch_refused),
+                 ("bisect", whole_batch_refused), ("proxy-400", proxy_refuses_everything),
                  ("token-refused", token_refused), ("damaged", damaged_file_left),
                  ("down", collector_down), ("http", plain_http_only_on_loopback),
                  ("run", run_checks_in_spools_and_uploads),
