@@ -786,7 +786,9 @@ int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, c
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     int fd;
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
+    /* A name of its own: a run's end-of-run upload and a manual `upload` may write the same
+     * state file at once, and a shared "PATH.tmp" made one's rename fail (or mixed the two). */
+    if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp) ||
         snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir)) {
         snprintf(err, errlen, "path too long");
         return -1;
@@ -798,7 +800,7 @@ int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, c
         *slash = 0;
     else
         snprintf(dir, sizeof(dir), ".");
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) { /* 0600, O_EXCL */
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return -1;
     }

@@ -11,7 +11,9 @@ import secrets
 import shutil
 import subprocess
 import sys
+import socket
 import tempfile
+import threading
 import time
 
 SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -340,6 +342,37 @@ def proxy_refuses_everything(fc, st):
     check("not the collector's answer" in err, "proxy 400: the message says whose answer it was")
 
 
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def concurrent_uploads(fc, st):
+    # A manual `upload` while another one (a run's) writes last-upload.json: each writes its
+    # own temporary file, so neither fails to record its result.
+    fill(st, 1)
+    port = fc.port
+    errors = []
+
+    def loop():
+        for _ in range(60):
+            rc, err = upload(st, "http://127.0.0.1:%d" % closed_port(), "--upload-attempts", "1")
+            errors.extend(l for l in err.splitlines() if "cannot write" in l)
+    ts = [threading.Thread(target=loop) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check(not errors, "concurrent uploads: last-upload.json written every time (%s)" % errors[:2])
+    check(json.load(open(os.path.join(st, "last-upload.json"))) is not None and port,
+          "concurrent uploads: last-upload.json is whole JSON")
+    check(not [n for n in os.listdir(st) if n.startswith("last-upload.json.")],
+          "concurrent uploads: no temporary file left")
+
+
 def token_refused(fc, st):
     uids = fill(st, 5)
     fc.behaviour = lambda h, ms, k: fc.send_json(h, 401, {"error": "unknown upload token"})
@@ -496,6 +529,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("duplicates", duplicates), ("garbage", garbage_answer),
                  ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
                  ("bisect", whole_batch_refused), ("proxy-400", proxy_refuses_everything),
+                 ("concurrent", concurrent_uploads),
                  ("token-refused", token_refused), ("damaged", damaged_file_left),
                  ("down", collector_down), ("http", plain_http_only_on_loopback),
                  ("run", run_checks_in_spools_and_uploads),
