@@ -451,6 +451,7 @@ static void handle(struct evhttp_request *req, void *arg)
         status = 404;
     } else if (strcmp(route, "/api/v1/health") == 0) {
         if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
             vt_api_reply_error(req, 405, "use GET", 0);
             status = 405;
         } else {
@@ -515,7 +516,13 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
     evhttp_set_timeout(a->http, o->timeout_s);
     evhttp_set_max_body_size(a->http, (ev_ssize_t)o->lim.max_body);
     evhttp_set_max_headers_size(a->http, 16 * 1024);
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    /* Every method reaches handle(), which answers the ones a route does not take with a JSON
+     * 405 and Allow: libevent's own answer to a method outside this set is an HTML 501, a 5xx
+     * for a client's mistake. */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(a->http, "application/json");
     evhttp_set_gencb(a->http, handle, a);
     a->conns = vt_conns_new(a->http, vt_loop_base(loop), o->max_conns, o->request_timeout_s);

@@ -394,6 +394,12 @@ def check_uploads(db, c):
 
     st, js, _ = c.request("GET", "/api/v1/check-in")
     check(st == 405 and js and js.get("error"), f"GET on check-in: 405 JSON error ({st})")
+    for method in ("PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"):
+        st, js, h = c.request(method, "/api/v1/measurements", body=b"{}" if method != "TRACE" else None)
+        check(st == 405 and js and js.get("error") and h.get("Allow") == "POST",
+              f"{method} on measurements: 405 JSON error with Allow: POST ({st})")
+    st, js, h = c.request("DELETE", "/api/v1/health")
+    check(st == 405 and js and h.get("Allow") == "GET, HEAD", f"DELETE on health: 405 ({st})")
     st, js, _ = c.request("GET", "/nope")
     check(st == 404 and js and js.get("error"), "unknown path: 404 JSON error")
     st, js, _ = c.request("GET", "/api/v1/health")
