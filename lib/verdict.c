@@ -274,14 +274,43 @@ static unsigned char *body_bytes(const cJSON *b, size_t *len)
 }
 
 /* The first blockpage fingerprint (body, or a response header) in the responses. */
-static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps)
+/* A verified TLS handshake (no failure, verification on) with host as SNI. */
+static int tls_verified_for(const cJSON *tk, const char *host)
+{
+    const cJSON *h;
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(tk, "tls_handshakes"))
+    {
+        const char *sn = str_or_null(h, "server_name");
+        if (!str_or_null(h, "failure") && sn && strcasecmp(sn, host) == 0 &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "no_tls_verify")))
+            return 1;
+    }
+    return 0;
+}
+
+/* An https URL whose host is host: "https://HOST[:port][/...]". */
+static int https_url_of(const char *url, const char *host)
+{
+    if (!url || strncasecmp(url, "https://", 8) != 0) return 0;
+    const char *h = url + 8;
+    size_t n = strcspn(h, ":/?#");
+    return strlen(host) == n && strncasecmp(h, host, n) == 0;
+}
+
+static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps, const char *host)
 {
     const cJSON *rq;
     if (!fps) return NULL;
+    int verified = host && tls_verified_for(tk, host);
     cJSON_ArrayForEach(rq, cJSON_GetObjectItemCaseSensitive(tk, "requests"))
     {
         const cJSON *resp = cJSON_GetObjectItemCaseSensitive(rq, "response");
         if (!cJSON_IsObject(resp)) continue;
+        /* A page the site itself served over verified TLS is the site's, whatever it quotes (an
+         * article about censorship may well show "http://warning.or.kr"): a blockpage there
+         * would need the site's own certificate. */
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(rq, "request");
+        if (verified && https_url_of(str_or_null(req, "url"), host)) continue;
         size_t len;
         unsigned char *b = body_bytes(cJSON_GetObjectItemCaseSensitive(resp, "body"), &len);
         const vt_fp *fp = b && len ? vt_fp_match_body(fps, b, len) : NULL;
@@ -739,7 +768,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     "The network's DNS answered %s for %s, an address known to belong to "
                     "censorship equipment (%s).",
                     sys.a[i], host, d.fp->name);
-        if (!d.fp && (d.fp = http_fingerprint(tk, in->fps)))
+        if (!d.fp && (d.fp = http_fingerprint(tk, in->fps, host)))
             set(&d, "http_blocking", "http", "The page received for %s is a known blockpage (%s).",
                 host, d.fp->name);
         if (d.fp) goto out;

@@ -265,6 +265,34 @@ static void test_fingerprints(void **st)
     assert_string_equal(ev(tk, "fingerprint"), "t.prod");
     assert_false(confirmed(tk));
     cJSON_Delete(tk);
+
+    /* The site's own page over verified TLS quoting a blockpage's text: the site's page. The
+     * same text from another host (a redirect to the censor's page), or over TLS not verified,
+     * is still matched. */
+    const char *urls[] = {"https://t.example/news", "https://T.EXAMPLE:443/x",
+                          "https://block.example/", "http://t.example/"};
+    const int matched[] = {0, 0, 1, 1};
+    for (int verify = 1; verify >= 0; verify--)
+        for (int i = 0; i < 4; i++) {
+            tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddStringToObject(h, "address", "10.10.10.10:443");
+            cJSON_AddStringToObject(h, "server_name", "t.example");
+            cJSON_AddNullToObject(h, "failure");
+            cJSON_AddBoolToObject(h, "no_tls_verify", !verify);
+            cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+            rq = cJSON_CreateObject();
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(rq, "request"), "url", urls[i]);
+            resp = cJSON_AddObjectToObject(rq, "response");
+            cJSON_AddStringToObject(resp, "body", "<p>they showed BLOCKED-HERE to readers</p>");
+            cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "requests"), rq);
+            decide(tk, &c, NULL, NULL, &fps, 1);
+            if (matched[i] || !verify)
+                assert_string_equal(ev(tk, "fingerprint"), "t.body");
+            else
+                assert_string_equal(s(tk, "verdict"), "ok");
+            cJSON_Delete(tk);
+        }
     vt_fp_free(&fps);
 }
 
