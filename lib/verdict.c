@@ -196,6 +196,14 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
     if (out->n) out->answered = 1;
 }
 
+/* A handshake cut the way censors cut them (methodology.md's SNI-swap rule): reset, timeout,
+ * EOF. A server's alert or a certificate refused is the server's own answer. */
+static int is_interference(const char *f)
+{
+    return f && (strcmp(f, "connection_reset") == 0 || strcmp(f, "generic_timeout_error") == 0 ||
+                 strcmp(f, "eof_error") == 0);
+}
+
 static int is_cert_failure(const char *f)
 {
     return f &&
@@ -884,7 +892,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     host, failure);
             goto out;
         }
-        if (swap_run && !swap_failure) {
+        if (swap_run && !swap_failure && is_interference(failure)) {
             if (cv.have && !cv.tls_ok)
                 set(&d, "down", "tls",
                     "The secure connection to %s fails (%s), also from the control: the site "
@@ -1169,7 +1177,7 @@ static void start_swap(vapply *va)
     const char *failure = str_or_null(tk, "failure");
     char ip[INET6_ADDRSTRLEN + 8];
     int port = 0;
-    if (!phase || strcmp(phase, "tls") != 0 || is_cert_failure(failure) || !t->env->tls) return;
+    if (!phase || strcmp(phase, "tls") != 0 || !is_interference(failure) || !t->env->tls) return;
     if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0) return;
     const char *sni =
         va->ctx && va->ctx->swap_sni[0] ? va->ctx->swap_sni : VT_VERDICT_SWAP_SNI_DEFAULT;

@@ -429,6 +429,19 @@ static void test_tls(void **st)
     decide(tk, &c, tlsbad, sw_bad, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "down");
     cJSON_Delete(tk);
+    /* The swap rule reads interference (a reset, a timeout, EOF); a server's own alert (an
+     * unknown name on a shared host) is the server's answer: no control, no verdict. */
+    tk = keys("tls", "ssl_failed_handshake", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide(tk, &c, NULL, sw_ok, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    for (int i = 0; i < 2; i++) {
+        tk = keys("tls", i ? "eof_error" : "generic_timeout_error", "10.10.10.10", NULL,
+                  "10.10.10.10", NULL);
+        decide(tk, &c, NULL, sw_ok, NULL, 1);
+        assert_string_equal(s(tk, "verdict"), "tls_blocking");
+        cJSON_Delete(tk);
+    }
     /* an untrusted certificate: interception only when the control saw a good one */
     tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
     decide(tk, &c, ok, NULL, NULL, 1);
