@@ -196,6 +196,29 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
     if (out->n) out->answered = 1;
 }
 
+/* Every failed connect failed on this device (no IPv6 route, no usable source address, a local
+ * firewall, a socket that could not be made): the probe's own limits, not the network's. */
+static int local_connect_failures(const cJSON *tk)
+{
+    const cJSON *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect"))
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
+        const char *f = str_or_null(st, "failure");
+        if (!f) f = str_or_null(e, "failure");
+        if (!f) continue;
+        const char *ip = str_or_null(e, "ip");
+        int v6 = ip && strchr(ip, ':');
+        if (!((v6 && strcmp(f, "network_unreachable") == 0) ||
+              strcmp(f, "address_not_available") == 0 || strcmp(f, "permission_denied") == 0 ||
+              strncmp(f, "unknown_failure: cannot", 23) == 0))
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
 /* A handshake cut the way censors cut them (methodology.md's SNI-swap rule): reset, timeout,
  * EOF. A server's alert or a certificate refused is the server's own answer. */
 static int is_interference(const char *f)
@@ -855,7 +878,13 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
 
     /* From here DNS was consistent (or could not be checked): a later phase failed. */
     if (strcmp(phase, "tcp") == 0) {
-        if (cv.have && cv.tcp_ok)
+        if (local_connect_failures(tk))
+            set(&d, "inconclusive", "tcp",
+                "This device cannot connect to %s's addresses at all (%s): no route of its own "
+                "to them (an IPv6 address without IPv6 here, a local firewall), which says "
+                "nothing about the network.",
+                host, failure ? failure : "failure");
+        else if (cv.have && cv.tcp_ok)
             set(&d, "tcp_blocking", "tcp",
                 "Connections to %s fail from here (%s) while the control connects: its "
                 "address is blocked.",

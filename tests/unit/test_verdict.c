@@ -411,6 +411,48 @@ static cJSON *swap(const char *failure)
     return w;
 }
 
+/* An IPv6-only target from a probe without IPv6 (ENETUNREACH at once), or a local firewall: the
+ * control connecting proves nothing about this network. */
+static void test_tcp_local_failures(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ok = control(NULL, NULL, 1);
+    const char *cases[][2] = {{"2001:db8::7", "network_unreachable"},
+                              {"10.10.10.10", "permission_denied"},
+                              {"2001:db8::7", "address_not_available"}};
+    for (int i = 0; i < 3; i++) {
+        cJSON *tk = keys("tcp", cases[i][1], "10.10.10.10", NULL, "10.10.10.10", NULL);
+        cJSON *e = connect_entry(cases[i][0], 443, 0);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(e, "status"), "failure",
+                                  cJSON_CreateString(cases[i][1]));
+        cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"), e);
+        decide(tk, &c, ok, NULL, NULL, 1);
+        assert_string_equal(s(tk, "verdict"), "inconclusive");
+        cJSON_Delete(tk);
+    }
+    /* IPv4's network_unreachable can come from the path (an ICMP error): the rule stands. */
+    cJSON *tk = keys("tcp", "network_unreachable", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *e = connect_entry("10.10.10.10", 443, 0);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(e, "status"), "failure",
+                              cJSON_CreateString("network_unreachable"));
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"), e);
+    decide(tk, &c, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    cJSON_Delete(tk);
+    /* one local failure beside a timeout: the timeout is the network's */
+    tk = keys("tcp", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    e = connect_entry("2001:db8::7", 443, 0);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(e, "status"), "failure",
+                              cJSON_CreateString("network_unreachable"));
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"), e);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("10.10.10.10", 443, 0));
+    decide(tk, &c, ok, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    cJSON_Delete(tk);
+    cJSON_Delete(ok);
+}
+
 static void test_tls(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -663,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_dns_nxdomain),
         cmocka_unit_test(test_dns_bogon),
         cmocka_unit_test(test_dns_failed_reference),
+        cmocka_unit_test(test_tcp_local_failures),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_tls),
