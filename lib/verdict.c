@@ -362,7 +362,8 @@ static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps, cons
 /* The rate (bits/s) from the bytes_received_cumulative samples of one transaction: the slope
  * from the first sample to the last. The first sample's bytes are left out: they arrived before
  * the clock could start (a whole TLS record of up to 16 KiB is delivered at once), which biases
- * bytes / (total - starttransfer) upwards on slow links. 0 when the samples do not say. */
+ * bytes / (total - starttransfer) upwards on slow links. 0 without samples or when they span
+ * under 50 ms (fast: the summary rate is as good), -1 when they span under 16 KiB. */
 static double sampled_rate(const cJSON *events, double tid)
 {
     const cJSON *e;
@@ -384,9 +385,11 @@ static double sampled_rate(const cJSON *events, double tid)
             b_last = b;
         }
     }
-    if (t_first < 0 || t_last - t_first < 0.05 ||
-        b_last - b_first < VT_VERDICT_THROTTLE_MIN_BYTES / 2)
-        return 0;
+    if (t_first < 0) return 0;
+    /* The rule's 16 KiB inside the slope itself: a slope over a few kilobytes (the tail after
+     * one large first delivery) measures a round trip, not a rate. */
+    if (t_last - t_first < 0.05) return 0; /* too fast to time: the summary rate will do */
+    if (b_last - b_first < VT_VERDICT_THROTTLE_MIN_BYTES) return -1;
     return (b_last - b_first) * 8.0 / (t_last - t_first);
 }
 
@@ -406,6 +409,7 @@ static double large_rate(const cJSON *tk, double *bytes_out)
     double r =
         tid >= 0 ? sampled_rate(cJSON_GetObjectItemCaseSensitive(tk, "network_events"), tid) : 0;
     if (r > 0) return r;
+    if (r < 0) return 0; /* sampled, too little: the summary rate would be worse */
     double bps = num_or(x, "throughput_bps", 0);
     if (bps > 0) return bps;
     const char *f = str_or_null(x, "failure");

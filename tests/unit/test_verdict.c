@@ -579,6 +579,28 @@ static void test_throttled(void **st)
         cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "throughput_bps")->valuedouble;
     assert_true(r > 126000 && r < 127500); /* 49152 bytes in 3.1 s */
     cJSON_Delete(tk);
+    /* Samples whose slope spans under 16 KiB (one large first delivery, then 3 kB): too little
+     * to measure a rate, and the summary rate is not used instead. */
+    c.canary_bps = 900e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 17000, 240000, NULL);
+    rq = cJSON_CreateObject();
+    cJSON_AddNumberToObject(rq, "transaction_id", 5);
+    cJSON_AddItemToArray(
+        cJSON_AddArrayToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "requests"), rq);
+    evs = cJSON_AddArrayToObject(tk, "network_events");
+    const double short_samples[][2] = {{1.0, 14000}, {1.1, 17000}};
+    for (size_t i = 0; i < 2; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "operation", "bytes_received_cumulative");
+        cJSON_AddNumberToObject(e, "transaction_id", 5);
+        cJSON_AddNumberToObject(e, "t", short_samples[i][0]);
+        cJSON_AddNumberToObject(e, "num_bytes", short_samples[i][1]);
+        cJSON_AddItemToArray(evs, e);
+    }
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
     /* a download cut by the timeout still has a rate: 80 kB in 8 s */
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     add_large(tk, 80000, 0, "generic_timeout_error");
