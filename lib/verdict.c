@@ -556,6 +556,9 @@ static int same_page(const cJSON *tk, const control_view *cv)
     const char *title = str_or_null(tk, "title");
     if (st && cv->status && st != cv->status) return 0;
     if (title && cv->title && strcmp(title, cv->title) != 0) return 0;
+    /* A title on one side only is a difference too (a frameset or script blockpage has none),
+     * an empty one the same as none. */
+    if ((title && *title) != (cv->title && *cv->title)) return 0;
     return 1;
 }
 
@@ -956,7 +959,13 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
     if (strcmp(phase, "http") == 0) {
-        if (cv.have && !cv.phase)
+        if (cv.have && !cv.phase && !is_interference(failure))
+            set(&d, "inconclusive", "http",
+                "The request for %s fails here (%s) while the control loads the page, but not "
+                "the way requests are cut (a reset, a timeout, the connection closed): this "
+                "device's or the site's own trouble cannot be ruled out.",
+                host, failure ? failure : "failure");
+        else if (cv.have && !cv.phase)
             set(&d, "http_blocking", "http",
                 "The request for %s fails here (%s) while the control loads the page: the "
                 "request is blocked.",

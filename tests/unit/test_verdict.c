@@ -507,6 +507,25 @@ static void test_http(void **st)
     decide(tk, &c, bad, NULL, NULL, 0);
     assert_string_equal(s(tk, "verdict"), "down");
     cJSON_Delete(tk);
+    /* a failure that is not how requests are cut: not blocking, even with the control's page */
+    tk = keys("http", "unknown_failure: cannot start the HTTP request", "10.10.10.10", NULL,
+              "10.10.10.10", NULL);
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    /* a page without a title where the control's has one: a different page */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON *titled = control(NULL, NULL, 1);
+    cJSON_AddStringToObject(titled, "title", "Real Site");
+    decide(tk, &c, titled, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* neither has one: the same */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    cJSON_Delete(titled);
     /* a different page than the control's, over plain HTTP */
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     cJSON_AddStringToObject(tk, "title", "Access denied");
