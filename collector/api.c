@@ -388,12 +388,18 @@ static int check_in(vt_api *a, struct evhttp_request *req, const char *addr)
 static int health(vt_api *a, struct evhttp_request *req)
 {
     char err[256];
-    int ok = vt_store_health(a->store, err, sizeof(err)) == 0;
+    /* Shutting down (SIGTERM, uploads refused with 503): a load balancer asking health must
+     * take this collector out now, not when it is gone. */
+    int draining = a->shutting_down;
+    int ok = !draining && vt_store_health(a->store, err, sizeof(err)) == 0;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", ok ? "ok" : "unavailable");
+    cJSON_AddStringToObject(o, "status", ok ? "ok" : draining ? "shutting_down" : "unavailable");
     cJSON_AddStringToObject(o, "store", vt_store_name(a->store));
     cJSON_AddStringToObject(o, "version", VT_VERSION);
-    if (!ok) cJSON_AddStringToObject(o, "error", "the database does not answer");
+    if (!ok)
+        cJSON_AddStringToObject(o, "error",
+                                draining ? "the collector is shutting down"
+                                         : "the database does not answer");
     char *s = vt_json_print(o);
     cJSON_Delete(o);
     if (!ok) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");

@@ -931,8 +931,24 @@ def check_graceful_inflight(db, tmp):
 
     ts = [threading.Thread(target=up, args=(i,)) for i in range(len(batches))]
     [t.start() for t in ts]
+    # A load balancer's keep-alive connection, open before the signal.
+    lb = http.client.HTTPConnection("127.0.0.1", c.port, timeout=10)
+    lb.request("GET", "/api/v1/health")
+    lb.getresponse().read()
     time.sleep(0.15)
     c.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    # Draining: health says so on that connection (the balancer takes this collector out), or
+    # the connection is gone.
+    try:
+        lb.request("GET", "/api/v1/health")
+        r = lb.getresponse()
+        hst, hjs = r.status, json.loads(r.read() or b"null")
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        hst, hjs = type(e).__name__, None
+    lb.close()
+    check(hst != 200 and (hjs is None or hjs.get("status") == "shutting_down"),
+          f"health while draining: not ok ({hst} {hjs})")
     [t.join(60) for t in ts]
     rc = c.stop(timeout=60)  # it commits what it received first: slow on a loaded machine
     check(rc == 0, f"SIGTERM with uploads in flight: exit status 0 (got {rc})")
