@@ -167,6 +167,17 @@ typedef struct post_result {
     char why[256];
 } post_result;
 
+/* The collector's words for a terminal or a log: control characters (an escape sequence from
+ * a hostile collector) become '?'; at most n - 1 bytes. */
+static const char *printable(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s && s[i] && i + 1 < n; i++)
+        out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    out[i] = 0;
+    return out;
+}
+
 /* One POST. POST_OK: 2xx with body. POST_RETRY: transport error, 408/425/429/5xx.
  * POST_REFUSED: 400/413/422 (this content is unacceptable; pr->collector_said when the
  * collector said why). POST_FATAL: any other answer. */
@@ -238,8 +249,10 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     cJSON *j = cJSON_ParseWithLength(pr->body.p ? pr->body.p : "", pr->body.n);
     const char *msg = vt_json_get_string(j, "error");
     pr->collector_said = msg != NULL;
-    snprintf(pr->why, sizeof(pr->why), "HTTP %ld%s%.200s", pr->http, msg ? ": " : "",
-             msg ? msg : " (not the collector's answer: no JSON error)");
+    char said[201];
+    snprintf(pr->why, sizeof(pr->why), "HTTP %ld%s%s", pr->http, msg ? ": " : "",
+             msg ? printable(said, sizeof(said), msg)
+                 : " (not the collector's answer: no JSON error)");
     cJSON_Delete(j);
     if (pr->http == 408 || pr->http == 425 || pr->http == 429 || pr->http >= 500)
         st = POST_RETRY;
@@ -372,8 +385,10 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
                 logf_(u->o, "%s", err);
                 continue;
             }
-            logf_(u->o, "upload: collector rejected %s: %.200s (kept in %s/rejected)", uids[i],
-                  reason ? reason : "no reason given", vt_spool_dir(u->sp));
+            char said[201];
+            logf_(u->o, "upload: collector rejected %s: %s (kept in %s/rejected)", uids[i],
+                  reason ? printable(said, sizeof(said), reason) : "no reason given",
+                  vt_spool_dir(u->sp));
             rej++;
         }
     }

@@ -268,7 +268,8 @@ def rejects_some(fc, st):
 
     def b(h, ms, k):
         res = fc.store([m for m in ms if m["measurement_uid"] != bad])
-        res.append({"uid": bad, "status": "rejected", "reason": "probe_cc must match ^[A-Z]{2}$"})
+        res.append({"uid": bad, "status": "rejected",
+                    "reason": "probe_cc must match ^[A-Z]{2}$\x1b]0;pwned\x07\x1b[2J"})
         fc.send_json(h, 200, {"results": res})
     fc.behaviour = b
     rc, err = upload(st, fc.url())
@@ -278,6 +279,8 @@ def rejects_some(fc, st):
     with open(os.path.join(st, "spool", "rejected", bad + ".reason")) as f:
         check("probe_cc must match" in f.read(), "reject: reason kept")
     check(bad in err, "reject: reported")
+    check("\x1b" not in err and "\x07" not in err and "pwned" in err,
+          "reject: the collector's control characters are not printed")
     rc, err = upload(st, fc.url())
     check(len(fc.requests) == 1, "reject: never retried")
 
