@@ -132,21 +132,31 @@ int vt_proxies_contains(const vt_proxies *p, const char *addr)
     return addr && parse_addr(addr, &x) == 0 && contains(p, &x);
 }
 
+static int is_port(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n >= 1 && n <= 5 && !s[n] && atoi(s) <= 65535;
+}
+
 static void canonical(const net *x, char *out, size_t n)
 {
     if (!inet_ntop(x->v6 ? AF_INET6 : AF_INET, x->a, out, (socklen_t)n) && n) out[0] = 0;
 }
 
-/* One X-Forwarded-For entry, trimmed, brackets of "[v6]" removed; -1 when not an address. */
+/* One X-Forwarded-For entry, trimmed: "ADDR", "[v6]", or with the client's port as some proxies
+ * write it ("1.2.3.4:5678", "[v6]:5678"; the port is dropped); -1 when not an address. */
 static int parse_entry(const char *s, size_t len, net *out)
 {
     char e[ENTRY_MAX];
     if (trimmed(s, len, e) < 0) return -1;
-    size_t l = strlen(e);
-    if (l >= 2 && e[0] == '[' && e[l - 1] == ']') {
-        e[l - 1] = 0;
+    if (e[0] == '[') {
+        char *close = strchr(e, ']');
+        if (!close || (close[1] && (close[1] != ':' || !is_port(close + 2)))) return -1;
+        *close = 0;
         return parse_addr(e + 1, out);
     }
+    char *colon = strchr(e, ':');
+    if (colon && !strchr(colon + 1, ':') && is_port(colon + 1)) *colon = 0; /* IPv4:port */
     return parse_addr(e, out);
 }
 

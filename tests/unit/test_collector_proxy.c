@@ -104,7 +104,14 @@ static void only_trusted_peers_name_the_client(void **state)
     check_client(p, "127.0.0.1", "garbage, 203.0.113.5", "203.0.113.5", 1);
     check_client(p, "127.0.0.1", "", "127.0.0.1", 0);
     check_client(p, "127.0.0.1", ",", "127.0.0.1", 0);
-    check_client(p, "127.0.0.1", "203.0.113.5:443", "127.0.0.1", 0); /* ports: not addresses */
+    /* With the client's port, as some proxies write it: the address. */
+    check_client(p, "127.0.0.1", "203.0.113.5:443", "203.0.113.5", 1);
+    check_client(p, "127.0.0.1", "[2001:db8::1]:5678", "2001:db8::1", 1);
+    check_client(p, "127.0.0.1", "192.0.2.1, 203.0.113.5:443, 10.2.3.4:80", "203.0.113.5", 1);
+    check_client(p, "127.0.0.1", "203.0.113.5:65536", "127.0.0.1", 0);
+    check_client(p, "127.0.0.1", "203.0.113.5:", "127.0.0.1", 0);
+    check_client(p, "127.0.0.1", "[2001:db8::1]x", "127.0.0.1", 0);
+    check_client(p, "127.0.0.1", "[2001:db8::1", "127.0.0.1", 0);
     /* IPv6, bracketed or not, in canonical form; IPv4-mapped as IPv4. */
     check_client(p, "127.0.0.1", "[2001:DB8:0:0::1]", "2001:db8::1", 1);
     check_client(p, "127.0.0.1", "2001:db8::1", "2001:db8::1", 1);
