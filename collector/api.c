@@ -229,6 +229,14 @@ static int rate_ok(vt_api *a, vt_ratelimit *rl, const char *prefix, const char *
 {
     char k[160];
     int retry = 1;
+    /* An IPv6 client is a /64: a single host holds one (or more) and can use every address
+     * in it, so a bucket per address would be no limit at all. */
+    unsigned char a6[16];
+    char net[INET6_ADDRSTRLEN];
+    if (rl == a->rl_addr && inet_pton(AF_INET6, key, a6) == 1) {
+        memset(a6 + 8, 0, 8);
+        if (inet_ntop(AF_INET6, a6, net, sizeof(net))) key = net;
+    }
     snprintf(k, sizeof(k), "%s%s", prefix, key);
     if (vt_ratelimit_take(rl, k, vt_now(), &retry)) return 1;
     vt_api_reply_error(req, 429, "too many requests: slow down and retry after Retry-After seconds",

@@ -518,6 +518,19 @@ def check_rate_limit(db, tmp):
         check(st2 == 200, "health is not rate limited")
     finally:
         c.stop()
+    # IPv6 clients (named by a trusted proxy here): one bucket per /64, which one host holds.
+    c = Collector(db, tmp, "--rate", "0.5", "--burst", "2", "--trusted-proxy", "127.0.0.1",
+                  name="rate6")
+    try:
+        def from_(a):
+            return c.request("POST", "/api/v1/check-in", b"{}", {"X-Forwarded-For": a})[0]
+        codes = [from_("2001:db8::1"), from_("2001:db8::2"), from_("2001:db8::ffff:3"),
+                 from_("2001:db8:0:1::1")]
+        check(codes == [200, 200, 429, 200],
+              f"rate limit per IPv6 /64: three addresses of one /64 share a bucket, another "
+              f"/64 has its own ({codes})")
+    finally:
+        c.stop()
 
 
 def check_privacy_and_checkin(db, tmp):
