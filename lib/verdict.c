@@ -523,12 +523,13 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
     /* The reference view: the control's when it resolved, else the second resolver's (which
      * the censor may tamper with too). */
     const addrset *ref = ctl->n ? ctl : alt->n ? alt : NULL;
-    int ref_private = 0, sys_strict_bogon = 0;
+    int ref_private = 0, sys_strict_bogon = 0, sys_private = 0;
     for (size_t i = 0; ref && i < ref->n; i++)
         ref_private |= vt_verdict_addr_class(ref->a[i]) != 0;
     for (size_t i = 0; i < sys->n; i++) {
         int c = vt_verdict_addr_class(sys->a[i]);
         sys_strict_bogon |= c == 1;
+        sys_private |= c == 2;
         if (c == 1 && !(ref && addrset_has(ref, sys->a[i]))) *bogon = 1;
         if (c == 2 && ref && !ref_private) *bogon = 1;
     }
@@ -544,8 +545,12 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
     }
     if (!sys->n) return "inconsistent";
     if (addrset_meets(sys, ref)) return "consistent";
-    if (ref == ctl && addrset_meets(sys, alt) && !sys_strict_bogon)
-        return "consistent"; /* local resolvers agree; the control may see another CDN node */
+    /* Local resolvers agree; the control may see another CDN node. Not when they agree on an
+     * address no public site has (both intercepted, e.g. all of port 53 redirected): then the
+     * control's answer decides. */
+    if (ref == ctl && addrset_meets(sys, alt) && !sys_strict_bogon &&
+        !(sys_private && !ref_private))
+        return "consistent";
     if (tls_valid_on(tk, in->host, sys)) return "consistent_by_tls";
     return "inconsistent";
 }

@@ -225,6 +225,23 @@ static void test_dns_bogon(void **st)
     assert_string_equal(s(tk, "verdict"), "dns_blocking");
     cJSON_Delete(ctl);
     cJSON_Delete(tk);
+    /* Both local resolvers give the same private address (port 53 intercepted), the control a
+     * public one: the control decides, the DNS is what is tampered with. */
+    tk = keys("tcp", "connection_refused", "10.1.2.3", NULL, "10.1.2.3", NULL);
+    ctl = keys(NULL, NULL, "93.184.216.34", NULL, NULL, NULL);
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(ev(tk, "dns_consistency"), "inconsistent");
+    cJSON_Delete(ctl);
+    cJSON_Delete(tk);
+    /* ... while two local resolvers agreeing on a public address the control does not see are
+     * a CDN's other node: consistent. */
+    tk = keys(NULL, NULL, "198.51.100.20", NULL, "198.51.100.20", NULL);
+    ctl = keys(NULL, NULL, "93.184.216.34", NULL, NULL, NULL);
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent");
+    cJSON_Delete(ctl);
+    cJSON_Delete(tk);
 }
 
 static void test_fingerprints(void **st)
