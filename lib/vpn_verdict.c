@@ -185,11 +185,19 @@ static void add_ref(cJSON *arr, const obs *o)
 }
 
 /* Something at ip answered in this run. */
-static int ip_live(const obs_set *s, const char *ip)
+/* Something at ip answered on another port or transport than port/tcp, while nothing answered
+ * there on port/tcp itself (where that port works, its failure for other traffic is no
+ * evidence that the port is blocked). */
+static int live_on_other_ports(const obs_set *s, const char *ip, int port, int tcp)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->o[i].answered && same_ip(s->o[i].ip, ip)) return 1;
-    return 0;
+    int other = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const obs *x = &s->o[i];
+        if (!x->answered || !same_ip(x->ip, ip)) continue;
+        if (x->port == port && x->tcp == tcp && !x->mimics) return 0;
+        other = 1;
+    }
+    return other;
 }
 
 /* A silent UDP port probe whose payload the same address answered on another port: that
@@ -290,7 +298,7 @@ static void evidence_for(const obs_set *s, size_t item, const vt_vpn_item *it)
         }
         if (!here && same_pt && o->answered && !o->mimics) add_ref(port_else, o);
         if (!here && same_pt && other && (o->failed || silence_meaningful(s, o)) &&
-            ip_live(s, o->ip)) {
+            live_on_other_ports(s, o->ip, o->port, o->tcp)) {
             int seen = 0;
             for (int k = 0; k < n_failed_at; k++)
                 if (same_ip(failed_at[k], o->ip)) seen = 1;

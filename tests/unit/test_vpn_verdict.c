@@ -334,6 +334,32 @@ static void tcp_port_refused(void **st)
     }
 }
 
+/* Rule 4 counts the failed port at other live addresses, not at one where the same port works
+ * (another target connected there): that address is evidence against port blocking. */
+static void port_failed_where_it_also_works(void **st)
+{
+    (void)st;
+    run r = {0};
+    cJSON *tk = add(&r, "ovpn-443", "openvpn", NULL, "tcp", "generic_timeout_error",
+                    "[{\"ip\":\"192.0.2.7\",\"port\":443,\"transport\":\"tcp\",\"protocol\":"
+                    "\"openvpn\",\"failure\":\"generic_timeout_error\",\"failed_operation\":"
+                    "\"connect\",\"tcp_connect\":{\"status\":{\"success\":false}}}]",
+                    "[" TCP_ENTRY("192.0.2.7", 22, "null") "]");
+    add(&r, "probe-443", "port", NULL, "tcp", "generic_timeout_error",
+        "[" TCP_ENTRY("198.51.100.9", 443, "\"generic_timeout_error\"") "]", NULL);
+    add(&r, "sstp-443", "tlsvpn", NULL, NULL, NULL,
+        "[{\"ip\":\"198.51.100.9\",\"port\":443,\"transport\":\"tcp\",\"protocol\":"
+        "\"sstp\",\"failure\":null,\"tcp_connect\":{\"status\":{\"success\":true}}}]",
+        NULL);
+    vt_vpn_gather(r.it, r.n);
+    cJSON *ev = cJSON_GetObjectItem(tk, "vpn_evidence");
+    assert_int_equal(cJSON_GetObjectItem(ev, "port_failed_up_addresses")->valueint, 0);
+    vt_verdict_ctx c = canaries(2);
+    decide(tk, &c, NULL, "192.0.2.7");
+    assert_string_not_equal(s(tk, "verdict"), "tcp_blocking");
+    run_free(&r);
+}
+
 /* A wrong answer is the server's, not a censor's; an unprovisioned WireGuard key stays
  * inconclusive; an offline probe says nothing about blocking. */
 static void garbage_unprovisioned_offline(void **st)
@@ -449,6 +475,7 @@ int main(void)
         cmocka_unit_test(protocol_blocked_by_mimic),
         cmocka_unit_test(protocol_blocked_after_connect),
         cmocka_unit_test(tcp_port_refused),
+        cmocka_unit_test(port_failed_where_it_also_works),
         cmocka_unit_test(garbage_unprovisioned_offline),
         cmocka_unit_test(hostile_keys),
         cmocka_unit_test(same_server_answered),
