@@ -89,6 +89,24 @@ static void op_complete(dns_op *op)
 }
 
 /* Fills q->rcode and q->answers from a raw reply; returns the ares status it means. */
+/* The end of the answer's CNAME chain, when it names another host than the one asked (a
+ * censor's redirect can be a CNAME to its blockpage host); frees he. Kept only when it is a
+ * plain host name (the answer is the network's, and goes into measurements). */
+static void cname_of(vt_dns_query *q, struct hostent *he)
+{
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789-._";
+    q->cname[0] = 0;
+    if (!he)
+        return;
+    const char *c = he->h_name;
+    size_t n = c ? strlen(c) : 0;
+    if (n && n < sizeof(q->cname) && strspn(c, name_chars) == n &&
+        strcasecmp(c, q->hostname) != 0)
+        memcpy(q->cname, c, n + 1);
+    ares_free_hostent(he);
+}
+
 static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
 {
     if (!abuf || alen < 12)
@@ -104,9 +122,11 @@ static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
     default: return ARES_EBADRESP;
     }
     int n = 64, rc;
+    struct hostent *he = NULL;
     if (q->qtype == VT_DNS_A) {
         struct ares_addrttl t[64];
-        rc = ares_parse_a_reply(abuf, alen, NULL, t, &n);
+        rc = ares_parse_a_reply(abuf, alen, &he, t, &n);
+        cname_of(q, he);
         if (rc != ARES_SUCCESS)
             return rc;
         q->answers = calloc((size_t)n ? (size_t)n : 1, sizeof(*q->answers));
@@ -119,7 +139,8 @@ static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
         }
     } else {
         struct ares_addr6ttl t[64];
-        rc = ares_parse_aaaa_reply(abuf, alen, NULL, t, &n);
+        rc = ares_parse_aaaa_reply(abuf, alen, &he, t, &n);
+        cname_of(q, he);
         if (rc != ARES_SUCCESS)
             return rc;
         q->answers = calloc((size_t)n ? (size_t)n : 1, sizeof(*q->answers));
@@ -483,6 +504,15 @@ cJSON *vt_dns_query_json(const vt_dns_query *q)
     /* df-002: answers is a list, [] when there is none (a failed query too). asn/as_org_name:
      * the probe has no IP-to-ASN data, so 0 and "" (AS0 is reserved: "unknown"). */
     cJSON *arr = cJSON_AddArrayToObject(o, "answers");
+    if (arr && q->cname[0]) { /* OONI's CNAME answer: the name in "hostname" */
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "asn", 0);
+        cJSON_AddStringToObject(a, "as_org_name", "");
+        cJSON_AddStringToObject(a, "answer_type", "CNAME");
+        cJSON_AddStringToObject(a, "hostname", q->cname);
+        cJSON_AddNumberToObject(a, "ttl", 0);
+        cJSON_AddItemToArray(arr, a);
+    }
     for (size_t i = 0; arr && i < q->n_answers; i++) {
         cJSON *a = cJSON_CreateObject();
         int v4 = q->answers[i].qtype == VT_DNS_A;

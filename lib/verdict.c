@@ -305,6 +305,29 @@ static unsigned char *body_bytes(const cJSON *b, size_t *len)
 }
 
 /* The first blockpage fingerprint (body, or a response header) in the responses. */
+/* The probe's resolver answered host with a CNAME that a DNS fingerprint names: the name. */
+static const char *dns_cname_fingerprint(const cJSON *tk, const char *host, const vt_fp_set *fps,
+                                         const vt_fp **fp)
+{
+    const cJSON *q, *a;
+    if (!host) return NULL;
+    cJSON_ArrayForEach(q, cJSON_GetObjectItemCaseSensitive(tk, "queries"))
+    {
+        const char *h = str_or_null(q, "hostname"), *engine = str_or_null(q, "engine");
+        if (!h || strcasecmp(h, host) != 0 || !engine ||
+            (strcmp(engine, "system") != 0 && strcmp(engine, "getaddrinfo") != 0))
+            continue;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(q, "answers"))
+        {
+            const char *type = str_or_null(a, "answer_type");
+            const char *name = str_or_null(a, "hostname");
+            if (type && strcmp(type, "CNAME") == 0 && name && (*fp = vt_fp_match_dns(fps, name)))
+                return name;
+        }
+    }
+    return NULL;
+}
+
 /* A verified TLS handshake (no failure, verification on) with host as SNI. */
 static int tls_verified_for(const cJSON *tk, const char *host)
 {
@@ -811,6 +834,12 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     "The network's DNS answered %s for %s, an address known to belong to "
                     "censorship equipment (%s).",
                     sys.a[i], host, d.fp->name);
+        const char *cname = d.fp ? NULL : dns_cname_fingerprint(tk, in->host, in->fps, &d.fp);
+        if (cname)
+            set(&d, "dns_blocking", "dns",
+                "The network's DNS answered %s with an alias for %s, a host known to serve "
+                "censorship blockpages (%s).",
+                host, cname, d.fp->name);
         if (!d.fp && (d.fp = http_fingerprint(tk, in->fps, host)))
             set(&d, "http_blocking", "http", "The page received for %s is a known blockpage (%s).",
                 host, d.fp->name);

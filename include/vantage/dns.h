@@ -28,6 +28,7 @@ typedef struct vt_dns_query {
     char failure[VT_FAILURE_MAX]; /* "" on success (at least one address) */
     vt_dns_answer *answers;
     size_t n_answers;
+    char cname[256];       /* the name the answer's CNAME chain ends at, "" when none */
     double t0, t;          /* seconds since the measurement's start */
 } vt_dns_query;
 

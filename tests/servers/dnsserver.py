@@ -8,6 +8,7 @@ Usage: dnsserver.py [--port P] [--lifetime SEC] --zone NAME=BEHAVIOUR[:VALUE] ..
   NAME=slow:MS:1.2.3.4        answer A after MS milliseconds
   NAME=drop                   never answer
   NAME=rebind:1.2.3.4:5.6.7.8 the first A query answers 1.2.3.4, every later one 5.6.7.8
+  NAME=cname:TARGET:1.2.3.4   a CNAME to TARGET, and TARGET's A answers
 --bind ADDR listens there instead of 127.0.0.1; --log FILE appends "NAME TYPE" per query.
 Names not in the zone get NXDOMAIN. Prints {"dns": PORT} on stdout once listening.
 """
@@ -37,13 +38,21 @@ def parse_question(msg):
     return ".".join(labels), qtype, msg[12:i + 4]
 
 
+def encode_name(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
+
+
 def reply(query, question, rcode, answers):
+    """answers: (type, rdata) owned by the question's name, or (type, rdata, owner) with the
+    owner's name written out."""
     qid = query[:2]
     flags = 0x8000 | 0x0400 | 0x0100 | 0x0080 | rcode  # QR AA RD RA
     hdr = qid + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0)
     body = question
-    for rtype, data in answers:
-        body += b"\xc0\x0c" + struct.pack("!HHIH", rtype, 1, 300, len(data)) + data
+    for ans in answers:
+        rtype, data = ans[0], ans[1]
+        owner = encode_name(ans[2]) if len(ans) > 2 else b"\xc0\x0c"
+        body += owner + struct.pack("!HHIH", rtype, 1, 300, len(data)) + data
     return hdr + body
 
 
@@ -94,7 +103,13 @@ def main():
             out = reply(data, question, rcodes[kind], [])
         else:
             answers = []
-            if kind == "a" and qtype == 1:
+            if kind == "cname":  # the name is an alias of TARGET, which has the A answers
+                target, _, addrs = value.partition(":")
+                answers = [(5, encode_name(target))]
+                if qtype == 1:
+                    answers += [(1, socket.inet_pton(socket.AF_INET, v), target)
+                                for v in addrs.split(",")]
+            elif kind == "a" and qtype == 1:
                 answers = [(1, socket.inet_pton(socket.AF_INET, v)) for v in value.split(",")]
             elif kind == "aaaa" and qtype == 28:
                 answers = [(28, socket.inet_pton(socket.AF_INET6, v)) for v in value.split(",")]

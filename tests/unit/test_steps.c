@@ -39,7 +39,8 @@ static int setup(void **state)
     char *dargv[] = {"python3", dns, "--lifetime", "60", "--zone", "a.test=a:192.0.2.1,192.0.2.2",
                      "--zone", "six.test=aaaa:2001:db8::1", "--zone", "sf.test=servfail",
                      "--zone", "rf.test=refused", "--zone", "empty.test=empty",
-                     "--zone", "drop.test=drop", "--zone", "slow.test=slow:300:192.0.2.9", NULL};
+                     "--zone", "drop.test=drop", "--zone", "slow.test=slow:300:192.0.2.9",
+                     "--zone", "alias.test=cname:blockpage.example.net:192.0.2.66", NULL};
     if (test_server_start(&dns_srv, dargv) < 0)
         return -1;
     dns_port = port_of(&dns_srv, "dns", 0);
@@ -156,6 +157,29 @@ static void dns_aaaa_answers_are_recorded(void **state)
     assert_string_equal(o.answers[0].addr, "2001:db8::1");
     assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(cJSON_GetObjectItem(o.json,
                         "answers"), 0), "ipv6"), "2001:db8::1");
+    cJSON_Delete(o.json);
+}
+
+/* A CNAME chain: the addresses of its end, and OONI's CNAME answer naming it (a censor's DNS
+ * redirect can be an alias of its blockpage host). */
+static void dns_cname_is_recorded(void **state)
+{
+    dns_out o;
+    lookup("alias.test", VT_DNS_A, 2000, &o);
+    assert_string_equal(o.q.failure, "");
+    assert_int_equal(o.q.n_answers, 1);
+    assert_string_equal(o.answers[0].addr, "192.0.2.66");
+    assert_string_equal(o.q.cname, "blockpage.example.net");
+    cJSON *ans = cJSON_GetObjectItem(o.json, "answers");
+    assert_int_equal(cJSON_GetArraySize(ans), 2);
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 0), "answer_type"), "CNAME");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 0), "hostname"),
+                        "blockpage.example.net");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 1), "ipv4"), "192.0.2.66");
+    cJSON_Delete(o.json);
+    /* no alias: no CNAME answer */
+    lookup("a.test", VT_DNS_A, 2000, &o);
+    assert_string_equal(o.q.cname, "");
     cJSON_Delete(o.json);
 }
 
@@ -434,6 +458,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dns_answers_are_recorded_with_rcode_and_resolver),
         cmocka_unit_test(dns_aaaa_answers_are_recorded),
+        cmocka_unit_test(dns_cname_is_recorded),
         cmocka_unit_test(dns_failures_map_to_ooni_strings),
         cmocka_unit_test(dns_silence_is_a_timeout),
         cmocka_unit_test(dns_slow_answer_within_timeout_succeeds_and_is_timed),

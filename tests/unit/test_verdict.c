@@ -15,7 +15,8 @@ static const char *FP_CSV =
     "expected_countries,source,exp_url,notes\n"
     "t.dns,isp,,dns,full,10.10.10.66,5,,t,,\n"
     "t.body,isp,,body,contains,BLOCKED-HERE,5,,t,,\n"
-    "t.prod,prod,,body,contains,SOME-PRODUCT,5,XY,t,,\n";
+    "t.prod,prod,,body,contains,SOME-PRODUCT,5,XY,t,,\n"
+    "t.cname,isp,,dns,full,blockpage.example.net,5,,t,,\n";
 
 /* A query entry: engine, failure (NULL: ok), answer (NULL: none). */
 static cJSON *query(const char *host, const char *engine, const char *failure, const char *ip)
@@ -281,6 +282,21 @@ static void test_fingerprints(void **st)
     assert_string_equal(s(tk, "verdict"), "http_blocking");
     assert_string_equal(ev(tk, "fingerprint"), "t.prod");
     assert_false(confirmed(tk));
+    cJSON_Delete(tk);
+
+    /* An alias of a blockpage host (Indonesia's internet-positif.org): confirmed DNS blocking
+     * by the CNAME answer, whatever address the chain ends at. */
+    tk = keys(NULL, NULL, "10.10.10.77", NULL, "10.10.10.10", NULL);
+    cJSON *qa =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tk, "queries"), 0), "answers");
+    cJSON *cn = cJSON_CreateObject();
+    cJSON_AddStringToObject(cn, "answer_type", "CNAME");
+    cJSON_AddStringToObject(cn, "hostname", "blockpage.example.net");
+    cJSON_InsertItemInArray(qa, 0, cn);
+    decide(tk, &c, NULL, NULL, &fps, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(ev(tk, "fingerprint"), "t.cname");
+    assert_true(confirmed(tk));
     cJSON_Delete(tk);
 
     /* The site's own page over verified TLS quoting a blockpage's text: the site's page. The
