@@ -26,6 +26,7 @@ typedef struct parse_ctx {
     FILE *f;
     int lineno;
     int too_long; /* first line longer than the buffer */
+    int nul_line; /* first line holding a NUL byte */
     int err_line; /* first error the handler found, 0: none */
     char err[1024];
 } parse_ctx;
@@ -50,18 +51,27 @@ void vt_probe_conf_free(vt_probe_conf *c)
     vt_probe_conf_init(c);
 }
 
-/* Reads one physical line; a line longer than the buffer is noted and the rest of it skipped. */
+/* Reads one physical line; a line longer than the buffer, or holding a NUL byte (fgets and
+ * strlen would stop there and take the rest for the next line), is noted and read as empty. */
 static char *reader(char *str, int num, void *stream)
 {
     parse_ctx *p = stream;
-    if (!fgets(str, num, p->f)) return NULL;
+    int ch = fgetc(p->f), over = 0, nul = 0;
+    size_t n = 0;
+    if (ch == EOF) return NULL;
     p->lineno++;
-    size_t n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n' && !feof(p->f)) {
-        if (!p->too_long) p->too_long = p->lineno;
-        int ch;
-        while ((ch = fgetc(p->f)) != EOF && ch != '\n')
-            ;
+    for (; ch != EOF; ch = fgetc(p->f)) {
+        if (n + 1 < (size_t)num)
+            str[n++] = (char)ch;
+        else
+            over = 1;
+        nul |= ch == 0;
+        if (ch == '\n') break;
+    }
+    str[n] = 0;
+    if (over || nul) {
+        if (over && !p->too_long) p->too_long = p->lineno;
+        if (nul && !over && !p->nul_line) p->nul_line = p->lineno;
         str[0] = 0; /* parsed as an empty line */
         return str;
     }
@@ -314,9 +324,14 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     }
     /* The earliest problem wins: a syntax error inih found, a too-long line, or a bad key. */
     int first = p.err_line;
-    if (p.too_long && (!first || p.too_long < first)) {
+    if (p.too_long && (!first || p.too_long < first) && (!p.nul_line || p.too_long < p.nul_line)) {
         snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, p.too_long,
                  INI_MAX_LINE - 2);
+        return -1;
+    }
+    if (p.nul_line && (!first || p.nul_line < first)) {
+        snprintf(err, errlen, "%s:%d: the line holds a NUL byte (a binary file?)", path,
+                 p.nul_line);
         return -1;
     }
     if (rc > 0 && (!first || rc < first)) {

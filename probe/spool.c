@@ -164,7 +164,10 @@ static void clean_tmp(vt_spool *sp)
         if (de->d_name[0] == '.') continue;
         int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
-            unlinkat(dirfd(d), de->d_name, 0); /* a symlink or something odd: not ours */
+            /* A symlink or something odd is not ours; but out of descriptors or memory, a live
+             * writer's file must not go (its rename would fail, the measurement lost). */
+            if (errno == ELOOP || errno == ENXIO || errno == EACCES)
+                unlinkat(dirfd(d), de->d_name, 0);
             continue;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlinkat(dirfd(d), de->d_name, 0);

@@ -246,6 +246,9 @@ BAD = [
     ("state_dir =\n", 1, "state_dir", "no value"),
     ("targets = " + "x" * 300 + "\n", 1, None, "longer than"),
     ("Timeout = 5\n", 1, "Timeout", "did you mean timeout"),
+    ("jitter = 1\x00x\nquiet = yes\n", 1, None, "NUL byte"),
+    ("quiet = yes\njitter = 1\x00\n", 2, None, "NUL byte"),
+    ("collector_url = http://collector.invalid/\n", 1, "collector_url", "plain http only"),
 ]
 for text, line, key, words in BAD:
     path = write(os.path.join(tmp, "bad.conf"), text)
