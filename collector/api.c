@@ -418,6 +418,22 @@ static int health(vt_api *a, struct evhttp_request *req)
 
 /* ---- routing ---- */
 
+/* More than one Content-Length, or one beside Transfer-Encoding: libevent framed the body by one
+ * of them, a proxy in front may have used the other, and what follows on the connection is no
+ * longer known to be a request (request smuggling). */
+static int ambiguous_length(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    struct evkeyval *kv;
+    int cl = 0, te = 0;
+    TAILQ_FOREACH(kv, h, next)
+    {
+        if (strcasecmp(kv->key, "Content-Length") == 0) cl++;
+        if (strcasecmp(kv->key, "Transfer-Encoding") == 0) te++;
+    }
+    return cl > 1 || (cl && te);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     vt_api *a = arg;
@@ -438,6 +454,13 @@ static void handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     char addr[INET6_ADDRSTRLEN] = "";
 
+    if (ambiguous_length(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        vt_api_reply_error(req, 400, "more than one Content-Length, or one with Transfer-Encoding",
+                           0);
+        vt_api_log(a, method, path, 400, t0, "");
+        return;
+    }
     /* Read-only queries and the dashboard (aggregate.c): GET/HEAD only. Queries read the
      * database, so they share the per-address rate limit (own bucket keys). */
     if ((cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) && uri && vt_aggregate_is_query(uri)) {

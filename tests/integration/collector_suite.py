@@ -367,6 +367,27 @@ def check_uploads(db, c):
         data = repr(e).encode()
     s.close()
     check(data.startswith(b"HTTP/1.1 413"), f"body over 16 MiB: 413 ({data[:40]!r})")
+    # Two Content-Lengths (or one with Transfer-Encoding): which framed the body is ambiguous;
+    # 400, and the connection is closed rather than the rest read as a request.
+    n0 = db.count()
+    for extra in (b"Content-Length: 7\r\n", b"Transfer-Encoding: identity\r\n"):
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+        data = b""
+        try:
+            s.sendall(b"POST /api/v1/measurements HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                      + extra + b"\r\nabcdefgGET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as e:
+            data += repr(e).encode()
+        s.close()
+        check(data.startswith(b"HTTP/1.1 400") and data.count(b"HTTP/1.1") == 1
+              and db.count() == n0,
+              f"ambiguous body length ({extra.strip().decode()}): 400, connection closed "
+              f"({data[:40]!r}, {data.count(b'HTTP/1.1')} answers)")
     # Parsing and printing cost per JSON value: values are capped per measurement and per
     # upload, and a batch just under the cap costs in proportion to its size (ten times the
     # values, at most 30 times the time of 2 such measurements in the same run: no quadratic
