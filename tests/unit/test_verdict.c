@@ -61,6 +61,17 @@ static cJSON *keys(const char *phase, const char *failure, const char *sys_ip, c
     return tk;
 }
 
+/* A completed TLS handshake for t.example at address ("ip:port"), verified or not. */
+static void add_tls(cJSON *tk, const char *address, int verified)
+{
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "address", address);
+    cJSON_AddStringToObject(h, "server_name", "t.example");
+    cJSON_AddNullToObject(h, "failure");
+    cJSON_AddBoolToObject(h, "no_tls_verify", !verified);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+}
+
 static cJSON *control(const char *phase, const char *failure, int tcp_ok)
 {
     cJSON *c = keys(phase, failure, "10.10.10.10", NULL, NULL, NULL);
@@ -168,12 +179,7 @@ static void test_dns_failed_reference(void **st)
     vt_verdict_ctx c = canaries_ok();
     /* The page loaded over verified TLS, the second resolver timed out: ok, not dns_blocking. */
     cJSON *tk = keys(NULL, NULL, "10.10.10.20", NULL, NULL, "generic_timeout_error");
-    cJSON *h = cJSON_CreateObject();
-    cJSON_AddStringToObject(h, "address", "10.10.10.20:443");
-    cJSON_AddStringToObject(h, "server_name", "t.example");
-    cJSON_AddNullToObject(h, "failure");
-    cJSON_AddBoolToObject(h, "no_tls_verify", 0);
-    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+    add_tls(tk, "10.10.10.20:443", 1);
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "ok");
     assert_string_equal(ev(tk, "dns_consistency"), "consistent_by_tls");
@@ -308,12 +314,7 @@ static void test_fingerprints(void **st)
     for (int verify = 1; verify >= 0; verify--)
         for (int i = 0; i < 4; i++) {
             tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
-            cJSON *h = cJSON_CreateObject();
-            cJSON_AddStringToObject(h, "address", "10.10.10.10:443");
-            cJSON_AddStringToObject(h, "server_name", "t.example");
-            cJSON_AddNullToObject(h, "failure");
-            cJSON_AddBoolToObject(h, "no_tls_verify", !verify);
-            cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+            add_tls(tk, "10.10.10.10:443", verify);
             rq = cJSON_CreateObject();
             cJSON_AddStringToObject(cJSON_AddObjectToObject(rq, "request"), "url", urls[i]);
             resp = cJSON_AddObjectToObject(rq, "response");
@@ -665,12 +666,7 @@ static void test_cdn(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
     cJSON *tk = keys(NULL, NULL, "10.10.10.20", NULL, "10.10.10.10", NULL);
-    cJSON *h = cJSON_CreateObject();
-    cJSON_AddStringToObject(h, "address", "10.10.10.20:443");
-    cJSON_AddStringToObject(h, "server_name", "t.example");
-    cJSON_AddNullToObject(h, "failure");
-    cJSON_AddBoolToObject(h, "no_tls_verify", 0);
-    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tls_handshakes"), h);
+    add_tls(tk, "10.10.10.20:443", 1);
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "ok");
     assert_string_equal(ev(tk, "dns_consistency"), "consistent_by_tls");
