@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,7 @@ static void *worker(void *arg)
     for (;;) {
         while (!c->quit && !(c->busy && !c->committed))
             pthread_cond_wait(&c->cv, &c->mu);
-        if (!(c->busy && !c->committed))
-            break; /* quit, nothing left to do */
+        if (!(c->busy && !c->committed)) break; /* quit, nothing left to do */
         vt_spool_batch *b = c->job_batch;
         pthread_mutex_unlock(&c->mu);
         vt_spool_batch_commit(c->sp, b); /* the fsyncs: the loop goes on meanwhile */
@@ -79,8 +79,7 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg)
 /* What vt_committer_new made, but the thread. */
 static void free_parts(vt_committer *c)
 {
-    if (c->ev)
-        event_free(c->ev);
+    if (c->ev) event_free(c->ev);
     close(c->pipe[0]);
     close(c->pipe[1]);
     pthread_mutex_destroy(&c->mu);
@@ -108,8 +107,14 @@ vt_committer *vt_committer_new(vt_loop *loop, vt_spool *sp, vt_committer_done_fn
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->ev = event_new(vt_loop_base(loop), c->pipe[0], EV_READ | EV_PERSIST, on_pipe, c);
-    int rc = c->ev && event_add(c->ev, NULL) == 0 ? pthread_create(&c->thread, NULL, worker, c)
-                                                   : EAGAIN;
+    /* The thread takes no signals: SIGTERM/SIGINT go to the loop's thread, which may hold them
+     * back around its last commit (main.c) and must then find them pending there. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc =
+        c->ev && event_add(c->ev, NULL) == 0 ? pthread_create(&c->thread, NULL, worker, c) : EAGAIN;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the spool's thread: %s", strerror(rc));
         free_parts(c);
@@ -154,8 +159,7 @@ void vt_committer_wait(vt_committer *c)
 
 void vt_committer_free(vt_committer *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     while (vt_committer_busy(c))
         vt_committer_wait(c);
     pthread_mutex_lock(&c->mu);

@@ -642,11 +642,21 @@ static int cmd_run(probe_opts *o)
             fprintf(stderr, "vantage-probe: %s: the spool commits on the loop\n", cerr);
     }
     long n = vt_run_targets(&env, &l, &hooks, err, sizeof(err));
-    /* The last batch, with the handlers still in place: a first signal during its fsyncs is
-     * caught (and then has nothing left to stop), not the default action that would kill the
-     * process with measurements half committed. */
+    /* The last batch with SIGTERM/SIGINT held back: the default action would kill the process
+     * with measurements half committed, and the loop that would see libevent's handler no longer
+     * runs. A signal that came meanwhile is taken as the first one: the run stops early (exit
+     * 7, no upload). The committer's thread blocks them (committer.c). */
+    sigset_t stop_sigs, old_mask;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_sigs, &old_mask);
     flush_all(&r);
+    const struct timespec now_ts = {0, 0};
+    int pending = sigtimedwait(&stop_sigs, NULL, &now_ts);
+    if (pending > 0 && r.sig_term) stop_on_signal(pending, 0, &r);
     unwatch_signals(&r);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     vt_committer_free(r.committer);
     r.committer = NULL;
     if (n < 0) goto done;
