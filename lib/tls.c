@@ -296,19 +296,24 @@ static void after_done(tls_op *op, const char *failed_operation, const char *fai
     finish(op);
 }
 
-/* A failed SSL_write / SSL_read as an OONI failure string (the peer's FIN: eof_error). */
+/* An OpenSSL error as an OONI failure string. OpenSSL 3 reports a peer's FIN mid-record as an
+ * SSL error (unexpected EOF): that is eof_error, as a FIN between records is. */
+static const char *ssl_failure(int e, int sys, long verify, char *f, size_t n)
+{
+    unsigned long ossl = ERR_peek_error();
+    if (e == SSL_ERROR_SSL && ERR_GET_LIB(ossl) == ERR_LIB_SSL &&
+        ERR_GET_REASON(ossl) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        e = SSL_ERROR_SYSCALL;
+        sys = 0;
+    }
+    return vt_failure_ssl(e, verify, sys, f, n);
+}
+
+/* A failed SSL_write / SSL_read of the exchange. */
 static const char *io_failure(tls_op *op, int rc, char *f, size_t n)
 {
-    int e = SSL_get_error(op->ssl, rc), sys = errno;
-    unsigned long ossl = ERR_peek_error();
-    if (e == SSL_ERROR_ZERO_RETURN ||
-        (e == SSL_ERROR_SSL && ERR_GET_LIB(ossl) == ERR_LIB_SSL &&
-         ERR_GET_REASON(ossl) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
-        (e == SSL_ERROR_SYSCALL && sys == 0)) {
-        snprintf(f, n, "eof_error");
-        return f;
-    }
-    return vt_failure_ssl(e, X509_V_OK, sys, f, n);
+    int sys = errno;
+    return ssl_failure(SSL_get_error(op->ssl, rc), sys, X509_V_OK, f, n);
 }
 
 static void wait_for(tls_op *op, short what);
@@ -481,15 +486,8 @@ static void step(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int sys = errno;
-    unsigned long ossl = ERR_peek_error();
-    if (e == SSL_ERROR_SSL && ERR_GET_LIB(ossl) == ERR_LIB_SSL &&
-        ERR_GET_REASON(ossl) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        e = SSL_ERROR_SYSCALL; /* OpenSSL 3 reports a peer's FIN mid-handshake so: eof_error */
-        sys = 0;
-    }
-    long vr = SSL_get_verify_result(op->ssl);
-    vt_failure_ssl(e, op->no_verify ? X509_V_OK : (vr == X509_V_OK ? X509_V_OK : vr), sys,
-                   op->r.failure, sizeof(op->r.failure));
+    ssl_failure(e, sys, op->no_verify ? X509_V_OK : SSL_get_verify_result(op->ssl), op->r.failure,
+                sizeof(op->r.failure));
     op->r.failed_operation = "tls_handshake_done";
     finish(op);
 }

@@ -180,12 +180,12 @@ static void on_tls(const vt_tls_result *r, void *arg)
     vt_task *t = arg;
     tor *s = t->state;
     cJSON *e = entry(s, "or_tls");
-    double rtt = r->failure[0] ? -1 : r->t - r->tcp.t;
     /* TLS worked but the relay did not answer the link handshake: that is the failure, in the
      * "handshake" phase; the bytes that came back inside TLS (a wrong answer) are counted. */
     const char *failure = r->failure[0] ? r->failure : r->after_failure;
+    double rtt = failure[0] ? -1 : r->t - r->tcp.t;
     vt_json_add_failure(e, "failure", failure);
-    vt_vpn_add_ms(e, "rtt_ms", failure[0] ? -1 : rtt);
+    vt_vpn_add_ms(e, "rtt_ms", rtt);
     if (!r->failure[0] && r->after_tried) {
         cJSON_AddNumberToObject(e, "bytes_received", (double)r->after_received);
         cJSON_AddItemToObject(e, "link_handshake", link_json(r));
@@ -199,11 +199,11 @@ static void on_tls(const vt_tls_result *r, void *arg)
                             ? "tcp"
                             : "tls";
     if (s->dir_port) {
-        vt_vpn_record(t, e, phase, failure, failure[0] ? -1 : rtt);
+        vt_vpn_record(t, e, phase, failure, rtt);
         start_dir(t);
         return;
     }
-    vt_vpn_job_done(t, s->job, e, phase, failure, failure[0] ? -1 : rtt);
+    vt_vpn_job_done(t, s->job, e, phase, failure, rtt);
 }
 
 static void probe(vt_task *t, const vt_vpn_job *job)
