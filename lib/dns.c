@@ -88,7 +88,6 @@ static void op_complete(dns_op *op)
     op_free(op);
 }
 
-/* Fills q->rcode and q->answers from a raw reply; returns the ares status it means. */
 /* The end of the answer's CNAME chain, when it names another host than the one asked (a
  * censor's redirect can be a CNAME to its blockpage host); frees he. Kept only when it is a
  * plain host name (the answer is the network's, and goes into measurements). */
@@ -107,6 +106,7 @@ static void cname_of(vt_dns_query *q, struct hostent *he)
     ares_free_hostent(he);
 }
 
+/* Fills q->rcode, q->answers and q->cname from a raw reply; returns the ares status it means. */
 static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
 {
     if (!abuf || alen < 12)

@@ -235,7 +235,8 @@ static int is_cert_failure(const char *f)
 }
 
 /* A TLS handshake with verification that succeeded on an address from the probe's resolver:
- * the address proved it serves host (OONI's rescue of CDN and geo-DNS answers). */
+ * the address proved it serves host (OONI's rescue of CDN and geo-DNS answers). sys NULL: on
+ * any address. */
 static int tls_valid_on(const cJSON *tk, const char *host, const addrset *sys)
 {
     const cJSON *h;
@@ -248,6 +249,7 @@ static int tls_valid_on(const cJSON *tk, const char *host, const addrset *sys)
             continue;
         char ip[INET6_ADDRSTRLEN + 8];
         int port;
+        if (!sys) return 1;
         if (vt_verdict_endpoint_host(addr, ip, sizeof(ip), &port, NULL) == 0 &&
             addrset_has(sys, ip))
             return 1;
@@ -304,7 +306,6 @@ static unsigned char *body_bytes(const cJSON *b, size_t *len)
     return p;
 }
 
-/* The first blockpage fingerprint (body, or a response header) in the responses. */
 /* The probe's resolver answered host with a CNAME that a DNS fingerprint names: the name. */
 static const char *dns_cname_fingerprint(const cJSON *tk, const char *host, const vt_fp_set *fps,
                                          const vt_fp **fp)
@@ -328,20 +329,6 @@ static const char *dns_cname_fingerprint(const cJSON *tk, const char *host, cons
     return NULL;
 }
 
-/* A verified TLS handshake (no failure, verification on) with host as SNI. */
-static int tls_verified_for(const cJSON *tk, const char *host)
-{
-    const cJSON *h;
-    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(tk, "tls_handshakes"))
-    {
-        const char *sn = str_or_null(h, "server_name");
-        if (!str_or_null(h, "failure") && sn && strcasecmp(sn, host) == 0 &&
-            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "no_tls_verify")))
-            return 1;
-    }
-    return 0;
-}
-
 /* An https URL whose host is host: "https://HOST[:port][/...]". */
 static int https_url_of(const char *url, const char *host)
 {
@@ -351,11 +338,12 @@ static int https_url_of(const char *url, const char *host)
     return strlen(host) == n && strncasecmp(h, host, n) == 0;
 }
 
+/* The first blockpage fingerprint (body, or a response header) in the responses. */
 static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps, const char *host)
 {
     const cJSON *rq;
     if (!fps) return NULL;
-    int verified = host && tls_verified_for(tk, host);
+    int verified = host && tls_valid_on(tk, host, NULL);
     cJSON_ArrayForEach(rq, cJSON_GetObjectItemCaseSensitive(tk, "requests"))
     {
         const cJSON *resp = cJSON_GetObjectItemCaseSensitive(rq, "response");
@@ -527,12 +515,15 @@ static void control_read(const cJSON *c, control_view *v)
     v->tls_ok = !v->phase || strcmp(v->phase, "http") == 0;
 }
 
-/* A resolver view that says the name does not exist (not one that merely failed). */
+/* A DNS failure that says the name does not exist (not one that merely failed). */
+static int no_such_name(const char *f)
+{
+    return f && (strcmp(f, "dns_nxdomain_error") == 0 || strcmp(f, "dns_no_answer") == 0);
+}
+
 static int says_no_such_name(const addrset *v)
 {
-    return v->queried && !v->n && v->failure &&
-           (strcmp(v->failure, "dns_nxdomain_error") == 0 ||
-            strcmp(v->failure, "dns_no_answer") == 0);
+    return v->queried && !v->n && no_such_name(v->failure);
 }
 
 static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in, addrset *sys,
@@ -872,8 +863,8 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         const char *f = sys.failure ? sys.failure : failure;
         /* Down only when every resolver asked says the name does not exist: a reference that
          * timed out leaves an injected NXDOMAIN and a gone site looking the same. */
-        if (f && (strcmp(f, "dns_nxdomain_error") == 0 || strcmp(f, "dns_no_answer") == 0) &&
-            (!alt.queried || says_no_such_name(&alt)) && (!ctl.queried || says_no_such_name(&ctl)))
+        if (no_such_name(f) && (!alt.queried || says_no_such_name(&alt)) &&
+            (!ctl.queried || says_no_such_name(&ctl)))
             set(&d, "down", "dns",
                 "The name %s does not resolve anywhere (%s): the site is gone "
                 "or the name is wrong, not blocked.",
