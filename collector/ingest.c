@@ -235,8 +235,8 @@ __attribute__((format(printf, 3, 4))) static int bad(char *reason, size_t n, con
     return -1;
 }
 
-/* Checks every string and key: valid UTF-8 (after escapes are decoded) and length. */
-/* How much of a key to quote in a reason: at most 64 bytes, cut between characters. */
+/* How much of a key to quote in a reason: at most 64 bytes, cut between characters (a reason
+ * cut inside one would make the whole answer invalid UTF-8 for a strict client). */
 static int quoted_len(const char *k)
 {
     size_t l = strnlen(k, 65);
@@ -247,6 +247,7 @@ static int quoted_len(const char *k)
     return (int)l;
 }
 
+/* Checks every string and key: valid UTF-8 (after escapes are decoded) and length. */
 static int check_strings(const cJSON *v, size_t max, char *reason, size_t n)
 {
     for (; v; v = v->next) {
@@ -258,14 +259,13 @@ static int check_strings(const cJSON *v, size_t max, char *reason, size_t n)
         }
         if (cJSON_IsString(v) && v->valuestring) {
             size_t l = strlen(v->valuestring);
+            const char *key = v->string ? v->string : "(array item)";
             if (l > max)
                 return bad(reason, n, "string value of '%.*s' is longer than the limit",
-                           quoted_len(v->string ? v->string : "(array item)"),
-                           v->string ? v->string : "(array item)");
+                           quoted_len(key), key);
             if (!vt_utf8_valid((const unsigned char *)v->valuestring, l))
-                return bad(reason, n, "string value of '%.*s' is not valid UTF-8",
-                           quoted_len(v->string ? v->string : "(array item)"),
-                           v->string ? v->string : "(array item)");
+                return bad(reason, n, "string value of '%.*s' is not valid UTF-8", quoted_len(key),
+                           key);
         }
         if (v->child && check_strings(v->child, max, reason, n) < 0) return -1;
     }
@@ -436,16 +436,6 @@ static void reject(vt_ingest_item *it, const char *reason)
 {
     it->status = VT_INGEST_REJECTED;
     snprintf(it->reason, sizeof(it->reason), "line %zu: %s", it->line, reason);
-    /* A reason cut to its buffer (it may quote a key) must not end inside a character: the
-     * whole answer would not be UTF-8, and a strict client could read none of it. */
-    size_t l = strlen(it->reason), k = l;
-    while (k > 0 && ((unsigned char)it->reason[k - 1] & 0xC0) == 0x80)
-        k--;
-    if (k > 0 && (unsigned char)it->reason[k - 1] >= 0xC0) {
-        unsigned char lead = (unsigned char)it->reason[k - 1];
-        size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-        if (l - (k - 1) < want) it->reason[k - 1] = 0;
-    }
     cJSON_Delete(it->m);
     it->m = NULL;
 }
