@@ -3,6 +3,7 @@
 #define VANTAGE_PROBE_CLI_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* Exit codes (documented in the man page and docs/volunteer.md). */
@@ -16,6 +17,17 @@ enum {
     VT_EXIT_NO_CONSENT = 6,   /* the risks were not accepted (probe/consent.c) */
     VT_EXIT_STOPPED = 7,      /* stopped early by SIGTERM/SIGINT; what was measured is spooled */
 };
+
+/* Text from a state file or the collector, for a terminal or a log: at most n - 1 bytes,
+ * control bytes (an escape sequence) dropped. Returns out. */
+static inline const char *vt_cli_clean(char *out, size_t n, const char *s)
+{
+    size_t j = 0;
+    for (; s && *s && j + 1 < n; s++)
+        if ((unsigned char)*s >= 0x20 && *s != 0x7f) out[j++] = *s;
+    out[j] = 0;
+    return out;
+}
 
 /* Per-platform tallies of a run, for the summary table. */
 typedef struct vt_summary vt_summary;

@@ -170,15 +170,6 @@ static double num(const cJSON *o, const char *k, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-/* Printable text from a state file: at most max characters, control bytes dropped. */
-static void clean(char *out, size_t n, const char *s)
-{
-    size_t j = 0;
-    for (; s && *s && j + 1 < n; s++)
-        if ((unsigned char)*s >= 0x20 && *s != 0x7f) out[j++] = *s;
-    out[j] = 0;
-}
-
 static void ago(char *out, size_t n, double then)
 {
     double d = vt_wall_now() - then;
@@ -233,7 +224,7 @@ static void next_timer_run(char *out, size_t n)
             if (!strcmp(line, "LoadState=loaded"))
                 loaded = 1;
             else if (!strncmp(line, "NextElapseUSecRealtime=", 23))
-                clean(next, sizeof(next), line + 23);
+                vt_cli_clean(next, sizeof(next), line + 23);
         }
         while (fgets(line, sizeof(line), f))
             ;
@@ -291,7 +282,7 @@ static int status_print(const char *state, int json)
             printf("consent:         not accepted yet (runs refuse; see `vantage-probe "
                    "consent`)\n");
         if (run) {
-            clean(t, sizeof(t), vt_json_get_string(run, "time"));
+            vt_cli_clean(t, sizeof(t), vt_json_get_string(run, "time"));
             ago(a, sizeof(a), num(run, "time_epoch", 0));
             printf("last run:        %s UTC (%s), %.0f targets, %.0f measured, exit code %.0f\n",
                    t[0] ? t : "?", a, num(run, "targets", 0), num(run, "measured", 0),
@@ -302,7 +293,7 @@ static int status_print(const char *state, int json)
             {
                 char name[48];
                 if (!cJSON_IsNumber(e) || !e->string) continue;
-                clean(name, sizeof(name), e->string);
+                vt_cli_clean(name, sizeof(name), e->string);
                 printf("%s%s %.0f", first ? "  verdicts:      " : ", ", name, e->valuedouble);
                 first = 0;
             }
@@ -321,9 +312,9 @@ static int status_print(const char *state, int json)
                    rejected);
         if (up) {
             char err[256], coll[256];
-            clean(t, sizeof(t), vt_json_get_string(up, "time"));
-            clean(err, sizeof(err), vt_json_get_string(up, "error"));
-            clean(coll, sizeof(coll), vt_json_get_string(up, "collector"));
+            vt_cli_clean(t, sizeof(t), vt_json_get_string(up, "time"));
+            vt_cli_clean(err, sizeof(err), vt_json_get_string(up, "error"));
+            vt_cli_clean(coll, sizeof(coll), vt_json_get_string(up, "collector"));
             ago(a, sizeof(a), num(up, "time_epoch", 0));
             int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(up, "ok"));
             printf("last upload:     %s UTC (%s) to %s: %s, %.0f accepted, %.0f already there, "

@@ -8,7 +8,6 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -167,17 +166,6 @@ typedef struct post_result {
     char why[256];
 } post_result;
 
-/* The collector's words for a terminal or a log: control characters (an escape sequence from
- * a hostile collector) become '?'; at most n - 1 bytes. */
-static const char *printable(char *out, size_t n, const char *s)
-{
-    size_t i = 0;
-    for (; s && s[i] && i + 1 < n; i++)
-        out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    out[i] = 0;
-    return out;
-}
-
 /* One POST. POST_OK: 2xx with body. POST_RETRY: transport error, 408/425/429/5xx.
  * POST_REFUSED: 400/413/422 (this content is unacceptable; pr->collector_said when the
  * collector said why). POST_FATAL: any other answer. */
@@ -251,7 +239,7 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     pr->collector_said = msg != NULL;
     char said[201];
     snprintf(pr->why, sizeof(pr->why), "HTTP %ld%s%s", pr->http, msg ? ": " : "",
-             msg ? printable(said, sizeof(said), msg)
+             msg ? vt_cli_clean(said, sizeof(said), msg)
                  : " (not the collector's answer: no JSON error)");
     cJSON_Delete(j);
     if (pr->http == 408 || pr->http == 425 || pr->http == 429 || pr->http >= 500)
@@ -387,7 +375,7 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
             }
             char said[201];
             logf_(u->o, "upload: collector rejected %s: %s (kept in %s/rejected)", uids[i],
-                  reason ? printable(said, sizeof(said), reason) : "no reason given",
+                  reason ? vt_cli_clean(said, sizeof(said), reason) : "no reason given",
                   vt_spool_dir(u->sp));
             rej++;
         }
