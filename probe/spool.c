@@ -26,6 +26,7 @@ struct vt_spool {
     char dir[PATH_MAX];    /* <state>/spool */
     char tmpdir[PATH_MAX]; /* <state>/spool/tmp */
     char rejdir[PATH_MAX]; /* <state>/spool/rejected */
+    char dmgdir[PATH_MAX]; /* <state>/spool/damaged */
     size_t count;
     uint64_t bytes;
     size_t max_count;
@@ -211,12 +212,14 @@ vt_spool *vt_spool_open(const char *state_dir, char *err, size_t errlen)
     if (snprintf(sp->state, sizeof(sp->state), "%s", state_dir) >= (int)sizeof(sp->state) ||
         path_join(sp->dir, sizeof(sp->dir), sp->state, "spool", "") < 0 ||
         path_join(sp->tmpdir, sizeof(sp->tmpdir), sp->dir, "tmp", "") < 0 ||
-        path_join(sp->rejdir, sizeof(sp->rejdir), sp->dir, "rejected", "") < 0) {
+        path_join(sp->rejdir, sizeof(sp->rejdir), sp->dir, "rejected", "") < 0 ||
+        path_join(sp->dmgdir, sizeof(sp->dmgdir), sp->dir, "damaged", "") < 0) {
         snprintf(err, errlen, "spool: state directory path too long");
         goto fail;
     }
     if (mkdirs(sp->state, err, errlen) < 0 || mkdirs(sp->dir, err, errlen) < 0 ||
-        mkdirs(sp->tmpdir, err, errlen) < 0 || mkdirs(sp->rejdir, err, errlen) < 0)
+        mkdirs(sp->tmpdir, err, errlen) < 0 || mkdirs(sp->rejdir, err, errlen) < 0 ||
+        mkdirs(sp->dmgdir, err, errlen) < 0)
         goto fail;
     if (access(sp->dir, W_OK | X_OK) < 0) {
         snprintf(err, errlen, "spool: cannot write to %s: %s", sp->dir, strerror(errno));
@@ -580,25 +583,33 @@ int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t err
     return rc;
 }
 
-/* Reads a regular file of at most VT_SPOOL_FILE_MAX bytes. 1: does not exist. */
+/* Reads a regular file of at most VT_SPOOL_FILE_MAX bytes. 1: does not exist; -1: the file is
+ * not a measurement (its size, its type); -2: it could not be read (the file may be fine). */
 static int read_small(const char *path, char **out, size_t *len, char *why, size_t whylen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     struct stat st;
     char *buf = NULL;
     size_t got = 0;
+    int rc = -2;
     *out = NULL;
     if (fd < 0) {
         if (errno == ENOENT) return 1;
         snprintf(why, whylen, "cannot open: %s", strerror(errno));
-        return -1;
+        return errno == ELOOP ? -1 : -2; /* O_NOFOLLOW: a symbolic link */
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        snprintf(why, whylen, "cannot stat: %s", strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
         snprintf(why, whylen, "not a regular file");
+        rc = -1;
         goto fail;
     }
     if (st.st_size <= 0 || (uint64_t)st.st_size > VT_SPOOL_FILE_MAX) {
         snprintf(why, whylen, "size %lld out of bounds", (long long)st.st_size);
+        rc = -1;
         goto fail;
     }
     if (!(buf = malloc((size_t)st.st_size + 1))) {
@@ -622,10 +633,11 @@ static int read_small(const char *path, char **out, size_t *len, char *why, size
 fail:
     free(buf);
     close(fd);
-    return -1;
+    return rc;
 }
 
-/* Parses and checks one spooled file. 0 ok (*m set unless m is NULL), 1 gone, -1 corrupt. */
+/* Parses and checks one spooled file. 0 ok (*m set unless m is NULL), 1 gone, -1 damaged (not a
+ * measurement of ours), -2 unreadable for now. */
 static int load_entry(vt_spool *sp, const char *uid, cJSON **m, char *why, size_t whylen)
 {
     char path[PATH_MAX], *buf = NULL;
@@ -668,6 +680,55 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(x->uid, y->uid);
 }
 
+/* Moves spool/<name>, which is not a measurement this spool can send, to spool/damaged/ beside a
+ * <name>.reason, durably; never over a file already there (a second damaged copy of a name gets
+ * ".1", ".2", ...). 0 moved, 1 gone meanwhile, -1 left in place (why says so). */
+static int set_aside(vt_spool *sp, int dfd, const char *name, const char *reason, char *why,
+                     size_t whylen)
+{
+    char dst[NAME_MAX + 1], rpath[PATH_MAX], text[256];
+    int ddfd = open(sp->dmgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ddfd < 0) {
+        snprintf(why + strlen(why), whylen - strlen(why), "; left in place: cannot open %s: %s",
+                 sp->dmgdir, strerror(errno));
+        return -1;
+    }
+    int n = snprintf(text, sizeof(text), "%s\n", reason);
+    if (n < 0 || (size_t)n >= sizeof(text)) n = (int)sizeof(text) - 1;
+    for (int k = 0; k < 10; k++) {
+        int m = k ? snprintf(dst, sizeof(dst), "%s.%d", name, k)
+                  : snprintf(dst, sizeof(dst), "%s", name);
+        if (m < 0 || (size_t)m + sizeof(".reason") > sizeof(dst)) break;
+        if (faccessat(ddfd, dst, F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
+        /* The reason first: a crash between the two steps leaves the file where it was. */
+        if (path_join(rpath, sizeof(rpath), sp->dmgdir, dst, ".reason") < 0) break;
+        char werr[PATH_MAX + 64];
+        if (vt_spool_write_file_atomic(rpath, text, (size_t)n, werr, sizeof(werr)) < 0) {
+            snprintf(why + strlen(why), whylen - strlen(why), "; left in place: %s", werr);
+            close(ddfd);
+            return -1;
+        }
+        if (renameat2(dfd, name, ddfd, dst, RENAME_NOREPLACE) == 0) {
+            fsync(ddfd);
+            fsync(dfd);
+            close(ddfd);
+            return 0;
+        }
+        int e = errno;
+        unlinkat(ddfd, rpath + strlen(sp->dmgdir) + 1, 0);
+        if (e == EEXIST) continue;
+        close(ddfd);
+        if (e == ENOENT) return 1;
+        snprintf(why + strlen(why), whylen - strlen(why), "; left in place: cannot move it: %s",
+                 strerror(e));
+        return -1;
+    }
+    close(ddfd);
+    snprintf(why + strlen(why), whylen - strlen(why), "; left in place: no free name in %s",
+             sp->dmgdir);
+    return -1;
+}
+
 int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report, void *arg,
                   char *err, size_t errlen)
 {
@@ -682,31 +743,34 @@ int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report
     sp->count = 0;
     sp->bytes = 0;
     while ((de = readdir(d))) {
-        char name[VT_SPOOL_UID_MAX + 1], path[PATH_MAX], why[160];
+        char name[VT_SPOOL_UID_MAX + 1], path[PATH_MAX], why[PATH_MAX + 400];
         size_t n = strlen(de->d_name);
         struct stat st;
-        if (de->d_name[0] == '.' || !strcmp(de->d_name, "tmp") || !strcmp(de->d_name, "rejected"))
+        int r = -1;
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, "tmp") || !strcmp(de->d_name, "rejected") ||
+            !strcmp(de->d_name, "damaged"))
             continue;
         path_join(path, sizeof(path), sp->dir, de->d_name, "");
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue; /* acknowledged meanwhile */
+        if (!S_ISREG(st.st_mode)) {
+            snprintf(why, sizeof(why), "not a regular file");
+            r = -2; /* a directory or link someone made: theirs to move */
+            goto bad;
+        }
         if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0 || n - 5 > VT_SPOOL_UID_MAX) {
             snprintf(why, sizeof(why), "not a spool file name (<uid>.json)");
-            goto corrupt;
+            goto bad;
         }
         memcpy(name, de->d_name, n - 5);
         name[n - 5] = 0;
         if (!vt_spool_uid_valid(name)) {
             snprintf(why, sizeof(why), "not a spool file name (<uid>.json)");
-            goto corrupt;
+            goto bad;
         }
-        if (!S_ISREG(st.st_mode)) {
-            snprintf(why, sizeof(why), "not a regular file");
-            goto corrupt;
-        }
-        int r = load_entry(sp, name, NULL, why, sizeof(why));
+        r = load_entry(sp, name, NULL, why, sizeof(why));
         if (r == 1) continue;
-        if (r < 0) goto corrupt;
+        if (r < 0) goto bad;
         if (out->n == cap) {
             size_t nc = cap ? cap * 2 : 64;
             vt_spool_entry *ni = realloc(out->items, nc * sizeof(*ni));
@@ -726,9 +790,23 @@ int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report
         sp->count++;
         sp->bytes += (uint64_t)st.st_size;
         continue;
-    corrupt:
+    bad:
+        /* A file that is not a sendable measurement goes to spool/damaged/ when someone is told
+         * (report): kept for a person, and out of every later run's way. One that could not be
+         * read this time (r == -2: permissions, no file descriptors left) stays. */
+        if (r == -1 && report) {
+            char reason[sizeof(why)];
+            snprintf(reason, sizeof(reason), "%s", why);
+            int moved = set_aside(sp, dirfd(d), de->d_name, reason, why, sizeof(why));
+            if (moved == 1) continue;
+            if (moved == 0) {
+                out->set_aside++;
+                report(path, why, 1, arg);
+                continue;
+            }
+        }
         out->corrupt++;
-        if (report) report(path, why, arg);
+        if (report) report(path, why, 0, arg);
     }
     closedir(d);
     if (out->n > 1) qsort(out->items, out->n, sizeof(*out->items), entry_cmp);

@@ -5,6 +5,8 @@
  *   spool/tmp/<uid>.json.tmp    being written; leftovers of a crash are removed on open
  *   spool/rejected/<uid>.json   refused by the collector, never retried, kept for a person
  *   spool/rejected/<uid>.reason why (the collector's words)
+ *   spool/damaged/<name>        found in spool/ but not a measurement that can be sent (cut short,
+ *   spool/damaged/<name>.reason  not JSON, a stranger's file): kept for a person, never sent
  */
 #ifndef VANTAGE_PROBE_SPOOL_H
 #define VANTAGE_PROBE_SPOOL_H
@@ -44,11 +46,13 @@ typedef struct vt_spool_entry {
 typedef struct vt_spool_listing {
     vt_spool_entry *items;
     size_t n;
-    size_t corrupt; /* files skipped (reported, left in place) */
+    size_t corrupt;   /* files skipped and left in place (unreadable for now, or not movable) */
+    size_t set_aside; /* damaged files moved to spool/damaged/ by this listing */
 } vt_spool_listing;
 
-/* Called once per corrupt or partial file found while listing: path and why. */
-typedef void (*vt_spool_report_fn)(const char *path, const char *why, void *arg);
+/* Called once per damaged or unreadable file found while listing: its path, why, and whether it
+ * was moved to spool/damaged/ (1) or left in place (0). */
+typedef void (*vt_spool_report_fn)(const char *path, const char *why, int moved, void *arg);
 
 /* The default state directory: $XDG_STATE_HOME/vantage, else $HOME/.local/state/vantage. */
 int vt_spool_default_state_dir(char *out, size_t n, char *err, size_t errlen);
@@ -103,8 +107,11 @@ vt_spool_batch *vt_spool_detach(vt_spool *sp);
 void vt_spool_batch_commit(const vt_spool *sp, vt_spool_batch *b);
 size_t vt_spool_batch_finish(vt_spool *sp, vt_spool_batch *b, vt_spool_commit_fn fn, void *arg);
 
-/* Lists the valid measurements, oldest first. Invalid files (unreadable, not a JSON object,
- * measurement_uid not matching the name, too large) are reported and left alone. */
+/* Lists the valid measurements, oldest first. With report, files that are not measurements (not a
+ * JSON object, cut short, measurement_uid not matching the name, too large, not named <uid>.json)
+ * are moved to spool/damaged/ and reported; files that cannot be read now (permissions, no file
+ * descriptors) and non-regular entries are reported and left alone. Without report, all of them
+ * are skipped in place. */
 int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report, void *arg,
                   char *err, size_t errlen);
 void vt_spool_listing_free(vt_spool_listing *l);

@@ -164,6 +164,23 @@ static long count_json(const char *dir)
     return n;
 }
 
+/* Files set aside in spool/damaged/: each beside its <name>.reason. */
+static long count_damaged(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] != '.' && !(l > 7 && !strcmp(e->d_name + l - 7, ".reason")) &&
+            (e->d_type == DT_REG || e->d_type == DT_UNKNOWN))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 static double num(const cJSON *o, const char *k, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -235,14 +252,16 @@ static void next_timer_run(char *out, size_t n)
 
 static int status_print(const char *state, int json)
 {
-    char spool_dir[4200], rej_dir[4200], when[64] = "", t[64], a[64];
+    char spool_dir[4200], rej_dir[4200], dmg_dir[4200], when[64] = "", t[64], a[64];
     const char *run_why, *up_why;
     snprintf(spool_dir, sizeof(spool_dir), "%s/spool", state);
     snprintf(rej_dir, sizeof(rej_dir), "%s/spool/rejected", state);
+    snprintf(dmg_dir, sizeof(dmg_dir), "%s/spool/damaged", state);
     int consent = vt_consent_recorded(state, when, sizeof(when));
     cJSON *run = read_state_json(state, "last-run.json", &run_why);
     cJSON *up = read_state_json(state, "last-upload.json", &up_why);
-    long spooled = count_json(spool_dir), rejected = count_json(rej_dir);
+    long spooled = count_json(spool_dir), rejected = count_json(rej_dir),
+         damaged = count_damaged(dmg_dir);
     char next[256];
     next_timer_run(next, sizeof(next));
     struct stat st;
@@ -264,6 +283,7 @@ static int status_print(const char *state, int json)
         cJSON *sp = cJSON_AddObjectToObject(o, "spool");
         cJSON_AddNumberToObject(sp, "waiting", spooled < 0 ? -1 : (double)spooled);
         cJSON_AddNumberToObject(sp, "rejected", rejected < 0 ? -1 : (double)rejected);
+        cJSON_AddNumberToObject(sp, "damaged", damaged < 0 ? -1 : (double)damaged);
         if (up)
             cJSON_AddItemToObject(o, "last_upload", cJSON_Duplicate(up, 1));
         else
@@ -306,10 +326,11 @@ static int status_print(const char *state, int json)
         else
             printf("spool:           %ld measurement%s waiting to be uploaded", spooled,
                    spooled == 1 ? "" : "s");
-        if (spooled >= 0)
-            printf(rejected > 0 ? ", %ld rejected by the collector (kept in spool/rejected)\n"
-                                : "\n",
-                   rejected);
+        if (spooled >= 0 && rejected > 0)
+            printf(", %ld rejected by the collector (kept in spool/rejected)", rejected);
+        if (spooled >= 0 && damaged > 0)
+            printf(", %ld damaged (kept in spool/damaged, never sent)", damaged);
+        if (spooled >= 0) printf("\n");
         if (up) {
             char err[256], coll[256];
             vt_cli_clean(t, sizeof(t), vt_json_get_string(up, "time"));

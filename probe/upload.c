@@ -463,11 +463,12 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
     u->stop = 1;
 }
 
-static void report_corrupt(const char *path, const char *why, void *arg)
+static void report_corrupt(const char *path, const char *why, int moved, void *arg)
 {
     upload_ctx *u = arg;
     if (u->reported++ < 10)
-        logf_(u->o, "spool: skipping %s: %s (left in place)", path, why);
+        logf_(u->o, "spool: skipping %s: %s%s", path, why,
+              moved ? " (moved to spool/damaged/ for inspection)" : "");
     else if (u->reported == 11)
         logf_(u->o, "spool: more damaged files skipped; see the count below");
 }
@@ -499,6 +500,7 @@ int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
     }
     r->spooled = l.n;
     r->corrupt = l.corrupt;
+    r->set_aside = l.set_aside;
     u.deadline = now_mono() + (o->total_timeout_ms > 0 ? o->total_timeout_ms : 600000) / 1000.0;
     size_t bs = o->batch_size > 0 ? (size_t)o->batch_size : 100;
     char **uids = calloc(bs, sizeof(*uids));
@@ -532,9 +534,14 @@ int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
                      "collector did not acknowledge %zu measurement(s); they stay spooled",
                      r->spooled - done);
     }
+    if (!r->error[0] && r->set_aside > 0)
+        snprintf(r->error, sizeof(r->error),
+                 "%zu damaged spool file(s) moved to %s/damaged for inspection; they cannot be "
+                 "sent",
+                 r->set_aside, vt_spool_dir(sp));
     if (!r->error[0] && r->corrupt > 0)
         snprintf(r->error, sizeof(r->error),
-                 "%zu damaged spool file(s) skipped and left in %s for inspection", r->corrupt,
+                 "%zu spool file(s) could not be read and were left in %s", r->corrupt,
                  vt_spool_dir(sp));
     return r->error[0] ? -1 : 0;
 }
@@ -559,6 +566,7 @@ int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o, const v
     cJSON_AddNumberToObject(j, "duplicate", (double)r->duplicate);
     cJSON_AddNumberToObject(j, "rejected", (double)r->rejected);
     cJSON_AddNumberToObject(j, "corrupt", (double)r->corrupt);
+    cJSON_AddNumberToObject(j, "damaged", (double)r->set_aside);
     cJSON_AddNumberToObject(j, "left", (double)r->left);
     cJSON_AddNumberToObject(j, "requests", r->requests);
     vt_json_add_string_or_null(j, "error", r->error[0] ? r->error : NULL);

@@ -29,7 +29,8 @@ typedef struct vt_upload_result {
     size_t accepted;  /* stored by the collector now */
     size_t duplicate; /* the collector had them already */
     size_t rejected;  /* refused: moved to spool/rejected/ */
-    size_t corrupt;   /* damaged spool files, left in place */
+    size_t corrupt;   /* spool files that could not be read now, left in place */
+    size_t set_aside; /* damaged spool files found and moved to spool/damaged/ */
     size_t left;      /* still spooled afterwards */
     int requests;     /* HTTP requests made, retries included */
     int config_error; /* no or unusable collector URL: nothing was tried */

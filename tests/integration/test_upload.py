@@ -386,18 +386,27 @@ def token_refused(fc, st):
     check("unknown upload token" in err, "401: collector's words shown")
 
 
-def damaged_file_left(fc, st):
+def damaged_file_set_aside(fc, st):
     uids = fill(st, 3)
     with open(os.path.join(st, "spool", "0" * 32 + ".json"), "w") as f:
         f.write('{"measurement_uid": "00000')  # partial
     with open(os.path.join(st, "spool", "tmp", "1" * 32 + ".json.tmp"), "w") as f:
         f.write('{"measur')  # a crashed write
     rc, err = upload(st, fc.url())
-    check(rc == 1, "damaged: exit 1 (nothing pending but something to look at) got %d" % rc)
+    check(rc == 1, "damaged: exit 1 (a measurement cannot be sent) got %d" % rc)
     once_each(fc, uids, "damaged")
-    check(spooled(st) == ["0" * 32], "damaged: left in place")
-    check("0" * 32 in err, "damaged: reported")
+    check(spooled(st) == [], "damaged: out of the spool")
+    dmg = os.path.join(st, "spool", "damaged")
+    check(sorted(os.listdir(dmg)) == ["0" * 32 + ".json", "0" * 32 + ".json.reason"],
+          "damaged: set aside with its reason (%r)" % os.listdir(dmg))
+    with open(os.path.join(dmg, "0" * 32 + ".json")) as f:
+        check(f.read() == '{"measurement_uid": "00000', "damaged: kept as it was")
+    check("0" * 32 in err and "spool/damaged" in err, "damaged: reported and where")
     check(os.listdir(os.path.join(st, "spool", "tmp")) == [], "damaged: stale tmp cleaned")
+    # The next run is not held back by it: nothing left to send, nothing to report.
+    rc, err = upload(st, fc.url())
+    check(rc == 0, "damaged: the next upload exits 0 (got %d: %s)" % (rc, err.strip()[-200:]))
+    check("0" * 32 not in err, "damaged: not reported again")
 
 
 def collector_down(fc, st):
@@ -533,7 +542,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
                  ("bisect", whole_batch_refused), ("proxy-400", proxy_refuses_everything),
                  ("concurrent", concurrent_uploads),
-                 ("token-refused", token_refused), ("damaged", damaged_file_left),
+                 ("token-refused", token_refused), ("damaged", damaged_file_set_aside),
                  ("down", collector_down), ("http", plain_http_only_on_loopback),
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),

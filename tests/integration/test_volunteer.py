@@ -343,6 +343,9 @@ for i in range(3):
 write(os.path.join(st, "spool", "tmp", "x.json.tmp"), "")
 write(os.path.join(st, "spool", "rejected", "%032x.json" % 9), "{}")
 write(os.path.join(st, "spool", "rejected", "%032x.reason" % 9), "bad")
+write(os.path.join(st, "spool", "damaged", "%032x.json" % 8), "{\"cut")
+write(os.path.join(st, "spool", "damaged", "%032x.json.reason" % 8), "not a JSON object")
+write(os.path.join(st, "spool", "damaged", "notes.txt"), "hello")
 fakebin = os.path.join(tmp, "fakebin")
 write(os.path.join(fakebin, "systemctl"),
       "#!/bin/sh\necho LoadState=loaded\necho 'NextElapseUSecRealtime=Sat 2026-11-28 18:23:00 UTC'\n")
@@ -355,13 +358,14 @@ check("accepted 2026-11-01T10:00:00Z" in out, "status: consent date")
 check("2026-11-28 06:00:00 UTC (3 h ago), 40 targets, 38 measured, exit code 4" in out,
       "status: last run line (%r)" % out)
 check("ok 30, dns_blocking 5, throttled 3" in out, "status: verdict counts")
-check("3 measurements waiting" in out and "1 rejected" in out, "status: spool counts")
+check("3 measurements waiting" in out and "1 rejected" in out and "2 damaged" in out,
+      "status: spool counts")
 check("FAILED, 10 accepted, 1 already there, 2 rejected, 25 left: HTTP 503" in out
       and "\x1b" not in out, "status: last upload, control bytes dropped")
 check("next run:        Sat 2026-11-28 18:23:00 UTC" in out, "status: next timer run")
 p = probe(["status", "--json", "--state-dir", st], env=withctl)
 j = json.loads(p.stdout)
-check(j["spool"] == {"waiting": 3, "rejected": 1} and j["consent"]["accepted"] is True
+check(j["spool"] == {"waiting": 3, "rejected": 1, "damaged": 2} and j["consent"]["accepted"] is True
       and j["last_run"]["verdicts"]["dns_blocking"] == 5 and j["last_upload"]["left"] == 25
       and j["next_run"] == "Sat 2026-11-28 18:23:00 UTC", "status --json fields")
 write(os.path.join(st, "last-run.json"), "{not json")

@@ -190,7 +190,7 @@ static void bad_uids_are_refused(void **state)
         assert_int_equal(vt_spool_put(f->sp, bad[i], "{}", 2, err, sizeof(err)), VT_SPOOL_ERR);
         assert_non_null(strstr(err, "not stored"));
     }
-    assert_int_equal(count_sub(f, ""), 2); /* tmp/ and rejected/ only */
+    assert_int_equal(count_sub(f, ""), 3); /* tmp/, rejected/ and damaged/ only */
 }
 
 static void ack_deletes_only_the_acknowledged_uid(void **state)
@@ -260,14 +260,15 @@ static void stale_tmp_files_are_removed_on_open_but_a_live_writer_is_left_alone(
 }
 
 typedef struct reports {
-    int n;
+    int n, moved;
     char last[512];
 } reports;
 
-static void on_report(const char *path, const char *why, void *arg)
+static void on_report(const char *path, const char *why, int moved, void *arg)
 {
     reports *r = arg;
     r->n++;
+    r->moved += moved;
     snprintf(r->last, sizeof(r->last), "%s: %s", path, why);
 }
 
@@ -281,10 +282,23 @@ static void write_raw(fixture *f, const char *name, const char *data, size_t len
     close(fd);
 }
 
-static void corrupt_files_are_reported_and_left_in_place(void **state)
+static char *slurp_spool(fixture *f, const char *name)
+{
+    char p[512], *buf = calloc(1, 4096);
+    snprintf(p, sizeof(p), "%s/spool/%s", f->state, name);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 4095, fp);
+    buf[n] = 0;
+    fclose(fp);
+    return buf;
+}
+
+static void damaged_files_are_set_aside_once(void **state)
 {
     fixture *f = *state;
-    char err[512];
+    char err[512], p[512];
     vt_spool_listing l;
     reports r = {0};
     put(f, "f0");
@@ -294,18 +308,68 @@ static void corrupt_files_are_reported_and_left_in_place(void **state)
     write_raw(f, "f4.json", "[1,2]", 5);                             /* not an object */
     write_raw(f, "f5.json", "{\"measurement_uid\":\"f5\"}\0xx", 27); /* NUL bytes */
     write_raw(f, "notes.txt", "hello", 5);                           /* not ours */
+    snprintf(p, sizeof(p), "%s/spool/sub.json", f->state);
+    assert_int_equal(mkdir(p, 0700), 0); /* someone's directory: theirs to move */
+
+    /* Without anyone told, nothing moves. */
+    assert_int_equal(vt_spool_list(f->sp, &l, NULL, NULL, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.corrupt, 7);
+    assert_int_equal(l.set_aside, 0);
+    vt_spool_listing_free(&l);
+    assert_true(exists(f, "", "f1.json"));
+
+    /* Told: every damaged file goes to spool/damaged/ beside its reason, reported as moved. */
     assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.items[0].uid, "f0");
-    assert_int_equal(l.corrupt, 6);
-    assert_int_equal(r.n, 6);
+    assert_int_equal(l.set_aside, 6);
+    assert_int_equal(l.corrupt, 1);
+    assert_int_equal(r.n, 7);
+    assert_int_equal(r.moved, 6);
     vt_spool_listing_free(&l);
-    assert_true(exists(f, "", "f1.json"));
-    assert_true(exists(f, "", "f2.json"));
-    assert_true(exists(f, "", "f3.json"));
-    assert_true(exists(f, "", "notes.txt"));
+    const char *names[] = {"f1.json", "f2.json", "f3.json", "f4.json", "f5.json", "notes.txt"};
+    for (size_t i = 0; i < 6; i++) {
+        assert_false(exists(f, "", names[i]));
+        assert_true(exists(f, "damaged", names[i]));
+    }
+    assert_true(exists(f, "", "sub.json"));
+    char *why = slurp_spool(f, "damaged/f4.json.reason");
+    assert_non_null(strstr(why, "not a JSON object"));
+    free(why);
+    why = slurp_spool(f, "damaged/notes.txt.reason");
+    assert_non_null(strstr(why, "not a spool file name"));
+    free(why);
+    char *kept = slurp_spool(f, "damaged/f1.json");
+    assert_string_equal(kept, "{\"measurement_uid\":\"f1\",\"te");
+    free(kept);
+
+    /* The next listing is quiet about them; only the directory is still in the way. */
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.set_aside, 0);
+    assert_int_equal(l.corrupt, 1);
+    assert_int_equal(r.n, 1);
+    vt_spool_listing_free(&l);
+
+    /* A second damaged file of the same name never replaces the first. */
+    write_raw(f, "f1.json", "{\"again", 7);
+    assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
+    assert_int_equal(l.set_aside, 1);
+    vt_spool_listing_free(&l);
+    kept = slurp_spool(f, "damaged/f1.json");
+    assert_string_equal(kept, "{\"measurement_uid\":\"f1\",\"te");
+    free(kept);
+    kept = slurp_spool(f, "damaged/f1.json.1");
+    assert_string_equal(kept, "{\"again");
+    free(kept);
+    assert_true(exists(f, "damaged", "f1.json.1.reason"));
+    assert_int_equal(rmdir(p), 0);
+
     cJSON *m = NULL;
-    assert_int_equal(vt_spool_read(f->sp, "f1", &m, err, sizeof(err)), VT_SPOOL_ERR);
+    write_raw(f, "f6.json", "{\"measurement_uid\":\"f6\",\"te", 27);
+    assert_int_equal(vt_spool_read(f->sp, "f6", &m, err, sizeof(err)), VT_SPOOL_ERR);
     assert_null(m);
     assert_int_equal(vt_spool_read(f->sp, "gone", &m, err, sizeof(err)), 1);
 }
@@ -348,7 +412,7 @@ static void disk_full_on_write_stores_nothing_and_says_so(void **state)
     assert_int_equal(rc, VT_SPOOL_DISK_FULL);
     assert_non_null(strstr(err, "spool: disk full writing "));
     assert_non_null(strstr(err, ": measurement not stored"));
-    assert_int_equal(count_sub(f, ""), 2);
+    assert_int_equal(count_sub(f, ""), 3);
     assert_int_equal(count_sub(f, "tmp"), 0);
     /* Space again: the same measurement goes in whole. */
     vt_spool_set_io(f->sp, NULL);
@@ -370,7 +434,7 @@ static void quota_exceeded_on_fsync_stores_nothing_and_says_so(void **state)
     vt_spool_set_io(f->sp, &io);
     assert_int_equal(vt_spool_put(f->sp, "a2", m, strlen(m), err, sizeof(err)), VT_SPOOL_DISK_FULL);
     assert_non_null(strstr(err, "spool: disk full writing "));
-    assert_int_equal(count_sub(f, ""), 2);
+    assert_int_equal(count_sub(f, ""), 3);
     assert_int_equal(count_sub(f, "tmp"), 0);
     free(m);
 }
@@ -527,7 +591,7 @@ static void a_batch_is_taken_at_commit_with_one_directory_fsync(void **state)
     stage(f, "b0000000000000000000000000000003");
     /* Staged: written under spool/tmp/, not taken, nothing fsync'd yet. */
     assert_int_equal(vt_spool_staged(f->sp), 3);
-    assert_int_equal(count_sub(f, ""), 2);
+    assert_int_equal(count_sub(f, ""), 3);
     assert_int_equal(count_sub(f, "tmp"), 3);
     assert_int_equal(n_fsyncs, 0);
     vt_spool_totals(f->sp, &count, NULL);
@@ -770,7 +834,7 @@ int main(void)
         T(ack_deletes_only_the_acknowledged_uid),
         T(rejected_moves_to_rejected_with_its_reason),
         T(stale_tmp_files_are_removed_on_open_but_a_live_writer_is_left_alone),
-        T(corrupt_files_are_reported_and_left_in_place),
+        T(damaged_files_are_set_aside_once),
         T(disk_full_on_write_stores_nothing_and_says_so),
         T(quota_exceeded_on_fsync_stores_nothing_and_says_so),
         T(other_write_errors_are_errors_not_disk_full),
