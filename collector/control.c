@@ -1,11 +1,13 @@
 /* Control measurements (OONI's test-helper role): the collector measures one input from its own
  * network with libvantage, on its own loop (vt_run_start), and answers with the test_keys.
  *
- * Bounded: at most max_in_flight runs at once (a run that outlives its time cap still holds its
- * slot until the kind's own timeouts end it), and each request is answered within timeout_s.
- * Destinations that are loopback, private, link-local, CGNAT, multicast, documentation or
- * unspecified are refused (403), as literals and after resolving the host through the same
- * resolver the measurement uses, unless --allow-private-control. A name that resolves to a public
+ * Bounded: at most max_in_flight runs at once, each request answered within timeout_s; a run
+ * starts no step after 80% of that (cfg.task_deadline_ms) and cuts the steps it starts to what is
+ * left, so a slot is free soon after its caller's 504 whatever the destination chains.
+ * Destinations that are loopback, private, link-local, CGNAT, multicast, documentation,
+ * unspecified, or an address of this host's own interfaces, are refused (403), as literals (as
+ * libcurl reads them) and after resolving the host through the same resolver the measurement
+ * uses, unless --allow-private-control. A name that resolves to a public
  * address first and a private one at measurement time (DNS rebinding), or a redirect to a private
  * address, is caught at connect time: the loop's destination policy (vt_loop_set_addr_policy)
  * refuses every such connection of the TCP/UDP steps and of libcurl, so the measurement records
@@ -13,10 +15,13 @@
 #include "control.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <curl/curl.h>
 
 #include "api.h"
 #include "vantage/config.h"
@@ -25,6 +30,7 @@
 #include "vantage/runner.h"
 #include "vantage/targets.h"
 #include "vantage/task.h"
+#include "vantage/tcp.h"
 #include "vantage/tls.h"
 
 typedef struct ctl_req ctl_req;
@@ -82,6 +88,9 @@ vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int 
     if (c->cfg.connect_timeout_ms > cap) c->cfg.connect_timeout_ms = cap;
     if (c->cfg.tls_timeout_ms > cap) c->cfg.tls_timeout_ms = cap;
     if (c->cfg.http_timeout_ms > cap) c->cfg.http_timeout_ms = cap;
+    /* ... and the whole run neither: a chain of slow redirects (each hop a fresh step) would
+     * hold the run's slot for many times the cap after its caller got a 504. */
+    c->cfg.task_deadline_ms = cap;
     c->cfg.user_agent = "vantage-collector-control";
     c->env.loop = loop;
     c->env.cfg = &c->cfg;
@@ -90,7 +99,44 @@ vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int 
     return c;
 }
 
-/* The loop's destination policy: public addresses only. */
+/* An address of one of this host's interfaces (a public one included: a service listening on
+ * 0.0.0.0 is as reachable through the host's public address as through 127.0.0.1). Asked at
+ * every check, so an address added later counts too. addr is a numeric address. */
+static int own_address(const char *addr)
+{
+    unsigned char b[16], x[16];
+    int fam = AF_INET;
+    size_t len = 4;
+    if (inet_pton(AF_INET, addr, b) != 1) {
+        if (inet_pton(AF_INET6, addr, b) != 1) return 0;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, mapped, 12) == 0)
+            memmove(b, b + 12, 4); /* ::ffff:a.b.c.d reaches a.b.c.d */
+        else
+            fam = AF_INET6, len = 16;
+    }
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0) return 1; /* cannot tell: refuse */
+    int own = 0;
+    for (struct ifaddrs *i = ifs; i && !own; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != fam) continue;
+        if (fam == AF_INET)
+            memcpy(x, &((const struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+        else
+            memcpy(x, &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+        own = memcmp(b, x, len) == 0;
+    }
+    freeifaddrs(ifs);
+    return own;
+}
+
+/* Not a destination for a control measurement: private (vt_control_addr_private) or this host. */
+static int refused_address(const char *addr)
+{
+    return vt_control_addr_private(addr) || own_address(addr);
+}
+
+/* The loop's destination policy: public addresses of other hosts only. */
 static int public_only(const struct sockaddr *sa, void *arg)
 {
     vt_control *c = arg;
@@ -99,7 +145,7 @@ static int public_only(const struct sockaddr *sa, void *arg)
         sa->sa_family == AF_INET    ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
         : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                                     : NULL;
-    if (!src || !inet_ntop(sa->sa_family, src, a, sizeof(a)) || vt_control_addr_private(a)) {
+    if (!src || !inet_ntop(sa->sa_family, src, a, sizeof(a)) || refused_address(a)) {
         c->refused_connects++;
         return 0;
     }
@@ -149,48 +195,70 @@ int vt_control_addr_private(const char *addr)
         return v4_private(b + 12); /* ::ffff:a.b.c.d */
     static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
     if (memcmp(b, nat64, 12) == 0) return v4_private(b + 12);
-    if ((b[0] & 0xfe) == 0xfc || b[0] == 0xff)
-        return 1; /* fc00::/7 unique local, ff00::/8 multicast */
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1; /* fe80::/10 link-local */
+    /* Only global unicast (2000::/3) is measured: the rest is loopback, IPv4-compatible (::/96),
+     * local-use NAT64 (64:ff9b:1::/48), discard, unique local, site-local, link-local and
+     * multicast, or unassigned. */
+    if ((b[0] & 0xe0) != 0x20) return 1;
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] < 0x02)
+        return 1; /* 2001::/23 protocol assignments: Teredo, benchmarking, ORCHID, ... */
     if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8)
-        return 1;                                              /* 2001:db8::/32 documentation */
-    if (b[0] == 0x01 && memcmp(b + 1, zero, 7) == 0) return 1; /* 100::/64 discard */
+        return 1; /* 2001:db8::/32 documentation */
+    if (b[0] == 0x3f && b[1] == 0xff && (b[2] & 0xf0) == 0) return 1; /* 3fff::/20 documentation */
+    if (b[0] == 0x20 && b[1] == 0x02) return v4_private(b + 2);       /* 6to4: the IPv4 inside */
     return 0;
 }
 
-/* host from a URL (http/https) or a host:port endpoint; 0 ok. */
+/* The host a measurement of input will reach, as the measurement itself parses it (libcurl's URL
+ * parser, which also reads 2130706433, 0x7f.1 and 127.1 as 127.0.0.1; or host:port), with an
+ * IPv4 address in any of inet_aton's forms written the usual way. 0 ok, -1 not a valid input. */
 static int input_host(const char *input, const char *kind, char *host, size_t n)
 {
-    const char *p = input;
-    if (strcmp(kind, "web") == 0) {
-        if (strncasecmp(p, "http://", 7) == 0)
-            p += 7;
-        else if (strncasecmp(p, "https://", 8) == 0)
-            p += 8;
-        else
-            return -1;
-        const char *at = NULL;
-        for (const char *q = p; *q && *q != '/' && *q != '?' && *q != '#'; q++)
-            if (*q == '@') at = q;
-        if (at) p = at + 1;
+    for (const unsigned char *q = (const unsigned char *)input; *q; q++)
+        if (*q <= 0x20 || *q == 0x7f) return -1; /* never in a URL or host:port */
+    if (strstr(input, "://")) {
+        CURLU *u = curl_url();
+        char *h = NULL, *port = NULL, *scheme = NULL;
+        int rc = -1;
+        if (u && curl_url_set(u, CURLUPART_URL, input, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+            (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0) &&
+            atoi(port) > 0 && atoi(port) < 65536) {
+            size_t hl = strlen(h);
+            if (hl >= 2 && h[0] == '[') { /* an IPv6 literal: without brackets (curl drops zones) */
+                h[hl - 1] = 0;
+                memmove(h, h + 1, hl - 1);
+                hl -= 2;
+            }
+            if (hl > 0 && hl < n) {
+                memcpy(host, h, hl + 1);
+                rc = 0;
+            }
+        }
+        curl_free(h);
+        curl_free(port);
+        curl_free(scheme);
+        curl_url_cleanup(u);
+        return rc;
     }
-    size_t len;
-    if (*p == '[') {
-        const char *e = strchr(p, ']');
-        if (!e) return -1;
-        p++;
-        len = (size_t)(e - p);
-    } else {
-        len = strcspn(p, ":/?#");
-    }
-    if (len == 0 || len >= n) return -1;
-    memcpy(host, p, len);
-    host[len] = 0;
-    if (strcmp(kind, "endpoint") == 0) {
-        const char *port = strrchr(input, ':');
-        if (!port || !port[1] || strspn(port + 1, "0123456789") != strlen(port + 1)) return -1;
-    }
+    int port = 0;
+    if (strcmp(kind, "web") == 0 || vt_split_host_port(input, host, n, &port) < 0 || !host[0] ||
+        port <= 0 || port > 65535)
+        return -1;
+    struct in_addr a4;
+    if (!strchr(host, ':') && inet_aton(host, &a4)) inet_ntop(AF_INET, &a4, host, (socklen_t)n);
     return 0;
+}
+
+/* localhost and its subdomains (RFC 6761), with or without the root's dot. */
+static int localhost_name(const char *h)
+{
+    size_t n = strlen(h);
+    while (n && h[n - 1] == '.')
+        n--;
+    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) ||
+           (n > 10 && strncasecmp(h + n - 10, ".localhost", 10) == 0);
 }
 
 /* ---- request lifetime ---- */
@@ -274,7 +342,8 @@ static void start_run(ctl_req *r)
     char err[256];
     if (r->private_found) {
         answer_error(r, 403,
-                     "the destination resolves to a loopback, private or link-local address; "
+                     "the destination resolves to a loopback, private or link-local address or to "
+                     "this collector's own; "
                      "the collector measures only public destinations",
                      0);
         req_free(r);
@@ -298,7 +367,7 @@ static void on_dns(const vt_dns_query *q, void *arg)
 {
     ctl_req *r = arg;
     for (size_t i = 0; i < q->n_answers; i++)
-        if (vt_control_addr_private(q->answers[i].addr)) r->private_found = 1;
+        if (refused_address(q->answers[i].addr)) r->private_found = 1;
     if (--r->dns_pending == 0) start_run(r);
 }
 
@@ -357,8 +426,10 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
     if (input_host(input, kind, tmp.host, sizeof(tmp.host)) < 0) {
         answer_error(&tmp, 400,
                      strcmp(kind, "web") == 0
-                         ? "'input' must be an http:// or https:// URL with a host"
-                         : "'input' must be host:port",
+                         ? "'input' must be an http:// or https:// URL with a host and a port "
+                           "from 1 to 65535, without spaces or control characters"
+                         : "'input' must be host:port (a port from 1 to 65535) or an http(s) URL, "
+                           "without spaces or control characters",
                      0);
         goto done;
     }
@@ -372,13 +443,10 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
     }
     unsigned char lit[16];
     int literal = inet_pton(AF_INET, tmp.host, lit) == 1 || inet_pton(AF_INET6, tmp.host, lit) == 1;
-    if (!c->allow_private &&
-        (literal ? vt_control_addr_private(tmp.host)
-                 : strcasecmp(tmp.host, "localhost") == 0 ||
-                       (strlen(tmp.host) > 10 &&
-                        strcasecmp(tmp.host + strlen(tmp.host) - 10, ".localhost") == 0))) {
+    if (!c->allow_private && (literal ? refused_address(tmp.host) : localhost_name(tmp.host))) {
         answer_error(&tmp, 403,
-                     "the destination is a loopback, private or link-local address; the "
+                     "the destination is a loopback, private or link-local address or this "
+                     "collector's own; the "
                      "collector measures only public destinations",
                      0);
         goto done;

@@ -281,6 +281,17 @@ static void tcp_done(const vt_tcp_result *r, int fd, void *arg)
     ep_step_done(e);
 }
 
+/* A step's timeout within the task's deadline (cfg->task_deadline_ms): ms, or what is left of
+ * the deadline when that is less, or 0 when it has passed (the step is not started). */
+static int within_deadline(const ep *e, int ms)
+{
+    int d = e->w->t->env->cfg->task_deadline_ms;
+    if (d <= 0) return ms;
+    double left = d - (vt_now() - e->w->t->t0) * 1000.0;
+    if (left < 1) return 0;
+    return left < ms ? (int)left : ms;
+}
+
 static void start_tcp(ep *e)
 {
     const vt_config *cfg = e->w->t->env->cfg;
@@ -289,14 +300,16 @@ static void start_tcp(ep *e)
     e->stage = ST_TCP;
     e->tcptls_t0 = vt_now();
     e->pending = 1;
-    for (size_t i = 0; i < e->addrs.n; i++) {
+    int timeout = within_deadline(e, cfg->connect_timeout_ms);
+    if (!timeout) snprintf(e->tcp_failure, sizeof(e->tcp_failure), "generic_timeout_error");
+    for (size_t i = 0; timeout && i < e->addrs.n; i++) {
         int *count = is_v6(e->addrs.a[i]) ? &n6 : &n4;
         if (*count >= max) continue;
         (*count)++;
         e->tcp_attempts++;
         e->pending++;
-        if (vt_tcp_connect(e->w->t->env->loop, e->addrs.a[i], e->port, cfg->connect_timeout_ms,
-                           e->w->t->t0, tcp_done, e) < 0) {
+        if (vt_tcp_connect(e->w->t->env->loop, e->addrs.a[i], e->port, timeout, e->w->t->t0,
+                           tcp_done, e) < 0) {
             e->pending--;
             if (!e->tcp_failure[0])
                 snprintf(e->tcp_failure, sizeof(e->tcp_failure),
@@ -328,7 +341,9 @@ static void start_tls(ep *e)
     e->stage = ST_TLS;
     e->pending = 1;
     int did4 = 0, did6 = 0;
-    for (size_t i = 0; i < e->connected.n; i++) {
+    int timeout = within_deadline(e, env->cfg->tls_timeout_ms);
+    if (!timeout) snprintf(e->tls_failure, sizeof(e->tls_failure), "generic_timeout_error");
+    for (size_t i = 0; timeout && i < e->connected.n; i++) {
         int *did = is_v6(e->connected.a[i]) ? &did6 : &did4;
         if (*did) continue;
         *did = 1;
@@ -344,8 +359,9 @@ static void start_tls(ep *e)
         o.no_verify =
             e->mode == EP_ENDPOINT &&
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e->w->t->target->options, "no_verify"));
-        o.connect_timeout_ms = env->cfg->connect_timeout_ms;
-        o.tls_timeout_ms = env->cfg->tls_timeout_ms;
+        int ct = within_deadline(e, env->cfg->connect_timeout_ms);
+        o.connect_timeout_ms = ct ? ct : 1;
+        o.tls_timeout_ms = timeout;
         o.t_base = e->w->t->t0;
         e->tls_attempts++;
         e->pending++;
@@ -405,6 +421,10 @@ static void http_done(vt_http_result *r, void *arg)
             return;
         }
         /* A new name: measured through the resolver like the first one. */
+        if (!within_deadline(e, 1)) {
+            snprintf(e->http_failure, sizeof(e->http_failure), "generic_timeout_error");
+            goto finish;
+        }
         e->hop_addrs.n = 0;
         e->stage = ST_HOP_DNS;
         start_lookups(e, host, ROLE_HOP, 0);
@@ -436,15 +456,23 @@ static void start_http(ep *e)
         ep_finish(e);
         return;
     }
+    int timeout = within_deadline(e, cfg->http_timeout_ms);
+    if (!timeout) {
+        snprintf(e->http_failure, sizeof(e->http_failure), "generic_timeout_error");
+        e->http_t1 = vt_now();
+        ep_finish(e);
+        return;
+    }
     const char **addrs = l ? addr_ptrs(l) : NULL;
     vt_http_opts o;
     memset(&o, 0, sizeof(o));
     o.url = e->url;
     o.addrs = addrs;
     o.cacert = cfg->cacert;
-    o.timeout_ms = cfg->http_timeout_ms;
+    o.timeout_ms = timeout;
     /* curl's connect includes the TLS handshake: both phases' budgets */
-    o.connect_timeout_ms = cfg->connect_timeout_ms + cfg->tls_timeout_ms;
+    int ct = within_deadline(e, cfg->connect_timeout_ms + cfg->tls_timeout_ms);
+    o.connect_timeout_ms = ct ? ct : 1;
     o.max_body = cfg->max_body_bytes;
     o.user_agent = cfg->user_agent;
     o.t_base = e->w->t->t0;

@@ -14,6 +14,9 @@ typedef struct vt_config {
     size_t max_body_bytes;   /* body kept for blockpage matching (default 64 KiB) */
     size_t max_download_bytes; /* bytes read from a large resource (default 4 MiB) */
     int max_redirects;       /* default 10 */
+    int task_deadline_ms;    /* a web or endpoint measurement starts no step after this age and
+                              * cuts the timeouts of the steps it starts to what is left
+                              * (0: none, the default; the collector's control sets it) */
     const char *cacert;      /* CA bundle for TLS/HTTPS verification, NULL: system */
     const char *resolver;    /* second resolver "IP[:PORT]", NULL: none */
     const char *doh_url;     /* DNS-over-HTTPS resolver URL, NULL: none */

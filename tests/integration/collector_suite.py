@@ -1105,8 +1105,21 @@ def check_control(db, tmp):
     """POST /api/v1/control against local servers the test starts."""
     import http.server
 
+    chain_hits = []
+
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            if self.path.startswith("/chain/"):
+                # A slow redirect chain: every hop answers after 0.7 s (inside a step's
+                # timeout), ten hops in all.
+                n = int(self.path.split("/")[2])
+                chain_hits.append(n)
+                time.sleep(0.7)
+                self.send_response(302)
+                self.send_header("Location", f"/chain/{n - 1}" if n > 0 else "/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = b"<html><head><title>control page</title></head><body>hi</body></html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -1145,14 +1158,30 @@ def check_control(db, tmp):
               f"{tk.get('title')!r}, {tk.get('failure')})")
         for inp, kind in ((web, "web"), (f"127.0.0.1:{srv.server_address[1]}", "endpoint"),
                           ("http://10.1.2.3/", "web"), ("http://[::1]:1/", "web"),
-                          ("169.254.1.1:80", "endpoint"), ("http://localhost:1/", "web")):
+                          ("169.254.1.1:80", "endpoint"), ("http://localhost:1/", "web"),
+                          # every way of writing 127.0.0.1 that the measurement would read so
+                          ("http://2130706433:1/", "web"), ("http://0x7f.1:1/", "web"),
+                          ("http://127.1:1/", "web"), ("http://0177.0.0.1:1/", "web"),
+                          ("http://%31%32%37.0.0.1:1/", "web"), ("http://[::1%25lo]:1/", "web"),
+                          ("http://localhost.:1/", "web"), ("http://[::127.0.0.1]:1/", "web"),
+                          ("2130706433:80", "endpoint"), ("127.1:80", "endpoint"),
+                          ("http://127.0.0.1:1", "endpoint")):
             st, js, _ = ctl(strict, {"input": inp, "kind": kind})
             check(st == 403 and js.get("error"), f"private destination {inp} refused: 403 ({st})")
         for body, what in ((b"nope", "not JSON"), (b"{}", "no input"),
                            (json.dumps({"input": web, "kind": "ftp"}).encode(), "bad kind"),
                            (json.dumps({"input": "ftp://x/", "kind": "web"}).encode(), "not http"),
                            (json.dumps({"input": "hostonly", "kind": "endpoint"}).encode(),
-                            "endpoint without port")):
+                            "endpoint without port"),
+                           (json.dumps({"input": "example.org:0", "kind": "endpoint"}).encode(),
+                            "port 0"),
+                           (json.dumps({"input": "http://example.org:0/"}).encode(), "URL port 0"),
+                           (json.dumps({"input": "http://example.org:99999999999/"}).encode(),
+                            "URL port too large"),
+                           (json.dumps({"input": "http://example.org/\n2026-11-29 POST "
+                                        "/api/v1/measurements 200"}).encode(),
+                            "a newline (a forged log line)"),
+                           (json.dumps({"input": "http://example.org/a b"}).encode(), "a space")):
             st, js, _ = ctl(strict, None, raw=body)
             check(st == 400 and js.get("error"), f"control, {what}: 400 ({st})")
         # Time cap and concurrency: a server that never answers holds the only slot.
@@ -1171,6 +1200,22 @@ def check_control(db, tmp):
         check((st == 504 or st == 200 and js["test_keys"].get("failure")) and took < 4,
               f"control of a server that never answers ends within the 2 s cap: a timeout "
               f"failure or 504 ({st}, {took:.1f}s, {js and js.get('test_keys', js).get('failure')})")
+        # A chain of slow redirects ends with the run's time cap: its slot is free again soon
+        # after the caller's answer (each hop used to start with a fresh timeout, holding the
+        # only slot for ten hops after the 504).
+        t = threading.Thread(target=lambda: res.__setitem__(
+            "c", ctl(lab, {"input": web + "chain/9", "kind": "web"})))
+        t0 = time.time()
+        t.start()
+        t.join(10)
+        st, js = res.get("c", (None, None))[:2]
+        check(st in (200, 504) and time.time() - t0 < 4,
+              f"a slow redirect chain is answered within the cap ({st}, {time.time() - t0:.1f}s)")
+        time.sleep(max(0.0, t0 + 3.0 - time.time()))
+        st, js, _ = ctl(lab, {"input": web, "kind": "web"})
+        check(st == 200, f"the chain's slot is free 3 s after it began: 200 ({st}, "
+                         f"{len(chain_hits)} hops served)")
+        check(len(chain_hits) <= 4, f"the chain stopped at the cap: {len(chain_hits)} hops")
         st, _, _ = lab.request("GET", "/api/v1/health")
         check(st == 200, "collector serving after control requests")
     finally:

@@ -4,10 +4,14 @@
 # a public server redirects to a private one: the connection to the private address is refused
 # at connect time and nothing reaches the private service.
 #
-# Everything runs in a network and mount namespace this test creates: loopback only, which also
-# holds 192.88.99.7 (a public-looking address, RFC 7526's retired 6to4 relay) for the "public"
+# Nor can a caller reach a service on the collector's own host through the host's public
+# address (a service listening on 0.0.0.0 answers there as on 127.0.0.1).
+#
+# Everything runs in a network and mount namespace this test creates, with one more namespace
+# behind a veth pair: the collector's side holds 192.88.99.1 (its "public" address), the other
+# 192.88.99.7 (public-looking addresses, RFC 7526's retired 6to4 relay range) for the "public"
 # web server; /etc/resolv.conf is bind-mounted, in that namespace only, to point at the
-# test's DNS server. No packet can leave the namespace.
+# test's DNS server. No packet can leave the two namespaces.
 # Positive control: the same requests to a collector run with --allow-private-control do reach
 # the private service, so the test fails if the policy is not what stops them.
 set -euo pipefail
@@ -22,6 +26,8 @@ fi
 SRC=${VT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${VT_BUILD_DIR:-$SRC/build}/collector/vantage-collector
 PUB=192.88.99.7
+SELF=192.88.99.1
+NS=vt-ctl-pub-$$
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -29,25 +35,35 @@ cleanup() {
     for f in "$tmp"/*.pid; do [ -f "$f" ] && pids+=("$(cat "$f")"); done
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 fail() { echo "test_control_policy: FAIL: $*"; for f in "$tmp"/*.log; do echo "== $f"; tail -n 20 "$f"; done; exit 1; }
 
 ip link set lo up
-ip addr add "$PUB/32" dev lo
+ip netns add "$NS"
+ip link add vtc0 type veth peer name vtc1
+ip link set vtc1 netns "$NS"
+ip addr add "$SELF/24" dev vtc0
+ip link set vtc0 up
+ip -n "$NS" link set lo up
+ip -n "$NS" addr add "$PUB/24" dev vtc1
+ip -n "$NS" link set vtc1 up
 echo "nameserver 127.0.0.1" >"$tmp/resolv.conf"
 mount --bind "$tmp/resolv.conf" /etc/resolv.conf
 
 python3 "$SRC/tests/servers/dnsserver.py" --port 53 --lifetime 60 --log "$tmp/queries" \
-    --zone "rebind.test=rebind:$PUB:127.0.0.1" --zone "redir.test=a:$PUB" >"$tmp/dns.log" 2>&1 &
+    --zone "rebind.test=rebind:$PUB:127.0.0.1" --zone "redir.test=a:$PUB" \
+    --zone "self.test=a:$SELF" >"$tmp/dns.log" 2>&1 &
 pids+=($!)
 
-# A "public" server on $PUB:8080 redirecting to the private service on 127.0.0.1:8081, which
-# counts every request it gets in $tmp/hits.
-python3 - "$PUB" "$tmp/hits" >"$tmp/web.log" 2>&1 <<'PY' &
+# A "public" server on $PUB:8080 (in the other namespace) redirecting to the private service on
+# 127.0.0.1:8081, and a service of the collector's host on 0.0.0.0:8082; both count every request
+# they get in $tmp/hits.
+cat >"$tmp/servers.py" <<'PY'
 import http.server, sys, threading, time
-pub, hits = sys.argv[1], sys.argv[2]
+which, hits = sys.argv[1], sys.argv[2]
 class Redirect(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(302)
@@ -65,12 +81,17 @@ class Private(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
-for addr, h in (((pub, 8080), Redirect), (("127.0.0.1", 8081), Private)):
+servers = {"public": [(("0.0.0.0", 8080), Redirect)],
+           "host": [(("127.0.0.1", 8081), Private), (("0.0.0.0", 8082), Private)]}[which]
+for addr, h in servers:
     s = http.server.ThreadingHTTPServer(addr, h)
     threading.Thread(target=s.serve_forever, daemon=True).start()
 print("ready", flush=True)
 time.sleep(60)
 PY
+ip netns exec "$NS" python3 "$tmp/servers.py" public "$tmp/hits" >"$tmp/web.log" 2>&1 &
+pids+=($!)
+python3 "$tmp/servers.py" host "$tmp/hits" >"$tmp/host.log" 2>&1 &
 pids+=($!)
 
 start_collector() { # name, extra args...; prints the port (run in $(...): the pid goes to a file)
@@ -88,8 +109,11 @@ start_collector() { # name, extra args...; prints the port (run in $(...): the p
     done
     return 1
 }
-for _ in $(seq 100); do grep -q ready "$tmp/web.log" && [ -s "$tmp/dns.log" ] && break; sleep 0.05; done
-grep -q ready "$tmp/web.log" || fail "test servers did not start"
+for _ in $(seq 100); do
+    grep -q ready "$tmp/web.log" && grep -q ready "$tmp/host.log" && [ -s "$tmp/dns.log" ] && break
+    sleep 0.05
+done
+grep -q ready "$tmp/web.log" && grep -q ready "$tmp/host.log" || fail "test servers did not start"
 
 control() { # port, url -> the answer's JSON on stdout, the status in $tmp/status
     curl -s -o "$tmp/answer.json" -w '%{http_code}' --max-time 20 \
@@ -137,8 +161,19 @@ assert "permission_denied" in blob or "connect" in blob, "no refusal recorded"
 print("redirect: hops", codes)
 PY
 
+# The collector's own address, as a literal and through a name: refused before measuring (403),
+# and nothing reaches the host's service on 0.0.0.0:8082.
+for url in "http://$SELF:8082/" "http://self.test:8082/" "http://[::ffff:$SELF]:8082/"; do
+    control "$strict" "$url" >"$tmp/self.json"
+    [ "$(cat "$tmp/status")" = 403 ] || fail "$url: $(cat "$tmp/status") $(cat "$tmp/self.json")"
+done
+[ "$(hits)" = 0 ] || fail "a request reached the collector host's own service"
+echo "own address: refused as $SELF, self.test and ::ffff:$SELF"
+
 # Positive control: with --allow-private-control the same requests do reach the service.
 lab=$(start_collector lab --allow-private-control) || fail "collector did not start"
 control "$lab" "http://redir.test:8080/" >/dev/null
 [ "$(hits)" -ge 1 ] || fail "positive control: the redirect did not reach the private service"
+control "$lab" "http://$SELF:8082/" >/dev/null
+[ "$(hits)" -ge 2 ] || fail "positive control: $SELF:8082 did not reach the host's service"
 echo "test_control_policy: ok (rebinding and redirect refused; $(hits) hit(s) with --allow-private-control)"

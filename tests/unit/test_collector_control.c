@@ -35,6 +35,18 @@ static void private_and_special_addresses_are_refused(void **state)
         "::ffff:10.1.1.1",
         "64:ff9b::a01:101",
         "2001:db8::1",
+        "::127.0.0.1", /* IPv4-compatible */
+        "::10.1.2.3",
+        "2002:7f00:1::1", /* 6to4 around 127.0.0.1 */
+        "2002:c0a8:101::1",
+        "64:ff9b:1::1", /* local-use NAT64 */
+        "fec0::1",      /* site-local */
+        "2001::1",      /* Teredo */
+        "2001:2::1",    /* benchmarking */
+        "2001:10::1",   /* ORCHID */
+        "3fff::1",      /* documentation (RFC 9637) */
+        "100::1",       /* discard */
+        "4000::1",      /* unassigned */
         "not-an-ip",
         "",
     };
@@ -46,10 +58,10 @@ static void private_and_special_addresses_are_refused(void **state)
 
 static void public_addresses_are_measured(void **state)
 {
-    static const char *pub[] = {"1.1.1.1",          "8.8.8.8",         "172.15.255.255",
-                                "172.32.0.1",       "100.63.255.255",  "100.128.0.1",
-                                "192.169.0.1",      "2606:4700::1111", "::ffff:8.8.8.8",
-                                "64:ff9b::808:808", "2a00:1450::1"};
+    static const char *pub[] = {
+        "1.1.1.1",      "8.8.8.8",         "172.15.255.255",  "172.32.0.1",     "100.63.255.255",
+        "100.128.0.1",  "192.169.0.1",     "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808",
+        "2a00:1450::1", "2002:808:808::1", "2001:4860::8888", "2c0f:fb50::1"};
     for (size_t i = 0; i < sizeof(pub) / sizeof(pub[0]); i++) {
         if (vt_control_addr_private(pub[i])) fail_msg("%s should be public", pub[i]);
     }
