@@ -429,6 +429,52 @@ static double large_rate(const cJSON *tk, double *bytes_out)
     return 0;
 }
 
+/* The large resource's transfer cut off once its connection was up: a reset, an EOF before the
+ * end, or a silence that lasted to the timeout (nothing for half the download's time and at least
+ * a second: a body stopped after its first bytes, or a response that never came, as when a
+ * censor drops everything after the first 16 KB and the first TLS record is never complete).
+ * Returns 1 with *bytes (body bytes received) and *how (the failure) when it was cut so; 0 when
+ * the download ended otherwise (finished, capped, never connected, or slow to the end: the
+ * throttling rule's case). */
+static int large_cut(const cJSON *tk, double *bytes, const char **how)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource");
+    const char *f = str_or_null(x, "failure"), *url = str_or_null(x, "url");
+    *bytes = num_or(x, "bytes_received", 0);
+    *how = f;
+    if (!f || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "download_capped"))) return 0;
+    int reset = strcmp(f, "connection_reset") == 0 || strcmp(f, "eof_error") == 0;
+    if (!reset && strcmp(f, "generic_timeout_error") != 0) return 0;
+    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(x, "requests");
+    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+    const cJSON *tim = cJSON_GetObjectItemCaseSensitive(last, "x_timings");
+    /* up: the TLS handshake (or, over plain http, the TCP connect) of this request was done */
+    double up =
+        num_or(tim, url && strncasecmp(url, "https:", 6) == 0 ? "appconnect" : "connect", -1);
+    if (*bytes <= 0 && !(up > 0)) return 0; /* never connected: not a cut transfer */
+    if (reset) return 1;
+    double tid = num_or(last, "transaction_id", -1), t0 = num_or(last, "t0", -1),
+           t1 = num_or(last, "t", -1), t_byte = -1;
+    if (t0 < 0 || t1 <= t0) return 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "network_events"))
+    {
+        const char *op = str_or_null(e, "operation");
+        /* the last sample that counted bytes (a final sample of 0 marks only the end) */
+        if (tid >= 0 && op && strcmp(op, "bytes_received_cumulative") == 0 &&
+            num_or(e, "transaction_id", -1) == tid && num_or(e, "num_bytes", 0) > 0 &&
+            num_or(e, "t", -1) > t_byte)
+            t_byte = num_or(e, "t", -1);
+    }
+    if (t_byte < 0) {
+        if (*bytes > 0) return 0; /* bytes came, but when is not known */
+        t_byte = t0 + up;
+    }
+    double silence = t1 - t_byte;
+    return silence >= VT_VERDICT_CUT_SILENCE_MIN_S &&
+           silence >= VT_VERDICT_CUT_SILENCE_SHARE * (t1 - t0);
+}
+
 /* ---- the canaries ----------------------------------------------------------------------- */
 
 void vt_verdict_ctx_init(vt_verdict_ctx *c)
@@ -878,6 +924,20 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
 
     if (!phase) {
+        /* A transfer cut once it passed a few kilobytes, while a reference site's large
+         * download completed in the same run (Russia's TSPU has frozen connections to some
+         * hosting networks after 16-20 KB since 2024): the site cannot be used, however well
+         * its first page loads. */
+        const char *how = NULL;
+        double cut_bytes = 0;
+        if (in->ctx && in->ctx->canary_bps > 0 && large_cut(tk, &cut_bytes, &how)) {
+            set(&d, "http_blocking", "http",
+                "%s answers, but its large download stopped after %.1f kB of content (%s) "
+                "while a reference site's download completed from here in the same run: "
+                "transfers from it are cut off once they begin.",
+                host, cut_bytes / 1000, how);
+            goto out;
+        }
         if (target_bps > 0 && in->ctx && in->ctx->canary_bps > 0) {
             ratio = target_bps / in->ctx->canary_bps;
             if (ratio < VT_VERDICT_THROTTLE_RATIO && target_bps < VT_VERDICT_THROTTLE_MAX_BPS) {

@@ -27,6 +27,11 @@
 #define VT_VERDICT_THROTTLE_MAX_BPS 2000000.0
 /* A download rate is only trusted when at least this many body bytes came. */
 #define VT_VERDICT_THROTTLE_MIN_BYTES 16384.0
+/* A large download that stopped (reset, EOF, or a timeout after a silence) once at least one byte
+ * came counts as cut when the silence before a timeout lasted this share of the download ... */
+#define VT_VERDICT_CUT_SILENCE_SHARE 0.5
+/* ... and at least this long (seconds): a server pausing for a moment is not a censor. */
+#define VT_VERDICT_CUT_SILENCE_MIN_S 1.0
 /* The innocuous SNI for the swap handshake when no canary gave one. */
 #define VT_VERDICT_SWAP_SNI_DEFAULT "example.com"
 

@@ -662,6 +662,115 @@ static void test_throttled(void **st)
     cJSON_Delete(tk);
 }
 
+/* The large resource's last request (transaction 5, t0..t1) and its byte samples {t, bytes}. */
+static void add_large_samples(cJSON *tk, double t0, double t1, const double (*smp)[2], size_t n)
+{
+    cJSON *rq = cJSON_CreateObject();
+    cJSON_AddNumberToObject(rq, "transaction_id", 5);
+    cJSON_AddNumberToObject(rq, "t0", t0);
+    cJSON_AddNumberToObject(rq, "t", t1);
+    cJSON_AddItemToArray(
+        cJSON_AddArrayToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "requests"), rq);
+    cJSON *evs = cJSON_AddArrayToObject(tk, "network_events");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "operation", "bytes_received_cumulative");
+        cJSON_AddNumberToObject(e, "transaction_id", 5);
+        cJSON_AddNumberToObject(e, "t", smp[i][0]);
+        cJSON_AddNumberToObject(e, "num_bytes", smp[i][1]);
+        cJSON_AddItemToArray(evs, e);
+    }
+}
+
+static void test_transfer_cut(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    /* 12 kB in the first 0.15 s, then silence until the timeout 3 s later (a TSPU-style freeze) */
+    static const double frozen[][2] = {{0.30, 8000}, {0.35, 12000}};
+    cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 12000, 0, "generic_timeout_error");
+    add_large_samples(tk, 0.2, 3.2, frozen, 2);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "12.0 kB"));
+    cJSON_Delete(tk);
+    /* the same without a canary's completed download to compare with: not called blocking */
+    vt_verdict_ctx slow = c;
+    slow.canary_bps = 0;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 12000, 0, "generic_timeout_error");
+    add_large_samples(tk, 0.2, 3.2, frozen, 2);
+    decide(tk, &slow, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* a reset or an early EOF once bytes came: cut */
+    const char *cuts[] = {"connection_reset", "eof_error"};
+    for (size_t i = 0; i < 2; i++) {
+        tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+        add_large(tk, 30000, 0, cuts[i]);
+        decide(tk, &c, NULL, NULL, NULL, 1);
+        assert_string_equal(s(tk, "verdict"), "http_blocking");
+        cJSON_Delete(tk);
+    }
+    /* Nothing of the response ever came, the handshake done: the first TLS record (16 KiB) was
+     * never complete when everything after the first 16 KB is dropped (lab scenario 16). */
+    for (int handshake = 1; handshake >= 0; handshake--) {
+        tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+        add_large(tk, 0, 0, "generic_timeout_error");
+        cJSON *x = cJSON_GetObjectItem(tk, "x_large_resource");
+        cJSON_AddStringToObject(x, "url", "https://target.example/large.bin");
+        static const double end_only[][2] = {{9.2, 0}}; /* as the probe writes it */
+        add_large_samples(tk, 0.2, 9.2, end_only, 1);
+        cJSON *tim = cJSON_AddObjectToObject(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(x, "requests"), 0), "x_timings");
+        cJSON_AddNumberToObject(tim, "connect", 0.001);
+        if (handshake)
+            cJSON_AddNumberToObject(tim, "appconnect", 0.004);
+        else
+            cJSON_AddNullToObject(tim, "appconnect"); /* a handshake that never ended */
+        decide(tk, &c, NULL, NULL, NULL, 1);
+        if (handshake) {
+            assert_string_equal(s(tk, "verdict"), "http_blocking");
+            assert_non_null(strstr(s(tk, "verdict_reason"), "0.0 kB of content"));
+        } else {
+            assert_string_not_equal(s(tk, "verdict"), "http_blocking");
+        }
+        cJSON_Delete(tk);
+    }
+    /* ... but not before the first byte (that is the connection's failure, not a cut) */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 0, 0, "connection_reset");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* bytes until the end of a slow download: throttled, not cut */
+    static const double slow_samples[][2] = {
+        {0.3, 16384}, {1.3, 32768}, {2.3, 49152}, {3.1, 62000}};
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 62000, 0, "generic_timeout_error");
+    add_large_samples(tk, 0.2, 3.2, slow_samples, 4);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+    /* a pause under a second before a short timeout: not enough to call it cut */
+    static const double pause[][2] = {{0.1, 9000}, {0.2, 12000}};
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 12000, 0, "generic_timeout_error");
+    add_large_samples(tk, 0.0, 0.9, pause, 2);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* a download stopped at the probe's own cap is no cut */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 4194304, 0, "generic_timeout_error");
+    cJSON_AddTrueToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "download_capped");
+    add_large_samples(tk, 0.2, 3.2, frozen, 2);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+}
+
 static void test_cdn(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -781,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_transfer_cut),
         cmocka_unit_test(test_cdn),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_helpers),
