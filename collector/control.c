@@ -76,7 +76,7 @@ vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int 
         return NULL;
     }
     c->loop = loop;
-    c->max = max_in_flight > 0 ? max_in_flight : 1;
+    c->max = max_in_flight >= 0 ? max_in_flight : 1; /* 0: the operator turned control off */
     c->timeout_s = timeout_s > 0 ? timeout_s : 30;
     c->allow_private = allow_private;
     vt_config_defaults(&c->cfg);
@@ -398,6 +398,10 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
 {
     ctl_req tmp = {.c = c, .a = a, .req = req, .t0 = t0};
     char err[256];
+    if (c->max == 0) {
+        answer_error(&tmp, 404, "this collector does not offer control measurements", 0);
+        return;
+    }
     cJSON *js = len < 65536 ? cJSON_ParseWithLength(body, len) : NULL;
     const char *input = vt_json_get_string(js, "input");
     const char *kind = vt_json_get_string(js, "kind");

@@ -52,7 +52,8 @@ static void usage(FILE *f)
             "  --request-timeout S      time a connection has to send a whole request (60)\n"
             "  --max-connections N      open connections at most; the longest-idle goes first\n"
             "                           (4096, less when the descriptor limit is lower)\n"
-            "  --control-max N          control measurements in flight at once (8)\n"
+            "  --control-max N          control measurements in flight at once (8; 0: none,\n"
+            "                           the endpoint answers 404)\n"
             "  --control-timeout S      time cap of one control measurement (30)\n"
             "  --ingest-threads N       threads that parse and store uploads, each with its\n"
             "                           own database connection (2; 0: on the event loop)\n"
@@ -229,8 +230,7 @@ int main(int argc, char **argv)
         case O_TIMEOUT: {
             double v = strtod(optarg, &end);
             if (*end || !*optarg || v < 0 || v > 1e9 ||
-                ((c == O_TIMEOUT || c == O_CMAX || c == O_CTIMEOUT || c == O_RTIMEOUT ||
-                  c == O_MAXCONN) &&
+                ((c == O_TIMEOUT || c == O_CTIMEOUT || c == O_RTIMEOUT || c == O_MAXCONN) &&
                  v < 1)) {
                 fprintf(stderr, "vantage-collector: bad number '%s'\n", optarg);
                 return 2;

@@ -1137,6 +1137,7 @@ def check_control(db, tmp):
     hang.listen(16)  # accepts (kernel backlog) and never answers
     web = f"http://127.0.0.1:{srv.server_address[1]}/"
     strict = Collector(db, tmp, name="control-strict")
+    off = Collector(db, tmp, "--control-max", "0", name="control-off")
     lab = Collector(db, tmp, "--allow-private-control", "--control-max", "1",
                     "--control-timeout", "2", name="control-lab")
     try:
@@ -1145,6 +1146,9 @@ def check_control(db, tmp):
                              raw if raw is not None else json.dumps(obj).encode(),
                              {"Content-Type": "application/json"}, timeout=30)
 
+        st, js, _ = ctl(off, {"input": web, "kind": "web"})
+        check(st == 404 and "control" in js.get("error", ""),
+              f"--control-max 0: the endpoint is off, 404 ({st} {js})")
         st, js, _ = ctl(lab, {"input": web, "kind": "web"})
         if st in (501, 503) and js and "kind" in js.get("error", "") or st == 501:
             print(f"skip: control measurements not available in this build ({st} {js})")
@@ -1219,10 +1223,10 @@ def check_control(db, tmp):
         st, _, _ = lab.request("GET", "/api/v1/health")
         check(st == 200, "collector serving after control requests")
     finally:
-        rcs = (strict.stop(), lab.stop(timeout=20))
+        rcs = (strict.stop(), lab.stop(timeout=20), off.stop())
         srv.shutdown()
         hang.close()
-    check(rcs == (0, 0), f"SIGTERM with a control run in flight: both exit 0 ({rcs})")
+    check(rcs == (0, 0, 0), f"SIGTERM with a control run in flight: all exit 0 ({rcs})")
 
 
 def main():
