@@ -209,7 +209,8 @@ static void csv_field(struct evbuffer *b, const char *v, int first)
     if (!v) return;
     /* A leading = + - @ makes spreadsheets run a formula: neutralise it. */
     int formula = strchr("=+-@\t\r", v[0]) != NULL && v[0];
-    int quote = formula || strpbrk(v, ",\"\r\n") != NULL;
+    int quote =
+        formula || strpbrk(v, ",;\"\t\r\n") != NULL; /* ; and tab: other locales' separators */
     if (!quote) {
         evbuffer_add(b, v, strlen(v));
         return;

@@ -295,6 +295,8 @@ static const char *repeated_key(const cJSON *o)
     return NULL;
 }
 
+static const char *opt_string(const cJSON *obj, const char *key);
+
 int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, char *reason,
                        size_t n)
 {
@@ -339,6 +341,19 @@ int vt_ingest_validate(const cJSON *m, double now, const vt_ingest_limits *lim, 
     const cJSON *ann = cJSON_GetObjectItemCaseSensitive(m, "annotations");
     if (ann && !cJSON_IsObject(ann) && !cJSON_IsNull(ann))
         return bad(reason, n, "field '%s' must be an object", "annotations");
+    /* The annotations that name a rollup bucket fit its columns whole (rollup.h): cut, two
+     * targets would share a bucket, and a cut inside a character made every answer that
+     * quotes it invalid UTF-8. */
+    static const struct {
+        const char *key;
+        size_t max;
+    } named[] = {{"target_id", 128}, {"platform", 64}, {"category", 64}};
+    for (size_t i = 0; cJSON_IsObject(ann) && i < sizeof(named) / sizeof(named[0]); i++) {
+        const char *v = opt_string(ann, named[i].key);
+        if (v && strlen(v) > named[i].max)
+            return bad(reason, n, "annotation '%s' is longer than %zu bytes", named[i].key,
+                       named[i].max);
+    }
     /* A repeated key: this check and the probe_ip rule read the first, most JSON readers
      * (PostgreSQL's jsonb, Python, JavaScript) the last, so a second "probe_cc" or "probe_ip"
      * would be what everyone else sees. */

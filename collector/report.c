@@ -155,7 +155,11 @@ static const char *what(const vt_episode *e, char *buf, size_t n)
 static void md_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
-        if (strchr("\\`*_[]<>|", *s)) fputc('\\', f);
+        if (*s == '&') { /* "&lt;" from a probe would render as "<" */
+            fputs("&amp;", f);
+            continue;
+        }
+        if (strchr("\\`*_[]<>|~", *s)) fputc('\\', f); /* ~: GFM's strikethrough */
         fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
     }
 }
@@ -213,7 +217,7 @@ static void out_md(FILE *f, const report *r)
 static void csv(FILE *f, const char *s, int last)
 {
     int formula = s[0] && strchr("=+-@\t\r", s[0]);
-    if (formula || strpbrk(s, ",\"\r\n")) {
+    if (formula || strpbrk(s, ",;\"\t\r\n")) { /* ; and tab: other locales' separators */
         fputc('"', f);
         if (formula) fputc('\'', f);
         for (; *s; s++) {
@@ -452,7 +456,10 @@ static void svg_share(FILE *f, const report *r)
 static void out_html(FILE *f, const report *r)
 {
     char b1[512], b2[256];
+    /* Escaping is the first defence of a file published anywhere; the policy the second. */
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta "
+          "http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+          "'unsafe-inline'\">\n<meta "
           "name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
           f);
     fprintf(f, "Internet censorship in %s</title>\n", r->cc);

@@ -409,9 +409,13 @@ static double jnum(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* Copies s into dst[n], cut (if it must be) between UTF-8 characters, never inside one. */
 static void cpy(char *dst, size_t n, const char *s)
 {
     size_t len = s ? strnlen(s, n - 1) : 0;
+    if (s && s[len]) /* cut: back off continuation bytes to a character's start */
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+            len--;
     if (len) memcpy(dst, s, len);
     dst[len] = 0;
 }

@@ -370,6 +370,16 @@ def main():
               sum(r["measurement_count"] for r in c5["results"]) == len(ms),
               "country totals per day from the per-country daily totals")
 
+        # CSV cells a spreadsheet would split or run: quoted whatever the reader's separator
+        # (';' in many locales, tab when pasted), a leading formula character neutralised.
+        m = agg_seed.meas(0, "AS3301", 0, "news;=2+5;@SUM(1)", "x\t=1+1", "test")
+        m["probe_cc"] = "SE"
+        agg_seed.upload(base, [m])
+        st, _, body = get(base, "/api/v1/aggregation", {"by": "target,platform", "probe_cc": "SE",
+                                                         "since": "2026-11-01", "format": "csv"})
+        check(st == 200 and '\r\n"news;=2+5;@SUM(1)","x\t=1+1",1,' in body,
+              "CSV quotes cells holding ; or a tab (%r)" % body[-120:])
+
         # Queries share the per-address rate limit.
         stop(proc)
         proc, base = start(db, ("--rate", "1", "--burst", "3"))

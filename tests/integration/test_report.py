@@ -19,7 +19,7 @@ import agg_seed  # noqa: E402
 
 BUILD = os.environ.get("VT_BUILD_DIR", "build")
 COLLECTOR = os.path.join(BUILD, "collector", "vantage-collector")
-EVIL = "<img src=x onerror=alert(1)>"
+EVIL = "<img src=x onerror=alert(1)> &lt;b&gt; ~~gone~~"
 failures = 0
 
 
@@ -66,7 +66,8 @@ try:
           "runs, 48 measurements")
     check("128 kbit/s policer" in md and "| slowdown | AS23674 |" in md,
           "markdown: the youtube slowdown and its policer")
-    check("\\<img src=x onerror=alert(1)\\>" in md, "markdown escapes HTML from probes")
+    check("\\<img src=x onerror=alert(1)\\> &amp;lt;b&amp;gt; \\~\\~gone\\~\\~" in md,
+          "markdown escapes HTML, entities and strikethrough from probes")
 
     rc, out, err = report(*rng, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -92,8 +93,10 @@ try:
           "HTML: timeline and share charts inline as SVG")
     check("<script" not in html.lower() and not re.search(r'(src|href)\s*=\s*"?(https?:)?//',
                                                           html), "HTML: no script, no external resource")
-    check("&lt;img src=x onerror=alert(1)&gt;" in html and EVIL not in html,
+    check("&lt;img src=x onerror=alert(1)&gt; &amp;lt;b&amp;gt;" in html and EVIL not in html,
           "HTML escapes probe data")
+    check('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src '
+          '\'unsafe-inline\'">' in html, "HTML: a Content-Security-Policy of its own")
 
     rc, out, err = report("--cc", "PK", "--since", "2026-11-23", "--until", "2026-11-24")
     check(rc == 0 and "No blocking, slowdown or outage was detected." in out,

@@ -79,6 +79,16 @@ static void required_fields_and_types_are_checked(void **state)
     assert_int_equal(validate_with("input", "7", r, sizeof r), -1);
     assert_int_equal(validate_with("input", "null", r, sizeof r), 0);
     assert_int_equal(validate_with("annotations", "\"x\"", r, sizeof r), -1);
+    /* the annotations that name a rollup bucket fit its columns whole */
+    char ann[512];
+    snprintf(ann, sizeof(ann), "{\"target_id\":\"%0128d\",\"platform\":\"%064d\"}", 0, 0);
+    assert_int_equal(validate_with("annotations", ann, r, sizeof r), 0);
+    snprintf(ann, sizeof(ann), "{\"target_id\":\"%0127d\u00e9\"}", 0);
+    assert_int_equal(validate_with("annotations", ann, r, sizeof r), -1);
+    assert_non_null(strstr(r, "'target_id' is longer than 128 bytes"));
+    snprintf(ann, sizeof(ann), "{\"platform\":\"p\",\"category\":\"%065d\"}", 0);
+    assert_int_equal(validate_with("annotations", ann, r, sizeof r), -1);
+    assert_non_null(strstr(r, "'category'"));
 }
 
 static void country_asn_and_uid_shapes(void **state)

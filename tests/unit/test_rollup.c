@@ -15,6 +15,7 @@
 
 #include "rollup.h"
 #include "store.h"
+#include "vantage/json.h"
 
 static uint64_t rng = 88172645463325252ULL;
 static double urand(void)
@@ -193,6 +194,18 @@ static void test_obs(void **state)
     assert_int_equal(vt_obs_from_json("{\"measurement_start_time\":\"2026-02-30 00:00:00\"}", &o),
                      -1);
     assert_int_equal(vt_obs_from_json("{", &o), -1);
+    /* A name longer than its column is cut between characters, never inside one (ingest
+     * refuses such names; stores written before still hold them). */
+    char longer[1024];
+    snprintf(longer, sizeof(longer),
+             "{\"measurement_start_time\":\"2026-11-21 06:12:00\",\"probe_cc\":\"PK\","
+             "\"probe_asn\":\"AS1\",\"test_name\":\"web_connectivity\",\"annotations\":{"
+             "\"target_id\":\"%0127d\u00e9\",\"platform\":\"%063d\u00e9\"},\"test_keys\":{}}",
+             0, 0);
+    assert_int_equal(vt_obs_from_json(longer, &o), 0);
+    assert_int_equal(strlen(o.target), 127);
+    assert_int_equal(strlen(o.platform), 63);
+    assert_true(vt_utf8_valid((const unsigned char *)o.target, strlen(o.target)));
 }
 
 /* Hours of one target on one network: 'probes' reports per hour, all anomalous in [b0, b1). */
