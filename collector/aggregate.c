@@ -53,6 +53,13 @@ __attribute__((format(printf, 2, 3))) static int bad(struct evhttp_request *req,
 
 static int unavailable(struct evhttp_request *req, const char *err)
 {
+    if (vt_db_timed_out(err)) {
+        vt_api_reply_error(req, 503,
+                           "the query ran over its time limit (--query-timeout): narrow it "
+                           "(since/until, probe_cc, probe_asn, platform, target)",
+                           5);
+        return 503;
+    }
     fprintf(stderr, "vantage-collector: query: %s\n", err);
     vt_api_reply_error(req, 503, "the collector's database is unavailable; retry later", 5);
     return 503;
@@ -280,6 +287,8 @@ typedef struct agg_ctx {
     size_t *slots; /* open addressing: index + 1 */
     size_t nslots;
     int oom;
+    size_t max_groups;
+    int too_many; /* a new group beyond max_groups: the query stops, the caller is told */
 } agg_ctx;
 
 static uint64_t hash2(const char *a, const char *b)
@@ -339,6 +348,10 @@ static group *agg_find(agg_ctx *a, const char *k0, const char *k1)
         if (strcmp(g->key[0], k0) == 0 && strcmp(g->key[1], k1) == 0) return g;
         h = (h + 1) & (a->nslots - 1);
     }
+    if (a->n >= a->max_groups) {
+        a->too_many = 1;
+        return NULL;
+    }
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 256;
         group *ng = realloc(a->g, cap * sizeof(*ng));
@@ -387,7 +400,7 @@ static int agg_row(void *arg, int nc, const char *const *cols)
         if (a->dims[i] != D_VERDICT) dim_value(&c, a->dims[i], a->grain, k[i], sizeof(k[i]));
     group *g = agg_find(a, k[0], k[1]);
     if (!g) {
-        a->oom = 1;
+        a->oom = !a->too_many;
         return 1;
     }
     g->n += c.n;
@@ -482,6 +495,8 @@ static void group_json(cJSON *o, const group *g, int verdict)
     add_q(o, "throughput_bps_p90", &g->tput, VT_HIST_THROUGHPUT, 0.9);
 }
 
+static int max_groups = 10000; /* vt_aggregate_handle's, for the loop's one query at a time */
+
 static int aggregation(vt_store *s, struct evhttp_request *req)
 {
     struct evkeyvalq kv;
@@ -494,7 +509,7 @@ static int aggregation(vt_store *s, struct evhttp_request *req)
         evhttp_clear_headers(&kv);
         return rc;
     }
-    agg_ctx a = {.dims = {D_NONE, D_NONE}, .grain = 1};
+    agg_ctx a = {.dims = {D_NONE, D_NONE}, .grain = 1, .max_groups = (size_t)max_groups};
     if (p.grain) a.grain = strcmp(p.grain, "hour") == 0 ? 0 : strcmp(p.grain, "day") == 0 ? 1 : 2;
     if (p.by) {
         char tmp[64];
@@ -541,10 +556,15 @@ static int aggregation(vt_store *s, struct evhttp_request *req)
                                    : (per_cc ? "rollup_cc_hourly" : "rollup_hourly"));
     int np = rollup_where(&p, sql, sizeof(sql), pv, hs, hu);
     char err[256];
-    if (vt_db_query(s, sql, pv, np, agg_row, &a, err, sizeof(err)) < 0 || a.oom) {
+    if (vt_db_query(s, sql, pv, np, agg_row, &a, err, sizeof(err)) < 0 || a.oom || a.too_many) {
         free(a.g);
         free(a.slots);
         evhttp_clear_headers(&kv);
+        if (a.too_many)
+            return bad(req,
+                       "the answer would have over %zu groups: narrow it (since/until, probe_cc, "
+                       "probe_asn, platform, target) or group by less",
+                       a.max_groups);
         return a.oom ? (vt_api_reply_error(req, 503, "out of memory", 1), 503)
                      : unavailable(req, err);
     }
@@ -903,7 +923,8 @@ int vt_aggregate_is_query(const char *uri)
     return 0;
 }
 
-int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen)
+int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen,
+                        int timeout_ms, int groups)
 {
     const char *uri = evhttp_request_get_uri(req);
     if (!uri) return 0;
@@ -940,5 +961,11 @@ int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, si
     if (!fn) return 0;
     snprintf(route, routelen, "%s", path);
     security_headers(req);
-    return fn(s, req);
+    /* Queries run on the event loop (and, on SQLite with ingest threads, under the store lock):
+     * one that reads too much is stopped rather than holding up everyone else. */
+    max_groups = groups > 0 ? groups : 10000;
+    vt_db_time_limit(s, timeout_ms);
+    int status = fn(s, req);
+    vt_db_time_limit(s, 0);
+    return status;
 }

@@ -14,7 +14,10 @@
 
 /* Answers GET/HEAD requests for the paths above: returns the HTTP status sent and copies the
  * route (for the log) into route; 0 when the path is not one of them (nothing sent). */
-int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen);
+/* timeout_ms bounds each query's time (a 503 beyond); max_groups an aggregation's groups (a 400
+ * asking to narrow it beyond). */
+int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen,
+                        int timeout_ms, int max_groups);
 
 /* 1 when uri is one of the query endpoints (not a static file): the caller rate-limits them. */
 int vt_aggregate_is_query(const char *uri);

@@ -70,6 +70,8 @@ void vt_api_opts_default(vt_api_opts *o)
     o->control_max = 8;
     o->control_timeout_s = 30;
     o->request_timeout_s = 60;
+    o->query_timeout_ms = 5000;
+    o->query_max_groups = 10000;
     o->max_conns = 4096;
     o->ingest_threads = 2;
     vt_ingest_limits_default(&o->lim);
@@ -476,7 +478,8 @@ static void handle(struct evhttp_request *req, void *arg)
         /* rollup.c's SQLite statement cache is shared with the ingest threads (store.h). */
         int lock = a->pool && vt_store_one_writer(a->store);
         if (lock) vt_store_db_lock();
-        status = vt_aggregate_handle(a->store, req, path, sizeof(path));
+        status = vt_aggregate_handle(a->store, req, path, sizeof(path), a->o.query_timeout_ms,
+                                     a->o.query_max_groups);
         if (lock) vt_store_db_unlock();
         if (status > 0) {
             vt_api_log(a, method, path, status, t0, "");

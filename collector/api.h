@@ -22,6 +22,8 @@ typedef struct vt_api_opts {
     int control_max;             /* control measurements in flight */
     int control_timeout_s;       /* time cap of one control measurement */
     int request_timeout_s;       /* a connection's time to deliver a whole request */
+    int query_timeout_ms;        /* one dashboard/API query at most (5000) */
+    int query_max_groups;        /* groups of one aggregation at most (10000) */
     int max_conns;               /* open connections at most (conns.h) */
     int ingest_threads;          /* upload worker threads (2); 0: uploads run on the loop */
     const char *db_url;          /* the --db URL: each ingest thread opens its own connection */

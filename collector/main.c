@@ -50,6 +50,8 @@ static void usage(FILE *f)
             "  --burst N                bucket size of the rate limit (200)\n"
             "  --timeout S              connection read/write timeout in seconds (30)\n"
             "  --request-timeout S      time a connection has to send a whole request (60)\n"
+            "  --query-timeout S        time one dashboard/API query may run (5); beyond, 503\n"
+            "  --query-max-groups N     groups one aggregation may answer (10000); beyond, 400\n"
             "  --max-connections N      open connections at most; the longest-idle goes first\n"
             "                           (4096, less when the descriptor limit is lower)\n"
             "  --control-max N          control measurements in flight at once (8; 0: none,\n"
@@ -154,6 +156,8 @@ int main(int argc, char **argv)
         O_CMAX,
         O_CTIMEOUT,
         O_RTIMEOUT,
+        O_QTIMEOUT,
+        O_QGROUPS,
         O_MAXCONN,
         O_ITHREADS,
         O_PROXY,
@@ -175,6 +179,8 @@ int main(int argc, char **argv)
         {"control-max", required_argument, NULL, O_CMAX},
         {"control-timeout", required_argument, NULL, O_CTIMEOUT},
         {"request-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"query-timeout", required_argument, NULL, O_QTIMEOUT},
+        {"query-max-groups", required_argument, NULL, O_QGROUPS},
         {"max-connections", required_argument, NULL, O_MAXCONN},
         {"ingest-threads", required_argument, NULL, O_ITHREADS},
         {"trusted-proxy", required_argument, NULL, O_PROXY},
@@ -226,11 +232,14 @@ int main(int argc, char **argv)
         case O_CMAX:
         case O_CTIMEOUT:
         case O_RTIMEOUT:
+        case O_QTIMEOUT:
+        case O_QGROUPS:
         case O_MAXCONN:
         case O_TIMEOUT: {
             double v = strtod(optarg, &end);
             if (*end || !*optarg || v < 0 || v > 1e9 ||
-                ((c == O_TIMEOUT || c == O_CTIMEOUT || c == O_RTIMEOUT || c == O_MAXCONN) &&
+                ((c == O_TIMEOUT || c == O_CTIMEOUT || c == O_RTIMEOUT || c == O_MAXCONN ||
+                  c == O_QTIMEOUT || c == O_QGROUPS) &&
                  v < 1)) {
                 fprintf(stderr, "vantage-collector: bad number '%s'\n", optarg);
                 return 2;
@@ -243,6 +252,10 @@ int main(int argc, char **argv)
                 o.control_max = (int)v;
             else if (c == O_CTIMEOUT)
                 o.control_timeout_s = (int)v;
+            else if (c == O_QGROUPS)
+                o.query_max_groups = v > 1e7 ? 10000000 : (int)v;
+            else if (c == O_QTIMEOUT)
+                o.query_timeout_ms = v > 86400 ? 86400000 : (int)(v * 1000);
             else if (c == O_RTIMEOUT)
                 o.request_timeout_s = (int)v;
             else if (c == O_MAXCONN)

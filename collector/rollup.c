@@ -615,6 +615,44 @@ static int is_pg(vt_store *s)
     return strcmp(vt_store_name(s), "sqlite") != 0;
 }
 
+/* The deadline of the loop's queries on SQLite (vt_db_time_limit): only the loop sets it and only
+ * its connection's progress handler reads it. */
+static double query_deadline;
+
+static int past_deadline(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9 > query_deadline;
+}
+
+void vt_db_time_limit(vt_store *s, int ms)
+{
+    void *h = vt_store_native(s);
+    if (!h) return;
+    if (!is_pg(s)) {
+        if (ms > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            query_deadline = ts.tv_sec + ts.tv_nsec / 1e9 + ms / 1000.0;
+            sqlite3_progress_handler(h, 10000, past_deadline, NULL);
+        } else {
+            sqlite3_progress_handler(h, 0, NULL, NULL);
+        }
+        return;
+    }
+    char sql[64];
+    snprintf(sql, sizeof(sql), ms > 0 ? "SET statement_timeout = %d" : "RESET statement_timeout",
+             ms);
+    PQclear(PQexec(h, sql));
+}
+
+int vt_db_timed_out(const char *err)
+{
+    return err && (strstr(err, "interrupted") || strstr(err, "statement timeout"));
+}
+
 int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np, vt_db_row_fn fn,
                 void *arg, char *err, size_t errlen)
 {

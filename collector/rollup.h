@@ -102,6 +102,10 @@ typedef int (*vt_db_row_fn)(void *arg, int ncols, const char *const *cols);
 /* sql uses '?' placeholders (rewritten to $n for PostgreSQL); params are text. */
 int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np, vt_db_row_fn fn,
                 void *arg, char *err, size_t errlen);
+/* Bounds the time of each later vt_db_query on s's own connection to ms (0: no bound again);
+ * one that runs over fails with an error vt_db_timed_out recognises. For the loop's queries. */
+void vt_db_time_limit(vt_store *s, int ms);
+int vt_db_timed_out(const char *err);
 /* Finalises the statements cached for a SQLite connection; call before closing it. */
 void vt_db_forget(void *native);
 /* The columns of rollup_hourly in the order vt_cell_from_cols reads them. */

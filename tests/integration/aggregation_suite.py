@@ -32,6 +32,8 @@ def check(ok, what):
 
 
 class Sqlite:
+    name = "sqlite"
+
     def __init__(self, tmp):
         self.path = os.path.join(tmp, "c.db")
         self.url = "sqlite:" + self.path
@@ -50,6 +52,7 @@ class Sqlite:
 
 
 class Pg:
+    name = "pg"
     BINDIR = "/usr/lib/postgresql/15/bin"
 
     def __init__(self, tmp):
@@ -379,6 +382,36 @@ def main():
                                                          "since": "2026-11-01", "format": "csv"})
         check(st == 200 and '\r\n"news;=2+5;@SUM(1)","x\t=1+1",1,' in body,
               "CSV quotes cells holding ; or a tab (%r)" % body[-120:])
+
+        # Bounds on one query: groups (a 400 that says how to narrow it) and time.
+        stop(proc)
+        proc, base = start(db, ("--rate", "0", "--query-max-groups", "3",
+                                "--query-timeout", "1"))
+        st, _, body = get(base, "/api/v1/aggregation", {"by": "target", "since": "2026-11-01"})
+        check(st == 400 and "over 3 groups" in body, "--query-max-groups: 400 (%d %s)" %
+              (st, body[:120]))
+        st, a = getj(base, "/api/v1/aggregation", {"by": "probe_cc", "since": "2026-11-01"})
+        check(st == 200 and len(a["results"]) == 2, "a query within the bound still answers")
+        if db.name == "pg":
+            # A query held up (here by a lock another session holds) ends at --query-timeout.
+            ps = subprocess.Popen(["psql", "-h", db.dir, "-U", "postgres", "-d", "vantage",
+                                   "-qAt", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            ps.stdin.write("BEGIN;\nLOCK TABLE rollup_cc_all_daily IN ACCESS EXCLUSIVE MODE;\n"
+                           "SELECT 'held';\n")
+            ps.stdin.flush()
+            held = ps.stdout.readline().strip() == "held"
+            t0 = time.time()
+            st, _, body = get(base, "/api/v1/aggregation", {"by": "probe_cc",
+                                                             "since": "2026-11-01"})
+            took = time.time() - t0
+            ps.stdin.write("ROLLBACK;\n")
+            ps.stdin.close()
+            ps.wait(timeout=10)
+            check(held and st == 503 and "time limit" in body and took < 4,
+                  "--query-timeout ends a query held up for longer (%d, %.1f s)" % (st, took))
+            st, a = getj(base, "/api/v1/aggregation", {"by": "probe_cc", "since": "2026-11-01"})
+            check(st == 200, "queries answer again once the lock is gone (no limit left on)")
 
         # Queries share the per-address rate limit.
         stop(proc)

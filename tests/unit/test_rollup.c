@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -234,6 +235,46 @@ static void temp_store_close(vt_store *s, const char *path)
     unlink(aux);
 }
 
+static int count_rows(void *arg, int nc, const char *const *cols)
+{
+    (void)nc;
+    (void)cols;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A query that would run for minutes is stopped at the limit; the next one, without it, runs. */
+static void test_query_time_limit(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-limit-XXXXXX", err[256] = "";
+    vt_store *s = temp_store(path);
+    static const char *endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                 "WHERE x < 4000000000) SELECT count(*) FROM c";
+    int rows = 0;
+    vt_db_time_limit(s, 200);
+    double t0 = mono();
+    assert_int_equal(vt_db_query(s, endless, NULL, 0, count_rows, &rows, err, sizeof(err)), -1);
+    double took = mono() - t0;
+    assert_true(vt_db_timed_out(err));
+    assert_true(took >= 0.15 && took < 5); /* stopped near 0.2 s, not minutes later */
+    vt_db_time_limit(s, 0);
+    rows = 0;
+    assert_int_equal(
+        vt_db_query(s, "SELECT 1 UNION ALL SELECT 2", NULL, 0, count_rows, &rows, err, sizeof(err)),
+        0);
+    assert_int_equal(rows, 2);
+    assert_false(vt_db_timed_out("sqlite: database is locked"));
+    temp_store_close(s, path);
+}
+
 static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *asn)
 {
     enum { HOURS = 30 };
@@ -380,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_obs),
         cmocka_unit_test(test_detect_thresholds),
         cmocka_unit_test(test_episodes_table),
+        cmocka_unit_test(test_query_time_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
