@@ -260,7 +260,7 @@ vt_ingest_pool *vt_ingest_pool_new(struct event_base *base, const char *db_url, 
     /* The connections are opened here, one after the other, before any thread runs. */
     for (int i = 0; i < nthreads; i++) {
         p->w[i].p = p;
-        p->w[i].store = vt_store_open(db_url, err, errlen);
+        p->w[i].store = vt_store_open_quick(db_url, err, errlen);
         p->nw = i + 1;
         if (!p->w[i].store) goto fail;
         vt_store_defer_checkpoints(p->w[i].store);

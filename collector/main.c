@@ -309,7 +309,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: vantage-collector token create|list|revoke ID --db URL\n");
             return 2;
         }
-        vt_store *s = vt_store_open(db, err, sizeof(err));
+        vt_store *s = vt_store_open_quick(db, err, sizeof(err));
         if (!s) {
             fprintf(stderr, "vantage-collector: %s\n", err);
             return 1;

@@ -607,7 +607,7 @@ int vt_report_main(int argc, char **argv)
     char err[512];
     int rc = 1;
     FILE *out = NULL;
-    vt_store *s = vt_store_open(db, err, sizeof(err));
+    vt_store *s = vt_store_open_quick(db, err, sizeof(err));
     if (!s) goto fail;
     vt_detect_query q = {.cc = cc, .asn = asn};
     memcpy(q.since, r.since, 20);

@@ -1811,10 +1811,10 @@ static long long nonempty(vt_store *s, const char *table, char *err, size_t errl
     return have;
 }
 
-static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char *err,
-                       size_t errlen);
+static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int refresh_ms,
+                       char *err, size_t errlen);
 
-int vt_rollup_init(vt_store *s, char *err, size_t errlen)
+int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen)
 {
     /* One statement at a time: the PostgreSQL path uses the extended protocol. */
     char buf[2048];
@@ -1831,7 +1831,7 @@ int vt_rollup_init(vt_store *s, char *err, size_t errlen)
         vt_db_query(s, "DROP TABLE IF EXISTS rollup_hourly", NULL, 0, NULL, NULL, e2, sizeof(e2));
         vt_db_query(s, "DROP TABLE IF EXISTS rollup_daily", NULL, 0, NULL, NULL, e2, sizeof(e2));
     }
-    int rc = init_locked(s, p, buf, sizeof(buf), err, errlen);
+    int rc = init_locked(s, p, buf, sizeof(buf), refresh_ms, err, errlen);
     if (is_pg(s))
         vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
     return rc;
@@ -1851,8 +1851,8 @@ static int rebuild_cc(vt_store *s, const char *from, const char *to, int all, ch
     return r.rc;
 }
 
-static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char *err,
-                       size_t errlen)
+static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int refresh_ms,
+                       char *err, size_t errlen)
 {
     int had_episodes = exists(s, "episodes");
     while (*p) {
@@ -1929,8 +1929,14 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, char
     }
     if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     /* Whatever is dirty (just marked, or left by a collector that stopped before its refresh):
-     * detected now, so the first answers are complete. */
+     * detected now, so the first answers are complete; but for a while only: a backlog of
+     * hours (a flood of new series) would keep the collector from starting at all. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000.0 + (t.tv_nsec - t0.tv_nsec) / 1e6 >= refresh_ms)
+            return 0;
         int k = vt_episodes_refresh(s, 64, err, errlen);
         if (k < 0) return -1;
         if (k == 0) return 0;

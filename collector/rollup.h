@@ -117,7 +117,9 @@ int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols);
  * when they are empty but measurements are not (a database from before rollups), the per-country
  * ones from the per-network ones, and the episodes when their table is new or the buckets were
  * rebuilt. */
-int vt_rollup_init(vt_store *s, char *err, size_t errlen);
+int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen);
+/* ... and then refreshes the episodes marked dirty for at most refresh_ms (0: none; the
+ * collector's timer takes the rest, and `report` detects from the buckets itself). */
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert
  * transaction, before COMMIT. */
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen);
@@ -170,7 +172,7 @@ int vt_detect(vt_store *s, const vt_detect_query *q, vt_episode **out, size_t *n
 /* Episodes kept in the table `episodes`: ingest marks the series it touched in episodes_dirty
  * (the whole network when a canary changed); this re-detects up to max of them over their whole
  * history and replaces their stored episodes, in one transaction. Returns how many dirty entries
- * it took (0: none left), -1 on error. vt_rollup_init runs it until nothing is left; the
+ * it took (0: none left), -1 on error. vt_rollup_init runs it for a while at start; the
  * collector's event loop every VT_EPISODES_REFRESH_MS. */
 #define VT_EPISODES_REFRESH_MS 2000
 int vt_episodes_refresh(vt_store *s, int max, char *err, size_t errlen);

@@ -18,7 +18,11 @@ static int has_suffix(const char *s, const char *suf)
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-vt_store *vt_store_open(const char *url, char *err, size_t errlen)
+/* The collector's own start refreshes dirty episodes for at most this long (the rest on its
+ * timer). */
+#define START_REFRESH_MS 10000
+
+static vt_store *open_store(const char *url, int refresh_ms, char *err, size_t errlen)
 {
     if (!url || !*url) {
         snprintf(err, errlen, "no database: give --db sqlite:PATH or --db postgresql://...");
@@ -45,11 +49,21 @@ vt_store *vt_store_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     /* The rollup table (rollup.c) lives next to measurements in the same database. */
-    if (s && vt_rollup_init(s, err, errlen) < 0) {
+    if (s && vt_rollup_init(s, refresh_ms, err, errlen) < 0) {
         vt_store_close(s);
         return NULL;
     }
     return s;
+}
+
+vt_store *vt_store_open(const char *url, char *err, size_t errlen)
+{
+    return open_store(url, START_REFRESH_MS, err, errlen);
+}
+
+vt_store *vt_store_open_quick(const char *url, char *err, size_t errlen)
+{
+    return open_store(url, 0, err, errlen);
 }
 
 void vt_store_defer_checkpoints(vt_store *s)

@@ -62,6 +62,10 @@ struct vt_store {
 /* url: "sqlite:PATH" (also a plain path ending in .db / .sqlite) or "postgresql://..." /
  * "postgres://...". Creates the schema when missing. NULL with err on failure. */
 vt_store *vt_store_open(const char *url, char *err, size_t errlen);
+/* The same without the start's episode refresh (vt_rollup_init): for the ingest threads' extra
+ * connections and for tools (report, token), which must neither wait for a backlog of dirty
+ * series nor write while a running collector does. */
+vt_store *vt_store_open_quick(const char *url, char *err, size_t errlen);
 void vt_store_close(vt_store *s);
 /* "sqlite" or "postgresql". */
 const char *vt_store_name(const vt_store *s);
