@@ -86,6 +86,13 @@ void vt_api_reply_json(struct evhttp_request *req, int code, const char *json)
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    /* Every answer, not only the dashboard's: JSON that quotes a caller's input is never run or
+     * framed as a page (aggregate.c sets its own, fuller set first). */
+    if (!evhttp_find_header(h, "X-Content-Type-Options"))
+        evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    if (!evhttp_find_header(h, "Content-Security-Policy"))
+        evhttp_add_header(h, "Content-Security-Policy",
+                          "default-src 'none'; frame-ancestors 'none'");
     const char *reason = code == 200   ? "OK"
                          : code == 400 ? "Bad Request"
                          : code == 401 ? "Unauthorized"

@@ -421,8 +421,11 @@ def check_uploads(db, c):
               f"{method} on measurements: 405 JSON error with Allow: POST ({st})")
     st, js, h = c.request("DELETE", "/api/v1/health")
     check(st == 405 and js and h.get("Allow") == "GET, HEAD", f"DELETE on health: 405 ({st})")
-    st, js, _ = c.request("GET", "/nope")
+    st, js, h = c.request("GET", "/nope")
     check(st == 404 and js and js.get("error"), "unknown path: 404 JSON error")
+    check(h.get("X-Content-Type-Options") == "nosniff" and
+          "default-src 'none'" in h.get("Content-Security-Policy", ""),
+          f"JSON answers carry nosniff and a CSP ({h.get('Content-Security-Policy')})")
     st, js, _ = c.request("GET", "/api/v1/health")
     check(st == 200 and c.alive(), "collector keeps serving after every bad input")
 
