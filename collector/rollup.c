@@ -720,8 +720,10 @@ static const char *schema =
     /* The refresh's next few in its order: without it each round sorted the whole table, which
      * grows by ~300 series per upload while uploads keep coming (PostgreSQL: rounds of 50-110
      * ms with the rollup lock held at 200,000 measurements). */
-    "CREATE INDEX IF NOT EXISTS episodes_dirty_next ON episodes_dirty"
-    " (whole DESC, probe_cc, probe_asn);"
+    "DROP INDEX IF EXISTS episodes_dirty_next;"
+    /* ... one country at a time, in turn (episodes_refresh). */
+    "CREATE INDEX IF NOT EXISTS episodes_dirty_cc_next ON episodes_dirty"
+    " (probe_cc, whole DESC, probe_asn);"
     "CREATE TABLE IF NOT EXISTS episodes ("
     " kind TEXT NOT NULL, scope TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
     " target_id TEXT NOT NULL, test_name TEXT NOT NULL, platform TEXT NOT NULL,"
@@ -2641,11 +2643,22 @@ static int first_col(void *arg, int nc, const char *const *cols)
     return 1;
 }
 
+/* The country whose series the last round took: rounds take the countries in turn, so that a
+ * flood of new series in one country (or one name) delays no other country's detection by more
+ * than a round per country. In memory; the event loop's thread only (and the start's). */
+static char refresh_cc[3];
+
+static int copy_cc(void *arg, int nc, const char *const *cols)
+{
+    snprintf(arg, 3, "%s", nc > 0 && cols[0] ? cols[0] : "");
+    return 1;
+}
+
 static int episodes_refresh(vt_store *s, int max, int wait, char *err, size_t errlen)
 {
-    char lim[24], e2[64];
+    char lim[24], e2[64], cc[3] = "";
     snprintf(lim, sizeof(lim), "%d", max > 0 ? max : 1);
-    const char *pl[1] = {lim};
+    const char *pl[2] = {cc, lim};
     /* One writer at a time: ingest takes the same locks for its read-modify-write. */
     if (vt_db_query(s, is_pg(s) ? "BEGIN" : "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) <
         0)
@@ -2664,11 +2677,23 @@ static int episodes_refresh(vt_store *s, int max, int wait, char *err, size_t er
         vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
         return -2;
     }
+    /* The next country after the last round's, wrapping around. */
+    const char *after[1] = {refresh_cc};
     if (rc == 0 &&
+        vt_db_query(s, "SELECT probe_cc FROM episodes_dirty WHERE probe_cc > ? ORDER BY probe_cc "
+                       "LIMIT 1",
+                    after, 1, copy_cc, cc, err, errlen) < 0)
+        rc = -1;
+    if (rc == 0 && !cc[0] &&
+        vt_db_query(s, "SELECT probe_cc FROM episodes_dirty ORDER BY probe_cc LIMIT 1", NULL, 0,
+                    copy_cc, cc, err, errlen) < 0)
+        rc = -1;
+    if (rc == 0 && cc[0]) memcpy(refresh_cc, cc, sizeof(cc));
+    if (rc == 0 && cc[0] &&
         (vt_db_query(s,
                      "SELECT probe_cc, probe_asn, target_id, test_name, whole FROM episodes_dirty "
-                     "ORDER BY whole DESC, probe_cc, probe_asn LIMIT CAST(? AS BIGINT)",
-                     pl, 1, load_dirty, &l, err, errlen) < 0 ||
+                     "WHERE probe_cc = ? ORDER BY whole DESC, probe_asn LIMIT CAST(? AS BIGINT)",
+                     pl, 2, load_dirty, &l, err, errlen) < 0 ||
          l.oom)) {
         if (l.oom) snprintf(err, errlen, "out of memory");
         rc = -1;

@@ -275,6 +275,46 @@ static void test_query_time_limit(void **state)
     temp_store_close(s, path);
 }
 
+static int count_one(void *arg, int nc, const char *const *cols)
+{
+    *(long *)arg = nc > 0 && cols[0] ? atol(cols[0]) : -1;
+    return 1;
+}
+
+/* A flood of new series in one country delays another country's detection by a round, not by
+ * the flood: rounds take the countries in turn. */
+static void test_refresh_takes_countries_in_turn(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-turn-XXXXXX", err[256] = "", sql[256];
+    vt_store *s = temp_store(path);
+    for (int i = 0; i < 20; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, whole) "
+                 "VALUES ('AA', 'AS%d', 'flood-%d', 'web_connectivity', 0)",
+                 i + 1, i);
+        assert_int_equal(vt_db_query(s, sql, NULL, 0, NULL, NULL, err, sizeof(err)), 0);
+    }
+    assert_int_equal(vt_db_query(s,
+                                 "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, "
+                                 "test_name, whole) VALUES ('PK', 'AS17557', 'x-web', "
+                                 "'web_connectivity', 0)",
+                                 NULL, 0, NULL, NULL, err, sizeof(err)),
+                     0);
+    for (int round = 0; round < 2; round++)
+        assert_true(vt_episodes_refresh(s, 2, err, sizeof(err)) > 0);
+    long pk = -1, aa = -1;
+    assert_int_equal(vt_db_query(s, "SELECT COUNT(*) FROM episodes_dirty WHERE probe_cc = 'PK'",
+                                 NULL, 0, count_one, &pk, err, sizeof(err)),
+                     0);
+    assert_int_equal(vt_db_query(s, "SELECT COUNT(*) FROM episodes_dirty WHERE probe_cc = 'AA'",
+                                 NULL, 0, count_one, &aa, err, sizeof(err)),
+                     0);
+    assert_int_equal(pk, 0); /* taken within two rounds, whatever the last country was */
+    assert_true(aa >= 18);   /* the flood waits its turns */
+    temp_store_close(s, path);
+}
+
 static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *asn)
 {
     enum { HOURS = 30 };
@@ -422,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_detect_thresholds),
         cmocka_unit_test(test_episodes_table),
         cmocka_unit_test(test_query_time_limit),
+        cmocka_unit_test(test_refresh_takes_countries_in_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
