@@ -1040,7 +1040,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
             set(&d, "inconclusive", "tls",
                 "Secure connections to %s fail (%s)%s; without a control it cannot be told "
                 "whether the site is blocked or down.",
-                host, failure ? failure : "failure", swap_run ? ", also with another name," : "");
+                host, failure ? failure : "failure", swap_run ? ", also with another name" : "");
         goto out;
     }
     if (strcmp(phase, "http") == 0) {

@@ -26,6 +26,7 @@
 #include "vantage/task.h"
 #include "vantage/tcp.h"
 #include "vantage/tls.h"
+#include "vantage/verdict.h"
 
 #define LARGE_BODY_KEPT 1024
 
@@ -81,6 +82,8 @@ typedef struct ep {
     size_t bytes_received;
     int body_truncated;
     int redirects;
+    int origin_local;   /* the first host was local (redirects into local networks followed) */
+    int redirect_local; /* a redirect into a local network was not followed */
 
     double dns_t0, dns_t1, tcptls_t0, tcptls_t1, http_t0, http_t1;
     cJSON *queries, *tcp_connect, *tls_handshakes, *requests, *network_events;
@@ -292,6 +295,40 @@ static int within_deadline(const ep *e, int ms)
     return left < ms ? (int)left : ms;
 }
 
+/* Of the endpoint's first host (before any redirect): a loopback, link-local or private
+ * address, or a name that resolved to one. */
+static int origin_local(const ep *e)
+{
+    if (e->addrs.n == 0) return vt_verdict_addr_class(e->host) != 0;
+    for (size_t i = 0; i < e->addrs.n; i++)
+        if (vt_verdict_addr_class(e->addrs.a[i]) != 0) return 1;
+    return 0;
+}
+
+/* A copy of a Location for the next request and the measurement: bytes outside printable ASCII
+ * percent-encoded (curl leaves them in a URL's user info, and they would make the measurement
+ * invalid UTF-8, which the collector refuses). NULL when out of memory. */
+static char *url_clean(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += (*p <= 0x20 || *p >= 0x7f) ? 3 : 1;
+    char *out = malloc(n + 1), *w = out;
+    if (!out) return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f) {
+            static const char hex[] = "0123456789ABCDEF";
+            *w++ = '%';
+            *w++ = hex[*p >> 4];
+            *w++ = hex[*p & 15];
+        } else {
+            *w++ = (char)*p;
+        }
+    }
+    *w = 0;
+    return out;
+}
+
 static void start_tcp(ep *e)
 {
     const vt_config *cfg = e->w->t->env->cfg;
@@ -405,8 +442,17 @@ static void http_done(vt_http_result *r, void *arg)
             snprintf(e->http_failure, sizeof(e->http_failure), "http_too_many_redirects");
             goto finish;
         }
+        /* A public site never sends the probe into the volunteer's own machine or network
+         * (a router's admin page, a local service, cloud metadata): the 3xx is then the final
+         * answer, and its Location is the evidence (a censor redirecting to a blockpage on a
+         * private address, as Iran's 10.10.34.34). Followed when the site itself was local. */
+        if (!e->redirects) e->origin_local = origin_local(e);
+        if (!e->origin_local && is_ip_literal(host) && vt_verdict_addr_class(host) != 0) {
+            e->redirect_local = 1;
+            goto finish;
+        }
         e->redirects++;
-        char *url = strdup(r->location);
+        char *url = url_clean(r->location);
         if (!url) {
             snprintf(e->http_failure, sizeof(e->http_failure), "unknown_failure: out of memory");
             goto finish;
@@ -527,6 +573,24 @@ static void after_tcp(ep *e)
 
 static void after_hop_dns(ep *e)
 {
+    /* A hop's name that resolves to the volunteer's own network: those addresses are dropped
+     * (see http_done); with none left, the last 3xx is the final answer. */
+    if (!e->origin_local) {
+        size_t k = 0;
+        for (size_t i = 0; i < e->hop_addrs.n; i++) {
+            if (vt_verdict_addr_class(e->hop_addrs.a[i]) != 0) continue;
+            if (k != i) memcpy(e->hop_addrs.a[k], e->hop_addrs.a[i], sizeof(e->hop_addrs.a[k]));
+            k++;
+        }
+        if (k == 0 && e->hop_addrs.n > 0) {
+            e->hop_addrs.n = 0;
+            e->redirect_local = 1;
+            e->http_t1 = vt_now();
+            ep_finish(e);
+            return;
+        }
+        e->hop_addrs.n = k;
+    }
     e->on_hop_addrs = 1;
     if (e->hop_addrs.n == 0) {
         lookup_failure(e, e->http_failure);
@@ -878,6 +942,8 @@ static void add_summary(cJSON *o, const ep *e)
     add_number_or_null(o, "body_length", e->body_length >= 0, (double)e->body_length);
     vt_json_add_string_or_null(o, "title", e->title);
     cJSON_AddNumberToObject(o, "x_redirects", e->redirects);
+    /* the last response redirected into the volunteer's own network: not followed */
+    if (e->redirect_local) cJSON_AddStringToObject(o, "x_redirect_not_followed", "local_address");
 }
 
 static void web_finish(vt_task *t)
@@ -990,6 +1056,8 @@ static void web_finish(vt_task *t)
     double bps = large_bps > 0 ? large_bps : first->throughput_bps;
     add_number_or_null(tk, "throughput_bps", bps > 0, bps);
     cJSON_AddNumberToObject(tk, "x_redirects", first->redirects);
+    if (first->redirect_local)
+        cJSON_AddStringToObject(tk, "x_redirect_not_followed", "local_address");
     cJSON_AddNumberToObject(tk, "x_dns_runtime", (double)ns(first->dns_t1 - first->dns_t0));
     cJSON_AddNumberToObject(tk, "x_tcptls_runtime",
                             (double)ns(first->tcptls_t1 - first->tcptls_t0));

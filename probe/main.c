@@ -599,6 +599,11 @@ static int cmd_run(probe_opts *o)
     vt_report_id_new(report_id, sizeof(report_id), vt_wall_now(), "vantage", o->cfg.probe_cc,
                      o->cfg.probe_asn);
     o->cfg.report_id = report_id;
+    /* A target's whole measurement within twice its steps' timeouts: a chain of slow redirects
+     * (each hop a fresh HTTP timeout) would otherwise hold a run for minutes per target. */
+    if (o->cfg.task_deadline_ms <= 0)
+        o->cfg.task_deadline_ms = 2 * (o->cfg.dns_timeout_ms + o->cfg.connect_timeout_ms +
+                                       o->cfg.tls_timeout_ms + o->cfg.http_timeout_ms);
     env.cfg = &o->cfg;
     if (!(env.loop = vt_loop_new(err, sizeof(err)))) goto done;
     if (!(env.dns = vt_dns_new_system(env.loop, &o->cfg, err, sizeof(err)))) goto done;
