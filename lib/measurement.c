@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -92,4 +93,88 @@ cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const cha
     cJSON_AddItemToObject(m, "test_helpers", cJSON_CreateObject());
     cJSON_AddItemToObject(m, "test_keys", test_keys ? test_keys : cJSON_CreateObject());
     return m;
+}
+
+/* ---- keeping a measurement within a collector's limits ---- */
+
+static size_t count_values(const cJSON *j)
+{
+    size_t n = 1;
+    for (const cJSON *c = j ? j->child : NULL; c; c = c->next)
+        n += count_values(c);
+    return n;
+}
+
+static int fits(const cJSON *m, size_t max_bytes, size_t max_values)
+{
+    if (count_values(m) > max_values) return 0;
+    char *s = cJSON_PrintUnformatted(m);
+    if (!s) return 0;
+    size_t len = strlen(s);
+    free(s);
+    return len <= max_bytes;
+}
+
+/* One response: body cut to body_max bytes (at a UTF-8 character's start), headers to hmax. */
+static void trim_response(cJSON *resp, size_t body_max, int hmax)
+{
+    cJSON *body = cJSON_GetObjectItemCaseSensitive(resp, "body");
+    cJSON *b64 = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "data") : NULL;
+    if (cJSON_IsString(b64) && strlen(b64->valuestring) > body_max) { /* {"format": "base64"} */
+        b64->valuestring[body_max / 4 * 4] = 0;
+        cJSON_DeleteItemFromObjectCaseSensitive(resp, "body_is_truncated");
+        cJSON_AddTrueToObject(resp, "body_is_truncated");
+    } else if (cJSON_IsString(body) && strlen(body->valuestring) > body_max) {
+        size_t k = body_max;
+        while (k > 0 && ((unsigned char)body->valuestring[k] & 0xc0) == 0x80)
+            k--;
+        body->valuestring[k] = 0;
+        cJSON_DeleteItemFromObjectCaseSensitive(resp, "body_is_truncated");
+        cJSON_AddTrueToObject(resp, "body_is_truncated");
+    }
+    cJSON *hl = cJSON_GetObjectItemCaseSensitive(resp, "headers_list");
+    while (cJSON_IsArray(hl) && cJSON_GetArraySize(hl) > hmax)
+        cJSON_DeleteItemFromArray(hl, cJSON_GetArraySize(hl) - 1);
+    cJSON *h = cJSON_GetObjectItemCaseSensitive(resp, "headers");
+    while (cJSON_IsObject(h) && cJSON_GetArraySize(h) > hmax)
+        cJSON_DeleteItemFromArray(h, cJSON_GetArraySize(h) - 1);
+}
+
+/* Every request list in test_keys (the page's and the large resource's): all responses but each
+ * list's last (all == 0), or all of them. */
+static void trim_requests(cJSON *tk, int all, size_t body_max, int hmax)
+{
+    cJSON *lists[2] = {cJSON_GetObjectItemCaseSensitive(tk, "requests"),
+                       cJSON_GetObjectItemCaseSensitive(
+                           cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource"), "requests")};
+    for (int l = 0; l < 2; l++) {
+        int n = cJSON_IsArray(lists[l]) ? cJSON_GetArraySize(lists[l]) : 0;
+        for (int i = 0; i < n; i++) {
+            if (!all && i == n - 1) continue; /* requests are in order: the last is the answer */
+            cJSON *rq = cJSON_GetArrayItem(lists[l], i);
+            trim_response(cJSON_GetObjectItemCaseSensitive(rq, "response"), body_max, hmax);
+            cJSON *req = cJSON_GetObjectItemCaseSensitive(rq, "request");
+            cJSON *hl = cJSON_GetObjectItemCaseSensitive(req, "headers_list");
+            while (cJSON_IsArray(hl) && cJSON_GetArraySize(hl) > hmax)
+                cJSON_DeleteItemFromArray(hl, cJSON_GetArraySize(hl) - 1);
+        }
+    }
+}
+
+int vt_measurement_fit(cJSON *m, size_t max_bytes, size_t max_values)
+{
+    if (fits(m, max_bytes, max_values)) return 0;
+    cJSON *tk = cJSON_GetObjectItemCaseSensitive(m, "test_keys");
+    if (!cJSON_IsObject(tk)) return -1;
+    trim_requests(tk, 0, 1024, 16);
+    if (!fits(m, max_bytes, max_values)) trim_requests(tk, 1, 16384, 16);
+    cJSON *ev = cJSON_GetObjectItemCaseSensitive(tk, "network_events");
+    while (!fits(m, max_bytes, max_values) && cJSON_IsArray(ev) && cJSON_GetArraySize(ev) > 64) {
+        int n = cJSON_GetArraySize(ev);
+        for (int i = n / 2; i > 0; i--) /* the later half: the first events date the transfer */
+            cJSON_DeleteItemFromArray(ev, cJSON_GetArraySize(ev) - 1);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "x_trimmed");
+    cJSON_AddTrueToObject(tk, "x_trimmed");
+    return fits(m, max_bytes, max_values) ? 1 : -1;
 }

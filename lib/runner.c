@@ -84,8 +84,12 @@ cJSON *vt_task_measurement(vt_task *t)
     const char *input = tg->n_endpoints ? tg->endpoints[0] : NULL;
     cJSON *tk = t->test_keys;
     t->test_keys = NULL;
-    return vt_measurement_new(t->env->cfg, t->kind->test_name, t->kind->test_version, input,
-                              t->start_epoch, runtime, ann, tk);
+    cJSON *m = vt_measurement_new(t->env->cfg, t->kind->test_name, t->kind->test_version, input,
+                                  t->start_epoch, runtime, ann, tk);
+    /* A hostile server must not make the measurement too large for a collector to take: that
+     * would hide the evidence of what it did. */
+    if (m) vt_measurement_fit(m, VT_MEASUREMENT_MAX_BYTES, VT_MEASUREMENT_MAX_VALUES);
+    return m;
 }
 
 static int is_canary(const vt_target *tg)

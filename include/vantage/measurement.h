@@ -23,4 +23,16 @@ cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const cha
                           const char *input, double start_epoch, double runtime,
                           cJSON *annotations, cJSON *test_keys);
 
+/* What a collector takes at most (vantage-collector's defaults are 1 MiB and 50,000 values):
+ * the probe keeps every measurement a little under both. */
+#define VT_MEASUREMENT_MAX_BYTES (960u * 1024u)
+#define VT_MEASUREMENT_MAX_VALUES 45000u
+
+/* Shrinks a measurement that a hostile server made too large for a collector (thousands of
+ * headers, ten redirects each with a 64 KiB body): first the intermediate responses of each
+ * request list (bodies to 1 KiB, 16 headers), then every response (bodies to 16 KiB), then the
+ * network events; test_keys.x_trimmed tells it happened. The verdict was decided before. Returns
+ * 1 when it trimmed, 0 when the measurement already fitted, -1 when it still does not fit. */
+int vt_measurement_fit(cJSON *m, size_t max_bytes, size_t max_values);
+
 #endif

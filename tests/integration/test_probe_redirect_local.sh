@@ -5,7 +5,8 @@
 # reaches the local service, so nothing of it can end up in a published measurement. A Location
 # with raw bytes in its user info is percent-encoded, so the measurement stays valid UTF-8 (the
 # collector refuses anything else). A slow redirect chain ends at the probe's per-target
-# deadline.
+# deadline. A measurement inflated past a collector's limits (thousands of headers on ten
+# redirects) is trimmed to fit, the final answer kept.
 #
 # Runs in a network and mount namespace this test creates: loopback, plus a second namespace
 # behind a veth pair holding 192.88.99.7 (a public-looking address, RFC 7526's retired 6to4
@@ -63,6 +64,15 @@ class Site(http.server.BaseHTTPRequestHandler):
             n = int(self.path.split("/")[2])
             time.sleep(1.5)
             loc = "/slow/%d" % (n + 1)
+        elif self.path.startswith("/fat/"):  # ten hops of 3,000 headers each
+            n = int(self.path.split("/")[2])
+            self.send_response(302)
+            for i in range(3000):
+                self.send_header("X-F%d" % i, "v")
+            self.send_header("Location", "/fat/%d" % (n + 1) if n < 9 else "/plain")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         else:
             loc = {"/to-local": "http://127.0.0.1:18081/secret",
                    "/to-local-name": "http://local.test:18081/secret",
@@ -117,7 +127,8 @@ t = lambda i, url: {"id": i, "name": i, "platform": "test", "category": "test", 
 json.dump({"version": 1, "targets": [
     t("to-local", "http://%s/to-local" % pub), t("to-local-name", "http://%s/to-local-name" % pub),
     t("bad-userinfo", "http://%s/bad-userinfo" % pub), t("slow-chain", "http://%s/slow/0" % pub),
-    t("local-origin", "http://127.0.0.1:18082/to-local")]}, open(sys.argv[1], "w"))
+    t("local-origin", "http://127.0.0.1:18082/to-local"),
+    t("fat-headers", "http://%s/fat/0" % pub)]}, open(sys.argv[1], "w"))
 PY
 rc=0
 timeout 120 "$PROBE" run --quiet --accept-risks --no-upload --targets "$tmp/targets.json" \
@@ -132,6 +143,7 @@ m = {}
 for line in raw.decode().splitlines():
     j = json.loads(line)
     m[j["annotations"]["target_id"]] = j["test_keys"]
+    assert len(line.encode()) <= 1 << 20, (j["annotations"]["target_id"], len(line))
 hits = int(sys.argv[2])
 for i in ("to-local", "to-local-name"):
     tk = m[i]
@@ -152,5 +164,14 @@ print("slow chain ended at the deadline: %.1f s, %d hops" % (runtime, rt["x_redi
 assert m["local-origin"].get("http_status") == 200, m["local-origin"].get("http_status")
 assert hits == 1, hits
 print("local origin: followed (1 hit on the local service, from it only)")
+# Ten redirects of 3,000 headers each (>130,000 JSON values): trimmed under the collector's
+# 50,000, the final answer kept.
+def count(v):
+    return 1 + (sum(count(x) for x in v.values()) if isinstance(v, dict) else
+                sum(count(x) for x in v) if isinstance(v, list) else 0)
+fat = m["fat-headers"]
+assert fat.get("x_trimmed") is True and count(fat) < 50000, (fat.get("x_trimmed"), count(fat))
+assert fat.get("http_status") == 200 and fat.get("title") == "plain", fat.get("http_status")
+print("a measurement inflated by headers: trimmed to %d values, the answer kept" % count(fat))
 PY
 echo "test_probe_redirect_local: ok"
