@@ -565,7 +565,9 @@ static void after_tcp(ep *e)
         return;
     }
     e->tcptls_t1 = vt_now();
-    if (e->mode == EP_ENDPOINT)
+    /* No connection at all: an HTTP request would only connect again (curl's own connect,
+     * doubling a blocked target's time) to the same failure, which the tcp phase reports. */
+    if (e->mode == EP_ENDPOINT || (e->tcp_attempts && !e->connected.n))
         ep_finish(e);
     else
         start_http(e);
@@ -613,7 +615,8 @@ static void ep_step_done(ep *e)
         break;
     case ST_TLS:
         e->tcptls_t1 = vt_now();
-        if (e->mode == EP_ENDPOINT)
+        /* No handshake completed: the same, for the tls phase. */
+        if (e->mode == EP_ENDPOINT || (e->tls_attempts && !e->tls_ok))
             ep_finish(e);
         else
             start_http(e);

@@ -67,7 +67,10 @@ which, hits = sys.argv[1], sys.argv[2]
 class Redirect(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(302)
-        self.send_header("Location", "http://127.0.0.1:8081/secret")
+        # "/": into loopback (never followed from a public site, lib/web.c); "/to-self": to the
+        # collector's own public-looking address (followed, then refused at connect time).
+        self.send_header("Location", "http://192.88.99.1:8082/secret" if self.path == "/to-self"
+                         else "http://127.0.0.1:8081/secret")
         self.send_header("Content-Length", "0")
         self.end_headers()
     def log_message(self, *a): pass
@@ -144,9 +147,17 @@ print("rebinding: every connection to 127.0.0.1 refused:", [c["status"]["failure
 PY
 
 # A redirect from a public server to a private address: the first hop is measured, the second
-# is refused.
+# is not followed (the measurement's own rule); one to the collector's own address is followed
+# and refused at connect time (the destination policy).
 control "$strict" "http://redir.test:8080/" >"$tmp/redir.json"
 [ "$(hits)" = 0 ] || fail "a redirect reached the private service"
+python3 - "$tmp/redir.json" <<'PY' || fail "redirect into loopback: not followed"
+import json, sys
+tk = json.load(open(sys.argv[1])).get("test_keys") or {}
+assert tk.get("x_redirect_not_followed") == "local_address", tk.get("x_redirect_not_followed")
+PY
+control "$strict" "http://redir.test:8080/to-self" >"$tmp/redir.json"
+[ "$(hits)" = 0 ] || fail "a redirect reached the collector host's own service"
 python3 - "$tmp/redir.json" "$(cat "$tmp/status")" <<'PY' || fail "redirect answer"
 import json, sys
 st, js = int(sys.argv[2]), json.load(open(sys.argv[1]))
@@ -172,8 +183,8 @@ echo "own address: refused as $SELF, self.test and ::ffff:$SELF"
 
 # Positive control: with --allow-private-control the same requests do reach the service.
 lab=$(start_collector lab --allow-private-control) || fail "collector did not start"
-control "$lab" "http://redir.test:8080/" >/dev/null
-[ "$(hits)" -ge 1 ] || fail "positive control: the redirect did not reach the private service"
+control "$lab" "http://redir.test:8080/to-self" >/dev/null
+[ "$(hits)" -ge 1 ] || fail "positive control: the redirect did not reach the host's service"
 control "$lab" "http://$SELF:8082/" >/dev/null
 [ "$(hits)" -ge 2 ] || fail "positive control: $SELF:8082 did not reach the host's service"
 echo "test_control_policy: ok (rebinding and redirect refused; $(hits) hit(s) with --allow-private-control)"
