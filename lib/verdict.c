@@ -168,6 +168,8 @@ int vt_verdict_endpoint_host(const char *ep, char *host, size_t hostlen, int *po
 
 /* The addresses a view of DNS gave for host: engine "system" (the probe's resolver) or the
  * others ("udp", "doh": the second resolvers). which: 0 system, 1 others, 2 any. */
+static int no_such_name(const char *f);
+
 static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
 {
     const cJSON *q;
@@ -190,7 +192,10 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
         }
         if (!failure || out->n > before)
             out->answered = 1;
-        else if (!out->failure)
+        /* A resolver says a name does not exist only when every query of it says so: an A
+         * query that timed out beside an AAAA that found nothing (a censor dropping A queries)
+         * is the timeout's, whichever answered first. */
+        else if (!out->failure || (no_such_name(out->failure) && !no_such_name(failure)))
             out->failure = failure;
     }
     if (out->n) out->answered = 1;

@@ -170,6 +170,15 @@ static void test_dns_nxdomain(void **st)
     assert_string_equal(s(tk, "verdict"), "down");
     assert_string_equal(ev(tk, "dns_consistency"), "both_failed");
     cJSON_Delete(tk);
+    /* ... but not when, on both, the A query timed out and only the AAAA query (answered first)
+     * found nothing: A queries dropped are no proof that the name is gone. */
+    tk = keys("dns", "generic_timeout_error", NULL, "dns_no_answer", NULL, "dns_no_answer");
+    cJSON *qs = cJSON_GetObjectItem(tk, "queries");
+    cJSON_AddItemToArray(qs, query("t.example", "system", "generic_timeout_error", NULL));
+    cJSON_AddItemToArray(qs, query("t.example", "udp", "generic_timeout_error", NULL));
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
 }
 
 /* A second resolver that failed (timed out, its DoH server blocked) is no reference: it neither
