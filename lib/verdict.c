@@ -190,8 +190,7 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
             addrset_add(out, str_or_null(a, "ipv4"));
             addrset_add(out, str_or_null(a, "ipv6"));
         }
-        if (!failure || out->n > before)
-            out->answered = 1;
+        if (!failure || out->n > before) out->answered = 1;
         /* A resolver says a name does not exist only when every query of it says so: an A
          * query that timed out beside an AAAA that found nothing (a censor dropping A queries)
          * is the timeout's, whichever answered first. */
