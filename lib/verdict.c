@@ -190,11 +190,13 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
             addrset_add(out, str_or_null(a, "ipv4"));
             addrset_add(out, str_or_null(a, "ipv6"));
         }
-        if (!failure || out->n > before) out->answered = 1;
         /* A resolver says a name does not exist only when every query of it says so: an A
          * query that timed out beside an AAAA that found nothing (a censor dropping A queries)
          * is the timeout's, whichever answered first. */
-        else if (!out->failure || (no_such_name(out->failure) && !no_such_name(failure)))
+        int worse = !out->failure || (no_such_name(out->failure) && !no_such_name(failure));
+        if (!failure || out->n > before)
+            out->answered = 1;
+        else if (worse)
             out->failure = failure;
     }
     if (out->n) out->answered = 1;
