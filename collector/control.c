@@ -21,9 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
-
 #include "api.h"
+#include "vantage/addr.h"
 #include "vantage/config.h"
 #include "vantage/dns.h"
 #include "vantage/json.h"
@@ -215,34 +214,8 @@ static int input_host(const char *input, const char *kind, char *host, size_t n)
 {
     for (const unsigned char *q = (const unsigned char *)input; *q; q++)
         if (*q <= 0x20 || *q == 0x7f) return -1; /* never in a URL or host:port */
-    if (strstr(input, "://")) {
-        CURLU *u = curl_url();
-        char *h = NULL, *port = NULL, *scheme = NULL;
-        int rc = -1;
-        if (u && curl_url_set(u, CURLUPART_URL, input, 0) == CURLUE_OK &&
-            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-            curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
-            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-            (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0) &&
-            atoi(port) > 0 && atoi(port) < 65536) {
-            size_t hl = strlen(h);
-            if (hl >= 2 && h[0] == '[') { /* an IPv6 literal: without brackets (curl drops zones) */
-                h[hl - 1] = 0;
-                memmove(h, h + 1, hl - 1);
-                hl -= 2;
-            }
-            if (hl > 0 && hl < n) {
-                memcpy(host, h, hl + 1);
-                rc = 0;
-            }
-        }
-        curl_free(h);
-        curl_free(port);
-        curl_free(scheme);
-        curl_url_cleanup(u);
-        return rc;
-    }
-    int port = 0;
+    int port = 0, https;
+    if (strstr(input, "://")) return vt_url_split(input, host, n, &port, &https);
     if (strcmp(kind, "web") == 0 || vt_split_host_port(input, host, n, &port) < 0 || !host[0] ||
         port <= 0 || port > 65535)
         return -1;

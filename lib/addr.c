@@ -1,4 +1,5 @@
-/* IP literals to socket addresses, and the https rule for URLs (addr.h). */
+/* IP literals to socket addresses, http(s) URLs split as libcurl reads them, and the https rule
+ * for URLs (addr.h). */
 #include "vantage/addr.h"
 
 #include <arpa/inet.h>
@@ -6,7 +7,9 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int vt_addr_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -52,6 +55,36 @@ int vt_url_check_secure(const char *what, const char *url, char *err, size_t err
 done:
     curl_free(scheme);
     curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int vt_url_split(const char *url, char *host, size_t hostlen, int *port, int *https)
+{
+    CURLU *u = curl_url();
+    char *h = NULL, *p = NULL, *s = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &s, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK)
+        goto done;
+    if (strcasecmp(s, "http") != 0 && strcasecmp(s, "https") != 0) goto done;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[') { /* IPv6 literal: without brackets */
+        h[hl - 1] = 0;
+        memmove(h, h + 1, hl - 1);
+    }
+    /* a zone id ("%25eth0") stays; inet_pton refuses it, which only costs a DNS lookup */
+    if (!h[0] || strlen(h) >= hostlen) goto done;
+    snprintf(host, hostlen, "%s", h);
+    *port = atoi(p);
+    *https = strcasecmp(s, "https") == 0;
+    rc = *port > 0 && *port < 65536 ? 0 : -1;
+done:
+    curl_free(h);
+    curl_free(p);
+    curl_free(s);
     curl_url_cleanup(u);
     return rc;
 }

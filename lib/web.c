@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "vantage/addr.h"
 #include "vantage/http.h"
 #include "vantage/json.h"
 #include "vantage/task.h"
@@ -143,37 +144,6 @@ static const char **addr_ptrs(const addr_list *l)
     for (size_t i = 0; i < l->n; i++)
         p[i] = l->a[i];
     return p;
-}
-
-/* Splits a http(s) URL; -1 when it is not one. */
-static int parse_url(const char *url, char *host, size_t hostlen, int *port, int *https)
-{
-    CURLU *u = curl_url();
-    char *h = NULL, *p = NULL, *s = NULL;
-    int rc = -1;
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &s, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) != CURLUE_OK)
-        goto done;
-    if (strcasecmp(s, "http") != 0 && strcasecmp(s, "https") != 0) goto done;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[') { /* IPv6 literal: without brackets */
-        h[hl - 1] = 0;
-        memmove(h, h + 1, hl - 1);
-    }
-    /* a zone id ("%25eth0") stays; inet_pton refuses it, which only costs a DNS lookup */
-    if (!h[0] || strlen(h) >= hostlen) goto done;
-    snprintf(host, hostlen, "%s", h);
-    *port = atoi(p);
-    *https = strcasecmp(s, "https") == 0;
-    rc = *port > 0 && *port < 65536 ? 0 : -1;
-done:
-    curl_free(h);
-    curl_free(p);
-    curl_free(s);
-    curl_url_cleanup(u);
-    return rc;
 }
 
 static long long ns(double secs)
@@ -436,7 +406,7 @@ static void http_done(vt_http_result *r, void *arg)
     if (!r->failure[0] && follow && r->location && r->status >= 300 && r->status < 400) {
         char host[256];
         int port, https;
-        if (parse_url(r->location, host, sizeof(host), &port, &https) < 0)
+        if (vt_url_split(r->location, host, sizeof(host), &port, &https) < 0)
             goto finish; /* not http(s): the 3xx is the final answer */
         if (e->redirects >= cfg->max_redirects) {
             snprintf(e->http_failure, sizeof(e->http_failure), "http_too_many_redirects");
@@ -709,7 +679,7 @@ static void state_free(web_state *w)
 
 static int ep_set_url(ep *e, const char *url, char *err, size_t errlen)
 {
-    if (parse_url(url, e->host, sizeof(e->host), &e->port, &e->https) < 0) {
+    if (vt_url_split(url, e->host, sizeof(e->host), &e->port, &e->https) < 0) {
         snprintf(err, errlen, "'%s' is not an http:// or https:// URL", url);
         return -1;
     }
@@ -727,7 +697,7 @@ static int ep_set_host_port(ep *e, const char *s, char *err, size_t errlen)
 {
     int https;
     if (strstr(s, "://")) {
-        if (parse_url(s, e->host, sizeof(e->host), &e->port, &https) == 0) return 0;
+        if (vt_url_split(s, e->host, sizeof(e->host), &e->port, &https) == 0) return 0;
         snprintf(err, errlen, "'%s' is not host:port or an http(s) URL", s);
         return -1;
     }
@@ -848,7 +818,7 @@ static int telegram_create(vt_task *t, char *err, size_t errlen)
         int ports[2] = {0, 0}, np = 0;
         if (strncasecmp(s, "http://", 7) == 0) {
             int https;
-            if (parse_url(s, host, sizeof(host), &ports[0], &https) < 0) {
+            if (vt_url_split(s, host, sizeof(host), &ports[0], &https) < 0) {
                 snprintf(err, errlen, "'%s' is not a data-centre URL", s);
                 goto fail;
             }

@@ -1,4 +1,4 @@
-/* IP literals to socket addresses, and which URLs may be plain http, in one place. */
+/* IP literals to socket addresses, http(s) URLs split, and which URLs may be plain http. */
 #ifndef VANTAGE_ADDR_H
 #define VANTAGE_ADDR_H
 
@@ -8,6 +8,11 @@
 /* Fills *ss and *len from an IPv4 or IPv6 literal (no brackets) and a port 1..65535.
  * Returns 0, or -1 when ip is not a literal or the port is out of range. */
 int vt_addr_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Splits an http(s) URL as libcurl reads it (so 2130706433, 0x7f.1 and 127.1 are 127.0.0.1): the
+ * host without an IPv6 literal's brackets, the port (the scheme's default when none), https or
+ * not. -1 when it is not an http(s) URL with a host and a port 1..65535. */
+int vt_url_split(const char *url, char *host, size_t hostlen, int *port, int *https);
 
 /* A URL whose answers decide or carry evidence (a collector, the control, a DoH resolver; what
  * names it in err): https, or plain http to this machine only (an IPv4 loopback address,
