@@ -148,35 +148,23 @@ static cJSON *read_state_json(const char *dir, const char *name, const char **wh
     return j;
 }
 
-static long count_json(const char *dir)
+static int has_suffix(const char *name, const char *suffix)
 {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] != '.' && l > 5 && !strcmp(e->d_name + l - 5, ".json") &&
-            (e->d_type == DT_REG || e->d_type == DT_UNKNOWN))
-            n++;
-    }
-    closedir(d);
-    return n;
+    size_t l = strlen(name), k = strlen(suffix);
+    return l > k && !strcmp(name + l - k, suffix);
 }
 
-/* Files set aside in spool/damaged/: each beside its <name>.reason. */
-static long count_damaged(const char *dir)
+/* Regular files in dir whose names end in suffix (want 1) or do not (want 0); -1 unreadable. */
+static long count_files(const char *dir, const char *suffix, int want)
 {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : -1;
     long n = 0;
     struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] != '.' && !(l > 7 && !strcmp(e->d_name + l - 7, ".reason")) &&
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && has_suffix(e->d_name, suffix) == want &&
             (e->d_type == DT_REG || e->d_type == DT_UNKNOWN))
             n++;
-    }
     closedir(d);
     return n;
 }
@@ -260,8 +248,9 @@ static int status_print(const char *state, int json)
     int consent = vt_consent_recorded(state, when, sizeof(when));
     cJSON *run = read_state_json(state, "last-run.json", &run_why);
     cJSON *up = read_state_json(state, "last-upload.json", &up_why);
-    long spooled = count_json(spool_dir), rejected = count_json(rej_dir),
-         damaged = count_damaged(dmg_dir);
+    /* measurements are <uid>.json; a damaged file is any name beside its <name>.reason */
+    long spooled = count_files(spool_dir, ".json", 1), rejected = count_files(rej_dir, ".json", 1),
+         damaged = count_files(dmg_dir, ".reason", 0);
     char next[256];
     next_timer_run(next, sizeof(next));
     struct stat st;
