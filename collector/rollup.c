@@ -2,6 +2,7 @@
  * See rollup.h and docs/methodology.md ("Aggregation and detection"). */
 #include "rollup.h"
 #include "strbuf.h"
+#include "vantage/loop.h"
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -622,9 +623,7 @@ static double query_deadline;
 static int past_deadline(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9 > query_deadline;
+    return vt_now() > query_deadline;
 }
 
 void vt_db_time_limit(vt_store *s, int ms)
@@ -633,9 +632,7 @@ void vt_db_time_limit(vt_store *s, int ms)
     if (!h) return;
     if (!is_pg(s)) {
         if (ms > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            query_deadline = ts.tv_sec + ts.tv_nsec / 1e9 + ms / 1000.0;
+            query_deadline = vt_now() + ms / 1000.0;
             sqlite3_progress_handler(h, 10000, past_deadline, NULL);
         } else {
             sqlite3_progress_handler(h, 0, NULL, NULL);
@@ -1933,12 +1930,9 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
     /* Whatever is dirty (just marked, or left by a collector that stopped before its refresh):
      * detected now, so the first answers are complete; but for a while only: a backlog of
      * hours (a flood of new series) would keep the collector from starting at all. */
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double until = vt_now() + refresh_ms / 1000.0;
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000.0 + (t.tv_nsec - t0.tv_nsec) / 1e6 >= refresh_ms)
-            return 0;
+        if (vt_now() >= until) return 0;
         int k = vt_episodes_refresh(s, 64, err, errlen);
         if (k < 0) return -1;
         if (k == 0) return 0;
@@ -2680,8 +2674,9 @@ static int episodes_refresh(vt_store *s, int max, int wait, char *err, size_t er
     /* The next country after the last round's, wrapping around. */
     const char *after[1] = {refresh_cc};
     if (rc == 0 &&
-        vt_db_query(s, "SELECT probe_cc FROM episodes_dirty WHERE probe_cc > ? ORDER BY probe_cc "
-                       "LIMIT 1",
+        vt_db_query(s,
+                    "SELECT probe_cc FROM episodes_dirty WHERE probe_cc > ? ORDER BY probe_cc "
+                    "LIMIT 1",
                     after, 1, copy_cc, cc, err, errlen) < 0)
         rc = -1;
     if (rc == 0 && !cc[0] &&
