@@ -495,9 +495,7 @@ static void group_json(cJSON *o, const group *g, int verdict)
     add_q(o, "throughput_bps_p90", &g->tput, VT_HIST_THROUGHPUT, 0.9);
 }
 
-static int max_groups = 10000; /* vt_aggregate_handle's, for the loop's one query at a time */
-
-static int aggregation(vt_store *s, struct evhttp_request *req)
+static int aggregation(vt_store *s, struct evhttp_request *req, int max_groups)
 {
     struct evkeyvalq kv;
     params p;
@@ -668,8 +666,9 @@ static void default_range(params *p)
     }
 }
 
-static int episodes(vt_store *s, struct evhttp_request *req)
+static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
 {
+    (void)max_groups;
     struct evkeyvalq kv;
     params p;
     int rc =
@@ -768,8 +767,9 @@ static int meas_row(void *arg, int nc, const char *const *cols)
     return 0;
 }
 
-static int measurements(vt_store *s, struct evhttp_request *req)
+static int measurements(vt_store *s, struct evhttp_request *req, int max_groups)
 {
+    (void)max_groups;
     struct evkeyvalq kv;
     params p;
     int rc = parse_params(req, &kv,
@@ -954,7 +954,7 @@ int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, si
         security_headers(req);
         return send_file(req, chartjs_path(), "text/javascript; charset=utf-8", 1);
     }
-    int (*fn)(vt_store *, struct evhttp_request *) = NULL;
+    int (*fn)(vt_store *, struct evhttp_request *, int max_groups) = NULL;
     if (strcmp(path, "/api/v1/aggregation") == 0) fn = aggregation;
     if (strcmp(path, "/api/v1/episodes") == 0) fn = episodes;
     if (strcmp(path, "/api/v1/measurements") == 0) fn = measurements;
@@ -963,9 +963,8 @@ int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, si
     security_headers(req);
     /* Queries run on the event loop (and, on SQLite with ingest threads, under the store lock):
      * one that reads too much is stopped rather than holding up everyone else. */
-    max_groups = groups > 0 ? groups : 10000;
     vt_db_time_limit(s, timeout_ms);
-    int status = fn(s, req);
+    int status = fn(s, req, groups > 0 ? groups : 10000);
     vt_db_time_limit(s, 0);
     return status;
 }
