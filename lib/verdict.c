@@ -462,15 +462,21 @@ static int large_cut(const cJSON *tk, double *bytes, const char **how)
     double tid = num_or(last, "transaction_id", -1), t0 = num_or(last, "t0", -1),
            t1 = num_or(last, "t", -1), t_byte = -1;
     if (t0 < 0 || t1 <= t0) return 0;
+    /* When the count last grew: the earliest sample that already holds the final count (the
+     * transfer's end writes one more sample with the same count, at the end) */
     const cJSON *e;
+    double most = 0;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "network_events"))
     {
         const char *op = str_or_null(e, "operation");
-        /* the last sample that counted bytes (a final sample of 0 marks only the end) */
-        if (tid >= 0 && op && strcmp(op, "bytes_received_cumulative") == 0 &&
-            num_or(e, "transaction_id", -1) == tid && num_or(e, "num_bytes", 0) > 0 &&
-            num_or(e, "t", -1) > t_byte)
-            t_byte = num_or(e, "t", -1);
+        double b = num_or(e, "num_bytes", 0), t = num_or(e, "t", -1);
+        if (tid < 0 || !op || strcmp(op, "bytes_received_cumulative") != 0 ||
+            num_or(e, "transaction_id", -1) != tid || b <= 0 || t < 0)
+            continue;
+        if (b > most || (b == most && t < t_byte)) {
+            most = b;
+            t_byte = t;
+        }
     }
     if (t_byte < 0) {
         if (*bytes > 0) return 0; /* bytes came, but when is not known */

@@ -695,10 +695,10 @@ static void test_transfer_cut(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
     /* 12 kB in the first 0.15 s, then silence until the timeout 3 s later (a TSPU-style freeze) */
-    static const double frozen[][2] = {{0.30, 8000}, {0.35, 12000}};
+    static const double frozen[][2] = {{0.30, 8000}, {0.35, 12000}, {3.2, 12000}}; /* end */
     cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     add_large(tk, 12000, 0, "generic_timeout_error");
-    add_large_samples(tk, 0.2, 3.2, frozen, 2);
+    add_large_samples(tk, 0.2, 3.2, frozen, 3);
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "http_blocking");
     assert_string_equal(s(tk, "verdict_phase"), "http");
@@ -709,7 +709,7 @@ static void test_transfer_cut(void **st)
     slow.canary_bps = 0;
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     add_large(tk, 12000, 0, "generic_timeout_error");
-    add_large_samples(tk, 0.2, 3.2, frozen, 2);
+    add_large_samples(tk, 0.2, 3.2, frozen, 3);
     decide(tk, &slow, NULL, NULL, NULL, 1);
     assert_string_not_equal(s(tk, "verdict"), "http_blocking");
     cJSON_Delete(tk);
@@ -774,7 +774,7 @@ static void test_transfer_cut(void **st)
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     add_large(tk, 4194304, 0, "generic_timeout_error");
     cJSON_AddTrueToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "download_capped");
-    add_large_samples(tk, 0.2, 3.2, frozen, 2);
+    add_large_samples(tk, 0.2, 3.2, frozen, 3);
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_not_equal(s(tk, "verdict"), "http_blocking");
     cJSON_Delete(tk);
