@@ -72,6 +72,12 @@ int vt_ingest_inflate(const unsigned char *in, size_t len, size_t cap, unsigned 
         zr = inflate(&z, Z_NO_FLUSH);
         used = size - z.avail_out;
         if (zr == Z_STREAM_END) {
+            /* Zero bytes after a member (block padding, as tar and some writers leave it) end
+             * the body; gzip(1) ignores them too. Anything else must be another member. */
+            while (z.avail_in > 0 && *z.next_in == 0) {
+                z.next_in++;
+                z.avail_in--;
+            }
             if (z.avail_in == 0) break;
             /* Concatenated gzip members (as gzip(1) makes them) are valid gzip. */
             if (inflateReset(&z) != Z_OK) {

@@ -388,6 +388,18 @@ static void gzip_bodies_inflate_within_the_cap(void **state)
         vt_ingest_inflate((const unsigned char *)"hello", 5, 1 << 20, &out, &ol, err, sizeof err),
         -1);
     assert_int_equal(vt_ingest_inflate(z, 0, 1 << 20, &out, &ol, err, sizeof err), -1);
+    /* Zero padding after the member is accepted, as gzip(1) does; other trailing bytes are not
+     * a gzip member and are refused. */
+    unsigned char padded[8192 + 512];
+    memcpy(padded, z, zl);
+    memset(padded + zl, 0, 512);
+    assert_int_equal(vt_ingest_inflate(padded, zl + 512, 1 << 20, &out, &ol, err, sizeof err), 0);
+    assert_int_equal(ol, sizeof in);
+    assert_memory_equal(out, in, sizeof in);
+    free(out);
+    padded[zl + 100] = 'x';
+    assert_int_equal(vt_ingest_inflate(padded, zl + 512, 1 << 20, &out, &ol, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not valid gzip"));
 }
 
 /* Random damage to a valid batch: whatever comes out, parsing never crashes and every line gets
