@@ -680,53 +680,65 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(x->uid, y->uid);
 }
 
-/* Moves spool/<name>, which is not a measurement this spool can send, to spool/damaged/ beside a
- * <name>.reason, durably; never over a file already there (a second damaged copy of a name gets
- * ".1", ".2", ...). 0 moved, 1 gone meanwhile, -1 left in place (why says so). */
-static int set_aside(vt_spool *sp, int dfd, const char *name, const char *reason, char *why,
-                     size_t whylen)
+/* Moves <dfd>/<name> into dir beside a reason file holding reason, durably and never over a file
+ * already there: the copy is <stem><ext> with <stem>.reason, or, when that name is taken,
+ * <stem>.1<ext>, <stem>.2<ext> ... The reason is written first: a crash between the two steps
+ * leaves the file where it was. 0 moved, 1 gone meanwhile, 2 moved but not synced, -1 left in
+ * place; msg says why for 2 and -1. */
+static int move_with_reason(int dfd, const char *name, const char *dir, const char *stem,
+                            const char *ext, const char *reason, char *msg, size_t msglen)
 {
-    char dst[NAME_MAX + 1], rpath[PATH_MAX], text[256];
-    int ddfd = open(sp->dmgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char dst[NAME_MAX + 1], rname[NAME_MAX + 1], rpath[PATH_MAX], text[512];
+    int ddfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (ddfd < 0) {
-        snprintf(why + strlen(why), whylen - strlen(why), "; left in place: cannot open %s: %s",
-                 sp->dmgdir, strerror(errno));
+        snprintf(msg, msglen, "cannot open %s: %s", dir, strerror(errno));
         return -1;
     }
-    int n = snprintf(text, sizeof(text), "%s\n", reason);
+    int n = snprintf(text, sizeof(text), "%s\n", reason && *reason ? reason : "rejected");
     if (n < 0 || (size_t)n >= sizeof(text)) n = (int)sizeof(text) - 1;
     for (int k = 0; k < 10; k++) {
-        int m = k ? snprintf(dst, sizeof(dst), "%s.%d", name, k)
-                  : snprintf(dst, sizeof(dst), "%s", name);
-        if (m < 0 || (size_t)m + sizeof(".reason") > sizeof(dst)) break;
+        char num[4] = "";
+        if (k) snprintf(num, sizeof(num), ".%d", k);
+        int m = snprintf(dst, sizeof(dst), "%s%s%s", stem, num, ext);
+        int r = snprintf(rname, sizeof(rname), "%s%s.reason", stem, num);
+        if (m < 0 || (size_t)m >= sizeof(dst) || r < 0 || (size_t)r >= sizeof(rname) ||
+            path_join(rpath, sizeof(rpath), dir, rname, "") < 0)
+            break;
         if (faccessat(ddfd, dst, F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
-        /* The reason first: a crash between the two steps leaves the file where it was. */
-        if (path_join(rpath, sizeof(rpath), sp->dmgdir, dst, ".reason") < 0) break;
-        char werr[PATH_MAX + 64];
-        if (vt_spool_write_file_atomic(rpath, text, (size_t)n, werr, sizeof(werr)) < 0) {
-            snprintf(why + strlen(why), whylen - strlen(why), "; left in place: %s", werr);
+        if (vt_spool_write_file_atomic(rpath, text, (size_t)n, msg, msglen) < 0) {
             close(ddfd);
             return -1;
         }
         if (renameat2(dfd, name, ddfd, dst, RENAME_NOREPLACE) == 0) {
-            fsync(ddfd);
-            fsync(dfd);
+            int synced = fsync(ddfd) == 0 && fsync(dfd) == 0;
+            if (!synced) snprintf(msg, msglen, "cannot sync %s: %s", dir, strerror(errno));
             close(ddfd);
-            return 0;
+            return synced ? 0 : 2;
         }
         int e = errno;
-        unlinkat(ddfd, rpath + strlen(sp->dmgdir) + 1, 0);
+        unlinkat(ddfd, rname, 0);
         if (e == EEXIST) continue;
         close(ddfd);
         if (e == ENOENT) return 1;
-        snprintf(why + strlen(why), whylen - strlen(why), "; left in place: cannot move it: %s",
-                 strerror(e));
+        snprintf(msg, msglen, "cannot move it to %s: %s", dir, strerror(e));
         return -1;
     }
     close(ddfd);
-    snprintf(why + strlen(why), whylen - strlen(why), "; left in place: no free name in %s",
-             sp->dmgdir);
+    snprintf(msg, msglen, "no free name in %s", dir);
     return -1;
+}
+
+/* Moves spool/<name>, which is not a measurement this spool can send, to spool/damaged/ beside a
+ * <name>.reason (a second damaged copy of a name gets ".1", ".2", ...). 0 moved, 1 gone
+ * meanwhile, -1 left in place (why says so). */
+static int set_aside(vt_spool *sp, int dfd, const char *name, const char *reason, char *why,
+                     size_t whylen)
+{
+    char msg[PATH_MAX + 128];
+    int r = move_with_reason(dfd, name, sp->dmgdir, name, "", reason, msg, sizeof(msg));
+    if (r == 2) return 0; /* moved: the next run finds it there either way */
+    if (r < 0) snprintf(why + strlen(why), whylen - strlen(why), "; left in place: %s", msg);
+    return r;
 }
 
 int vt_spool_list(vt_spool *sp, vt_spool_listing *out, vt_spool_report_fn report, void *arg,
@@ -908,28 +920,26 @@ fail:
 
 int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err, size_t errlen)
 {
-    char src[PATH_MAX], dst[PATH_MAX], rpath[PATH_MAX], why[512];
+    char src[PATH_MAX], name[VT_SPOOL_UID_MAX + 8], msg[PATH_MAX + 128];
     struct stat st;
-    if (!vt_spool_uid_valid(uid) || path_join(src, sizeof(src), sp->dir, uid, ".json") < 0 ||
-        path_join(dst, sizeof(dst), sp->rejdir, uid, ".json") < 0 ||
-        path_join(rpath, sizeof(rpath), sp->rejdir, uid, ".reason") < 0) {
+    if (!vt_spool_uid_valid(uid) || path_join(src, sizeof(src), sp->dir, uid, ".json") < 0) {
         snprintf(err, errlen, "spool: invalid uid");
         return VT_SPOOL_ERR;
     }
     if (lstat(src, &st) < 0) return 0; /* gone already (another upload handled it) */
-    /* The reason first: a crash between the two steps leaves the measurement spooled, to be
-     * refused again on the next upload. */
-    int n = snprintf(why, sizeof(why), "%s\n", reason && *reason ? reason : "rejected");
-    if (n < 0) n = 0;
-    if ((size_t)n >= sizeof(why)) n = (int)sizeof(why) - 1;
-    if (vt_spool_write_file_atomic(rpath, why, (size_t)n, err, errlen) < 0) return VT_SPOOL_ERR;
-    if (rename(src, dst) < 0) {
-        if (errno == ENOENT) return 0;
-        snprintf(err, errlen, "spool: cannot move %s to %s: %s", src, sp->rejdir, strerror(errno));
+    snprintf(name, sizeof(name), "%s.json", uid);
+    int dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        snprintf(err, errlen, "spool: cannot open %s: %s", sp->dir, strerror(errno));
         return VT_SPOOL_ERR;
     }
-    if (fsync_dir(sp->rejdir) < 0 || fsync_dir(sp->dir) < 0) {
-        snprintf(err, errlen, "spool: cannot sync %s: %s", sp->rejdir, strerror(errno));
+    /* A crash before the move leaves the measurement spooled, to be refused again on the next
+     * upload; an earlier refusal of the same uid is kept beside it. */
+    int r = move_with_reason(dfd, name, sp->rejdir, uid, ".json", reason, msg, sizeof(msg));
+    close(dfd);
+    if (r == 1) return 0;
+    if (r != 0) {
+        snprintf(err, errlen, "spool: %s: %s", src, msg);
         return VT_SPOOL_ERR;
     }
     if (sp->count) sp->count--;

@@ -210,6 +210,19 @@ static void ack_deletes_only_the_acknowledged_uid(void **state)
     assert_int_equal(n, 1);
 }
 
+static char *slurp_spool(fixture *f, const char *name)
+{
+    char p[512], *buf = calloc(1, 4096);
+    snprintf(p, sizeof(p), "%s/spool/%s", f->state, name);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 4095, fp);
+    buf[n] = 0;
+    fclose(fp);
+    return buf;
+}
+
 static void rejected_moves_to_rejected_with_its_reason(void **state)
 {
     fixture *f = *state;
@@ -232,6 +245,17 @@ static void rejected_moves_to_rejected_with_its_reason(void **state)
     assert_int_equal(l.n, 1);
     assert_string_equal(l.items[0].uid, "d2");
     vt_spool_listing_free(&l);
+    /* The same uid refused again (spooled a second time) keeps the first copy and its reason. */
+    put(f, "d1");
+    assert_int_equal(vt_spool_reject(f->sp, "d1", "second", err, sizeof(err)), 0);
+    assert_false(exists(f, "", "d1.json"));
+    assert_true(exists(f, "rejected", "d1.1.json"));
+    char *why = slurp_spool(f, "rejected/d1.1.reason");
+    assert_string_equal(why, "second\n");
+    free(why);
+    why = slurp_spool(f, "rejected/d1.reason");
+    assert_string_equal(why, "probe_cc must match ^[A-Z]{2}$\n");
+    free(why);
 }
 
 static void stale_tmp_files_are_removed_on_open_but_a_live_writer_is_left_alone(void **state)
@@ -280,19 +304,6 @@ static void write_raw(fixture *f, const char *name, const char *data, size_t len
     assert_true(fd >= 0);
     assert_int_equal(write(fd, data, len), (ssize_t)len);
     close(fd);
-}
-
-static char *slurp_spool(fixture *f, const char *name)
-{
-    char p[512], *buf = calloc(1, 4096);
-    snprintf(p, sizeof(p), "%s/spool/%s", f->state, name);
-    FILE *fp = fopen(p, "r");
-    assert_non_null(fp);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, 4095, fp);
-    buf[n] = 0;
-    fclose(fp);
-    return buf;
 }
 
 static void damaged_files_are_set_aside_once(void **state)
