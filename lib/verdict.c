@@ -705,6 +705,9 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
     int port = int_or(ev, "port", 0);
     int replied = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "replied"));
     int connected = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "connected"));
+    int tls_completed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "tls_completed"));
+    int refused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "refused"));
+    int unkeyed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "unkeyed"));
     int n_same = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "same_port"));
     int n_up = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "address_up"));
     int n_else = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "port_elsewhere"));
@@ -724,6 +727,34 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
             addr, port, proto, failure);
         return;
     }
+    if (tls_completed) {
+        set(d, "inconclusive", NULL,
+            "%s:%d completed the TLS handshake, then the %s exchange inside it failed (%s): a "
+            "censor on the path cannot read inside TLS, so this is the server's answer (not a "
+            "%s server, or misconfigured), not blocking.",
+            addr, port, proto, failure, proto);
+        *reason = "failed_inside_tls";
+        return;
+    }
+    if (refused) {
+        /* An ICMP port unreachable: nothing listens there, or a filter says so in the host's
+         * name. Never blocking evidence; down when the control cannot reach the host either. */
+        int silent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "address_silent"));
+        if (ctl_down && silent) {
+            set(d, "down", phase,
+                "%s:%d/%s answered with an ICMP port unreachable (%s), nothing else at %s "
+                "answers from here, and the control cannot reach it either (%s): the server is "
+                "down, not blocked.",
+                addr, port, tr, failure, addr, cin);
+            return;
+        }
+        set(d, "inconclusive", NULL,
+            "%s:%d/%s answered with an ICMP port unreachable (%s): nothing listens on that port, "
+            "or a filter answered in the host's name; the two cannot be told apart from here.",
+            addr, port, tr, failure);
+        *reason = "udp_port_refused";
+        return;
+    }
     if (n_mimic) {
         set(d, "tls_blocking", phase,
             "The %s handshake with %s:%d/%s got no answer (%s), and in the same run a datagram "
@@ -731,6 +762,16 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
             "the protocol is filtered (deep packet inspection).",
             proto, addr, port, tr, failure);
         *blocking = "protocol";
+        return;
+    }
+    if ((connected || n_same) && unkeyed) {
+        set(d, "inconclusive", NULL,
+            "%s:%d/%s accepts connections from here, but the %s handshake, sent without a "
+            "tls-auth or tls-crypt key, failed with nothing back (%s): a server that requires "
+            "such a key drops it or closes, so this cannot be told from protocol filtering; a "
+            "target with the server's key can tell.",
+            addr, port, tr, proto, failure);
+        *reason = "no_tls_auth_key";
         return;
     }
     if (connected || n_same) {

@@ -33,6 +33,11 @@ typedef struct obs {
     int got_bytes;        /* bytes came back (the protocol's answer or anything else) */
     int connected;        /* TCP connected */
     int failed;           /* a probe that expects an answer got none (timeout, refused, ...) */
+    int refused;          /* UDP, an ICMP port unreachable: nothing listens there (or a filter
+                             says so in its name): neither an answer nor a silent path */
+    int tls_done;         /* the TLS handshake completed: what failed after it was inside TLS */
+    int unkeyed;          /* OpenVPN without a tls-auth/tls-crypt key: a server that requires
+                             one drops the reset without a word */
     int silent_probe;     /* a UDP port probe that got nothing (proves nothing by itself) */
     const char *payload;  /* port kind, UDP: payload_hex ("" when none) */
     const char *mimics;   /* port kind: the protocol its payload imitates */
@@ -105,8 +110,14 @@ static int obs_read(const cJSON *e, obs *o)
                            strcmp(failure, "ssl_invalid_certificate") == 0);
     o->got_bytes = num_of(e, "received", 0) > 0 || num_of(e, "bytes_received", 0) > 0 ||
                    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "status_code")) || cert;
+    const cJSON *tls = cJSON_GetObjectItemCaseSensitive(e, "tls_handshake");
+    const char *tls_version = str_of(tls, "tls_version");
+    o->tls_done = cJSON_IsObject(tls) && !str_of(tls, "failure") && tls_version && *tls_version;
+    o->unkeyed = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "tls_auth")) &&
+                 cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(e, "tls_crypt"));
     o->answered = (!failure && !inc) || o->connected || o->got_bytes;
-    o->failed = failure && !o->answered;
+    o->refused = !o->tcp && failure && strcmp(failure, "connection_refused") == 0;
+    o->failed = failure && !o->answered && !o->refused;
     o->silent_probe = inc && strcmp(inc, "udp_no_reply") == 0 && !o->answered;
     return 1;
 }
@@ -256,15 +267,20 @@ static void evidence_for(const obs_set *s, size_t item, const vt_vpn_item *it)
     cJSON_AddStringToObject(ev, "transport", h->tcp ? "tcp" : "udp");
     cJSON_AddStringToObject(ev, "protocol", h->protocol);
     int replied = h->got_bytes;
-    int connected = 0;
+    int connected = 0, tls_completed = 0;
     for (size_t i = 0; i < s->n; i++) {
         const obs *o = &s->o[i];
-        if (o->item == item && o->tcp == h->tcp && o->port == h->port && same_ip(o->ip, h->ip) &&
-            o->connected)
-            connected = 1;
+        if (o->item != item || o->tcp != h->tcp || o->port != h->port || !same_ip(o->ip, h->ip))
+            continue;
+        connected |= o->connected;
+        tls_completed |= o->tls_done;
     }
+    int unkeyed = h->unkeyed && h->tcp && strcmp(h->protocol, "openvpn") == 0;
     cJSON_AddBoolToObject(ev, "replied", replied);
     cJSON_AddBoolToObject(ev, "connected", connected);
+    cJSON_AddBoolToObject(ev, "tls_completed", tls_completed);
+    cJSON_AddBoolToObject(ev, "refused", h->refused);
+    cJSON_AddBoolToObject(ev, "unkeyed", unkeyed);
     cJSON *same_port = cJSON_AddArrayToObject(ev, "same_port");
     cJSON *addr_up = cJSON_AddArrayToObject(ev, "address_up");
     cJSON *port_else = cJSON_AddArrayToObject(ev, "port_elsewhere");

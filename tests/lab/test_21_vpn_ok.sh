@@ -38,8 +38,9 @@ if [ -n "${LAB_CONTROL_URL:-}" ]; then
         failure=connection_refused evidence.vpn.address_silent=true \
         evidence.vpn.control_input=10.99.2.38:9030 evidence.control.failure=connection_refused
 else
-    lab_assert vpn-down verdict=inconclusive blocking=null \
-        inconclusive_reason=address_unreachable_no_control
+    # nothing listens: an ICMP port unreachable, which a filter could forge; never blocking
+    lab_assert vpn-down verdict=inconclusive blocking=null failure=connection_refused \
+        inconclusive_reason=udp_port_refused evidence.vpn.refused=true
 fi
 # No secret in the measurements or the probe's messages.
 python3 - "$VPN_DIR/secrets.json" "$LAB_OUT" "$LAB_DIR/probe.err" <<'PY' || lab_die "a secret leaked"

@@ -48,7 +48,10 @@ lab_assert vpn-port-500 verdict=ok reachable=true
 # Without the control: the same evidence, but nothing says the servers are up.
 LAB_CONTROL_URL="" lab_probe
 lab_show
-for id in vpn-ovpn-udp vpn-ovpn-ta vpn-wg vpn-ike vpn-ovpn-tcp vpn-sstp vpn-down; do
+for id in vpn-ovpn-udp vpn-ovpn-ta vpn-wg vpn-ike vpn-ovpn-tcp vpn-sstp; do
     lab_assert "$id" verdict=inconclusive blocking=null verdict_phase=null reachable=false \
         inconclusive_reason=address_unreachable_no_control evidence.control=null
 done
+# the server that is down answers with an ICMP port unreachable: nothing listens (never blocked)
+lab_assert vpn-down verdict=inconclusive blocking=null verdict_phase=null reachable=false \
+    inconclusive_reason=udp_port_refused evidence.control=null

@@ -294,7 +294,8 @@ static void protocol_blocked_after_connect(void **st)
     cJSON *tk = add(&r, "ovpn-tcp", "openvpn", NULL, "handshake", "connection_reset",
                     "[{\"ip\":\"192.0.2.7\",\"port\":1194,\"transport\":\"tcp\",\"protocol\":"
                     "\"openvpn\",\"failure\":\"connection_reset\",\"failed_operation\":\"read\","
-                    "\"bytes_received\":0,\"tcp_connect\":{\"status\":{\"success\":true}}}]",
+                    "\"bytes_received\":0,\"tls_auth\":true,\"tls_crypt\":false,"
+                    "\"tcp_connect\":{\"status\":{\"success\":true}}}]",
                     NULL);
     vt_vpn_gather(r.it, r.n);
     assert_true(
@@ -304,6 +305,135 @@ static void protocol_blocked_after_connect(void **st)
     assert_string_equal(s(tk, "verdict"), "tls_blocking");
     assert_string_equal(s(tk, "blocking"), "protocol");
     run_free(&r);
+}
+
+/* OpenVPN over TCP without a tls-auth/tls-crypt key: connected, then a close, a reset or
+ * silence. A server that requires a key does exactly that (OpenVPN 2.6: "cannot locate HMAC",
+ * then it closes), so it is no evidence of protocol filtering. The same failure with a key is. */
+static void unkeyed_openvpn_tcp_is_not_protocol_blocking(void **st)
+{
+    (void)st;
+    const char *fails[] = {"eof_error", "connection_reset", "generic_timeout_error"};
+    for (size_t i = 0; i < 3; i++) {
+        char h[600];
+        snprintf(h, sizeof(h),
+                 "[{\"ip\":\"192.0.2.7\",\"port\":1194,\"transport\":\"tcp\",\"protocol\":"
+                 "\"openvpn\",\"failure\":\"%s\",\"failed_operation\":\"read\","
+                 "\"bytes_received\":0,\"tls_auth\":false,\"tls_crypt\":false,"
+                 "\"tcp_connect\":{\"status\":{\"success\":true}}}]",
+                 fails[i]);
+        run r = {0};
+        cJSON *tk = add(&r, "ovpn-tcp", "openvpn", NULL, "handshake", fails[i], h, NULL);
+        vt_vpn_gather(r.it, r.n);
+        const cJSON *ev = cJSON_GetObjectItem(tk, "vpn_evidence");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ev, "unkeyed")));
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ev, "connected")));
+        vt_verdict_ctx c = canaries(2);
+        decide(tk, &c, NULL, "192.0.2.7");
+        assert_string_equal(s(tk, "verdict"), "inconclusive");
+        assert_string_equal(s(tk, "inconclusive_reason"), "no_tls_auth_key");
+        assert_null_key(tk, "blocking");
+        run_free(&r);
+    }
+}
+
+/* Tor, SSTP, OpenConnect: TLS completed, then the protocol inside it failed (silence, a close,
+ * bytes that are not the protocol). A censor on the path cannot read inside TLS: the server
+ * answered, and that is not blocking. A TLS handshake that itself fails after the connect is
+ * still protocol blocking (SNI or fingerprint filtering). */
+static void failure_inside_tls_is_not_blocking(void **st)
+{
+    (void)st;
+#define TLS_OK                                                                                     \
+    "\"tls_handshake\":{\"failure\":null,\"tls_version\":\"TLSv1.3\",\"peer_certificates\":[]}"
+    run r = {0};
+    cJSON *tor = add(&r, "tor", "tor", NULL, "handshake", "generic_timeout_error",
+                     "[{\"ip\":\"192.0.2.50\",\"port\":9001,\"transport\":\"tcp\",\"protocol\":"
+                     "\"tor\",\"failure\":\"generic_timeout_error\",\"bytes_received\":0,"
+                     "\"tcp_connect\":{\"status\":{\"success\":true}}," TLS_OK "}]",
+                     NULL);
+    /* tlsvpn: the TLS entry (worked), then the protocol's own entry (failed) */
+    cJSON *sstp =
+        add(&r, "sstp", "tlsvpn", NULL, "handshake", "eof_error",
+            "[{\"ip\":\"192.0.2.51\",\"port\":443,\"transport\":\"tcp\",\"protocol\":"
+            "\"sstp\",\"failure\":null,\"tcp_connect\":{\"status\":{\"success\":true}}," TLS_OK "},"
+            "{\"ip\":\"192.0.2.51\",\"port\":443,\"transport\":\"tcp\",\"protocol\":"
+            "\"sstp\",\"failure\":\"eof_error\",\"status_code\":null}]",
+            NULL);
+    cJSON *reset =
+        add(&r, "tor-reset", "tor", NULL, "tls", "connection_reset",
+            "[{\"ip\":\"192.0.2.52\",\"port\":9001,\"transport\":\"tcp\",\"protocol\":"
+            "\"tor\",\"failure\":\"connection_reset\",\"failed_operation\":"
+            "\"tls_handshake\",\"tcp_connect\":{\"status\":{\"success\":true}},"
+            "\"tls_handshake\":{\"failure\":\"connection_reset\",\"tls_version\":\"\"}}]",
+            NULL);
+#undef TLS_OK
+    vt_vpn_gather(r.it, r.n);
+    vt_verdict_ctx c = canaries(2);
+    cJSON *done[] = {tor, sstp};
+    for (int i = 0; i < 2; i++) {
+        assert_true(cJSON_IsTrue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(done[i], "vpn_evidence"), "tls_completed")));
+        decide(done[i], &c, NULL, "h");
+        assert_string_equal(s(done[i], "verdict"), "inconclusive");
+        assert_string_equal(s(done[i], "inconclusive_reason"), "failed_inside_tls");
+        assert_null_key(done[i], "blocking");
+    }
+    decide(reset, &c, NULL, "h");
+    assert_string_equal(s(reset, "verdict"), "tls_blocking");
+    assert_string_equal(s(reset, "blocking"), "protocol");
+    run_free(&r);
+}
+
+/* An ICMP port unreachable on UDP is the host (or a filter in its name) saying nothing listens:
+ * not silence. It is no evidence of port blocking for itself, nor for another address's silent
+ * server on that port (rule 4); with a control that cannot reach the host either: down. */
+static void udp_refused_is_not_port_blocking(void **st)
+{
+    (void)st;
+    for (int ctl_mode = 0; ctl_mode < 2; ctl_mode++) {
+        run r = {0};
+        /* 192.0.2.2: an echo answers on 5353, nothing listens on 1194 */
+        cJSON *closed = add(&r, "closed-1194", "port",
+                            "{\"transport\":\"udp\",\"payload_hex\":"
+                            "\"00\"}",
+                            "handshake", "connection_refused",
+                            "[" ECHO("192.0.2.2", 1194, "\"connection_refused\"", "") "]", NULL);
+        add(&r, "echo-5353", "port", "{\"transport\":\"udp\",\"payload_hex\":\"00\"}", NULL, NULL,
+            "[" ECHO("192.0.2.2", 5353, "null", "") "]", NULL);
+        /* 192.0.2.3: a silent OpenVPN on 1194, ssh up */
+        cJSON *ovpn = add(&r, "ovpn", "openvpn", NULL, "handshake", "generic_timeout_error",
+                          "[" UDP_FAIL("192.0.2.3", 1194, "openvpn") "]",
+                          "[" TCP_ENTRY("192.0.2.3", 22, "null") "]");
+        /* 192.0.2.4: nothing answers at all; its OpenVPN port is refused */
+        cJSON *gone = add(&r, "gone", "openvpn", "{\"address_check\":[22]}", "handshake",
+                          "connection_refused",
+                          "[{\"ip\":\"192.0.2.4\",\"port\":1194,\"transport\":\"udp\","
+                          "\"protocol\":\"openvpn\",\"failure\":\"connection_refused\"}]",
+                          "[" TCP_ENTRY("192.0.2.4", 22, "\"connection_refused\"") "]");
+        vt_vpn_gather(r.it, r.n);
+        const cJSON *ev = cJSON_GetObjectItem(closed, "vpn_evidence");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ev, "refused")));
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(
+                             cJSON_GetObjectItem(ovpn, "vpn_evidence"), "port_failed_up")),
+                         0);
+        assert_string_equal(s(cJSON_GetObjectItem(gone, "vpn_evidence"), "control_input"),
+                            "192.0.2.4:22");
+        vt_verdict_ctx c = canaries(2);
+        cJSON *ctl = ctl_mode ? control(0) : NULL;
+        decide(closed, &c, NULL, "192.0.2.2");
+        assert_string_equal(s(closed, "verdict"), "inconclusive");
+        assert_string_equal(s(closed, "inconclusive_reason"), "udp_port_refused");
+        assert_null_key(closed, "blocking");
+        decide(ovpn, &c, NULL, "192.0.2.3");
+        assert_string_equal(s(ovpn, "verdict"), "inconclusive");
+        assert_null_key(ovpn, "blocking");
+        decide(gone, &c, ctl, "192.0.2.4");
+        assert_string_equal(s(gone, "verdict"), ctl_mode ? "down" : "inconclusive");
+        assert_null_key(gone, "blocking");
+        cJSON_Delete(ctl);
+        run_free(&r);
+    }
 }
 
 /* TCP refused on the only VPN port; the address answers elsewhere. The control connects: port
@@ -474,6 +604,9 @@ int main(void)
         cmocka_unit_test(same_protocol_elsewhere_is_not_port_evidence),
         cmocka_unit_test(protocol_blocked_by_mimic),
         cmocka_unit_test(protocol_blocked_after_connect),
+        cmocka_unit_test(unkeyed_openvpn_tcp_is_not_protocol_blocking),
+        cmocka_unit_test(failure_inside_tls_is_not_blocking),
+        cmocka_unit_test(udp_refused_is_not_port_blocking),
         cmocka_unit_test(tcp_port_refused),
         cmocka_unit_test(port_failed_where_it_also_works),
         cmocka_unit_test(garbage_unprovisioned_offline),
