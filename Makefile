@@ -6,6 +6,11 @@ FUZZ_BUILD ?= build-fuzz
 
 .PHONY: all build run test test-fast test-asan test-fuzz fuzz deps deps-test deps-lab install clean
 
+# $(call configure,DIR,ARGS): cmake's configure step, quiet when it works; when it fails, its
+# whole output (which names what is missing) and no half-made cache left to trip the next make.
+configure = mkdir -p $(1) && { cmake -S . -B $(1) $(2) >$(1)/configure.log 2>&1 || \
+	{ cat $(1)/configure.log >&2; rm -f $(1)/CMakeCache.txt; exit 1; }; }
+
 all: build
 
 deps:
@@ -16,7 +21,7 @@ deps-lab:
 	@scripts/deps.sh all
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_WERROR=ON >/dev/null
+	@$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DVT_WERROR=ON)
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -37,7 +42,7 @@ test-fast: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE lab
 
 test-asan: deps-test
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_WERROR=ON -DVT_SANITIZE=ON >/dev/null
+	@$(call configure,$(ASAN_BUILD),-DCMAKE_BUILD_TYPE=Debug -DVT_WERROR=ON -DVT_SANITIZE=ON)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -LE lab
@@ -48,7 +53,7 @@ test-asan: deps-test
 FUZZ_TEST_SECONDS ?= 5
 FUZZ_SECONDS ?= 60
 $(FUZZ_BUILD)/CMakeCache.txt:
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVT_FUZZ=ON -DVT_WERROR=ON >/dev/null
+	@export CC=clang && $(call configure,$(FUZZ_BUILD),-DCMAKE_BUILD_TYPE=Debug -DVT_FUZZ=ON -DVT_WERROR=ON)
 
 test-fuzz: deps-test $(FUZZ_BUILD)/CMakeCache.txt
 	cmake -S . -B $(FUZZ_BUILD) -DVT_FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) >/dev/null
