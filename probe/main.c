@@ -682,6 +682,7 @@ static int cmd_run(probe_opts *o)
         goto done;
     }
     /* The loop has finished: uploading now holds back no measurement. */
+    o->up.quiet = o->quiet;
     int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
     r.spool = NULL;
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK) rc = urc;
@@ -844,6 +845,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "status")) return vt_status_command(argc - 1, argv + 1, o.up.state_dir);
     if (parse_opts(argc - 1, argv + 1, &o) < 0) return VT_EXIT_USAGE;
     if (!strcmp(cmd, "targets")) return cmd_targets(&o);
-    if (!strcmp(cmd, "upload")) return vt_upload_command(&o.up);
+    if (!strcmp(cmd, "upload")) {
+        o.up.quiet = o.quiet;
+        return vt_upload_command(&o.up);
+    }
     return cmd_run(&o);
 }

@@ -755,6 +755,9 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
 
 static void print_result(const vt_upload_opts *o, const vt_upload_result *r)
 {
+    /* cron mails whatever is printed: with --quiet, only a problem is news */
+    if (o->quiet && !r->error[0] && r->left == 0 && r->rejected == 0 && r->set_aside == 0)
+        return;
     fprintf(stderr,
             "vantage-probe: upload: %zu accepted, %zu already there, %zu rejected, %zu still "
             "spooled%s%s\n",

@@ -477,6 +477,7 @@ def run_checks_in_spools_and_uploads(fc, st):
     check(all("_DE_3320_" in m["report_id"] for m in out), "run: report id from the check-in")
     check(spooled(st) == [], "run: spool empty after the upload")
     check(last_upload(st)["accepted"] == 4, "run: last-upload.json written")
+    check(err.strip() == "", "run --quiet: nothing printed when all was acknowledged (%r)" % err)
 
 
 def run_without_upload_keeps_the_spool(fc, st):
@@ -498,6 +499,7 @@ def run_with_collector_down(fc, st):
     fc.server = type("x", (), {"shutdown": lambda s: None, "server_close": lambda s: None})()
     rc, err, out = run(st, "http://127.0.0.1:%d" % port, targets, "--upload-attempts", "2")
     check(rc == 4, "run, collector down: exit 4 upload pending (got %d: %s)" % (rc, err))
+    check("2 still spooled" in err, "run --quiet, collector down: the upload's result is printed")
     check(len(out) == 2 and spooled(st) == sorted(m["measurement_uid"] for m in out),
           "run, collector down: measured and spooled")
     check("check-in" in err, "run, collector down: failed check-in reported")
