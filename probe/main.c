@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +101,8 @@ static void usage(FILE *f)
             "  --only ID,...       measure only these target ids\n"
             "  --concurrency N     measurements in flight at once (default 8)\n"
             "  --timeout SEC       timeout of each phase: DNS, connect, TLS (HTTP: 3x)\n"
-            "  --output FILE       write JSONL here instead of standard output\n"
+            "  --output FILE       write JSONL here instead of standard output (on a terminal:\n"
+            "                      STATE/last-run.jsonl)\n"
             "  --cacert FILE       CA bundle for TLS verification (default: the system's)\n"
             "  --resolver IP[:PORT]  a second DNS resolver to compare answers with (UDP)\n"
             "  --doh URL           a DNS-over-HTTPS resolver to compare answers with\n"
@@ -626,8 +628,20 @@ static int cmd_run(probe_opts *o)
     }
 
     r.out = stdout;
-    if (o->output && !(r.out = fopen(o->output, "w"))) {
-        snprintf(err, sizeof(err), "cannot write %s: %s", o->output, strerror(errno));
+    /* On a terminal, kilobytes of JSON per measurement would bury the progress bar and the
+     * summary: without --output they go to the state directory's last-run.jsonl then. */
+    char last_run[PATH_MAX];
+    const char *output = o->output;
+    if (!output && r.spool && isatty(STDOUT_FILENO) &&
+        snprintf(last_run, sizeof(last_run), "%s/last-run.jsonl", vt_spool_state_dir(r.spool)) <
+            (int)sizeof(last_run)) {
+        output = last_run;
+        if (!o->quiet)
+            fprintf(stderr, "vantage-probe: measurements go to %s (--output FILE to choose)\n",
+                    output);
+    }
+    if (output && !(r.out = fopen(output, "w"))) {
+        snprintf(err, sizeof(err), "cannot write %.300s: %s", output, strerror(errno));
         goto done;
     }
     r.summary = vt_summary_new();
@@ -667,8 +681,8 @@ static int cmd_run(probe_opts *o)
     if (n < 0) goto done;
     if (fflush(r.out) == EOF && !r.write_error) r.write_error = errno;
     if (r.write_error) {
-        snprintf(err, sizeof(err), "writing measurements to %s failed: %s",
-                 o->output ? o->output : "standard output", strerror(r.write_error));
+        snprintf(err, sizeof(err), "writing measurements to %.300s failed: %s",
+                 output ? output : "standard output", strerror(r.write_error));
         goto done;
     }
     if (!o->quiet && isatty(STDERR_FILENO)) vt_summary_print(r.summary, stderr, 1);

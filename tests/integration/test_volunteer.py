@@ -143,13 +143,13 @@ p = run_in("c4", env={"VANTAGE_ACCEPT_RISKS": "yes"})
 check(p.returncode != 6, "VANTAGE_ACCEPT_RISKS=yes proceeds")
 
 
-def run_pty(name, answer):
+def run_pty(name, answer, output=True):
     """Runs with stdin (and stdout, stderr) on a pty, answers the prompt."""
     pid, fd = pty.fork()
     st = state(name)
     if pid == 0:
-        os.execve(PROBE, [PROBE] + RUN + ["--state-dir", st, "--output",
-                                          os.path.join(tmp, name + ".jsonl")], ENV)
+        out = ["--output", os.path.join(tmp, name + ".jsonl")] if output else []
+        os.execve(PROBE, [PROBE] + RUN + ["--state-dir", st] + out, ENV)
     out, deadline, answered = b"", time.monotonic() + 30, False
     while time.monotonic() < deadline:
         r, _, _ = select.select([fd], [], [], 0.2)
@@ -176,6 +176,14 @@ check(consent_fields(state("c5")) is None, "a refusal is not recorded")
 rc, out = run_pty("c6", "YES")
 check(rc != 6 and (consent_fields(state("c6")) or {}).get("how") == "typed yes at the prompt",
       "a typed yes on a terminal proceeds and is recorded (exit %d)" % rc)
+
+# Without --output on a terminal, the JSON goes to the state directory, not over the screen.
+rc, out = run_pty("c7", "yes", output=False)
+lr = os.path.join(state("c7"), "last-run.jsonl")
+check(rc != 6 and "measurement_uid" not in out and lr in out,
+      "on a terminal without --output no JSON is printed, the file is named (exit %d)" % rc)
+check(os.path.exists(lr) and all("measurement_uid" in json.loads(l) for l in open(lr)) and
+      len(open(lr).readlines()) == 1, "... and the measurement is in last-run.jsonl")
 
 p = probe(["consent"])
 check(p.returncode == 0 and "never" in p.stdout and "uploaded" in p.stdout,
