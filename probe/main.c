@@ -856,7 +856,9 @@ int main(int argc, char **argv)
     }
     int crc = apply_config(&o, argc - 1, argv + 1);
     if (crc != VT_EXIT_OK) return crc;
-    if (!strcmp(cmd, "status")) return vt_status_command(argc - 1, argv + 1, o.up.state_dir);
+    if (!strcmp(cmd, "status"))
+        return vt_status_command(argc - 1, argv + 1, o.up.state_dir,
+                                 o.vol.accept_risks ? o.vol.accept_how : NULL);
     if (parse_opts(argc - 1, argv + 1, &o) < 0) return VT_EXIT_USAGE;
     if (!strcmp(cmd, "targets")) return cmd_targets(&o);
     if (!strcmp(cmd, "upload")) {

@@ -238,14 +238,41 @@ static void next_timer_run(char *out, size_t n)
     }
 }
 
-static int status_print(const char *state, int json)
+static int status_print(const char *state, int json, const char *conf_accept)
 {
     char spool_dir[4200], rej_dir[4200], dmg_dir[4200], when[64] = "", t[64], a[64];
     const char *run_why, *up_why;
     snprintf(spool_dir, sizeof(spool_dir), "%s/spool", state);
     snprintf(rej_dir, sizeof(rej_dir), "%s/spool/rejected", state);
     snprintf(dmg_dir, sizeof(dmg_dir), "%s/spool/damaged", state);
+    /* A state directory that exists but cannot be read (the systemd unit's is private to
+     * root): nothing in it can be told, and "not accepted" or "0 waiting" would be wrong. */
+    struct stat st;
+    int sr = stat(state, &st), serr = sr < 0 ? errno : 0;
+    int exists = sr == 0 && S_ISDIR(st.st_mode);
+    if (serr == ENOENT || serr == ENOTDIR) serr = 0; /* not made yet: said below */
+    if (exists && access(state, R_OK | X_OK) < 0) serr = errno;
+    if (serr) {
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            char *s = NULL;
+            if (o && cJSON_AddStringToObject(o, "state_dir", state) &&
+                cJSON_AddStringToObject(o, "error", strerror(serr)))
+                s = cJSON_Print(o);
+            cJSON_Delete(o);
+            if (!s) goto oom_early;
+            printf("%s\n", s);
+            free(s);
+        } else {
+            printf("state directory: %s (cannot be read: %s%s)\n", state, strerror(serr),
+                   serr == EACCES ? "; try with sudo" : "");
+        }
+        return VT_EXIT_FAILURE;
+    }
     int consent = vt_consent_recorded(state, when, sizeof(when));
+    const char *env_accept = getenv("VANTAGE_ACCEPT_RISKS");
+    if (!conf_accept && env_accept && !strcmp(env_accept, "yes"))
+        conf_accept = "VANTAGE_ACCEPT_RISKS in the environment";
     cJSON *run = read_state_json(state, "last-run.json", &run_why);
     cJSON *up = read_state_json(state, "last-upload.json", &up_why);
     /* measurements are <uid>.json; a damaged file is any name beside its <name>.reason */
@@ -253,8 +280,6 @@ static int status_print(const char *state, int json)
          damaged = count_files(dmg_dir, ".reason", 0);
     char next[256];
     next_timer_run(next, sizeof(next));
-    struct stat st;
-    int exists = stat(state, &st) == 0 && S_ISDIR(st.st_mode);
 
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -264,6 +289,7 @@ static int status_print(const char *state, int json)
         cJSON *c = cJSON_AddObjectToObject(o, "consent");
         cJSON_AddBoolToObject(c, "accepted", consent);
         vt_json_add_string_or_null(c, "date", when[0] ? when : NULL);
+        vt_json_add_string_or_null(c, "accepted_by", consent ? NULL : conf_accept);
         cJSON_AddNumberToObject(c, "version_required", VT_CONSENT_VERSION);
         if (run)
             cJSON_AddItemToObject(o, "last_run", cJSON_Duplicate(run, 1));
@@ -287,6 +313,8 @@ static int status_print(const char *state, int json)
         printf("state directory: %s%s\n", state, exists ? "" : " (does not exist yet)");
         if (consent)
             printf("consent:         accepted %s\n", when[0] ? when : "(date unknown)");
+        else if (conf_accept)
+            printf("consent:         not recorded yet; runs accept by %s\n", conf_accept);
         else
             printf("consent:         not accepted yet (runs refuse; see `vantage-probe "
                    "consent`)\n");
@@ -344,11 +372,12 @@ static int status_print(const char *state, int json)
 oom:
     cJSON_Delete(run);
     cJSON_Delete(up);
+oom_early:
     fprintf(stderr, "vantage-probe: out of memory\n");
     return VT_EXIT_FAILURE;
 }
 
-int vt_status_command(int argc, char **argv, const char *conf_state_dir)
+int vt_status_command(int argc, char **argv, const char *conf_state_dir, const char *conf_accept)
 {
     enum { O_JSON = 256, O_STATE, O_CONFIG, O_HELP };
     static const struct option longopts[] = {
@@ -389,5 +418,5 @@ int vt_status_command(int argc, char **argv, const char *conf_state_dir)
         fprintf(stderr, "vantage-probe: %s\n", err);
         return VT_EXIT_FAILURE;
     }
-    return status_print(dir, json);
+    return status_print(dir, json, conf_accept);
 }

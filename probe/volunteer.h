@@ -77,7 +77,8 @@ void vt_lastrun_free(vt_lastrun *r);
 void vt_lastrun_log(const vt_lastrun *r, FILE *f);
 
 /* `vantage-probe status [--json] [--state-dir DIR]`; conf_state_dir is the config file's. */
-int vt_status_command(int argc, char **argv, const char *conf_state_dir);
+/* conf_accept: how probe.conf accepts the risks ("accept_risks in FILE"), NULL: it does not. */
+int vt_status_command(int argc, char **argv, const char *conf_state_dir, const char *conf_accept);
 
 /* The state directory a run uses: explicit, else the default (vt_spool_default_state_dir). */
 int vt_state_dir_resolve(const char *explicit_dir, char *out, size_t n, char *err, size_t errlen);

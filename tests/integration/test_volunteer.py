@@ -388,6 +388,33 @@ check(p.returncode == 0 and "last run:        damaged" in p.stdout and "unknown"
 p = probe(["status", "--state-dir", os.path.join(tmp, "nowhere")])
 check(p.returncode == 0 and "does not exist yet" in p.stdout and "none yet" in p.stdout,
       "status of a state directory that does not exist")
+# No recorded consent, but probe.conf (or the environment) accepts: runs will not refuse.
+fresh = os.path.join(tmp, "fresh-state")
+os.makedirs(fresh)
+acc = write(os.path.join(tmp, "acc.conf"), "accept_risks = yes\n")
+p = probe(["status", "--config", acc, "--state-dir", fresh])
+check(p.returncode == 0 and "runs accept by accept_risks in " + acc in p.stdout,
+      "status: acceptance by probe.conf is shown, not 'runs refuse' (%r)" % p.stdout)
+p = probe(["status", "--state-dir", fresh], env={"VANTAGE_ACCEPT_RISKS": "yes"})
+check("runs accept by VANTAGE_ACCEPT_RISKS" in p.stdout, "status: acceptance by the environment")
+p = probe(["status", "--state-dir", fresh])
+check("not accepted yet (runs refuse" in p.stdout, "status: no acceptance anywhere")
+# A state directory this user cannot read (the systemd unit's, without sudo): said so, exit 1.
+if os.geteuid() == 0 and shutil.which("runuser"):
+    private = os.path.join(tmp, "private")
+    os.makedirs(os.path.join(private, "state"))
+    os.chmod(private, 0o755)
+    os.chmod(os.path.join(private, "state"), 0o700)
+    p = subprocess.run(["runuser", "-u", "nobody", "--", PROBE, "status", "--state-dir",
+                        os.path.join(private, "state")],
+                       env=dict(ENV, VANTAGE_SYSTEM_CONFIG="/nonexistent/probe.conf",
+                                XDG_CONFIG_HOME="/nonexistent", HOME="/nonexistent"),
+                       capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    check(p.returncode == 1 and "cannot be read: Permission denied; try with sudo" in p.stdout
+          and "not accepted" not in p.stdout,
+          "status of an unreadable state directory: said so, exit 1 (%d %r)"
+          % (p.returncode, p.stdout + p.stderr))
 
 # ---- install ----------------------------------------------------------------------------------
 stage = os.path.join(tmp, "stage")
