@@ -65,10 +65,12 @@ fuzz: deps-test $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz
 
-# `make install [DESTDIR=stage] [PREFIX=/usr]`: DESTDIR stages (packaging), PREFIX overrides the
-# configured prefix (the probe then finds its target lists relative to its own binary).
+# `make install [DESTDIR=stage] [PREFIX=/usr]`: DESTDIR stages (packaging); PREFIX configures the
+# build for that prefix first (the systemd units' ExecStart and the collector's dashboard path
+# are set at configure time), rebuilds, then installs.
 install: build
-	DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
+	$(if $(PREFIX),@$(call configure,$(BUILD),-DCMAKE_INSTALL_PREFIX=$(PREFIX)) && cmake --build $(BUILD) -j $(JOBS))
+	DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" cmake --install $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

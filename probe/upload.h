@@ -79,7 +79,8 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     "  --state-dir DIR     spool and state (default $XDG_STATE_HOME/vantage)\n"                    \
     "  --collector URL     check in and upload to this collector (https://...)\n"                  \
     "  --collector-cacert FILE  CA bundle for the collector's certificate\n"                       \
-    "  --upload-token TOKEN  upload token (or env VANTAGE_UPLOAD_TOKEN)\n"                         \
+    "  --upload-token TOKEN  upload token; other local users see it in ps: prefer the\n"          \
+    "                      environment variable VANTAGE_UPLOAD_TOKEN\n"                            \
     "  --no-upload         keep measurements in the spool, contact no collector\n"                 \
     "  --upload-batch N    measurements per request (default 100)\n"                               \
     "  --upload-attempts N  tries per request (default 6)\n"                                       \
