@@ -738,7 +738,8 @@ static int cmd_summary(const char *path)
     while (getline(&line, &cap, f) != -1) {
         lineno++;
         cJSON *m = cJSON_Parse(line);
-        if (!cJSON_IsObject(m)) {
+        if (!cJSON_IsObject(m) ||
+            !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(m, "test_keys"))) {
             if (bad++ < 3)
                 fprintf(stderr, "vantage-probe: %s:%ld: not a JSON measurement, skipped\n", path,
                         lineno);
@@ -839,6 +840,11 @@ int main(int argc, char **argv)
         return VT_EXIT_OK;
     }
     if (!strcmp(cmd, "summary")) {
+        if (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            printf("usage: vantage-probe summary FILE   (JSONL measurements; - for standard "
+                   "input)\n");
+            return VT_EXIT_OK;
+        }
         if (argc != 3) {
             fprintf(stderr, "usage: vantage-probe summary FILE\n");
             return VT_EXIT_USAGE;

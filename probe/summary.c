@@ -9,15 +9,14 @@
 /* Most serious first. A VPN measurement with a "blocking" class (address, port, protocol) is
  * counted under that class rather than its verdict: tcp_blocking / tls_blocking name the web
  * phases, which says less to a volunteer about a VPN than "its protocol is blocked". */
-#define N_VERDICTS 13
+#define N_VERDICTS 14
 #define LAST_BLOCKING 7 /* index of the last blocking or slowing class: red up to here */
-#define LAST_UNCLEAR 10 /* yellow up to here */
 static const char *const verdicts[N_VERDICTS] = {
     "dns_blocking",     "tcp_blocking",    "tls_blocking",
     "http_blocking",    "address_blocked", "port_blocked",
     "protocol_blocked", "throttled",       "down",
     "inconclusive",     "probe_offline",   "ok",
-    "failed",
+    "failed",           "unknown",
 };
 
 typedef struct platform_row {
@@ -67,6 +66,7 @@ const char *vt_summary_verdict_words(const char *v)
     if (!strcmp(v, "probe_offline")) return "your connection was offline";
     if (!strcmp(v, "inconclusive")) return "unclear (not enough evidence)";
     if (!strcmp(v, "failed")) return "failed (no verdict)";
+    if (!strcmp(v, "unknown")) return "no verdict recorded";
     return v;
 }
 
@@ -74,7 +74,7 @@ static int verdict_index(const char *v)
 {
     for (int i = 0; i < N_VERDICTS; i++)
         if (v && !strcmp(verdicts[i], v)) return i;
-    return N_VERDICTS - 1;
+    return N_VERDICTS - 1; /* unknown */
 }
 
 void vt_summary_add(vt_summary *s, const cJSON *m)
@@ -95,7 +95,8 @@ void vt_summary_add(vt_summary *s, const cJSON *m)
     }
     if (!v) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(tk, "failure");
-        v = cJSON_IsString(f) ? "failed" : "ok";
+        /* no verdict (another tool's measurement, an older probe): never "reachable" */
+        v = cJSON_IsString(f) ? "failed" : "unknown";
     }
     platform_row *r = NULL;
     for (size_t i = 0; i < s->n; i++)
@@ -146,7 +147,9 @@ void vt_summary_print(const vt_summary *s, FILE *out, int color)
                 worst = k;
                 break;
             }
-        const char *c = worst <= LAST_BLOCKING ? red : worst <= LAST_UNCLEAR ? yellow : green;
+        const char *c = worst <= LAST_BLOCKING           ? red
+                        : !strcmp(verdicts[worst], "ok") ? green
+                                                         : yellow;
         char details[256] = "";
         size_t off = 0;
         for (int k = 0; k < N_VERDICTS && off < sizeof(details); k++)

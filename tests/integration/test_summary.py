@@ -24,7 +24,12 @@ rows = [
     m("wireguard", "tls_blocking", "protocol"), m("wireguard", "ok"),
     m("openvpn", "tcp_blocking", "port"), m("tor", "tcp_blocking", "address"),
     m("ikev2", "inconclusive", None), m("signal", "ok"), m("canary", "probe_offline"),
+    # no verdict (another tool's measurement): never "reachable"; failed without one
+    {"annotations": {"platform": "ooni"}, "test_keys": {"failure": None}},
+    {"annotations": {"platform": "old"}, "test_keys": {"failure": "generic_timeout_error"}},
 ]
+# not measurements at all (a target file given by mistake, an empty object): skipped
+junk = [{"version": 1, "targets": []}, {}]
 want = {
     "x": ("blocked (DNS tampering)", "1 dns_blocking, 1 tls_blocking, 1 ok, 1 confirmed"),
     "wireguard": ("blocked (VPN protocol, by DPI)", "1 protocol_blocked, 1 ok"),
@@ -33,6 +38,8 @@ want = {
     "ikev2": ("unclear (not enough evidence)", "1 inconclusive"),
     "signal": ("reachable", "1 ok"),
     "canary": ("your connection was offline", "1 probe_offline"),
+    "ooni": ("no verdict recorded", "1 unknown"),
+    "old": ("failed (no verdict)", "1 failed"),
 }
 
 
@@ -41,7 +48,7 @@ def main():
         print("skip: vantage-probe not built")
         return 77
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        for r in rows:
+        for r in rows + junk:
             f.write(json.dumps(r) + "\n")
     try:
         out = subprocess.run([PROBE, "summary", f.name], capture_output=True, text=True,
@@ -64,6 +71,11 @@ def main():
         bad.append("canaries are not the last row")
     if "%d measurements." % len(rows) not in lines[-1]:
         bad.append("total line: %r" % lines[-1])
+    if out.stderr.count("not a JSON measurement, skipped") != len(junk):
+        bad.append("the non-measurements were not skipped: %r" % out.stderr)
+    h = subprocess.run([PROBE, "summary", "--help"], capture_output=True, text=True, timeout=20)
+    if h.returncode != 0 or "usage: vantage-probe summary" not in h.stdout:
+        bad.append("summary --help: %d %r" % (h.returncode, h.stdout + h.stderr))
     if "\033[" in out.stdout:
         bad.append("colour codes when output is not a terminal")
     for b in bad:
