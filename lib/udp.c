@@ -96,7 +96,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         int verdict =
             x->check ? x->check(x->buf, len, x->check_arg, why, sizeof(why)) : VT_UDP_ACCEPT;
         if (verdict == VT_UDP_ACCEPT) {
-            x->r.rtt = vt_now() - x->last_send;
+            /* Karn's rule: after a retransmission the reply may answer any of the sends (the
+             * datagrams are the same), so no round trip can be told: a slow server answering
+             * the first would read as fast as the time since the last. */
+            x->r.rtt = x->r.sends == 1 ? vt_now() - x->last_send : -1;
             finish(x, "");
             return;
         }

@@ -41,8 +41,9 @@ typedef struct vt_udp_result {
     int port;
     char failure[VT_FAILURE_MAX]; /* "" when a reply was accepted */
     double t0, t;                 /* first send, end; seconds since the measurement's start */
-    double rtt;                   /* latest send to the accepted reply, seconds; -1 without */
-    int sends, replies;           /* datagrams sent and received */
+    double rtt;         /* the send to the accepted reply, seconds; -1 without one, or after a
+                         * retransmission (which send it answers is unknown: Karn's rule) */
+    int sends, replies; /* datagrams sent and received */
     size_t bytes_sent, bytes_received;
     unsigned char reply[VT_UDP_KEEP]; /* the accepted (or else the last) reply, cut to KEEP */
     size_t reply_len;                 /* its full length */

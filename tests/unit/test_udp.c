@@ -129,6 +129,9 @@ static void lost_first_datagram_is_retransmitted(void **state)
     assert_string_equal(g.r.failure, "");
     assert_int_equal(g.r.sends, 2);
     assert_true(g.r.t >= 0.14);
+    /* the reply may answer either send: no round trip is claimed (it was the time since the
+     * last send, too short for a server that answered the first one late) */
+    assert_true(g.r.rtt < 0);
 }
 
 static void closed_port_is_connection_refused(void **state)
