@@ -14,6 +14,7 @@
 static const char CONSTRUCTION[] = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 static const char IDENTIFIER[] = "WireGuard v1 zx2c4 Jason@zx2c4.com";
 static const char LABEL_MAC1[] = "mac1----";
+static const char LABEL_COOKIE[] = "cookie--";
 
 /* Offsets in the initiation. */
 #define I_SENDER 4
@@ -138,6 +139,65 @@ static int aead_open(const unsigned char key[32], const unsigned char *ct, size_
                       EVP_DecryptFinal_ex(c, out + ptlen, &len) > 0;
     EVP_CIPHER_CTX_free(c);
     return ok ? 0 : -1;
+}
+
+/* HChaCha20 (draft-irtf-cfrg-xchacha): the ChaCha20 rounds over (constants, key, n16) without the
+ * final addition; words 0-3 and 12-15. One ChaCha20 block from OpenSSL with n16 as its 16-byte
+ * IV (counter and nonce: state words 12-15) is those rounds plus the input, so subtracting the
+ * input gives it without a second ChaCha implementation here. */
+static int hchacha20(const unsigned char key[32], const unsigned char n16[16],
+                     unsigned char out[32])
+{
+    static const unsigned char zero[64];
+    static const uint32_t sigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
+    unsigned char ks[64];
+    int len = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int ok = c && EVP_EncryptInit_ex(c, EVP_chacha20(), NULL, key, n16) &&
+             EVP_EncryptUpdate(c, ks, &len, zero, 64) && len == 64;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) return -1;
+    for (int i = 0; i < 4; i++) {
+        put_le32(out + 4 * i, get_le32(ks + 4 * i) - sigma[i]);
+        put_le32(out + 16 + 4 * i, get_le32(ks + 48 + 4 * i) - get_le32(n16 + 4 * i));
+    }
+    OPENSSL_cleanse(ks, sizeof(ks));
+    return 0;
+}
+
+/* XChaCha20-Poly1305 with a 24-byte nonce (the cookie reply's): ChaCha20-Poly1305 under
+ * HChaCha20(key, nonce[0..16]) with the nonce 0^4 || nonce[16..24]. seal: pt (len) -> out
+ * (len + 16); open: ct (len + 16) -> out (len). 0 ok, -1 (open: not authentic). */
+static int xaead(int seal, const unsigned char key[32], const unsigned char nonce[24],
+                 const unsigned char *in, size_t len, const unsigned char *ad, size_t adlen,
+                 unsigned char *out)
+{
+    unsigned char sub[32], n12[12] = {0}, tag[16];
+    int l = 0, ok = hchacha20(key, nonce, sub) == 0;
+    memcpy(n12 + 4, nonce + 16, 8);
+    EVP_CIPHER_CTX *c = ok ? EVP_CIPHER_CTX_new() : NULL;
+    if (seal)
+        ok = c && EVP_EncryptInit_ex(c, EVP_chacha20_poly1305(), NULL, sub, n12) &&
+             EVP_EncryptUpdate(c, NULL, &l, ad, (int)adlen) &&
+             EVP_EncryptUpdate(c, out, &l, in, (int)len) && EVP_EncryptFinal_ex(c, out + len, &l) &&
+             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, out + len) == 1;
+    else {
+        memcpy(tag, in + len, 16);
+        ok = c && EVP_DecryptInit_ex(c, EVP_chacha20_poly1305(), NULL, sub, n12) &&
+             EVP_DecryptUpdate(c, NULL, &l, ad, (int)adlen) &&
+             EVP_DecryptUpdate(c, out, &l, in, (int)len) &&
+             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1 &&
+             EVP_DecryptFinal_ex(c, out + len, &l) > 0;
+    }
+    EVP_CIPHER_CTX_free(c);
+    OPENSSL_cleanse(sub, sizeof(sub));
+    return ok ? 0 : -1;
+}
+
+int vt_wg_hchacha20(const unsigned char key[32], const unsigned char nonce[16],
+                    unsigned char out[32])
+{
+    return hchacha20(key, nonce, out);
 }
 
 static int x25519(const unsigned char priv[32], const unsigned char pub[32], unsigned char out[32])
@@ -316,6 +376,15 @@ int vt_wg_parse_reply(const vt_wg_handshake *hs, const unsigned char *buf, size_
         r->receiver_index = get_le32(buf + 4);
         if (r->receiver_index != hs->sender_index)
             return bad(failure, flen, "wireguard_wrong_receiver_index");
+        /* Only the server holding the key can encrypt a cookie under HASH("cookie--" || its
+         * public key) with our mac1 as additional data: anything else that knows our index (a
+         * reflector, a middlebox) must not make the server "reachable". */
+        unsigned char ckey[32], cookie[16];
+        int auth = hash2(LABEL_COOKIE, 8, hs->server_pub, 32, ckey) == 0 &&
+                   xaead(0, ckey, buf + 8, buf + 32, 16, hs->msg + I_MAC1, 16, cookie) == 0;
+        OPENSSL_cleanse(ckey, sizeof(ckey));
+        OPENSSL_cleanse(cookie, sizeof(cookie));
+        if (!auth) return bad(failure, flen, "wireguard_bad_cookie");
         return VT_WG_COOKIE;
     }
     if (r->type != 2) return bad(failure, flen, "wireguard_unexpected_message");
@@ -437,5 +506,23 @@ done:
     OPENSSL_cleanse(epriv, sizeof(epriv));
     OPENSSL_cleanse(dh, sizeof(dh));
     OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+int vt_wg_cookie_reply(const unsigned char server_pub[VT_WG_KEY_LEN], const unsigned char *init,
+                       size_t init_len, const unsigned char cookie[16],
+                       const unsigned char nonce[24], unsigned char out[VT_WG_COOKIE_LEN])
+{
+    unsigned char ckey[32];
+    if (!init || init_len != VT_WG_INIT_LEN || init[0] != 1) return -1;
+    memset(out, 0, VT_WG_COOKIE_LEN);
+    out[0] = 3;
+    memcpy(out + 4, init + I_SENDER, 4); /* the receiver: the initiator's index */
+    memcpy(out + 8, nonce, 24);
+    int rc = hash2(LABEL_COOKIE, 8, server_pub, 32, ckey) == 0 &&
+                     xaead(1, ckey, nonce, cookie, 16, init + I_MAC1, 16, out + 32) == 0
+                 ? 0
+                 : -1;
+    OPENSSL_cleanse(ckey, sizeof(ckey));
     return rc;
 }

@@ -1,6 +1,7 @@
 /* WireGuard handshake probe: a real Noise_IKpsk2 handshake initiation (148 bytes) and the check
  * of the server's 92-byte response, authenticated and decrypted; built on OpenSSL 3.0 (X25519,
- * BLAKE2s, HMAC-BLAKE2s, keyed BLAKE2s-128, ChaCha20-Poly1305). Pure functions, no I/O.
+ * BLAKE2s, HMAC-BLAKE2s, keyed BLAKE2s-128, ChaCha20-Poly1305, XChaCha20-Poly1305 for cookie
+ * replies). Pure functions, no I/O.
  * The responder side is here too: the unit tests and the loopback test server use it. */
 #ifndef VANTAGE_WIREGUARD_H
 #define VANTAGE_WIREGUARD_H
@@ -56,7 +57,7 @@ int vt_wg_build_initiation_eph(vt_wg_handshake *hs, const unsigned char client_p
                                char *err, size_t errlen);
 
 #define VT_WG_OK 0     /* an authenticated handshake response to our initiation */
-#define VT_WG_COOKIE 1 /* a cookie reply addressed to our index: the server is under load */
+#define VT_WG_COOKIE 1 /* an authentic cookie reply to our initiation: the server is under load */
 #define VT_WG_BAD (-1) /* anything else; failure filled */
 
 int vt_wg_parse_reply(const vt_wg_handshake *hs, const unsigned char *buf, size_t len,
@@ -77,6 +78,16 @@ typedef struct vt_wg_responder {
 int vt_wg_responder_consume(vt_wg_responder *st, const unsigned char server_priv[VT_WG_KEY_LEN],
                             const unsigned char *psk, const unsigned char *msg, size_t len,
                             char *err, size_t errlen);
+/* A server under load's cookie reply to the initiation init: the 16-byte cookie encrypted with
+ * XChaCha20-Poly1305 under HASH("cookie--" || server_pub), the 24-byte nonce, and the
+ * initiation's mac1 as additional data. 0 ok, -1 (not an initiation, crypto). */
+int vt_wg_cookie_reply(const unsigned char server_pub[VT_WG_KEY_LEN], const unsigned char *init,
+                       size_t init_len, const unsigned char cookie[16],
+                       const unsigned char nonce[24], unsigned char out[VT_WG_COOKIE_LEN]);
+/* HChaCha20 (XChaCha20's subkey derivation), exposed for its known-answer test. */
+int vt_wg_hchacha20(const unsigned char key[32], const unsigned char nonce[16],
+                    unsigned char out[32]);
+
 /* Writes the 92-byte response (fresh ephemeral key). */
 int vt_wg_responder_respond(vt_wg_responder *st, uint32_t sender_index,
                             unsigned char out[VT_WG_RESP_LEN], char *err, size_t errlen);

@@ -206,20 +206,71 @@ static void response_from_wrong_server_key_or_psk_fails(void **state)
     assert_string_equal(f, "wireguard_decrypt_error");
 }
 
-static void cookie_reply_to_our_index_is_recognised(void **state)
+/* HChaCha20's test vector (draft-irtf-cfrg-xchacha-03, 2.2.1). */
+static void hchacha20_known_answer(void **state)
 {
-    pair p;
+    unsigned char key[32], out[32];
+    static const unsigned char nonce[16] = {0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x4a,
+                                            0x00, 0x00, 0x00, 0x00, 0x31, 0x41, 0x59, 0x27};
+    static const unsigned char want[32] = {0x82, 0x41, 0x3b, 0x42, 0x27, 0xb2, 0x7b, 0xfe,
+                                           0xd3, 0x0e, 0x42, 0x50, 0x8a, 0x87, 0x7d, 0x73,
+                                           0xa0, 0xf9, 0xe4, 0xd5, 0x8a, 0x74, 0xa8, 0x53,
+                                           0xc1, 0x2e, 0xc4, 0x13, 0x26, 0xd3, 0xec, 0xdc};
+    for (int i = 0; i < 32; i++)
+        key[i] = (unsigned char)i;
+    assert_int_equal(vt_wg_hchacha20(key, nonce, out), 0);
+    assert_memory_equal(out, want, 32);
+}
+
+/* A cookie reply counts only when the server's key encrypted it for our initiation: a reply of
+ * the right shape carrying our index but random bytes (a reflector, a middlebox that learned
+ * the index) is not one, nor a real one for another initiation or from another key. */
+static void cookie_reply_is_authenticated(void **state)
+{
+    pair p, other;
     make_pair(&p);
-    vt_wg_handshake hs;
+    make_pair(&other);
+    vt_wg_handshake hs, hs2;
     char err[128], f[128];
     assert_int_equal(
         vt_wg_build_initiation(&hs, p.cpriv, p.spub, NULL, 0x01020304, NULL, err, sizeof(err)), 0);
-    unsigned char c[VT_WG_COOKIE_LEN] = {3, 0, 0, 0, 4, 3, 2, 1};
+    assert_int_equal(
+        vt_wg_build_initiation(&hs2, p.cpriv, p.spub, NULL, 0x01020304, NULL, err, sizeof(err)), 0);
+    unsigned char cookie[16], nonce[24], c[VT_WG_COOKIE_LEN];
+    memset(cookie, 0x5a, sizeof(cookie));
+    for (int i = 0; i < 24; i++)
+        nonce[i] = (unsigned char)(100 + i);
+    assert_int_equal(vt_wg_cookie_reply(p.spub, hs.msg, VT_WG_INIT_LEN, cookie, nonce, c), 0);
+    assert_int_equal(c[0], 3);
     vt_wg_reply r;
     assert_int_equal(vt_wg_parse_reply(&hs, c, sizeof(c), &r, f, sizeof(f)), VT_WG_COOKIE);
-    c[4] = 9;
+    assert_int_equal(r.receiver_index, 0x01020304);
+    /* the same reply for another initiation (another mac1): not ours */
+    assert_int_equal(vt_wg_parse_reply(&hs2, c, sizeof(c), &r, f, sizeof(f)), VT_WG_BAD);
+    assert_string_equal(f, "wireguard_bad_cookie");
+    /* any bit changed */
+    for (int i = 8; i < VT_WG_COOKIE_LEN; i += 7) {
+        c[i] ^= 1;
+        assert_int_equal(vt_wg_parse_reply(&hs, c, sizeof(c), &r, f, sizeof(f)), VT_WG_BAD);
+        assert_string_equal(f, "wireguard_bad_cookie");
+        c[i] ^= 1;
+    }
+    /* encrypted under another server's key */
+    assert_int_equal(vt_wg_cookie_reply(other.spub, hs.msg, VT_WG_INIT_LEN, cookie, nonce, c), 0);
     assert_int_equal(vt_wg_parse_reply(&hs, c, sizeof(c), &r, f, sizeof(f)), VT_WG_BAD);
+    /* our index with random bytes, as a reflector could send */
+    unsigned char junk[VT_WG_COOKIE_LEN] = {3, 0, 0, 0, 4, 3, 2, 1};
+    for (int i = 8; i < VT_WG_COOKIE_LEN; i++)
+        junk[i] = (unsigned char)(i * 37);
+    assert_int_equal(vt_wg_parse_reply(&hs, junk, sizeof(junk), &r, f, sizeof(f)), VT_WG_BAD);
+    assert_string_equal(f, "wireguard_bad_cookie");
+    junk[4] = 9;
+    assert_int_equal(vt_wg_parse_reply(&hs, junk, sizeof(junk), &r, f, sizeof(f)), VT_WG_BAD);
     assert_string_equal(f, "wireguard_wrong_receiver_index");
+    /* not an initiation */
+    assert_int_equal(vt_wg_cookie_reply(p.spub, junk, sizeof(junk), cookie, nonce, c), -1);
+    vt_wg_handshake_clear(&hs);
+    vt_wg_handshake_clear(&hs2);
 }
 
 static void hostile_replies_fail_cleanly(void **state)
@@ -268,7 +319,8 @@ int main(void)
         cmocka_unit_test(initiation_is_148_bytes_with_zero_mac2),
         cmocka_unit_test(responder_accepts_initiation_and_initiator_accepts_response),
         cmocka_unit_test(response_from_wrong_server_key_or_psk_fails),
-        cmocka_unit_test(cookie_reply_to_our_index_is_recognised),
+        cmocka_unit_test(hchacha20_known_answer),
+        cmocka_unit_test(cookie_reply_is_authenticated),
         cmocka_unit_test(hostile_replies_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
