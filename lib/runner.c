@@ -1,6 +1,7 @@
 /* The scheduler: a bounded number of tasks in flight on one loop. */
 #include "vantage/runner.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +260,8 @@ static void start_next(run *r)
         t->t0 = vt_now();
         t->start_epoch = vt_wall_now();
         if (!k || !t->test_keys || k->create(t, err, sizeof(err)) < 0) {
-            fprintf(stderr, "vantage: %s: skipped: %s\n", tg->id,
+            /* the binary's own prefix (vantage-probe: every line of its output starts so) */
+            fprintf(stderr, "%s: %s: skipped: %s\n", program_invocation_short_name, tg->id,
                     k ? err : "no measurement of this kind");
             cJSON_Delete(t->test_keys);
             free(t);

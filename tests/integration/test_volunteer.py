@@ -143,6 +143,17 @@ p = run_in("c4", env={"VANTAGE_ACCEPT_RISKS": "yes"})
 check(p.returncode != 6, "VANTAGE_ACCEPT_RISKS=yes proceeds")
 
 
+# A target of a kind this probe does not know: skipped, said with the probe's own prefix.
+unk = write(os.path.join(tmp, "unknown-kind.json"), json.dumps({"version": 1, "targets": [
+    {"id": "v1", "name": "x", "platform": "p", "category": "c", "kind": "nosuchkind",
+     "endpoints": ["127.0.0.1:9"]}]}))
+p = probe(["run", "--accept-risks", "--no-upload", "--targets", unk, "--state-dir",
+           state("k1"), "--output", os.devnull])
+check(p.returncode == 3 and "vantage-probe: v1: skipped: no measurement of this kind" in p.stderr,
+      "an unknown kind: skipped with the vantage-probe: prefix, exit 3 (%d %r)"
+      % (p.returncode, p.stderr[-300:]))
+
+
 def run_pty(name, answer, output=True):
     """Runs with stdin (and stdout, stderr) on a pty, answers the prompt."""
     pid, fd = pty.fork()
