@@ -483,7 +483,7 @@ static void group_json(cJSON *o, const group *g, int verdict)
     }
     cJSON_AddNumberToObject(o, "confirmed_count", (double)g->confirmed);
     cJSON_AddNumberToObject(o, "failure_count", (double)fail);
-    cJSON_AddNumberToObject(o, "probes", vt_rset_distinct(&g->rs));
+    cJSON_AddNumberToObject(o, "probes", vt_rset_runs(&g->rs, g->n));
     double sh = vt_rset_share(&g->rs);
     if (sh < 0)
         cJSON_AddNullToObject(o, "anomaly_share");

@@ -250,6 +250,12 @@ double vt_rset_distinct(const vt_rset *s)
     return est < VT_RSET_K ? VT_RSET_K : floor(est + 0.5);
 }
 
+double vt_rset_runs(const vt_rset *s, int64_t measurements)
+{
+    double d = vt_rset_distinct(s);
+    return measurements >= 0 && d > (double)measurements ? (double)measurements : d;
+}
+
 double vt_rset_share(const vt_rset *s)
 {
     double sum = 0;
