@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -589,9 +590,8 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
     return a;
 }
 
-int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
+int vt_api_parse_listen(const char *listen, char host[128], int *port, char *err, size_t errlen)
 {
-    char host[128];
     const char *colon = strrchr(listen, ':');
     if (!colon || colon == listen) {
         snprintf(err, errlen, "--listen '%s': expected ADDR:PORT (IPv6 as [ADDR]:PORT)", listen);
@@ -603,21 +603,33 @@ int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
         h++;
         hl -= 2;
     }
-    if (hl >= sizeof(host)) {
+    if (hl >= 128) {
         snprintf(err, errlen, "--listen '%s': address too long", listen);
         return -1;
     }
     memcpy(host, h, hl);
     host[hl] = 0;
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535) {
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535) {
         snprintf(err, errlen, "--listen '%s': port must be 0..65535", listen);
         return -1;
     }
+    *port = (int)p;
+    return 0;
+}
+
+int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
+{
+    char host[128];
+    int port;
+    if (vt_api_parse_listen(listen, host, &port, err, errlen) < 0) return -1;
+    errno = 0;
     a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
     if (!a->bound) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", listen);
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s: %s", listen,
+                 e ? strerror(e) : "not a local address");
         return -1;
     }
     /* Accepted connections inherit it (Linux): without it an answer's last segment waited for

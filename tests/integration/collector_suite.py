@@ -501,6 +501,32 @@ def check_tokens(db, tmp):
         return subprocess.run([BIN, "token"] + list(args) + ["--db", db.url], capture_output=True,
                               text=True, timeout=30)
 
+    # list and revoke read a collector's database: a mistyped --db is refused, not created.
+    if db.name == "sqlite":
+        missing = os.path.join(tmp, "mistyped", "collector.db")
+        os.makedirs(os.path.dirname(missing), exist_ok=True)
+        for args in (["list"], ["revoke", "0123456789abcdef"]):
+            r = subprocess.run([BIN, "token"] + args + ["--db", "sqlite:" + missing],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 1 and "no such database" in r.stderr and
+                  not os.listdir(os.path.dirname(missing)),
+                  f"token {args[0]} of a missing database: exit 1, nothing created "
+                  f"({r.returncode} {r.stderr.strip()[-80:]})")
+        r = subprocess.run([BIN, "token", "create", "--db", "sqlite:" + missing],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0 and os.path.exists(missing),
+              "token create makes a new database (a new collector's first token)")
+    else:
+        bad = db.url.replace("/vantage?", "/postgres?")  # exists, but no collector's tables
+        r = subprocess.run([BIN, "token", "list", "--db", bad], capture_output=True, text=True,
+                           timeout=30)
+        check(r.returncode == 1 and "no such database" in r.stderr,
+              f"token list of a database without the collector's tables: exit 1 ({r.stderr})")
+        out = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "postgres", "-qAtc",
+                              "SELECT to_regclass('measurements') IS NULL"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        check(out == "t", f"... and did not create them there ({out!r})")
+
     r = tok("create")
     token = r.stdout.strip()
     check(r.returncode == 0 and len(token) == 64, "token create prints a token")
@@ -1058,7 +1084,12 @@ def check_cli(db, tmp):
     check(r.returncode == 2 and "--listen" in r.stderr, "serve without --listen: usage error 2")
     r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", "mysql://x"],
                        capture_output=True, text=True, timeout=10)
-    check(r.returncode == 1 and "unknown database URL" in r.stderr, "unknown --db: error 1")
+    check(r.returncode == 2 and "unknown database URL" in r.stderr,
+          f"unknown --db: usage error 2 ({r.returncode})")
+    r = subprocess.run([BIN, "token", "list", "--db", "mysql://x"], capture_output=True,
+                       text=True, timeout=10)
+    check(r.returncode == 2 and "unknown database URL" in r.stderr,
+          f"token list with an unknown --db: usage error 2 ({r.returncode})")
     for bad in ("proxy.example.org", "10.0.0.0/40", "127.0.0.1,"):
         r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url,
                             "--trusted-proxy", bad], capture_output=True, text=True, timeout=10)
@@ -1099,9 +1130,21 @@ def check_cli(db, tmp):
             check(False, f"serves on IPv6 [::1] ({e})")
         p.send_signal(signal.SIGTERM)
         check(p.wait(10) == 0, "IPv6 collector exits 0")
-    r = subprocess.run([BIN, "serve", "--listen", "nonsense", "--db", db.url],
-                       capture_output=True, text=True, timeout=10)
-    check(r.returncode == 1 and "ADDR:PORT" in r.stderr, "bad --listen: error 1")
+    for bad in ("nonsense", "127.0.0.1", "8081", "127.0.0.1:99999"):
+        r = subprocess.run([BIN, "serve", "--listen", bad, "--db", db.url],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and "--listen" in r.stderr,
+              f"bad --listen {bad}: usage error 2 ({r.returncode} {r.stderr.strip()[-60:]})")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:%d" % busy.getsockname()[1],
+                            "--db", db.url], capture_output=True, text=True, timeout=10)
+    finally:
+        busy.close()
+    check(r.returncode == 1 and "cannot listen" in r.stderr and
+          os.strerror(98) in r.stderr, f"a port in use: error 1 with the reason ({r.stderr.strip()})")
 
 
 def check_control(db, tmp):
