@@ -923,6 +923,16 @@ int vt_aggregate_is_query(const char *uri)
     return 0;
 }
 
+int vt_aggregate_is_page(const char *uri)
+{
+    static const char *const q[] = {"/", "/index.html", "/static/app.js", "/static/app.css",
+                                    "/static/vendor/chart.js"};
+    size_t len = strcspn(uri, "?#");
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+        if (strlen(q[i]) == len && strncmp(uri, q[i], len) == 0) return 1;
+    return 0;
+}
+
 int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, size_t routelen,
                         int timeout_ms, int groups)
 {

@@ -494,7 +494,14 @@ static void handle(struct evhttp_request *req, void *arg)
             return;
         }
     }
-    if (!route) {
+    if (!route && uri && (vt_aggregate_is_query(uri) || vt_aggregate_is_page(uri))) {
+        /* A query or dashboard path with a method other than GET/HEAD (those were answered
+         * above): the path exists, the method does not (docs/api.md). */
+        snprintf(path, sizeof(path), "%.*s", (int)ulen, uri); /* one of a few fixed paths */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        vt_api_reply_error(req, 405, "use GET", 0);
+        status = 405;
+    } else if (!route) {
         vt_api_reply_error(req, 404, "no such endpoint; see docs/api.md", 0);
         status = 404;
     } else if (strcmp(route, "/api/v1/health") == 0) {
@@ -506,8 +513,11 @@ static void handle(struct evhttp_request *req, void *arg)
             status = health(a, req);
         }
     } else if (cmd != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        vt_api_reply_error(req, 405, "use POST", 0);
+        /* GET lists the stored measurements there (aggregate.c). */
+        int both = strcmp(route, "/api/v1/measurements") == 0;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          both ? "GET, HEAD, POST" : "POST");
+        vt_api_reply_error(req, 405, both ? "use GET or POST" : "use POST", 0);
         status = 405;
     } else if (a->shutting_down) {
         vt_api_reply_error(req, 503, "the collector is shutting down; retry later", 5);

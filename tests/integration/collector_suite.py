@@ -417,10 +417,21 @@ def check_uploads(db, c):
     check(st == 405 and js and js.get("error"), f"GET on check-in: 405 JSON error ({st})")
     for method in ("PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"):
         st, js, h = c.request(method, "/api/v1/measurements", body=b"{}" if method != "TRACE" else None)
-        check(st == 405 and js and js.get("error") and h.get("Allow") == "POST",
-              f"{method} on measurements: 405 JSON error with Allow: POST ({st})")
+        check(st == 405 and js and js.get("error") and h.get("Allow") == "GET, HEAD, POST",
+              f"{method} on measurements: 405 JSON error with Allow: GET, HEAD, POST ({st} "
+              f"{h.get('Allow')})")
     st, js, h = c.request("DELETE", "/api/v1/health")
     check(st == 405 and js and h.get("Allow") == "GET, HEAD", f"DELETE on health: 405 ({st})")
+    # The query and dashboard paths exist: another method is 405 with Allow, not 404.
+    for method, path in (("POST", "/api/v1/aggregation"), ("PATCH", "/api/v1/episodes"),
+                         ("PUT", "/api/v1/aggregation?by=day"), ("OPTIONS", "/"),
+                         ("POST", "/"), ("DELETE", "/static/app.js"), ("POST", "/index.html"),
+                         ("PUT", "/static/vendor/chart.js")):
+        st, js, h = c.request(method, path, body=b"{}" if method != "OPTIONS" else None)
+        check(st == 405 and js and js.get("error") and h.get("Allow") == "GET, HEAD",
+              f"{method} {path}: 405 JSON error with Allow: GET, HEAD ({st} {h.get('Allow')})")
+    st, js, h = c.request("DELETE", "/static/nope.js")
+    check(st == 404, f"DELETE on a file the dashboard does not have: 404 ({st})")
     st, js, h = c.request("GET", "/nope")
     check(st == 404 and js and js.get("error"), "unknown path: 404 JSON error")
     check(h.get("X-Content-Type-Options") == "nosniff" and
