@@ -880,6 +880,24 @@ const char *vt_aggregate_web_dir(void)
             slash = strrchr(buf, '/');
         }
     }
+    /* A relocated install (cmake --install --prefix X, DESTDIR, make install PREFIX=X):
+     * X/bin/vantage-collector serves X/share/vantage/web, as the probe finds its targets. */
+    n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
+    if (n > 0) {
+        buf[n] = 0;
+        char *s1 = strrchr(buf, '/'), *s2 = NULL;
+        if (s1) {
+            *s1 = 0;
+            s2 = strrchr(buf, '/');
+        }
+        if (s2) {
+            strcpy(s2, "/share/vantage/web/index.html");
+            if (stat(buf, &st) == 0) {
+                s2[sizeof("/share/vantage/web") - 1] = 0;
+                return buf;
+            }
+        }
+    }
     snprintf(buf, sizeof(buf), "%s/web", VT_DATADIR);
     return buf;
 }

@@ -197,12 +197,12 @@ def http_request(port, method, path, body=None, headers=None, source=None, timeo
 
 
 class Collector:
-    def __init__(self, db, tmp, *extra, name="c"):
+    def __init__(self, db, tmp, *extra, name="c", binary=BIN, env=None):
         self.log_path = os.path.join(tmp, f"{name}.log")
         self.log = open(self.log_path, "ab")
         start = self.log.tell()  # a restarted collector appends: read only its own lines
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url] +
-                                     list(extra), stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--db", db.url] +
+                                     list(extra), stdout=self.log, stderr=self.log, env=env)
         self.port = None
         deadline = time.time() + 10
         while time.time() < deadline and self.port is None:
@@ -1158,6 +1158,37 @@ def check_cli(db, tmp):
           os.strerror(98) in r.stderr, f"a port in use: error 1 with the reason ({r.stderr.strip()})")
 
 
+def check_relocated(db, tmp):
+    """An install under another prefix than the one configured (cmake --install --prefix X,
+    make install PREFIX=X DESTDIR=...): X/bin/vantage-collector serves X/share/vantage/web."""
+    prefix = os.path.join(tmp, "relocated", "usr")
+    os.makedirs(os.path.join(prefix, "bin"))
+    web = os.path.join(prefix, "share", "vantage", "web")
+    os.makedirs(web)
+    marker = "relocated dashboard " + os.urandom(4).hex()
+    with open(os.path.join(web, "index.html"), "w") as f:
+        f.write(f"<!DOCTYPE html><title>{marker}</title>\n")
+    with open(os.path.join(web, "app.css"), "w") as f:
+        f.write("body{}\n")
+    exe = os.path.join(prefix, "bin", "vantage-collector")
+    shutil.copy2(BIN, exe)
+    env = {k: v for k, v in os.environ.items() if k != "VANTAGE_WEB_DIR"}
+    c = Collector(db, tmp, name="relocated", binary=exe, env=env)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=20)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+        conn.close()
+        check(r.status == 200 and marker in body,
+              f"a relocated collector serves its dashboard from ../share/vantage/web ({r.status} "
+              f"{body[:60]!r})")
+        st, _, h = c.request("GET", "/static/app.css")
+        check(st == 200, f"... and its static files ({st})")
+    finally:
+        check(c.stop() == 0, "relocated collector exits 0 on SIGTERM")
+
+
 def check_control(db, tmp):
     """POST /api/v1/control against local servers the test starts."""
     import http.server
@@ -1304,7 +1335,8 @@ def main():
                     ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),
                     ("graceful-many", check_graceful_inflight), ("crash", check_crash_safety),
-                    ("cli", check_cli), ("control", check_control)]
+                    ("cli", check_cli), ("relocated", check_relocated),
+                    ("control", check_control)]
         for name, fn in sections:
             if only and name not in only:
                 continue
