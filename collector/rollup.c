@@ -765,6 +765,8 @@ int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols)
     vt_rset_decode(&c->rs, cols[21]);
     /* Distinct runs and per-run anomaly share (per mille, -1 none), kept at upsert. */
     c->probes = (double)num(cols[22]);
+    if (c->probes > (double)c->n) /* an estimate (above VT_RSET_K runs) past what it counts */
+        c->probes = (double)c->n;
     c->share = cols[23] && num(cols[23]) >= 0 ? (double)num(cols[23]) / 1000.0 : -1;
     return 0;
 }
