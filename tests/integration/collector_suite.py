@@ -8,6 +8,7 @@ graceful shutdown, two collectors on one database, a uid stored by another sessi
 is being stored (PostgreSQL), and crash safety (SIGKILL during uploads).
 Exit 0 pass, 1 fail, 77 skipped (no PostgreSQL / not root for pg)."""
 
+import errno
 import gzip
 import http.client
 import json
@@ -532,7 +533,8 @@ def check_tokens(db, tmp):
         r = subprocess.run([BIN, "token", "list", "--db", bad], capture_output=True, text=True,
                            timeout=30)
         check(r.returncode == 1 and "no such database" in r.stderr,
-              f"token list of a database without the collector's tables: exit 1 ({r.stderr})")
+              f"token list of a database without the collector's tables: exit 1 "
+              f"({r.stderr.strip()})")
         out = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "postgres", "-qAtc",
                               "SELECT to_regclass('measurements') IS NULL"],
                              capture_output=True, text=True, timeout=30).stdout.strip()
@@ -1155,7 +1157,8 @@ def check_cli(db, tmp):
     finally:
         busy.close()
     check(r.returncode == 1 and "cannot listen" in r.stderr and
-          os.strerror(98) in r.stderr, f"a port in use: error 1 with the reason ({r.stderr.strip()})")
+          os.strerror(errno.EADDRINUSE) in r.stderr,
+          f"a port in use: error 1 with the reason ({r.stderr.strip()})")
 
 
 def check_relocated(db, tmp):

@@ -116,7 +116,7 @@ try:
         rc, out, err = report(*bad)
         check(rc == 2 and err, "refused with exit 2: %s" % " ".join(bad))
 
-    # --asn as the API's probe_asn: AS17557, or bare digits meaning the same; anything else refused.
+    # --asn as the API's probe_asn: AS17557, or bare digits meaning the same; else refused.
     rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", "17557", "--format",
                           "json")
     rc2, out2, err2 = report("--cc", "PK", "--since", "2026-11-19", "--asn", "AS17557",
@@ -126,7 +126,8 @@ try:
     check(n1 == n2 and n1 > 0, f"--asn 17557 is AS17557 ({n1} and {n2} measurements)")
     for bad in ("ASX", "AS", "AS17557x", "as-1", ""):
         rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", bad)
-        check(rc == 2 and "--asn" in err, f"--asn {bad!r} refused with exit 2 ({rc} {err.strip()})")
+        check(rc == 2 and "--asn" in err,
+              f"--asn {bad!r} refused with exit 2 ({rc} {err.strip()})")
 
     # The rollups are hourly: the heading shows the whole hours counted, not the times given.
     rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--until",
