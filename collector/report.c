@@ -597,7 +597,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: vantage-collector report --db URL --cc CC --since DATE [--until DATE] "
                "[--asn ASN] [--format md|csv|json|html] [--output FILE]\n"
-               "  DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n");
+               "  DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC; counted in whole hours: since\n"
+               "        rounded down, until up)\n"
+               "  ASN: AS17557 (or 17557)\n"
+               "  --db must name an existing collector database (report never creates one)\n");
 }
 
 int vt_report_main(int argc, char **argv)
