@@ -483,7 +483,7 @@ static void group_json(cJSON *o, const group *g, int verdict)
     }
     cJSON_AddNumberToObject(o, "confirmed_count", (double)g->confirmed);
     cJSON_AddNumberToObject(o, "failure_count", (double)fail);
-    cJSON_AddNumberToObject(o, "probes", vt_rset_distinct(&g->rs));
+    cJSON_AddNumberToObject(o, "probes", vt_rset_runs(&g->rs, g->n));
     double sh = vt_rset_share(&g->rs);
     if (sh < 0)
         cJSON_AddNullToObject(o, "anomaly_share");
@@ -880,6 +880,24 @@ const char *vt_aggregate_web_dir(void)
             slash = strrchr(buf, '/');
         }
     }
+    /* A relocated install (cmake --install --prefix X, DESTDIR, make install PREFIX=X):
+     * X/bin/vantage-collector serves X/share/vantage/web, as the probe finds its targets. */
+    n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
+    if (n > 0) {
+        buf[n] = 0;
+        char *s1 = strrchr(buf, '/'), *s2 = NULL;
+        if (s1) {
+            *s1 = 0;
+            s2 = strrchr(buf, '/');
+        }
+        if (s2) {
+            strcpy(s2, "/share/vantage/web/index.html");
+            if (stat(buf, &st) == 0) {
+                s2[sizeof("/share/vantage/web") - 1] = 0;
+                return buf;
+            }
+        }
+    }
     snprintf(buf, sizeof(buf), "%s/web", VT_DATADIR);
     return buf;
 }
@@ -917,6 +935,16 @@ int vt_aggregate_is_query(const char *uri)
 {
     static const char *const q[] = {"/api/v1/aggregation", "/api/v1/episodes",
                                     "/api/v1/measurements"};
+    size_t len = strcspn(uri, "?#");
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+        if (strlen(q[i]) == len && strncmp(uri, q[i], len) == 0) return 1;
+    return 0;
+}
+
+int vt_aggregate_is_page(const char *uri)
+{
+    static const char *const q[] = {"/", "/index.html", "/static/app.js", "/static/app.css",
+                                    "/static/vendor/chart.js"};
     size_t len = strcspn(uri, "?#");
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
         if (strlen(q[i]) == len && strncmp(uri, q[i], len) == 0) return 1;

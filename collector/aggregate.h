@@ -21,9 +21,12 @@ int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, si
 
 /* 1 when uri is one of the query endpoints (not a static file): the caller rate-limits them. */
 int vt_aggregate_is_query(const char *uri);
+/* 1 when uri's path is one of the dashboard's files (/, /index.html, /static/...). */
+int vt_aggregate_is_page(const char *uri);
 
 /* The dashboard's directory: $VANTAGE_WEB_DIR, the source tree's collector/web when run from a
- * build directory, else VT_DATADIR "/web". */
+ * build directory, <the executable's directory>/../share/vantage/web when it holds index.html (a
+ * relocated install), else VT_DATADIR "/web". */
 const char *vt_aggregate_web_dir(void);
 
 /* Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS[Z]" or "YYYY-MM-DD HH:MM:SS" into

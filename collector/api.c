@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -493,7 +494,14 @@ static void handle(struct evhttp_request *req, void *arg)
             return;
         }
     }
-    if (!route) {
+    if (!route && uri && (vt_aggregate_is_query(uri) || vt_aggregate_is_page(uri))) {
+        /* A query or dashboard path with a method other than GET/HEAD (those were answered
+         * above): the path exists, the method does not (docs/api.md). */
+        snprintf(path, sizeof(path), "%.*s", (int)ulen, uri); /* one of a few fixed paths */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        vt_api_reply_error(req, 405, "use GET", 0);
+        status = 405;
+    } else if (!route) {
         vt_api_reply_error(req, 404, "no such endpoint; see docs/api.md", 0);
         status = 404;
     } else if (strcmp(route, "/api/v1/health") == 0) {
@@ -505,8 +513,11 @@ static void handle(struct evhttp_request *req, void *arg)
             status = health(a, req);
         }
     } else if (cmd != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-        vt_api_reply_error(req, 405, "use POST", 0);
+        /* GET lists the stored measurements there (aggregate.c). */
+        int both = strcmp(route, "/api/v1/measurements") == 0;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          both ? "GET, HEAD, POST" : "POST");
+        vt_api_reply_error(req, 405, both ? "use GET or POST" : "use POST", 0);
         status = 405;
     } else if (a->shutting_down) {
         vt_api_reply_error(req, 503, "the collector is shutting down; retry later", 5);
@@ -589,9 +600,8 @@ vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_o
     return a;
 }
 
-int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
+int vt_api_parse_listen(const char *listen, char host[128], int *port, char *err, size_t errlen)
 {
-    char host[128];
     const char *colon = strrchr(listen, ':');
     if (!colon || colon == listen) {
         snprintf(err, errlen, "--listen '%s': expected ADDR:PORT (IPv6 as [ADDR]:PORT)", listen);
@@ -603,21 +613,33 @@ int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
         h++;
         hl -= 2;
     }
-    if (hl >= sizeof(host)) {
+    if (hl >= 128) {
         snprintf(err, errlen, "--listen '%s': address too long", listen);
         return -1;
     }
     memcpy(host, h, hl);
     host[hl] = 0;
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535) {
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535) {
         snprintf(err, errlen, "--listen '%s': port must be 0..65535", listen);
         return -1;
     }
+    *port = (int)p;
+    return 0;
+}
+
+int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen)
+{
+    char host[128];
+    int port;
+    if (vt_api_parse_listen(listen, host, &port, err, errlen) < 0) return -1;
+    errno = 0;
     a->bound = evhttp_bind_socket_with_handle(a->http, host, (ev_uint16_t)port);
     if (!a->bound) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", listen);
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s: %s", listen,
+                 e ? strerror(e) : "not a local address");
         return -1;
     }
     /* Accepted connections inherit it (Linux): without it an answer's last segment waited for

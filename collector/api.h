@@ -39,7 +39,11 @@ typedef struct vt_api vt_api;
 
 vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_opts *o, char *err,
                    size_t errlen);
-/* listen: "ADDR:PORT" or "[ADDR6]:PORT"; port 0 picks one (see vt_api_port). */
+/* Splits --listen's ADDR:PORT ([ADDR]:PORT for IPv6) into host (128 bytes) and port, without
+ * binding: -1 with err for a usage error. */
+int vt_api_parse_listen(const char *listen, char host[128], int *port, char *err, size_t errlen);
+/* listen: "ADDR:PORT" or "[ADDR6]:PORT"; port 0 picks one (see vt_api_port). -1 with err (and
+ * the reason, strerror) when it cannot bind. */
 int vt_api_listen(vt_api *a, const char *listen, char *err, size_t errlen);
 int vt_api_port(const vt_api *a);
 /* Uploads are coming in: one arrived in the last second, or some still wait to be stored. */

@@ -1,6 +1,9 @@
 /* ip-location-db CSV ranges in sorted arrays. Every address is kept as 16 bytes, IPv4 as
  * IPv4-mapped IPv6 (::ffff:a.b.c.d), so one array and memcmp order serve both families.
- * MaxMind DB files (MMDB) are read with libmaxminddb, memory-mapped. */
+ * Ranges may nest or overlap (a /24 of one file inside a /8 of another, two files of the same
+ * family): after each load the ranges as loaded are cut into disjoint intervals, each answered
+ * by the narrowest range holding it (of equal ones, the one loaded last), so that a lookup stays
+ * one binary search. MaxMind DB files (MMDB) are read with libmaxminddb, memory-mapped. */
 #include "geoip.h"
 
 #include <arpa/inet.h>
@@ -20,8 +23,10 @@ typedef struct range {
 } range;
 
 typedef struct table {
-    range *r;
-    size_t n, cap;
+    range *raw; /* as loaded, in load order; owns the values */
+    size_t nraw, cap;
+    range *r; /* disjoint, sorted, values borrowed from raw: what lookups search */
+    size_t n;
 } table;
 
 #define MAX_MMDB 8
@@ -39,8 +44,9 @@ vt_geoip *vt_geoip_new(void)
 
 static void table_free(table *t)
 {
-    for (size_t i = 0; i < t->n; i++)
-        free(t->r[i].value);
+    for (size_t i = 0; i < t->nraw; i++)
+        free(t->raw[i].value);
+    free(t->raw);
     free(t->r);
     memset(t, 0, sizeof(*t));
 }
@@ -57,7 +63,7 @@ void vt_geoip_free(vt_geoip *g)
 
 size_t vt_geoip_count(const vt_geoip *g, int country)
 {
-    return country ? g->country.n : g->asn.n;
+    return country ? g->country.nraw : g->asn.nraw;
 }
 
 size_t vt_geoip_mmdb_count(const vt_geoip *g)
@@ -129,7 +135,9 @@ static int parse_addr(const char *s, unsigned char out[16], int v4hint)
     return 0;
 }
 
-/* Splits one CSV line in place (quotes with "" escapes). Returns the number of fields. */
+/* Splits one CSV line in place (quotes with "" escapes). Returns the number of fields. The last
+ * of max fields, unquoted, runs to the end of the line: an organisation named "Example, Inc."
+ * without quotes is kept whole. */
 static int csv_split(char *line, char **f, int max)
 {
     int n = 0;
@@ -155,6 +163,7 @@ static int csv_split(char *line, char **f, int max)
             p = rest + 1;
         } else {
             f[n++] = p;
+            if (n == max) break;
             char *c = strchr(p, ',');
             if (!c) break;
             *c = 0;
@@ -164,9 +173,127 @@ static int csv_split(char *line, char **f, int max)
     return n;
 }
 
-static int cmp_range(const void *a, const void *b)
+/* Addresses as numbers, for the interval arithmetic of flatten(). */
+__extension__ typedef unsigned __int128 u128;
+
+static u128 num(const unsigned char a[16])
 {
-    return memcmp(((const range *)a)->start, ((const range *)b)->start, 16);
+    u128 v = 0;
+    for (int i = 0; i < 16; i++)
+        v = (v << 8) | a[i];
+    return v;
+}
+
+static void bytes(u128 v, unsigned char a[16])
+{
+    for (int i = 15; i >= 0; i--) {
+        a[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+/* A loaded range in the sweep: its bounds as numbers and its place in load order. */
+typedef struct span {
+    u128 start, end;
+    size_t i; /* index in raw: later loaded, larger */
+} span;
+
+static int cmp_span_start(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_u128(const void *a, const void *b)
+{
+    u128 x = *(const u128 *)a, y = *(const u128 *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 1 when x answers before y: narrower, or as wide and loaded later. */
+static int better(const span *x, const span *y)
+{
+    u128 wx = x->end - x->start, wy = y->end - y->start;
+    return wx != wy ? wx < wy : x->i > y->i;
+}
+
+static void heap_push(span *h, size_t *n, span v)
+{
+    size_t k = (*n)++;
+    while (k > 0 && better(&v, &h[(k - 1) / 2])) {
+        h[k] = h[(k - 1) / 2];
+        k = (k - 1) / 2;
+    }
+    h[k] = v;
+}
+
+static void heap_pop(span *h, size_t *n)
+{
+    span v = h[--*n];
+    size_t k = 0;
+    for (;;) {
+        size_t c = 2 * k + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && better(&h[c + 1], &h[c])) c++;
+        if (!better(&h[c], &v)) break;
+        h[k] = h[c];
+        k = c;
+    }
+    if (*n) h[k] = v;
+}
+
+/* Rebuilds t->r from t->raw: a sweep over every range's start and end + 1; between two such
+ * bounds the ranges holding an address are the same, and the best of them (a heap: narrowest,
+ * then loaded last) answers; neighbours with the same answer are joined. -1 out of memory. */
+static int flatten(table *t)
+{
+    size_t n = t->nraw, nb = 0, nh = 0, no = 0;
+    span *sp = malloc((n ? n : 1) * sizeof(*sp)), *heap = malloc((n ? n : 1) * sizeof(*heap));
+    u128 *b = malloc((2 * n + 1) * sizeof(*b));
+    range *out = malloc((2 * n + 1) * sizeof(*out));
+    if (!sp || !heap || !b || !out) {
+        free(sp);
+        free(heap);
+        free(b);
+        free(out);
+        return -1;
+    }
+    const u128 max = ~(u128)0;
+    for (size_t i = 0; i < n; i++) {
+        sp[i] = (span){num(t->raw[i].start), num(t->raw[i].end), i};
+        b[nb++] = sp[i].start;
+        if (sp[i].end != max) b[nb++] = sp[i].end + 1;
+    }
+    qsort(sp, n, sizeof(*sp), cmp_span_start);
+    qsort(b, nb, sizeof(*b), cmp_u128);
+    size_t next = 0;
+    for (size_t k = 0; k < nb; k++) {
+        if (k > 0 && b[k] == b[k - 1]) continue;
+        while (next < n && sp[next].start <= b[k])
+            heap_push(heap, &nh, sp[next++]);
+        while (nh && heap[0].end < b[k])
+            heap_pop(heap, &nh);
+        if (!nh) continue;
+        size_t k2 = k + 1;
+        while (k2 < nb && b[k2] == b[k])
+            k2++;
+        u128 end = k2 < nb ? b[k2] - 1 : max;
+        const range *src = &t->raw[heap[0].i];
+        if (no && out[no - 1].value == src->value && num(out[no - 1].end) + 1 == b[k]) {
+            bytes(end, out[no - 1].end);
+            continue;
+        }
+        bytes(b[k], out[no].start);
+        bytes(end, out[no].end);
+        out[no++].value = src->value;
+    }
+    free(sp);
+    free(heap);
+    free(b);
+    free(t->r);
+    t->r = out;
+    t->n = no;
+    return 0;
 }
 
 static int load(table *t, const char *path, int country, char *err, size_t errlen)
@@ -176,7 +303,7 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    size_t first = t->n, lineno = 0;
+    size_t first = t->nraw, lineno = 0;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -226,14 +353,14 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
             org_name(nf > 3 ? fl[3] : "", nf > 3 ? strlen(fl[3]) : 0, org, sizeof(org));
             snprintf(buf, sizeof(buf), "AS%lu\t%s", asn, org);
         }
-        if (t->n == t->cap) {
+        if (t->nraw == t->cap) {
             size_t nc = t->cap ? t->cap * 2 : 1024;
-            range *nr = realloc(t->r, nc * sizeof(*nr));
+            range *nr = realloc(t->raw, nc * sizeof(*nr));
             if (!nr) {
                 snprintf(err, errlen, "%s: out of memory", path);
                 goto done;
             }
-            t->r = nr;
+            t->raw = nr;
             t->cap = nc;
         }
         r.value = strdup(buf);
@@ -241,15 +368,18 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
             snprintf(err, errlen, "%s: out of memory", path);
             goto done;
         }
-        t->r[t->n++] = r;
+        t->raw[t->nraw++] = r;
     }
-    qsort(t->r, t->n, sizeof(*t->r), cmp_range);
+    if (flatten(t) < 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto done;
+    }
     rc = 0;
 done:
     if (rc < 0) {
-        for (size_t i = first; i < t->n; i++)
-            free(t->r[i].value);
-        t->n = first;
+        for (size_t i = first; i < t->nraw; i++)
+            free(t->raw[i].value);
+        t->nraw = first;
     }
     free(line);
     fclose(f);
@@ -345,7 +475,7 @@ static void mmdb_lookup(const vt_geoip *g, const unsigned char a[16], int have_c
     }
 }
 
-/* The range holding a, or NULL: the last range starting at or before a. */
+/* The range holding a, or NULL: the last range starting at or before a (t->r is disjoint). */
 static const range *find(const table *t, const unsigned char a[16])
 {
     size_t lo = 0, hi = t->n;

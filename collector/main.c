@@ -27,7 +27,8 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  serve --listen ADDR:PORT --db URL   run the HTTP API (docs/api.md)\n"
-            "  token create --db URL              make an upload token (printed once)\n"
+            "  token create --db URL              make an upload token (printed once; creates\n"
+            "                                     the database when it does not exist)\n"
             "  token list --db URL                list tokens (id, created, revoked)\n"
             "  token revoke ID --db URL           refuse a token from now on\n"
             "  report --db URL --cc CC --since DATE [--until DATE] [--asn ASN]\n"
@@ -305,11 +306,20 @@ int main(int argc, char **argv)
 
     if (strcmp(cmd, "token") == 0) {
         const char *sub = optind + 1 < argc ? argv[optind + 1] : NULL;
-        if (!sub || !db) {
+        if (!sub || !db ||
+            (strcmp(sub, "create") && strcmp(sub, "list") &&
+             (strcmp(sub, "revoke") || optind + 2 >= argc))) {
             fprintf(stderr, "usage: vantage-collector token create|list|revoke ID --db URL\n");
             return 2;
         }
-        vt_store *s = vt_store_open_quick(db, err, sizeof(err));
+        if (vt_store_url_check(db, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vantage-collector: %s\n", err);
+            return 2;
+        }
+        /* Only create makes a new database (the first token of a new collector); list and
+         * revoke of a mistyped --db must not leave an empty database behind. */
+        vt_store *s = strcmp(sub, "create") == 0 ? vt_store_open_quick(db, err, sizeof(err))
+                                                 : vt_store_open_existing(db, err, sizeof(err));
         if (!s) {
             fprintf(stderr, "vantage-collector: %s\n", err);
             return 1;
@@ -361,6 +371,13 @@ int main(int argc, char **argv)
     }
     if (!listen || !db) {
         fprintf(stderr, "vantage-collector: serve needs --listen ADDR:PORT and --db URL\n");
+        return 2;
+    }
+    char lhost[128];
+    int lport;
+    if (vt_api_parse_listen(listen, lhost, &lport, err, sizeof(err)) < 0 ||
+        vt_store_url_check(db, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vantage-collector: %s\n", err);
         return 2;
     }
     vt_proxies *proxies = NULL;

@@ -2,6 +2,7 @@
  * rollups and detection (the same answers as /api/v1/episodes and /api/v1/aggregation), as
  * Markdown, CSV, JSON or a self-contained HTML page whose charts are SVG drawn here. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -238,7 +239,7 @@ static void out_md(FILE *f, const report *r)
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
             "blockpage fingerprints. %zu episodes detected.\n\n",
-            (long long)r->total, vt_rset_distinct(&r->rs), (long long)r->total_anom,
+            (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
             (long long)r->total_conf, r->ne);
     fprintf(f, "## Episodes\n\n");
     if (!r->ne) fprintf(f, "No blocking, slowdown or outage was detected.\n\n");
@@ -264,7 +265,7 @@ static void out_md(FILE *f, const report *r)
         md_text(f, p->platform[0] ? p->platform : "-");
         fprintf(f, " | %lld | %lld (%.0f%%) | %lld | %lld | %.0f |\n", (long long)p->n,
                 (long long)p->anom, p->n ? 100.0 * p->anom / p->n : 0, (long long)p->conf,
-                (long long)p->fail, vt_rset_distinct(&p->rs));
+                (long long)p->fail, vt_rset_runs(&p->rs, p->n));
     }
     fprintf(f,
             "\n## Method\n\nMeasurements by volunteer vantage probes, rolled up per hour, network "
@@ -339,7 +340,7 @@ static int out_json(FILE *f, const report *r)
     cJSON_AddNumberToObject(s, "measurement_count", (double)r->total);
     cJSON_AddNumberToObject(s, "anomaly_count", (double)r->total_anom);
     cJSON_AddNumberToObject(s, "confirmed_count", (double)r->total_conf);
-    cJSON_AddNumberToObject(s, "probes", vt_rset_distinct(&r->rs));
+    cJSON_AddNumberToObject(s, "probes", vt_rset_runs(&r->rs, r->total));
     cJSON *eps = cJSON_AddArrayToObject(o, "episodes");
     char b[512];
     for (size_t i = 0; i < r->ne; i++) {
@@ -356,7 +357,7 @@ static int out_json(FILE *f, const report *r)
         cJSON_AddNumberToObject(x, "anomaly_count", (double)r->np[i].anom);
         cJSON_AddNumberToObject(x, "confirmed_count", (double)r->np[i].conf);
         cJSON_AddNumberToObject(x, "failure_count", (double)r->np[i].fail);
-        cJSON_AddNumberToObject(x, "probes", vt_rset_distinct(&r->np[i].rs));
+        cJSON_AddNumberToObject(x, "probes", vt_rset_runs(&r->np[i].rs, r->np[i].n));
         cJSON_AddItemToArray(nets, x);
     }
     char *txt = cJSON_Print(o);
@@ -540,7 +541,7 @@ static void out_html(FILE *f, const report *r)
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
             "blockpage fingerprints; %zu episodes detected.</p>\n",
-            (long long)r->total, vt_rset_distinct(&r->rs), (long long)r->total_anom,
+            (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
             (long long)r->total_conf, r->ne);
     long long t0 = vt_rollup_parse_time(r->since),
               t1 = r->until[0] ? vt_rollup_parse_time(r->until) : (long long)time(NULL);
@@ -578,7 +579,7 @@ static void out_html(FILE *f, const report *r)
                 "</td><td>%lld</td><td>%lld (%.0f%%)</td><td>%lld</td><td>%lld</td><td>%.0f</td>"
                 "</tr>\n",
                 (long long)p->n, (long long)p->anom, p->n ? 100.0 * p->anom / p->n : 0,
-                (long long)p->conf, (long long)p->fail, vt_rset_distinct(&p->rs));
+                (long long)p->conf, (long long)p->fail, vt_rset_runs(&p->rs, p->n));
     }
     fprintf(f,
             "</table></div>\n<h2>Method</h2>\n<p>Measurements by volunteer vantage probes, rolled "
@@ -596,7 +597,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: vantage-collector report --db URL --cc CC --since DATE [--until DATE] "
                "[--asn ASN] [--format md|csv|json|html] [--output FILE]\n"
-               "  DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n");
+               "  DATE: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC; counted in whole hours: since\n"
+               "        rounded down, until up)\n"
+               "  ASN: AS17557 (or 17557)\n"
+               "  --db must name an existing collector database (report never creates one)\n");
 }
 
 int vt_report_main(int argc, char **argv)
@@ -665,15 +669,44 @@ int vt_report_main(int argc, char **argv)
         fprintf(stderr, "vantage-collector: --since must be before --until\n");
         return 2;
     }
+    /* The rollups are hourly: the report covers whole hours, since rounded down and until up,
+     * and says so (its heading shows the hours it counted). */
+    long long ts = vt_rollup_parse_time(r.since);
+    vt_rollup_format_time(ts - ts % 3600, r.since);
+    if (r.until[0]) {
+        long long tu = vt_rollup_parse_time(r.until);
+        vt_rollup_format_time(tu % 3600 ? tu - tu % 3600 + 3600 : tu, r.until);
+    }
     if (strcmp(fmt, "md") && strcmp(fmt, "csv") && strcmp(fmt, "json") && strcmp(fmt, "html")) {
         fprintf(stderr, "vantage-collector: --format is md, csv, json or html\n");
         return 2;
     }
-    r.cc = cc;
+    /* As the API's probe_asn: AS and digits; bare digits are the same network (AS added), so
+     * that `--asn 17557` does not report on a network no probe names. */
+    char asnbuf[16];
+    if (asn) {
+        const char *d = strncmp(asn, "AS", 2) == 0 ? asn + 2 : asn;
+        size_t n = strlen(d);
+        int ok = n >= 1 && n <= 10;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = d[i] >= '0' && d[i] <= '9';
+        if (!ok) {
+            fprintf(stderr, "vantage-collector: --asn must look like AS17557 (or 17557)\n");
+            return 2;
+        }
+        snprintf(asnbuf, sizeof(asnbuf), "AS%s", d);
+        asn = asnbuf;
+    }
     char err[512];
+    if (vt_store_url_check(db, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vantage-collector: %s\n", err);
+        return 2;
+    }
+    r.cc = cc;
     int rc = 1;
     FILE *out = NULL;
-    vt_store *s = vt_store_open_quick(db, err, sizeof(err));
+    /* A report of a database that does not exist would say that nothing was blocked. */
+    vt_store *s = vt_store_open_existing(db, err, sizeof(err));
     if (!s) goto fail;
     vt_detect_query q = {.cc = cc, .asn = asn};
     memcpy(q.since, r.since, 20);
@@ -695,7 +728,7 @@ int vt_report_main(int argc, char **argv)
     if (r.nnp) qsort(r.np, r.nnp, sizeof(*r.np), cmp_np);
     out = output ? fopen(output, "w") : stdout;
     if (!out) {
-        snprintf(err, sizeof(err), "cannot write %s", output);
+        snprintf(err, sizeof(err), "cannot write %s: %s", output, strerror(errno));
         goto fail;
     }
     if (strcmp(fmt, "md") == 0) out_md(out, &r);
@@ -706,7 +739,8 @@ int vt_report_main(int argc, char **argv)
         goto fail;
     }
     if (fflush(out) != 0 || ferror(out)) {
-        snprintf(err, sizeof(err), "write error");
+        snprintf(err, sizeof(err), "cannot write %s: %s", output ? output : "the report",
+                 errno ? strerror(errno) : "write error");
         goto fail;
     }
     rc = 0;

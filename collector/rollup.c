@@ -250,6 +250,12 @@ double vt_rset_distinct(const vt_rset *s)
     return est < VT_RSET_K ? VT_RSET_K : floor(est + 0.5);
 }
 
+double vt_rset_runs(const vt_rset *s, int64_t measurements)
+{
+    double d = vt_rset_distinct(s);
+    return measurements >= 0 && d > (double)measurements ? (double)measurements : d;
+}
+
 double vt_rset_share(const vt_rset *s)
 {
     double sum = 0;
@@ -759,6 +765,8 @@ int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols)
     vt_rset_decode(&c->rs, cols[21]);
     /* Distinct runs and per-run anomaly share (per mille, -1 none), kept at upsert. */
     c->probes = (double)num(cols[22]);
+    if (c->probes > (double)c->n) /* an estimate (above VT_RSET_K runs) past what it counts */
+        c->probes = (double)c->n;
     c->share = cols[23] && num(cols[23]) >= 0 ? (double)num(cols[23]) / 1000.0 : -1;
     return 0;
 }

@@ -50,6 +50,10 @@ void vt_rset_add(vt_rset *s, uint32_t h, uint32_t n, uint32_t a);
 void vt_rset_merge(vt_rset *into, const vt_rset *s);
 /* Distinct reports: exact below K, the KMV estimate above. */
 double vt_rset_distinct(const vt_rset *s);
+/* The probe runs to report beside a measurement count: vt_rset_distinct, which above K is an
+ * estimate that can come out above the measurements it counts (each run sent at least one),
+ * clamped to measurements. */
+double vt_rset_runs(const vt_rset *s, int64_t measurements);
 /* Mean over (sampled) reports of each report's anomaly share: every report weighs the same however
  * many measurements it sent. -1 when empty. */
 double vt_rset_share(const vt_rset *s);

@@ -22,13 +22,13 @@ static int has_suffix(const char *s, const char *suf)
  * timer). */
 #define START_REFRESH_MS 10000
 
-static vt_store *open_store(const char *url, int refresh_ms, char *err, size_t errlen)
+/* The SQLite path of url, "" for PostgreSQL; NULL with err when url is none of them. */
+static const char *url_kind(const char *url, char *err, size_t errlen)
 {
     if (!url || !*url) {
         snprintf(err, errlen, "no database: give --db sqlite:PATH or --db postgresql://...");
         return NULL;
     }
-    vt_store *s = NULL;
     if (strncmp(url, "sqlite:", 7) == 0) {
         const char *path = url + 7;
         if (strncmp(path, "//", 2) == 0) /* sqlite:///abs/path */
@@ -37,17 +37,27 @@ static vt_store *open_store(const char *url, int refresh_ms, char *err, size_t e
             snprintf(err, errlen, "--db sqlite:PATH needs a path");
             return NULL;
         }
-        s = vt_store_sqlite_open(path, err, errlen);
-    } else if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0) {
-        s = vt_store_pg_open(url, err, errlen);
-    } else if (has_suffix(url, ".db") || has_suffix(url, ".sqlite") ||
-               has_suffix(url, ".sqlite3")) {
-        s = vt_store_sqlite_open(url, err, errlen);
-    } else {
-        snprintf(err, errlen, "unknown database URL '%s': use sqlite:PATH or postgresql://...",
-                 url);
-        return NULL;
+        return path;
     }
+    if (strncmp(url, "postgresql:", 11) == 0 || strncmp(url, "postgres:", 9) == 0) return "";
+    if (has_suffix(url, ".db") || has_suffix(url, ".sqlite") || has_suffix(url, ".sqlite3"))
+        return url;
+    snprintf(err, errlen, "unknown database URL '%s': use sqlite:PATH or postgresql://...", url);
+    return NULL;
+}
+
+int vt_store_url_check(const char *url, char *err, size_t errlen)
+{
+    return url_kind(url, err, errlen) ? 0 : -1;
+}
+
+static vt_store *open_store(const char *url, int refresh_ms, int must_exist, char *err,
+                            size_t errlen)
+{
+    const char *path = url_kind(url, err, errlen);
+    if (!path) return NULL;
+    vt_store *s = *path ? vt_store_sqlite_open(path, must_exist, err, errlen)
+                        : vt_store_pg_open(url, must_exist, err, errlen);
     /* The rollup table (rollup.c) lives next to measurements in the same database. */
     if (s && vt_rollup_init(s, refresh_ms, err, errlen) < 0) {
         vt_store_close(s);
@@ -58,12 +68,17 @@ static vt_store *open_store(const char *url, int refresh_ms, char *err, size_t e
 
 vt_store *vt_store_open(const char *url, char *err, size_t errlen)
 {
-    return open_store(url, START_REFRESH_MS, err, errlen);
+    return open_store(url, START_REFRESH_MS, 0, err, errlen);
 }
 
 vt_store *vt_store_open_quick(const char *url, char *err, size_t errlen)
 {
-    return open_store(url, 0, err, errlen);
+    return open_store(url, 0, 0, err, errlen);
+}
+
+vt_store *vt_store_open_existing(const char *url, char *err, size_t errlen)
+{
+    return open_store(url, 0, 1, err, errlen);
 }
 
 void vt_store_defer_checkpoints(vt_store *s)

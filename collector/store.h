@@ -66,6 +66,14 @@ vt_store *vt_store_open(const char *url, char *err, size_t errlen);
  * connections and for tools (report, token), which must neither wait for a backlog of dirty
  * series nor write while a running collector does. */
 vt_store *vt_store_open_quick(const char *url, char *err, size_t errlen);
+/* The same as vt_store_open_quick, for tools that only read what a collector stored (report,
+ * token list, token revoke): a database that does not exist yet, or holds no collector's tables,
+ * is not created but refused, with an err that starts "no such database". A mistyped path must
+ * not become an empty database whose report says that nothing was blocked. */
+vt_store *vt_store_open_existing(const char *url, char *err, size_t errlen);
+/* 0 when url names a store (sqlite:PATH, a .db/.sqlite path, postgresql://...); -1 with err
+ * (a usage error) otherwise. Nothing is opened. */
+int vt_store_url_check(const char *url, char *err, size_t errlen);
 void vt_store_close(vt_store *s);
 /* "sqlite" or "postgresql". */
 const char *vt_store_name(const vt_store *s);
@@ -113,8 +121,10 @@ int vt_store_one_writer(const vt_store *s);
 /* SHA-256 of s as 64 lowercase hex characters. */
 void vt_store_sha256_hex(const char *s, char out[65]);
 
-/* The back ends. */
-vt_store *vt_store_sqlite_open(const char *path, char *err, size_t errlen);
-vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen);
+/* The back ends. must_exist: refuse ("no such database: ...") a database without the
+ * collector's measurements table (SQLite: also a file that does not exist) instead of creating
+ * it. */
+vt_store *vt_store_sqlite_open(const char *path, int must_exist, char *err, size_t errlen);
+vt_store *vt_store_pg_open(const char *conninfo, int must_exist, char *err, size_t errlen);
 
 #endif

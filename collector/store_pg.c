@@ -488,7 +488,7 @@ static const vt_store_ops pg_ops = {
     .native = pg_native,
 };
 
-vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen)
+vt_store *vt_store_pg_open(const char *conninfo, int must_exist, char *err, size_t errlen)
 {
     pg_store *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -510,9 +510,24 @@ vt_store *vt_store_pg_open(const char *conninfo, char *err, size_t errlen)
             snprintf(err, errlen, "postgresql: out of memory");
         goto fail;
     }
-    if (exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0 ||
-        exec_cmd(s, schema, err, errlen) < 0 || ensure(s, err, errlen) < 0)
-        goto fail;
+    if (exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0) goto fail;
+    if (must_exist) { /* before the schema: a database the collector never used */
+        PGresult *r = PQexec(s->conn, "SELECT to_regclass('measurements') IS NOT NULL");
+        int ok = PQresultStatus(r) == PGRES_TUPLES_OK, have = 0;
+        if (!ok)
+            pg_msg(s, "looking for the measurements table", r, err, errlen);
+        else
+            have = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+        if (!ok) goto fail;
+        if (!have) {
+            snprintf(err, errlen,
+                     "no such database: this PostgreSQL database holds no "
+                     "vantage-collector tables (no measurements table; check --db)");
+            goto fail;
+        }
+    }
+    if (exec_cmd(s, schema, err, errlen) < 0 || ensure(s, err, errlen) < 0) goto fail;
     return &s->base;
 fail:
     pg_close(&s->base);

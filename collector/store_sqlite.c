@@ -5,10 +5,12 @@
  * that an acknowledged uid is stored, and the probe deletes its spooled copy on that promise, so
  * every commit fsyncs the WAL (FULL). Batching (one transaction per upload) keeps that to one
  * fsync per batch. */
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "rollup.h"
 #include "store.h"
@@ -245,7 +247,7 @@ static int prep(sqlite_store *s, const char *sql, sqlite3_stmt **st, char *err, 
     return 0;
 }
 
-vt_store *vt_store_sqlite_open(const char *path, char *err, size_t errlen)
+vt_store *vt_store_sqlite_open(const char *path, int must_exist, char *err, size_t errlen)
 {
     sqlite_store *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -253,14 +255,41 @@ vt_store *vt_store_sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     s->base.ops = &sqlite_ops;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    struct stat st;
+    if (must_exist && stat(path, &st) < 0) {
+        snprintf(err, errlen,
+                 "no such database: %s: %s (check --db; `serve` or `token create` "
+                 "creates it)",
+                 path, strerror(errno));
+        goto fail;
+    }
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | (must_exist ? 0 : SQLITE_OPEN_CREATE),
+                        NULL) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite: cannot open %s: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     /* Another process (a token command, a reader) may hold the lock briefly. */
     sqlite3_busy_timeout(s->db, 1000);
+    /* Before the pragmas and the schema, which would write: an empty file, or another
+     * program's database, is not a collector's. */
+    if (must_exist) {
+        sqlite3_stmt *q = NULL;
+        int have = 0;
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                               "'measurements'",
+                               -1, &q, NULL) == SQLITE_OK)
+            have = sqlite3_step(q) == SQLITE_ROW;
+        sqlite3_finalize(q);
+        if (!have) {
+            snprintf(err, errlen,
+                     "no such database: %s is not a vantage-collector database (no "
+                     "measurements table; check --db)",
+                     path);
+            goto fail;
+        }
+    }
     if (vt_rollup_sqlite_functions(s->db) < 0) {
         snprintf(err, errlen, "sqlite: %s: %s", path, sqlite3_errmsg(s->db));
         goto fail;
@@ -273,8 +302,12 @@ vt_store *vt_store_sqlite_open(const char *path, char *err, size_t errlen)
                       * pages to the WAL in the middle of the transaction (perf: a fifth of
                       * the rollup upserts' time) and read them back. */
                      "PRAGMA cache_size=-16384;",
-                     NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite: %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite: %s: %s", path, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         goto fail;

@@ -8,6 +8,7 @@ graceful shutdown, two collectors on one database, a uid stored by another sessi
 is being stored (PostgreSQL), and crash safety (SIGKILL during uploads).
 Exit 0 pass, 1 fail, 77 skipped (no PostgreSQL / not root for pg)."""
 
+import errno
 import gzip
 import http.client
 import json
@@ -197,12 +198,12 @@ def http_request(port, method, path, body=None, headers=None, source=None, timeo
 
 
 class Collector:
-    def __init__(self, db, tmp, *extra, name="c"):
+    def __init__(self, db, tmp, *extra, name="c", binary=BIN, env=None):
         self.log_path = os.path.join(tmp, f"{name}.log")
         self.log = open(self.log_path, "ab")
         start = self.log.tell()  # a restarted collector appends: read only its own lines
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url] +
-                                     list(extra), stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--db", db.url] +
+                                     list(extra), stdout=self.log, stderr=self.log, env=env)
         self.port = None
         deadline = time.time() + 10
         while time.time() < deadline and self.port is None:
@@ -417,10 +418,21 @@ def check_uploads(db, c):
     check(st == 405 and js and js.get("error"), f"GET on check-in: 405 JSON error ({st})")
     for method in ("PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"):
         st, js, h = c.request(method, "/api/v1/measurements", body=b"{}" if method != "TRACE" else None)
-        check(st == 405 and js and js.get("error") and h.get("Allow") == "POST",
-              f"{method} on measurements: 405 JSON error with Allow: POST ({st})")
+        check(st == 405 and js and js.get("error") and h.get("Allow") == "GET, HEAD, POST",
+              f"{method} on measurements: 405 JSON error with Allow: GET, HEAD, POST ({st} "
+              f"{h.get('Allow')})")
     st, js, h = c.request("DELETE", "/api/v1/health")
     check(st == 405 and js and h.get("Allow") == "GET, HEAD", f"DELETE on health: 405 ({st})")
+    # The query and dashboard paths exist: another method is 405 with Allow, not 404.
+    for method, path in (("POST", "/api/v1/aggregation"), ("PATCH", "/api/v1/episodes"),
+                         ("PUT", "/api/v1/aggregation?by=day"), ("OPTIONS", "/"),
+                         ("POST", "/"), ("DELETE", "/static/app.js"), ("POST", "/index.html"),
+                         ("PUT", "/static/vendor/chart.js")):
+        st, js, h = c.request(method, path, body=b"{}" if method != "OPTIONS" else None)
+        check(st == 405 and js and js.get("error") and h.get("Allow") == "GET, HEAD",
+              f"{method} {path}: 405 JSON error with Allow: GET, HEAD ({st} {h.get('Allow')})")
+    st, js, h = c.request("DELETE", "/static/nope.js")
+    check(st == 404, f"DELETE on a file the dashboard does not have: 404 ({st})")
     st, js, h = c.request("GET", "/nope")
     check(st == 404 and js and js.get("error"), "unknown path: 404 JSON error")
     check(h.get("X-Content-Type-Options") == "nosniff" and
@@ -500,6 +512,33 @@ def check_tokens(db, tmp):
     def tok(*args):
         return subprocess.run([BIN, "token"] + list(args) + ["--db", db.url], capture_output=True,
                               text=True, timeout=30)
+
+    # list and revoke read a collector's database: a mistyped --db is refused, not created.
+    if db.name == "sqlite":
+        missing = os.path.join(tmp, "mistyped", "collector.db")
+        os.makedirs(os.path.dirname(missing), exist_ok=True)
+        for args in (["list"], ["revoke", "0123456789abcdef"]):
+            r = subprocess.run([BIN, "token"] + args + ["--db", "sqlite:" + missing],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 1 and "no such database" in r.stderr and
+                  not os.listdir(os.path.dirname(missing)),
+                  f"token {args[0]} of a missing database: exit 1, nothing created "
+                  f"({r.returncode} {r.stderr.strip()[-80:]})")
+        r = subprocess.run([BIN, "token", "create", "--db", "sqlite:" + missing],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0 and os.path.exists(missing),
+              "token create makes a new database (a new collector's first token)")
+    else:
+        bad = db.url.replace("/vantage?", "/postgres?")  # exists, but no collector's tables
+        r = subprocess.run([BIN, "token", "list", "--db", bad], capture_output=True, text=True,
+                           timeout=30)
+        check(r.returncode == 1 and "no such database" in r.stderr,
+              f"token list of a database without the collector's tables: exit 1 "
+              f"({r.stderr.strip()})")
+        out = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "postgres", "-qAtc",
+                              "SELECT to_regclass('measurements') IS NULL"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        check(out == "t", f"... and did not create them there ({out!r})")
 
     r = tok("create")
     token = r.stdout.strip()
@@ -1058,7 +1097,12 @@ def check_cli(db, tmp):
     check(r.returncode == 2 and "--listen" in r.stderr, "serve without --listen: usage error 2")
     r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", "mysql://x"],
                        capture_output=True, text=True, timeout=10)
-    check(r.returncode == 1 and "unknown database URL" in r.stderr, "unknown --db: error 1")
+    check(r.returncode == 2 and "unknown database URL" in r.stderr,
+          f"unknown --db: usage error 2 ({r.returncode})")
+    r = subprocess.run([BIN, "token", "list", "--db", "mysql://x"], capture_output=True,
+                       text=True, timeout=10)
+    check(r.returncode == 2 and "unknown database URL" in r.stderr,
+          f"token list with an unknown --db: usage error 2 ({r.returncode})")
     for bad in ("proxy.example.org", "10.0.0.0/40", "127.0.0.1,"):
         r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url,
                             "--trusted-proxy", bad], capture_output=True, text=True, timeout=10)
@@ -1099,9 +1143,53 @@ def check_cli(db, tmp):
             check(False, f"serves on IPv6 [::1] ({e})")
         p.send_signal(signal.SIGTERM)
         check(p.wait(10) == 0, "IPv6 collector exits 0")
-    r = subprocess.run([BIN, "serve", "--listen", "nonsense", "--db", db.url],
-                       capture_output=True, text=True, timeout=10)
-    check(r.returncode == 1 and "ADDR:PORT" in r.stderr, "bad --listen: error 1")
+    for bad in ("nonsense", "127.0.0.1", "8081", "127.0.0.1:99999"):
+        r = subprocess.run([BIN, "serve", "--listen", bad, "--db", db.url],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 2 and "--listen" in r.stderr,
+              f"bad --listen {bad}: usage error 2 ({r.returncode} {r.stderr.strip()[-60:]})")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:%d" % busy.getsockname()[1],
+                            "--db", db.url], capture_output=True, text=True, timeout=10)
+    finally:
+        busy.close()
+    check(r.returncode == 1 and "cannot listen" in r.stderr and
+          os.strerror(errno.EADDRINUSE) in r.stderr,
+          f"a port in use: error 1 with the reason ({r.stderr.strip()})")
+
+
+def check_relocated(db, tmp):
+    """An install under another prefix than the one configured (cmake --install --prefix X,
+    make install PREFIX=X DESTDIR=...): X/bin/vantage-collector serves X/share/vantage/web."""
+    prefix = os.path.join(tmp, "relocated", "usr")
+    os.makedirs(os.path.join(prefix, "bin"))
+    web = os.path.join(prefix, "share", "vantage", "web")
+    os.makedirs(web)
+    marker = "relocated dashboard " + os.urandom(4).hex()
+    with open(os.path.join(web, "index.html"), "w") as f:
+        f.write(f"<!DOCTYPE html><title>{marker}</title>\n")
+    with open(os.path.join(web, "app.css"), "w") as f:
+        f.write("body{}\n")
+    exe = os.path.join(prefix, "bin", "vantage-collector")
+    shutil.copy2(BIN, exe)
+    env = {k: v for k, v in os.environ.items() if k != "VANTAGE_WEB_DIR"}
+    c = Collector(db, tmp, name="relocated", binary=exe, env=env)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=20)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+        conn.close()
+        check(r.status == 200 and marker in body,
+              f"a relocated collector serves its dashboard from ../share/vantage/web ({r.status} "
+              f"{body[:60]!r})")
+        st, _, h = c.request("GET", "/static/app.css")
+        check(st == 200, f"... and its static files ({st})")
+    finally:
+        check(c.stop() == 0, "relocated collector exits 0 on SIGTERM")
 
 
 def check_control(db, tmp):
@@ -1250,7 +1338,8 @@ def main():
                     ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),
                     ("graceful-many", check_graceful_inflight), ("crash", check_crash_safety),
-                    ("cli", check_cli), ("control", check_control)]
+                    ("cli", check_cli), ("relocated", check_relocated),
+                    ("control", check_control)]
         for name, fn in sections:
             if only and name not in only:
                 continue

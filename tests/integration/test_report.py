@@ -45,6 +45,12 @@ try:
     ms = agg_seed.measurements()
     for h in range(3):
         ms.append(agg_seed.meas(h, "AS17557", 0, "evil-2", EVIL, "test"))
+    # 90 measurements from 90 distinct probe runs in one hour in IR: the distinct-run sketch
+    # estimates 98 runs for these report ids (above its exact range of 64).
+    for i in range(90):
+        m = agg_seed.meas(0, "AS64500", 0, "whatsapp-web", "whatsapp", "messaging")
+        m["probe_cc"], m["report_id"] = "IR", "run-%d" % i
+        ms.append(m)
     agg_seed.upload("http://127.0.0.1:" + port, ms)
 finally:
     proc.terminate()
@@ -81,7 +87,7 @@ try:
 
     rc, out, err = report(*rng, "--format", "json")
     js = json.loads(out)
-    check(rc == 0 and js["summary"]["measurement_count"] == len(ms) and
+    check(rc == 0 and js["summary"]["measurement_count"] == len(ms) - 90 and
           len(js["episodes"]) == 3 and all(e["how_detected"] for e in js["episodes"]),
           "JSON: totals and episodes with how they were detected")
 
@@ -109,6 +115,59 @@ try:
                 ["--cc", "PK"], ["--cc", "PK", "--since", "2026-11-05", "--until", "2026-11-01"]):
         rc, out, err = report(*bad)
         check(rc == 2 and err, "refused with exit 2: %s" % " ".join(bad))
+
+    # --asn as the API's probe_asn: AS17557, or bare digits meaning the same; else refused.
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", "17557", "--format",
+                          "json")
+    rc2, out2, err2 = report("--cc", "PK", "--since", "2026-11-19", "--asn", "AS17557",
+                             "--format", "json")
+    n1 = json.loads(out)["summary"]["measurement_count"] if rc == 0 else -1
+    n2 = json.loads(out2)["summary"]["measurement_count"] if rc2 == 0 else -2
+    check(n1 == n2 and n1 > 0, f"--asn 17557 is AS17557 ({n1} and {n2} measurements)")
+    for bad in ("ASX", "AS", "AS17557x", "as-1", ""):
+        rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", bad)
+        check(rc == 2 and "--asn" in err,
+              f"--asn {bad!r} refused with exit 2 ({rc} {err.strip()})")
+
+    # The rollups are hourly: the heading shows the whole hours counted, not the times given.
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--until",
+                          "2026-11-21T07:10:00Z")
+    check(rc == 0 and out.startswith("# Internet censorship in PK: 2026-11-21 06:00:00 to "
+                                     "2026-11-21 08:00:00\n"),
+          f"--since/--until shown rounded to the hours counted ({out.splitlines()[0]!r})")
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--format", "json")
+    check(rc == 0 and json.loads(out)["since"] == "2026-11-21 06:00:00", "JSON: since rounded")
+
+    # More probe runs than measurements is impossible: the estimate is clamped.
+    rc, out, err = report("--cc", "IR", "--since", "2026-11-19", "--format", "json")
+    js = json.loads(out) if rc == 0 else {"summary": {}, "networks": []}
+    check(js["summary"].get("measurement_count") == 90 and js["summary"].get("probes") == 90 and
+          all(x["probes"] <= x["measurement_count"] for x in js["networks"]),
+          f"probe runs never exceed measurements ({js['summary']})")
+    rc, out, err = report("--cc", "IR", "--since", "2026-11-19")
+    check(rc == 0 and "90 measurements from about 90 probe runs" in out,
+          "markdown: 90 measurements from about 90 probe runs")
+
+    # A mistyped database is an error, not an empty database and a report of nothing blocked.
+    missing = os.path.join(tmp, "mistyped.db")
+    for db in ("sqlite:" + missing, missing):
+        p = subprocess.run([COLLECTOR, "report", "--db", db, "--cc", "PK", "--since",
+                            "2026-11-01"], capture_output=True, text=True, timeout=60)
+        check(p.returncode == 1 and "no such database" in p.stderr and not p.stdout and
+              not os.path.exists(missing),
+              f"report of a missing database: exit 1, nothing created ({p.returncode} "
+              f"{p.stderr.strip()})")
+    open(missing, "w").close()  # an empty file is no collector's database either
+    p = subprocess.run([COLLECTOR, "report", "--db", missing, "--cc", "PK", "--since",
+                        "2026-11-01"], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 1 and "no such database" in p.stderr and os.path.getsize(missing) == 0,
+          f"report of an empty file: exit 1, file untouched ({p.stderr.strip()})")
+    p = subprocess.run([COLLECTOR, "report", "--db", "mysql://x", "--cc", "PK", "--since",
+                        "2026-11-01"], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 2, f"report with an unknown --db scheme: exit 2 ({p.returncode})")
+    rc, out, err = report(*rng, "--output", os.path.join(tmp, "no", "such", "dir", "r.md"))
+    check(rc == 1 and "cannot write" in err and "No such file or directory" in err,
+          f"cannot write names the reason ({err.strip()})")
 
     # A report of a live database: a backlog of series waiting for the collector's episode
     # refresh, and a writer holding the database, hold it up neither (it detects from the

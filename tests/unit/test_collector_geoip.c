@@ -214,10 +214,80 @@ static void mmdb_files_answer_what_csv_does_not(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Nested and overlapping ranges (a /24 inside a /8, two files of the same family): the narrowest
+ * range holding an address answers, the wide one everywhere around it; of two equal ranges, the
+ * one loaded last. Before, a lookup saw only the last range starting before the address, and
+ * everything of the /8 after the /24 was ZZ. An unquoted comma in the organisation (the last
+ * field) stays in it. */
+static void nested_ranges_answer_the_narrowest(void **state)
+{
+    vt_geoip *g = load("10.0.0.0,10.255.255.255,64500,Wide\n"
+                       "10.1.0.0,10.1.0.255,64501,Example, Inc.\n"
+                       "10.1.0.128,10.1.0.129,64502,Inner\n"
+                       "10.200.0.0,10.200.0.255,64503,First\n"
+                       "10.200.0.0,10.200.0.255,64504,Second\n"
+                       "10.250.0.0,10.251.255.255,64505,Left\n"
+                       "10.251.0.0,10.253.255.255,64506,RightWider\n"
+                       "10.251.128.0,10.253.0.0,64507,Straddle\n",
+                       "10.0.0.0,10.255.255.255,US\n10.1.0.0,10.1.0.255,DE\n");
+    char err[256];
+    char *later = write_tmp("10.9.0.0,10.9.0.255,FR\n10.1.0.0,10.1.0.255,NL\n");
+    assert_int_equal(vt_geoip_load_country(g, later, err, sizeof err), 0);
+    unlink(later);
+    free(later);
+    static const struct {
+        const char *ip, *asn, *org, *cc;
+    } want[] = {
+        {"10.0.0.1", "AS64500", "Wide", "US"},
+        {"10.1.0.1", "AS64501", "Example, Inc.", "NL"}, /* NL: the same range, loaded later */
+        {"10.1.0.128", "AS64502", "Inner", "NL"},
+        {"10.1.0.130", "AS64501", "Example, Inc.", "NL"},
+        {"10.1.1.0", "AS64500", "Wide", "US"},
+        {"10.2.0.1", "AS64500", "Wide", "US"},
+        {"10.9.0.7", "AS64500", "Wide", "FR"},
+        {"10.200.0.1", "AS64504", "Second", "US"},
+        {"10.200.0.255", "AS64504", "Second", "US"},
+        {"10.200.1.0", "AS64500", "Wide", "US"},
+        {"10.250.0.1", "AS64505", "Left", "US"},
+        {"10.251.0.1", "AS64505", "Left", "US"},       /* Left and RightWider: Left narrower */
+        {"10.251.200.1", "AS64507", "Straddle", "US"}, /* three hold it: Straddle narrowest */
+        {"10.252.0.1", "AS64507", "Straddle", "US"},
+        {"10.253.0.0", "AS64507", "Straddle", "US"},
+        {"10.253.0.1", "AS64506", "RightWider", "US"},
+        {"10.254.0.0", "AS64500", "Wide", "US"},
+        {"10.255.255.255", "AS64500", "Wide", "US"},
+        {"11.0.0.0", "AS0", "", "ZZ"},
+        {"9.255.255.255", "AS0", "", "ZZ"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        vt_geoip_result r;
+        vt_geoip_lookup(g, want[i].ip, &r);
+        assert_string_equal(r.asn, want[i].asn);
+        assert_string_equal(r.org, want[i].org);
+        assert_string_equal(r.cc, want[i].cc);
+    }
+    assert_int_equal(vt_geoip_count(g, 0), 8); /* ranges as loaded */
+    vt_geoip_free(g);
+
+    /* The whole IPv6 space with a hole: the last address has no end + 1. */
+    g = load("::,ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff,64510,All\n"
+             "2001:db8::,2001:db8::ffff,64511,Doc\n",
+             "1.0.0.0,1.0.0.255,AU\n");
+    vt_geoip_result r;
+    vt_geoip_lookup(g, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", &r);
+    assert_string_equal(r.asn, "AS64510");
+    vt_geoip_lookup(g, "2001:db8::1", &r);
+    assert_string_equal(r.asn, "AS64511");
+    vt_geoip_lookup(g, "2001:db8::1:0", &r);
+    assert_string_equal(r.asn, "AS64510");
+    vt_geoip_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ranges_are_found_by_binary_search),
+        cmocka_unit_test(nested_ranges_answer_the_narrowest),
         cmocka_unit_test(numeric_files_load_too),
         cmocka_unit_test(malformed_files_are_refused_with_file_and_line),
         cmocka_unit_test(answers_are_valid_text),

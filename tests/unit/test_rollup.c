@@ -157,6 +157,57 @@ static void test_rset(void **state)
     assert_true(fabs(vt_rset_share(&w) - 0.25) < 1e-9);
 }
 
+/* More probe runs than measurements cannot be: the distinct-run estimate (above VT_RSET_K) is
+ * clamped to the count it is shown beside, in what is reported (vt_rset_runs) and in a bucket as
+ * read back (vt_cell_from_cols: episodes' max_probes, detection). 90 runs of one measurement
+ * each, with these report ids, are estimated as 98. */
+static void test_runs_never_exceed_measurements(void **state)
+{
+    (void)state;
+    vt_rset s = {0};
+    char id[32];
+    for (int i = 0; i < 90; i++) {
+        snprintf(id, sizeof(id), "run-%d", i);
+        vt_rset_add(&s, vt_rset_hash(id), 1, 0);
+    }
+    assert_true(vt_rset_distinct(&s) > 90); /* the estimate overshoots */
+    assert_true(vt_rset_runs(&s, 90) == 90);
+    assert_true(vt_rset_runs(&s, 200) == vt_rset_distinct(&s));
+    char rs[2048];
+    vt_rset_encode(&s, rs, sizeof(rs));
+    const char *cols[24] = {"2026-11-21 06:00:00",
+                            "PK",
+                            "AS1",
+                            "t",
+                            "web_connectivity",
+                            "p",
+                            "c",
+                            "90",
+                            "90",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "0",
+                            "",
+                            "",
+                            rs,
+                            "98",
+                            "0"};
+    vt_cell c;
+    assert_int_equal(vt_cell_from_cols(&c, 24, cols), 0);
+    assert_int_equal((int)c.n, 90);
+    assert_true(c.probes == 90);
+    cols[22] = "12";
+    assert_int_equal(vt_cell_from_cols(&c, 24, cols), 0);
+    assert_true(c.probes == 12);
+}
+
 static void test_obs(void **state)
 {
     (void)state;
@@ -451,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_hist_merge_quantiles),
         cmocka_unit_test(test_hist_edges_and_text),
         cmocka_unit_test(test_rset),
+        cmocka_unit_test(test_runs_never_exceed_measurements),
         cmocka_unit_test(test_obs),
         cmocka_unit_test(test_detect_thresholds),
         cmocka_unit_test(test_episodes_table),
