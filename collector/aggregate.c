@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "rollup.h"
+#include "textfile.h"
 #include "vantage/json.h"
 #include "vantage/version.h"
 
@@ -863,43 +864,10 @@ static int measurements(vt_store *s, struct evhttp_request *req, int max_groups)
 const char *vt_aggregate_web_dir(void)
 {
     static char buf[4096];
-    const char *env = getenv("VANTAGE_WEB_DIR");
-    struct stat st;
-    if (env && *env) return env;
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
-    if (n > 0) {
-        buf[n] = 0;
-        char *slash = strrchr(buf, '/');
-        for (int up = 0; slash && up < 4; up++) {
-            strcpy(slash, "/collector/web/index.html");
-            if (stat(buf, &st) == 0) {
-                slash[sizeof("/collector/web") - 1] = 0;
-                return buf;
-            }
-            *slash = 0;
-            slash = strrchr(buf, '/');
-        }
-    }
-    /* A relocated install (cmake --install --prefix X, DESTDIR, make install PREFIX=X):
-     * X/bin/vantage-collector serves X/share/vantage/web, as the probe finds its targets. */
-    n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
-    if (n > 0) {
-        buf[n] = 0;
-        char *s1 = strrchr(buf, '/'), *s2 = NULL;
-        if (s1) {
-            *s1 = 0;
-            s2 = strrchr(buf, '/');
-        }
-        if (s2) {
-            strcpy(s2, "/share/vantage/web/index.html");
-            if (stat(buf, &st) == 0) {
-                s2[sizeof("/share/vantage/web") - 1] = 0;
-                return buf;
-            }
-        }
-    }
-    snprintf(buf, sizeof(buf), "%s/web", VT_DATADIR);
-    return buf;
+    /* the source tree's collector/web (tests, a build directory), a relocated install's
+     * X/share/vantage/web for X/bin/vantage-collector, or the configured prefix's */
+    return vt_data_dir(getenv("VANTAGE_WEB_DIR"), "collector/web", "web", "index.html", 4,
+                       VT_DATADIR, buf, sizeof(buf));
 }
 
 static int send_file(struct evhttp_request *req, const char *path, const char *type, int cache)

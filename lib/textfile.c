@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int vt_textfile_read(const char *path, size_t max, char **data, size_t *len, char *err,
                      size_t errlen)
@@ -144,4 +145,55 @@ void vt_textfile_stem(const char *path, char *out, size_t outlen)
     if (n >= outlen) n = outlen - 1;
     memcpy(out, base, n);
     out[n] = 0;
+}
+
+/* buf holds a directory; 1 when buf/marker exists (buf left as the directory), else 0. */
+static int has_marker(char *buf, size_t n, const char *marker)
+{
+    struct stat st;
+    size_t len = strlen(buf);
+    if (snprintf(buf + len, n - len, "/%s", marker) >= (int)(n - len)) {
+        buf[len] = 0;
+        return 0;
+    }
+    int ok = stat(buf, &st) == 0;
+    buf[len] = 0;
+    return ok;
+}
+
+const char *vt_data_dir(const char *env, const char *src, const char *installed, const char *marker,
+                        int up, const char *datadir, char *buf, size_t n)
+{
+    char exe[4096];
+    if (env && *env) {
+        snprintf(buf, n, "%s", env);
+        return buf;
+    }
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        for (int i = 0; slash && i < up; i++) {
+            *slash = 0; /* exe is now a directory: the executable's, then its parents */
+            if (snprintf(buf, n, "%s/%s", exe, src) < (int)n && has_marker(buf, n, marker))
+                return buf;
+            slash = strrchr(exe, '/');
+        }
+        /* the executable's directory's parent: X for X/bin/vantage-... (the loop above cut
+         * exe at its slashes: read it again) */
+        len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (len <= 0) len = 0;
+        exe[len] = 0;
+        char *s1 = strrchr(exe, '/');
+        if (s1) *s1 = 0;
+        char *s2 = s1 ? strrchr(exe, '/') : NULL;
+        if (s2) {
+            *s2 = 0;
+            if (snprintf(buf, n, "%s/share/vantage/%s", exe, installed) < (int)n &&
+                has_marker(buf, n, marker))
+                return buf;
+        }
+    }
+    snprintf(buf, n, "%s/%s", datadir, installed);
+    return buf;
 }

@@ -20,5 +20,12 @@ size_t vt_textfile_utf8_invalid(const unsigned char *s, size_t len);
 void vt_textfile_stem(const char *path, char *out, size_t outlen);
 /* Last path component: "lists/pk.csv" -> "pk.csv" (a pointer into path). */
 const char *vt_textfile_basename(const char *path);
+/* Where the project's data lies (target lists, the dashboard), into buf: env when non-empty;
+ * else the first <dir>/<src> holding <marker>, for dir the executable's directory and up to
+ * `up` levels above it (a source tree and its build directory); else <exe dir>/../share/vantage/
+ * <installed> holding <marker> (a relocated install: make install PREFIX=X, DESTDIR); else
+ * <datadir>/<installed> (the configured prefix). Returns buf. */
+const char *vt_data_dir(const char *env, const char *src, const char *installed, const char *marker,
+                        int up, const char *datadir, char *buf, size_t n);
 
 #endif

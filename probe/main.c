@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "committer.h"
 #include "config.h"
+#include "textfile.h"
 #include "upload.h"
 #include "vantage/addr.h"
 #include "vantage/config.h"
@@ -127,42 +128,8 @@ static void usage(FILE *f)
 static const char *default_targets_dir(void)
 {
     static char buf[4096];
-    const char *env = getenv("VANTAGE_TARGETS");
-    struct stat st;
-    if (env && *env) return env;
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
-    if (n > 0) {
-        buf[n] = 0;
-        char *slash = strrchr(buf, '/');
-        for (int up = 0; slash && up < 3; up++) {
-            strcpy(slash, "/targets/social.json");
-            if (stat(buf, &st) == 0) {
-                slash[sizeof("/targets") - 1] = 0;
-                return buf;
-            }
-            *slash = 0;
-            slash = strrchr(buf, '/');
-        }
-    }
-    /* A relocated install (cmake --install --prefix X, DESTDIR): X/bin -> X/share/vantage. */
-    n = readlink("/proc/self/exe", buf, sizeof(buf) - 64);
-    if (n > 0) {
-        buf[n] = 0;
-        char *s1 = strrchr(buf, '/'), *s2 = NULL;
-        if (s1) {
-            *s1 = 0;
-            s2 = strrchr(buf, '/');
-        }
-        if (s2) {
-            strcpy(s2, "/share/vantage/targets/social.json");
-            if (stat(buf, &st) == 0) {
-                s2[sizeof("/share/vantage/targets") - 1] = 0;
-                return buf;
-            }
-        }
-    }
-    snprintf(buf, sizeof(buf), "%s/targets", VT_DATADIR);
-    return buf;
+    return vt_data_dir(getenv("VANTAGE_TARGETS"), "targets", "targets", "social.json", 3,
+                       VT_DATADIR, buf, sizeof(buf));
 }
 
 static int load_targets(const probe_opts *o, vt_target_list *l)
