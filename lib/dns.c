@@ -45,6 +45,7 @@ struct dns_op {
     unsigned char *buf;   /* DoH reply */
     size_t len;
     unsigned char *qbuf;  /* DoH query */
+    int qlen;
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE]; /* DoH: curl's message, which tells a name mismatch apart */
 };
@@ -489,6 +490,40 @@ static size_t doh_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Same name and type and class at the question of query and reply (12 bytes in). */
+static int same_question(const unsigned char *a, int alen, const unsigned char *b, int blen)
+{
+    char *na = NULL, *nb = NULL;
+    long la, lb;
+    int same = ares_expand_name(a + 12, a, alen, &na, &la) == ARES_SUCCESS &&
+               ares_expand_name(b + 12, b, blen, &nb, &lb) == ARES_SUCCESS &&
+               12 + la + 4 <= alen && 12 + lb + 4 <= blen && strcasecmp(na, nb) == 0 &&
+               memcmp(a + 12 + la, b + 12 + lb, 4) == 0;
+    ares_free_string(na);
+    ares_free_string(nb);
+    return same;
+}
+
+/* A DoH reply is evidence only when it is a DNS response to the query sent (RFC 8484):
+ * Content-Type application/dns-message, the query's ID (0), QR set, opcode 0, and the one
+ * question asked. A blockpage or a captive portal's page (whose 4th byte parsed as an rcode
+ * would be an NXDOMAIN), an echoed query (an empty answer) or an answer to another name is a
+ * failure of the DoH server, never NXDOMAIN or NODATA evidence. */
+static const char *doh_bad_reply(dns_op *op, CURL *easy)
+{
+    char *ct = NULL;
+    const unsigned char *r = op->buf, *s = op->qbuf;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
+    if (!ct || strncasecmp(ct, "application/dns-message", 23) != 0 ||
+        (ct[23] && ct[23] != ';' && ct[23] != ' '))
+        return "not application/dns-message";
+    if (!r || op->len < 12 || op->len > 65535 || r[0] != s[0] || r[1] != s[1] ||
+        !(r[2] & 0x80) || (r[2] & 0x78) || r[4] != 0 || r[5] != 1 ||
+        !same_question(r, (int)op->len, s, op->qlen))
+        return "not an answer to the query";
+    return NULL;
+}
+
 static void on_doh(CURL *easy, CURLcode res, void *arg)
 {
     dns_op *op = arg;
@@ -502,7 +537,12 @@ static void on_doh(CURL *easy, CURLcode res, void *arg)
         snprintf(op->q.failure, sizeof(op->q.failure), "unknown_failure: DoH HTTP status %ld",
                  code);
     } else {
-        set_status(&op->q, parse_reply(&op->q, op->buf, (int)op->len));
+        const char *bad = doh_bad_reply(op, easy);
+        if (bad)
+            snprintf(op->q.failure, sizeof(op->q.failure),
+                     "unknown_failure: DoH bad response: %s", bad);
+        else
+            set_status(&op->q, parse_reply(&op->q, op->buf, (int)op->len));
     }
     op_complete(op);
 }
@@ -512,8 +552,9 @@ static int doh_start(dns_op *op, const char *host)
     vt_dns *d = op->d;
     int qlen = 0;
     if (ares_create_query(host, 1 /* IN */, op->q.qtype, 0, 1, &op->qbuf, &qlen, 0) !=
-        ARES_SUCCESS)
+        ARES_SUCCESS || qlen < 12)
         return -1;
+    op->qlen = qlen;
     op->easy = curl_easy_init();
     if (!op->easy)
         return -1;
