@@ -25,25 +25,27 @@ struct vt_dns {
     int type;
     vt_loop *loop;
     const vt_config *cfg;
-    ares_channel ch;     /* DNS_SYSTEM, DNS_UDP */
+    struct ares_addr_port_node *servers; /* DNS_SYSTEM, DNS_UDP: for each lookup's channel */
     char resolver[256];  /* "IP:PORT" or the DoH URL */
     dns_op *pending;     /* immediate and DoH operations, cancelled by vt_dns_free */
     int destroying;
 };
 
 struct dns_op {
-    dns_op *next, **prevp; /* in d->pending (immediate answers and DoH only) */
+    dns_op *next, **prevp; /* in d->pending until it completes */
     vt_dns *d;
     vt_dns_query q;
     vt_dns_cb cb;
     void *arg;
     double t_base;
+    ares_channel ch;      /* c-ares: the lookup's own channel (see vt_dns_lookup) */
     struct event *timer;  /* immediate answers */
     int starting, deferred; /* c-ares answered from inside ares_query (a name it refuses) */
     CURL *easy;           /* DoH */
     unsigned char *buf;   /* DoH reply */
     size_t len;
     unsigned char *qbuf;  /* DoH query */
+    int qlen;
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE]; /* DoH: curl's message, which tells a name mismatch apart */
 };
@@ -70,7 +72,13 @@ static void op_unlink(dns_op *op)
 
 static void op_free(dns_op *op)
 {
+    if (op->ch) {
+        ares_channel ch = op->ch;
+        op->ch = NULL; /* on_ares ignores the ARES_EDESTRUCTION this gives */
+        vt_loop_ares_destroy(op->d->loop, ch);
+    }
     free(op->q.answers);
+    free(op->q.cnames);
     free(op->buf);
     if (op->qbuf)
         ares_free_string(op->qbuf);
@@ -88,25 +96,100 @@ static void op_complete(dns_op *op)
     op_free(op);
 }
 
-/* The end of the answer's CNAME chain, when it names another host than the one asked (a
- * censor's redirect can be a CNAME to its blockpage host); frees he. Kept only when it is a
- * plain host name (the answer is the network's, and goes into measurements). */
-static void cname_of(vt_dns_query *q, struct hostent *he)
+static int same_name(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na && a[na - 1] == '.') na--;
+    if (nb && b[nb - 1] == '.') nb--;
+    return na == nb && strncasecmp(a, b, na) == 0;
+}
+
+static void free_hops(char *hop[][2], int n)
+{
+    for (int i = 0; i < n; i++) {
+        ares_free_string(hop[i][0]);
+        ares_free_string(hop[i][1]);
+    }
+}
+
+/* The answer's CNAME chain, followed hop by hop from the name asked (a censor's redirect can
+ * be a CNAME to its blockpage host, at any hop: c-ares' hostent names only the first hop's
+ * target). Every hop goes into q->cnames, its end into q->cname. A hop is kept only when it is
+ * a plain host name (the answer is the network's, and goes into measurements); the chain stops
+ * at the first one that is not, at a loop, or after VT_DNS_MAX_CNAMES hops. */
+static void cname_chain(vt_dns_query *q, const unsigned char *abuf, int alen)
 {
     static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                      "0123456789-._";
+    char *hop[VT_DNS_MAX_CNAMES][2]; /* owner, target */
+    int used[VT_DNS_MAX_CNAMES] = {0};
+    int n = 0;
     q->cname[0] = 0;
-    if (!he)
+    q->n_cnames = 0;
+    if (!abuf || alen < 12)
         return;
-    const char *c = he->h_name;
-    size_t n = c ? strlen(c) : 0;
-    if (n && n < sizeof(q->cname) && strspn(c, name_chars) == n &&
-        strcasecmp(c, q->hostname) != 0)
-        memcpy(q->cname, c, n + 1);
-    ares_free_hostent(he);
+    int qd = abuf[4] << 8 | abuf[5], an = abuf[6] << 8 | abuf[7];
+    const unsigned char *p = abuf + 12, *end = abuf + alen;
+    char *name;
+    long len;
+    for (int i = 0; i < qd; i++) {
+        if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS)
+            return;
+        ares_free_string(name);
+        if (len > end - p || end - p - len < 4)
+            return;
+        p += len + 4;
+    }
+    for (int i = 0; i < an && n < VT_DNS_MAX_CNAMES; i++) {
+        char *owner = NULL, *target = NULL;
+        if (ares_expand_name(p, abuf, alen, &owner, &len) != ARES_SUCCESS)
+            break;
+        if (len > end - p || end - p - len < 10) {
+            ares_free_string(owner);
+            break;
+        }
+        p += len;
+        int type = p[0] << 8 | p[1], rdlen = p[8] << 8 | p[9];
+        p += 10;
+        if (rdlen > end - p) {
+            ares_free_string(owner);
+            break;
+        }
+        if (type == 5 /* CNAME */ &&
+            ares_expand_name(p, abuf, alen, &target, &len) == ARES_SUCCESS) {
+            hop[n][0] = owner;
+            hop[n++][1] = target;
+        } else {
+            ares_free_string(owner);
+        }
+        p += rdlen;
+    }
+    const char *cur = q->hostname;
+    for (;;) {
+        int j = 0;
+        while (j < n && (used[j] || !same_name(hop[j][0], cur)))
+            j++;
+        if (j == n)
+            break;
+        used[j] = 1;
+        const char *c = hop[j][1];
+        size_t clen = strlen(c);
+        if (!clen || clen >= sizeof(q->cname) || strspn(c, name_chars) != clen ||
+            same_name(c, q->hostname))
+            break;
+        char (*more)[256] = realloc(q->cnames, (q->n_cnames + 1) * sizeof(*q->cnames));
+        if (!more)
+            break;
+        q->cnames = more;
+        memcpy(q->cnames[q->n_cnames++], c, clen + 1);
+        memcpy(q->cname, c, clen + 1);
+        cur = q->cnames[q->n_cnames - 1];
+    }
+    free_hops(hop, n);
 }
 
-/* Fills q->rcode, q->answers and q->cname from a raw reply; returns the ares status it means. */
+/* Fills q->rcode, q->answers and the CNAME chain from a raw reply; returns the ares status it
+ * means. */
 static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
 {
     if (!abuf || alen < 12)
@@ -126,7 +209,9 @@ static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
     if (q->qtype == VT_DNS_A) {
         struct ares_addrttl t[64];
         rc = ares_parse_a_reply(abuf, alen, &he, t, &n);
-        cname_of(q, he);
+        if (he)
+            ares_free_hostent(he);
+        cname_chain(q, abuf, alen);
         if (rc != ARES_SUCCESS)
             return rc;
         q->answers = calloc((size_t)n ? (size_t)n : 1, sizeof(*q->answers));
@@ -140,7 +225,9 @@ static int parse_reply(vt_dns_query *q, const unsigned char *abuf, int alen)
     } else {
         struct ares_addr6ttl t[64];
         rc = ares_parse_aaaa_reply(abuf, alen, &he, t, &n);
-        cname_of(q, he);
+        if (he)
+            ares_free_hostent(he);
+        cname_chain(q, abuf, alen);
         if (rc != ARES_SUCCESS)
             return rc;
         q->answers = calloc((size_t)n ? (size_t)n : 1, sizeof(*q->answers));
@@ -199,8 +286,14 @@ static void refine_refused(vt_dns_query *q)
 static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     dns_op *op = arg;
-    if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED || op->d->destroying) {
-        op_free(op); /* the resolver is going away: its users are too */
+    if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+        /* op_free destroying the lookup's channel (op->ch already NULL), or the loop freed
+         * before the resolver: its users are going away too. */
+        if (op->ch) {
+            op->ch = NULL;
+            op_unlink(op);
+            op_free(op);
+        }
         return;
     }
     if (abuf && alen > 0) {
@@ -219,11 +312,7 @@ static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, in
 
 static void resolver_of(vt_dns *d)
 {
-    struct ares_addr_port_node *servers = NULL;
-    if (ares_get_servers_ports(d->ch, &servers) != ARES_SUCCESS || !servers) {
-        snprintf(d->resolver, sizeof(d->resolver), "unknown");
-        return;
-    }
+    const struct ares_addr_port_node *servers = d->servers;
     char ip[INET6_ADDRSTRLEN] = "";
     inet_ntop(servers->family, &servers->addr, ip, sizeof(ip));
     int port = servers->udp_port ? servers->udp_port : 53;
@@ -231,7 +320,6 @@ static void resolver_of(vt_dns *d)
         snprintf(d->resolver, sizeof(d->resolver), "[%s]:%d", ip, port);
     else
         snprintf(d->resolver, sizeof(d->resolver), "%s:%d", ip, port);
-    ares_free_data(servers);
 }
 
 /* c-ares' per-try timeout: two tries wait t then 2t, so a silent resolver costs about
@@ -240,6 +328,41 @@ static int try_timeout_ms(const vt_config *cfg)
 {
     int total = cfg && cfg->dns_timeout_ms > 0 ? cfg->dns_timeout_ms : 5000;
     return total / 3 > 100 ? total / 3 : 100;
+}
+
+/* Every c-ares lookup runs on a channel of its own, made for it and destroyed when it
+ * completes. A shared channel lets one name's failure end the others: in c-ares 1.18 a
+ * truncated answer whose TCP retry fails (a resolver or home router without DNS over TCP)
+ * closes all the channel's sockets and uses up a try of every query pending on it, so
+ * unrelated names end in connection_refused. The servers are read once (resolv.conf, or
+ * --resolver) into d->servers, so every lookup of a run asks the same resolver. */
+static int lookup_channel(vt_dns *d, ares_channel *ch)
+{
+    char err[256];
+    if (vt_loop_ares_channel(d->loop, NULL, try_timeout_ms(d->cfg), 2, ch, err, sizeof(err)) < 0)
+        return -1;
+    if (ares_set_servers_ports(*ch, d->servers) != ARES_SUCCESS) {
+        vt_loop_ares_destroy(d->loop, *ch);
+        *ch = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The servers of a channel made with servers (NULL: resolv.conf), kept in d->servers. */
+static int read_servers(vt_dns *d, const char *servers, char *err, size_t errlen)
+{
+    ares_channel ch;
+    if (vt_loop_ares_channel(d->loop, servers, try_timeout_ms(d->cfg), 2, &ch, err, errlen) < 0)
+        return -1;
+    int rc = ares_get_servers_ports(ch, &d->servers);
+    vt_loop_ares_destroy(d->loop, ch);
+    if (rc != ARES_SUCCESS || !d->servers) {
+        snprintf(err, errlen, "cannot read the DNS resolver's address: %s",
+                 rc != ARES_SUCCESS ? ares_strerror(rc) : "none");
+        return -1;
+    }
+    return 0;
 }
 
 static vt_dns *dns_new(vt_loop *loop, const vt_config *cfg, int type)
@@ -260,7 +383,7 @@ vt_dns *vt_dns_new_system(vt_loop *loop, const vt_config *cfg, char *err, size_t
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (vt_loop_ares_channel(loop, NULL, try_timeout_ms(cfg), 2, &d->ch, err, errlen) < 0) {
+    if (read_servers(d, NULL, err, errlen) < 0) {
         free(d);
         return NULL;
     }
@@ -296,7 +419,7 @@ vt_dns *vt_dns_new_udp(vt_loop *loop, const vt_config *cfg, const char *server, 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (vt_loop_ares_channel(loop, csv, try_timeout_ms(cfg), 2, &d->ch, err, errlen) < 0) {
+    if (read_servers(d, csv, err, errlen) < 0) {
         free(d);
         return NULL;
     }
@@ -336,8 +459,8 @@ void vt_dns_free(vt_dns *d)
             vt_loop_curl_cancel(d->loop, op->easy);
         op_free(op);
     }
-    if (d->ch)
-        vt_loop_ares_destroy(d->loop, d->ch);
+    if (d->servers)
+        ares_free_data(d->servers);
     free(d);
 }
 
@@ -367,6 +490,40 @@ static size_t doh_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Same name and type and class at the question of query and reply (12 bytes in). */
+static int same_question(const unsigned char *a, int alen, const unsigned char *b, int blen)
+{
+    char *na = NULL, *nb = NULL;
+    long la, lb;
+    int same = ares_expand_name(a + 12, a, alen, &na, &la) == ARES_SUCCESS &&
+               ares_expand_name(b + 12, b, blen, &nb, &lb) == ARES_SUCCESS &&
+               12 + la + 4 <= alen && 12 + lb + 4 <= blen && strcasecmp(na, nb) == 0 &&
+               memcmp(a + 12 + la, b + 12 + lb, 4) == 0;
+    ares_free_string(na);
+    ares_free_string(nb);
+    return same;
+}
+
+/* A DoH reply is evidence only when it is a DNS response to the query sent (RFC 8484):
+ * Content-Type application/dns-message, the query's ID (0), QR set, opcode 0, and the one
+ * question asked. A blockpage or a captive portal's page (whose 4th byte parsed as an rcode
+ * would be an NXDOMAIN), an echoed query (an empty answer) or an answer to another name is a
+ * failure of the DoH server, never NXDOMAIN or NODATA evidence. */
+static const char *doh_bad_reply(dns_op *op, CURL *easy)
+{
+    char *ct = NULL;
+    const unsigned char *r = op->buf, *s = op->qbuf;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct);
+    if (!ct || strncasecmp(ct, "application/dns-message", 23) != 0 ||
+        (ct[23] && ct[23] != ';' && ct[23] != ' '))
+        return "not application/dns-message";
+    if (!r || op->len < 12 || op->len > 65535 || r[0] != s[0] || r[1] != s[1] ||
+        !(r[2] & 0x80) || (r[2] & 0x78) || r[4] != 0 || r[5] != 1 ||
+        !same_question(r, (int)op->len, s, op->qlen))
+        return "not an answer to the query";
+    return NULL;
+}
+
 static void on_doh(CURL *easy, CURLcode res, void *arg)
 {
     dns_op *op = arg;
@@ -380,7 +537,12 @@ static void on_doh(CURL *easy, CURLcode res, void *arg)
         snprintf(op->q.failure, sizeof(op->q.failure), "unknown_failure: DoH HTTP status %ld",
                  code);
     } else {
-        set_status(&op->q, parse_reply(&op->q, op->buf, (int)op->len));
+        const char *bad = doh_bad_reply(op, easy);
+        if (bad)
+            snprintf(op->q.failure, sizeof(op->q.failure),
+                     "unknown_failure: DoH bad response: %s", bad);
+        else
+            set_status(&op->q, parse_reply(&op->q, op->buf, (int)op->len));
     }
     op_complete(op);
 }
@@ -390,8 +552,9 @@ static int doh_start(dns_op *op, const char *host)
     vt_dns *d = op->d;
     int qlen = 0;
     if (ares_create_query(host, 1 /* IN */, op->q.qtype, 0, 1, &op->qbuf, &qlen, 0) !=
-        ARES_SUCCESS)
+        ARES_SUCCESS || qlen < 12)
         return -1;
+    op->qlen = qlen;
     op->easy = curl_easy_init();
     if (!op->easy)
         return -1;
@@ -481,20 +644,25 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
         }
         return 0;
     }
+    if (lookup_channel(d, &op->ch) < 0) {
+        op_free(op);
+        return -1;
+    }
+    op_link(op);
     op->starting = 1;
-    ares_query(d->ch, host, 1 /* C_IN */, qtype, on_ares, op);
+    ares_query(op->ch, host, 1 /* C_IN */, qtype, on_ares, op);
     op->starting = 0;
     if (op->deferred) {
         /* c-ares called back at once (a malformed name): answer from the loop instead. */
         op->timer = vt_timer_start(d->loop, 0, on_immediate, op);
         if (!op->timer) {
+            op_unlink(op);
             op_free(op);
             return -1;
         }
-        op_link(op);
         return 0;
     }
-    vt_loop_ares_kick(d->loop, d->ch);
+    vt_loop_ares_kick(d->loop, op->ch);
     return 0;
 }
 
@@ -504,12 +672,12 @@ cJSON *vt_dns_query_json(const vt_dns_query *q)
     /* df-002: answers is a list, [] when there is none (a failed query too). asn/as_org_name:
      * the probe has no IP-to-ASN data, so 0 and "" (AS0 is reserved: "unknown"). */
     cJSON *arr = cJSON_AddArrayToObject(o, "answers");
-    if (arr && q->cname[0]) { /* OONI's CNAME answer: the name in "hostname" */
+    for (size_t i = 0; arr && i < q->n_cnames; i++) { /* OONI's CNAME answers, in chain order */
         cJSON *a = cJSON_CreateObject();
         cJSON_AddNumberToObject(a, "asn", 0);
         cJSON_AddStringToObject(a, "as_org_name", "");
         cJSON_AddStringToObject(a, "answer_type", "CNAME");
-        cJSON_AddStringToObject(a, "hostname", q->cname);
+        cJSON_AddStringToObject(a, "hostname", q->cnames[i]);
         cJSON_AddNumberToObject(a, "ttl", 0);
         cJSON_AddItemToArray(arr, a);
     }
@@ -549,5 +717,6 @@ int vt_dns_parse_reply_for_fuzz(int qtype, const unsigned char *abuf, int alen)
     q.qtype = qtype;
     int rc = parse_reply(&q, abuf, alen);
     free(q.answers);
+    free(q.cnames);
     return rc;
 }

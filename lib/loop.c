@@ -25,6 +25,8 @@ typedef struct vt_ares_chan {
     ares_channel ch;
     struct event *timer;
     ares_sock *socks;
+    int busy; /* inside ares_process_fd: a destroy now is done when it returns */
+    int dead;
 } vt_ares_chan;
 
 /* One socket curl asked us to watch. */
@@ -220,6 +222,26 @@ static void ares_rearm(vt_ares_chan *c)
         evtimer_del(c->timer);
 }
 
+static void ares_chan_free(vt_ares_chan *c);
+static void ares_chan_unlink(vt_ares_chan *c);
+
+/* A channel destroyed from one of its own query callbacks (a channel per lookup, destroyed
+ * when the lookup completes) is freed once c-ares is done with it. */
+static void chan_process(vt_ares_chan *c, ares_socket_t rfd, ares_socket_t wfd)
+{
+    c->busy++;
+    ares_process_fd(c->ch, rfd, wfd);
+    c->busy--;
+    if (c->dead) {
+        if (!c->busy) {
+            ares_chan_unlink(c);
+            ares_chan_free(c);
+        }
+        return;
+    }
+    ares_rearm(c);
+}
+
 static void ares_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     ares_sock *s = arg;
@@ -227,15 +249,12 @@ static void ares_event_cb(evutil_socket_t fd, short what, void *arg)
     ares_socket_t rfd = (what & EV_READ) ? fd : ARES_SOCKET_BAD;
     ares_socket_t wfd = (what & EV_WRITE) ? fd : ARES_SOCKET_BAD;
     /* s may be freed inside ares_process_fd (sock_state_cb); c is not. */
-    ares_process_fd(c->ch, rfd, wfd);
-    ares_rearm(c);
+    chan_process(c, rfd, wfd);
 }
 
 static void ares_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    vt_ares_chan *c = arg;
-    ares_process_fd(c->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    ares_rearm(c);
+    chan_process(arg, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 }
 
 static void on_ares_sock_state(void *data, ares_socket_t fd, int readable, int writable)
@@ -332,7 +351,7 @@ int vt_loop_ares_channel(vt_loop *loop, const char *servers, int timeout_ms, int
 void vt_loop_ares_kick(vt_loop *loop, ares_channel ch)
 {
     for (vt_ares_chan *c = loop->chans; c; c = c->next)
-        if (c->ch == ch) {
+        if (c->ch == ch && !c->dead) {
             ares_rearm(c);
             return;
         }
@@ -351,12 +370,25 @@ static void ares_chan_free(vt_ares_chan *c)
     free(c);
 }
 
+static void ares_chan_unlink(vt_ares_chan *c)
+{
+    for (vt_ares_chan **pp = &c->loop->chans; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
 void vt_loop_ares_destroy(vt_loop *loop, ares_channel ch)
 {
-    for (vt_ares_chan **pp = &loop->chans; *pp; pp = &(*pp)->next)
-        if ((*pp)->ch == ch) {
-            vt_ares_chan *c = *pp;
-            *pp = c->next;
+    for (vt_ares_chan *c = loop->chans; c; c = c->next)
+        if (c->ch == ch && !c->dead) {
+            if (c->busy) {
+                c->dead = 1; /* freed by chan_process when ares_process_fd returns */
+                evtimer_del(c->timer);
+                return;
+            }
+            ares_chan_unlink(c);
             ares_chan_free(c);
             return;
         }

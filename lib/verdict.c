@@ -579,6 +579,16 @@ static int no_such_name(const char *f)
     return f && (strcmp(f, "dns_nxdomain_error") == 0 || strcmp(f, "dns_no_answer") == 0);
 }
 
+/* A failure to reach the resolver at all (its port closed: an ICMP port unreachable, or DNS
+ * over TCP refused; no route to it): about the resolver or the path to it, not about the name.
+ * A censor that blocks a name makes the resolver answer (NXDOMAIN, an address of its own,
+ * SERVFAIL) or drops the query (a timeout); those stay evidence. */
+static int resolver_unreachable(const char *f)
+{
+    return f && (strcmp(f, "connection_refused") == 0 || strcmp(f, "network_unreachable") == 0 ||
+                 strcmp(f, "host_unreachable") == 0);
+}
+
 static int says_no_such_name(const addrset *v)
 {
     return v->queried && !v->n && no_such_name(v->failure);
@@ -615,7 +625,7 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
         if (says_no_such_name(ctl) || says_no_such_name(alt)) return "inconsistent";
         return NULL;
     }
-    if (!sys->n) return "inconsistent";
+    if (!sys->n) return resolver_unreachable(sys->failure) ? NULL : "inconsistent";
     if (addrset_meets(sys, ref)) return "consistent";
     /* Local resolvers agree; the control may see another CDN node. Not when they agree on an
      * address no public site has (both intercepted, e.g. all of port 53 redirected): then the
@@ -948,12 +958,15 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                 "page was available to compare it with.",
                 host);
         } else {
+            const char *f = sys.failure ? sys.failure : failure;
             set(&d, "dns_blocking", "dns",
                 sys.n ? "The network's DNS gave %s an address (%s) that other resolvers do not "
                         "give%s: the name is redirected."
-                      : "The network's DNS said %s does not exist (%s), while other resolvers "
-                        "found it%s.",
-                host, sys.n ? sys.a[0] : (failure ? failure : "no answer"),
+                : no_such_name(f) ? "The network's DNS said %s does not exist (%s), while other "
+                                    "resolvers found it%s."
+                                  : "The network's DNS failed for %s (%s), while other resolvers "
+                                    "found it%s.",
+                host, sys.n ? sys.a[0] : (f ? f : "no answer"),
                 bogon ? ", and that address cannot be a public site" : "");
         }
         goto out;
@@ -1014,10 +1027,17 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
 
     if (strcmp(phase, "dns") == 0) {
-        set(&d, "inconclusive", "dns",
-            "The network's DNS failed for %s (%s) and there was no second resolver or control "
-            "to compare with.",
-            host, failure ? failure : "no answer");
+        const char *f = sys.failure ? sys.failure : failure;
+        if (resolver_unreachable(f))
+            set(&d, "inconclusive", "dns",
+                "The network's resolver could not be reached to look up %s (%s): a failure of "
+                "the resolver or of the way to it, which says nothing about the name.",
+                host, f);
+        else
+            set(&d, "inconclusive", "dns",
+                "The network's DNS failed for %s (%s) and there was no second resolver or control "
+                "to compare with.",
+                host, failure ? failure : "no answer");
         goto out;
     }
 

@@ -12,6 +12,7 @@
 
 #define VT_DNS_A 1
 #define VT_DNS_AAAA 28
+#define VT_DNS_MAX_CNAMES 64
 
 typedef struct vt_dns_answer {
     int qtype;             /* VT_DNS_A or VT_DNS_AAAA */
@@ -28,7 +29,9 @@ typedef struct vt_dns_query {
     char failure[VT_FAILURE_MAX]; /* "" on success (at least one address) */
     vt_dns_answer *answers;
     size_t n_answers;
-    char cname[256];       /* the name the answer's CNAME chain ends at, "" when none */
+    char (*cnames)[256];   /* the answer's CNAME chain from hostname, hop by hop (heap) */
+    size_t n_cnames;       /* at most VT_DNS_MAX_CNAMES */
+    char cname[256];       /* the name the chain ends at (its last hop), "" when none */
     double t0, t;          /* seconds since the measurement's start */
 } vt_dns_query;
 
@@ -56,7 +59,8 @@ typedef void (*vt_dns_cb)(const vt_dns_query *q, void *arg);
  * spaces or control characters, so every "queries" entry is valid JSON text. */
 int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_cb cb, void *arg);
 
-/* OONI "queries" entry: {answers:[{answer_type,ipv4|ipv6,ttl}], engine, failure, hostname,
+/* OONI "queries" entry: {answers:[CNAME answers {answer_type,hostname}, one per hop of the
+ * chain, then {answer_type,ipv4|ipv6,ttl}], engine, failure, hostname,
  * query_type, resolver_address, rcode (extension), t0, t}. */
 cJSON *vt_dns_query_json(const vt_dns_query *q);
 

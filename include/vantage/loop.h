@@ -22,7 +22,9 @@ void vt_loop_break(vt_loop *loop);
 /* Creates a c-ares channel whose sockets and timeouts are driven by the loop.
  * servers: NULL for the system resolver (resolv.conf), else "IP[:PORT][,IP[:PORT]...]"
  * (IPv6 as "[addr]:port"). timeout_ms / tries: per-query timeout and attempts (0: defaults).
- * The channel belongs to the loop (freed with it); destroy earlier with vt_loop_ares_destroy. */
+ * The channel belongs to the loop (freed with it); destroy earlier with vt_loop_ares_destroy,
+ * also from inside one of the channel's own query callbacks (it is then freed once c-ares
+ * returns). */
 int vt_loop_ares_channel(vt_loop *loop, const char *servers, int timeout_ms, int tries,
                          ares_channel *out, char *err, size_t errlen);
 void vt_loop_ares_destroy(vt_loop *loop, ares_channel ch);

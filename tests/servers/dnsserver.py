@@ -9,6 +9,9 @@ Usage: dnsserver.py [--port P] [--lifetime SEC] --zone NAME=BEHAVIOUR[:VALUE] ..
   NAME=drop                   never answer
   NAME=rebind:1.2.3.4:5.6.7.8 the first A query answers 1.2.3.4, every later one 5.6.7.8
   NAME=cname:TARGET:1.2.3.4   a CNAME to TARGET, and TARGET's A answers
+  NAME=cname:T1/T2:1.2.3.4    a CNAME chain NAME -> T1 -> T2 (any number of hops), T2's A answers
+  NAME=tc                     an empty answer with the TC bit set (this server has no TCP, as
+                              many home routers: the client's TCP retry is refused)
 --bind ADDR listens there instead of 127.0.0.1; --log FILE appends "NAME TYPE" per query.
 Names not in the zone get NXDOMAIN. Prints {"dns": PORT} on stdout once listening.
 """
@@ -42,11 +45,13 @@ def encode_name(name):
     return b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
 
 
-def reply(query, question, rcode, answers):
+def reply(query, question, rcode, answers, tc=False):
     """answers: (type, rdata) owned by the question's name, or (type, rdata, owner) with the
     owner's name written out."""
     qid = query[:2]
     flags = 0x8000 | 0x0400 | 0x0100 | 0x0080 | rcode  # QR AA RD RA
+    if tc:
+        flags |= 0x0200
     hdr = qid + struct.pack("!HHHHH", flags, 1, len(answers), 0, 0)
     body = question
     for ans in answers:
@@ -99,13 +104,18 @@ def main():
             time.sleep(int(ms) / 1000.0)
             kind = "a"
         rcodes = {"nxdomain": 3, "servfail": 2, "refused": 5, "empty": 0}
-        if kind in rcodes:
+        if kind == "tc":
+            out = reply(data, question, 0, [], tc=True)
+        elif kind in rcodes:
             out = reply(data, question, rcodes[kind], [])
         else:
             answers = []
             if kind == "cname":  # the name is an alias of TARGET, which has the A answers
-                target, _, addrs = value.partition(":")
-                answers = [(5, encode_name(target))]
+                chain, _, addrs = value.partition(":")
+                hops = chain.split("/")
+                answers = [(5, encode_name(hops[0]))]
+                answers += [(5, encode_name(t), o) for o, t in zip(hops, hops[1:])]
+                target = hops[-1]
                 if qtype == 1:
                     answers += [(1, socket.inet_pton(socket.AF_INET, v), target)
                                 for v in addrs.split(",")]

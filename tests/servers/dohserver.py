@@ -9,6 +9,10 @@ Usage: dohserver.py --cert PEM --key KEY [--port P] [--lifetime SEC] [--status C
   NAME=slow:MS:1.2.3.4        A answer after MS milliseconds
   NAME=drop                   read the request, then send nothing until the client goes
   NAME=garbage                200 application/dns-message with a body that is not DNS
+  NAME=html                   200 text/html "Blocked by policy" (a blockpage, not DNS)
+  NAME=nxhtml                 a DNS NXDOMAIN answer, but sent as text/html
+  NAME=echo                   200 application/dns-message: the query itself (QR=0)
+  NAME=otherq:OTHER:1.2.3.4   a valid A answer, but to a question for OTHER
 Names not in the zone get NXDOMAIN. --status CODE answers every request with that HTTP status
 and no DNS message. Serves POST (application/dns-message body) and GET ?dns=base64url on any
 path. Prints {"doh": PORT} on stdout once listening; serves until killed or --lifetime passes.
@@ -84,6 +88,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         if kind == "garbage":
             self.send(200, b"\x01\x02not dns")
+            return
+        if kind == "html":
+            self.send(200, b"Blocked by policy", "text/html")
+            return
+        if kind == "nxhtml":
+            self.send(200, dns_reply(query, question, 3, []), "text/html")
+            return
+        if kind == "echo":
+            self.send(200, query)
+            return
+        if kind == "otherq":
+            other, _, addr = value.partition(":")
+            oq = b"".join(bytes([len(l)]) + l.encode() for l in other.split(".")) + b"\0"
+            oq += struct.pack("!HH", qtype, 1)
+            self.send(200, dns_reply(query, oq, 0, [(1, socket.inet_pton(socket.AF_INET, addr))]))
             return
         if kind == "slow":
             ms, _, value = value.partition(":")

@@ -46,7 +46,7 @@ static int start_doh(test_server *s, const char *src, const char *name, const ch
     snprintf(script, sizeof(script), "%s/tests/servers/dohserver.py", src);
     snprintf(cert, sizeof(cert), "%s/%s.pem", cadir, name);
     snprintf(key, sizeof(key), "%s/%s.key", cadir, name);
-    char *argv[32] = {"python3",    script,
+    char *argv[40] = {"python3",    script,
                       "--cert",     cert,
                       "--key",      key,
                       "--lifetime", "60",
@@ -57,8 +57,12 @@ static int start_doh(test_server *s, const char *src, const char *name, const ch
                       "--zone",     "ref.test=refused",
                       "--zone",     "empty.test=empty",
                       "--zone",     "garbage.test=garbage",
-                      "--zone",     "drop.test=drop"};
-    int n = 24;
+                      "--zone",     "drop.test=drop",
+                      "--zone",     "html.test=html",
+                      "--zone",     "nxhtml.test=nxhtml",
+                      "--zone",     "echo.test=echo",
+                      "--zone",     "otherq.test=otherq:evil.example:198.18.0.66"};
+    int n = 32;
     if (status) {
         argv[n++] = "--status";
         argv[n++] = (char *)status;
@@ -213,9 +217,31 @@ static void doh_reply_that_is_not_dns_is_a_bad_response(void **state)
     (void)state;
     got g;
     lookup(good_url, cacert, "garbage.test", VT_DNS_A, 0, &g);
-    assert_string_equal(g.failure, "dns_bogon_error_bad_response");
+    assert_non_null(strstr(g.failure, "unknown_failure: DoH bad response"));
     assert_int_equal(g.n, 0);
     cJSON_Delete(g.json);
+}
+
+/* Only a DNS response to the query sent is evidence: a blockpage (whose 4th byte, 'c', read as
+ * rcode 3 made it an NXDOMAIN and the verdict "down"), an NXDOMAIN sent as HTML, the query
+ * echoed back (read as an empty answer) and an answer to another question are DoH failures,
+ * never NXDOMAIN or NODATA evidence. */
+static void doh_reply_that_does_not_answer_the_query_is_a_doh_failure(void **state)
+{
+    (void)state;
+    const char *names[] = {"html.test", "nxhtml.test", "echo.test", "otherq.test"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        got g;
+        lookup(good_url, cacert, names[i], VT_DNS_A, 0, &g);
+        if (!strstr(g.failure, "unknown_failure: DoH bad response"))
+            fail_msg("%s: failure \"%s\"", names[i], g.failure);
+        assert_int_equal(g.n, 0);
+        assert_int_equal(g.rcode, -1);
+        char *s = cJSON_PrintUnformatted(g.json);
+        assert_null(strstr(s, "CNAME"));
+        free(s);
+        cJSON_Delete(g.json);
+    }
 }
 
 static void doh_http_error_status_is_a_failure_naming_it(void **state)
@@ -304,6 +330,7 @@ int main(void)
         cmocka_unit_test(doh_aaaa_answer_is_recorded),
         cmocka_unit_test(doh_rcodes_map_to_ooni_failures),
         cmocka_unit_test(doh_reply_that_is_not_dns_is_a_bad_response),
+        cmocka_unit_test(doh_reply_that_does_not_answer_the_query_is_a_doh_failure),
         cmocka_unit_test(doh_http_error_status_is_a_failure_naming_it),
         cmocka_unit_test(doh_certificate_for_another_name_is_invalid_hostname),
         cmocka_unit_test(doh_unknown_ca_is_unknown_authority),

@@ -40,7 +40,9 @@ static int setup(void **state)
                      "--zone", "six.test=aaaa:2001:db8::1", "--zone", "sf.test=servfail",
                      "--zone", "rf.test=refused", "--zone", "empty.test=empty",
                      "--zone", "drop.test=drop", "--zone", "slow.test=slow:300:192.0.2.9",
-                     "--zone", "alias.test=cname:blockpage.example.net:192.0.2.66", NULL};
+                     "--zone", "alias.test=cname:blockpage.example.net:192.0.2.66",
+                     "--zone", "alias2.test=cname:cdn.example.net/blockpage.censor.test:192.0.2.66",
+                     "--zone", "tc.test=tc", NULL};
     if (test_server_start(&dns_srv, dargv) < 0)
         return -1;
     dns_port = port_of(&dns_srv, "dns", 0);
@@ -181,6 +183,64 @@ static void dns_cname_is_recorded(void **state)
     lookup("a.test", VT_DNS_A, 2000, &o);
     assert_string_equal(o.q.cname, "");
     cJSON_Delete(o.json);
+}
+
+/* c-ares' hostent names only the first hop of a CNAME chain: the whole chain is recorded, in
+ * order, and its end is q->cname (a censor's blockpage host is often the last hop). */
+static void dns_cname_chain_is_recorded_to_its_end(void **state)
+{
+    dns_out o;
+    lookup("alias2.test", VT_DNS_A, 2000, &o);
+    assert_string_equal(o.q.failure, "");
+    assert_int_equal(o.q.n_answers, 1);
+    assert_string_equal(o.answers[0].addr, "192.0.2.66");
+    assert_string_equal(o.q.cname, "blockpage.censor.test");
+    cJSON *ans = cJSON_GetObjectItem(o.json, "answers");
+    assert_int_equal(cJSON_GetArraySize(ans), 3);
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 0), "answer_type"), "CNAME");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 0), "hostname"),
+                        "cdn.example.net");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 1), "answer_type"), "CNAME");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 1), "hostname"),
+                        "blockpage.censor.test");
+    assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 2), "ipv4"), "192.0.2.66");
+    cJSON_Delete(o.json);
+}
+
+/* A truncated answer from a resolver without DNS over TCP fails that name's lookup only.
+ * With one c-ares channel for all lookups, its failed TCP retry closed the channel's sockets
+ * and used up the tries of every lookup pending beside it: they all ended in
+ * connection_refused (a false dns_blocking for unrelated targets). */
+static void dns_truncated_answer_fails_only_its_own_lookup(void **state)
+{
+    char err[256], server[64];
+    vt_config cfg;
+    vt_config_defaults(&cfg);
+    cfg.dns_timeout_ms = 3000;
+    dns_out tc, slow[3];
+    memset(&tc, 0, sizeof tc);
+    memset(slow, 0, sizeof slow);
+    vt_loop *loop = vt_loop_new(err, sizeof err);
+    assert_non_null(loop);
+    snprintf(server, sizeof server, "127.0.0.1:%d", dns_port);
+    vt_dns *d = vt_dns_new_udp(loop, &cfg, server, err, sizeof err);
+    assert_non_null(d);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(vt_dns_lookup(d, "slow.test", VT_DNS_A, vt_now(), on_dns, &slow[i]), 0);
+    assert_int_equal(vt_dns_lookup(d, "tc.test", VT_DNS_A, vt_now(), on_dns, &tc), 0);
+    vt_loop_run(loop);
+    assert_int_equal(tc.called, 1);
+    assert_string_not_equal(tc.q.failure, "");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(slow[i].called, 1);
+        assert_string_equal(slow[i].q.failure, "");
+        assert_int_equal(slow[i].q.n_answers, 1);
+        assert_string_equal(slow[i].answers[0].addr, "192.0.2.9");
+        cJSON_Delete(slow[i].json);
+    }
+    cJSON_Delete(tc.json);
+    vt_dns_free(d);
+    vt_loop_free(loop);
 }
 
 static void dns_failures_map_to_ooni_strings(void **state)
@@ -459,6 +519,8 @@ int main(void)
         cmocka_unit_test(dns_answers_are_recorded_with_rcode_and_resolver),
         cmocka_unit_test(dns_aaaa_answers_are_recorded),
         cmocka_unit_test(dns_cname_is_recorded),
+        cmocka_unit_test(dns_cname_chain_is_recorded_to_its_end),
+        cmocka_unit_test(dns_truncated_answer_fails_only_its_own_lookup),
         cmocka_unit_test(dns_failures_map_to_ooni_strings),
         cmocka_unit_test(dns_silence_is_a_timeout),
         cmocka_unit_test(dns_slow_answer_within_timeout_succeeds_and_is_timed),

@@ -181,6 +181,47 @@ static void test_dns_nxdomain(void **st)
     cJSON_Delete(tk);
 }
 
+/* The reason says "does not exist" only for NXDOMAIN and an empty answer; a SERVFAIL or a
+ * timeout is a failure, still dns_blocking when the reference resolved the name. */
+static void test_dns_failure_wording(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    const char *fails[] = {"dns_servfail_error", "generic_timeout_error", "dns_refused_error"};
+    for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+        cJSON *tk = keys("dns", fails[i], NULL, fails[i], "10.10.10.10", NULL);
+        decide(tk, &c, NULL, NULL, NULL, 1);
+        assert_string_equal(s(tk, "verdict"), "dns_blocking");
+        assert_string_equal(ev(tk, "dns_consistency"), "inconsistent");
+        assert_null(strstr(s(tk, "verdict_reason"), "does not exist"));
+        assert_non_null(strstr(s(tk, "verdict_reason"), "failed"));
+        assert_non_null(strstr(s(tk, "verdict_reason"), fails[i]));
+        cJSON_Delete(tk);
+    }
+    cJSON *tk = keys("dns", "dns_nxdomain_error", NULL, "dns_nxdomain_error", "10.10.10.10", NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_non_null(strstr(s(tk, "verdict_reason"), "does not exist (dns_nxdomain_error)"));
+    cJSON_Delete(tk);
+}
+
+/* A resolver that could not be reached at all (connection_refused: its port closed, or DNS
+ * over TCP refused after a truncated answer; no route to it) said nothing about the name: not
+ * dns_blocking, even when the reference resolved it. */
+static void test_dns_resolver_unreachable(void **st)
+{
+    vt_verdict_ctx c = canaries_ok();
+    const char *fails[] = {"connection_refused", "network_unreachable", "host_unreachable"};
+    for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+        cJSON *tk = keys("dns", fails[i], NULL, fails[i], "10.10.10.10", NULL);
+        decide(tk, &c, NULL, NULL, NULL, 1);
+        assert_string_equal(s(tk, "verdict"), "inconclusive");
+        assert_string_equal(s(tk, "verdict_phase"), "dns");
+        assert_string_equal(ev(tk, "dns_consistency"), "(null)");
+        assert_null(strstr(s(tk, "verdict_reason"), "does not exist"));
+        assert_non_null(strstr(s(tk, "verdict_reason"), fails[i]));
+        cJSON_Delete(tk);
+    }
+}
+
 /* A second resolver that failed (timed out, its DoH server blocked) is no reference: it neither
  * makes an answer here "redirected" nor an NXDOMAIN here "down". */
 static void test_dns_failed_reference(void **st)
@@ -893,6 +934,8 @@ int main(void)
         cmocka_unit_test(test_dns_nxdomain),
         cmocka_unit_test(test_dns_bogon),
         cmocka_unit_test(test_dns_failed_reference),
+        cmocka_unit_test(test_dns_failure_wording),
+        cmocka_unit_test(test_dns_resolver_unreachable),
         cmocka_unit_test(test_tcp_local_failures),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_tcp),
