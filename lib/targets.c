@@ -763,29 +763,90 @@ static const char *const cl_header[] = {"url",        "category_code", "category
                                         "date_added", "source",        "notes"};
 #define CL_COLS 6
 
-/* "citizenlab-<stem>-<host>", lowercased, other bytes as '_', made unique with "-2", "-3"... */
-static char *citizenlab_id(const id_index *ids, const vt_target_list *l, const char *stem,
-                           const char *host, size_t hlen)
+/* Bases ("citizenlab-<stem>-<host>") already taken while a list loads, each with the next
+ * suffix to try: rows of one host get "-2", "-3", ... in linear time, not by probing every suffix
+ * again for each row. Only bases seen twice are kept, and each points at the id of the target
+ * that took it (alive as long as the list), so a list of distinct hosts costs nothing here. */
+typedef struct base_next {
+    struct base_slot {
+        const char *base;
+        unsigned next;
+    } * slot;
+    size_t cap, n; /* cap: 0 or a power of two */
+} base_next;
+
+static struct base_slot *base_find(base_next *b, const char *base)
+{
+    if (!b->cap) return NULL;
+    size_t m = b->cap - 1, h = id_hash(base) & m;
+    for (; b->slot[h].base; h = (h + 1) & m)
+        if (strcmp(b->slot[h].base, base) == 0) return &b->slot[h];
+    return NULL;
+}
+
+/* -1 on out of memory. */
+static int base_put(base_next *b, const char *base, unsigned next)
+{
+    if (2 * (b->n + 1) > b->cap) {
+        size_t ncap = b->cap ? 2 * b->cap : 64;
+        struct base_slot *ns = calloc(ncap, sizeof *ns);
+        if (!ns) return -1;
+        for (size_t i = 0; i < b->cap; i++) {
+            if (!b->slot[i].base) continue;
+            size_t h = id_hash(b->slot[i].base) & (ncap - 1);
+            while (ns[h].base)
+                h = (h + 1) & (ncap - 1);
+            ns[h] = b->slot[i];
+        }
+        free(b->slot);
+        b->slot = ns;
+        b->cap = ncap;
+    }
+    size_t m = b->cap - 1, h = id_hash(base) & m;
+    while (b->slot[h].base)
+        h = (h + 1) & m;
+    b->slot[h].base = base;
+    b->slot[h].next = next;
+    b->n++;
+    return 0;
+}
+
+/* "citizenlab-<stem>-<host>", lowercased, other bytes as '_', made unique with "-2", "-3"...
+ * NULL on out of memory. */
+static char *citizenlab_id(const id_index *ids, base_next *bases, const vt_target_list *l,
+                           const char *stem, const char *host, size_t hlen)
 {
     char base[VT_TARGET_ID_MAX - 8];
     size_t n = (size_t)snprintf(base, sizeof base, "citizenlab-%s-", stem);
     if (n >= sizeof base) n = sizeof base - 1;
     for (size_t i = 0; i < hlen && n + 1 < sizeof base; i++)
-        base[n++] = (char)tolower((unsigned char)host[i]);
+        base[n++] = host[i];
     base[n] = 0;
-    for (char *p = base; *p; p++)
+    for (char *p = base; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '.' ||
               *p == '-'))
             *p = '_';
+    }
     char id[VT_TARGET_ID_MAX + 1];
-    snprintf(id, sizeof id, "%s", base);
-    for (unsigned k = 2; idx_find(ids, l, id); k++)
-        snprintf(id, sizeof id, "%s-%u", base, k);
+    struct base_slot *seen = base_find(bases, base);
+    const vt_target *owner = seen ? NULL : idx_find(ids, l, base);
+    if (!seen && !owner) return strdup(base);
+    unsigned k = seen ? seen->next : 2;
+    /* An id of this shape can also come from another base (a host "a.test-2") or another
+     * file: skipped; each such id is passed over at most once, as k only grows. */
+    do
+        snprintf(id, sizeof id, "%s-%u", base, k++);
+    while (idx_find(ids, l, id));
+    if (seen)
+        seen->next = k;
+    else if (base_put(bases, owner->id, k) < 0)
+        return NULL;
     return strdup(id);
 }
 
-static int citizenlab_row(id_index *ids, vt_target_list *l, const vt_csv *csv, const char *base,
-                          const char *stem, char *err, size_t errlen)
+static int citizenlab_row(id_index *ids, base_next *bases, vt_target_list *l, const vt_csv *csv,
+                          const char *base, const char *stem, char *err, size_t errlen)
 {
     char why[160];
     char **f = csv->fields;
@@ -804,7 +865,7 @@ static int citizenlab_row(id_index *ids, vt_target_list *l, const vt_csv *csv, c
         snprintf(err, errlen, "%s:%zu: category_code is empty", csv->name, csv->rec_line);
         return -1;
     }
-    char *id = citizenlab_id(ids, l, stem, host, hlen);
+    char *id = citizenlab_id(ids, bases, l, stem, host, hlen);
     vt_target *t = id ? push(l) : NULL;
     if (!t) {
         free(id);
@@ -852,6 +913,7 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
 {
     int rc = -1;
     id_index ids = {0};
+    base_next bases = {0};
     size_t n0 = l->n;
     char *data = NULL;
     size_t len;
@@ -890,13 +952,15 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
         goto done;
     }
     while ((r = vt_csv_next(&csv, err, errlen)) == 1)
-        if (citizenlab_row(&ids, l, &csv, vt_textfile_basename(path), stem, err, errlen) < 0)
+        if (citizenlab_row(&ids, &bases, l, &csv, vt_textfile_basename(path), stem, err, errlen) <
+            0)
             goto done;
     if (r < 0) goto done;
     rc = 0;
 done:
     if (rc < 0) truncate_to(l, n0);
     free(ids.slot);
+    free(bases.slot);
     vt_csv_free(&csv);
     free(data);
     return rc;
