@@ -718,30 +718,8 @@ int vt_targets_load_path(vt_target_list *l, const char *path, char *err, size_t 
     return vt_targets_load_file(l, path, err, errlen);
 }
 
-int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, size_t errlen)
+void vt_targets_keep(vt_target_list *l, const unsigned char *keep)
 {
-    int rc = -1;
-    char *copy = strdup(ids_csv ? ids_csv : "");
-    unsigned char *keep = calloc(l->n ? l->n : 1, 1);
-    if (!copy || !keep) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *e = tok + strlen(tok);
-        while (e > tok && isspace((unsigned char)e[-1]))
-            *--e = 0;
-        if (!*tok) continue;
-        const vt_target *t = vt_targets_find(l, tok);
-        if (!t) {
-            snprintf(err, errlen, "unknown target id \"%.*s\"", VT_TARGET_ID_MAX, tok);
-            goto done;
-        }
-        keep[t - l->items] = 1;
-    }
     size_t j = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (keep[i])
@@ -750,11 +728,50 @@ int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, siz
             target_free(&l->items[i]);
     }
     l->n = j;
+}
+
+int vt_targets_filter(vt_target_list *l, const char *ids_csv, const char *also_category, char *err,
+                      size_t errlen)
+{
+    int rc = -1;
+    id_index ids = {0};
+    char *copy = strdup(ids_csv ? ids_csv : "");
+    unsigned char *keep = calloc(l->n ? l->n : 1, 1);
+    /* The id index: one lookup per named id, not a scan of the list (a long --only on a big
+     * list was quadratic). */
+    if (!copy || !keep || idx_build(&ids, l, l->n) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; also_category && i < l->n; i++)
+        keep[i] = l->items[i].category && strcmp(l->items[i].category, also_category) == 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && isspace((unsigned char)e[-1]))
+            *--e = 0;
+        if (!*tok) continue;
+        const vt_target *t = idx_find(&ids, l, tok);
+        if (!t) {
+            snprintf(err, errlen, "unknown target id \"%.*s\"", VT_TARGET_ID_MAX, tok);
+            goto done;
+        }
+        keep[t - l->items] = 1;
+    }
+    vt_targets_keep(l, keep);
     rc = 0;
 done:
+    free(ids.slot);
     free(copy);
     free(keep);
     return rc;
+}
+
+int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, size_t errlen)
+{
+    return vt_targets_filter(l, ids_csv, NULL, err, errlen);
 }
 
 /* ---- Citizen Lab test lists --------------------------------------------------------------- */
