@@ -1,5 +1,6 @@
 /* Citizen Lab test lists: RFC 4180 quoting, LF and CRLF, row-level errors naming file:line, and
  * every row of the real lists in ../shared/data. Nothing here contacts the listed hosts. */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,7 +76,11 @@ static void rows_become_web_targets(void **state)
     assert_string_equal(t->source, "xx.csv:2");
     assert_int_equal(t->n_endpoints, 1);
     assert_string_equal(t->endpoints[0], "https://discomaulvi.wordpress.com/");
-    assert_string_equal(cJSON_GetObjectItem(t->options, "kind")->valuestring, "web");
+    /* options holds the row's columns only: the target's fields are in the struct. */
+    assert_null(cJSON_GetObjectItem(t->options, "kind"));
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(t->options, "citizenlab"), "url")->valuestring,
+        "https://discomaulvi.wordpress.com/");
     t = &l.items[1];
     assert_string_equal(t->id, "citizenlab-xx-www.vtunnel.info");
     assert_string_equal(t->platform, "www.vtunnel.info");
@@ -195,6 +200,50 @@ static void many_rows_of_one_host_get_ids_in_linear_time(void **state)
         assert_ptr_equal(vt_targets_find(&l, l.items[i].id), &l.items[i]);
     vt_targets_free(&l);
     free(doc);
+}
+
+/* Memory per row: a row's strings are kept once. options held a copy of the whole target object
+ * besides the struct's strings: about 2.4 KB a row, 615 MB for an 8 MiB list. */
+static void a_row_costs_about_a_kilobyte(void **state)
+{
+    const size_t rows = 20000;
+    size_t cap = strlen(HEADER) + 2 + rows * 100, n = 0;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, HEADER "\n");
+    for (size_t i = 0; i < rows; i++)
+        n += (size_t)snprintf(doc + n, cap - n,
+                              "https://www.site%zu.example.org/a/path,NEWS,News Media,2014-04-15,"
+                              "citizenlab,\n",
+                              i);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(doc, 1, n, f), n);
+    fclose(f);
+    free(doc);
+    vt_target_list l;
+    vt_targets_init(&l);
+    struct mallinfo2 m0 = mallinfo2();
+    assert_int_equal(vt_targets_load_citizenlab(&l, path, err, sizeof err), 0);
+    struct mallinfo2 m1 = mallinfo2();
+    size_t used = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
+    print_message("%zu rows: %zu bytes held, %zu a row\n", rows, used, used / rows);
+    assert_true(used / rows < 1300);
+    /* The columns are all there. */
+    const cJSON *cl = cJSON_GetObjectItem(l.items[7].options, "citizenlab");
+    assert_string_equal(cJSON_GetObjectItem(cl, "url")->valuestring,
+                        "https://www.site7.example.org/a/path");
+    assert_string_equal(cJSON_GetObjectItem(cl, "category_code")->valuestring, "NEWS");
+    assert_string_equal(cJSON_GetObjectItem(cl, "category_description")->valuestring, "News Media");
+    assert_string_equal(cJSON_GetObjectItem(cl, "source")->valuestring, "citizenlab");
+    assert_string_equal(notes(&l.items[7]), "");
+    /* A copy owns its strings. */
+    cJSON *dup = cJSON_Duplicate(l.items[7].options, 1);
+    vt_targets_free(&l);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(dup, "citizenlab"), "url")->valuestring,
+        "https://www.site7.example.org/a/path");
+    cJSON_Delete(dup);
 }
 
 /* docs/targets.md: the id is lowercased, the file stem too ("PK.csv" and "IR.csv" must not both
@@ -358,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(many_rows_of_one_host_get_ids_in_linear_time, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_file_stem_is_lowercased_in_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_row_costs_about_a_kilobyte, setup, teardown),
         cmocka_unit_test_setup_teardown(a_wrong_header_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rows_name_file_line_and_problem, setup, teardown),
         cmocka_unit_test_setup_teardown(mutated_lists_never_crash, setup, teardown),
