@@ -1,6 +1,8 @@
 /* Target files (docs/targets.md) and Citizen Lab test-list import. */
 #include "vantage/targets.h"
 
+#include "vantage/addr.h"
+
 #include "csv.h"
 #include "textfile.h"
 
@@ -316,6 +318,35 @@ static int check_url(const char *s, const char **hostp, size_t *hlenp, char *why
     if (port && parse_port(port, (size_t)(end - port)) < 0) {
         snprintf(why, whylen, "URL port must be a number from 1 to 65535");
         return -1;
+    }
+    /* What the runner will do with it: split by the same parser (libcurl's, vt_url_split), and
+     * look the host up, which needs a DNS name (at most 253 bytes, labels of 1..63). Refused
+     * here, the error names the file and the target; at run time the target was skipped. */
+    char split[256];
+    int sport, https, v6;
+    if (hlen > 253) {
+        snprintf(why, whylen, "URL host is longer than 253 bytes");
+        return -1;
+    }
+    if (vt_url_split(s, split, sizeof split, &sport, &https) < 0) {
+        snprintf(why, whylen, "not a URL the probe can use (libcurl refuses it)");
+        return -1;
+    }
+    if (!is_ip_literal(split, strlen(split), &v6)) {
+        size_t label = 0;
+        for (const char *q = split;; q++) {
+            if (*q == '.' || !*q) {
+                if (label == 0 && (*q || q == split)) {
+                    snprintf(why, whylen, "URL host has an empty label");
+                    return -1;
+                }
+                if (!*q) break;
+                label = 0;
+            } else if (++label > 63) {
+                snprintf(why, whylen, "URL host has a label longer than 63 bytes");
+                return -1;
+            }
+        }
     }
     if (hostp) {
         *hostp = host;

@@ -294,6 +294,9 @@ static void bad_rows_name_file_line_and_problem(void **state)
     assert_int_equal(load_s(&l, HEADER "\nftp://a.example/,NEWS,News,2020-01-01,cl,\n"), -1);
     assert_non_null(strstr(err, "xx.csv:2: url \"ftp://a.example/\": expected an http:// or "
                                 "https:// URL"));
+    assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,NEWS,,,,\nhttp://%00/,NEWS,,,,\n"),
+                     -1);
+    assert_non_null(strstr(err, "xx.csv:3: url \"http://%00/\": not a URL the probe can use"));
     assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,,News,2020-01-01,cl,\n"), -1);
     assert_non_null(strstr(err, "xx.csv:2: category_code is empty"));
     assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,NEWS,News,2020-01-01,cl,\"open\n"

@@ -210,6 +210,34 @@ static void web_endpoints_must_be_http_urls(void **state)
     assert_int_equal(load1(&l, WEB("a", "[\"ftp://a.example/\"]")), -1);
     assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints[0]\": "
                              "\"ftp://a.example/\": expected an http:// or https:// URL");
+    /* URLs the runner would skip or could not look up are refused when the file loads. */
+    assert_int_equal(load1(&l, WEB("a", "[\"http://user@a.test@b.test/\"]")), -1);
+    assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints[0]\": "
+                             "\"http://user@a.test@b.test/\": not a URL the probe can use "
+                             "(libcurl refuses it)");
+    assert_int_equal(load1(&l, WEB("a", "[\"https://a.example/\",\"http://%00/\"]")), -1);
+    assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints[1]\": "
+                             "\"http://%00/\": not a URL the probe can use (libcurl refuses it)");
+    char label64[200], host300[400];
+    snprintf(label64, sizeof label64, WEB("a", "[\"http://%s.example/\"]"),
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    assert_int_equal(load1(&l, label64), -1);
+    assert_non_null(strstr(err, "key \"endpoints[0]\": \"http://aaaa"));
+    assert_non_null(strstr(err, "URL host has a label longer than 63 bytes"));
+    char host[301];
+    for (int i = 0; i < 300; i++)
+        host[i] = i % 50 == 49 ? '.' : 'a';
+    host[300] = 0;
+    snprintf(host300, sizeof host300, WEB("a", "[\"http://%s/\"]"), host);
+    assert_int_equal(load1(&l, host300), -1);
+    assert_non_null(strstr(err, "URL host is longer than 253 bytes"));
+    assert_int_equal(load1(&l, "{\"id\":\"a\",\"name\":\"N\",\"platform\":\"p\",\"category\":"
+                               "\"c\",\"kind\":\"web\",\"endpoints\":[\"https://a/\"],"
+                               "\"large_resource\":\"http://a..b/\"}"),
+                     -1);
+    assert_non_null(strstr(err, "key \"large_resource\": \"http://a..b/\": URL host has an "
+                                "empty label"));
+    assert_int_equal(l.n, 0);
     assert_int_equal(load1(&l, WEB("a", "[\"HTTP://A.example:8080/x?y#z\",\"https://[::1]:443/\","
                                         "\"http://user@10.0.0.1/\"]")),
                      0);
