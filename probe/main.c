@@ -276,6 +276,13 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
             o->cfg.cacert = optarg;
             break;
         case O_RESOLVER:
+            /* Refused here, before the lock and last-run.json: a run would fail at its start. */
+            if (vt_probe_resolver_check(optarg) < 0) {
+                fprintf(stderr,
+                        "vantage-probe: --resolver wants IP or IP:PORT ([IPv6]:PORT), not '%s'\n",
+                        optarg);
+                return -1;
+            }
             o->cfg.resolver = optarg;
             break;
         case O_DOH:
