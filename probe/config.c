@@ -476,7 +476,8 @@ static void no_such_category(const vt_target_list *l, const char *tok, char *err
     }
 }
 
-int vt_probe_filter_categories(vt_target_list *l, const char *csv, char *err, size_t errlen)
+int vt_probe_filter_categories(vt_target_list *l, const char *csv, int keep_canaries, char *err,
+                               size_t errlen)
 {
     int rc = -1;
     char *copy = strdup(csv ? csv : ""), *save = NULL;
@@ -486,7 +487,7 @@ int vt_probe_filter_categories(vt_target_list *l, const char *csv, char *err, si
         goto done;
     }
     for (size_t i = 0; i < l->n; i++)
-        keep[i] = !strcmp(l->items[i].category, "canary");
+        keep[i] = keep_canaries && !strcmp(l->items[i].category, "canary");
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*tok))
             tok++;
