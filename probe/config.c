@@ -371,8 +371,10 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     /* The earliest problem wins: a syntax error inih found, a too-long line, or a bad key. */
     int first = p.err_line;
     if (p.too_long && (!first || p.too_long < first) && (!p.nul_line || p.too_long < p.nul_line)) {
-        snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, p.too_long,
-                 INI_MAX_LINE - 2);
+        snprintf(err, errlen,
+                 "%s:%d: line longer than %d bytes (a long targets or categories list continues "
+                 "on indented lines)",
+                 path, p.too_long, INI_MAX_LINE - 2);
         return -1;
     }
     if (p.nul_line && (!first || p.nul_line < first)) {

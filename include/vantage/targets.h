@@ -15,7 +15,8 @@ typedef struct vt_target {
     char **endpoints; /* URLs ("https://x.com/") or "host:port" ("e1.whatsapp.net:5222") */
     size_t n_endpoints;
     char *large_resource; /* optional URL of a large object, for throughput */
-    cJSON *options;  /* the whole target object, for kind-specific keys (never NULL) */
+    cJSON *options;  /* the whole target object, for kind-specific keys (never NULL); for a
+                      * Citizen Lab row {"citizenlab": {its columns}} */
     char *source;    /* "targets/social.json" or "pk.csv:12", for messages */
 } vt_target;
 

@@ -252,6 +252,7 @@ BAD = [
     ("collector_url = ftp://x\n", 1, "collector_url", "https"),
     ("state_dir =\n", 1, "state_dir", "no value"),
     ("targets = " + "x" * 300 + "\n", 1, None, "longer than"),
+    ("quiet = no\ntargets = " + "y" * 300 + "\n", 2, None, "continues on indented lines"),
     ("Timeout = 5\n", 1, "Timeout", "did you mean timeout"),
     ("jitter = 1\x00x\nquiet = yes\n", 1, None, "NUL byte"),
     ("quiet = yes\njitter = 1\x00\n", 2, None, "NUL byte"),
