@@ -1,6 +1,8 @@
 /* Target files (docs/targets.md) and Citizen Lab test-list import. */
 #include "vantage/targets.h"
 
+#include "vantage/addr.h"
+
 #include "csv.h"
 #include "textfile.h"
 
@@ -316,6 +318,35 @@ static int check_url(const char *s, const char **hostp, size_t *hlenp, char *why
     if (port && parse_port(port, (size_t)(end - port)) < 0) {
         snprintf(why, whylen, "URL port must be a number from 1 to 65535");
         return -1;
+    }
+    /* What the runner will do with it: split by the same parser (libcurl's, vt_url_split), and
+     * look the host up, which needs a DNS name (at most 253 bytes, labels of 1..63). Refused
+     * here, the error names the file and the target; at run time the target was skipped. */
+    char split[256];
+    int sport, https, v6;
+    if (hlen > 253) {
+        snprintf(why, whylen, "URL host is longer than 253 bytes");
+        return -1;
+    }
+    if (vt_url_split(s, split, sizeof split, &sport, &https) < 0) {
+        snprintf(why, whylen, "not a URL the probe can use (libcurl refuses it)");
+        return -1;
+    }
+    if (!is_ip_literal(split, strlen(split), &v6)) {
+        size_t label = 0;
+        for (const char *q = split;; q++) {
+            if (*q == '.' || !*q) {
+                if (label == 0 && (*q || q == split)) {
+                    snprintf(why, whylen, "URL host has an empty label");
+                    return -1;
+                }
+                if (!*q) break;
+                label = 0;
+            } else if (++label > 63) {
+                snprintf(why, whylen, "URL host has a label longer than 63 bytes");
+                return -1;
+            }
+        }
     }
     if (hostp) {
         *hostp = host;
@@ -718,30 +749,8 @@ int vt_targets_load_path(vt_target_list *l, const char *path, char *err, size_t 
     return vt_targets_load_file(l, path, err, errlen);
 }
 
-int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, size_t errlen)
+void vt_targets_keep(vt_target_list *l, const unsigned char *keep)
 {
-    int rc = -1;
-    char *copy = strdup(ids_csv ? ids_csv : "");
-    unsigned char *keep = calloc(l->n ? l->n : 1, 1);
-    if (!copy || !keep) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *e = tok + strlen(tok);
-        while (e > tok && isspace((unsigned char)e[-1]))
-            *--e = 0;
-        if (!*tok) continue;
-        const vt_target *t = vt_targets_find(l, tok);
-        if (!t) {
-            snprintf(err, errlen, "unknown target id \"%.*s\"", VT_TARGET_ID_MAX, tok);
-            goto done;
-        }
-        keep[t - l->items] = 1;
-    }
     size_t j = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (keep[i])
@@ -750,11 +759,50 @@ int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, siz
             target_free(&l->items[i]);
     }
     l->n = j;
+}
+
+int vt_targets_filter(vt_target_list *l, const char *ids_csv, const char *also_category, char *err,
+                      size_t errlen)
+{
+    int rc = -1;
+    id_index ids = {0};
+    char *copy = strdup(ids_csv ? ids_csv : "");
+    unsigned char *keep = calloc(l->n ? l->n : 1, 1);
+    /* The id index: one lookup per named id, not a scan of the list (a long --only on a big
+     * list was quadratic). */
+    if (!copy || !keep || idx_build(&ids, l, l->n) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; also_category && i < l->n; i++)
+        keep[i] = l->items[i].category && strcmp(l->items[i].category, also_category) == 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && isspace((unsigned char)e[-1]))
+            *--e = 0;
+        if (!*tok) continue;
+        const vt_target *t = idx_find(&ids, l, tok);
+        if (!t) {
+            snprintf(err, errlen, "unknown target id \"%.*s\"", VT_TARGET_ID_MAX, tok);
+            goto done;
+        }
+        keep[t - l->items] = 1;
+    }
+    vt_targets_keep(l, keep);
     rc = 0;
 done:
+    free(ids.slot);
     free(copy);
     free(keep);
     return rc;
+}
+
+int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, size_t errlen)
+{
+    return vt_targets_filter(l, ids_csv, NULL, err, errlen);
 }
 
 /* ---- Citizen Lab test lists --------------------------------------------------------------- */
@@ -763,29 +811,90 @@ static const char *const cl_header[] = {"url",        "category_code", "category
                                         "date_added", "source",        "notes"};
 #define CL_COLS 6
 
-/* "citizenlab-<stem>-<host>", lowercased, other bytes as '_', made unique with "-2", "-3"... */
-static char *citizenlab_id(const id_index *ids, const vt_target_list *l, const char *stem,
-                           const char *host, size_t hlen)
+/* Bases ("citizenlab-<stem>-<host>") already taken while a list loads, each with the next
+ * suffix to try: rows of one host get "-2", "-3", ... in linear time, not by probing every suffix
+ * again for each row. Only bases seen twice are kept, and each points at the id of the target
+ * that took it (alive as long as the list), so a list of distinct hosts costs nothing here. */
+typedef struct base_next {
+    struct base_slot {
+        const char *base;
+        unsigned next;
+    } * slot;
+    size_t cap, n; /* cap: 0 or a power of two */
+} base_next;
+
+static struct base_slot *base_find(base_next *b, const char *base)
+{
+    if (!b->cap) return NULL;
+    size_t m = b->cap - 1, h = id_hash(base) & m;
+    for (; b->slot[h].base; h = (h + 1) & m)
+        if (strcmp(b->slot[h].base, base) == 0) return &b->slot[h];
+    return NULL;
+}
+
+/* -1 on out of memory. */
+static int base_put(base_next *b, const char *base, unsigned next)
+{
+    if (2 * (b->n + 1) > b->cap) {
+        size_t ncap = b->cap ? 2 * b->cap : 64;
+        struct base_slot *ns = calloc(ncap, sizeof *ns);
+        if (!ns) return -1;
+        for (size_t i = 0; i < b->cap; i++) {
+            if (!b->slot[i].base) continue;
+            size_t h = id_hash(b->slot[i].base) & (ncap - 1);
+            while (ns[h].base)
+                h = (h + 1) & (ncap - 1);
+            ns[h] = b->slot[i];
+        }
+        free(b->slot);
+        b->slot = ns;
+        b->cap = ncap;
+    }
+    size_t m = b->cap - 1, h = id_hash(base) & m;
+    while (b->slot[h].base)
+        h = (h + 1) & m;
+    b->slot[h].base = base;
+    b->slot[h].next = next;
+    b->n++;
+    return 0;
+}
+
+/* "citizenlab-<stem>-<host>", lowercased, other bytes as '_', made unique with "-2", "-3"...
+ * NULL on out of memory. */
+static char *citizenlab_id(const id_index *ids, base_next *bases, const vt_target_list *l,
+                           const char *stem, const char *host, size_t hlen)
 {
     char base[VT_TARGET_ID_MAX - 8];
     size_t n = (size_t)snprintf(base, sizeof base, "citizenlab-%s-", stem);
     if (n >= sizeof base) n = sizeof base - 1;
     for (size_t i = 0; i < hlen && n + 1 < sizeof base; i++)
-        base[n++] = (char)tolower((unsigned char)host[i]);
+        base[n++] = host[i];
     base[n] = 0;
-    for (char *p = base; *p; p++)
+    for (char *p = base; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '.' ||
               *p == '-'))
             *p = '_';
+    }
     char id[VT_TARGET_ID_MAX + 1];
-    snprintf(id, sizeof id, "%s", base);
-    for (unsigned k = 2; idx_find(ids, l, id); k++)
-        snprintf(id, sizeof id, "%s-%u", base, k);
+    struct base_slot *seen = base_find(bases, base);
+    const vt_target *owner = seen ? NULL : idx_find(ids, l, base);
+    if (!seen && !owner) return strdup(base);
+    unsigned k = seen ? seen->next : 2;
+    /* An id of this shape can also come from another base (a host "a.test-2") or another
+     * file: skipped; each such id is passed over at most once, as k only grows. */
+    do
+        snprintf(id, sizeof id, "%s-%u", base, k++);
+    while (idx_find(ids, l, id));
+    if (seen)
+        seen->next = k;
+    else if (base_put(bases, owner->id, k) < 0)
+        return NULL;
     return strdup(id);
 }
 
-static int citizenlab_row(id_index *ids, vt_target_list *l, const vt_csv *csv, const char *base,
-                          const char *stem, char *err, size_t errlen)
+static int citizenlab_row(id_index *ids, base_next *bases, vt_target_list *l, const vt_csv *csv,
+                          const char *base, const char *stem, char *err, size_t errlen)
 {
     char why[160];
     char **f = csv->fields;
@@ -804,7 +913,7 @@ static int citizenlab_row(id_index *ids, vt_target_list *l, const vt_csv *csv, c
         snprintf(err, errlen, "%s:%zu: category_code is empty", csv->name, csv->rec_line);
         return -1;
     }
-    char *id = citizenlab_id(ids, l, stem, host, hlen);
+    char *id = citizenlab_id(ids, bases, l, stem, host, hlen);
     vt_target *t = id ? push(l) : NULL;
     if (!t) {
         free(id);
@@ -827,21 +936,23 @@ static int citizenlab_row(id_index *ids, vt_target_list *l, const vt_csv *csv, c
     if (!t->id || !t->name || !t->platform || !t->category || !t->kind || !t->source ||
         t->n_endpoints != 1)
         goto oom;
-    /* options: the same shape as a target file's object, plus the row's own columns. */
-    cJSON *o = cJSON_CreateObject();
+    /* options: {"citizenlab": {every column}}. The target's own fields are not repeated there,
+     * the keys are constants, and the url, the category_code and empty columns point at strings
+     * the target already holds (references: cJSON_Delete leaves them alone). That keeps each
+     * row's strings once: a copy of the whole target object cost about 1.3 KB per row. */
+    cJSON *o = cJSON_CreateObject(), *cl = cJSON_CreateObject();
     t->options = o;
-    if (!o) goto oom;
-    cJSON_AddStringToObject(o, "id", t->id);
-    cJSON_AddStringToObject(o, "name", t->name);
-    cJSON_AddStringToObject(o, "platform", t->platform);
-    cJSON_AddStringToObject(o, "category", t->category);
-    cJSON_AddStringToObject(o, "kind", "web");
-    cJSON *eps = cJSON_AddArrayToObject(o, "endpoints");
-    cJSON *cl = cJSON_AddObjectToObject(o, "citizenlab");
-    if (!eps || !cl) goto oom;
-    cJSON_AddItemToArray(eps, cJSON_CreateString(f[0]));
-    for (int i = 0; i < CL_COLS; i++)
-        if (!cJSON_AddStringToObject(cl, cl_header[i], f[i])) goto oom;
+    if (!o || !cl) {
+        cJSON_Delete(cl);
+        goto oom;
+    }
+    cJSON_AddItemToObjectCS(o, "citizenlab", cl);
+    for (int i = 0; i < CL_COLS; i++) {
+        const char *v = i == 0 ? t->name : i == 1 ? t->category : f[i];
+        cJSON *s = i < 2 || !*v ? cJSON_CreateStringReference(*v ? v : "") : cJSON_CreateString(v);
+        if (!s) goto oom;
+        cJSON_AddItemToObjectCS(cl, cl_header[i], s);
+    }
     return 0;
 oom:
     snprintf(err, errlen, "%s:%zu: out of memory", csv->name, csv->rec_line);
@@ -852,6 +963,7 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
 {
     int rc = -1;
     id_index ids = {0};
+    base_next bases = {0};
     size_t n0 = l->n;
     char *data = NULL;
     size_t len;
@@ -890,13 +1002,15 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
         goto done;
     }
     while ((r = vt_csv_next(&csv, err, errlen)) == 1)
-        if (citizenlab_row(&ids, l, &csv, vt_textfile_basename(path), stem, err, errlen) < 0)
+        if (citizenlab_row(&ids, &bases, l, &csv, vt_textfile_basename(path), stem, err, errlen) <
+            0)
             goto done;
     if (r < 0) goto done;
     rc = 0;
 done:
     if (rc < 0) truncate_to(l, n0);
     free(ids.slot);
+    free(bases.slot);
     vt_csv_free(&csv);
     free(data);
     return rc;

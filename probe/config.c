@@ -1,6 +1,7 @@
 /* The probe's INI configuration file, parsed with libinih. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "vantage/addr.h"
+#include "vantage/tcp.h"
 
 static const char *const known_keys[] = {
     "collector_url", "collector_cacert", "upload_token", "targets", "categories",
@@ -29,6 +31,11 @@ typedef struct parse_ctx {
     int nul_line; /* first line holding a NUL byte */
     int err_line; /* first error the handler found, 0: none */
     char err[1024];
+    /* The line being parsed: where its text starts in inih's buffer, after any indentation.
+     * inih (INI_ALLOW_MULTILINE, on by default) takes an indented line as a continuation of
+     * the previous key's value and passes exactly that text as the value. */
+    const char *line_text;
+    int line_indented;
 } parse_ctx;
 
 void vt_probe_conf_init(vt_probe_conf *c)
@@ -78,6 +85,11 @@ static char *reader(char *str, int num, void *stream)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)str[i] < 0x20 && str[i] != '\n' && str[i] != '\r' && str[i] != '\t')
             str[i] = ' '; /* control bytes never reach a value */
+    const char *t = str;
+    while (*t && isspace((unsigned char)*t))
+        t++;
+    p->line_text = t;
+    p->line_indented = t > str && *t;
     return str;
 }
 
@@ -177,13 +189,15 @@ static int set_path(parse_ctx *p, char **dst, const char *v)
     return set_string(dst, buf);
 }
 
-static int set_targets(parse_ctx *p, const char *key, const char *v)
+/* append: a continuation line adds to the files named so far instead of replacing them. */
+static int set_targets(parse_ctx *p, const char *key, const char *v, int append)
 {
     vt_probe_conf *c = p->c;
     char *copy = strdup(v), *save = NULL;
     char *list[VT_CONF_MAX_TARGETS] = {0};
-    size_t n = 0;
+    size_t n0 = append ? c->n_targets : 0, n = n0;
     int ok = copy != NULL;
+    memcpy(list, c->targets, n0 * sizeof(*list));
     for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
          tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*tok))
@@ -202,17 +216,17 @@ static int set_targets(parse_ctx *p, const char *key, const char *v)
             n++;
         }
     }
-    if (ok && n == 0) {
+    if (ok && n == n0) {
         fail(p, key, "no file named");
         ok = 0;
     }
     free(copy);
     if (!ok) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = n0; i < n; i++)
             free(list[i]);
         return 0;
     }
-    for (size_t i = 0; i < c->n_targets; i++)
+    for (size_t i = 0; !append && i < c->n_targets; i++)
         free(c->targets[i]);
     memcpy(c->targets, list, sizeof(list));
     c->n_targets = n;
@@ -228,6 +242,30 @@ static int handler(void *user, const char *section, const char *key, const char 
         return fail(p, key, "is in section [%.64s]; keys go at the top or under [probe]", section);
     if (!value[0]) return fail(p, key, "has no value");
     const char *v = value;
+    /* An indented line: inih hands it over as the previous key again, with the whole line as
+     * the value. Setting the key again would silently replace what the line above said. */
+    if (p->line_indented && value == p->line_text) {
+        int list = !strcmp(key, "targets") || !strcmp(key, "categories");
+        if (!list)
+            return fail(p, key,
+                        "the indented line '%.64s' would continue this key's value; only targets "
+                        "and categories continue on indented lines: start each key at the "
+                        "beginning of its line",
+                        v);
+        if (strchr(v, '='))
+            return fail(p, key,
+                        "the indented line '%.64s' looks like a key: start each key at the "
+                        "beginning of its line (an indented line continues the list above)",
+                        v);
+        if (!strcmp(key, "targets")) return set_targets(p, key, v, 1);
+        size_t ol = strlen(c->categories), vl = strlen(v);
+        char *joined = malloc(ol + vl + 3);
+        if (!joined) return fail(p, key, "out of memory");
+        snprintf(joined, ol + vl + 3, "%s, %s", c->categories, v);
+        free(c->categories);
+        c->categories = joined;
+        return 1;
+    }
     int *num = NULL;
     long lo = 0, hi = 0;
     char **str = NULL;
@@ -248,7 +286,7 @@ static int handler(void *user, const char *section, const char *key, const char 
     else if (!strcmp(key, "resolver"))
         str = &c->resolver;
     else if (!strcmp(key, "targets"))
-        return set_targets(p, key, v);
+        return set_targets(p, key, v, 0);
     else if (!strcmp(key, "concurrency"))
         num = &c->concurrency, lo = 1, hi = 1000;
     else if (!strcmp(key, "timeout"))
@@ -284,6 +322,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         }
         return 1;
     }
+    if (!strcmp(key, "resolver") && vt_probe_resolver_check(v) < 0)
+        return fail(p, key, "wants IP or IP:PORT ([IPv6]:PORT), not '%.64s'", v);
     if (!strcmp(key, "collector_url") && vt_url_check_secure("collector_url", v, NULL, 0) < 0)
         return fail(p, key, "wants an https:// URL (plain http only to loopback), not '%.64s'", v);
     if ((is_path ? set_path(p, str, v) : set_string(str, v)) < 0)
@@ -302,6 +342,12 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     if (!p.f) {
         if (!must_exist && errno == ENOENT) return 1;
         snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat dst;
+    if (fstat(fileno(p.f), &dst) == 0 && S_ISDIR(dst.st_mode)) {
+        fclose(p.f);
+        snprintf(err, errlen, "cannot read config file %s: is a directory", path);
         return -1;
     }
     const char *slash = strrchr(path, '/');
@@ -325,8 +371,10 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     /* The earliest problem wins: a syntax error inih found, a too-long line, or a bad key. */
     int first = p.err_line;
     if (p.too_long && (!first || p.too_long < first) && (!p.nul_line || p.too_long < p.nul_line)) {
-        snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, p.too_long,
-                 INI_MAX_LINE - 2);
+        snprintf(err, errlen,
+                 "%s:%d: line longer than %d bytes (a long targets or categories list continues "
+                 "on indented lines)",
+                 path, p.too_long, INI_MAX_LINE - 2);
         return -1;
     }
     if (p.nul_line && (!first || p.nul_line < first)) {
@@ -347,6 +395,20 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
         return -1;
     }
     return 0;
+}
+
+int vt_probe_resolver_check(const char *s)
+{
+    /* The forms vt_dns_new_udp (lib/dns.c) takes: "IP", "IP:PORT", "[IPv6]:PORT", a bare IPv6
+     * address. */
+    unsigned char a[16];
+    char host[INET6_ADDRSTRLEN + 2];
+    int port;
+    if (inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1) return 0;
+    if (vt_split_host_port(s, host, sizeof(host), &port) == 0 &&
+        (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1))
+        return 0;
+    return -1;
 }
 
 int vt_probe_conf_load(vt_probe_conf *c, const char *explicit_path, char *err, size_t errlen)
@@ -397,27 +459,37 @@ void vt_probe_conf_apply(const vt_probe_conf *c, vt_config *cfg, vt_upload_opts 
     if (c->upload >= 0) up->disabled = !c->upload;
 }
 
-int vt_probe_filter_categories(vt_target_list *l, const char *csv, char *err, size_t errlen)
+/* "no target is in category "x"; there are: a b c": each category once, as long as err holds
+ * them. Only the names already listed are compared with, so this stays linear in the list. */
+static void no_such_category(const vt_target_list *l, const char *tok, char *err, size_t errlen)
+{
+    enum { MAX_NAMED = 64 };
+    const char *named[MAX_NAMED];
+    size_t n_named = 0;
+    int n = snprintf(err, errlen, "no target is in category \"%.64s\"; there are:", tok);
+    for (size_t i = 0; i < l->n && n > 0 && (size_t)n < errlen && n_named < MAX_NAMED; i++) {
+        const char *c = l->items[i].category;
+        int seen = 0;
+        for (size_t j = 0; j < n_named && !seen; j++)
+            seen = !strcmp(named[j], c);
+        if (seen) continue;
+        named[n_named++] = c;
+        n += snprintf(err + n, errlen - (size_t)n, " %s", c);
+    }
+}
+
+int vt_probe_filter_categories(vt_target_list *l, const char *csv, int keep_canaries, char *err,
+                               size_t errlen)
 {
     int rc = -1;
     char *copy = strdup(csv ? csv : ""), *save = NULL;
-    size_t cap = 1;
-    for (size_t i = 0; i < l->n; i++)
-        cap += strlen(l->items[i].id) + 1;
-    char *ids = malloc(cap);
-    if (!copy || !ids) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    ids[0] = 0;
-    size_t len = 0;
     unsigned char *keep = calloc(l->n ? l->n : 1, 1);
-    if (!keep) {
+    if (!copy || !keep) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < l->n; i++)
-        keep[i] = !strcmp(l->items[i].category, "canary");
+        keep[i] = keep_canaries && !strcmp(l->items[i].category, "canary");
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*tok))
             tok++;
@@ -429,31 +501,16 @@ int vt_probe_filter_categories(vt_target_list *l, const char *csv, char *err, si
         for (size_t i = 0; i < l->n; i++)
             if (!strcmp(l->items[i].category, tok)) keep[i] = 1, any = 1;
         if (!any) {
-            int n = snprintf(err, errlen, "no target is in category \"%.64s\"; there are:", tok);
-            for (size_t i = 0; i < l->n && n > 0 && (size_t)n < errlen; i++) {
-                int seen = 0;
-                for (size_t j = 0; j < i && !seen; j++)
-                    seen = !strcmp(l->items[j].category, l->items[i].category);
-                if (!seen) n += snprintf(err + n, errlen - (size_t)n, " %s", l->items[i].category);
-            }
-            free(keep);
+            no_such_category(l, tok, err, errlen);
             goto done;
         }
     }
-    for (size_t i = 0; i < l->n; i++) {
-        if (!keep[i]) continue;
-        len += (size_t)sprintf(ids + len, "%s%s", len ? "," : "", l->items[i].id);
-    }
-    free(keep);
-    if (len == 0) {
-        vt_targets_free(l);
-        vt_targets_init(l);
-        rc = 0;
-        goto done;
-    }
-    rc = vt_targets_filter_ids(l, ids, err, errlen);
+    /* Straight from keep[]: going through a list of ids and looking each one up was quadratic
+     * (70000 Citizen Lab rows: 16 s). */
+    vt_targets_keep(l, keep);
+    rc = 0;
 done:
     free(copy);
-    free(ids);
+    free(keep);
     return rc;
 }

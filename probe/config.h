@@ -45,11 +45,17 @@ int vt_probe_conf_load(vt_probe_conf *c, const char *explicit_path, char *err, s
  * Returns "" for a --config without a value (a usage error). */
 const char *vt_probe_conf_arg(int argc, char **argv);
 
+/* 0 when s is a resolver address vt_dns_new_udp takes (IP, IP:PORT, [IPv6]:PORT), else -1: a bad
+ * one is a configuration error, not a failed run. */
+int vt_probe_resolver_check(const char *s);
+
 /* Copies the settings found into cfg and up (strings point into c, which must outlive them). */
 void vt_probe_conf_apply(const vt_probe_conf *c, vt_config *cfg, vt_upload_opts *up);
 
-/* Keeps the targets whose category is in the comma-separated list, and the canaries (verdicts
- * need them). A category no target has is an error naming the ones there are. */
-int vt_probe_filter_categories(vt_target_list *l, const char *csv, char *err, size_t errlen);
+/* Keeps the targets whose category is in the comma-separated list, and the canaries when
+ * keep_canaries (verdicts need them). A category no target has is an error naming the ones there
+ * are. */
+int vt_probe_filter_categories(vt_target_list *l, const char *csv, int keep_canaries, char *err,
+                               size_t errlen);
 
 #endif

@@ -40,6 +40,7 @@ typedef struct probe_opts {
     const char *citizenlab[MAX_PATHS];
     size_t n_citizenlab;
     const char *only;
+    int no_canaries; /* --no-canaries: the canaries are neither added nor kept by a filter */
     const char *output;
     int quiet;
     const char *fingerprints[MAX_PATHS]; /* --fingerprints, after targets/fingerprints.csv */
@@ -99,7 +100,8 @@ static void usage(FILE *f)
             "run / targets options:\n"
             "  --targets FILE|DIR  target list(s) (JSON); repeatable\n"
             "  --citizenlab FILE   a Citizen Lab test list (CSV); repeatable\n"
-            "  --only ID,...       measure only these target ids\n"
+            "  --only ID,...       measure only these target ids (and the canaries)\n"
+            "  --no-canaries       no canaries: offline is then not told from blocking\n"
             "  --concurrency N     measurements in flight at once (default 8)\n"
             "  --timeout SEC       timeout of each phase: DNS, connect, TLS (HTTP: 3x)\n"
             "  --output FILE       write JSONL here instead of standard output (on a terminal:\n"
@@ -132,21 +134,51 @@ static const char *default_targets_dir(void)
                        VT_DATADIR, buf, sizeof(buf));
 }
 
+/* The canaries (category "canary") tell a dead network from blocking: without them an offline
+ * probe reports "unclear", not probe_offline. They come with the default lists; a run of Citizen
+ * Lab lists only gets the default canaries too, and --only and --categories keep them, unless
+ * --no-canaries. With --targets, the canaries are those of the files named. */
 static int load_targets(const probe_opts *o, vt_target_list *l)
 {
     char err[512];
     vt_targets_init(l);
     for (size_t i = 0; i < o->n_targets; i++)
         if (vt_targets_load_path(l, o->targets[i], err, sizeof(err)) < 0) goto fail;
+    if (o->n_targets == 0 && o->n_citizenlab > 0 && !o->no_canaries) {
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/canaries.json", default_targets_dir());
+        if (stat(path, &st) == 0) {
+            if (vt_targets_load_file(l, path, err, sizeof(err)) < 0) goto fail;
+        } else {
+            fprintf(stderr,
+                    "vantage-probe: warning: no %s: without canaries an offline network is not "
+                    "told from blocking\n",
+                    path);
+        }
+    }
     for (size_t i = 0; i < o->n_citizenlab; i++)
         if (vt_targets_load_citizenlab(l, o->citizenlab[i], err, sizeof(err)) < 0) goto fail;
     if (o->n_targets == 0 && o->n_citizenlab == 0) {
         const char *dir = default_targets_dir();
         if (vt_targets_load_dir(l, dir, err, sizeof(err)) < 0) goto fail;
     }
-    if (o->only && vt_targets_filter_ids(l, o->only, err, sizeof(err)) < 0) goto fail;
-    if (o->categories && vt_probe_filter_categories(l, o->categories, err, sizeof(err)) < 0)
+    const char *canary = o->no_canaries ? NULL : "canary";
+    if (o->only && vt_targets_filter(l, o->only, canary, err, sizeof(err)) < 0) goto fail;
+    if (o->categories &&
+        vt_probe_filter_categories(l, o->categories, canary != NULL, err, sizeof(err)) < 0)
         goto fail;
+    if (o->no_canaries && !o->only && !o->categories) {
+        unsigned char *keep = malloc(l->n ? l->n : 1);
+        if (!keep) {
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < l->n; i++)
+            keep[i] = strcmp(l->items[i].category, "canary") != 0;
+        vt_targets_keep(l, keep);
+        free(keep);
+    }
     return 0;
 fail:
     fprintf(stderr, "vantage-probe: %s\n", err);
@@ -178,7 +210,8 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         O_DOH,
         O_QUIET,
         O_HELP,
-        O_UPLOAD
+        O_UPLOAD,
+        O_NO_CANARIES
     };
     enum { O_CONTROL = 420, O_CONTROL_CACERT, O_FINGERPRINTS };
     enum { O_VOL_CONFIG = 400, O_VOL_CATEGORIES, O_VOL_ACCEPT, O_VOL_JITTER };
@@ -186,6 +219,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"targets", required_argument, 0, O_TARGETS},
         {"citizenlab", required_argument, 0, O_CITIZENLAB},
         {"only", required_argument, 0, O_ONLY},
+        {"no-canaries", no_argument, 0, O_NO_CANARIES},
         {"concurrency", required_argument, 0, O_CONC},
         {"timeout", required_argument, 0, O_TIMEOUT},
         {"output", required_argument, 0, O_OUTPUT},
@@ -222,6 +256,9 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         case O_ONLY:
             o->only = optarg;
             break;
+        case O_NO_CANARIES:
+            o->no_canaries = 1;
+            break;
         case O_CONC:
             if (parse_int(optarg, 1, 1000, &v) < 0) {
                 fprintf(stderr, "vantage-probe: --concurrency wants 1..1000, not '%s'\n", optarg);
@@ -245,6 +282,13 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
             o->cfg.cacert = optarg;
             break;
         case O_RESOLVER:
+            /* Refused here, before the lock and last-run.json: a run would fail at its start. */
+            if (vt_probe_resolver_check(optarg) < 0) {
+                fprintf(stderr,
+                        "vantage-probe: --resolver wants IP or IP:PORT ([IPv6]:PORT), not '%s'\n",
+                        optarg);
+                return -1;
+            }
             o->cfg.resolver = optarg;
             break;
         case O_DOH:

@@ -15,7 +15,8 @@ typedef struct vt_target {
     char **endpoints; /* URLs ("https://x.com/") or "host:port" ("e1.whatsapp.net:5222") */
     size_t n_endpoints;
     char *large_resource; /* optional URL of a large object, for throughput */
-    cJSON *options;  /* the whole target object, for kind-specific keys (never NULL) */
+    cJSON *options;  /* the whole target object, for kind-specific keys (never NULL); for a
+                      * Citizen Lab row {"citizenlab": {its columns}} */
     char *source;    /* "targets/social.json" or "pk.csv:12", for messages */
 } vt_target;
 
@@ -38,8 +39,16 @@ int vt_targets_load_citizenlab(vt_target_list *l, const char *path, char *err, s
 /* Parses a JSON document (as in a target file); name is used in messages. */
 int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const char *name,
                          char *err, size_t errlen);
-/* Keeps only targets whose id is in the comma-separated list; -1 and err if one is unknown. */
+/* Keeps only targets whose id is in the comma-separated list; -1 and err if one is unknown (the
+ * list is then unchanged). Linear in the list and the ids. */
 int vt_targets_filter_ids(vt_target_list *l, const char *ids_csv, char *err, size_t errlen);
+/* The same, also keeping every target whose category is also_category (NULL: none), e.g. the
+ * canaries that tell an offline probe from blocking. */
+int vt_targets_filter(vt_target_list *l, const char *ids_csv, const char *also_category, char *err,
+                      size_t errlen);
+/* Keeps the targets whose keep[i] is nonzero (keep has l->n entries), in list order; frees the
+ * others. */
+void vt_targets_keep(vt_target_list *l, const unsigned char *keep);
 const vt_target *vt_targets_find(const vt_target_list *l, const char *id);
 
 #endif

@@ -251,6 +251,13 @@ write(USER, "categories = nosuch\n")
 p, ids = listed()
 check(p.returncode == 1 and "nosuch" in p.stderr and "social" in p.stderr,
       "an unknown category is an error naming the ones there are")
+# An indented line continues the list above it (targets, categories): it used to replace it.
+MSG = target_file(os.path.join(tmp, "cfg", "t-msg.json"), "t-msg", category="messaging")
+write(EXPL, "targets = %s,\n  %s\n\t%s, %s\ncategories = messaging,\n  social\n"
+      % (T["sys"], T["user"], T["flag"], MSG))
+p, ids = listed(["--config", EXPL])
+check(ids == ["t-sys", "t-user", "t-flag", "t-msg"],
+      "indented lines add to targets and categories (%r %s)" % (ids, p.stderr.strip()))
 os.remove(USER)
 os.remove(SYS)
 
@@ -264,10 +271,19 @@ BAD = [
     ("collector_url = ftp://x\n", 1, "collector_url", "https"),
     ("state_dir =\n", 1, "state_dir", "no value"),
     ("targets = " + "x" * 300 + "\n", 1, None, "longer than"),
+    ("quiet = no\ntargets = " + "y" * 300 + "\n", 2, None, "continues on indented lines"),
     ("Timeout = 5\n", 1, "Timeout", "did you mean timeout"),
     ("jitter = 1\x00x\nquiet = yes\n", 1, None, "NUL byte"),
     ("quiet = yes\njitter = 1\x00\n", 2, None, "NUL byte"),
     ("collector_url = http://collector.invalid/\n", 1, "collector_url", "plain http only"),
+    ("timeout = 5\n  7\n", 2, "timeout", "only targets and categories continue"),
+    ("[probe]\n  targets = a.json\n  timeout = 5\n", 3, "targets", "looks like a key"),
+    ("categories = social\n\n   upload = no\n", 3, "categories", "looks like a key"),
+    ("targets = %s\n " % (",".join(["a"] * 20)) + ",".join(["b"] * 13) + "\n", 2, "targets",
+     "at most 32"),
+    ("resolver = 999.9.9.9\n", 1, "resolver", "IP or IP:PORT"),
+    ("quiet = no\nresolver = 192.0.2.1:99999\n", 2, "resolver", "IP or IP:PORT"),
+    ("resolver = dns.example\n", 1, "resolver", "IP or IP:PORT"),
 ]
 for text, line, key, words in BAD:
     path = write(os.path.join(tmp, "bad.conf"), text)
@@ -284,6 +300,19 @@ p = probe(["targets", "--config", os.path.join(tmp, "missing.conf")])
 check(p.returncode == 2 and "missing.conf" in p.stderr, "a missing --config file is an error")
 p = probe(["targets", "--config"])
 check(p.returncode == 2, "--config without a file is a usage error")
+p = probe(["targets", "--config", tmp])
+check(p.returncode == 2 and "%s: is a directory" % tmp in p.stderr,
+      "--config DIR says it is a directory (%r)" % p.stderr.strip())
+for good in ("192.0.2.1", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:53"):
+    path = write(os.path.join(tmp, "res.conf"), "resolver = %s\n" % good)
+    p = probe(["targets", "--config", path, "--targets", LOOP])
+    check(p.returncode == 0, "resolver = %s is taken (%r)" % (good, p.stderr.strip()))
+# A bad --resolver is a usage error before the run starts: no lock, no last-run.json.
+p = run_in("badres", ["--accept-risks", "--resolver", "999.1.1.1"])
+check(p.returncode == 2 and "--resolver" in p.stderr and "999.1.1.1" in p.stderr
+      and not os.path.exists(state("badres")),
+      "--resolver 999.1.1.1: exit 2 naming the flag, nothing started (%d %r)"
+      % (p.returncode, p.stderr.strip()))
 tok = write(os.path.join(tmp, "token.conf"), "upload_token = secret-token-value\n")
 os.chmod(tok, 0o644)
 p = probe(["status", "--config", tok])

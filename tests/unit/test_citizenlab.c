@@ -1,5 +1,6 @@
 /* Citizen Lab test lists: RFC 4180 quoting, LF and CRLF, row-level errors naming file:line, and
  * every row of the real lists in ../shared/data. Nothing here contacts the listed hosts. */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -74,7 +76,11 @@ static void rows_become_web_targets(void **state)
     assert_string_equal(t->source, "xx.csv:2");
     assert_int_equal(t->n_endpoints, 1);
     assert_string_equal(t->endpoints[0], "https://discomaulvi.wordpress.com/");
-    assert_string_equal(cJSON_GetObjectItem(t->options, "kind")->valuestring, "web");
+    /* options holds the row's columns only: the target's fields are in the struct. */
+    assert_null(cJSON_GetObjectItem(t->options, "kind"));
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(t->options, "citizenlab"), "url")->valuestring,
+        "https://discomaulvi.wordpress.com/");
     t = &l.items[1];
     assert_string_equal(t->id, "citizenlab-xx-www.vtunnel.info");
     assert_string_equal(t->platform, "www.vtunnel.info");
@@ -149,6 +155,116 @@ static void same_host_twice_gets_unique_ids(void **state)
     vt_targets_free(&l);
 }
 
+/* Ids of rows of one host: each row used to probe "-2", "-3", ... from 2 again, so 32000 rows
+ * took minutes. Ids already taken (another file, a host that looks suffixed) are skipped. */
+static void many_rows_of_one_host_get_ids_in_linear_time(void **state)
+{
+    const size_t rows = 20000;
+    size_t cap = strlen(HEADER) + 2 + rows * 64, n = 0;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, HEADER "\n");
+    for (size_t i = 0; i < rows; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "http://%s/%zu,NEWS,,,,\n",
+                              i % 4 == 3 ? "b.example" : "A.example", i);
+    n += (size_t)snprintf(doc + n, cap - n, "http://a.example-2/,NEWS,,,,\n");
+    vt_target_list l;
+    vt_targets_init(&l);
+    /* Taken before the list loads: the suffixes 3 and 5 of a.example. */
+    static const char prior[] =
+        "{\"version\":1,\"targets\":[{\"id\":\"citizenlab-xx-a.example-3\",\"name\":\"N\","
+        "\"platform\":\"p\",\"category\":\"c\",\"kind\":\"web\",\"endpoints\":[\"http://x/\"]},"
+        "{\"id\":\"citizenlab-xx-a.example-5\",\"name\":\"N\",\"platform\":\"p\",\"category\":"
+        "\"c\",\"kind\":\"web\",\"endpoints\":[\"http://x/\"]}]}";
+    assert_int_equal(vt_targets_load_json(&l, prior, strlen(prior), "p.json", err, sizeof err), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(load_csv(&l, doc, n), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("%zu rows of two hosts: %.3f s\n", rows, sec);
+    assert_true(sec < 5.0);
+    assert_int_equal(l.n, 2 + rows + 1);
+    assert_string_equal(l.items[2].id, "citizenlab-xx-a.example");
+    assert_string_equal(l.items[3].id, "citizenlab-xx-a.example-2");
+    assert_string_equal(l.items[4].id, "citizenlab-xx-a.example-4"); /* -3 is taken */
+    assert_string_equal(l.items[5].id, "citizenlab-xx-b.example");
+    assert_string_equal(l.items[6].id, "citizenlab-xx-a.example-6"); /* -5 is taken */
+    assert_string_equal(l.items[9].id, "citizenlab-xx-b.example-2");
+    assert_string_equal(l.items[2 + rows - 1].id, "citizenlab-xx-b.example-5000");
+    /* 15000 rows of a.example: suffixes 2..15002 without 3 and 5; then the host "a.example-2",
+     * whose own id is taken by the second row. */
+    assert_string_equal(l.items[2 + rows - 2].id, "citizenlab-xx-a.example-15002");
+    assert_string_equal(l.items[2 + rows].id, "citizenlab-xx-a.example-2-2");
+    for (size_t i = 0; i < l.n; i++)
+        assert_ptr_equal(vt_targets_find(&l, l.items[i].id), &l.items[i]);
+    vt_targets_free(&l);
+    free(doc);
+}
+
+/* Memory per row: a row's strings are kept once. options held a copy of the whole target object
+ * besides the struct's strings: about 2.4 KB a row, 615 MB for an 8 MiB list. */
+static void a_row_costs_about_a_kilobyte(void **state)
+{
+    const size_t rows = 20000;
+    size_t cap = strlen(HEADER) + 2 + rows * 100, n = 0;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, HEADER "\n");
+    for (size_t i = 0; i < rows; i++)
+        n += (size_t)snprintf(doc + n, cap - n,
+                              "https://www.site%zu.example.org/a/path,NEWS,News Media,2014-04-15,"
+                              "citizenlab,\n",
+                              i);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(doc, 1, n, f), n);
+    fclose(f);
+    free(doc);
+    vt_target_list l;
+    vt_targets_init(&l);
+    struct mallinfo2 m0 = mallinfo2();
+    assert_int_equal(vt_targets_load_citizenlab(&l, path, err, sizeof err), 0);
+    struct mallinfo2 m1 = mallinfo2();
+    size_t used = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
+    print_message("%zu rows: %zu bytes held, %zu a row\n", rows, used, used / rows);
+    assert_true(used / rows < 1300);
+    /* The columns are all there. */
+    const cJSON *cl = cJSON_GetObjectItem(l.items[7].options, "citizenlab");
+    assert_string_equal(cJSON_GetObjectItem(cl, "url")->valuestring,
+                        "https://www.site7.example.org/a/path");
+    assert_string_equal(cJSON_GetObjectItem(cl, "category_code")->valuestring, "NEWS");
+    assert_string_equal(cJSON_GetObjectItem(cl, "category_description")->valuestring, "News Media");
+    assert_string_equal(cJSON_GetObjectItem(cl, "source")->valuestring, "citizenlab");
+    assert_string_equal(notes(&l.items[7]), "");
+    /* A copy owns its strings. */
+    cJSON *dup = cJSON_Duplicate(l.items[7].options, 1);
+    vt_targets_free(&l);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(dup, "citizenlab"), "url")->valuestring,
+        "https://www.site7.example.org/a/path");
+    cJSON_Delete(dup);
+}
+
+/* docs/targets.md: the id is lowercased, the file stem too ("PK.csv" and "IR.csv" must not both
+ * become "__"). */
+static void the_file_stem_is_lowercased_in_ids(void **state)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/PK Upper.csv", tmpdir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(HEADER "\nhttp://A.test/,NEWS,,,,\n", f);
+    fclose(f);
+    vt_target_list l;
+    vt_targets_init(&l);
+    assert_int_equal(vt_targets_load_citizenlab(&l, p, err, sizeof err), 0);
+    unlink(p);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].id, "citizenlab-pk_upper-a.test");
+    vt_targets_free(&l);
+}
+
 static void a_wrong_header_is_an_error(void **state)
 {
     vt_target_list l;
@@ -178,6 +294,9 @@ static void bad_rows_name_file_line_and_problem(void **state)
     assert_int_equal(load_s(&l, HEADER "\nftp://a.example/,NEWS,News,2020-01-01,cl,\n"), -1);
     assert_non_null(strstr(err, "xx.csv:2: url \"ftp://a.example/\": expected an http:// or "
                                 "https:// URL"));
+    assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,NEWS,,,,\nhttp://%00/,NEWS,,,,\n"),
+                     -1);
+    assert_non_null(strstr(err, "xx.csv:3: url \"http://%00/\": not a URL the probe can use"));
     assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,,News,2020-01-01,cl,\n"), -1);
     assert_non_null(strstr(err, "xx.csv:2: category_code is empty"));
     assert_int_equal(load_s(&l, HEADER "\nhttps://a.example/,NEWS,News,2020-01-01,cl,\"open\n"
@@ -288,6 +407,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(crlf_bom_blank_lines_and_no_final_newline, setup, teardown),
         cmocka_unit_test_setup_teardown(same_host_twice_gets_unique_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(many_rows_of_one_host_get_ids_in_linear_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_file_stem_is_lowercased_in_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_row_costs_about_a_kilobyte, setup, teardown),
         cmocka_unit_test_setup_teardown(a_wrong_header_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rows_name_file_line_and_problem, setup, teardown),
         cmocka_unit_test_setup_teardown(mutated_lists_never_crash, setup, teardown),

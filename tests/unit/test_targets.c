@@ -210,6 +210,34 @@ static void web_endpoints_must_be_http_urls(void **state)
     assert_int_equal(load1(&l, WEB("a", "[\"ftp://a.example/\"]")), -1);
     assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints[0]\": "
                              "\"ftp://a.example/\": expected an http:// or https:// URL");
+    /* URLs the runner would skip or could not look up are refused when the file loads. */
+    assert_int_equal(load1(&l, WEB("a", "[\"http://user@a.test@b.test/\"]")), -1);
+    assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints[0]\": "
+                             "\"http://user@a.test@b.test/\": not a URL the probe can use "
+                             "(libcurl refuses it)");
+    assert_int_equal(load1(&l, WEB("a", "[\"https://a.example/\",\"http://%00/\"]")), -1);
+    assert_string_equal(err, "t.json: targets[0] (id \"a\"): key \"endpoints[1]\": "
+                             "\"http://%00/\": not a URL the probe can use (libcurl refuses it)");
+    char label64[200], host300[400];
+    snprintf(label64, sizeof label64, WEB("a", "[\"http://%s.example/\"]"),
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    assert_int_equal(load1(&l, label64), -1);
+    assert_non_null(strstr(err, "key \"endpoints[0]\": \"http://aaaa"));
+    assert_non_null(strstr(err, "URL host has a label longer than 63 bytes"));
+    char host[301];
+    for (int i = 0; i < 300; i++)
+        host[i] = i % 50 == 49 ? '.' : 'a';
+    host[300] = 0;
+    snprintf(host300, sizeof host300, WEB("a", "[\"http://%s/\"]"), host);
+    assert_int_equal(load1(&l, host300), -1);
+    assert_non_null(strstr(err, "URL host is longer than 253 bytes"));
+    assert_int_equal(load1(&l, "{\"id\":\"a\",\"name\":\"N\",\"platform\":\"p\",\"category\":"
+                               "\"c\",\"kind\":\"web\",\"endpoints\":[\"https://a/\"],"
+                               "\"large_resource\":\"http://a..b/\"}"),
+                     -1);
+    assert_non_null(strstr(err, "key \"large_resource\": \"http://a..b/\": URL host has an "
+                                "empty label"));
+    assert_int_equal(l.n, 0);
     assert_int_equal(load1(&l, WEB("a", "[\"HTTP://A.example:8080/x?y#z\",\"https://[::1]:443/\","
                                         "\"http://user@10.0.0.1/\"]")),
                      0);
@@ -457,6 +485,56 @@ static void filter_keeps_the_named_targets_in_list_order(void **state)
     vt_targets_free(&l);
 }
 
+/* --only with many ids on a big list: one hash lookup per id (it was a scan of the list per id:
+ * 60000 ids took about 30 s). vt_targets_filter also keeps a category (the canaries). */
+static void filter_is_linear_and_can_keep_a_category(void **state)
+{
+    const size_t nt = 60000;
+    size_t cap = nt * 160 + 64, n = 0, icap = nt * 12 + 1, in = 0;
+    char *doc = malloc(cap), *ids = malloc(icap);
+    assert_non_null(doc);
+    assert_non_null(ids);
+    n += (size_t)snprintf(doc + n, cap - n, "{\"version\":1,\"targets\":[");
+    for (size_t i = 0; i < nt; i++) {
+        n += (size_t)snprintf(doc + n, cap - n,
+                              "%s{\"id\":\"t%zu\",\"name\":\"N\",\"platform\":\"p\",\"category\":"
+                              "\"%s\",\"kind\":\"web\",\"endpoints\":[\"https://h.example/\"]}",
+                              i ? "," : "", i, i % 1000 == 7 ? "canary" : "c");
+        if (i % 2 == 0) in += (size_t)snprintf(ids + in, icap - in, "%st%zu", in ? "," : "", i);
+    }
+    n += (size_t)snprintf(doc + n, cap - n, "]}");
+    vt_target_list l;
+    vt_targets_init(&l);
+    assert_int_equal(vt_targets_load_json(&l, doc, n, "big.json", err, sizeof err), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(vt_targets_filter_ids(&l, ids, err, sizeof err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("%zu ids of %zu targets: %.3f s\n", nt / 2, nt, sec);
+    assert_true(sec < 5.0);
+    assert_int_equal(l.n, nt / 2);
+    assert_string_equal(l.items[4].id, "t8");
+    vt_targets_free(&l);
+    /* The even ids, and the odd canaries (i % 1000 == 7) */
+    vt_targets_init(&l);
+    assert_int_equal(vt_targets_load_json(&l, doc, n, "big.json", err, sizeof err), 0);
+    assert_int_equal(vt_targets_filter(&l, ids, "canary", err, sizeof err), 0);
+    assert_int_equal(l.n, nt / 2 + 60);
+    assert_string_equal(l.items[4].id, "t7");
+    assert_string_equal(l.items[5].id, "t8");
+    assert_int_equal(vt_targets_filter(&l, "t0,t1", NULL, err, sizeof err), -1);
+    assert_string_equal(err, "unknown target id \"t1\"");
+    assert_int_equal(l.n, nt / 2 + 60);
+    assert_int_equal(vt_targets_filter_ids(&l, "t7, t0", err, sizeof err), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].id, "t0");
+    assert_string_equal(l.items[1].id, "t7");
+    vt_targets_free(&l);
+    free(doc);
+    free(ids);
+}
+
 /* ---- the shipped lists (parsed only: never measured here) ---- */
 
 static void shipped_lists_load(void **state)
@@ -558,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_oversized_file_is_refused, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(load_path_reads_csv_as_citizenlab, setup_tmp, teardown_tmp),
         cmocka_unit_test(filter_keeps_the_named_targets_in_list_order),
+        cmocka_unit_test(filter_is_linear_and_can_keep_a_category),
         cmocka_unit_test(shipped_lists_load),
         cmocka_unit_test(mutated_files_never_crash),
     };
