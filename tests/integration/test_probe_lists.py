@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """vantage-probe's target lists on the command line: big Citizen Lab lists filtered with
---categories in linear time; the canaries kept with --only and added to Citizen Lab-only runs
+--categories (their speed is bench/target-lists'); the canaries kept with --only and added to Citizen Lab-only runs
 (--no-canaries drops them).
 
 `vantage-probe targets` lists and never measures. The one `run` measures the default targets
@@ -55,10 +55,10 @@ def listed(p):
     return [l.split()[0] for l in p.stdout.splitlines()[1:] if l.strip()]
 
 
-# ---- --categories on a big list: linear ---------------------------------------------------------
-# The filter built a list of ids and looked each one up by a scan of the list: 70000 rows took
-# 30 s with --categories and 2 s without. Compared with the same run without the filter, so that
-# a slow machine does not fail the check.
+# ---- --categories on a big list ----------------------------------------------------------------
+# What it keeps (its speed against the unfiltered list is bench/target-lists': the filter built a
+# list of ids and looked each one up by a scan of the list, 70000 rows took 30 s with
+# --categories and 2 s without).
 BIG = os.path.join(tmp, "big.csv")
 with open(BIG, "w") as f:
     f.write(HEADER)
@@ -71,13 +71,9 @@ check(plain.returncode == 0 and "%d targets" % (70000 + len(CANARIES)) in plain.
       % plain.stderr.strip()[-80:])
 check(filt.returncode == 0 and "%d targets" % (35000 + len(CANARIES)) in filt.stderr,
       "--categories NEWS keeps 35000 (%s)" % filt.stderr.strip()[-80:])
-check(filt.elapsed < 3 * plain.elapsed + 2,
-      "--categories is linear: %.2f s, %.2f s without it" % (filt.elapsed, plain.elapsed))
 typo = probe(["targets", "--citizenlab", BIG, "--categories", "NEWZ"])
-check(typo.returncode == 1 and "there are: canary HUMR NEWS" in typo.stderr
-      and typo.elapsed < 3 * plain.elapsed + 2,
-      "an unknown category names the others, in linear time: %.2f s (%s)"
-      % (typo.elapsed, typo.stderr.strip()[-80:]))
+check(typo.returncode == 1 and "there are: canary HUMR NEWS" in typo.stderr,
+      "an unknown category names the others (%s)" % typo.stderr.strip()[-80:])
 
 # ---- the canaries stay ---------------------------------------------------------------------
 # Without them an offline probe says "unclear", not probe_offline (README's own

@@ -182,8 +182,8 @@ static void many_rows_of_one_host_get_ids_in_linear_time(void **state)
     assert_int_equal(load_csv(&l, doc, n), 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double sec = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* timed, not asserted: bench/target-lists compares it with distinct hosts */
     print_message("%zu rows of two hosts: %.3f s\n", rows, sec);
-    assert_true(sec < 5.0);
     assert_int_equal(l.n, 2 + rows + 1);
     assert_string_equal(l.items[2].id, "citizenlab-xx-a.example");
     assert_string_equal(l.items[3].id, "citizenlab-xx-a.example-2");
@@ -202,9 +202,11 @@ static void many_rows_of_one_host_get_ids_in_linear_time(void **state)
     free(doc);
 }
 
-/* Memory per row: a row's strings are kept once. options held a copy of the whole target object
- * besides the struct's strings: about 2.4 KB a row, 615 MB for an 8 MiB list. */
-static void a_row_costs_about_a_kilobyte(void **state)
+/* A row's strings are kept once: options held a copy of the whole target object besides the
+ * struct's strings (about 2.4 KB a row, 615 MB for an 8 MiB list); now its columns only, which
+ * must all be there and survive a copy. The memory is printed, and compared with the list's
+ * size by bench/target-lists. */
+static void a_row_keeps_its_columns(void **state)
 {
     const size_t rows = 20000;
     size_t cap = strlen(HEADER) + 2 + rows * 100, n = 0;
@@ -228,7 +230,6 @@ static void a_row_costs_about_a_kilobyte(void **state)
     struct mallinfo2 m1 = mallinfo2();
     size_t used = (m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd);
     print_message("%zu rows: %zu bytes held, %zu a row\n", rows, used, used / rows);
-    assert_true(used / rows < 1300);
     /* The columns are all there. */
     const cJSON *cl = cJSON_GetObjectItem(l.items[7].options, "citizenlab");
     assert_string_equal(cJSON_GetObjectItem(cl, "url")->valuestring,
@@ -410,7 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(many_rows_of_one_host_get_ids_in_linear_time, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(the_file_stem_is_lowercased_in_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_row_costs_about_a_kilobyte, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_row_keeps_its_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(a_wrong_header_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rows_name_file_line_and_problem, setup, teardown),
         cmocka_unit_test_setup_teardown(mutated_lists_never_crash, setup, teardown),
