@@ -25,7 +25,8 @@ struct vt_dns {
     int type;
     vt_loop *loop;
     const vt_config *cfg;
-    struct ares_addr_port_node *servers; /* DNS_SYSTEM, DNS_UDP: for each lookup's channel */
+    struct ares_addr_port_node *servers; /* DNS_SYSTEM, DNS_UDP: for every channel */
+    ares_channel shared;  /* the lookups' channel (IGNTC); made at the first lookup */
     char resolver[256];  /* "IP:PORT" or the DoH URL */
     dns_op *pending;     /* immediate and DoH operations, cancelled by vt_dns_free */
     int destroying;
@@ -38,7 +39,8 @@ struct dns_op {
     vt_dns_cb cb;
     void *arg;
     double t_base;
-    ares_channel ch;      /* c-ares: the lookup's own channel (see vt_dns_lookup) */
+    ares_channel ch;      /* c-ares: d->shared, or the lookup's own after a retry (own) */
+    int own, retried;     /* see retry_alone */
     struct event *timer;  /* immediate answers */
     int starting, deferred; /* c-ares answered from inside ares_query (a name it refuses) */
     CURL *easy;           /* DoH */
@@ -75,7 +77,7 @@ static void op_free(dns_op *op)
     if (op->ch) {
         ares_channel ch = op->ch;
         op->ch = NULL; /* on_ares ignores the ARES_EDESTRUCTION this gives */
-        vt_loop_ares_destroy(op->d->loop, ch);
+        if (op->own) vt_loop_ares_destroy(op->d->loop, ch);
     }
     free(op->q.answers);
     free(op->q.cnames);
@@ -283,6 +285,40 @@ static void refine_refused(vt_dns_query *q)
 
 /* ---- c-ares ---- */
 
+static int lookup_channel(vt_dns *d, ares_channel *ch, int flags);
+static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+static void on_immediate(void *arg);
+
+/* Asks op's question again on a channel of its own, which falls back to TCP on a truncated
+ * answer (lookup_channel). From the shared channel's callback. 0: asked again (or to be
+ * answered from the loop); -1: no channel, op goes on with what it has. */
+static int retry_alone(dns_op *op)
+{
+    ares_channel ch;
+    op->retried = 1;
+    if (op->d->destroying || lookup_channel(op->d, &ch, 0) < 0)
+        return -1;
+    op->ch = ch;
+    op->own = 1;
+    /* c-ares may call back from inside ares_query (a query it cannot send): on_ares then
+     * leaves the answer to the loop (deferred), from here or, when the first query itself was
+     * answered from inside vt_dns_lookup's ares_query, from there. */
+    int outer = op->starting;
+    op->starting = 1;
+    ares_query(ch, op->q.hostname, 1 /* C_IN */, op->q.qtype, on_ares, op);
+    op->starting = outer;
+    if (outer)
+        return 0;
+    if (op->deferred) {
+        op->timer = vt_timer_start(op->d->loop, 0, on_immediate, op);
+        if (!op->timer)
+            op_complete(op);
+        return 0;
+    }
+    vt_loop_ares_kick(op->d->loop, ch);
+    return 0;
+}
+
 static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     dns_op *op = arg;
@@ -296,6 +332,11 @@ static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, in
         }
         return;
     }
+    /* Truncated (the shared channel ignores TC) or refused: once more, alone. */
+    int truncated = abuf && alen >= 3 && (abuf[2] & 0x02);
+    if (!op->own && !op->retried && (truncated || status == ARES_ECONNREFUSED) &&
+        retry_alone(op) == 0)
+        return;
     if (abuf && alen > 0) {
         int st = parse_reply(&op->q, abuf, alen);
         /* ares_query converts rcodes itself; the raw parse is the more precise one */
@@ -330,16 +371,19 @@ static int try_timeout_ms(const vt_config *cfg)
     return total / 3 > 100 ? total / 3 : 100;
 }
 
-/* Every c-ares lookup runs on a channel of its own, made for it and destroyed when it
- * completes. A shared channel lets one name's failure end the others: in c-ares 1.18 a
+/* The lookups share one channel that never falls back to TCP (IGNTC): in c-ares 1.18 a
  * truncated answer whose TCP retry fails (a resolver or home router without DNS over TCP)
  * closes all the channel's sockets and uses up a try of every query pending on it, so
- * unrelated names end in connection_refused. The servers are read once (resolv.conf, or
- * --resolver) into d->servers, so every lookup of a run asks the same resolver. */
-static int lookup_channel(vt_dns *d, ares_channel *ch)
+ * unrelated names ended in connection_refused. A lookup answered truncated, or refused, is
+ * asked again alone, on a channel of its own that does fall back to TCP (retry_alone): one
+ * name's trouble stays its own. (A channel per lookup would do the same at ~75 KB of c-ares
+ * tables per lookup in flight: +5 MiB peak RSS over the default targets.) The servers are read
+ * once (resolv.conf, or --resolver) into d->servers, so every channel asks the same resolver. */
+static int lookup_channel(vt_dns *d, ares_channel *ch, int flags)
 {
     char err[256];
-    if (vt_loop_ares_channel(d->loop, NULL, try_timeout_ms(d->cfg), 2, ch, err, sizeof(err)) < 0)
+    if (vt_loop_ares_channel(d->loop, NULL, try_timeout_ms(d->cfg), 2, flags, ch, err,
+                             sizeof(err)) < 0)
         return -1;
     if (ares_set_servers_ports(*ch, d->servers) != ARES_SUCCESS) {
         vt_loop_ares_destroy(d->loop, *ch);
@@ -353,7 +397,7 @@ static int lookup_channel(vt_dns *d, ares_channel *ch)
 static int read_servers(vt_dns *d, const char *servers, char *err, size_t errlen)
 {
     ares_channel ch;
-    if (vt_loop_ares_channel(d->loop, servers, try_timeout_ms(d->cfg), 2, &ch, err, errlen) < 0)
+    if (vt_loop_ares_channel(d->loop, servers, try_timeout_ms(d->cfg), 2, 0, &ch, err, errlen) < 0)
         return -1;
     int rc = ares_get_servers_ports(ch, &d->servers);
     vt_loop_ares_destroy(d->loop, ch);
@@ -457,7 +501,17 @@ void vt_dns_free(vt_dns *d)
             vt_timer_cancel(op->timer);
         if (op->easy)
             vt_loop_curl_cancel(d->loop, op->easy);
+        /* A query pending on the shared channel is freed by its ARES_EDESTRUCTION callback,
+         * when the channel goes (at once, or after c-ares returns when this runs from one of
+         * its callbacks): on_ares touches neither d nor the loop for it. */
+        if (op->ch && !op->own && !op->timer)
+            continue;
         op_free(op);
+    }
+    if (d->shared) {
+        ares_channel ch = d->shared;
+        d->shared = NULL;
+        vt_loop_ares_destroy(d->loop, ch);
     }
     if (d->servers)
         ares_free_data(d->servers);
@@ -644,10 +698,11 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
         }
         return 0;
     }
-    if (lookup_channel(d, &op->ch) < 0) {
+    if (!d->shared && lookup_channel(d, &d->shared, ARES_FLAG_IGNTC) < 0) {
         op_free(op);
         return -1;
     }
+    op->ch = d->shared;
     op_link(op);
     op->starting = 1;
     ares_query(op->ch, host, 1 /* C_IN */, qtype, on_ares, op);
@@ -662,7 +717,9 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
         }
         return 0;
     }
-    vt_loop_ares_kick(d->loop, op->ch);
+    vt_loop_ares_kick(d->loop, d->shared);
+    if (op->ch != d->shared) /* asked again alone from inside ares_query (retry_alone) */
+        vt_loop_ares_kick(d->loop, op->ch);
     return 0;
 }
 

@@ -225,7 +225,7 @@ static void ares_rearm(vt_ares_chan *c)
 static void ares_chan_free(vt_ares_chan *c);
 static void ares_chan_unlink(vt_ares_chan *c);
 
-/* A channel destroyed from one of its own query callbacks (a channel per lookup, destroyed
+/* A channel destroyed from one of its own query callbacks (a lookup's own channel, destroyed
  * when the lookup completes) is freed once c-ares is done with it. */
 static void chan_process(vt_ares_chan *c, ares_socket_t rfd, ares_socket_t wfd)
 {
@@ -302,7 +302,7 @@ static int set_servers(ares_channel ch, const char *servers, char *err, size_t e
 }
 
 int vt_loop_ares_channel(vt_loop *loop, const char *servers, int timeout_ms, int tries,
-                         ares_channel *out, char *err, size_t errlen)
+                         int extra_flags, ares_channel *out, char *err, size_t errlen)
 {
     vt_ares_chan *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -326,7 +326,7 @@ int vt_loop_ares_channel(vt_loop *loop, const char *servers, int timeout_ms, int
     }
     /* We ask for A and AAAA ourselves; search domains would turn an NXDOMAIN into other names.
      * NOCHECKRESP: a SERVFAIL or REFUSED is evidence to record, not a reason to ask again. */
-    opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
+    opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP | extra_flags;
     mask |= ARES_OPT_FLAGS;
     int rc = c->timer ? ares_init_options(&c->ch, &opts, mask) : ARES_ENOMEM;
     if (rc != ARES_SUCCESS) {

@@ -26,7 +26,7 @@ void vt_loop_break(vt_loop *loop);
  * also from inside one of the channel's own query callbacks (it is then freed once c-ares
  * returns). */
 int vt_loop_ares_channel(vt_loop *loop, const char *servers, int timeout_ms, int tries,
-                         ares_channel *out, char *err, size_t errlen);
+                         int extra_flags, ares_channel *out, char *err, size_t errlen);
 void vt_loop_ares_destroy(vt_loop *loop, ares_channel ch);
 /* Re-arms the channel's timer from ares_timeout(); call after ares_query/ares_send. */
 void vt_loop_ares_kick(vt_loop *loop, ares_channel ch);

@@ -230,7 +230,8 @@ static void dns_truncated_answer_fails_only_its_own_lookup(void **state)
     assert_int_equal(vt_dns_lookup(d, "tc.test", VT_DNS_A, vt_now(), on_dns, &tc), 0);
     vt_loop_run(loop);
     assert_int_equal(tc.called, 1);
-    assert_string_not_equal(tc.q.failure, "");
+    /* asked again alone, with the TCP retry the shared channel does not make: refused here */
+    assert_string_equal(tc.q.failure, "connection_refused");
     for (int i = 0; i < 3; i++) {
         assert_int_equal(slow[i].called, 1);
         assert_string_equal(slow[i].q.failure, "");
