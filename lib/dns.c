@@ -35,12 +35,15 @@ struct vt_dns {
 struct dns_op {
     dns_op *next, **prevp; /* in d->pending until it completes */
     vt_dns *d;
+    vt_loop *loop; /* d's: op_free needs no d (a callback may have freed it) */
     vt_dns_query q;
     vt_dns_cb cb;
     void *arg;
     double t_base;
     ares_channel ch;      /* c-ares: d->shared, or the lookup's own after a retry (own) */
     int own, retried;     /* see retry_alone */
+    unsigned char *tc_buf; /* the truncated answer that was asked again, kept */
+    int tc_len;
     struct event *timer;  /* immediate answers */
     int starting, deferred; /* c-ares answered from inside ares_query (a name it refuses) */
     CURL *easy;           /* DoH */
@@ -77,10 +80,11 @@ static void op_free(dns_op *op)
     if (op->ch) {
         ares_channel ch = op->ch;
         op->ch = NULL; /* on_ares ignores the ARES_EDESTRUCTION this gives */
-        if (op->own) vt_loop_ares_destroy(op->d->loop, ch);
+        if (op->own) vt_loop_ares_destroy(op->loop, ch);
     }
     free(op->q.answers);
     free(op->q.cnames);
+    free(op->tc_buf);
     free(op->buf);
     if (op->qbuf)
         ares_free_string(op->qbuf);
@@ -176,8 +180,10 @@ static void cname_chain(vt_dns_query *q, const unsigned char *abuf, int alen)
         used[j] = 1;
         const char *c = hop[j][1];
         size_t clen = strlen(c);
-        if (!clen || clen >= sizeof(q->cname) || strspn(c, name_chars) != clen ||
-            same_name(c, q->hostname))
+        int seen = same_name(c, q->hostname); /* a loop: back to a name already in the chain */
+        for (size_t k = 0; k < q->n_cnames && !seen; k++)
+            seen = same_name(c, q->cnames[k]);
+        if (!clen || clen >= sizeof(q->cname) || strspn(c, name_chars) != clen || seen)
             break;
         char (*more)[256] = realloc(q->cnames, (q->n_cnames + 1) * sizeof(*q->cnames));
         if (!more)
@@ -334,14 +340,37 @@ static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, in
     }
     /* Truncated (the shared channel ignores TC) or refused: once more, alone. */
     int truncated = abuf && alen >= 3 && (abuf[2] & 0x02);
-    if (!op->own && !op->retried && (truncated || status == ARES_ECONNREFUSED) &&
-        retry_alone(op) == 0)
-        return;
+    if (!op->own && !op->retried && (truncated || status == ARES_ECONNREFUSED)) {
+        if (truncated && (op->tc_buf = malloc((size_t)alen))) {
+            memcpy(op->tc_buf, abuf, (size_t)alen);
+            op->tc_len = alen;
+        }
+        if (retry_alone(op) == 0)
+            return;
+    }
+    if (op->own && op->tc_buf && !(abuf && alen > 0)) {
+        /* The retry over TCP got no answer at all: the truncated one's addresses are still the
+         * resolver's answer (an injector's forged one too, then reset over TCP: evidence). With
+         * none in it, the failure of the retry stands (a router without DNS over TCP is not
+         * the name's problem). */
+        int st = parse_reply(&op->q, op->tc_buf, op->tc_len);
+        if (op->q.n_answers > 0) {
+            status = st;
+            goto parsed;
+        }
+        free(op->q.answers);
+        op->q.answers = NULL;
+        op->q.n_answers = 0;
+        op->q.n_cnames = 0;
+        op->q.cname[0] = 0;
+        op->q.rcode = -1;
+    }
     if (abuf && alen > 0) {
         int st = parse_reply(&op->q, abuf, alen);
         /* ares_query converts rcodes itself; the raw parse is the more precise one */
         status = st;
     }
+parsed:
     set_status(&op->q, status);
     if (status == ARES_ECONNREFUSED) refine_refused(&op->q);
     if (op->starting) {
@@ -652,6 +681,7 @@ int vt_dns_lookup(vt_dns *d, const char *host, int qtype, double t_base, vt_dns_
     if (!op)
         return -1;
     op->d = d;
+    op->loop = d->loop;
     op->cb = cb;
     op->arg = arg;
     op->t_base = t_base;

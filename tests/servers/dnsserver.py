@@ -12,6 +12,7 @@ Usage: dnsserver.py [--port P] [--lifetime SEC] --zone NAME=BEHAVIOUR[:VALUE] ..
   NAME=cname:T1/T2:1.2.3.4    a CNAME chain NAME -> T1 -> T2 (any number of hops), T2's A answers
   NAME=tc                     an empty answer with the TC bit set (this server has no TCP, as
                               many home routers: the client's TCP retry is refused)
+  NAME=tc:1.2.3.4             the same with A records in the truncated answer
 --bind ADDR listens there instead of 127.0.0.1; --log FILE appends "NAME TYPE" per query.
 Names not in the zone get NXDOMAIN. Prints {"dns": PORT} on stdout once listening.
 """
@@ -105,7 +106,9 @@ def main():
             kind = "a"
         rcodes = {"nxdomain": 3, "servfail": 2, "refused": 5, "empty": 0}
         if kind == "tc":
-            out = reply(data, question, 0, [], tc=True)
+            answers = [(1, socket.inet_pton(socket.AF_INET, v)) for v in value.split(",")
+                       if v and qtype == 1]
+            out = reply(data, question, 0, answers, tc=True)
         elif kind in rcodes:
             out = reply(data, question, rcodes[kind], [])
         else:

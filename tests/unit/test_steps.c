@@ -42,7 +42,9 @@ static int setup(void **state)
                      "--zone", "drop.test=drop", "--zone", "slow.test=slow:300:192.0.2.9",
                      "--zone", "alias.test=cname:blockpage.example.net:192.0.2.66",
                      "--zone", "alias2.test=cname:cdn.example.net/blockpage.censor.test:192.0.2.66",
-                     "--zone", "tc.test=tc", NULL};
+                     "--zone", "tc.test=tc", "--zone", "tca.test=tc:192.0.2.77",
+                     "--zone", "loop.test=cname:b.loop.test/c.loop.test/b.loop.test:192.0.2.5",
+                     NULL};
     if (test_server_start(&dns_srv, dargv) < 0)
         return -1;
     dns_port = port_of(&dns_srv, "dns", 0);
@@ -205,6 +207,23 @@ static void dns_cname_chain_is_recorded_to_its_end(void **state)
                         "blockpage.censor.test");
     assert_string_equal(vt_json_get_string(cJSON_GetArrayItem(ans, 2), "ipv4"), "192.0.2.66");
     cJSON_Delete(o.json);
+    /* A loop (b -> c -> b) ends the chain at the name seen again: b, c, never b twice. */
+    lookup("loop.test", VT_DNS_A, 2000, &o);
+    ans = cJSON_GetObjectItem(o.json, "answers");
+    int cnames = 0;
+    const char *last = NULL;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, ans)
+    {
+        const char *t = vt_json_get_string(a, "answer_type");
+        if (t && !strcmp(t, "CNAME")) {
+            cnames++;
+            last = vt_json_get_string(a, "hostname");
+        }
+    }
+    assert_int_equal(cnames, 2);
+    assert_string_equal(last, "c.loop.test");
+    cJSON_Delete(o.json);
 }
 
 /* A truncated answer from a resolver without DNS over TCP fails that name's lookup only.
@@ -240,6 +259,17 @@ static void dns_truncated_answer_fails_only_its_own_lookup(void **state)
         cJSON_Delete(slow[i].json);
     }
     cJSON_Delete(tc.json);
+    /* A truncated answer with addresses, whose TCP retry is refused: the addresses stand (a
+     * forged truncated answer for a blocked name, then TCP reset, must stay evidence). */
+    dns_out tca;
+    memset(&tca, 0, sizeof tca);
+    assert_int_equal(vt_dns_lookup(d, "tca.test", VT_DNS_A, vt_now(), on_dns, &tca), 0);
+    vt_loop_run(loop);
+    assert_int_equal(tca.called, 1);
+    assert_string_equal(tca.q.failure, "");
+    assert_int_equal(tca.q.n_answers, 1);
+    assert_string_equal(tca.answers[0].addr, "192.0.2.77");
+    cJSON_Delete(tca.json);
     vt_dns_free(d);
     vt_loop_free(loop);
 }
