@@ -704,7 +704,10 @@ static int move_with_reason(int dfd, const char *name, const char *dir, const ch
         if (m < 0 || (size_t)m >= sizeof(dst) || r < 0 || (size_t)r >= sizeof(rname) ||
             path_join(rpath, sizeof(rpath), dir, rname, "") < 0)
             break;
-        if (faccessat(ddfd, dst, F_OK, AT_SYMLINK_NOFOLLOW) == 0) continue;
+        /* taken: the name, or its reason's name (a damaged file can be called anything) */
+        if (faccessat(ddfd, dst, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+            faccessat(ddfd, rname, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
         if (vt_spool_write_file_atomic(rpath, text, (size_t)n, msg, msglen) < 0) {
             close(ddfd);
             return -1;

@@ -376,6 +376,19 @@ static void damaged_files_are_set_aside_once(void **state)
     assert_string_equal(kept, "{\"again");
     free(kept);
     assert_true(exists(f, "damaged", "f1.json.1.reason"));
+    /* A damaged file named like another one's reason file: neither is written over. */
+    write_raw(f, "n.reason", "first", 5);
+    assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
+    vt_spool_listing_free(&l);
+    write_raw(f, "n", "second", 6);
+    assert_int_equal(vt_spool_list(f->sp, &l, on_report, &r, err, sizeof(err)), 0);
+    vt_spool_listing_free(&l);
+    kept = slurp_spool(f, "damaged/n.reason");
+    assert_string_equal(kept, "first");
+    free(kept);
+    kept = slurp_spool(f, "damaged/n.1");
+    assert_string_equal(kept, "second");
+    free(kept);
     assert_int_equal(rmdir(p), 0);
 
     cJSON *m = NULL;
