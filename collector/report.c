@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "aggregate.h"
@@ -685,7 +686,7 @@ int vt_report_main(int argc, char **argv)
      * that `--asn 17557` does not report on a network no probe names. */
     char asnbuf[16];
     if (asn) {
-        const char *d = strncmp(asn, "AS", 2) == 0 ? asn + 2 : asn;
+        const char *d = strncasecmp(asn, "AS", 2) == 0 ? asn + 2 : asn; /* as17557 too */
         size_t n = strlen(d);
         int ok = n >= 1 && n <= 10;
         for (size_t i = 0; ok && i < n; i++)

@@ -124,6 +124,10 @@ try:
     n1 = json.loads(out)["summary"]["measurement_count"] if rc == 0 else -1
     n2 = json.loads(out2)["summary"]["measurement_count"] if rc2 == 0 else -2
     check(n1 == n2 and n1 > 0, f"--asn 17557 is AS17557 ({n1} and {n2} measurements)")
+    rc3, out3, err3 = report("--cc", "PK", "--since", "2026-11-19", "--asn", "as17557",
+                             "--format", "json")
+    n3 = json.loads(out3)["summary"]["measurement_count"] if rc3 == 0 else -3
+    check(n3 == n2, f"--asn as17557 is AS17557 ({n3} and {n2} measurements)")
     for bad in ("ASX", "AS", "AS17557x", "as-1", ""):
         rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", bad)
         check(rc == 2 and "--asn" in err,
