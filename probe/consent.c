@@ -99,12 +99,17 @@ static int env_accepts(void)
     return e && (!strcasecmp(e, "yes") || !strcasecmp(e, "1") || !strcasecmp(e, "true"));
 }
 
+const char *vt_consent_accepted_by(const vt_consent_opts *o)
+{
+    if (o && o->accepted) return o->how ? o->how : "--accept-risks";
+    return env_accepts() ? "VANTAGE_ACCEPT_RISKS in the environment" : NULL;
+}
+
 int vt_consent_check(const char *state_dir, const vt_consent_opts *o)
 {
     if (vt_consent_recorded(state_dir, NULL, 0)) return VT_EXIT_OK;
-    if (o->accepted || env_accepts()) {
-        const char *how =
-            o->accepted ? (o->how ? o->how : "--accept-risks") : "environment VANTAGE_ACCEPT_RISKS";
+    const char *how = vt_consent_accepted_by(o);
+    if (how) {
         if (!o->quiet)
             fprintf(stderr,
                     "vantage-probe: the risks of measuring from this network were accepted by "

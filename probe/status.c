@@ -270,9 +270,8 @@ static int status_print(const char *state, int json, const char *conf_accept)
         return VT_EXIT_FAILURE;
     }
     int consent = vt_consent_recorded(state, when, sizeof(when));
-    const char *env_accept = getenv("VANTAGE_ACCEPT_RISKS");
-    if (!conf_accept && env_accept && !strcmp(env_accept, "yes"))
-        conf_accept = "VANTAGE_ACCEPT_RISKS in the environment";
+    const vt_consent_opts co = {.accepted = conf_accept != NULL, .how = conf_accept};
+    conf_accept = vt_consent_accepted_by(&co); /* as a run decides it */
     cJSON *run = read_state_json(state, "last-run.json", &run_why);
     cJSON *up = read_state_json(state, "last-upload.json", &up_why);
     /* measurements are <uid>.json; a damaged file is any name beside its <name>.reason */

@@ -48,6 +48,8 @@ void vt_consent_print_notice(FILE *f);
  * is recorded). Otherwise prints why and returns VT_EXIT_NO_CONSENT. state_dir NULL: nothing can
  * be recorded (a warning), the rules are the same. */
 int vt_consent_check(const char *state_dir, const vt_consent_opts *o);
+/* How o, or else VANTAGE_ACCEPT_RISKS, accepts the risks without a prompt; NULL: neither does. */
+const char *vt_consent_accepted_by(const vt_consent_opts *o);
 /* 1 when state_dir holds a consent of the current version (date into when, may be NULL). */
 int vt_consent_recorded(const char *state_dir, char *when, size_t whenlen);
 
