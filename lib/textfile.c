@@ -164,7 +164,7 @@ static int has_marker(char *buf, size_t n, const char *marker)
 const char *vt_data_dir(const char *env, const char *src, const char *installed, const char *marker,
                         int up, const char *datadir, char *buf, size_t n)
 {
-    char exe[4096];
+    char exe[4096], path[4096];
     if (env && *env) {
         snprintf(buf, n, "%s", env);
         return buf;
@@ -172,6 +172,7 @@ const char *vt_data_dir(const char *env, const char *src, const char *installed,
     ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (len > 0) {
         exe[len] = 0;
+        memcpy(path, exe, (size_t)len + 1); /* the loop cuts exe at its slashes */
         char *slash = strrchr(exe, '/');
         for (int i = 0; slash && i < up; i++) {
             *slash = 0; /* exe is now a directory: the executable's, then its parents */
@@ -179,17 +180,13 @@ const char *vt_data_dir(const char *env, const char *src, const char *installed,
                 return buf;
             slash = strrchr(exe, '/');
         }
-        /* the executable's directory's parent: X for X/bin/vantage-... (the loop above cut
-         * exe at its slashes: read it again) */
-        len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (len <= 0) len = 0;
-        exe[len] = 0;
-        char *s1 = strrchr(exe, '/');
+        /* the executable's directory's parent: X for X/bin/vantage-... */
+        char *s1 = strrchr(path, '/');
         if (s1) *s1 = 0;
-        char *s2 = s1 ? strrchr(exe, '/') : NULL;
+        char *s2 = s1 ? strrchr(path, '/') : NULL;
         if (s2) {
             *s2 = 0;
-            if (snprintf(buf, n, "%s/share/vantage/%s", exe, installed) < (int)n &&
+            if (snprintf(buf, n, "%s/share/vantage/%s", path, installed) < (int)n &&
                 has_marker(buf, n, marker))
                 return buf;
         }
