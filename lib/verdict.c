@@ -718,6 +718,7 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
     int tls_completed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "tls_completed"));
     int refused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "refused"));
     int unkeyed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "unkeyed"));
+    int silent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "address_silent"));
     int n_same = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "same_port"));
     int n_up = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "address_up"));
     int n_else = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ev, "port_elsewhere"));
@@ -749,7 +750,6 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
     if (refused) {
         /* An ICMP port unreachable: nothing listens there, or a filter says so in the host's
          * name. Never blocking evidence; down when the control cannot reach the host either. */
-        int silent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "address_silent"));
         if (ctl_down && silent) {
             set(d, "down", phase,
                 "%s:%d/%s answered with an ICMP port unreachable (%s), nothing else at %s "
@@ -826,7 +826,7 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
         *reason = "port_unanswered_host_up";
         return;
     }
-    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "address_silent"))) {
+    if (!silent) {
         /* the same protocol answered at this address:port to another measurement */
         set(d, "inconclusive", NULL,
             "The %s handshake with %s:%d/%s failed (%s), but the same server answered it to "
