@@ -10,10 +10,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <zlib.h>
@@ -21,6 +23,7 @@
 #include "cli.h"
 #include "vantage/addr.h"
 #include "vantage/json.h"
+#include "vantage/loop.h"
 #include "vantage/measurement.h"
 #include "vantage/version.h"
 
@@ -162,9 +165,26 @@ typedef struct post_result {
     long http;
     long retry_after;   /* seconds from Retry-After, 0: none */
     int collector_said; /* the refusal came with the collector's JSON {"error": ...} */
+    double date;        /* the answer's Date header (epoch seconds), 0: none */
+    double sent, got;   /* the system clock when the request went and its answer came */
     buf body;
     char why[256];
 } post_result;
+
+/* The Date header of the answer: the collector's clock, to the second. */
+static size_t on_header(char *d, size_t size, size_t nmemb, void *arg)
+{
+    post_result *pr = arg;
+    size_t n = size * nmemb;
+    char line[128];
+    if (n > 5 && n < sizeof(line) && !strncasecmp(d, "Date:", 5)) {
+        memcpy(line, d + 5, n - 5);
+        line[n - 5] = 0;
+        time_t t = curl_getdate(line, NULL);
+        pr->date = t > 0 ? (double)t : 0;
+    }
+    return n;
+}
 
 /* One POST. POST_OK: 2xx with body. POST_RETRY: transport error, 408/425/429/5xx.
  * POST_REFUSED: 400/413/422 (this content is unacceptable; pr->collector_said when the
@@ -182,6 +202,7 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     pr->body.n = 0;
     pr->body.overflow = 0;
     pr->why[0] = 0;
+    pr->date = 0;
     if (!c) {
         snprintf(pr->why, sizeof(pr->why), "cannot start libcurl");
         return POST_FATAL;
@@ -211,8 +232,12 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 30000 ? timeout_ms : 30000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &pr->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, pr);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    pr->sent = vt_wall_now();
     CURLcode cr = curl_easy_perform(c);
+    pr->got = vt_wall_now();
     if (cr != CURLE_OK) {
         if (pr->body.overflow)
             snprintf(pr->why, sizeof(pr->why), "answer larger than %u bytes", RESPONSE_MAX);
@@ -655,6 +680,16 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         snprintf(out->targets_version, sizeof(out->targets_version), "%.120s", tv->valuestring);
     else if (cJSON_IsNumber(tv))
         snprintf(out->targets_version, sizeof(out->targets_version), "%.0f", tv->valuedouble);
+    /* The collector's clock against ours. Its Date is cut to the second, taken somewhere between
+     * our request and its answer: only a gap beyond that uncertainty and VT_CLOCK_SKEW_MAX is a
+     * wrong clock (a board without a battery-backed clock, before NTP), not noise. */
+    if (pr.date > 0 && pr.got >= pr.sent) {
+        double offset = pr.date + 0.5 - (pr.sent + pr.got) / 2;
+        double slack = (pr.got - pr.sent) / 2 + 0.5;
+        out->clock_checked = 1;
+        out->collector_time = pr.date;
+        if (fabs(offset) > VT_CLOCK_SKEW_MAX + slack) out->clock_offset = round(offset);
+    }
     rc = 0;
 done:
     cJSON_Delete(answer);
@@ -734,6 +769,18 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
             cfg->probe_cc = ci->probe_cc;
             cfg->probe_asn = ci->probe_asn;
             cfg->probe_network_name = ci->probe_network_name[0] ? ci->probe_network_name : NULL;
+            if (ci->clock_offset != 0) {
+                char own[20], theirs[20];
+                cfg->clock_offset = ci->clock_offset;
+                cfg->clock_mono = vt_wall_now() + ci->clock_offset - vt_now();
+                vt_format_time(vt_wall_now(), own);
+                vt_format_time(ci->collector_time, theirs);
+                fprintf(stderr,
+                        "vantage-probe: warning: the system clock says %s UTC, the collector's "
+                        "%s UTC: measurements are dated by the collector's clock (x_clock_offset "
+                        "%.0f s); set the clock (NTP)\n",
+                        own, theirs, ci->clock_offset);
+            }
         } else {
             fprintf(stderr, "vantage-probe: warning: %s; measuring as %s/%s\n", err,
                     cfg->probe_cc ? cfg->probe_cc : "ZZ", cfg->probe_asn ? cfg->probe_asn : "AS0");

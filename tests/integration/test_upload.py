@@ -4,6 +4,7 @@ accepting, failing with 503 first, cutting the connection mid-answer, acknowledg
 answering duplicate, rejecting, refusing whole batches, refusing the token, and over HTTPS with a
 private CA. After each scenario the spool's contents are asserted: nothing acknowledged stays,
 nothing unacknowledged goes, and the collector stored every measurement exactly once."""
+import calendar
 import gzip
 import json
 import os
@@ -480,6 +481,87 @@ def run_checks_in_spools_and_uploads(fc, st):
     check(err.strip() == "", "run --quiet: nothing printed when all was acknowledged (%r)" % err)
 
 
+def start_time(m):
+    return calendar.timegm(time.strptime(m["measurement_start_time"], "%Y-%m-%d %H:%M:%S"))
+
+
+def dates_like_a_collector(fc):
+    """A behaviour that refuses what vantage-collector refuses: a start time before 2012 or more
+    than a day after the collector's clock (collector/ingest.c)."""
+    def b(h, ms, k):
+        now = time.time() + fc.clock_offset
+        ok = [m for m in ms if 1325376000 <= start_time(m) <= now + 86400]
+        res = fc.store(ok) + [{"uid": m["measurement_uid"], "status": "rejected",
+                               "reason": "measurement_start_time out of bounds"}
+                              for m in ms if m not in ok]
+        fc.send_json(h, 200, {"results": res})
+    return b
+
+
+def run_with_wrong_clock(fc, st):
+    # A board without a battery-backed clock, run before NTP: the probe's clock is three years
+    # behind the collector's (here: the collector's Date is three years ahead of this machine).
+    # The measurements are dated by the collector's clock, say so, and are all accepted; before,
+    # they were stored three years in the past (or, with a clock ahead, refused for good).
+    years = 3 * 365 * 86400
+    fc.clock_offset = years
+    fc.behaviour = dates_like_a_collector(fc)
+    targets = targets_file(st, fc.port, 3)
+    rc, err, out = run(st, fc.url(), targets)
+    check(rc == 0, "clock: exit 0 (got %d: %s)" % (rc, err))
+    check(len(out) == 3 and all(m.get("x_clock_offset") and abs(m["x_clock_offset"] - years) < 5
+                                for m in out),
+          "clock: x_clock_offset says how far off the clock was (%r)"
+          % [m.get("x_clock_offset") for m in out])
+    check(all(abs(start_time(m) - (time.time() + years)) < 120 for m in out),
+          "clock: dated by the collector's clock (%r)" % [m["measurement_start_time"] for m in out])
+    check(all(m["report_id"].startswith(time.strftime("%Y", time.gmtime(time.time() + years)))
+              for m in out), "clock: the report id too")
+    check("set the clock" in err, "clock: the volunteer is told, even with --quiet (%r)" % err)
+    once_each(fc, [m["measurement_uid"] for m in out], "clock")
+    check(spooled(st) == [] and spooled(st, "rejected") == [], "clock: nothing refused")
+    # A clock ahead of the collector's: corrected the same way, never refused.
+    st2 = new_state("clock-ahead")
+    fc.clock_offset = -2 * 86400
+    rc, err, out = run(st2, fc.url(), targets)
+    check(rc == 0 and len(out) == 3 and spooled(st2, "rejected") == [] and
+          all(abs(m.get("x_clock_offset", 0) + 2 * 86400) < 5 for m in out),
+          "clock ahead: corrected, nothing refused (%d %s)" % (rc, err))
+    # A right clock: no correction, no word about it.
+    st3 = new_state("clock-right")
+    fc.clock_offset = 0
+    rc, err, out = run(st3, fc.url(), targets)
+    check(rc == 0 and len(out) == 3 and all("x_clock_offset" not in m for m in out) and
+          "clock" not in err, "clock right: no x_clock_offset (%d %s)" % (rc, err))
+
+
+def run_with_clock_in_1970(fc, st):
+    # The same board without a collector to ask: a clock before the probe's release cannot date
+    # anything, so nothing is measured (exit 1, said plainly) rather than spooled and refused by
+    # the collector for good. With the collector, the run is dated by its clock.
+    if not shutil.which("faketime"):
+        print("skip: faketime not installed (apt-get install faketime)")
+        return
+    targets = targets_file(st, fc.port, 2)
+    e = clean_env()
+    out = os.path.join(st, "..", "clock-1970-out.jsonl")
+    base = ["faketime", "-f", "@1970-01-01 00:05:00", PROBE, "run", "--quiet", "--accept-risks",
+            "--targets", targets, "--state-dir", st, "--output", out, "--timeout", "5"] + FAST
+    p = subprocess.run(base + ["--no-upload"], capture_output=True, text=True, timeout=120, env=e)
+    check(p.returncode == 1 and "1970-01-01" in p.stderr and "not measuring" in p.stderr,
+          "1970, no collector: exit 1, the clock named (%d %s)" % (p.returncode, p.stderr))
+    check(spooled(st) == [] and fc.requests == [], "1970, no collector: nothing measured")
+    fc.behaviour = dates_like_a_collector(fc)
+    p = subprocess.run(base + ["--collector", fc.url()], capture_output=True, text=True,
+                       timeout=120, env=e)
+    ms = [json.loads(l) for l in open(out)]
+    check(p.returncode == 0 and len(ms) == 2 and spooled(st, "rejected") == [] and
+          all(abs(start_time(m) - time.time()) < 120 for m in ms),
+          "1970, with the collector: dated by its clock, accepted (%d %s)"
+          % (p.returncode, p.stderr))
+    once_each(fc, [m["measurement_uid"] for m in ms], "1970")
+
+
 def run_without_upload_keeps_the_spool(fc, st):
     targets = targets_file(st, fc.port, 3)
     rc, err, out = run(st, fc.url(), targets, "--no-upload")
@@ -549,6 +631,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),
                  ("run-down", run_with_collector_down), ("disk-full", run_with_disk_full),
+                 ("clock", run_with_wrong_clock), ("clock-1970", run_with_clock_in_1970),
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
 
