@@ -759,13 +759,16 @@ bad:
     return -1;
 }
 
+static int do_upload(vt_upload_opts *o, vt_spool *sp);
+
 int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp)
 {
     char err[1024];
-    int upload = o->collector && !o->disabled;
+    int upload = o->collector && !o->disabled, checked_in = 0;
     *sp = NULL;
     if (upload) {
         if (vt_upload_checkin(o, ci, err, sizeof(err)) == 0) {
+            checked_in = 1;
             cfg->probe_cc = ci->probe_cc;
             cfg->probe_asn = ci->probe_asn;
             cfg->probe_network_name = ci->probe_network_name[0] ? ci->probe_network_name : NULL;
@@ -796,6 +799,13 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
         return 0;
     }
     const char *w = vt_spool_cap_warning(*sp);
+    /* A full spool would lose this run's measurements even when the collector, answering again,
+     * is about to empty it at the end of the run: then it is emptied first. */
+    if (w && checked_in) {
+        fprintf(stderr, "vantage-probe: %s; uploading before measuring\n", w);
+        do_upload(o, *sp);
+        w = vt_spool_cap_warning(*sp);
+    }
     if (w) fprintf(stderr, "vantage-probe: warning: %s\n", w);
     return 0;
 }

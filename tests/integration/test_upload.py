@@ -562,6 +562,26 @@ def run_with_clock_in_1970(fc, st):
     once_each(fc, [m["measurement_uid"] for m in ms], "1970")
 
 
+def run_with_full_spool(fc, st):
+    # Weeks without the collector filled the spool to its cap (50,000 measurements, probe/spool.h).
+    # The collector answers again: the run empties the spool before measuring, so that its own
+    # measurements are not lost to the cap (before, they were: exit 1, then the upload emptied it).
+    m = measurement("0" * 32)
+    uids = []
+    for _ in range(50000):
+        uid = secrets.token_hex(16)
+        m["measurement_uid"] = uid
+        with open(os.path.join(st, "spool", uid + ".json"), "w") as f:
+            json.dump(m, f)
+        uids.append(uid)
+    targets = targets_file(st, fc.port, 2)
+    rc, err, out = run(st, fc.url(), targets, "--upload-batch", "1000")
+    check(rc == 0, "full spool: exit 0, nothing lost (got %d: %s)" % (rc, err[-400:]))
+    check("uploading before measuring" in err, "full spool: says what it does (%s)" % err[-300:])
+    check(len(out) == 2 and spooled(st) == [], "full spool: measured, everything sent")
+    once_each(fc, uids + [x["measurement_uid"] for x in out], "full spool")
+
+
 def run_without_upload_keeps_the_spool(fc, st):
     targets = targets_file(st, fc.port, 3)
     rc, err, out = run(st, fc.url(), targets, "--no-upload")
@@ -631,7 +651,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),
                  ("run-down", run_with_collector_down), ("disk-full", run_with_disk_full),
-                 ("clock", run_with_wrong_clock), ("clock-1970", run_with_clock_in_1970),
+                 ("full-spool", run_with_full_spool), ("clock", run_with_wrong_clock), ("clock-1970", run_with_clock_in_1970),
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
 
