@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -349,6 +350,19 @@ static void set_error(upload_ctx *u, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Where a refused measurement went: vt_spool_reject's 0 (kept) or 1 (deleted). */
+static void rejected_where(const upload_ctx *u, int r, char *out, size_t n)
+{
+    if (r == 0)
+        snprintf(out, n, "kept in %s/rejected", vt_spool_dir(u->sp));
+    else
+        snprintf(out, n,
+                 "deleted, not kept: %s/rejected is full (%d measurements or %llu MiB); delete "
+                 "what you have read there",
+                 vt_spool_dir(u->sp), VT_SPOOL_REJECTED_MAX_COUNT,
+                 (unsigned long long)(VT_SPOOL_REJECTED_MAX_BYTES >> 20));
+}
+
 /* Applies the collector's per-uid answer to the batch. */
 static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *answer)
 {
@@ -393,15 +407,16 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
                 dup++;
         } else if (!strcmp(status, "rejected")) {
             const char *reason = vt_json_get_string(hit, "reason");
-            if (vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err, sizeof(err)) <
-                0) {
+            int kept =
+                vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err, sizeof(err));
+            if (kept < 0) {
                 logf_(u->o, "%s", err);
                 continue;
             }
-            char said[201];
-            logf_(u->o, "upload: collector rejected %s: %s (kept in %s/rejected)", uids[i],
-                  reason ? vt_cli_clean(said, sizeof(said), reason) : "no reason given",
-                  vt_spool_dir(u->sp));
+            char said[201], where[PATH_MAX + 64];
+            rejected_where(u, kept, where, sizeof(where));
+            logf_(u->o, "upload: collector rejected %s: %s (%s)", uids[i],
+                  reason ? vt_cli_clean(said, sizeof(said), reason) : "no reason given", where);
             rej++;
         }
     }
@@ -475,12 +490,15 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
     if (st == POST_REFUSED && u->pr.collector_said) {
         char reason[300];
         snprintf(reason, sizeof(reason), "collector refused it alone: %s", u->pr.why);
-        if (vt_spool_reject(u->sp, uids[0], reason, err, sizeof(err)) < 0) {
+        int gone = vt_spool_reject(u->sp, uids[0], reason, err, sizeof(err));
+        if (gone < 0) {
             logf_(u->o, "%s", err);
             return;
         }
-        logf_(u->o, "upload: collector refused %s: %s (kept in %s/rejected)", uids[0], u->pr.why,
-              vt_spool_dir(u->sp));
+        if (gone == 1 && vt_spool_sync(u->sp, err, sizeof(err)) < 0) logf_(u->o, "%s", err);
+        char where[PATH_MAX + 64];
+        rejected_where(u, gone, where, sizeof(where));
+        logf_(u->o, "upload: collector refused %s: %s (%s)", uids[0], u->pr.why, where);
         u->r->rejected++;
         return;
     }

@@ -286,6 +286,26 @@ def rejects_some(fc, st):
     check(len(fc.requests) == 1, "reject: never retried")
 
 
+def rejected_is_capped(fc, st):
+    # A collector that refuses everything (a version the probe does not fit, for months): each
+    # refusal was kept in spool/rejected/ for good, and nothing bounded it. It keeps the first
+    # 1,000 (probe/spool.h) for a person to read, deletes the ones after, and says so.
+    uids = fill(st, 1003)
+    fc.behaviour = lambda h, ms, k: fc.send_json(h, 200, {"results": [
+        {"uid": m["measurement_uid"], "status": "rejected", "reason": "not wanted"} for m in ms]})
+    rc, err = upload(st, fc.url(), "--upload-batch", "1000")
+    rej = spooled(st, "rejected")
+    check(spooled(st) == [] and len(rej) == 1000 and set(rej) <= set(uids),
+          "rejected cap: 1000 kept, none left to retry (%d kept, %d spooled)"
+          % (len(rej), len(spooled(st))))
+    check(err.count("deleted, not kept") == 3 and "rejected is full" in err,
+          "rejected cap: the deleted ones are named (%s)" % err[-300:])
+    check(rc == 0 and last_upload(st)["rejected"] == 1003, "rejected cap: all counted as rejected")
+    n = len(fc.requests)
+    rc, err = upload(st, fc.url())
+    check(len(fc.requests) == n, "rejected cap: nothing retried")
+
+
 def rejected_by_line_number(fc, st):
     uids = fill(st, 3)
     odd = "short-uid"  # a valid spool name the collector cannot read as a uid
@@ -644,6 +664,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("cut-before", cut_before_answer), ("acks-some", acks_some),
                  ("duplicates", duplicates), ("garbage", garbage_answer),
                  ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
+                 ("rejected-cap", rejected_is_capped),
                  ("bisect", whole_batch_refused), ("proxy-400", proxy_refuses_everything),
                  ("concurrent", concurrent_uploads),
                  ("token-refused", token_refused), ("damaged", damaged_file_set_aside),
