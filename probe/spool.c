@@ -226,7 +226,9 @@ vt_spool *vt_spool_open(const char *state_dir, char *err, size_t errlen)
         mkdirs(sp->dmgdir, err, errlen) < 0)
         goto fail;
     if (access(sp->dir, W_OK | X_OK) < 0) {
-        snprintf(err, errlen, "spool: cannot write to %s: %s", sp->dir, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "spool: cannot write to %s: %s", sp->dir, strerror(e));
+        if (e == EACCES) vt_spool_owner_hint(sp->dir, err, errlen);
         goto fail;
     }
     sp->io.write = sys_write;
@@ -616,6 +618,17 @@ int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t err
     return rc;
 }
 
+void vt_spool_owner_hint(const char *path, char *msg, size_t msglen)
+{
+    struct stat st;
+    size_t n = strlen(msg);
+    if (lstat(path, &st) < 0 || st.st_uid == geteuid() || n >= msglen) return;
+    snprintf(msg + n, msglen - n,
+             " (it belongs to uid %lu, this probe runs as uid %lu: a run as another user, with "
+             "sudo?, made it; give it back with chown, or run as that user)",
+             (unsigned long)st.st_uid, (unsigned long)geteuid());
+}
+
 /* Reads a regular file of at most VT_SPOOL_FILE_MAX bytes. 1: does not exist; -1: the file is
  * not a measurement (its size, its type); -2: it could not be read (the file may be fine). */
 static int read_small(const char *path, char **out, size_t *len, char *why, size_t whylen)
@@ -627,9 +640,11 @@ static int read_small(const char *path, char **out, size_t *len, char *why, size
     int rc = -2;
     *out = NULL;
     if (fd < 0) {
-        if (errno == ENOENT) return 1;
-        snprintf(why, whylen, "cannot open: %s", strerror(errno));
-        return errno == ELOOP ? -1 : -2; /* O_NOFOLLOW: a symbolic link */
+        int e = errno;
+        if (e == ENOENT) return 1;
+        snprintf(why, whylen, "cannot open: %s", strerror(e));
+        if (e == EACCES) vt_spool_owner_hint(path, why, whylen);
+        return e == ELOOP ? -1 : -2; /* O_NOFOLLOW: a symbolic link */
     }
     if (fstat(fd, &st) < 0) {
         snprintf(why, whylen, "cannot stat: %s", strerror(errno));

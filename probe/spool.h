@@ -137,6 +137,10 @@ void vt_spool_set_rejected_limits(vt_spool *sp, size_t max_count, uint64_t max_b
 /* fsyncs spool/ (after a batch of acks). */
 int vt_spool_sync(vt_spool *sp, char *err, size_t errlen);
 
+/* Appends to msg, after a permission error on path, who owns path when it is not this process's
+ * user (a run as root, or as another user, in the same state directory). */
+void vt_spool_owner_hint(const char *path, char *msg, size_t msglen);
+
 /* Writes path atomically and durably (tmp file in the same directory, fsync, rename, fsync dir). */
 int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, char *err,
                                size_t errlen);

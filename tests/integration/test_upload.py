@@ -430,6 +430,59 @@ def damaged_file_set_aside(fc, st):
     check("0" * 32 not in err, "damaged: not reported again")
 
 
+def files_of_another_user(fc, st):
+    # `sudo vantage-probe run` once in a volunteer's state directory leaves root's files there;
+    # the volunteer's cron run (here uid 65534) cannot read them. They stay (nothing lost), the
+    # others go, and the message says whose they are and what to do, not just "Permission denied".
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        print("skip: files of another user need root and setpriv")
+        return
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run(as_nobody + ["test", "-x", PROBE]).returncode != 0:
+        print("skip: %s is not executable by uid 65534" % PROBE)
+        return
+    top = tempfile.mkdtemp(prefix="vt-owner-")
+    os.chmod(top, 0o755)
+    try:
+        state = os.path.join(top, "state")
+        os.makedirs(os.path.join(state, "spool"))
+        mine = fill(state, 3)
+        roots = fill(state, 1)[0]  # written by root, mode 0600
+        os.chmod(os.path.join(state, "spool", roots + ".json"), 0o600)
+        for d, _, files in os.walk(state):
+            os.chown(d, 65534, 65534)
+            for n in files:
+                if roots not in n:
+                    os.chown(os.path.join(d, n), 65534, 65534)
+        e = clean_env()
+        e.update(HOME=top, XDG_CONFIG_HOME=os.path.join(top, "config"),
+                 XDG_STATE_HOME=os.path.join(top, "default-state"),
+                 VANTAGE_SYSTEM_CONFIG=os.path.join(top, "no-such-probe.conf"))
+        p = subprocess.run(as_nobody + [PROBE, "upload", "--state-dir", state, "--collector",
+                                        fc.url()] + FAST, capture_output=True, text=True,
+                           timeout=60, env=e)
+        once_each(fc, mine, "another user's file")
+        check(spooled(state) == [roots], "another user's file: left in place, nothing lost")
+        check(p.returncode == 1 and "belongs to uid 0" in p.stderr and "chown" in p.stderr,
+              "another user's file: named with its owner (%d %s)" % (p.returncode, p.stderr))
+        # A state directory root made: the run says whose it is before measuring anything.
+        rootstate = os.path.join(top, "rootstate")
+        os.makedirs(rootstate)
+        os.chmod(rootstate, 0o755)
+        targets = os.path.join(top, "targets.json")
+        shutil.copy(targets_file(st, fc.port, 1), targets)
+        os.chmod(targets, 0o644)
+        p = subprocess.run(as_nobody + [PROBE, "run", "--quiet", "--accept-risks", "--targets",
+                                        targets, "--state-dir", rootstate,
+                                        "--no-upload", "--output", "/dev/null"],
+                           capture_output=True, text=True, timeout=60, env=e)
+        check(p.returncode == 1 and "run.lock" in p.stderr and "belongs to uid 0" in p.stderr,
+              "another user's state directory: named with its owner (%d %s)"
+              % (p.returncode, p.stderr))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def collector_down(fc, st):
     uids = fill(st, 3)
     port = fc.port
@@ -668,7 +721,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("bisect", whole_batch_refused), ("proxy-400", proxy_refuses_everything),
                  ("concurrent", concurrent_uploads),
                  ("token-refused", token_refused), ("damaged", damaged_file_set_aside),
-                 ("down", collector_down), ("http", plain_http_only_on_loopback),
+                 ("owner", files_of_another_user), ("down", collector_down), ("http", plain_http_only_on_loopback),
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),
                  ("run-down", run_with_collector_down), ("disk-full", run_with_disk_full),
