@@ -53,7 +53,8 @@ typedef struct vt_checkin_result {
  * the collector's clock (x_clock_offset). */
 #define VT_CLOCK_SKEW_MAX 60
 /* No measurement of this probe can be older than its release (2026-11-01 00:00:00 UTC): a system
- * clock before it is wrong, and without a collector's clock to correct it `run` measures nothing. */
+ * clock before it is wrong, and without a collector's clock to correct it `run` measures
+ * nothing. */
 #define VT_CLOCK_FLOOR 1793491200.0
 
 void vt_upload_opts_defaults(vt_upload_opts *o);
