@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "vantage/json.h"
+#include "vantage/loop.h"
 #include "vantage/version.h"
 
 int vt_uid_new(char out[VT_UID_LEN + 1])
@@ -57,6 +58,11 @@ void vt_report_id_new(char *out, size_t n, double epoch, const char *test_name, 
     snprintf(out, n, "%s_%s_%s_%s_n1_%s", ts, tn, cc ? cc : "ZZ", asn + 2, uid);
 }
 
+double vt_measurement_now(const vt_config *cfg)
+{
+    return cfg->clock_offset != 0 ? vt_now() + cfg->clock_mono : vt_wall_now();
+}
+
 cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const char *test_version,
                           const char *input, double start_epoch, double runtime,
                           cJSON *annotations, cJSON *test_keys)
@@ -75,6 +81,8 @@ cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const cha
     cJSON_AddStringToObject(m, "measurement_start_time", start);
     cJSON_AddStringToObject(m, "test_start_time", start);
     cJSON_AddNumberToObject(m, "test_runtime", round(runtime * 1e6) / 1e6);
+    /* The system clock was off: the times above are corrected by this many seconds. */
+    if (cfg->clock_offset != 0) cJSON_AddNumberToObject(m, "x_clock_offset", cfg->clock_offset);
     cJSON_AddStringToObject(m, "probe_asn", cfg->probe_asn ? cfg->probe_asn : "AS0");
     cJSON_AddStringToObject(m, "probe_cc", cfg->probe_cc ? cfg->probe_cc : "ZZ");
     cJSON_AddStringToObject(m, "probe_ip", "127.0.0.1");

@@ -258,7 +258,7 @@ static void start_next(run *r)
         t->on_done = task_done;
         t->on_done_arg = r;
         t->t0 = vt_now();
-        t->start_epoch = vt_wall_now();
+        t->start_epoch = vt_measurement_now(r->env->cfg);
         if (!k || !t->test_keys || k->create(t, err, sizeof(err)) < 0) {
             /* the binary's own prefix (vantage-probe: every line of its output starts so) */
             fprintf(stderr, "%s: %s: skipped: %s\n", program_invocation_short_name, tg->id,

@@ -57,7 +57,10 @@ int vt_lock_acquire(const char *state_dir, char *err, size_t errlen)
     }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+        if (e == EACCES)
+            vt_spool_owner_hint(access(path, F_OK) == 0 ? path : state_dir, err, errlen);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -609,8 +609,23 @@ static int cmd_run(probe_opts *o)
         vt_targets_free(&l);
         return VT_EXIT_FAILURE;
     }
-    vt_report_id_new(report_id, sizeof(report_id), vt_wall_now(), "vantage", o->cfg.probe_cc,
-                     o->cfg.probe_asn);
+    /* A clock set before this probe existed (a board without a battery-backed clock, run before
+     * NTP) would date every measurement wrongly, and a collector refuses such dates: nothing is
+     * measured unless the check-in brought the collector's clock to correct it. */
+    if (vt_measurement_now(&o->cfg) < VT_CLOCK_FLOOR) {
+        char ts[20];
+        vt_format_time(vt_measurement_now(&o->cfg), ts);
+        fprintf(stderr,
+                "vantage-probe: the system clock says %s UTC, before this probe was released: "
+                "not measuring, the measurements could not be dated; set the clock (NTP)%s\n",
+                ts, o->up.collector && !o->up.disabled ? "" : " or give a --collector to check in");
+        vt_spool_close(r.spool);
+        vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
+        vt_targets_free(&l);
+        return VT_EXIT_FAILURE;
+    }
+    vt_report_id_new(report_id, sizeof(report_id), vt_measurement_now(&o->cfg), "vantage",
+                     o->cfg.probe_cc, o->cfg.probe_asn);
     o->cfg.report_id = report_id;
     /* A target's whole measurement within twice its steps' timeouts: a chain of slow redirects
      * (each hop a fresh HTTP timeout) would otherwise hold a run for minutes per target. */

@@ -39,6 +39,10 @@ struct vt_spool {
     /* detached batches not finished yet (vt_spool_detach): still counted against the caps */
     size_t detached_new;
     uint64_t detached_bytes;
+    /* spool/rejected/: its caps, and what it holds (counted at the first refusal) */
+    size_t rej_max_count, rej_count;
+    uint64_t rej_max_bytes, rej_bytes;
+    int rej_counted;
 };
 
 struct vt_spool_batch {
@@ -222,13 +226,17 @@ vt_spool *vt_spool_open(const char *state_dir, char *err, size_t errlen)
         mkdirs(sp->dmgdir, err, errlen) < 0)
         goto fail;
     if (access(sp->dir, W_OK | X_OK) < 0) {
-        snprintf(err, errlen, "spool: cannot write to %s: %s", sp->dir, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "spool: cannot write to %s: %s", sp->dir, strerror(e));
+        if (e == EACCES) vt_spool_owner_hint(sp->dir, err, errlen);
         goto fail;
     }
     sp->io.write = sys_write;
     sp->io.fsync = sys_fsync;
     sp->max_count = VT_SPOOL_DEFAULT_MAX_COUNT;
     sp->max_bytes = VT_SPOOL_DEFAULT_MAX_BYTES;
+    sp->rej_max_count = VT_SPOOL_REJECTED_MAX_COUNT;
+    sp->rej_max_bytes = VT_SPOOL_REJECTED_MAX_BYTES;
     clean_tmp(sp);
     rescan(sp);
     return sp;
@@ -275,6 +283,33 @@ void vt_spool_set_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes)
 {
     sp->max_count = max_count;
     sp->max_bytes = max_bytes;
+}
+
+void vt_spool_set_rejected_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes)
+{
+    sp->rej_max_count = max_count;
+    sp->rej_max_bytes = max_bytes;
+}
+
+/* Counts the measurements (*.json) in spool/rejected/ and the bytes of every file there. */
+static void count_rejected(vt_spool *sp)
+{
+    DIR *d = opendir(sp->rejdir);
+    struct dirent *de;
+    sp->rej_count = 0;
+    sp->rej_bytes = 0;
+    sp->rej_counted = 1;
+    if (!d) return;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        struct stat st;
+        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        if (n > 5 && !strcmp(de->d_name + n - 5, ".json")) sp->rej_count++;
+        sp->rej_bytes += (uint64_t)st.st_size;
+    }
+    closedir(d);
 }
 
 void vt_spool_set_io(vt_spool *sp, const vt_spool_io *io)
@@ -583,6 +618,17 @@ int vt_spool_put_measurement(vt_spool *sp, const cJSON *m, char *err, size_t err
     return rc;
 }
 
+void vt_spool_owner_hint(const char *path, char *msg, size_t msglen)
+{
+    struct stat st;
+    size_t n = strlen(msg);
+    if (lstat(path, &st) < 0 || st.st_uid == geteuid() || n >= msglen) return;
+    snprintf(msg + n, msglen - n,
+             " (it belongs to uid %lu, this probe runs as uid %lu: a run as another user, with "
+             "sudo?, made it; give it back with chown, or run as that user)",
+             (unsigned long)st.st_uid, (unsigned long)geteuid());
+}
+
 /* Reads a regular file of at most VT_SPOOL_FILE_MAX bytes. 1: does not exist; -1: the file is
  * not a measurement (its size, its type); -2: it could not be read (the file may be fine). */
 static int read_small(const char *path, char **out, size_t *len, char *why, size_t whylen)
@@ -594,9 +640,11 @@ static int read_small(const char *path, char **out, size_t *len, char *why, size
     int rc = -2;
     *out = NULL;
     if (fd < 0) {
-        if (errno == ENOENT) return 1;
-        snprintf(why, whylen, "cannot open: %s", strerror(errno));
-        return errno == ELOOP ? -1 : -2; /* O_NOFOLLOW: a symbolic link */
+        int e = errno;
+        if (e == ENOENT) return 1;
+        snprintf(why, whylen, "cannot open: %s", strerror(e));
+        if (e == EACCES) vt_spool_owner_hint(path, why, whylen);
+        return e == ELOOP ? -1 : -2; /* O_NOFOLLOW: a symbolic link */
     }
     if (fstat(fd, &st) < 0) {
         snprintf(why, whylen, "cannot stat: %s", strerror(errno));
@@ -930,6 +978,18 @@ int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err
         return VT_SPOOL_ERR;
     }
     if (lstat(src, &st) < 0) return 0; /* gone already (another upload handled it) */
+    if (!sp->rej_counted) count_rejected(sp);
+    if ((sp->rej_max_count && sp->rej_count + 1 > sp->rej_max_count) ||
+        (sp->rej_max_bytes && sp->rej_bytes + (uint64_t)st.st_size > sp->rej_max_bytes)) {
+        /* Full of earlier refusals, kept for a person to read: this one goes. */
+        if (unlink(src) < 0 && errno != ENOENT) {
+            snprintf(err, errlen, "spool: cannot delete refused %s: %s", src, strerror(errno));
+            return VT_SPOOL_ERR;
+        }
+        if (sp->count) sp->count--;
+        sp->bytes = sp->bytes > (uint64_t)st.st_size ? sp->bytes - (uint64_t)st.st_size : 0;
+        return 1;
+    }
     snprintf(name, sizeof(name), "%s.json", uid);
     int dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
@@ -945,6 +1005,8 @@ int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err
         snprintf(err, errlen, "spool: %s: %s", src, msg);
         return VT_SPOOL_ERR;
     }
+    sp->rej_count++;
+    sp->rej_bytes += (uint64_t)st.st_size + strlen(reason && *reason ? reason : "rejected") + 1;
     if (sp->count) sp->count--;
     sp->bytes = sp->bytes > (uint64_t)st.st_size ? sp->bytes - (uint64_t)st.st_size : 0;
     return 0;

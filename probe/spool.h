@@ -3,7 +3,8 @@
  * Layout under the state directory (created 0700):
  *   spool/<uid>.json            a measurement that counts as taken (fsync'd, atomically renamed)
  *   spool/tmp/<uid>.json.tmp    being written; leftovers of a crash are removed on open
- *   spool/rejected/<uid>.json   refused by the collector, never retried, kept for a person
+ *   spool/rejected/<uid>.json   refused by the collector, never retried, kept for a person (the
+ *                               first VT_SPOOL_REJECTED_MAX_COUNT; later ones are deleted)
  *   spool/rejected/<uid>.reason why (the collector's words)
  *   spool/damaged/<name>        found in spool/ but not a measurement that can be sent (cut short,
  *   spool/damaged/<name>.reason  not JSON, a stranger's file): kept for a person, never sent
@@ -20,6 +21,10 @@
 #define VT_SPOOL_FILE_MAX (16u << 20)    /* a spooled file larger than this is corrupt */
 #define VT_SPOOL_DEFAULT_MAX_COUNT 50000 /* cap on spooled measurements */
 #define VT_SPOOL_DEFAULT_MAX_BYTES (512ull << 20)
+/* spool/rejected/ keeps at most this many refused measurements (or bytes): a collector that
+ * refuses everything for months would otherwise fill the disk with copies nobody can send. */
+#define VT_SPOOL_REJECTED_MAX_COUNT 1000
+#define VT_SPOOL_REJECTED_MAX_BYTES (64ull << 20)
 
 /* Status codes (negative). */
 enum {
@@ -123,10 +128,18 @@ int vt_spool_read(vt_spool *sp, const char *uid, cJSON **out, char *err, size_t 
 /* The collector acknowledged uid (accepted or duplicate): deletes it. A missing file is fine.
  * The removal is made durable by vt_spool_sync (losing it only means a harmless duplicate). */
 int vt_spool_ack(vt_spool *sp, const char *uid, char *err, size_t errlen);
-/* The collector refused uid: moves it to spool/rejected/ with the reason, durably. */
+/* The collector refused uid: moves it to spool/rejected/ with the reason, durably, and returns 0;
+ * when spool/rejected/ holds its cap already, deletes it instead (made durable by vt_spool_sync)
+ * and returns 1. */
 int vt_spool_reject(vt_spool *sp, const char *uid, const char *reason, char *err, size_t errlen);
+/* Caps of spool/rejected/ (0: unlimited). Default VT_SPOOL_REJECTED_MAX_COUNT / _MAX_BYTES. */
+void vt_spool_set_rejected_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes);
 /* fsyncs spool/ (after a batch of acks). */
 int vt_spool_sync(vt_spool *sp, char *err, size_t errlen);
+
+/* Appends to msg, after a permission error on path, who owns path when it is not this process's
+ * user (a run as root, or as another user, in the same state directory). */
+void vt_spool_owner_hint(const char *path, char *msg, size_t msglen);
 
 /* Writes path atomically and durably (tmp file in the same directory, fsync, rename, fsync dir). */
 int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, char *err,

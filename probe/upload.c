@@ -10,10 +10,13 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <zlib.h>
@@ -21,6 +24,7 @@
 #include "cli.h"
 #include "vantage/addr.h"
 #include "vantage/json.h"
+#include "vantage/loop.h"
 #include "vantage/measurement.h"
 #include "vantage/version.h"
 
@@ -162,9 +166,26 @@ typedef struct post_result {
     long http;
     long retry_after;   /* seconds from Retry-After, 0: none */
     int collector_said; /* the refusal came with the collector's JSON {"error": ...} */
+    double date;        /* the answer's Date header (epoch seconds), 0: none */
+    double sent, got;   /* the system clock when the request went and its answer came */
     buf body;
     char why[256];
 } post_result;
+
+/* The Date header of the answer: the collector's clock, to the second. */
+static size_t on_header(char *d, size_t size, size_t nmemb, void *arg)
+{
+    post_result *pr = arg;
+    size_t n = size * nmemb;
+    char line[128];
+    if (n > 5 && n < sizeof(line) && !strncasecmp(d, "Date:", 5)) {
+        memcpy(line, d + 5, n - 5);
+        line[n - 5] = 0;
+        time_t t = curl_getdate(line, NULL);
+        pr->date = t > 0 ? (double)t : 0;
+    }
+    return n;
+}
 
 /* One POST. POST_OK: 2xx with body. POST_RETRY: transport error, 408/425/429/5xx.
  * POST_REFUSED: 400/413/422 (this content is unacceptable; pr->collector_said when the
@@ -182,6 +203,7 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     pr->body.n = 0;
     pr->body.overflow = 0;
     pr->why[0] = 0;
+    pr->date = 0;
     if (!c) {
         snprintf(pr->why, sizeof(pr->why), "cannot start libcurl");
         return POST_FATAL;
@@ -211,8 +233,12 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 30000 ? timeout_ms : 30000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &pr->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, pr);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    pr->sent = vt_wall_now();
     CURLcode cr = curl_easy_perform(c);
+    pr->got = vt_wall_now();
     if (cr != CURLE_OK) {
         if (pr->body.overflow)
             snprintf(pr->why, sizeof(pr->why), "answer larger than %u bytes", RESPONSE_MAX);
@@ -324,6 +350,19 @@ static void set_error(upload_ctx *u, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Where a refused measurement went: vt_spool_reject's 0 (kept) or 1 (deleted). */
+static void rejected_where(const upload_ctx *u, int r, char *out, size_t n)
+{
+    if (r == 0)
+        snprintf(out, n, "kept in %s/rejected", vt_spool_dir(u->sp));
+    else
+        snprintf(out, n,
+                 "deleted, not kept: %s/rejected is full (%d measurements or %llu MiB); delete "
+                 "what you have read there",
+                 vt_spool_dir(u->sp), VT_SPOOL_REJECTED_MAX_COUNT,
+                 (unsigned long long)(VT_SPOOL_REJECTED_MAX_BYTES >> 20));
+}
+
 /* Applies the collector's per-uid answer to the batch. */
 static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *answer)
 {
@@ -368,15 +407,16 @@ static void apply_results(upload_ctx *u, char **uids, size_t n, const cJSON *ans
                 dup++;
         } else if (!strcmp(status, "rejected")) {
             const char *reason = vt_json_get_string(hit, "reason");
-            if (vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err, sizeof(err)) <
-                0) {
+            int kept =
+                vt_spool_reject(u->sp, uids[i], reason ? reason : "rejected", err, sizeof(err));
+            if (kept < 0) {
                 logf_(u->o, "%s", err);
                 continue;
             }
-            char said[201];
-            logf_(u->o, "upload: collector rejected %s: %s (kept in %s/rejected)", uids[i],
-                  reason ? vt_cli_clean(said, sizeof(said), reason) : "no reason given",
-                  vt_spool_dir(u->sp));
+            char said[201], where[PATH_MAX + 64];
+            rejected_where(u, kept, where, sizeof(where));
+            logf_(u->o, "upload: collector rejected %s: %s (%s)", uids[i],
+                  reason ? vt_cli_clean(said, sizeof(said), reason) : "no reason given", where);
             rej++;
         }
     }
@@ -450,12 +490,15 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
     if (st == POST_REFUSED && u->pr.collector_said) {
         char reason[300];
         snprintf(reason, sizeof(reason), "collector refused it alone: %s", u->pr.why);
-        if (vt_spool_reject(u->sp, uids[0], reason, err, sizeof(err)) < 0) {
+        int gone = vt_spool_reject(u->sp, uids[0], reason, err, sizeof(err));
+        if (gone < 0) {
             logf_(u->o, "%s", err);
             return;
         }
-        logf_(u->o, "upload: collector refused %s: %s (kept in %s/rejected)", uids[0], u->pr.why,
-              vt_spool_dir(u->sp));
+        if (gone == 1 && vt_spool_sync(u->sp, err, sizeof(err)) < 0) logf_(u->o, "%s", err);
+        char where[PATH_MAX + 64];
+        rejected_where(u, gone, where, sizeof(where));
+        logf_(u->o, "upload: collector refused %s: %s (%s)", uids[0], u->pr.why, where);
         u->r->rejected++;
         return;
     }
@@ -655,6 +698,16 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         snprintf(out->targets_version, sizeof(out->targets_version), "%.120s", tv->valuestring);
     else if (cJSON_IsNumber(tv))
         snprintf(out->targets_version, sizeof(out->targets_version), "%.0f", tv->valuedouble);
+    /* The collector's clock against ours. Its Date is cut to the second, taken somewhere between
+     * our request and its answer: only a gap beyond that uncertainty and VT_CLOCK_SKEW_MAX is a
+     * wrong clock (a board without a battery-backed clock, before NTP), not noise. */
+    if (pr.date > 0 && pr.got >= pr.sent) {
+        double offset = pr.date + 0.5 - (pr.sent + pr.got) / 2;
+        double slack = (pr.got - pr.sent) / 2 + 0.5;
+        out->clock_checked = 1;
+        out->collector_time = pr.date;
+        if (fabs(offset) > VT_CLOCK_SKEW_MAX + slack) out->clock_offset = round(offset);
+    }
     rc = 0;
 done:
     cJSON_Delete(answer);
@@ -724,16 +777,31 @@ bad:
     return -1;
 }
 
+static int do_upload(vt_upload_opts *o, vt_spool *sp);
+
 int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp)
 {
     char err[1024];
-    int upload = o->collector && !o->disabled;
+    int upload = o->collector && !o->disabled, checked_in = 0;
     *sp = NULL;
     if (upload) {
         if (vt_upload_checkin(o, ci, err, sizeof(err)) == 0) {
+            checked_in = 1;
             cfg->probe_cc = ci->probe_cc;
             cfg->probe_asn = ci->probe_asn;
             cfg->probe_network_name = ci->probe_network_name[0] ? ci->probe_network_name : NULL;
+            if (ci->clock_offset != 0) {
+                char own[20], theirs[20];
+                cfg->clock_offset = ci->clock_offset;
+                cfg->clock_mono = vt_wall_now() + ci->clock_offset - vt_now();
+                vt_format_time(vt_wall_now(), own);
+                vt_format_time(ci->collector_time, theirs);
+                fprintf(stderr,
+                        "vantage-probe: warning: the system clock says %s UTC, the collector's "
+                        "%s UTC: measurements are dated by the collector's clock (x_clock_offset "
+                        "%.0f s); set the clock (NTP)\n",
+                        own, theirs, ci->clock_offset);
+            }
         } else {
             fprintf(stderr, "vantage-probe: warning: %s; measuring as %s/%s\n", err,
                     cfg->probe_cc ? cfg->probe_cc : "ZZ", cfg->probe_asn ? cfg->probe_asn : "AS0");
@@ -749,6 +817,13 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
         return 0;
     }
     const char *w = vt_spool_cap_warning(*sp);
+    /* A full spool would lose this run's measurements even when the collector, answering again,
+     * is about to empty it at the end of the run: then it is emptied first. */
+    if (w && checked_in) {
+        fprintf(stderr, "vantage-probe: %s; uploading before measuring\n", w);
+        do_upload(o, *sp);
+        w = vt_spool_cap_warning(*sp);
+    }
     if (w) fprintf(stderr, "vantage-probe: warning: %s\n", w);
     return 0;
 }

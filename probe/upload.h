@@ -43,7 +43,19 @@ typedef struct vt_checkin_result {
     char probe_asn[16];
     char probe_network_name[256];
     char targets_version[128];
+    int clock_checked;     /* the answer had a Date: the collector's clock is known */
+    double collector_time; /* that Date (epoch seconds) */
+    double clock_offset;   /* seconds to add to the system clock: 0 unless it is more than
+                            * VT_CLOCK_SKEW_MAX off the collector's */
 } vt_checkin_result;
+
+/* A system clock further than this from the collector's is wrong: measurements are then dated by
+ * the collector's clock (x_clock_offset). */
+#define VT_CLOCK_SKEW_MAX 60
+/* No measurement of this probe can be older than its release (2026-11-01 00:00:00 UTC): a system
+ * clock before it is wrong, and without a collector's clock to correct it `run` measures
+ * nothing. */
+#define VT_CLOCK_FLOOR 1793491200.0
 
 void vt_upload_opts_defaults(vt_upload_opts *o);
 

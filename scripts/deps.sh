@@ -7,7 +7,7 @@ set -euo pipefail
 build=(cmake make gcc pkg-config libevent-dev libc-ares-dev libcurl4-openssl-dev libcjson-dev
        libssl-dev libsqlite3-dev libpq-dev zlib1g-dev libinih-dev libmaxminddb-dev python3 curl
        sqlite3 libcmocka-dev)
-test=(python3 clang openssl time libjs-chart.js libmaxmind-db-writer-perl strace)
+test=(python3 clang openssl time libjs-chart.js libmaxmind-db-writer-perl strace faketime)
 lab=(iproute2 iptables dnsmasq-base nginx-light postgresql sqlite3 curl procps chromium
      openvpn wireguard-go wireguard-tools strongswan-charon ocserv tor)
 case "${1:-build}" in

@@ -27,6 +27,11 @@ typedef struct vt_config {
     const char *control_url; /* collector's control endpoint, NULL: none */
     const char *control_cacert;
     const char *report_id;   /* shared by the measurements of one run */
+    double clock_offset;     /* 0: measurements are dated by the system clock; else it was
+                              * this many seconds off the collector's (x_clock_offset), and they
+                              * are dated vt_now() + clock_mono: a clock stepped by NTP during
+                              * the run does not shift them twice (vt_measurement_now) */
+    double clock_mono;
 } vt_config;
 
 void vt_config_defaults(vt_config *c);

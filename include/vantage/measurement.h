@@ -13,6 +13,8 @@
 int vt_uid_new(char out[VT_UID_LEN + 1]);
 /* "YYYY-MM-DD HH:MM:SS" in UTC. */
 void vt_format_time(double epoch, char out[20]);
+/* Now, for dating a measurement: the system clock, or the collector's when cfg->clock_offset. */
+double vt_measurement_now(const vt_config *cfg);
 /* A report id in OONI's shape: "20261128T120000Z_<test>_<cc>_<asn>_n1_<random>". */
 void vt_report_id_new(char *out, size_t n, double epoch, const char *test_name, const char *cc,
                       const char *asn);

@@ -4,6 +4,7 @@ accepting, failing with 503 first, cutting the connection mid-answer, acknowledg
 answering duplicate, rejecting, refusing whole batches, refusing the token, and over HTTPS with a
 private CA. After each scenario the spool's contents are asserted: nothing acknowledged stays,
 nothing unacknowledged goes, and the collector stored every measurement exactly once."""
+import calendar
 import gzip
 import json
 import os
@@ -285,6 +286,26 @@ def rejects_some(fc, st):
     check(len(fc.requests) == 1, "reject: never retried")
 
 
+def rejected_is_capped(fc, st):
+    # A collector that refuses everything (a version the probe does not fit, for months): each
+    # refusal was kept in spool/rejected/ for good, and nothing bounded it. It keeps the first
+    # 1,000 (probe/spool.h) for a person to read, deletes the ones after, and says so.
+    uids = fill(st, 1003)
+    fc.behaviour = lambda h, ms, k: fc.send_json(h, 200, {"results": [
+        {"uid": m["measurement_uid"], "status": "rejected", "reason": "not wanted"} for m in ms]})
+    rc, err = upload(st, fc.url(), "--upload-batch", "1000")
+    rej = spooled(st, "rejected")
+    check(spooled(st) == [] and len(rej) == 1000 and set(rej) <= set(uids),
+          "rejected cap: 1000 kept, none left to retry (%d kept, %d spooled)"
+          % (len(rej), len(spooled(st))))
+    check(err.count("deleted, not kept") == 3 and "rejected is full" in err,
+          "rejected cap: the deleted ones are named (%s)" % err[-300:])
+    check(rc == 0 and last_upload(st)["rejected"] == 1003, "rejected cap: all counted as rejected")
+    n = len(fc.requests)
+    rc, err = upload(st, fc.url())
+    check(len(fc.requests) == n, "rejected cap: nothing retried")
+
+
 def rejected_by_line_number(fc, st):
     uids = fill(st, 3)
     odd = "short-uid"  # a valid spool name the collector cannot read as a uid
@@ -409,6 +430,59 @@ def damaged_file_set_aside(fc, st):
     check("0" * 32 not in err, "damaged: not reported again")
 
 
+def files_of_another_user(fc, st):
+    # `sudo vantage-probe run` once in a volunteer's state directory leaves root's files there;
+    # the volunteer's cron run (here uid 65534) cannot read them. They stay (nothing lost), the
+    # others go, and the message says whose they are and what to do, not just "Permission denied".
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        print("skip: files of another user need root and setpriv")
+        return
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run(as_nobody + ["test", "-x", PROBE]).returncode != 0:
+        print("skip: %s is not executable by uid 65534" % PROBE)
+        return
+    top = tempfile.mkdtemp(prefix="vt-owner-")
+    os.chmod(top, 0o755)
+    try:
+        state = os.path.join(top, "state")
+        os.makedirs(os.path.join(state, "spool"))
+        mine = fill(state, 3)
+        roots = fill(state, 1)[0]  # written by root, mode 0600
+        os.chmod(os.path.join(state, "spool", roots + ".json"), 0o600)
+        for d, _, files in os.walk(state):
+            os.chown(d, 65534, 65534)
+            for n in files:
+                if roots not in n:
+                    os.chown(os.path.join(d, n), 65534, 65534)
+        e = clean_env()
+        e.update(HOME=top, XDG_CONFIG_HOME=os.path.join(top, "config"),
+                 XDG_STATE_HOME=os.path.join(top, "default-state"),
+                 VANTAGE_SYSTEM_CONFIG=os.path.join(top, "no-such-probe.conf"))
+        p = subprocess.run(as_nobody + [PROBE, "upload", "--state-dir", state, "--collector",
+                                        fc.url()] + FAST, capture_output=True, text=True,
+                           timeout=60, env=e)
+        once_each(fc, mine, "another user's file")
+        check(spooled(state) == [roots], "another user's file: left in place, nothing lost")
+        check(p.returncode == 1 and "belongs to uid 0" in p.stderr and "chown" in p.stderr,
+              "another user's file: named with its owner (%d %s)" % (p.returncode, p.stderr))
+        # A state directory root made: the run says whose it is before measuring anything.
+        rootstate = os.path.join(top, "rootstate")
+        os.makedirs(rootstate)
+        os.chmod(rootstate, 0o755)
+        targets = os.path.join(top, "targets.json")
+        shutil.copy(targets_file(st, fc.port, 1), targets)
+        os.chmod(targets, 0o644)
+        p = subprocess.run(as_nobody + [PROBE, "run", "--quiet", "--accept-risks", "--targets",
+                                        targets, "--state-dir", rootstate,
+                                        "--no-upload", "--output", "/dev/null"],
+                           capture_output=True, text=True, timeout=60, env=e)
+        check(p.returncode == 1 and "run.lock" in p.stderr and "belongs to uid 0" in p.stderr,
+              "another user's state directory: named with its owner (%d %s)"
+              % (p.returncode, p.stderr))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def collector_down(fc, st):
     uids = fill(st, 3)
     port = fc.port
@@ -480,6 +554,111 @@ def run_checks_in_spools_and_uploads(fc, st):
     check(err.strip() == "", "run --quiet: nothing printed when all was acknowledged (%r)" % err)
 
 
+def start_time(m):
+    return calendar.timegm(time.strptime(m["measurement_start_time"], "%Y-%m-%d %H:%M:%S"))
+
+
+def dates_like_a_collector(fc):
+    """A behaviour that refuses what vantage-collector refuses: a start time before 2012 or more
+    than a day after the collector's clock (collector/ingest.c)."""
+    def b(h, ms, k):
+        now = time.time() + fc.clock_offset
+        ok = [m for m in ms if 1325376000 <= start_time(m) <= now + 86400]
+        res = fc.store(ok) + [{"uid": m["measurement_uid"], "status": "rejected",
+                               "reason": "measurement_start_time out of bounds"}
+                              for m in ms if m not in ok]
+        fc.send_json(h, 200, {"results": res})
+    return b
+
+
+def run_with_wrong_clock(fc, st):
+    # A board without a battery-backed clock, run before NTP: the probe's clock is three years
+    # behind the collector's (here: the collector's Date is three years ahead of this machine).
+    # The measurements are dated by the collector's clock, say so, and are all accepted; before,
+    # they were stored three years in the past (or, with a clock ahead, refused for good).
+    years = 3 * 365 * 86400
+    fc.clock_offset = years
+    fc.behaviour = dates_like_a_collector(fc)
+    targets = targets_file(st, fc.port, 3)
+    rc, err, out = run(st, fc.url(), targets)
+    check(rc == 0, "clock: exit 0 (got %d: %s)" % (rc, err))
+    check(len(out) == 3 and all(m.get("x_clock_offset") and abs(m["x_clock_offset"] - years) < 5
+                                for m in out),
+          "clock: x_clock_offset says how far off the clock was (%r)"
+          % [m.get("x_clock_offset") for m in out])
+    check(all(abs(start_time(m) - (time.time() + years)) < 120 for m in out),
+          "clock: dated by the collector's clock (%r)" % [m["measurement_start_time"] for m in out])
+    check(all(m["report_id"].startswith(time.strftime("%Y", time.gmtime(time.time() + years)))
+              for m in out), "clock: the report id too")
+    check("set the clock" in err, "clock: the volunteer is told, even with --quiet (%r)" % err)
+    once_each(fc, [m["measurement_uid"] for m in out], "clock")
+    check(spooled(st) == [] and spooled(st, "rejected") == [], "clock: nothing refused")
+    # A clock ahead of the collector's: corrected the same way, never refused.
+    st2 = new_state("clock-ahead")
+    fc.clock_offset = -2 * 86400
+    rc, err, out = run(st2, fc.url(), targets)
+    check(rc == 0 and len(out) == 3 and spooled(st2, "rejected") == [] and
+          all(abs(m.get("x_clock_offset", 0) + 2 * 86400) < 5 for m in out),
+          "clock ahead: corrected, nothing refused (%d %s)" % (rc, err))
+    # A right clock: no correction, no word about it.
+    st3 = new_state("clock-right")
+    fc.clock_offset = 0
+    rc, err, out = run(st3, fc.url(), targets)
+    check(rc == 0 and len(out) == 3 and all("x_clock_offset" not in m for m in out) and
+          "clock" not in err, "clock right: no x_clock_offset (%d %s)" % (rc, err))
+
+
+def run_with_clock_in_1970(fc, st):
+    # The same board without a collector to ask: a clock before the probe's release cannot date
+    # anything, so nothing is measured (exit 1, said plainly) rather than spooled and refused by
+    # the collector for good. With the collector, the run is dated by its clock.
+    if not shutil.which("faketime"):
+        print("skip: faketime not installed (apt-get install faketime)")
+        return
+    targets = targets_file(st, fc.port, 2)
+    e = clean_env()
+    # A sanitized build wants its runtime first among the preloaded libraries: faketime's
+    # (it only replaces the clock functions) may come before it.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    out = os.path.join(st, "..", "clock-1970-out.jsonl")
+    base = ["faketime", "-f", "@1970-01-01 00:05:00", PROBE, "run", "--quiet", "--accept-risks",
+            "--targets", targets, "--state-dir", st, "--output", out, "--timeout", "5"] + FAST
+    p = subprocess.run(base + ["--no-upload"], capture_output=True, text=True, timeout=120, env=e)
+    check(p.returncode == 1 and "1970-01-01" in p.stderr and "not measuring" in p.stderr,
+          "1970, no collector: exit 1, the clock named (%d %s)" % (p.returncode, p.stderr))
+    check(spooled(st) == [] and fc.requests == [], "1970, no collector: nothing measured")
+    fc.behaviour = dates_like_a_collector(fc)
+    p = subprocess.run(base + ["--collector", fc.url()], capture_output=True, text=True,
+                       timeout=120, env=e)
+    ms = [json.loads(l) for l in open(out)]
+    check(p.returncode == 0 and len(ms) == 2 and spooled(st, "rejected") == [] and
+          all(abs(start_time(m) - time.time()) < 120 for m in ms),
+          "1970, with the collector: dated by its clock, accepted (%d %s)"
+          % (p.returncode, p.stderr))
+    once_each(fc, [m["measurement_uid"] for m in ms], "1970")
+
+
+def run_with_full_spool(fc, st):
+    # Weeks without the collector filled the spool to its cap (50,000 measurements, probe/spool.h).
+    # The collector answers again: the run empties the spool before measuring, so that its own
+    # measurements are not lost to the cap (before, they were: exit 1, then the upload emptied it).
+    m = measurement("0" * 32)
+    uids = []
+    for _ in range(50000):
+        uid = secrets.token_hex(16)
+        m["measurement_uid"] = uid
+        with open(os.path.join(st, "spool", uid + ".json"), "w") as f:
+            json.dump(m, f)
+        uids.append(uid)
+    targets = targets_file(st, fc.port, 2)
+    rc, err, out = run(st, fc.url(), targets, "--upload-batch", "1000")
+    check(rc == 0, "full spool: exit 0, nothing lost (got %d: %s)" % (rc, err[-400:]))
+    check("uploading before measuring" in err, "full spool: says what it does (%s)" % err[-300:])
+    check(len(out) == 2 and spooled(st) == [], "full spool: measured, everything sent")
+    once_each(fc, uids + [x["measurement_uid"] for x in out], "full spool")
+
+
 def run_without_upload_keeps_the_spool(fc, st):
     targets = targets_file(st, fc.port, 3)
     rc, err, out = run(st, fc.url(), targets, "--no-upload")
@@ -542,13 +721,17 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("cut-before", cut_before_answer), ("acks-some", acks_some),
                  ("duplicates", duplicates), ("garbage", garbage_answer),
                  ("rejects", rejects_some), ("reject-line", rejected_by_line_number),
+                 ("rejected-cap", rejected_is_capped),
                  ("bisect", whole_batch_refused), ("proxy-400", proxy_refuses_everything),
                  ("concurrent", concurrent_uploads),
                  ("token-refused", token_refused), ("damaged", damaged_file_set_aside),
-                 ("down", collector_down), ("http", plain_http_only_on_loopback),
+                 ("owner", files_of_another_user), ("down", collector_down),
+                 ("http", plain_http_only_on_loopback),
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),
                  ("run-down", run_with_collector_down), ("disk-full", run_with_disk_full),
+                 ("full-spool", run_with_full_spool), ("clock", run_with_wrong_clock),
+                 ("clock-1970", run_with_clock_in_1970),
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
 

@@ -9,6 +9,8 @@ import http.server
 import json
 import ssl
 import threading
+import time
+import email.utils
 
 
 class FakeCollector:
@@ -21,6 +23,7 @@ class FakeCollector:
         self.checkin_answer = {"probe_cc": "DE", "probe_asn": "AS3320",
                                "probe_network_name": "Deutsche Telekom AG",
                                "targets_version": "7"}
+        self.clock_offset = 0  # seconds: the Date its answers carry is this far from ours
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,6 +31,9 @@ class FakeCollector:
 
             def log_message(self, *a):
                 pass
+
+            def date_time_string(self, timestamp=None):
+                return email.utils.formatdate(time.time() + outer.clock_offset, usegmt=True)
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))

@@ -223,6 +223,38 @@ static char *slurp_spool(fixture *f, const char *name)
     return buf;
 }
 
+/* spool/rejected/ is capped: past it a refused measurement is deleted, not kept; the count
+ * includes what earlier runs left there. */
+static void rejected_is_capped(void **state)
+{
+    fixture *f = *state;
+    char err[512];
+    vt_spool_set_rejected_limits(f->sp, 2, 0);
+    put(f, "r1");
+    put(f, "r2");
+    put(f, "r3");
+    assert_int_equal(vt_spool_reject(f->sp, "r1", "no", err, sizeof(err)), 0);
+    assert_int_equal(vt_spool_reject(f->sp, "r2", "no", err, sizeof(err)), 0);
+    assert_int_equal(vt_spool_reject(f->sp, "r3", "no", err, sizeof(err)), 1);
+    assert_false(exists(f, "", "r3.json"));
+    assert_false(exists(f, "rejected", "r3.json"));
+    assert_true(exists(f, "rejected", "r2.json"));
+    /* A new process counts what is there. */
+    vt_spool_close(f->sp);
+    f->sp = vt_spool_open(f->state, err, sizeof(err));
+    assert_non_null(f->sp);
+    vt_spool_set_rejected_limits(f->sp, 3, 0);
+    put(f, "r4");
+    put(f, "r5");
+    assert_int_equal(vt_spool_reject(f->sp, "r4", "no", err, sizeof(err)), 0);
+    assert_int_equal(vt_spool_reject(f->sp, "r5", "no", err, sizeof(err)), 1);
+    /* And a byte cap: the reasons count too. */
+    vt_spool_set_rejected_limits(f->sp, 0, 1);
+    put(f, "r6");
+    assert_int_equal(vt_spool_reject(f->sp, "r6", "no", err, sizeof(err)), 1);
+    assert_false(exists(f, "", "r6.json"));
+}
+
 static void rejected_moves_to_rejected_with_its_reason(void **state)
 {
     fixture *f = *state;
@@ -857,6 +889,7 @@ int main(void)
         T(bad_uids_are_refused),
         T(ack_deletes_only_the_acknowledged_uid),
         T(rejected_moves_to_rejected_with_its_reason),
+        T(rejected_is_capped),
         T(stale_tmp_files_are_removed_on_open_but_a_live_writer_is_left_alone),
         T(damaged_files_are_set_aside_once),
         T(disk_full_on_write_stores_nothing_and_says_so),
