@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "vantage/addr.h"
+#include "vantage/failure.h"
 #include "vantage/http.h"
 #include "vantage/json.h"
 #include "vantage/task.h"
@@ -70,6 +71,7 @@ typedef struct ep {
     char dns_failure_a[VT_FAILURE_MAX], dns_failure_aaaa[VT_FAILURE_MAX];
     char dns_failure[VT_FAILURE_MAX];
     int dns_failed;
+    int dns_asked_again; /* the system resolver was asked a second time (after_dns) */
     int tcp_attempts, tcp_ok;
     char tcp_failure[VT_FAILURE_MAX];
     int tls_attempts, tls_ok;
@@ -513,9 +515,27 @@ static void start_http(ep *e)
 
 /* ---- the endpoint's state machine ---- */
 
+/* The system resolver's lookups gave no address and one of them timed out or said SERVFAIL:
+ * what a resolver that drops some queries, or answers a name not in its cache too late, does as
+ * well as a censor dropping the queries for one name. */
+static int dns_transient(const ep *e)
+{
+    return vt_failure_is_timeout(e->dns_failure_a) || vt_failure_is_timeout(e->dns_failure_aaaa) ||
+           strcmp(e->dns_failure_a, "dns_servfail_error") == 0 ||
+           strcmp(e->dns_failure_aaaa, "dns_servfail_error") == 0;
+}
+
 static void after_dns(ep *e)
 {
     e->dns_t1 = vt_now();
+    /* Asked once more before the name counts as failed: a censor drops every query for the
+     * name, a flaky or slow resolver answers the second one (or its cache does). Both rounds
+     * are in "queries". */
+    if (e->addrs.n == 0 && !e->dns_asked_again && dns_transient(e) && within_deadline(e, 1)) {
+        e->dns_asked_again = 1;
+        start_lookups(e, e->host, ROLE_MAIN, 0);
+        return;
+    }
     if (e->addrs.n == 0) {
         e->dns_failed = 1;
         lookup_failure(e, e->dns_failure);
