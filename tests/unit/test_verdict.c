@@ -712,6 +712,50 @@ static void test_throttled(void **st)
     cJSON_Delete(tk);
 }
 
+/* The target's download shared the link with other targets' downloads (x_concurrent_downloads,
+ * their mean number while it ran), while the canary's ran alone: a slow link shared, not
+ * throttling (lab scenario 18). */
+static void test_throttled_shared_link(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    c.canary_bps = 2e6; /* a 2 Mbit/s home link, the canary alone on it */
+    /* eight downloads at once: 250 kbit/s each, 1/8 of the canary's */
+    cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 250000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            7.6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* the same rate with the link to itself: throttled */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 250000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            1);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+    /* a policer at 128 kbit/s on a fast link is still throttling, shared or not */
+    c.canary_bps = 50e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 128000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            8);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+    /* a value below 1 (a hostile or broken file) counts as 1, not as a smaller share */
+    c.canary_bps = 2e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 250000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            0.01);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+}
+
 /* The large resource's last request (transaction 5, t0..t1) and its byte samples {t, bytes}. */
 static void add_large_samples(cJSON *tk, double t0, double t1, const double (*smp)[2], size_t n)
 {
@@ -942,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_transfer_cut),
         cmocka_unit_test(test_cdn),
         cmocka_unit_test(test_hostile),
