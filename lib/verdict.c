@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "vantage/http.h"
 #include "vantage/json.h"
+#include "vantage/tcp.h"
 #include "vantage/tls.h"
 #include "vantage/vpn_verdict.h"
 
@@ -1050,12 +1052,21 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
 
     /* From here DNS was consistent (or could not be checked): a later phase failed. */
+    /* The failed connect or handshake, tried again once the measurement was over, worked: a
+     * passing failure (packets lost for a while, a server's hiccup); a block fails again. */
+    int repeat_ok = cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+                    (strcmp(phase, "tcp") == 0 || strcmp(phase, "tls") == 0);
     if (strcmp(phase, "tcp") == 0) {
         if (local_connect_failures(tk))
             set(&d, "inconclusive", "tcp",
                 "This device cannot connect to %s's addresses at all (%s): no route of its own "
                 "to them (an IPv6 address without IPv6 here, a local firewall), which says "
                 "nothing about the network.",
+                host, failure ? failure : "failure");
+        else if (repeat_ok)
+            set(&d, "inconclusive", "tcp",
+                "Connecting to %s failed (%s), but the same connection worked when tried again "
+                "a moment later: a passing failure of the network, not a block.",
                 host, failure ? failure : "failure");
         else if (cv.have && cv.tcp_ok)
             set(&d, "tcp_blocking", "tcp",
@@ -1092,6 +1103,14 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     "cannot be told whether the connection is intercepted or the site is "
                     "misconfigured.",
                     host, failure);
+            goto out;
+        }
+        if (repeat_ok && is_interference(failure)) {
+            set(&d, "inconclusive", "tls",
+                "The secure connection to %s failed (%s), but the same handshake, with the same "
+                "name, worked when tried again a moment later: a passing failure of the "
+                "network, not a block.",
+                host, failure ? failure : "failure");
             goto out;
         }
         if (swap_run && !swap_failure && is_interference(failure)) {
@@ -1191,6 +1210,10 @@ out:;
         cJSON_AddItemToObject(ev, "sni_swap", cJSON_Duplicate(in->sni_swap, 1));
     else
         cJSON_AddNullToObject(ev, "sni_swap");
+    if (cJSON_IsObject(in->repeat))
+        cJSON_AddItemToObject(ev, "repeat", cJSON_Duplicate(in->repeat, 1));
+    else
+        cJSON_AddNullToObject(ev, "repeat");
     vt_json_add_string_or_null(ev, "fingerprint", d.fp ? d.fp->name : NULL);
     if (target_bps > 0)
         cJSON_AddNumberToObject(ev, "throughput_bps", target_bps);
@@ -1243,6 +1266,7 @@ typedef struct vapply {
     char host[256];
     int port, https;
     cJSON *swap;
+    cJSON *repeat;
     cJSON *control_body; /* the whole control answer; test_keys inside */
     const cJSON *control_tk;
     char control_error[256];
@@ -1258,6 +1282,7 @@ static void finish(vapply *va)
         .host = va->host[0] ? va->host : NULL,
         .https = va->https,
         .sni_swap = va->swap,
+        .repeat = va->repeat,
         .control = va->control_tk,
         .control_error = va->control_error[0] ? va->control_error : NULL,
         .fps = env->fingerprints,
@@ -1267,6 +1292,7 @@ static void finish(vapply *va)
     vt_verdict_done_fn done = va->done;
     void *arg = va->arg;
     cJSON_Delete(va->swap);
+    cJSON_Delete(va->repeat);
     cJSON_Delete(va->control_body);
     free(va->request);
     free(va);
@@ -1290,6 +1316,36 @@ static void swap_cb(const vt_tls_result *r, void *arg)
         vt_json_add_time(s, "t", r->t);
     }
     va->swap = s;
+    step_done(va);
+}
+
+static cJSON *repeat_json(const char *address, const char *server_name, const char *failure,
+                          double t0, double t)
+{
+    cJSON *s = cJSON_CreateObject();
+    if (!s) return NULL;
+    cJSON_AddStringToObject(s, "address", address);
+    vt_json_add_string_or_null(s, "server_name", server_name);
+    vt_json_add_failure(s, "failure", failure);
+    vt_json_add_time(s, "t0", t0);
+    vt_json_add_time(s, "t", t);
+    return s;
+}
+
+static void repeat_tls_cb(const vt_tls_result *r, void *arg)
+{
+    vapply *va = arg;
+    va->repeat = repeat_json(r->address, r->server_name, r->failure, r->t0, r->t);
+    step_done(va);
+}
+
+static void repeat_tcp_cb(const vt_tcp_result *r, int fd, void *arg)
+{
+    vapply *va = arg;
+    if (fd >= 0) close(fd);
+    char addr[INET6_ADDRSTRLEN + 8];
+    snprintf(addr, sizeof(addr), strchr(r->ip, ':') ? "[%s]:%d" : "%s:%d", r->ip, r->port);
+    va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
     step_done(va);
 }
 
@@ -1404,6 +1460,61 @@ static void start_swap(vapply *va)
     if (vt_tls_handshake(t->env->loop, t->env->tls, &o, swap_cb, va) < 0) va->pending--;
 }
 
+/* The first failed connect of the measured host (tcp phase): its address and port. */
+static int failed_connect(const cJSON *tk, char *ip, size_t iplen, int *port)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect"))
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
+        const char *a = str_or_null(e, "ip");
+        int p = (int)num_or(e, "port", 0);
+        if (!a || p <= 0 || !str_or_null(st, "failure")) continue;
+        snprintf(ip, iplen, "%s", a);
+        *port = p;
+        return 0;
+    }
+    return -1;
+}
+
+/* A web or endpoint measurement that failed at connecting or at the TLS handshake the way
+ * packet loss makes them fail too (a timeout, a reset, an EOF; any connect failure but this
+ * device's own): the same connect or handshake (with the same name) once more. A censor's block
+ * repeats; a passing loss of packets does not. */
+static void start_repeat(vapply *va)
+{
+    vt_task *t = va->t;
+    const cJSON *tk = t->test_keys;
+    const char *phase = str_or_null(tk, "failure_phase");
+    const char *failure = str_or_null(tk, "failure");
+    const char *kind = t->target->kind;
+    const vt_config *cfg = t->env->cfg;
+    char ip[INET6_ADDRSTRLEN + 8];
+    int port = 0;
+    if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0)) return;
+    if (strcmp(phase, "tcp") == 0) {
+        if (local_connect_failures(tk) || failed_connect(tk, ip, sizeof(ip), &port) < 0) return;
+        va->pending++;
+        if (vt_tcp_connect(t->env->loop, ip, port, cfg ? cfg->connect_timeout_ms : 10000, t->t0,
+                           repeat_tcp_cb, va) < 0)
+            va->pending--;
+        return;
+    }
+    if (strcmp(phase, "tls") != 0 || !is_interference(failure) || !t->env->tls) return;
+    if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0) return;
+    vt_tls_opts o = {
+        .ip = ip,
+        .port = port,
+        .sni = va->host,
+        .no_verify = 1, /* whether the handshake completes; its certificate was not the issue */
+        .connect_timeout_ms = cfg ? cfg->connect_timeout_ms : 10000,
+        .tls_timeout_ms = cfg ? cfg->tls_timeout_ms : 10000,
+        .t_base = t->t0,
+    };
+    va->pending++;
+    if (vt_tls_handshake(t->env->loop, t->env->tls, &o, repeat_tls_cb, va) < 0) va->pending--;
+}
+
 void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn done, void *arg)
 {
     vapply *va = calloc(1, sizeof(*va));
@@ -1427,6 +1538,7 @@ void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn 
     int offline = ctx && ctx->n_canaries > 0 && ctx->n_canaries_ok == 0;
     if (!offline && t->test_keys && va->host[0] && t->env) {
         start_swap(va);
+        start_repeat(va);
         const char *vin = vpn_control_input(t);
         if (vin)
             start_control(va, vin, "endpoint");

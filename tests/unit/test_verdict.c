@@ -125,6 +125,28 @@ static void decide(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const
     assert_true(cJSON_IsBool(cJSON_GetObjectItem(tk, "blocking_confirmed")));
 }
 
+/* decide() with the failed connect or handshake tried again (repeat: {failure}). */
+static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const cJSON *swap,
+                          const char *repeat_failure)
+{
+    cJSON *rp = cJSON_CreateObject();
+    cJSON_AddStringToObject(rp, "address", "10.10.10.10:443");
+    if (repeat_failure)
+        cJSON_AddStringToObject(rp, "failure", repeat_failure);
+    else
+        cJSON_AddNullToObject(rp, "failure");
+    vt_verdict_inputs in = {.ctx = ctx,
+                            .host = "t.example",
+                            .https = 1,
+                            .sni_swap = swap,
+                            .repeat = rp,
+                            .control = ctl,
+                            .probe_cc = "ZZ"};
+    vt_verdict_decide(tk, &in);
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "repeat")));
+    cJSON_Delete(rp);
+}
+
 static void test_ok(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -622,6 +644,42 @@ static void test_http(void **st)
     cJSON_Delete(bad);
 }
 
+/* Packet loss makes one connect or handshake time out (or a reset, EOF) while the control
+ * connects and the SNI swap completes: when the same connect or handshake works when tried
+ * again, that was a passing failure, not a block (lab scenario 19). A block fails again. */
+static void test_repeat(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ok = control(NULL, NULL, 1), *sw_ok = swap(NULL);
+    cJSON *tk = keys("tcp", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("10.10.10.10", 443, 0));
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(s(tk, "verdict_phase"), "tcp");
+    decide_repeat(tk, &c, ok, NULL, "generic_timeout_error");
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    cJSON_Delete(tk);
+    for (int i = 0; i < 3; i++) {
+        const char *f[] = {"generic_timeout_error", "connection_reset", "eof_error"};
+        tk = keys("tls", f[i], "10.10.10.10", NULL, "10.10.10.10", NULL);
+        decide_repeat(tk, &c, ok, sw_ok, NULL);
+        assert_string_equal(s(tk, "verdict"), "inconclusive");
+        assert_string_equal(s(tk, "verdict_phase"), "tls");
+        decide_repeat(tk, &c, ok, sw_ok, f[i]); /* SNI filtering: the same name fails again */
+        assert_string_equal(s(tk, "verdict"), "tls_blocking");
+        cJSON_Delete(tk);
+    }
+    /* an untrusted certificate is the interceptor's answer, not a passing failure */
+    tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    cJSON_Delete(tk);
+    cJSON_Delete(ok);
+    cJSON_Delete(sw_ok);
+}
+
 static void add_large(cJSON *tk, double bytes, double bps, const char *failure)
 {
     cJSON *x = cJSON_AddObjectToObject(tk, "x_large_resource");
@@ -987,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_shared_link),
+        cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_transfer_cut),
         cmocka_unit_test(test_cdn),
         cmocka_unit_test(test_hostile),
