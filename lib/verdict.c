@@ -1054,8 +1054,9 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     /* From here DNS was consistent (or could not be checked): a later phase failed. */
     /* The failed connect or handshake, tried again once the measurement was over, worked: a
      * passing failure (packets lost for a while, a server's hiccup); a block fails again. */
-    int repeat_ok = cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
-                    (strcmp(phase, "tcp") == 0 || strcmp(phase, "tls") == 0);
+    int repeat_ok =
+        cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+        (strcmp(phase, "tcp") == 0 || strcmp(phase, "tls") == 0 || strcmp(phase, "http") == 0);
     if (strcmp(phase, "tcp") == 0) {
         if (local_connect_failures(tk))
             set(&d, "inconclusive", "tcp",
@@ -1144,7 +1145,12 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
     if (strcmp(phase, "http") == 0) {
-        if (cv.have && !cv.phase && !is_interference(failure))
+        if (repeat_ok && is_interference(failure))
+            set(&d, "inconclusive", "http",
+                "The request for %s failed (%s), but the same request worked when tried again "
+                "a moment later: a passing failure of the network, not a block.",
+                host, failure ? failure : "failure");
+        else if (cv.have && !cv.phase && !is_interference(failure))
             set(&d, "inconclusive", "http",
                 "The request for %s fails here (%s) while the control loads the page, but not "
                 "the way requests are cut (a reset, a timeout, the connection closed): this "
@@ -1349,6 +1355,17 @@ static void repeat_tcp_cb(const vt_tcp_result *r, int fd, void *arg)
     step_done(va);
 }
 
+static void repeat_http_cb(vt_http_result *r, void *arg)
+{
+    vapply *va = arg;
+    char addr[INET6_ADDRSTRLEN + 8] = "";
+    if (r->primary_ip[0])
+        snprintf(addr, sizeof(addr), strchr(r->primary_ip, ':') ? "[%s]:%ld" : "%s:%ld",
+                 r->primary_ip, r->primary_port);
+    va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
+    step_done(va);
+}
+
 static void control_cb(vt_http_result *r, void *arg)
 {
     vapply *va = arg;
@@ -1477,6 +1494,42 @@ static int failed_connect(const cJSON *tk, char *ip, size_t iplen, int *port)
     return -1;
 }
 
+/* The http phase: the last request, when it failed the way cuts do and its host is the measured
+ * one, asked again of the addresses the probe's resolver gave (none other is known here). */
+static void start_repeat_http(vapply *va, const char *failure, const vt_config *cfg)
+{
+    vt_task *t = va->t;
+    const cJSON *tk = t->test_keys;
+    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(tk, "requests");
+    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+    const char *url = str_or_null(cJSON_GetObjectItemCaseSensitive(last, "request"), "url");
+    char h[256];
+    addrset sys;
+    if (!is_interference(failure) || !str_or_null(last, "failure") || !url ||
+        vt_verdict_endpoint_host(url, h, sizeof(h), NULL, NULL) < 0 || strcasecmp(h, va->host) != 0)
+        return;
+    dns_view(tk, va->host, 0, &sys);
+    const char *addrs[MAX_ADDRS + 1];
+    size_t n = 0;
+    unsigned char b[16];
+    if (inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1) addrs[n++] = h;
+    for (size_t i = 0; i < sys.n && n < MAX_ADDRS; i++)
+        addrs[n++] = sys.a[i];
+    addrs[n] = NULL;
+    if (!n) return;
+    vt_http_opts o = {
+        .url = url,
+        .addrs = addrs,
+        .cacert = cfg ? cfg->cacert : NULL,
+        .timeout_ms = cfg && cfg->http_timeout_ms > 0 ? cfg->http_timeout_ms : 30000,
+        .max_body = 4096,
+        .user_agent = cfg ? cfg->user_agent : NULL,
+        .t_base = t->t0,
+    };
+    va->pending++;
+    if (vt_http_request(t->env->loop, &o, repeat_http_cb, va) < 0) va->pending--;
+}
+
 /* A web or endpoint measurement that failed at connecting or at the TLS handshake the way
  * packet loss makes them fail too (a timeout, a reset, an EOF; any connect failure but this
  * device's own): the same connect or handshake (with the same name) once more. A censor's block
@@ -1498,6 +1551,10 @@ static void start_repeat(vapply *va)
         if (vt_tcp_connect(t->env->loop, ip, port, cfg ? cfg->connect_timeout_ms : 10000, t->t0,
                            repeat_tcp_cb, va) < 0)
             va->pending--;
+        return;
+    }
+    if (strcmp(phase, "http") == 0) {
+        start_repeat_http(va, failure, cfg);
         return;
     }
     if (strcmp(phase, "tls") != 0 || !is_interference(failure) || !t->env->tls) return;

@@ -671,6 +671,14 @@ static void test_repeat(void **st)
         assert_string_equal(s(tk, "verdict"), "tls_blocking");
         cJSON_Delete(tk);
     }
+    /* a request cut after the handshake (a timeout, a reset) that works when asked again */
+    tk = keys("http", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    decide_repeat(tk, &c, ok, NULL, "connection_reset");
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
     /* an untrusted certificate is the interceptor's answer, not a passing failure */
     tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
     decide_repeat(tk, &c, ok, NULL, NULL);
