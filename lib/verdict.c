@@ -21,6 +21,7 @@
 
 #include "vantage/http.h"
 #include "vantage/json.h"
+#include "vantage/loop.h"
 #include "vantage/tcp.h"
 #include "vantage/tls.h"
 #include "vantage/vpn_verdict.h"
@@ -1494,6 +1495,18 @@ static int failed_connect(const cJSON *tk, char *ip, size_t iplen, int *port)
     return -1;
 }
 
+/* A repeat's timeout: ms, cut to what is left of the task's deadline (cfg->task_deadline_ms,
+ * as the kind's own steps are: the collector's control caps its run so), 0 when none is left. */
+static int repeat_timeout(const vt_task *t, int ms)
+{
+    const vt_config *cfg = t->env->cfg;
+    if (ms <= 0) ms = 10000;
+    if (!cfg || cfg->task_deadline_ms <= 0) return ms;
+    double left = cfg->task_deadline_ms - (vt_now() - t->t0) * 1000.0;
+    if (left < 1) return 0;
+    return left < ms ? (int)left : ms;
+}
+
 /* The http phase: the last request, when it failed the way cuts do and its host is the measured
  * one, asked again of the addresses the probe's resolver gave (none other is known here). */
 static void start_repeat_http(vapply *va, const char *failure, const vt_config *cfg)
@@ -1516,12 +1529,13 @@ static void start_repeat_http(vapply *va, const char *failure, const vt_config *
     for (size_t i = 0; i < sys.n && n < MAX_ADDRS; i++)
         addrs[n++] = sys.a[i];
     addrs[n] = NULL;
-    if (!n) return;
+    int timeout = repeat_timeout(t, cfg ? cfg->http_timeout_ms : 0);
+    if (!n || !timeout) return;
     vt_http_opts o = {
         .url = url,
         .addrs = addrs,
         .cacert = cfg ? cfg->cacert : NULL,
-        .timeout_ms = cfg && cfg->http_timeout_ms > 0 ? cfg->http_timeout_ms : 30000,
+        .timeout_ms = timeout,
         .max_body = 4096,
         .user_agent = cfg ? cfg->user_agent : NULL,
         .t_base = t->t0,
@@ -1546,10 +1560,11 @@ static void start_repeat(vapply *va)
     int port = 0;
     if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0)) return;
     if (strcmp(phase, "tcp") == 0) {
-        if (local_connect_failures(tk) || failed_connect(tk, ip, sizeof(ip), &port) < 0) return;
+        int timeout = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
+        if (local_connect_failures(tk) || failed_connect(tk, ip, sizeof(ip), &port) < 0 || !timeout)
+            return;
         va->pending++;
-        if (vt_tcp_connect(t->env->loop, ip, port, cfg ? cfg->connect_timeout_ms : 10000, t->t0,
-                           repeat_tcp_cb, va) < 0)
+        if (vt_tcp_connect(t->env->loop, ip, port, timeout, t->t0, repeat_tcp_cb, va) < 0)
             va->pending--;
         return;
     }
@@ -1558,14 +1573,16 @@ static void start_repeat(vapply *va)
         return;
     }
     if (strcmp(phase, "tls") != 0 || !is_interference(failure) || !t->env->tls) return;
-    if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0) return;
+    int ct = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
+    int tt = repeat_timeout(t, cfg ? cfg->tls_timeout_ms : 0);
+    if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0 || !ct || !tt) return;
     vt_tls_opts o = {
         .ip = ip,
         .port = port,
         .sni = va->host,
         .no_verify = 1, /* whether the handshake completes; its certificate was not the issue */
-        .connect_timeout_ms = cfg ? cfg->connect_timeout_ms : 10000,
-        .tls_timeout_ms = cfg ? cfg->tls_timeout_ms : 10000,
+        .connect_timeout_ms = ct,
+        .tls_timeout_ms = tt,
         .t_base = t->t0,
     };
     va->pending++;
