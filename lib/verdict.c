@@ -1044,6 +1044,13 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                 "The network's resolver could not be reached to look up %s (%s): a failure of "
                 "the resolver or of the way to it, which says nothing about the name.",
                 host, f);
+        else if (sys.n)
+            /* its lookups failed, but another lookup of the name here answered (the large
+             * resource's, a later one): not the "nothing to compare with" case below */
+            set(&d, "inconclusive", "dns",
+                "The network's DNS failed for %s (%s), but another lookup of the name from here "
+                "answered: a passing failure of the resolver, not a block.",
+                host, failure ? failure : "no answer");
         else
             set(&d, "inconclusive", "dns",
                 "The network's DNS failed for %s (%s) and there was no second resolver or control "

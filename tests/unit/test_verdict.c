@@ -147,6 +147,24 @@ static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl
     cJSON_Delete(rp);
 }
 
+/* The page's lookups timed out, but another lookup of the name in the same measurement (the
+ * large resource's) answered, as the second resolver did: inconclusive, and the reason must not
+ * say there was nothing to compare with. */
+static void test_dns_failed_then_answered(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("dns", "generic_timeout_error", NULL, "generic_timeout_error",
+                     "10.10.10.10", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "queries"),
+                         query("t.example", "system", NULL, "10.10.10.10"));
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_null(strstr(s(tk, "verdict_reason"), "no second resolver"));
+    assert_non_null(strstr(s(tk, "verdict_reason"), "another lookup"));
+    cJSON_Delete(tk);
+}
+
 static void test_ok(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -1054,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_repeat),
+        cmocka_unit_test(test_dns_failed_then_answered),
         cmocka_unit_test(test_transfer_cut),
         cmocka_unit_test(test_cdn),
         cmocka_unit_test(test_hostile),
