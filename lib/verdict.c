@@ -15,11 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "vantage/http.h"
 #include "vantage/json.h"
+#include "vantage/loop.h"
+#include "vantage/tcp.h"
 #include "vantage/tls.h"
 #include "vantage/vpn_verdict.h"
 
@@ -1006,7 +1009,15 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         }
         if (target_bps > 0 && in->ctx && in->ctx->canary_bps > 0) {
             ratio = target_bps / in->ctx->canary_bps;
-            if (ratio < VT_VERDICT_THROTTLE_RATIO && target_bps < VT_VERDICT_THROTTLE_MAX_BPS) {
+            /* The canary's download ran alone; this one may have shared the link with other
+             * targets' downloads (x_concurrent_downloads, their mean number while it ran): on a
+             * slow link each gets its share, which is no throttling. Its rate times that number
+             * is what it would have had alone, at most. */
+            double shared = num_or(cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource"),
+                                   "x_concurrent_downloads", 1);
+            if (shared < 1) shared = 1;
+            if (ratio * shared < VT_VERDICT_THROTTLE_RATIO &&
+                target_bps < VT_VERDICT_THROTTLE_MAX_BPS) {
                 set(&d, "throttled", "http",
                     "%s works but downloads at only %.0f kbit/s, while a reference site "
                     "reached %.0f kbit/s from here in the same run (%.0f times faster): it is "
@@ -1033,6 +1044,13 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                 "The network's resolver could not be reached to look up %s (%s): a failure of "
                 "the resolver or of the way to it, which says nothing about the name.",
                 host, f);
+        else if (sys.n)
+            /* its lookups failed, but another lookup of the name here answered (the large
+             * resource's, a later one): not the "nothing to compare with" case below */
+            set(&d, "inconclusive", "dns",
+                "The network's DNS failed for %s (%s), but another lookup of the name from here "
+                "answered: a passing failure of the resolver, not a block.",
+                host, failure ? failure : "no answer");
         else
             set(&d, "inconclusive", "dns",
                 "The network's DNS failed for %s (%s) and there was no second resolver or control "
@@ -1042,12 +1060,22 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
 
     /* From here DNS was consistent (or could not be checked): a later phase failed. */
+    /* The failed connect or handshake, tried again once the measurement was over, worked: a
+     * passing failure (packets lost for a while, a server's hiccup); a block fails again. */
+    int repeat_ok =
+        cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+        (strcmp(phase, "tcp") == 0 || strcmp(phase, "tls") == 0 || strcmp(phase, "http") == 0);
     if (strcmp(phase, "tcp") == 0) {
         if (local_connect_failures(tk))
             set(&d, "inconclusive", "tcp",
                 "This device cannot connect to %s's addresses at all (%s): no route of its own "
                 "to them (an IPv6 address without IPv6 here, a local firewall), which says "
                 "nothing about the network.",
+                host, failure ? failure : "failure");
+        else if (repeat_ok)
+            set(&d, "inconclusive", "tcp",
+                "Connecting to %s failed (%s), but the same connection worked when tried again "
+                "a moment later: a passing failure of the network, not a block.",
                 host, failure ? failure : "failure");
         else if (cv.have && cv.tcp_ok)
             set(&d, "tcp_blocking", "tcp",
@@ -1086,6 +1114,14 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     host, failure);
             goto out;
         }
+        if (repeat_ok && is_interference(failure)) {
+            set(&d, "inconclusive", "tls",
+                "The secure connection to %s failed (%s), but the same handshake, with the same "
+                "name, worked when tried again a moment later: a passing failure of the "
+                "network, not a block.",
+                host, failure ? failure : "failure");
+            goto out;
+        }
         if (swap_run && !swap_failure && is_interference(failure)) {
             if (cv.have && !cv.tls_ok)
                 set(&d, "down", "tls",
@@ -1117,7 +1153,12 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
     if (strcmp(phase, "http") == 0) {
-        if (cv.have && !cv.phase && !is_interference(failure))
+        if (repeat_ok && is_interference(failure))
+            set(&d, "inconclusive", "http",
+                "The request for %s failed (%s), but the same request worked when tried again "
+                "a moment later: a passing failure of the network, not a block.",
+                host, failure ? failure : "failure");
+        else if (cv.have && !cv.phase && !is_interference(failure))
             set(&d, "inconclusive", "http",
                 "The request for %s fails here (%s) while the control loads the page, but not "
                 "the way requests are cut (a reset, a timeout, the connection closed): this "
@@ -1183,6 +1224,10 @@ out:;
         cJSON_AddItemToObject(ev, "sni_swap", cJSON_Duplicate(in->sni_swap, 1));
     else
         cJSON_AddNullToObject(ev, "sni_swap");
+    if (cJSON_IsObject(in->repeat))
+        cJSON_AddItemToObject(ev, "repeat", cJSON_Duplicate(in->repeat, 1));
+    else
+        cJSON_AddNullToObject(ev, "repeat");
     vt_json_add_string_or_null(ev, "fingerprint", d.fp ? d.fp->name : NULL);
     if (target_bps > 0)
         cJSON_AddNumberToObject(ev, "throughput_bps", target_bps);
@@ -1235,6 +1280,7 @@ typedef struct vapply {
     char host[256];
     int port, https;
     cJSON *swap;
+    cJSON *repeat;
     cJSON *control_body; /* the whole control answer; test_keys inside */
     const cJSON *control_tk;
     char control_error[256];
@@ -1250,6 +1296,7 @@ static void finish(vapply *va)
         .host = va->host[0] ? va->host : NULL,
         .https = va->https,
         .sni_swap = va->swap,
+        .repeat = va->repeat,
         .control = va->control_tk,
         .control_error = va->control_error[0] ? va->control_error : NULL,
         .fps = env->fingerprints,
@@ -1259,6 +1306,7 @@ static void finish(vapply *va)
     vt_verdict_done_fn done = va->done;
     void *arg = va->arg;
     cJSON_Delete(va->swap);
+    cJSON_Delete(va->repeat);
     cJSON_Delete(va->control_body);
     free(va->request);
     free(va);
@@ -1282,6 +1330,47 @@ static void swap_cb(const vt_tls_result *r, void *arg)
         vt_json_add_time(s, "t", r->t);
     }
     va->swap = s;
+    step_done(va);
+}
+
+static cJSON *repeat_json(const char *address, const char *server_name, const char *failure,
+                          double t0, double t)
+{
+    cJSON *s = cJSON_CreateObject();
+    if (!s) return NULL;
+    cJSON_AddStringToObject(s, "address", address);
+    vt_json_add_string_or_null(s, "server_name", server_name);
+    vt_json_add_failure(s, "failure", failure);
+    vt_json_add_time(s, "t0", t0);
+    vt_json_add_time(s, "t", t);
+    return s;
+}
+
+static void repeat_tls_cb(const vt_tls_result *r, void *arg)
+{
+    vapply *va = arg;
+    va->repeat = repeat_json(r->address, r->server_name, r->failure, r->t0, r->t);
+    step_done(va);
+}
+
+static void repeat_tcp_cb(const vt_tcp_result *r, int fd, void *arg)
+{
+    vapply *va = arg;
+    if (fd >= 0) close(fd);
+    char addr[INET6_ADDRSTRLEN + 8];
+    snprintf(addr, sizeof(addr), strchr(r->ip, ':') ? "[%s]:%d" : "%s:%d", r->ip, r->port);
+    va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
+    step_done(va);
+}
+
+static void repeat_http_cb(vt_http_result *r, void *arg)
+{
+    vapply *va = arg;
+    char addr[INET6_ADDRSTRLEN + 8] = "";
+    if (r->primary_ip[0])
+        snprintf(addr, sizeof(addr), strchr(r->primary_ip, ':') ? "[%s]:%ld" : "%s:%ld",
+                 r->primary_ip, r->primary_port);
+    va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
     step_done(va);
 }
 
@@ -1396,6 +1485,117 @@ static void start_swap(vapply *va)
     if (vt_tls_handshake(t->env->loop, t->env->tls, &o, swap_cb, va) < 0) va->pending--;
 }
 
+/* The first failed connect of the measured host (tcp phase): its address and port. */
+static int failed_connect(const cJSON *tk, char *ip, size_t iplen, int *port)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect"))
+    {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(e, "status");
+        const char *a = str_or_null(e, "ip");
+        int p = (int)num_or(e, "port", 0);
+        if (!a || p <= 0 || !str_or_null(st, "failure")) continue;
+        snprintf(ip, iplen, "%s", a);
+        *port = p;
+        return 0;
+    }
+    return -1;
+}
+
+/* A repeat's timeout: ms, cut to what is left of the task's deadline (cfg->task_deadline_ms,
+ * as the kind's own steps are: the collector's control caps its run so), 0 when none is left. */
+static int repeat_timeout(const vt_task *t, int ms)
+{
+    const vt_config *cfg = t->env->cfg;
+    if (ms <= 0) ms = 10000;
+    if (!cfg || cfg->task_deadline_ms <= 0) return ms;
+    double left = cfg->task_deadline_ms - (vt_now() - t->t0) * 1000.0;
+    if (left < 1) return 0;
+    return left < ms ? (int)left : ms;
+}
+
+/* The http phase: the last request, when it failed the way cuts do and its host is the measured
+ * one, asked again of the addresses the probe's resolver gave (none other is known here). */
+static void start_repeat_http(vapply *va, const char *failure, const vt_config *cfg)
+{
+    vt_task *t = va->t;
+    const cJSON *tk = t->test_keys;
+    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(tk, "requests");
+    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+    const char *url = str_or_null(cJSON_GetObjectItemCaseSensitive(last, "request"), "url");
+    char h[256];
+    addrset sys;
+    if (!is_interference(failure) || !str_or_null(last, "failure") || !url ||
+        vt_verdict_endpoint_host(url, h, sizeof(h), NULL, NULL) < 0 || strcasecmp(h, va->host) != 0)
+        return;
+    dns_view(tk, va->host, 0, &sys);
+    const char *addrs[MAX_ADDRS + 1];
+    size_t n = 0;
+    unsigned char b[16];
+    if (inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1) addrs[n++] = h;
+    for (size_t i = 0; i < sys.n && n < MAX_ADDRS; i++)
+        addrs[n++] = sys.a[i];
+    addrs[n] = NULL;
+    int timeout = repeat_timeout(t, cfg ? cfg->http_timeout_ms : 0);
+    if (!n || !timeout) return;
+    vt_http_opts o = {
+        .url = url,
+        .addrs = addrs,
+        .cacert = cfg ? cfg->cacert : NULL,
+        .timeout_ms = timeout,
+        .max_body = 4096,
+        .user_agent = cfg ? cfg->user_agent : NULL,
+        .t_base = t->t0,
+    };
+    va->pending++;
+    if (vt_http_request(t->env->loop, &o, repeat_http_cb, va) < 0) va->pending--;
+}
+
+/* A web or endpoint measurement that failed at connecting or at the TLS handshake the way
+ * packet loss makes them fail too (a timeout, a reset, an EOF; any connect failure but this
+ * device's own): the same connect or handshake (with the same name) once more. A censor's block
+ * repeats; a passing loss of packets does not. */
+static void start_repeat(vapply *va)
+{
+    vt_task *t = va->t;
+    const cJSON *tk = t->test_keys;
+    const char *phase = str_or_null(tk, "failure_phase");
+    const char *failure = str_or_null(tk, "failure");
+    const char *kind = t->target->kind;
+    const vt_config *cfg = t->env->cfg;
+    char ip[INET6_ADDRSTRLEN + 8];
+    int port = 0;
+    if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0)) return;
+    if (strcmp(phase, "tcp") == 0) {
+        int timeout = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
+        if (local_connect_failures(tk) || failed_connect(tk, ip, sizeof(ip), &port) < 0 || !timeout)
+            return;
+        va->pending++;
+        if (vt_tcp_connect(t->env->loop, ip, port, timeout, t->t0, repeat_tcp_cb, va) < 0)
+            va->pending--;
+        return;
+    }
+    if (strcmp(phase, "http") == 0) {
+        start_repeat_http(va, failure, cfg);
+        return;
+    }
+    if (strcmp(phase, "tls") != 0 || !is_interference(failure) || !t->env->tls) return;
+    int ct = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
+    int tt = repeat_timeout(t, cfg ? cfg->tls_timeout_ms : 0);
+    if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0 || !ct || !tt) return;
+    vt_tls_opts o = {
+        .ip = ip,
+        .port = port,
+        .sni = va->host,
+        .no_verify = 1, /* whether the handshake completes; its certificate was not the issue */
+        .connect_timeout_ms = ct,
+        .tls_timeout_ms = tt,
+        .t_base = t->t0,
+    };
+    va->pending++;
+    if (vt_tls_handshake(t->env->loop, t->env->tls, &o, repeat_tls_cb, va) < 0) va->pending--;
+}
+
 void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn done, void *arg)
 {
     vapply *va = calloc(1, sizeof(*va));
@@ -1419,6 +1619,7 @@ void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn 
     int offline = ctx && ctx->n_canaries > 0 && ctx->n_canaries_ok == 0;
     if (!offline && t->test_keys && va->host[0] && t->env) {
         start_swap(va);
+        start_repeat(va);
         const char *vin = vpn_control_input(t);
         if (vin)
             start_control(va, vin, "endpoint");

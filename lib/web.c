@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "vantage/addr.h"
+#include "vantage/failure.h"
 #include "vantage/http.h"
 #include "vantage/json.h"
 #include "vantage/task.h"
@@ -70,6 +71,7 @@ typedef struct ep {
     char dns_failure_a[VT_FAILURE_MAX], dns_failure_aaaa[VT_FAILURE_MAX];
     char dns_failure[VT_FAILURE_MAX];
     int dns_failed;
+    int dns_asked_again; /* the system resolver was asked a second time (after_dns) */
     int tcp_attempts, tcp_ok;
     char tcp_failure[VT_FAILURE_MAX];
     int tls_attempts, tls_ok;
@@ -87,6 +89,9 @@ typedef struct ep {
     int redirect_local; /* a redirect into a local network was not followed */
 
     double dns_t0, dns_t1, tcptls_t0, tcptls_t1, http_t0, http_t1;
+    /* a large resource: counted in the process's large downloads (share_*), from its start */
+    int share_on;
+    double share_t0, share_i0, shared_by; /* shared_by: mean number of them while it ran */
     cJSON *queries, *tcp_connect, *tls_handshakes, *requests, *network_events;
 } ep;
 
@@ -513,9 +518,27 @@ static void start_http(ep *e)
 
 /* ---- the endpoint's state machine ---- */
 
+/* The system resolver's lookups gave no address and one of them timed out or said SERVFAIL:
+ * what a resolver that drops some queries, or answers a name not in its cache too late, does as
+ * well as a censor dropping the queries for one name. */
+static int dns_transient(const ep *e)
+{
+    return vt_failure_is_timeout(e->dns_failure_a) || vt_failure_is_timeout(e->dns_failure_aaaa) ||
+           strcmp(e->dns_failure_a, "dns_servfail_error") == 0 ||
+           strcmp(e->dns_failure_aaaa, "dns_servfail_error") == 0;
+}
+
 static void after_dns(ep *e)
 {
     e->dns_t1 = vt_now();
+    /* Asked once more before the name counts as failed: a censor drops every query for the
+     * name, a flaky or slow resolver answers the second one (or its cache does). Both rounds
+     * are in "queries". */
+    if (e->addrs.n == 0 && !e->dns_asked_again && dns_transient(e) && within_deadline(e, 1)) {
+        e->dns_asked_again = 1;
+        start_lookups(e, e->host, ROLE_MAIN, 0);
+        return;
+    }
     if (e->addrs.n == 0) {
         e->dns_failed = 1;
         lookup_failure(e, e->dns_failure);
@@ -599,8 +622,47 @@ static void ep_step_done(ep *e)
     }
 }
 
+/* The large downloads in progress in this process (all on its one loop), and the integral of
+ * their number over time: a download's mean share of the connection is the integral's growth
+ * over its own duration. Several targets' downloads at once share the volunteer's link, while
+ * the canary's ran alone (phase 1): on a slow link each of them gets a fraction of the canary's
+ * rate, which is not throttling (lib/verdict.c). */
+static struct {
+    int active;
+    double integral, last;
+} large_share;
+
+static void large_share_tick(void)
+{
+    double now = vt_now();
+    if (large_share.active > 0)
+        large_share.integral += large_share.active * (now - large_share.last);
+    large_share.last = now;
+}
+
+static void large_share_begin(ep *e)
+{
+    large_share_tick();
+    large_share.active++;
+    e->share_on = 1;
+    e->share_t0 = large_share.last;
+    e->share_i0 = large_share.integral;
+}
+
+static void large_share_end(ep *e)
+{
+    if (!e->share_on) return;
+    large_share_tick();
+    double dt = large_share.last - e->share_t0;
+    e->shared_by = dt > 0 ? (large_share.integral - e->share_i0) / dt : 1;
+    if (e->shared_by < 1) e->shared_by = 1;
+    large_share.active--;
+    e->share_on = 0;
+}
+
 static void ep_start(ep *e)
 {
+    if (e->mode == EP_LARGE) large_share_begin(e);
     e->stage = ST_DNS;
     e->dns_t0 = vt_now();
     if (is_ip_literal(e->host)) {
@@ -617,6 +679,7 @@ static void ep_finish(ep *e)
     web_state *w = e->w;
     e->stage = ST_DONE;
     if (e == w->large) {
+        large_share_end(e);
         vt_task_done(w->t);
         return;
     }
@@ -671,6 +734,7 @@ static void state_free(web_state *w)
         ep_free(&w->eps[i]);
     free(w->eps);
     if (w->large) {
+        large_share_end(w->large);
         ep_free(w->large);
         free(w->large);
     }
@@ -958,6 +1022,10 @@ static void web_finish(vt_task *t)
                               l->bytes_received >= t->env->cfg->max_download_bytes);
         add_number_or_null(x, "throughput_bps", l->throughput_bps > 0, l->throughput_bps);
         cJSON_AddNumberToObject(x, "x_http_runtime", (double)ns(l->http_t1 - l->http_t0));
+        /* the mean number of large downloads of the run in progress while it ran, itself
+         * included: 1 when it had the connection to itself */
+        add_number_or_null(x, "x_concurrent_downloads", l->shared_by >= 1,
+                           (double)(long)(l->shared_by * 100 + 0.5) / 100);
         cJSON_AddItemToObject(x, "requests", l->requests);
         l->requests = NULL;
         if (!lphase && l->http_status >= 200 && l->http_status < 300) large_bps = l->throughput_bps;

@@ -58,6 +58,8 @@ typedef struct vt_verdict_inputs {
     const char *host;          /* the measured host (of the target's first endpoint) */
     int https;                 /* the first endpoint is an https URL (or TLS endpoint) */
     const cJSON *sni_swap;     /* {server_name, address, failure} or NULL when not run */
+    const cJSON *repeat;       /* the failed connect or handshake tried again: {address,
+                                  server_name (TLS) or null, failure}, or NULL when not run */
     const cJSON *control;      /* the control measurement's test_keys, or NULL */
     const char *control_error; /* why a configured control gave nothing, or NULL */
     const vt_fp_set *fps;      /* NULL: no fingerprints */

@@ -6,6 +6,9 @@ Usage: dnsserver.py [--port P] [--lifetime SEC] --zone NAME=BEHAVIOUR[:VALUE] ..
   NAME=aaaa:::1               AAAA answers
   NAME=nxdomain | servfail | refused | empty
   NAME=slow:MS:1.2.3.4        answer A after MS milliseconds
+  NAME=cold:MS:1.2.3.4        a resolver that has to look the name up first: every query of a
+                              type until MS milliseconds after its first one is answered then,
+                              every later one at once (from the cache)
   NAME=drop                   never answer
   NAME=rebind:1.2.3.4:5.6.7.8 the first A query answers 1.2.3.4, every later one 5.6.7.8
   NAME=cname:TARGET:1.2.3.4   a CNAME to TARGET, and TARGET's A answers
@@ -77,6 +80,7 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((a.bind, a.port))
     seen = {}
+    cached = {}  # (name, qtype) -> when the "cold" lookup is done
     lock = threading.Lock()
     print(json.dumps({"dns": s.getsockname()[1]}), flush=True)
     deadline = time.time() + a.lifetime
@@ -103,6 +107,12 @@ def main():
         if kind == "slow":
             ms, _, value = value.partition(":")
             time.sleep(int(ms) / 1000.0)
+            kind = "a"
+        if kind == "cold":
+            ms, _, value = value.partition(":")
+            with lock:
+                ready = cached.setdefault((name, qtype), time.time() + int(ms) / 1000.0)
+            time.sleep(max(0.0, ready - time.time()))
             kind = "a"
         rcodes = {"nxdomain": 3, "servfail": 2, "refused": 5, "empty": 0}
         if kind == "tc":

@@ -125,6 +125,46 @@ static void decide(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const
     assert_true(cJSON_IsBool(cJSON_GetObjectItem(tk, "blocking_confirmed")));
 }
 
+/* decide() with the failed connect or handshake tried again (repeat: {failure}). */
+static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const cJSON *swap,
+                          const char *repeat_failure)
+{
+    cJSON *rp = cJSON_CreateObject();
+    cJSON_AddStringToObject(rp, "address", "10.10.10.10:443");
+    if (repeat_failure)
+        cJSON_AddStringToObject(rp, "failure", repeat_failure);
+    else
+        cJSON_AddNullToObject(rp, "failure");
+    vt_verdict_inputs in = {.ctx = ctx,
+                            .host = "t.example",
+                            .https = 1,
+                            .sni_swap = swap,
+                            .repeat = rp,
+                            .control = ctl,
+                            .probe_cc = "ZZ"};
+    vt_verdict_decide(tk, &in);
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "repeat")));
+    cJSON_Delete(rp);
+}
+
+/* The page's lookups timed out, but another lookup of the name in the same measurement (the
+ * large resource's) answered, as the second resolver did: inconclusive, and the reason must not
+ * say there was nothing to compare with. */
+static void test_dns_failed_then_answered(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *tk = keys("dns", "generic_timeout_error", NULL, "generic_timeout_error",
+                     "10.10.10.10", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "queries"),
+                         query("t.example", "system", NULL, "10.10.10.10"));
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_null(strstr(s(tk, "verdict_reason"), "no second resolver"));
+    assert_non_null(strstr(s(tk, "verdict_reason"), "another lookup"));
+    cJSON_Delete(tk);
+}
+
 static void test_ok(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -622,6 +662,50 @@ static void test_http(void **st)
     cJSON_Delete(bad);
 }
 
+/* Packet loss makes one connect or handshake time out (or a reset, EOF) while the control
+ * connects and the SNI swap completes: when the same connect or handshake works when tried
+ * again, that was a passing failure, not a block (lab scenario 19). A block fails again. */
+static void test_repeat(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ok = control(NULL, NULL, 1), *sw_ok = swap(NULL);
+    cJSON *tk = keys("tcp", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("10.10.10.10", 443, 0));
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(s(tk, "verdict_phase"), "tcp");
+    decide_repeat(tk, &c, ok, NULL, "generic_timeout_error");
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    cJSON_Delete(tk);
+    for (int i = 0; i < 3; i++) {
+        const char *f[] = {"generic_timeout_error", "connection_reset", "eof_error"};
+        tk = keys("tls", f[i], "10.10.10.10", NULL, "10.10.10.10", NULL);
+        decide_repeat(tk, &c, ok, sw_ok, NULL);
+        assert_string_equal(s(tk, "verdict"), "inconclusive");
+        assert_string_equal(s(tk, "verdict_phase"), "tls");
+        decide_repeat(tk, &c, ok, sw_ok, f[i]); /* SNI filtering: the same name fails again */
+        assert_string_equal(s(tk, "verdict"), "tls_blocking");
+        cJSON_Delete(tk);
+    }
+    /* a request cut after the handshake (a timeout, a reset) that works when asked again */
+    tk = keys("http", "generic_timeout_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    decide_repeat(tk, &c, ok, NULL, "connection_reset");
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* an untrusted certificate is the interceptor's answer, not a passing failure */
+    tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    cJSON_Delete(tk);
+    cJSON_Delete(ok);
+    cJSON_Delete(sw_ok);
+}
+
 static void add_large(cJSON *tk, double bytes, double bps, const char *failure)
 {
     cJSON *x = cJSON_AddObjectToObject(tk, "x_large_resource");
@@ -707,6 +791,50 @@ static void test_throttled(void **st)
     /* a download cut by the timeout still has a rate: 80 kB in 8 s */
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     add_large(tk, 80000, 0, "generic_timeout_error");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+}
+
+/* The target's download shared the link with other targets' downloads (x_concurrent_downloads,
+ * their mean number while it ran), while the canary's ran alone: a slow link shared, not
+ * throttling (lab scenario 18). */
+static void test_throttled_shared_link(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    c.canary_bps = 2e6; /* a 2 Mbit/s home link, the canary alone on it */
+    /* eight downloads at once: 250 kbit/s each, 1/8 of the canary's */
+    cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 250000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            7.6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* the same rate with the link to itself: throttled */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 250000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            1);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+    /* a policer at 128 kbit/s on a fast link is still throttling, shared or not */
+    c.canary_bps = 50e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 128000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            8);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+    /* a value below 1 (a hostile or broken file) counts as 1, not as a smaller share */
+    c.canary_bps = 2e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 250000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            0.01);
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "throttled");
     cJSON_Delete(tk);
@@ -942,6 +1070,9 @@ int main(void)
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_throttled_shared_link),
+        cmocka_unit_test(test_repeat),
+        cmocka_unit_test(test_dns_failed_then_answered),
         cmocka_unit_test(test_transfer_cut),
         cmocka_unit_test(test_cdn),
         cmocka_unit_test(test_hostile),
