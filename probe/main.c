@@ -1,6 +1,7 @@
 /* vantage-probe: measures targets from the volunteer's network and writes OONI-format JSONL. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <limits.h>
@@ -579,6 +580,22 @@ static int cmd_targets(probe_opts *o)
     return VT_EXIT_OK;
 }
 
+/* The measurements' JSON goes nowhere: --output (or stdout without it, off a terminal) is a
+ * character device that is not a terminal, such as /dev/null. */
+static int output_discarded(const char *output)
+{
+    struct stat st;
+    if (output) {
+        if (stat(output, &st) < 0 || !S_ISCHR(st.st_mode)) return 0;
+        int fd = open(output, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        int tty = fd >= 0 && isatty(fd);
+        if (fd >= 0) close(fd);
+        return !tty;
+    }
+    if (isatty(STDOUT_FILENO)) return 0; /* the state directory's last-run.jsonl */
+    return fstat(STDOUT_FILENO, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
 static int cmd_run(probe_opts *o)
 {
     char err[512] = "";
@@ -619,6 +636,19 @@ static int cmd_run(probe_opts *o)
                 "vantage-probe: the system clock says %s UTC, before this probe was released: "
                 "not measuring, the measurements could not be dated; set the clock (NTP)%s\n",
                 ts, o->up.collector && !o->up.disabled ? "" : " or give a --collector to check in");
+        vt_spool_close(r.spool);
+        vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
+        vt_targets_free(&l);
+        return VT_EXIT_FAILURE;
+    }
+    /* Still full (the collector unreachable, or no upload): this run's measurements would be
+     * lost to the cap. When their output is thrown away too (the cron line's --output
+     * /dev/null), measuring would only put the volunteer's traffic on record for nothing. */
+    if (r.spool && vt_spool_cap_warning(r.spool) && output_discarded(o->output)) {
+        fprintf(stderr,
+                "vantage-probe: not measuring: the spool is full and the output is discarded, "
+                "so nothing this run measured could be kept; `vantage-probe upload` empties "
+                "the spool once the collector answers\n");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);

@@ -639,24 +639,70 @@ def run_with_clock_in_1970(fc, st):
     once_each(fc, [m["measurement_uid"] for m in ms], "1970")
 
 
-def run_with_full_spool(fc, st):
-    # Weeks without the collector filled the spool to its cap (50,000 measurements, probe/spool.h).
-    # The collector answers again: the run empties the spool before measuring, so that its own
-    # measurements are not lost to the cap (before, they were: exit 1, then the upload emptied it).
+def fill_spool(st, n=50000):
     m = measurement("0" * 32)
     uids = []
-    for _ in range(50000):
+    for _ in range(n):
         uid = secrets.token_hex(16)
         m["measurement_uid"] = uid
         with open(os.path.join(st, "spool", uid + ".json"), "w") as f:
             json.dump(m, f)
         uids.append(uid)
+    return uids
+
+
+def run_with_full_spool(fc, st):
+    # Weeks without the collector filled the spool to its cap (50,000 measurements, probe/spool.h).
+    # The collector answers again: the run empties the spool before measuring, so that its own
+    # measurements are not lost to the cap (before, they were: exit 1, then the upload emptied it).
+    uids = fill_spool(st)
     targets = targets_file(st, fc.port, 2)
     rc, err, out = run(st, fc.url(), targets, "--upload-batch", "1000")
     check(rc == 0, "full spool: exit 0, nothing lost (got %d: %s)" % (rc, err[-400:]))
     check("uploading before measuring" in err, "full spool: says what it does (%s)" % err[-300:])
     check(len(out) == 2 and spooled(st) == [], "full spool: measured, everything sent")
     once_each(fc, uids + [x["measurement_uid"] for x in out], "full spool")
+
+
+def run_with_full_spool_collector_down(fc, st):
+    # The spool at its cap and the collector still away (or --no-upload): what the run measures
+    # cannot be stored. With its output discarded too (the cron line's --output /dev/null) the
+    # run measures nothing: no connection to the targets, exit 1, the spool as it was. With an
+    # output file it measures into that file, and exits 1 all the same (nothing spooled).
+    uids = fill_spool(st)
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(16)
+    lsn.settimeout(0.2)
+
+    def connects():
+        n = 0
+        for _ in range(5):  # bounded: connections made by the run wait in the backlog
+            try:
+                lsn.accept()[0].close()
+                n += 1
+            except socket.timeout:
+                break
+        return n
+    try:
+        targets = targets_file(st, lsn.getsockname()[1], 2)
+        for how, args in (("--no-upload", ["--no-upload"]),
+                          ("collector down", ["--upload-attempts", "1"])):
+            url = fc.url() if how == "--no-upload" else "http://127.0.0.1:%d" % closed_port()
+            rc, err, out = run(st, url, targets, *args, "--output", "/dev/null")
+            n = connects()
+            check(rc == 1 and "not measuring: the spool is full" in err,
+                  "full spool, %s: exit 1, says it does not measure (%d %s)" % (how, rc, err[-300:]))
+            check(n == 0 and spooled(st) == sorted(uids),
+                  "full spool, %s: nothing measured, the spool untouched (%d connects)" % (how, n))
+        rc, err, out = run(st, None, targets, "--no-upload")
+        n = connects()
+        check(rc == 1 and len(out) == 2 and n >= 2 and "not measuring" not in err and
+              spooled(st) == sorted(uids),
+              "full spool, --output FILE: measured into the file, exit 1 (%d, %d out, %d connects)"
+              % (rc, len(out), n))
+    finally:
+        lsn.close()
 
 
 def run_without_upload_keeps_the_spool(fc, st):
@@ -730,7 +776,9 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("run", run_checks_in_spools_and_uploads),
                  ("run-no-upload", run_without_upload_keeps_the_spool),
                  ("run-down", run_with_collector_down), ("disk-full", run_with_disk_full),
-                 ("full-spool", run_with_full_spool), ("clock", run_with_wrong_clock),
+                 ("full-spool", run_with_full_spool),
+                 ("full-spool-down", run_with_full_spool_collector_down),
+                 ("clock", run_with_wrong_clock),
                  ("clock-1970", run_with_clock_in_1970),
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
