@@ -1371,6 +1371,10 @@ static void repeat_http_cb(vt_http_result *r, void *arg)
         snprintf(addr, sizeof(addr), strchr(r->primary_ip, ':') ? "[%s]:%ld" : "%s:%ld",
                  r->primary_ip, r->primary_port);
     va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
+    if (va->repeat) {
+        cJSON_AddNumberToObject(va->repeat, "status", (double)r->status);
+        cJSON_AddNumberToObject(va->repeat, "bytes_received", (double)r->bytes_received);
+    }
     step_done(va);
 }
 
@@ -1520,14 +1524,26 @@ static void start_repeat_http(vapply *va, const char *failure, const vt_config *
 {
     vt_task *t = va->t;
     const cJSON *tk = t->test_keys;
-    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(tk, "requests");
-    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
-    const char *url = str_or_null(cJSON_GetObjectItemCaseSensitive(last, "request"), "url");
+    /* The request that failed: each endpoint's requests are stored newest first, so neither
+     * end of the array is it in general (a redirect's 3xx, another endpoint's request). */
+    const cJSON *req, *failed = NULL;
+    const char *url = NULL;
     char h[256];
     addrset sys;
-    if (!is_interference(failure) || !str_or_null(last, "failure") || !url ||
-        vt_verdict_endpoint_host(url, h, sizeof(h), NULL, NULL) < 0 || strcasecmp(h, va->host) != 0)
-        return;
+    if (!is_interference(failure)) return;
+    cJSON_ArrayForEach(req, cJSON_GetObjectItemCaseSensitive(tk, "requests"))
+    {
+        const char *f = str_or_null(req, "failure");
+        const char *u = str_or_null(cJSON_GetObjectItemCaseSensitive(req, "request"), "url");
+        if (f && strcmp(f, failure) == 0 && u &&
+            vt_verdict_endpoint_host(u, h, sizeof(h), NULL, NULL) == 0 &&
+            strcasecmp(h, va->host) == 0) {
+            failed = req;
+            url = u;
+            break;
+        }
+    }
+    if (!failed) return;
     dns_view(tk, va->host, 0, &sys);
     const char *addrs[MAX_ADDRS + 1];
     size_t n = 0;
@@ -1543,7 +1559,9 @@ static void start_repeat_http(vapply *va, const char *failure, const vt_config *
         .addrs = addrs,
         .cacert = cfg ? cfg->cacert : NULL,
         .timeout_ms = timeout,
-        .max_body = 4096,
+        /* the page request's own limit: a repeat that stopped reading early would "work"
+         * against a censor cutting every response after a few kilobytes */
+        .max_body = cfg && cfg->max_body_bytes ? cfg->max_body_bytes : 1u << 20,
         .user_agent = cfg ? cfg->user_agent : NULL,
         .t_base = t->t0,
     };
@@ -1587,6 +1605,9 @@ static void start_repeat(vapply *va)
         .ip = ip,
         .port = port,
         .sni = va->host,
+        /* the ClientHello the measurement sent: a censor may match more than the name */
+        .alpn = strcmp(kind, "web") == 0 ? "h2,http/1.1"
+                                         : vt_json_get_string(t->target->options, "alpn"),
         .no_verify = 1, /* whether the handshake completes; its certificate was not the issue */
         .connect_timeout_ms = ct,
         .tls_timeout_ms = tt,
