@@ -423,8 +423,8 @@ static double large_rate(const cJSON *tk, double *bytes_out)
     double bytes = num_or(x, "bytes_received", 0);
     *bytes_out = bytes;
     if (bytes < VT_VERDICT_THROTTLE_MIN_BYTES) return 0;
-    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(x, "requests");
-    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+    /* the final request (newest first: after a redirect, the 3xx comes after it) */
+    const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(x, "requests"), 0);
     double tid = num_or(last, "transaction_id", -1);
     double r =
         tid >= 0 ? sampled_rate(cJSON_GetObjectItemCaseSensitive(tk, "network_events"), tid) : 0;
@@ -454,8 +454,8 @@ static int large_cut(const cJSON *tk, double *bytes, const char **how)
     if (!f || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "download_capped"))) return 0;
     int reset = strcmp(f, "connection_reset") == 0 || strcmp(f, "eof_error") == 0;
     if (!reset && strcmp(f, "generic_timeout_error") != 0) return 0;
-    const cJSON *reqs = cJSON_GetObjectItemCaseSensitive(x, "requests");
-    const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+    /* the final request (newest first: after a redirect, the 3xx comes after it) */
+    const cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(x, "requests"), 0);
     const cJSON *tim = cJSON_GetObjectItemCaseSensitive(last, "x_timings");
     /* up: the TLS handshake (or, over plain http, the TCP connect) of this request was done */
     double up =

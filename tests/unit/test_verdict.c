@@ -765,6 +765,16 @@ static void test_throttled(void **st)
     double r =
         cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "throughput_bps")->valuedouble;
     assert_true(r > 126000 && r < 127500); /* 49152 bytes in 3.1 s */
+    /* the same download reached through a redirect: requests are newest first, so the 3xx
+     * (transaction 4, one small sample) comes after the final request and is not the rate */
+    cJSON *x = cJSON_GetObjectItem(tk, "x_large_resource");
+    cJSON *hop = cJSON_CreateObject();
+    cJSON_AddNumberToObject(hop, "transaction_id", 4);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(x, "requests"), hop);
+    /* and a summary rate that is not slow: only the final request's samples say throttled */
+    cJSON_ReplaceItemInObject(x, "throughput_bps", cJSON_CreateNumber(5e6));
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
     cJSON_Delete(tk);
     /* Samples whose slope spans under 16 KiB (one large first delivery, then 3 kB): too little
      * to measure a rate, and the summary rate is not used instead. */
