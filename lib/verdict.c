@@ -1010,14 +1010,17 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         if (target_bps > 0 && in->ctx && in->ctx->canary_bps > 0) {
             ratio = target_bps / in->ctx->canary_bps;
             /* The canary's download ran alone; this one may have shared the link with other
-             * targets' downloads (x_concurrent_downloads, their mean number while it ran): on a
-             * slow link each gets its share, which is no throttling. Its rate times that number
-             * is what it would have had alone, at most. */
+             * targets' downloads (x_concurrent_downloads, their mean number while it ran). Its
+             * rate times that number is about what they carried together: when that reaches
+             * half the canary's, the link was full and each got its share, which is no
+             * throttling. A policer keeps that sum far below the canary's (4 downloads held to
+             * 128 kbit/s on a 2 Mbit/s link: 0.26 of it) and stays throttled. */
             double shared = num_or(cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource"),
                                    "x_concurrent_downloads", 1);
-            if (shared < 1) shared = 1;
-            if (ratio * shared < VT_VERDICT_THROTTLE_RATIO &&
-                target_bps < VT_VERDICT_THROTTLE_MAX_BPS) {
+            if (!(shared >= 1)) shared = 1;
+            int link_full = shared > 1 && ratio * shared >= VT_VERDICT_SHARED_BUSY;
+            if (ratio < VT_VERDICT_THROTTLE_RATIO && target_bps < VT_VERDICT_THROTTLE_MAX_BPS &&
+                !link_full) {
                 set(&d, "throttled", "http",
                     "%s works but downloads at only %.0f kbit/s, while a reference site "
                     "reached %.0f kbit/s from here in the same run (%.0f times faster): it is "

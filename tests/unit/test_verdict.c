@@ -839,6 +839,16 @@ static void test_throttled_shared_link(void **st)
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "throttled");
     cJSON_Delete(tk);
+    /* four downloads held to 128 kbit/s each on a 2 Mbit/s link: together a quarter of it, the
+     * link was not full, so sharing does not explain them: throttled */
+    c.canary_bps = 2e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 128000, NULL);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tk, "x_large_resource"), "x_concurrent_downloads",
+                            4);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
     /* a value below 1 (a hostile or broken file) counts as 1, not as a smaller share */
     c.canary_bps = 2e6;
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
