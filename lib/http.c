@@ -36,6 +36,7 @@ typedef struct http_req {
     size_t max_body, max_download;
     int sample_ms;
     long transaction_id;
+    size_t *bytes_counter;
 
     /* response */
     unsigned char *body;
@@ -218,6 +219,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
         r->body_len += keep;
     }
     r->bytes_received += take;
+    if (r->bytes_counter) *r->bytes_counter += take;
     double now = vt_now();
     if (r->t_first_body == 0) {
         r->t_first_body = now;
@@ -526,6 +528,7 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
     if (r->max_download == 0)
         r->max_download = 1; /* nothing kept: still read the first byte of the body */
     r->sample_ms = o->sample_ms > 0 ? o->sample_ms : 100;
+    r->bytes_counter = o->bytes_counter;
     r->transaction_id = next_transaction_id++;
     r->events = cJSON_CreateArray();
     r->body = malloc(r->max_body ? r->max_body : 1);

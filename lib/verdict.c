@@ -1010,15 +1010,18 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         if (target_bps > 0 && in->ctx && in->ctx->canary_bps > 0) {
             ratio = target_bps / in->ctx->canary_bps;
             /* The canary's download ran alone; this one may have shared the link with other
-             * targets' downloads (x_concurrent_downloads, their mean number while it ran). Its
-             * rate times that number is about what they carried together: when that reaches
-             * half the canary's, the link was full and each got its share, which is no
-             * throttling. A policer keeps that sum far below the canary's (4 downloads held to
-             * 128 kbit/s on a 2 Mbit/s link: 0.26 of it) and stays throttled. */
-            double shared = num_or(cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource"),
-                                   "x_concurrent_downloads", 1);
+             * targets' downloads (x_concurrent_downloads: their mean number while it ran;
+             * x_concurrent_bps: what they received together meanwhile). When together they
+             * reached half the canary's rate, the link was full and each got its share (TCP
+             * shares unevenly: one of eight got 118 kbit/s of a full 2 Mbit/s in the lab), which
+             * is no throttling. A policer keeps the sum low (4 downloads held to 128 kbit/s on a
+             * 2 Mbit/s link: a quarter of it) and stays throttled. Without the sum (older
+             * measurements), this one's rate times their number stands in for it. */
+            const cJSON *lr = cJSON_GetObjectItemCaseSensitive(tk, "x_large_resource");
+            double shared = num_or(lr, "x_concurrent_downloads", 1);
             if (!(shared >= 1)) shared = 1;
-            int link_full = shared > 1 && ratio * shared >= VT_VERDICT_SHARED_BUSY;
+            double together = num_or(lr, "x_concurrent_bps", target_bps * shared);
+            int link_full = shared > 1 && together >= VT_VERDICT_SHARED_BUSY * in->ctx->canary_bps;
             if (ratio < VT_VERDICT_THROTTLE_RATIO && target_bps < VT_VERDICT_THROTTLE_MAX_BPS &&
                 !link_full) {
                 set(&d, "throttled", "http",

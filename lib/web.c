@@ -92,8 +92,21 @@ typedef struct ep {
     /* a large resource: counted in the process's large downloads (share_*), from its start */
     int share_on;
     double share_t0, share_i0, shared_by; /* shared_by: mean number of them while it ran */
+    size_t share_b0;
+    double shared_bps; /* what all of them received together while it ran, bits/s */
     cJSON *queries, *tcp_connect, *tls_handshakes, *requests, *network_events;
 } ep;
+
+/* The large downloads in progress in this process (all on its one loop), and the integral of
+ * their number over time: a download's mean share of the connection is the integral's growth
+ * over its own duration. Several targets' downloads at once share the volunteer's link, while
+ * the canary's ran alone (phase 1): on a slow link each of them gets a fraction of the canary's
+ * rate, which is not throttling (lib/verdict.c). */
+static struct {
+    int active;
+    double integral, last;
+    size_t bytes; /* body bytes all of them have received (http.c counts, bytes_counter) */
+} large_share;
 
 struct web_state {
     vt_task *t;
@@ -500,6 +513,7 @@ static void start_http(ep *e)
     if (e->mode == EP_LARGE) {
         o.max_body = LARGE_BODY_KEPT;
         o.max_download = cfg->max_download_bytes;
+        o.bytes_counter = &large_share.bytes;
     }
     if (e->mode == EP_TG_DC) {
         o.method = "POST";
@@ -622,16 +636,7 @@ static void ep_step_done(ep *e)
     }
 }
 
-/* The large downloads in progress in this process (all on its one loop), and the integral of
- * their number over time: a download's mean share of the connection is the integral's growth
- * over its own duration. Several targets' downloads at once share the volunteer's link, while
- * the canary's ran alone (phase 1): on a slow link each of them gets a fraction of the canary's
- * rate, which is not throttling (lib/verdict.c). */
-static struct {
-    int active;
-    double integral, last;
-} large_share;
-
+/* large_share: its count of downloads, their integral over time and their bytes. */
 static void large_share_tick(void)
 {
     double now = vt_now();
@@ -647,6 +652,7 @@ static void large_share_begin(ep *e)
     e->share_on = 1;
     e->share_t0 = large_share.last;
     e->share_i0 = large_share.integral;
+    e->share_b0 = large_share.bytes;
 }
 
 static void large_share_end(ep *e)
@@ -656,6 +662,7 @@ static void large_share_end(ep *e)
     double dt = large_share.last - e->share_t0;
     e->shared_by = dt > 0 ? (large_share.integral - e->share_i0) / dt : 1;
     if (e->shared_by < 1) e->shared_by = 1;
+    e->shared_bps = dt > 0 ? (double)(large_share.bytes - e->share_b0) * 8.0 / dt : 0;
     large_share.active--;
     e->share_on = 0;
 }
@@ -1026,6 +1033,9 @@ static void web_finish(vt_task *t)
          * included: 1 when it had the connection to itself */
         add_number_or_null(x, "x_concurrent_downloads", l->shared_by >= 1,
                            (double)(long)(l->shared_by * 100 + 0.5) / 100);
+        /* and what they received together meanwhile (bits/s): whether they filled the link */
+        add_number_or_null(x, "x_concurrent_bps", l->shared_by >= 1,
+                           (double)(long long)(l->shared_bps + 0.5));
         cJSON_AddItemToObject(x, "requests", l->requests);
         l->requests = NULL;
         if (!lphase && l->http_status >= 200 && l->http_status < 300) large_bps = l->throughput_bps;

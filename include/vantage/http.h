@@ -31,6 +31,8 @@ typedef struct vt_http_opts {
     double t_base;
     int sample_ms;                /* bytes_received_cumulative sampling period (0: 100 ms) */
     int connect_timeout_ms;       /* for the connection (and TLS) alone (0: timeout_ms) */
+    size_t *bytes_counter;        /* non-NULL: every body byte read is also counted here (a count
+                                     shared by several requests on the loop's thread) */
 } vt_http_opts;
 
 typedef struct vt_http_result {

@@ -25,8 +25,8 @@
 #define VT_VERDICT_THROTTLE_RATIO 0.25
 /* ... and below this absolute rate (bits/s): a slow site on a fast link is not throttling. */
 #define VT_VERDICT_THROTTLE_MAX_BPS 2000000.0
-/* ... unless the run's own downloads filled the link: shared by N of them, with its rate times N
- * at least this share of the canary's (which downloaded alone), the slowness is the sharing. */
+/* ... unless the run's own downloads filled the link: while it ran, they received together at
+ * least this share of the canary's rate (which downloaded alone): the slowness is the sharing. */
 #define VT_VERDICT_SHARED_BUSY 0.5
 /* A download rate is only trusted when at least this many body bytes came. */
 #define VT_VERDICT_THROTTLE_MIN_BYTES 16384.0

@@ -849,6 +849,21 @@ static void test_throttled_shared_link(void **st)
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "throttled");
     cJSON_Delete(tk);
+    /* TCP shares unevenly: one of eight downloads got 118 kbit/s while together they filled the
+     * link (lab 18): the sum they received says the link was full, not throttled */
+    c.canary_bps = 1.94e6;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_large(tk, 65536, 118000, NULL);
+    cJSON *lr = cJSON_GetObjectItem(tk, "x_large_resource");
+    cJSON_AddNumberToObject(lr, "x_concurrent_downloads", 7.2);
+    cJSON_AddNumberToObject(lr, "x_concurrent_bps", 1.8e6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    /* the same download while the others together carried a quarter of the link: throttled */
+    cJSON_ReplaceItemInObject(lr, "x_concurrent_bps", cJSON_CreateNumber(0.5e6));
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
     /* a value below 1 (a hostile or broken file) counts as 1, not as a smaller share */
     c.canary_bps = 2e6;
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
