@@ -639,6 +639,33 @@ def run_with_clock_in_1970(fc, st):
     once_each(fc, [m["measurement_uid"] for m in ms], "1970")
 
 
+def run_with_absurd_collector_date(fc, st):
+    # A Date no collector's clock can say (curl_getdate takes any year): the year 99999 overflowed
+    # the probe's time strings (ASan: stack-buffer-overflow), and a merely wrong one (a proxy's
+    # clock in 2100) would date every measurement where the collector refuses them all. The probe
+    # ignores it: dated by the system clock, no x_clock_offset, all accepted.
+    fc.behaviour = dates_like_a_collector(fc)
+    targets = targets_file(st, fc.port, 3)
+    uids = []
+    for i, date in enumerate(["Mon, 01 Jan 99999 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"]):
+        sti = new_state("clock-absurd-%d" % i) if i else st
+        fc.date = date
+        rc, err, out = run(sti, fc.url(), targets)
+        what = "Date %r" % date
+        check(rc == 0 and len(out) == 3, "%s: exit 0, 3 measurements (%d %s)" % (what, rc, err))
+        check(all("x_clock_offset" not in m and abs(start_time(m) - time.time()) < 120
+                  for m in out),
+              "%s: dated by the system clock (%r)" % (what, [(m["measurement_start_time"],
+                                                             m.get("x_clock_offset")) for m in out]))
+        check(all(m["report_id"].startswith(time.strftime("%Y", time.gmtime())) for m in out),
+              "%s: the report id too" % what)
+        check(spooled(sti) == [] and spooled(sti, "rejected") == [], "%s: nothing refused" % what)
+        check("not a plausible time" in err, "%s: said once (%r)" % (what, err))
+        uids += [m["measurement_uid"] for m in out]
+        once_each(fc, uids, what)
+    fc.date = None
+
+
 def fill_spool(st, n=50000):
     m = measurement("0" * 32)
     uids = []
@@ -780,6 +807,7 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("full-spool-down", run_with_full_spool_collector_down),
                  ("clock", run_with_wrong_clock),
                  ("clock-1970", run_with_clock_in_1970),
+                 ("clock-absurd", run_with_absurd_collector_date),
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
 
