@@ -811,6 +811,33 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
 
+def https_clock_in_1970(fc, certs):
+    # Over HTTPS a clock in 1970 is before the collector's certificate was issued: the check-in's
+    # TLS verification fails, so there is no collector's clock to correct it by and the floor
+    # applies: nothing measured, nothing spooled or sent, exit 1 (docs/volunteer.md, section 7).
+    if not shutil.which("faketime"):
+        print("skip: faketime not installed (apt-get install faketime)")
+        return
+    st = new_state("https-1970")
+    targets = targets_file(st, fc.port, 2)
+    e = clean_env()
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    out = os.path.join(st, "..", "https-1970-out.jsonl")
+    n = len(fc.requests)
+    p = subprocess.run(["faketime", "-f", "@1970-01-01 00:05:00", PROBE, "run", "--quiet",
+                        "--accept-risks", "--targets", targets, "--state-dir", st, "--output", out,
+                        "--timeout", "5", "--collector", fc.url("https"), "--collector-cacert",
+                        os.path.join(certs, "ca.pem")] + FAST,
+                       capture_output=True, text=True, timeout=120, env=e)
+    check(p.returncode == 1 and "check-in" in p.stderr and "not measuring" in p.stderr and
+          "1970-01-01" in p.stderr,
+          "https, 1970: check-in fails, not measuring, exit 1 (%d %s)" % (p.returncode, p.stderr))
+    check(spooled(st) == [] and len(fc.requests) == n and
+          (not os.path.exists(out) or os.path.getsize(out) == 0),
+          "https, 1970: nothing measured, spooled or sent")
+
+
 # HTTPS with a private CA: refused without --collector-cacert, works with it.
 certs = os.path.join(tmp, "certs")
 if shutil.which("openssl") and subprocess.run(
@@ -826,6 +853,7 @@ if shutil.which("openssl") and subprocess.run(
         rc, err = upload(st, fc.url("https"), "--collector-cacert", os.path.join(certs, "ca.pem"))
         check(rc == 0 and spooled(st) == [], "https: with the private CA (%d %s)" % (rc, err))
         once_each(fc, uids, "https")
+        https_clock_in_1970(fc, certs)
     finally:
         fc.close()
 else:
