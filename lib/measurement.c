@@ -27,22 +27,35 @@ int vt_uid_new(char out[VT_UID_LEN + 1])
     return 0;
 }
 
+/* The UTC time of epoch, clamped to years 1970 to 9999 (four-digit years: the strings below
+ * always fit): an epoch outside them (negative, NaN, or a year like 99999 from a bad Date
+ * header) becomes 1970-01-01 00:00:00 rather than a string too long for its buffer. */
+static void utc_tm(double epoch, struct tm *tm)
+{
+    time_t t = epoch >= 0 && epoch < 253402300800.0 ? (time_t)epoch : 0;
+    if (!gmtime_r(&t, tm)) {
+        memset(tm, 0, sizeof(*tm));
+        tm->tm_year = 70;
+        tm->tm_mday = 1;
+    }
+}
+
 void vt_format_time(double epoch, char out[20])
 {
-    time_t t = (time_t)epoch;
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+    utc_tm(epoch, &tm);
+    if (strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm) != 19)
+        snprintf(out, 20, "1970-01-01 00:00:00");
 }
 
 void vt_report_id_new(char *out, size_t n, double epoch, const char *test_name, const char *cc,
                       const char *asn)
 {
-    time_t t = (time_t)epoch;
     struct tm tm;
     char ts[20], uid[VT_UID_LEN + 1];
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+    utc_tm(epoch, &tm);
+    if (strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm) != 16)
+        snprintf(ts, sizeof(ts), "19700101T000000Z");
     if (vt_uid_new(uid) < 0)
         snprintf(uid, sizeof(uid), "0");
     uid[16] = 0;

@@ -700,7 +700,13 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         snprintf(out->targets_version, sizeof(out->targets_version), "%.0f", tv->valuedouble);
     /* The collector's clock against ours. Its Date is cut to the second, taken somewhere between
      * our request and its answer: only a gap beyond that uncertainty and VT_CLOCK_SKEW_MAX is a
-     * wrong clock (a board without a battery-backed clock, before NTP), not noise. */
+     * wrong clock (a board without a battery-backed clock, before NTP), not noise. A Date
+     * outside [VT_CLOCK_FLOOR, VT_CLOCK_CEILING] is no collector's clock (curl_getdate takes
+     * any year, a proxy's clock may be wrong): it is ignored, and the system clock dates. */
+    if (pr.date > 0 && (pr.date < VT_CLOCK_FLOOR || pr.date > VT_CLOCK_CEILING)) {
+        out->clock_implausible = 1;
+        pr.date = 0;
+    }
     if (pr.date > 0 && pr.got >= pr.sent) {
         double offset = pr.date + 0.5 - (pr.sent + pr.got) / 2;
         double slack = (pr.got - pr.sent) / 2 + 0.5;
@@ -801,6 +807,10 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
                         "%s UTC: measurements are dated by the collector's clock (x_clock_offset "
                         "%.0f s); set the clock (NTP)\n",
                         own, theirs, ci->clock_offset);
+            } else if (ci->clock_implausible) {
+                fprintf(stderr, "vantage-probe: warning: the collector's Date header is not a "
+                                "plausible time: ignored, measurements are dated by the system "
+                                "clock\n");
             }
         } else {
             fprintf(stderr, "vantage-probe: warning: %s; measuring as %s/%s\n", err,

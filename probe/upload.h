@@ -47,6 +47,8 @@ typedef struct vt_checkin_result {
     double collector_time; /* that Date (epoch seconds) */
     double clock_offset;   /* seconds to add to the system clock: 0 unless it is more than
                             * VT_CLOCK_SKEW_MAX off the collector's */
+    int clock_implausible; /* the answer's Date was outside [VT_CLOCK_FLOOR, VT_CLOCK_CEILING]
+                            * (a proxy's wrong clock, a year 99999): ignored, as if absent */
 } vt_checkin_result;
 
 /* A system clock further than this from the collector's is wrong: measurements are then dated by
@@ -56,6 +58,9 @@ typedef struct vt_checkin_result {
  * clock before it is wrong, and without a collector's clock to correct it `run` measures
  * nothing. */
 #define VT_CLOCK_FLOOR 1793491200.0
+/* A collector's Date after this (30 years after VT_CLOCK_FLOOR) is not believed either: it
+ * would date every measurement where a collector refuses them all. */
+#define VT_CLOCK_CEILING (VT_CLOCK_FLOOR + 30 * 365.25 * 86400)
 
 void vt_upload_opts_defaults(vt_upload_opts *o);
 

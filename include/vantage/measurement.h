@@ -11,7 +11,8 @@
 
 /* Fills out with 32 lowercase hex characters from the OS's random source; 0 on success. */
 int vt_uid_new(char out[VT_UID_LEN + 1]);
-/* "YYYY-MM-DD HH:MM:SS" in UTC. */
+/* "YYYY-MM-DD HH:MM:SS" in UTC: always 19 characters and a NUL; an epoch outside years
+ * 1970-9999 (negative, NaN, huge) gives "1970-01-01 00:00:00". */
 void vt_format_time(double epoch, char out[20]);
 /* Now, for dating a measurement: the system clock, or the collector's when cfg->clock_offset. */
 double vt_measurement_now(const vt_config *cfg);

@@ -639,6 +639,33 @@ def run_with_clock_in_1970(fc, st):
     once_each(fc, [m["measurement_uid"] for m in ms], "1970")
 
 
+def run_with_absurd_collector_date(fc, st):
+    # A Date no collector's clock can say (curl_getdate takes any year): the year 99999 overflowed
+    # the probe's time strings (ASan: stack-buffer-overflow), and a merely wrong one (a proxy's
+    # clock in 2100) would date every measurement where the collector refuses them all. The probe
+    # ignores it: dated by the system clock, no x_clock_offset, all accepted.
+    fc.behaviour = dates_like_a_collector(fc)
+    targets = targets_file(st, fc.port, 3)
+    uids = []
+    for i, date in enumerate(["Mon, 01 Jan 99999 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"]):
+        sti = new_state("clock-absurd-%d" % i) if i else st
+        fc.date = date
+        rc, err, out = run(sti, fc.url(), targets)
+        what = "Date %r" % date
+        check(rc == 0 and len(out) == 3, "%s: exit 0, 3 measurements (%d %s)" % (what, rc, err))
+        check(all("x_clock_offset" not in m and abs(start_time(m) - time.time()) < 120
+                  for m in out),
+              "%s: dated by the system clock (%r)" % (what, [(m["measurement_start_time"],
+                                                             m.get("x_clock_offset")) for m in out]))
+        check(all(m["report_id"].startswith(time.strftime("%Y", time.gmtime())) for m in out),
+              "%s: the report id too" % what)
+        check(spooled(sti) == [] and spooled(sti, "rejected") == [], "%s: nothing refused" % what)
+        check("not a plausible time" in err, "%s: said once (%r)" % (what, err))
+        uids += [m["measurement_uid"] for m in out]
+        once_each(fc, uids, what)
+    fc.date = None
+
+
 def fill_spool(st, n=50000):
     m = measurement("0" * 32)
     uids = []
@@ -780,8 +807,36 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("full-spool-down", run_with_full_spool_collector_down),
                  ("clock", run_with_wrong_clock),
                  ("clock-1970", run_with_clock_in_1970),
+                 ("clock-absurd", run_with_absurd_collector_date),
                  ("config-http", config_with_plain_http_collector)]:
     scenario(name, fn)
+
+def https_clock_in_1970(fc, certs):
+    # Over HTTPS a clock in 1970 is before the collector's certificate was issued: the check-in's
+    # TLS verification fails, so there is no collector's clock to correct it by and the floor
+    # applies: nothing measured, nothing spooled or sent, exit 1 (docs/volunteer.md, section 7).
+    if not shutil.which("faketime"):
+        print("skip: faketime not installed (apt-get install faketime)")
+        return
+    st = new_state("https-1970")
+    targets = targets_file(st, fc.port, 2)
+    e = clean_env()
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    out = os.path.join(st, "..", "https-1970-out.jsonl")
+    n = len(fc.requests)
+    p = subprocess.run(["faketime", "-f", "@1970-01-01 00:05:00", PROBE, "run", "--quiet",
+                        "--accept-risks", "--targets", targets, "--state-dir", st, "--output", out,
+                        "--timeout", "5", "--collector", fc.url("https"), "--collector-cacert",
+                        os.path.join(certs, "ca.pem")] + FAST,
+                       capture_output=True, text=True, timeout=120, env=e)
+    check(p.returncode == 1 and "check-in" in p.stderr and "not measuring" in p.stderr and
+          "1970-01-01" in p.stderr,
+          "https, 1970: check-in fails, not measuring, exit 1 (%d %s)" % (p.returncode, p.stderr))
+    check(spooled(st) == [] and len(fc.requests) == n and
+          (not os.path.exists(out) or os.path.getsize(out) == 0),
+          "https, 1970: nothing measured, spooled or sent")
+
 
 # HTTPS with a private CA: refused without --collector-cacert, works with it.
 certs = os.path.join(tmp, "certs")
@@ -798,6 +853,7 @@ if shutil.which("openssl") and subprocess.run(
         rc, err = upload(st, fc.url("https"), "--collector-cacert", os.path.join(certs, "ca.pem"))
         check(rc == 0 and spooled(st) == [], "https: with the private CA (%d %s)" % (rc, err))
         once_each(fc, uids, "https")
+        https_clock_in_1970(fc, certs)
     finally:
         fc.close()
 else:

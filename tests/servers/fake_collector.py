@@ -24,6 +24,7 @@ class FakeCollector:
                                "probe_network_name": "Deutsche Telekom AG",
                                "targets_version": "7"}
         self.clock_offset = 0  # seconds: the Date its answers carry is this far from ours
+        self.date = None  # a Date header sent as is instead (a wrong or absurd one)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -33,6 +34,8 @@ class FakeCollector:
                 pass
 
             def date_time_string(self, timestamp=None):
+                if outer.date is not None:
+                    return outer.date
                 return email.utils.formatdate(time.time() + outer.clock_offset, usegmt=True)
 
             def do_POST(self):
