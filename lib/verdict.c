@@ -236,6 +236,15 @@ static int is_interference(const char *f)
                  strcmp(f, "eof_error") == 0);
 }
 
+/* Whether a failure in phase is one a repeat can tell from a passing one (start_repeat tries it
+ * again, vt_verdict_decide reads the answer): any connect failure but this device's own; a
+ * handshake or request cut the way censors and lost packets cut them. */
+static int repeat_applies(const cJSON *tk, const char *phase, const char *failure)
+{
+    if (strcmp(phase, "tcp") == 0) return !local_connect_failures(tk);
+    return (strcmp(phase, "tls") == 0 || strcmp(phase, "http") == 0) && is_interference(failure);
+}
+
 static int is_cert_failure(const char *f)
 {
     return f &&
@@ -1066,22 +1075,29 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
 
     /* From here DNS was consistent (or could not be checked): a later phase failed. */
-    /* The failed connect or handshake, tried again once the measurement was over, worked: a
-     * passing failure (packets lost for a while, a server's hiccup); a block fails again. */
-    int repeat_ok =
-        cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
-        (strcmp(phase, "tcp") == 0 || strcmp(phase, "tls") == 0 || strcmp(phase, "http") == 0);
+    /* The failed connect, handshake or request, tried again once the measurement was over
+     * (start_repeat), worked: a passing failure (packets lost for a while, a server's hiccup);
+     * a block fails again. */
+    if (cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+        repeat_applies(tk, phase, failure)) {
+        set(&d, "inconclusive", phase,
+            "The %s %s failed (%s), but the same %s worked when tried again a moment later: "
+            "a passing failure of the network, not a block.",
+            strcmp(phase, "tcp") == 0   ? "connection to"
+            : strcmp(phase, "tls") == 0 ? "secure connection to"
+                                        : "request for",
+            host, failure ? failure : "failure",
+            strcmp(phase, "tcp") == 0   ? "connection"
+            : strcmp(phase, "tls") == 0 ? "handshake, with the same name,"
+                                        : "request");
+        goto out;
+    }
     if (strcmp(phase, "tcp") == 0) {
         if (local_connect_failures(tk))
             set(&d, "inconclusive", "tcp",
                 "This device cannot connect to %s's addresses at all (%s): no route of its own "
                 "to them (an IPv6 address without IPv6 here, a local firewall), which says "
                 "nothing about the network.",
-                host, failure ? failure : "failure");
-        else if (repeat_ok)
-            set(&d, "inconclusive", "tcp",
-                "Connecting to %s failed (%s), but the same connection worked when tried again "
-                "a moment later: a passing failure of the network, not a block.",
                 host, failure ? failure : "failure");
         else if (cv.have && cv.tcp_ok)
             set(&d, "tcp_blocking", "tcp",
@@ -1120,14 +1136,6 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     host, failure);
             goto out;
         }
-        if (repeat_ok && is_interference(failure)) {
-            set(&d, "inconclusive", "tls",
-                "The secure connection to %s failed (%s), but the same handshake, with the same "
-                "name, worked when tried again a moment later: a passing failure of the "
-                "network, not a block.",
-                host, failure ? failure : "failure");
-            goto out;
-        }
         if (swap_run && !swap_failure && is_interference(failure)) {
             if (cv.have && !cv.tls_ok)
                 set(&d, "down", "tls",
@@ -1159,12 +1167,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
     if (strcmp(phase, "http") == 0) {
-        if (repeat_ok && is_interference(failure))
-            set(&d, "inconclusive", "http",
-                "The request for %s failed (%s), but the same request worked when tried again "
-                "a moment later: a passing failure of the network, not a block.",
-                host, failure ? failure : "failure");
-        else if (cv.have && !cv.phase && !is_interference(failure))
+        if (cv.have && !cv.phase && !is_interference(failure))
             set(&d, "inconclusive", "http",
                 "The request for %s fails here (%s) while the control loads the page, but not "
                 "the way requests are cut (a reset, a timeout, the connection closed): this "
@@ -1524,19 +1527,18 @@ static int repeat_timeout(const vt_task *t, int ms)
     return left < ms ? (int)left : ms;
 }
 
-/* The http phase: the last request, when it failed the way cuts do and its host is the measured
- * one, asked again of the addresses the probe's resolver gave (none other is known here). */
+/* The http phase: the request that failed, when its host is the measured one, asked again of
+ * the addresses the probe's resolver gave (none other is known here). */
 static void start_repeat_http(vapply *va, const char *failure, const vt_config *cfg)
 {
     vt_task *t = va->t;
     const cJSON *tk = t->test_keys;
     /* The request that failed: each endpoint's requests are stored newest first, so neither
      * end of the array is it in general (a redirect's 3xx, another endpoint's request). */
-    const cJSON *req, *failed = NULL;
+    const cJSON *req;
     const char *url = NULL;
     char h[256];
     addrset sys;
-    if (!is_interference(failure)) return;
     cJSON_ArrayForEach(req, cJSON_GetObjectItemCaseSensitive(tk, "requests"))
     {
         const char *f = str_or_null(req, "failure");
@@ -1544,12 +1546,11 @@ static void start_repeat_http(vapply *va, const char *failure, const vt_config *
         if (f && strcmp(f, failure) == 0 && u &&
             vt_verdict_endpoint_host(u, h, sizeof(h), NULL, NULL) == 0 &&
             strcasecmp(h, va->host) == 0) {
-            failed = req;
             url = u;
             break;
         }
     }
-    if (!failed) return;
+    if (!url) return;
     dns_view(tk, va->host, 0, &sys);
     const char *addrs[MAX_ADDRS + 1];
     size_t n = 0;
@@ -1589,11 +1590,12 @@ static void start_repeat(vapply *va)
     const vt_config *cfg = t->env->cfg;
     char ip[INET6_ADDRSTRLEN + 8];
     int port = 0;
-    if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0)) return;
+    if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0) ||
+        !repeat_applies(tk, phase, failure))
+        return;
     if (strcmp(phase, "tcp") == 0) {
         int timeout = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
-        if (local_connect_failures(tk) || failed_connect(tk, ip, sizeof(ip), &port) < 0 || !timeout)
-            return;
+        if (failed_connect(tk, ip, sizeof(ip), &port) < 0 || !timeout) return;
         va->pending++;
         if (vt_tcp_connect(t->env->loop, ip, port, timeout, t->t0, repeat_tcp_cb, va) < 0)
             va->pending--;
@@ -1603,7 +1605,7 @@ static void start_repeat(vapply *va)
         start_repeat_http(va, failure, cfg);
         return;
     }
-    if (strcmp(phase, "tls") != 0 || !is_interference(failure) || !t->env->tls) return;
+    if (!t->env->tls) return; /* the tls phase */
     int ct = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
     int tt = repeat_timeout(t, cfg ? cfg->tls_timeout_ms : 0);
     if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0 || !ct || !tt) return;
@@ -1612,8 +1614,8 @@ static void start_repeat(vapply *va)
         .port = port,
         .sni = va->host,
         /* the ClientHello the measurement sent: a censor may match more than the name */
-        .alpn = strcmp(kind, "web") == 0 ? "h2,http/1.1"
-                                         : vt_json_get_string(t->target->options, "alpn"),
+        .alpn =
+            strcmp(kind, "web") == 0 ? VT_WEB_ALPN : vt_json_get_string(t->target->options, "alpn"),
         .no_verify = 1, /* whether the handshake completes; its certificate was not the issue */
         .connect_timeout_ms = ct,
         .tls_timeout_ms = tt,

@@ -361,7 +361,7 @@ static void tls_done(const vt_tls_result *r, void *arg)
 static void start_tls(ep *e)
 {
     const vt_env *env = e->w->t->env;
-    const char *alpn = e->mode == EP_WEB ? "h2,http/1.1" : NULL;
+    const char *alpn = e->mode == EP_WEB ? VT_WEB_ALPN : NULL;
     if (e->mode == EP_ENDPOINT) alpn = vt_json_get_string(e->w->t->target->options, "alpn");
     e->stage = ST_TLS;
     e->pending = 1;

@@ -59,6 +59,9 @@ typedef struct vt_tls_result {
     size_t reply_len;
 } vt_tls_result;
 
+/* The ALPN list the web kind's TLS step offers (lib/web.c); its repeat offers the same. */
+#define VT_WEB_ALPN "h2,http/1.1"
+
 typedef struct vt_tls_opts {
     const char *ip;
     int port;
