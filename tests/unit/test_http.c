@@ -381,7 +381,10 @@ static double timing(const cJSON *entry, const char *name)
 
 /* x_timings: libcurl's clocks for the transfer, in order, and a server's think time (the
  * server's /delay waits 300 ms) between pretransfer and starttransfer; plain HTTP has no
- * appconnect. */
+ * appconnect. libcurl stamps pretransfer after it has sent the request, so the server's wait
+ * starts a little before it: on a busy machine (a sanitized build in CI measured 299.x ms) the
+ * difference falls short of 300 ms by the time between the server reading the request and
+ * libcurl taking its clock. 20 ms below covers that; the wait still has to fall in between. */
 static void timings_place_a_slow_servers_delay_before_the_first_byte(void **state)
 {
     if (!https_port) skip();
@@ -397,7 +400,7 @@ static void timings_place_a_slow_servers_delay_before_the_first_byte(void **stat
            t = timing(o.entry, "total");
     assert_true(c > 0 && c <= a && a <= p && p <= st && st <= t);
     double think = st - p;
-    if (think < 0.3 || think > 0.3 + 0.25)
+    if (think < 0.3 - 0.02 || think > 0.3 + 0.25)
         fail_msg("starttransfer - pretransfer = %.3f s for a 0.3 s server delay", think);
     outcome_free(&o);
 

@@ -150,7 +150,9 @@ static void dns_silent_resolver_costs_about_the_configured_timeout(void **state)
     close(fd);
     assert_int_equal(k.calls, 1);
     assert_string_equal(k.failure, "generic_timeout_error");
-    assert_true(took >= 0.5 && took < 0.9);
+    /* The configured 600 ms, not c-ares' default of seconds; the margin above is for a busy,
+     * sanitized CI machine. */
+    assert_true(took >= 0.5 && took < 1.5);
     assert_non_null(strstr(k.json, "\"engine\":\"udp\""));
     assert_non_null(strstr(k.json, "\"rcode\":null"));
     assert_non_null(strstr(k.json, "\"answers\":[]"));
