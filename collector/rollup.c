@@ -727,6 +727,8 @@ static const char *schema =
     /* ... one country at a time, in turn (episodes_refresh). */
     "CREATE INDEX IF NOT EXISTS episodes_dirty_cc_next ON episodes_dirty"
     " (probe_cc, whole DESC, probe_asn);"
+    /* The VT_DETECT_RULES the stored episodes were detected under (one row). */
+    "CREATE TABLE IF NOT EXISTS episodes_rules (version BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS episodes ("
     " kind TEXT NOT NULL, scope TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
     " target_id TEXT NOT NULL, test_name TEXT NOT NULL, platform TEXT NOT NULL,"
@@ -1920,9 +1922,21 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         if (rc == 0 && !have_ca)
             rc = rebuild_cc(s, "rollup_daily", "rollup_cc_all_daily", 1, err, errlen);
     }
-    /* Episodes: every network again when the table is new or the buckets were rebuilt. */
-    if (rc == 0 && (rebuilt || !had_episodes) &&
-        (vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+    /* Episodes: every network again when the table is new, the buckets were rebuilt, or the
+     * episodes were detected under other rules (an upgrade that changed a threshold: a series
+     * without new uploads would keep what the old rules found). */
+    long long same_rules = 0;
+    char rules_sql[96];
+    snprintf(rules_sql, sizeof(rules_sql), "SELECT COUNT(*) FROM episodes_rules WHERE version = %d",
+             VT_DETECT_RULES);
+    if (rc == 0 && vt_db_query(s, rules_sql, NULL, 0, count_row, &same_rules, err, errlen) < 0)
+        rc = -1;
+    snprintf(rules_sql, sizeof(rules_sql), "INSERT INTO episodes_rules (version) VALUES (%d)",
+             VT_DETECT_RULES);
+    if (rc == 0 && (rebuilt || !had_episodes || !same_rules) &&
+        (vt_db_query(s, "DELETE FROM episodes_rules", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+         vt_db_query(s, rules_sql, NULL, 0, NULL, NULL, err, errlen) < 0 ||
+         vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
          vt_db_query(s, "DELETE FROM episodes_dirty", NULL, 0, NULL, NULL, err, errlen) < 0 ||
          vt_db_query(s,
                      "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "

@@ -483,6 +483,49 @@ static void test_detect_probe_schedule(void **state)
     temp_store_close(s, path);
 }
 
+/* A database whose episodes an earlier collector detected under other rules (no
+ * episodes_rules, or another version there) has them redone when the collector starts, not only
+ * for the series that get new uploads. */
+static void test_episodes_redone_under_new_rules(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-rules-XXXXXX", err[256], url[64];
+    vt_store *s = temp_store(path);
+    insert_hours(s, 2, 5, 20, "AS2");
+    while (vt_episodes_refresh(s, 100, err, sizeof(err)) > 0)
+        ;
+    vt_detect_query q = {0};
+    vt_episode *t = NULL;
+    size_t nt = 0;
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 1);
+    free(t);
+    /* What an earlier version left: no rules table, episodes the old rules found (none). */
+    assert_int_equal(vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, sizeof(err)),
+                     0);
+    vt_db_query(s, "DROP TABLE IF EXISTS episodes_rules", NULL, 0, NULL, NULL, err, sizeof(err));
+    vt_store_close(s);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    while (vt_episodes_refresh(s, 100, err, sizeof(err)) > 0)
+        ;
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 1);
+    assert_string_equal(t[0].asn, "AS2");
+    free(t);
+    /* Started again under the same rules: nothing is redone (the table is kept as is). */
+    assert_int_equal(vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, sizeof(err)),
+                     0);
+    vt_store_close(s);
+    s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 0);
+    free(t);
+    temp_store_close(s, path);
+}
+
 static void same_episodes(const vt_episode *a, size_t na, const vt_episode *b, size_t nb)
 {
     assert_int_equal(na, nb);
@@ -571,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_obs),
         cmocka_unit_test(test_detect_thresholds),
         cmocka_unit_test(test_detect_probe_schedule),
+        cmocka_unit_test(test_episodes_redone_under_new_rules),
         cmocka_unit_test(test_episodes_table),
         cmocka_unit_test(test_query_time_limit),
         cmocka_unit_test(test_refresh_takes_countries_in_turn),
