@@ -490,7 +490,8 @@ static void test_episodes_redone_under_new_rules(void **state)
 {
     (void)state;
     char path[] = "/tmp/vt-rollup-rules-XXXXXX", err[256], url[64];
-    vt_store *s = temp_store(path);
+    vt_store *s = temp_store(path); /* a collector started on an empty database */
+    snprintf(url, sizeof(url), "sqlite:%s", path);
     insert_hours(s, 2, 5, 20, "AS2");
     while (vt_episodes_refresh(s, 100, err, sizeof(err)) > 0)
         ;
@@ -500,12 +501,18 @@ static void test_episodes_redone_under_new_rules(void **state)
     assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
     assert_int_equal(nt, 1);
     free(t);
+    /* A report opening it meanwhile (same rules) leaves the episodes alone. */
+    vt_store *r = vt_store_open_existing(url, err, sizeof(err));
+    assert_non_null(r);
+    vt_store_close(r);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 1);
+    free(t);
     /* What an earlier version left: no rules table, episodes the old rules found (none). */
     assert_int_equal(vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, sizeof(err)),
                      0);
     vt_db_query(s, "DROP TABLE IF EXISTS episodes_rules", NULL, 0, NULL, NULL, err, sizeof(err));
     vt_store_close(s);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
     s = vt_store_open(url, err, sizeof(err));
     assert_non_null(s);
     while (vt_episodes_refresh(s, 100, err, sizeof(err)) > 0)
