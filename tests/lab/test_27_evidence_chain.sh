@@ -87,6 +87,16 @@ report --cc XA --format json >"$LAB_DIR/report-xa.json" || lab_die "report XA fa
 report --cc XB --format json >"$LAB_DIR/report-xb.json" || lab_die "report XB failed"
 report --cc XA --asn 64501 --format csv >"$LAB_DIR/report-xa.csv" || lab_die "report XA (csv) failed"
 report --cc XA --format md >&2 || lab_die "report XA (md) failed"
+# The reports read the database beside the serving collector: they must leave its episodes as
+# they were (no episode dropped, nothing to redo).
+python3 - "$db" <<'PY' || lab_die "running the report changed the collector's episodes"
+import sqlite3, sys
+c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+ep = c.execute("SELECT count(*) FROM episodes").fetchone()[0]
+dirty = c.execute("SELECT count(*) FROM episodes_dirty").fetchone()[0]
+if (ep, dirty) != (3, 0):
+    sys.exit("lab: %d episodes stored, %d series to redo, after the reports" % (ep, dirty))
+PY
 lab_ns vt-control python3 - "http://127.0.0.1:$LAB_CONTROL_PORT" "$since" "$LAB_DIR" <<'PY' ||
 import csv, io, json, sys, urllib.request
 base, since, d = sys.argv[1], sys.argv[2], sys.argv[3]
