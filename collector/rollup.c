@@ -727,6 +727,8 @@ static const char *schema =
     /* ... one country at a time, in turn (episodes_refresh). */
     "CREATE INDEX IF NOT EXISTS episodes_dirty_cc_next ON episodes_dirty"
     " (probe_cc, whole DESC, probe_asn);"
+    /* The VT_DETECT_RULES the stored episodes were detected under (one row). */
+    "CREATE TABLE IF NOT EXISTS episodes_rules (version BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS episodes ("
     " kind TEXT NOT NULL, scope TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"
     " target_id TEXT NOT NULL, test_name TEXT NOT NULL, platform TEXT NOT NULL,"
@@ -1858,6 +1860,19 @@ static int rebuild_cc(vt_store *s, const char *from, const char *to, int all, ch
     return r.rc;
 }
 
+/* Records that the episodes are (being) detected under VT_DETECT_RULES; by a serving collector
+ * only (see init_locked). */
+static int set_rules(vt_store *s, int refresh_ms, char *err, size_t errlen)
+{
+    char sql[96];
+    if (refresh_ms <= 0) return 0;
+    snprintf(sql, sizeof(sql), "INSERT INTO episodes_rules (version) VALUES (%d)", VT_DETECT_RULES);
+    if (vt_db_query(s, "DELETE FROM episodes_rules", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+        vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
 static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int refresh_ms,
                        char *err, size_t errlen)
 {
@@ -1893,7 +1908,17 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
               have_ca = nonempty(s, "rollup_cc_all_daily", err, errlen),
               meas = nonempty(s, "measurements", err, errlen);
     if (have < 0 || have_d < 0 || have_ch < 0 || have_cd < 0 || have_ca < 0 || meas < 0) return -1;
-    if (!meas) return 0;
+    /* Only a serving collector (refresh_ms > 0) judges the rules: a report or token command of a
+     * newer version, next to an older collector still serving, would have the episodes redone
+     * by rules that collector does not apply, and marked as done under the new ones. */
+    long long same_rules = 1;
+    if (refresh_ms > 0) {
+        char sql[96];
+        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM episodes_rules WHERE version = %d",
+                 VT_DETECT_RULES);
+        if (vt_db_query(s, sql, NULL, 0, count_row, &same_rules, err, errlen) < 0) return -1;
+    }
+    if (!meas) return same_rules ? 0 : set_rules(s, refresh_ms, err, errlen);
     int rebuilt = 0;
     if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     int rc = 0;
@@ -1920,9 +1945,12 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         if (rc == 0 && !have_ca)
             rc = rebuild_cc(s, "rollup_daily", "rollup_cc_all_daily", 1, err, errlen);
     }
-    /* Episodes: every network again when the table is new or the buckets were rebuilt. */
-    if (rc == 0 && (rebuilt || !had_episodes) &&
-        (vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+    /* Episodes: every network again when the table is new, the buckets were rebuilt, or the
+     * episodes were detected under other rules (an upgrade that changed a threshold: a series
+     * without new uploads would keep what the old rules found). */
+    if (rc == 0 && (rebuilt || !had_episodes || !same_rules) &&
+        (set_rules(s, refresh_ms, err, errlen) < 0 ||
+         vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
          vt_db_query(s, "DELETE FROM episodes_dirty", NULL, 0, NULL, NULL, err, errlen) < 0 ||
          vt_db_query(s,
                      "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "

@@ -144,9 +144,16 @@ void vt_rollup_forget(vt_store *s);
 #define VT_DETECT_BASELINE_MIN 20  /* samples in the baseline before slowdowns are judged */
 #define VT_DETECT_OUTAGE_SHARE 0.5 /* canaries failing this share: the network is down */
 #define VT_DETECT_OUTAGE_MIN 3     /* and at least this many failed canary measurements */
-#define VT_DETECT_GAP_HOURS 2      /* hours without data that do not split an episode */
+/* Hours without data that do not split an episode: probes measure every 6 hours
+ * (dist/systemd/vantage-probe.timer), a run may spill into the next hour, so a network's hours
+ * with data can be 7 apart; a smaller gap made each slot an episode of its own, too small to
+ * count (VT_DETECT_MIN_ANOMALIES, VT_DETECT_MIN_SLOW_HOURS). */
+#define VT_DETECT_GAP_HOURS 6
 #define VT_DETECT_MIN_ANOMALIES 5  /* a blocking episode needs this many anomalous measurements */
 #define VT_DETECT_MIN_SLOW_HOURS 2 /* a slowdown episode needs this many slow hours */
+/* The rules above as a number, stored with the episodes: bump it when one changes, and a
+ * collector re-detects every network at its next start. 2: VT_DETECT_GAP_HOURS 2 -> 6. */
+#define VT_DETECT_RULES 2
 
 typedef struct vt_episode {
     char kind[16];  /* "blocking", "slowdown", "outage" */

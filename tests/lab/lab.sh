@@ -12,6 +12,8 @@
 
 # ---- the table: names, addresses, links --------------------------------------------------------
 LAB_NAMESPACES=(vt-client vt-censor vt-server vt-control)
+# Made only by the scenarios that call lab_add_clean_client; removed by every set-up and teardown.
+LAB_EXTRA_NAMESPACES=(vt-clean)
 LAB_CLIENT_IP=10.99.1.2      # vt-client cli0
 LAB_ISP_DNS=10.99.1.1        # vt-censor cen-cli: the gateway and the "ISP resolver"
 LAB_CENSOR_SRV_IP=10.99.2.1  # vt-censor cen-srv
@@ -22,6 +24,15 @@ LAB_CONTROL_IP=10.99.3.2     # vt-control ctl0: vantage-collector's control endp
 LAB_CONTROL_PORT=8080        # the collector, on vt-control's loopback
 LAB_CONTROL_TLS_PORT=8443    # nginx in front of it, TLS with the lab CA
 LAB_IF_CLI=cen-cli           # the censor's interface towards the client
+LAB_CLIENT_NET=10.99.1.0     # the censored network: country XA, AS64501 in the collector's GeoIP
+LAB_CLIENT_CC=XA
+LAB_CLIENT_ASN=AS64501
+LAB_CLEAN_NET=10.99.4.0      # vt-clean's (lab_add_clean_client): a second, uncensored network
+LAB_CLEAN_CC=XB
+LAB_CLEAN_ASN=AS64502
+LAB_CLEAN_IP=10.99.4.2       # vt-clean cln0
+LAB_CLEAN_GW=10.99.4.1       # vt-censor cen-cln
+LAB_IF_CLEAN=cen-cln         # the censor's interface towards it: the scenarios' rules skip it
 LAB_IF_SRV=cen-srv
 # Name -> address. Services on 10.99.2.10 (target.lab, other.lab share it) and 10.99.2.11 run in
 # the "main" nginx; the others in the "aux" nginx, so a scenario can stop the target's server
@@ -135,7 +146,7 @@ lab_teardown() {
     local rc=$?
     trap - EXIT INT TERM HUP PIPE
     local ns
-    for ns in "${LAB_NAMESPACES[@]}"; do
+    for ns in "${LAB_EXTRA_NAMESPACES[@]}" "${LAB_NAMESPACES[@]}"; do
         lab_ns_destroy "$ns"
     done
     if [ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ]; then
@@ -374,6 +385,7 @@ lab_isp_dns() {
 # The uncensored control vantage: vantage-collector's control endpoint in vt-control.
 lab_make_control() {
     LAB_CONTROL_URL=""
+    LAB_COLLECTOR_URL=""
     if [ ! -x "$LAB_COLLECTOR" ]; then
         lab_log "no collector at $LAB_COLLECTOR: running without a control"
         return 0
@@ -385,9 +397,19 @@ lab_make_control() {
     mkdir -p /etc/netns/vt-control/ssl/certs
     cp /etc/ssl/openssl.cnf /etc/netns/vt-control/ssl/ 2>/dev/null || true
     cp "$LAB_CACERT" /etc/netns/vt-control/ssl/certs/ca-certificates.crt
+    # The client networks' made-up country and network, in ip-location-db's CSV format, so that
+    # a probe checking in from one is told its own (scenario 27).
+    printf '%s,%s,%s,%s\n' "${LAB_CLIENT_NET%.*}.0" "${LAB_CLIENT_NET%.*}.255" \
+        "${LAB_CLIENT_ASN#AS}" "Lab censored ISP" "${LAB_CLEAN_NET%.*}.0" \
+        "${LAB_CLEAN_NET%.*}.255" "${LAB_CLEAN_ASN#AS}" "Lab clean ISP" >"$d/geoip-asn.csv"
+    printf '%s,%s,%s\n' "${LAB_CLIENT_NET%.*}.0" "${LAB_CLIENT_NET%.*}.255" "$LAB_CLIENT_CC" \
+        "${LAB_CLEAN_NET%.*}.0" "${LAB_CLEAN_NET%.*}.255" "$LAB_CLEAN_CC" >"$d/geoip-country.csv"
+    # nginx in front passes the client's address (X-Forwarded-For), as a deployment's proxy
+    # does: check-in and scrubbing see the probe's address, not nginx's.
     lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
         --listen "127.0.0.1:$LAB_CONTROL_PORT" --db "sqlite:$d/vantage.db" --rate 0 \
-        >"$d/collector.log" 2>&1 &
+        --trusted-proxy 127.0.0.1 --geoip-asn "$d/geoip-asn.csv" \
+        --geoip-country "$d/geoip-country.csv" >"$d/collector.log" 2>&1 &
     # TLS in front of it, as a deployment has: the probe takes a control URL over https only
     # (plain http to loopback aside). Port 8443: the scenarios' rules on 443 leave it alone.
     lab_nginx_conf ctl
@@ -396,7 +418,10 @@ server {
     listen $LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT ssl;
     ssl_certificate $LAB_DIR/pki/control.pem;
     ssl_certificate_key $LAB_DIR/pki/control.key;
-    location / { proxy_pass http://127.0.0.1:$LAB_CONTROL_PORT; }
+    location / {
+        proxy_set_header X-Forwarded-For \$remote_addr;
+        proxy_pass http://127.0.0.1:$LAB_CONTROL_PORT;
+    }
 }
 EOF
     if ! lab_ns vt-control nginx -e "$LAB_DIR/nginx-ctl/error.log" \
@@ -409,11 +434,51 @@ EOF
         if lab_ns vt-control python3 -c "import socket; socket.create_connection(('127.0.0.1',$LAB_CONTROL_PORT),0.2)" 2>/dev/null &&
             lab_client python3 -c "import socket; socket.create_connection(('$LAB_CONTROL_IP',$LAB_CONTROL_TLS_PORT),0.2)" 2>/dev/null; then
             LAB_CONTROL_URL="https://$LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT/api/v1/control"
+            LAB_COLLECTOR_URL="https://$LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT"
             return 0
         fi
         sleep 0.1
     done
     lab_log "the collector did not come up: $(tail -5 "$d/collector.log")"
+}
+
+# A second client network, vt-clean (10.99.4.2), routed through the censor on its own interface
+# (cen-cln), so that rules matching "-i $LAB_IF_CLI" leave it alone; its resolver is the
+# authoritative DNS (an ISP resolver that does not censor). Call after lab_setup.
+lab_add_clean_client() {
+    ip netns add vt-clean
+    ip -n vt-clean link set lo up
+    lab_ns vt-clean sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null || true
+    ip link add cln0 netns vt-clean type veth peer name "$LAB_IF_CLEAN" netns vt-censor
+    ip -n vt-clean addr add "$LAB_CLEAN_IP/24" dev cln0
+    ip -n vt-censor addr add "$LAB_CLEAN_GW/24" dev "$LAB_IF_CLEAN"
+    ip -n vt-clean link set cln0 up
+    ip -n vt-censor link set "$LAB_IF_CLEAN" up
+    ip -n vt-clean route add default via "$LAB_CLEAN_GW"
+    mkdir -p /etc/netns/vt-clean
+    echo "nameserver $LAB_AUTH_DNS" >/etc/netns/vt-clean/resolv.conf
+    lab_wait_port vt-clean "$LAB_TARGET_IP" 443
+}
+
+# lab_probe_upload NS STATE_DIR OUT [ARGS...]: one probe run in namespace NS (vt-client or
+# vt-clean) that checks in with the lab's collector and uploads what it measured, as a
+# volunteer's probe does; STATE_DIR is that volunteer's spool. The run's JSONL goes to OUT, its
+# stderr to OUT.err. Fails unless the run exits 0 (4: measurements left in the spool).
+lab_probe_upload() {
+    local ns=$1 state=$2 out=$3 rc=0
+    shift 3
+    [ -n "${LAB_COLLECTOR_URL:-}" ] || lab_die "no collector to upload to"
+    lab_ns "$ns" "$LAB_PROBE" run --quiet --accept-risks --targets "$LAB_TARGETS" \
+        --output "$out" --cacert "$LAB_CACERT" --resolver "$LAB_AUTH_DNS:53" \
+        --timeout "${LAB_TIMEOUT:-3}" --control "$LAB_CONTROL_URL" \
+        --fingerprints "$LAB_FINGERPRINTS" --state-dir "$state" \
+        --collector "$LAB_COLLECTOR_URL" --collector-cacert "$LAB_CACERT" \
+        --upload-attempts 3 --upload-backoff-ms 200 --upload-max-time 30 "$@" \
+        2>"$out.err" || rc=$?
+    if [ "$rc" -ne 0 ] || [ ! -s "$out" ]; then
+        tail -20 "$out.err" >&2
+        lab_die "the probe in $ns exited $rc ($(wc -l <"$out" 2>/dev/null || echo 0) measurements)"
+    fi
 }
 
 # Waits until a TCP port answers from inside a namespace.
@@ -442,7 +507,7 @@ lab_setup() {
         lab_die "another lab run holds /run/vantage-lab.lock"
     fi
     local ns
-    for ns in "${LAB_NAMESPACES[@]}"; do # leftovers of a crashed run
+    for ns in "${LAB_EXTRA_NAMESPACES[@]}" "${LAB_NAMESPACES[@]}"; do # leftovers of a crashed run
         lab_ns_destroy "$ns"
     done
     LAB_DIR=$(mktemp -d /tmp/vt-lab.XXXXXX)

@@ -418,6 +418,121 @@ static void test_detect_thresholds(void **state)
     temp_store_close(s, path);
 }
 
+/* Volunteers' probes run on the shipped schedule (dist/systemd/vantage-probe.timer: every 6
+ * hours, at a fixed random minute of the hour after the slot; docs/volunteer.md's crontab
+ * likewise), so a network's hours with data are 6 apart. Three volunteers see t1 blocked and t2
+ * throttled from the fifth slot on: each slot alone has 3 anomalies (under the 5 a block needs)
+ * and one slow hour (under the 2 a slowdown needs), so the episodes exist only if slots 6 hours
+ * apart chain into one. A missed slot (12 hours without data) still ends an episode. */
+static void test_detect_probe_schedule(void **state)
+{
+    (void)state;
+    enum { SLOTS = 16, VOLUNTEERS = 3, N = SLOTS * VOLUNTEERS * 2 };
+    static char bodies[N][512], uids[N][33];
+    vt_store_row rows[N];
+    size_t n = 0;
+    char path[] = "/tmp/vt-rollup-sched-XXXXXX", err[256];
+    vt_store *s = temp_store(path);
+    for (int slot = 0; slot < SLOTS; slot++) {
+        int hour = slot * 6 + (slot % 2); /* a run that crossed into the next hour too */
+        if (slot == 12) continue;         /* every device was off: t1, t2 end at slot 11 */
+        for (int v = 0; v < VOLUNTEERS; v++)
+            for (int t = 1; t <= 2; t++) {
+                int bad = slot >= 4;
+                const char *verdict = !bad ? "ok" : t == 1 ? "tcp_blocking" : "throttled";
+                double bps = bad && t == 2 ? 128e3 : 20e6;
+                snprintf(uids[n], 33, "%032zx", n + 1);
+                snprintf(bodies[n], sizeof(bodies[n]),
+                         "{\"measurement_start_time\":\"2026-11-%02d %02d:%02d:00\",\"probe_cc\":"
+                         "\"PK\",\"probe_asn\":\"AS9\",\"test_name\":\"web_connectivity\","
+                         "\"report_id\":\"r-%d-%d\",\"annotations\":{\"target_id\":\"t%d\","
+                         "\"platform\":\"p%d\"},\"test_keys\":{\"verdict\":\"%s\","
+                         "\"throughput_bps\":%.0f}}",
+                         1 + hour / 24, hour % 24, 10 + 17 * v, slot, v, t, t, verdict, bps);
+                memset(&rows[n], 0, sizeof(rows[n]));
+                rows[n].uid = uids[n];
+                rows[n].received_at = "2026-11-28 00:00:00";
+                rows[n].measurement_start_time = "2026-11-01 00:00:00";
+                rows[n].probe_cc = "PK";
+                rows[n].probe_asn = "AS9";
+                rows[n].test_name = "web_connectivity";
+                rows[n].body = bodies[n];
+                n++;
+            }
+    }
+    assert_int_equal(vt_store_insert_batch(s, rows, n, err, sizeof(err)), 0);
+    vt_detect_query q = {0};
+    vt_episode *e = NULL;
+    size_t ne = 0;
+    assert_int_equal(vt_detect(s, &q, &e, &ne, err, sizeof(err)), 0);
+    /* slots 4..11 (hours 24..67) and 13..15 (79..91) of each target */
+    assert_int_equal(ne, 4);
+    for (size_t i = 0; i < ne; i++) {
+        int t1 = strcmp(e[i].target, "t1") == 0;
+        int first = strcmp(e[i].start, "2026-11-02 00:00:00") == 0;
+        assert_string_equal(e[i].kind, t1 ? "blocking" : "slowdown");
+        assert_string_equal(e[i].top_verdict, t1 ? "tcp_blocking" : "throttled");
+        assert_string_equal(e[i].start, first ? "2026-11-02 00:00:00" : "2026-11-04 07:00:00");
+        assert_string_equal(e[i].end, first ? "2026-11-03 20:00:00" : "2026-11-04 20:00:00");
+        assert_int_equal(e[i].hours, first ? 8 : 3);
+        assert_int_equal(e[i].anomalies, first ? 24 : 9);
+        assert_int_equal(e[i].ongoing, !first);
+        if (!t1 && first) assert_true(e[i].policer_bps == 128e3);
+    }
+    free(e);
+    temp_store_close(s, path);
+}
+
+/* A database whose episodes an earlier collector detected under other rules (no
+ * episodes_rules, or another version there) has them redone when the collector starts, not only
+ * for the series that get new uploads. */
+static void test_episodes_redone_under_new_rules(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-rules-XXXXXX", err[256], url[64];
+    vt_store *s = temp_store(path); /* a collector started on an empty database */
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    insert_hours(s, 2, 5, 20, "AS2");
+    while (vt_episodes_refresh(s, 100, err, sizeof(err)) > 0)
+        ;
+    vt_detect_query q = {0};
+    vt_episode *t = NULL;
+    size_t nt = 0;
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 1);
+    free(t);
+    /* A report opening it meanwhile (same rules) leaves the episodes alone. */
+    vt_store *r = vt_store_open_existing(url, err, sizeof(err));
+    assert_non_null(r);
+    vt_store_close(r);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 1);
+    free(t);
+    /* What an earlier version left: no rules table, episodes the old rules found (none). */
+    assert_int_equal(vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, sizeof(err)),
+                     0);
+    vt_db_query(s, "DROP TABLE IF EXISTS episodes_rules", NULL, 0, NULL, NULL, err, sizeof(err));
+    vt_store_close(s);
+    s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    while (vt_episodes_refresh(s, 100, err, sizeof(err)) > 0)
+        ;
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 1);
+    assert_string_equal(t[0].asn, "AS2");
+    free(t);
+    /* Started again under the same rules: nothing is redone (the table is kept as is). */
+    assert_int_equal(vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, sizeof(err)),
+                     0);
+    vt_store_close(s);
+    s = vt_store_open(url, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
+    assert_int_equal(nt, 0);
+    free(t);
+    temp_store_close(s, path);
+}
+
 static void same_episodes(const vt_episode *a, size_t na, const vt_episode *b, size_t nb)
 {
     assert_int_equal(na, nb);
@@ -505,6 +620,8 @@ int main(void)
         cmocka_unit_test(test_runs_never_exceed_measurements),
         cmocka_unit_test(test_obs),
         cmocka_unit_test(test_detect_thresholds),
+        cmocka_unit_test(test_detect_probe_schedule),
+        cmocka_unit_test(test_episodes_redone_under_new_rules),
         cmocka_unit_test(test_episodes_table),
         cmocka_unit_test(test_query_time_limit),
         cmocka_unit_test(test_refresh_takes_countries_in_turn),
