@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "log.h"
 #include "rollup.h"
 #include "textfile.h"
 #include "vantage/json.h"
@@ -61,7 +62,7 @@ static int unavailable(struct evhttp_request *req, const char *err)
                            5);
         return 503;
     }
-    fprintf(stderr, "vantage-collector: query: %s\n", err);
+    vt_log_msg("vantage-collector: query: %s", err);
     vt_api_reply_error(req, 503, "the collector's database is unavailable; retry later", 5);
     return 503;
 }

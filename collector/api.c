@@ -24,6 +24,7 @@
 
 #include "aggregate.h"
 #include "conns.h"
+#include "log.h"
 #include "control.h"
 #include "ingest_pool.h"
 #include "proxy.h"
@@ -182,12 +183,10 @@ static void client_addr(vt_api *a, struct evhttp_request *req, char *out, size_t
          * look like the proxy (no address is printed). */
         if (!a->xff_warned && evhttp_find_header(in, "X-Forwarded-For")) {
             a->xff_warned = 1;
-            fprintf(stderr,
-                    "vantage-collector: a request came with X-Forwarded-For from a caller not "
-                    "named by --trusted-proxy; the header is ignored, so behind a proxy every "
-                    "probe counts as the proxy (check-in, rate limit, scrubbing): see "
-                    "docs/privacy.md\n");
-            fflush(stderr);
+            vt_log_msg("vantage-collector: a request came with X-Forwarded-For from a caller not "
+                       "named by --trusted-proxy; the header is ignored, so behind a proxy every "
+                       "probe counts as the proxy (check-in, rate limit, scrubbing): see "
+                       "docs/privacy.md");
         }
         return;
     }
@@ -260,7 +259,7 @@ static int rate_ok(vt_api *a, vt_ratelimit *rl, const char *prefix, const char *
 static int upload_reply(vt_api *a, struct evhttp_request *req, const vt_ingest_job *j, size_t bytes,
                         char *extra, size_t extralen)
 {
-    if (j->log_err[0]) fprintf(stderr, "vantage-collector: store: %s\n", j->log_err);
+    if (j->log_err[0]) vt_log_msg("vantage-collector: store: %s", j->log_err);
     if (j->status != 200) {
         vt_api_reply_error(req, j->status, j->err, j->retry_after);
         return j->status;
@@ -304,7 +303,7 @@ static int upload(vt_api *a, struct evhttp_request *req, const char *addr, doubl
             tok++;
         int st = vt_store_token_check(a->store, tok, err, sizeof(err));
         if (st < 0) {
-            fprintf(stderr, "vantage-collector: %s\n", err);
+            vt_log_msg("vantage-collector: %s", err);
             vt_api_reply_error(req, 503, "the collector's database is unavailable; retry later", 5);
             return 503;
         }

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "log.h"
 #include "vantage/addr.h"
 #include "vantage/config.h"
 #include "vantage/dns.h"
@@ -429,7 +430,7 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
         goto done;
     }
     if (ensure_env(c, err, sizeof(err)) < 0) {
-        fprintf(stderr, "vantage-collector: control: %s\n", err);
+        vt_log_msg("vantage-collector: control: %s", err);
         answer_error(&tmp, 503, "control measurements are unavailable on this collector", 30);
         goto done;
     }

@@ -312,9 +312,16 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = 0;
-        if (len == 0 || line[0] == '#') continue;
+        /* A UTF-8 byte order mark (a file saved by a spreadsheet or a Windows editor) would
+         * make the first line look like a header, and its range be skipped without a word. */
+        char *ln = line;
+        if (lineno == 1 && len >= 3 && memcmp(ln, "\xef\xbb\xbf", 3) == 0) {
+            ln += 3;
+            len -= 3;
+        }
+        if (len == 0 || ln[0] == '#') continue;
         char *fl[4];
-        int nf = csv_split(line, fl, 4);
+        int nf = csv_split(ln, fl, 4);
         range r;
         memset(&r, 0, sizeof(r));
         if (nf < 3) {

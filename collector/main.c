@@ -11,6 +11,7 @@
 #include "api.h"
 #include "geoip.h"
 #include "json_arena.h"
+#include "log.h"
 #include "rollup.h"
 #include "store.h"
 #include "vantage/loop.h"
@@ -91,7 +92,7 @@ static void on_refresh(void *arg)
     int k = vt_episodes_refresh_nowait(r->store, REFRESH_BATCH, err, sizeof(err));
     if (lock) vt_store_db_unlock();
     double spent_ms = (vt_now() - t0) * 1000.0;
-    if (k == -1) fprintf(stderr, "vantage-collector: episodes: %s (retrying)\n", err);
+    if (k == -1) vt_log_msg("vantage-collector: episodes: %s (retrying)", err);
     /* More left: again at once when no upload is coming in (the loop still serves queries
      * between rounds); while uploads come in, the refresh (which holds the loop and the store)
      * takes at most a fifth of the time, so that a stream of uploads, each marking series
@@ -119,8 +120,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     serve_ctx *c = arg;
     if (c->signals++ == 0)
-        fprintf(stderr, "vantage-collector: %s: finishing in-flight work, then exiting\n",
-                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        vt_log_msg("vantage-collector: %s: finishing in-flight work, then exiting",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
     c->refresh->stop = 1;
     if (c->refresh->ev) vt_timer_cancel(c->refresh->ev);
     c->refresh->ev = NULL;
@@ -369,6 +370,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    vt_log_set_json(o.log_json);
     if (!listen || !db) {
         fprintf(stderr, "vantage-collector: serve needs --listen ADDR:PORT and --db URL\n");
         return 2;
@@ -407,8 +409,8 @@ int main(int argc, char **argv)
         (rlim_t)o.max_conns + 64 > rl.rlim_cur) {
         int cap = rl.rlim_cur > 128 ? (int)(rl.rlim_cur - 64) : 64;
         if (cap < o.max_conns) {
-            fprintf(stderr, "vantage-collector: at most %d connections (descriptor limit %llu)\n",
-                    cap, (unsigned long long)rl.rlim_cur);
+            vt_log_msg("vantage-collector: at most %d connections (descriptor limit %llu)", cap,
+                       (unsigned long long)rl.rlim_cur);
             o.max_conns = cap;
         }
     }
@@ -441,20 +443,18 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "cannot install signal handlers");
         goto fail;
     }
-    fprintf(stderr,
-            "vantage-collector %s: listening on port %d (store %s, %zu ASN and %zu country "
-            "ranges, %zu MMDB files%s%s)\n",
-            VT_VERSION, vt_api_port(api), vt_store_name(store), vt_geoip_count(geo, 0),
-            vt_geoip_count(geo, 1), vt_geoip_mmdb_count(geo),
-            o.require_token ? ", tokens required" : "",
-            proxies ? ", X-Forwarded-For from trusted proxies" : "");
-    fflush(stderr);
+    vt_log_msg("vantage-collector %s: listening on port %d (store %s, %zu ASN and %zu country "
+               "ranges, %zu MMDB files%s%s)",
+               VT_VERSION, vt_api_port(api), vt_store_name(store), vt_geoip_count(geo, 0),
+               vt_geoip_count(geo, 1), vt_geoip_mmdb_count(geo),
+               o.require_token ? ", tokens required" : "",
+               proxies ? ", X-Forwarded-For from trusted proxies" : "");
     vt_loop_run(loop);
-    fprintf(stderr, "vantage-collector: stopped\n");
+    vt_log_msg("vantage-collector: stopped");
     rc = 0;
     goto done;
 fail:
-    fprintf(stderr, "vantage-collector: %s\n", err[0] ? err : "out of memory");
+    vt_log_msg("vantage-collector: %s", err[0] ? err : "out of memory");
 done:
     if (refresh.ev) vt_timer_cancel(refresh.ev);
     if (sig_term) event_free(sig_term);

@@ -1,6 +1,7 @@
 /* Hourly rollups at ingest, the SQL plumbing shared by the query code, and detection.
  * See rollup.h and docs/methodology.md ("Aggregation and detection"). */
 #include "rollup.h"
+#include "log.h"
 #include "strbuf.h"
 #include "vantage/loop.h"
 
@@ -1739,7 +1740,7 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
 typedef struct rebuild_ctx {
     vt_store *s;
     cellset cs;
-    size_t pending;
+    size_t pending, rows;
     int rc;
     char *err;
     size_t errlen;
@@ -1750,6 +1751,7 @@ static int rebuild_row(void *arg, int nc, const char *const *cols)
     rebuild_ctx *r = arg;
     vt_obs o;
     if (nc < 1 || !cols[0] || vt_obs_from_json(cols[0], &o) < 0) return 0;
+    r->rows++;
     if (cells_add(&r->cs, &o) < 0) {
         snprintf(r->err, r->errlen, "out of memory");
         r->rc = -1;
@@ -1923,6 +1925,10 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
     if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     int rc = 0;
     if (!have || !have_d) {
+        /* Minutes for millions of measurements, before the collector listens: say so. */
+        vt_log_msg("vantage-collector: the rollup tables are empty or from an older version: "
+                   "rebuilding them from the stored measurements");
+        double t0 = vt_now();
         rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
         static const char *const tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
                                              "rollup_cc_daily", "rollup_cc_all_daily"};
@@ -1938,6 +1944,9 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         cells_free(&r.cs);
         rc = r.rc;
         rebuilt = 1;
+        if (rc == 0)
+            vt_log_msg("vantage-collector: rollups rebuilt from %zu measurements in %.1f s", r.rows,
+                       vt_now() - t0);
     } else {
         if (!have_ch) rc = rebuild_cc(s, "rollup_hourly", "rollup_cc_hourly", 0, err, errlen);
         if (rc == 0 && !have_cd)

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include "rollup.h"
+#include "log.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -91,7 +92,7 @@ void vt_store_upkeep(vt_store *s)
     if (s->ops->checkpoint) s->ops->checkpoint(s);
     char err[256];
     if (vt_rollup_maintain(s, err, sizeof(err)) < 0)
-        fprintf(stderr, "vantage-collector: statistics of the rollup tables: %s\n", err);
+        vt_log_msg("vantage-collector: statistics of the rollup tables: %s", err);
 }
 
 static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -118,7 +118,21 @@ static void malformed_files_are_refused_with_file_and_line(void **state)
     assert_int_equal(vt_geoip_count(g, 0), 1);
     unlink(p);
     free(p);
+    /* a byte order mark does not turn the first range into a skipped header */
+    p = write_tmp("\xef\xbb\xbf"
+                  "2.0.0.0,2.0.0.255,64496,Y\n3.0.0.0,3.0.0.255,64497,Z\n");
+    assert_int_equal(vt_geoip_load_asn(g, p, err, sizeof err), 0);
+    assert_int_equal(vt_geoip_count(g, 0), 3);
+    unlink(p);
+    free(p);
+    p = write_tmp("\xef\xbb\xbfip_start,ip_end,country\n2.0.0.0,2.0.0.255,NL\n");
+    assert_int_equal(vt_geoip_load_country(g, p, err, sizeof err), 0);
+    unlink(p);
+    free(p);
     vt_geoip_result r;
+    vt_geoip_lookup(g, "2.0.0.1", &r);
+    assert_string_equal(r.asn, "AS64496");
+    assert_string_equal(r.cc, "NL");
     vt_geoip_lookup(NULL, "1.0.0.1", &r);
     assert_string_equal(r.asn, "AS0");
     vt_geoip_free(g);
