@@ -2,12 +2,13 @@
 # Installs the Debian packages a target needs, when missing.
 # usage: scripts/deps.sh build|test|lab|all
 # As root it runs apt-get; otherwise it prints the exact command and fails.
-# cmocka is a build dependency: the unit tests are part of the default build.
+# cmocka is a build dependency: the unit tests are part of the default build. libjs-chart.js:
+# the collector's dashboard draws its charts with it (a build by root installs it beside).
 set -euo pipefail
 build=(cmake make gcc pkg-config libevent-dev libc-ares-dev libcurl4-openssl-dev libcjson-dev
        libssl-dev libsqlite3-dev libpq-dev zlib1g-dev libinih-dev libmaxminddb-dev python3 curl
-       sqlite3 libcmocka-dev)
-test=(python3 clang openssl time libjs-chart.js libmaxmind-db-writer-perl strace faketime)
+       sqlite3 libcmocka-dev libjs-chart.js)
+test=(python3 clang openssl time libmaxmind-db-writer-perl strace faketime)
 lab=(iproute2 iptables dnsmasq-base nginx-light postgresql sqlite3 curl procps chromium
      openvpn wireguard-go wireguard-tools strongswan-charon ocserv tor)
 case "${1:-build}" in
