@@ -50,7 +50,15 @@ struct vt_api {
     vt_ingest_pool *pool;      /* NULL: uploads are handled on the loop */
     const vt_proxies *proxies; /* o.proxies (the caller's); NULL: X-Forwarded-For unread */
     int xff_warned;            /* an ignored X-Forwarded-For was reported (once) */
+    /* The last upload the store could not take (a full disk, a lost database), vt_now(); 0 once
+     * one is stored again. Health reads cannot see it (they need no space, no write lock). */
+    double write_failed;
 };
+
+/* How long health reports a failed write after it, when no upload was stored since: uploads
+ * keep it fresh while the store refuses them, and a collector a load balancer took out (so that
+ * none arrive) comes back to its read check. */
+#define VT_HEALTH_WRITE_WINDOW_S 30.0
 
 /* Uploads received and not yet answered, at most (beyond: 503 with Retry-After). */
 #define VT_API_MAX_QUEUED_UPLOADS 64
@@ -259,7 +267,12 @@ static int rate_ok(vt_api *a, vt_ratelimit *rl, const char *prefix, const char *
 static int upload_reply(vt_api *a, struct evhttp_request *req, const vt_ingest_job *j, size_t bytes,
                         char *extra, size_t extralen)
 {
-    if (j->log_err[0]) vt_log_msg("vantage-collector: store: %s", j->log_err);
+    if (j->log_err[0]) {
+        vt_log_msg("vantage-collector: store: %s", j->log_err);
+        a->write_failed = vt_now();
+    } else if (j->status == 200) {
+        a->write_failed = 0;
+    }
     if (j->status != 200) {
         vt_api_reply_error(req, j->status, j->err, j->retry_after);
         return j->status;
@@ -408,15 +421,18 @@ static int health(vt_api *a, struct evhttp_request *req)
     /* Shutting down (SIGTERM, uploads refused with 503): a load balancer asking health must
      * take this collector out now, not when it is gone. */
     int draining = a->shutting_down;
-    int ok = !draining && vt_store_health(a->store, err, sizeof(err)) == 0;
+    int write_failed = a->write_failed > 0 && vt_now() - a->write_failed < VT_HEALTH_WRITE_WINDOW_S;
+    int ok = !draining && !write_failed && vt_store_health(a->store, err, sizeof(err)) == 0;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", ok ? "ok" : draining ? "shutting_down" : "unavailable");
     cJSON_AddStringToObject(o, "store", vt_store_name(a->store));
     cJSON_AddStringToObject(o, "version", VT_VERSION);
     if (!ok)
         cJSON_AddStringToObject(o, "error",
-                                draining ? "the collector is shutting down"
-                                         : "the database does not answer");
+                                draining       ? "the collector is shutting down"
+                                : write_failed ? "the database refused the last upload (a full "
+                                                 "disk? see the collector's log)"
+                                               : "the database does not answer");
     char *s = vt_json_print(o);
     cJSON_Delete(o);
     if (!ok) evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");

@@ -822,10 +822,18 @@ def check_store_outage(db, tmp):
             st, js, hdrs = c.upload(jsonl([m]))
             check(st == 503 and "Retry-After" in hdrs and js.get("error"),
                   f"store unavailable: 503 with Retry-After ({st} {js})")
+            # SQLite's reads still work while another process holds the write lock (as they
+            # do on a full disk): health tells a monitor what the uploads are getting.
+            st, js, _ = c.request("GET", "/api/v1/health")
+            check(st == 503 and js and js.get("status") == "unavailable" and
+                  "refused the last upload" in js.get("error", ""),
+                  f"health after an upload the store refused: 503 ({st} {js})")
         finally:
             db.restore()
         st, js, _ = c.upload(jsonl([m]))
         check(st == 200 and js["accepted"] == 1, "after the store is back the batch is accepted")
+        st, js, _ = c.request("GET", "/api/v1/health")
+        check(st == 200 and js["status"] == "ok", f"health ok once an upload is stored ({st} {js})")
     finally:
         c.stop()
 
