@@ -110,6 +110,18 @@ static void malformed_files_are_refused_with_file_and_line(void **state)
     assert_int_equal(vt_geoip_load_asn(g, p, err, sizeof err), -1);
     unlink(p);
     free(p);
+    /* an IPv4 start with an IPv6 end would swallow IPv6's space up to that end */
+    p = write_tmp("1.0.0.0,2001:db8::1,64496,X\n");
+    assert_int_equal(vt_geoip_load_asn(g, p, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":1: the range's start and end are not the same address family"));
+    assert_int_equal(vt_geoip_count(g, 0), 0);
+    unlink(p);
+    free(p);
+    p = write_tmp("2001:db8::,1.0.0.255,NL\n");
+    assert_int_equal(vt_geoip_load_country(g, p, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not the same address family"));
+    unlink(p);
+    free(p);
     assert_int_equal(vt_geoip_load_asn(g, "/nonexistent/asn.csv", err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/asn.csv"));
     /* a header line is skipped */
