@@ -66,5 +66,7 @@ fi
 if [ -n "$cpid" ]; then
     n=$(sqlite3 "$out/collector.db" 'select count(*) from measurements' 2>/dev/null || echo '?')
     echo "vantage: the local collector holds $n measurements ($out/collector.db)"
+    echo "vantage: to see them on its dashboard: $collector serve --db sqlite:$out/collector.db" \
+        "--listen 127.0.0.1:8080, then open http://127.0.0.1:8080/"
 fi
 exit $rc

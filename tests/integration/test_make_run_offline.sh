@@ -3,7 +3,7 @@
 # volunteer whose connection is down would run it: every default target is probe_offline (never
 # blocked), every measurement reaches the embedded local collector, and the summary says the
 # connection was offline. The namespace's loopback starts down; run.sh brings it up for the
-# collector. Nothing can leave the namespace.
+# collector. Nothing can leave the namespace. The dashboard command it prints serves that run.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "skip: needs root for a network namespace"; exit 77; }
 command -v unshare >/dev/null && command -v sqlite3 >/dev/null ||
@@ -41,4 +41,22 @@ grep -q "upload: $n accepted" "$out/log" || fail "no upload line saying $n accep
 grep -q "your connection was offline" "$out/log" || fail "the summary does not say offline"
 ! grep -q -i "blocked" "$out/log" || fail "something was called blocked"
 ls "$out/state/spool/"*.json >/dev/null 2>&1 && fail "measurements left in the spool"
+# The command run.sh prints for the dashboard, as given, in a namespace of its own: the page,
+# its charts' script and the measurements it shows.
+dash=$(sed -n 's/^vantage: to see them on its dashboard: \(.*\), then open http:\/\/127.0.0.1:8080\/$/\1/p' \
+    "$out/log")
+[ -n "$dash" ] || fail "no dashboard command printed"
+timeout 60 unshare -n bash -c "ip link set lo up; $dash 2>'$out/dash.log' & pid=\$!
+    for i in \$(seq 100); do curl -fsS http://127.0.0.1:8080/api/v1/health >/dev/null 2>&1 && break
+        sleep 0.1; done
+    curl -fsS http://127.0.0.1:8080/ >'$out/index.html' &&
+        curl -fsS -o /dev/null http://127.0.0.1:8080/static/vendor/chart.js &&
+        curl -fsS 'http://127.0.0.1:8080/api/v1/measurements?limit=1000' >'$out/api.json'
+    rc=\$?; kill \$pid; wait \$pid; exit \$rc" >>"$out/log" 2>&1 ||
+    fail "the printed dashboard command does not serve the page, Chart.js and the measurements"
+grep -q "<!DOCTYPE html>" "$out/index.html" || fail "the dashboard page"
+python3 - "$out/api.json" "$n" <<'PY' || fail "the dashboard's API does not hold the run"
+import json, sys
+assert json.load(open(sys.argv[1]))["count"] == int(sys.argv[2])
+PY
 echo "test_make_run_offline: ok ($n targets, all probe_offline, $stored stored by the local collector)"
