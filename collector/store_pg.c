@@ -403,6 +403,10 @@ static int pg_health(vt_store *vs, char *err, size_t errlen)
 {
     pg_store *s = P(vs);
     if (ensure(s, err, errlen) < 0) return -1;
+    if (exec_cmd(s, "SELECT 1", err, errlen) == 0) return 0;
+    /* A connection the server closed (a restart) is known to be broken only once used: the
+     * first question after it would answer 503 for a database that is back. Once more, anew. */
+    if (PQstatus(s->conn) != CONNECTION_BAD || ensure(s, err, errlen) < 0) return -1;
     return exec_cmd(s, "SELECT 1", err, errlen);
 }
 
