@@ -28,9 +28,11 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  serve --listen ADDR:PORT --db URL   run the HTTP API (docs/api.md)\n"
-            "  token create --db URL              make an upload token (printed once; creates\n"
-            "                                     the database when it does not exist)\n"
-            "  token list --db URL                list tokens (id, created, revoked)\n"
+            "  token create --db URL [--note TEXT]\n"
+            "                                     make an upload token (printed once; creates\n"
+            "                                     the database when it does not exist); the note\n"
+            "                                     says whom it was given to\n"
+            "  token list --db URL                list tokens (id, created, revoked, note)\n"
             "  token revoke ID --db URL           refuse a token from now on\n"
             "  report --db URL --cc CC --since DATE [--until DATE] [--asn ASN]\n"
             "         [--format md|csv|json|html] [--output FILE]\n"
@@ -131,8 +133,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void print_token(const vt_store_token *t, void *arg)
 {
     int *n = arg;
-    if ((*n)++ == 0) printf("%-16s  %-19s  %s\n", "ID", "CREATED (UTC)", "REVOKED (UTC)");
-    printf("%-16s  %-19s  %s\n", t->id, t->created_at, t->revoked_at[0] ? t->revoked_at : "-");
+    if ((*n)++ == 0)
+        printf("%-16s  %-19s  %-19s  %s\n", "ID", "CREATED (UTC)", "REVOKED (UTC)", "NOTE");
+    printf("%-16s  %-19s  %-19s  %s\n", t->id, t->created_at,
+           t->revoked_at[0] ? t->revoked_at : "-", t->note);
 }
 
 int main(int argc, char **argv)
@@ -163,7 +167,8 @@ int main(int argc, char **argv)
         O_MAXCONN,
         O_ITHREADS,
         O_PROXY,
-        O_GMMDB
+        O_GMMDB,
+        O_NOTE
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -186,12 +191,13 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, NULL, O_MAXCONN},
         {"ingest-threads", required_argument, NULL, O_ITHREADS},
         {"trusted-proxy", required_argument, NULL, O_PROXY},
+        {"note", required_argument, NULL, O_NOTE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *db = NULL, *gasn[MAX_GEO], *gcc[MAX_GEO], *gmmdb[MAX_GEO],
-               *trusted = NULL;
+               *trusted = NULL, *note = NULL;
     size_t n_gasn = 0, n_gcc = 0, n_gmmdb = 0;
     vt_api_opts o;
     vt_api_opts_default(&o);
@@ -278,6 +284,9 @@ int main(int argc, char **argv)
         case O_TV:
             o.targets_version = optarg;
             break;
+        case O_NOTE:
+            note = optarg;
+            break;
         case O_PROXY:
             if (trusted) {
                 fprintf(stderr, "vantage-collector: give --trusted-proxy once, as a "
@@ -310,10 +319,19 @@ int main(int argc, char **argv)
         if (!sub || !db ||
             (strcmp(sub, "create") && strcmp(sub, "list") &&
              (strcmp(sub, "revoke") || optind + 2 >= argc))) {
-            fprintf(stderr, "usage: vantage-collector token create|list|revoke ID --db URL\n");
+            fprintf(stderr, "usage: vantage-collector token create [--note TEXT]|list|revoke ID "
+                            "--db URL\n");
             return 2;
         }
         if (vt_store_url_check(db, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vantage-collector: %s\n", err);
+            return 2;
+        }
+        if (note && strcmp(sub, "create") != 0) {
+            fprintf(stderr, "vantage-collector: --note goes with token create\n");
+            return 2;
+        }
+        if (note && !vt_store_token_note_ok(note, err, sizeof(err))) {
             fprintf(stderr, "vantage-collector: %s\n", err);
             return 2;
         }
@@ -328,7 +346,7 @@ int main(int argc, char **argv)
         int rc = 0;
         if (strcmp(sub, "create") == 0) {
             char tok[65], id[17];
-            if (vt_store_token_create(s, tok, id, err, sizeof(err)) < 0) {
+            if (vt_store_token_create(s, note, tok, id, err, sizeof(err)) < 0) {
                 fprintf(stderr, "vantage-collector: %s\n", err);
                 rc = 1;
             } else {

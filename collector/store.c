@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
 
@@ -150,9 +151,34 @@ void vt_store_sha256_hex(const char *s, char out[65])
     out[64] = 0;
 }
 
-int vt_store_token_create(vt_store *s, char *out, char *id, char *err, size_t errlen)
+int vt_store_token_note_ok(const char *note, char *why, size_t whylen)
+{
+    size_t n = strlen(note);
+    if (n > VT_TOKEN_NOTE_MAX) {
+        snprintf(why, whylen, "a token's note is at most %d bytes (this one has %zu)",
+                 VT_TOKEN_NOTE_MAX, n);
+        return 0;
+    }
+    if (!vt_utf8_valid((const unsigned char *)note, n)) {
+        snprintf(why, whylen, "a token's note must be UTF-8 text");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)note[i] < 0x20 || note[i] == 0x7f) {
+            snprintf(why, whylen,
+                     "a token's note must not hold control characters (a newline, "
+                     "a tab)");
+            return 0;
+        }
+    return 1;
+}
+
+int vt_store_token_create(vt_store *s, const char *note, char *out, char *id, char *err,
+                          size_t errlen)
 {
     char a[VT_UID_LEN + 1], b[VT_UID_LEN + 1], hash[65], now[20];
+    if (note && !*note) note = NULL;
+    if (note && !vt_store_token_note_ok(note, err, errlen)) return -1;
     if (vt_uid_new(a) < 0 || vt_uid_new(b) < 0) {
         snprintf(err, errlen, "no randomness from the OS");
         return -1;
@@ -162,7 +188,7 @@ int vt_store_token_create(vt_store *s, char *out, char *id, char *err, size_t er
     memcpy(id, hash, 16);
     id[16] = 0;
     vt_format_time(vt_wall_now(), now);
-    return s->ops->token_add(s, id, hash, now, err, errlen);
+    return s->ops->token_add(s, id, hash, now, note, err, errlen);
 }
 
 int vt_store_token_check(vt_store *s, const char *token, char *err, size_t errlen)

@@ -29,10 +29,14 @@ typedef struct vt_store_row {
     int inserted; /* out: 1 stored now, 0 the uid was already stored */
 } vt_store_row;
 
+/* A token's note, in bytes: UTF-8 text without control characters (vt_store_token_note_ok). */
+#define VT_TOKEN_NOTE_MAX 200
+
 typedef struct vt_store_token {
-    char id[17];         /* first 16 hex characters of the token's SHA-256 */
-    char created_at[20]; /* "YYYY-MM-DD HH:MM:SS" */
-    char revoked_at[20]; /* "" when active */
+    char id[17];                      /* first 16 hex characters of the token's SHA-256 */
+    char created_at[20];              /* "YYYY-MM-DD HH:MM:SS" */
+    char revoked_at[20];              /* "" when active */
+    char note[VT_TOKEN_NOTE_MAX + 1]; /* the operator's note (whom it was given to); "" none */
 } vt_store_token;
 
 typedef void (*vt_store_token_fn)(const vt_store_token *t, void *arg);
@@ -44,7 +48,7 @@ typedef struct vt_store_ops {
     int (*insert_batch)(vt_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen);
     int (*health)(vt_store *s, char *err, size_t errlen);
     int (*token_add)(vt_store *s, const char *id, const char *sha256_hex, const char *now,
-                     char *err, size_t errlen);
+                     const char *note, char *err, size_t errlen);
     int (*token_check)(vt_store *s, const char *sha256_hex, char *err, size_t errlen);
     int (*token_list)(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);
     int (*token_revoke)(vt_store *s, const char *id, const char *now, char *err, size_t errlen);
@@ -86,9 +90,13 @@ int vt_store_insert_batch(vt_store *s, vt_store_row *rows, size_t n, char *err, 
 int vt_store_health(vt_store *s, char *err, size_t errlen);
 
 /* Upload tokens. Only the SHA-256 of a token is stored. */
-/* Creates a token: writes the token (64 hex characters) into out (>= 65 bytes) and its id into
- * id (>= 17 bytes). */
-int vt_store_token_create(vt_store *s, char *out, char *id, char *err, size_t errlen);
+/* Creates a token with an optional note (NULL or "": none; else vt_store_token_note_ok): writes
+ * the token (64 hex characters) into out (>= 65 bytes) and its id into id (>= 17 bytes). */
+int vt_store_token_create(vt_store *s, const char *note, char *out, char *id, char *err,
+                          size_t errlen);
+/* 1 when note can be a token's note: at most VT_TOKEN_NOTE_MAX bytes of UTF-8, no control
+ * characters; else 0 with the reason in why. */
+int vt_store_token_note_ok(const char *note, char *why, size_t whylen);
 /* 1 valid, 0 unknown, 2 revoked, -1 store error. */
 int vt_store_token_check(vt_store *s, const char *token, char *err, size_t errlen);
 int vt_store_token_list(vt_store *s, vt_store_token_fn fn, void *arg, char *err, size_t errlen);

@@ -59,6 +59,8 @@ static const char *schema =
     " sha256 TEXT NOT NULL UNIQUE,"
     " created_at TEXT NOT NULL,"
     " revoked_at TEXT);"
+    /* A database made before tokens had notes gets the column. */
+    "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS note TEXT;"
     "SELECT pg_advisory_unlock(7413001);";
 
 static const struct {
@@ -73,9 +75,10 @@ static const struct {
      "ON CONFLICT (uid) DO NOTHING RETURNING uid",
      12},
     {"vt_known", "SELECT uid FROM measurements WHERE uid = ANY($1::text[])", 1},
-    {"vt_tok_add", "INSERT INTO tokens (id, sha256, created_at) VALUES ($1, $2, $3)", 3},
+    {"vt_tok_add", "INSERT INTO tokens (id, sha256, created_at, note) VALUES ($1, $2, $3, $4)", 4},
     {"vt_tok_check", "SELECT revoked_at FROM tokens WHERE sha256 = $1", 1},
-    {"vt_tok_list", "SELECT id, created_at, revoked_at FROM tokens ORDER BY created_at, id", 0},
+    {"vt_tok_list", "SELECT id, created_at, revoked_at, note FROM tokens ORDER BY created_at, id",
+     0},
     {"vt_tok_revoke", "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", 2},
 };
 
@@ -424,11 +427,11 @@ static PGresult *run(pg_store *s, const char *name, int n, const char *const *v,
     return r;
 }
 
-static int pg_token_add(vt_store *vs, const char *id, const char *hash, const char *now, char *err,
-                        size_t errlen)
+static int pg_token_add(vt_store *vs, const char *id, const char *hash, const char *now,
+                        const char *note, char *err, size_t errlen)
 {
-    const char *v[3] = {id, hash, now};
-    PGresult *r = run(P(vs), "vt_tok_add", 3, v, err, errlen);
+    const char *v[4] = {id, hash, now, note}; /* NULL: SQL NULL */
+    PGresult *r = run(P(vs), "vt_tok_add", 4, v, err, errlen);
     PQclear(r);
     return r ? 0 : -1;
 }
@@ -452,6 +455,7 @@ static int pg_token_list(vt_store *vs, vt_store_token_fn fn, void *arg, char *er
         snprintf(t.id, sizeof(t.id), "%s", PQgetvalue(r, i, 0));
         snprintf(t.created_at, sizeof(t.created_at), "%s", PQgetvalue(r, i, 1));
         snprintf(t.revoked_at, sizeof(t.revoked_at), "%s", PQgetvalue(r, i, 2));
+        snprintf(t.note, sizeof(t.note), "%s", PQgetvalue(r, i, 3));
         fn(&t, arg);
     }
     PQclear(r);

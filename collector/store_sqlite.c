@@ -42,7 +42,8 @@ static const char *schema =
     " id TEXT PRIMARY KEY,"
     " sha256 TEXT NOT NULL UNIQUE,"
     " created_at TEXT NOT NULL,"
-    " revoked_at TEXT);";
+    " revoked_at TEXT,"
+    " note TEXT);";
 
 static sqlite_store *S(vt_store *s)
 {
@@ -115,8 +116,37 @@ static int sq_health(vt_store *vs, char *err, size_t errlen)
     return 0;
 }
 
-static int sq_token_add(vt_store *vs, const char *id, const char *hash, const char *now, char *err,
-                        size_t errlen)
+static int has_token_note(sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM pragma_table_info('tokens') WHERE name = 'note'",
+                           -1, &st, NULL) == SQLITE_OK)
+        has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return has;
+}
+
+/* A database made before tokens had notes gets the column (another process opening it at the
+ * same moment may add it first). */
+static int add_token_note(sqlite_store *s, const char *path, char *err, size_t errlen)
+{
+    if (has_token_note(s)) return 0;
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, "ALTER TABLE tokens ADD COLUMN note TEXT", NULL, NULL, &msg) ==
+            SQLITE_OK ||
+        has_token_note(s)) {
+        sqlite3_free(msg);
+        return 0;
+    }
+    snprintf(err, errlen, "sqlite: %s: adding tokens.note: %s", path,
+             msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int sq_token_add(vt_store *vs, const char *id, const char *hash, const char *now,
+                        const char *note, char *err, size_t errlen)
 {
     sqlite_store *s = S(vs);
     sqlite3_stmt *st = s->tok_add;
@@ -124,6 +154,7 @@ static int sq_token_add(vt_store *vs, const char *id, const char *hash, const ch
     bind_text(st, 1, id);
     bind_text(st, 2, hash);
     bind_text(st, 3, now);
+    bind_text(st, 4, note);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : fail(s, "token create", err, errlen);
@@ -163,6 +194,7 @@ static int sq_token_list(vt_store *vs, vt_store_token_fn fn, void *arg, char *er
         copy_col(st, 0, t.id, sizeof(t.id));
         copy_col(st, 1, t.created_at, sizeof(t.created_at));
         copy_col(st, 2, t.revoked_at, sizeof(t.revoked_at));
+        copy_col(st, 3, t.note, sizeof(t.note));
         fn(&t, arg);
     }
     sqlite3_reset(st);
@@ -312,16 +344,17 @@ vt_store *vt_store_sqlite_open(const char *path, int must_exist, char *err, size
         sqlite3_free(msg);
         goto fail;
     }
+    if (add_token_note(s, path, err, errlen) < 0) goto fail;
     if (prep(s,
              "INSERT OR IGNORE INTO measurements (uid, received_at, measurement_start_time, "
              "probe_cc, probe_asn, test_name, input, target_id, platform, category, verdict, body) "
              "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
              &s->insert, err, errlen) < 0 ||
-        prep(s, "INSERT INTO tokens (id, sha256, created_at) VALUES (?1, ?2, ?3)", &s->tok_add, err,
-             errlen) < 0 ||
+        prep(s, "INSERT INTO tokens (id, sha256, created_at, note) VALUES (?1, ?2, ?3, ?4)",
+             &s->tok_add, err, errlen) < 0 ||
         prep(s, "SELECT revoked_at FROM tokens WHERE sha256 = ?1", &s->tok_check, err, errlen) <
             0 ||
-        prep(s, "SELECT id, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+        prep(s, "SELECT id, created_at, revoked_at, note FROM tokens ORDER BY created_at, id",
              &s->tok_list, err, errlen) < 0 ||
         prep(s, "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
              &s->tok_revoke, err, errlen) < 0)

@@ -569,6 +569,31 @@ def check_tokens(db, tmp):
     finally:
         c.stop()
 
+    # A note says whom a token went to; list shows it. A database made before notes existed
+    # gets the column when a command opens it.
+    note = "Lahore volunteers, via Bytes for All — 2026-11"
+    r = tok("create", "--note", note)
+    check(r.returncode == 0 and len(r.stdout.strip()) == 64, f"token create --note ({r.stderr})")
+    r = tok("list")
+    check(r.returncode == 0 and r.stdout.splitlines()[0].split()[-1] == "NOTE" and
+          any(line.endswith("  " + note) for line in r.stdout.splitlines()[1:]),
+          f"token list shows the note ({r.stdout!r})")
+    for bad, why in (("a\nb", "control characters"), ("x" * 201, "at most 200 bytes")):
+        r = tok("create", "--note", bad)
+        check(r.returncode == 2 and why in r.stderr, f"a bad note is refused ({r.stderr.strip()})")
+    r = tok("list", "--note", "x")
+    check(r.returncode == 2 and "--note goes with token create" in r.stderr,
+          f"--note with list is refused ({r.stderr.strip()})")
+    check(len(db.query("SELECT id FROM tokens")) == 2, "refused notes stored no token")
+    db.query("ALTER TABLE tokens DROP COLUMN note")
+    r = tok("list")
+    check(r.returncode == 0 and len(r.stdout.splitlines()) == 3,
+          f"token list of a database without notes ({r.returncode} {r.stderr.strip()})")
+    r = tok("create", "--note", "after the upgrade")
+    check(r.returncode == 0 and any(line.endswith("  after the upgrade")
+                                    for line in tok("list").stdout.splitlines()),
+          f"token create --note on a database without notes ({r.stderr.strip()})")
+
 
 def check_rate_limit(db, tmp):
     c = Collector(db, tmp, "--rate", "0.5", "--burst", "2", name="rate")
