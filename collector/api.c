@@ -563,6 +563,11 @@ static void handle(struct evhttp_request *req, void *arg)
     vt_api_log(a, method, path, status, t0, extra);
 }
 
+void vt_api_set_geoip(vt_api *a, vt_geoip *geo)
+{
+    a->geo = geo;
+}
+
 vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_opts *o, char *err,
                    size_t errlen)
 {

@@ -37,6 +37,8 @@ void vt_api_opts_default(vt_api_opts *o);
 
 typedef struct vt_api vt_api;
 
+/* Check-ins answer from geo from now on (the caller frees the one before; loop thread only). */
+void vt_api_set_geoip(vt_api *a, vt_geoip *geo);
 vt_api *vt_api_new(vt_loop *loop, vt_store *store, vt_geoip *geo, const vt_api_opts *o, char *err,
                    size_t errlen);
 /* Splits --listen's ADDR:PORT ([ADDR]:PORT for IPv6) into host (128 bytes) and port, without

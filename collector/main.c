@@ -112,11 +112,60 @@ static void on_refresh(void *arg)
     if (!r->stop) r->ev = vt_timer_start(r->loop, next, on_refresh, r);
 }
 
+typedef struct geo_files {
+    const char **asn, **cc, **mmdb;
+    size_t n_asn, n_cc, n_mmdb;
+} geo_files;
+
+/* A GeoIP database from the files given (--geoip-*), or NULL with err. */
+static vt_geoip *load_geo(const geo_files *g, char *err, size_t errlen)
+{
+    vt_geoip *geo = vt_geoip_new();
+    if (!geo) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < g->n_asn; i++)
+        if (vt_geoip_load_asn(geo, g->asn[i], err, errlen) < 0) goto fail;
+    for (size_t i = 0; i < g->n_cc; i++)
+        if (vt_geoip_load_country(geo, g->cc[i], err, errlen) < 0) goto fail;
+    for (size_t i = 0; i < g->n_mmdb; i++)
+        if (vt_geoip_load_mmdb(geo, g->mmdb[i], err, errlen) < 0) goto fail;
+    return geo;
+fail:
+    vt_geoip_free(geo);
+    return NULL;
+}
+
 typedef struct serve_ctx {
     vt_api *api;
     refresh_ctx *refresh;
     int signals;
+    const geo_files *geo_files;
+    vt_geoip **geo; /* the one the API answers check-ins with */
 } serve_ctx;
+
+/* SIGHUP: the GeoIP files again (an operator updated them), without a restart. The loop thread
+ * is the only one that reads them (check-in), and this runs on it. A file that does not load
+ * leaves the data in use as it was. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    serve_ctx *c = arg;
+    char err[512] = "";
+    vt_geoip *geo = load_geo(c->geo_files, err, sizeof(err));
+    if (!geo) {
+        vt_log_msg("vantage-collector: SIGHUP: GeoIP not reloaded, the data in use stays: %s", err);
+        return;
+    }
+    vt_api_set_geoip(c->api, geo);
+    vt_geoip_free(*c->geo);
+    *c->geo = geo;
+    vt_log_msg("vantage-collector: SIGHUP: GeoIP reloaded (%zu ASN and %zu country ranges, %zu "
+               "MMDB files)",
+               vt_geoip_count(geo, 0), vt_geoip_count(geo, 1), vt_geoip_mmdb_count(geo));
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -412,8 +461,9 @@ int main(int argc, char **argv)
     vt_geoip *geo = NULL;
     vt_loop *loop = NULL;
     vt_api *api = NULL;
-    struct event *sig_term = NULL, *sig_int = NULL;
+    struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
     refresh_ctx refresh = {0};
+    const geo_files files = {gasn, gcc, gmmdb, n_gasn, n_gcc, n_gmmdb};
     signal(SIGPIPE, SIG_IGN);
     /* Every open connection is a descriptor: allow as many as the system lets us. */
     struct rlimit rl;
@@ -432,14 +482,8 @@ int main(int argc, char **argv)
             o.max_conns = cap;
         }
     }
-    geo = vt_geoip_new();
-    if (!geo) goto done;
-    for (size_t i = 0; i < n_gasn; i++)
-        if (vt_geoip_load_asn(geo, gasn[i], err, sizeof(err)) < 0) goto fail;
-    for (size_t i = 0; i < n_gcc; i++)
-        if (vt_geoip_load_country(geo, gcc[i], err, sizeof(err)) < 0) goto fail;
-    for (size_t i = 0; i < n_gmmdb; i++)
-        if (vt_geoip_load_mmdb(geo, gmmdb[i], err, sizeof(err)) < 0) goto fail;
+    geo = load_geo(&files, err, sizeof(err));
+    if (!geo) goto fail;
     store = vt_store_open(db, err, sizeof(err));
     if (!store) goto fail;
     loop = vt_loop_new(err, sizeof(err));
@@ -453,11 +497,12 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "cannot start the episode timer");
         goto fail;
     }
-    serve_ctx sc = {.api = api, .refresh = &refresh};
+    serve_ctx sc = {.api = api, .refresh = &refresh, .geo_files = &files, .geo = &geo};
     sig_term = evsignal_new(vt_loop_base(loop), SIGTERM, on_signal, &sc);
     sig_int = evsignal_new(vt_loop_base(loop), SIGINT, on_signal, &sc);
-    if (!sig_term || !sig_int || evsignal_add(sig_term, NULL) < 0 ||
-        evsignal_add(sig_int, NULL) < 0) {
+    sig_hup = evsignal_new(vt_loop_base(loop), SIGHUP, on_hup, &sc);
+    if (!sig_term || !sig_int || !sig_hup || evsignal_add(sig_term, NULL) < 0 ||
+        evsignal_add(sig_int, NULL) < 0 || evsignal_add(sig_hup, NULL) < 0) {
         snprintf(err, sizeof(err), "cannot install signal handlers");
         goto fail;
     }
@@ -477,6 +522,7 @@ done:
     if (refresh.ev) vt_timer_cancel(refresh.ev);
     if (sig_term) event_free(sig_term);
     if (sig_int) event_free(sig_int);
+    if (sig_hup) event_free(sig_hup);
     vt_api_free(api);
     vt_loop_free(loop);
     vt_store_close(store);

@@ -663,6 +663,59 @@ def check_privacy_and_checkin(db, tmp):
           f"the caller's address is nowhere in the database ({db.name})")
 
 
+def check_geoip_reload(db, tmp):
+    # An operator updates the GeoIP files (ip-location-db publishes them daily) and sends
+    # SIGHUP: check-ins answer from the new data without a restart; a file that does not load
+    # leaves the data in use as it was, and the collector keeps serving.
+    asn = os.path.join(tmp, "reload-asn.csv")
+    cc = os.path.join(tmp, "reload-country.csv")
+
+    def write(a, c):
+        with open(asn + ".new", "w") as f:
+            f.write(a)
+        with open(cc + ".new", "w") as f:
+            f.write(c)
+        os.replace(asn + ".new", asn)
+        os.replace(cc + ".new", cc)
+
+    def placed():
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}", source=PRIVATE_ADDR)
+        return (js["probe_cc"], js["probe_asn"]) if st == 200 and js else (st, None)
+
+    def after_hup(want, marker):
+        start = os.path.getsize(c.log_path)
+        c.proc.send_signal(signal.SIGHUP)
+        deadline, got = time.time() + 10, None
+        while time.time() < deadline:
+            with open(c.log_path, "rb") as f:
+                f.seek(start)
+                if marker in f.read():
+                    break
+            time.sleep(0.05)
+        got = placed()
+        return got == want, got
+
+    write("127.9.0.0,127.9.255.255,64500,Before\n", "127.9.0.0,127.9.255.255,NL\n")
+    c = Collector(db, tmp, "--geoip-asn", asn, "--geoip-country", cc, name="reload")
+    try:
+        check(placed() == ("NL", "AS64500"), f"check-in before the update ({placed()})")
+        write("127.9.0.0,127.9.255.255,64511,After\n", "127.9.0.0,127.9.255.255,DE\n")
+        ok, got = after_hup(("DE", "AS64511"), b"GeoIP reloaded")
+        check(ok, f"after SIGHUP check-in answers from the updated files ({got})")
+        write("127.9.0.0,127.9.255.255,64522,Half\n127.9.0.0,127.9.0.0.0,64522,Broken\n",
+              "127.9.0.0,127.9.255.255,FR\n")
+        ok, got = after_hup(("DE", "AS64511"), b"GeoIP not reloaded")
+        check(ok, f"a file that does not load leaves the data in use ({got})")
+        check(c.proc.poll() is None, "the collector keeps serving after both signals")
+    finally:
+        check(c.stop() == 0, "and exits 0 on SIGTERM")
+    with open(c.log_path, "rb") as f:
+        log = f.read()
+    check(b"SIGHUP: GeoIP reloaded (1 ASN and 1 country ranges" in log and
+          b"reload-asn.csv:2: not an IP address range" in log,
+          "the log says what was reloaded, and which line of which file was refused")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -1367,6 +1420,7 @@ def main():
                     ("tokens", check_tokens),
                     ("rate", check_rate_limit), ("privacy", check_privacy_and_checkin),
                     ("proxy", check_proxy), ("mmdb", check_mmdb),
+                    ("geoip-reload", check_geoip_reload),
                     ("outage", check_store_outage), ("two", check_two_collectors),
                     ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),
