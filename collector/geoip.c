@@ -96,12 +96,6 @@ static void org_name(const char *s, size_t len, char *out, size_t cap)
 }
 
 /* Text address, or a decimal number (IPv4 when it fits 32 bits and v4hint, else IPv6). */
-static int is_v4mapped(const unsigned char a[16])
-{
-    static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return memcmp(a, prefix, sizeof(prefix)) == 0;
-}
-
 static int parse_addr(const char *s, unsigned char out[16], int v4hint)
 {
     struct in_addr a4;
@@ -343,8 +337,9 @@ static int load(table *t, const char *path, int country, char *err, size_t errle
             goto done;
         }
         /* An IPv4 start (held as ::ffff:a.b.c.d) with an IPv6 end would cover everything
-         * between them in IPv6's space; the other way round it would read as backwards. */
-        if (is_v4mapped(r.start) != is_v4mapped(r.end)) {
+         * between them in IPv6's space; the other way round it would read as backwards. The
+         * family as written: "::,::ffff:255.255.255.255" is one IPv6 range. */
+        if ((strchr(fl[0], ':') == NULL) != (strchr(fl[1], ':') == NULL)) {
             snprintf(err, errlen,
                      "%s:%zu: the range's start and end are not the same address family", path,
                      lineno);

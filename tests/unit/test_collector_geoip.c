@@ -122,6 +122,14 @@ static void malformed_files_are_refused_with_file_and_line(void **state)
     assert_non_null(strstr(err, "not the same address family"));
     unlink(p);
     free(p);
+    /* written as IPv6 on both sides, an IPv4-mapped end is one IPv6 range */
+    vt_geoip *g6 = vt_geoip_new();
+    p = write_tmp("::,::ffff:255.255.255.255,XX\n");
+    assert_int_equal(vt_geoip_load_country(g6, p, err, sizeof err), 0);
+    assert_int_equal(vt_geoip_count(g6, 1), 1);
+    unlink(p);
+    free(p);
+    vt_geoip_free(g6);
     assert_int_equal(vt_geoip_load_asn(g, "/nonexistent/asn.csv", err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/asn.csv"));
     /* a header line is skipped */
