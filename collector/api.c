@@ -137,22 +137,17 @@ void vt_api_reply_error(struct evhttp_request *req, int code, const char *msg, i
 void vt_api_log(vt_api *a, const char *method, const char *path, int status, double t0,
                 const char *extra)
 {
-    char ts[32];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    char ts[40];
+    vt_log_timestamp(ts, sizeof(ts));
     double ms = (vt_now() - t0) * 1000.0;
     if (a->o.log_json)
         fprintf(stderr,
-                "{\"ts\":\"%s.%03ldZ\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,"
+                "{\"ts\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,"
                 "\"duration_ms\":%.1f%s%s}\n",
-                ts, now.tv_nsec / 1000000, method, path, status, ms, extra && *extra ? "," : "",
-                extra ? extra : "");
+                ts, method, path, status, ms, extra && *extra ? "," : "", extra ? extra : "");
     else
-        fprintf(stderr, "%s.%03ldZ %s %s %d %.1fms%s%s\n", ts, now.tv_nsec / 1000000, method, path,
-                status, ms, extra && *extra ? " " : "", extra ? extra : "");
+        fprintf(stderr, "%s %s %s %d %.1fms%s%s\n", ts, method, path, status, ms,
+                extra && *extra ? " " : "", extra ? extra : "");
     fflush(stderr);
 }
 

@@ -15,9 +15,14 @@ void vt_log_set_json(int on)
     log_json = on != 0;
 }
 
-int vt_log_is_json(void)
+void vt_log_timestamp(char *out, size_t outlen)
 {
-    return log_json;
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t k = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, outlen - k, ".%03ldZ", now.tv_nsec / 1000000);
 }
 
 void vt_log_format(char *out, size_t outlen, const char *ts, const char *msg, int json)
@@ -75,14 +80,7 @@ void vt_log_msg(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (log_json) {
-        struct timespec now;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &now);
-        gmtime_r(&now.tv_sec, &tm);
-        size_t k = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(ts + k, sizeof(ts) - k, ".%03ldZ", now.tv_nsec / 1000000);
-    }
+    if (log_json) vt_log_timestamp(ts, sizeof(ts));
     vt_log_format(line, sizeof(line), ts, msg, log_json);
     fputs(line, stderr);
     fflush(stderr);

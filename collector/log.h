@@ -8,7 +8,9 @@
 
 /* --log-json: set once, before any thread logs. */
 void vt_log_set_json(int on);
-int vt_log_is_json(void);
+
+/* Now, UTC, as every log line starts: "2026-11-30T08:00:56.123Z" (out >= 32 bytes). */
+void vt_log_timestamp(char *out, size_t outlen);
 
 /* One message: control characters (a libpq error's newlines and tabs) become spaces, trailing
  * blanks are dropped; as JSON {"ts":...,"msg":...}. One write to stderr, safe from any thread. */
