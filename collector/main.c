@@ -37,6 +37,9 @@ static void usage(FILE *f)
             "  report --db URL --cc CC --since DATE [--until DATE] [--asn ASN]\n"
             "         [--format md|csv|json|html] [--output FILE]\n"
             "                                     what was blocked or slowed (docs/api.md)\n"
+            "  delete --db URL [--report-id ID]... [--uid UID]... [--measured-before DATE]\n"
+            "         [--dry-run]                 delete measurements, and their trace in the\n"
+            "                                     rollups and episodes\n"
             "\n"
             "options:\n"
             "  --db URL                 sqlite:PATH or postgresql://... (libpq URI)\n"
@@ -194,6 +197,7 @@ int main(int argc, char **argv)
     vt_json_arena_install();
     /* report has its own options (report.c). */
     if (argc > 1 && strcmp(argv[1], "report") == 0) return vt_report_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "delete") == 0) return vt_delete_main(argc - 1, argv + 1);
     enum {
         O_LISTEN = 1000,
         O_DB,

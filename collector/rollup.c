@@ -1000,8 +1000,8 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
  * buckets: the keys and values travel as text arrays (unnest), so the statements have a fixed
  * text and are prepared once per connection (the dirty marks likewise). Before this, a chunk of
  * 200 buckets was a statement of up to 4,800 parameters, parsed and planned every time. */
-static const char *const pg_tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
-                                        "rollup_cc_daily", "rollup_cc_all_daily"};
+static const char *const rollup_tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
+                                            "rollup_cc_daily", "rollup_cc_all_daily"};
 #define PG_NTABLES 5
 #define PG_NSTMTS (2 * PG_NTABLES + 1) /* select and upsert per table, then the dirty marks */
 
@@ -1027,7 +1027,7 @@ static int pg_stmt_sql(char *out, size_t n, int k)
                         "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
                         "whole) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
                         "$4::text[], $5::bigint[]) ON CONFLICT DO NOTHING");
-    const char *table = pg_tables[k / 2];
+    const char *table = rollup_tables[k / 2];
     /* One primary-key probe per key, whatever the statistics say: a plain join let the planner
      * merge on (probe_cc, hour) by the rollup_hourly_cc_hour index, which compares every key
      * with every bucket of that country and hour (a rebuild's lookup of 12,000 keys in one hour
@@ -1317,14 +1317,14 @@ int vt_rollup_maintain(vt_store *s, char *err, size_t errlen)
         pg_growth[k].pending = 0;
         pthread_mutex_unlock(&pg_prep_mu);
         if (!due) continue;
-        const char *p[1] = {pg_tables[k]};
+        const char *p[1] = {rollup_tables[k]};
         double tuples = -1;
         if (vt_db_query(s, "SELECT reltuples FROM pg_class WHERE oid = CAST(? AS regclass)", p, 1,
                         reltuples_row, &tuples, err, errlen) < 0)
             return -1;
         if (tuples >= PG_ANALYZE_AFTER / 2) continue;
         char sql[64];
-        snprintf(sql, sizeof(sql), "ANALYZE %s", pg_tables[k]);
+        snprintf(sql, sizeof(sql), "ANALYZE %s", rollup_tables[k]);
         if (vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     }
     return 0;
@@ -1590,7 +1590,7 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
 {
     if (is_pg(s)) {
         for (int k = 0; k < PG_NTABLES; k++)
-            if (strcmp(table, pg_tables[k]) == 0)
+            if (strcmp(table, rollup_tables[k]) == 0)
                 return cells_flush_table_pg(s, cs, k, err, errlen);
         snprintf(err, errlen, "no rollup table %s", table);
         return -1;
@@ -1746,7 +1746,7 @@ int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, 
 typedef struct rebuild_ctx {
     vt_store *s;
     cellset cs;
-    size_t pending, rows;
+    size_t pending, rows, fetched; /* rows: the measurements counted; fetched: every row read */
     int rc;
     char *err;
     size_t errlen;
@@ -1756,6 +1756,7 @@ static int rebuild_row(void *arg, int nc, const char *const *cols)
 {
     rebuild_ctx *r = arg;
     vt_obs o;
+    r->fetched++;
     if (nc < 1 || !cols[0] || vt_obs_from_json(cols[0], &o) < 0) return 0;
     r->rows++;
     if (cells_add(&r->cs, &o) < 0) {
@@ -1881,6 +1882,53 @@ static int set_rules(vt_store *s, int refresh_ms, char *err, size_t errlen)
     return 0;
 }
 
+/* Empties the five rollup tables and fills them again from the stored measurements, inside the
+ * caller's transaction; *rows: the measurements read. */
+static int rebuild_all(vt_store *s, size_t *rows, char *err, size_t errlen)
+{
+    rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
+    for (int i = 0; i < PG_NTABLES && r.rc == 0; i++) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "DELETE FROM %s", rollup_tables[i]);
+        if (vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) r.rc = -1;
+    }
+    if (r.rc == 0 && !is_pg(s) &&
+        vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r, err, errlen) < 0)
+        r.rc = -1;
+    /* PostgreSQL sends a whole result at once: through a cursor, a few thousand bodies at a
+     * time, not every stored measurement in memory. */
+    if (r.rc == 0 && is_pg(s) &&
+        vt_db_query(s, "DECLARE vt_rebuild NO SCROLL CURSOR FOR SELECT body FROM measurements",
+                    NULL, 0, NULL, NULL, err, errlen) < 0)
+        r.rc = -1;
+    for (size_t before = (size_t)-1; r.rc == 0 && is_pg(s) && r.fetched != before;) {
+        before = r.fetched;
+        if (vt_db_query(s, "FETCH 5000 FROM vt_rebuild", NULL, 0, rebuild_row, &r, err, errlen) < 0)
+            r.rc = -1;
+    }
+    if (r.rc == 0 && is_pg(s) &&
+        vt_db_query(s, "CLOSE vt_rebuild", NULL, 0, NULL, NULL, err, errlen) < 0)
+        r.rc = -1;
+    if (r.rc == 0) r.rc = cells_flush_opt(s, &r.cs, 0, err, errlen);
+    cells_free(&r.cs);
+    *rows = r.rows;
+    return r.rc;
+}
+
+/* Forgets every stored episode and marks every network for detection again (the collector's
+ * refresh, or vt_rollup_init's at start, redoes them); inside the caller's transaction. */
+static int redo_episodes(vt_store *s, char *err, size_t errlen)
+{
+    if (vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+        vt_db_query(s, "DELETE FROM episodes_dirty", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+        vt_db_query(s,
+                    "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
+                    "whole) SELECT DISTINCT probe_cc, probe_asn, '', '', 1 FROM rollup_hourly",
+                    NULL, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
 static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int refresh_ms,
                        char *err, size_t errlen)
 {
@@ -1904,9 +1952,9 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         snprintf(sql, sizeof(sql),
                  "SELECT COUNT(*) FROM pg_class WHERE oid = '%s'::regclass AND "
                  "'fillfactor=70' = ANY(coalesce(reloptions, '{}'))",
-                 pg_tables[k]);
+                 rollup_tables[k]);
         if (vt_db_query(s, sql, NULL, 0, count_row, &set, err, errlen) < 0) return -1;
-        snprintf(sql, sizeof(sql), "ALTER TABLE %s SET (fillfactor = 70)", pg_tables[k]);
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s SET (fillfactor = 70)", rollup_tables[k]);
         if (!set && vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     }
     long long have = nonempty(s, "rollup_hourly", err, errlen),
@@ -1935,23 +1983,11 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         vt_log_msg("vantage-collector: the rollup tables are empty or from an older version: "
                    "rebuilding them from the stored measurements");
         double t0 = vt_now();
-        rebuild_ctx r = {.s = s, .err = err, .errlen = errlen};
-        static const char *const tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
-                                             "rollup_cc_daily", "rollup_cc_all_daily"};
-        for (size_t i = 0; i < 5 && r.rc == 0; i++) {
-            char sql[64];
-            snprintf(sql, sizeof(sql), "DELETE FROM %s", tables[i]);
-            if (vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0) r.rc = -1;
-        }
-        if (r.rc == 0 && vt_db_query(s, "SELECT body FROM measurements", NULL, 0, rebuild_row, &r,
-                                     err, errlen) < 0)
-            r.rc = -1;
-        if (r.rc == 0) r.rc = cells_flush_opt(s, &r.cs, 0, err, errlen);
-        cells_free(&r.cs);
-        rc = r.rc;
+        size_t rows = 0;
+        rc = rebuild_all(s, &rows, err, errlen);
         rebuilt = 1;
         if (rc == 0)
-            vt_log_msg("vantage-collector: rollups rebuilt from %zu measurements in %.1f s", r.rows,
+            vt_log_msg("vantage-collector: rollups rebuilt from %zu measurements in %.1f s", rows,
                        vt_now() - t0);
     } else {
         if (!have_ch) rc = rebuild_cc(s, "rollup_hourly", "rollup_cc_hourly", 0, err, errlen);
@@ -1964,13 +2000,7 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
      * episodes were detected under other rules (an upgrade that changed a threshold: a series
      * without new uploads would keep what the old rules found). */
     if (rc == 0 && (rebuilt || !had_episodes || !same_rules) &&
-        (set_rules(s, refresh_ms, err, errlen) < 0 ||
-         vt_db_query(s, "DELETE FROM episodes", NULL, 0, NULL, NULL, err, errlen) < 0 ||
-         vt_db_query(s, "DELETE FROM episodes_dirty", NULL, 0, NULL, NULL, err, errlen) < 0 ||
-         vt_db_query(s,
-                     "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
-                     "whole) SELECT DISTINCT probe_cc, probe_asn, '', '', 1 FROM rollup_hourly",
-                     NULL, 0, NULL, NULL, err, errlen) < 0))
+        (set_rules(s, refresh_ms, err, errlen) < 0 || redo_episodes(s, err, errlen) < 0))
         rc = -1;
     if (rc < 0) {
         char e2[64];
@@ -1988,6 +2018,58 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         if (k < 0) return -1;
         if (k == 0) return 0;
     }
+}
+
+/* ---- deleting measurements ---- */
+
+static int begin_write(vt_store *s, char *err, size_t errlen)
+{
+    if (is_pg(s))
+        return vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+                       vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
+                                   err, errlen) < 0
+                   ? -1
+                   : 0;
+    /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
+     * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
+    for (int tries = 0;; tries++) {
+        if (vt_db_query(s, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) == 0) return 0;
+        if (tries >= 30 || !strstr(err, "locked")) return -1;
+    }
+}
+
+int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, int np, int dry_run,
+                     long long *matched, size_t *rows, char *err, size_t errlen)
+{
+    size_t n = strlen(where) + 64;
+    char *sql = malloc(n);
+    *matched = 0;
+    *rows = 0;
+    if (!sql) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (begin_write(s, err, errlen) < 0) {
+        free(sql);
+        return -1;
+    }
+    snprintf(sql, n, "SELECT COUNT(*) FROM measurements WHERE %s", where);
+    int rc = vt_db_query(s, sql, params, np, count_row, matched, err, errlen);
+    if (rc == 0 && *matched > 0 && !dry_run) {
+        snprintf(sql, n, "DELETE FROM measurements WHERE %s", where);
+        rc = vt_db_query(s, sql, params, np, NULL, NULL, err, errlen);
+        if (rc == 0) rc = rebuild_all(s, rows, err, errlen);
+        if (rc == 0) rc = redo_episodes(s, err, errlen);
+        if (rc == 0) rc = vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen);
+        if (rc == 0) {
+            free(sql);
+            return 0;
+        }
+    }
+    char e2[64];
+    vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+    free(sql);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- detection ---- */

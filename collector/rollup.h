@@ -124,6 +124,17 @@ int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols);
 int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen);
 /* ... and then refreshes the episodes marked dirty for at most refresh_ms (0: none; the
  * collector's timer takes the rest, and `report` detects from the buckets itself). */
+/* Deletes the measurements `where` selects (SQL over the table measurements, '?' placeholders,
+ * params as text), rebuilds the rollup tables from those that remain and marks every network for
+ * episode detection again (vt_episodes_refresh), in one transaction that serialises with ingest
+ * (the rollup lock on PostgreSQL, the write lock on SQLite): nothing of what was deleted stays in
+ * a count, a probe-run sketch or an episode, and a collector serving meanwhile adds its later
+ * uploads to the rebuilt buckets. dry_run: counts and changes nothing. *matched: measurements
+ * selected; *rows: those the rollups were rebuilt from (0 when nothing was deleted). */
+int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, int np, int dry_run,
+                     long long *matched, size_t *rows, char *err, size_t errlen);
+/* `vantage-collector delete` (delete.c): argv[0] is "delete". */
+int vt_delete_main(int argc, char **argv);
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert
  * transaction, before COMMIT. */
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen);

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -420,6 +421,166 @@ def main():
         check(codes[:3] == [200] * 3 and 429 in codes, "queries are rate limited: %r" % codes)
         st, _, _ = get(base, "/")
         check(st == 200, "static files are not counted against the query limit")
+
+        # vantage-collector delete, while a collector serves the same database: a volunteer's
+        # runs (by report_id), one measurement (uid), a retention date. Nothing deleted may stay
+        # in a count, a probe-run sketch or an episode.
+        stop(proc)
+        proc, base = start(db)
+        ms = ms + [m]
+
+        def agg(by="probe_asn,platform"):
+            st, a = getj(base, "/api/v1/aggregation", {"by": by, "since": "2026-11-01"})
+            return {tuple(r[k] for k in by.split(",")): r for r in a["results"]}
+
+        def episodes():
+            return getj(base, "/api/v1/episodes", {"since": "2026-11-01"})[1]["results"]
+
+        def delete(*args):
+            return subprocess.run([COLLECTOR, "delete", "--db", db.url] + list(args),
+                                  capture_output=True, text=True, timeout=120)
+
+        def stored():
+            return int(db.execute("SELECT COUNT(*) FROM measurements")[0][0])
+
+        agg_before, eps_before, n_before = agg(), episodes(), stored()
+        check(n_before == len(ms) and len(eps_before) == 4, "before the delete: %d stored, %d "
+              "episodes" % (n_before, len(eps_before)))
+        # The runs that saw whatsapp blocked on AS17557: the dns_blocking episode's evidence.
+        rids = sorted({x["report_id"] for x in ms if x["test_keys"]["verdict"] == "dns_blocking"})
+        gone = [x for x in ms if x["report_id"] in set(rids)]
+        args = [a for r in rids for a in ("--report-id", r)]
+        r = delete("--dry-run", *args)
+        check(r.returncode == 0 and "%d measurements would be deleted" % len(gone) in r.stdout and
+              stored() == n_before and agg() == agg_before,
+              "delete --dry-run counts %d and changes nothing (%d %s%s)" %
+              (len(gone), r.returncode, r.stdout.strip(), r.stderr.strip()))
+        r = delete(*args)
+        left = [x for x in ms if x["report_id"] not in set(rids)]
+        check(r.returncode == 0 and "deleted %d measurements" % len(gone) in r.stdout and
+              "episodes detected again" in r.stdout and stored() == len(left),
+              "delete --report-id x%d: %d measurements gone (%d %s%s)" %
+              (len(rids), len(gone), r.returncode, r.stdout.strip(), r.stderr.strip()))
+        got, exp = agg(), expected([x for x in left if x["probe_cc"] == "PK"])
+        check(all(got[k][f] == v for k, c in exp.items() for f, v in c.items() if k in got) and
+              set(exp) <= set(got),
+              "the counts are those of the measurements left")
+        st, a = getj(base, "/api/v1/aggregation", {"probe_asn": "AS17557", "platform": "whatsapp",
+                                                    "by": "day", "grain": "hour",
+                                                    "since": "2026-11-01"})
+        check(len(a["results"]) == 72 - 12, "the deleted runs' hours are gone from the hourly "
+              "series (%d hours left)" % len(a["results"]))
+        eps = episodes()
+        check(len(eps) == 3 and not [e for e in eps if e["kind"] == "blocking" and
+                                     e["probe_asn"] == "AS17557"] and
+              [e for e in eps_before if e not in eps] == [x for x in eps_before
+                                                         if x["probe_asn"] == "AS17557"],
+              "the block they evidenced is no longer an episode, the others stay (%d)" % len(eps))
+        # The serving collector adds new uploads to the rebuilt buckets: the same runs again
+        # give back exactly what there was, sketches and histograms included.
+        agg_seed.upload(base, gone)
+        t0 = time.time()
+        while time.time() - t0 < 15 and len(episodes()) != 4:
+            time.sleep(0.2)
+        check(agg() == agg_before and episodes() == eps_before,
+              "uploading them again restores every count, quantile, run estimate and episode")
+        uid = m["measurement_uid"]
+        r = delete("--uid", uid)
+        check(r.returncode == 0 and "deleted 1 measurement;" in r.stdout and
+              "SE" not in {k[0] for k in agg("probe_cc")},
+              "delete --uid: the one measurement, and its country, gone (%s)" % r.stdout.strip())
+        ms = [x for x in ms if x["measurement_uid"] != uid]
+        old = [x for x in ms if x["measurement_start_time"] < "2026-11-20 06:00:00"]
+        r = delete("--measured-before", "2026-11-20T06:00:00Z")
+        st, a = getj(base, "/api/v1/aggregation", {"by": "day", "grain": "hour",
+                                                    "since": "2026-11-01"})
+        check(r.returncode == 0 and "deleted %d measurements" % len(old) in r.stdout and
+              a["results"][0]["day"] == "2026-11-20 06:00:00",
+              "delete --measured-before: a retention date (%d gone; first hour %s)" %
+              (len(old), a["results"][0]["day"]))
+        # Deletes while uploads stream in: every bucket still counts exactly what is stored.
+        stream = [agg_seed.meas(h, "AS64999", p, t, pl, c) for h in range(24) for p in range(4)
+                  for t, pl, c in agg_seed.TARGETS]
+        for x in stream:
+            x["probe_cc"] = "NO"
+        refused = []
+
+        def uploader():
+            for i in range(0, len(stream), 24):
+                time.sleep(0.05)  # spread over the deletes' time
+                for _ in range(40):  # SQLite: a batch arriving during a delete may get 503
+                    try:
+                        agg_seed.upload(base, stream[i:i + 24])
+                        break
+                    except urllib.error.HTTPError as e:
+                        refused.append(e.code)
+                        time.sleep(0.05)
+        th = threading.Thread(target=uploader)
+        th.start()
+        old_uids = {x["measurement_uid"] for x in old}
+        ms = [x for x in ms if x["measurement_uid"] not in old_uids]
+        victims = {x["measurement_uid"] for x in ms[-6:]}
+        rcs = [delete("--uid", u).returncode for u in sorted(victims)]
+        th.join(60)
+        ms = [x for x in ms if x["measurement_uid"] not in victims]
+        n = stored()
+        sums = [int(db.execute("SELECT COALESCE(SUM(n), 0) FROM %s" % t)[0][0])
+                for t in ("rollup_hourly", "rollup_daily", "rollup_cc_hourly", "rollup_cc_daily",
+                          "rollup_cc_all_daily")]
+        check(rcs == [0] * 6 and not th.is_alive() and n == len(ms) + len(stream) and
+              sums == [n] * 5 and set(refused) <= {503},
+              "six deletes during %d uploads: every rollup table counts the %d stored (%r; %d "
+              "retried)" % (len(stream) // 24, n, sums, len(refused)))
+        # The delete takes the lock ingest's rollups take (PostgreSQL: the advisory lock; SQLite:
+        # the write lock, past the busy timeout): held elsewhere, the delete waits for it.
+        victim = ms.pop()["measurement_uid"]
+        if db.name == "pg":
+            holder = subprocess.Popen(["psql", "-h", db.dir, "-U", "postgres", "-d", "vantage",
+                                       "-qAt"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+            holder.stdin.write("SELECT pg_advisory_lock(7413002);\nSELECT 'held';\n")
+        else:
+            holder = sqlite3.connect(db.path, timeout=5, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+        if db.name == "pg":
+            holder.stdin.flush()
+            held = holder.stdout.readline().strip() == "" and holder.stdout.readline().strip() == "held"
+        else:
+            held = True
+        d = subprocess.Popen([COLLECTOR, "delete", "--db", db.url, "--uid", victim],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        waited = d.poll() is None
+        if db.name == "pg":
+            holder.stdin.write("SELECT pg_advisory_unlock(7413002);\n")
+            holder.stdin.close()
+            holder.wait(timeout=10)
+        else:
+            holder.execute("ROLLBACK")
+            holder.close()
+        out, errs = d.communicate(timeout=60)
+        n = stored()
+        check(held and waited and d.returncode == 0 and "deleted 1 measurement;" in out and
+              n == len(ms) + len(stream),
+              "delete waits for the rollup lock held elsewhere, then deletes (%s %s %d %s%s)" %
+              (held, waited, d.returncode, out.strip(), errs.strip()))
+        r = delete("--report-id", "no-such-run")
+        check(r.returncode == 0 and "no stored measurement matched" in r.stdout,
+              "a run that is not stored: said, exit 0")
+        for bad, what in (([], "no selector"), (["--measured-before", "yesterday"], "a bad date"),
+                          (["--report-id", ""], "an empty id"),
+                          (["--uid", "a\tb"], "a control character")):
+            r = delete(*bad)
+            check(r.returncode == 2 and r.stderr and stored() == n,
+                  "delete with %s: usage error 2, nothing deleted (%s)" %
+                  (what, r.stderr.strip().splitlines()[0] if r.stderr else ""))
+        if db.name == "sqlite":
+            missing = os.path.join(tmp, "nope.db")
+            r = subprocess.run([COLLECTOR, "delete", "--db", "sqlite:" + missing, "--uid", "x"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 1 and not os.path.exists(missing),
+                  "delete on a database that does not exist: error 1, none created (%s)" %
+                  r.stderr.strip())
     finally:
         if proc:
             stop(proc)

@@ -1,0 +1,226 @@
+/* vantage-collector delete: removes measurements (a volunteer's runs, single uids, or everything
+ * measured before a date for a retention policy) and every trace of them in the rollups and
+ * episodes (rollup.c vt_rollup_delete), while a collector may be serving the same database. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "log.h"
+#include "rollup.h"
+#include "store.h"
+#include "vantage/loop.h"
+
+#define MAX_NAMES 1000 /* report ids and uids in one command */
+#define MAX_NAME 200   /* bytes of one (the probe's are well under 100) */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vantage-collector delete --db URL [--report-id ID]... [--uid UID]...\n"
+            "                                [--measured-before DATE] [--dry-run]\n"
+            "\n"
+            "Deletes every stored measurement that any option names: the runs (report_id) and\n"
+            "measurements (measurement_uid) given, and those measured before DATE (YYYY-MM-DD\n"
+            "or YYYY-MM-DDTHH:MM:SSZ, UTC). The rollups are rebuilt from what remains and the\n"
+            "episodes detected again, so no count or episode keeps a trace of what went. A\n"
+            "collector serving the same database may keep running: its uploads wait (SQLite:\n"
+            "a long delete makes them fail with 503, and probes retry later).\n"
+            "  --dry-run   count what would be deleted; change nothing\n"
+            "At most %d report ids and uids per command.\n",
+            MAX_NAMES);
+}
+
+static int name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > MAX_NAME) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) return 0;
+    return 1;
+}
+
+/* Appends s to the growing *sql (NULL once out of memory). */
+static void append(char **sql, size_t *len, size_t *cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (!*sql) return;
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*cap + n + 1) * 2;
+        char *ns = realloc(*sql, nc);
+        if (!ns) {
+            free(*sql);
+            *sql = NULL;
+            return;
+        }
+        *sql = ns;
+        *cap = nc;
+    }
+    memcpy(*sql + *len, s, n + 1);
+    *len += n;
+}
+
+/* " OR expr IN (?,?,...)" with k placeholders. */
+static void in_list(char **sql, size_t *len, size_t *cap, const char *expr, int k)
+{
+    if (*len) append(sql, len, cap, " OR ");
+    append(sql, len, cap, expr);
+    append(sql, len, cap, " IN (");
+    for (int i = 0; i < k; i++)
+        append(sql, len, cap, i ? ",?" : "?");
+    append(sql, len, cap, ")");
+}
+
+int vt_delete_main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"report-id", required_argument, NULL, 'r'},
+        {"uid", required_argument, NULL, 'u'},
+        {"measured-before", required_argument, NULL, 'b'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = NULL, *before_arg = NULL;
+    const char **reports = calloc(MAX_NAMES, sizeof(*reports)),
+               **uids = calloc(MAX_NAMES, sizeof(*uids));
+    int n_reports = 0, n_uids = 0, dry_run = 0, c, rc = 2;
+    char before[20] = "";
+    if (!reports || !uids) {
+        fprintf(stderr, "vantage-collector: out of memory\n");
+        free(reports);
+        free(uids);
+        return 1;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'r':
+        case 'u':
+            if (n_reports + n_uids >= MAX_NAMES) {
+                fprintf(stderr, "vantage-collector: at most %d report ids and uids per delete\n",
+                        MAX_NAMES);
+                goto out;
+            }
+            if (!name_ok(optarg)) {
+                fprintf(stderr,
+                        "vantage-collector: --%s takes 1 to %d bytes without control "
+                        "characters\n",
+                        c == 'r' ? "report-id" : "uid", MAX_NAME);
+                goto out;
+            }
+            if (c == 'r')
+                reports[n_reports++] = optarg;
+            else
+                uids[n_uids++] = optarg;
+            break;
+        case 'b':
+            before_arg = optarg;
+            if (vt_aggregate_parse_date(optarg, before) < 0) {
+                fprintf(stderr, "vantage-collector: --measured-before takes YYYY-MM-DD or "
+                                "YYYY-MM-DDTHH:MM:SSZ (UTC)\n");
+                goto out;
+            }
+            break;
+        case 'n':
+            dry_run = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            usage(stderr);
+            goto out;
+        }
+    }
+    if (!db || optind < argc || (!n_reports && !n_uids && !before_arg)) {
+        if (db && optind >= argc)
+            fprintf(stderr, "vantage-collector: delete needs --report-id, --uid or "
+                            "--measured-before (nothing is deleted by default)\n");
+        usage(stderr);
+        goto out;
+    }
+    char err[512] = "";
+    if (vt_store_url_check(db, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vantage-collector: %s\n", err);
+        goto out;
+    }
+    rc = 1;
+    vt_store *s = vt_store_open_existing(db, err, sizeof(err));
+    if (!s) {
+        fprintf(stderr, "vantage-collector: %s\n", err);
+        goto out;
+    }
+    /* The report id is in the body only (stored as the probe sent it, or as printed from its
+     * tree: valid JSON either way); PostgreSQL's json (not jsonb, which refuses \u0000 in any
+     * string of the body) extracts it. */
+    int pg = strcmp(vt_store_name(s), "sqlite") != 0;
+    size_t len = 0, cap = 256;
+    char *where = malloc(cap);
+    const char **params = calloc((size_t)(n_reports + n_uids + 1), sizeof(*params));
+    int np = 0;
+    if (where) where[0] = 0;
+    if (n_reports)
+        in_list(&where, &len, &cap,
+                pg ? "(body::json ->> 'report_id')" : "json_extract(body, '$.report_id')",
+                n_reports);
+    if (n_uids) in_list(&where, &len, &cap, "uid", n_uids);
+    if (before_arg) {
+        if (len) append(&where, &len, &cap, " OR ");
+        append(&where, &len, &cap, "measurement_start_time < ?");
+    }
+    if (!where || !params) {
+        fprintf(stderr, "vantage-collector: out of memory\n");
+    } else {
+        for (int i = 0; i < n_reports; i++)
+            params[np++] = reports[i];
+        for (int i = 0; i < n_uids; i++)
+            params[np++] = uids[i];
+        if (before_arg) params[np++] = before;
+        long long matched = 0;
+        size_t rows = 0;
+        double t0 = vt_now();
+        if (vt_rollup_delete(s, where, params, np, dry_run, &matched, &rows, err, sizeof(err)) <
+            0) {
+            fprintf(stderr, "vantage-collector: delete: %s (nothing was deleted)\n", err);
+        } else if (dry_run) {
+            printf("%lld measurement%s would be deleted (dry run: nothing changed)\n", matched,
+                   matched == 1 ? "" : "s");
+            rc = 0;
+        } else if (matched == 0) {
+            printf("no stored measurement matched; nothing changed\n");
+            rc = 0;
+        } else {
+            printf("deleted %lld measurement%s; rollups rebuilt from the %zu left in %.1f s\n",
+                   matched, matched == 1 ? "" : "s", rows, vt_now() - t0);
+            fflush(stdout);
+            /* The episodes again, here, so that a report run next finds them complete (a
+             * collector serving the database would do it on its timer). */
+            int k;
+            while ((k = vt_episodes_refresh(s, 64, err, sizeof(err))) > 0) {
+            }
+            if (k < 0) {
+                fprintf(stderr,
+                        "vantage-collector: episodes: %s (the collector detects them again "
+                        "when it serves)\n",
+                        err);
+            } else {
+                printf("episodes detected again\n");
+                rc = 0;
+            }
+        }
+    }
+    free(where);
+    free(params);
+    vt_store_close(s);
+out:
+    free(reports);
+    free(uids);
+    return rc;
+}
