@@ -7,12 +7,14 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
+#include "vantage/version.h"
 
 static int has_suffix(const char *s, const char *suf)
 {
@@ -53,6 +55,50 @@ int vt_store_url_check(const char *url, char *err, size_t errlen)
     return url_kind(url, err, errlen) ? 0 : -1;
 }
 
+/* The database's schema version, kept in the table schema_version (one row; docs/operator.md,
+ * "Upgrades"). Raise it with every change that an older vantage-collector would misread or
+ * undo; the changes themselves stay idempotent and run at every open (CREATE ... IF NOT EXISTS,
+ * added columns, rebuilt rollups). */
+#define VT_SCHEMA_VERSION 1
+
+static int version_row(void *arg, int nc, const char *const *cols)
+{
+    *(long long *)arg = nc > 0 && cols[0] ? strtoll(cols[0], NULL, 10) : 0;
+    return 1;
+}
+
+/* Refuses a database that a newer collector has used, and records this version in one that an
+ * older one (or none) has. Runs after the back end's additive schema (new tables and columns
+ * only) and before rollup.c's, which drops and rebuilds tables it finds older than its own. */
+static int schema_check(vt_store *s, char *err, size_t errlen)
+{
+    long long v = 0;
+    if (vt_db_query(s, "SELECT MAX(version) FROM schema_version", NULL, 0, version_row, &v, err,
+                    errlen) < 0)
+        return -1;
+    if (v > VT_SCHEMA_VERSION) {
+        snprintf(err, errlen,
+                 "this database was used by a newer vantage-collector (schema version %lld; "
+                 "this %s knows versions up to %d): run that version or a newer one against "
+                 "it, or restore the backup taken before the upgrade",
+                 v, VT_VERSION, VT_SCHEMA_VERSION);
+        return -1;
+    }
+    if (v == VT_SCHEMA_VERSION) return 0;
+    char sql[96];
+    snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)",
+             VT_SCHEMA_VERSION);
+    if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    if (vt_db_query(s, "DELETE FROM schema_version", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+        vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0 ||
+        vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) {
+        char e2[64];
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return -1;
+    }
+    return 0;
+}
+
 static vt_store *open_store(const char *url, int refresh_ms, int must_exist, char *err,
                             size_t errlen)
 {
@@ -60,6 +106,10 @@ static vt_store *open_store(const char *url, int refresh_ms, int must_exist, cha
     if (!path) return NULL;
     vt_store *s = *path ? vt_store_sqlite_open(path, must_exist, err, errlen)
                         : vt_store_pg_open(url, must_exist, err, errlen);
+    if (s && schema_check(s, err, errlen) < 0) {
+        vt_store_close(s);
+        return NULL;
+    }
     /* The rollup table (rollup.c) lives next to measurements in the same database. */
     if (s && vt_rollup_init(s, refresh_ms, err, errlen) < 0) {
         vt_store_close(s);

@@ -54,6 +54,8 @@ static const char *schema =
     "   EXCEPTION WHEN OTHERS THEN NULL; END;"
     "  END IF;"
     " END IF; END $$;"
+    /* The schema's version (store.c, schema_check): one row. */
+    "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tokens ("
     " id TEXT PRIMARY KEY,"
     " sha256 TEXT NOT NULL UNIQUE,"

@@ -38,6 +38,8 @@ static const char *schema =
     " body TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS measurements_start ON measurements(measurement_start_time);"
     "CREATE INDEX IF NOT EXISTS measurements_cc_asn ON measurements(probe_cc, probe_asn);"
+    /* The schema's version (store.c, schema_check): one row. */
+    "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tokens ("
     " id TEXT PRIMARY KEY,"
     " sha256 TEXT NOT NULL UNIQUE,"

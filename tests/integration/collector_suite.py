@@ -1247,6 +1247,53 @@ def check_cli(db, tmp):
           f"a port in use: error 1 with the reason ({r.stderr.strip()})")
 
 
+def check_schema_version(db, tmp):
+    """A database a newer collector used is refused by every command, before anything in it
+    changes; an older one (no schema_version table) gets this version's."""
+    def run(*args):  # a serve that does not refuse runs on: stopped, and it fails the check
+        try:
+            return subprocess.run([BIN] + list(args), capture_output=True, text=True,
+                                  timeout=10)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(e.cmd, None, "", "still running after 10 s")
+
+    def write(sql):
+        if db.name == "sqlite":
+            con = sqlite3.connect(db.path, timeout=5)
+            con.execute(sql)
+            con.commit()
+            con.close()
+        else:
+            db.query(sql)
+
+    def version():
+        return [int(r[0]) for r in db.query("SELECT version FROM schema_version")]
+
+    c = Collector(db, tmp, name="schema")
+    check(c.stop() == 0 and version() == [1], f"the database records schema version 1 "
+          f"({version()})")
+    write("UPDATE schema_version SET version = 999")
+    write("DROP TABLE rollup_cc_all_daily")  # any open that went on would create it again
+    for cmd in (["serve", "--listen", "127.0.0.1:0"], ["token", "list"], ["token", "create"],
+                ["report", "--cc", "IT", "--since", "2026-01-01"], ["delete", "--uid", "x"]):
+        r = run(*cmd, "--db", db.url)
+        check(r.returncode == 1 and "newer vantage-collector" in r.stderr and
+              "schema version 999" in r.stderr,
+              f"{' '.join(cmd[:2])} refuses a database of a newer schema "
+              f"({r.returncode} {r.stderr.strip()[-120:]})")
+    have = db.query("SELECT COUNT(*) FROM " + ("sqlite_master WHERE name = 'rollup_cc_all_daily'"
+                    if db.name == "sqlite" else
+                    "pg_class WHERE relname = 'rollup_cc_all_daily'"))
+    check(version() == [999] and int(have[0][0]) == 0,
+          "... and changes nothing in it (version and tables as they were)")
+    write("UPDATE schema_version SET version = 1")
+    write("DROP TABLE schema_version")  # a database from before schema versions
+    c = Collector(db, tmp, name="schema")
+    st, js, _ = c.request("GET", "/api/v1/health")
+    check(c.stop() == 0 and st == 200 and version() == [1],
+          f"a database from before schema versions is opened and given one ({version()})")
+
+
 def check_relocated(db, tmp):
     """An install under another prefix than the one configured (cmake --install --prefix X,
     make install PREFIX=X DESTDIR=...): X/bin/vantage-collector serves X/share/vantage/web."""
@@ -1425,7 +1472,8 @@ def main():
                     ("race", check_insert_race),
                     ("graceful", check_graceful), ("concurrency", check_concurrency),
                     ("graceful-many", check_graceful_inflight), ("crash", check_crash_safety),
-                    ("cli", check_cli), ("relocated", check_relocated),
+                    ("cli", check_cli), ("schema", check_schema_version),
+                    ("relocated", check_relocated),
                     ("control", check_control)]
         for name, fn in sections:
             if only and name not in only:
