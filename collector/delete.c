@@ -185,9 +185,10 @@ int vt_delete_main(int argc, char **argv)
         if (before_arg) params[np++] = before;
         long long matched = 0;
         size_t rows = 0;
+        int left = 0;
         double t0 = vt_now();
-        if (vt_rollup_delete(s, where, params, np, dry_run, &matched, &rows, err, sizeof(err)) <
-            0) {
+        if (vt_rollup_delete(s, where, params, np, dry_run, &matched, &rows, &left, err,
+                             sizeof(err)) < 0) {
             fprintf(stderr, "vantage-collector: delete: %s (nothing was deleted)\n", err);
         } else if (dry_run) {
             printf("%lld measurement%s would be deleted (dry run: nothing changed)\n", matched,
@@ -199,6 +200,14 @@ int vt_delete_main(int argc, char **argv)
         } else {
             printf("deleted %lld measurement%s; rollups rebuilt from the %zu left in %.1f s\n",
                    matched, matched == 1 ? "" : "s", rows, vt_now() - t0);
+            if (left && pg)
+                printf("PostgreSQL keeps the deleted rows' bytes in the table's files until "
+                       "VACUUM lets new rows reuse their space (VACUUM FULL measurements rewrites "
+                       "them now)\n");
+            else if (left)
+                printf("a reader kept the write-ahead log from being emptied: it may still "
+                       "hold copies until the collector stops and `sqlite3 DB \"PRAGMA "
+                       "wal_checkpoint(TRUNCATE)\"` runs\n");
             fflush(stdout);
             /* The episodes again, here, so that a report run next finds them complete (a
              * collector serving the database would do it on its timer). */

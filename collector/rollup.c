@@ -2038,9 +2038,21 @@ static int begin_write(vt_store *s, char *err, size_t errlen)
     }
 }
 
-int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, int np, int dry_run,
-                     long long *matched, size_t *rows, char *err, size_t errlen)
+static int wal_row(void *arg, int nc, const char *const *cols)
 {
+    *(int *)arg = nc > 0 && cols[0] && strcmp(cols[0], "0") != 0; /* busy */
+    return 1;
+}
+
+int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, int np, int dry_run,
+                     long long *matched, size_t *rows, int *copies_left, char *err, size_t errlen)
+{
+    *copies_left = 0;
+    /* SQLite: the pages this connection frees are overwritten with zeros, so that the deleted
+     * bodies do not stay readable in the file's free pages until they are reused. */
+    if (!is_pg(s) && !dry_run &&
+        vt_db_query(s, "PRAGMA secure_delete = ON", NULL, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
     size_t n = strlen(where) + 64;
     char *sql = malloc(n);
     *matched = 0;
@@ -2063,6 +2075,15 @@ int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, 
         if (rc == 0) rc = vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen);
         if (rc == 0) {
             free(sql);
+            /* ... and the write-ahead log, which holds earlier versions of those pages (the
+             * insert's among them) until it is checkpointed and restarted: emptied now, unless
+             * a reader (a serving collector's query) is in the way. PostgreSQL keeps dead rows
+             * in the table's files until their space is reused (docs/operator.md). */
+            char e2[256];
+            *copies_left = 1;
+            if (!is_pg(s) && vt_db_query(s, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0, wal_row,
+                                         copies_left, e2, sizeof(e2)) < 0)
+                *copies_left = 1;
             return 0;
         }
     }

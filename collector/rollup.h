@@ -130,9 +130,12 @@ int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen);
  * (the rollup lock on PostgreSQL, the write lock on SQLite): nothing of what was deleted stays in
  * a count, a probe-run sketch or an episode, and a collector serving meanwhile adds its later
  * uploads to the rebuilt buckets. dry_run: counts and changes nothing. *matched: measurements
- * selected; *rows: those the rollups were rebuilt from (0 when nothing was deleted). */
+ * selected; *rows: those the rollups were rebuilt from (0 when nothing was deleted). On SQLite
+ * the freed pages are zeroed (secure_delete) and the write-ahead log emptied after the commit;
+ * *copies_left: 1 when bytes of what was deleted may remain in the files (PostgreSQL's dead rows,
+ * or a SQLite log that a reader kept from being emptied). */
 int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, int np, int dry_run,
-                     long long *matched, size_t *rows, char *err, size_t errlen);
+                     long long *matched, size_t *rows, int *copies_left, char *err, size_t errlen);
 /* `vantage-collector delete` (delete.c): argv[0] is "delete". */
 int vt_delete_main(int argc, char **argv);
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert

@@ -490,6 +490,25 @@ def main():
               "SE" not in {k[0] for k in agg("probe_cc")},
               "delete --uid: the one measurement, and its country, gone (%s)" % r.stdout.strip())
         ms = [x for x in ms if x["measurement_uid"] != uid]
+        if db.name == "sqlite":
+            # Deleted means gone from the files too: not left in free pages or the WAL.
+            marker = "volunteer-asked-" + os.urandom(6).hex()
+            mk = agg_seed.meas(30, "AS17557", 5, "news-web", "news", "news")
+            mk["test_keys"]["note"] = marker
+            agg_seed.upload(base, [mk])
+
+            def on_disk():
+                data = b""
+                for suffix in ("", "-wal"):
+                    if os.path.exists(db.path + suffix):
+                        with open(db.path + suffix, "rb") as f:
+                            data += f.read()
+                return marker.encode() in data
+            was = on_disk()
+            r = delete("--uid", mk["measurement_uid"])
+            check(was and r.returncode == 0 and not on_disk(),
+                  "a deleted body's bytes are in neither the database file nor its WAL (%s %s)"
+                  % (was, r.stdout.strip().replace("\n", " / ")))
         old = [x for x in ms if x["measurement_start_time"] < "2026-11-20 06:00:00"]
         r = delete("--measured-before", "2026-11-20T06:00:00Z")
         st, a = getj(base, "/api/v1/aggregation", {"by": "day", "grain": "hour",
