@@ -701,8 +701,15 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
         cJSON *r;
         cJSON_ArrayForEach(r, res)
         {
+            /* The evidence's count "confirmed" would collide with the episode's boolean of
+             * that name (a CSV column reads the first): it is confirmed_measurements here. */
             cJSON *ev = cJSON_DetachItemFromObject(r, "evidence"), *x;
-            cJSON_ArrayForEach(x, ev) cJSON_AddItemToObject(r, x->string, cJSON_Duplicate(x, 1));
+            cJSON_ArrayForEach(x, ev)
+            {
+                const char *name =
+                    strcmp(x->string, "confirmed") == 0 ? "confirmed_measurements" : x->string;
+                cJSON_AddItemToObject(r, name, cJSON_Duplicate(x, 1));
+            }
             cJSON_Delete(ev);
         }
         static const char *const cols[] = {"kind",
@@ -711,6 +718,7 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "probe_asn",
                                            "target",
                                            "platform",
+                                           "category",
                                            "test_name",
                                            "start",
                                            "end",
@@ -719,6 +727,8 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "hours",
                                            "measurements",
                                            "anomalies",
+                                           "confirmed_measurements",
+                                           "failures",
                                            "max_probes",
                                            "anomaly_share",
                                            "top_verdict",
@@ -727,6 +737,7 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "throughput_bps_p50",
                                            "baseline_throughput_bps_p50",
                                            "slowdown_ratio",
+                                           "extreme",
                                            "policer_bps"};
         reply_csv(req, res, cols, (int)(sizeof(cols) / sizeof(cols[0])));
     } else {

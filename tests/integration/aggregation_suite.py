@@ -2,6 +2,8 @@
 PostgreSQL (argv[1]): the same seeded data (agg_seed.py) must give the same answers on both.
 Run by test_aggregation_sqlite.sh and test_aggregation_pg.sh."""
 import collections
+import csv
+import io
 import json
 import math
 import os
@@ -264,6 +266,20 @@ def main():
               "one probe alone cannot make a block (signal-web)")
         check(not any(x["kind"] == "blocking" and x["probe_asn"] == "AS23674"
                       for x in e["results"]), "outage hours are not called blocking")
+        # The CSV holds what the JSON says, the evidence's counts included: its "confirmed" (a
+        # count) used to collide with the episode's boolean and was lost, as were the outage's
+        # failures, the category and "extreme".
+        st, _, body = get(base, "/api/v1/episodes", {"since": "2026-11-01", "format": "csv"})
+        rows = {(r["kind"], r["probe_asn"]): r for r in csv.DictReader(io.StringIO(body))}
+        rb, ro = rows.get(("blocking", "AS17557"), {}), rows.get(("outage", "AS23674"), {})
+        rs = rows.get(("slowdown", "AS23674"), {})
+        check(st == 200 and rb.get("confirmed") == "true" and
+              rb.get("confirmed_measurements") == str(b["evidence"]["confirmed"]) == "48" and
+              rb.get("category") == "messaging" and
+              ro.get("failures") == str(o["evidence"]["failures"]) != "0" and
+              rs.get("extreme") == "true",
+              "episodes CSV: confirmed_measurements, failures, category, extreme (%r)" %
+              body[:400])
         st, e = getj(base, "/api/v1/episodes", {"target": "youtube-web", "since": "2026-11-01"})
         check(st == 200 and [x["kind"] for x in e["results"]] == ["slowdown"], "target filter")
         st, e = getj(base, "/api/v1/episodes", {"kind": "outage", "since": "2026-11-01"})
