@@ -245,7 +245,8 @@ static void out_md(FILE *f, const report *r)
     fprintf(f, "## Episodes\n\n");
     if (!r->ne) fprintf(f, "No blocking, slowdown or outage was detected.\n\n");
     if (r->ne) {
-        fprintf(f, "| What | Network | Platform (target) | From (UTC) | To (UTC) | Probe runs | "
+        fprintf(f, "| What | Network | Platform (target) | From (UTC) | To (UTC) | "
+                   "Most probe runs in an hour | "
                    "Measurements | How it was detected |\n|---|---|---|---|---|---|---|---|\n");
         for (size_t i = 0; i < r->ne; i++) {
             const vt_episode *e = &r->e[i];
@@ -301,15 +302,18 @@ static void csv(FILE *f, const char *s, int last)
 
 static void out_csv(FILE *f, const report *r)
 {
-    fputs("kind,scope,probe_cc,probe_asn,platform,target,start,end,ongoing,confirmed,probe_runs,"
-          "measurements,anomalies,how_detected\r\n",
+    /* max_probe_runs_per_hour: the evidence's max_probes, the most runs in one hour of the
+     * episode (a 12-hour block seen by 4 probes an hour is 4 here, from 48 runs in all). */
+    fputs("kind,scope,probe_cc,probe_asn,platform,target,start,end,ongoing,confirmed,"
+          "max_probe_runs_per_hour,measurements,anomalies,failures,how_detected\r\n",
           f);
-    char b[512], n1[32], n2[32], n3[32];
+    char b[512], n1[32], n2[32], n3[32], n4[32];
     for (size_t i = 0; i < r->ne; i++) {
         const vt_episode *e = &r->e[i];
         snprintf(n1, sizeof(n1), "%.0f", e->max_probes);
         snprintf(n2, sizeof(n2), "%lld", (long long)e->measurements);
         snprintf(n3, sizeof(n3), "%lld", (long long)e->anomalies);
+        snprintf(n4, sizeof(n4), "%lld", (long long)e->failures);
         const char *v[] = {e->kind,
                            e->scope,
                            e->cc,
@@ -323,6 +327,7 @@ static void out_csv(FILE *f, const report *r)
                            n1,
                            n2,
                            n3,
+                           n4,
                            how(e, b, sizeof(b))};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
             csv(f, v[k], k + 1 == sizeof(v) / sizeof(v[0]));
@@ -549,8 +554,8 @@ static void out_html(FILE *f, const report *r)
     fputs("<h2>Episodes</h2>\n", f);
     if (r->ne) svg_timeline(f, r, t0, t1);
     fputs("<div class=\"scroll\"><table><tr><th>What</th><th>Network</th><th>Platform "
-          "(target)</th><th>From (UTC)</th><th>To (UTC)</th><th>Probe runs</th><th>Measurements"
-          "</th><th>How it was detected</th></tr>\n",
+          "(target)</th><th>From (UTC)</th><th>To (UTC)</th><th>Most probe runs in an hour</th>"
+          "<th>Measurements</th><th>How it was detected</th></tr>\n",
           f);
     for (size_t i = 0; i < r->ne; i++) {
         const vt_episode *e = &r->e[i];

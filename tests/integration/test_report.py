@@ -67,9 +67,11 @@ try:
     rng = ["--cc", "PK", "--since", "2026-11-19", "--until", "2026-11-24"]
     rc, md, err = report(*rng, "--format", "md")
     check(rc == 0 and md.startswith("# Internet censorship in PK"), "markdown report")
+    # 4 probes an hour for 12 hours: 48 runs in all, so the column must not say "Probe runs".
     check("| blocking (confirmed) | AS17557 | whatsapp (whatsapp-web) | 2026-11-21 06:00:00 | "
-          "2026-11-21 18:00:00 | 4 | 48 |" in md, "markdown: the whatsapp block, times, 4 probe "
-          "runs, 48 measurements")
+          "2026-11-21 18:00:00 | 4 | 48 |" in md and
+          "| To (UTC) | Most probe runs in an hour | Measurements |" in md,
+          "markdown: the whatsapp block, times, at most 4 probe runs an hour, 48 measurements")
     check("128 kbit/s policer" in md and "| slowdown | AS23674 |" in md,
           "markdown: the youtube slowdown and its policer")
     check("\\<img src=x onerror=alert(1)\\> &amp;lt;b&amp;gt; \\~\\~gone\\~\\~" in md,
@@ -78,12 +80,17 @@ try:
     rc, out, err = report(*rng, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     check(rc == 0 and len(rows) == 3, "CSV: three episodes")
-    got = {(r["kind"], r["probe_asn"]): (r["start"], r["end"], r["probe_runs"]) for r in rows}
+    got = {(r["kind"], r["probe_asn"]): (r["start"], r["end"], r.get("max_probe_runs_per_hour"))
+           for r in rows}
     check(got.get(("blocking", "AS17557")) == ("2026-11-21 06:00:00", "2026-11-21 18:00:00", "4")
           and got.get(("slowdown", "AS23674")) == ("2026-11-22 00:00:00", "2026-11-22 08:00:00",
                                                    "3")
           and got.get(("outage", "AS23674"), ("",))[0] == "2026-11-21 02:00:00",
-          "CSV: starts, ends and probe runs")
+          "CSV: starts, ends and the most probe runs in an hour")
+    out_ = [r for r in rows if r["kind"] == "outage"]
+    check(out_ and out_[0].get("failures") == "6" and out_[0]["anomalies"] == "0",
+          "CSV: an outage's failures (its 6 canary measurements that failed), not only 0 "
+          "anomalies")
 
     rc, out, err = report(*rng, "--format", "json")
     js = json.loads(out)
