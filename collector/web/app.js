@@ -146,7 +146,8 @@
     const t = $("episode-table");
     t.replaceChildren();
     const head = el("tr");
-    for (const h of ["Kind", "Network", "Platform / target", "Start (UTC)", "End (UTC)", "Probes",
+    for (const h of ["Kind", "Network", "Platform / target", "Start (UTC)", "End (UTC)",
+                     "Most probe runs in an hour",
                      "Measurements", "Evidence"])
       head.appendChild(el("th", null, h));
     const thead = el("thead");

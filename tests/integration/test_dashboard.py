@@ -116,6 +116,9 @@ try:
     check(any("slowdown" in r and "128 kbit/s policer" in r for r in rows),
           "the youtube slowdown names the 128 kbit/s policer")
     check(any("outage" in r and "AS23674" in r for r in rows), "the outage on AS23674")
+    # The column holds evidence.max_probes (4 for a 12-hour block with 48 runs): not "Probes".
+    check("<th>Most probe runs in an hour</th>" in dom and "<th>Probes</th>" not in dom,
+          "episodes: the runs column says it is the most in one hour")
     check("&lt;script&gt;alert(1)&lt;/script&gt;" in dom, "the <script> target name shows as text")
     check("<script>alert(1)" not in dom, "no <script> element from probe data")
     check(re.search(r'<canvas id="c-share"[^>]*style="display: block', dom) is not None,
