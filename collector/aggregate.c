@@ -574,6 +574,21 @@ static int aggregation(vt_store *s, struct evhttp_request *req, int max_groups)
     cJSON *by = cJSON_AddArrayToObject(o, "by");
     for (int i = 0; i < a.ndims; i++)
         cJSON_AddItemToArray(by, cJSON_CreateString(dim_names[a.dims[i]]));
+    /* The hours counted: buckets are whole hours, so since is rounded down and until up (an
+     * until of 03:30 counts the 03:00 bucket whole); null when open. */
+    char eu[20] = "";
+    if (p.until[0]) {
+        long long t = vt_rollup_parse_time(p.until);
+        vt_rollup_format_time(t % 3600 ? t - t % 3600 + 3600 : t, eu);
+    }
+    if (p.since[0])
+        cJSON_AddStringToObject(o, "since", hs);
+    else
+        cJSON_AddNullToObject(o, "since");
+    if (eu[0])
+        cJSON_AddStringToObject(o, "until", eu);
+    else
+        cJSON_AddNullToObject(o, "until");
     int vdim = a.dims[0] == D_VERDICT ? 0 : a.dims[1] == D_VERDICT ? 1 : -1;
     for (size_t i = 0; i < a.n; i++) {
         for (int v = vdim >= 0 ? 0 : -1; v < (vdim >= 0 ? VT_V_COUNT : 0); v++) {

@@ -280,6 +280,19 @@ def main():
               rs.get("extreme") == "true",
               "episodes CSV: confirmed_measurements, failures, category, extreme (%r)" %
               body[:400])
+        # The answer says which hours it counted: until 03:30 counts the 03:00 bucket whole
+        # (2 hours x 3 probes x 4 targets of AS23674), and says so rather than 03:30.
+        st, r = getj(base, "/api/v1/aggregation", {"by": "probe_asn", "probe_asn": "AS23674",
+                                                    "since": "2026-11-21T02:30:00Z",
+                                                    "until": "2026-11-21T03:30:00Z"})
+        check(st == 200 and r.get("since") == "2026-11-21 02:00:00" and
+              r.get("until") == "2026-11-21 04:00:00" and
+              [x["measurement_count"] for x in r["results"]] == [24],
+              "aggregation echoes the whole hours it counted (%r)" % {k: r.get(k) for k in
+                                                                      ("since", "until")})
+        st, r = getj(base, "/api/v1/aggregation", {"by": "probe_asn"})
+        check(st == 200 and "since" in r and r["since"] is None and r["until"] is None,
+              "aggregation without a range: since and until null")
         st, e = getj(base, "/api/v1/episodes", {"target": "youtube-web", "since": "2026-11-01"})
         check(st == 200 and [x["kind"] for x in e["results"]] == ["slowdown"], "target filter")
         st, e = getj(base, "/api/v1/episodes", {"kind": "outage", "since": "2026-11-01"})
