@@ -232,10 +232,28 @@ static void md_text(FILE *f, const char *s)
     }
 }
 
+/* Nothing detected is only news when there were measurements: with none, the report knows
+ * nothing about blocking in the range and must not read as an all-clear. */
+static const char *none_text(const report *r)
+{
+    return r->total ? "No blocking, slowdown or outage was detected."
+                    : "No measurements in this range: nothing can be said about blocking here "
+                      "(no data is not evidence that nothing was blocked).";
+}
+
+/* An episode that reaches an --until in the past was still going when the range ended, which
+ * is not the same as going on now; without --until, "ongoing" means the network's newest hour
+ * of data still shows it, however old that hour is (its end says which). */
+static const char *ongoing_text(const report *r, const vt_episode *e)
+{
+    if (!e->ongoing) return "";
+    return r->until[0] ? " (still going at the end of the range)" : " (ongoing in the newest data)";
+}
+
 static void out_md(FILE *f, const report *r)
 {
     char b1[512], b2[256];
-    fprintf(f, "# Internet censorship in %s: %s to %s\n\n", r->cc, r->since,
+    fprintf(f, "# Internet censorship in %s: %s to %s (UTC)\n\n", r->cc, r->since,
             r->until[0] ? r->until : "now");
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
@@ -243,7 +261,7 @@ static void out_md(FILE *f, const report *r)
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
             (long long)r->total_conf, r->ne);
     fprintf(f, "## Episodes\n\n");
-    if (!r->ne) fprintf(f, "No blocking, slowdown or outage was detected.\n\n");
+    if (!r->ne) fprintf(f, "%s\n\n", none_text(r));
     if (r->ne) {
         fprintf(f, "| What | Network | Platform (target) | From (UTC) | To (UTC) | "
                    "Most probe runs in an hour | "
@@ -252,8 +270,8 @@ static void out_md(FILE *f, const report *r)
             const vt_episode *e = &r->e[i];
             fprintf(f, "| %s%s | %s | ", e->kind, e->confirmed ? " (confirmed)" : "", e->asn);
             md_text(f, what(e, b2, sizeof(b2)));
-            fprintf(f, " | %s | %s%s | %.0f | %lld | ", e->start, e->end,
-                    e->ongoing ? " (ongoing)" : "", e->max_probes, (long long)e->measurements);
+            fprintf(f, " | %s | %s%s | %.0f | %lld | ", e->start, e->end, ongoing_text(r, e),
+                    e->max_probes, (long long)e->measurements);
             md_text(f, how(e, b1, sizeof(b1)));
             fprintf(f, " |\n");
         }
@@ -564,11 +582,11 @@ static void out_html(FILE *f, const report *r)
         fputs("</td><td>", f);
         h(f, what(e, b2, sizeof(b2)));
         fprintf(f, "</td><td>%s</td><td>%s%s</td><td>%.0f</td><td>%lld</td><td>", e->start, e->end,
-                e->ongoing ? " (ongoing)" : "", e->max_probes, (long long)e->measurements);
+                ongoing_text(r, e), e->max_probes, (long long)e->measurements);
         h(f, how(e, b1, sizeof(b1)));
         fputs("</td></tr>\n", f);
     }
-    if (!r->ne) fputs("<tr><td colspan=\"8\">No blocking, slowdown or outage.</td></tr>\n", f);
+    if (!r->ne) fprintf(f, "<tr><td colspan=\"8\">%s</td></tr>\n", none_text(r));
     fputs("</table></div>\n<h2>Anomalous share per day</h2>\n", f);
     svg_share(f, r);
     fputs("<h2>Networks and platforms</h2>\n<div class=\"scroll\"><table><tr><th>Network</th>"

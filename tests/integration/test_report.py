@@ -111,9 +111,27 @@ try:
     check('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src '
           '\'unsafe-inline\'">' in html, "HTML: a Content-Security-Policy of its own")
 
-    rc, out, err = report("--cc", "PK", "--since", "2026-11-23", "--until", "2026-11-24")
+    # A day with measurements and no episode (the lone signal probe is not one) says so...
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-20", "--until", "2026-11-21")
     check(rc == 0 and "No blocking, slowdown or outage was detected." in out,
           "a quiet range says so")
+    # ...but a range without a single measurement must not read as an all-clear.
+    for cc, rng_ in (("PK", ("--since", "2026-11-23", "--until", "2026-11-24")),
+                     ("DE", ("--since", "2026-11-19"))):
+        rc, out, err = report("--cc", cc, *rng_)
+        check(rc == 0 and "No blocking, slowdown or outage was detected." not in out and
+              "No measurements in this range" in out,
+              "no data in %s %s: says there is nothing to go on, not that nothing was blocked" %
+              (cc, " ".join(rng_)))
+        rc, out, err = report("--cc", cc, *rng_, "--format", "html")
+        check(rc == 0 and "No measurements in this range" in out and
+              "No blocking, slowdown or outage" not in out, "the same in HTML (%s)" % cc)
+    # A block still going when an --until in the past ends is not "ongoing" now.
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-21", "--until", "2026-11-21T12:00:00Z")
+    check(rc == 0 and "2026-11-21 12:00:00 (still going at the end of the range)" in out and
+          "(ongoing)" not in out, "an episode cut by --until: still going at the end of the range")
+    check(md.startswith("# Internet censorship in PK: 2026-11-19 00:00:00 to 2026-11-24 00:00:00 "
+                        "(UTC)\n"), "markdown heading states UTC")
     rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", "AS17557",
                           "--format", "csv")
     check(rc == 0 and len(list(csv.DictReader(io.StringIO(out)))) == 1, "--asn narrows")
@@ -144,7 +162,7 @@ try:
     rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--until",
                           "2026-11-21T07:10:00Z")
     check(rc == 0 and out.startswith("# Internet censorship in PK: 2026-11-21 06:00:00 to "
-                                     "2026-11-21 08:00:00\n"),
+                                     "2026-11-21 08:00:00 (UTC)\n"),
           f"--since/--until shown rounded to the hours counted ({out.splitlines()[0]!r})")
     rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--format", "json")
     check(rc == 0 and json.loads(out)["since"] == "2026-11-21 06:00:00", "JSON: since rounded")
