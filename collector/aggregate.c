@@ -705,7 +705,17 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
         evhttp_clear_headers(&kv);
         return unavailable(req, err);
     }
-    cJSON *o = cJSON_CreateObject(), *res = cJSON_AddArrayToObject(o, "results");
+    cJSON *o = cJSON_CreateObject();
+    /* The range asked about (since defaults to 30 days back, so say which); null when open. */
+    if (p.since[0])
+        cJSON_AddStringToObject(o, "since", p.since);
+    else
+        cJSON_AddNullToObject(o, "since");
+    if (p.until[0])
+        cJSON_AddStringToObject(o, "until", p.until);
+    else
+        cJSON_AddNullToObject(o, "until");
+    cJSON *res = cJSON_AddArrayToObject(o, "results");
     for (size_t i = 0; i < n; i++) {
         if (p.kind && strcmp(p.kind, e[i].kind) != 0) continue;
         cJSON_AddItemToArray(res, vt_episode_json(&e[i]));

@@ -1,6 +1,7 @@
 """Rollups, detection and the query API against a running vantage-collector, on SQLite or
 PostgreSQL (argv[1]): the same seeded data (agg_seed.py) must give the same answers on both.
 Run by test_aggregation_sqlite.sh and test_aggregation_pg.sh."""
+import calendar
 import collections
 import csv
 import io
@@ -293,6 +294,16 @@ def main():
         st, r = getj(base, "/api/v1/aggregation", {"by": "probe_asn"})
         check(st == 200 and "since" in r and r["since"] is None and r["until"] is None,
               "aggregation without a range: since and until null")
+        # The episodes answer names the range it covers, the default 30 days included.
+        st, r = getj(base, "/api/v1/episodes", {"since": "2026-11-01", "until": "2026-12-01"})
+        check(st == 200 and r.get("since") == "2026-11-01 00:00:00" and
+              r.get("until") == "2026-12-01 00:00:00", "episodes echo since/until")
+        st, r = getj(base, "/api/v1/episodes", {"kind": "outage"})
+        back = time.time() - 30 * 86400
+        got = r.get("since")
+        check(st == 200 and got is not None and r.get("until") is None and
+              abs(calendar.timegm(time.strptime(got, "%Y-%m-%d %H:%M:%S")) - back) < 3600,
+              "episodes without a range say it is the last 30 days (since %r)" % got)
         st, e = getj(base, "/api/v1/episodes", {"target": "youtube-web", "since": "2026-11-01"})
         check(st == 200 and [x["kind"] for x in e["results"]] == ["slowdown"], "target filter")
         st, e = getj(base, "/api/v1/episodes", {"kind": "outage", "since": "2026-11-01"})
