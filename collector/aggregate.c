@@ -142,7 +142,10 @@ static int parse_params(struct evhttp_request *req, struct evkeyvalq *kv, const 
             p->asn = v;
         } else if (strcmp(k, "since") == 0 || strcmp(k, "until") == 0) {
             if (vt_aggregate_parse_date(v, k[0] == 's' ? p->since : p->until) < 0)
-                return bad(req, "'%s' must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", k);
+                return bad(req,
+                           "'%s' must be a real UTC date from 1970 on, YYYY-MM-DD or "
+                           "YYYY-MM-DDTHH:MM:SSZ",
+                           k);
         } else if (strcmp(k, "limit") == 0) {
             char *end;
             long n = strtol(v, &end, 10);

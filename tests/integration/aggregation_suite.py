@@ -345,6 +345,9 @@ def main():
                 err = None
             check(st == 400 and err and h.get("X-Content-Type-Options") == "nosniff",
                   "aggregation %r: 400 JSON error (%s)" % (q, err))
+        # A well-formed date outside the calendar the API takes says why, not "wrong format".
+        st, _, body = get(base, "/api/v1/measurements", {"since": "1900-01-01"})
+        check(st == 400 and "from 1970" in body, "since 1900: 400 saying why (%s)" % body)
         for q in [{"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"cursor": "xyz"},
                   {"cursor": "20261301000000-" + "0" * 32}, {"verdict": "blocked"}]:
             st, _, body = get(base, "/api/v1/measurements", q)
