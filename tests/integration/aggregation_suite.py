@@ -263,6 +263,11 @@ def main():
         o = eps.get(("outage", "AS23674", None))
         check(o is not None and o["start"] == "2026-11-21 02:00:00" and
               o["end"] == "2026-11-21 04:00:00", "outage on AS23674 with canaries failing")
+        # Its dominant verdict is what the canaries said (agg_seed: "down"), not a made-up one.
+        check(o is not None and o["evidence"]["top_verdict"] == "down" and
+              o["evidence"]["failures"] == 6,
+              "outage evidence: the canaries' own verdict (%r)" %
+              (o and o["evidence"]["top_verdict"]))
         check(not any(x["target"] == "signal-web" for x in e["results"]),
               "one probe alone cannot make a block (signal-web)")
         check(not any(x["kind"] == "blocking" and x["probe_asn"] == "AS23674"
