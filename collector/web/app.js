@@ -142,7 +142,7 @@
     }
   }
 
-  function renderEpisodes(eps) {
+  function renderEpisodes(eps, measured) {
     const t = $("episode-table");
     t.replaceChildren();
     const head = el("tr");
@@ -168,7 +168,10 @@
     }
     if (!eps.length) {
       const tr = el("tr");
-      tr.appendChild(el("td", { colSpan: 8 }, "No blocks, slowdowns or outages detected."));
+      // No data is not an all-clear: say which of the two it is.
+      tr.appendChild(el("td", { colSpan: 8 }, measured
+        ? "No blocks, slowdowns or outages detected."
+        : "No measurements in this range: nothing can be said about blocking."));
       body.appendChild(tr);
     }
     t.appendChild(body);
@@ -238,7 +241,7 @@
       for (const r of nets.results) sel.appendChild(el("option", { value: r.probe_asn }, r.probe_asn));
       sel.value = state.asn;
       renderGrid(grid, eps.results);
-      renderEpisodes(eps.results);
+      renderEpisodes(eps.results, grid.results.length > 0);
       const ts = $("f-target");
       ts.replaceChildren();
       const ids = targets.results.map((r) => r.target);
