@@ -44,7 +44,7 @@ typedef struct report {
     day_plat *dp;
     size_t ndp, dp_alloc;
     row_index dp_ix;
-    int64_t total, total_anom, total_conf;
+    int64_t total, total_anom, total_conf, total_fail;
     vt_rset rs;
     vt_episode *e;
     size_t ne;
@@ -117,6 +117,7 @@ static int report_row(void *arg, int nc, const char *const *cols)
     r->total += c.n;
     r->total_anom += an;
     r->total_conf += c.confirmed;
+    r->total_fail += fail;
     vt_rset_merge(&r->rs, &c.rs);
     net_plat *p = NULL;
     if (index_room(&r->np_ix, r->nnp, r, np_hash) < 0 ||
@@ -257,9 +258,10 @@ static void out_md(FILE *f, const report *r)
             r->until[0] ? r->until : "now");
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
-            "blockpage fingerprints. %zu episodes detected.\n\n",
+            "blockpage fingerprints; %lld failed (down, offline or inconclusive: not counted as "
+            "censorship). %zu episodes detected.\n\n",
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
-            (long long)r->total_conf, r->ne);
+            (long long)r->total_conf, (long long)r->total_fail, r->ne);
     fprintf(f, "## Episodes\n\n");
     if (!r->ne) fprintf(f, "%s\n\n", none_text(r));
     if (r->ne) {
@@ -364,6 +366,7 @@ static int out_json(FILE *f, const report *r)
     cJSON_AddNumberToObject(s, "measurement_count", (double)r->total);
     cJSON_AddNumberToObject(s, "anomaly_count", (double)r->total_anom);
     cJSON_AddNumberToObject(s, "confirmed_count", (double)r->total_conf);
+    cJSON_AddNumberToObject(s, "failure_count", (double)r->total_fail);
     cJSON_AddNumberToObject(s, "probes", vt_rset_runs(&r->rs, r->total));
     cJSON *eps = cJSON_AddArrayToObject(o, "episodes");
     char b[512];
@@ -564,9 +567,10 @@ static void out_html(FILE *f, const report *r)
             r->until[0] ? r->until : "now");
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
-            "blockpage fingerprints; %zu episodes detected.</p>\n",
+            "blockpage fingerprints; %lld failed (down, offline or inconclusive: not counted as "
+            "censorship). %zu episodes detected.</p>\n",
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
-            (long long)r->total_conf, r->ne);
+            (long long)r->total_conf, (long long)r->total_fail, r->ne);
     long long t0 = vt_rollup_parse_time(r->since),
               t1 = r->until[0] ? vt_rollup_parse_time(r->until) : (long long)time(NULL);
     fputs("<h2>Episodes</h2>\n", f);

@@ -126,6 +126,16 @@ try:
         rc, out, err = report("--cc", cc, *rng_, "--format", "html")
         check(rc == 0 and "No measurements in this range" in out and
               "No blocking, slowdown or outage" not in out, "the same in HTML (%s)" % cc)
+    # A period with only an outage: the summary counts the failures (2 hours x 3 probes x 4
+    # targets on AS23674), not just "0 anomalous", and JSON has them too.
+    orng = ("--cc", "PK", "--asn", "AS23674", "--since", "2026-11-21T02:00:00Z", "--until",
+            "2026-11-21T04:00:00Z")
+    rc, out, err = report(*orng)
+    check(rc == 0 and "; 24 failed (down, offline or inconclusive: not counted as censorship)"
+          in out and "| outage | AS23674 |" in out, "outage-only period: the failures in the summary")
+    rc, out, err = report(*orng, "--format", "json")
+    check(rc == 0 and json.loads(out)["summary"].get("failure_count") == 24,
+          "outage-only period: JSON summary failure_count")
     # A block still going when an --until in the past ends is not "ongoing" now.
     rc, out, err = report("--cc", "PK", "--since", "2026-11-21", "--until", "2026-11-21T12:00:00Z")
     check(rc == 0 and "2026-11-21 12:00:00 (still going at the end of the range)" in out and
