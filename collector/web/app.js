@@ -160,7 +160,7 @@
       tr.appendChild(el("td", null, e.probe_asn));
       tr.appendChild(el("td", null, e.target ? (e.platform || "") + " / " + e.target : "all"));
       tr.appendChild(el("td", null, e.start));
-      tr.appendChild(el("td", null, e.ongoing ? e.end + " (ongoing)" : e.end));
+      tr.appendChild(el("td", null, e.ongoing ? e.end + " (ongoing in the newest data)" : e.end));
       tr.appendChild(el("td", null, e.evidence.max_probes));
       tr.appendChild(el("td", null, e.evidence.measurements));
       tr.appendChild(el("td", null, evidenceText(e)));
