@@ -259,9 +259,9 @@ static void out_md(FILE *f, const report *r)
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
             "blockpage fingerprints; %lld failed (down, offline or inconclusive: not counted as "
-            "censorship). %zu episodes detected.\n\n",
+            "censorship). %zu episode%s detected.\n\n",
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
-            (long long)r->total_conf, (long long)r->total_fail, r->ne);
+            (long long)r->total_conf, (long long)r->total_fail, r->ne, r->ne == 1 ? "" : "s");
     fprintf(f, "## Episodes\n\n");
     if (!r->ne) fprintf(f, "%s\n\n", none_text(r));
     if (r->ne) {
@@ -568,9 +568,9 @@ static void out_html(FILE *f, const report *r)
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
             "blockpage fingerprints; %lld failed (down, offline or inconclusive: not counted as "
-            "censorship). %zu episodes detected.</p>\n",
+            "censorship). %zu episode%s detected.</p>\n",
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
-            (long long)r->total_conf, (long long)r->total_fail, r->ne);
+            (long long)r->total_conf, (long long)r->total_fail, r->ne, r->ne == 1 ? "" : "s");
     long long t0 = vt_rollup_parse_time(r->since),
               t1 = r->until[0] ? vt_rollup_parse_time(r->until) : (long long)time(NULL);
     fputs("<h2>Episodes</h2>\n", f);

@@ -132,7 +132,8 @@ try:
             "2026-11-21T04:00:00Z")
     rc, out, err = report(*orng)
     check(rc == 0 and "; 24 failed (down, offline or inconclusive: not counted as censorship)"
-          in out and "| outage | AS23674 |" in out, "outage-only period: the failures in the summary")
+          in out and "| outage | AS23674 |" in out and "1 episode detected." in out,
+          "outage-only period: the failures in the summary, '1 episode'")
     rc, out, err = report(*orng, "--format", "json")
     check(rc == 0 and json.loads(out)["summary"].get("failure_count") == 24,
           "outage-only period: JSON summary failure_count")
