@@ -142,7 +142,10 @@ static int parse_params(struct evhttp_request *req, struct evkeyvalq *kv, const 
             p->asn = v;
         } else if (strcmp(k, "since") == 0 || strcmp(k, "until") == 0) {
             if (vt_aggregate_parse_date(v, k[0] == 's' ? p->since : p->until) < 0)
-                return bad(req, "'%s' must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", k);
+                return bad(req,
+                           "'%s' must be a real UTC date from 1970 on, YYYY-MM-DD or "
+                           "YYYY-MM-DDTHH:MM:SSZ",
+                           k);
         } else if (strcmp(k, "limit") == 0) {
             char *end;
             long n = strtol(v, &end, 10);
@@ -574,6 +577,21 @@ static int aggregation(vt_store *s, struct evhttp_request *req, int max_groups)
     cJSON *by = cJSON_AddArrayToObject(o, "by");
     for (int i = 0; i < a.ndims; i++)
         cJSON_AddItemToArray(by, cJSON_CreateString(dim_names[a.dims[i]]));
+    /* The hours counted: buckets are whole hours, so since is rounded down and until up (an
+     * until of 03:30 counts the 03:00 bucket whole); null when open. */
+    char eu[20] = "";
+    if (p.until[0]) {
+        long long t = vt_rollup_parse_time(p.until);
+        vt_rollup_format_time(t % 3600 ? t - t % 3600 + 3600 : t, eu);
+    }
+    if (p.since[0])
+        cJSON_AddStringToObject(o, "since", hs);
+    else
+        cJSON_AddNullToObject(o, "since");
+    if (eu[0])
+        cJSON_AddStringToObject(o, "until", eu);
+    else
+        cJSON_AddNullToObject(o, "until");
     int vdim = a.dims[0] == D_VERDICT ? 0 : a.dims[1] == D_VERDICT ? 1 : -1;
     for (size_t i = 0; i < a.n; i++) {
         for (int v = vdim >= 0 ? 0 : -1; v < (vdim >= 0 ? VT_V_COUNT : 0); v++) {
@@ -690,7 +708,17 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
         evhttp_clear_headers(&kv);
         return unavailable(req, err);
     }
-    cJSON *o = cJSON_CreateObject(), *res = cJSON_AddArrayToObject(o, "results");
+    cJSON *o = cJSON_CreateObject();
+    /* The range asked about (since defaults to 30 days back, so say which); null when open. */
+    if (p.since[0])
+        cJSON_AddStringToObject(o, "since", p.since);
+    else
+        cJSON_AddNullToObject(o, "since");
+    if (p.until[0])
+        cJSON_AddStringToObject(o, "until", p.until);
+    else
+        cJSON_AddNullToObject(o, "until");
+    cJSON *res = cJSON_AddArrayToObject(o, "results");
     for (size_t i = 0; i < n; i++) {
         if (p.kind && strcmp(p.kind, e[i].kind) != 0) continue;
         cJSON_AddItemToArray(res, vt_episode_json(&e[i]));
@@ -701,8 +729,15 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
         cJSON *r;
         cJSON_ArrayForEach(r, res)
         {
+            /* The evidence's count "confirmed" would collide with the episode's boolean of
+             * that name (a CSV column reads the first): it is confirmed_measurements here. */
             cJSON *ev = cJSON_DetachItemFromObject(r, "evidence"), *x;
-            cJSON_ArrayForEach(x, ev) cJSON_AddItemToObject(r, x->string, cJSON_Duplicate(x, 1));
+            cJSON_ArrayForEach(x, ev)
+            {
+                const char *name =
+                    strcmp(x->string, "confirmed") == 0 ? "confirmed_measurements" : x->string;
+                cJSON_AddItemToObject(r, name, cJSON_Duplicate(x, 1));
+            }
             cJSON_Delete(ev);
         }
         static const char *const cols[] = {"kind",
@@ -711,6 +746,7 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "probe_asn",
                                            "target",
                                            "platform",
+                                           "category",
                                            "test_name",
                                            "start",
                                            "end",
@@ -719,6 +755,8 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "hours",
                                            "measurements",
                                            "anomalies",
+                                           "confirmed_measurements",
+                                           "failures",
                                            "max_probes",
                                            "anomaly_share",
                                            "top_verdict",
@@ -727,6 +765,7 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "throughput_bps_p50",
                                            "baseline_throughput_bps_p50",
                                            "slowdown_ratio",
+                                           "extreme",
                                            "policer_bps"};
         reply_csv(req, res, cols, (int)(sizeof(cols) / sizeof(cols[0])));
     } else {

@@ -44,7 +44,7 @@ typedef struct report {
     day_plat *dp;
     size_t ndp, dp_alloc;
     row_index dp_ix;
-    int64_t total, total_anom, total_conf;
+    int64_t total, total_anom, total_conf, total_fail;
     vt_rset rs;
     vt_episode *e;
     size_t ne;
@@ -117,6 +117,7 @@ static int report_row(void *arg, int nc, const char *const *cols)
     r->total += c.n;
     r->total_anom += an;
     r->total_conf += c.confirmed;
+    r->total_fail += fail;
     vt_rset_merge(&r->rs, &c.rs);
     net_plat *p = NULL;
     if (index_room(&r->np_ix, r->nnp, r, np_hash) < 0 ||
@@ -232,27 +233,47 @@ static void md_text(FILE *f, const char *s)
     }
 }
 
+/* Nothing detected is only news when there were measurements: with none, the report knows
+ * nothing about blocking in the range and must not read as an all-clear. */
+static const char *none_text(const report *r)
+{
+    return r->total ? "No blocking, slowdown or outage was detected."
+                    : "No measurements in this range: nothing can be said about blocking here "
+                      "(no data is not evidence that nothing was blocked).";
+}
+
+/* An episode that reaches an --until in the past was still going when the range ended, which
+ * is not the same as going on now; without --until, "ongoing" means the network's newest hour
+ * of data still shows it, however old that hour is (its end says which). */
+static const char *ongoing_text(const report *r, const vt_episode *e)
+{
+    if (!e->ongoing) return "";
+    return r->until[0] ? " (still going at the end of the range)" : " (ongoing in the newest data)";
+}
+
 static void out_md(FILE *f, const report *r)
 {
     char b1[512], b2[256];
-    fprintf(f, "# Internet censorship in %s: %s to %s\n\n", r->cc, r->since,
+    fprintf(f, "# Internet censorship in %s: %s to %s (UTC)\n\n", r->cc, r->since,
             r->until[0] ? r->until : "now");
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
-            "blockpage fingerprints. %zu episodes detected.\n\n",
+            "blockpage fingerprints; %lld failed (down, offline or inconclusive: not counted as "
+            "censorship). %zu episode%s detected.\n\n",
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
-            (long long)r->total_conf, r->ne);
+            (long long)r->total_conf, (long long)r->total_fail, r->ne, r->ne == 1 ? "" : "s");
     fprintf(f, "## Episodes\n\n");
-    if (!r->ne) fprintf(f, "No blocking, slowdown or outage was detected.\n\n");
+    if (!r->ne) fprintf(f, "%s\n\n", none_text(r));
     if (r->ne) {
-        fprintf(f, "| What | Network | Platform (target) | From (UTC) | To (UTC) | Probe runs | "
+        fprintf(f, "| What | Network | Platform (target) | From (UTC) | To (UTC) | "
+                   "Most probe runs in an hour | "
                    "Measurements | How it was detected |\n|---|---|---|---|---|---|---|---|\n");
         for (size_t i = 0; i < r->ne; i++) {
             const vt_episode *e = &r->e[i];
             fprintf(f, "| %s%s | %s | ", e->kind, e->confirmed ? " (confirmed)" : "", e->asn);
             md_text(f, what(e, b2, sizeof(b2)));
-            fprintf(f, " | %s | %s%s | %.0f | %lld | ", e->start, e->end,
-                    e->ongoing ? " (ongoing)" : "", e->max_probes, (long long)e->measurements);
+            fprintf(f, " | %s | %s%s | %.0f | %lld | ", e->start, e->end, ongoing_text(r, e),
+                    e->max_probes, (long long)e->measurements);
             md_text(f, how(e, b1, sizeof(b1)));
             fprintf(f, " |\n");
         }
@@ -301,15 +322,18 @@ static void csv(FILE *f, const char *s, int last)
 
 static void out_csv(FILE *f, const report *r)
 {
-    fputs("kind,scope,probe_cc,probe_asn,platform,target,start,end,ongoing,confirmed,probe_runs,"
-          "measurements,anomalies,how_detected\r\n",
+    /* max_probe_runs_per_hour: the evidence's max_probes, the most runs in one hour of the
+     * episode (a 12-hour block seen by 4 probes an hour is 4 here, from 48 runs in all). */
+    fputs("kind,scope,probe_cc,probe_asn,platform,target,start,end,ongoing,confirmed,"
+          "max_probe_runs_per_hour,measurements,anomalies,failures,how_detected\r\n",
           f);
-    char b[512], n1[32], n2[32], n3[32];
+    char b[512], n1[32], n2[32], n3[32], n4[32];
     for (size_t i = 0; i < r->ne; i++) {
         const vt_episode *e = &r->e[i];
         snprintf(n1, sizeof(n1), "%.0f", e->max_probes);
         snprintf(n2, sizeof(n2), "%lld", (long long)e->measurements);
         snprintf(n3, sizeof(n3), "%lld", (long long)e->anomalies);
+        snprintf(n4, sizeof(n4), "%lld", (long long)e->failures);
         const char *v[] = {e->kind,
                            e->scope,
                            e->cc,
@@ -323,6 +347,7 @@ static void out_csv(FILE *f, const report *r)
                            n1,
                            n2,
                            n3,
+                           n4,
                            how(e, b, sizeof(b))};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
             csv(f, v[k], k + 1 == sizeof(v) / sizeof(v[0]));
@@ -341,6 +366,7 @@ static int out_json(FILE *f, const report *r)
     cJSON_AddNumberToObject(s, "measurement_count", (double)r->total);
     cJSON_AddNumberToObject(s, "anomaly_count", (double)r->total_anom);
     cJSON_AddNumberToObject(s, "confirmed_count", (double)r->total_conf);
+    cJSON_AddNumberToObject(s, "failure_count", (double)r->total_fail);
     cJSON_AddNumberToObject(s, "probes", vt_rset_runs(&r->rs, r->total));
     cJSON *eps = cJSON_AddArrayToObject(o, "episodes");
     char b[512];
@@ -541,16 +567,17 @@ static void out_html(FILE *f, const report *r)
             r->until[0] ? r->until : "now");
     fprintf(f,
             "%lld measurements from about %.0f probe runs; %lld anomalous, %lld confirmed by "
-            "blockpage fingerprints; %zu episodes detected.</p>\n",
+            "blockpage fingerprints; %lld failed (down, offline or inconclusive: not counted as "
+            "censorship). %zu episode%s detected.</p>\n",
             (long long)r->total, vt_rset_runs(&r->rs, r->total), (long long)r->total_anom,
-            (long long)r->total_conf, r->ne);
+            (long long)r->total_conf, (long long)r->total_fail, r->ne, r->ne == 1 ? "" : "s");
     long long t0 = vt_rollup_parse_time(r->since),
               t1 = r->until[0] ? vt_rollup_parse_time(r->until) : (long long)time(NULL);
     fputs("<h2>Episodes</h2>\n", f);
     if (r->ne) svg_timeline(f, r, t0, t1);
     fputs("<div class=\"scroll\"><table><tr><th>What</th><th>Network</th><th>Platform "
-          "(target)</th><th>From (UTC)</th><th>To (UTC)</th><th>Probe runs</th><th>Measurements"
-          "</th><th>How it was detected</th></tr>\n",
+          "(target)</th><th>From (UTC)</th><th>To (UTC)</th><th>Most probe runs in an hour</th>"
+          "<th>Measurements</th><th>How it was detected</th></tr>\n",
           f);
     for (size_t i = 0; i < r->ne; i++) {
         const vt_episode *e = &r->e[i];
@@ -559,11 +586,11 @@ static void out_html(FILE *f, const report *r)
         fputs("</td><td>", f);
         h(f, what(e, b2, sizeof(b2)));
         fprintf(f, "</td><td>%s</td><td>%s%s</td><td>%.0f</td><td>%lld</td><td>", e->start, e->end,
-                e->ongoing ? " (ongoing)" : "", e->max_probes, (long long)e->measurements);
+                ongoing_text(r, e), e->max_probes, (long long)e->measurements);
         h(f, how(e, b1, sizeof(b1)));
         fputs("</td></tr>\n", f);
     }
-    if (!r->ne) fputs("<tr><td colspan=\"8\">No blocking, slowdown or outage.</td></tr>\n", f);
+    if (!r->ne) fprintf(f, "<tr><td colspan=\"8\">%s</td></tr>\n", none_text(r));
     fputs("</table></div>\n<h2>Anomalous share per day</h2>\n", f);
     svg_share(f, r);
     fputs("<h2>Networks and platforms</h2>\n<div class=\"scroll\"><table><tr><th>Network</th>"

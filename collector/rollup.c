@@ -2118,6 +2118,7 @@ static int load_cell(void *arg, int nc, const char *const *cols)
 typedef struct net_hour {
     long long t;
     int64_t n, bad;
+    int64_t v[VT_V_COUNT]; /* the canaries' verdicts, for the outage's top_verdict */
     double probes;
     vt_hist lat;
     int slow;
@@ -2371,6 +2372,7 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
         nh[nn].t = t;
         nh[nn].n = c[i].n;
         nh[nn].bad = c[i].n - c[i].v[VT_V_OK];
+        memcpy(nh[nn].v, c[i].v, sizeof(nh[nn].v));
         nh[nn].lat = c[i].lat;
         nh[nn].probes = c[i].probes;
         nn++;
@@ -2381,6 +2383,8 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
         if (w && nh[w - 1].t == nh[i].t) {
             nh[w - 1].n += nh[i].n;
             nh[w - 1].bad += nh[i].bad;
+            for (int v = 0; v < VT_V_COUNT; v++)
+                nh[w - 1].v[v] += nh[i].v[v];
             if (nh[i].probes > nh[w - 1].probes) nh[w - 1].probes = nh[i].probes;
             vt_hist_merge(&nh[w - 1].lat, &nh[i].lat);
         } else {
@@ -2410,6 +2414,11 @@ static int detect_group(const vt_cell *c, size_t n, eplist *out, const vt_detect
             tmp.v[VT_V_OK] = nh[i].n - nh[i].bad;
             ep_add(out, &oa, H_OUTAGE, &tmp, nh[i].t, NULL, 0, &c[0], from, to, data_end);
             if (nh[i].probes > oa.max_probes) oa.max_probes = nh[i].probes;
+            /* The counts above call every failing canary measurement a failure; the verdict
+             * tally (read only for top_verdict) gets what the canaries really said ("down",
+             * a blocking verdict...), not a probe_offline nobody reported. */
+            for (int v = 0; v < VT_V_COUNT; v++)
+                oa.v[v] += nh[i].v[v] - tmp.v[v];
         } else if (oa.open) {
             ep_close(out, &oa, &c[0], from, to, data_end);
         }

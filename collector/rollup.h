@@ -166,8 +166,9 @@ void vt_rollup_forget(vt_store *s);
 #define VT_DETECT_MIN_ANOMALIES 5  /* a blocking episode needs this many anomalous measurements */
 #define VT_DETECT_MIN_SLOW_HOURS 2 /* a slowdown episode needs this many slow hours */
 /* The rules above as a number, stored with the episodes: bump it when one changes, and a
- * collector re-detects every network at its next start. 2: VT_DETECT_GAP_HOURS 2 -> 6. */
-#define VT_DETECT_RULES 2
+ * collector re-detects every network at its next start. 2: VT_DETECT_GAP_HOURS 2 -> 6.
+ * 3: an outage's top_verdict is the canaries' own most common failing verdict. */
+#define VT_DETECT_RULES 3
 
 typedef struct vt_episode {
     char kind[16];  /* "blocking", "slowdown", "outage" */

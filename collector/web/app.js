@@ -142,11 +142,12 @@
     }
   }
 
-  function renderEpisodes(eps) {
+  function renderEpisodes(eps, measured) {
     const t = $("episode-table");
     t.replaceChildren();
     const head = el("tr");
-    for (const h of ["Kind", "Network", "Platform / target", "Start (UTC)", "End (UTC)", "Probes",
+    for (const h of ["Kind", "Network", "Platform / target", "Start (UTC)", "End (UTC)",
+                     "Most probe runs in an hour",
                      "Measurements", "Evidence"])
       head.appendChild(el("th", null, h));
     const thead = el("thead");
@@ -159,7 +160,7 @@
       tr.appendChild(el("td", null, e.probe_asn));
       tr.appendChild(el("td", null, e.target ? (e.platform || "") + " / " + e.target : "all"));
       tr.appendChild(el("td", null, e.start));
-      tr.appendChild(el("td", null, e.ongoing ? e.end + " (ongoing)" : e.end));
+      tr.appendChild(el("td", null, e.ongoing ? e.end + " (ongoing in the newest data)" : e.end));
       tr.appendChild(el("td", null, e.evidence.max_probes));
       tr.appendChild(el("td", null, e.evidence.measurements));
       tr.appendChild(el("td", null, evidenceText(e)));
@@ -167,7 +168,10 @@
     }
     if (!eps.length) {
       const tr = el("tr");
-      tr.appendChild(el("td", { colSpan: 8 }, "No blocks, slowdowns or outages detected."));
+      // No data is not an all-clear: say which of the two it is.
+      tr.appendChild(el("td", { colSpan: 8 }, measured
+        ? "No blocks, slowdowns or outages detected."
+        : "No measurements in this range: nothing can be said about blocking."));
       body.appendChild(tr);
     }
     t.appendChild(body);
@@ -237,7 +241,7 @@
       for (const r of nets.results) sel.appendChild(el("option", { value: r.probe_asn }, r.probe_asn));
       sel.value = state.asn;
       renderGrid(grid, eps.results);
-      renderEpisodes(eps.results);
+      renderEpisodes(eps.results, grid.results.length > 0);
       const ts = $("f-target");
       ts.replaceChildren();
       const ids = targets.results.map((r) => r.target);

@@ -1,7 +1,10 @@
 """Rollups, detection and the query API against a running vantage-collector, on SQLite or
 PostgreSQL (argv[1]): the same seeded data (agg_seed.py) must give the same answers on both.
 Run by test_aggregation_sqlite.sh and test_aggregation_pg.sh."""
+import calendar
 import collections
+import csv
+import io
 import json
 import math
 import os
@@ -260,10 +263,52 @@ def main():
         o = eps.get(("outage", "AS23674", None))
         check(o is not None and o["start"] == "2026-11-21 02:00:00" and
               o["end"] == "2026-11-21 04:00:00", "outage on AS23674 with canaries failing")
+        # Its dominant verdict is what the canaries said (agg_seed: "down"), not a made-up one.
+        check(o is not None and o["evidence"]["top_verdict"] == "down" and
+              o["evidence"]["failures"] == 6,
+              "outage evidence: the canaries' own verdict (%r)" %
+              (o and o["evidence"]["top_verdict"]))
         check(not any(x["target"] == "signal-web" for x in e["results"]),
               "one probe alone cannot make a block (signal-web)")
         check(not any(x["kind"] == "blocking" and x["probe_asn"] == "AS23674"
                       for x in e["results"]), "outage hours are not called blocking")
+        # The CSV holds what the JSON says, the evidence's counts included: its "confirmed" (a
+        # count) used to collide with the episode's boolean and was lost, as were the outage's
+        # failures, the category and "extreme".
+        st, _, body = get(base, "/api/v1/episodes", {"since": "2026-11-01", "format": "csv"})
+        rows = {(r["kind"], r["probe_asn"]): r for r in csv.DictReader(io.StringIO(body))}
+        rb, ro = rows.get(("blocking", "AS17557"), {}), rows.get(("outage", "AS23674"), {})
+        rs = rows.get(("slowdown", "AS23674"), {})
+        check(st == 200 and rb.get("confirmed") == "true" and
+              rb.get("confirmed_measurements") == str(b["evidence"]["confirmed"]) == "48" and
+              rb.get("category") == "messaging" and
+              ro.get("failures") == str(o["evidence"]["failures"]) != "0" and
+              rs.get("extreme") == "true",
+              "episodes CSV: confirmed_measurements, failures, category, extreme (%r)" %
+              body[:400])
+        # The answer says which hours it counted: until 03:30 counts the 03:00 bucket whole
+        # (2 hours x 3 probes x 4 targets of AS23674), and says so rather than 03:30.
+        st, r = getj(base, "/api/v1/aggregation", {"by": "probe_asn", "probe_asn": "AS23674",
+                                                    "since": "2026-11-21T02:30:00Z",
+                                                    "until": "2026-11-21T03:30:00Z"})
+        check(st == 200 and r.get("since") == "2026-11-21 02:00:00" and
+              r.get("until") == "2026-11-21 04:00:00" and
+              [x["measurement_count"] for x in r["results"]] == [24],
+              "aggregation echoes the whole hours it counted (%r)" % {k: r.get(k) for k in
+                                                                      ("since", "until")})
+        st, r = getj(base, "/api/v1/aggregation", {"by": "probe_asn"})
+        check(st == 200 and "since" in r and r["since"] is None and r["until"] is None,
+              "aggregation without a range: since and until null")
+        # The episodes answer names the range it covers, the default 30 days included.
+        st, r = getj(base, "/api/v1/episodes", {"since": "2026-11-01", "until": "2026-12-01"})
+        check(st == 200 and r.get("since") == "2026-11-01 00:00:00" and
+              r.get("until") == "2026-12-01 00:00:00", "episodes echo since/until")
+        st, r = getj(base, "/api/v1/episodes", {"kind": "outage"})
+        back = time.time() - 30 * 86400
+        got = r.get("since")
+        check(st == 200 and got is not None and r.get("until") is None and
+              abs(calendar.timegm(time.strptime(got, "%Y-%m-%d %H:%M:%S")) - back) < 3600,
+              "episodes without a range say it is the last 30 days (since %r)" % got)
         st, e = getj(base, "/api/v1/episodes", {"target": "youtube-web", "since": "2026-11-01"})
         check(st == 200 and [x["kind"] for x in e["results"]] == ["slowdown"], "target filter")
         st, e = getj(base, "/api/v1/episodes", {"kind": "outage", "since": "2026-11-01"})
@@ -305,6 +350,9 @@ def main():
                 err = None
             check(st == 400 and err and h.get("X-Content-Type-Options") == "nosniff",
                   "aggregation %r: 400 JSON error (%s)" % (q, err))
+        # A well-formed date outside the calendar the API takes says why, not "wrong format".
+        st, _, body = get(base, "/api/v1/measurements", {"since": "1900-01-01"})
+        check(st == 400 and "from 1970" in body, "since 1900: 400 saying why (%s)" % body)
         for q in [{"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"cursor": "xyz"},
                   {"cursor": "20261301000000-" + "0" * 32}, {"verdict": "blocked"}]:
             st, _, body = get(base, "/api/v1/measurements", q)

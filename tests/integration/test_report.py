@@ -67,9 +67,11 @@ try:
     rng = ["--cc", "PK", "--since", "2026-11-19", "--until", "2026-11-24"]
     rc, md, err = report(*rng, "--format", "md")
     check(rc == 0 and md.startswith("# Internet censorship in PK"), "markdown report")
+    # 4 probes an hour for 12 hours: 48 runs in all, so the column must not say "Probe runs".
     check("| blocking (confirmed) | AS17557 | whatsapp (whatsapp-web) | 2026-11-21 06:00:00 | "
-          "2026-11-21 18:00:00 | 4 | 48 |" in md, "markdown: the whatsapp block, times, 4 probe "
-          "runs, 48 measurements")
+          "2026-11-21 18:00:00 | 4 | 48 |" in md and
+          "| To (UTC) | Most probe runs in an hour | Measurements |" in md,
+          "markdown: the whatsapp block, times, at most 4 probe runs an hour, 48 measurements")
     check("128 kbit/s policer" in md and "| slowdown | AS23674 |" in md,
           "markdown: the youtube slowdown and its policer")
     check("\\<img src=x onerror=alert(1)\\> &amp;lt;b&amp;gt; \\~\\~gone\\~\\~" in md,
@@ -78,12 +80,17 @@ try:
     rc, out, err = report(*rng, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     check(rc == 0 and len(rows) == 3, "CSV: three episodes")
-    got = {(r["kind"], r["probe_asn"]): (r["start"], r["end"], r["probe_runs"]) for r in rows}
+    got = {(r["kind"], r["probe_asn"]): (r["start"], r["end"], r.get("max_probe_runs_per_hour"))
+           for r in rows}
     check(got.get(("blocking", "AS17557")) == ("2026-11-21 06:00:00", "2026-11-21 18:00:00", "4")
           and got.get(("slowdown", "AS23674")) == ("2026-11-22 00:00:00", "2026-11-22 08:00:00",
                                                    "3")
           and got.get(("outage", "AS23674"), ("",))[0] == "2026-11-21 02:00:00",
-          "CSV: starts, ends and probe runs")
+          "CSV: starts, ends and the most probe runs in an hour")
+    out_ = [r for r in rows if r["kind"] == "outage"]
+    check(out_ and out_[0].get("failures") == "6" and out_[0]["anomalies"] == "0",
+          "CSV: an outage's failures (its 6 canary measurements that failed), not only 0 "
+          "anomalies")
 
     rc, out, err = report(*rng, "--format", "json")
     js = json.loads(out)
@@ -104,9 +111,38 @@ try:
     check('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src '
           '\'unsafe-inline\'">' in html, "HTML: a Content-Security-Policy of its own")
 
-    rc, out, err = report("--cc", "PK", "--since", "2026-11-23", "--until", "2026-11-24")
+    # A day with measurements and no episode (the lone signal probe is not one) says so...
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-20", "--until", "2026-11-21")
     check(rc == 0 and "No blocking, slowdown or outage was detected." in out,
           "a quiet range says so")
+    # ...but a range without a single measurement must not read as an all-clear.
+    for cc, rng_ in (("PK", ("--since", "2026-11-23", "--until", "2026-11-24")),
+                     ("DE", ("--since", "2026-11-19"))):
+        rc, out, err = report("--cc", cc, *rng_)
+        check(rc == 0 and "No blocking, slowdown or outage was detected." not in out and
+              "No measurements in this range" in out,
+              "no data in %s %s: says there is nothing to go on, not that nothing was blocked" %
+              (cc, " ".join(rng_)))
+        rc, out, err = report("--cc", cc, *rng_, "--format", "html")
+        check(rc == 0 and "No measurements in this range" in out and
+              "No blocking, slowdown or outage" not in out, "the same in HTML (%s)" % cc)
+    # A period with only an outage: the summary counts the failures (2 hours x 3 probes x 4
+    # targets on AS23674), not just "0 anomalous", and JSON has them too.
+    orng = ("--cc", "PK", "--asn", "AS23674", "--since", "2026-11-21T02:00:00Z", "--until",
+            "2026-11-21T04:00:00Z")
+    rc, out, err = report(*orng)
+    check(rc == 0 and "; 24 failed (down, offline or inconclusive: not counted as censorship)"
+          in out and "| outage | AS23674 |" in out and "1 episode detected." in out,
+          "outage-only period: the failures in the summary, '1 episode'")
+    rc, out, err = report(*orng, "--format", "json")
+    check(rc == 0 and json.loads(out)["summary"].get("failure_count") == 24,
+          "outage-only period: JSON summary failure_count")
+    # A block still going when an --until in the past ends is not "ongoing" now.
+    rc, out, err = report("--cc", "PK", "--since", "2026-11-21", "--until", "2026-11-21T12:00:00Z")
+    check(rc == 0 and "2026-11-21 12:00:00 (still going at the end of the range)" in out and
+          "(ongoing)" not in out, "an episode cut by --until: still going at the end of the range")
+    check(md.startswith("# Internet censorship in PK: 2026-11-19 00:00:00 to 2026-11-24 00:00:00 "
+                        "(UTC)\n"), "markdown heading states UTC")
     rc, out, err = report("--cc", "PK", "--since", "2026-11-19", "--asn", "AS17557",
                           "--format", "csv")
     check(rc == 0 and len(list(csv.DictReader(io.StringIO(out)))) == 1, "--asn narrows")
@@ -137,7 +173,7 @@ try:
     rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--until",
                           "2026-11-21T07:10:00Z")
     check(rc == 0 and out.startswith("# Internet censorship in PK: 2026-11-21 06:00:00 to "
-                                     "2026-11-21 08:00:00\n"),
+                                     "2026-11-21 08:00:00 (UTC)\n"),
           f"--since/--until shown rounded to the hours counted ({out.splitlines()[0]!r})")
     rc, out, err = report("--cc", "PK", "--since", "2026-11-21T06:30:00Z", "--format", "json")
     check(rc == 0 and json.loads(out)["since"] == "2026-11-21 06:00:00", "JSON: since rounded")
