@@ -29,6 +29,9 @@
 #define MAX_ADDRS 32
 #define CONTROL_TIMEOUT_MS 35000 /* the collector caps a control measurement at 30 s */
 #define CONTROL_MAX_BODY (8u << 20)
+#define CONTROL_TRIES 3             /* a busy control is asked at most this often */
+#define CONTROL_RETRY_MAX_MS 10000  /* a Retry-After beyond this: not asked again */
+#define CONTROL_RETRY_ROOM_MS 10000 /* ... nor when the task's deadline is this close */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -1294,6 +1297,7 @@ typedef struct vapply {
     const cJSON *control_tk;
     char control_error[256];
     char *request;
+    int control_tries; /* requests sent to the control (a busy one is asked again) */
 } vapply;
 
 static void finish(vapply *va)
@@ -1387,9 +1391,57 @@ static void repeat_http_cb(vt_http_result *r, void *arg)
     step_done(va);
 }
 
+static int send_control(vapply *va);
+
+/* The control's Retry-After in ms (delay-seconds only; a date or nothing: 2 s). */
+static int retry_after_ms(const vt_http_result *r)
+{
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(r->request_entry, "response");
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(rs, "headers_list"))
+    {
+        const cJSON *n = cJSON_GetArrayItem(pair, 0), *v = cJSON_GetArrayItem(pair, 1);
+        if (!cJSON_IsString(n) || !cJSON_IsString(v) || strcasecmp(n->valuestring, "Retry-After"))
+            continue;
+        char *end;
+        long sec = strtol(v->valuestring, &end, 10);
+        if (end != v->valuestring && *end == 0 && sec >= 0)
+            return sec > 60 ? 60000 : (int)sec * 1000;
+    }
+    return 2000;
+}
+
+static void control_again(void *arg)
+{
+    vapply *va = arg;
+    if (send_control(va) < 0) {
+        snprintf(va->control_error, sizeof(va->control_error), "control request could not start");
+        step_done(va);
+    }
+}
+
+/* A busy control (429: its --control-max runs in flight; 503 with a short Retry-After) is asked
+ * again after its Retry-After, at most CONTROL_TRIES times in all, and only while the task's
+ * deadline leaves room for a control run: in a country where much is blocked, many probes ask
+ * at once, and each answer the probe goes without leaves a verdict less certain. */
+static int control_retry(vapply *va, const vt_http_result *r)
+{
+    const vt_config *cfg = va->t->env->cfg;
+    if (r->failure[0] || (r->status != 429 && r->status != 503)) return 0;
+    if (va->control_tries >= CONTROL_TRIES) return 0;
+    int ms = retry_after_ms(r);
+    if (ms > CONTROL_RETRY_MAX_MS) return 0; /* "not soon": an outage or a turned-off control */
+    if (ms < 200) ms = 200;
+    if (cfg && cfg->task_deadline_ms > 0 &&
+        cfg->task_deadline_ms - (vt_now() - va->t->t0) * 1000.0 < ms + CONTROL_RETRY_ROOM_MS)
+        return 0;
+    return vt_timer_start(va->t->env->loop, ms, control_again, va) != NULL;
+}
+
 static void control_cb(vt_http_result *r, void *arg)
 {
     vapply *va = arg;
+    if (control_retry(va, r)) return; /* still pending: control_again sends it */
     if (r->failure[0]) {
         snprintf(va->control_error, sizeof(va->control_error), "control not reached: %s",
                  r->failure);
@@ -1437,17 +1489,10 @@ static const char *vpn_control_input(const vt_task *t)
     return str_or_null(ev, "control_input");
 }
 
-static void start_control(vapply *va, const char *input, const char *kind)
+static int send_control(vapply *va)
 {
     vt_task *t = va->t;
     const vt_config *cfg = t->env->cfg;
-    cJSON *req = cJSON_CreateObject();
-    if (!req) goto fail;
-    cJSON_AddStringToObject(req, "input", input);
-    cJSON_AddStringToObject(req, "kind", kind);
-    va->request = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    if (!va->request) goto fail;
     vt_http_opts o = {
         .url = cfg->control_url,
         .method = "POST",
@@ -1461,8 +1506,21 @@ static void start_control(vapply *va, const char *input, const char *kind)
         .user_agent = cfg->user_agent,
         .t_base = t->t0,
     };
+    va->control_tries++;
+    return vt_http_request(t->env->loop, &o, control_cb, va);
+}
+
+static void start_control(vapply *va, const char *input, const char *kind)
+{
+    cJSON *req = cJSON_CreateObject();
+    if (!req) goto fail;
+    cJSON_AddStringToObject(req, "input", input);
+    cJSON_AddStringToObject(req, "kind", kind);
+    va->request = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!va->request) goto fail;
     va->pending++;
-    if (vt_http_request(t->env->loop, &o, control_cb, va) < 0) {
+    if (send_control(va) < 0) {
         va->pending--;
         goto fail;
     }
