@@ -549,7 +549,8 @@ static void handle(struct evhttp_request *req, void *arg)
             size_t len = evbuffer_get_length(body);
             const char *data = len ? (const char *)evbuffer_pullup(body, -1) : "";
             /* control answers later, from the loop; it logs its own line. */
-            vt_control_handle(a->control, a, req, data ? data : "", data ? len : 0, t0);
+            vt_control_handle(a->control, a, req, data ? data : "", data ? len : 0, t0,
+                              vt_ratelimit_key(a->rl_addr, addr));
             memset(addr, 0, sizeof(addr));
             return;
         }

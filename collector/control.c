@@ -61,7 +61,8 @@ struct ctl_req {
     int dns_pending;
     int private_found;
     int holds_slot;
-    int running; /* the run started: it ends with run_done */
+    uint64_t client; /* the caller (vt_ratelimit_key of its address), for its share of slots */
+    int running;     /* the run started: it ends with run_done */
     ctl_req *next, **pprev;
 };
 
@@ -367,10 +368,19 @@ static int make_target(ctl_req *r, const char *input)
                : -1;
 }
 
-void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *req,
-                       const char *body, size_t len, double t0)
+/* The slots the client's requests hold now. */
+static int client_slots(const vt_control *c, uint64_t client)
 {
-    ctl_req tmp = {.c = c, .a = a, .req = req, .t0 = t0};
+    int n = 0;
+    for (const ctl_req *r = c->reqs; r && client; r = r->next)
+        n += r->holds_slot && r->client == client;
+    return n;
+}
+
+void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *req,
+                       const char *body, size_t len, double t0, uint64_t client)
+{
+    ctl_req tmp = {.c = c, .a = a, .req = req, .t0 = t0, .client = client};
     char err[256];
     if (c->max == 0) {
         answer_error(&tmp, 404, "this collector does not offer control measurements", 0);
@@ -417,6 +427,13 @@ void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *r
     }
     if (c->in_flight >= c->max) {
         answer_error(&tmp, 429, "too many control measurements in flight; retry shortly", 2);
+        goto done;
+    }
+    if (client_slots(c, client) >= (c->max + 1) / 2) {
+        answer_error(&tmp, 429,
+                     "this client has its share of the control measurements in flight (half); "
+                     "retry shortly",
+                     2);
         goto done;
     }
     unsigned char lit[16];

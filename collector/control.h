@@ -5,6 +5,7 @@
 
 #include <event2/http.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vantage/loop.h"
 
@@ -13,9 +14,11 @@ struct vt_api;
 
 vt_control *vt_control_new(vt_loop *loop, int max_in_flight, int timeout_s, int allow_private,
                            char *err, size_t errlen);
-/* Answers req now (4xx) or later from the loop (200 / 504); logs its request line. */
+/* Answers req now (4xx) or later from the loop (200 / 504); logs its request line. client: a
+ * stand-in for the caller's address (vt_ratelimit_key; 0 unknown): one client holds at most
+ * half of the max_in_flight slots (rounded up), so one cannot keep every other out. */
 void vt_control_handle(vt_control *c, struct vt_api *a, struct evhttp_request *req,
-                       const char *body, size_t len, double t0);
+                       const char *body, size_t len, double t0, uint64_t client);
 /* Measurements still running (answered or not): shutdown waits for them. */
 int vt_control_busy(const vt_control *c);
 /* Answers 503 to every control request still in flight. */

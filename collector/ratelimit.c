@@ -62,6 +62,11 @@ static uint64_t hash(uint64_t seed, const char *s)
     return h ? h : 1;
 }
 
+uint64_t vt_ratelimit_key(const vt_ratelimit *rl, const char *key)
+{
+    return hash(rl ? rl->seed : 0, key ? key : "");
+}
+
 int vt_ratelimit_take(vt_ratelimit *rl, const char *key, double now, int *retry_after)
 {
     if (!rl || rl->rate <= 0) return 1;

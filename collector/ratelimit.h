@@ -6,6 +6,7 @@
 #define VANTAGE_COLLECTOR_RATELIMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct vt_ratelimit vt_ratelimit;
 
@@ -15,6 +16,9 @@ vt_ratelimit *vt_ratelimit_new(double rate, double burst, size_t slots);
 void vt_ratelimit_free(vt_ratelimit *rl);
 /* Takes one token for key at time now (seconds, monotonic). 1 allowed; 0 refused, and
  * *retry_after (may be NULL) gets the seconds until a token is back (at least 1). */
+/* key's hash under this limiter's per-process seed (never 0): an address's stand-in for
+ * counting per client elsewhere without keeping the address itself. */
+uint64_t vt_ratelimit_key(const vt_ratelimit *rl, const char *key);
 int vt_ratelimit_take(vt_ratelimit *rl, const char *key, double now, int *retry_after);
 /* Keys currently tracked (for tests). */
 size_t vt_ratelimit_size(const vt_ratelimit *rl);

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     static char dummy;
     last_code = 0;
-    vt_control_handle(c, NULL, (struct evhttp_request *)&dummy, (const char *)data, size, 0);
+    vt_control_handle(c, NULL, (struct evhttp_request *)&dummy, (const char *)data, size, 0, 0);
     if (last_code != 400 && last_code != 503) abort(); /* every body answered, at once */
     if (vt_control_busy(c) != 0) abort();
     /* The address check on arbitrary text. */

@@ -1446,6 +1446,27 @@ def check_control(db, tmp):
         check(len(chain_hits) <= 4, f"the chain stopped at the cap: {len(chain_hits)} hops")
         st, _, _ = lab.request("GET", "/api/v1/health")
         check(st == 200, "collector serving after control requests")
+        # One client holds at most half of the slots: with --control-max 2, a second request
+        # from the client whose run hangs is refused, another client's is measured.
+        share = Collector(db, tmp, "--allow-private-control", "--control-max", "2",
+                          "--control-timeout", "2", name="control-share")
+        try:
+            t = threading.Thread(target=lambda: res.__setitem__(
+                "h", ctl(share, {"input": hung, "kind": "web"})))
+            t.start()
+            time.sleep(0.3)
+            body = json.dumps({"input": web, "kind": "web"}).encode()
+            hdr = {"Content-Type": "application/json"}
+            st1, js1, h1 = share.request("POST", "/api/v1/control", body, hdr, timeout=30)
+            st2, js2, _ = share.request("POST", "/api/v1/control", body, hdr,
+                                        source=PRIVATE_ADDR, timeout=30)
+            t.join(20)
+            check(st1 == 429 and "share" in js1.get("error", "") and "Retry-After" in h1 and
+                  st2 == 200 and js2["test_keys"].get("failure") is None,
+                  f"one client's share of control slots: its second run 429, another "
+                  f"client's 200 ({st1} {js1}, {st2})")
+        finally:
+            check(share.stop(timeout=20) == 0, "the share collector exits 0")
     finally:
         rcs = (strict.stop(), lab.stop(timeout=20), off.stop())
         srv.shutdown()
