@@ -398,11 +398,18 @@ def check_uploads(db, c):
         r = c.upload(jsonl([measurement(test_keys={"a": [0] * 45000}) for _ in range(n)]),
                      gz=True)
         return r, time.time() - t0
-    (st2, js2, _), took2 = timed_upload(2)
-    (st, js, _), took = timed_upload(20)
+    # The median of three small uploads against the better of two large ones: one busy moment
+    # (a sanitized build beside other tests) does not decide it.
+    small = [timed_upload(2) for _ in range(3)]
+    st2 = max(r[0][0] for r in small)
+    took2 = sorted(r[1] for r in small)[1]
+    large = [timed_upload(20) for _ in range(2)]
+    st = max(r[0][0] for r in large)
+    took = min(r[1] for r in large)
     with open(f"/proc/{c.proc.pid}/status") as f:
         hwm = [int(line.split()[1]) for line in f if line.startswith("VmHWM:")][0] // 1024
-    check(st2 == 200 and st == 200 and js["accepted"] == 20 and took < max(5.0, 30 * took2),
+    check(st2 == 200 and st == 200 and all(r[0][1]["accepted"] == 20 for r in large) and
+          took < max(5.0, 30 * took2),
           f"20 measurements of 45000 values each: stored in {took:.1f}s, 2 in {took2:.2f}s "
           f"(peak memory {hwm} MB)")
     n0 = db.count()
