@@ -648,6 +648,17 @@ def main():
             check(r.returncode == 1 and not os.path.exists(missing),
                   "delete on a database that does not exist: error 1, none created (%s)" %
                   r.stderr.strip())
+            # A file SQLite cannot read (here: not a database; also a full or read-only file
+            # system) is said to be that, not "no measurements table".
+            junk = os.path.join(tmp, "junk.db")
+            with open(junk, "w") as f:
+                f.write("not a database, but longer than a header would be\n" * 20)
+            r = subprocess.run([COLLECTOR, "delete", "--db", "sqlite:" + junk, "--uid", "x"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 1 and "file is not a database" in r.stderr and
+                  "no measurements table" not in r.stderr,
+                  "delete on a file that is not a database: SQLite's reason (%s)" %
+                  r.stderr.strip())
     finally:
         if proc:
             stop(proc)
