@@ -537,6 +537,20 @@ vt_store *vt_store_pg_open(const char *conninfo, int must_exist, char *err, size
             goto fail;
         }
     }
+    /* A database a newer collector used: refused before the schema below changes anything in
+     * it (store.c checks again after it, under no lock: here the table may not exist yet). */
+    PGresult *vr = PQexec(s->conn, "SELECT to_regclass('schema_version') IS NOT NULL");
+    int has_version = PQresultStatus(vr) == PGRES_TUPLES_OK && PQntuples(vr) == 1 &&
+                      strcmp(PQgetvalue(vr, 0, 0), "t") == 0;
+    PQclear(vr);
+    if (has_version) {
+        vr = PQexec(s->conn, "SELECT MAX(version)::text FROM schema_version");
+        int refuse = PQresultStatus(vr) == PGRES_TUPLES_OK && PQntuples(vr) == 1 &&
+                     vt_store_version_refuse(PQgetisnull(vr, 0, 0) ? NULL : PQgetvalue(vr, 0, 0),
+                                             err, errlen) < 0;
+        PQclear(vr);
+        if (refuse) goto fail;
+    }
     if (exec_cmd(s, schema, err, errlen) < 0 || ensure(s, err, errlen) < 0) goto fail;
     return &s->base;
 fail:

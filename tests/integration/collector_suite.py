@@ -1274,6 +1274,7 @@ def check_schema_version(db, tmp):
           f"({version()})")
     write("UPDATE schema_version SET version = 999")
     write("DROP TABLE rollup_cc_all_daily")  # any open that went on would create it again
+    write("DROP INDEX measurements_cc_asn")  # ... and this, which the back end's schema makes
     for cmd in (["serve", "--listen", "127.0.0.1:0"], ["token", "list"], ["token", "create"],
                 ["report", "--cc", "IT", "--since", "2026-01-01"], ["delete", "--uid", "x"]):
         r = run(*cmd, "--db", db.url)
@@ -1281,11 +1282,21 @@ def check_schema_version(db, tmp):
               "schema version 999" in r.stderr,
               f"{' '.join(cmd[:2])} refuses a database of a newer schema "
               f"({r.returncode} {r.stderr.strip()[-120:]})")
-    have = db.query("SELECT COUNT(*) FROM " + ("sqlite_master WHERE name = 'rollup_cc_all_daily'"
-                    if db.name == "sqlite" else
-                    "pg_class WHERE relname = 'rollup_cc_all_daily'"))
-    check(version() == [999] and int(have[0][0]) == 0,
-          "... and changes nothing in it (version and tables as they were)")
+    def have(name):
+        return int(db.query("SELECT COUNT(*) FROM " + (
+            "sqlite_master WHERE name = '%s'" if db.name == "sqlite" else
+            "pg_class WHERE relname = '%s'") % name)[0][0])
+    check(version() == [999] and have("rollup_cc_all_daily") == 0 and
+          have("measurements_cc_asn") == 0,
+          "... and changes nothing in it (version, tables and indexes as they were)")
+    if db.name == "sqlite":  # SQLite keeps any text in the column: not a version, refused
+        write("UPDATE schema_version SET version = 'x1'")
+        r = run("delete", "--uid", "x", "--db", db.url)
+        check(r.returncode == 1 and "'x1', which is not a version number" in r.stderr and
+              db.query("SELECT version FROM schema_version") == [("x1",)] and
+              have("measurements_cc_asn") == 0,
+              f"a schema version that is not a number is refused, not overwritten "
+              f"({r.returncode} {r.stderr.strip()[-120:]})")
     write("UPDATE schema_version SET version = 1")
     write("DROP TABLE schema_version")  # a database from before schema versions
     c = Collector(db, tmp, name="schema")
