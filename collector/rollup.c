@@ -1929,6 +1929,22 @@ static int redo_episodes(vt_store *s, char *err, size_t errlen)
     return 0;
 }
 
+static int begin_write(vt_store *s, char *err, size_t errlen)
+{
+    if (is_pg(s))
+        return vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+                       vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
+                                   err, errlen) < 0
+                   ? -1
+                   : 0;
+    /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
+     * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
+    for (int tries = 0;; tries++) {
+        if (vt_db_query(s, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) == 0) return 0;
+        if (tries >= 30 || !strstr(err, "locked")) return -1;
+    }
+}
+
 static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int refresh_ms,
                        char *err, size_t errlen)
 {
@@ -1975,9 +1991,12 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         if (vt_db_query(s, sql, NULL, 0, count_row, &same_rules, err, errlen) < 0) return -1;
     }
     if (!meas) return same_rules ? 0 : set_rules(s, refresh_ms, err, errlen);
-    int rebuilt = 0;
-    if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
-    int rc = 0;
+    int rebuilt = 0, rc = 0;
+    /* Something to write: the write lock, waited for (SQLite: a delete or another collector's
+     * rebuild holds it for longer than the busy timeout, and a start that gave up after it
+     * would leave the collector down). Nothing: no transaction (a report on a read-only copy). */
+    int work = !have || !have_d || !have_ch || !have_cd || !have_ca || !had_episodes || !same_rules;
+    if (work && begin_write(s, err, errlen) < 0) return -1;
     if (!have || !have_d) {
         /* Minutes for millions of measurements, before the collector listens: say so. */
         vt_log_msg("vantage-collector: the rollup tables are empty or from an older version: "
@@ -2007,7 +2026,7 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
         return -1;
     }
-    if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    if (work && vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     /* Whatever is dirty (just marked, or left by a collector that stopped before its refresh):
      * detected now, so the first answers are complete; but for a while only: a backlog of
      * hours (a flood of new series) would keep the collector from starting at all. */
@@ -2015,28 +2034,20 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
     for (;;) {
         if (vt_now() >= until) return 0;
         int k = vt_episodes_refresh(s, 64, err, errlen);
+        /* SQLite, another writer past the busy timeout (a delete): the refresh timer detects
+         * them once it is done; no reason not to serve meanwhile. */
+        if (k < 0 && !is_pg(s) && strstr(err, "locked")) {
+            vt_log_msg("vantage-collector: episodes: the database is busy (%s); they are "
+                       "detected once it is free",
+                       err);
+            return 0;
+        }
         if (k < 0) return -1;
         if (k == 0) return 0;
     }
 }
 
 /* ---- deleting measurements ---- */
-
-static int begin_write(vt_store *s, char *err, size_t errlen)
-{
-    if (is_pg(s))
-        return vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0 ||
-                       vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                   err, errlen) < 0
-                   ? -1
-                   : 0;
-    /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
-     * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
-    for (int tries = 0;; tries++) {
-        if (vt_db_query(s, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) == 0) return 0;
-        if (tries >= 30 || !strstr(err, "locked")) return -1;
-    }
-}
 
 static int wal_row(void *arg, int nc, const char *const *cols)
 {

@@ -659,6 +659,40 @@ def main():
                   "no measurements table" not in r.stderr,
                   "delete on a file that is not a database: SQLite's reason (%s)" %
                   r.stderr.strip())
+            # A collector (re)started while a delete holds the write lock past the busy
+            # timeout (every network dirty, as a delete leaves them): it serves, and detects the
+            # episodes once the lock is free, rather than exiting "database is locked".
+            stop(proc)
+            proc = None
+            con = sqlite3.connect(db.path, timeout=5, isolation_level=None)
+            eps_stored = con.execute("SELECT * FROM episodes ORDER BY 1, 2, 3, 4, 5, 9").fetchall()
+            con.execute("INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
+                        "whole) SELECT DISTINCT probe_cc, probe_asn, '', '', 1 FROM rollup_hourly")
+            dirty = con.execute("SELECT COUNT(*) FROM episodes_dirty").fetchone()[0]
+            con.execute("BEGIN EXCLUSIVE")
+            proc = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:0", "--db",
+                                     db.url, "--rate", "0"], stderr=subprocess.PIPE, text=True)
+            lines, port, deadline = [], None, time.time() + 30
+            while port is None and time.time() < deadline and len(lines) < 100:
+                line = proc.stderr.readline()
+                if not line and proc.poll() is not None:
+                    break
+                lines.append(line.strip())
+                m = re.search(r"listening on port (\d+)", line)
+                port = m and m.group(1)
+            con.execute("ROLLBACK")
+            left = dirty
+            for _ in range(100):  # the refresh timer, once the lock is free
+                left = con.execute("SELECT COUNT(*) FROM episodes_dirty").fetchone()[0]
+                if left == 0:
+                    break
+                time.sleep(0.2)
+            eps_now = con.execute("SELECT * FROM episodes ORDER BY 1, 2, 3, 4, 5, 9").fetchall()
+            con.close()
+            check(dirty > 0 and port and left == 0 and eps_stored and eps_now == eps_stored,
+                  "a collector started while the write lock is held elsewhere serves, and "
+                  "detects the episodes once it is free (%s; %d then %d dirty)" %
+                  (" / ".join(l for l in lines if l)[-200:], dirty, left))
     finally:
         if proc:
             stop(proc)
