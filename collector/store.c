@@ -118,7 +118,27 @@ static int schema_check(vt_store *s, char *err, size_t errlen)
     char sql[96];
     snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)",
              VT_SCHEMA_VERSION);
-    if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    /* Collectors opening the database at the same moment: one at a time (PostgreSQL: the schema's
+     * lock; SQLite: the write lock), each looking again once it has the lock, so that the table
+     * keeps its one row. */
+    int pg = strcmp(vt_store_name(s), "sqlite") != 0;
+    if (vt_db_query(s, pg ? "BEGIN" : "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    vt.null = 1;
+    if ((pg && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413001)", NULL, 0, NULL, NULL, err,
+                           errlen) < 0) ||
+        vt_db_query(s, "SELECT MAX(version) FROM schema_version", NULL, 0, version_row, &vt, err,
+                    errlen) < 0 ||
+        vt_store_version_refuse(vt.null ? NULL : vt.text, err, errlen) < 0) {
+        char e2[64];
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return -1;
+    }
+    if (!vt.null && strtoll(vt.text, NULL, 10) == VT_SCHEMA_VERSION) {
+        char e2[64];
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return 0;
+    }
     if (vt_db_query(s, "DELETE FROM schema_version", NULL, 0, NULL, NULL, err, errlen) < 0 ||
         vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0 ||
         vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) {

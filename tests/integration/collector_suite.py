@@ -1303,6 +1303,54 @@ def check_schema_version(db, tmp):
     st, js, _ = c.request("GET", "/api/v1/health")
     check(c.stop() == 0 and st == 200 and version() == [1],
           f"a database from before schema versions is opened and given one ({version()})")
+    if db.name != "pg":
+        return
+    # Two collectors opening a new PostgreSQL database at once, the first one's schema slow to
+    # commit (here: a synchronous standby that is not there; in life a slow disk): the second
+    # waits for it and finds its tables, rather than failing on them (duplicate key in pg_type).
+    db.psql_admin("CREATE DATABASE fresh")
+    fresh = db.url.replace("///vantage?", "///fresh?")
+
+    def waiting(cond):
+        out = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "postgres", "-qAtc",
+                              "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = 'fresh' "
+                              "AND " + cond], capture_output=True, text=True, timeout=30).stdout
+        return int(out.strip() or 0)
+
+    def until(cond):
+        for _ in range(150):
+            if waiting(cond):
+                return True
+            time.sleep(0.1)
+        return False
+
+    opens, seen = [], []
+    db.psql_admin("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+    db.psql_admin("SELECT pg_reload_conf()")
+    try:
+        for cond in ("wait_event = 'SyncRep'", "wait_event_type = 'Lock'"):
+            opens.append(subprocess.Popen([BIN, "token", "create", "--db", fresh],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+            seen.append(until(cond))
+    finally:
+        db.psql_admin("ALTER SYSTEM RESET synchronous_standby_names")
+        db.psql_admin("SELECT pg_reload_conf()")
+    rcs, errs = [], []
+    for p in opens:
+        try:
+            _, e = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, e = p.communicate()
+        rcs.append(p.returncode)
+        errs.append(e.strip()[-160:])
+    vs = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "fresh", "-qAtc",
+                         "SELECT version FROM schema_version"], capture_output=True, text=True,
+                        timeout=30).stdout.split()
+    check(seen == [True, True] and rcs == [0, 0] and vs == ["1"],
+          f"two first opens of a new PostgreSQL database at once: both succeed, one version row "
+          f"({seen} {rcs} {vs} {errs[1] if len(errs) > 1 else ''})")
 
 
 def check_relocated(db, tmp):
