@@ -1837,8 +1837,12 @@ int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen)
     /* One statement at a time: the PostgreSQL path uses the extended protocol. */
     char buf[2048];
     const char *p = schema;
+    /* PostgreSQL: no statement timeout (store_pg.c: 30 s) for the wait for the lock, which a
+     * delete holds for as long as it takes, nor for a rebuild: cut, the collector would not
+     * start at all. Until the end of the start (RESET: the connection's default again). */
     if (is_pg(s) &&
-        vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0)
+        (vt_db_query(s, "SET statement_timeout = 0", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+         vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0))
         return -1;
     /* Tables from before the probes/share_pm columns: dropped, then rebuilt below. */
     char e2[256];
@@ -1850,8 +1854,10 @@ int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen)
         vt_db_query(s, "DROP TABLE IF EXISTS rollup_daily", NULL, 0, NULL, NULL, e2, sizeof(e2));
     }
     int rc = init_locked(s, p, buf, sizeof(buf), refresh_ms, err, errlen);
-    if (is_pg(s))
+    if (is_pg(s)) {
         vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        vt_db_query(s, "RESET statement_timeout", NULL, 0, NULL, NULL, e2, sizeof(e2));
+    }
     return rc;
 }
 
@@ -1931,12 +1937,22 @@ static int redo_episodes(vt_store *s, char *err, size_t errlen)
 
 static int begin_write(vt_store *s, char *err, size_t errlen)
 {
-    if (is_pg(s))
-        return vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0 ||
-                       vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                   err, errlen) < 0
-                   ? -1
-                   : 0;
+    /* PostgreSQL: none of the store's 30 s statement timeout (store_pg.c) until COMMIT: the
+     * lock may be another delete's for longer, a delete by report id reads every body (about
+     * 5 s per million here), a rebuild every measurement. Cut at 30 s, the delete of a large
+     * database could never be done. */
+    if (is_pg(s)) {
+        if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+        if (vt_db_query(s, "SET LOCAL statement_timeout = 0", NULL, 0, NULL, NULL, err, errlen) <
+                0 ||
+            vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL, err,
+                        errlen) < 0) {
+            char e2[64];
+            vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+            return -1;
+        }
+        return 0;
+    }
     /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
      * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
     for (int tries = 0;; tries++) {

@@ -641,6 +641,36 @@ def main():
             check(r.returncode == 2 and r.stderr and stored() == n,
                   "delete with %s: usage error 2, nothing deleted (%s)" %
                   (what, r.stderr.strip().splitlines()[0] if r.stderr else ""))
+        if db.name == "pg":
+            # The store's statement timeout (30 s; here 300 ms, from the URL) does not cut the
+            # delete's wait for the lock, nor its scan of every body on a large database.
+            victim = ms.pop()["measurement_uid"]
+            holder = subprocess.Popen(["psql", "-h", db.dir, "-U", "postgres", "-d", "vantage",
+                                       "-qAt"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+            holder.stdin.write("SELECT pg_advisory_lock(7413002);\nSELECT 'held';\n")
+            holder.stdin.flush()
+            held = holder.stdout.readline().strip() == "" and holder.stdout.readline().strip() == "held"
+            d = subprocess.Popen([COLLECTOR, "delete", "--db",
+                                  db.url + "&options=-c%20statement_timeout%3D300", "--uid",
+                                  victim], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+            waiting = False
+            for _ in range(100):  # until the delete waits for the lock
+                waiting = db.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                     "AND NOT granted")[0][0] == "1"
+                if waiting or d.poll() is not None:
+                    break
+                time.sleep(0.1)
+            time.sleep(1)  # past the 300 ms
+            holder.stdin.write("SELECT pg_advisory_unlock(7413002);\n")
+            holder.stdin.close()
+            holder.wait(timeout=10)
+            out, errs = d.communicate(timeout=60)
+            check(held and waiting and d.returncode == 0 and "deleted 1 measurement;" in out and
+                  stored() == n - 1,
+                  "delete on PostgreSQL: no statement timeout cuts its wait for the lock (%s %s "
+                  "%d %s%s)" % (held, waiting, d.returncode, out.strip(), errs.strip()[-200:]))
         if db.name == "sqlite":
             missing = os.path.join(tmp, "nope.db")
             r = subprocess.run([COLLECTOR, "delete", "--db", "sqlite:" + missing, "--uid", "x"],
