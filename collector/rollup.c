@@ -1935,7 +1935,9 @@ static int redo_episodes(vt_store *s, char *err, size_t errlen)
     return 0;
 }
 
-static int begin_write(vt_store *s, char *err, size_t errlen)
+/* lock 0 (a dry run, which only counts): a transaction without the write lock, so that the
+ * scan holds up no upload. */
+static int begin_tx(vt_store *s, int lock, char *err, size_t errlen)
 {
     /* PostgreSQL: none of the store's 30 s statement timeout (store_pg.c) until COMMIT: the
      * lock may be another delete's for longer, a delete by report id reads every body (about
@@ -1945,8 +1947,8 @@ static int begin_write(vt_store *s, char *err, size_t errlen)
         if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
         if (vt_db_query(s, "SET LOCAL statement_timeout = 0", NULL, 0, NULL, NULL, err, errlen) <
                 0 ||
-            vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL, err,
-                        errlen) < 0) {
+            (lock && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
+                                 err, errlen) < 0)) {
             char e2[64];
             vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
             return -1;
@@ -1956,7 +1958,9 @@ static int begin_write(vt_store *s, char *err, size_t errlen)
     /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
      * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
     for (int tries = 0;; tries++) {
-        if (vt_db_query(s, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) == 0) return 0;
+        if (vt_db_query(s, lock ? "BEGIN IMMEDIATE" : "BEGIN", NULL, 0, NULL, NULL, err, errlen) ==
+            0)
+            return 0;
         if (tries >= 30 || !strstr(err, "locked")) return -1;
     }
 }
@@ -2012,7 +2016,7 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
      * rebuild holds it for longer than the busy timeout, and a start that gave up after it
      * would leave the collector down). Nothing: no transaction (a report on a read-only copy). */
     int work = !have || !have_d || !have_ch || !have_cd || !have_ca || !had_episodes || !same_rules;
-    if (work && begin_write(s, err, errlen) < 0) return -1;
+    if (work && begin_tx(s, 1, err, errlen) < 0) return -1;
     if (!have || !have_d) {
         /* Minutes for millions of measurements, before the collector listens: say so. */
         vt_log_msg("vantage-collector: the rollup tables are empty or from an older version: "
@@ -2088,7 +2092,7 @@ int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (begin_write(s, err, errlen) < 0) {
+    if (begin_tx(s, !dry_run, err, errlen) < 0) {
         free(sql);
         return -1;
     }

@@ -689,6 +689,24 @@ def main():
                   "no measurements table" not in r.stderr,
                   "delete on a file that is not a database: SQLite's reason (%s)" %
                   r.stderr.strip())
+            # A dry run only counts: it does not wait for the write lock (nor, holding it for
+            # its scan of every body, keep uploads out).
+            uid = db.execute("SELECT uid FROM measurements LIMIT 1")[0][0]
+            holder = sqlite3.connect(db.path, timeout=5, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            d = subprocess.Popen([COLLECTOR, "delete", "--db", db.url, "--uid", uid, "--dry-run"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                out, errs = d.communicate(timeout=25)  # the write lock: tried for 30 s
+            except subprocess.TimeoutExpired:
+                d.kill()
+                out, errs = d.communicate()
+                errs += " (still waiting after 25 s)"
+            holder.execute("ROLLBACK")
+            holder.close()
+            check(d.returncode == 0 and "1 measurement would be deleted" in out,
+                  "delete --dry-run while the write lock is held elsewhere: counts, no wait "
+                  "(%s %s)" % (out.strip(), errs.strip()[-120:]))
             # A collector (re)started while a delete holds the write lock past the busy
             # timeout (every network dirty, as a delete leaves them): it serves, and detects the
             # episodes once the lock is free, rather than exiting "database is locked".
