@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "episodes detected again, so no count or episode keeps a trace of what went. A\n"
             "collector serving the same database may keep running: its uploads wait (SQLite:\n"
             "a long delete makes them fail with 503, and probes retry later).\n"
-            "  --dry-run   count what would be deleted; change nothing\n"
+            "  --dry-run   count what would be deleted; change nothing (takes no lock)\n"
             "At most %d report ids and uids per command.\n",
             MAX_NAMES);
 }
