@@ -636,7 +636,9 @@ def main():
               "a run that is not stored: said, exit 0")
         for bad, what in (([], "no selector"), (["--measured-before", "yesterday"], "a bad date"),
                           (["--report-id", ""], "an empty id"),
-                          (["--uid", "a\tb"], "a control character")):
+                          (["--uid", "a\tb"], "a control character"),
+                          (["--report-id", b"run-\xff".decode("utf-8", "surrogateescape")],
+                           "invalid UTF-8")):
             r = delete(*bad)
             check(r.returncode == 2 and r.stderr and stored() == n,
                   "delete with %s: usage error 2, nothing deleted (%s)" %
