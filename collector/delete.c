@@ -10,6 +10,7 @@
 #include "log.h"
 #include "rollup.h"
 #include "store.h"
+#include "vantage/json.h"
 #include "vantage/loop.h"
 
 #define MAX_NAMES 1000 /* report ids and uids in one command */
@@ -27,15 +28,17 @@ static void usage(FILE *f)
             "episodes detected again, so no count or episode keeps a trace of what went. A\n"
             "collector serving the same database may keep running: its uploads wait (SQLite:\n"
             "a long delete makes them fail with 503, and probes retry later).\n"
-            "  --dry-run   count what would be deleted; change nothing\n"
+            "  --dry-run   count what would be deleted; change nothing (takes no lock)\n"
             "At most %d report ids and uids per command.\n",
             MAX_NAMES);
 }
 
+/* As ingest stores them: valid UTF-8 (PostgreSQL refused anything else with an error; SQLite
+ * matched nothing), no control characters. */
 static int name_ok(const char *v)
 {
     size_t n = strlen(v);
-    if (n == 0 || n > MAX_NAME) return 0;
+    if (n == 0 || n > MAX_NAME || !vt_utf8_valid((const unsigned char *)v, n)) return 0;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) return 0;
     return 1;
@@ -109,8 +112,8 @@ int vt_delete_main(int argc, char **argv)
             }
             if (!name_ok(optarg)) {
                 fprintf(stderr,
-                        "vantage-collector: --%s takes 1 to %d bytes without control "
-                        "characters\n",
+                        "vantage-collector: --%s takes 1 to %d bytes of UTF-8 without "
+                        "control characters\n",
                         c == 'r' ? "report-id" : "uid", MAX_NAME);
                 goto out;
             }

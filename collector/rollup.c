@@ -1837,8 +1837,12 @@ int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen)
     /* One statement at a time: the PostgreSQL path uses the extended protocol. */
     char buf[2048];
     const char *p = schema;
+    /* PostgreSQL: no statement timeout (store_pg.c: 30 s) for the wait for the lock, which a
+     * delete holds for as long as it takes, nor for a rebuild: cut, the collector would not
+     * start at all. Until the end of the start (RESET: the connection's default again). */
     if (is_pg(s) &&
-        vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0)
+        (vt_db_query(s, "SET statement_timeout = 0", NULL, 0, NULL, NULL, err, errlen) < 0 ||
+         vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0))
         return -1;
     /* Tables from before the probes/share_pm columns: dropped, then rebuilt below. */
     char e2[256];
@@ -1850,8 +1854,10 @@ int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen)
         vt_db_query(s, "DROP TABLE IF EXISTS rollup_daily", NULL, 0, NULL, NULL, e2, sizeof(e2));
     }
     int rc = init_locked(s, p, buf, sizeof(buf), refresh_ms, err, errlen);
-    if (is_pg(s))
+    if (is_pg(s)) {
         vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        vt_db_query(s, "RESET statement_timeout", NULL, 0, NULL, NULL, e2, sizeof(e2));
+    }
     return rc;
 }
 
@@ -1929,6 +1935,36 @@ static int redo_episodes(vt_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* lock 0 (a dry run, which only counts): a transaction without the write lock, so that the
+ * scan holds up no upload. */
+static int begin_tx(vt_store *s, int lock, char *err, size_t errlen)
+{
+    /* PostgreSQL: none of the store's 30 s statement timeout (store_pg.c) until COMMIT: the
+     * lock may be another delete's for longer, a delete by report id reads every body (about
+     * 5 s per million here), a rebuild every measurement. Cut at 30 s, the delete of a large
+     * database could never be done. */
+    if (is_pg(s)) {
+        if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+        if (vt_db_query(s, "SET LOCAL statement_timeout = 0", NULL, 0, NULL, NULL, err, errlen) <
+                0 ||
+            (lock && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
+                                 err, errlen) < 0)) {
+            char e2[64];
+            vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+            return -1;
+        }
+        return 0;
+    }
+    /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
+     * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
+    for (int tries = 0;; tries++) {
+        if (vt_db_query(s, lock ? "BEGIN IMMEDIATE" : "BEGIN", NULL, 0, NULL, NULL, err, errlen) ==
+            0)
+            return 0;
+        if (tries >= 30 || !strstr(err, "locked")) return -1;
+    }
+}
+
 static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int refresh_ms,
                        char *err, size_t errlen)
 {
@@ -1975,9 +2011,12 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         if (vt_db_query(s, sql, NULL, 0, count_row, &same_rules, err, errlen) < 0) return -1;
     }
     if (!meas) return same_rules ? 0 : set_rules(s, refresh_ms, err, errlen);
-    int rebuilt = 0;
-    if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
-    int rc = 0;
+    int rebuilt = 0, rc = 0;
+    /* Something to write: the write lock, waited for (SQLite: a delete or another collector's
+     * rebuild holds it for longer than the busy timeout, and a start that gave up after it
+     * would leave the collector down). Nothing: no transaction (a report on a read-only copy). */
+    int work = !have || !have_d || !have_ch || !have_cd || !have_ca || !had_episodes || !same_rules;
+    if (work && begin_tx(s, 1, err, errlen) < 0) return -1;
     if (!have || !have_d) {
         /* Minutes for millions of measurements, before the collector listens: say so. */
         vt_log_msg("vantage-collector: the rollup tables are empty or from an older version: "
@@ -2007,7 +2046,7 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
         vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
         return -1;
     }
-    if (vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    if (work && vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
     /* Whatever is dirty (just marked, or left by a collector that stopped before its refresh):
      * detected now, so the first answers are complete; but for a while only: a backlog of
      * hours (a flood of new series) would keep the collector from starting at all. */
@@ -2015,28 +2054,20 @@ static int init_locked(vt_store *s, const char *p, char *buf, size_t bufsz, int 
     for (;;) {
         if (vt_now() >= until) return 0;
         int k = vt_episodes_refresh(s, 64, err, errlen);
+        /* SQLite, another writer past the busy timeout (a delete): the refresh timer detects
+         * them once it is done; no reason not to serve meanwhile. */
+        if (k < 0 && !is_pg(s) && strstr(err, "locked")) {
+            vt_log_msg("vantage-collector: episodes: the database is busy (%s); they are "
+                       "detected once it is free",
+                       err);
+            return 0;
+        }
         if (k < 0) return -1;
         if (k == 0) return 0;
     }
 }
 
 /* ---- deleting measurements ---- */
-
-static int begin_write(vt_store *s, char *err, size_t errlen)
-{
-    if (is_pg(s))
-        return vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0 ||
-                       vt_db_query(s, "SELECT pg_advisory_xact_lock(7413002)", NULL, 0, NULL, NULL,
-                                   err, errlen) < 0
-                   ? -1
-                   : 0;
-    /* SQLite: the write lock now, not at the first DELETE; a serving collector's batch holds it
-     * for a fraction of a second at a time (each try waits the store's busy timeout, 1 s). */
-    for (int tries = 0;; tries++) {
-        if (vt_db_query(s, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) == 0) return 0;
-        if (tries >= 30 || !strstr(err, "locked")) return -1;
-    }
-}
 
 static int wal_row(void *arg, int nc, const char *const *cols)
 {
@@ -2061,7 +2092,7 @@ int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (begin_write(s, err, errlen) < 0) {
+    if (begin_tx(s, !dry_run, err, errlen) < 0) {
         free(sql);
         return -1;
     }

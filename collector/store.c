@@ -4,6 +4,7 @@
 #include "rollup.h"
 #include "log.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -61,21 +62,22 @@ int vt_store_url_check(const char *url, char *err, size_t errlen)
  * added columns, rebuilt rollups). */
 #define VT_SCHEMA_VERSION 1
 
-static int version_row(void *arg, int nc, const char *const *cols)
+int vt_store_version_refuse(const char *version, char *err, size_t errlen)
 {
-    *(long long *)arg = nc > 0 && cols[0] ? strtoll(cols[0], NULL, 10) : 0;
-    return 1;
-}
-
-/* Refuses a database that a newer collector has used, and records this version in one that an
- * older one (or none) has. Runs after the back end's additive schema (new tables and columns
- * only) and before rollup.c's, which drops and rebuilds tables it finds older than its own. */
-static int schema_check(vt_store *s, char *err, size_t errlen)
-{
-    long long v = 0;
-    if (vt_db_query(s, "SELECT MAX(version) FROM schema_version", NULL, 0, version_row, &v, err,
-                    errlen) < 0)
+    if (!version) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(version, &end, 10);
+    /* A value that is no whole number (SQLite keeps any text in the column) was not written by
+     * any vantage-collector: nothing says which changes the database has seen. */
+    if (end == version || *end || errno) {
+        snprintf(err, errlen,
+                 "this database records schema version '%.40s', which is not a version number: "
+                 "it was changed by hand or by another program; restore a backup, or set "
+                 "schema_version to the version that last used it",
+                 version);
         return -1;
+    }
     if (v > VT_SCHEMA_VERSION) {
         snprintf(err, errlen,
                  "this database was used by a newer vantage-collector (schema version %lld; "
@@ -84,11 +86,59 @@ static int schema_check(vt_store *s, char *err, size_t errlen)
                  v, VT_VERSION, VT_SCHEMA_VERSION);
         return -1;
     }
+    return 0;
+}
+
+typedef struct version_text {
+    char text[64];
+    int null; /* no row, or NULL */
+} version_text;
+
+static int version_row(void *arg, int nc, const char *const *cols)
+{
+    version_text *out = arg;
+    out->null = nc < 1 || !cols[0];
+    snprintf(out->text, sizeof(out->text), "%s", out->null ? "" : cols[0]);
+    return 1;
+}
+
+/* Refuses a database that a newer collector has used, and records this version in one that an
+ * older one (or none) has. The back ends refused such a database already, before their
+ * additive schema (new tables and columns only); this runs after it, and before rollup.c's,
+ * which drops and rebuilds tables it finds older than its own. */
+static int schema_check(vt_store *s, char *err, size_t errlen)
+{
+    version_text vt = {.null = 1};
+    if (vt_db_query(s, "SELECT MAX(version) FROM schema_version", NULL, 0, version_row, &vt, err,
+                    errlen) < 0)
+        return -1;
+    if (vt_store_version_refuse(vt.null ? NULL : vt.text, err, errlen) < 0) return -1;
+    long long v = vt.null ? 0 : strtoll(vt.text, NULL, 10);
     if (v == VT_SCHEMA_VERSION) return 0;
     char sql[96];
     snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)",
              VT_SCHEMA_VERSION);
-    if (vt_db_query(s, "BEGIN", NULL, 0, NULL, NULL, err, errlen) < 0) return -1;
+    /* Collectors opening the database at the same moment: one at a time (PostgreSQL: the schema's
+     * lock; SQLite: the write lock), each looking again once it has the lock, so that the table
+     * keeps its one row. */
+    int pg = strcmp(vt_store_name(s), "sqlite") != 0;
+    if (vt_db_query(s, pg ? "BEGIN" : "BEGIN IMMEDIATE", NULL, 0, NULL, NULL, err, errlen) < 0)
+        return -1;
+    vt.null = 1;
+    if ((pg && vt_db_query(s, "SELECT pg_advisory_xact_lock(7413001)", NULL, 0, NULL, NULL, err,
+                           errlen) < 0) ||
+        vt_db_query(s, "SELECT MAX(version) FROM schema_version", NULL, 0, version_row, &vt, err,
+                    errlen) < 0 ||
+        vt_store_version_refuse(vt.null ? NULL : vt.text, err, errlen) < 0) {
+        char e2[64];
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return -1;
+    }
+    if (!vt.null && strtoll(vt.text, NULL, 10) == VT_SCHEMA_VERSION) {
+        char e2[64];
+        vt_db_query(s, "ROLLBACK", NULL, 0, NULL, NULL, e2, sizeof(e2));
+        return 0;
+    }
     if (vt_db_query(s, "DELETE FROM schema_version", NULL, 0, NULL, NULL, err, errlen) < 0 ||
         vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen) < 0 ||
         vt_db_query(s, "COMMIT", NULL, 0, NULL, NULL, err, errlen) < 0) {

@@ -78,6 +78,11 @@ vt_store *vt_store_open_existing(const char *url, char *err, size_t errlen);
 /* 0 when url names a store (sqlite:PATH, a .db/.sqlite path, postgresql://...); -1 with err
  * (a usage error) otherwise. Nothing is opened. */
 int vt_store_url_check(const char *url, char *err, size_t errlen);
+
+/* The back ends, before their own schema (which would change the database): -1 with err set
+ * when version, MAX(version) of the table schema_version as text (NULL: no table or no row), is
+ * newer than this collector's or is no version number at all; else 0 (store.c). */
+int vt_store_version_refuse(const char *version, char *err, size_t errlen);
 void vt_store_close(vt_store *s);
 /* "sqlite" or "postgresql". */
 const char *vt_store_name(const vt_store *s);

@@ -25,8 +25,11 @@ typedef struct pg_store {
     int prepared;
 } pg_store;
 
+/* Run under the advisory lock 7413001, taken and released by statements of their own: one
+ * string sent at once is one transaction, and an unlock inside it came before its COMMIT, so a
+ * second collector opening a new database at the same moment went on before the first one's
+ * tables existed for it and failed on them (duplicate key in pg_type). */
 static const char *schema =
-    "SELECT pg_advisory_lock(7413001);"
     "CREATE TABLE IF NOT EXISTS measurements ("
     " uid TEXT PRIMARY KEY,"
     " received_at TEXT NOT NULL,"
@@ -62,8 +65,7 @@ static const char *schema =
     " created_at TEXT NOT NULL,"
     " revoked_at TEXT);"
     /* A database made before tokens had notes gets the column. */
-    "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS note TEXT;"
-    "SELECT pg_advisory_unlock(7413001);";
+    "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS note TEXT";
 
 static const struct {
     const char *name, *sql;
@@ -537,7 +539,25 @@ vt_store *vt_store_pg_open(const char *conninfo, int must_exist, char *err, size
             goto fail;
         }
     }
-    if (exec_cmd(s, schema, err, errlen) < 0 || ensure(s, err, errlen) < 0) goto fail;
+    /* A database a newer collector used: refused before the schema below changes anything in
+     * it (store.c checks again after it, under no lock: here the table may not exist yet). */
+    PGresult *vr = PQexec(s->conn, "SELECT to_regclass('schema_version') IS NOT NULL");
+    int has_version = PQresultStatus(vr) == PGRES_TUPLES_OK && PQntuples(vr) == 1 &&
+                      strcmp(PQgetvalue(vr, 0, 0), "t") == 0;
+    PQclear(vr);
+    if (has_version) {
+        vr = PQexec(s->conn, "SELECT MAX(version)::text FROM schema_version");
+        int refuse = PQresultStatus(vr) == PGRES_TUPLES_OK && PQntuples(vr) == 1 &&
+                     vt_store_version_refuse(PQgetisnull(vr, 0, 0) ? NULL : PQgetvalue(vr, 0, 0),
+                                             err, errlen) < 0;
+        PQclear(vr);
+        if (refuse) goto fail;
+    }
+    if (exec_cmd(s, "SELECT pg_advisory_lock(7413001)", err, errlen) < 0) goto fail;
+    int schema_rc = exec_cmd(s, schema, err, errlen);
+    char e2[256];
+    exec_cmd(s, "SELECT pg_advisory_unlock(7413001)", e2, sizeof(e2));
+    if (schema_rc < 0 || ensure(s, err, errlen) < 0) goto fail;
     return &s->base;
 fail:
     pg_close(&s->base);

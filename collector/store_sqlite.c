@@ -309,12 +309,22 @@ vt_store *vt_store_sqlite_open(const char *path, int must_exist, char *err, size
      * program's database, is not a collector's. */
     if (must_exist) {
         sqlite3_stmt *q = NULL;
-        int have = 0;
-        if (sqlite3_prepare_v2(s->db,
-                               "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                               "'measurements'",
-                               -1, &q, NULL) == SQLITE_OK)
-            have = sqlite3_step(q) == SQLITE_ROW;
+        int have = 0, rc = sqlite3_prepare_v2(s->db,
+                                              "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                              "AND name = 'measurements'",
+                                              -1, &q, NULL);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(q);
+            have = rc == SQLITE_ROW;
+        }
+        /* A file that cannot be read (a full or read-only file system, where the shared-memory
+         * file cannot be made; a lock; not a database at all) is not "no measurements table":
+         * say what SQLite says. */
+        if (!have && rc != SQLITE_DONE) {
+            snprintf(err, errlen, "sqlite: cannot read %s: %s", path, sqlite3_errmsg(s->db));
+            sqlite3_finalize(q);
+            goto fail;
+        }
         sqlite3_finalize(q);
         if (!have) {
             snprintf(err, errlen,
@@ -324,6 +334,18 @@ vt_store *vt_store_sqlite_open(const char *path, int must_exist, char *err, size
             goto fail;
         }
     }
+    /* A database a newer collector used: refused before the pragmas and the schema below
+     * change anything in it (store.c also checks, after them, for the schema_version table
+     * they create). No such table: a new or older database. */
+    sqlite3_stmt *vq = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT MAX(version) FROM schema_version", -1, &vq, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(vq) == SQLITE_ROW &&
+        vt_store_version_refuse((const char *)sqlite3_column_text(vq, 0), err, errlen) < 0) {
+        sqlite3_finalize(vq);
+        goto fail;
+    }
+    sqlite3_finalize(vq);
     if (vt_rollup_sqlite_functions(s->db) < 0) {
         snprintf(err, errlen, "sqlite: %s: %s", path, sqlite3_errmsg(s->db));
         goto fail;

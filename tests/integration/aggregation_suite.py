@@ -636,11 +636,43 @@ def main():
               "a run that is not stored: said, exit 0")
         for bad, what in (([], "no selector"), (["--measured-before", "yesterday"], "a bad date"),
                           (["--report-id", ""], "an empty id"),
-                          (["--uid", "a\tb"], "a control character")):
+                          (["--uid", "a\tb"], "a control character"),
+                          (["--report-id", b"run-\xff".decode("utf-8", "surrogateescape")],
+                           "invalid UTF-8")):
             r = delete(*bad)
             check(r.returncode == 2 and r.stderr and stored() == n,
                   "delete with %s: usage error 2, nothing deleted (%s)" %
                   (what, r.stderr.strip().splitlines()[0] if r.stderr else ""))
+        if db.name == "pg":
+            # The store's statement timeout (30 s; here 300 ms, from the URL) does not cut the
+            # delete's wait for the lock, nor its scan of every body on a large database.
+            victim = ms.pop()["measurement_uid"]
+            holder = subprocess.Popen(["psql", "-h", db.dir, "-U", "postgres", "-d", "vantage",
+                                       "-qAt"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+            holder.stdin.write("SELECT pg_advisory_lock(7413002);\nSELECT 'held';\n")
+            holder.stdin.flush()
+            held = holder.stdout.readline().strip() == "" and holder.stdout.readline().strip() == "held"
+            d = subprocess.Popen([COLLECTOR, "delete", "--db",
+                                  db.url + "&options=-c%20statement_timeout%3D300", "--uid",
+                                  victim], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+            waiting = False
+            for _ in range(100):  # until the delete waits for the lock
+                waiting = db.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                     "AND NOT granted")[0][0] == "1"
+                if waiting or d.poll() is not None:
+                    break
+                time.sleep(0.1)
+            time.sleep(1)  # past the 300 ms
+            holder.stdin.write("SELECT pg_advisory_unlock(7413002);\n")
+            holder.stdin.close()
+            holder.wait(timeout=10)
+            out, errs = d.communicate(timeout=60)
+            check(held and waiting and d.returncode == 0 and "deleted 1 measurement;" in out and
+                  stored() == n - 1,
+                  "delete on PostgreSQL: no statement timeout cuts its wait for the lock (%s %s "
+                  "%d %s%s)" % (held, waiting, d.returncode, out.strip(), errs.strip()[-200:]))
         if db.name == "sqlite":
             missing = os.path.join(tmp, "nope.db")
             r = subprocess.run([COLLECTOR, "delete", "--db", "sqlite:" + missing, "--uid", "x"],
@@ -648,6 +680,69 @@ def main():
             check(r.returncode == 1 and not os.path.exists(missing),
                   "delete on a database that does not exist: error 1, none created (%s)" %
                   r.stderr.strip())
+            # A file SQLite cannot read (here: not a database; also a full or read-only file
+            # system) is said to be that, not "no measurements table".
+            junk = os.path.join(tmp, "junk.db")
+            with open(junk, "w") as f:
+                f.write("not a database, but longer than a header would be\n" * 20)
+            r = subprocess.run([COLLECTOR, "delete", "--db", "sqlite:" + junk, "--uid", "x"],
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 1 and "file is not a database" in r.stderr and
+                  "no measurements table" not in r.stderr,
+                  "delete on a file that is not a database: SQLite's reason (%s)" %
+                  r.stderr.strip())
+            # A dry run only counts: it does not wait for the write lock (nor, holding it for
+            # its scan of every body, keep uploads out).
+            uid = db.execute("SELECT uid FROM measurements LIMIT 1")[0][0]
+            holder = sqlite3.connect(db.path, timeout=5, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            d = subprocess.Popen([COLLECTOR, "delete", "--db", db.url, "--uid", uid, "--dry-run"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                out, errs = d.communicate(timeout=25)  # the write lock: tried for 30 s
+            except subprocess.TimeoutExpired:
+                d.kill()
+                out, errs = d.communicate()
+                errs += " (still waiting after 25 s)"
+            holder.execute("ROLLBACK")
+            holder.close()
+            check(d.returncode == 0 and "1 measurement would be deleted" in out,
+                  "delete --dry-run while the write lock is held elsewhere: counts, no wait "
+                  "(%s %s)" % (out.strip(), errs.strip()[-120:]))
+            # A collector (re)started while a delete holds the write lock past the busy
+            # timeout (every network dirty, as a delete leaves them): it serves, and detects the
+            # episodes once the lock is free, rather than exiting "database is locked".
+            stop(proc)
+            proc = None
+            con = sqlite3.connect(db.path, timeout=5, isolation_level=None)
+            eps_stored = con.execute("SELECT * FROM episodes ORDER BY 1, 2, 3, 4, 5, 9").fetchall()
+            con.execute("INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
+                        "whole) SELECT DISTINCT probe_cc, probe_asn, '', '', 1 FROM rollup_hourly")
+            dirty = con.execute("SELECT COUNT(*) FROM episodes_dirty").fetchone()[0]
+            con.execute("BEGIN EXCLUSIVE")
+            proc = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:0", "--db",
+                                     db.url, "--rate", "0"], stderr=subprocess.PIPE, text=True)
+            lines, port, deadline = [], None, time.time() + 30
+            while port is None and time.time() < deadline and len(lines) < 100:
+                line = proc.stderr.readline()
+                if not line and proc.poll() is not None:
+                    break
+                lines.append(line.strip())
+                m = re.search(r"listening on port (\d+)", line)
+                port = m and m.group(1)
+            con.execute("ROLLBACK")
+            left = dirty
+            for _ in range(100):  # the refresh timer, once the lock is free
+                left = con.execute("SELECT COUNT(*) FROM episodes_dirty").fetchone()[0]
+                if left == 0:
+                    break
+                time.sleep(0.2)
+            eps_now = con.execute("SELECT * FROM episodes ORDER BY 1, 2, 3, 4, 5, 9").fetchall()
+            con.close()
+            check(dirty > 0 and port and left == 0 and eps_stored and eps_now == eps_stored,
+                  "a collector started while the write lock is held elsewhere serves, and "
+                  "detects the episodes once it is free (%s; %d then %d dirty)" %
+                  (" / ".join(l for l in lines if l)[-200:], dirty, left))
     finally:
         if proc:
             stop(proc)

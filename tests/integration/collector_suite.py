@@ -1281,6 +1281,7 @@ def check_schema_version(db, tmp):
           f"({version()})")
     write("UPDATE schema_version SET version = 999")
     write("DROP TABLE rollup_cc_all_daily")  # any open that went on would create it again
+    write("DROP INDEX measurements_cc_asn")  # ... and this, which the back end's schema makes
     for cmd in (["serve", "--listen", "127.0.0.1:0"], ["token", "list"], ["token", "create"],
                 ["report", "--cc", "IT", "--since", "2026-01-01"], ["delete", "--uid", "x"]):
         r = run(*cmd, "--db", db.url)
@@ -1288,17 +1289,75 @@ def check_schema_version(db, tmp):
               "schema version 999" in r.stderr,
               f"{' '.join(cmd[:2])} refuses a database of a newer schema "
               f"({r.returncode} {r.stderr.strip()[-120:]})")
-    have = db.query("SELECT COUNT(*) FROM " + ("sqlite_master WHERE name = 'rollup_cc_all_daily'"
-                    if db.name == "sqlite" else
-                    "pg_class WHERE relname = 'rollup_cc_all_daily'"))
-    check(version() == [999] and int(have[0][0]) == 0,
-          "... and changes nothing in it (version and tables as they were)")
+    def have(name):
+        return int(db.query("SELECT COUNT(*) FROM " + (
+            "sqlite_master WHERE name = '%s'" if db.name == "sqlite" else
+            "pg_class WHERE relname = '%s'") % name)[0][0])
+    check(version() == [999] and have("rollup_cc_all_daily") == 0 and
+          have("measurements_cc_asn") == 0,
+          "... and changes nothing in it (version, tables and indexes as they were)")
+    if db.name == "sqlite":  # SQLite keeps any text in the column: not a version, refused
+        write("UPDATE schema_version SET version = 'x1'")
+        r = run("delete", "--uid", "x", "--db", db.url)
+        check(r.returncode == 1 and "'x1', which is not a version number" in r.stderr and
+              db.query("SELECT version FROM schema_version") == [("x1",)] and
+              have("measurements_cc_asn") == 0,
+              f"a schema version that is not a number is refused, not overwritten "
+              f"({r.returncode} {r.stderr.strip()[-120:]})")
     write("UPDATE schema_version SET version = 1")
     write("DROP TABLE schema_version")  # a database from before schema versions
     c = Collector(db, tmp, name="schema")
     st, js, _ = c.request("GET", "/api/v1/health")
     check(c.stop() == 0 and st == 200 and version() == [1],
           f"a database from before schema versions is opened and given one ({version()})")
+    if db.name != "pg":
+        return
+    # Two collectors opening a new PostgreSQL database at once, the first one's schema slow to
+    # commit (here: a synchronous standby that is not there; in life a slow disk): the second
+    # waits for it and finds its tables, rather than failing on them (duplicate key in pg_type).
+    db.psql_admin("CREATE DATABASE fresh")
+    fresh = db.url.replace("///vantage?", "///fresh?")
+
+    def waiting(cond):
+        out = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "postgres", "-qAtc",
+                              "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = 'fresh' "
+                              "AND " + cond], capture_output=True, text=True, timeout=30).stdout
+        return int(out.strip() or 0)
+
+    def until(cond):
+        for _ in range(150):
+            if waiting(cond):
+                return True
+            time.sleep(0.1)
+        return False
+
+    opens, seen = [], []
+    db.psql_admin("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+    db.psql_admin("SELECT pg_reload_conf()")
+    try:
+        for cond in ("wait_event = 'SyncRep'", "wait_event_type = 'Lock'"):
+            opens.append(subprocess.Popen([BIN, "token", "create", "--db", fresh],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+            seen.append(until(cond))
+    finally:
+        db.psql_admin("ALTER SYSTEM RESET synchronous_standby_names")
+        db.psql_admin("SELECT pg_reload_conf()")
+    rcs, errs = [], []
+    for p in opens:
+        try:
+            _, e = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, e = p.communicate()
+        rcs.append(p.returncode)
+        errs.append(e.strip()[-160:])
+    vs = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "fresh", "-qAtc",
+                         "SELECT version FROM schema_version"], capture_output=True, text=True,
+                        timeout=30).stdout.split()
+    check(seen == [True, True] and rcs == [0, 0] and vs == ["1"],
+          f"two first opens of a new PostgreSQL database at once: both succeed, one version row "
+          f"({seen} {rcs} {vs} {errs[1] if len(errs) > 1 else ''})")
 
 
 def check_relocated(db, tmp):
