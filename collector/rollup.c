@@ -1003,7 +1003,11 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
 static const char *const rollup_tables[] = {"rollup_hourly", "rollup_daily", "rollup_cc_hourly",
                                             "rollup_cc_daily", "rollup_cc_all_daily"};
 #define PG_NTABLES 5
-#define PG_NSTMTS (2 * PG_NTABLES + 1) /* select and upsert per table, then the dirty marks */
+/* select and upsert per table, the dirty marks, then the large sets' lookup per table */
+#define PG_NSTMTS (3 * PG_NTABLES + 1)
+#define PG_PROBE_STMT(table) (2 * PG_NTABLES + 1 + (table))
+/* A lookup of more keys than this probes the primary key once per key (PG_PROBE_STMT). */
+#define PG_PROBE_MIN_KEYS 2000
 
 /* Connections whose session has the statements, by backend pid (a reset connection is a new
  * session). The ingest threads store on PostgreSQL concurrently: pg_prep_mu guards the table. */
@@ -1027,19 +1031,28 @@ static int pg_stmt_sql(char *out, size_t n, int k)
                         "INSERT INTO episodes_dirty (probe_cc, probe_asn, target_id, test_name, "
                         "whole) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
                         "$4::text[], $5::bigint[]) ON CONFLICT DO NOTHING");
-    const char *table = rollup_tables[k / 2];
-    /* One primary-key probe per key, whatever the statistics say: a plain join let the planner
-     * merge on (probe_cc, hour) by the rollup_hourly_cc_hour index, which compares every key
-     * with every bucket of that country and hour (a rebuild's lookup of 12,000 keys in one hour
-     * ran 17 s; 144 million comparisons). LIMIT 1 keeps the subquery from being flattened back
-     * into such a join; a key has at most one bucket. */
-    if (k % 2 == 0)
+    /* A large set of keys (a rebuild flushes 20,000 buckets at a time): one primary-key probe
+     * per key, whatever the statistics say. The plain join let the planner merge on
+     * (probe_cc, hour) by the rollup_hourly_cc_hour index, which compares every key with every
+     * bucket of that country and hour: a rebuild's lookup of 12,000 keys in one hour ran 17 s
+     * (144 million comparisons). LIMIT 1 keeps the subquery from being flattened back into
+     * such a join; a key has at most one bucket. Ingest's few hundred keys keep the plain join,
+     * the plan every ingest round of docs/performance.md measured. */
+    if (k > 2 * PG_NTABLES)
         return snprintf(out, n,
                         "SELECT b.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
                         "$5::text[]) AS k(k_hour, k_cc, k_asn, k_target, k_test) CROSS JOIN "
                         "LATERAL (SELECT %s FROM %s WHERE hour = k_hour AND probe_cc = k_cc AND "
                         "probe_asn = k_asn AND target_id = k_target AND test_name = k_test "
                         "LIMIT 1) AS b",
+                        vt_cell_select, rollup_tables[k - 2 * PG_NTABLES - 1]);
+    const char *table = rollup_tables[k / 2];
+    if (k % 2 == 0)
+        return snprintf(out, n,
+                        "SELECT %s FROM %s JOIN unnest($1::text[], $2::text[], $3::text[], "
+                        "$4::text[], $5::text[]) AS k(k_hour, k_cc, k_asn, k_target, k_test) ON "
+                        "hour = k_hour AND probe_cc = k_cc AND probe_asn = k_asn AND target_id = "
+                        "k_target AND test_name = k_test",
                         vt_cell_select, table);
     /* upsert_cols' order: 7 texts, the counters, 3 texts, 2 numbers */
     return snprintf(out, n,
@@ -1435,7 +1448,8 @@ static int cells_flush_table_pg(vt_store *s, cellset *cs, int table, char *err, 
     cell_text *t = malloc(sizeof(*t));
     if (!t || !pg_key_arrays(cs, a, v)) {
         snprintf(err, errlen, "out of memory");
-    } else if (pg_run(s, 2 * table, 5, v, pg_merge_row, &m, err, errlen) == 0) {
+    } else if (pg_run(s, cs->n > PG_PROBE_MIN_KEYS ? PG_PROBE_STMT(table) : 2 * table, 5, v,
+                      pg_merge_row, &m, err, errlen) == 0) {
         if (!pg_value_arrays(cs, a, v, t))
             snprintf(err, errlen, "out of memory");
         else if (pg_run(s, 2 * table + 1, CELL_COLS, v, NULL, NULL, err, errlen) == 0) {
@@ -1470,7 +1484,7 @@ static int cells_flush_all_pg(vt_store *s, cellset **sets, const cellset *dirty,
         size_t b = pg_key_arrays(sets[k], keys[k], q[nq].v);
         if (!b) rc = -1;
         bytes += b;
-        q[nq].k = 2 * k;
+        q[nq].k = sets[k]->n > PG_PROBE_MIN_KEYS ? PG_PROBE_STMT(k) : 2 * k;
         q[nq].np = 5;
         q[nq].fn = pg_merge_row;
         q[nq++].arg = &m[k];
