@@ -416,6 +416,9 @@ static void on_done(CURL *easy, CURLcode code, void *arg)
     res.t = now - r->t_base;
 
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+    curl_off_t retry_after = 0; /* delay-seconds or an HTTP date, as curl reads it */
+    if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK && retry_after > 0)
+        res.retry_after_s = retry_after > 86400 ? 86400 : (long)retry_after;
     long os_errno = 0;
     curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
     if (code == CURLE_WRITE_ERROR && r->stop == STOP_BODY_CAP) {

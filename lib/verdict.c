@@ -1393,24 +1393,6 @@ static void repeat_http_cb(vt_http_result *r, void *arg)
 
 static int send_control(vapply *va);
 
-/* The control's Retry-After in ms (delay-seconds only; a date or nothing: 2 s). */
-static int retry_after_ms(const vt_http_result *r)
-{
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(r->request_entry, "response");
-    const cJSON *pair;
-    cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(rs, "headers_list"))
-    {
-        const cJSON *n = cJSON_GetArrayItem(pair, 0), *v = cJSON_GetArrayItem(pair, 1);
-        if (!cJSON_IsString(n) || !cJSON_IsString(v) || strcasecmp(n->valuestring, "Retry-After"))
-            continue;
-        char *end;
-        long sec = strtol(v->valuestring, &end, 10);
-        if (end != v->valuestring && *end == 0 && sec >= 0)
-            return sec > 60 ? 60000 : (int)sec * 1000;
-    }
-    return 2000;
-}
-
 static void control_again(void *arg)
 {
     vapply *va = arg;
@@ -1429,9 +1411,8 @@ static int control_retry(vapply *va, const vt_http_result *r)
     const vt_config *cfg = va->t->env->cfg;
     if (r->failure[0] || (r->status != 429 && r->status != 503)) return 0;
     if (va->control_tries >= CONTROL_TRIES) return 0;
-    int ms = retry_after_ms(r);
+    int ms = r->retry_after_s > 0 ? (int)r->retry_after_s * 1000 : 2000; /* none: 2 s */
     if (ms > CONTROL_RETRY_MAX_MS) return 0; /* "not soon": an outage or a turned-off control */
-    if (ms < 200) ms = 200;
     if (cfg && cfg->task_deadline_ms > 0 &&
         cfg->task_deadline_ms - (vt_now() - va->t->t0) * 1000.0 < ms + CONTROL_RETRY_ROOM_MS)
         return 0;

@@ -38,6 +38,7 @@ typedef struct vt_http_opts {
 typedef struct vt_http_result {
     char failure[VT_FAILURE_MAX]; /* "" on a complete response (any status code) */
     long status;                  /* 0 when no response */
+    long retry_after_s;           /* the response's Retry-After in seconds (libcurl's; 0: none) */
     char *location;               /* Location header of a 3xx, absolute URL, or NULL */
     char *title;                  /* <title> of an HTML body, or NULL */
     unsigned char *body;          /* up to max_body bytes */
