@@ -10,6 +10,7 @@
 #include "log.h"
 #include "rollup.h"
 #include "store.h"
+#include "strbuf.h"
 #include "vantage/json.h"
 #include "vantage/loop.h"
 
@@ -44,35 +45,15 @@ static int name_ok(const char *v)
     return 1;
 }
 
-/* Appends s to the growing *sql (NULL once out of memory). */
-static void append(char **sql, size_t *len, size_t *cap, const char *s)
+/* " OR expr IN (?,?,...)" with k placeholders (no " OR " first). */
+static void in_list(vt_strbuf *b, const char *expr, int k)
 {
-    size_t n = strlen(s);
-    if (!*sql) return;
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*cap + n + 1) * 2;
-        char *ns = realloc(*sql, nc);
-        if (!ns) {
-            free(*sql);
-            *sql = NULL;
-            return;
-        }
-        *sql = ns;
-        *cap = nc;
-    }
-    memcpy(*sql + *len, s, n + 1);
-    *len += n;
-}
-
-/* " OR expr IN (?,?,...)" with k placeholders. */
-static void in_list(char **sql, size_t *len, size_t *cap, const char *expr, int k)
-{
-    if (*len) append(sql, len, cap, " OR ");
-    append(sql, len, cap, expr);
-    append(sql, len, cap, " IN (");
+    if (b->n) vt_strbuf_puts(b, " OR ");
+    vt_strbuf_puts(b, expr);
+    vt_strbuf_puts(b, " IN (");
     for (int i = 0; i < k; i++)
-        append(sql, len, cap, i ? ",?" : "?");
-    append(sql, len, cap, ")");
+        vt_strbuf_puts(b, i ? ",?" : "?");
+    vt_strbuf_putc(b, ')');
 }
 
 int vt_delete_main(int argc, char **argv)
@@ -164,21 +145,18 @@ int vt_delete_main(int argc, char **argv)
      * tree: valid JSON either way); PostgreSQL's json (not jsonb, which refuses \u0000 in any
      * string of the body) extracts it. */
     int pg = strcmp(vt_store_name(s), "sqlite") != 0;
-    size_t len = 0, cap = 256;
-    char *where = malloc(cap);
+    vt_strbuf where = {0};
     const char **params = calloc((size_t)(n_reports + n_uids + 1), sizeof(*params));
     int np = 0;
-    if (where) where[0] = 0;
     if (n_reports)
-        in_list(&where, &len, &cap,
-                pg ? "(body::json ->> 'report_id')" : "json_extract(body, '$.report_id')",
+        in_list(&where, pg ? "(body::json ->> 'report_id')" : "json_extract(body, '$.report_id')",
                 n_reports);
-    if (n_uids) in_list(&where, &len, &cap, "uid", n_uids);
+    if (n_uids) in_list(&where, "uid", n_uids);
     if (before_arg) {
-        if (len) append(&where, &len, &cap, " OR ");
-        append(&where, &len, &cap, "measurement_start_time < ?");
+        if (where.n) vt_strbuf_puts(&where, " OR ");
+        vt_strbuf_puts(&where, "measurement_start_time < ?");
     }
-    if (!where || !params) {
+    if (where.oom || !where.p || !params) {
         fprintf(stderr, "vantage-collector: out of memory\n");
     } else {
         for (int i = 0; i < n_reports; i++)
@@ -190,7 +168,7 @@ int vt_delete_main(int argc, char **argv)
         size_t rows = 0;
         int left = 0;
         double t0 = vt_now();
-        if (vt_rollup_delete(s, where, params, np, dry_run, &matched, &rows, &left, err,
+        if (vt_rollup_delete(s, where.p, params, np, dry_run, &matched, &rows, &left, err,
                              sizeof(err)) < 0) {
             fprintf(stderr, "vantage-collector: delete: %s (nothing was deleted)\n", err);
         } else if (dry_run) {
@@ -228,7 +206,7 @@ int vt_delete_main(int argc, char **argv)
             }
         }
     }
-    free(where);
+    free(where.p);
     free(params);
     vt_store_close(s);
 out:
