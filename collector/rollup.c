@@ -2125,10 +2125,10 @@ int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, 
              * a reader (a serving collector's query) is in the way. PostgreSQL keeps dead rows
              * in the table's files until their space is reused (docs/operator.md). */
             char e2[256];
-            *copies_left = 1;
-            if (!is_pg(s) && vt_db_query(s, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0, wal_row,
-                                         copies_left, e2, sizeof(e2)) < 0)
-                *copies_left = 1;
+            *copies_left = 1; /* wal_row clears it when the checkpoint was not kept busy */
+            if (!is_pg(s))
+                vt_db_query(s, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0, wal_row, copies_left, e2,
+                            sizeof(e2));
             return 0;
         }
     }
