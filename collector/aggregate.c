@@ -88,12 +88,10 @@ int vt_aggregate_parse_date(const char *in, char out[20])
     return 0;
 }
 
-/* Names come from probes (untrusted, any text): SQL takes them as parameters, so only length and
- * control characters are refused. */
-static int valid_token(const char *v, size_t max)
+int vt_aggregate_name_ok(const char *v, size_t max)
 {
     size_t n = strlen(v);
-    if (n == 0 || n > max) return 0;
+    if (n == 0 || n > max || !vt_utf8_valid((const unsigned char *)v, n)) return 0;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) return 0;
     return 1;
@@ -172,8 +170,8 @@ static int parse_params(struct evhttp_request *req, struct evkeyvalq *kv, const 
         } else if (strcmp(k, "cursor") == 0) {
             p->cursor = v; /* checked by the caller */
         } else {
-            if (!valid_token(v, 128))
-                return bad(req, "'%s' must be 1..128 characters without control characters", k);
+            if (!vt_aggregate_name_ok(v, 128))
+                return bad(req, "'%s' must be 1..128 bytes of UTF-8 without control characters", k);
             if (strcmp(k, "platform") == 0) p->platform = v;
             if (strcmp(k, "target") == 0) p->target = v;
             if (strcmp(k, "test") == 0) p->test = v;

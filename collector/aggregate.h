@@ -33,6 +33,11 @@ const char *vt_aggregate_web_dir(void);
  * "YYYY-MM-DD HH:MM:SS"; -1 when not a real date. */
 int vt_aggregate_parse_date(const char *in, char out[20]);
 
+/* 1 when v is a name a query or `delete` may take: 1 to max bytes of valid UTF-8 (what ingest
+ * stores; PostgreSQL refuses anything else in a parameter with an error), no control characters.
+ * Names come from probes (untrusted, any text): SQL takes them as parameters. */
+int vt_aggregate_name_ok(const char *v, size_t max);
+
 /* An episode as the API shows it (also used by the report). */
 cJSON *vt_episode_json(const vt_episode *e);
 

@@ -34,17 +34,6 @@ static void usage(FILE *f)
             MAX_NAMES);
 }
 
-/* As ingest stores them: valid UTF-8 (PostgreSQL refused anything else with an error; SQLite
- * matched nothing), no control characters. */
-static int name_ok(const char *v)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n > MAX_NAME || !vt_utf8_valid((const unsigned char *)v, n)) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) return 0;
-    return 1;
-}
-
 /* " OR expr IN (?,?,...)" with k placeholders (no " OR " first). */
 static void in_list(vt_strbuf *b, const char *expr, int k)
 {
@@ -91,7 +80,7 @@ int vt_delete_main(int argc, char **argv)
                         MAX_NAMES);
                 goto out;
             }
-            if (!name_ok(optarg)) {
+            if (!vt_aggregate_name_ok(optarg, MAX_NAME)) {
                 fprintf(stderr,
                         "vantage-collector: --%s takes 1 to %d bytes of UTF-8 without "
                         "control characters\n",

@@ -341,7 +341,9 @@ def main():
                {"since": "2026-13-01"}, {"since": "2026-02-30"}, {"until": "yesterday"},
                {"grain": "month"}, {"by": "day,probe_cc,target"}, {"by": "day,day"},
                {"by": "uid"}, {"format": "xml"}, {"bogus": "1"}, {"target": "a\x01b"},
-               {"target": "x" * 200}, {"since": "2026-11-05", "until": "2026-11-01"}]
+               {"target": "x" * 200}, {"since": "2026-11-05", "until": "2026-11-01"},
+               # Not UTF-8 (what ingest stores never is): PostgreSQL refuses it in a parameter.
+               {"target": b"a\xffb"}, {"platform": b"\xc3("}, {"probe_cc": b"\xff\xfe"}]
         for q in bad:
             st, h, body = get(base, "/api/v1/aggregation", q)
             try:
@@ -357,6 +359,9 @@ def main():
                   {"cursor": "20261301000000-" + "0" * 32}, {"verdict": "blocked"}]:
             st, _, body = get(base, "/api/v1/measurements", q)
             check(st == 400 and "error" in json.loads(body), "measurements %r: 400" % q)
+        for path in ("/api/v1/measurements", "/api/v1/episodes"):
+            st, _, body = get(base, path, {"target": b"\xe2\x82"})
+            check(st == 400 and "error" in json.loads(body), "%s, a target not UTF-8: 400" % path)
         st, _, body = get(base, "/api/v1/episodes", {"kind": "censorship"})
         check(st == 400, "episodes kind checked")
         st, _, body = get(base, "/api/v1/aggregation?by=day&by=target")
