@@ -180,10 +180,18 @@ static int set_string(char **dst, const char *v)
     return 0;
 }
 
-/* A path value, relative to the config file's directory. */
+/* A path value, relative to the config file's directory. "~/..." is the home directory, as in a
+ * shell: taken as relative, state_dir = ~/vantage-state was a directory named "~" beside the
+ * config file, made without a word. 1: "~" and no HOME to put in its place. */
 static int set_path(parse_ctx *p, char **dst, const char *v)
 {
     char buf[8192];
+    if (v[0] == '~' && (v[1] == '/' || !v[1])) {
+        const char *home = getenv("HOME");
+        if (!home || home[0] != '/') return 1;
+        if (snprintf(buf, sizeof(buf), "%s%s", home, v + 1) >= (int)sizeof(buf)) return -1;
+        return set_string(dst, buf);
+    }
     if (v[0] == '/' || !p->dir[0]) return set_string(dst, v);
     if (snprintf(buf, sizeof(buf), "%s/%s", p->dir, v) >= (int)sizeof(buf)) return -1;
     return set_string(dst, buf);
@@ -196,7 +204,7 @@ static int set_targets(parse_ctx *p, const char *key, const char *v, int append)
     char *copy = strdup(v), *save = NULL;
     char *list[VT_CONF_MAX_TARGETS] = {0};
     size_t n0 = append ? c->n_targets : 0, n = n0;
-    int ok = copy != NULL;
+    int ok = copy != NULL, rc;
     memcpy(list, c->targets, n0 * sizeof(*list));
     for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
          tok = strtok_r(NULL, ",", &save)) {
@@ -209,8 +217,11 @@ static int set_targets(parse_ctx *p, const char *key, const char *v, int append)
         if (n == VT_CONF_MAX_TARGETS) {
             fail(p, key, "at most %d target files", VT_CONF_MAX_TARGETS);
             ok = 0;
-        } else if (set_path(p, &list[n], tok) < 0) {
-            fail(p, key, "path too long or out of memory");
+        } else if ((rc = set_path(p, &list[n], tok)) != 0) {
+            if (rc > 0)
+                fail(p, key, "'%.64s': ~ stands for the home directory, and HOME is not set", tok);
+            else
+                fail(p, key, "path too long or out of memory");
             ok = 0;
         } else {
             n++;
@@ -240,8 +251,20 @@ static int handler(void *user, const char *section, const char *key, const char 
     if (p->err_line) return 1; /* report the first problem only */
     if (section[0] && strcmp(section, "probe") != 0)
         return fail(p, key, "is in section [%.64s]; keys go at the top or under [probe]", section);
-    if (!value[0]) return fail(p, key, "has no value");
-    const char *v = value;
+    /* "key = value  # note": the sample file says "#" starts a comment, and inih only knows
+     * ";" at the end of a line. Kept, the note would silently become part of a path or the
+     * upload token (state_dir = /var/lib/vantage  # mine), so " #" ends the value like " ;". */
+    char vbuf[INI_MAX_LINE];
+    snprintf(vbuf, sizeof(vbuf), "%s", value);
+    for (char *h = strchr(vbuf, '#'); h; h = strchr(h + 1, '#'))
+        if (h > vbuf && isspace((unsigned char)h[-1])) {
+            *h = 0;
+            break;
+        }
+    for (size_t n = strlen(vbuf); n > 0 && isspace((unsigned char)vbuf[n - 1]);)
+        vbuf[--n] = 0;
+    if (!vbuf[0]) return fail(p, key, "has no value");
+    const char *v = vbuf;
     /* An indented line: inih hands it over as the previous key again, with the whole line as
      * the value. Setting the key again would silently replace what the line above said. */
     if (p->line_indented && value == p->line_text) {
@@ -326,8 +349,10 @@ static int handler(void *user, const char *section, const char *key, const char 
         return fail(p, key, "wants IP or IP:PORT ([IPv6]:PORT), not '%.64s'", v);
     if (!strcmp(key, "collector_url") && vt_url_check_secure("collector_url", v, NULL, 0) < 0)
         return fail(p, key, "wants an https:// URL (plain http only to loopback), not '%.64s'", v);
-    if ((is_path ? set_path(p, str, v) : set_string(str, v)) < 0)
-        return fail(p, key, "path too long or out of memory");
+    int rc = is_path ? set_path(p, str, v) : set_string(str, v);
+    if (rc > 0)
+        return fail(p, key, "'%.64s': ~ stands for the home directory, and HOME is not set", v);
+    if (rc < 0) return fail(p, key, "path too long or out of memory");
     return 1;
 }
 

@@ -307,6 +307,24 @@ for good in ("192.0.2.1", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:53"):
     path = write(os.path.join(tmp, "res.conf"), "resolver = %s\n" % good)
     p = probe(["targets", "--config", path, "--targets", LOOP])
     check(p.returncode == 0, "resolver = %s is taken (%r)" % (good, p.stderr.strip()))
+# The sample file says "#" starts a comment: one after a value ends it, as " ;" does. It used to
+# become part of the value (a state directory named "... # mine", made without a word).
+cm = write(os.path.join(tmp, "cfg", "comment.conf"),
+           "concurrency = 4 # fewer, for the Pi\ntargets = %s   # the lists\n"
+           "state_dir = %s # mine\n" % (T["sys"], os.path.join(tmp, "s-comment")))
+p, ids = listed(["--config", cm])
+check(p.returncode == 0 and ids == ["t-sys"],
+      "'# note' after a value is a comment (%d %r %s)" % (p.returncode, ids, p.stderr.strip()))
+check(status_dir(["--config", cm]) == os.path.join(tmp, "s-comment"),
+      "'# note' after state_dir is not part of the path (%r)" % status_dir(["--config", cm]))
+# "~/" is the home directory, as in a shell; taken as relative, it was a directory named "~"
+# beside the config file.
+cm = write(os.path.join(tmp, "cfg", "tilde.conf"), "state_dir = ~/vantage-state\n")
+check(status_dir(["--config", cm]) == os.path.join(ENV["HOME"], "vantage-state"),
+      "state_dir = ~/... is in the home directory (%r)" % status_dir(["--config", cm]))
+p = probe(["targets", "--config", cm], env={"HOME": ""})
+check(p.returncode == 2 and "tilde.conf:1: state_dir:" in p.stderr and "HOME" in p.stderr,
+      "~ without HOME: exit 2 naming the line (%r)" % p.stderr.strip())
 # A bad --resolver is a usage error before the run starts: no lock, no last-run.json.
 p = run_in("badres", ["--accept-risks", "--resolver", "999.1.1.1"])
 check(p.returncode == 2 and "--resolver" in p.stderr and "999.1.1.1" in p.stderr
