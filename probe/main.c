@@ -614,7 +614,8 @@ static int cmd_run(probe_opts *o)
         vt_targets_free(&l);
         return VT_EXIT_NOTHING;
     }
-    o->vol.quiet = o->quiet;
+    /* From the check-in on: with --quiet, its retries are not cron mail either. */
+    o->vol.quiet = o->up.quiet = o->quiet;
     int vrc = vt_volunteer_begin(&o->vol, o->up.state_dir, l.n); /* before any traffic */
     if (vrc != VT_EXIT_OK) {
         vt_targets_free(&l);
@@ -752,7 +753,6 @@ static int cmd_run(probe_opts *o)
         goto done;
     }
     /* The loop has finished: uploading now holds back no measurement. */
-    o->up.quiet = o->quiet;
     int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
     r.spool = NULL;
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK) rc = urc;

@@ -323,8 +323,11 @@ static post_status post_retry(const vt_upload_opts *o, const char *what, const c
             snprintf(pr->why, sizeof(pr->why), "%s time limit reached: %.200s", what, w);
             return POST_FATAL;
         }
-        logf_(o, "%s: attempt %d/%d failed (%s); retrying in %.1f s", what, attempt,
-              o->max_attempts, pr->why, wait / 1000.0);
+        /* cron mails whatever is printed: with --quiet only the outcome (the last attempt's
+         * error, or nothing), not a line per retry of a collector that is down for a while */
+        if (!o->quiet)
+            logf_(o, "%s: attempt %d/%d failed (%s); retrying in %.1f s", what, attempt,
+                  o->max_attempts, pr->why, wait / 1000.0);
         sleep_ms(wait);
     }
 }

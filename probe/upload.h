@@ -22,7 +22,7 @@ typedef struct vt_upload_opts {
     int total_timeout_ms;   /* whole upload, waits included (default 600000) */
     int request_timeout_ms; /* one request (default 60000) */
     FILE *log;              /* progress and problems, NULL: silent */
-    int quiet;              /* --quiet: no result line when everything was acknowledged */
+    int quiet; /* --quiet: no line per retry, no result line when everything was acknowledged */
 } vt_upload_opts;
 
 typedef struct vt_upload_result {

@@ -375,6 +375,22 @@ for attempt in range(8):
 else:
     check(False, "no attempt overlapped two runs")
 
+# ---- a collector that is down, from cron ------------------------------------------------------
+# --quiet is for cron, which mails whatever is printed: the outcome of the check-in and of the
+# upload, one line each, not a line per retry (there were 2 for the check-in, 5 for the upload).
+down = ["run", "--targets", LOOP, "--timeout", "2", "--accept-risks", "--output", "/dev/null",
+        "--collector", "http://127.0.0.1:%d" % closed_port(), "--upload-attempts", "3",
+        "--upload-backoff-ms", "10"]
+p = probe(down + ["--quiet", "--state-dir", state("down-quiet")])
+lines = p.stderr.strip().splitlines()
+check(p.returncode == 4 and len(lines) == 2 and "check-in" in lines[0]
+      and "still spooled" in lines[1] and "attempt 1/" not in p.stderr,
+      "collector down, --quiet: one line for the check-in, one for the upload (%d %r)"
+      % (p.returncode, p.stderr))
+p = probe(down + ["--state-dir", state("down-loud")])
+check(p.returncode == 4 and "upload: attempt 1/3 failed" in p.stderr,
+      "collector down, without --quiet: each retry is shown (%r)" % p.stderr[-300:])
+
 # ---- jitter -----------------------------------------------------------------------------------
 waits = []
 for i in range(3):
