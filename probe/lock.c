@@ -37,7 +37,9 @@ int vt_state_dir_make(const char *dir, char *err, size_t errlen)
             char c = *p;
             *p = 0;
             if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
+                int e = errno;
+                snprintf(err, errlen, "cannot create %s: %s", buf, strerror(e));
+                if (e == EACCES) vt_spool_owner_hint_above(buf, err, errlen);
                 return -1;
             }
             *p = c;

@@ -140,6 +140,10 @@ int vt_spool_sync(vt_spool *sp, char *err, size_t errlen);
 /* Appends to msg, after a permission error on path, who owns path when it is not this process's
  * user (a run as root, or as another user, in the same state directory). */
 void vt_spool_owner_hint(const char *path, char *msg, size_t msglen);
+/* After a permission error creating path (mkdir): names the nearest directory above it that
+ * another user made inside one of this user's (sudo with this user's HOME made ~/.local/state, so
+ * chown of the state directory alone would not do), with its owner. */
+void vt_spool_owner_hint_above(const char *path, char *msg, size_t msglen);
 
 /* Writes path atomically and durably (tmp file in the same directory, fsync, rename, fsync dir). */
 int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, char *err,

@@ -479,6 +479,30 @@ def files_of_another_user(fc, st):
         check(p.returncode == 1 and "run.lock" in p.stderr and "belongs to uid 0" in p.stderr,
               "another user's state directory: named with its owner (%d %s)"
               % (p.returncode, p.stderr))
+        # A run with sudo and this user's HOME made ~/.local/state as well (root's, 0700): the
+        # directory to give back is named, not just "cannot create .../state" (chown of the
+        # state directory alone would not do).
+        home = os.path.join(top, "home")
+        local = os.path.join(home, ".local")
+        os.makedirs(os.path.join(local, "state", "vantage"))
+        os.chmod(local, 0o700)
+        os.chown(home, 65534, 65534)
+        p = subprocess.run(as_nobody + [PROBE, "run", "--quiet", "--accept-risks", "--targets",
+                                        targets, "--state-dir",
+                                        os.path.join(local, "state", "vantage"), "--no-upload",
+                                        "--output", "/dev/null"],
+                           capture_output=True, text=True, timeout=60, env=e)
+        check(p.returncode == 1 and local + " belongs to uid 0" in p.stderr
+              and "chown" in p.stderr,
+              "a directory above the state directory made by root: named with its owner (%d %s)"
+              % (p.returncode, p.stderr))
+        p = subprocess.run(as_nobody + [PROBE, "upload", "--state-dir",
+                                        os.path.join(local, "state", "vantage"), "--collector",
+                                        fc.url()] + FAST, capture_output=True, text=True,
+                           timeout=60, env=e)
+        check(p.returncode == 1 and local + " belongs to uid 0" in p.stderr,
+              "upload: a directory above the state directory made by root: named (%d %s)"
+              % (p.returncode, p.stderr))
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
