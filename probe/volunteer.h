@@ -59,6 +59,13 @@ int vt_consent_recorded(const char *state_dir, char *when, size_t whenlen);
  * fd to keep open for the run, -2 when another run holds it, -1 on an error (err says which). */
 int vt_lock_acquire(const char *state_dir, char *err, size_t errlen);
 void vt_lock_release(int fd);
+/* Who holds <state_dir>/run.lock: the pid written in it and when it was taken (the file's mtime,
+ * epoch seconds). 0, or -1 when the file cannot be read. */
+int vt_lock_holder(const char *state_dir, long *pid, double *since);
+/* A run holding the lock longer than this may be stuck: said even with --quiet. The systemd
+ * unit's TimeoutStartSec; a run from cron (jitter at most 1 h, the upload at most 10 min by
+ * default) takes far less. */
+#define VT_LOCK_STUCK_S (2 * 3600)
 /* mkdir -p with mode 0700. */
 int vt_state_dir_make(const char *dir, char *err, size_t errlen);
 

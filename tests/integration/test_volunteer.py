@@ -348,6 +348,22 @@ fcntl.flock(fd, fcntl.LOCK_EX)
 p = run_in("lock", ["--accept-risks"])
 check(p.returncode == 5 and "another run" in p.stderr and p.elapsed < 10,
       "a held run.lock: exit 5 at once with a message (%d, %.1f s)" % (p.returncode, p.elapsed))
+# From cron (--quiet) a run that is still going is no news: a crontab starting runs more often
+# than they take mailed "another run is in progress" for nearly every one. A run holding the lock
+# for hours may be stuck: that is said, with its pid.
+os.write(fd, b"%d\n" % os.getpid())
+p = run_in("lock", ["--accept-risks", "--quiet"])
+check(p.returncode == 5 and p.stderr == "",
+      "--quiet, the lock held by a young run: exit 5, nothing printed (%d %r)"
+      % (p.returncode, p.stderr))
+p = run_in("lock", ["--accept-risks"])
+check(p.returncode == 5 and "pid %d" % os.getpid() in p.stderr and "stuck" not in p.stderr,
+      "without --quiet the holder is named (%r)" % p.stderr)
+old = time.time() - 3 * 3600
+os.utime(os.path.join(st, "run.lock"), (old, old))
+p = run_in("lock", ["--accept-risks", "--quiet"])
+check(p.returncode == 5 and "may be stuck" in p.stderr and "kill %d" % os.getpid() in p.stderr,
+      "--quiet, the lock held for 3 hours: said, with the pid (%d %r)" % (p.returncode, p.stderr))
 fcntl.flock(fd, fcntl.LOCK_UN)
 os.close(fd)
 p = run_in("lock", ["--accept-risks"])
