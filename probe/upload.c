@@ -332,6 +332,15 @@ static post_status post_retry(const vt_upload_opts *o, const char *what, const c
     }
 }
 
+/* A 404 from the collector's own API paths: the URL given is not the collector's address (one
+ * with /api/v1 already in it, a path the project did not give). */
+static const char *not_found_hint(const post_result *pr)
+{
+    return pr->http == 404 ? "; is the collector URL right? It is the collector's address as your "
+                             "project gave it, without /api/v1 (the probe adds the rest)"
+                           : "";
+}
+
 typedef struct upload_ctx {
     vt_spool *sp;
     const vt_upload_opts *o;
@@ -505,7 +514,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
         u->r->rejected++;
         return;
     }
-    set_error(u, "upload to %s failed: %s", u->url, u->pr.why);
+    set_error(u, "upload to %s failed: %s%s", u->url, u->pr.why, not_found_hint(&u->pr));
     u->stop = 1;
 }
 
@@ -674,7 +683,7 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     post_status st = post_retry(&co, "check-in", url, "application/json", 0, body, strlen(body),
                                 now_mono() + budget / 1000.0, &requests, &answer, &pr);
     if (st != POST_OK) {
-        snprintf(err, errlen, "check-in at %s failed: %s", url, pr.why);
+        snprintf(err, errlen, "check-in at %s failed: %s%s", url, pr.why, not_found_hint(&pr));
         goto done;
     }
     const char *cc = vt_json_get_string(answer, "probe_cc");

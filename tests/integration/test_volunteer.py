@@ -9,6 +9,7 @@ binaries run from the staging directory.
 
 Runs measure only a loopback endpoint on a closed port; nothing leaves 127.0.0.1."""
 import fcntl
+import http.server
 import json
 import os
 import pty
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -406,6 +408,33 @@ check(p.returncode == 4 and len(lines) == 2 and "check-in" in lines[0]
 p = probe(down + ["--state-dir", state("down-loud")])
 check(p.returncode == 4 and "upload: attempt 1/3 failed" in p.stderr,
       "collector down, without --quiet: each retry is shown (%r)" % p.stderr[-300:])
+
+# A collector URL with /api/v1 in it (pasted from a control URL): the check-in and the upload
+# get 404 for .../api/v1/api/v1/...; the message says what the URL should be.
+class NotFound(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"error": "no such endpoint"}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+nf = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+threading.Thread(target=nf.serve_forever, daemon=True).start()
+p = probe(["run", "--targets", LOOP, "--timeout", "2", "--accept-risks", "--output", "/dev/null",
+           "--quiet", "--collector", "http://127.0.0.1:%d/api/v1" % nf.server_address[1],
+           "--state-dir", state("notfound")])
+nf.shutdown()
+nf.server_close()
+check(p.returncode == 4 and p.stderr.count("without /api/v1") == 2,
+      "a 404 at check-in and upload: the collector URL is said to be wrong (%d %r)"
+      % (p.returncode, p.stderr))
 
 # ---- jitter -----------------------------------------------------------------------------------
 waits = []
