@@ -356,6 +356,12 @@ static int handler(void *user, const char *section, const char *key, const char 
     return 1;
 }
 
+static void note_file(char *list, size_t n, const char *path)
+{
+    size_t l = strlen(list);
+    if (l < n) snprintf(list + l, n - l, "%s%s", l ? ", " : "", path);
+}
+
 int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, char *err,
                             size_t errlen)
 {
@@ -363,6 +369,7 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     memset(&p, 0, sizeof(p));
     p.c = c;
     p.path = path;
+    note_file(c->files_looked, sizeof(c->files_looked), path);
     p.f = fopen(path, "r");
     if (!p.f) {
         if (!must_exist && errno == ENOENT) return 1;
@@ -419,6 +426,7 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
         snprintf(err, errlen, "cannot read config file %s: out of memory", path);
         return -1;
     }
+    note_file(c->files_read, sizeof(c->files_read), path);
     return 0;
 }
 

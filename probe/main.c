@@ -35,6 +35,8 @@
 
 #define MAX_PATHS 32
 
+static vt_probe_conf g_conf; /* settings point into it until exit */
+
 typedef struct probe_opts {
     const char *targets[MAX_PATHS];
     size_t n_targets;
@@ -621,6 +623,22 @@ static int cmd_run(probe_opts *o)
         vt_targets_free(&l);
         return vrc;
     }
+    /* No collector, and no word that none is meant: the measurements would pile up in the
+     * spool, run after run, with exit 0 and nothing said (a forgotten collector_url, or a
+     * probe.conf this run did not read: sudo reads root's ~/.config). */
+    if (!o->up.collector && !o->up.disabled) {
+        char files[1200];
+        if (g_conf.files_read[0])
+            snprintf(files, sizeof(files), "not in %s", g_conf.files_read);
+        else
+            snprintf(files, sizeof(files), "no config file found: looked for %s",
+                     g_conf.files_looked);
+        fprintf(stderr,
+                "vantage-probe: warning: no collector is set (collector_url in probe.conf, or "
+                "--collector; %s): the measurements stay in the spool and nothing is uploaded; "
+                "--no-upload (upload = no) if that is meant\n",
+                files);
+    }
     r.vol = &o->vol;
     if (vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool) < 0) {
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
@@ -811,8 +829,6 @@ static int cmd_summary(const char *path)
     vt_summary_free(s);
     return rc;
 }
-
-static vt_probe_conf g_conf; /* settings point into it until exit */
 
 /* probe.conf: /etc/vantage, then ~/.config/vantage, then --config; flags parsed later win. */
 static int apply_config(probe_opts *o, int argc, char **argv)

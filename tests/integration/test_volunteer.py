@@ -409,6 +409,17 @@ p = probe(down + ["--state-dir", state("down-loud")])
 check(p.returncode == 4 and "upload: attempt 1/3 failed" in p.stderr,
       "collector down, without --quiet: each retry is shown (%r)" % p.stderr[-300:])
 
+# No collector and no word that none is meant (a forgotten collector_url, or sudo reading root's
+# ~/.config): the measurements piled up in the spool with exit 0 and nothing said, even to cron.
+nocoll = [a for a in RUN if a != "--no-upload"] + ["--accept-risks", "--quiet", "--output",
+                                                   "/dev/null"]
+p = probe(nocoll + ["--state-dir", state("nocoll")])
+check(p.returncode == 0 and "no collector is set" in p.stderr and ENV["VANTAGE_SYSTEM_CONFIG"]
+      in p.stderr and os.path.join(ENV["XDG_CONFIG_HOME"], "vantage", "probe.conf") in p.stderr,
+      "no collector: said, with the config files looked for (%d %r)" % (p.returncode, p.stderr))
+p = probe(nocoll + ["--state-dir", state("nocoll"), "--no-upload"])
+check(p.returncode == 0 and p.stderr == "", "--no-upload: no collector is meant (%r)" % p.stderr)
+
 # A collector URL with /api/v1 in it (pasted from a control URL): the check-in and the upload
 # get 404 for .../api/v1/api/v1/...; the message says what the URL should be.
 class NotFound(http.server.BaseHTTPRequestHandler):
