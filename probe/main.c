@@ -640,7 +640,10 @@ static int cmd_run(probe_opts *o)
                 files);
     }
     r.vol = &o->vol;
-    if (vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool) < 0) {
+    int begun = vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool);
+    /* last-run.json dated like the measurements: by the collector's clock when ours is wrong */
+    vt_lastrun_set_clock(o->vol.lastrun, o->up.clock_mono);
+    if (begun < 0) {
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
         return VT_EXIT_FAILURE;

@@ -605,7 +605,9 @@ int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o, const v
                          char *err, size_t errlen)
 {
     char path[4096], ts[20];
-    double t = (double)time(NULL);
+    /* Dated like the run's measurements: a clock days behind (before NTP) made status say the
+     * last upload was days ago once NTP had set it. */
+    double t = o->clock_mono != 0 ? floor(vt_now() + o->clock_mono) : (double)time(NULL);
     cJSON *j = cJSON_CreateObject();
     if (!j) {
         snprintf(err, errlen, "out of memory");
@@ -812,6 +814,7 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
                 char own[20], theirs[20];
                 cfg->clock_offset = ci->clock_offset;
                 cfg->clock_mono = vt_wall_now() + ci->clock_offset - vt_now();
+                o->clock_mono = cfg->clock_mono; /* last-upload.json's time too */
                 vt_format_time(vt_wall_now(), own);
                 vt_format_time(ci->collector_time, theirs);
                 fprintf(stderr,

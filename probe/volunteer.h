@@ -78,6 +78,9 @@ long vt_jitter_pick_ms(int max_s);
 typedef struct vt_lastrun vt_lastrun;
 vt_lastrun *vt_lastrun_new(size_t n_targets);
 void vt_lastrun_add(vt_lastrun *r, const cJSON *measurement);
+/* The run is dated by the collector's clock (the system clock was wrong): its start is then
+ * vt_now() + clock_mono at the time it began, as its measurements are dated. */
+void vt_lastrun_set_clock(vt_lastrun *r, double clock_mono);
 /* Writes <state_dir>/last-run.json (atomically); exit_code is the run's. */
 int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, char *err,
                      size_t errlen);

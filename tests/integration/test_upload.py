@@ -615,6 +615,14 @@ def run_with_wrong_clock(fc, st):
     check(all(m["report_id"].startswith(time.strftime("%Y", time.gmtime(time.time() + years)))
               for m in out), "clock: the report id too")
     check("set the clock" in err, "clock: the volunteer is told, even with --quiet (%r)" % err)
+    # status dates the run and the upload like the measurements: by the system clock they were
+    # "3 years ago" (or days) once NTP had set it.
+    with open(os.path.join(st, "last-run.json")) as f:
+        lr = json.load(f)
+    check(abs(lr["time_epoch"] - (time.time() + years)) < 120 and lr["duration_s"] < 60,
+          "clock: last-run.json dated by the collector's clock (%r)" % lr)
+    check(abs(last_upload(st)["time_epoch"] - (time.time() + years)) < 120,
+          "clock: last-upload.json dated by the collector's clock (%r)" % last_upload(st))
     once_each(fc, [m["measurement_uid"] for m in out], "clock")
     check(spooled(st) == [] and spooled(st, "rejected") == [], "clock: nothing refused")
     # A clock ahead of the collector's: corrected the same way, never refused.
