@@ -657,7 +657,10 @@ static int cmd_run(probe_opts *o)
         fprintf(stderr,
                 "vantage-probe: the system clock says %s UTC, before this probe was released: "
                 "not measuring, the measurements could not be dated; set the clock (NTP)%s\n",
-                ts, o->up.collector && !o->up.disabled ? "" : " or give a --collector to check in");
+                ts,
+                !o->up.collector ? " or give a --collector to check in"
+                : o->up.disabled ? " or let the run check in (without --no-upload or upload = no)"
+                                 : "");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);

@@ -660,6 +660,14 @@ def run_with_clock_in_1970(fc, st):
     check(p.returncode == 1 and "1970-01-01" in p.stderr and "not measuring" in p.stderr,
           "1970, no collector: exit 1, the clock named (%d %s)" % (p.returncode, p.stderr))
     check(spooled(st) == [] and fc.requests == [], "1970, no collector: nothing measured")
+    check("give a --collector" in p.stderr, "1970, no collector: a collector is suggested")
+    # A collector is set, but --no-upload keeps the run from asking it: that is what to change,
+    # not "give a --collector".
+    p = subprocess.run(base + ["--no-upload", "--collector", fc.url()], capture_output=True,
+                       text=True, timeout=120, env=e)
+    check(p.returncode == 1 and "give a --collector" not in p.stderr
+          and "without --no-upload" in p.stderr,
+          "1970, a collector and --no-upload: the hint is to let it check in (%r)" % p.stderr)
     fc.behaviour = dates_like_a_collector(fc)
     p = subprocess.run(base + ["--collector", fc.url()], capture_output=True, text=True,
                        timeout=120, env=e)
