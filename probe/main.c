@@ -671,9 +671,8 @@ static int cmd_run(probe_opts *o)
      * /dev/null), measuring would only put the volunteer's traffic on record for nothing. */
     if (r.spool && vt_spool_cap_warning(r.spool) && output_discarded(o->output)) {
         fprintf(stderr,
-                "vantage-probe: not measuring: the spool is full and the output is discarded, "
-                "so nothing this run measured could be kept; `vantage-probe upload` empties "
-                "the spool once the collector answers\n");
+                "vantage-probe: not measuring: the spool is full (see above) and the output is "
+                "discarded, so nothing this run measured could be kept\n");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "vantage/json.h"
@@ -330,6 +331,21 @@ const char *vt_spool_cap_warning(vt_spool *sp)
 {
     int over_n = sp->max_count && sp->count >= sp->max_count;
     int over_b = sp->max_bytes && sp->bytes >= sp->max_bytes;
+    /* A full disk (an SD card filled by logs) takes no measurement either: a run from cron with
+     * its output discarded measured, put the traffic on record, and lost every measurement. Root
+     * may still write into the blocks reserved for it. */
+    struct statvfs vfs;
+    if (!over_n && !over_b && statvfs(sp->dir, &vfs) == 0) {
+        unsigned long long left =
+            (unsigned long long)(geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize;
+        if (left < VT_SPOOL_MIN_FREE) {
+            snprintf(sp->warning, sizeof(sp->warning),
+                     "spool: the disk holding %s is full (%llu bytes left): new measurements "
+                     "cannot be stored; make room on it (df -h shows the disks)",
+                     sp->dir, left);
+            return sp->warning;
+        }
+    }
     if (!over_n && !over_b) return NULL;
     snprintf(sp->warning, sizeof(sp->warning),
              "spool: %s is full (%zu measurements, %llu bytes; cap %zu measurements, %llu bytes): "

@@ -73,8 +73,10 @@ void vt_spool_set_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes);
 void vt_spool_set_io(vt_spool *sp, const vt_spool_io *io); /* NULL: back to the syscalls */
 /* Current totals of spool/ (kept up to date by this handle; rescanned on open). */
 void vt_spool_totals(const vt_spool *sp, size_t *count, uint64_t *bytes);
-/* A warning a person can act on when the spool is over its cap, else NULL. */
+/* A warning a person can act on when the spool is over its cap, or its disk is full (less than
+ * VT_SPOOL_MIN_FREE left to this user), else NULL. */
 const char *vt_spool_cap_warning(vt_spool *sp);
+#define VT_SPOOL_MIN_FREE (16 * 1024)
 
 int vt_spool_uid_valid(const char *uid);
 

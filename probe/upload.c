@@ -842,9 +842,12 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
         return 0;
     }
     const char *w = vt_spool_cap_warning(*sp);
+    size_t waiting = 0;
+    vt_spool_totals(*sp, &waiting, NULL);
     /* A full spool would lose this run's measurements even when the collector, answering again,
-     * is about to empty it at the end of the run: then it is emptied first. */
-    if (w && checked_in) {
+     * is about to empty it at the end of the run: then it is emptied first (when there is
+     * something in it: a full disk may hold none). */
+    if (w && checked_in && waiting > 0) {
         fprintf(stderr, "vantage-probe: %s; uploading before measuring\n", w);
         do_upload(o, *sp);
         w = vt_spool_cap_warning(*sp);

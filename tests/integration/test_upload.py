@@ -813,6 +813,27 @@ def run_with_disk_full(fc, st):
         rc, err, out = run(small, fc.url(), targets)
         check(rc == 1 and "could not be spooled" in err,
               "run, disk full: exit 1, the loss reported (%d %s)" % (rc, err[-300:]))
+        # A disk already full before the run (an SD card filled by logs), the output discarded
+        # (the cron line): nothing measured could be kept anywhere, so nothing is measured. It
+        # used to measure (the traffic on record) and lose everything.
+        subprocess.run(["umount", small])
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small]).returncode:
+            print("skip: cannot mount a tmpfs")
+            return
+        try:
+            with open(os.path.join(small, "fill"), "wb") as f:
+                while True:
+                    f.write(b"x" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        targets = targets_file(st, fc.port, 3)
+        n_before = len(fc.requests)
+        rc, err, out = run(small, fc.url(), targets, "--output", "/dev/null")
+        check(rc == 1 and "not measuring" in err and "is full" in err and "df -h" in err
+              and all(r[0] != "/api/v1/measurements" for r in fc.requests[n_before:]),
+              "run, disk full before it, output discarded: nothing measured (%d %s)"
+              % (rc, err[-400:]))
     finally:
         subprocess.run(["umount", small])
 
