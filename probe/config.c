@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vantage/addr.h"
 #include "vantage/tcp.h"
@@ -356,6 +357,18 @@ static int handler(void *user, const char *section, const char *key, const char 
     return 1;
 }
 
+static const char *system_conf_path(void)
+{
+    const char *sys = getenv("VANTAGE_SYSTEM_CONFIG");
+    return sys && *sys ? sys : VT_CONF_SYSTEM_PATH;
+}
+
+/* The system file is read by the systemd unit's own user (DynamicUser): it must stay readable by
+ * all, and the upload token belongs in the unit's environment file, which only systemd reads. */
+#define SYSTEM_TOKEN_HINT                                                                          \
+    "the systemd unit's user must read this file (mode 0644): keep the upload token in "           \
+    "/etc/vantage/probe.env (VANTAGE_UPLOAD_TOKEN=..., mode 0600) instead"
+
 static void note_file(char *list, size_t n, const char *path)
 {
     size_t l = strlen(list);
@@ -372,8 +385,15 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     note_file(c->files_looked, sizeof(c->files_looked), path);
     p.f = fopen(path, "r");
     if (!p.f) {
-        if (!must_exist && errno == ENOENT) return 1;
-        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        int e = errno;
+        if (!must_exist && e == ENOENT) return 1;
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
+        /* chmod 600 on /etc/vantage/probe.conf (to hide the token in it) stops every run of the
+         * systemd unit, and of every user but root: say so. */
+        size_t n = strlen(err);
+        if (e == EACCES && !strcmp(path, system_conf_path()) && n < errlen)
+            snprintf(err + n, errlen - n, " (this probe runs as uid %lu; %s)",
+                     (unsigned long)geteuid(), SYSTEM_TOKEN_HINT);
         return -1;
     }
     struct stat dst;
@@ -392,9 +412,9 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     struct stat st;
     if (c->upload_token != token_before && fstat(fileno(p.f), &st) == 0 && (st.st_mode & 0044))
         fprintf(stderr,
-                "vantage-probe: warning: %s holds upload_token and others can read it; "
-                "chmod 600 it or use VANTAGE_UPLOAD_TOKEN\n",
-                path);
+                "vantage-probe: warning: %s holds upload_token and others can read it; %s\n", path,
+                !strcmp(path, system_conf_path()) ? SYSTEM_TOKEN_HINT
+                                                  : "chmod 600 it or use VANTAGE_UPLOAD_TOKEN");
     fclose(p.f);
     if (io_error) {
         snprintf(err, errlen, "cannot read config file %s", path);
@@ -447,8 +467,7 @@ int vt_probe_resolver_check(const char *s)
 int vt_probe_conf_load(vt_probe_conf *c, const char *explicit_path, char *err, size_t errlen)
 {
     char user[4096];
-    const char *sys = getenv("VANTAGE_SYSTEM_CONFIG");
-    if (!sys || !*sys) sys = VT_CONF_SYSTEM_PATH;
+    const char *sys = system_conf_path();
     if (vt_probe_conf_load_file(c, sys, 0, err, errlen) < 0) return -1;
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     int n = -1;

@@ -341,6 +341,28 @@ check("others can read it" in p.stderr and "secret-token-value" not in p.stderr 
 os.chmod(tok, 0o600)
 p = probe(["status", "--config", tok])
 check("others can read it" not in p.stderr, "no warning for a 0600 config file")
+# The system file is read by the systemd unit's own user: "chmod 600 it" would stop every timer
+# run (exit 2). For that file the warning says to move the token to /etc/vantage/probe.env, and
+# a system file the probe cannot read says why.
+systok = write(os.path.join(tmp, "etc-tok", "probe.conf"), "upload_token = secret-token-value\n")
+os.chmod(systok, 0o644)
+p = probe(["status"], env={"VANTAGE_SYSTEM_CONFIG": systok})
+check("others can read it" in p.stderr and "probe.env" in p.stderr
+      and "chmod 600" not in p.stderr,
+      "a token in the system file: move it to probe.env, not chmod 600 (%r)" % p.stderr)
+if os.geteuid() == 0 and shutil.which("runuser"):
+    os.chmod(tmp, 0o755)  # only the file's mode keeps nobody out
+    os.chmod(os.path.dirname(systok), 0o755)
+    os.chmod(systok, 0o600)
+    p = subprocess.run(["runuser", "-u", "nobody", "--", PROBE, "targets"],
+                       env=dict(ENV, VANTAGE_SYSTEM_CONFIG=systok, HOME="/nonexistent",
+                                XDG_CONFIG_HOME="/nonexistent"),
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    os.chmod(tmp, 0o700)
+    check(p.returncode == 2 and "Permission denied" in p.stderr and "0644" in p.stderr
+          and "probe.env" in p.stderr,
+          "a system file only root can read: exit 2, why and what to do (%d %r)"
+          % (p.returncode, p.stderr))
 
 # ---- lock -------------------------------------------------------------------------------------
 st = state("lock")
