@@ -2,10 +2,12 @@
 """The probe on a volunteer's machine: the consent gate (non-interactive refusal with exit 6,
 --accept-risks, accept_risks in probe.conf, the environment, a typed yes or no on a pty, a
 recorded consent of an older notice version), probe.conf precedence (system < user < --config <
-flags) and its file:line:key errors, the run lock (a held lock and two real overlapping runs:
-exit 5), --jitter bounds, `status` on fixture state directories (text and JSON, damaged files,
-a fake systemctl), and `make install DESTDIR=...` / `cmake --install --prefix` with the installed
-binaries run from the staging directory.
+flags), its file:line:key errors, "# note" comments and "~/" paths, the run lock (a held lock,
+silent with --quiet unless stuck, and two real overlapping runs: exit 5), what cron mails when
+the collector is down, answers 404 or is not set at all, --jitter bounds, `status` on fixture
+state directories (text and JSON, damaged files, a fake systemctl), and `make install
+DESTDIR=...` / `cmake --install --prefix` with the installed binaries run from the staging
+directory.
 
 Runs measure only a loopback endpoint on a closed port; nothing leaves 127.0.0.1."""
 import fcntl
