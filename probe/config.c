@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vantage/addr.h"
 #include "vantage/tcp.h"
@@ -180,10 +181,18 @@ static int set_string(char **dst, const char *v)
     return 0;
 }
 
-/* A path value, relative to the config file's directory. */
+/* A path value, relative to the config file's directory. "~/..." is the home directory, as in a
+ * shell: taken as relative, state_dir = ~/vantage-state was a directory named "~" beside the
+ * config file, made without a word. 1: "~" and no HOME to put in its place. */
 static int set_path(parse_ctx *p, char **dst, const char *v)
 {
     char buf[8192];
+    if (v[0] == '~' && (v[1] == '/' || !v[1])) {
+        const char *home = getenv("HOME");
+        if (!home || home[0] != '/') return 1;
+        if (snprintf(buf, sizeof(buf), "%s%s", home, v + 1) >= (int)sizeof(buf)) return -1;
+        return set_string(dst, buf);
+    }
     if (v[0] == '/' || !p->dir[0]) return set_string(dst, v);
     if (snprintf(buf, sizeof(buf), "%s/%s", p->dir, v) >= (int)sizeof(buf)) return -1;
     return set_string(dst, buf);
@@ -196,7 +205,7 @@ static int set_targets(parse_ctx *p, const char *key, const char *v, int append)
     char *copy = strdup(v), *save = NULL;
     char *list[VT_CONF_MAX_TARGETS] = {0};
     size_t n0 = append ? c->n_targets : 0, n = n0;
-    int ok = copy != NULL;
+    int ok = copy != NULL, rc;
     memcpy(list, c->targets, n0 * sizeof(*list));
     for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
          tok = strtok_r(NULL, ",", &save)) {
@@ -209,8 +218,11 @@ static int set_targets(parse_ctx *p, const char *key, const char *v, int append)
         if (n == VT_CONF_MAX_TARGETS) {
             fail(p, key, "at most %d target files", VT_CONF_MAX_TARGETS);
             ok = 0;
-        } else if (set_path(p, &list[n], tok) < 0) {
-            fail(p, key, "path too long or out of memory");
+        } else if ((rc = set_path(p, &list[n], tok)) != 0) {
+            if (rc > 0)
+                fail(p, key, "'%.64s': ~ stands for the home directory, and HOME is not set", tok);
+            else
+                fail(p, key, "path too long or out of memory");
             ok = 0;
         } else {
             n++;
@@ -240,8 +252,20 @@ static int handler(void *user, const char *section, const char *key, const char 
     if (p->err_line) return 1; /* report the first problem only */
     if (section[0] && strcmp(section, "probe") != 0)
         return fail(p, key, "is in section [%.64s]; keys go at the top or under [probe]", section);
-    if (!value[0]) return fail(p, key, "has no value");
-    const char *v = value;
+    /* "key = value  # note": the sample file says "#" starts a comment, and inih only knows
+     * ";" at the end of a line. Kept, the note would silently become part of a path or the
+     * upload token (state_dir = /var/lib/vantage  # mine), so " #" ends the value like " ;". */
+    char vbuf[INI_MAX_LINE];
+    snprintf(vbuf, sizeof(vbuf), "%s", value);
+    for (char *h = strchr(vbuf, '#'); h; h = strchr(h + 1, '#'))
+        if (h > vbuf && isspace((unsigned char)h[-1])) {
+            *h = 0;
+            break;
+        }
+    for (size_t n = strlen(vbuf); n > 0 && isspace((unsigned char)vbuf[n - 1]);)
+        vbuf[--n] = 0;
+    if (!vbuf[0]) return fail(p, key, "has no value");
+    const char *v = vbuf;
     /* An indented line: inih hands it over as the previous key again, with the whole line as
      * the value. Setting the key again would silently replace what the line above said. */
     if (p->line_indented && value == p->line_text) {
@@ -326,9 +350,29 @@ static int handler(void *user, const char *section, const char *key, const char 
         return fail(p, key, "wants IP or IP:PORT ([IPv6]:PORT), not '%.64s'", v);
     if (!strcmp(key, "collector_url") && vt_url_check_secure("collector_url", v, NULL, 0) < 0)
         return fail(p, key, "wants an https:// URL (plain http only to loopback), not '%.64s'", v);
-    if ((is_path ? set_path(p, str, v) : set_string(str, v)) < 0)
-        return fail(p, key, "path too long or out of memory");
+    int rc = is_path ? set_path(p, str, v) : set_string(str, v);
+    if (rc > 0)
+        return fail(p, key, "'%.64s': ~ stands for the home directory, and HOME is not set", v);
+    if (rc < 0) return fail(p, key, "path too long or out of memory");
     return 1;
+}
+
+static const char *system_conf_path(void)
+{
+    const char *sys = getenv("VANTAGE_SYSTEM_CONFIG");
+    return sys && *sys ? sys : VT_CONF_SYSTEM_PATH;
+}
+
+/* The system file is read by the systemd unit's own user (DynamicUser): it must stay readable by
+ * all, and the upload token belongs in the unit's environment file, which only systemd reads. */
+#define SYSTEM_TOKEN_HINT                                                                          \
+    "the systemd unit's user must read this file (mode 0644): keep the upload token in "           \
+    "/etc/vantage/probe.env (VANTAGE_UPLOAD_TOKEN=..., mode 0600) instead"
+
+static void note_file(char *list, size_t n, const char *path)
+{
+    size_t l = strlen(list);
+    if (l < n) snprintf(list + l, n - l, "%s%s", l ? ", " : "", path);
 }
 
 int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, char *err,
@@ -338,10 +382,18 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     memset(&p, 0, sizeof(p));
     p.c = c;
     p.path = path;
+    note_file(c->files_looked, sizeof(c->files_looked), path);
     p.f = fopen(path, "r");
     if (!p.f) {
-        if (!must_exist && errno == ENOENT) return 1;
-        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        int e = errno;
+        if (!must_exist && e == ENOENT) return 1;
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(e));
+        /* chmod 600 on /etc/vantage/probe.conf (to hide the token in it) stops every run of the
+         * systemd unit, and of every user but root: say so. */
+        size_t n = strlen(err);
+        if (e == EACCES && !strcmp(path, system_conf_path()) && n < errlen)
+            snprintf(err + n, errlen - n, " (this probe runs as uid %lu; %s)",
+                     (unsigned long)geteuid(), SYSTEM_TOKEN_HINT);
         return -1;
     }
     struct stat dst;
@@ -360,9 +412,9 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
     struct stat st;
     if (c->upload_token != token_before && fstat(fileno(p.f), &st) == 0 && (st.st_mode & 0044))
         fprintf(stderr,
-                "vantage-probe: warning: %s holds upload_token and others can read it; "
-                "chmod 600 it or use VANTAGE_UPLOAD_TOKEN\n",
-                path);
+                "vantage-probe: warning: %s holds upload_token and others can read it; %s\n", path,
+                !strcmp(path, system_conf_path()) ? SYSTEM_TOKEN_HINT
+                                                  : "chmod 600 it or use VANTAGE_UPLOAD_TOKEN");
     fclose(p.f);
     if (io_error) {
         snprintf(err, errlen, "cannot read config file %s", path);
@@ -394,6 +446,7 @@ int vt_probe_conf_load_file(vt_probe_conf *c, const char *path, int must_exist, 
         snprintf(err, errlen, "cannot read config file %s: out of memory", path);
         return -1;
     }
+    note_file(c->files_read, sizeof(c->files_read), path);
     return 0;
 }
 
@@ -414,8 +467,7 @@ int vt_probe_resolver_check(const char *s)
 int vt_probe_conf_load(vt_probe_conf *c, const char *explicit_path, char *err, size_t errlen)
 {
     char user[4096];
-    const char *sys = getenv("VANTAGE_SYSTEM_CONFIG");
-    if (!sys || !*sys) sys = VT_CONF_SYSTEM_PATH;
+    const char *sys = system_conf_path();
     if (vt_probe_conf_load_file(c, sys, 0, err, errlen) < 0) return -1;
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     int n = -1;

@@ -29,6 +29,9 @@ typedef struct vt_probe_conf {
     /* -1: not set */
     int concurrency, timeout, upload, accept_risks, jitter, quiet;
     char accept_risks_from[512]; /* "file:line" that set accept_risks */
+    /* The files read and the ones looked for, ", "-separated (cut when long): where a setting
+     * that is missing was not found (sudo reads root's ~/.config, not the volunteer's). */
+    char files_read[1024], files_looked[1024];
 } vt_probe_conf;
 
 void vt_probe_conf_init(vt_probe_conf *c);

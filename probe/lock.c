@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -37,7 +38,9 @@ int vt_state_dir_make(const char *dir, char *err, size_t errlen)
             char c = *p;
             *p = 0;
             if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-                snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
+                int e = errno;
+                snprintf(err, errlen, "cannot create %s: %s", buf, strerror(e));
+                if (e == EACCES) vt_spool_owner_hint_above(buf, err, errlen);
                 return -1;
             }
             *p = c;
@@ -77,6 +80,25 @@ int vt_lock_acquire(const char *state_dir, char *err, size_t errlen)
         /* informative only */
     }
     return fd;
+}
+
+int vt_lock_holder(const char *state_dir, long *pid, double *since)
+{
+    char path[4096], buf[32];
+    struct stat st;
+    *pid = 0;
+    *since = 0;
+    if (snprintf(path, sizeof(path), "%s/run.lock", state_dir) >= (int)sizeof(path)) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) return -1;
+    ssize_t n = fstat(fd, &st) == 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    close(fd);
+    if (n < 0) return -1;
+    buf[n] = 0;
+    *pid = strtol(buf, NULL, 10);
+    /* The holder rewrote the file as it took the lock (vt_lock_acquire). */
+    *since = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+    return 0;
 }
 
 void vt_lock_release(int fd)

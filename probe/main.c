@@ -35,6 +35,8 @@
 
 #define MAX_PATHS 32
 
+static vt_probe_conf g_conf; /* settings point into it until exit */
+
 typedef struct probe_opts {
     const char *targets[MAX_PATHS];
     size_t n_targets;
@@ -614,14 +616,34 @@ static int cmd_run(probe_opts *o)
         vt_targets_free(&l);
         return VT_EXIT_NOTHING;
     }
-    o->vol.quiet = o->quiet;
+    /* From the check-in on: with --quiet, its retries are not cron mail either. */
+    o->vol.quiet = o->up.quiet = o->quiet;
     int vrc = vt_volunteer_begin(&o->vol, o->up.state_dir, l.n); /* before any traffic */
     if (vrc != VT_EXIT_OK) {
         vt_targets_free(&l);
         return vrc;
     }
+    /* No collector, and no word that none is meant: the measurements would pile up in the
+     * spool, run after run, with exit 0 and nothing said (a forgotten collector_url, or a
+     * probe.conf this run did not read: sudo reads root's ~/.config). */
+    if (!o->up.collector && !o->up.disabled) {
+        char files[1200];
+        if (g_conf.files_read[0])
+            snprintf(files, sizeof(files), "not in %s", g_conf.files_read);
+        else
+            snprintf(files, sizeof(files), "no config file found: looked for %s",
+                     g_conf.files_looked);
+        fprintf(stderr,
+                "vantage-probe: warning: no collector is set (collector_url in probe.conf, or "
+                "--collector; %s): the measurements stay in the spool and nothing is uploaded; "
+                "--no-upload (upload = no) if that is meant\n",
+                files);
+    }
     r.vol = &o->vol;
-    if (vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool) < 0) {
+    int begun = vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool);
+    /* last-run.json dated like the measurements: by the collector's clock when ours is wrong */
+    vt_lastrun_set_clock(o->vol.lastrun, o->up.clock_mono);
+    if (begun < 0) {
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
         return VT_EXIT_FAILURE;
@@ -635,7 +657,10 @@ static int cmd_run(probe_opts *o)
         fprintf(stderr,
                 "vantage-probe: the system clock says %s UTC, before this probe was released: "
                 "not measuring, the measurements could not be dated; set the clock (NTP)%s\n",
-                ts, o->up.collector && !o->up.disabled ? "" : " or give a --collector to check in");
+                ts,
+                !o->up.collector ? " or give a --collector to check in"
+                : o->up.disabled ? " or let the run check in (without --no-upload or upload = no)"
+                                 : "");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
@@ -646,9 +671,8 @@ static int cmd_run(probe_opts *o)
      * /dev/null), measuring would only put the volunteer's traffic on record for nothing. */
     if (r.spool && vt_spool_cap_warning(r.spool) && output_discarded(o->output)) {
         fprintf(stderr,
-                "vantage-probe: not measuring: the spool is full and the output is discarded, "
-                "so nothing this run measured could be kept; `vantage-probe upload` empties "
-                "the spool once the collector answers\n");
+                "vantage-probe: not measuring: the spool is full (see above) and the output is "
+                "discarded, so nothing this run measured could be kept\n");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
@@ -752,7 +776,6 @@ static int cmd_run(probe_opts *o)
         goto done;
     }
     /* The loop has finished: uploading now holds back no measurement. */
-    o->up.quiet = o->quiet;
     int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
     r.spool = NULL;
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK) rc = urc;
@@ -811,8 +834,6 @@ static int cmd_summary(const char *path)
     vt_summary_free(s);
     return rc;
 }
-
-static vt_probe_conf g_conf; /* settings point into it until exit */
 
 /* probe.conf: /etc/vantage, then ~/.config/vantage, then --config; flags parsed later win. */
 static int apply_config(probe_opts *o, int argc, char **argv)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "vantage/json.h"
@@ -124,7 +125,9 @@ static int mkdirs(const char *path, char *err, size_t errlen)
         char c = buf[i];
         buf[i] = 0;
         if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
-            snprintf(err, errlen, "spool: cannot create %s: %s", buf, strerror(errno));
+            int e = errno;
+            snprintf(err, errlen, "spool: cannot create %s: %s", buf, strerror(e));
+            if (e == EACCES) vt_spool_owner_hint_above(buf, err, errlen);
             return -1;
         }
         buf[i] = c;
@@ -328,6 +331,21 @@ const char *vt_spool_cap_warning(vt_spool *sp)
 {
     int over_n = sp->max_count && sp->count >= sp->max_count;
     int over_b = sp->max_bytes && sp->bytes >= sp->max_bytes;
+    /* A full disk (an SD card filled by logs) takes no measurement either: a run from cron with
+     * its output discarded measured, put the traffic on record, and lost every measurement. Root
+     * may still write into the blocks reserved for it. */
+    struct statvfs vfs;
+    if (!over_n && !over_b && statvfs(sp->dir, &vfs) == 0) {
+        unsigned long long left =
+            (unsigned long long)(geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize;
+        if (left < VT_SPOOL_MIN_FREE) {
+            snprintf(sp->warning, sizeof(sp->warning),
+                     "spool: the disk holding %s is full (%llu bytes left): new measurements "
+                     "cannot be stored; make room on it (df -h shows the disks)",
+                     sp->dir, left);
+            return sp->warning;
+        }
+    }
     if (!over_n && !over_b) return NULL;
     snprintf(sp->warning, sizeof(sp->warning),
              "spool: %s is full (%zu measurements, %llu bytes; cap %zu measurements, %llu bytes): "
@@ -627,6 +645,29 @@ void vt_spool_owner_hint(const char *path, char *msg, size_t msglen)
              " (it belongs to uid %lu, this probe runs as uid %lu: a run as another user, with "
              "sudo?, made it; give it back with chown, or run as that user)",
              (unsigned long)st.st_uid, (unsigned long)geteuid());
+}
+
+void vt_spool_owner_hint_above(const char *path, char *msg, size_t msglen)
+{
+    char buf[PATH_MAX];
+    struct stat st, pst;
+    size_t n = strlen(msg);
+    if (n >= msglen || snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) return;
+    char *slash;
+    while (lstat(buf, &st) < 0) { /* the nearest directory on the way that can be looked at */
+        if (!(slash = strrchr(buf, '/')) || slash == buf) return;
+        *slash = 0;
+    }
+    if (st.st_uid == geteuid() || !(slash = strrchr(buf, '/'))) return;
+    /* Only in a directory of this user's: /var/lib, root's, is not another run's doing. */
+    *slash = 0;
+    int ours = lstat(slash == buf ? "/" : buf, &pst) == 0 && pst.st_uid == geteuid();
+    *slash = '/';
+    if (!ours) return;
+    snprintf(msg + n, msglen - n,
+             " (%s belongs to uid %lu, this probe runs as uid %lu: a run as another user, with "
+             "sudo?, made it; give it back with chown, or run as that user)",
+             buf, (unsigned long)st.st_uid, (unsigned long)geteuid());
 }
 
 /* Reads a regular file of at most VT_SPOOL_FILE_MAX bytes. 1: does not exist; -1: the file is

@@ -73,8 +73,10 @@ void vt_spool_set_limits(vt_spool *sp, size_t max_count, uint64_t max_bytes);
 void vt_spool_set_io(vt_spool *sp, const vt_spool_io *io); /* NULL: back to the syscalls */
 /* Current totals of spool/ (kept up to date by this handle; rescanned on open). */
 void vt_spool_totals(const vt_spool *sp, size_t *count, uint64_t *bytes);
-/* A warning a person can act on when the spool is over its cap, else NULL. */
+/* A warning a person can act on when the spool is over its cap, or its disk is full (less than
+ * VT_SPOOL_MIN_FREE left to this user), else NULL. */
 const char *vt_spool_cap_warning(vt_spool *sp);
+#define VT_SPOOL_MIN_FREE (16 * 1024)
 
 int vt_spool_uid_valid(const char *uid);
 
@@ -140,6 +142,10 @@ int vt_spool_sync(vt_spool *sp, char *err, size_t errlen);
 /* Appends to msg, after a permission error on path, who owns path when it is not this process's
  * user (a run as root, or as another user, in the same state directory). */
 void vt_spool_owner_hint(const char *path, char *msg, size_t msglen);
+/* After a permission error creating path (mkdir): names the nearest directory above it that
+ * another user made inside one of this user's (sudo with this user's HOME made ~/.local/state, so
+ * chown of the state directory alone would not do), with its owner. */
+void vt_spool_owner_hint_above(const char *path, char *msg, size_t msglen);
 
 /* Writes path atomically and durably (tmp file in the same directory, fsync, rename, fsync dir). */
 int vt_spool_write_file_atomic(const char *path, const char *data, size_t len, char *err,

@@ -23,7 +23,8 @@
 #define STATE_FILE_MAX (1u << 20)
 
 struct vt_lastrun {
-    double start;
+    double start;      /* epoch seconds */
+    double mono_start; /* vt_now(): the duration, whatever the system clock does meanwhile */
     size_t n_targets, measured;
     struct {
         char name[32];
@@ -37,9 +38,15 @@ vt_lastrun *vt_lastrun_new(size_t n_targets)
     vt_lastrun *r = calloc(1, sizeof(*r));
     if (r) {
         r->start = vt_wall_now();
+        r->mono_start = vt_now();
         r->n_targets = n_targets;
     }
     return r;
+}
+
+void vt_lastrun_set_clock(vt_lastrun *r, double clock_mono)
+{
+    if (r && clock_mono != 0) r->start = r->mono_start + clock_mono;
 }
 
 void vt_lastrun_free(vt_lastrun *r)
@@ -78,7 +85,6 @@ int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, 
                      size_t errlen)
 {
     char path[4096], ts[20];
-    double now = vt_wall_now();
     if (!r || !state_dir) {
         snprintf(err, errlen, "no run or state directory");
         return -1;
@@ -97,7 +103,8 @@ int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, 
     vt_format_time(r->start, ts);
     cJSON_AddStringToObject(j, "time", ts);
     cJSON_AddNumberToObject(j, "time_epoch", (double)(long long)r->start);
-    cJSON_AddNumberToObject(j, "duration_s", (double)(long long)((now - r->start) * 10) / 10);
+    cJSON_AddNumberToObject(j, "duration_s",
+                            (double)(long long)((vt_now() - r->mono_start) * 10) / 10);
     cJSON_AddNumberToObject(j, "targets", (double)r->n_targets);
     cJSON_AddNumberToObject(j, "measured", (double)r->measured);
     for (size_t i = 0; i < r->n_v; i++)

@@ -323,10 +323,22 @@ static post_status post_retry(const vt_upload_opts *o, const char *what, const c
             snprintf(pr->why, sizeof(pr->why), "%s time limit reached: %.200s", what, w);
             return POST_FATAL;
         }
-        logf_(o, "%s: attempt %d/%d failed (%s); retrying in %.1f s", what, attempt,
-              o->max_attempts, pr->why, wait / 1000.0);
+        /* cron mails whatever is printed: with --quiet only the outcome (the last attempt's
+         * error, or nothing), not a line per retry of a collector that is down for a while */
+        if (!o->quiet)
+            logf_(o, "%s: attempt %d/%d failed (%s); retrying in %.1f s", what, attempt,
+                  o->max_attempts, pr->why, wait / 1000.0);
         sleep_ms(wait);
     }
+}
+
+/* A 404 from the collector's own API paths: the URL given is not the collector's address (one
+ * with /api/v1 already in it, a path the project did not give). */
+static const char *not_found_hint(const post_result *pr)
+{
+    return pr->http == 404 ? "; is the collector URL right? It is the collector's address as your "
+                             "project gave it, without /api/v1 (the probe adds the rest)"
+                           : "";
 }
 
 typedef struct upload_ctx {
@@ -502,7 +514,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
         u->r->rejected++;
         return;
     }
-    set_error(u, "upload to %s failed: %s", u->url, u->pr.why);
+    set_error(u, "upload to %s failed: %s%s", u->url, u->pr.why, not_found_hint(&u->pr));
     u->stop = 1;
 }
 
@@ -593,7 +605,9 @@ int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o, const v
                          char *err, size_t errlen)
 {
     char path[4096], ts[20];
-    double t = (double)time(NULL);
+    /* Dated like the run's measurements: a clock days behind (before NTP) made status say the
+     * last upload was days ago once NTP had set it. */
+    double t = o->clock_mono != 0 ? floor(vt_now() + o->clock_mono) : (double)time(NULL);
     cJSON *j = cJSON_CreateObject();
     if (!j) {
         snprintf(err, errlen, "out of memory");
@@ -671,7 +685,7 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     post_status st = post_retry(&co, "check-in", url, "application/json", 0, body, strlen(body),
                                 now_mono() + budget / 1000.0, &requests, &answer, &pr);
     if (st != POST_OK) {
-        snprintf(err, errlen, "check-in at %s failed: %s", url, pr.why);
+        snprintf(err, errlen, "check-in at %s failed: %s%s", url, pr.why, not_found_hint(&pr));
         goto done;
     }
     const char *cc = vt_json_get_string(answer, "probe_cc");
@@ -800,6 +814,7 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
                 char own[20], theirs[20];
                 cfg->clock_offset = ci->clock_offset;
                 cfg->clock_mono = vt_wall_now() + ci->clock_offset - vt_now();
+                o->clock_mono = cfg->clock_mono; /* last-upload.json's time too */
                 vt_format_time(vt_wall_now(), own);
                 vt_format_time(ci->collector_time, theirs);
                 fprintf(stderr,
@@ -827,9 +842,12 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
         return 0;
     }
     const char *w = vt_spool_cap_warning(*sp);
+    size_t waiting = 0;
+    vt_spool_totals(*sp, &waiting, NULL);
     /* A full spool would lose this run's measurements even when the collector, answering again,
-     * is about to empty it at the end of the run: then it is emptied first. */
-    if (w && checked_in) {
+     * is about to empty it at the end of the run: then it is emptied first (when there is
+     * something in it: a full disk may hold none). */
+    if (w && checked_in && waiting > 0) {
         fprintf(stderr, "vantage-probe: %s; uploading before measuring\n", w);
         do_upload(o, *sp);
         w = vt_spool_cap_warning(*sp);

@@ -22,7 +22,10 @@ typedef struct vt_upload_opts {
     int total_timeout_ms;   /* whole upload, waits included (default 600000) */
     int request_timeout_ms; /* one request (default 60000) */
     FILE *log;              /* progress and problems, NULL: silent */
-    int quiet;              /* --quiet: no result line when everything was acknowledged */
+    int quiet; /* --quiet: no line per retry, no result line when everything was acknowledged */
+    /* The run's clock, set by vt_upload_run_begin when the system clock was found wrong: now is
+     * vt_now() + clock_mono (as a measurement's time). 0: the system clock. */
+    double clock_mono;
 } vt_upload_opts;
 
 typedef struct vt_upload_result {

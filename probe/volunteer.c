@@ -8,12 +8,42 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vantage/loop.h"
+#include "vantage/measurement.h"
 
 static void sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+/* Another run holds the lock. From cron (--quiet) that is no news while it is young: a crontab
+ * starting runs more often than they take (every 10 minutes with --jitter 1800) mailed this line
+ * for nearly every one. A run holding it for hours may be stuck: that is said even then. */
+static void locked(const char *state, int quiet)
+{
+    long pid;
+    double since;
+    char ts[20], who[4200];
+    int known = vt_lock_holder(state, &pid, &since) == 0 && pid > 0 && since > 0;
+    double age = known ? vt_wall_now() - since : 0;
+    int stuck = known && age > VT_LOCK_STUCK_S;
+    if (quiet && known && !stuck) return;
+    if (known) {
+        vt_format_time(since, ts);
+        snprintf(who, sizeof(who), "pid %ld since %s UTC, holding %s/run.lock", pid, ts, state);
+    } else {
+        snprintf(who, sizeof(who), "it holds %s/run.lock", state);
+    }
+    fprintf(stderr, "vantage-probe: another run is in progress (%s); not starting a second one",
+            who);
+    if (stuck)
+        fprintf(stderr,
+                "; it has been going for %.1f hours and may be stuck: `kill %ld` stops it (what it "
+                "measured stays in the spool)",
+                age / 3600, pid);
+    fputc('\n', stderr);
 }
 
 int vt_volunteer_begin(vt_volunteer *v, const char *state_dir_opt, size_t n_targets)
@@ -42,10 +72,7 @@ int vt_volunteer_begin(vt_volunteer *v, const char *state_dir_opt, size_t n_targ
         v->lock_fd = vt_lock_acquire(state, err, sizeof(err));
         if (v->lock_fd == -2) {
             v->lock_fd = -1;
-            fprintf(stderr,
-                    "vantage-probe: another run is in progress (it holds %s/run.lock); "
-                    "not starting a second one\n",
-                    state);
+            locked(state, v->quiet);
             return VT_EXIT_LOCKED;
         }
         if (v->lock_fd < 0) {

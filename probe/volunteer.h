@@ -59,6 +59,13 @@ int vt_consent_recorded(const char *state_dir, char *when, size_t whenlen);
  * fd to keep open for the run, -2 when another run holds it, -1 on an error (err says which). */
 int vt_lock_acquire(const char *state_dir, char *err, size_t errlen);
 void vt_lock_release(int fd);
+/* Who holds <state_dir>/run.lock: the pid written in it and when it was taken (the file's mtime,
+ * epoch seconds). 0, or -1 when the file cannot be read. */
+int vt_lock_holder(const char *state_dir, long *pid, double *since);
+/* A run holding the lock longer than this may be stuck: said even with --quiet. The systemd
+ * unit's TimeoutStartSec; a run from cron (jitter at most 1 h, the upload at most 10 min by
+ * default) takes far less. */
+#define VT_LOCK_STUCK_S (2 * 3600)
 /* mkdir -p with mode 0700. */
 int vt_state_dir_make(const char *dir, char *err, size_t errlen);
 
@@ -71,6 +78,9 @@ long vt_jitter_pick_ms(int max_s);
 typedef struct vt_lastrun vt_lastrun;
 vt_lastrun *vt_lastrun_new(size_t n_targets);
 void vt_lastrun_add(vt_lastrun *r, const cJSON *measurement);
+/* The run is dated by the collector's clock (the system clock was wrong): its start is then
+ * vt_now() + clock_mono at the time it began, as its measurements are dated. */
+void vt_lastrun_set_clock(vt_lastrun *r, double clock_mono);
 /* Writes <state_dir>/last-run.json (atomically); exit_code is the run's. */
 int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, char *err,
                      size_t errlen);

@@ -479,6 +479,30 @@ def files_of_another_user(fc, st):
         check(p.returncode == 1 and "run.lock" in p.stderr and "belongs to uid 0" in p.stderr,
               "another user's state directory: named with its owner (%d %s)"
               % (p.returncode, p.stderr))
+        # A run with sudo and this user's HOME made ~/.local/state as well (root's, 0700): the
+        # directory to give back is named, not just "cannot create .../state" (chown of the
+        # state directory alone would not do).
+        home = os.path.join(top, "home")
+        local = os.path.join(home, ".local")
+        os.makedirs(os.path.join(local, "state", "vantage"))
+        os.chmod(local, 0o700)
+        os.chown(home, 65534, 65534)
+        p = subprocess.run(as_nobody + [PROBE, "run", "--quiet", "--accept-risks", "--targets",
+                                        targets, "--state-dir",
+                                        os.path.join(local, "state", "vantage"), "--no-upload",
+                                        "--output", "/dev/null"],
+                           capture_output=True, text=True, timeout=60, env=e)
+        check(p.returncode == 1 and local + " belongs to uid 0" in p.stderr
+              and "chown" in p.stderr,
+              "a directory above the state directory made by root: named with its owner (%d %s)"
+              % (p.returncode, p.stderr))
+        p = subprocess.run(as_nobody + [PROBE, "upload", "--state-dir",
+                                        os.path.join(local, "state", "vantage"), "--collector",
+                                        fc.url()] + FAST, capture_output=True, text=True,
+                           timeout=60, env=e)
+        check(p.returncode == 1 and local + " belongs to uid 0" in p.stderr,
+              "upload: a directory above the state directory made by root: named (%d %s)"
+              % (p.returncode, p.stderr))
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -591,6 +615,14 @@ def run_with_wrong_clock(fc, st):
     check(all(m["report_id"].startswith(time.strftime("%Y", time.gmtime(time.time() + years)))
               for m in out), "clock: the report id too")
     check("set the clock" in err, "clock: the volunteer is told, even with --quiet (%r)" % err)
+    # status dates the run and the upload like the measurements: by the system clock they were
+    # "3 years ago" (or days) once NTP had set it.
+    with open(os.path.join(st, "last-run.json")) as f:
+        lr = json.load(f)
+    check(abs(lr["time_epoch"] - (time.time() + years)) < 120 and lr["duration_s"] < 60,
+          "clock: last-run.json dated by the collector's clock (%r)" % lr)
+    check(abs(last_upload(st)["time_epoch"] - (time.time() + years)) < 120,
+          "clock: last-upload.json dated by the collector's clock (%r)" % last_upload(st))
     once_each(fc, [m["measurement_uid"] for m in out], "clock")
     check(spooled(st) == [] and spooled(st, "rejected") == [], "clock: nothing refused")
     # A clock ahead of the collector's: corrected the same way, never refused.
@@ -628,6 +660,14 @@ def run_with_clock_in_1970(fc, st):
     check(p.returncode == 1 and "1970-01-01" in p.stderr and "not measuring" in p.stderr,
           "1970, no collector: exit 1, the clock named (%d %s)" % (p.returncode, p.stderr))
     check(spooled(st) == [] and fc.requests == [], "1970, no collector: nothing measured")
+    check("give a --collector" in p.stderr, "1970, no collector: a collector is suggested")
+    # A collector is set, but --no-upload keeps the run from asking it: that is what to change,
+    # not "give a --collector".
+    p = subprocess.run(base + ["--no-upload", "--collector", fc.url()], capture_output=True,
+                       text=True, timeout=120, env=e)
+    check(p.returncode == 1 and "give a --collector" not in p.stderr
+          and "without --no-upload" in p.stderr,
+          "1970, a collector and --no-upload: the hint is to let it check in (%r)" % p.stderr)
     fc.behaviour = dates_like_a_collector(fc)
     p = subprocess.run(base + ["--collector", fc.url()], capture_output=True, text=True,
                        timeout=120, env=e)
@@ -773,6 +813,27 @@ def run_with_disk_full(fc, st):
         rc, err, out = run(small, fc.url(), targets)
         check(rc == 1 and "could not be spooled" in err,
               "run, disk full: exit 1, the loss reported (%d %s)" % (rc, err[-300:]))
+        # A disk already full before the run (an SD card filled by logs), the output discarded
+        # (the cron line): nothing measured could be kept anywhere, so nothing is measured. It
+        # used to measure (the traffic on record) and lose everything.
+        subprocess.run(["umount", small])
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small]).returncode:
+            print("skip: cannot mount a tmpfs")
+            return
+        try:
+            with open(os.path.join(small, "fill"), "wb") as f:
+                while True:
+                    f.write(b"x" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+        targets = targets_file(st, fc.port, 3)
+        n_before = len(fc.requests)
+        rc, err, out = run(small, fc.url(), targets, "--output", "/dev/null")
+        check(rc == 1 and "not measuring" in err and "is full" in err and "df -h" in err
+              and all(r[0] != "/api/v1/measurements" for r in fc.requests[n_before:]),
+              "run, disk full before it, output discarded: nothing measured (%d %s)"
+              % (rc, err[-400:]))
     finally:
         subprocess.run(["umount", small])
 

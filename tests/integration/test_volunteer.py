@@ -2,13 +2,16 @@
 """The probe on a volunteer's machine: the consent gate (non-interactive refusal with exit 6,
 --accept-risks, accept_risks in probe.conf, the environment, a typed yes or no on a pty, a
 recorded consent of an older notice version), probe.conf precedence (system < user < --config <
-flags) and its file:line:key errors, the run lock (a held lock and two real overlapping runs:
-exit 5), --jitter bounds, `status` on fixture state directories (text and JSON, damaged files,
-a fake systemctl), and `make install DESTDIR=...` / `cmake --install --prefix` with the installed
-binaries run from the staging directory.
+flags), its file:line:key errors, "# note" comments and "~/" paths, the run lock (a held lock,
+silent with --quiet unless stuck, and two real overlapping runs: exit 5), what cron mails when
+the collector is down, answers 404 or is not set at all, --jitter bounds, `status` on fixture
+state directories (text and JSON, damaged files, a fake systemctl), and `make install
+DESTDIR=...` / `cmake --install --prefix` with the installed binaries run from the staging
+directory.
 
 Runs measure only a loopback endpoint on a closed port; nothing leaves 127.0.0.1."""
 import fcntl
+import http.server
 import json
 import os
 import pty
@@ -19,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -307,6 +311,24 @@ for good in ("192.0.2.1", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:53"):
     path = write(os.path.join(tmp, "res.conf"), "resolver = %s\n" % good)
     p = probe(["targets", "--config", path, "--targets", LOOP])
     check(p.returncode == 0, "resolver = %s is taken (%r)" % (good, p.stderr.strip()))
+# The sample file says "#" starts a comment: one after a value ends it, as " ;" does. It used to
+# become part of the value (a state directory named "... # mine", made without a word).
+cm = write(os.path.join(tmp, "cfg", "comment.conf"),
+           "concurrency = 4 # fewer, for the Pi\ntargets = %s   # the lists\n"
+           "state_dir = %s # mine\n" % (T["sys"], os.path.join(tmp, "s-comment")))
+p, ids = listed(["--config", cm])
+check(p.returncode == 0 and ids == ["t-sys"],
+      "'# note' after a value is a comment (%d %r %s)" % (p.returncode, ids, p.stderr.strip()))
+check(status_dir(["--config", cm]) == os.path.join(tmp, "s-comment"),
+      "'# note' after state_dir is not part of the path (%r)" % status_dir(["--config", cm]))
+# "~/" is the home directory, as in a shell; taken as relative, it was a directory named "~"
+# beside the config file.
+cm = write(os.path.join(tmp, "cfg", "tilde.conf"), "state_dir = ~/vantage-state\n")
+check(status_dir(["--config", cm]) == os.path.join(ENV["HOME"], "vantage-state"),
+      "state_dir = ~/... is in the home directory (%r)" % status_dir(["--config", cm]))
+p = probe(["targets", "--config", cm], env={"HOME": ""})
+check(p.returncode == 2 and "tilde.conf:1: state_dir:" in p.stderr and "HOME" in p.stderr,
+      "~ without HOME: exit 2 naming the line (%r)" % p.stderr.strip())
 # A bad --resolver is a usage error before the run starts: no lock, no last-run.json.
 p = run_in("badres", ["--accept-risks", "--resolver", "999.1.1.1"])
 check(p.returncode == 2 and "--resolver" in p.stderr and "999.1.1.1" in p.stderr
@@ -321,6 +343,28 @@ check("others can read it" in p.stderr and "secret-token-value" not in p.stderr 
 os.chmod(tok, 0o600)
 p = probe(["status", "--config", tok])
 check("others can read it" not in p.stderr, "no warning for a 0600 config file")
+# The system file is read by the systemd unit's own user: "chmod 600 it" would stop every timer
+# run (exit 2). For that file the warning says to move the token to /etc/vantage/probe.env, and
+# a system file the probe cannot read says why.
+systok = write(os.path.join(tmp, "etc-tok", "probe.conf"), "upload_token = secret-token-value\n")
+os.chmod(systok, 0o644)
+p = probe(["status"], env={"VANTAGE_SYSTEM_CONFIG": systok})
+check("others can read it" in p.stderr and "probe.env" in p.stderr
+      and "chmod 600" not in p.stderr,
+      "a token in the system file: move it to probe.env, not chmod 600 (%r)" % p.stderr)
+if os.geteuid() == 0 and shutil.which("runuser"):
+    os.chmod(tmp, 0o755)  # only the file's mode keeps nobody out
+    os.chmod(os.path.dirname(systok), 0o755)
+    os.chmod(systok, 0o600)
+    p = subprocess.run(["runuser", "-u", "nobody", "--", PROBE, "targets"],
+                       env=dict(ENV, VANTAGE_SYSTEM_CONFIG=systok, HOME="/nonexistent",
+                                XDG_CONFIG_HOME="/nonexistent"),
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    os.chmod(tmp, 0o700)
+    check(p.returncode == 2 and "Permission denied" in p.stderr and "0644" in p.stderr
+          and "probe.env" in p.stderr,
+          "a system file only root can read: exit 2, why and what to do (%d %r)"
+          % (p.returncode, p.stderr))
 
 # ---- lock -------------------------------------------------------------------------------------
 st = state("lock")
@@ -330,6 +374,22 @@ fcntl.flock(fd, fcntl.LOCK_EX)
 p = run_in("lock", ["--accept-risks"])
 check(p.returncode == 5 and "another run" in p.stderr and p.elapsed < 10,
       "a held run.lock: exit 5 at once with a message (%d, %.1f s)" % (p.returncode, p.elapsed))
+# From cron (--quiet) a run that is still going is no news: a crontab starting runs more often
+# than they take mailed "another run is in progress" for nearly every one. A run holding the lock
+# for hours may be stuck: that is said, with its pid.
+os.write(fd, b"%d\n" % os.getpid())
+p = run_in("lock", ["--accept-risks", "--quiet"])
+check(p.returncode == 5 and p.stderr == "",
+      "--quiet, the lock held by a young run: exit 5, nothing printed (%d %r)"
+      % (p.returncode, p.stderr))
+p = run_in("lock", ["--accept-risks"])
+check(p.returncode == 5 and "pid %d" % os.getpid() in p.stderr and "stuck" not in p.stderr,
+      "without --quiet the holder is named (%r)" % p.stderr)
+old = time.time() - 3 * 3600
+os.utime(os.path.join(st, "run.lock"), (old, old))
+p = run_in("lock", ["--accept-risks", "--quiet"])
+check(p.returncode == 5 and "may be stuck" in p.stderr and "kill %d" % os.getpid() in p.stderr,
+      "--quiet, the lock held for 3 hours: said, with the pid (%d %r)" % (p.returncode, p.stderr))
 fcntl.flock(fd, fcntl.LOCK_UN)
 os.close(fd)
 p = run_in("lock", ["--accept-risks"])
@@ -356,6 +416,60 @@ for attempt in range(8):
         break
 else:
     check(False, "no attempt overlapped two runs")
+
+# ---- a collector that is down, from cron ------------------------------------------------------
+# --quiet is for cron, which mails whatever is printed: the outcome of the check-in and of the
+# upload, one line each, not a line per retry (there were 2 for the check-in, 5 for the upload).
+down = ["run", "--targets", LOOP, "--timeout", "2", "--accept-risks", "--output", "/dev/null",
+        "--collector", "http://127.0.0.1:%d" % closed_port(), "--upload-attempts", "3",
+        "--upload-backoff-ms", "10"]
+p = probe(down + ["--quiet", "--state-dir", state("down-quiet")])
+lines = p.stderr.strip().splitlines()
+check(p.returncode == 4 and len(lines) == 2 and "check-in" in lines[0]
+      and "still spooled" in lines[1] and "attempt 1/" not in p.stderr,
+      "collector down, --quiet: one line for the check-in, one for the upload (%d %r)"
+      % (p.returncode, p.stderr))
+p = probe(down + ["--state-dir", state("down-loud")])
+check(p.returncode == 4 and "upload: attempt 1/3 failed" in p.stderr,
+      "collector down, without --quiet: each retry is shown (%r)" % p.stderr[-300:])
+
+# No collector and no word that none is meant (a forgotten collector_url, or sudo reading root's
+# ~/.config): the measurements piled up in the spool with exit 0 and nothing said, even to cron.
+nocoll = [a for a in RUN if a != "--no-upload"] + ["--accept-risks", "--quiet", "--output",
+                                                   "/dev/null"]
+p = probe(nocoll + ["--state-dir", state("nocoll")])
+check(p.returncode == 0 and "no collector is set" in p.stderr and ENV["VANTAGE_SYSTEM_CONFIG"]
+      in p.stderr and os.path.join(ENV["XDG_CONFIG_HOME"], "vantage", "probe.conf") in p.stderr,
+      "no collector: said, with the config files looked for (%d %r)" % (p.returncode, p.stderr))
+p = probe(nocoll + ["--state-dir", state("nocoll"), "--no-upload"])
+check(p.returncode == 0 and p.stderr == "", "--no-upload: no collector is meant (%r)" % p.stderr)
+
+# A collector URL with /api/v1 in it (pasted from a control URL): the check-in and the upload
+# get 404 for .../api/v1/api/v1/...; the message says what the URL should be.
+class NotFound(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"error": "no such endpoint"}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+nf = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+threading.Thread(target=nf.serve_forever, daemon=True).start()
+p = probe(["run", "--targets", LOOP, "--timeout", "2", "--accept-risks", "--output", "/dev/null",
+           "--quiet", "--collector", "http://127.0.0.1:%d/api/v1" % nf.server_address[1],
+           "--state-dir", state("notfound")])
+nf.shutdown()
+nf.server_close()
+check(p.returncode == 4 and p.stderr.count("without /api/v1") == 2,
+      "a 404 at check-in and upload: the collector URL is said to be wrong (%d %r)"
+      % (p.returncode, p.stderr))
 
 # ---- jitter -----------------------------------------------------------------------------------
 waits = []
