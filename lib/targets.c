@@ -583,6 +583,16 @@ int vt_targets_load_json(vt_target_list *l, const char *json, size_t len, const 
                              json[bad] == 0 ? "NUL byte: not a text file"
                                             : "invalid UTF-8: target files must be UTF-8",
                              err, errlen);
+    size_t lead = 0;
+    while (lead < len && isspace((unsigned char)json[lead]))
+        lead++;
+    if (lead == len) { /* an editor's crash, a download cut at 0 bytes, `> targets.json` */
+        snprintf(err, errlen,
+                 "%s: the file is empty (a target list is a JSON object; see "
+                 "docs/targets.md)",
+                 name);
+        return -1;
+    }
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root) {
         size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;

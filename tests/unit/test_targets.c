@@ -83,7 +83,10 @@ static void syntax_error_names_line_and_column(void **state)
     assert_int_equal(load_str(&l, "{\"version\":1,\"targets\":[]} trailing"), -1);
     assert_non_null(strstr(err, "t.json:1:28: unexpected data after the JSON document"));
     assert_int_equal(load_str(&l, ""), -1);
-    assert_non_null(strstr(err, "t.json:1:1: JSON syntax error"));
+    assert_non_null(strstr(err, "t.json: the file is empty"));
+    assert_int_equal(load_str(&l, " \n\t\r\n"), -1);
+    assert_non_null(strstr(err, "t.json: the file is empty"));
+    assert_int_equal(load_str(&l, "\n"), -1);
     vt_targets_free(&l);
 }
 
