@@ -232,11 +232,14 @@ static int local_connect_failures(const cJSON *tk)
 }
 
 /* A handshake cut the way censors cut them (methodology.md's SNI-swap rule): reset, timeout,
- * EOF. A server's alert or a certificate refused is the server's own answer. */
+ * EOF. A server's alert or a certificate refused is the server's own answer. A broken pipe is a
+ * reset too: the probe never shuts its sockets for writing, so a write fails with EPIPE only
+ * once a reset closed the connection and an earlier read took its ECONNRESET (lab scenario 28:
+ * curl's HTTP/2 request reset after the TLS handshake). */
 static int is_interference(const char *f)
 {
     return f && (strcmp(f, "connection_reset") == 0 || strcmp(f, "generic_timeout_error") == 0 ||
-                 strcmp(f, "eof_error") == 0);
+                 strcmp(f, "eof_error") == 0 || strcmp(f, "broken_pipe") == 0);
 }
 
 /* Whether a failure in phase is one a repeat can tell from a passing one (start_repeat tries it

@@ -697,6 +697,14 @@ static void test_repeat(void **st)
     decide_repeat(tk, &c, ok, NULL, "connection_reset");
     assert_string_equal(s(tk, "verdict"), "http_blocking");
     cJSON_Delete(tk);
+    /* a reset that a write met after a read took it: the write's EPIPE (lab scenario 28) */
+    tk = keys("http", "broken_pipe", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    decide_repeat(tk, &c, ok, NULL, "broken_pipe");
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    cJSON_Delete(tk);
     /* an untrusted certificate is the interceptor's answer, not a passing failure */
     tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
     decide_repeat(tk, &c, ok, NULL, NULL);
