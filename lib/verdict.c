@@ -295,6 +295,56 @@ static int failed_handshake(const cJSON *tk, const char *host, char *ip, size_t 
     return -1;
 }
 
+/* Where the page was redirected before it failed, when that is another host than host and the
+ * control's requests never went there: the host of the request that failed with failure, or,
+ * when the failure came before any request to the new host (its name did not resolve), of the
+ * newest 3xx's Location. A censor answering a request with a redirect to its own blockpage host,
+ * which then does not resolve or answer (Pakistan's and Indonesia's ISPs redirect so), makes the
+ * page fail at that hop in whatever way; a site's own redirect (to www., to https) the control
+ * follows too. */
+static int redirected_away(const cJSON *tk, const cJSON *control, const char *host,
+                           const char *failure, char *to, size_t tolen)
+{
+    const cJSON *req, *reqs = cJSON_GetObjectItemCaseSensitive(tk, "requests");
+    const char *url = NULL;
+    if (!failure || !host || int_or(tk, "x_redirects", 0) <= 0) return 0;
+    cJSON_ArrayForEach(req, reqs)
+    {
+        const char *f = str_or_null(req, "failure");
+        if (f && strcmp(f, failure) == 0) {
+            url = str_or_null(cJSON_GetObjectItemCaseSensitive(req, "request"), "url");
+            break;
+        }
+    }
+    if (!url) {
+        cJSON_ArrayForEach(req, reqs)
+        {
+            const cJSON *rs = cJSON_GetObjectItemCaseSensitive(req, "response");
+            int code = int_or(rs, "code", 0);
+            if (code >= 300 && code < 400) {
+                /* header names as the server sent them: cJSON_GetObjectItem ignores case */
+                const cJSON *l = cJSON_GetObjectItem(
+                    cJSON_GetObjectItemCaseSensitive(rs, "headers"), "Location");
+                url = cJSON_IsString(l) ? l->valuestring : NULL;
+                break;
+            }
+        }
+    }
+    /* a relative Location has no "://": the same host */
+    if (!url || !strstr(url, "://") || vt_verdict_endpoint_host(url, to, tolen, NULL, NULL) < 0 ||
+        strcasecmp(to, host) == 0)
+        return 0;
+    char h[256];
+    cJSON_ArrayForEach(req, cJSON_GetObjectItemCaseSensitive(control, "requests"))
+    {
+        const char *u = str_or_null(cJSON_GetObjectItemCaseSensitive(req, "request"), "url");
+        if (u && vt_verdict_endpoint_host(u, h, sizeof(h), NULL, NULL) == 0 &&
+            strcasecmp(h, to) == 0)
+            return 0;
+    }
+    return 1;
+}
+
 /* Body bytes of an OONI body value (string, or {format: base64, data}); malloc'd. */
 static unsigned char *body_bytes(const cJSON *b, size_t *len)
 {
@@ -1173,7 +1223,15 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
     if (strcmp(phase, "http") == 0) {
-        if (cv.have && !cv.phase && !is_interference(failure))
+        char to[256];
+        if (cv.have && !cv.phase &&
+            redirected_away(tk, in->control, in->host, failure, to, sizeof(to)))
+            set(&d, "http_blocking", "http",
+                "The request for %s was redirected here to %s, where the control was not sent "
+                "(it loaded the page), and following the redirect failed (%s): the network "
+                "answers for the site.",
+                host, to, failure);
+        else if (cv.have && !cv.phase && !is_interference(failure))
             set(&d, "inconclusive", "http",
                 "The request for %s fails here (%s) while the control loads the page, but not "
                 "the way requests are cut (a reset, a timeout, the connection closed): this "

@@ -662,6 +662,77 @@ static void test_http(void **st)
     cJSON_Delete(bad);
 }
 
+/* A request (or a redirect hop's) stored in requests: url, failure (NULL: none), a response's
+ * code and Location (code 0: no response). */
+static void add_request(cJSON *tk, const char *url, const char *failure, int code,
+                        const char *location)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(r, "request"), "url", url);
+    if (failure)
+        cJSON_AddStringToObject(r, "failure", failure);
+    else
+        cJSON_AddNullToObject(r, "failure");
+    if (code) {
+        cJSON *rs = cJSON_AddObjectToObject(r, "response");
+        cJSON_AddNumberToObject(rs, "code", code);
+        cJSON *h = cJSON_AddObjectToObject(rs, "headers");
+        if (location) cJSON_AddStringToObject(h, "location", location);
+    }
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "requests"), r);
+}
+
+/* The request answered with a redirect to another host, whose name then did not resolve or whose
+ * address refused (a censor's blockpage host: lab scenario 30), while the control loaded the page
+ * without going there: http_blocking. A redirect the control followed too (the site's own, to
+ * www.), or one within the same host, stays inconclusive. */
+static void test_http_redirect_away(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ok = control(NULL, NULL, 1);
+    add_request(ok, "http://t.example/", NULL, 200, NULL);
+    /* the hop's name did not resolve: no request to it, the newest 3xx's Location says where */
+    cJSON *tk = keys("http", "dns_nxdomain_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://t.example/", NULL, 302, "http://warning.isp.example/?u=t");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "warning.isp.example"));
+    /* without the control's page: nothing to compare with */
+    decide(tk, &c, NULL, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    /* the hop's address refused: the failed request names it (newest first) */
+    tk = keys("http", "connection_refused", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://192.0.2.7:81/blocked", "connection_refused", 0, NULL);
+    add_request(tk, "http://t.example/", NULL, 302, "http://192.0.2.7:81/blocked");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* the control was sent there too: the site's own redirect */
+    tk = keys("http", "dns_nxdomain_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://t.example/", NULL, 301, "http://www.t.example/");
+    cJSON *www = control(NULL, NULL, 1);
+    add_request(www, "http://www.t.example/", NULL, 200, NULL);
+    add_request(www, "http://t.example/", NULL, 301, "http://www.t.example/");
+    decide(tk, &c, www, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    /* a relative Location: the same host, not a redirect away */
+    tk = keys("http", "dns_nxdomain_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://t.example/", NULL, 302, "/login");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    cJSON_Delete(www);
+    cJSON_Delete(ok);
+}
+
 /* Packet loss makes one connect or handshake time out (or a reset, EOF) while the control
  * connects and the SNI swap completes: when the same connect or handshake works when tried
  * again, that was a passing failure, not a block (lab scenario 19). A block fails again. */
@@ -1112,6 +1183,7 @@ int main(void)
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_http),
+        cmocka_unit_test(test_http_redirect_away),
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_repeat),
