@@ -662,6 +662,23 @@ static int says_no_such_name(const addrset *v)
     return v->queried && !v->n && no_such_name(v->failure);
 }
 
+/* Every connect the probe made to an address of sys failed (and it made one). */
+static int connects_failed_on(const cJSON *tk, const addrset *sys)
+{
+    const cJSON *e;
+    int tried = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect"))
+    {
+        const char *ip = str_or_null(e, "ip");
+        if (!ip || !addrset_has(sys, ip)) continue;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(e, "status"), "success")))
+            return 0;
+        tried = 1;
+    }
+    return tried;
+}
+
 static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in, addrset *sys,
                                    addrset *alt, addrset *ctl, int *bogon)
 {
@@ -697,9 +714,14 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
     if (addrset_meets(sys, ref)) return "consistent";
     /* Local resolvers agree; the control may see another CDN node. Not when they agree on an
      * address no public site has (both intercepted, e.g. all of port 53 redirected): then the
-     * control's answer decides. */
+     * control's answer decides. Nor when that address cannot be connected to while the control
+     * connected to its own: a CDN's other node serves the site, and an on-path injector (the
+     * GFW's) forges the same answer for every resolver the query crosses the border to, with an
+     * address that does not answer (lab scenario 32). */
+    control_view cv;
+    control_read(in->control, &cv);
     if (ref == ctl && addrset_meets(sys, alt) && !sys_strict_bogon &&
-        !(sys_private && !ref_private))
+        !(sys_private && !ref_private) && !(cv.tcp_ok && connects_failed_on(tk, sys)))
         return "consistent";
     if (tls_valid_on(tk, in->host, sys)) return "consistent_by_tls";
     return "inconsistent";

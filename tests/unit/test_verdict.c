@@ -537,6 +537,46 @@ static cJSON *swap(const char *failure)
 
 /* An IPv6-only target from a probe without IPv6 (ENETUNREACH at once), or a local firewall: the
  * control connecting proves nothing about this network. */
+/* An on-path injector (the GFW) forges the same answer for both local resolvers: they agree on
+ * an address the control does not give, and it cannot be connected to while the control
+ * connects (lab scenario 32): DNS blocking, not a CDN's other node and not address blocking.
+ * When the local address connects, or the control cannot connect either, the rule stands. */
+static void test_dns_injected_both(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ctl = keys(NULL, NULL, "93.184.216.34", NULL, NULL, NULL);
+    cJSON *tk = keys("tcp", "generic_timeout_error", "198.51.100.20", NULL, "198.51.100.20", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("198.51.100.20", 443, 0));
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "dns");
+    assert_string_equal(ev(tk, "dns_consistency"), "inconsistent");
+    cJSON_Delete(tk);
+    /* the local node connects (the TLS handshake failed later): a CDN's other node */
+    tk = keys("tls", "connection_reset", "198.51.100.20", NULL, "198.51.100.20", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("198.51.100.20", 443, 1));
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent");
+    cJSON_Delete(tk);
+    cJSON_Delete(ctl);
+    /* the control cannot connect to its own address either: the site is down, not DNS */
+    ctl = control("tcp", "generic_timeout_error", 0);
+    cJSON_ReplaceItemInObject(ctl, "queries", cJSON_CreateArray());
+    cJSON_AddItemToArray(cJSON_GetObjectItem(ctl, "queries"),
+                         query("t.example", "system", NULL, "93.184.216.34"));
+    tk = keys("tcp", "generic_timeout_error", "198.51.100.20", NULL, "198.51.100.20", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("198.51.100.20", 443, 0));
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent");
+    assert_string_equal(s(tk, "verdict"), "down");
+    cJSON_Delete(tk);
+    cJSON_Delete(ctl);
+}
+
 static void test_tcp_local_failures(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -1178,6 +1218,7 @@ int main(void)
         cmocka_unit_test(test_dns_failed_reference),
         cmocka_unit_test(test_dns_failure_wording),
         cmocka_unit_test(test_dns_resolver_unreachable),
+        cmocka_unit_test(test_dns_injected_both),
         cmocka_unit_test(test_tcp_local_failures),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_tcp),
