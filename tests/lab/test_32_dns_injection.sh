@@ -21,10 +21,11 @@ lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p udp --dport 53 \
 lab_censor python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('$LAB_AUTH_DNS', 9))"
 lab_censor python3 -u "$LAB_SRC_DIR/tests/lab/dnsinject.py" --iface "$LAB_IF_CLI" \
     --name target.lab --forge "$FORGED" --delay-ms 300 --lifetime 300 >"$LAB_DIR/inject.out" 2>&1 &
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
     grep -q listening "$LAB_DIR/inject.out" 2>/dev/null && break
     sleep 0.1
 done
+grep -q listening "$LAB_DIR/inject.out" || lab_die "the injector did not start: $(cat "$LAB_DIR/inject.out")"
 # The injection works as meant: the forged answer first, the real one 300 ms later.
 lab_client python3 - "$LAB_AUTH_DNS" <<'PY' || lab_die "the injector did not answer first"
 import socket, struct, sys
@@ -39,8 +40,8 @@ PY
 lab_probe
 lab_show
 lab_assert lab-target verdict=dns_blocking verdict_phase=dns failure_phase=tcp \
-    evidence.dns_consistency=inconsistent evidence.dns_answers.probe.0=$FORGED \
-    evidence.dns_answers.resolver.0=$FORGED evidence.dns_answers.control.0=$LAB_TARGET_IP
+    evidence.dns_consistency=inconsistent "evidence.dns_answers.probe.0=$FORGED" \
+    "evidence.dns_answers.resolver.0=$FORGED" "evidence.dns_answers.control.0=$LAB_TARGET_IP"
 lab_assert lab-target-http verdict=dns_blocking verdict_phase=dns
 lab_assert lab-other verdict=ok
 lab_assert lab-canary verdict=ok
