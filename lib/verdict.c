@@ -232,11 +232,14 @@ static int local_connect_failures(const cJSON *tk)
 }
 
 /* A handshake cut the way censors cut them (methodology.md's SNI-swap rule): reset, timeout,
- * EOF. A server's alert or a certificate refused is the server's own answer. */
+ * EOF. A server's alert or a certificate refused is the server's own answer. A broken pipe is a
+ * reset too: the probe never shuts its sockets for writing, so a write fails with EPIPE only
+ * once a reset closed the connection and an earlier read took its ECONNRESET (lab scenario 28:
+ * curl's HTTP/2 request reset after the TLS handshake). */
 static int is_interference(const char *f)
 {
     return f && (strcmp(f, "connection_reset") == 0 || strcmp(f, "generic_timeout_error") == 0 ||
-                 strcmp(f, "eof_error") == 0);
+                 strcmp(f, "eof_error") == 0 || strcmp(f, "broken_pipe") == 0);
 }
 
 /* Whether a failure in phase is one a repeat can tell from a passing one (start_repeat tries it
@@ -290,6 +293,56 @@ static int failed_handshake(const cJSON *tk, const char *host, char *ip, size_t 
         if (vt_verdict_endpoint_host(addr, ip, iplen, port, NULL) == 0 && *port > 0) return 0;
     }
     return -1;
+}
+
+/* Where the page was redirected before it failed, when that is another host than host and the
+ * control's requests never went there: the host of the request that failed with failure, or,
+ * when the failure came before any request to the new host (its name did not resolve), of the
+ * newest 3xx's Location. A censor answering a request with a redirect to its own blockpage host,
+ * which then does not resolve or answer (Pakistan's and Indonesia's ISPs redirect so), makes the
+ * page fail at that hop in whatever way; a site's own redirect (to www., to https) the control
+ * follows too. */
+static int redirected_away(const cJSON *tk, const cJSON *control, const char *host,
+                           const char *failure, char *to, size_t tolen)
+{
+    const cJSON *req, *reqs = cJSON_GetObjectItemCaseSensitive(tk, "requests");
+    const char *url = NULL;
+    if (!failure || !host || int_or(tk, "x_redirects", 0) <= 0) return 0;
+    cJSON_ArrayForEach(req, reqs)
+    {
+        const char *f = str_or_null(req, "failure");
+        if (f && strcmp(f, failure) == 0) {
+            url = str_or_null(cJSON_GetObjectItemCaseSensitive(req, "request"), "url");
+            break;
+        }
+    }
+    if (!url) {
+        cJSON_ArrayForEach(req, reqs)
+        {
+            const cJSON *rs = cJSON_GetObjectItemCaseSensitive(req, "response");
+            int code = int_or(rs, "code", 0);
+            if (code >= 300 && code < 400) {
+                /* header names as the server sent them: cJSON_GetObjectItem ignores case */
+                const cJSON *l = cJSON_GetObjectItem(
+                    cJSON_GetObjectItemCaseSensitive(rs, "headers"), "Location");
+                url = cJSON_IsString(l) ? l->valuestring : NULL;
+                break;
+            }
+        }
+    }
+    /* a relative Location has no "://": the same host */
+    if (!url || !strstr(url, "://") || vt_verdict_endpoint_host(url, to, tolen, NULL, NULL) < 0 ||
+        strcasecmp(to, host) == 0)
+        return 0;
+    char h[256];
+    cJSON_ArrayForEach(req, cJSON_GetObjectItemCaseSensitive(control, "requests"))
+    {
+        const char *u = str_or_null(cJSON_GetObjectItemCaseSensitive(req, "request"), "url");
+        if (u && vt_verdict_endpoint_host(u, h, sizeof(h), NULL, NULL) == 0 &&
+            strcasecmp(h, to) == 0)
+            return 0;
+    }
+    return 1;
 }
 
 /* Body bytes of an OONI body value (string, or {format: base64, data}); malloc'd. */
@@ -609,6 +662,23 @@ static int says_no_such_name(const addrset *v)
     return v->queried && !v->n && no_such_name(v->failure);
 }
 
+/* Every connect the probe made to an address of sys failed (and it made one). */
+static int connects_failed_on(const cJSON *tk, const addrset *sys)
+{
+    const cJSON *e;
+    int tried = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect"))
+    {
+        const char *ip = str_or_null(e, "ip");
+        if (!ip || !addrset_has(sys, ip)) continue;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(e, "status"), "success")))
+            return 0;
+        tried = 1;
+    }
+    return tried;
+}
+
 static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in, addrset *sys,
                                    addrset *alt, addrset *ctl, int *bogon)
 {
@@ -644,9 +714,14 @@ static const char *dns_consistency(const cJSON *tk, const vt_verdict_inputs *in,
     if (addrset_meets(sys, ref)) return "consistent";
     /* Local resolvers agree; the control may see another CDN node. Not when they agree on an
      * address no public site has (both intercepted, e.g. all of port 53 redirected): then the
-     * control's answer decides. */
+     * control's answer decides. Nor when that address cannot be connected to while the control
+     * connected to its own: a CDN's other node serves the site, and an on-path injector (the
+     * GFW's) forges the same answer for every resolver the query crosses the border to, with an
+     * address that does not answer (lab scenario 32). */
+    control_view cv;
+    control_read(in->control, &cv);
     if (ref == ctl && addrset_meets(sys, alt) && !sys_strict_bogon &&
-        !(sys_private && !ref_private))
+        !(sys_private && !ref_private) && !(cv.tcp_ok && connects_failed_on(tk, sys)))
         return "consistent";
     if (tls_valid_on(tk, in->host, sys)) return "consistent_by_tls";
     return "inconsistent";
@@ -1170,7 +1245,15 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
     if (strcmp(phase, "http") == 0) {
-        if (cv.have && !cv.phase && !is_interference(failure))
+        char to[256];
+        if (cv.have && !cv.phase &&
+            redirected_away(tk, in->control, in->host, failure, to, sizeof(to)))
+            set(&d, "http_blocking", "http",
+                "The request for %s was redirected here to %s, where the control was not sent "
+                "(it loaded the page), and following the redirect failed (%s): the network "
+                "answers for the site.",
+                host, to, failure);
+        else if (cv.have && !cv.phase && !is_interference(failure))
             set(&d, "inconclusive", "http",
                 "The request for %s fails here (%s) while the control loads the page, but not "
                 "the way requests are cut (a reset, a timeout, the connection closed): this "

@@ -537,6 +537,46 @@ static cJSON *swap(const char *failure)
 
 /* An IPv6-only target from a probe without IPv6 (ENETUNREACH at once), or a local firewall: the
  * control connecting proves nothing about this network. */
+/* An on-path injector (the GFW) forges the same answer for both local resolvers: they agree on
+ * an address the control does not give, and it cannot be connected to while the control
+ * connects (lab scenario 32): DNS blocking, not a CDN's other node and not address blocking.
+ * When the local address connects, or the control cannot connect either, the rule stands. */
+static void test_dns_injected_both(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ctl = keys(NULL, NULL, "93.184.216.34", NULL, NULL, NULL);
+    cJSON *tk = keys("tcp", "generic_timeout_error", "198.51.100.20", NULL, "198.51.100.20", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("198.51.100.20", 443, 0));
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "dns");
+    assert_string_equal(ev(tk, "dns_consistency"), "inconsistent");
+    cJSON_Delete(tk);
+    /* the local node connects (the TLS handshake failed later): a CDN's other node */
+    tk = keys("tls", "connection_reset", "198.51.100.20", NULL, "198.51.100.20", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("198.51.100.20", 443, 1));
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent");
+    cJSON_Delete(tk);
+    cJSON_Delete(ctl);
+    /* the control cannot connect to its own address either: the site is down, not DNS */
+    ctl = control("tcp", "generic_timeout_error", 0);
+    cJSON_ReplaceItemInObject(ctl, "queries", cJSON_CreateArray());
+    cJSON_AddItemToArray(cJSON_GetObjectItem(ctl, "queries"),
+                         query("t.example", "system", NULL, "93.184.216.34"));
+    tk = keys("tcp", "generic_timeout_error", "198.51.100.20", NULL, "198.51.100.20", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("198.51.100.20", 443, 0));
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_string_equal(ev(tk, "dns_consistency"), "consistent");
+    assert_string_equal(s(tk, "verdict"), "down");
+    cJSON_Delete(tk);
+    cJSON_Delete(ctl);
+}
+
 static void test_tcp_local_failures(void **st)
 {
     vt_verdict_ctx c = canaries_ok();
@@ -662,6 +702,77 @@ static void test_http(void **st)
     cJSON_Delete(bad);
 }
 
+/* A request (or a redirect hop's) stored in requests: url, failure (NULL: none), a response's
+ * code and Location (code 0: no response). */
+static void add_request(cJSON *tk, const char *url, const char *failure, int code,
+                        const char *location)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(r, "request"), "url", url);
+    if (failure)
+        cJSON_AddStringToObject(r, "failure", failure);
+    else
+        cJSON_AddNullToObject(r, "failure");
+    if (code) {
+        cJSON *rs = cJSON_AddObjectToObject(r, "response");
+        cJSON_AddNumberToObject(rs, "code", code);
+        cJSON *h = cJSON_AddObjectToObject(rs, "headers");
+        if (location) cJSON_AddStringToObject(h, "location", location);
+    }
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "requests"), r);
+}
+
+/* The request answered with a redirect to another host, whose name then did not resolve or whose
+ * address refused (a censor's blockpage host: lab scenario 30), while the control loaded the page
+ * without going there: http_blocking. A redirect the control followed too (the site's own, to
+ * www.), or one within the same host, stays inconclusive. */
+static void test_http_redirect_away(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *ok = control(NULL, NULL, 1);
+    add_request(ok, "http://t.example/", NULL, 200, NULL);
+    /* the hop's name did not resolve: no request to it, the newest 3xx's Location says where */
+    cJSON *tk = keys("http", "dns_nxdomain_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://t.example/", NULL, 302, "http://warning.isp.example/?u=t");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "warning.isp.example"));
+    /* without the control's page: nothing to compare with */
+    decide(tk, &c, NULL, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    /* the hop's address refused: the failed request names it (newest first) */
+    tk = keys("http", "connection_refused", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://192.0.2.7:81/blocked", "connection_refused", 0, NULL);
+    add_request(tk, "http://t.example/", NULL, 302, "http://192.0.2.7:81/blocked");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* the control was sent there too: the site's own redirect */
+    tk = keys("http", "dns_nxdomain_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://t.example/", NULL, 301, "http://www.t.example/");
+    cJSON *www = control(NULL, NULL, 1);
+    add_request(www, "http://www.t.example/", NULL, 200, NULL);
+    add_request(www, "http://t.example/", NULL, 301, "http://www.t.example/");
+    decide(tk, &c, www, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    /* a relative Location: the same host, not a redirect away */
+    tk = keys("http", "dns_nxdomain_error", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddNumberToObject(tk, "x_redirects", 1);
+    add_request(tk, "http://t.example/", NULL, 302, "/login");
+    decide(tk, &c, ok, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    cJSON_Delete(tk);
+    cJSON_Delete(www);
+    cJSON_Delete(ok);
+}
+
 /* Packet loss makes one connect or handshake time out (or a reset, EOF) while the control
  * connects and the SNI swap completes: when the same connect or handshake works when tried
  * again, that was a passing failure, not a block (lab scenario 19). A block fails again. */
@@ -696,6 +807,14 @@ static void test_repeat(void **st)
     assert_string_equal(s(tk, "verdict_phase"), "http");
     decide_repeat(tk, &c, ok, NULL, "connection_reset");
     assert_string_equal(s(tk, "verdict"), "http_blocking");
+    cJSON_Delete(tk);
+    /* a reset that a write met after a read took it: the write's EPIPE (lab scenario 28) */
+    tk = keys("http", "broken_pipe", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeat(tk, &c, ok, NULL, NULL);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    decide_repeat(tk, &c, ok, NULL, "broken_pipe");
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
     cJSON_Delete(tk);
     /* an untrusted certificate is the interceptor's answer, not a passing failure */
     tk = keys("tls", "ssl_unknown_authority", "10.10.10.10", NULL, "10.10.10.10", NULL);
@@ -1099,11 +1218,13 @@ int main(void)
         cmocka_unit_test(test_dns_failed_reference),
         cmocka_unit_test(test_dns_failure_wording),
         cmocka_unit_test(test_dns_resolver_unreachable),
+        cmocka_unit_test(test_dns_injected_both),
         cmocka_unit_test(test_tcp_local_failures),
         cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_http),
+        cmocka_unit_test(test_http_redirect_away),
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_repeat),

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Lab scenario 31: SNI-triggered throttling that lets the start of a transfer through: as in
+# scenario 11, a ClientHello naming target.lab marks the connection and its packets towards the
+# client go through a 128 kbit/s htb class, but the class's buckets (burst, cburst) hold 32 KiB:
+# the first half of the 64 KiB download arrives at full speed, the rest at the policed rate. A
+# page of a few kilobytes loads at full speed; only the large download shows it. The verdict must
+# be throttled, with the rate it uses (the slope of the byte samples) no higher than the policed
+# rate allows. It can come out lower: htb charges a whole GSO packet at once, so the download's
+# last few hundred bytes sometimes wait a further second for the bucket (62 kbit/s over the
+# policed part, in about half the runs), which is what the client saw.
+set -euo pipefail
+. "$(dirname "$0")/lab.sh"
+RATE_KBIT=128
+lab_setup
+lab_censor tc qdisc add dev "$LAB_IF_CLI" root handle 1: htb
+lab_censor tc class add dev "$LAB_IF_CLI" parent 1: classid 1:7 htb rate ${RATE_KBIT}kbit \
+    ceil ${RATE_KBIT}kbit burst 32k cburst 32k
+lab_censor iptables -t mangle -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 \
+    -m string --string target.lab --algo bm -j CONNMARK --set-mark 7
+lab_censor iptables -t mangle -A POSTROUTING -o "$LAB_IF_CLI" -m connmark --mark 7 \
+    -j CLASSIFY --set-class 1:7
+lab_probe
+lab_show
+lo=$((RATE_KBIT * 1000 * 40 / 100)) hi=$((RATE_KBIT * 1000 * 150 / 100))
+lab_assert lab-target verdict=throttled verdict_phase=http failure=null \
+    "evidence.throughput_bps>=$lo" "evidence.throughput_bps<=$hi"
+lab_assert lab-canary verdict=ok
+lab_assert lab-other verdict=ok
+lab_assert lab-target-http verdict=ok
