@@ -997,13 +997,9 @@ int vt_aggregate_handle(vt_store *s, struct evhttp_request *req, char *route, si
     security_headers(req);
     /* Queries run on the event loop (and, on SQLite with ingest threads, under the store lock):
      * one that reads too much is stopped rather than holding up everyone else. */
-    /* PostgreSQL: a connection the server closed (a restart, a failover) is known to be broken
-     * only once used, and every read on it would answer 503 until something reconnected it.
-     * The health check's round trip (SELECT 1) finds out first and reconnects. */
-    if (strcmp(vt_store_name(s), "sqlite") != 0) {
-        char e2[256];
-        (void)vt_store_health(s, e2, sizeof(e2)); /* down: the query below says so */
-    }
+    /* PostgreSQL: a connection the server closed (a restart) would fail this query with a 503
+     * although the server is back. */
+    vt_store_revive(s);
     vt_db_time_limit(s, timeout_ms);
     int status = fn(s, req, groups > 0 ? groups : 10000);
     vt_db_time_limit(s, 0);

@@ -92,21 +92,15 @@ static void on_refresh(void *arg)
      * PostgreSQL the refresh only tries the database's rollup lock (rollup.c) and, when a
      * storing thread holds it, tries again shortly instead of blocking the loop. */
     int lock = vt_store_one_writer(r->store);
+    /* PostgreSQL: the loop's connection, closed by a server restart, would fail every round
+     * until a query or a health check reconnected it. */
+    vt_store_revive(r->store);
     double t0 = vt_now();
     if (lock) vt_store_db_lock();
     int k = vt_episodes_refresh_nowait(r->store, REFRESH_BATCH, err, sizeof(err));
     if (lock) vt_store_db_unlock();
     double spent_ms = (vt_now() - t0) * 1000.0;
-    if (k == -1) {
-        vt_log_msg("vantage-collector: episodes: %s (retrying)", err);
-        /* PostgreSQL: a connection the server closed (a restart) stays broken until something
-         * reconnects it, and nothing else may use the loop's connection for a while (no query,
-         * no health check): the health check reconnects it for the next try. */
-        if (strcmp(vt_store_name(r->store), "sqlite") != 0) {
-            char e2[256];
-            (void)vt_store_health(r->store, e2, sizeof(e2));
-        }
-    }
+    if (k == -1) vt_log_msg("vantage-collector: episodes: %s (retrying)", err);
     /* More left: again at once when no upload is coming in (the loop still serves queries
      * between rounds); while uploads come in, the refresh (which holds the loop and the store)
      * takes at most a fifth of the time, so that a stream of uploads, each marking series

@@ -241,6 +241,11 @@ int vt_store_health(vt_store *s, char *err, size_t errlen)
     return s->ops->health(s, err, errlen);
 }
 
+void vt_store_revive(vt_store *s)
+{
+    if (s->ops->revive) s->ops->revive(s);
+}
+
 void vt_store_sha256_hex(const char *s, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];

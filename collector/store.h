@@ -56,6 +56,7 @@ typedef struct vt_store_ops {
     void *(*native)(vt_store *s);           /* sqlite3 * or PGconn *, for rollup.c's queries */
     void (*defer_checkpoints)(vt_store *s); /* may be NULL */
     void (*checkpoint)(vt_store *s);        /* may be NULL */
+    void (*revive)(vt_store *s);            /* may be NULL */
 } vt_store_ops;
 
 struct vt_store {
@@ -93,6 +94,11 @@ const char *vt_store_name(const vt_store *s);
 int vt_store_insert_batch(vt_store *s, vt_store_row *rows, size_t n, char *err, size_t errlen);
 /* 0 when the store answers a trivial query. */
 int vt_store_health(vt_store *s, char *err, size_t errlen);
+/* Before a unit of work on a connection that holds no session state (a query of the API, a
+ * round of the episode refresh): reconnects a PostgreSQL connection that the server closed while
+ * it was idle (a restart), which is otherwise found out only by the next statement failing. No
+ * round trip: it reads what the socket already holds. Nothing on SQLite. */
+void vt_store_revive(vt_store *s);
 
 /* Upload tokens. Only the SHA-256 of a token is stored. */
 /* Creates a token with an optional note (NULL or "": none; else vt_store_token_note_ok): writes

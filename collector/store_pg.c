@@ -483,6 +483,21 @@ static void pg_close(vt_store *vs)
     free(s);
 }
 
+static void pg_revive(vt_store *vs)
+{
+    pg_store *s = P(vs);
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
+        /* A server going down sends its FATAL message, then closes: the first read takes the
+         * message, the second sees the end and marks the connection bad. A live idle one has
+         * nothing to read. */
+        for (int i = 0; i < 2 && PQstatus(s->conn) == CONNECTION_OK; i++)
+            if (!PQconsumeInput(s->conn)) break;
+    }
+    char err[256];
+    /* still down: the next statement says so */
+    if (PQstatus(s->conn) != CONNECTION_OK) (void)ensure(s, err, sizeof(err));
+}
+
 static void *pg_native(vt_store *vs)
 {
     return P(vs)->conn;
@@ -498,6 +513,7 @@ static const vt_store_ops pg_ops = {
     .token_revoke = pg_token_revoke,
     .close = pg_close,
     .native = pg_native,
+    .revive = pg_revive,
 };
 
 vt_store *vt_store_pg_open(const char *conninfo, int must_exist, char *err, size_t errlen)
