@@ -365,6 +365,21 @@ lab_make_auth_dns() {
         "${args[@]}" || lab_die "authoritative dnsmasq did not start"
 }
 
+# SNI throttling (Russia's 2021 kind): a ClientHello naming NAME marks its connection, and every
+# later packet of it towards the client goes through an htb class of RATE_KBIT; further
+# arguments go to the class (e.g. "burst 32k cburst 32k": a full-speed start).
+lab_sni_throttle() {
+    local name=$1 rate=$2
+    shift 2
+    lab_censor tc qdisc add dev "$LAB_IF_CLI" root handle 1: htb
+    lab_censor tc class add dev "$LAB_IF_CLI" parent 1: classid 1:7 htb rate "${rate}kbit" \
+        ceil "${rate}kbit" "$@"
+    lab_censor iptables -t mangle -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 \
+        -m string --string "$name" --algo bm -j CONNMARK --set-mark 7
+    lab_censor iptables -t mangle -A POSTROUTING -o "$LAB_IF_CLI" -m connmark --mark 7 \
+        -j CLASSIFY --set-class 1:7
+}
+
 # The ISP resolver (in vt-censor): forwards to the authoritative DNS, with the scenario's
 # overrides, e.g. lab_isp_dns "--address=/target.lab/" (NXDOMAIN) or
 # "--address=/target.lab/127.0.0.1". Restarts it when called again.

@@ -7,12 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 RATE_KBIT=128
 lab_setup
-lab_censor tc qdisc add dev "$LAB_IF_CLI" root handle 1: htb
-lab_censor tc class add dev "$LAB_IF_CLI" parent 1: classid 1:7 htb rate ${RATE_KBIT}kbit ceil ${RATE_KBIT}kbit
-lab_censor iptables -t mangle -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 \
-    -m string --string target.lab --algo bm -j CONNMARK --set-mark 7
-lab_censor iptables -t mangle -A POSTROUTING -o "$LAB_IF_CLI" -m connmark --mark 7 \
-    -j CLASSIFY --set-class 1:7
+lab_sni_throttle target.lab "$RATE_KBIT"
 lab_probe
 lab_show
 lo=$((RATE_KBIT * 1000 * 75 / 100)) hi=$((RATE_KBIT * 1000 * 125 / 100))
