@@ -564,6 +564,9 @@ int vt_http_request(vt_loop *loop, const vt_http_opts *o, vt_http_cb cb, void *a
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    if (o->pinned_key && *o->pinned_key &&
+        curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, o->pinned_key) != CURLE_OK)
+        goto fail;
     if (o->user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, o->user_agent);
     r->headers_out = curl_slist_append(
         NULL, "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");

@@ -503,6 +503,57 @@ static double large_rate(const cJSON *tk, double *bytes_out)
     return 0;
 }
 
+/* One download of the SNI test (x_sni_test.target / .control, lib/web.c): its rate in bits/s
+ * as large_rate measures one, or 0 when too little came to say. */
+static double sni_side_rate(const cJSON *side)
+{
+    if (!cJSON_IsObject(side)) return 0;
+    double bytes = num_or(side, "bytes_received", 0);
+    if (bytes < VT_VERDICT_THROTTLE_MIN_BYTES) return 0;
+    const char *f = str_or_null(side, "failure");
+    /* cut by its time limit or finished: anything else (a reset midway) is no rate */
+    if (f && strcmp(f, "generic_timeout_error") != 0) return 0;
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(side, "network_events"), *e;
+    double tid = -1;
+    cJSON_ArrayForEach(e, events)
+    {
+        const char *op = str_or_null(e, "operation");
+        if (op && strcmp(op, "bytes_received_cumulative") == 0) {
+            tid = num_or(e, "transaction_id", -1);
+            break;
+        }
+    }
+    double r = tid >= 0 ? sampled_rate(events, tid) : 0;
+    if (r > 0) return r;
+    if (r < 0) return 0;
+    double bps = num_or(side, "throughput_bps", 0);
+    if (bps > 0) return bps;
+    double rt = num_or(side, "x_http_runtime", 0) / 1e9;
+    return f && rt > 0 ? bytes * 8.0 / rt : 0;
+}
+
+static int sni_pair_slowed(double named, double neutral)
+{
+    return named > 0 && neutral > 0 && named < VT_VERDICT_THROTTLE_RATIO * neutral &&
+           named < VT_VERDICT_THROTTLE_MAX_BPS;
+}
+
+/* The SNI test's two rates: the download naming the target (*named) and the one naming a
+ * neutral site (*neutral), run at once from the same server. 1 when both were measured.
+ * *slowed: the named one was far slower, and again in the repeated pair (lib/web.c runs it
+ * only then; without it, as when the task's time ran out, a single pair is not enough). */
+static int sni_test_rates(const cJSON *tk, double *named, double *neutral, int *slowed)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(tk, "x_sni_test");
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(x, "repeat");
+    *named = sni_side_rate(cJSON_GetObjectItemCaseSensitive(x, "target"));
+    *neutral = sni_side_rate(cJSON_GetObjectItemCaseSensitive(x, "control"));
+    double named2 = sni_side_rate(cJSON_GetObjectItemCaseSensitive(rep, "target"));
+    double neutral2 = sni_side_rate(cJSON_GetObjectItemCaseSensitive(rep, "control"));
+    *slowed = sni_pair_slowed(*named, *neutral) && sni_pair_slowed(named2, neutral2);
+    return *named > 0 && *neutral > 0;
+}
+
 /* The large resource's transfer cut off once its connection was up: a reset, an EOF before the
  * end, or a silence that lasted to the timeout (nothing for half the download's time and at least
  * a second: a body stopped after its first bytes, or a response that never came, as when a
@@ -981,6 +1032,9 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     if (swap_run) swap_failure = str_or_null(in->sni_swap, "failure");
     double target_bytes = 0, target_bps = large_rate(tk, &target_bytes);
     double ratio = 0;
+    double sni_named = 0, sni_neutral = 0;
+    int sni_slowed = 0;
+    int sni_measured = sni_test_rates(tk, &sni_named, &sni_neutral, &sni_slowed);
 
     /* Canaries: when none reached its site, the probe's own network is down. */
     int canaries_known = in->ctx && in->ctx->n_canaries > 0;
@@ -1118,6 +1172,20 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
                     host, target_bps / 1000, in->ctx->canary_bps / 1000, 1 / ratio);
                 goto out;
             }
+        }
+        /* The SNI test: the same download from the collector's server at the same moment,
+         * once naming the target and once a neutral site. Only the name differs, so a named
+         * download far slower than the neutral one is the network slowing that name (a link
+         * shared by the two gives each about half, far from a quarter), when a second pair
+         * says the same (one flow of two stalled by a loss does not repeat). */
+        if (sni_slowed) {
+            set(&d, "throttled", "tls",
+                "%s works, but a download whose TLS handshake named it ran at only %.0f kbit/s, "
+                "while the same download from the same server at the same time, naming another "
+                "site, reached %.0f kbit/s (%.0f times faster): traffic naming %s is slowed "
+                "down.",
+                host, sni_named / 1000, sni_neutral / 1000, sni_neutral / sni_named, host);
+            goto out;
         }
         if (!in->https && cv.have && !cv.phase && !same_page(tk, &cv)) {
             set(&d, "http_blocking", "http",
@@ -1332,6 +1400,15 @@ out:;
         cJSON_AddNumberToObject(ev, "canary_throughput_bps", in->ctx->canary_bps);
     else
         cJSON_AddNullToObject(ev, "canary_throughput_bps");
+    if (sni_measured) {
+        cJSON *st = cJSON_AddObjectToObject(ev, "sni_test");
+        cJSON_AddNumberToObject(st, "named_bps", (double)(long long)(sni_named + 0.5));
+        cJSON_AddNumberToObject(st, "neutral_bps", (double)(long long)(sni_neutral + 0.5));
+        /* the repeated pair said the same */
+        cJSON_AddBoolToObject(st, "slowed_twice", sni_slowed);
+    } else {
+        cJSON_AddNullToObject(ev, "sni_test");
+    }
 
     mark_tcp_blocked(tk, in->control, d.verdict ? d.verdict : "inconclusive", in->host, &sys);
     if (cJSON_IsObject(vpn_ev) && ev) {

@@ -9,7 +9,10 @@
  * A target's endpoints run concurrently; their OONI arrays are merged, and the summary keys
  * (failure_phase, failure, http_status, body_length, title, throughput_bps, x_*_runtime) are
  * those of the first endpoint (the measurement's input). A target's large_resource is fetched
- * once the endpoints are done, for throughput.
+ * once the endpoints are done, for throughput. Then, with a collector's SNI test server configured
+ * (cfg->sni_test), an HTTPS web target's name and a neutral one are each sent as the TLS SNI of a
+ * download from that server, both at once: same server, same path, same moment, only the name
+ * differs, so a network that slows traffic by name shows in their rates (x_sni_test).
  *
  * Every step callback may end the task: a function that calls ep_step_done() or ep_finish()
  * returns right after, touching nothing. */
@@ -37,7 +40,19 @@ enum ep_mode {
     EP_ENDPOINT, /* host:port: DNS, TCP, optional TLS */
     EP_TG_DC,    /* a Telegram data centre: DNS (if a name), TCP, HTTP POST */
     EP_LARGE,    /* a large resource: DNS, HTTP GET with redirects, max_download bytes */
+    EP_SNI,      /* one of the SNI test's pair: DNS of the test server, HTTP GET to it with
+                  * the name in the URL (so in the SNI), VT_SNI_TEST_BYTES, no redirects */
 };
+
+/* The SNI test's download: enough to pass a policer's initial burst (the lab's lets 32 KiB
+ * through at full speed) and to be measured at a few kbit/s, cheap enough to run for every
+ * HTTPS target (2 x 128 KiB each); cut after VT_SNI_TEST_MS. The neutral name is one no
+ * network has a reason to treat specially (IANA's reserved example domain). */
+#define VT_SNI_TEST_BYTES 131072
+#define VT_SNI_TEST_MS 6000
+#define VT_SNI_TEST_PATH "/vantage/sni-test"
+#define VT_SNI_TEST_NEUTRAL "example.com"
+
 
 enum ep_stage { ST_DNS, ST_TCP, ST_TLS, ST_HTTP, ST_HOP_DNS, ST_DONE };
 
@@ -114,6 +129,9 @@ struct web_state {
     size_t n_eps, n_done;
     ep *large; /* NULL when the target has no large_resource */
     int large_started;
+    ep *sni;   /* the SNI test's pairs ([0], [2]: the target's name; [1], [3]: the neutral
+                * one; [2] and [3] repeat the first pair when it looked throttled), or NULL */
+    int sni_started, sni_done, sni_repeated;
     int is_telegram;
 };
 
@@ -483,7 +501,7 @@ static void start_http(ep *e)
     const addr_list *l = e->on_hop_addrs  ? &e->hop_addrs
                          : e->connected.n ? &e->connected
                                           : &e->addrs;
-    if (is_ip_literal(e->host)) l = NULL;
+    if (is_ip_literal(e->host) && e->mode != EP_SNI) l = NULL;
     if (l && l->n == 0) { /* never let curl resolve a name itself */
         snprintf(e->http_failure, sizeof(e->http_failure), "dns_no_answer");
         e->http_t1 = vt_now();
@@ -514,6 +532,17 @@ static void start_http(ep *e)
         o.max_body = LARGE_BODY_KEPT;
         o.max_download = cfg->max_download_bytes;
         o.bytes_counter = &large_share.bytes;
+    }
+    if (e->mode == EP_SNI) {
+        /* Any name is the server's: its certificate cannot match, only its key (the
+         * check-in's pin) says it is the collector's server. */
+        o.no_verify = 1;
+        o.pinned_key = cfg->sni_test_pin;
+        o.max_body = LARGE_BODY_KEPT;
+        o.max_download = VT_SNI_TEST_BYTES;
+        o.bytes_counter = &large_share.bytes;
+        if (o.timeout_ms > VT_SNI_TEST_MS) o.timeout_ms = VT_SNI_TEST_MS;
+        if (o.connect_timeout_ms > o.timeout_ms) o.connect_timeout_ms = o.timeout_ms;
     }
     if (e->mode == EP_TG_DC) {
         o.method = "POST";
@@ -559,7 +588,7 @@ static void after_dns(ep *e)
         ep_finish(e);
         return;
     }
-    if (e->mode == EP_LARGE)
+    if (e->mode == EP_LARGE || e->mode == EP_SNI)
         start_http(e);
     else
         start_tcp(e);
@@ -681,13 +710,52 @@ static void ep_start(ep *e)
     start_lookups(e, e->host, ROLE_MAIN, extra);
 }
 
+/* The first pair's named download under VT_VERDICT_THROTTLE_RATIO of the neutral one's rate
+ * (curl's rates: the verdict's finer ones come from the same bytes). */
+static int sni_looks_slowed(const web_state *w)
+{
+    const ep *named = &w->sni[0], *neutral = &w->sni[1];
+    return named->throughput_bps > 0 && neutral->throughput_bps > 0 &&
+           named->throughput_bps < VT_VERDICT_THROTTLE_RATIO * neutral->throughput_bps &&
+           named->throughput_bps < VT_VERDICT_THROTTLE_MAX_BPS;
+}
+
+/* The SNI test runs when the target's first endpoint connected: a network that reaches it
+ * reaches the test server, and an offline or blackholed run does not wait for it. */
+static void after_large(web_state *w)
+{
+    if (!w->sni || w->sni_started || !w->eps[0].tcp_ok) {
+        vt_task_done(w->t);
+        return;
+    }
+    w->sni_started = 1;
+    /* A start that fails finishes its endpoint here; the second start is the last thing done
+     * (it may end the task). */
+    ep_start(&w->sni[0]);
+    ep_start(&w->sni[1]);
+}
+
 static void ep_finish(ep *e)
 {
     web_state *w = e->w;
     e->stage = ST_DONE;
+    if (w->sni && e >= &w->sni[0] && e <= &w->sni[3]) {
+        if (++w->sni_done < 2 * (1 + w->sni_repeated)) return;
+        /* A named download far slower than the neutral one is asked once more: a loss that
+         * stalled one of two flows does not happen to the named one twice in a row, a
+         * policer does (lib/verdict.c judges both pairs). */
+        if (!w->sni_repeated && sni_looks_slowed(w) && within_deadline(&w->sni[0], 1)) {
+            w->sni_repeated = 1;
+            ep_start(&w->sni[2]);
+            ep_start(&w->sni[3]);
+            return;
+        }
+        vt_task_done(w->t);
+        return;
+    }
     if (e == w->large) {
         large_share_end(e);
-        vt_task_done(w->t);
+        after_large(w);
         return;
     }
     if (++w->n_done < w->n_eps) return;
@@ -696,7 +764,7 @@ static void ep_finish(ep *e)
         ep_start(w->large);
         return;
     }
-    vt_task_done(w->t);
+    after_large(w);
 }
 
 /* ---- create / finish ---- */
@@ -744,6 +812,11 @@ static void state_free(web_state *w)
         large_share_end(w->large);
         ep_free(w->large);
         free(w->large);
+    }
+    if (w->sni) {
+        for (int i = 0; i < 4; i++)
+            ep_free(&w->sni[i]);
+        free(w->sni);
     }
     free(w);
 }
@@ -806,6 +879,42 @@ static int add_large(web_state *w, char *err, size_t errlen)
     return 0;
 }
 
+/* The SNI test's pair for an https first endpoint, when a test server is configured. The
+ * server's host is what is resolved (e->host); the URL carries the name sent as SNI. */
+static int add_sni(web_state *w, char *err, size_t errlen)
+{
+    const vt_config *cfg = w->t->env->cfg;
+    const ep *first = &w->eps[0];
+    if (!cfg->sni_test || !*cfg->sni_test || !first->https || is_ip_literal(first->host) ||
+        (w->t->target->category && strcmp(w->t->target->category, "canary") == 0))
+        return 0;
+    char host[256];
+    int port;
+    if (vt_split_host_port(cfg->sni_test, host, sizeof(host), &port) < 0 || !host[0] ||
+        port <= 0 || port > 65535) {
+        snprintf(err, errlen, "SNI test server '%s' is not HOST:PORT", cfg->sni_test);
+        return -1;
+    }
+    w->sni = calloc(4, sizeof(*w->sni));
+    if (!w->sni) goto oom;
+    for (int i = 0; i < 4; i++) {
+        ep *e = &w->sni[i];
+        const char *name = i % 2 == 0 ? first->host : VT_SNI_TEST_NEUTRAL;
+        char url[512];
+        snprintf(url, sizeof(url), "https://%s:%d" VT_SNI_TEST_PATH "?bytes=%d", name, port,
+                 VT_SNI_TEST_BYTES);
+        if (ep_init(e, w, EP_SNI, cfg->sni_test) < 0 || !(e->url = strdup(url))) goto oom;
+        snprintf(e->host, sizeof(e->host), "%s", host);
+        snprintf(e->sni, sizeof(e->sni), "%s", name);
+        e->port = port;
+        e->https = 1;
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
 static int web_create(vt_task *t, char *err, size_t errlen)
 {
     const vt_target *tg = t->target;
@@ -825,9 +934,11 @@ static int web_create(vt_task *t, char *err, size_t errlen)
         e->use_tls = e->https;
     }
     if (add_large(w, err, errlen) < 0) goto fail;
-    t->state = w;
+    t->state = w; /* add_sni reads the configuration through it */
+    if (add_sni(w, err, errlen) < 0) goto fail;
     return 0;
 fail:
+    t->state = NULL;
     state_free(w);
     return -1;
 }
@@ -990,6 +1101,46 @@ static void add_summary(cJSON *o, const ep *e)
     if (e->redirect_local) cJSON_AddStringToObject(o, "x_redirect_not_followed", "local_address");
 }
 
+/* One download of the SNI test: its name, how it ended, what it received and how fast. A
+ * download cut at VT_SNI_TEST_MS (generic_timeout_error after some bytes) still has a rate:
+ * a throttled one is expected to be cut. */
+static cJSON *sni_side(ep *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    const char *f;
+    const char *phase = phase_of(e, &f);
+    cJSON_AddStringToObject(o, "sni", e->sni);
+    vt_json_add_string_or_null(o, "failure_phase", phase);
+    vt_json_add_failure(o, "failure", f);
+    add_number_or_null(o, "http_status", e->http_status > 0, (double)e->http_status);
+    cJSON_AddNumberToObject(o, "bytes_received", (double)e->bytes_received);
+    add_number_or_null(o, "throughput_bps", e->throughput_bps > 0,
+                       (double)(long long)(e->throughput_bps + 0.5));
+    cJSON_AddNumberToObject(o, "x_http_runtime", (double)ns(e->http_t1 - e->http_t0));
+    /* the rate over time (bytes_received_cumulative): where a policer's burst ends */
+    cJSON_AddItemToObject(o, "network_events", e->network_events);
+    e->network_events = NULL;
+    return o;
+}
+
+static void add_sni_test(cJSON *tk, web_state *w)
+{
+    cJSON *x = cJSON_AddObjectToObject(tk, "x_sni_test");
+    if (!x) return;
+    cJSON_AddStringToObject(x, "endpoint", w->sni[0].input);
+    cJSON_AddNumberToObject(x, "bytes_requested", VT_SNI_TEST_BYTES);
+    cJSON_AddItemToObject(x, "target", sni_side(&w->sni[0]));
+    cJSON_AddItemToObject(x, "control", sni_side(&w->sni[1]));
+    if (w->sni_repeated) {
+        cJSON *r = cJSON_AddObjectToObject(x, "repeat");
+        cJSON_AddItemToObject(r, "target", sni_side(&w->sni[2]));
+        cJSON_AddItemToObject(r, "control", sni_side(&w->sni[3]));
+    } else {
+        cJSON_AddNullToObject(x, "repeat");
+    }
+}
+
 static void web_finish(vt_task *t)
 {
     web_state *w = t->state;
@@ -1040,6 +1191,8 @@ static void web_finish(vt_task *t)
         l->requests = NULL;
         if (!lphase && l->http_status >= 200 && l->http_status < 300) large_bps = l->throughput_bps;
     }
+
+    if (w->sni_started) add_sni_test(tk, w);
 
     if (w->is_telegram) {
         /* OONI's telegram keys: DC blocking when no connect / no POST worked at all. */

@@ -18,7 +18,7 @@
 static const char *const known_keys[] = {
     "collector_url", "collector_cacert", "upload_token", "targets", "categories",
     "concurrency",   "timeout",          "state_dir",    "upload",  "accept_risks",
-    "cacert",        "resolver",         "jitter",       "quiet",
+    "cacert",        "resolver",         "jitter",       "quiet",   "sni_test",
 };
 #define N_KEYS (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -54,6 +54,7 @@ void vt_probe_conf_free(vt_probe_conf *c)
     free(c->state_dir);
     free(c->cacert);
     free(c->resolver);
+    free(c->sni_test);
     for (size_t i = 0; i < c->n_targets; i++)
         free(c->targets[i]);
     vt_probe_conf_init(c);
@@ -309,6 +310,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         str = &c->cacert, is_path = 1;
     else if (!strcmp(key, "resolver"))
         str = &c->resolver;
+    else if (!strcmp(key, "sni_test"))
+        str = &c->sni_test;
     else if (!strcmp(key, "targets"))
         return set_targets(p, key, v, 0);
     else if (!strcmp(key, "concurrency"))
@@ -346,6 +349,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         }
         return 1;
     }
+    if (!strcmp(key, "sni_test") && strcmp(v, "no") != 0 && vt_probe_sni_test_check(v) < 0)
+        return fail(p, key, "wants HOST:PORT or no, not '%.64s'", v);
     if (!strcmp(key, "resolver") && vt_probe_resolver_check(v) < 0)
         return fail(p, key, "wants IP or IP:PORT ([IPv6]:PORT), not '%.64s'", v);
     if (!strcmp(key, "collector_url") && vt_url_check_secure("collector_url", v, NULL, 0) < 0)
@@ -503,6 +508,7 @@ void vt_probe_conf_apply(const vt_probe_conf *c, vt_config *cfg, vt_upload_opts 
     }
     if (c->cacert) cfg->cacert = c->cacert;
     if (c->resolver) cfg->resolver = c->resolver;
+    if (c->sni_test) cfg->sni_test = strcmp(c->sni_test, "no") ? c->sni_test : "";
     if (c->state_dir) up->state_dir = c->state_dir;
     if (c->collector_url) up->collector = c->collector_url;
     if (c->collector_cacert) up->cacert = c->collector_cacert;

@@ -23,7 +23,7 @@ typedef struct vt_probe_conf {
     /* Strings are owned (NULL: not set). Relative paths are resolved against the file's
      * directory. */
     char *collector_url, *collector_cacert, *upload_token, *categories, *state_dir, *cacert,
-        *resolver;
+        *resolver, *sni_test; /* sni_test: "HOST:PORT" or "no" */
     char *targets[VT_CONF_MAX_TARGETS];
     size_t n_targets; /* 0: not set */
     /* -1: not set */

@@ -115,6 +115,10 @@ static void usage(FILE *f)
             "  --control URL       a collector's control endpoint (https://.../api/v1/control):\n"
             "                      the site measured from there tells blocking from an outage\n"
             "  --control-cacert FILE  CA bundle for the control endpoint\n"
+            "  --sni-test HOST:PORT|no  a collector's SNI test server (default: the one the\n"
+            "                      check-in offers): tells throttling by name (2 x 128 KiB\n"
+            "                      per HTTPS target); no: none\n"
+            "  --sni-test-pin sha256//KEY  the SNI test server's public key\n"
             "  --fingerprints FILE  more blocking fingerprints (CSV), after the shipped ones\n"
             "  --quiet             no progress bar and no summary\n"
             "  --config FILE       read this probe.conf after /etc/vantage and ~/.config/vantage\n"
@@ -216,7 +220,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         O_UPLOAD,
         O_NO_CANARIES
     };
-    enum { O_CONTROL = 420, O_CONTROL_CACERT, O_FINGERPRINTS };
+    enum { O_CONTROL = 420, O_CONTROL_CACERT, O_FINGERPRINTS, O_SNI_TEST, O_SNI_TEST_PIN };
     enum { O_VOL_CONFIG = 400, O_VOL_CATEGORIES, O_VOL_ACCEPT, O_VOL_JITTER };
     static const struct option longopts[] = {
         {"targets", required_argument, 0, O_TARGETS},
@@ -232,6 +236,8 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"control", required_argument, 0, O_CONTROL},
         {"control-cacert", required_argument, 0, O_CONTROL_CACERT},
         {"fingerprints", required_argument, 0, O_FINGERPRINTS},
+        {"sni-test", required_argument, 0, O_SNI_TEST},
+        {"sni-test-pin", required_argument, 0, O_SNI_TEST_PIN},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},
         {"config", required_argument, 0, O_VOL_CONFIG},
@@ -314,6 +320,27 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
             break;
         case O_CONTROL_CACERT:
             o->cfg.control_cacert = optarg;
+            break;
+        case O_SNI_TEST:
+            if (!strcmp(optarg, "no")) {
+                o->cfg.sni_test = ""; /* not the check-in's either */
+            } else if (vt_probe_sni_test_check(optarg) < 0) {
+                fprintf(stderr, "vantage-probe: --sni-test wants HOST:PORT or no, not '%s'\n",
+                        optarg);
+                return -1;
+            } else {
+                o->cfg.sni_test = optarg;
+            }
+            break;
+        case O_SNI_TEST_PIN:
+            if (vt_probe_pin_check(optarg) < 0) {
+                fprintf(stderr,
+                        "vantage-probe: --sni-test-pin wants sha256//BASE64 (44 characters), "
+                        "not '%s'\n",
+                        optarg);
+                return -1;
+            }
+            o->cfg.sni_test_pin = optarg;
             break;
         case O_FINGERPRINTS:
             if (o->n_fingerprints == MAX_PATHS) goto too_many;

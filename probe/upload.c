@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
+#include "vantage/tcp.h"
 #include "vantage/version.h"
 
 #define RESPONSE_MAX (8u << 20)
@@ -657,6 +659,30 @@ static int asn_valid(const char *s)
     return 1;
 }
 
+int vt_probe_sni_test_check(const char *s)
+{
+    char host[256];
+    int port;
+    if (!s || strlen(s) >= 300 || vt_split_host_port(s, host, sizeof(host), &port) < 0 ||
+        !host[0] || port < 1 || port > 65535)
+        return -1;
+    for (const char *p = host; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != ':' && *p != '_')
+            return -1;
+    return 0;
+}
+
+int vt_probe_pin_check(const char *s)
+{
+    if (!s || strncmp(s, "sha256//", 8) != 0) return -1;
+    const char *b = s + 8;
+    size_t n = strlen(b);
+    if (n != 44 || b[43] != '=') return -1; /* 32 bytes in base64 */
+    for (size_t i = 0; i < 43; i++)
+        if (!isalnum((unsigned char)b[i]) && b[i] != '+' && b[i] != '/') return -1;
+    return 0;
+}
+
 int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err, size_t errlen)
 {
     char url[2048];
@@ -707,6 +733,16 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         /* A cut inside a UTF-8 sequence would make invalid JSON text later: trim it. */
         while (j > 0 && !vt_utf8_valid((const unsigned char *)out->probe_network_name, j))
             out->probe_network_name[--j] = 0;
+    }
+    /* The SNI test server offered: taken only when it is a plain HOST:PORT and the pin a
+     * SHA-256 one (the measurements name it; the pin is curl's option text). */
+    const cJSON *sni = cJSON_GetObjectItemCaseSensitive(answer, "sni_test");
+    const char *st_ep = vt_json_get_string(sni, "endpoint");
+    const char *st_pin = vt_json_get_string(sni, "pin");
+    if (st_ep && vt_probe_sni_test_check(st_ep) == 0 && strlen(st_ep) < sizeof(out->sni_test)) {
+        snprintf(out->sni_test, sizeof(out->sni_test), "%s", st_ep);
+        if (st_pin && vt_probe_pin_check(st_pin) == 0)
+            snprintf(out->sni_test_pin, sizeof(out->sni_test_pin), "%s", st_pin);
     }
     if (cJSON_IsString(tv))
         snprintf(out->targets_version, sizeof(out->targets_version), "%.120s", tv->valuestring);
@@ -810,6 +846,10 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
             cfg->probe_cc = ci->probe_cc;
             cfg->probe_asn = ci->probe_asn;
             cfg->probe_network_name = ci->probe_network_name[0] ? ci->probe_network_name : NULL;
+            if (!cfg->sni_test && ci->sni_test[0]) { /* "" (sni_test = no) refuses it */
+                cfg->sni_test = ci->sni_test;
+                cfg->sni_test_pin = ci->sni_test_pin[0] ? ci->sni_test_pin : NULL;
+            }
             if (ci->clock_offset != 0) {
                 char own[20], theirs[20];
                 cfg->clock_offset = ci->clock_offset;

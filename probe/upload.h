@@ -50,6 +50,8 @@ typedef struct vt_checkin_result {
     double collector_time; /* that Date (epoch seconds) */
     double clock_offset;   /* seconds to add to the system clock: 0 unless it is more than
                             * VT_CLOCK_SKEW_MAX off the collector's */
+    char sni_test[300];     /* its SNI test server "HOST:PORT" ("": none offered) ... */
+    char sni_test_pin[64];  /* ... and that server's key, "sha256//BASE64" ("": none) */
     int clock_implausible; /* the answer's Date was outside [VT_CLOCK_FLOOR, VT_CLOCK_CEILING]
                             * (a proxy's wrong clock, a year 99999): ignored, as if absent */
 } vt_checkin_result;
@@ -122,5 +124,11 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
 int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed);
 /* `vantage-probe upload`: flushes the spool alone. Returns a VT_EXIT_* code. */
 int vt_upload_command(vt_upload_opts *o);
+
+/* 0 when s is an SNI test server's "HOST:PORT" ("[IPv6]:PORT"): a name or an address, a port
+ * 1..65535; else -1. */
+int vt_probe_sni_test_check(const char *s);
+/* 0 when s is one "sha256//" + base64 public-key pin (libcurl's CURLOPT_PINNEDPUBLICKEY). */
+int vt_probe_pin_check(const char *s);
 
 #endif

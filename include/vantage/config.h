@@ -26,6 +26,10 @@ typedef struct vt_config {
     const char *probe_network_name; /* NULL when unknown */
     const char *control_url; /* collector's control endpoint, NULL: none */
     const char *control_cacert;
+    const char *sni_test;     /* "HOST:PORT" of a collector's SNI test server: each HTTPS web
+                               * target's name and a neutral one, downloaded from it at once
+                               * (lib/web.c, docs/methodology.md); NULL: none */
+    const char *sni_test_pin; /* "sha256//BASE64" of its public key (the check-in's), NULL: any */
     const char *report_id;   /* shared by the measurements of one run */
     double clock_offset;     /* 0: measurements are dated by the system clock; else it was
                               * this many seconds off the collector's (x_clock_offset), and they

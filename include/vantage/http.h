@@ -24,6 +24,8 @@ typedef struct vt_http_opts {
                                      NULL: let curl resolve (only for tests and DoH) */
     const char *cacert;           /* NULL: system CAs */
     int no_verify;
+    const char *pinned_key;       /* "sha256//BASE64": the server's public key must be this one
+                                     (checked also with no_verify), NULL: any */
     int timeout_ms;
     size_t max_body;              /* bytes of body kept in the result */
     size_t max_download;          /* bytes read before stopping (0: max_body) */
