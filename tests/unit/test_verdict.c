@@ -925,6 +925,127 @@ static void test_throttled(void **st)
     cJSON_Delete(tk);
 }
 
+/* One download of an SNI test pair: bytes, rate (0: null), failure, runtime (s); with byte
+ * samples when samples > 0 (transaction 9, one per second, the first at full speed). */
+static cJSON *sni_side(const char *sni, double bytes, double bps, const char *failure, double rt)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "sni", sni);
+    if (failure)
+        cJSON_AddStringToObject(o, "failure", failure);
+    else
+        cJSON_AddNullToObject(o, "failure");
+    cJSON_AddNumberToObject(o, "bytes_received", bytes);
+    if (bps > 0)
+        cJSON_AddNumberToObject(o, "throughput_bps", bps);
+    else
+        cJSON_AddNullToObject(o, "throughput_bps");
+    cJSON_AddNumberToObject(o, "x_http_runtime", rt * 1e9);
+    cJSON_AddArrayToObject(o, "network_events");
+    return o;
+}
+
+/* x_sni_test with a first pair (named, neutral rates) and, when repeat_named > 0, a repeated
+ * one; 64 KiB each. */
+static void add_sni_test(cJSON *tk, double named, double neutral, double repeat_named,
+                         double repeat_neutral)
+{
+    cJSON *x = cJSON_AddObjectToObject(tk, "x_sni_test");
+    cJSON_AddStringToObject(x, "endpoint", "192.0.2.1:443");
+    cJSON_AddItemToObject(x, "target", sni_side("t.example", 65536, named, NULL, 1));
+    cJSON_AddItemToObject(x, "control", sni_side("example.com", 65536, neutral, NULL, 1));
+    if (repeat_named > 0) {
+        cJSON *r = cJSON_AddObjectToObject(x, "repeat");
+        cJSON_AddItemToObject(r, "target", sni_side("t.example", 65536, repeat_named, NULL, 1));
+        cJSON_AddItemToObject(r, "control",
+                              sni_side("example.com", 65536, repeat_neutral, NULL, 1));
+    } else {
+        cJSON_AddNullToObject(x, "repeat");
+    }
+}
+
+static const cJSON *sni_ev(const cJSON *tk, const char *k)
+{
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "sni_test"),
+                               k);
+}
+
+/* The SNI test (a collector's server, the target's name and a neutral one at once): throttled
+ * only when the named download was far slower twice; a target with no large resource. */
+static void test_throttled_by_sni_test(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    /* 130 kbit/s named, 20 Mbit/s neutral, and again: throttled, in the TLS phase */
+    cJSON *tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 130e3, 20e6, 128e3, 25e6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    assert_string_equal(s(tk, "verdict_phase"), "tls");
+    assert_true(strstr(s(tk, "verdict_reason"), "130 kbit/s") != NULL);
+    assert_int_equal((long)cJSON_GetNumberValue(sni_ev(tk, "named_bps")), 130000);
+    assert_int_equal((long)cJSON_GetNumberValue(sni_ev(tk, "neutral_bps")), 20000000);
+    assert_true(cJSON_IsTrue(sni_ev(tk, "slowed_twice")));
+    cJSON_Delete(tk);
+    /* the first pair alone (no repeat: the task's time ran out): not enough */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 130e3, 20e6, 0, 0);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    assert_true(cJSON_IsFalse(sni_ev(tk, "slowed_twice")));
+    cJSON_Delete(tk);
+    /* the repeat ran at the neutral one's pace (a loss stalled the first): ok */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 130e3, 20e6, 15e6, 20e6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* a shared slow link: half each, twice: ok */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 500e3, 1e6, 400e3, 1.1e6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* far slower, but 3 Mbit/s: a slow path is not a policer */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 3e6, 100e6, 3e6, 100e6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* a named download cut by the time limit still has a rate: 96 KiB in 6 s, no summary
+     * rate and no samples: bytes over the time */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 0, 20e6, 0, 0);
+    cJSON *x = cJSON_GetObjectItem(tk, "x_sni_test");
+    cJSON_ReplaceItemInObject(x, "target",
+                              sni_side("t.example", 98304, 0, "generic_timeout_error", 6));
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddItemToObject(r, "target", sni_side("t.example", 98304, 0, "generic_timeout_error", 6));
+    cJSON_AddItemToObject(r, "control", sni_side("example.com", 131072, 30e6, NULL, 0.1));
+    cJSON_ReplaceItemInObject(x, "repeat", r);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    assert_int_equal((long)cJSON_GetNumberValue(sni_ev(tk, "named_bps")), 131072);
+    cJSON_Delete(tk);
+    /* a named download reset after 8 KiB is no rate (SNI blocking is the handshake's rules) */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 0, 20e6, 0, 0);
+    x = cJSON_GetObjectItem(tk, "x_sni_test");
+    cJSON_ReplaceItemInObject(x, "target", sni_side("t.example", 8192, 0, "connection_reset", 1));
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "sni_test")));
+    cJSON_Delete(tk);
+    /* without canaries' rates too: the pair needs no reference site */
+    vt_verdict_ctx c0 = canaries_ok();
+    c0.canary_bps = 0;
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 130e3, 20e6, 128e3, 25e6);
+    decide(tk, &c0, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "throttled");
+    cJSON_Delete(tk);
+}
+
 /* The target's download shared the link with other targets' downloads (x_concurrent_downloads,
  * their mean number while it ran), while the canary's ran alone: a slow link shared, not
  * throttling (lab scenario 18). */
@@ -1226,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_http_redirect_away),
         cmocka_unit_test(test_throttled),
+        cmocka_unit_test(test_throttled_by_sni_test),
         cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_dns_failed_then_answered),
