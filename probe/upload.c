@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
 #include "vantage/tcp.h"
+#include "vantage/verdict.h"
 #include "vantage/version.h"
 
 #define RESPONSE_MAX (8u << 20)
@@ -683,6 +685,22 @@ int vt_probe_pin_check(const char *s)
     return 0;
 }
 
+/* An offered SNI test server on a loopback, private or link-local address is taken only from
+ * a collector that is itself on one (a lab, a private deployment): a collector must not send
+ * its volunteers' probes into their own networks (a router's admin page on 192.168.1.1). */
+static int sni_offer_allowed(const char *collector, const char *endpoint)
+{
+    char host[256], chost[256];
+    int port, cport, https;
+    if (vt_split_host_port(endpoint, host, sizeof(host), &port) < 0) return 0;
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1) return 1;
+    if (vt_verdict_addr_class(host) == 0) return 1;
+    return vt_url_split(collector, chost, sizeof(chost), &cport, &https) == 0 &&
+           (inet_pton(AF_INET, chost, a) == 1 || inet_pton(AF_INET6, chost, a) == 1) &&
+           vt_verdict_addr_class(chost) != 0;
+}
+
 int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err, size_t errlen)
 {
     char url[2048];
@@ -739,7 +757,8 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     const cJSON *sni = cJSON_GetObjectItemCaseSensitive(answer, "sni_test");
     const char *st_ep = vt_json_get_string(sni, "endpoint");
     const char *st_pin = vt_json_get_string(sni, "pin");
-    if (st_ep && vt_probe_sni_test_check(st_ep) == 0 && strlen(st_ep) < sizeof(out->sni_test)) {
+    if (st_ep && vt_probe_sni_test_check(st_ep) == 0 && strlen(st_ep) < sizeof(out->sni_test) &&
+        sni_offer_allowed(o->collector, st_ep)) {
         snprintf(out->sni_test, sizeof(out->sni_test), "%s", st_ep);
         if (st_pin && vt_probe_pin_check(st_pin) == 0)
             snprintf(out->sni_test_pin, sizeof(out->sni_test_pin), "%s", st_pin);

@@ -156,8 +156,8 @@ static int serve(pid_t *pid, int status, const char *body, int requests)
     return ntohs(a.sin_port);
 }
 
-static void checkin(const char *body, int status, int requests, int expect_rc,
-                    vt_checkin_result *out, char *err, size_t errlen)
+static void checkin_at(const char *host, const char *body, int status, int requests,
+                       int expect_rc, vt_checkin_result *out, char *err, size_t errlen)
 {
     pid_t pid;
     char url[64];
@@ -168,12 +168,18 @@ static void checkin(const char *body, int status, int requests, int expect_rc,
     o.backoff_max_ms = 5;
     o.max_attempts = requests;
     o.request_timeout_ms = 5000;
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+    snprintf(url, sizeof(url), "http://%s:%d/", host, port);
     o.collector = url;
     assert_int_equal(vt_upload_checkin(&o, out, err, errlen), expect_rc);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* it got exactly `requests` requests */
+}
+
+static void checkin(const char *body, int status, int requests, int expect_rc,
+                    vt_checkin_result *out, char *err, size_t errlen)
+{
+    checkin_at("127.0.0.1", body, status, requests, expect_rc, out, err, errlen);
 }
 
 static void checkin_answer_fills_country_network_and_version(void **state)
@@ -192,6 +198,54 @@ static void checkin_answer_fills_country_network_and_version(void **state)
             200, 1, 0, &r, err, sizeof(err));
     assert_string_equal(r.probe_cc, "ZZ");
     assert_string_equal(r.probe_network_name, "");
+}
+
+#define PIN "sha256//n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
+#define CI_HEAD "{\"probe_cc\":\"DE\",\"probe_asn\":\"AS3320\",\"sni_test\":"
+
+/* The SNI test server the collector offers, with its key's pin: taken when it is HOST:PORT and
+ * the pin a SHA-256 one; an address in the volunteer's own kind of network only from a
+ * collector that is itself in one. */
+static void checkin_takes_a_plausible_sni_test_offer(void **state)
+{
+    vt_checkin_result r;
+    char err[512];
+    checkin(CI_HEAD "{\"endpoint\":\"sni.example.org:443\",\"pin\":\"" PIN "\"}}", 200, 1, 0,
+            &r, err, sizeof(err));
+    assert_string_equal(r.sni_test, "sni.example.org:443");
+    assert_string_equal(r.sni_test_pin, PIN);
+    checkin(CI_HEAD "{\"endpoint\":\"[2001:db8::1]:4443\"}}", 200, 1, 0, &r, err, sizeof(err));
+    assert_string_equal(r.sni_test, "[2001:db8::1]:4443");
+    assert_string_equal(r.sni_test_pin, "");
+    /* a bad pin: the server is still taken, unpinned */
+    checkin(CI_HEAD "{\"endpoint\":\"8.8.8.8:443\",\"pin\":\"md5//abc\"}}", 200, 1, 0, &r, err,
+            sizeof(err));
+    assert_string_equal(r.sni_test, "8.8.8.8:443");
+    assert_string_equal(r.sni_test_pin, "");
+    /* not HOST:PORT, a port out of range, a host with a path or spaces, not a string */
+    const char *bad[] = {"\"sni.example.org\"", "\"sni.example.org:0\"",
+                         "\"sni.example.org:65536\"", "\"a/b:443\"", "\"a b:443\"", "443",
+                         "\":443\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), CI_HEAD "{\"endpoint\":%s}}", bad[i]);
+        checkin(body, 200, 1, 0, &r, err, sizeof(err));
+        assert_string_equal(r.sni_test, "");
+    }
+    /* a private address from a loopback collector (a lab): taken */
+    checkin(CI_HEAD "{\"endpoint\":\"10.99.3.2:443\"}}", 200, 1, 0, &r, err, sizeof(err));
+    assert_string_equal(r.sni_test, "10.99.3.2:443");
+    /* from a collector known by name: the volunteer's router is not a test server */
+    checkin_at("localhost", CI_HEAD "{\"endpoint\":\"192.168.1.1:80\"}}", 200, 1, 0, &r, err,
+               sizeof(err));
+    assert_string_equal(r.probe_cc, "DE");
+    assert_string_equal(r.sni_test, "");
+    checkin_at("localhost", CI_HEAD "{\"endpoint\":\"127.0.0.1:443\"}}", 200, 1, 0, &r, err,
+               sizeof(err));
+    assert_string_equal(r.sni_test, "");
+    checkin_at("localhost", CI_HEAD "{\"endpoint\":\"sni.example.org:443\"}}", 200, 1, 0, &r,
+               err, sizeof(err));
+    assert_string_equal(r.sni_test, "sni.example.org:443");
 }
 
 static void checkin_refuses_answers_that_are_not_a_country_and_asn(void **state)
@@ -226,6 +280,7 @@ int main(void)
         cmocka_unit_test(gzip_round_trips),
         cmocka_unit_test(options_are_parsed_and_bounded),
         cmocka_unit_test(checkin_answer_fills_country_network_and_version),
+        cmocka_unit_test(checkin_takes_a_plausible_sni_test_offer),
         cmocka_unit_test(checkin_refuses_answers_that_are_not_a_country_and_asn),
         cmocka_unit_test(checkin_retries_a_busy_collector_a_bounded_number_of_times),
     };
