@@ -541,7 +541,8 @@ static int sni_pair_slowed(double named, double neutral)
 /* The SNI test's two rates: the download naming the target (*named) and the one naming a
  * neutral site (*neutral), run at once from the same server. 1 when both were measured.
  * *slowed: the named one was far slower, and again in the repeated pair (lib/web.c runs it
- * only then; without it, as when the task's time ran out, a single pair is not enough). */
+ * only then; without it, as when the task's time ran out, a single pair is not enough), at a
+ * similar rate. */
 static int sni_test_rates(const cJSON *tk, double *named, double *neutral, int *slowed)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(tk, "x_sni_test");
@@ -550,7 +551,10 @@ static int sni_test_rates(const cJSON *tk, double *named, double *neutral, int *
     *neutral = sni_side_rate(cJSON_GetObjectItemCaseSensitive(x, "control"));
     double named2 = sni_side_rate(cJSON_GetObjectItemCaseSensitive(rep, "target"));
     double neutral2 = sni_side_rate(cJSON_GetObjectItemCaseSensitive(rep, "control"));
-    *slowed = sni_pair_slowed(*named, *neutral) && sni_pair_slowed(named2, neutral2);
+    /* and at about the same rate both times (within a factor of 2): a policer holds its rate,
+     * a flow starved by chance gets whatever it gets */
+    *slowed = sni_pair_slowed(*named, *neutral) && sni_pair_slowed(named2, neutral2) &&
+              named2 <= 2 * *named && *named <= 2 * named2;
     return *named > 0 && *neutral > 0;
 }
 

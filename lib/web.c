@@ -132,8 +132,32 @@ struct web_state {
     ep *sni;   /* the SNI test's pairs ([0], [2]: the target's name; [1], [3]: the neutral
                 * one; [2] and [3] repeat the first pair when it looked throttled), or NULL */
     int sni_started, sni_done, sni_repeated;
+    web_state *sni_next; /* in sni_q's waiting list */
+    int sni_waiting;
     int is_telegram;
 };
+
+/* The SNI test's pairs run one at a time in the process, and not while a large download is in
+ * progress. Two flows alone on a link share it about evenly; among the 16 flows of eight pairs
+ * on a full 2 Mbit/s link (lab scenario 18), one of two got a tenth of the other's rate, which
+ * a pair must never read as throttling. And a pair's flows would take their share from the
+ * large downloads, which are judged against the canary's rate. */
+static struct {
+    web_state *running;      /* whose pair (or repeat) is in progress */
+    web_state *head, *tail;  /* waiting, in order */
+    struct event *kick;      /* the next one's start, deferred to the loop */
+    vt_loop *loop;
+} sni_q;
+
+static void sni_kick(void *arg);
+
+/* The next waiting pair starts from the loop (not from inside a finishing task's callbacks)
+ * once nothing holds the link. Without a timer (out of memory) it starts at the next call. */
+static void sni_schedule(void)
+{
+    if (sni_q.head && !sni_q.running && !sni_q.kick && large_share.active == 0 && sni_q.loop)
+        sni_q.kick = vt_timer_start(sni_q.loop, 0, sni_kick, NULL);
+}
 
 typedef struct lookup_ctx {
     ep *e;
@@ -694,6 +718,7 @@ static void large_share_end(ep *e)
     e->shared_bps = dt > 0 ? (double)(large_share.bytes - e->share_b0) * 8.0 / dt : 0;
     large_share.active--;
     e->share_on = 0;
+    sni_schedule(); /* a pair may have waited for the large downloads to end */
 }
 
 static void ep_start(ep *e)
@@ -720,6 +745,56 @@ static int sni_looks_slowed(const web_state *w)
            named->throughput_bps < VT_VERDICT_THROTTLE_MAX_BPS;
 }
 
+static void sni_run(web_state *w)
+{
+    sni_q.running = w;
+    /* A start that fails finishes its endpoint here; the second start is the last thing done
+     * (it may end the task). */
+    ep_start(&w->sni[0]);
+    ep_start(&w->sni[1]);
+}
+
+static void sni_kick(void *arg)
+{
+    (void)arg;
+    sni_q.kick = NULL;
+    web_state *w = sni_q.head;
+    if (!w || sni_q.running || large_share.active > 0) return;
+    sni_q.head = w->sni_next;
+    if (!sni_q.head) sni_q.tail = NULL;
+    w->sni_next = NULL;
+    w->sni_waiting = 0;
+    sni_run(w);
+}
+
+/* w's pair is over (or w is gone): the next waiting one starts from the loop, not from inside
+ * the finishing task's callbacks. */
+static void sni_release(web_state *w)
+{
+    if (sni_q.running != w) return;
+    sni_q.running = NULL;
+    sni_schedule();
+}
+
+/* A waiting w leaves the queue (its task is freed before its turn). */
+static void sni_unqueue(web_state *w)
+{
+    web_state **pp = &sni_q.head, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->sni_next;
+    }
+    if (!*pp) return;
+    *pp = w->sni_next;
+    if (sni_q.tail == w) sni_q.tail = prev;
+    w->sni_next = NULL;
+    w->sni_waiting = 0;
+    if (!sni_q.head && sni_q.kick) {
+        vt_timer_cancel(sni_q.kick);
+        sni_q.kick = NULL;
+    }
+}
+
 /* The SNI test runs when the target's first endpoint connected: a network that reaches it
  * reaches the test server, and an offline or blackholed run does not wait for it. */
 static void after_large(web_state *w)
@@ -729,10 +804,18 @@ static void after_large(web_state *w)
         return;
     }
     w->sni_started = 1;
-    /* A start that fails finishes its endpoint here; the second start is the last thing done
-     * (it may end the task). */
-    ep_start(&w->sni[0]);
-    ep_start(&w->sni[1]);
+    sni_q.loop = w->t->env->loop;
+    if (!sni_q.running && !sni_q.head && large_share.active == 0) {
+        sni_run(w);
+        return;
+    }
+    w->sni_waiting = 1;
+    if (sni_q.tail)
+        sni_q.tail->sni_next = w;
+    else
+        sni_q.head = w;
+    sni_q.tail = w;
+    sni_schedule();
 }
 
 static void ep_finish(ep *e)
@@ -750,6 +833,7 @@ static void ep_finish(ep *e)
             ep_start(&w->sni[3]);
             return;
         }
+        sni_release(w);
         vt_task_done(w->t);
         return;
     }
@@ -813,6 +897,8 @@ static void state_free(web_state *w)
         ep_free(w->large);
         free(w->large);
     }
+    if (w->sni_waiting) sni_unqueue(w);
+    sni_release(w);
     if (w->sni) {
         for (int i = 0; i < 4; i++)
             ep_free(&w->sni[i]);

@@ -23,6 +23,7 @@ LAB_CENSOR_CTL_IP=10.99.3.1  # vt-censor cen-ctl
 LAB_CONTROL_IP=10.99.3.2     # vt-control ctl0: vantage-collector's control endpoint
 LAB_CONTROL_PORT=8080        # the collector, on vt-control's loopback
 LAB_CONTROL_TLS_PORT=8443    # nginx in front of it, TLS with the lab CA
+LAB_SNI_TEST_PORT=443        # the collector's SNI test server, on vt-control's own address
 LAB_IF_CLI=cen-cli           # the censor's interface towards the client
 LAB_CLIENT_NET=10.99.1.0     # the censored network: country XA, AS64501 in the collector's GeoIP
 LAB_CLIENT_CC=XA
@@ -401,6 +402,7 @@ lab_isp_dns() {
 lab_make_control() {
     LAB_CONTROL_URL=""
     LAB_COLLECTOR_URL=""
+    LAB_SNI_TEST=""
     if [ ! -x "$LAB_COLLECTOR" ]; then
         lab_log "no collector at $LAB_COLLECTOR: running without a control"
         return 0
@@ -421,10 +423,16 @@ lab_make_control() {
         "${LAB_CLEAN_NET%.*}.0" "${LAB_CLEAN_NET%.*}.255" "$LAB_CLEAN_CC" >"$d/geoip-country.csv"
     # nginx in front passes the client's address (X-Forwarded-For), as a deployment's proxy
     # does: check-in and scrubbing see the probe's address, not nginx's.
+    # Its SNI test server on vt-control's own address, port 443 (where a censor's DPI looks),
+    # so every scenario runs the probe's SNI test: a false "throttled" anywhere fails it.
+    local sni=()
+    if "$LAB_COLLECTOR" --help 2>&1 | grep -q -- --sni-test-listen; then
+        sni=(--sni-test-listen "$LAB_CONTROL_IP:$LAB_SNI_TEST_PORT")
+    fi
     lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
         --listen "127.0.0.1:$LAB_CONTROL_PORT" --db "sqlite:$d/vantage.db" --rate 0 \
         --trusted-proxy 127.0.0.1 --geoip-asn "$d/geoip-asn.csv" \
-        --geoip-country "$d/geoip-country.csv" >"$d/collector.log" 2>&1 &
+        --geoip-country "$d/geoip-country.csv" "${sni[@]}" >"$d/collector.log" 2>&1 &
     # TLS in front of it, as a deployment has: the probe takes a control URL over https only
     # (plain http to loopback aside). Port 8443: the scenarios' rules on 443 leave it alone.
     lab_nginx_conf ctl
@@ -450,6 +458,10 @@ EOF
             lab_client python3 -c "import socket; socket.create_connection(('$LAB_CONTROL_IP',$LAB_CONTROL_TLS_PORT),0.2)" 2>/dev/null; then
             LAB_CONTROL_URL="https://$LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT/api/v1/control"
             LAB_COLLECTOR_URL="https://$LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT"
+            if [ "${#sni[@]}" -gt 0 ]; then
+                lab_wait_port vt-client "$LAB_CONTROL_IP" "$LAB_SNI_TEST_PORT"
+                LAB_SNI_TEST="$LAB_CONTROL_IP:$LAB_SNI_TEST_PORT"
+            fi
             return 0
         fi
         sleep 0.1
@@ -553,6 +565,9 @@ lab_probe() {
     fi
     if grep -q -- '--fingerprints' <<<"$help"; then
         args+=(--fingerprints "$LAB_FINGERPRINTS")
+    fi
+    if [ -n "${LAB_SNI_TEST:-}" ] && grep -q -- '--sni-test' <<<"$help"; then
+        args+=(--sni-test "$LAB_SNI_TEST")
     fi
     # unattended, no upload, state kept in the lab's directory
     grep -q -- '--accept-risks' <<<"$help" && args+=(--accept-risks)

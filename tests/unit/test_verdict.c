@@ -1000,6 +1000,12 @@ static void test_throttled_by_sni_test(void **st)
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_equal(s(tk, "verdict"), "ok");
     cJSON_Delete(tk);
+    /* slowed twice, but at 130 and 40 kbit/s: no policer's steady rate (a starved flow) */
+    tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_sni_test(tk, 130e3, 20e6, 40e3, 20e6);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
     /* a shared slow link: half each, twice: ok */
     tk = keys(NULL, NULL, "10.10.10.10", NULL, "10.10.10.10", NULL);
     add_sni_test(tk, 500e3, 1e6, 400e3, 1.1e6);

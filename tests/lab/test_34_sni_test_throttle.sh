@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Lab scenario 34: SNI throttling of a target that has no large download, told by the SNI test.
+# A ClientHello naming other.lab marks the connection, and its packets towards the client go
+# through a 128 kbit/s htb class (as in scenario 11, but for other.lab, whose target has no
+# large_resource: without the SNI test it reads ok). The collector in vt-control runs its SNI
+# test server on 10.99.3.2:443; the probe learns of it, and of its key, from the check-in.
+# The download naming other.lab must come out near 128 kbit/s and the one naming example.com at
+# full speed, twice; target.lab's pair is not slowed. Then a probe given a wrong key for the
+# server must refuse it: no SNI test result, no throttled verdict.
+set -euo pipefail
+. "$(dirname "$0")/lab.sh"
+RATE_KBIT=128
+lab_setup
+[ -n "${LAB_SNI_TEST:-}" ] || lab_die "the collector's SNI test server did not start"
+lab_sni_throttle other.lab "$RATE_KBIT"
+
+# 1. Through the check-in: no --sni-test flag, the collector's offer and pin are used.
+lab_probe_upload vt-client "$LAB_DIR/state-34" "$LAB_OUT" --only lab-other,lab-target
+lab_show
+lo=$((RATE_KBIT * 1000 * 75 / 100)) hi=$((RATE_KBIT * 1000 * 125 / 100))
+lab_assert lab-other verdict=throttled verdict_phase=tls failure=null \
+    "x_sni_test.endpoint=$LAB_SNI_TEST" x_sni_test.target.sni=other.lab \
+    x_sni_test.control.sni=example.com x_sni_test.repeat.target.sni=other.lab \
+    evidence.sni_test.slowed_twice=true \
+    "evidence.sni_test.named_bps>=$lo" "evidence.sni_test.named_bps<=$hi" \
+    "evidence.sni_test.neutral_bps>=20000000" verdict_reason~=other.lab
+lab_assert lab-target verdict=ok evidence.sni_test.slowed_twice=false x_sni_test.repeat=null \
+    "x_sni_test.target.bytes_received=131072" "x_sni_test.control.bytes_received=131072"
+# what the collector stored is the same verdict
+python3 - "$LAB_DIR/collector/vantage.db" <<'PY' || lab_die "the collector did not store lab-other's throttled verdict"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("select verdict from measurements where target_id = 'lab-other'").fetchall()
+print("stored:", rows, file=sys.stderr)
+sys.exit(0 if rows and all(r[0] == "throttled" for r in rows) else 1)
+PY
+
+# 2. A wrong key: the server is not the one the volunteer was told of.
+lab_probe --sni-test "$LAB_SNI_TEST" \
+    --sni-test-pin "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" --only lab-other
+lab_show
+lab_assert lab-other verdict=ok x_sni_test.target.bytes_received=0 \
+    x_sni_test.control.bytes_received=0 x_sni_test.target.failure? evidence.sni_test=null
