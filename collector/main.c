@@ -587,7 +587,7 @@ int main(int argc, char **argv)
                o.require_token ? ", tokens required" : "",
                proxies ? ", X-Forwarded-For from trusted proxies" : "");
     if (sni)
-        vt_log_msg("vantage-collector: SNI test server listening on port %d (certificate %s, "
+        vt_log_msg("vantage-collector: SNI test server on port %d (certificate %s, "
                    "pin %s, check-in announces %s)",
                    vt_sni_test_port(sni), so.cert ? so.cert : "self-signed, made at start",
                    vt_sni_test_pin(sni),

@@ -463,7 +463,13 @@ static char *host_port(const char *host, int port)
 static int bind_listen(vt_sni_test *s, const char *listen, char host[128], char *err, size_t errlen)
 {
     int port;
-    if (vt_api_parse_listen(listen, host, &port, err, errlen) < 0) return -1;
+    if (vt_api_parse_listen(listen, host, &port, err, errlen) < 0) {
+        snprintf(err, errlen,
+                 "--sni-test-listen '%s': expected ADDR:PORT ([ADDR6]:PORT), port "
+                 "0..65535",
+                 listen);
+        return -1;
+    }
     char ps[8];
     snprintf(ps, sizeof(ps), "%d", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
