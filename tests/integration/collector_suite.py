@@ -1818,7 +1818,7 @@ def check_sni_test(db, tmp):
         check(js.get("sni_test") == {"endpoint": "sni.example.net:443", "pin": spki_pin(want_der)},
               f"check-in: --sni-test-public and the given certificate's pin ({js})")
     finally:
-        c.stop()
+        check(c.stop() == 0, "exits 0 on SIGTERM (under ASan: nothing leaked)")
 
     # The advertised endpoint from the listen address: IPv6 in brackets, none for [::].
     for i, (listen, want) in enumerate((("[::1]:0", "[::1]:{}"), ("[::]:0", None),
@@ -1837,7 +1837,7 @@ def check_sni_test(db, tmp):
             check(st == 200 and got == (want.format(port) if want else None),
                   f"--sni-test-listen {listen}: serves, check-in endpoint {got}")
         finally:
-            c.stop()
+            check(c.stop() == 0, f"--sni-test-listen {listen}: exits 0 on SIGTERM")
 
     # Usage errors
     for args, what in ((["--sni-test-cert", cert], "a certificate without a key"),
