@@ -3,9 +3,9 @@
  *
  * A connection goes HEAD (handshake and request headers, VT_SNI_TEST_REQUEST_TIMEOUT_S) -> SEND
  * (the answer, refilled from the write callback so that at most FILL_HIGH bytes wait per
- * connection) -> LINGER (close_notify and FIN sent, what the client still sends is read and
- * dropped for a moment: closing a socket with unread input sends a reset, which can destroy the
- * answer before the client has read it) -> freed. */
+ * connection, never the whole answer) -> LINGER (close_notify and FIN sent, what the client still
+ * sends is read and dropped for a moment: closing a socket with unread input sends a reset, which
+ * can destroy the answer before the client has read it) -> freed. */
 #include "sni_test.h"
 
 #include <arpa/inet.h>
@@ -49,7 +49,8 @@ struct vt_sni_test {
     int shut;
     size_t open;
     unsigned long served, refused_cap, limited;
-    char pin[64]; /* sha256// and 44 characters of base64 */
+    double accept_err_logged; /* vt_now() of the last accept error logged */
+    char pin[64];             /* sha256// and 44 characters of base64 */
     char *endpoint;
     unsigned char block[CHUNK];
     sni_conn *conns;
@@ -169,8 +170,10 @@ static void finish(sni_conn *c)
 static void fill(sni_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    while (c->remaining > 0 && evbuffer_get_length(out) < FILL_HIGH) {
+    size_t len;
+    while (c->remaining > 0 && (len = evbuffer_get_length(out)) < FILL_HIGH) {
         size_t n = c->remaining < CHUNK ? (size_t)c->remaining : CHUNK;
+        if (n > FILL_HIGH - len) n = FILL_HIGH - len;
         if (evbuffer_add(out, c->s->block, n) < 0) break; /* out of memory: the deadline ends it */
         c->remaining -= (long)n;
     }
@@ -339,9 +342,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     (void)l;
-    (void)arg;
-    /* EMFILE and the like: the listener keeps going; the cause, never an address. */
-    vt_log_msg("vantage-collector: SNI test: accept: %s", strerror(errno));
+    vt_sni_test *s = arg;
+    /* EMFILE and the like: the listener keeps going, and tries again as long as the condition
+     * lasts, so the cause (never an address) is logged at most every 10 s. */
+    int e = errno;
+    double now = vt_now();
+    if (s->accept_err_logged > 0 && now - s->accept_err_logged < 10) return;
+    s->accept_err_logged = now;
+    vt_log_msg("vantage-collector: SNI test: accept: %s", strerror(e));
 }
 
 /* ---- certificate and TLS context ---- */
@@ -447,9 +455,14 @@ static SSL_CTX *make_ctx(const vt_sni_test_opts *o, char *err, size_t errlen)
 
 /* ---- listening ---- */
 
+/* The wildcard address (0.0.0.0, ::, in any spelling), or none: no address to announce. */
 static int is_any(const char *host)
 {
-    return !*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!*host) return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1) return a4.s_addr == htonl(INADDR_ANY);
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
 }
 
 /* HOST:PORT, IPv6 in brackets. */
