@@ -279,14 +279,14 @@ static int rate_take(vt_sni_test *s, const struct sockaddr *sa, int *retry)
     if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, key, sizeof(key));
     } else if (sa->sa_family == AF_INET6) {
-        unsigned char a6[16];
-        memcpy(a6, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-        if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a6)) {
-            inet_ntop(AF_INET, a6 + 12, key, sizeof(key));
+        struct in6_addr a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            inet_ntop(AF_INET, &a6.s6_addr[12], key, sizeof(key));
         } else {
-            memset(a6 + 8, 0, 8);
-            inet_ntop(AF_INET6, a6, key, sizeof(key));
+            memset(&a6.s6_addr[8], 0, 8);
+            inet_ntop(AF_INET6, &a6, key, sizeof(key));
         }
+        memset(&a6, 0, sizeof(a6));
     }
     int ok = vt_ratelimit_take(s->rl, key, vt_now(), retry);
     memset(key, 0, sizeof(key)); /* the address is dropped here */
