@@ -401,6 +401,14 @@ static int check_in(vt_api *a, struct evhttp_request *req, const char *addr)
     cJSON_AddStringToObject(o, "probe_asn", r.asn);
     vt_json_add_string_or_null(o, "probe_network_name", r.org[0] ? r.org : NULL);
     vt_json_add_string_or_null(o, "targets_version", a->o.targets_version);
+    /* Where a probe measures SNI throttling without fetching from the platforms (sni_test.h). */
+    if (a->o.sni_test_endpoint && a->o.sni_test_pin) {
+        cJSON *t = cJSON_AddObjectToObject(o, "sni_test");
+        if (t) {
+            cJSON_AddStringToObject(t, "endpoint", a->o.sni_test_endpoint);
+            cJSON_AddStringToObject(t, "pin", a->o.sni_test_pin);
+        }
+    }
     char *s = vt_json_print(o);
     cJSON_Delete(o);
     vt_api_reply_json(req, 200, s ? s : "{}");

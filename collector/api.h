@@ -31,6 +31,9 @@ typedef struct vt_api_opts {
     /* --trusted-proxy: connections from these may name their client in X-Forwarded-For (the
      * address then used for check-in, the rate limit and scrubbing); owned by the caller. */
     const vt_proxies *proxies;
+    /* The SNI test server (sni_test.h) the check-in announces: HOST:PORT and the key's pin;
+     * NULL: not announced. Owned by the caller. */
+    const char *sni_test_endpoint, *sni_test_pin;
 } vt_api_opts;
 
 void vt_api_opts_default(vt_api_opts *o);

@@ -13,6 +13,7 @@
 #include "json_arena.h"
 #include "log.h"
 #include "rollup.h"
+#include "sni_test.h"
 #include "store.h"
 #include "vantage/loop.h"
 #include "vantage/version.h"
@@ -66,6 +67,15 @@ static void usage(FILE *f)
             "  --control-timeout S      time cap of one control measurement (30)\n"
             "  --ingest-threads N       threads that parse and store uploads, each with its\n"
             "                           own database connection (2; 0: on the event loop)\n"
+            "  --sni-test-listen ADDR:PORT\n"
+            "                           also run the SNI test server there (TLS; docs/api.md)\n"
+            "  --sni-test-cert FILE     its certificate (PEM; default: a self-signed one made at\n"
+            "  --sni-test-key FILE      start) and key (PEM)\n"
+            "  --sni-test-public HOST:PORT\n"
+            "                           the address check-in announces for it (default: the\n"
+            "                           listen address, unless 0.0.0.0 or [::])\n"
+            "  --sni-test-rate N        its requests per minute per client (30; 0: off)\n"
+            "  --sni-test-burst N       bucket size of that rate limit (30)\n"
             "  --log-json               one JSON object per log line\n"
             "  --help, --version\n"
             "\n"
@@ -149,6 +159,7 @@ typedef struct serve_ctx {
     int signals;
     const geo_files *geo_files;
     vt_geoip **geo; /* the one the API answers check-ins with */
+    vt_sni_test *sni;
 } serve_ctx;
 
 /* SIGHUP: the GeoIP files again (an operator updated them), without a restart. The loop thread
@@ -182,6 +193,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     c->refresh->stop = 1;
     if (c->refresh->ev) vt_timer_cancel(c->refresh->ev);
     c->refresh->ev = NULL;
+    vt_sni_test_shutdown(c->sni);
     vt_api_shutdown(c->api);
 }
 
@@ -224,7 +236,13 @@ int main(int argc, char **argv)
         O_ITHREADS,
         O_PROXY,
         O_GMMDB,
-        O_NOTE
+        O_NOTE,
+        O_SNI_LISTEN,
+        O_SNI_CERT,
+        O_SNI_KEY,
+        O_SNI_PUBLIC,
+        O_SNI_RATE,
+        O_SNI_BURST
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -248,6 +266,12 @@ int main(int argc, char **argv)
         {"ingest-threads", required_argument, NULL, O_ITHREADS},
         {"trusted-proxy", required_argument, NULL, O_PROXY},
         {"note", required_argument, NULL, O_NOTE},
+        {"sni-test-listen", required_argument, NULL, O_SNI_LISTEN},
+        {"sni-test-cert", required_argument, NULL, O_SNI_CERT},
+        {"sni-test-key", required_argument, NULL, O_SNI_KEY},
+        {"sni-test-public", required_argument, NULL, O_SNI_PUBLIC},
+        {"sni-test-rate", required_argument, NULL, O_SNI_RATE},
+        {"sni-test-burst", required_argument, NULL, O_SNI_BURST},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -257,6 +281,9 @@ int main(int argc, char **argv)
     size_t n_gasn = 0, n_gcc = 0, n_gmmdb = 0;
     vt_api_opts o;
     vt_api_opts_default(&o);
+    vt_sni_test_opts so;
+    vt_sni_test_opts_default(&so);
+    int sni_opts = 0; /* an --sni-test-* option other than --sni-test-listen was given */
     int c;
     char *end;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -343,6 +370,34 @@ int main(int argc, char **argv)
         case O_NOTE:
             note = optarg;
             break;
+        case O_SNI_LISTEN:
+            so.listen = optarg;
+            break;
+        case O_SNI_CERT:
+        case O_SNI_KEY:
+        case O_SNI_PUBLIC:
+            sni_opts = 1;
+            if (c == O_SNI_CERT)
+                so.cert = optarg;
+            else if (c == O_SNI_KEY)
+                so.key = optarg;
+            else
+                so.public_addr = optarg;
+            break;
+        case O_SNI_RATE:
+        case O_SNI_BURST: {
+            double v = strtod(optarg, &end);
+            if (*end || !*optarg || v < 0 || v > 1e9 || (c == O_SNI_BURST && v < 1)) {
+                fprintf(stderr, "vantage-collector: bad number '%s'\n", optarg);
+                return 2;
+            }
+            sni_opts = 1;
+            if (c == O_SNI_RATE)
+                so.rate_per_min = v;
+            else
+                so.burst = v;
+            break;
+        }
         case O_PROXY:
             if (trusted) {
                 fprintf(stderr, "vantage-collector: give --trusted-proxy once, as a "
@@ -456,6 +511,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "vantage-collector: %s\n", err);
         return 2;
     }
+    if (sni_opts && !so.listen) {
+        fprintf(stderr, "vantage-collector: the --sni-test-* options go with --sni-test-listen\n");
+        return 2;
+    }
     vt_proxies *proxies = NULL;
     if (trusted && !(proxies = vt_proxies_parse(trusted, err, sizeof(err)))) {
         fprintf(stderr, "vantage-collector: %s\n", err);
@@ -468,6 +527,7 @@ int main(int argc, char **argv)
     vt_geoip *geo = NULL;
     vt_loop *loop = NULL;
     vt_api *api = NULL;
+    vt_sni_test *sni = NULL;
     struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
     refresh_ctx refresh = {0};
     const geo_files files = {gasn, gcc, gmmdb, n_gasn, n_gcc, n_gmmdb};
@@ -496,6 +556,12 @@ int main(int argc, char **argv)
     loop = vt_loop_new(err, sizeof(err));
     if (!loop) goto fail;
     o.db_url = db;
+    if (so.listen) {
+        sni = vt_sni_test_new(loop, &so, err, sizeof(err));
+        if (!sni) goto fail;
+        o.sni_test_endpoint = vt_sni_test_endpoint(sni);
+        o.sni_test_pin = vt_sni_test_pin(sni);
+    }
     api = vt_api_new(loop, store, geo, &o, err, sizeof(err));
     if (!api || vt_api_listen(api, listen, err, sizeof(err)) < 0) goto fail;
     refresh = (refresh_ctx){.loop = loop, .store = store, .api = api};
@@ -504,7 +570,8 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "cannot start the episode timer");
         goto fail;
     }
-    serve_ctx sc = {.api = api, .refresh = &refresh, .geo_files = &files, .geo = &geo};
+    serve_ctx sc = {
+        .api = api, .refresh = &refresh, .geo_files = &files, .geo = &geo, .sni = sni};
     sig_term = evsignal_new(vt_loop_base(loop), SIGTERM, on_signal, &sc);
     sig_int = evsignal_new(vt_loop_base(loop), SIGINT, on_signal, &sc);
     sig_hup = evsignal_new(vt_loop_base(loop), SIGHUP, on_hup, &sc);
@@ -519,6 +586,13 @@ int main(int argc, char **argv)
                vt_geoip_count(geo, 1), vt_geoip_mmdb_count(geo),
                o.require_token ? ", tokens required" : "",
                proxies ? ", X-Forwarded-For from trusted proxies" : "");
+    if (sni)
+        vt_log_msg("vantage-collector: SNI test server on port %d (certificate %s, "
+                   "pin %s, check-in announces %s)",
+                   vt_sni_test_port(sni), so.cert ? so.cert : "self-signed, made at start",
+                   vt_sni_test_pin(sni),
+                   vt_sni_test_endpoint(sni) ? vt_sni_test_endpoint(sni)
+                                             : "nothing: give --sni-test-public");
     vt_loop_run(loop);
     vt_log_msg("vantage-collector: stopped");
     rc = 0;
@@ -531,6 +605,7 @@ done:
     if (sig_int) event_free(sig_int);
     if (sig_hup) event_free(sig_hup);
     vt_api_free(api);
+    vt_sni_test_free(sni);
     vt_loop_free(loop);
     vt_store_close(store);
     vt_geoip_free(geo);

@@ -8,21 +8,26 @@ graceful shutdown, two collectors on one database, a uid stored by another sessi
 is being stored (PostgreSQL), and crash safety (SIGKILL during uploads).
 Exit 0 pass, 1 fail, 77 skipped (no PostgreSQL / not root for pg)."""
 
+import base64
 import errno
 import gzip
+import hashlib
 import http.client
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import zlib
 
 BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 BIN = os.path.join(BUILD, "collector", "vantage-collector")
@@ -1559,6 +1564,294 @@ def check_control(db, tmp):
     check(rcs == (0, 0, 0), f"SIGTERM with a control run in flight: all exit 0 ({rcs})")
 
 
+# ---------------------------------------------------------------- the SNI test server
+
+
+def sni_port(c):
+    """The SNI test server's port, from its startup line (port 0 picked one)."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with open(c.log_path, "rb") as f:
+            for line in f.read().decode(errors="replace").splitlines():
+                if "SNI test server on port " in line:
+                    return int(line.split("SNI test server on port ")[1].split()[0])
+        time.sleep(0.02)
+    raise RuntimeError("no SNI test server line in the log")
+
+
+def tls_client(sni, host="127.0.0.1"):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def sni_get(port, sni, path, method="GET", host="127.0.0.1", source=None, raw=None,
+            timeout=10):
+    """One request over TLS with this SNI (None: no SNI): status, headers, body, the server's
+    DER certificate, the TLS version."""
+    s = socket.create_connection((host, port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    t = tls_client(sni).wrap_socket(s, server_hostname=sni)
+    try:
+        der, version = t.getpeercert(binary_form=True), t.version()
+        t.sendall(raw if raw is not None else
+                  f"{method} {path} HTTP/1.1\r\nHost: {sni or host}\r\n\r\n".encode())
+        data = b""
+        while True:
+            try:
+                chunk = t.recv(65536)
+            except (ssl.SSLEOFError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        t.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/1.1 ") else None
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return status, headers, body, der, version
+
+
+def spki_pin(der):
+    """sha256//BASE64 of the certificate's SubjectPublicKeyInfo, as libcurl pins keys."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    except ImportError:
+        pem = subprocess.run(["openssl", "x509", "-inform", "der", "-pubkey", "-noout"],
+                             input=der, capture_output=True, check=True).stdout
+        spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pem,
+                              capture_output=True, check=True).stdout
+    return "sha256//" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def closed_soon(s, wait=2.0):
+    """The server closed this socket (EOF or reset) within wait seconds."""
+    s.settimeout(wait)
+    try:
+        while s.recv(4096):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def check_sni_test(db, tmp):
+    """The SNI test server (docs/api.md): any name, exactly N bytes, its errors, hostile clients,
+    the connection cap, the check-in's endpoint and pin, an operator's certificate, the rate
+    limit, and no client address in the log."""
+    if db.name != "sqlite":
+        print("skip: the SNI test server does not touch the store (run with sqlite)")
+        return
+    c = Collector(db, tmp, "--sni-test-listen", "127.0.0.1:0", "--sni-test-burst", "1000",
+                  name="sni")
+    try:
+        port = sni_port(c)
+        # 70 idle connections at once: 64 are kept, the rest closed at accept.
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(70)]
+        time.sleep(0.5)
+        # All at once (the 10 s handshake deadline would close the others while waiting on each).
+        readable = select.select(idle, [], [], 0)[0]
+        shut = [s in readable and closed_soon(s, 0.5) for s in idle]
+        check(shut == [False] * 64 + [True] * 6,
+              f"70 idle connections: the first 64 kept, the last 6 closed at once "
+              f"({shut.count(True)} closed, at {[i for i, x in enumerate(shut) if x]})")
+        for s in idle:
+            s.close()
+        time.sleep(0.3)
+        st, _, body, _, _ = sni_get(port, "x.com", "/vantage/sni-test?bytes=10")
+        check(st == 200 and len(body) == 10, f"after they closed, a fresh request is served ({st})")
+        # One that never sends anything: closed by the handshake deadline (checked at the end).
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        silent_t0 = time.time()
+
+        # (a) any name, and none; TLS 1.2 and 1.3
+        certs = set()
+        for sni in ("x.com", "example.com", None):
+            st, h, body, der, ver = sni_get(port, sni, "/vantage/sni-test?bytes=100",
+                                            source=PRIVATE_ADDR)
+            certs.add(der)
+            check(st == 200 and len(body) == 100 and ver in ("TLSv1.2", "TLSv1.3"),
+                  f"SNI {sni}: handshake and 100 bytes ({st}, {len(body)}, {ver})")
+        check(len(certs) == 1, "the same certificate whatever the name")
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = tls_client("x.com")
+            ctx.minimum_version = ctx.maximum_version = v
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                 server_hostname="x.com") as t:
+                check(t.version() == v.name.replace("_", "."), f"{v.name} handshake")
+        ctx = tls_client("x.com")
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                             server_hostname="x.com") as t:
+            check(t.selected_alpn_protocol() == "http/1.1", "ALPN: http/1.1 chosen over h2")
+        ctx = tls_client("x.com")
+        ctx.set_alpn_protocols(["h2"])
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                             server_hostname="x.com") as t:
+            check(t.selected_alpn_protocol() is None, "ALPN h2 only: the handshake goes on "
+                  "without ALPN")
+
+        # (b) exactly N bytes, incompressible, with the promised headers
+        for n in (1, 1000, 65536, 65537, 300001, 1048576):
+            st, h, body, _, _ = sni_get(port, "x.com", f"/vantage/sni-test?bytes={n}&x=1")
+            check(st == 200 and len(body) == n and h.get("content-length") == str(n),
+                  f"bytes={n}: exactly {n} bytes ({st}, {len(body)})")
+        st, h, body, _, _ = sni_get(port, "example.com", "/vantage/sni-test")
+        check(st == 200 and len(body) == 131072 and
+              h.get("content-type") == "application/octet-stream" and
+              h.get("cache-control") == "no-store" and h.get("connection") == "close",
+              f"no bytes=: 131072 bytes, octet-stream, no-store, close ({st}, {len(body)}, {h})")
+        check(len(zlib.compress(body)) > len(body) * 0.99, "the bytes do not compress")
+        curl = shutil.which("curl")
+        if curl:
+            r = subprocess.run([curl, "-sk", "--resolve", f"x.com:{port}:127.0.0.1", "-o",
+                                os.devnull, "-w", "%{http_code} %{size_download}",
+                                f"https://x.com:{port}/vantage/sni-test?bytes=4242"],
+                               capture_output=True, text=True, timeout=20)
+            check(r.stdout == "200 4242", f"curl -k --resolve x.com: 200, 4242 bytes ({r.stdout})")
+
+        # (c) errors
+        for path, method, want in (("/other", "GET", 404), ("/vantage/sni-test/x", "GET", 404),
+                                   ("/vantage/sni-test?bytes=0", "GET", 400),
+                                   ("/vantage/sni-test?bytes=1048577", "GET", 400),
+                                   ("/vantage/sni-test?bytes=abc", "GET", 400),
+                                   ("/vantage/sni-test?bytes=-1", "GET", 400),
+                                   ("/vantage/sni-test?bytes=5&bytes=6", "GET", 400),
+                                   ("/vantage/sni-test", "POST", 400),
+                                   ("/vantage/sni-test", "HEAD", 400)):
+            st, h, body, _, _ = sni_get(port, "x.com", path, method)
+            check(st == want and int(h.get("content-length", -1)) == len(body) and
+                  body.endswith(b"\n") and len(body) < 200,
+                  f"{method} {path}: {want} with a short text body ({st}, {body[:60]})")
+        st, _, _, _, _ = sni_get(port, "x.com", None, raw=b"garbage\r\n\r\n")
+        check(st == 400, f"a garbage request line: 400 ({st})")
+        big = b"GET /vantage/sni-test HTTP/1.1\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n"
+        st, _, _, _, _ = sni_get(port, "x.com", None, raw=big, source=PRIVATE_ADDR)
+        check(st == 400, f"a 10 KB header: 400 ({st})")
+
+        # (d) hostile clients
+        with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                      source_address=(PRIVATE_ADDR, 0)) as s:
+            s.sendall(b"GET /vantage/sni-test HTTP/1.1\r\nHost: x\r\n\r\n")
+            check(closed_soon(s), "plain HTTP to the TLS port: closed")
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = tls_client("x.com").wrap_bio(incoming, outgoing, server_hostname="x.com")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = outgoing.read()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(hello[:len(hello) // 2])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(hello[:len(hello) // 2])
+            s.shutdown(socket.SHUT_WR)
+            check(closed_soon(s), "a truncated ClientHello, then EOF: closed")
+        for _ in range(3):  # a client that reads 10 bytes of 1 MiB and goes away
+            t = tls_client("x.com").wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="x.com")
+            t.sendall(b"GET /vantage/sni-test?bytes=1048576 HTTP/1.1\r\nHost: x.com\r\n\r\n")
+            got = t.recv(10)
+            t.close()
+        check(len(got) > 0, "a reader that stops after 10 bytes and disconnects")
+        st, _, body, der, _ = sni_get(port, "x.com", "/vantage/sni-test?bytes=77")
+        check(st == 200 and len(body) == 77, "still serving after the hostile clients")
+        st, js, _ = c.request("GET", "/api/v1/health")
+        check(st == 200 and js["status"] == "ok", f"the collector's health after it all ({st})")
+
+        # (e) check-in: the endpoint with the port bound, the pin of the certificate presented
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}")
+        sn = (js or {}).get("sni_test", {})
+        check(st == 200 and sn.get("endpoint") == f"127.0.0.1:{port}",
+              f"check-in announces the endpoint with the real port ({sn})")
+        check(sn.get("pin") == spki_pin(der), f"check-in's pin is the presented key's ({sn})")
+
+        time.sleep(max(0.0, 10.8 - (time.time() - silent_t0)))
+        check(closed_soon(silent, 1.0), "a connection that sends nothing: closed after 10 s")
+        silent.close()
+
+        # SIGTERM while a client sits on a download it does not read: no long wait.
+        t = tls_client("x.com").wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="x.com")
+        t.sendall(b"GET /vantage/sni-test?bytes=1048576 HTTP/1.1\r\nHost: x.com\r\n\r\n")
+        t0 = time.time()
+    finally:
+        rc = c.stop()
+    took = time.time() - t0
+    t.close()
+    check(rc == 0 and took < 3, f"SIGTERM with a download stalled: exit 0 in {took:.1f} s")
+    with open(c.log_path, "rb") as f:
+        log = f.read().decode(errors="replace")
+    check(PRIVATE_ADDR not in log, "the client's address is not in the log")
+    lines = [ln for ln in log.splitlines() if "127.0.0.1" in ln]
+    check(len(lines) == 1 and "SNI test server on port" in lines[0],
+          f"127.0.0.1 only in the listen line ({lines})")
+
+    # (f) an operator's certificate and public address; the rate limit
+    cert, key = os.path.join(tmp, "sni-cert.pem"), os.path.join(tmp, "sni-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-subj",
+                    "/CN=sni-test-fixture", "-days", "2"], check=True, capture_output=True)
+    with open(cert) as f:
+        want_der = ssl.PEM_cert_to_DER_cert(f.read())
+    c = Collector(db, tmp, "--sni-test-listen", "127.0.0.1:0", "--sni-test-cert", cert,
+                  "--sni-test-key", key, "--sni-test-public", "sni.example.net:443",
+                  "--sni-test-rate", "1", "--sni-test-burst", "3", name="sni-cert")
+    try:
+        port = sni_port(c)
+        codes = []
+        for _ in range(4):
+            st, h, _, der, _ = sni_get(port, "x.com", "/vantage/sni-test?bytes=10")
+            codes.append(st)
+        check(der == want_der, "--sni-test-cert: that certificate is presented")
+        check(codes == [200, 200, 200, 429] and int(h.get("retry-after", 0)) >= 1,
+              f"rate limit: burst 3, then 429 with Retry-After ({codes})")
+        st, js, _ = c.request("POST", "/api/v1/check-in", b"{}")
+        check(js.get("sni_test") == {"endpoint": "sni.example.net:443", "pin": spki_pin(want_der)},
+              f"check-in: --sni-test-public and the given certificate's pin ({js})")
+    finally:
+        check(c.stop() == 0, "exits 0 on SIGTERM (under ASan: nothing leaked)")
+
+    # The advertised endpoint from the listen address: IPv6 in brackets, none for [::].
+    for i, (listen, want) in enumerate((("[::1]:0", "[::1]:{}"), ("[::]:0", None),
+                                        ("0.0.0.0:0", None))):
+        try:
+            c = Collector(db, tmp, "--sni-test-listen", listen, name=f"sni-addr{i}")
+        except RuntimeError:
+            check(False, f"--sni-test-listen {listen}: starts")
+            continue
+        try:
+            port = sni_port(c)
+            host = "::1" if "::" in listen else "127.0.0.1"
+            st, _, body, _, _ = sni_get(port, "x.com", "/vantage/sni-test?bytes=3", host=host)
+            js = c.request("POST", "/api/v1/check-in", b"{}")[1]
+            got = js.get("sni_test", {}).get("endpoint")
+            check(st == 200 and got == (want.format(port) if want else None),
+                  f"--sni-test-listen {listen}: serves, check-in endpoint {got}")
+        finally:
+            check(c.stop() == 0, f"--sni-test-listen {listen}: exits 0 on SIGTERM")
+
+    # Usage errors
+    for args, what in ((["--sni-test-cert", cert], "a certificate without a key"),
+                       (["--sni-test-cert", cert, "--sni-test-key", cert], "a key that is not one"),
+                       (["--sni-test-listen", "127.0.0.1"], "no port"),
+                       (["--sni-test-public", "x:443"], "--sni-test-public alone")):
+        a = args if "--sni-test-listen" in args or args[0] == "--sni-test-public" else \
+            ["--sni-test-listen", "127.0.0.1:0"] + args
+        r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--db", db.url] + a,
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode in (1, 2) and ("sni-test" in r.stderr or "SNI test" in r.stderr),
+              f"{what}: refused ({r.returncode}: {r.stderr.strip()[-90:]})")
+
+
 def main():
     kind = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     only = sys.argv[2:]  # optional subset of sections
@@ -1580,7 +1873,7 @@ def main():
                     ("graceful-many", check_graceful_inflight), ("crash", check_crash_safety),
                     ("cli", check_cli), ("schema", check_schema_version),
                     ("relocated", check_relocated),
-                    ("control", check_control)]
+                    ("control", check_control), ("sni_test", check_sni_test)]
         for name, fn in sections:
             if only and name not in only:
                 continue
