@@ -17,6 +17,13 @@ lab_assert lab-target verdict=throttled verdict_phase=http failure=null \
 # The measurement's own throughput_bps (what the collector's rollups aggregate) agrees: the
 # bytes that arrive with the first chunk are not counted against the time after it.
 lab_assert lab-target "throughput_bps>=$lo" "throughput_bps<=$hi"
+# The SNI test (the collector's server naming target.lab and example.com at once) sees the same
+# policer, twice, at the same rate.
+if [ -n "${LAB_SNI_TEST:-}" ]; then
+    lab_assert lab-target evidence.sni_test.slowed_twice=true \
+        "evidence.sni_test.named_bps>=$lo" "evidence.sni_test.named_bps<=$hi"
+    lab_assert lab-other evidence.sni_test.slowed_twice=false
+fi
 lab_assert lab-canary verdict=ok "x_large_resource.throughput_bps>=5000000"
 lab_assert lab-other verdict=ok
 lab_assert lab-target-http verdict=ok
