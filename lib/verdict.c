@@ -208,6 +208,26 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
     if (out->n) out->answered = 1;
 }
 
+/* The DNS injection check (x_dns_injection, lib/web.c): the addresses an address without a DNS
+ * server "answered" for the name. Empty when nothing answered, or when the control gives one of
+ * them (a real resolver runs there after all, and answered truthfully). */
+static void injected_view(const cJSON *tk, const addrset *ctl, addrset *out, const char **server)
+{
+    memset(out, 0, sizeof(*out));
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(tk, "x_dns_injection"), "query");
+    *server = str_or_null(q, "resolver_address");
+    if (!cJSON_IsObject(q)) return;
+    out->queried = 1;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(q, "answers"))
+    {
+        addrset_add(out, str_or_null(a, "ipv4"));
+        addrset_add(out, str_or_null(a, "ipv6"));
+    }
+    if (out->n && ctl->n && addrset_meets(out, ctl)) out->n = 0;
+}
+
 /* Every failed connect failed on this device (no IPv6 route, no usable source address, a local
  * firewall, a socket that could not be made): the probe's own limits, not the network's. */
 static int local_connect_failures(const cJSON *tk)
@@ -1039,6 +1059,9 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     double sni_named = 0, sni_neutral = 0;
     int sni_slowed = 0;
     int sni_measured = sni_test_rates(tk, &sni_named, &sni_neutral, &sni_slowed);
+    addrset inj;
+    const char *inj_server = NULL;
+    injected_view(tk, &ctl, &inj, &inj_server);
 
     /* Canaries: when none reached its site, the probe's own network is down. */
     int canaries_known = in->ctx && in->ctx->n_canaries > 0;
@@ -1047,6 +1070,21 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
             "None of the %zu reference sites could be reached either, so this device's own "
             "connection was not working: this says nothing about %s.",
             in->ctx->n_canaries, host);
+        goto out;
+    }
+
+    /* DNS injection: an answer from an address where no DNS server runs was forged on the
+     * path, and the network's resolver gave (one of) the same addresses: whatever happened
+     * after, on that address, is the forgery's doing (the GFW's forged addresses are often
+     * real, unrelated services, which answer with a certificate for another name). Unless an
+     * HTTPS site worked on the address: its certificate proved it the site's. A plain-HTTP
+     * page proves nothing, whoever served it. */
+    if (inj.n && (phase || !in->https) && addrset_meets(&sys, &inj)) {
+        set(&d, "dns_blocking", "dns",
+            "DNS answers for %s are forged on the way: the name, asked of an address where no "
+            "DNS server runs (%s), was answered with %s, an address this network's resolver "
+            "gave too.",
+            host, inj_server ? inj_server : "the collector's", inj.a[0]);
         goto out;
     }
 
@@ -1404,6 +1442,14 @@ out:;
         cJSON_AddNumberToObject(ev, "canary_throughput_bps", in->ctx->canary_bps);
     else
         cJSON_AddNullToObject(ev, "canary_throughput_bps");
+    if (inj.queried) {
+        cJSON *di = cJSON_AddObjectToObject(ev, "dns_injection");
+        vt_json_add_string_or_null(di, "server", inj_server);
+        /* the forged addresses: none when nothing answered there */
+        cJSON_AddItemToObject(di, "answers", addrset_json(&inj));
+    } else {
+        cJSON_AddNullToObject(ev, "dns_injection");
+    }
     if (sni_measured) {
         cJSON *st = cJSON_AddObjectToObject(ev, "sni_test");
         cJSON_AddNumberToObject(st, "named_bps", (double)(long long)(sni_named + 0.5));

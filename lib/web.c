@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "vantage/addr.h"
+#include "vantage/dns.h"
 #include "vantage/failure.h"
 #include "vantage/http.h"
 #include "vantage/json.h"
@@ -134,8 +135,19 @@ struct web_state {
     int sni_started, sni_done, sni_repeated;
     web_state *sni_next; /* in sni_q's waiting list */
     int sni_waiting;
+    /* The DNS injection check: the target's name asked of the SNI test server's address, port
+     * 53, where no DNS server runs: an answer can only come from something on the path. */
+    vt_dns *inj;
+    vt_config inj_cfg; /* its settings (inj keeps a pointer) */
+    cJSON *inj_query;  /* its OONI "queries" entry, once answered or timed out */
+    int inj_pending, main_finished;
+    struct event *done_timer;
     int is_telegram;
 };
+
+/* The DNS injection check's query: a short wait (an injector on the path answers within a
+ * round trip; a host without a DNS server answers nothing, or a port unreachable). */
+#define VT_INJECTION_TIMEOUT_MS 1500
 
 /* The SNI test's pairs run one at a time in the process, and not while a large download is in
  * progress. Two flows alone on a link share it about evenly; among the 16 flows of eight pairs
@@ -745,6 +757,34 @@ static int sni_looks_slowed(const web_state *w)
            named->throughput_bps < VT_VERDICT_THROTTLE_MAX_BPS;
 }
 
+/* ---- the end of the task: the steps, and the DNS injection check beside them ---- */
+
+static void done_fire(void *arg)
+{
+    web_state *w = arg;
+    w->done_timer = NULL;
+    vt_task_done(w->t);
+}
+
+static void inj_done(const vt_dns_query *q, void *arg)
+{
+    web_state *w = arg;
+    w->inj_query = vt_dns_query_json(q);
+    w->inj_pending = 0;
+    /* not from inside the resolver's callback: the task's end frees the resolver */
+    if (w->main_finished && !w->done_timer) {
+        w->done_timer = vt_timer_start(w->t->env->loop, 0, done_fire, w);
+        if (!w->done_timer) vt_task_done(w->t); /* out of memory: the lookup is over anyway */
+    }
+}
+
+/* The steps are over: the task ends now, or when the injection check has its answer. */
+static void main_done(web_state *w)
+{
+    w->main_finished = 1;
+    if (!w->inj_pending) vt_task_done(w->t);
+}
+
 static void sni_run(web_state *w)
 {
     sni_q.running = w;
@@ -800,7 +840,7 @@ static void sni_unqueue(web_state *w)
 static void after_large(web_state *w)
 {
     if (!w->sni || w->sni_started || !w->eps[0].tcp_ok) {
-        vt_task_done(w->t);
+        main_done(w);
         return;
     }
     w->sni_started = 1;
@@ -834,7 +874,7 @@ static void ep_finish(ep *e)
             return;
         }
         sni_release(w);
-        vt_task_done(w->t);
+        main_done(w);
         return;
     }
     if (e == w->large) {
@@ -899,6 +939,9 @@ static void state_free(web_state *w)
     }
     if (w->sni_waiting) sni_unqueue(w);
     sni_release(w);
+    if (w->done_timer) vt_timer_cancel(w->done_timer);
+    if (w->inj) vt_dns_free(w->inj);
+    cJSON_Delete(w->inj_query);
     if (w->sni) {
         for (int i = 0; i < 4; i++)
             ep_free(&w->sni[i]);
@@ -1001,6 +1044,25 @@ oom:
     return -1;
 }
 
+/* With an SNI test server given by address (the check-in's usually is), a web target's name
+ * (http or https) is also asked of that address on port 53 (docs/methodology.md, control 8). */
+static int add_injection_check(web_state *w, char *err, size_t errlen)
+{
+    const vt_config *cfg = w->t->env->cfg;
+    const ep *first = &w->eps[0];
+    char host[256], server[300];
+    int port;
+    if (!cfg->sni_test || !*cfg->sni_test || is_ip_literal(first->host) ||
+        (w->t->target->category && strcmp(w->t->target->category, "canary") == 0) ||
+        vt_split_host_port(cfg->sni_test, host, sizeof(host), &port) < 0 || !is_ip_literal(host))
+        return 0;
+    snprintf(server, sizeof(server), is_v6(host) ? "[%s]:53" : "%s:53", host);
+    w->inj_cfg = *cfg;
+    w->inj_cfg.dns_timeout_ms = VT_INJECTION_TIMEOUT_MS;
+    w->inj = vt_dns_new_udp(w->t->env->loop, &w->inj_cfg, server, err, errlen);
+    return w->inj ? 0 : -1;
+}
+
 static int web_create(vt_task *t, char *err, size_t errlen)
 {
     const vt_target *tg = t->target;
@@ -1021,7 +1083,7 @@ static int web_create(vt_task *t, char *err, size_t errlen)
     }
     if (add_large(w, err, errlen) < 0) goto fail;
     t->state = w; /* add_sni reads the configuration through it */
-    if (add_sni(w, err, errlen) < 0) goto fail;
+    if (add_sni(w, err, errlen) < 0 || add_injection_check(w, err, errlen) < 0) goto fail;
     return 0;
 fail:
     t->state = NULL;
@@ -1127,6 +1189,10 @@ fail:
 static void web_start(vt_task *t)
 {
     web_state *w = t->state;
+    /* The injection check first: its answer never comes from inside the call, and the task
+     * waits for it (main_done). A name the resolver refuses just has no check. */
+    if (w->inj && vt_dns_lookup(w->inj, w->eps[0].host, VT_DNS_A, t->t0, inj_done, w) == 0)
+        w->inj_pending = 1;
     /* Every endpoint is under way before any can finish the task (callbacks come from the
      * loop, but an IP literal or a failing start finishes an endpoint right here). */
     w->n_done = 0;
@@ -1279,6 +1345,13 @@ static void web_finish(vt_task *t)
     }
 
     if (w->sni_started) add_sni_test(tk, w);
+    if (w->inj_query) {
+        cJSON *x = cJSON_AddObjectToObject(tk, "x_dns_injection");
+        if (x) {
+            cJSON_AddItemToObject(x, "query", w->inj_query);
+            w->inj_query = NULL;
+        }
+    }
 
     if (w->is_telegram) {
         /* OONI's telegram keys: DC blocking when no connect / no POST worked at all. */

@@ -925,6 +925,71 @@ static void test_throttled(void **st)
     cJSON_Delete(tk);
 }
 
+/* x_dns_injection: what the address without a DNS server answered for t.example (ip NULL:
+ * nothing, a timeout). */
+static void add_injection(cJSON *tk, const char *ip)
+{
+    cJSON *x = cJSON_AddObjectToObject(tk, "x_dns_injection");
+    cJSON *q = query("t.example", "udp", ip ? NULL : "generic_timeout_error", ip);
+    cJSON_AddStringToObject(q, "resolver_address", "192.0.2.7:53");
+    cJSON_AddItemToObject(x, "query", q);
+}
+
+/* The DNS injection check: a forged answer from where no DNS server runs, which the network's
+ * resolver gave too, makes a failed target dns_blocking, whatever failed after; nothing else
+ * does. */
+static void test_dns_injection_check(void **st)
+{
+    (void)st;
+    vt_verdict_ctx c = canaries_ok();
+    /* the forged address is a real server with another name's certificate; both local
+     * resolvers poisoned, no control */
+    cJSON *tk = keys("tls", "ssl_invalid_hostname", "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, "10.10.10.99");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "dns");
+    assert_true(strstr(s(tk, "verdict_reason"), "192.0.2.7:53") != NULL);
+    const cJSON *di = cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "dns_injection");
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(di, "answers"), 0)->valuestring,
+                        "10.10.10.99");
+    cJSON_Delete(tk);
+    /* nothing answered there: not this rule's (the same failure stays a TLS matter) */
+    tk = keys("tls", "ssl_invalid_hostname", "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, NULL);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "dns_blocking");
+    di = cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "dns_injection");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(di, "answers")), 0);
+    cJSON_Delete(tk);
+    /* an answer the control gives too: a real resolver runs there, no forgery */
+    tk = keys("tls", "ssl_invalid_hostname", "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, "10.10.10.99");
+    cJSON *ctl = keys(NULL, NULL, "10.10.10.99", NULL, NULL, NULL);
+    decide(tk, &c, ctl, NULL, NULL, 1);
+    assert_true(strstr(s(tk, "verdict_reason"), "forged") == NULL);
+    cJSON_Delete(ctl);
+    cJSON_Delete(tk);
+    /* the resolver gave another address than the forged one: its answers were not forged */
+    tk = keys("tls", "ssl_invalid_hostname", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    add_injection(tk, "10.10.10.99");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "dns_blocking");
+    cJSON_Delete(tk);
+    /* an HTTPS target worked on the address (its certificate is the site's): no victim */
+    tk = keys(NULL, NULL, "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, "10.10.10.99");
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "ok");
+    cJSON_Delete(tk);
+    /* a plain-HTTP page from the forged address proves nothing: dns_blocking */
+    tk = keys(NULL, NULL, "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, "10.10.10.99");
+    decide(tk, &c, NULL, NULL, NULL, 0);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    cJSON_Delete(tk);
+}
+
 /* One download of an SNI test pair: bytes, rate (0: null), failure, runtime (s); with byte
  * samples when samples > 0 (transaction 9, one per second, the first at full speed). */
 static cJSON *sni_side(const char *sni, double bytes, double bps, const char *failure, double rt)
@@ -1354,6 +1419,7 @@ int main(void)
         cmocka_unit_test(test_http_redirect_away),
         cmocka_unit_test(test_throttled),
         cmocka_unit_test(test_throttled_by_sni_test),
+        cmocka_unit_test(test_dns_injection_check),
         cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_repeat),
         cmocka_unit_test(test_dns_failed_then_answered),
