@@ -570,8 +570,7 @@ int main(int argc, char **argv)
         snprintf(err, sizeof(err), "cannot start the episode timer");
         goto fail;
     }
-    serve_ctx sc = {
-        .api = api, .refresh = &refresh, .geo_files = &files, .geo = &geo, .sni = sni};
+    serve_ctx sc = {.api = api, .refresh = &refresh, .geo_files = &files, .geo = &geo, .sni = sni};
     sig_term = evsignal_new(vt_loop_base(loop), SIGTERM, on_signal, &sc);
     sig_int = evsignal_new(vt_loop_base(loop), SIGINT, on_signal, &sc);
     sig_hup = evsignal_new(vt_loop_base(loop), SIGHUP, on_hup, &sc);

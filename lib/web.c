@@ -12,7 +12,9 @@
  * once the endpoints are done, for throughput. Then, with a collector's SNI test server configured
  * (cfg->sni_test), an HTTPS web target's name and a neutral one are each sent as the TLS SNI of a
  * download from that server, both at once: same server, same path, same moment, only the name
- * differs, so a network that slows traffic by name shows in their rates (x_sni_test).
+ * differs, so a network that slows traffic by name shows in their rates (x_sni_test). With that
+ * server given by address, the target's name is also asked of it on UDP port 53 from the start,
+ * where no DNS server runs: an answer is an on-path forgery (x_dns_injection).
  *
  * Every step callback may end the task: a function that calls ep_step_done() or ep_finish()
  * returns right after, touching nothing. */
@@ -53,7 +55,6 @@ enum ep_mode {
 #define VT_SNI_TEST_MS 6000
 #define VT_SNI_TEST_PATH "/vantage/sni-test"
 #define VT_SNI_TEST_NEUTRAL "example.com"
-
 
 enum ep_stage { ST_DNS, ST_TCP, ST_TLS, ST_HTTP, ST_HOP_DNS, ST_DONE };
 
@@ -130,8 +131,8 @@ struct web_state {
     size_t n_eps, n_done;
     ep *large; /* NULL when the target has no large_resource */
     int large_started;
-    ep *sni;   /* the SNI test's pairs ([0], [2]: the target's name; [1], [3]: the neutral
-                * one; [2] and [3] repeat the first pair when it looked throttled), or NULL */
+    ep *sni; /* the SNI test's pairs ([0], [2]: the target's name; [1], [3]: the neutral
+              * one; [2] and [3] repeat the first pair when it looked throttled), or NULL */
     int sni_started, sni_done, sni_repeated;
     web_state *sni_next; /* in sni_q's waiting list */
     int sni_waiting;
@@ -155,9 +156,9 @@ struct web_state {
  * a pair must never read as throttling. And a pair's flows would take their share from the
  * large downloads, which are judged against the canary's rate. */
 static struct {
-    web_state *running;      /* whose pair (or repeat) is in progress */
-    web_state *head, *tail;  /* waiting, in order */
-    struct event *kick;      /* the next one's start, deferred to the loop */
+    web_state *running;     /* whose pair (or repeat) is in progress */
+    web_state *head, *tail; /* waiting, in order */
+    struct event *kick;     /* the next one's start, deferred to the loop */
     vt_loop *loop;
 } sni_q;
 
@@ -1019,8 +1020,8 @@ static int add_sni(web_state *w, char *err, size_t errlen)
         return 0;
     char host[256];
     int port;
-    if (vt_split_host_port(cfg->sni_test, host, sizeof(host), &port) < 0 || !host[0] ||
-        port <= 0 || port > 65535) {
+    if (vt_split_host_port(cfg->sni_test, host, sizeof(host), &port) < 0 || !host[0] || port <= 0 ||
+        port > 65535) {
         snprintf(err, errlen, "SNI test server '%s' is not HOST:PORT", cfg->sni_test);
         return -1;
     }

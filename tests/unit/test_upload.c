@@ -156,8 +156,8 @@ static int serve(pid_t *pid, int status, const char *body, int requests)
     return ntohs(a.sin_port);
 }
 
-static void checkin_at(const char *host, const char *body, int status, int requests,
-                       int expect_rc, vt_checkin_result *out, char *err, size_t errlen)
+static void checkin_at(const char *host, const char *body, int status, int requests, int expect_rc,
+                       vt_checkin_result *out, char *err, size_t errlen)
 {
     pid_t pid;
     char url[64];
@@ -210,8 +210,8 @@ static void checkin_takes_a_plausible_sni_test_offer(void **state)
 {
     vt_checkin_result r;
     char err[512];
-    checkin(CI_HEAD "{\"endpoint\":\"sni.example.org:443\",\"pin\":\"" PIN "\"}}", 200, 1, 0,
-            &r, err, sizeof(err));
+    checkin(CI_HEAD "{\"endpoint\":\"sni.example.org:443\",\"pin\":\"" PIN "\"}}", 200, 1, 0, &r,
+            err, sizeof(err));
     assert_string_equal(r.sni_test, "sni.example.org:443");
     assert_string_equal(r.sni_test_pin, PIN);
     checkin(CI_HEAD "{\"endpoint\":\"[2001:db8::1]:4443\"}}", 200, 1, 0, &r, err, sizeof(err));
@@ -223,8 +223,12 @@ static void checkin_takes_a_plausible_sni_test_offer(void **state)
     assert_string_equal(r.sni_test, "8.8.8.8:443");
     assert_string_equal(r.sni_test_pin, "");
     /* not HOST:PORT, a port out of range, a host with a path or spaces, not a string */
-    const char *bad[] = {"\"sni.example.org\"", "\"sni.example.org:0\"",
-                         "\"sni.example.org:65536\"", "\"a/b:443\"", "\"a b:443\"", "443",
+    const char *bad[] = {"\"sni.example.org\"",
+                         "\"sni.example.org:0\"",
+                         "\"sni.example.org:65536\"",
+                         "\"a/b:443\"",
+                         "\"a b:443\"",
+                         "443",
                          "\":443\""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char body[256];
@@ -243,8 +247,8 @@ static void checkin_takes_a_plausible_sni_test_offer(void **state)
     checkin_at("localhost", CI_HEAD "{\"endpoint\":\"127.0.0.1:443\"}}", 200, 1, 0, &r, err,
                sizeof(err));
     assert_string_equal(r.sni_test, "");
-    checkin_at("localhost", CI_HEAD "{\"endpoint\":\"sni.example.org:443\"}}", 200, 1, 0, &r,
-               err, sizeof(err));
+    checkin_at("localhost", CI_HEAD "{\"endpoint\":\"sni.example.org:443\"}}", 200, 1, 0, &r, err,
+               sizeof(err));
     assert_string_equal(r.sni_test, "sni.example.org:443");
 }
 
