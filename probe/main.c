@@ -667,13 +667,20 @@ static int cmd_run(probe_opts *o)
                 files);
     }
     r.vol = &o->vol;
+    /* A stop during the check-in ends the run there, with last-run.json saying so. */
+    vt_upload_watch_signals(1);
     int begun = vt_upload_run_begin(&o->up, &o->cfg, &checkin, &r.spool);
+    vt_upload_watch_signals(0);
     /* last-run.json dated like the measurements: by the collector's clock when ours is wrong */
     vt_lastrun_set_clock(o->vol.lastrun, o->up.clock_mono);
-    if (begun < 0) {
-        vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
+    if (begun < 0 || vt_upload_stopped()) {
+        int src = begun < 0 ? VT_EXIT_FAILURE : VT_EXIT_STOPPED;
+        if (src == VT_EXIT_STOPPED)
+            fprintf(stderr, "vantage-probe: stopped by a signal before measuring\n");
+        vt_spool_close(r.spool);
+        vt_volunteer_end(&o->vol, src);
         vt_targets_free(&l);
-        return VT_EXIT_FAILURE;
+        return src;
     }
     /* A clock set before this probe existed (a board without a battery-backed clock, run before
      * NTP) would date every measurement wrongly, and a collector refuses such dates: nothing is
@@ -802,10 +809,18 @@ static int cmd_run(probe_opts *o)
         rc = r.spool_failed ? VT_EXIT_FAILURE : VT_EXIT_STOPPED;
         goto done;
     }
-    /* The loop has finished: uploading now holds back no measurement. */
+    /* The loop has finished: uploading now holds back no measurement. A stop signal ends the
+     * upload (what was not acknowledged waits in the spool) and the run with exit 7. */
+    vt_upload_watch_signals(1);
     int urc = vt_upload_run_end(&o->up, r.spool, r.spool_failed);
+    vt_upload_watch_signals(0);
     r.spool = NULL;
     if (rc == VT_EXIT_OK && urc != VT_EXIT_OK) rc = urc;
+    if (vt_upload_stopped() && rc != VT_EXIT_FAILURE) {
+        fprintf(stderr, "vantage-probe: stopped by a signal during the upload: what was not "
+                        "acknowledged waits in the spool for the next one\n");
+        rc = VT_EXIT_STOPPED;
+    }
     /* Measurements that could not be spooled are lost (disk full): cron and systemd must see a
      * failure, even when everything else was uploaded (the message is vt_upload_run_end's). */
     if (r.spool_failed && rc != VT_EXIT_FAILURE) rc = VT_EXIT_FAILURE;
@@ -973,7 +988,15 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "targets")) return cmd_targets(&o);
     if (!strcmp(cmd, "upload")) {
         o.up.quiet = o.quiet;
-        return vt_upload_command(&o.up);
+        vt_upload_watch_signals(1);
+        int urc = vt_upload_command(&o.up);
+        vt_upload_watch_signals(0);
+        if (vt_upload_stopped() && urc != VT_EXIT_FAILURE && urc != VT_EXIT_USAGE) {
+            fprintf(stderr, "vantage-probe: stopped by a signal: what was not acknowledged "
+                            "waits in the spool\n");
+            urc = VT_EXIT_STOPPED;
+        }
+        return urc;
     }
     return cmd_run(&o);
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,10 +53,55 @@ static double now_mono(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* SIGTERM or SIGINT while vt_upload_watch_signals is on: the first one ends the check-in or
+ * upload in progress (the request aborted from curl's progress callback, no retry after it);
+ * what the collector has not acknowledged stays in the spool. A second one kills. */
+static volatile sig_atomic_t stop_signal;
+static struct sigaction old_term, old_int;
+static int watching;
+
+static void on_stop_signal(int sig)
+{
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+void vt_upload_watch_signals(int on)
+{
+    if (on && !watching) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGINT, &sa, &old_int);
+        watching = 1;
+    } else if (!on && watching) {
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGINT, &old_int, NULL);
+        watching = 0;
+    }
+}
+
+int vt_upload_stopped(void)
+{
+    return stop_signal;
+}
+
+static int on_progress(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)p, (void)dt, (void)dn, (void)ut, (void)un;
+    return stop_signal != 0; /* non-zero: curl aborts the transfer */
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stop_signal)
         ;
 }
 
@@ -240,9 +286,16 @@ static post_status post_once(const vt_upload_opts *o, const char *url, const cha
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, pr);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     pr->sent = vt_wall_now();
     CURLcode cr = curl_easy_perform(c);
     pr->got = vt_wall_now();
+    if (cr == CURLE_ABORTED_BY_CALLBACK && stop_signal) {
+        snprintf(pr->why, sizeof(pr->why), "stopped by a signal");
+        st = POST_FATAL;
+        goto done;
+    }
     if (cr != CURLE_OK) {
         if (pr->body.overflow)
             snprintf(pr->why, sizeof(pr->why), "answer larger than %u bytes", RESPONSE_MAX);
@@ -291,6 +344,10 @@ static post_status post_retry(const vt_upload_opts *o, const char *what, const c
 {
     *json = NULL;
     for (int attempt = 1;; attempt++) {
+        if (stop_signal) {
+            snprintf(pr->why, sizeof(pr->why), "stopped by a signal");
+            return POST_FATAL;
+        }
         double left = deadline - now_mono();
         long tmo = (long)(left * 1000);
         if (tmo > o->request_timeout_ms) tmo = o->request_timeout_ms;

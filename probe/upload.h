@@ -125,6 +125,11 @@ int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed);
 /* `vantage-probe upload`: flushes the spool alone. Returns a VT_EXIT_* code. */
 int vt_upload_command(vt_upload_opts *o);
 
+/* on: a first SIGTERM/SIGINT ends the check-in or upload in progress instead of the process
+ * (a second one kills); off: the handlers before. vt_upload_stopped: the signal that came, or 0. */
+void vt_upload_watch_signals(int on);
+int vt_upload_stopped(void);
+
 /* 0 when s is an SNI test server's "HOST:PORT" ("[IPv6]:PORT"): a name or an address, a port
  * 1..65535; else -1. */
 int vt_probe_sni_test_check(const char *s);

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import signal
 import sys
 import socket
 import tempfile
@@ -849,6 +850,112 @@ def config_with_plain_http_collector(fc, st):
           % (p.returncode, p.stderr[-200:]))
 
 
+def wait_for(cond, seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def last_run(st):
+    try:
+        with open(os.path.join(st, "last-run.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def stalls_uploads(fc):
+    """Takes each upload and never answers it until `release` is set (at most 30 s)."""
+    release = threading.Event()
+
+    def b(h, ms, k):
+        release.wait(30)
+        try:
+            fc.send_json(h, 503, {"error": "busy"})
+        except OSError:
+            pass  # the probe stopped and left
+    fc.behaviour = b
+    return release
+
+
+def stop_probe(p, sig, what):
+    p.send_signal(sig)
+    try:
+        out, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        check(False, what + ": still running 15 s after the signal")
+    return p.returncode, err
+
+
+def run_stopped_during_upload(fc, st):
+    # systemctl stop while the run uploads to a collector that does not answer: the upload ends
+    # at once, the run exits 7 with last-run.json written, and every measurement waits in the
+    # spool (it used to die of the signal: 143, and status still showed the run before).
+    release = stalls_uploads(fc)
+    targets = targets_file(st, fc.port, 3)
+    out = os.path.join(st, "..", "stop-upload-out.jsonl")
+    p = subprocess.Popen([PROBE, "run", "--quiet", "--accept-risks", "--targets", targets,
+                          "--state-dir", st, "--output", out, "--timeout", "5", "--collector",
+                          fc.url(), "--upload-attempts", "5", "--upload-max-time", "60"],
+                         stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        up = wait_for(lambda: any(r[0] == "/api/v1/measurements" for r in fc.requests), 30)
+        check(up, "stop during upload: the run reached its upload")
+        rc, err = stop_probe(p, signal.SIGTERM, "stop during upload")
+    finally:
+        release.set()
+    check(rc == 7 and "during the upload" in err,
+          "stop during upload: exit 7, said so (%d %s)" % (rc, err))
+    check(len(spooled(st)) == 3, "stop during upload: the 3 measurements wait in the spool")
+    lr = last_run(st)
+    check(lr is not None and lr.get("exit_code") == 7,
+          "stop during upload: last-run.json written with exit 7 (%r)" % lr)
+
+
+def run_stopped_during_checkin(fc, st):
+    # a stop while the check-in waits for an answer: nothing measured, exit 7, last-run.json
+    fc.checkin_hold = threading.Event()
+    targets = targets_file(st, fc.port, 2)
+    out = os.path.join(st, "..", "stop-checkin-out.jsonl")
+    p = subprocess.Popen([PROBE, "run", "--quiet", "--accept-risks", "--targets", targets,
+                          "--state-dir", st, "--output", out, "--timeout", "5", "--collector",
+                          fc.url()], stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        check(wait_for(lambda: len(fc.requests) > 0, 30), "stop during check-in: checked in")
+        rc, err = stop_probe(p, signal.SIGINT, "stop during check-in")
+    finally:
+        fc.checkin_hold.set()
+    check(rc == 7 and "before measuring" in err,
+          "stop during check-in: exit 7, said so (%d %s)" % (rc, err))
+    check(spooled(st) == [] and (not os.path.exists(out) or os.path.getsize(out) == 0),
+          "stop during check-in: nothing measured")
+    lr = last_run(st)
+    check(lr is not None and lr.get("exit_code") == 7,
+          "stop during check-in: last-run.json with exit 7 (%r)" % lr)
+
+
+def upload_stopped(fc, st):
+    # `vantage-probe upload` stopped while the collector holds its batch: exit 7, spool intact;
+    # a second signal while the first is being handled is not needed to end it
+    uids = fill(st, 5)
+    release = stalls_uploads(fc)
+    p = subprocess.Popen([PROBE, "upload", "--state-dir", st, "--collector", fc.url(),
+                          "--upload-attempts", "5"], stderr=subprocess.PIPE, text=True,
+                         env=clean_env())
+    try:
+        check(wait_for(lambda: len(fc.requests) > 0, 30), "upload stopped: it sent a batch")
+        rc, err = stop_probe(p, signal.SIGTERM, "upload stopped")
+    finally:
+        release.set()
+    check(rc == 7, "upload stopped: exit 7 (%d %s)" % (rc, err))
+    check(spooled(st) == sorted(uids), "upload stopped: the spool is intact")
+
+
 for name, fn in [("accept", accepts_everything), ("token-env", token_from_environment),
                  ("unavailable-first", unavailable_first),
                  ("unavailable-always", unavailable_always), ("cut", cut_mid_answer),
@@ -869,7 +976,10 @@ for name, fn in [("accept", accepts_everything), ("token-env", token_from_enviro
                  ("clock", run_with_wrong_clock),
                  ("clock-1970", run_with_clock_in_1970),
                  ("clock-absurd", run_with_absurd_collector_date),
-                 ("config-http", config_with_plain_http_collector)]:
+                 ("config-http", config_with_plain_http_collector),
+                 ("stop-upload", run_stopped_during_upload),
+                 ("stop-checkin", run_stopped_during_checkin),
+                 ("stop-upload-cmd", upload_stopped)]:
     scenario(name, fn)
 
 def https_clock_in_1970(fc, certs):

@@ -25,6 +25,7 @@ class FakeCollector:
                                "targets_version": "7"}
         self.clock_offset = 0  # seconds: the Date its answers carry is this far from ours
         self.date = None  # a Date header sent as is instead (a wrong or absurd one)
+        self.checkin_hold = None  # a threading.Event the check-in waits for (at most 30 s)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,6 +48,8 @@ class FakeCollector:
                 if self.path == "/api/v1/check-in":
                     with outer.lock:
                         outer.requests.append((self.path, hdrs, []))
+                    if outer.checkin_hold is not None:
+                        outer.checkin_hold.wait(30)
                     return outer.send_json(self, 200, outer.checkin_answer)
                 if self.path != "/api/v1/measurements":
                     return outer.send_json(self, 404, {"error": "no such path"})
