@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sni_checks.h"
 #include "vantage/addr.h"
 #include "vantage/tcp.h"
 

@@ -31,6 +31,7 @@
 #include "vantage/task.h"
 #include "vantage/tls.h"
 #include "vantage/version.h"
+#include "sni_checks.h"
 #include "volunteer.h"
 
 #define MAX_PATHS 32

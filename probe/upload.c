@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "sni_checks.h"
 #include "vantage/addr.h"
 #include "vantage/json.h"
 #include "vantage/loop.h"
@@ -716,30 +717,6 @@ static int asn_valid(const char *s)
     for (size_t i = 2; i < n; i++)
         if (s[i] < '0' || s[i] > '9') return 0;
     return 1;
-}
-
-int vt_probe_sni_test_check(const char *s)
-{
-    char host[256];
-    int port;
-    if (!s || strlen(s) >= 300 || vt_split_host_port(s, host, sizeof(host), &port) < 0 ||
-        !host[0] || port < 1 || port > 65535)
-        return -1;
-    for (const char *p = host; *p; p++)
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != ':' && *p != '_')
-            return -1;
-    return 0;
-}
-
-int vt_probe_pin_check(const char *s)
-{
-    if (!s || strncmp(s, "sha256//", 8) != 0) return -1;
-    const char *b = s + 8;
-    size_t n = strlen(b);
-    if (n != 44 || b[43] != '=') return -1; /* 32 bytes in base64 */
-    for (size_t i = 0; i < 43; i++)
-        if (!isalnum((unsigned char)b[i]) && b[i] != '+' && b[i] != '/') return -1;
-    return 0;
 }
 
 /* An offered SNI test server on a loopback, private or link-local address is taken only from

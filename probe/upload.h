@@ -130,10 +130,4 @@ int vt_upload_command(vt_upload_opts *o);
 void vt_upload_watch_signals(int on);
 int vt_upload_stopped(void);
 
-/* 0 when s is an SNI test server's "HOST:PORT" ("[IPv6]:PORT"): a name or an address, a port
- * 1..65535; else -1. */
-int vt_probe_sni_test_check(const char *s);
-/* 0 when s is one "sha256//" + base64 public-key pin (libcurl's CURLOPT_PINNEDPUBLICKEY). */
-int vt_probe_pin_check(const char *s);
-
 #endif
