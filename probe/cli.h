@@ -36,6 +36,8 @@ void vt_summary_add(vt_summary *s, const cJSON *measurement);
 /* Prints the table; color when the stream is a terminal. */
 void vt_summary_print(const vt_summary *s, FILE *out, int color);
 size_t vt_summary_count(const vt_summary *s);
+/* How many measurements got verdict v (a class of the table: "probe_offline", ...). */
+size_t vt_summary_count_verdict(const vt_summary *s, const char *v);
 void vt_summary_free(vt_summary *s);
 /* Words a volunteer understands for a verdict. */
 const char *vt_summary_verdict_words(const char *verdict);

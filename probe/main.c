@@ -800,7 +800,18 @@ static int cmd_run(probe_opts *o)
                  output ? output : "standard output", strerror(r.write_error));
         goto done;
     }
-    if (!o->quiet && isatty(STDERR_FILENO)) vt_summary_print(r.summary, stderr, 1);
+    if (!o->quiet && isatty(STDERR_FILENO)) {
+        vt_summary_print(r.summary, stderr, 1);
+    } else {
+        /* Without the table (cron, --quiet), a run that judged nothing because this device was
+         * offline is news: with no collector to fail at, it would pass in silence, exit 0. */
+        size_t off = vt_summary_count_verdict(r.summary, "probe_offline");
+        if (off > 0 && off == vt_summary_count(r.summary))
+            fprintf(stderr,
+                    "vantage-probe: this device's connection was offline: none of the %zu "
+                    "targets could be judged (probe_offline)\n",
+                    off);
+    }
     rc = n > 0 ? VT_EXIT_OK : VT_EXIT_NOTHING;
     if (r.stopping) {
         /* Stopped early: what was measured waits in the spool for the next run's upload (a

@@ -50,6 +50,17 @@ size_t vt_summary_count(const vt_summary *s)
     return s->total;
 }
 
+static int verdict_index(const char *v);
+
+size_t vt_summary_count_verdict(const vt_summary *s, const char *v)
+{
+    size_t n = 0;
+    int k = verdict_index(v);
+    for (size_t i = 0; i < s->n; i++)
+        n += s->rows[i].counts[k];
+    return n;
+}
+
 const char *vt_summary_verdict_words(const char *v)
 {
     if (!v) return "not measured";

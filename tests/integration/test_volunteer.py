@@ -444,6 +444,32 @@ check(p.returncode == 0 and "no collector is set" in p.stderr and ENV["VANTAGE_S
 p = probe(nocoll + ["--state-dir", state("nocoll"), "--no-upload"])
 check(p.returncode == 0 and p.stderr == "", "--no-upload: no collector is meant (%r)" % p.stderr)
 
+# Offline from cron with no collector: every target probe_offline (the canary failed too) used to
+# pass in silence with exit 0; one line says so. With the canary reachable, nothing is said.
+lst = socket.socket()
+lst.bind(("127.0.0.1", 0))
+lst.listen(8)
+for name, canary_port, want in (("offline", closed_port(), True),
+                                ("online", lst.getsockname()[1], False)):
+    f = os.path.join(tmp, name + "-targets.json")
+    with open(f, "w") as fh:
+        json.dump({"version": 1, "list": name, "targets": [
+            {"id": "c", "name": "c", "platform": "canary", "category": "canary",
+             "kind": "endpoint", "endpoints": ["127.0.0.1:%d" % canary_port]},
+            {"id": "t", "name": "t", "platform": "test", "category": "social",
+             "kind": "endpoint", "endpoints": ["127.0.0.1:%d" % closed_port()]}]}, fh)
+    out = os.path.join(tmp, name + "-out.jsonl")
+    p = probe(["run", "--targets", f, "--no-upload", "--timeout", "2", "--accept-risks",
+               "--quiet", "--state-dir", state(name), "--output", out])
+    verdicts = [json.loads(l)["test_keys"]["verdict"] for l in open(out)] if os.path.exists(out) \
+        else []
+    said = "connection was offline" in p.stderr
+    check(p.returncode == 0 and said == want and
+          (verdicts == ["probe_offline"] * 2) == want,
+          "--quiet, %s: %s (%r %r)" % (name, "said once" if want else "nothing said", verdicts,
+                                        p.stderr))
+lst.close()
+
 # A collector URL with /api/v1 in it (pasted from a control URL): the check-in and the upload
 # get 404 for .../api/v1/api/v1/...; the message says what the URL should be.
 class NotFound(http.server.BaseHTTPRequestHandler):
