@@ -211,12 +211,20 @@ static void dns_view(const cJSON *tk, const char *host, int which, addrset *out)
 /* The DNS injection check (x_dns_injection, lib/web.c): the addresses an address without a DNS
  * server "answered" for the name. Empty when nothing answered, or when the control gives one of
  * them (a real resolver runs there after all, and answered truthfully). */
-static void injected_view(const cJSON *tk, const addrset *ctl, addrset *out, const char **server)
+static void injected_view(const cJSON *tk, const addrset *ctl, addrset *out, const char **server,
+                          int *intercepted)
 {
     memset(out, 0, sizeof(*out));
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(tk, "x_dns_injection"), "query");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(tk, "x_dns_injection");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(x, "query");
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(x, "unlisted_query");
     *server = str_or_null(q, "resolver_address");
+    /* A random name was answered there too (any rcode): every query on UDP 53 is answered on
+     * the way, by a transparent DNS proxy (an ISP forcing its resolver), not only the names a
+     * censor lists; what it says for the target is its resolver's answer, no proof. */
+    *intercepted = cJSON_IsObject(u) &&
+                   (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(u, "rcode")) ||
+                    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(u, "answers")) > 0);
     if (!cJSON_IsObject(q)) return;
     out->queried = 1;
     const cJSON *a;
@@ -226,6 +234,7 @@ static void injected_view(const cJSON *tk, const addrset *ctl, addrset *out, con
         addrset_add(out, str_or_null(a, "ipv6"));
     }
     if (out->n && ctl->n && addrset_meets(out, ctl)) out->n = 0;
+    if (*intercepted) out->n = 0;
 }
 
 /* Every failed connect failed on this device (no IPv6 route, no usable source address, a local
@@ -1061,7 +1070,8 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     int sni_measured = sni_test_rates(tk, &sni_named, &sni_neutral, &sni_slowed);
     addrset inj;
     const char *inj_server = NULL;
-    injected_view(tk, &ctl, &inj, &inj_server);
+    int inj_intercepted = 0;
+    injected_view(tk, &ctl, &inj, &inj_server, &inj_intercepted);
 
     /* Canaries: when none reached its site, the probe's own network is down. */
     int canaries_known = in->ctx && in->ctx->n_canaries > 0;
@@ -1447,6 +1457,8 @@ out:;
         vt_json_add_string_or_null(di, "server", inj_server);
         /* the forged addresses: none when nothing answered there */
         cJSON_AddItemToObject(di, "answers", addrset_json(&inj));
+        /* a random name was answered there too: a transparent DNS proxy, no proof either way */
+        cJSON_AddBoolToObject(di, "intercepted", inj_intercepted);
     } else {
         cJSON_AddNullToObject(ev, "dns_injection");
     }

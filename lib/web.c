@@ -20,6 +20,7 @@
  * returns right after, touching nothing. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,8 +140,12 @@ struct web_state {
     /* The DNS injection check: the target's name asked of the SNI test server's address, port
      * 53, where no DNS server runs: an answer can only come from something on the path. */
     vt_dns *inj;
-    vt_config inj_cfg; /* its settings (inj keeps a pointer) */
-    cJSON *inj_query;  /* its OONI "queries" entry, once answered or timed out */
+    vt_config inj_cfg;   /* its settings (inj keeps a pointer) */
+    cJSON *inj_query;    /* its OONI "queries" entry, once answered or timed out */
+    cJSON *inj_unlisted; /* the same for a random name no censor lists: an answer to it means
+                          * everything on UDP 53 is answered on the way (a transparent DNS
+                          * proxy), and the check proves nothing */
+    char inj_name[64];   /* that random name */
     int inj_pending, main_finished;
     struct event *done_timer;
     int is_telegram;
@@ -770,8 +775,10 @@ static void done_fire(void *arg)
 static void inj_done(const vt_dns_query *q, void *arg)
 {
     web_state *w = arg;
-    w->inj_query = vt_dns_query_json(q);
-    w->inj_pending = 0;
+    cJSON **dst = strcasecmp(q->hostname, w->inj_name) == 0 ? &w->inj_unlisted : &w->inj_query;
+    cJSON_Delete(*dst);
+    *dst = vt_dns_query_json(q);
+    if (--w->inj_pending > 0) return;
     /* not from inside the resolver's callback: the task's end frees the resolver */
     if (w->main_finished && !w->done_timer) {
         w->done_timer = vt_timer_start(w->t->env->loop, 0, done_fire, w);
@@ -943,6 +950,7 @@ static void state_free(web_state *w)
     if (w->done_timer) vt_timer_cancel(w->done_timer);
     if (w->inj) vt_dns_free(w->inj);
     cJSON_Delete(w->inj_query);
+    cJSON_Delete(w->inj_unlisted);
     if (w->sni) {
         for (int i = 0; i < 4; i++)
             ep_free(&w->sni[i]);
@@ -1192,8 +1200,17 @@ static void web_start(vt_task *t)
     web_state *w = t->state;
     /* The injection check first: its answer never comes from inside the call, and the task
      * waits for it (main_done). A name the resolver refuses just has no check. */
-    if (w->inj && vt_dns_lookup(w->inj, w->eps[0].host, VT_DNS_A, t->t0, inj_done, w) == 0)
+    if (w->inj && vt_dns_lookup(w->inj, w->eps[0].host, VT_DNS_A, t->t0, inj_done, w) == 0) {
         w->inj_pending = 1;
+        unsigned char r[8];
+        if (RAND_bytes(r, sizeof(r)) == 1) {
+            snprintf(w->inj_name, sizeof(w->inj_name),
+                     "vt-%02x%02x%02x%02x%02x%02x%02x%02x.example.com", r[0], r[1], r[2], r[3],
+                     r[4], r[5], r[6], r[7]);
+            if (vt_dns_lookup(w->inj, w->inj_name, VT_DNS_A, t->t0, inj_done, w) == 0)
+                w->inj_pending++;
+        }
+    }
     /* Every endpoint is under way before any can finish the task (callbacks come from the
      * loop, but an IP literal or a failing start finishes an endpoint right here). */
     w->n_done = 0;
@@ -1351,6 +1368,10 @@ static void web_finish(vt_task *t)
         if (x) {
             cJSON_AddItemToObject(x, "query", w->inj_query);
             w->inj_query = NULL;
+            if (w->inj_unlisted) {
+                cJSON_AddItemToObject(x, "unlisted_query", w->inj_unlisted);
+                w->inj_unlisted = NULL;
+            }
         }
     }
 

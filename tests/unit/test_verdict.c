@@ -976,6 +976,29 @@ static void test_dns_injection_check(void **st)
     decide(tk, &c, NULL, NULL, NULL, 1);
     assert_string_not_equal(s(tk, "verdict"), "dns_blocking");
     cJSON_Delete(tk);
+    /* a random name asked there was answered too (NXDOMAIN): a transparent DNS proxy answers
+     * everything on port 53, and its answer for the target proves nothing */
+    tk = keys("tls", "ssl_invalid_hostname", "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, "10.10.10.99");
+    cJSON *u = query("vt-0011223344556677.example.com", "udp", "dns_nxdomain_error", NULL);
+    cJSON_AddNumberToObject(u, "rcode", 3);
+    cJSON_AddItemToObject(cJSON_GetObjectItem(tk, "x_dns_injection"), "unlisted_query", u);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_not_equal(s(tk, "verdict"), "dns_blocking");
+    di = cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "dns_injection");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(di, "intercepted")));
+    cJSON_Delete(tk);
+    /* the random name unanswered (timed out, rcode null): the forgery stands */
+    tk = keys("tls", "ssl_invalid_hostname", "10.10.10.99", NULL, "10.10.10.99", NULL);
+    add_injection(tk, "10.10.10.99");
+    u = query("vt-0011223344556677.example.com", "udp", "generic_timeout_error", NULL);
+    cJSON_AddNullToObject(u, "rcode");
+    cJSON_AddItemToObject(cJSON_GetObjectItem(tk, "x_dns_injection"), "unlisted_query", u);
+    decide(tk, &c, NULL, NULL, NULL, 1);
+    assert_string_equal(s(tk, "verdict"), "dns_blocking");
+    di = cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "dns_injection");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(di, "intercepted")));
+    cJSON_Delete(tk);
     /* an HTTPS target worked on the address (its certificate is the site's): no victim */
     tk = keys(NULL, NULL, "10.10.10.99", NULL, "10.10.10.99", NULL);
     add_injection(tk, "10.10.10.99");
