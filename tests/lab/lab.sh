@@ -381,6 +381,30 @@ lab_sni_throttle() {
         -j CLASSIFY --set-class 1:7
 }
 
+# lab_dns_injector FORGED: the Great Firewall's way (dnsinject.py in vt-censor): every UDP query
+# for target.lab crossing the censor from the client, whatever its server, is dropped and
+# answered at once with FORGED; the query itself goes on 300 ms later, so the real answer comes
+# second.
+lab_dns_injector() {
+    local forged=$1 ip
+    lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p udp --dport 53 \
+        -m string --hex-string '|06|target|03|lab|00|' --algo bm -j DROP
+    # the injector re-sends the held query as a frame: it needs the neighbour entries of the
+    # servers queried (the resolver, the SNI test server of the injection check)
+    for ip in "$LAB_AUTH_DNS" "$LAB_CONTROL_IP"; do
+        lab_censor python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('$ip', 9))"
+    done
+    lab_censor python3 -u "$LAB_SRC_DIR/tests/lab/dnsinject.py" --iface "$LAB_IF_CLI" \
+        --name target.lab --forge "$forged" --delay-ms 300 --lifetime 300 \
+        >"$LAB_DIR/inject.out" 2>&1 &
+    for _ in $(seq 1 50); do
+        grep -q listening "$LAB_DIR/inject.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q listening "$LAB_DIR/inject.out" ||
+        lab_die "the injector did not start: $(cat "$LAB_DIR/inject.out")"
+}
+
 # The ISP resolver (in vt-censor): forwards to the authoritative DNS, with the scenario's
 # overrides, e.g. lab_isp_dns "--address=/target.lab/" (NXDOMAIN) or
 # "--address=/target.lab/127.0.0.1". Restarts it when called again.

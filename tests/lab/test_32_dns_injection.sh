@@ -15,17 +15,7 @@ FORGED=10.99.2.99
 lab_setup
 lab_isp_dns "--address=/target.lab/$FORGED"
 lab_censor iptables -A FORWARD -d "$FORGED" -j DROP
-lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p udp --dport 53 \
-    -m string --hex-string '|06|target|03|lab|00|' --algo bm -j DROP
-# the injector re-sends the held query as a frame to the resolver: it needs the neighbour entry
-lab_censor python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('$LAB_AUTH_DNS', 9))"
-lab_censor python3 -u "$LAB_SRC_DIR/tests/lab/dnsinject.py" --iface "$LAB_IF_CLI" \
-    --name target.lab --forge "$FORGED" --delay-ms 300 --lifetime 300 >"$LAB_DIR/inject.out" 2>&1 &
-for _ in $(seq 1 50); do
-    grep -q listening "$LAB_DIR/inject.out" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q listening "$LAB_DIR/inject.out" || lab_die "the injector did not start: $(cat "$LAB_DIR/inject.out")"
+lab_dns_injector "$FORGED"
 # The injection works as meant: the forged answer first, the real one 300 ms later.
 lab_client python3 - "$LAB_AUTH_DNS" <<'PY' || lab_die "the injector did not answer first"
 import socket, struct, sys
