@@ -134,7 +134,7 @@ struct web_state {
     int large_started;
     ep *sni; /* the SNI test's pairs ([0], [2]: the target's name; [1], [3]: the neutral
               * one; [2] and [3] repeat the first pair when it looked throttled), or NULL */
-    int sni_started, sni_done, sni_repeated;
+    int sni_started, sni_done, sni_repeated, sni_skipped;
     web_state *sni_next; /* in sni_q's waiting list */
     int sni_waiting;
     /* The DNS injection check: the target's name asked of the SNI test server's address, port
@@ -165,6 +165,9 @@ static struct {
     web_state *head, *tail; /* waiting, in order */
     struct event *kick;     /* the next one's start, deferred to the loop */
     vt_loop *loop;
+    int dead; /* a pair got not one byte on either download: the server is out of reach (down,
+               * or blocked by the network), and later targets skip the test rather than wait
+               * for the same timeouts, one pair at a time */
 } sni_q;
 
 static void sni_kick(void *arg);
@@ -802,17 +805,29 @@ static void sni_run(web_state *w)
     ep_start(&w->sni[1]);
 }
 
-static void sni_kick(void *arg)
+static web_state *sni_pop(void)
 {
-    (void)arg;
-    sni_q.kick = NULL;
     web_state *w = sni_q.head;
-    if (!w || sni_q.running || large_share.active > 0) return;
     sni_q.head = w->sni_next;
     if (!sni_q.head) sni_q.tail = NULL;
     w->sni_next = NULL;
     w->sni_waiting = 0;
-    sni_run(w);
+    return w;
+}
+
+static void sni_kick(void *arg)
+{
+    (void)arg;
+    sni_q.kick = NULL;
+    /* the server stopped answering meanwhile: the pairs waiting are skipped */
+    while (sni_q.head && sni_q.dead) {
+        web_state *w = sni_pop();
+        w->sni_started = 0;
+        w->sni_skipped = 1;
+        main_done(w);
+    }
+    if (!sni_q.head || sni_q.running || large_share.active > 0) return;
+    sni_run(sni_pop());
 }
 
 /* w's pair is over (or w is gone): the next waiting one starts from the loop, not from inside
@@ -851,6 +866,11 @@ static void after_large(web_state *w)
         main_done(w);
         return;
     }
+    if (sni_q.dead) {
+        w->sni_skipped = 1;
+        main_done(w);
+        return;
+    }
     w->sni_started = 1;
     sni_q.loop = w->t->env->loop;
     if (!sni_q.running && !sni_q.head && large_share.active == 0) {
@@ -881,6 +901,7 @@ static void ep_finish(ep *e)
             ep_start(&w->sni[3]);
             return;
         }
+        if (w->sni[0].bytes_received == 0 && w->sni[1].bytes_received == 0) sni_q.dead = 1;
         sni_release(w);
         main_done(w);
         return;
@@ -1363,6 +1384,14 @@ static void web_finish(vt_task *t)
     }
 
     if (w->sni_started) add_sni_test(tk, w);
+    if (w->sni_skipped) {
+        cJSON *x = cJSON_AddObjectToObject(tk, "x_sni_test");
+        if (x) {
+            cJSON_AddStringToObject(x, "endpoint", w->sni[0].input);
+            /* an earlier pair of the run got nothing from the server */
+            cJSON_AddStringToObject(x, "skipped", "server_unreachable");
+        }
+    }
     if (w->inj_query) {
         cJSON *x = cJSON_AddObjectToObject(tk, "x_dns_injection");
         if (x) {

@@ -6,7 +6,8 @@
 # test server on 10.99.3.2:443; the probe learns of it, and of its key, from the check-in.
 # The download naming other.lab must come out near 128 kbit/s and the one naming example.com at
 # full speed, twice; target.lab's pair is not slowed. Then a probe given a wrong key for the
-# server must refuse it: no SNI test result, no throttled verdict.
+# server must refuse it: no SNI test result, no throttled verdict. Last, with the server out of
+# reach, the run's later targets must skip the test after the first pair got nothing.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 RATE_KBIT=128
@@ -46,3 +47,24 @@ lab_show
 lab_assert lab-other verdict=ok x_sni_test.target.bytes_received=0 \
     x_sni_test.control.bytes_received=0 "x_sni_test.target.failure~=pinned public key" \
     evidence.sni_test=null
+
+# 3. The test server out of reach (the network drops its port): the first pair gets nothing in
+# its 6 s, and the run's other target skips the test rather than wait as long again.
+lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -d "$LAB_CONTROL_IP" -p tcp \
+    --dport "$LAB_SNI_TEST_PORT" -j DROP
+lab_probe --only lab-target,lab-other
+lab_show
+python3 - "$LAB_OUT" <<'PY' || lab_die "an unreachable SNI test server was not skipped after one pair"
+import json, sys
+sides = {}
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    x = m["test_keys"].get("x_sni_test") or {}
+    tid = m["annotations"]["target_id"]
+    if tid in ("lab-target", "lab-other"):
+        assert m["test_keys"]["verdict"] == "ok", (tid, m["test_keys"]["verdict"])
+        sides[tid] = "skipped" if x.get("skipped") == "server_unreachable" else \
+            "tried" if (x.get("target") or {}).get("bytes_received") == 0 else "other"
+print("lab: SNI test per target:", sides, file=sys.stderr)
+sys.exit(sorted(sides.values()) != ["skipped", "tried"])
+PY
