@@ -28,6 +28,7 @@
 #include "control.h"
 #include "ingest_pool.h"
 #include "proxy.h"
+#include "vantage/addr.h"
 #include "vantage/json.h"
 #include "vantage/version.h"
 
@@ -156,19 +157,8 @@ void vt_api_log(vt_api *a, const char *method, const char *path, int status, dou
 /* The caller's address in canonical text form; "" when unknown. */
 static void peer_addr(struct evhttp_request *req, char *out, size_t n)
 {
-    out[0] = 0;
     struct evhttp_connection *c = evhttp_request_get_connection(req);
-    const struct sockaddr *sa = c ? evhttp_connection_get_addr(c) : NULL;
-    if (!sa) return;
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
-    else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6))
-            inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)n);
-        else
-            inet_ntop(AF_INET6, a6, out, (socklen_t)n);
-    }
+    vt_addr_text(c ? evhttp_connection_get_addr(c) : NULL, out, n);
 }
 
 /* The client's address: the peer's, or, from a trusted proxy, the one its X-Forwarded-For
@@ -241,14 +231,8 @@ static int rate_ok(vt_api *a, vt_ratelimit *rl, const char *prefix, const char *
 {
     char k[160];
     int retry = 1;
-    /* An IPv6 client is a /64: a single host holds one (or more) and can use every address
-     * in it, so a bucket per address would be no limit at all. */
-    unsigned char a6[16];
     char net[INET6_ADDRSTRLEN];
-    if (rl == a->rl_addr && inet_pton(AF_INET6, key, a6) == 1) {
-        memset(a6 + 8, 0, 8);
-        if (inet_ntop(AF_INET6, a6, net, sizeof(net))) key = net;
-    }
+    if (rl == a->rl_addr) key = vt_ratelimit_client(key, net); /* an IPv6 client's /64 */
     snprintf(k, sizeof(k), "%s%s", prefix, key);
     if (vt_ratelimit_take(rl, k, vt_now(), &retry)) return 1;
     vt_api_reply_error(req, 429, "too many requests: slow down and retry after Retry-After seconds",

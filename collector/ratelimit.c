@@ -1,6 +1,7 @@
 /* Token-bucket rate limiting over a bounded 4-way set-associative table. */
 #include "ratelimit.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,4 +113,14 @@ size_t vt_ratelimit_size(const vt_ratelimit *rl)
     for (size_t i = 0; i < rl->nsets * WAYS; i++)
         n += rl->slots[i].key != 0;
     return n;
+}
+
+const char *vt_ratelimit_client(const char *addr, char *net)
+{
+    unsigned char a6[16];
+    if (inet_pton(AF_INET6, addr, a6) != 1) return addr;
+    memset(a6 + 8, 0, 8);
+    if (!inet_ntop(AF_INET6, a6, net, INET6_ADDRSTRLEN)) return addr;
+    memset(a6, 0, sizeof(a6));
+    return net;
 }

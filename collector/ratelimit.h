@@ -20,6 +20,10 @@ void vt_ratelimit_free(vt_ratelimit *rl);
  * counting per client elsewhere without keeping the address itself. */
 uint64_t vt_ratelimit_key(const vt_ratelimit *rl, const char *key);
 int vt_ratelimit_take(vt_ratelimit *rl, const char *key, double now, int *retry_after);
+/* The bucket key of a client address (canonical text): an IPv6 address stands for its /64, since
+ * one host holds one (or more) and can use every address in it, so that a bucket per address
+ * would be no limit at all; anything else is itself. Returns addr or net (INET6_ADDRSTRLEN). */
+const char *vt_ratelimit_client(const char *addr, char *net);
 /* Keys currently tracked (for tests). */
 size_t vt_ratelimit_size(const vt_ratelimit *rl);
 

@@ -30,6 +30,7 @@
 #include "api.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "vantage/addr.h"
 
 #define CHUNK 65536           /* the random block, sent again and again */
 #define FILL_LOW (32 * 1024)  /* refill the output when it drains below this */
@@ -275,24 +276,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_free(c);
 }
 
-/* The client's rate limit key: its address, an IPv6 client as its /64 (as api.c). */
+/* The client's rate limit key: its address, an IPv6 client as its /64 (as api.c's). */
 static int rate_take(vt_sni_test *s, const struct sockaddr *sa, int *retry)
 {
-    char key[INET6_ADDRSTRLEN] = "";
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, key, sizeof(key));
-    } else if (sa->sa_family == AF_INET6) {
-        struct in6_addr a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            inet_ntop(AF_INET, &a6.s6_addr[12], key, sizeof(key));
-        } else {
-            memset(&a6.s6_addr[8], 0, 8);
-            inet_ntop(AF_INET6, &a6, key, sizeof(key));
-        }
-        memset(&a6, 0, sizeof(a6));
-    }
-    int ok = vt_ratelimit_take(s->rl, key, vt_now(), retry);
-    memset(key, 0, sizeof(key)); /* the address is dropped here */
+    char addr[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN] = "";
+    vt_addr_text(sa, addr, sizeof(addr));
+    int ok = vt_ratelimit_take(s->rl, vt_ratelimit_client(addr, net), vt_now(), retry);
+    memset(addr, 0, sizeof(addr)); /* the address is dropped here */
+    memset(net, 0, sizeof(net));
     return ok;
 }
 

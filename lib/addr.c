@@ -88,3 +88,18 @@ done:
     curl_url_cleanup(u);
     return rc;
 }
+
+void vt_addr_text(const struct sockaddr *sa, char *out, size_t n)
+{
+    out[0] = 0;
+    if (!sa) return;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6))
+            inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)n);
+        else
+            inet_ntop(AF_INET6, a6, out, (socklen_t)n);
+    }
+}

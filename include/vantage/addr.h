@@ -9,6 +9,10 @@
  * Returns 0, or -1 when ip is not a literal or the port is out of range. */
 int vt_addr_sockaddr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len);
 
+/* The canonical text of a socket's address into out (INET6_ADDRSTRLEN): IPv4, an IPv4-mapped
+ * IPv6 address as IPv4, IPv6; "" for any other family. */
+void vt_addr_text(const struct sockaddr *sa, char *out, size_t n);
+
 /* Splits an http(s) URL as libcurl reads it (so 2130706433, 0x7f.1 and 127.1 are 127.0.0.1): the
  * host without an IPv6 literal's brackets, the port (the scheme's default when none), https or
  * not. -1 when it is not an http(s) URL with a host and a port 1..65535. */

@@ -60,6 +60,17 @@ static void the_table_stays_bounded_under_many_keys(void **state)
     vt_ratelimit_free(rl);
 }
 
+/* A client's bucket key: an IPv6 address stands for its /64, anything else for itself. */
+static void an_ipv6_client_is_its_64(void **state)
+{
+    (void)state;
+    char net[46];
+    assert_string_equal(vt_ratelimit_client("2001:db8::ffff:3", net), "2001:db8::");
+    assert_string_equal(vt_ratelimit_client("2001:db8:0:1:2:3:4:5", net), "2001:db8:0:1::");
+    assert_string_equal(vt_ratelimit_client("192.0.2.7", net), "192.0.2.7");
+    assert_string_equal(vt_ratelimit_client("", net), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -67,6 +78,7 @@ int main(void)
         cmocka_unit_test(slow_rates_ask_for_longer_waits),
         cmocka_unit_test(zero_rate_disables),
         cmocka_unit_test(the_table_stays_bounded_under_many_keys),
+        cmocka_unit_test(an_ipv6_client_is_its_64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
