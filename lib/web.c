@@ -1040,20 +1040,32 @@ static int add_large(web_state *w, char *err, size_t errlen)
 
 /* The SNI test's pair for an https first endpoint, when a test server is configured. The
  * server's host is what is resolved (e->host); the URL carries the name sent as SNI. */
+/* The SNI test server's host and port, when there is one and this target's first endpoint is a
+ * name (not a canary's): 1; 0 when the target takes no part; -1 when cfg->sni_test is not
+ * HOST:PORT (the probe checks it first: vt_probe_sni_test_check). */
+static int sni_server(const web_state *w, char *host, size_t hostlen, int *port, char *err,
+                      size_t errlen)
+{
+    const vt_config *cfg = w->t->env->cfg;
+    if (!cfg->sni_test || !*cfg->sni_test || is_ip_literal(w->eps[0].host) ||
+        (w->t->target->category && strcmp(w->t->target->category, "canary") == 0))
+        return 0;
+    if (vt_split_host_port(cfg->sni_test, host, hostlen, port) < 0 || !host[0] || *port <= 0 ||
+        *port > 65535) {
+        snprintf(err, errlen, "SNI test server '%s' is not HOST:PORT", cfg->sni_test);
+        return -1;
+    }
+    return 1;
+}
+
 static int add_sni(web_state *w, char *err, size_t errlen)
 {
     const vt_config *cfg = w->t->env->cfg;
     const ep *first = &w->eps[0];
-    if (!cfg->sni_test || !*cfg->sni_test || !first->https || is_ip_literal(first->host) ||
-        (w->t->target->category && strcmp(w->t->target->category, "canary") == 0))
-        return 0;
     char host[256];
     int port;
-    if (vt_split_host_port(cfg->sni_test, host, sizeof(host), &port) < 0 || !host[0] || port <= 0 ||
-        port > 65535) {
-        snprintf(err, errlen, "SNI test server '%s' is not HOST:PORT", cfg->sni_test);
-        return -1;
-    }
+    int r = first->https ? sni_server(w, host, sizeof(host), &port, err, errlen) : 0;
+    if (r <= 0) return r;
     w->sni = calloc(4, sizeof(*w->sni));
     if (!w->sni) goto oom;
     for (int i = 0; i < 4; i++) {
@@ -1078,16 +1090,12 @@ oom:
  * (http or https) is also asked of that address on port 53 (docs/methodology.md, control 8). */
 static int add_injection_check(web_state *w, char *err, size_t errlen)
 {
-    const vt_config *cfg = w->t->env->cfg;
-    const ep *first = &w->eps[0];
     char host[256], server[300];
     int port;
-    if (!cfg->sni_test || !*cfg->sni_test || is_ip_literal(first->host) ||
-        (w->t->target->category && strcmp(w->t->target->category, "canary") == 0) ||
-        vt_split_host_port(cfg->sni_test, host, sizeof(host), &port) < 0 || !is_ip_literal(host))
-        return 0;
+    int r = sni_server(w, host, sizeof(host), &port, err, errlen);
+    if (r <= 0 || !is_ip_literal(host)) return r < 0 ? -1 : 0;
     snprintf(server, sizeof(server), is_v6(host) ? "[%s]:53" : "%s:53", host);
-    w->inj_cfg = *cfg;
+    w->inj_cfg = *w->t->env->cfg;
     w->inj_cfg.dns_timeout_ms = VT_INJECTION_TIMEOUT_MS;
     w->inj = vt_dns_new_udp(w->t->env->loop, &w->inj_cfg, server, err, errlen);
     return w->inj ? 0 : -1;
