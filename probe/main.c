@@ -146,7 +146,7 @@ static const char *default_targets_dir(void)
  * probe reports "unclear", not probe_offline. They come with the default lists; a run of Citizen
  * Lab lists only gets the default canaries too, and --only and --categories keep them, unless
  * --no-canaries. With --targets, the canaries are those of the files named. */
-static int load_targets(const probe_opts *o, vt_target_list *l)
+static int load_targets(const probe_opts *o, vt_target_list *l, char *why, size_t whylen)
 {
     char err[512];
     vt_targets_init(l);
@@ -190,6 +190,7 @@ static int load_targets(const probe_opts *o, vt_target_list *l)
     return 0;
 fail:
     fprintf(stderr, "vantage-probe: %s\n", err);
+    if (why) snprintf(why, whylen, "%s", err);
     vt_targets_free(l);
     return -1;
 }
@@ -598,7 +599,7 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
 static int cmd_targets(probe_opts *o)
 {
     vt_target_list l;
-    if (load_targets(o, &l) < 0) return VT_EXIT_FAILURE;
+    if (load_targets(o, &l, NULL, 0) < 0) return VT_EXIT_FAILURE;
     printf("%-28s %-12s %-10s %-10s %s\n", "ID", "PLATFORM", "CATEGORY", "KIND", "ENDPOINTS");
     for (size_t i = 0; i < l.n; i++) {
         const vt_target *t = &l.items[i];
@@ -638,9 +639,15 @@ static int cmd_run(probe_opts *o)
     char report_id[128];
     vt_checkin_result checkin;
 
-    if (load_targets(o, &l) < 0) return VT_EXIT_FAILURE;
+    /* A run that cannot start (a target file broken by an edit, a filter that keeps nothing)
+     * says so in last-run.json too: from cron, `status` is where a volunteer looks. */
+    if (load_targets(o, &l, err, sizeof(err)) < 0) {
+        vt_volunteer_failed_early(o->up.state_dir, VT_EXIT_FAILURE, err);
+        return VT_EXIT_FAILURE;
+    }
     if (l.n == 0) {
         fprintf(stderr, "vantage-probe: no targets to measure\n");
+        vt_volunteer_failed_early(o->up.state_dir, VT_EXIT_NOTHING, "no targets to measure");
         vt_targets_free(&l);
         return VT_EXIT_NOTHING;
     }
@@ -678,6 +685,11 @@ static int cmd_run(probe_opts *o)
         int src = begun < 0 ? VT_EXIT_FAILURE : VT_EXIT_STOPPED;
         if (src == VT_EXIT_STOPPED)
             fprintf(stderr, "vantage-probe: stopped by a signal before measuring\n");
+        vt_volunteer_set_error(&o->vol, src == VT_EXIT_STOPPED
+                                            ? "stopped by a signal during the check-in, before "
+                                              "measuring"
+                                            : "the spool in the state directory could not be "
+                                              "opened: not measured (the run's output says why)");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, src);
         vt_targets_free(&l);
@@ -696,6 +708,10 @@ static int cmd_run(probe_opts *o)
                 !o->up.collector ? " or give a --collector to check in"
                 : o->up.disabled ? " or let the run check in (without --no-upload or upload = no)"
                                  : "");
+        char why[128];
+        snprintf(why, sizeof(why), "the system clock said %s UTC: not measured (set the clock)",
+                 ts);
+        vt_volunteer_set_error(&o->vol, why);
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
@@ -708,6 +724,8 @@ static int cmd_run(probe_opts *o)
         fprintf(stderr,
                 "vantage-probe: not measuring: the spool is full (see above) and the output is "
                 "discarded, so nothing this run measured could be kept\n");
+        vt_volunteer_set_error(&o->vol, "the spool is full and the output is discarded: not "
+                                        "measured");
         vt_spool_close(r.spool);
         vt_volunteer_end(&o->vol, VT_EXIT_FAILURE);
         vt_targets_free(&l);
@@ -819,6 +837,9 @@ static int cmd_run(probe_opts *o)
         fprintf(stderr, "vantage-probe: stopped early: %ld of %zu targets measured%s\n", n, l.n,
                 r.spool && !r.spool_failed ? "; they wait in the spool for the next upload" : "");
         rc = r.spool_failed ? VT_EXIT_FAILURE : VT_EXIT_STOPPED;
+        snprintf(err, sizeof(err), "stopped by a signal after %ld of %zu targets", n, l.n);
+        vt_volunteer_set_error(&o->vol, err);
+        err[0] = 0;
         goto done;
     }
     /* The loop has finished: uploading now holds back no measurement. A stop signal ends the
@@ -832,17 +853,27 @@ static int cmd_run(probe_opts *o)
         fprintf(stderr, "vantage-probe: stopped by a signal during the upload: what was not "
                         "acknowledged waits in the spool for the next one\n");
         rc = VT_EXIT_STOPPED;
+        vt_volunteer_set_error(&o->vol, "stopped by a signal during the upload");
     }
     /* Measurements that could not be spooled are lost (disk full): cron and systemd must see a
      * failure, even when everything else was uploaded (the message is vt_upload_run_end's). */
-    if (r.spool_failed && rc != VT_EXIT_FAILURE) rc = VT_EXIT_FAILURE;
+    if (r.spool_failed) {
+        char why[128];
+        snprintf(why, sizeof(why), "%ld measurement(s) could not be kept in the spool (full?)",
+                 r.spool_failed);
+        vt_volunteer_set_error(&o->vol, why);
+        rc = VT_EXIT_FAILURE;
+    }
 done:
     if (r.out) flush_all(&r);
     unwatch_signals(&r);
     vt_committer_free(r.committer);
     free(r.pending);
     vt_spool_close(r.spool);
-    if (rc == VT_EXIT_FAILURE && *err) fprintf(stderr, "vantage-probe: %s\n", err);
+    if (rc == VT_EXIT_FAILURE && *err) {
+        fprintf(stderr, "vantage-probe: %s\n", err);
+        vt_volunteer_set_error(&o->vol, err);
+    }
     vt_volunteer_end(&o->vol, rc);
     if (r.out && r.out != stdout) fclose(r.out);
     vt_summary_free(r.summary);

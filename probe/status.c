@@ -26,6 +26,7 @@ struct vt_lastrun {
     double start;      /* epoch seconds */
     double mono_start; /* vt_now(): the duration, whatever the system clock does meanwhile */
     size_t n_targets, measured;
+    char error[512]; /* why the run ended without measuring everything; "" when it did not */
     struct {
         char name[32];
         size_t n;
@@ -47,6 +48,11 @@ vt_lastrun *vt_lastrun_new(size_t n_targets)
 void vt_lastrun_set_clock(vt_lastrun *r, double clock_mono)
 {
     if (r && clock_mono != 0) r->start = r->mono_start + clock_mono;
+}
+
+void vt_lastrun_set_error(vt_lastrun *r, const char *error)
+{
+    if (r && error) snprintf(r->error, sizeof(r->error), "%s", error);
 }
 
 void vt_lastrun_free(vt_lastrun *r)
@@ -111,6 +117,7 @@ int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, 
         cJSON_AddNumberToObject(v, r->v[i].name, (double)r->v[i].n);
     cJSON_AddItemToObject(j, "verdicts", v);
     cJSON_AddNumberToObject(j, "exit_code", exit_code);
+    if (r->error[0]) cJSON_AddStringToObject(j, "error", r->error);
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     if (!s) {
@@ -341,6 +348,9 @@ static int status_print(const char *state, int json, const char *conf_accept)
                 first = 0;
             }
             if (!first) printf("\n");
+            char why[512];
+            vt_cli_clean(why, sizeof(why), vt_json_get_string(run, "error"));
+            if (why[0]) printf("  error:         %s\n", why);
         } else {
             printf("last run:        %s\n", run_why);
         }

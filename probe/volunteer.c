@@ -2,8 +2,10 @@
 #include "volunteer.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,11 +13,32 @@
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
 
-static void sleep_ms(long ms)
+/* Sleeps ms, or less when SIGTERM or SIGINT comes: returns the signal then, else 0. The signals
+ * are blocked and waited for, so that a service stopped (or a cron run killed) during the wait
+ * ends as a stopped run, with last-run.json, instead of dying of the signal. */
+static int wait_ms_or_stop(long ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &stop, &old) < 0) return 0;
+    double end = vt_now() + (double)ms / 1000;
+    int sig = 0;
+    for (;;) {
+        double left = end - vt_now();
+        if (left <= 0) break;
+        struct timespec ts = {.tv_sec = (time_t)left,
+                              .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+        int r = sigtimedwait(&stop, NULL, &ts);
+        if (r > 0) {
+            sig = r;
+            break;
+        }
+        if (r < 0 && errno != EINTR && errno != EAGAIN) break;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return sig;
 }
 
 /* Another run holds the lock. From cron (--quiet) that is no news while it is young: a crontab
@@ -86,10 +109,41 @@ int vt_volunteer_begin(vt_volunteer *v, const char *state_dir_opt, size_t n_targ
             fprintf(stderr,
                     "vantage-probe: waiting %.1f s (random, at most %d s) before measuring\n",
                     (double)ms / 1000, v->jitter);
-        sleep_ms(ms);
+        int sig = wait_ms_or_stop(ms);
+        if (sig) {
+            fprintf(stderr, "vantage-probe: stopped by %s during the --jitter wait, before "
+                            "measuring\n",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM");
+            v->lastrun = vt_lastrun_new(n_targets);
+            vt_volunteer_set_error(v, "stopped by a signal during the --jitter wait, before "
+                                      "measuring");
+            vt_volunteer_end(v, VT_EXIT_STOPPED);
+            return VT_EXIT_STOPPED;
+        }
     }
     v->lastrun = vt_lastrun_new(n_targets);
     return VT_EXIT_OK;
+}
+
+void vt_volunteer_set_error(vt_volunteer *v, const char *error)
+{
+    if (error && *error) vt_lastrun_set_error(v->lastrun, error);
+}
+
+void vt_volunteer_failed_early(const char *state_dir_opt, int exit_code, const char *error)
+{
+    char dir[4096], err[1024];
+    struct stat st;
+    if (vt_state_dir_resolve(state_dir_opt, dir, sizeof(dir), err, sizeof(err)) < 0) return;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) return; /* never ran here: nothing to make */
+    int fd = vt_lock_acquire(dir, err, sizeof(err));
+    if (fd < 0) return; /* a run holds it (and writes its own), or the lock cannot be had */
+    vt_lastrun *r = vt_lastrun_new(0);
+    vt_lastrun_set_error(r, error);
+    if (r && vt_lastrun_write(r, dir, exit_code, err, sizeof(err)) < 0)
+        fprintf(stderr, "vantage-probe: warning: %s\n", err);
+    vt_lastrun_free(r);
+    vt_lock_release(fd);
 }
 
 void vt_volunteer_result(vt_volunteer *v, const cJSON *m)

@@ -24,13 +24,21 @@ typedef struct vt_volunteer {
 } vt_volunteer;
 
 /* Before measuring (and before any network traffic): consent, the run lock, the jitter sleep.
- * Returns VT_EXIT_OK or the code to exit with (NO_CONSENT, LOCKED, FAILURE) after saying why. */
+ * Returns VT_EXIT_OK or the code to exit with (NO_CONSENT, LOCKED, FAILURE) after saying why; or
+ * STOPPED when SIGTERM/SIGINT came during the jitter wait (last-run.json then says so, and the
+ * lock is released). */
 int vt_volunteer_begin(vt_volunteer *v, const char *state_dir_opt, size_t n_targets);
 /* Each measurement of the run. */
 void vt_volunteer_result(vt_volunteer *v, const cJSON *m);
 /* After the run: writes <state>/last-run.json, a plain one-line tally when stderr is not a
  * terminal (logs, cron mail), releases the lock. */
 void vt_volunteer_end(vt_volunteer *v, int exit_code);
+/* Why the run failed or stopped (a line of its own in `status`); "" or NULL: nothing. */
+void vt_volunteer_set_error(vt_volunteer *v, const char *error);
+/* A run that failed before vt_volunteer_begin (a broken target file): last-run.json says so, for
+ * `status`, when the state directory already exists and no other run holds the lock (that run
+ * writes its own); nothing is created. */
+void vt_volunteer_failed_early(const char *state_dir_opt, int exit_code, const char *error);
 
 /* ---- consent.c ---- */
 
@@ -81,6 +89,8 @@ void vt_lastrun_add(vt_lastrun *r, const cJSON *measurement);
 /* The run is dated by the collector's clock (the system clock was wrong): its start is then
  * vt_now() + clock_mono at the time it began, as its measurements are dated. */
 void vt_lastrun_set_clock(vt_lastrun *r, double clock_mono);
+/* Why the run failed or stopped, for `status` (last-run.json's "error"). */
+void vt_lastrun_set_error(vt_lastrun *r, const char *error);
 /* Writes <state_dir>/last-run.json (atomically); exit_code is the run's. */
 int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, char *err,
                      size_t errlen);

@@ -515,6 +515,82 @@ for bad in ("3601", "-1", "x"):
 p = run_in("jitter", ["--jitter", "0"])
 check("waiting" not in p.stderr, "--jitter 0 does not wait")
 
+# A stop during the wait (systemd stopping the service, a cron run killed) ends the run as stopped,
+# exit 7, with last-run.json saying why: it used to die of the signal, status showing the run
+# before. The wait is random in [0, 30] s; an attempt counts when it is at least 1.5 s.
+for attempt in range(6):
+    st = state("jitter-stop")
+    if os.path.exists(os.path.join(tmp, "js.jsonl")):
+        os.unlink(os.path.join(tmp, "js.jsonl"))  # an attempt that was not stopped measured
+    p = subprocess.Popen([PROBE] + RUN + ["--state-dir", st, "--jitter", "30", "--accept-risks",
+                                          "--output", os.path.join(tmp, "js.jsonl")],
+                         env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    line = ""
+    while "waiting" not in line and time.monotonic() - t0 < 10:
+        line = p.stderr.readline()
+        if not line:
+            break
+    m = re.search(r"waiting ([0-9.]+) s", line)
+    wait = float(m.group(1)) if m else 0
+    if wait >= 1.5:
+        time.sleep(0.3)
+        p.terminate()
+    err = p.communicate(timeout=60)[1]
+    elapsed = time.monotonic() - t0
+    if wait < 1.5:
+        continue
+    lr = json.load(open(os.path.join(st, "last-run.json")))
+    check(p.returncode == 7 and elapsed < wait and "during the --jitter wait" in err,
+          "SIGTERM during the jitter wait: exit 7 at once (%d after %.1f s of %.1f: %r)"
+          % (p.returncode, elapsed, wait, err[-200:]))
+    check(lr.get("exit_code") == 7 and lr.get("measured") == 0 and
+          "jitter" in lr.get("error", ""), "... and last-run.json says so (%r)" % lr)
+    check(not os.path.exists(os.path.join(tmp, "js.jsonl")) or
+          os.path.getsize(os.path.join(tmp, "js.jsonl")) == 0, "... nothing was measured")
+    break
+else:
+    check(False, "no jitter wait of 1.5 s in 6 attempts")
+
+# ---- a run that cannot start --------------------------------------------------------------------
+# A target file broken by an edit: from cron the error went to mail (often nowhere) and `status`
+# showed the last good run for weeks. Now last-run.json says why, where the state directory
+# exists; a state directory is never made for it, and a running run's file is left alone.
+bad = write(os.path.join(tmp, "broken.json"), '{"version": 1, "targets": [')
+st = state("broken")
+p = run_in("broken", ["--accept-risks"])
+check(p.returncode == 0, "a run first (exit %d)" % p.returncode)
+p = probe(["run", "--targets", bad, "--no-upload", "--state-dir", st, "--accept-risks",
+           "--quiet"])
+lr = json.load(open(os.path.join(st, "last-run.json")))
+check(p.returncode == 1 and "broken.json" in p.stderr and lr.get("exit_code") == 1 and
+      "broken.json:1:" in lr.get("error", "") and lr.get("measured") == 0,
+      "a broken target file: exit 1 and last-run.json names the file and line (%d %r)"
+      % (p.returncode, lr))
+p = probe(["status", "--state-dir", st])
+check(re.search(r"exit code 1\n  error: +.*broken\.json:1:", p.stdout) is not None,
+      "status shows the error (%r)" % p.stdout)
+p = probe(["status", "--json", "--state-dir", st])
+check("broken.json" in json.loads(p.stdout)["last_run"].get("error", ""),
+      "status --json carries it")
+p = run_in("broken", ["--only", "no-such-target", "--accept-risks"])
+lr = json.load(open(os.path.join(st, "last-run.json")))
+check(p.returncode in (1, 3) and lr.get("exit_code") == p.returncode and lr.get("error"),
+      "--only matching nothing: last-run.json says why (%d %r)" % (p.returncode, lr))
+# another run holds the lock: its last-run.json is left to it
+before = open(os.path.join(st, "last-run.json")).read()
+fd = os.open(os.path.join(st, "run.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+p = probe(["run", "--targets", bad, "--no-upload", "--state-dir", st, "--accept-risks"])
+fcntl.flock(fd, fcntl.LOCK_UN)
+os.close(fd)
+check(p.returncode == 1 and open(os.path.join(st, "last-run.json")).read() == before,
+      "with the lock held by a run, last-run.json is not touched")
+p = probe(["run", "--targets", bad, "--no-upload", "--state-dir", state("never"),
+           "--accept-risks"])
+check(p.returncode == 1 and not os.path.exists(state("never")),
+      "no state directory yet: none is made for a failed start")
+
 # ---- status on fixture state directories ----------------------------------------------------
 st = state("fixture")
 write(os.path.join(st, "consent"), "version=1\ndate=2026-11-01T10:00:00Z\nhow=test\n")
