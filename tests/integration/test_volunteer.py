@@ -107,6 +107,13 @@ def consent_fields(st):
                 if "=" in line and not line.startswith("#"))
 
 
+def read_lastrun(st):
+    try:
+        return json.load(open(os.path.join(st, "last-run.json")))
+    except (OSError, ValueError):
+        return {}
+
+
 # ---- consent --------------------------------------------------------------------------------
 p = run_in("c1")
 check(p.returncode == 6, "no acceptance, not a terminal: exit 6 (got %d)" % p.returncode)
@@ -540,7 +547,7 @@ for attempt in range(6):
     elapsed = time.monotonic() - t0
     if wait < 1.5:
         continue
-    lr = json.load(open(os.path.join(st, "last-run.json")))
+    lr = read_lastrun(st)
     check(p.returncode == 7 and elapsed < wait and "during the --jitter wait" in err,
           "SIGTERM during the jitter wait: exit 7 at once (%d after %.1f s of %.1f: %r)"
           % (p.returncode, elapsed, wait, err[-200:]))
@@ -562,7 +569,7 @@ p = run_in("broken", ["--accept-risks"])
 check(p.returncode == 0, "a run first (exit %d)" % p.returncode)
 p = probe(["run", "--targets", bad, "--no-upload", "--state-dir", st, "--accept-risks",
            "--quiet"])
-lr = json.load(open(os.path.join(st, "last-run.json")))
+lr = read_lastrun(st)
 check(p.returncode == 1 and "broken.json" in p.stderr and lr.get("exit_code") == 1 and
       "broken.json:1:" in lr.get("error", "") and lr.get("measured") == 0,
       "a broken target file: exit 1 and last-run.json names the file and line (%d %r)"
@@ -571,10 +578,10 @@ p = probe(["status", "--state-dir", st])
 check(re.search(r"exit code 1\n  error: +.*broken\.json:1:", p.stdout) is not None,
       "status shows the error (%r)" % p.stdout)
 p = probe(["status", "--json", "--state-dir", st])
-check("broken.json" in json.loads(p.stdout)["last_run"].get("error", ""),
+check("broken.json" in (json.loads(p.stdout).get("last_run") or {}).get("error", ""),
       "status --json carries it")
 p = run_in("broken", ["--only", "no-such-target", "--accept-risks"])
-lr = json.load(open(os.path.join(st, "last-run.json")))
+lr = read_lastrun(st)
 check(p.returncode in (1, 3) and lr.get("exit_code") == p.returncode and lr.get("error"),
       "--only matching nothing: last-run.json says why (%d %r)" % (p.returncode, lr))
 # another run holds the lock: its last-run.json is left to it
