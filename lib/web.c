@@ -134,7 +134,7 @@ struct web_state {
     int large_started;
     ep *sni; /* the SNI test's pairs ([0], [2]: the target's name; [1], [3]: the neutral
               * one; [2] and [3] repeat the first pair when it looked throttled), or NULL */
-    int sni_started, sni_done, sni_repeated, sni_skipped;
+    int sni_started, sni_done, sni_repeated, sni_skipped, sni_not_due;
     web_state *sni_next; /* in sni_q's waiting list */
     int sni_waiting;
     /* The DNS injection check: the target's name asked of the SNI test server's address, port
@@ -1066,6 +1066,10 @@ static int add_sni(web_state *w, char *err, size_t errlen)
     int port;
     int r = first->https ? sni_server(w, host, sizeof(host), &port, err, errlen) : 0;
     if (r <= 0) return r;
+    if (cfg->sni_test_not_due) { /* a recent run did it (sni_test_every): no downloads */
+        w->sni_not_due = 1;
+        return 0;
+    }
     w->sni = calloc(4, sizeof(*w->sni));
     if (!w->sni) goto oom;
     for (int i = 0; i < 4; i++) {
@@ -1398,6 +1402,12 @@ static void web_finish(vt_task *t)
             cJSON_AddStringToObject(x, "endpoint", w->sni[0].input);
             /* an earlier pair of the run got nothing from the server */
             cJSON_AddStringToObject(x, "skipped", "server_unreachable");
+        }
+    } else if (w->sni_not_due) {
+        cJSON *x = cJSON_AddObjectToObject(tk, "x_sni_test");
+        if (x) {
+            cJSON_AddStringToObject(x, "endpoint", w->t->env->cfg->sni_test);
+            cJSON_AddStringToObject(x, "skipped", "not_due"); /* sni_test_every */
         }
     }
     if (w->inj_query) {

@@ -20,6 +20,7 @@ static const char *const known_keys[] = {
     "collector_url", "collector_cacert", "upload_token", "targets", "categories",
     "concurrency",   "timeout",          "state_dir",    "upload",  "accept_risks",
     "cacert",        "resolver",         "jitter",       "quiet",   "sni_test",
+    "sni_test_every",
 };
 #define N_KEYS (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -44,6 +45,7 @@ void vt_probe_conf_init(vt_probe_conf *c)
 {
     memset(c, 0, sizeof(*c));
     c->concurrency = c->timeout = c->upload = c->accept_risks = c->jitter = c->quiet = -1;
+    c->sni_test_every = -1;
 }
 
 void vt_probe_conf_free(vt_probe_conf *c)
@@ -321,6 +323,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         num = &c->timeout, lo = 1, hi = 600;
     else if (!strcmp(key, "jitter"))
         num = &c->jitter, lo = 0, hi = VT_CONF_MAX_JITTER;
+    else if (!strcmp(key, "sni_test_every"))
+        num = &c->sni_test_every, lo = 0, hi = VT_CONF_MAX_SNI_EVERY;
     else if (!strcmp(key, "upload") || !strcmp(key, "accept_risks") || !strcmp(key, "quiet")) {
         int b;
         if (parse_bool(v, &b) < 0) return fail(p, key, "wants yes or no, not '%.64s'", v);

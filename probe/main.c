@@ -54,6 +54,7 @@ typedef struct probe_opts {
     const char *categories;
     int targets_from_conf; /* targets[] came from probe.conf: a --targets flag replaces them */
     vt_volunteer vol;      /* consent, lock, jitter, last-run (volunteer.c) */
+    int sni_test_every;    /* hours between runs' SNI test downloads (sni_test_every); 0: all */
 } probe_opts;
 
 typedef struct run_ctx {
@@ -75,6 +76,7 @@ typedef struct run_ctx {
     /* SIGTERM/SIGINT: the first stops the run early (stop_on_signal), a second one kills */
     struct event *sig_term, *sig_int;
     int stopping;
+    int sni_tested; /* a measurement of this run holds SNI test downloads */
 } run_ctx;
 
 /* The spool takes measurements in batches (one directory fsync per batch, not per measurement):
@@ -120,6 +122,8 @@ static void usage(FILE *f)
             "                      check-in offers): tells throttling by name (2 x 128 KiB\n"
             "                      per HTTPS target); no: none\n"
             "  --sni-test-pin sha256//KEY  the SNI test server's public key\n"
+            "  --sni-test-every HOURS  its downloads at most once in HOURS (the state\n"
+            "                      directory remembers the last); 0: every run (default)\n"
             "  --fingerprints FILE  more blocking fingerprints (CSV), after the shipped ones\n"
             "  --quiet             no progress bar and no summary\n"
             "  --config FILE       read this probe.conf after /etc/vantage and ~/.config/vantage\n"
@@ -222,7 +226,14 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         O_UPLOAD,
         O_NO_CANARIES
     };
-    enum { O_CONTROL = 420, O_CONTROL_CACERT, O_FINGERPRINTS, O_SNI_TEST, O_SNI_TEST_PIN };
+    enum {
+        O_CONTROL = 420,
+        O_CONTROL_CACERT,
+        O_FINGERPRINTS,
+        O_SNI_TEST,
+        O_SNI_TEST_PIN,
+        O_SNI_TEST_EVERY
+    };
     enum { O_VOL_CONFIG = 400, O_VOL_CATEGORIES, O_VOL_ACCEPT, O_VOL_JITTER };
     static const struct option longopts[] = {
         {"targets", required_argument, 0, O_TARGETS},
@@ -240,6 +251,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"fingerprints", required_argument, 0, O_FINGERPRINTS},
         {"sni-test", required_argument, 0, O_SNI_TEST},
         {"sni-test-pin", required_argument, 0, O_SNI_TEST_PIN},
+        {"sni-test-every", required_argument, 0, O_SNI_TEST_EVERY},
         {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},
         {"config", required_argument, 0, O_VOL_CONFIG},
@@ -343,6 +355,14 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
                 return -1;
             }
             o->cfg.sni_test_pin = optarg;
+            break;
+        case O_SNI_TEST_EVERY:
+            if (parse_int(optarg, 0, VT_CONF_MAX_SNI_EVERY, &v) < 0) {
+                fprintf(stderr, "vantage-probe: --sni-test-every wants hours 0..%d, not '%s'\n",
+                        VT_CONF_MAX_SNI_EVERY, optarg);
+                return -1;
+            }
+            o->sni_test_every = v;
             break;
         case O_FINGERPRINTS:
             if (o->n_fingerprints == MAX_PATHS) goto too_many;
@@ -584,6 +604,10 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
     }
     vt_summary_add(r->summary, m);
     if (r->vol) vt_volunteer_result(r->vol, m);
+    const cJSON *sni = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(m, "test_keys"), "x_sni_test");
+    if (cJSON_IsObject(sni) && !cJSON_GetObjectItemCaseSensitive(sni, "skipped"))
+        r->sni_tested = 1;
     cJSON_Delete(m);
     if (r->committer &&
         (r->n_pending >= 4 * RUN_BATCH_MAX || r->pending_bytes >= 4 * RUN_BATCH_BYTES))
@@ -625,6 +649,45 @@ static int output_discarded(const char *output)
     }
     if (isatty(STDOUT_FILENO)) return 0; /* the state directory's last-run.jsonl */
     return fstat(STDOUT_FILENO, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+/* sni_test_every: the SNI test's downloads (two of 128 KiB per HTTPS target, about 6 MiB a run)
+ * in at most one run in so many hours. The state directory's sni-test.last holds when the last
+ * run that did them finished (epoch seconds, by the measurements' clock). */
+#define SNI_TEST_LAST "sni-test.last"
+
+static void sni_test_schedule(probe_opts *o)
+{
+    char path[4200], buf[32];
+    if (!o->cfg.sni_test || !*o->cfg.sni_test || o->sni_test_every <= 0 || !o->vol.state_dir[0] ||
+        snprintf(path, sizeof(path), "%s/" SNI_TEST_LAST, o->vol.state_dir) >= (int)sizeof(path))
+        return;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *end;
+    double last = strtod(buf, &end);
+    double age = vt_measurement_now(&o->cfg) - last;
+    /* unreadable, or in the future (the clock went back): due */
+    if (end == buf || last <= 0 || age < 0 || age >= o->sni_test_every * 3600.0) return;
+    o->cfg.sni_test_not_due = 1;
+    if (!o->quiet)
+        fprintf(stderr,
+                "vantage-probe: SNI test not due: the last was %.1f h ago (sni_test_every %d)\n",
+                age / 3600, o->sni_test_every);
+}
+
+static void sni_test_done(const probe_opts *o)
+{
+    char path[4200], buf[32], err[512];
+    if (!o->vol.state_dir[0] ||
+        snprintf(path, sizeof(path), "%s/" SNI_TEST_LAST, o->vol.state_dir) >= (int)sizeof(path))
+        return;
+    int n = snprintf(buf, sizeof(buf), "%.0f\n", vt_measurement_now(&o->cfg));
+    if (vt_spool_write_file_atomic(path, buf, (size_t)n, err, sizeof(err)) < 0)
+        fprintf(stderr, "vantage-probe: warning: %s\n", err);
 }
 
 static int cmd_run(probe_opts *o)
@@ -731,6 +794,7 @@ static int cmd_run(probe_opts *o)
         vt_targets_free(&l);
         return VT_EXIT_FAILURE;
     }
+    sni_test_schedule(o);
     vt_report_id_new(report_id, sizeof(report_id), vt_measurement_now(&o->cfg), "vantage",
                      o->cfg.probe_cc, o->cfg.probe_asn);
     o->cfg.report_id = report_id;
@@ -842,6 +906,7 @@ static int cmd_run(probe_opts *o)
         err[0] = 0;
         goto done;
     }
+    if (r.sni_tested) sni_test_done(o); /* a whole run's: not when it stopped early */
     /* The loop has finished: uploading now holds back no measurement. A stop signal ends the
      * upload (what was not acknowledged waits in the spool) and the run with exit 7. */
     vt_upload_watch_signals(1);
@@ -941,6 +1006,7 @@ static int apply_config(probe_opts *o, int argc, char **argv)
     if (g_conf.categories) o->categories = g_conf.categories;
     if (g_conf.quiet >= 0) o->quiet = g_conf.quiet;
     if (g_conf.jitter >= 0) o->vol.jitter = g_conf.jitter;
+    if (g_conf.sni_test_every >= 0) o->sni_test_every = g_conf.sni_test_every;
     if (g_conf.accept_risks > 0) {
         o->vol.accept_risks = 1;
         snprintf(o->vol.accept_how, sizeof(o->vol.accept_how), "accept_risks in %s",

@@ -30,6 +30,9 @@ typedef struct vt_config {
                                * target's name and a neutral one, downloaded from it at once
                                * (lib/web.c, docs/methodology.md); NULL: none */
     const char *sni_test_pin; /* "sha256//BASE64" of its public key (the check-in's), NULL: any */
+    int sni_test_not_due;     /* 1: the SNI test's downloads are not due in this run (the probe's
+                               * sni_test_every): x_sni_test.skipped = "not_due"; the DNS
+                               * injection check still runs */
     const char *report_id;   /* shared by the measurements of one run */
     double clock_offset;     /* 0: measurements are dated by the system clock; else it was
                               * this many seconds off the collector's (x_clock_offset), and they

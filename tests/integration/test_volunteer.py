@@ -295,6 +295,8 @@ BAD = [
     ("resolver = 999.9.9.9\n", 1, "resolver", "IP or IP:PORT"),
     ("quiet = no\nresolver = 192.0.2.1:99999\n", 2, "resolver", "IP or IP:PORT"),
     ("resolver = dns.example\n", 1, "resolver", "IP or IP:PORT"),
+    ("sni_test_every = 721\n", 1, "sni_test_every", "0..720"),
+    ("sni_test_evry = 24\n", 1, "sni_test_evry", "did you mean sni_test_every"),
 ]
 for text, line, key, words in BAD:
     path = write(os.path.join(tmp, "bad.conf"), text)
@@ -519,6 +521,8 @@ check("waiting" not in p.stderr and p.returncode != 2, "--quiet says nothing abo
 for bad in ("3601", "-1", "x"):
     p = run_in("jitter", ["--jitter", bad, "--accept-risks"])
     check(p.returncode == 2, "--jitter %s is a usage error" % bad)
+p = run_in("jitter", ["--sni-test-every", "721", "--accept-risks"])
+check(p.returncode == 2 and "0..720" in p.stderr, "--sni-test-every 721 is a usage error")
 p = run_in("jitter", ["--jitter", "0"])
 check("waiting" not in p.stderr, "--jitter 0 does not wait")
 

@@ -7,7 +7,8 @@
 # The download naming other.lab must come out near 128 kbit/s and the one naming example.com at
 # full speed, twice; target.lab's pair is not slowed. Then a probe given a wrong key for the
 # server must refuse it: no SNI test result, no throttled verdict. Last, with the server out of
-# reach, the run's later targets must skip the test after the first pair got nothing.
+# reach, the run's later targets must skip the test after the first pair got nothing. A run
+# within --sni-test-every hours of the last test does no downloads at all.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 RATE_KBIT=128
@@ -36,11 +37,22 @@ print("stored:", rows, file=sys.stderr)
 sys.exit(0 if rows and all(r[0] == "throttled" for r in rows) else 1)
 PY
 
-# 2. A wrong key: the server is not the one the volunteer was told of. Without the throttle
-# (the htb class still drains what part 1's cut downloads had in flight, which would hold up
-# other.lab's own handshake).
+# The throttle goes now: its htb class still drains what part 1's cut downloads had in flight,
+# which would hold up other.lab's own handshake in the next runs.
 lab_censor tc qdisc del dev "$LAB_IF_CLI" root
 lab_censor iptables -t mangle -F
+
+# 1b. sni_test_every: the next run within 24 hours of that one does no SNI test downloads (a
+# metered connection's setting), says so per target, and still checks for DNS injection.
+[ -s "$LAB_DIR/state-34/sni-test.last" ] || lab_die "the run did not record its SNI test"
+lab_probe_upload vt-client "$LAB_DIR/state-34" "$LAB_OUT" --only lab-other,lab-target \
+    --sni-test-every 24
+lab_show
+lab_assert lab-other verdict=ok x_sni_test.skipped=not_due "x_sni_test.endpoint=$LAB_SNI_TEST" \
+    evidence.sni_test=null x_dns_injection.query.hostname=other.lab
+lab_assert lab-target verdict=ok x_sni_test.skipped=not_due
+
+# 2. A wrong key: the server is not the one the volunteer was told of (the throttle is gone).
 lab_probe --sni-test "$LAB_SNI_TEST" \
     --sni-test-pin "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" --only lab-other
 lab_show
