@@ -393,6 +393,11 @@ static int check_in(vt_api *a, struct evhttp_request *req, const char *addr)
             cJSON_AddStringToObject(t, "pin", a->o.sni_test_pin);
         }
     }
+    if (a->o.n_alternate_urls > 0) {
+        cJSON *alt = cJSON_AddArrayToObject(o, "alternate_urls");
+        for (int i = 0; alt && i < a->o.n_alternate_urls; i++)
+            cJSON_AddItemToArray(alt, cJSON_CreateString(a->o.alternate_urls[i]));
+    }
     char *s = vt_json_print(o);
     cJSON_Delete(o);
     vt_api_reply_json(req, 200, s ? s : "{}");

@@ -12,6 +12,8 @@
 #include "store.h"
 #include "vantage/loop.h"
 
+#define VT_API_MAX_ALTERNATES 4
+
 typedef struct vt_api_opts {
     int require_token;
     int allow_private_control;
@@ -34,6 +36,11 @@ typedef struct vt_api_opts {
     /* The SNI test server (sni_test.h) the check-in announces: HOST:PORT and the key's pin;
      * NULL: not announced. Owned by the caller. */
     const char *sni_test_endpoint, *sni_test_pin;
+    /* --alternate-url: other addresses of this collector (a CDN front, a mirror name) that the
+     * check-in announces, for probes to try when this one cannot be reached (a censor blocking
+     * it). Owned by the caller. */
+    const char *alternate_urls[VT_API_MAX_ALTERNATES];
+    int n_alternate_urls;
 } vt_api_opts;
 
 void vt_api_opts_default(vt_api_opts *o);

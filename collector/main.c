@@ -71,6 +71,9 @@ static void usage(FILE *f)
             "                           also run the SNI test server there (TLS; docs/api.md)\n"
             "  --sni-test-cert FILE     its certificate (PEM; default: a self-signed one made at\n"
             "  --sni-test-key FILE      start) and key (PEM)\n"
+            "  --alternate-url URL      another https:// address of this collector (a CDN\n"
+            "                           front) that check-ins announce, for probes that cannot\n"
+            "                           reach this one (repeatable, 4 at most)\n"
             "  --sni-test-public HOST:PORT\n"
             "                           the address check-in announces for it (default: the\n"
             "                           listen address, unless 0.0.0.0 or [::])\n"
@@ -206,6 +209,19 @@ static void print_token(const vt_store_token *t, void *arg)
            t->revoked_at[0] ? t->revoked_at : "-", t->note);
 }
 
+/* An --alternate-url: http:// or https://, a host, printable ASCII without spaces or quotes (it
+ * goes into every check-in answer and a probe's state file). Probes use plain http only towards
+ * loopback, as for their collector_url. */
+static int alternate_url_ok(const char *u)
+{
+    size_t n = strlen(u);
+    const char *host = !strncmp(u, "https://", 8) ? u + 8 : !strncmp(u, "http://", 7) ? u + 7 : NULL;
+    if (!host || !*host || *host == '/' || n > 400) return 0;
+    for (const char *p = u; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '\'') return 0;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     /* Before any thread: cJSON's allocator, so that ingest parses each batch into an arena. */
@@ -242,7 +258,8 @@ int main(int argc, char **argv)
         O_SNI_KEY,
         O_SNI_PUBLIC,
         O_SNI_RATE,
-        O_SNI_BURST
+        O_SNI_BURST,
+        O_ALTURL
     };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
@@ -272,6 +289,7 @@ int main(int argc, char **argv)
         {"sni-test-public", required_argument, NULL, O_SNI_PUBLIC},
         {"sni-test-rate", required_argument, NULL, O_SNI_RATE},
         {"sni-test-burst", required_argument, NULL, O_SNI_BURST},
+        {"alternate-url", required_argument, NULL, O_ALTURL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -398,6 +416,16 @@ int main(int argc, char **argv)
                 so.burst = v;
             break;
         }
+        case O_ALTURL:
+            if (o.n_alternate_urls >= VT_API_MAX_ALTERNATES || !alternate_url_ok(optarg)) {
+                fprintf(stderr,
+                        "vantage-collector: --alternate-url takes an http(s):// URL (at most 400 "
+                        "characters, no spaces or quotes), given at most %d times: '%.100s'\n",
+                        VT_API_MAX_ALTERNATES, optarg);
+                return 2;
+            }
+            o.alternate_urls[o.n_alternate_urls++] = optarg;
+            break;
         case O_PROXY:
             if (trusted) {
                 fprintf(stderr, "vantage-collector: give --trusted-proxy once, as a "

@@ -764,6 +764,7 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
                                 now_mono() + budget / 1000.0, &requests, &answer, &pr);
     if (st != POST_OK) {
         snprintf(err, errlen, "check-in at %s failed: %s%s", url, pr.why, not_found_hint(&pr));
+        out->unanswered = !pr.collector_said && !stop_signal;
         goto done;
     }
     const char *cc = vt_json_get_string(answer, "probe_cc");
@@ -796,6 +797,21 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
         snprintf(out->sni_test, sizeof(out->sni_test), "%s", st_ep);
         if (st_pin && vt_probe_pin_check(st_pin) == 0)
             snprintf(out->sni_test_pin, sizeof(out->sni_test_pin), "%s", st_pin);
+    }
+    /* Other addresses of the collector, for when this one cannot be reached: each must be one
+     * the probe would take as its collector_url. */
+    const cJSON *alt = cJSON_GetObjectItemCaseSensitive(answer, "alternate_urls"), *a;
+    char aerr[256];
+    if (!cJSON_IsArray(alt)) alt = NULL;
+    cJSON_ArrayForEach(a, alt)
+    {
+        if (out->n_alternates < VT_UPLOAD_MAX_ALTERNATES && cJSON_IsString(a) &&
+            strlen(a->valuestring) < sizeof(out->alternates[0]) &&
+            !strpbrk(a->valuestring, " \t\r\n\"\\") &&
+            check_url(a->valuestring, aerr, sizeof(aerr)) == 0 &&
+            strcmp(a->valuestring, o->collector) != 0)
+            snprintf(out->alternates[out->n_alternates++], sizeof(out->alternates[0]), "%s",
+                     a->valuestring);
     }
     if (cJSON_IsString(tv))
         snprintf(out->targets_version, sizeof(out->targets_version), "%.120s", tv->valuestring);
@@ -888,13 +904,104 @@ bad:
 
 static int do_upload(vt_upload_opts *o, vt_spool *sp);
 
+/* The collector's other addresses, from the last check-in that announced them, are kept in the
+ * state directory as {"collector": URL, "alternate_urls": [...]}: a run that cannot reach URL
+ * (a censor blocking it) checks in and uploads at one of them instead. */
+#define ALTERNATES_FILE "collector-alternates.json"
+#define ALTERNATES_MAX_BYTES 8192
+
+static int alternates_path(const vt_upload_opts *o, char *out, size_t n)
+{
+    char dir[4096], err[256];
+    if (o->state_dir)
+        snprintf(dir, sizeof(dir), "%s", o->state_dir);
+    else if (vt_spool_default_state_dir(dir, sizeof(dir), err, sizeof(err)) < 0)
+        return -1;
+    return snprintf(out, n, "%s/" ALTERNATES_FILE, dir) < (int)n ? 0 : -1;
+}
+
+/* The alternates kept for o->collector (none for another collector URL): their number. */
+static int alternates_load(const vt_upload_opts *o, char urls[][416], int max)
+{
+    char path[4200], aerr[256];
+    if (alternates_path(o, path, sizeof(path)) < 0) return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char *text = malloc(ALTERNATES_MAX_BYTES + 1);
+    size_t len = text ? fread(text, 1, ALTERNATES_MAX_BYTES + 1, f) : 0;
+    fclose(f);
+    int n = 0;
+    cJSON *j = text && len <= ALTERNATES_MAX_BYTES ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    const char *for_url = vt_json_get_string(j, "collector");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "alternate_urls"), *a;
+    if (!cJSON_IsArray(arr)) arr = NULL;
+    if (for_url && !strcmp(for_url, o->collector)) {
+        cJSON_ArrayForEach(a, arr)
+        {
+            if (n < max && cJSON_IsString(a) && strlen(a->valuestring) < 416 &&
+                !strpbrk(a->valuestring, " \t\r\n\"\\") &&
+                check_url(a->valuestring, aerr, sizeof(aerr)) == 0)
+                snprintf(urls[n++], 416, "%s", a->valuestring);
+        }
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+/* After a check-in at o->collector itself: what it announced now replaces what was kept (none:
+ * the file goes). */
+static void alternates_save(const vt_upload_opts *o, const vt_checkin_result *ci)
+{
+    char path[4200], err[512];
+    if (alternates_path(o, path, sizeof(path)) < 0) return;
+    if (ci->n_alternates == 0) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            fprintf(stderr, "vantage-probe: warning: cannot remove %s: %s\n", path,
+                    strerror(errno));
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr = j ? cJSON_AddArrayToObject(j, "alternate_urls") : NULL;
+    if (j) cJSON_AddStringToObject(j, "collector", o->collector);
+    for (int i = 0; arr && i < ci->n_alternates; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(ci->alternates[i]));
+    char *s = arr ? cJSON_Print(j) : NULL;
+    cJSON_Delete(j);
+    if (!s || vt_spool_write_file_atomic(path, s, strlen(s), err, sizeof(err)) < 0)
+        fprintf(stderr, "vantage-probe: warning: %s\n", s ? err : "out of memory");
+    free(s);
+}
+
 int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp)
 {
     char err[1024];
-    int upload = o->collector && !o->disabled, checked_in = 0;
+    static char active[416]; /* the alternate checked in at: the run's uploads go there too */
+    int upload = o->collector && !o->disabled, checked_in = 0, via_alternate = 0;
     *sp = NULL;
     if (upload) {
-        if (vt_upload_checkin(o, ci, err, sizeof(err)) == 0) {
+        int got = vt_upload_checkin(o, ci, err, sizeof(err)) == 0;
+        if (!got && ci->unanswered) {
+            char alts[VT_UPLOAD_MAX_ALTERNATES][416], aerr[1024];
+            int n = alternates_load(o, alts, VT_UPLOAD_MAX_ALTERNATES);
+            for (int i = 0; i < n && !got && !stop_signal; i++) {
+                vt_upload_opts ao = *o;
+                ao.collector = alts[i];
+                if (vt_upload_checkin(&ao, ci, aerr, sizeof(aerr)) == 0) {
+                    snprintf(active, sizeof(active), "%s", alts[i]);
+                    /* news even from cron: the collector's own address is out of reach */
+                    fprintf(stderr,
+                            "vantage-probe: %s; checked in at %s instead (an address the "
+                            "collector announced); the upload goes there too\n",
+                            err, active);
+                    o->collector = active;
+                    got = via_alternate = 1;
+                } else if (!o->quiet) {
+                    fprintf(stderr, "vantage-probe: %s\n", aerr);
+                }
+            }
+        }
+        if (got) {
             checked_in = 1;
             cfg->probe_cc = ci->probe_cc;
             cfg->probe_asn = ci->probe_asn;
@@ -926,6 +1033,7 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
         }
     }
     *sp = vt_spool_open(o->state_dir, err, sizeof(err));
+    if (*sp && checked_in && !via_alternate) alternates_save(o, ci);
     if (!*sp) {
         if (upload || o->state_dir) {
             fprintf(stderr, "vantage-probe: %s\n", err);

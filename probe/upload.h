@@ -41,6 +41,8 @@ typedef struct vt_upload_result {
     char error[512];  /* empty when everything acknowledged */
 } vt_upload_result;
 
+#define VT_UPLOAD_MAX_ALTERNATES 4
+
 typedef struct vt_checkin_result {
     char probe_cc[3];
     char probe_asn[16];
@@ -54,6 +56,13 @@ typedef struct vt_checkin_result {
     char sni_test_pin[64];  /* ... and that server's key, "sha256//BASE64" ("": none) */
     int clock_implausible; /* the answer's Date was outside [VT_CLOCK_FLOOR, VT_CLOCK_CEILING]
                             * (a proxy's wrong clock, a year 99999): ignored, as if absent */
+    /* Other addresses of the collector that it announced ("alternate_urls"), each one a
+     * collector URL the probe accepts (https, plain http only to loopback). */
+    char alternates[VT_UPLOAD_MAX_ALTERNATES][416];
+    int n_alternates;
+    int unanswered; /* the check-in failed without an answer from the collector itself (no
+                     * connection, TLS, timeout, a page that is not its JSON): another address of
+                     * it may do */
 } vt_checkin_result;
 
 /* A system clock further than this from the collector's is wrong: measurements are then dated by

@@ -252,6 +252,37 @@ static void checkin_takes_a_plausible_sni_test_offer(void **state)
     assert_string_equal(r.sni_test, "sni.example.org:443");
 }
 
+/* The collector's other addresses: only URLs the probe would take as its collector_url, at most
+ * VT_UPLOAD_MAX_ALTERNATES, never its own; and whether a failure was the collector's answer. */
+static void checkin_keeps_only_usable_alternate_urls(void **state)
+{
+    vt_checkin_result r;
+    char err[512], body[4096], longurl[600];
+    memset(longurl, 'a', sizeof(longurl) - 1);
+    memcpy(longurl, "https://", 8);
+    longurl[sizeof(longurl) - 1] = 0;
+    snprintf(body, sizeof(body),
+             "{\"probe_cc\":\"DE\",\"probe_asn\":\"AS3320\",\"alternate_urls\":["
+             "\"https://front.example.net\", \"http://192.0.2.1/\", \"ftp://x.example\", 7, null,"
+             "\"%s\", \"https://a b.example\", \"http://127.0.0.1:9/\", \"https://2.example\","
+             "\"https://3.example\", \"https://4.example\"]}",
+             longurl);
+    checkin(body, 200, 1, 0, &r, err, sizeof(err));
+    assert_int_equal(r.n_alternates, 4);
+    assert_string_equal(r.alternates[0], "https://front.example.net");
+    assert_string_equal(r.alternates[1], "http://127.0.0.1:9/"); /* plain http: loopback only */
+    assert_string_equal(r.alternates[2], "https://2.example");
+    assert_string_equal(r.alternates[3], "https://3.example");
+    checkin("{\"probe_cc\":\"DE\",\"probe_asn\":\"AS3320\",\"alternate_urls\":\"x\"}", 200, 1,
+            0, &r, err, sizeof(err));
+    assert_int_equal(r.n_alternates, 0);
+    /* the collector said no: not a reason to try elsewhere; a page of someone else's: one */
+    checkin("{\"error\":\"no\"}", 403, 1, -1, &r, err, sizeof(err));
+    assert_int_equal(r.unanswered, 0);
+    checkin("<html>blocked</html>", 403, 1, -1, &r, err, sizeof(err));
+    assert_int_equal(r.unanswered, 1);
+}
+
 static void checkin_refuses_answers_that_are_not_a_country_and_asn(void **state)
 {
     vt_checkin_result r;
@@ -285,6 +316,7 @@ int main(void)
         cmocka_unit_test(options_are_parsed_and_bounded),
         cmocka_unit_test(checkin_answer_fills_country_network_and_version),
         cmocka_unit_test(checkin_takes_a_plausible_sni_test_offer),
+        cmocka_unit_test(checkin_keeps_only_usable_alternate_urls),
         cmocka_unit_test(checkin_refuses_answers_that_are_not_a_country_and_asn),
         cmocka_unit_test(checkin_retries_a_busy_collector_a_bounded_number_of_times),
     };
