@@ -546,6 +546,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
     }
     post_status st = post_retry(u->o, "upload", u->url, "application/x-ndjson", 1, u->gz.p, u->gz.n,
                                 u->deadline, &u->r->requests, &answer, &u->pr);
+    if (st == POST_OK || u->pr.collector_said) u->r->answered = 1;
     if (st == POST_OK) {
         apply_results(u, uids, n, answer);
         cJSON_Delete(answer);
@@ -902,7 +903,8 @@ bad:
     return -1;
 }
 
-static int do_upload(vt_upload_opts *o, vt_spool *sp);
+static int do_upload_r(vt_upload_opts *o, vt_spool *sp, vt_upload_result *res);
+#define do_upload(o, sp) do_upload_r((o), (sp), NULL)
 
 /* The collector's other addresses, from the last check-in that announced them, are kept in the
  * state directory as {"collector": URL, "alternate_urls": [...]}: a run that cannot reach URL
@@ -1068,11 +1070,12 @@ static void print_result(const vt_upload_opts *o, const vt_upload_result *r)
             r->accepted, r->duplicate, r->rejected, r->left, r->error[0] ? ": " : "", r->error);
 }
 
-static int do_upload(vt_upload_opts *o, vt_spool *sp)
+static int do_upload_r(vt_upload_opts *o, vt_spool *sp, vt_upload_result *res)
 {
     vt_upload_result r;
     char err[1024];
     int rc = vt_upload_spool(sp, o, &r);
+    if (res) *res = r;
     if (vt_upload_write_last(vt_spool_state_dir(sp), o, &r, err, sizeof(err)) < 0)
         fprintf(stderr, "vantage-probe: warning: %s\n", err);
     print_result(o, &r);
@@ -1108,7 +1111,20 @@ int vt_upload_command(vt_upload_opts *o)
         fprintf(stderr, "vantage-probe: %s\n", err);
         return VT_EXIT_FAILURE;
     }
-    int rc = do_upload(o, sp);
+    vt_upload_result r;
+    int rc = do_upload_r(o, sp, &r);
+    /* No answer of the collector's own (blocked?): the other addresses it announced, in turn. */
+    if (rc != VT_EXIT_OK && !r.answered && !r.config_error && r.requests > 0 && !stop_signal) {
+        static char alts[VT_UPLOAD_MAX_ALTERNATES][416]; /* o->collector points here after */
+        int n = alternates_load(o, alts, VT_UPLOAD_MAX_ALTERNATES);
+        for (int i = 0; i < n && !r.answered && !stop_signal; i++) {
+            fprintf(stderr, "vantage-probe: no answer from %s; trying %s (an address the "
+                            "collector announced)\n",
+                    o->collector, alts[i]);
+            o->collector = alts[i];
+            rc = do_upload_r(o, sp, &r);
+        }
+    }
     vt_spool_close(sp);
     return rc;
 }

@@ -38,6 +38,7 @@ typedef struct vt_upload_result {
     size_t left;      /* still spooled afterwards */
     int requests;     /* HTTP requests made, retries included */
     int config_error; /* no or unusable collector URL: nothing was tried */
+    int answered;     /* the collector itself answered a request (not only errors of the path) */
     char error[512];  /* empty when everything acknowledged */
 } vt_upload_result;
 

@@ -169,9 +169,20 @@ try:
     kept2 = json.load(open(kept_path))
     check(kept2 == kept, "a check-in at an alternate leaves what was kept alone")
 
+    # `vantage-probe upload` alone (no check-in): the same fallback once the upload gets no answer.
+    p = run(primary, "--quiet", "--no-upload")
+    n0 = stored()
+    p = subprocess.run([PROBE, "upload", "--state-dir", state, "--collector", primary, "--quiet",
+                        "--upload-attempts", "2", "--upload-backoff-ms", "20"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0 and stored() == n0 + 1 and ("trying %s" % direct) in p.stderr,
+          "`upload` with the address blocked: sent to the alternate (%d, %d -> %d: %r)"
+          % (p.returncode, n0, stored(), p.stderr))
+
     other = "http://127.0.0.1:%d" % free_port()
+    n0 = stored()
     p = run(other, "--quiet")
-    check(p.returncode == 4 and "instead" not in p.stderr and stored() == 2,
+    check(p.returncode == 4 and "instead" not in p.stderr and stored() == n0,
           "another collector_url does not use this one's alternates (%d %r)"
           % (p.returncode, p.stderr))
 
