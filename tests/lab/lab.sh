@@ -23,6 +23,8 @@ LAB_CENSOR_CTL_IP=10.99.3.1  # vt-censor cen-ctl
 LAB_CONTROL_IP=10.99.3.2     # vt-control ctl0: vantage-collector's control endpoint
 LAB_CONTROL_PORT=8080        # the collector, on vt-control's loopback
 LAB_CONTROL_TLS_PORT=8443    # nginx in front of it, TLS with the lab CA
+LAB_FRONT_IP=10.99.3.3       # vt-control ctl0 too: the collector's other address (a CDN front),
+                             # announced at check-in (--alternate-url; scenario 37)
 LAB_SNI_TEST_PORT=443        # the collector's SNI test server, on vt-control's own address
 LAB_IF_CLI=cen-cli           # the censor's interface towards the client
 LAB_CLIENT_NET=10.99.1.0     # the censored network: country XA, AS64501 in the collector's GeoIP
@@ -178,6 +180,7 @@ lab_make_ns() {
     ip -n vt-censor addr add "$LAB_CENSOR_SRV_IP/24" dev "$LAB_IF_SRV"
     ip -n vt-censor addr add "$LAB_CENSOR_CTL_IP/24" dev cen-ctl
     ip -n vt-control addr add "$LAB_CONTROL_IP/24" dev ctl0
+    ip -n vt-control addr add "$LAB_FRONT_IP/24" dev ctl0
     ip -n vt-server addr add "$LAB_SERVER_IP/24" dev srv0
     local a
     for a in "$LAB_AUTH_DNS" "$LAB_INTERCEPT_IP" $(lab_host_ips); do
@@ -237,7 +240,8 @@ lab_make_certs() {
         # The control endpoint's, for its address (the probe accepts its URL over https only).
         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=control" \
             -keyout control.key -out control.csr 2>/dev/null || exit 1
-        printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$LAB_CONTROL_IP" >control.ext
+        printf 'subjectAltName=IP:%s,IP:%s\nextendedKeyUsage=serverAuth\n' "$LAB_CONTROL_IP" \
+            "$LAB_FRONT_IP" >control.ext
         openssl x509 -req -in control.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
             -extfile control.ext -out control.pem 2>/dev/null || exit 1
         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=target.lab" \
@@ -453,16 +457,22 @@ lab_make_control() {
     if "$LAB_COLLECTOR" --help 2>&1 | grep -q -- --sni-test-listen; then
         sni=(--sni-test-listen "$LAB_CONTROL_IP:$LAB_SNI_TEST_PORT")
     fi
+    # Its other address, which check-ins announce (a CDN front in a deployment).
+    local alt=()
+    if "$LAB_COLLECTOR" --help 2>&1 | grep -q -- --alternate-url; then
+        alt=(--alternate-url "https://$LAB_FRONT_IP:$LAB_CONTROL_TLS_PORT")
+    fi
     lab_ns vt-control "$LAB_COLLECTOR" serve --allow-private-control \
         --listen "127.0.0.1:$LAB_CONTROL_PORT" --db "sqlite:$d/vantage.db" --rate 0 \
         --trusted-proxy 127.0.0.1 --geoip-asn "$d/geoip-asn.csv" \
-        --geoip-country "$d/geoip-country.csv" "${sni[@]}" >"$d/collector.log" 2>&1 &
+        --geoip-country "$d/geoip-country.csv" "${sni[@]}" "${alt[@]}" >"$d/collector.log" 2>&1 &
     # TLS in front of it, as a deployment has: the probe takes a control URL over https only
     # (plain http to loopback aside). Port 8443: the scenarios' rules on 443 leave it alone.
     lab_nginx_conf ctl
     cat >"$LAB_DIR/nginx-ctl/sites.conf" <<EOF
 server {
     listen $LAB_CONTROL_IP:$LAB_CONTROL_TLS_PORT ssl;
+    listen $LAB_FRONT_IP:$LAB_CONTROL_TLS_PORT ssl;
     ssl_certificate $LAB_DIR/pki/control.pem;
     ssl_certificate_key $LAB_DIR/pki/control.key;
     location / {
