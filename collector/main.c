@@ -215,7 +215,9 @@ static void print_token(const vt_store_token *t, void *arg)
 static int alternate_url_ok(const char *u)
 {
     size_t n = strlen(u);
-    const char *host = !strncmp(u, "https://", 8) ? u + 8 : !strncmp(u, "http://", 7) ? u + 7 : NULL;
+    const char *host = !strncmp(u, "https://", 8)  ? u + 8
+                       : !strncmp(u, "http://", 7) ? u + 7
+                                                   : NULL;
     if (!host || !*host || *host == '/' || n > 400) return 0;
     for (const char *p = u; *p; p++)
         if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '\'') return 0;

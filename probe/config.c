@@ -17,9 +17,9 @@
 #include "vantage/tcp.h"
 
 static const char *const known_keys[] = {
-    "collector_url", "collector_cacert", "upload_token", "targets", "categories",
-    "concurrency",   "timeout",          "state_dir",    "upload",  "accept_risks",
-    "cacert",        "resolver",         "jitter",       "quiet",   "sni_test",
+    "collector_url",  "collector_cacert", "upload_token", "targets", "categories",
+    "concurrency",    "timeout",          "state_dir",    "upload",  "accept_risks",
+    "cacert",         "resolver",         "jitter",       "quiet",   "sni_test",
     "sni_test_every",
 };
 #define N_KEYS (sizeof(known_keys) / sizeof(known_keys[0]))

@@ -16,7 +16,7 @@
 #include "vantage/targets.h"
 
 #define VT_CONF_MAX_TARGETS 32
-#define VT_CONF_MAX_JITTER 3600 /* seconds */
+#define VT_CONF_MAX_JITTER 3600   /* seconds */
 #define VT_CONF_MAX_SNI_EVERY 720 /* hours (30 days) */
 #define VT_CONF_SYSTEM_PATH "/etc/vantage/probe.conf"
 
@@ -29,7 +29,7 @@ typedef struct vt_probe_conf {
     size_t n_targets; /* 0: not set */
     /* -1: not set */
     int concurrency, timeout, upload, accept_risks, jitter, quiet;
-    int sni_test_every; /* hours between two runs' SNI test downloads; 0: every run */
+    int sni_test_every;          /* hours between two runs' SNI test downloads; 0: every run */
     char accept_risks_from[512]; /* "file:line" that set accept_risks */
     /* The files read and the ones looked for, ", "-separated (cut when long): where a setting
      * that is missing was not found (sudo reads root's ~/.config, not the volunteer's). */

@@ -606,8 +606,7 @@ static void on_result(cJSON *m, const vt_target *t, void *arg)
     if (r->vol) vt_volunteer_result(r->vol, m);
     const cJSON *sni = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(m, "test_keys"), "x_sni_test");
-    if (cJSON_IsObject(sni) && !cJSON_GetObjectItemCaseSensitive(sni, "skipped"))
-        r->sni_tested = 1;
+    if (cJSON_IsObject(sni) && !cJSON_GetObjectItemCaseSensitive(sni, "skipped")) r->sni_tested = 1;
     cJSON_Delete(m);
     if (r->committer &&
         (r->n_pending >= 4 * RUN_BATCH_MAX || r->pending_bytes >= 4 * RUN_BATCH_BYTES))

@@ -736,6 +736,18 @@ static int sni_offer_allowed(const char *collector, const char *endpoint)
            vt_verdict_addr_class(chost) != 0;
 }
 
+/* Another address of the collector, from its check-in answer or the state file: a string the
+ * probe would take as its collector_url (https, plain http only to loopback), with room in
+ * vt_checkin_result.alternates and nothing in it that a URL does not hold. */
+static int alternate_ok(const cJSON *a)
+{
+    char err[256];
+    return cJSON_IsString(a) &&
+           strlen(a->valuestring) < VT_UPLOAD_URL_MAX &&
+           !strpbrk(a->valuestring, " \t\r\n\"\\") &&
+           check_url(a->valuestring, err, sizeof(err)) == 0;
+}
+
 int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err, size_t errlen)
 {
     char url[2048];
@@ -802,14 +814,10 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     /* Other addresses of the collector, for when this one cannot be reached: each must be one
      * the probe would take as its collector_url. */
     const cJSON *alt = cJSON_GetObjectItemCaseSensitive(answer, "alternate_urls"), *a;
-    char aerr[256];
     if (!cJSON_IsArray(alt)) alt = NULL;
     cJSON_ArrayForEach(a, alt)
     {
-        if (out->n_alternates < VT_UPLOAD_MAX_ALTERNATES && cJSON_IsString(a) &&
-            strlen(a->valuestring) < sizeof(out->alternates[0]) &&
-            !strpbrk(a->valuestring, " \t\r\n\"\\") &&
-            check_url(a->valuestring, aerr, sizeof(aerr)) == 0 &&
+        if (out->n_alternates < VT_UPLOAD_MAX_ALTERNATES && alternate_ok(a) &&
             strcmp(a->valuestring, o->collector) != 0)
             snprintf(out->alternates[out->n_alternates++], sizeof(out->alternates[0]), "%s",
                      a->valuestring);
@@ -923,9 +931,9 @@ static int alternates_path(const vt_upload_opts *o, char *out, size_t n)
 }
 
 /* The alternates kept for o->collector (none for another collector URL): their number. */
-static int alternates_load(const vt_upload_opts *o, char urls[][416], int max)
+static int alternates_load(const vt_upload_opts *o, char urls[][VT_UPLOAD_URL_MAX], int max)
 {
-    char path[4200], aerr[256];
+    char path[4200];
     if (alternates_path(o, path, sizeof(path)) < 0) return 0;
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -941,10 +949,8 @@ static int alternates_load(const vt_upload_opts *o, char urls[][416], int max)
     if (for_url && !strcmp(for_url, o->collector)) {
         cJSON_ArrayForEach(a, arr)
         {
-            if (n < max && cJSON_IsString(a) && strlen(a->valuestring) < 416 &&
-                !strpbrk(a->valuestring, " \t\r\n\"\\") &&
-                check_url(a->valuestring, aerr, sizeof(aerr)) == 0)
-                snprintf(urls[n++], 416, "%s", a->valuestring);
+            if (n < max && alternate_ok(a))
+                snprintf(urls[n++], VT_UPLOAD_URL_MAX, "%s", a->valuestring);
         }
     }
     cJSON_Delete(j);
@@ -978,13 +984,13 @@ static void alternates_save(const vt_upload_opts *o, const vt_checkin_result *ci
 int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp)
 {
     char err[1024];
-    static char active[416]; /* the alternate checked in at: the run's uploads go there too */
+    static char active[VT_UPLOAD_URL_MAX]; /* the alternate checked in at: the uploads go there */
     int upload = o->collector && !o->disabled, checked_in = 0, via_alternate = 0;
     *sp = NULL;
     if (upload) {
         int got = vt_upload_checkin(o, ci, err, sizeof(err)) == 0;
         if (!got && ci->unanswered) {
-            char alts[VT_UPLOAD_MAX_ALTERNATES][416], aerr[1024];
+            char alts[VT_UPLOAD_MAX_ALTERNATES][VT_UPLOAD_URL_MAX], aerr[1024];
             int n = alternates_load(o, alts, VT_UPLOAD_MAX_ALTERNATES);
             for (int i = 0; i < n && !got && !stop_signal; i++) {
                 vt_upload_opts ao = *o;
@@ -1115,7 +1121,8 @@ int vt_upload_command(vt_upload_opts *o)
     int rc = do_upload_r(o, sp, &r);
     /* No answer of the collector's own (blocked?): the other addresses it announced, in turn. */
     if (rc != VT_EXIT_OK && !r.answered && !r.config_error && r.requests > 0 && !stop_signal) {
-        static char alts[VT_UPLOAD_MAX_ALTERNATES][416]; /* o->collector points here after */
+        /* static: o->collector points into it afterwards */
+        static char alts[VT_UPLOAD_MAX_ALTERNATES][VT_UPLOAD_URL_MAX];
         int n = alternates_load(o, alts, VT_UPLOAD_MAX_ALTERNATES);
         for (int i = 0; i < n && !r.answered && !stop_signal; i++) {
             fprintf(stderr, "vantage-probe: no answer from %s; trying %s (an address the "

@@ -43,6 +43,7 @@ typedef struct vt_upload_result {
 } vt_upload_result;
 
 #define VT_UPLOAD_MAX_ALTERNATES 4
+#define VT_UPLOAD_URL_MAX 416 /* an alternate collector URL, its NUL included */
 
 typedef struct vt_checkin_result {
     char probe_cc[3];
@@ -59,7 +60,7 @@ typedef struct vt_checkin_result {
                             * (a proxy's wrong clock, a year 99999): ignored, as if absent */
     /* Other addresses of the collector that it announced ("alternate_urls"), each one a
      * collector URL the probe accepts (https, plain http only to loopback). */
-    char alternates[VT_UPLOAD_MAX_ALTERNATES][416];
+    char alternates[VT_UPLOAD_MAX_ALTERNATES][VT_UPLOAD_URL_MAX];
     int n_alternates;
     int unanswered; /* the check-in failed without an answer from the collector itself (no
                      * connection, TLS, timeout, a page that is not its JSON): another address of

@@ -111,8 +111,9 @@ int vt_volunteer_begin(vt_volunteer *v, const char *state_dir_opt, size_t n_targ
                     (double)ms / 1000, v->jitter);
         int sig = wait_ms_or_stop(ms);
         if (sig) {
-            fprintf(stderr, "vantage-probe: stopped by %s during the --jitter wait, before "
-                            "measuring\n",
+            fprintf(stderr,
+                    "vantage-probe: stopped by %s during the --jitter wait, before "
+                    "measuring\n",
                     sig == SIGINT ? "SIGINT" : "SIGTERM");
             v->lastrun = vt_lastrun_new(n_targets);
             vt_volunteer_set_error(v, "stopped by a signal during the --jitter wait, before "

@@ -273,8 +273,8 @@ static void checkin_keeps_only_usable_alternate_urls(void **state)
     assert_string_equal(r.alternates[1], "http://127.0.0.1:9/"); /* plain http: loopback only */
     assert_string_equal(r.alternates[2], "https://2.example");
     assert_string_equal(r.alternates[3], "https://3.example");
-    checkin("{\"probe_cc\":\"DE\",\"probe_asn\":\"AS3320\",\"alternate_urls\":\"x\"}", 200, 1,
-            0, &r, err, sizeof(err));
+    checkin("{\"probe_cc\":\"DE\",\"probe_asn\":\"AS3320\",\"alternate_urls\":\"x\"}", 200, 1, 0,
+            &r, err, sizeof(err));
     assert_int_equal(r.n_alternates, 0);
     /* the collector said no: not a reason to try elsewhere; a page of someone else's: one */
     checkin("{\"error\":\"no\"}", 403, 1, -1, &r, err, sizeof(err));
