@@ -293,6 +293,25 @@ static int status_print(const char *state, int json, const char *conf_accept)
          damaged = count_files(dmg_dir, ".reason", 0);
     char next[256];
     next_timer_run(next, sizeof(next));
+    /* The collector's other addresses kept from a check-in (upload.c), and when the SNI test's
+     * downloads were last done (main.c, sni_test_every). */
+    const char *alt_why;
+    cJSON *alt = read_state_json(state, "collector-alternates.json", &alt_why);
+    const cJSON *alt_urls = cJSON_GetObjectItemCaseSensitive(alt, "alternate_urls");
+    int n_alt = cJSON_IsArray(alt_urls) ? cJSON_GetArraySize(alt_urls) : 0;
+    double sni_last = 0;
+    {
+        char p[4200], b[32];
+        snprintf(p, sizeof(p), "%s/sni-test.last", state);
+        FILE *f = fopen(p, "r");
+        if (f) {
+            size_t k = fread(b, 1, sizeof(b) - 1, f);
+            b[k] = 0;
+            fclose(f);
+            sni_last = strtod(b, NULL);
+            if (!(sni_last > 0 && sni_last < 1e11)) sni_last = 0;
+        }
+    }
 
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -317,6 +336,15 @@ static int status_print(const char *state, int json, const char *conf_accept)
         else
             cJSON_AddNullToObject(o, "last_upload");
         vt_json_add_string_or_null(o, "next_run", next[0] ? next : NULL);
+        cJSON *ca = cJSON_AddArrayToObject(o, "collector_alternates");
+        for (int i = 0; ca && i < n_alt; i++) {
+            const cJSON *u = cJSON_GetArrayItem(alt_urls, i);
+            if (cJSON_IsString(u)) cJSON_AddItemToArray(ca, cJSON_CreateString(u->valuestring));
+        }
+        if (sni_last > 0)
+            cJSON_AddNumberToObject(o, "sni_test_last_epoch", (double)(long long)sni_last);
+        else
+            cJSON_AddNullToObject(o, "sni_test_last_epoch");
         char *s = cJSON_Print(o);
         cJSON_Delete(o);
         if (!s) goto oom;
@@ -379,15 +407,29 @@ static int status_print(const char *state, int json, const char *conf_accept)
         } else {
             printf("last upload:     %s\n", up_why);
         }
+        if (n_alt > 0) {
+            char coll[256];
+            vt_cli_clean(coll, sizeof(coll), vt_json_get_string(alt, "collector"));
+            printf("collector:       %d other address%s known for %s (tried when it does not "
+                   "answer)\n",
+                   n_alt, n_alt == 1 ? "" : "es", coll[0] ? coll : "?");
+        }
+        if (sni_last > 0) {
+            vt_format_time(sni_last, t);
+            ago(a, sizeof(a), sni_last);
+            printf("SNI test:        last done %s UTC (%s)\n", t, a);
+        }
         printf("next run:        %s\n",
                next[0] ? next : "unknown (no vantage-probe.timer; cron runs are not shown)");
     }
     cJSON_Delete(run);
     cJSON_Delete(up);
+    cJSON_Delete(alt);
     return VT_EXIT_OK;
 oom:
     cJSON_Delete(run);
     cJSON_Delete(up);
+    cJSON_Delete(alt);
 oom_early:
     fprintf(stderr, "vantage-probe: out of memory\n");
     return VT_EXIT_FAILURE;

@@ -621,6 +621,10 @@ write(os.path.join(st, "spool", "rejected", "%032x.reason" % 9), "bad")
 write(os.path.join(st, "spool", "damaged", "%032x.json" % 8), "{\"cut")
 write(os.path.join(st, "spool", "damaged", "%032x.json.reason" % 8), "not a JSON object")
 write(os.path.join(st, "spool", "damaged", "notes.txt"), "hello")
+write(os.path.join(st, "collector-alternates.json"), json.dumps({
+    "collector": "https://collector.example.org\x1b[31m",
+    "alternate_urls": ["https://front.example.net", "https://front2.example.net"]}))
+write(os.path.join(st, "sni-test.last"), "%d\n" % (time.time() - 5 * 3600))
 fakebin = os.path.join(tmp, "fakebin")
 write(os.path.join(fakebin, "systemctl"),
       "#!/bin/sh\necho LoadState=loaded\necho 'NextElapseUSecRealtime=Sat 2026-11-28 18:23:00 UTC'\n")
@@ -638,17 +642,25 @@ check("3 measurements waiting" in out and "1 rejected" in out and "2 damaged" in
 check("FAILED, 10 accepted, 1 already there, 2 rejected, 25 left: HTTP 503" in out
       and "\x1b" not in out, "status: last upload, control bytes dropped")
 check("next run:        Sat 2026-11-28 18:23:00 UTC" in out, "status: next timer run")
+check("collector:       2 other addresses known for https://collector.example.org" in out,
+      "status: the collector's other addresses kept")
+check(re.search(r"SNI test: +last done .* UTC \(5 h ago\)", out) is not None,
+      "status: when the SNI test was last done")
 p = probe(["status", "--json", "--state-dir", st], env=withctl)
 j = json.loads(p.stdout)
 check(j["spool"] == {"waiting": 3, "rejected": 1, "damaged": 2} and j["consent"]["accepted"] is True
       and j["last_run"]["verdicts"]["dns_blocking"] == 5 and j["last_upload"]["left"] == 25
-      and j["next_run"] == "Sat 2026-11-28 18:23:00 UTC", "status --json fields")
+      and j["next_run"] == "Sat 2026-11-28 18:23:00 UTC"
+      and j["collector_alternates"] == ["https://front.example.net", "https://front2.example.net"]
+      and abs(j["sni_test_last_epoch"] - (time.time() - 5 * 3600)) < 60, "status --json fields")
 write(os.path.join(st, "last-run.json"), "{not json")
+write(os.path.join(st, "collector-alternates.json"), "[" * 5000)
 write(os.path.join(fakebin, "systemctl"), "#!/bin/sh\necho LoadState=not-found\n")
 p = probe(["status", "--json", "--state-dir", st], env=withctl)
 j = json.loads(p.stdout)
-check(p.returncode == 0 and j["last_run"] is None and j["next_run"] is None,
-      "damaged last-run.json and no timer: still exit 0, nulls")
+check(p.returncode == 0 and j["last_run"] is None and j["next_run"] is None
+      and j["collector_alternates"] == [] and j["sni_test_last_epoch"] is not None,
+      "damaged last-run.json and alternates, no timer: still exit 0, nulls")
 p = probe(["status", "--state-dir", st], env={"PATH": "/nonexistent"})
 check(p.returncode == 0 and "last run:        damaged" in p.stdout and "unknown" in p.stdout,
       "status without systemctl on PATH")
