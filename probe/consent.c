@@ -32,6 +32,8 @@ void vt_consent_print_notice(FILE *f)
             "  collector sees it), and what happened at each step. Your IP address is never\n"
             "  uploaded: the collector looks up country and network and keeps neither the\n"
             "  address nor anything that names you. Measurements are published as open data.\n"
+            "  When the collector cannot be reached, the probe may upload through another\n"
+            "  address it named (a CDN, for one), which then sees your address too.\n"
             "\n"
             "The risks: anyone who watches this network (your ISP, employer, government) can see\n"
             "  these connection attempts, and they look like someone trying to reach blocked\n"
