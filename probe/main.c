@@ -657,20 +657,12 @@ static int output_discarded(const char *output)
 
 static void sni_test_schedule(probe_opts *o)
 {
-    char path[4200], buf[32];
-    if (!o->cfg.sni_test || !*o->cfg.sni_test || o->sni_test_every <= 0 || !o->vol.state_dir[0] ||
-        snprintf(path, sizeof(path), "%s/" SNI_TEST_LAST, o->vol.state_dir) >= (int)sizeof(path))
+    if (!o->cfg.sni_test || !*o->cfg.sni_test || o->sni_test_every <= 0 || !o->vol.state_dir[0])
         return;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *end;
-    double last = strtod(buf, &end);
+    double last = vt_state_read_epoch(o->vol.state_dir, SNI_TEST_LAST);
     double age = vt_measurement_now(&o->cfg) - last;
-    /* unreadable, or in the future (the clock went back): due */
-    if (end == buf || last <= 0 || age < 0 || age >= o->sni_test_every * 3600.0) return;
+    /* none, unreadable, or in the future (the clock went back): due */
+    if (last <= 0 || age < 0 || age >= o->sni_test_every * 3600.0) return;
     o->cfg.sni_test_not_due = 1;
     if (!o->quiet)
         fprintf(stderr,

@@ -131,6 +131,19 @@ int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, 
     return rc;
 }
 
+double vt_state_read_epoch(const char *state_dir, const char *name)
+{
+    char path[4200], buf[32], *end;
+    if (snprintf(path, sizeof(path), "%s/%s", state_dir, name) >= (int)sizeof(path)) return 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    double t = strtod(buf, &end);
+    return end != buf && t > 0 && t < 1e11 ? t : 0;
+}
+
 /* ---- status ---- */
 
 /* A JSON object from a state file; NULL when missing, unreadable, too big or not an object
@@ -299,19 +312,7 @@ static int status_print(const char *state, int json, const char *conf_accept)
     cJSON *alt = read_state_json(state, "collector-alternates.json", &alt_why);
     const cJSON *alt_urls = cJSON_GetObjectItemCaseSensitive(alt, "alternate_urls");
     int n_alt = cJSON_IsArray(alt_urls) ? cJSON_GetArraySize(alt_urls) : 0;
-    double sni_last = 0;
-    {
-        char p[4200], b[32];
-        snprintf(p, sizeof(p), "%s/sni-test.last", state);
-        FILE *f = fopen(p, "r");
-        if (f) {
-            size_t k = fread(b, 1, sizeof(b) - 1, f);
-            b[k] = 0;
-            fclose(f);
-            sni_last = strtod(b, NULL);
-            if (!(sni_last > 0 && sni_last < 1e11)) sni_last = 0;
-        }
-    }
+    double sni_last = vt_state_read_epoch(state, "sni-test.last");
 
     if (json) {
         cJSON *o = cJSON_CreateObject();

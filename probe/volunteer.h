@@ -98,6 +98,10 @@ void vt_lastrun_free(vt_lastrun *r);
 /* One plain line: "vantage-probe: measured 12 of 12 targets: ok 10, dns_blocking 2". */
 void vt_lastrun_log(const vt_lastrun *r, FILE *f);
 
+/* The epoch seconds a small state file holds (sni-test.last); 0 when it is missing, unreadable
+ * or not a plausible time. */
+double vt_state_read_epoch(const char *state_dir, const char *name);
+
 /* `vantage-probe status [--json] [--state-dir DIR]`; conf_state_dir is the config file's. */
 /* conf_accept: how probe.conf accepts the risks ("accept_risks in FILE"), NULL: it does not. */
 int vt_status_command(int argc, char **argv, const char *conf_state_dir, const char *conf_accept);
