@@ -14,6 +14,7 @@
 #include "log.h"
 #include "rollup.h"
 #include "sni_test.h"
+#include "vantage/addr.h"
 #include "store.h"
 #include "vantage/loop.h"
 #include "vantage/version.h"
@@ -209,19 +210,20 @@ static void print_token(const vt_store_token *t, void *arg)
            t->revoked_at[0] ? t->revoked_at : "-", t->note);
 }
 
-/* An --alternate-url: http:// or https://, a host, printable ASCII without spaces or quotes (it
- * goes into every check-in answer and a probe's state file). Probes use plain http only towards
- * loopback, as for their collector_url. */
-static int alternate_url_ok(const char *u)
+/* An --alternate-url: a URL a probe takes as its collector's (vt_url_check_secure: https, plain
+ * http only to loopback), printable ASCII without spaces or quotes (it goes into every check-in
+ * answer and a probe's state file). */
+static int alternate_url_ok(const char *u, char *err, size_t errlen)
 {
-    size_t n = strlen(u);
-    const char *host = !strncmp(u, "https://", 8)  ? u + 8
-                       : !strncmp(u, "http://", 7) ? u + 7
-                                                   : NULL;
-    if (!host || !*host || *host == '/' || n > 400) return 0;
     for (const char *p = u; *p; p++)
-        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '\'') return 0;
-    return 1;
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '\'' || p - u >= 400) {
+            snprintf(err, errlen,
+                     "--alternate-url takes at most 400 characters, no spaces or "
+                     "quotes: '%.100s'",
+                     u);
+            return 0;
+        }
+    return vt_url_check_secure("--alternate-url", u, err, errlen) == 0;
 }
 
 int main(int argc, char **argv)
@@ -418,16 +420,20 @@ int main(int argc, char **argv)
                 so.burst = v;
             break;
         }
-        case O_ALTURL:
-            if (o.n_alternate_urls >= VT_API_MAX_ALTERNATES || !alternate_url_ok(optarg)) {
-                fprintf(stderr,
-                        "vantage-collector: --alternate-url takes an http(s):// URL (at most 400 "
-                        "characters, no spaces or quotes), given at most %d times: '%.100s'\n",
-                        VT_API_MAX_ALTERNATES, optarg);
+        case O_ALTURL: {
+            char aerr[600];
+            if (o.n_alternate_urls >= VT_API_MAX_ALTERNATES) {
+                fprintf(stderr, "vantage-collector: --alternate-url at most %d times\n",
+                        VT_API_MAX_ALTERNATES);
+                return 2;
+            }
+            if (!alternate_url_ok(optarg, aerr, sizeof(aerr))) {
+                fprintf(stderr, "vantage-collector: %s\n", aerr);
                 return 2;
             }
             o.alternate_urls[o.n_alternate_urls++] = optarg;
             break;
+        }
         case O_PROXY:
             if (trusted) {
                 fprintf(stderr, "vantage-collector: give --trusted-proxy once, as a "
