@@ -1396,19 +1396,13 @@ static void web_finish(vt_task *t)
     }
 
     if (w->sni_started) add_sni_test(tk, w);
-    if (w->sni_skipped) {
-        cJSON *x = cJSON_AddObjectToObject(tk, "x_sni_test");
-        if (x) {
-            cJSON_AddStringToObject(x, "endpoint", w->sni[0].input);
-            /* an earlier pair of the run got nothing from the server */
-            cJSON_AddStringToObject(x, "skipped", "server_unreachable");
-        }
-    } else if (w->sni_not_due) {
-        cJSON *x = cJSON_AddObjectToObject(tk, "x_sni_test");
-        if (x) {
-            cJSON_AddStringToObject(x, "endpoint", w->t->env->cfg->sni_test);
-            cJSON_AddStringToObject(x, "skipped", "not_due"); /* sni_test_every */
-        }
+    /* No pair: an earlier one of the run got nothing from the server, or a recent run did the
+     * test (sni_test_every). */
+    const char *skipped = w->sni_skipped ? "server_unreachable" : w->sni_not_due ? "not_due" : NULL;
+    cJSON *sx = skipped ? cJSON_AddObjectToObject(tk, "x_sni_test") : NULL;
+    if (sx) {
+        cJSON_AddStringToObject(sx, "endpoint", w->t->env->cfg->sni_test);
+        cJSON_AddStringToObject(sx, "skipped", skipped);
     }
     if (w->inj_query) {
         cJSON *x = cJSON_AddObjectToObject(tk, "x_dns_injection");

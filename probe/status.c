@@ -17,6 +17,7 @@
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/measurement.h"
+#include "textfile.h"
 #include "volunteer.h"
 
 #define MAX_VERDICTS 32
@@ -133,15 +134,15 @@ int vt_lastrun_write(const vt_lastrun *r, const char *state_dir, int exit_code, 
 
 double vt_state_read_epoch(const char *state_dir, const char *name)
 {
-    char path[4200], buf[32], *end;
-    if (snprintf(path, sizeof(path), "%s/%s", state_dir, name) >= (int)sizeof(path)) return 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    double t = strtod(buf, &end);
-    return end != buf && t > 0 && t < 1e11 ? t : 0;
+    char path[4200], err[256], *text = NULL, *end;
+    size_t len;
+    if (snprintf(path, sizeof(path), "%s/%s", state_dir, name) >= (int)sizeof(path) ||
+        vt_textfile_read(path, 64, &text, &len, err, sizeof(err)) < 0)
+        return 0;
+    double t = strtod(text, &end);
+    int ok = end != text && t > 0 && t < 1e11;
+    free(text);
+    return ok ? t : 0;
 }
 
 /* ---- status ---- */

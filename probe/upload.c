@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "sni_checks.h"
+#include "textfile.h"
 #include "vantage/addr.h"
 #include "vantage/json.h"
 #include "vantage/loop.h"
@@ -911,8 +912,7 @@ bad:
     return -1;
 }
 
-static int do_upload_r(vt_upload_opts *o, vt_spool *sp, vt_upload_result *res);
-#define do_upload(o, sp) do_upload_r((o), (sp), NULL)
+static int do_upload(vt_upload_opts *o, vt_spool *sp, vt_upload_result *res);
 
 /* The collector's other addresses, from the last check-in that announced them, are kept in the
  * state directory as {"collector": URL, "alternate_urls": [...]}: a run that cannot reach URL
@@ -930,28 +930,27 @@ static int alternates_path(const vt_upload_opts *o, char *out, size_t n)
     return snprintf(out, n, "%s/" ALTERNATES_FILE, dir) < (int)n ? 0 : -1;
 }
 
-/* The alternates kept for o->collector (none for another collector URL): their number. */
-static int alternates_load(const vt_upload_opts *o, char urls[][VT_UPLOAD_URL_MAX], int max)
+/* The alternates kept for o->collector (none for another collector URL), into alt_urls: their
+ * number. Static: o->collector points into it once one of them is used. */
+static char alt_urls[VT_UPLOAD_MAX_ALTERNATES][VT_UPLOAD_URL_MAX];
+
+static int alternates_load(const vt_upload_opts *o)
 {
-    char path[4200];
-    if (alternates_path(o, path, sizeof(path)) < 0) return 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char *text = malloc(ALTERNATES_MAX_BYTES + 1);
-    size_t len = text ? fread(text, 1, ALTERNATES_MAX_BYTES + 1, f) : 0;
-    fclose(f);
-    int n = 0;
-    cJSON *j = text && len <= ALTERNATES_MAX_BYTES ? cJSON_ParseWithLength(text, len) : NULL;
+    char path[4200], err[256], *text = NULL;
+    size_t len;
+    if (alternates_path(o, path, sizeof(path)) < 0 ||
+        vt_textfile_read(path, ALTERNATES_MAX_BYTES, &text, &len, err, sizeof(err)) < 0)
+        return 0;
+    cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
     const char *for_url = vt_json_get_string(j, "collector");
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "alternate_urls"), *a;
-    if (!cJSON_IsArray(arr)) arr = NULL;
-    if (for_url && !strcmp(for_url, o->collector)) {
-        cJSON_ArrayForEach(a, arr)
-        {
-            if (n < max && alternate_ok(a))
-                snprintf(urls[n++], VT_UPLOAD_URL_MAX, "%s", a->valuestring);
-        }
+    if (!cJSON_IsArray(arr) || !for_url || strcmp(for_url, o->collector) != 0) arr = NULL;
+    int n = 0;
+    cJSON_ArrayForEach(a, arr)
+    {
+        if (n < VT_UPLOAD_MAX_ALTERNATES && alternate_ok(a))
+            snprintf(alt_urls[n++], VT_UPLOAD_URL_MAX, "%s", a->valuestring);
     }
     cJSON_Delete(j);
     return n;
@@ -984,25 +983,23 @@ static void alternates_save(const vt_upload_opts *o, const vt_checkin_result *ci
 int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci, vt_spool **sp)
 {
     char err[1024];
-    static char active[VT_UPLOAD_URL_MAX]; /* the alternate checked in at: the uploads go there */
     int upload = o->collector && !o->disabled, checked_in = 0, via_alternate = 0;
     *sp = NULL;
     if (upload) {
         int got = vt_upload_checkin(o, ci, err, sizeof(err)) == 0;
         if (!got && ci->unanswered) {
-            char alts[VT_UPLOAD_MAX_ALTERNATES][VT_UPLOAD_URL_MAX], aerr[1024];
-            int n = alternates_load(o, alts, VT_UPLOAD_MAX_ALTERNATES);
+            char aerr[1024];
+            int n = alternates_load(o);
             for (int i = 0; i < n && !got && !stop_signal; i++) {
                 vt_upload_opts ao = *o;
-                ao.collector = alts[i];
+                ao.collector = alt_urls[i];
                 if (vt_upload_checkin(&ao, ci, aerr, sizeof(aerr)) == 0) {
-                    snprintf(active, sizeof(active), "%s", alts[i]);
                     /* news even from cron: the collector's own address is out of reach */
                     fprintf(stderr,
                             "vantage-probe: %s; checked in at %s instead (an address the "
                             "collector announced); the upload goes there too\n",
-                            err, active);
-                    o->collector = active;
+                            err, alt_urls[i]);
+                    o->collector = alt_urls[i]; /* the run's upload goes there too */
                     got = via_alternate = 1;
                 } else if (!o->quiet) {
                     fprintf(stderr, "vantage-probe: %s\n", aerr);
@@ -1058,7 +1055,7 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
      * something in it: a full disk may hold none). */
     if (w && checked_in && waiting > 0) {
         fprintf(stderr, "vantage-probe: %s; uploading before measuring\n", w);
-        do_upload(o, *sp);
+        do_upload(o, *sp, NULL);
         w = vt_spool_cap_warning(*sp);
     }
     if (w) fprintf(stderr, "vantage-probe: warning: %s\n", w);
@@ -1076,7 +1073,7 @@ static void print_result(const vt_upload_opts *o, const vt_upload_result *r)
             r->accepted, r->duplicate, r->rejected, r->left, r->error[0] ? ": " : "", r->error);
 }
 
-static int do_upload_r(vt_upload_opts *o, vt_spool *sp, vt_upload_result *res)
+static int do_upload(vt_upload_opts *o, vt_spool *sp, vt_upload_result *res)
 {
     vt_upload_result r;
     char err[1024];
@@ -1096,7 +1093,7 @@ int vt_upload_run_end(vt_upload_opts *o, vt_spool *sp, long spool_failed)
         fprintf(stderr, "vantage-probe: %ld measurement(s) could not be spooled (see above)\n",
                 spool_failed);
     if (!sp) return rc;
-    if (o->collector && !o->disabled) rc = do_upload(o, sp);
+    if (o->collector && !o->disabled) rc = do_upload(o, sp, NULL);
     vt_spool_close(sp);
     return rc;
 }
@@ -1118,18 +1115,16 @@ int vt_upload_command(vt_upload_opts *o)
         return VT_EXIT_FAILURE;
     }
     vt_upload_result r;
-    int rc = do_upload_r(o, sp, &r);
+    int rc = do_upload(o, sp, &r);
     /* No answer of the collector's own (blocked?): the other addresses it announced, in turn. */
     if (rc != VT_EXIT_OK && !r.answered && !r.config_error && r.requests > 0 && !stop_signal) {
-        /* static: o->collector points into it afterwards */
-        static char alts[VT_UPLOAD_MAX_ALTERNATES][VT_UPLOAD_URL_MAX];
-        int n = alternates_load(o, alts, VT_UPLOAD_MAX_ALTERNATES);
+        int n = alternates_load(o);
         for (int i = 0; i < n && !r.answered && !stop_signal; i++) {
             fprintf(stderr, "vantage-probe: no answer from %s; trying %s (an address the "
                             "collector announced)\n",
-                    o->collector, alts[i]);
-            o->collector = alts[i];
-            rc = do_upload_r(o, sp, &r);
+                    o->collector, alt_urls[i]);
+            o->collector = alt_urls[i];
+            rc = do_upload(o, sp, &r);
         }
     }
     vt_spool_close(sp);
