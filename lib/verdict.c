@@ -679,7 +679,7 @@ void vt_verdict_note_canary(vt_verdict_ctx *c, const vt_target *t, const cJSON *
 typedef struct decision {
     const char *verdict;
     const char *phase;
-    char reason[512];
+    char reason[768];
     const vt_fp *fp;
 } decision;
 
@@ -1042,9 +1042,33 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
     return;
 }
 
+/* The repeats of a failed connect or handshake (start_repeat): how many ran and how many of
+ * them failed. "failures" lists each one's failure (null: it worked), the first included;
+ * without it (an http phase's single repeat, a measurement from before the list) the repeat
+ * object is the one repeat. */
+static void repeat_counts(const cJSON *rp, int *n, int *failed)
+{
+    *n = *failed = 0;
+    if (!cJSON_IsObject(rp)) return;
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(rp, "failures"), *f;
+    if (cJSON_IsArray(fs) && cJSON_GetArraySize(fs) > 0) {
+        cJSON_ArrayForEach(f, fs)
+        {
+            if (*n >= 1000) break; /* a hostile list: enough to count */
+            (*n)++;
+            *failed += cJSON_IsString(f) && f->valuestring[0];
+        }
+        return;
+    }
+    *n = 1;
+    *failed = str_or_null(rp, "failure") != NULL;
+}
+
 void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
 {
     decision d = {0};
+    int rep_n, rep_failed, intermittent = 0;
+    repeat_counts(in->repeat, &rep_n, &rep_failed);
     control_view cv;
     addrset sys, alt, ctl;
     int bogon = 0;
@@ -1276,10 +1300,12 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     /* The failed connect, handshake or request, tried again once the measurement was over
      * (start_repeat), worked: a passing failure (packets lost for a while, a server's hiccup);
      * a block fails again. */
-    if (cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+    if (cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") && !rep_failed &&
         repeat_applies(tk, phase, failure)) {
+        char times[40] = "a moment later";
+        if (rep_n > 1) snprintf(times, sizeof(times), "%d times in a row", rep_n);
         set(&d, "inconclusive", phase,
-            "The %s %s failed (%s), but the same %s worked when tried again a moment later: "
+            "The %s %s failed (%s), but the same %s worked when tried again %s: "
             "a passing failure of the network, not a block.",
             strcmp(phase, "tcp") == 0   ? "connection to"
             : strcmp(phase, "tls") == 0 ? "secure connection to"
@@ -1287,9 +1313,14 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
             host, failure ? failure : "failure",
             strcmp(phase, "tcp") == 0   ? "connection"
             : strcmp(phase, "tls") == 0 ? "handshake, with the same name,"
-                                        : "request");
+                                        : "request",
+            times);
         goto out;
     }
+    /* The first repeat worked and a later one failed: the failure comes and goes. Decided
+     * below as a failure that repeats, and said so at the end. */
+    intermittent = cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+                   rep_failed > 0 && repeat_applies(tk, phase, failure);
     if (strcmp(phase, "tcp") == 0) {
         if (local_connect_failures(tk))
             set(&d, "inconclusive", "tcp",
@@ -1408,7 +1439,19 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         "an outage for this kind of measurement.",
         host, failure ? failure : "failure");
 
-out:;
+out:
+    if (intermittent && d.phase && strcmp(d.phase, phase) == 0) {
+        /* the original attempt and the repeats that failed, of all attempts */
+        int tries = 1 + rep_n, fails = 1 + rep_failed;
+        size_t len = strlen(d.reason);
+        int blocked = d.verdict && strstr(d.verdict, "_blocking") != NULL;
+        snprintf(d.reason + len, sizeof(d.reason) - len,
+                 " Tried again, it worked, then failed again: %d of %d attempts failed. %s", fails,
+                 tries,
+                 blocked ? "The block is intermittent, as when a censor lets a share of "
+                           "connections through."
+                         : "The failure comes and goes.");
+    }
     cJSON *ev = cJSON_CreateObject();
     if (canaries_known)
         cJSON_AddBoolToObject(ev, "canaries_ok", in->ctx->n_canaries_ok > 0);
@@ -1443,6 +1486,7 @@ out:;
         cJSON_AddItemToObject(ev, "repeat", cJSON_Duplicate(in->repeat, 1));
     else
         cJSON_AddNullToObject(ev, "repeat");
+    cJSON_AddBoolToObject(ev, "intermittent", intermittent);
     vt_json_add_string_or_null(ev, "fingerprint", d.fp ? d.fp->name : NULL);
     if (target_bps > 0)
         cJSON_AddNumberToObject(ev, "throughput_bps", target_bps);
@@ -1514,7 +1558,12 @@ typedef struct vapply {
     char host[256];
     int port, https;
     cJSON *swap;
-    cJSON *repeat;
+    cJSON *repeat;   /* the first repeat's object; "failures" lists every repeat's failure */
+    cJSON *rep_list; /* that list, inside repeat */
+    int rep_n, rep_failed;
+    /* what start_repeat tries again (tcp or tls phase): address, port, and TLS or not */
+    char rep_ip[INET6_ADDRSTRLEN + 8];
+    int rep_port, rep_tls;
     cJSON *control_body; /* the whole control answer; test_keys inside */
     const cJSON *control_tk;
     char control_error[256];
@@ -1581,11 +1630,38 @@ static cJSON *repeat_json(const char *address, const char *server_name, const ch
     return s;
 }
 
+/* A failed connect or handshake is tried again up to this often, one after the other, while
+ * every repeat works (start_repeat): one that fails again ends them. */
+#define REPEAT_TRIES 4
+
+static int repeat_launch(vapply *va);
+
+/* One repeat of the connect or handshake done: its outcome joins the list, and the next one
+ * starts while every repeat so far worked and there is time. A block that lets a share of
+ * connections through fails again within a few tries; a passing loss of packets does not. */
+static void repeat_record(vapply *va, cJSON *one)
+{
+    const char *f = str_or_null(one, "failure");
+    int got = one != NULL;
+    if (!va->repeat) {
+        va->repeat = one;
+        va->rep_list = one ? cJSON_AddArrayToObject(one, "failures") : NULL;
+    }
+    if (one && va->rep_list)
+        cJSON_AddItemToArray(va->rep_list, f ? cJSON_CreateString(f) : cJSON_CreateNull());
+    va->rep_n++;
+    va->rep_failed += f != NULL;
+    if (one != va->repeat) cJSON_Delete(one);
+    if (got && va->rep_list && !va->rep_failed && va->rep_n < REPEAT_TRIES &&
+        repeat_launch(va) == 0)
+        return;
+    step_done(va);
+}
+
 static void repeat_tls_cb(const vt_tls_result *r, void *arg)
 {
     vapply *va = arg;
-    va->repeat = repeat_json(r->address, r->server_name, r->failure, r->t0, r->t);
-    step_done(va);
+    repeat_record(va, repeat_json(r->address, r->server_name, r->failure, r->t0, r->t));
 }
 
 static void repeat_tcp_cb(const vt_tcp_result *r, int fd, void *arg)
@@ -1594,8 +1670,7 @@ static void repeat_tcp_cb(const vt_tcp_result *r, int fd, void *arg)
     if (fd >= 0) close(fd);
     char addr[INET6_ADDRSTRLEN + 8];
     snprintf(addr, sizeof(addr), strchr(r->ip, ':') ? "[%s]:%d" : "%s:%d", r->ip, r->port);
-    va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
-    step_done(va);
+    repeat_record(va, repeat_json(addr, NULL, r->failure, r->t0, r->t));
 }
 
 static void repeat_http_cb(vt_http_result *r, void *arg)
@@ -1837,42 +1912,24 @@ static void start_repeat_http(vapply *va, const char *failure, const vt_config *
     if (vt_http_request(t->env->loop, &o, repeat_http_cb, va) < 0) va->pending--;
 }
 
-/* A web or endpoint measurement that failed at connecting or at the TLS handshake the way
- * packet loss makes them fail too (a timeout, a reset, an EOF; any connect failure but this
- * device's own): the same connect or handshake (with the same name) once more. A censor's block
- * repeats; a passing loss of packets does not. */
-static void start_repeat(vapply *va)
+/* The connect or handshake of start_repeat, once more (0: started, repeat_*_cb follows). */
+static int repeat_launch(vapply *va)
 {
     vt_task *t = va->t;
-    const cJSON *tk = t->test_keys;
-    const char *phase = str_or_null(tk, "failure_phase");
-    const char *failure = str_or_null(tk, "failure");
-    const char *kind = t->target->kind;
     const vt_config *cfg = t->env->cfg;
-    char ip[INET6_ADDRSTRLEN + 8];
-    int port = 0;
-    if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0) ||
-        !repeat_applies(tk, phase, failure))
-        return;
-    if (strcmp(phase, "tcp") == 0) {
-        int timeout = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
-        if (failed_connect(tk, ip, sizeof(ip), &port) < 0 || !timeout) return;
-        va->pending++;
-        if (vt_tcp_connect(t->env->loop, ip, port, timeout, t->t0, repeat_tcp_cb, va) < 0)
-            va->pending--;
-        return;
-    }
-    if (strcmp(phase, "http") == 0) {
-        start_repeat_http(va, failure, cfg);
-        return;
-    }
-    if (!t->env->tls) return; /* the tls phase */
+    const char *kind = t->target->kind;
     int ct = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
+    if (!ct) return -1;
+    if (!va->rep_tls)
+        return vt_tcp_connect(t->env->loop, va->rep_ip, va->rep_port, ct, t->t0, repeat_tcp_cb,
+                              va) < 0
+                   ? -1
+                   : 0;
     int tt = repeat_timeout(t, cfg ? cfg->tls_timeout_ms : 0);
-    if (failed_handshake(tk, va->host, ip, sizeof(ip), &port) < 0 || !ct || !tt) return;
+    if (!tt || !t->env->tls) return -1;
     vt_tls_opts o = {
-        .ip = ip,
-        .port = port,
+        .ip = va->rep_ip,
+        .port = va->rep_port,
         .sni = va->host,
         /* the ClientHello the measurement sent: a censor may match more than the name */
         .alpn =
@@ -1882,8 +1939,37 @@ static void start_repeat(vapply *va)
         .tls_timeout_ms = tt,
         .t_base = t->t0,
     };
+    return vt_tls_handshake(t->env->loop, t->env->tls, &o, repeat_tls_cb, va) < 0 ? -1 : 0;
+}
+
+/* A web or endpoint measurement that failed at connecting or at the TLS handshake the way
+ * packet loss makes them fail too (a timeout, a reset, an EOF; any connect failure but this
+ * device's own): the same connect or handshake (with the same name) again, up to REPEAT_TRIES
+ * times while each works. A censor's block repeats, at once or, when it blocks only a share of
+ * connections, within a few tries; a passing loss of packets does not. A request (the http
+ * phase) is asked again once: a page is larger than a handshake. */
+static void start_repeat(vapply *va)
+{
+    vt_task *t = va->t;
+    const cJSON *tk = t->test_keys;
+    const char *phase = str_or_null(tk, "failure_phase");
+    const char *failure = str_or_null(tk, "failure");
+    const char *kind = t->target->kind;
+    const vt_config *cfg = t->env->cfg;
+    if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0) ||
+        !repeat_applies(tk, phase, failure))
+        return;
+    if (strcmp(phase, "http") == 0) {
+        start_repeat_http(va, failure, cfg);
+        return;
+    }
+    va->rep_tls = strcmp(phase, "tcp") != 0; /* else the tls phase */
+    if (va->rep_tls && !t->env->tls) return;
+    if ((va->rep_tls ? failed_handshake(tk, va->host, va->rep_ip, sizeof(va->rep_ip), &va->rep_port)
+                     : failed_connect(tk, va->rep_ip, sizeof(va->rep_ip), &va->rep_port)) < 0)
+        return;
     va->pending++;
-    if (vt_tls_handshake(t->env->loop, t->env->tls, &o, repeat_tls_cb, va) < 0) va->pending--;
+    if (repeat_launch(va) < 0) va->pending--;
 }
 
 void vt_verdict_apply(vt_task *t, const vt_verdict_ctx *ctx, vt_verdict_done_fn done, void *arg)

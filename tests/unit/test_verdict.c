@@ -825,6 +825,107 @@ static void test_repeat(void **st)
     cJSON_Delete(sw_ok);
 }
 
+/* decide() with repeats listed: fails[i] the i-th repeat's failure, NULL when it worked. */
+static void decide_repeats(cJSON *tk, const cJSON *ctl, const cJSON *swap, int n,
+                           const char *const *fails)
+{
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *rp = cJSON_CreateObject();
+    cJSON_AddStringToObject(rp, "address", "10.10.10.10:443");
+    if (fails[0])
+        cJSON_AddStringToObject(rp, "failure", fails[0]);
+    else
+        cJSON_AddNullToObject(rp, "failure");
+    cJSON *l = cJSON_AddArrayToObject(rp, "failures");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(l, fails[i] ? cJSON_CreateString(fails[i]) : cJSON_CreateNull());
+    vt_verdict_inputs in = {.ctx = &c,
+                            .host = "t.example",
+                            .https = 1,
+                            .sni_swap = swap,
+                            .repeat = rp,
+                            .control = ctl,
+                            .probe_cc = "ZZ"};
+    vt_verdict_decide(tk, &in);
+    cJSON_Delete(rp);
+}
+
+static int intermittent(const cJSON *tk)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "intermittent"));
+}
+
+/* A censor that lets a share of connections through (lab scenario 38): the repeats after a
+ * failed handshake or connect work, then fail again. That is a failure that repeats, decided as
+ * one (blocking with the control connecting, down without), and said to be intermittent; repeats
+ * that all work are a passing failure, whatever their number. */
+static void test_repeat_intermittent(void **st)
+{
+    (void)st;
+    cJSON *ok = control(NULL, NULL, 1), *sw_ok = swap(NULL);
+    cJSON *down = control("tls", "connection_reset", 1);
+    const char *mixed[] = {NULL, NULL, "connection_reset"};
+    const char *clean[] = {NULL, NULL, NULL, NULL};
+    const char *again[] = {"connection_reset"};
+
+    cJSON *tk = keys("tls", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeats(tk, ok, sw_ok, 3, mixed);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    assert_string_equal(s(tk, "verdict_phase"), "tls");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 4 attempts failed"));
+    assert_non_null(strstr(s(tk, "verdict_reason"), "intermittent"));
+    assert_true(intermittent(tk));
+    /* all four repeats worked: a passing failure */
+    decide_repeats(tk, ok, sw_ok, 4, clean);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "4 times in a row"));
+    assert_false(intermittent(tk));
+    /* the first repeat failed: a block, as before, not called intermittent */
+    decide_repeats(tk, ok, sw_ok, 1, again);
+    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    assert_null(strstr(s(tk, "verdict_reason"), "intermittent"));
+    assert_false(intermittent(tk));
+    /* failing from the control too: down, and the failure comes and goes */
+    decide_repeats(tk, down, NULL, 3, mixed);
+    assert_string_equal(s(tk, "verdict"), "down");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "comes and goes"));
+    assert_true(intermittent(tk));
+    /* no control: still inconclusive, with the pattern said */
+    decide_repeats(tk, NULL, NULL, 3, mixed);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 4 attempts failed"));
+    cJSON_Delete(tk);
+
+    /* the tcp phase the same way */
+    tk = keys("tcp", "connection_refused", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
+                         connect_entry("10.10.10.10", 443, 0));
+    const char *tcp_mixed[] = {NULL, "connection_refused"};
+    decide_repeats(tk, ok, NULL, 2, tcp_mixed);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 3 attempts failed"));
+    cJSON_Delete(tk);
+
+    /* a hostile list (empty strings, numbers, thousands of entries) is counted, not trusted */
+    tk = keys("tls", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    vt_verdict_ctx c = canaries_ok();
+    cJSON *rp = cJSON_CreateObject();
+    cJSON_AddNullToObject(rp, "failure");
+    cJSON *l = cJSON_AddArrayToObject(rp, "failures");
+    for (int i = 0; i < 5000; i++)
+        cJSON_AddItemToArray(l, i % 2 ? cJSON_CreateNumber(i) : cJSON_CreateString(""));
+    vt_verdict_inputs in = {.ctx = &c, .host = "t.example", .https = 1, .repeat = rp,
+                            .control = ok, .probe_cc = "ZZ"};
+    vt_verdict_decide(tk, &in);
+    assert_string_equal(s(tk, "verdict"), "inconclusive"); /* no failure in it: passing */
+    assert_false(intermittent(tk));
+    cJSON_Delete(rp);
+    cJSON_Delete(tk);
+    cJSON_Delete(ok);
+    cJSON_Delete(down);
+    cJSON_Delete(sw_ok);
+}
+
 static void add_large(cJSON *tk, double bytes, double bps, const char *failure)
 {
     cJSON *x = cJSON_AddObjectToObject(tk, "x_large_resource");
@@ -1445,6 +1546,7 @@ int main(void)
         cmocka_unit_test(test_dns_injection_check),
         cmocka_unit_test(test_throttled_shared_link),
         cmocka_unit_test(test_repeat),
+        cmocka_unit_test(test_repeat_intermittent),
         cmocka_unit_test(test_dns_failed_then_answered),
         cmocka_unit_test(test_transfer_cut),
         cmocka_unit_test(test_cdn),

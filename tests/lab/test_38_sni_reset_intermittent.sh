@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Lab scenario 38: an intermittent SNI block, a censor that resets only a share of the
+# connections naming a site (a firewall under load, a block being rolled out, a deliberate "make
+# it flaky" policy). Every second ClientHello naming target.lab is answered with a TCP reset
+# (iptables statistic nth), the others pass. Scenario 7 resets every one (tls_blocking at once);
+# scenario 20's single reset is a passing failure. Here the measurement's handshake is reset, the
+# first repeat works, the next is reset again: the probe must not call that a passing failure
+# (it did when it tried again only once), but tls_blocking, said to be intermittent, with each
+# repeat's outcome in the evidence.
+set -euo pipefail
+. "$(dirname "$0")/lab.sh"
+lab_needs control
+lab_setup
+lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 \
+    -m string --string target.lab --algo bm \
+    -m statistic --mode nth --every 2 --packet 0 -j REJECT --reject-with tcp-reset
+lab_probe
+lab_show
+lab_censor iptables -L FORWARD -v -x -n >&2
+# Five ClientHellos name target.lab, one after the other: the page's handshake (reset), the large
+# resource's (passes), the SNI test's named download (reset), the first repeat (passes), the
+# second repeat (reset); the repeats stop at the first that fails again.
+n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/statistic/ {print $1}')
+[ "$n" = 3 ] || lab_die "the rule reset $n handshakes, not 3"
+lab_assert lab-target verdict=tls_blocking verdict_phase=tls failure=connection_reset \
+    evidence.intermittent=true evidence.repeat.failure=null \
+    evidence.repeat.failures.1=connection_reset evidence.sni_swap.failure=null \
+    "verdict_reason~=2 of 3 attempts failed" "verdict_reason~=intermittent" \
+    x_sni_test.target.failure=connection_reset x_sni_test.control.failure=null
+lab_assert lab-other verdict=ok
+lab_assert lab-target-http verdict=ok
+lab_assert lab-canary verdict=ok
