@@ -24,6 +24,7 @@ typedef struct platform_row {
     size_t n;
     size_t counts[N_VERDICTS];
     size_t confirmed;
+    size_t intermittent; /* evidence.intermittent: a repeat worked, a later one failed again */
 } platform_row;
 
 struct vt_summary {
@@ -131,6 +132,8 @@ void vt_summary_add(vt_summary *s, const cJSON *m)
     r->n++;
     r->counts[verdict_index(v)]++;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "blocking_confirmed"))) r->confirmed++;
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(tk, "evidence");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "intermittent"))) r->intermittent++;
     s->total++;
 }
 
@@ -168,8 +171,10 @@ void vt_summary_print(const vt_summary *s, FILE *out, int color)
                 off += (size_t)snprintf(details + off, sizeof(details) - off, "%s%zu %s",
                                         off ? ", " : "", r->counts[k], verdicts[k]);
         if (r->confirmed && off < sizeof(details))
-            snprintf(details + off, sizeof(details) - off, ", %zu confirmed by blockpage",
-                     r->confirmed);
+            off += (size_t)snprintf(details + off, sizeof(details) - off,
+                                    ", %zu confirmed by blockpage", r->confirmed);
+        if (r->intermittent && off < sizeof(details))
+            snprintf(details + off, sizeof(details) - off, ", %zu intermittent", r->intermittent);
         fprintf(out, "%-16s %7zu  %s%-34s%s %s%s%s\n", r->platform, r->n, c,
                 vt_summary_verdict_words(verdicts[worst]), reset, dim, details, reset);
     }

@@ -12,15 +12,19 @@ BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "
 PROBE = os.path.join(BUILD, "probe", "vantage-probe")
 
 
-def m(platform, verdict, blocking=None, confirmed=False):
+def m(platform, verdict, blocking=None, confirmed=False, intermittent=None):
     tk = {"verdict": verdict, "blocking_confirmed": confirmed}
+    if intermittent is not None:
+        tk["evidence"] = {"intermittent": intermittent}
     if blocking is not None:
         tk["blocking"] = blocking
     return {"annotations": {"platform": platform}, "test_keys": tk}
 
 
 rows = [
-    m("x", "tls_blocking"), m("x", "ok"), m("x", "dns_blocking", confirmed=True),
+    m("x", "tls_blocking", intermittent=False), m("x", "ok"), m("x", "dns_blocking", confirmed=True),
+    # a block that lets a share of connections through (evidence.intermittent): said so
+    m("telegram", "tcp_blocking", intermittent=True), m("telegram", "tls_blocking", intermittent=True),
     m("wireguard", "tls_blocking", "protocol"), m("wireguard", "ok"),
     m("openvpn", "tcp_blocking", "port"), m("tor", "tcp_blocking", "address"),
     m("ikev2", "inconclusive", None), m("signal", "ok"), m("canary", "probe_offline"),
@@ -37,6 +41,7 @@ want = {
     "tor": ("blocked (VPN server address)", "1 address_blocked"),
     "ikev2": ("unclear (not enough evidence)", "1 inconclusive"),
     "signal": ("reachable", "1 ok"),
+    "telegram": ("blocked (connections cut)", "1 tcp_blocking, 1 tls_blocking, 2 intermittent"),
     "canary": ("your connection was offline", "1 probe_offline"),
     "ooni": ("no verdict recorded", "1 unknown"),
     "old": ("failed (no verdict)", "1 failed"),
@@ -65,8 +70,11 @@ def main():
         line = next((l for l in lines if l.split()[:1] == [platform]), None)
         if not line or words not in line or counts.split(", 1 confirmed")[0] not in line:
             bad.append("%s: want %r / %r, got %r" % (platform, words, counts, line))
-    if "1 confirmed by blockpage" not in next(l for l in lines if l.startswith("x ")):
+    x = next(l for l in lines if l.startswith("x "))
+    if "1 confirmed by blockpage" not in x:
         bad.append("x: the confirmed count is missing")
+    if "intermittent" in x:
+        bad.append("x: intermittent said of no intermittent measurement")
     if lines[-2].split()[0] != "canary":
         bad.append("canaries are not the last row")
     if "%d measurements." % len(rows) not in lines[-1]:
