@@ -1561,9 +1561,13 @@ typedef struct vapply {
     cJSON *repeat;   /* the first repeat's object; "failures" lists every repeat's failure */
     cJSON *rep_list; /* that list, inside repeat */
     int rep_n, rep_failed;
-    /* what start_repeat tries again (tcp or tls phase): address, port, and TLS or not */
+    /* what start_repeat tries again: a connect (tcp phase) or handshake (tls) to rep_ip and
+     * rep_port, or (http phase) the request for rep_url at rep_addr */
     char rep_ip[INET6_ADDRSTRLEN + 8];
     int rep_port, rep_tls;
+    char *rep_url;
+    char rep_addr[MAX_ADDRS][INET6_ADDRSTRLEN];
+    size_t rep_naddr;
     cJSON *control_body; /* the whole control answer; test_keys inside */
     const cJSON *control_tk;
     char control_error[256];
@@ -1591,6 +1595,7 @@ static void finish(vapply *va)
     void *arg = va->arg;
     cJSON_Delete(va->swap);
     cJSON_Delete(va->repeat);
+    free(va->rep_url);
     cJSON_Delete(va->control_body);
     free(va->request);
     free(va);
@@ -1633,6 +1638,8 @@ static cJSON *repeat_json(const char *address, const char *server_name, const ch
 /* A failed connect or handshake is tried again up to this often, one after the other, while
  * every repeat works (start_repeat): one that fails again ends them. */
 #define REPEAT_TRIES 4
+/* A request's repeats after the first read at most this much of the page. */
+#define REPEAT_LATER_BODY (16u << 10)
 
 static int repeat_launch(vapply *va);
 
@@ -1680,12 +1687,12 @@ static void repeat_http_cb(vt_http_result *r, void *arg)
     if (r->primary_ip[0])
         snprintf(addr, sizeof(addr), strchr(r->primary_ip, ':') ? "[%s]:%ld" : "%s:%ld",
                  r->primary_ip, r->primary_port);
-    va->repeat = repeat_json(addr, NULL, r->failure, r->t0, r->t);
-    if (va->repeat) {
-        cJSON_AddNumberToObject(va->repeat, "status", (double)r->status);
-        cJSON_AddNumberToObject(va->repeat, "bytes_received", (double)r->bytes_received);
+    cJSON *one = repeat_json(addr, NULL, r->failure, r->t0, r->t);
+    if (one) {
+        cJSON_AddNumberToObject(one, "status", (double)r->status);
+        cJSON_AddNumberToObject(one, "bytes_received", (double)r->bytes_received);
     }
-    step_done(va);
+    repeat_record(va, one);
 }
 
 static int send_control(vapply *va);
@@ -1865,7 +1872,7 @@ static int repeat_timeout(const vt_task *t, int ms)
 
 /* The http phase: the request that failed, when its host is the measured one, asked again of
  * the addresses the probe's resolver gave (none other is known here). */
-static void start_repeat_http(vapply *va, const char *failure, const vt_config *cfg)
+static void start_repeat_http(vapply *va, const char *failure)
 {
     vt_task *t = va->t;
     const cJSON *tk = t->test_keys;
@@ -1888,36 +1895,49 @@ static void start_repeat_http(vapply *va, const char *failure, const vt_config *
     }
     if (!url) return;
     dns_view(tk, va->host, 0, &sys);
-    const char *addrs[MAX_ADDRS + 1];
     size_t n = 0;
     unsigned char b[16];
-    if (inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1) addrs[n++] = h;
+    if ((inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1) &&
+        strlen(h) < sizeof(va->rep_addr[0]))
+        snprintf(va->rep_addr[n++], sizeof(va->rep_addr[0]), "%s", h);
     for (size_t i = 0; i < sys.n && n < MAX_ADDRS; i++)
-        addrs[n++] = sys.a[i];
-    addrs[n] = NULL;
-    int timeout = repeat_timeout(t, cfg ? cfg->http_timeout_ms : 0);
-    if (!n || !timeout) return;
-    vt_http_opts o = {
-        .url = url,
-        .addrs = addrs,
-        .cacert = cfg ? cfg->cacert : NULL,
-        .timeout_ms = timeout,
-        /* the page request's own limit: a repeat that stopped reading early would "work"
-         * against a censor cutting every response after a few kilobytes */
-        .max_body = cfg && cfg->max_body_bytes ? cfg->max_body_bytes : 1u << 20,
-        .user_agent = cfg ? cfg->user_agent : NULL,
-        .t_base = t->t0,
-    };
+        snprintf(va->rep_addr[n++], sizeof(va->rep_addr[0]), "%s", sys.a[i]);
+    va->rep_naddr = n;
+    if (!n || !(va->rep_url = strdup(url))) return;
     va->pending++;
-    if (vt_http_request(t->env->loop, &o, repeat_http_cb, va) < 0) va->pending--;
+    if (repeat_launch(va) < 0) va->pending--;
 }
 
-/* The connect or handshake of start_repeat, once more (0: started, repeat_*_cb follows). */
+/* The connect, handshake or request of start_repeat, once more (0: started, repeat_*_cb
+ * follows). */
 static int repeat_launch(vapply *va)
 {
     vt_task *t = va->t;
     const vt_config *cfg = t->env->cfg;
     const char *kind = t->target->kind;
+    if (va->rep_url) {
+        int timeout = repeat_timeout(t, cfg ? cfg->http_timeout_ms : 0);
+        if (!timeout) return -1;
+        const char *addrs[MAX_ADDRS + 1];
+        for (size_t i = 0; i < va->rep_naddr; i++)
+            addrs[i] = va->rep_addr[i];
+        addrs[va->rep_naddr] = NULL;
+        size_t page = cfg && cfg->max_body_bytes ? cfg->max_body_bytes : 1u << 20;
+        vt_http_opts o = {
+            .url = va->rep_url,
+            .addrs = addrs,
+            .cacert = cfg ? cfg->cacert : NULL,
+            .timeout_ms = timeout,
+            /* the first: the page request's own limit (a repeat that stopped reading early
+             * would "work" against a censor cutting every response after a few kilobytes);
+             * once that one worked, the others are asked whether the request passes at all,
+             * and read a little of the page */
+            .max_body = va->rep_n == 0 || page < REPEAT_LATER_BODY ? page : REPEAT_LATER_BODY,
+            .user_agent = cfg ? cfg->user_agent : NULL,
+            .t_base = t->t0,
+        };
+        return vt_http_request(t->env->loop, &o, repeat_http_cb, va) < 0 ? -1 : 0;
+    }
     int ct = repeat_timeout(t, cfg ? cfg->connect_timeout_ms : 0);
     if (!ct) return -1;
     if (!va->rep_tls)
@@ -1942,12 +1962,12 @@ static int repeat_launch(vapply *va)
     return vt_tls_handshake(t->env->loop, t->env->tls, &o, repeat_tls_cb, va) < 0 ? -1 : 0;
 }
 
-/* A web or endpoint measurement that failed at connecting or at the TLS handshake the way
- * packet loss makes them fail too (a timeout, a reset, an EOF; any connect failure but this
- * device's own): the same connect or handshake (with the same name) again, up to REPEAT_TRIES
- * times while each works. A censor's block repeats, at once or, when it blocks only a share of
- * connections, within a few tries; a passing loss of packets does not. A request (the http
- * phase) is asked again once: a page is larger than a handshake. */
+/* A web or endpoint measurement that failed at connecting, at the TLS handshake or at the
+ * request the way packet loss makes them fail too (a timeout, a reset, an EOF; any connect
+ * failure but this device's own): the same connect, handshake (with the same name) or request
+ * again, up to REPEAT_TRIES times while each works. A censor's block repeats, at once or, when
+ * it blocks only a share of connections, within a few tries; a passing loss of packets does
+ * not. */
 static void start_repeat(vapply *va)
 {
     vt_task *t = va->t;
@@ -1955,12 +1975,11 @@ static void start_repeat(vapply *va)
     const char *phase = str_or_null(tk, "failure_phase");
     const char *failure = str_or_null(tk, "failure");
     const char *kind = t->target->kind;
-    const vt_config *cfg = t->env->cfg;
     if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0) ||
         !repeat_applies(tk, phase, failure))
         return;
     if (strcmp(phase, "http") == 0) {
-        start_repeat_http(va, failure, cfg);
+        start_repeat_http(va, failure);
         return;
     }
     va->rep_tls = strcmp(phase, "tcp") != 0; /* else the tls phase */

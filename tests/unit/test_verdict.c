@@ -906,6 +906,17 @@ static void test_repeat_intermittent(void **st)
     assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 3 attempts failed"));
     cJSON_Delete(tk);
 
+    /* and a request (the http phase) */
+    tk = keys("http", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
+    decide_repeats(tk, ok, NULL, 3, mixed);
+    assert_string_equal(s(tk, "verdict"), "http_blocking");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 4 attempts failed"));
+    assert_true(intermittent(tk));
+    decide_repeats(tk, ok, NULL, 4, clean);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_string_equal(s(tk, "verdict_phase"), "http");
+    cJSON_Delete(tk);
+
     /* a hostile list (empty strings, numbers, thousands of entries) is counted, not trusted */
     tk = keys("tls", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
     vt_verdict_ctx c = canaries_ok();

@@ -6,7 +6,9 @@
 # scenario 20's single reset is a passing failure. Here the measurement's handshake is reset, the
 # first repeat works, the next is reset again: the probe must not call that a passing failure
 # (it did when it tried again only once), but tls_blocking, said to be intermittent, with each
-# repeat's outcome in the evidence.
+# repeat's outcome in the evidence. The same for plain HTTP at once: every second request naming
+# target.lab (Host header) is reset; the page's request is, its first repeat passes, the second
+# is reset: http_blocking, intermittent (scenario 20 resets only the first).
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 lab_needs control
@@ -14,19 +16,28 @@ lab_setup
 lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 \
     -m string --string target.lab --algo bm \
     -m statistic --mode nth --every 2 --packet 0 -j REJECT --reject-with tcp-reset
+lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 80 \
+    -m string --string "Host: target.lab" --algo bm \
+    -m statistic --mode nth --every 2 --packet 0 -j REJECT --reject-with tcp-reset
 lab_probe
 lab_show
 lab_censor iptables -L FORWARD -v -x -n >&2
 # Five ClientHellos name target.lab, one after the other: the page's handshake (reset), the large
 # resource's (passes), the SNI test's named download (reset), the first repeat (passes), the
 # second repeat (reset); the repeats stop at the first that fails again.
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/statistic/ {print $1}')
+n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/dpt:443 .*statistic/ {print $1}')
 [ "$n" = 3 ] || lab_die "the rule reset $n handshakes, not 3"
+# Three plain-HTTP requests name target.lab: the page's (reset), the repeats' (passes, reset).
+n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/dpt:80 .*statistic/ {print $1}')
+[ "$n" = 2 ] || lab_die "the rule reset $n requests, not 2"
 lab_assert lab-target verdict=tls_blocking verdict_phase=tls failure=connection_reset \
     evidence.intermittent=true evidence.repeat.failure=null \
     evidence.repeat.failures.1=connection_reset evidence.sni_swap.failure=null \
     "verdict_reason~=2 of 3 attempts failed" "verdict_reason~=intermittent" \
     x_sni_test.target.failure=connection_reset x_sni_test.control.failure=null
 lab_assert lab-other verdict=ok
-lab_assert lab-target-http verdict=ok
+lab_assert lab-target-http verdict=http_blocking verdict_phase=http failure=connection_reset \
+    evidence.intermittent=true evidence.repeat.failure=null \
+    evidence.repeat.failures.1=connection_reset evidence.control.failure=null \
+    "verdict_reason~=2 of 3 attempts failed" "verdict_reason~=intermittent"
 lab_assert lab-canary verdict=ok
