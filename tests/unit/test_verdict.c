@@ -125,9 +125,11 @@ static void decide(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const
     assert_true(cJSON_IsBool(cJSON_GetObjectItem(tk, "blocking_confirmed")));
 }
 
-/* decide() with the failed connect or handshake tried again (repeat: {failure}). */
-static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const cJSON *swap,
-                          const char *repeat_failure)
+/* decide() with the failed connect or handshake tried again: the first repeat's failure, and
+ * when fails is given, the n repeats' failures listed ("failures"; NULL: that one worked). */
+static void decide_repeat_list(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl,
+                               const cJSON *swap, const char *repeat_failure, int n,
+                               const char *const *fails)
 {
     cJSON *rp = cJSON_CreateObject();
     cJSON_AddStringToObject(rp, "address", "10.10.10.10:443");
@@ -135,6 +137,11 @@ static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl
         cJSON_AddStringToObject(rp, "failure", repeat_failure);
     else
         cJSON_AddNullToObject(rp, "failure");
+    if (fails) {
+        cJSON *l = cJSON_AddArrayToObject(rp, "failures");
+        for (int i = 0; i < n; i++)
+            cJSON_AddItemToArray(l, fails[i] ? cJSON_CreateString(fails[i]) : cJSON_CreateNull());
+    }
     vt_verdict_inputs in = {.ctx = ctx,
                             .host = "t.example",
                             .https = 1,
@@ -145,6 +152,12 @@ static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl
     vt_verdict_decide(tk, &in);
     assert_true(cJSON_IsObject(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "repeat")));
     cJSON_Delete(rp);
+}
+
+static void decide_repeat(cJSON *tk, const vt_verdict_ctx *ctx, const cJSON *ctl, const cJSON *swap,
+                          const char *repeat_failure)
+{
+    decide_repeat_list(tk, ctx, ctl, swap, repeat_failure, 0, NULL);
 }
 
 /* The page's lookups timed out, but another lookup of the name in the same measurement (the
@@ -830,24 +843,7 @@ static void decide_repeats(cJSON *tk, const cJSON *ctl, const cJSON *swap, int n
                            const char *const *fails)
 {
     vt_verdict_ctx c = canaries_ok();
-    cJSON *rp = cJSON_CreateObject();
-    cJSON_AddStringToObject(rp, "address", "10.10.10.10:443");
-    if (fails[0])
-        cJSON_AddStringToObject(rp, "failure", fails[0]);
-    else
-        cJSON_AddNullToObject(rp, "failure");
-    cJSON *l = cJSON_AddArrayToObject(rp, "failures");
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(l, fails[i] ? cJSON_CreateString(fails[i]) : cJSON_CreateNull());
-    vt_verdict_inputs in = {.ctx = &c,
-                            .host = "t.example",
-                            .https = 1,
-                            .sni_swap = swap,
-                            .repeat = rp,
-                            .control = ctl,
-                            .probe_cc = "ZZ"};
-    vt_verdict_decide(tk, &in);
-    cJSON_Delete(rp);
+    decide_repeat_list(tk, &c, ctl, swap, fails[0], n, fails);
 }
 
 static int intermittent(const cJSON *tk)
@@ -855,10 +851,22 @@ static int intermittent(const cJSON *tk)
     return cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "intermittent"));
 }
 
+/* One case of test_repeat_intermittent: the verdict, a phrase of its reason (NULL: none) and
+ * evidence.intermittent. */
+static void expect_repeats(cJSON *tk, const cJSON *ctl, const cJSON *swap, int n,
+                           const char *const *fails, const char *verdict, const char *phrase,
+                           int want_intermittent)
+{
+    decide_repeats(tk, ctl, swap, n, fails);
+    assert_string_equal(s(tk, "verdict"), verdict);
+    if (phrase) assert_non_null(strstr(s(tk, "verdict_reason"), phrase));
+    assert_int_equal(intermittent(tk), want_intermittent);
+}
+
 /* A censor that lets a share of connections through (lab scenario 38): the repeats after a
- * failed handshake or connect work, then fail again. That is a failure that repeats, decided as
- * one (blocking with the control connecting, down without), and said to be intermittent; repeats
- * that all work are a passing failure, whatever their number. */
+ * failed handshake, connect or request work, then fail again. That is a failure that repeats,
+ * decided as one (blocking with the control connecting, down without), and said to be
+ * intermittent; repeats that all work are a passing failure, whatever their number. */
 static void test_repeat_intermittent(void **st)
 {
     (void)st;
@@ -869,31 +877,18 @@ static void test_repeat_intermittent(void **st)
     const char *again[] = {"connection_reset"};
 
     cJSON *tk = keys("tls", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
-    decide_repeats(tk, ok, sw_ok, 3, mixed);
-    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    expect_repeats(tk, ok, sw_ok, 3, mixed, "tls_blocking", "2 of 4 attempts failed", 1);
     assert_string_equal(s(tk, "verdict_phase"), "tls");
-    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 4 attempts failed"));
     assert_non_null(strstr(s(tk, "verdict_reason"), "intermittent"));
-    assert_true(intermittent(tk));
     /* all four repeats worked: a passing failure */
-    decide_repeats(tk, ok, sw_ok, 4, clean);
-    assert_string_equal(s(tk, "verdict"), "inconclusive");
-    assert_non_null(strstr(s(tk, "verdict_reason"), "4 times in a row"));
-    assert_false(intermittent(tk));
+    expect_repeats(tk, ok, sw_ok, 4, clean, "inconclusive", "4 times in a row", 0);
     /* the first repeat failed: a block, as before, not called intermittent */
-    decide_repeats(tk, ok, sw_ok, 1, again);
-    assert_string_equal(s(tk, "verdict"), "tls_blocking");
+    expect_repeats(tk, ok, sw_ok, 1, again, "tls_blocking", NULL, 0);
     assert_null(strstr(s(tk, "verdict_reason"), "intermittent"));
-    assert_false(intermittent(tk));
     /* failing from the control too: down, and the failure comes and goes */
-    decide_repeats(tk, down, NULL, 3, mixed);
-    assert_string_equal(s(tk, "verdict"), "down");
-    assert_non_null(strstr(s(tk, "verdict_reason"), "comes and goes"));
-    assert_true(intermittent(tk));
+    expect_repeats(tk, down, NULL, 3, mixed, "down", "comes and goes", 1);
     /* no control: still inconclusive, with the pattern said */
-    decide_repeats(tk, NULL, NULL, 3, mixed);
-    assert_string_equal(s(tk, "verdict"), "inconclusive");
-    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 4 attempts failed"));
+    expect_repeats(tk, NULL, NULL, 3, mixed, "inconclusive", "2 of 4 attempts failed", 1);
     cJSON_Delete(tk);
 
     /* the tcp phase the same way */
@@ -901,19 +896,13 @@ static void test_repeat_intermittent(void **st)
     cJSON_AddItemToArray(cJSON_GetObjectItem(tk, "tcp_connect"),
                          connect_entry("10.10.10.10", 443, 0));
     const char *tcp_mixed[] = {NULL, "connection_refused"};
-    decide_repeats(tk, ok, NULL, 2, tcp_mixed);
-    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
-    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 3 attempts failed"));
+    expect_repeats(tk, ok, NULL, 2, tcp_mixed, "tcp_blocking", "2 of 3 attempts failed", 1);
     cJSON_Delete(tk);
 
     /* and a request (the http phase) */
     tk = keys("http", "connection_reset", "10.10.10.10", NULL, "10.10.10.10", NULL);
-    decide_repeats(tk, ok, NULL, 3, mixed);
-    assert_string_equal(s(tk, "verdict"), "http_blocking");
-    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 4 attempts failed"));
-    assert_true(intermittent(tk));
-    decide_repeats(tk, ok, NULL, 4, clean);
-    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    expect_repeats(tk, ok, NULL, 3, mixed, "http_blocking", "2 of 4 attempts failed", 1);
+    expect_repeats(tk, ok, NULL, 4, clean, "inconclusive", "tried again", 0);
     assert_string_equal(s(tk, "verdict_phase"), "http");
     cJSON_Delete(tk);
 
