@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The repeat of a failed request (lib/verdict.c, methodology.md: a request cut by a reset, a
-timeout or EOF is asked once more before it can count as http_blocking) must be the same request:
+"""The repeats of a failed request (lib/verdict.c, methodology.md: a request cut by a reset, a
+timeout or EOF is asked again, up to 4 times while each works, before it can count as
+http_blocking) must be the same request:
 - a server that cuts every response after 16 KiB (as a censor freezing or resetting connections
   after their first kilobytes does) cuts the repeat too: the repeat must read as far as the
   measurement did, not stop after a few kilobytes and call that "worked";
 - after a redirect, the request that failed is repeated (not the 3xx before it), and when only
-  the first attempt was reset the repeat works.
+  the first attempt was reset the repeats work: 4 of them, a passing failure;
+- a server that resets every second request (an intermittent block) fails the second repeat,
+  which ends the repeats and makes the measurement intermittent.
 Loopback only: each server here is the test's own."""
 import atexit
 import json
@@ -120,6 +123,7 @@ try:
     check("worked when tried again" not in tk.get("verdict_reason", ""),
           "cut: not called a passing failure (%s: %s)" % (tk.get("verdict"),
                                                          tk.get("verdict_reason")))
+    check(srv.paths.count("/") == 2, "cut: a repeat that fails ends the repeats (%s)" % srv.paths)
 finally:
     srv.close()
 
@@ -146,8 +150,39 @@ try:
           % (tk.get("failure_phase"), tk.get("failure")))
     check(isinstance(rep, dict) and rep.get("failure") is None and rep.get("status") == 200,
           "redirect: the failed request was repeated, and worked (%s)" % json.dumps(rep))
-    check(srv.paths.count("/page") == 2, "redirect: /page asked twice (%s)" % srv.paths)
+    check(srv.paths.count("/page") == 5 and srv.paths.count("/") == 1,
+          "redirect: /page asked 5 times, / once (%s)" % srv.paths)
+    check(rep.get("failures") == [None] * 4 and not tk["evidence"].get("intermittent"),
+          "redirect: 4 repeats, all working (%s)" % json.dumps(rep))
     check(tk.get("verdict") != "http_blocking", "redirect: not http_blocking (%s)"
+          % tk.get("verdict"))
+finally:
+    srv.close()
+
+# 3. Every second request reset (the 1st, 3rd, ...): the measurement's, then the second repeat.
+def reset_every_second(c, path, n):
+    if n % 2:
+        reset(c)
+    else:
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 22\r\n"
+                  b"Connection: close\r\n\r\n<html><title>t</title>")
+        c.close()
+
+
+srv = Server(reset_every_second)
+try:
+    tk = measure("intermittent", srv.port)
+    ev = tk.get("evidence") or {}
+    rep = ev.get("repeat") or {}
+    check(tk.get("failure") == "connection_reset" and len(srv.paths) == 3,
+          "intermittent: the request, then 2 repeats (%s, %s)" % (tk.get("failure"), srv.paths))
+    check(rep.get("failure") is None and rep.get("failures") == [None, "connection_reset"],
+          "intermittent: the first repeat worked, the second was reset (%s)" % json.dumps(rep))
+    check(ev.get("intermittent") is True and
+          "2 of 3 attempts failed" in tk.get("verdict_reason", ""),
+          "intermittent: said so (%s: %s)" % (tk.get("verdict"), tk.get("verdict_reason")))
+    # no control here: blocked cannot be told from down
+    check(tk.get("verdict") == "inconclusive", "intermittent: inconclusive without a control (%s)"
           % tk.get("verdict"))
 finally:
     srv.close()
