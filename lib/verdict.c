@@ -1897,9 +1897,10 @@ static void start_repeat_http(vapply *va, const char *failure)
     dns_view(tk, va->host, 0, &sys);
     size_t n = 0;
     unsigned char b[16];
+    size_t hl = strlen(h);
     if ((inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1) &&
-        strlen(h) < sizeof(va->rep_addr[0]))
-        snprintf(va->rep_addr[n++], sizeof(va->rep_addr[0]), "%s", h);
+        hl < sizeof(va->rep_addr[0]))
+        memcpy(va->rep_addr[n++], h, hl + 1); /* an address literal: it fits */
     for (size_t i = 0; i < sys.n && n < MAX_ADDRS; i++)
         snprintf(va->rep_addr[n++], sizeof(va->rep_addr[0]), "%s", sys.a[i]);
     va->rep_naddr = n;
