@@ -1042,10 +1042,10 @@ static void vpn_decide(decision *d, const cJSON *tk, const cJSON *ev, const cont
     return;
 }
 
-/* The repeats of a failed connect or handshake (start_repeat): how many ran and how many of
- * them failed. "failures" lists each one's failure (null: it worked), the first included;
- * without it (an http phase's single repeat, a measurement from before the list) the repeat
- * object is the one repeat. */
+/* The repeats of a failed connect, handshake or request (start_repeat): how many ran and how
+ * many of them failed. "failures" lists each one's failure (null: it worked), the first
+ * included; without it (a measurement from before the list, or out of memory building it) the
+ * repeat object is the one repeat. */
 static void repeat_counts(const cJSON *rp, int *n, int *failed)
 {
     *n = *failed = 0;
@@ -1635,16 +1635,16 @@ static cJSON *repeat_json(const char *address, const char *server_name, const ch
     return s;
 }
 
-/* A failed connect or handshake is tried again up to this often, one after the other, while
- * every repeat works (start_repeat): one that fails again ends them. */
+/* A failed connect, handshake or request is tried again up to this often, one after the other,
+ * while every repeat works (start_repeat): one that fails again ends them. */
 #define REPEAT_TRIES 4
 /* A request's repeats after the first read at most this much of the page. */
 #define REPEAT_LATER_BODY (16u << 10)
 
 static int repeat_launch(vapply *va);
 
-/* One repeat of the connect or handshake done: its outcome joins the list, and the next one
- * starts while every repeat so far worked and there is time. A block that lets a share of
+/* One repeat of the connect, handshake or request done: its outcome joins the list, and the next
+ * one starts while every repeat so far worked and there is time. A block that lets a share of
  * connections through fails again within a few tries; a passing loss of packets does not. */
 static void repeat_record(vapply *va, cJSON *one)
 {
