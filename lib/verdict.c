@@ -1300,8 +1300,10 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     /* The failed connect, handshake or request, tried again once the measurement was over
      * (start_repeat), worked: a passing failure (packets lost for a while, a server's hiccup);
      * a block fails again. */
-    if (cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") && !rep_failed &&
-        repeat_applies(tk, phase, failure)) {
+    /* the first repeat worked (the failure did not repeat at once) */
+    int rep_first_ok = cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
+                       repeat_applies(tk, phase, failure);
+    if (rep_first_ok && !rep_failed) {
         char times[40] = "a moment later";
         if (rep_n > 1) snprintf(times, sizeof(times), "%d times in a row", rep_n);
         set(&d, "inconclusive", phase,
@@ -1319,8 +1321,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
     /* The first repeat worked and a later one failed: the failure comes and goes. Decided
      * below as a failure that repeats, and said so at the end. */
-    intermittent = cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
-                   rep_failed > 0 && repeat_applies(tk, phase, failure);
+    intermittent = rep_first_ok && rep_failed > 0;
     if (strcmp(phase, "tcp") == 0) {
         if (local_connect_failures(tk))
             set(&d, "inconclusive", "tcp",

@@ -128,6 +128,12 @@ finally:
     srv.close()
 
 
+def small_page(c):
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 22\r\n"
+              b"Connection: close\r\n\r\n<html><title>t</title>")
+    c.close()
+
+
 # 2. "/" redirects to "/page"; only the first request for /page is reset.
 def redirect_then_reset_once(c, path, n):
     if path == "/":
@@ -137,9 +143,7 @@ def redirect_then_reset_once(c, path, n):
     elif sum(1 for p in srv.paths if p == "/page") == 1:
         reset(c)
     else:
-        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 22\r\n"
-                  b"Connection: close\r\n\r\n<html><title>t</title>")
-        c.close()
+        small_page(c)
 
 
 srv = Server(redirect_then_reset_once)
@@ -159,14 +163,13 @@ try:
 finally:
     srv.close()
 
+
 # 3. Every second request reset (the 1st, 3rd, ...): the measurement's, then the second repeat.
 def reset_every_second(c, path, n):
     if n % 2:
         reset(c)
     else:
-        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 22\r\n"
-                  b"Connection: close\r\n\r\n<html><title>t</title>")
-        c.close()
+        small_page(c)
 
 
 srv = Server(reset_every_second)
