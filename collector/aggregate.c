@@ -278,7 +278,7 @@ static const char *const dim_names[D_COUNT] = {"day",      "probe_cc", "probe_as
 
 typedef struct group {
     char key[2][160];
-    int64_t n, v[VT_V_COUNT], confirmed;
+    int64_t n, v[VT_V_COUNT], confirmed, intermittent;
     vt_hist lat, tput;
     vt_rset rs;
 } group;
@@ -410,6 +410,7 @@ static int agg_row(void *arg, int nc, const char *const *cols)
     for (int v = 0; v < VT_V_COUNT; v++)
         g->v[v] += c.v[v];
     g->confirmed += c.confirmed;
+    g->intermittent += c.intermittent;
     vt_hist_merge(&g->lat, &c.lat);
     vt_hist_merge(&g->tput, &c.tput);
     vt_rset_merge(&g->rs, &c.rs);
@@ -461,10 +462,11 @@ static int rollup_where(const params *p, char *sql, size_t n, const char **pv, c
     return np;
 }
 
-static const char *const agg_cols[] = {"measurement_count",  "ok_count",          "anomaly_count",
-                                       "confirmed_count",    "failure_count",     "probes",
-                                       "anomaly_share",      "latency_ms_p50",    "latency_ms_p90",
-                                       "throughput_bps_p50", "throughput_bps_p90"};
+static const char *const agg_cols[] = {
+    "measurement_count",  "ok_count",           "anomaly_count",
+    "confirmed_count",    "failure_count",      "probes",
+    "anomaly_share",      "latency_ms_p50",     "latency_ms_p90",
+    "throughput_bps_p50", "throughput_bps_p90", "intermittent_count"};
 
 static void group_json(cJSON *o, const group *g, int verdict)
 {
@@ -482,6 +484,7 @@ static void group_json(cJSON *o, const group *g, int verdict)
     if (verdict >= 0) {
         cJSON_AddNullToObject(o, "confirmed_count");
         cJSON_AddNumberToObject(o, "failure_count", (double)fail);
+        cJSON_AddNullToObject(o, "intermittent_count");
         return;
     }
     cJSON_AddNumberToObject(o, "confirmed_count", (double)g->confirmed);
@@ -496,6 +499,7 @@ static void group_json(cJSON *o, const group *g, int verdict)
     add_q(o, "latency_ms_p90", &g->lat, VT_HIST_LATENCY, 0.9);
     add_q(o, "throughput_bps_p50", &g->tput, VT_HIST_THROUGHPUT, 0.5);
     add_q(o, "throughput_bps_p90", &g->tput, VT_HIST_THROUGHPUT, 0.9);
+    cJSON_AddNumberToObject(o, "intermittent_count", (double)g->intermittent);
 }
 
 static int aggregation(vt_store *s, struct evhttp_request *req, int max_groups)
@@ -652,6 +656,7 @@ cJSON *vt_episode_json(const vt_episode *e)
     cJSON_AddNumberToObject(ev, "measurements", (double)e->measurements);
     cJSON_AddNumberToObject(ev, "anomalies", (double)e->anomalies);
     cJSON_AddNumberToObject(ev, "confirmed", (double)e->confirmed_count);
+    cJSON_AddNumberToObject(ev, "intermittent", (double)e->intermittent_count);
     cJSON_AddNumberToObject(ev, "failures", (double)e->failures);
     cJSON_AddNumberToObject(ev, "max_probes", e->max_probes);
     cJSON_AddNumberToObject(ev, "anomaly_share", round(e->share * 1000) / 1000);
@@ -754,6 +759,7 @@ static int episodes(vt_store *s, struct evhttp_request *req, int max_groups)
                                            "measurements",
                                            "anomalies",
                                            "confirmed_measurements",
+                                           "intermittent",
                                            "failures",
                                            "max_probes",
                                            "anomaly_share",

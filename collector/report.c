@@ -19,7 +19,7 @@
 
 typedef struct net_plat {
     char asn[16], platform[65];
-    int64_t n, anom, conf, fail;
+    int64_t n, anom, conf, fail, intm;
     vt_rset rs;
 } net_plat;
 
@@ -44,7 +44,7 @@ typedef struct report {
     day_plat *dp;
     size_t ndp, dp_alloc;
     row_index dp_ix;
-    int64_t total, total_anom, total_conf, total_fail;
+    int64_t total, total_anom, total_conf, total_fail, total_intm;
     vt_rset rs;
     vt_episode *e;
     size_t ne;
@@ -117,6 +117,7 @@ static int report_row(void *arg, int nc, const char *const *cols)
     r->total += c.n;
     r->total_anom += an;
     r->total_conf += c.confirmed;
+    r->total_intm += c.intermittent;
     r->total_fail += fail;
     vt_rset_merge(&r->rs, &c.rs);
     net_plat *p = NULL;
@@ -140,6 +141,7 @@ static int report_row(void *arg, int nc, const char *const *cols)
     p->n += c.n;
     p->anom += an;
     p->conf += c.confirmed;
+    p->intm += c.intermittent;
     p->fail += fail;
     vt_rset_merge(&p->rs, &c.rs);
     day_plat *d = NULL;
@@ -174,14 +176,22 @@ static int cmp_np(const void *a, const void *b)
 
 static const char *how(const vt_episode *e, char *buf, size_t n)
 {
-    if (strcmp(e->kind, "blocking") == 0)
+    if (strcmp(e->kind, "blocking") == 0) {
+        /* The probe tried each failure again: one that worked, then failed again, is a block
+         * that lets some connections through (docs/methodology.md, "Intermittent blocking"). */
+        char intm[128] = "";
+        if (e->intermittent_count > 0)
+            snprintf(intm, sizeof(intm),
+                     "; intermittent in %lld measurement%s (tried again, it worked, then failed "
+                     "again)",
+                     (long long)e->intermittent_count, e->intermittent_count == 1 ? "" : "s");
         snprintf(buf, n,
                  "%s in %.0f%% of each probe run's measurements, from up to %.0f probe runs per "
-                 "hour (threshold: %.0f%% from at least %d)%s",
+                 "hour (threshold: %.0f%% from at least %d)%s%s",
                  e->top_verdict[0] ? e->top_verdict : "anomalies", e->share * 100, e->max_probes,
                  VT_DETECT_BLOCK_SHARE * 100, VT_DETECT_MIN_PROBES,
-                 e->confirmed ? "; confirmed by a blockpage fingerprint" : "");
-    else if (strcmp(e->kind, "slowdown") == 0) {
+                 e->confirmed ? "; confirmed by a blockpage fingerprint" : "", intm);
+    } else if (strcmp(e->kind, "slowdown") == 0) {
         double ratio = -1;
         if (e->latency_ms > 0 && e->baseline_latency_ms > 0)
             ratio = e->latency_ms / e->baseline_latency_ms;
@@ -325,15 +335,16 @@ static void out_csv(FILE *f, const report *r)
     /* max_probe_runs_per_hour: the evidence's max_probes, the most runs in one hour of the
      * episode (a 12-hour block seen by 4 probes an hour is 4 here, from 48 runs in all). */
     fputs("kind,scope,probe_cc,probe_asn,platform,target,start,end,ongoing,confirmed,"
-          "max_probe_runs_per_hour,measurements,anomalies,failures,how_detected\r\n",
+          "max_probe_runs_per_hour,measurements,anomalies,failures,intermittent,how_detected\r\n",
           f);
-    char b[512], n1[32], n2[32], n3[32], n4[32];
+    char b[512], n1[32], n2[32], n3[32], n4[32], n5[32];
     for (size_t i = 0; i < r->ne; i++) {
         const vt_episode *e = &r->e[i];
         snprintf(n1, sizeof(n1), "%.0f", e->max_probes);
         snprintf(n2, sizeof(n2), "%lld", (long long)e->measurements);
         snprintf(n3, sizeof(n3), "%lld", (long long)e->anomalies);
         snprintf(n4, sizeof(n4), "%lld", (long long)e->failures);
+        snprintf(n5, sizeof(n5), "%lld", (long long)e->intermittent_count);
         const char *v[] = {e->kind,
                            e->scope,
                            e->cc,
@@ -348,6 +359,7 @@ static void out_csv(FILE *f, const report *r)
                            n2,
                            n3,
                            n4,
+                           n5,
                            how(e, b, sizeof(b))};
         for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
             csv(f, v[k], k + 1 == sizeof(v) / sizeof(v[0]));
@@ -367,6 +379,7 @@ static int out_json(FILE *f, const report *r)
     cJSON_AddNumberToObject(s, "anomaly_count", (double)r->total_anom);
     cJSON_AddNumberToObject(s, "confirmed_count", (double)r->total_conf);
     cJSON_AddNumberToObject(s, "failure_count", (double)r->total_fail);
+    cJSON_AddNumberToObject(s, "intermittent_count", (double)r->total_intm);
     cJSON_AddNumberToObject(s, "probes", vt_rset_runs(&r->rs, r->total));
     cJSON *eps = cJSON_AddArrayToObject(o, "episodes");
     char b[512];
@@ -384,6 +397,7 @@ static int out_json(FILE *f, const report *r)
         cJSON_AddNumberToObject(x, "anomaly_count", (double)r->np[i].anom);
         cJSON_AddNumberToObject(x, "confirmed_count", (double)r->np[i].conf);
         cJSON_AddNumberToObject(x, "failure_count", (double)r->np[i].fail);
+        cJSON_AddNumberToObject(x, "intermittent_count", (double)r->np[i].intm);
         cJSON_AddNumberToObject(x, "probes", vt_rset_runs(&r->np[i].rs, r->np[i].n));
         cJSON_AddItemToArray(nets, x);
     }

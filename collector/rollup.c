@@ -457,6 +457,8 @@ static int obs_from_tree(const cJSON *m, vt_obs *o)
         o->verdict = jstr(tk, "failure") ? VT_V_FAILURE : VT_V_OK;
     }
     o->confirmed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "blocking_confirmed"));
+    o->intermittent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(tk, "evidence"), "intermittent"));
     o->latency_ms = -1;
     o->throughput_bps = -1;
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(tk, "tcp_connect");
@@ -670,14 +672,14 @@ int vt_db_query(vt_store *s, const char *sql, const char *const *params, int np,
 const char *const vt_cell_select =
     "hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, n_tcp, "
     "n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, n_confirmed, "
-    "lat_hist, tput_hist, reports, probes, share_pm";
-#define CELL_COLS 24
+    "lat_hist, tput_hist, reports, probes, share_pm, n_intermittent";
+#define CELL_COLS 25
 /* Detection needs each bucket's run count and per-run share, not the sketch itself: the same
  * columns with an empty sketch, so a detection query reads a fraction of the bytes. */
 static const char *const detect_select =
     "hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, n_tcp, "
     "n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, n_confirmed, "
-    "lat_hist, tput_hist, '' AS reports, probes, share_pm";
+    "lat_hist, tput_hist, '' AS reports, probes, share_pm, n_intermittent";
 
 #define ROLLUP_COLUMNS                                                                             \
     " hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,"                        \
@@ -689,6 +691,7 @@ static const char *const detect_select =
     " n_failure BIGINT NOT NULL, n_confirmed BIGINT NOT NULL,"                                     \
     " lat_hist TEXT NOT NULL, tput_hist TEXT NOT NULL, reports TEXT NOT NULL,"                     \
     " probes BIGINT NOT NULL, share_pm BIGINT NOT NULL,"                                           \
+    " n_intermittent BIGINT NOT NULL DEFAULT 0,"                                                   \
     " PRIMARY KEY (hour, probe_cc, probe_asn, target_id, test_name)"
 
 static const char *schema =
@@ -738,7 +741,8 @@ static const char *schema =
     " confirmed_count BIGINT NOT NULL, failures BIGINT NOT NULL, max_probes TEXT NOT NULL,"
     " anomaly_share TEXT NOT NULL, top_verdict TEXT NOT NULL, latency_ms TEXT NOT NULL,"
     " baseline_latency_ms TEXT NOT NULL, throughput_bps TEXT NOT NULL,"
-    " baseline_throughput_bps TEXT NOT NULL, policer_bps TEXT NOT NULL);"
+    " baseline_throughput_bps TEXT NOT NULL, policer_bps TEXT NOT NULL,"
+    " intermittent_count BIGINT NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS episodes_series ON episodes"
     " (probe_cc, probe_asn, target_id, test_name);"
     "CREATE INDEX IF NOT EXISTS episodes_end ON episodes (end_hour)";
@@ -771,6 +775,7 @@ int vt_cell_from_cols(vt_cell *c, int ncols, const char *const *cols)
     if (c->probes > (double)c->n) /* an estimate (above VT_RSET_K runs) past what it counts */
         c->probes = (double)c->n;
     c->share = cols[23] && num(cols[23]) >= 0 ? (double)num(cols[23]) / 1000.0 : -1;
+    c->intermittent = num(cols[24]);
     return 0;
 }
 
@@ -780,6 +785,7 @@ static void cell_merge(vt_cell *into, const vt_cell *c)
     for (int i = 0; i < VT_V_COUNT; i++)
         into->v[i] += c->v[i];
     into->confirmed += c->confirmed;
+    into->intermittent += c->intermittent;
     vt_hist_merge(&into->lat, &c->lat);
     vt_hist_merge(&into->tput, &c->tput);
     vt_rset_merge(&into->rs, &c->rs);
@@ -912,6 +918,7 @@ static int cells_add(cellset *cs, const vt_obs *o)
     c->n++;
     c->v[o->verdict]++;
     if (o->confirmed) c->confirmed++;
+    if (o->intermittent) c->intermittent++;
     if (o->latency_ms >= 0) vt_hist_add(&c->lat, VT_HIST_LATENCY, o->latency_ms);
     if (o->throughput_bps > 0) vt_hist_add(&c->tput, VT_HIST_THROUGHPUT, o->throughput_bps);
     vt_rset_add(&c->rs, o->report, 1, vt_verdict_is_anomaly(o->verdict) ? 1 : 0);
@@ -937,7 +944,7 @@ static int cells_add_cell(cellset *cs, const vt_cell *x, const char *hour, const
 static const char *const upsert_cols =
     " (hour, probe_cc, probe_asn, target_id, test_name, platform, category, n, n_ok, n_dns, "
     "n_tcp, n_tls, n_http, n_throttled, n_down, n_offline, n_inconclusive, n_failure, "
-    "n_confirmed, lat_hist, tput_hist, reports, probes, share_pm) ";
+    "n_confirmed, lat_hist, tput_hist, reports, probes, share_pm, n_intermittent) ";
 static const char *const upsert_conflict =
     " ON CONFLICT (hour, probe_cc, probe_asn, target_id, test_name) DO UPDATE SET platform = "
     "excluded.platform, category = excluded.category, n = excluded.n, n_ok = excluded.n_ok, "
@@ -946,11 +953,11 @@ static const char *const upsert_conflict =
     "excluded.n_offline, n_inconclusive = excluded.n_inconclusive, n_failure = "
     "excluded.n_failure, n_confirmed = excluded.n_confirmed, lat_hist = excluded.lat_hist, "
     "tput_hist = excluded.tput_hist, reports = excluded.reports, probes = excluded.probes, "
-    "share_pm = excluded.share_pm";
+    "share_pm = excluded.share_pm, n_intermittent = excluded.n_intermittent";
 
 /* The texts of a bucket's numbers, histograms and sketch, for its upsert's parameters. */
 typedef struct cell_text {
-    char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048], pr[24], sh[24];
+    char nums[VT_V_COUNT + 2][24], lat[1024], tput[1024], rs[2048], pr[24], sh[24], it[24];
 } cell_text;
 
 /* What a bucket stores besides its sketch: the distinct runs, and the per-run anomaly share per
@@ -977,6 +984,7 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
     rset_stored(&c->rs, &probes, &share_pm);
     snprintf(t->pr, sizeof(t->pr), "%lld", probes);
     snprintf(t->sh, sizeof(t->sh), "%lld", share_pm);
+    snprintf(t->it, sizeof(t->it), "%lld", (long long)c->intermittent);
     p[0] = c->hour;
     p[1] = c->cc;
     p[2] = c->asn;
@@ -991,6 +999,7 @@ static void cell_params(const vt_cell *c, cell_text *t, const char **p)
     p[21] = t->rs;
     p[22] = t->pr;
     p[23] = t->sh;
+    p[24] = t->it;
 }
 
 /* ---- PostgreSQL: ingest's statements, prepared once per server session ---- */
@@ -1054,13 +1063,14 @@ static int pg_stmt_sql(char *out, size_t n, int k)
                         "hour = k_hour AND probe_cc = k_cc AND probe_asn = k_asn AND target_id = "
                         "k_target AND test_name = k_test",
                         vt_cell_select, table);
-    /* upsert_cols' order: 7 texts, the counters, 3 texts, 2 numbers */
+    /* upsert_cols' order: 7 texts, the counters, 3 texts, 3 numbers */
     return snprintf(out, n,
                     "INSERT INTO %s%sSELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
                     "$4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], "
                     "$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
                     "$15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], "
-                    "$20::text[], $21::text[], $22::text[], $23::bigint[], $24::bigint[])%s",
+                    "$20::text[], $21::text[], $22::text[], $23::bigint[], $24::bigint[], "
+                    "$25::bigint[])%s",
                     table, upsert_cols, upsert_conflict);
 }
 
@@ -1594,7 +1604,8 @@ static const char *const sq_upsert_merge =
     "n_tls + excluded.n_tls, n_http = n_http + excluded.n_http, n_throttled = n_throttled + "
     "excluded.n_throttled, n_down = n_down + excluded.n_down, n_offline = n_offline + "
     "excluded.n_offline, n_inconclusive = n_inconclusive + excluded.n_inconclusive, n_failure = "
-    "n_failure + excluded.n_failure, n_confirmed = n_confirmed + excluded.n_confirmed, lat_hist "
+    "n_failure + excluded.n_failure, n_confirmed = n_confirmed + excluded.n_confirmed, "
+    "n_intermittent = n_intermittent + excluded.n_intermittent, lat_hist "
     "= vt_hist_merge(lat_hist, excluded.lat_hist), tput_hist = vt_hist_merge(tput_hist, "
     "excluded.tput_hist), reports = vt_rset_merge(reports, excluded.reports), probes = "
     "vt_rset_probes(reports, excluded.reports), share_pm = vt_rset_share(reports, "
@@ -1612,7 +1623,7 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
     if (!cs->n) return 0;
     char upsert[2000];
     snprintf(upsert, sizeof(upsert),
-             "INSERT INTO %s%sVALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)%s", table,
+             "INSERT INTO %s%sVALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)%s", table,
              upsert_cols, sq_upsert_merge);
     /* One statement for the table's buckets, numbers bound as integers (vt_db_query would
      * look the statement up and bind the texts cell_params prints, per bucket). */
@@ -1644,6 +1655,7 @@ static int cells_flush_table(vt_store *s, cellset *cs, const char *table, char *
         rset_stored(&c->rs, &probes, &share_pm);
         sqlite3_bind_int64(st, 23, probes);
         sqlite3_bind_int64(st, 24, share_pm);
+        sqlite3_bind_int64(st, 25, c->intermittent);
         if (sqlite3_step(st) != SQLITE_DONE) {
             snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(db));
             rc = -1;
@@ -1858,16 +1870,28 @@ int vt_rollup_init(vt_store *s, int refresh_ms, char *err, size_t errlen)
         (vt_db_query(s, "SET statement_timeout = 0", NULL, 0, NULL, NULL, err, errlen) < 0 ||
          vt_db_query(s, "SELECT pg_advisory_lock(7413002)", NULL, 0, NULL, NULL, err, errlen) < 0))
         return -1;
-    /* Tables from before the probes/share_pm columns: dropped, then rebuilt below. */
+    /* Tables from before the probes/share_pm columns, or (schema version 2) the intermittent
+     * counts: dropped, then rebuilt below from the measurements, whose bodies hold what the
+     * new columns count. Episodes without their intermittent count: dropped, detected again. */
     char e2[256];
-    if (vt_db_query(s, "SELECT probes, share_pm FROM rollup_hourly LIMIT 0", NULL, 0, NULL, NULL,
-                    e2, sizeof(e2)) < 0 ||
-        vt_db_query(s, "SELECT probes, share_pm FROM rollup_daily LIMIT 0", NULL, 0, NULL, NULL, e2,
-                    sizeof(e2)) < 0) {
-        vt_db_query(s, "DROP TABLE IF EXISTS rollup_hourly", NULL, 0, NULL, NULL, e2, sizeof(e2));
-        vt_db_query(s, "DROP TABLE IF EXISTS rollup_daily", NULL, 0, NULL, NULL, e2, sizeof(e2));
+    int old = 0, rc = 0;
+    for (int k = 0; k < PG_NTABLES && !old; k++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT probes, share_pm, n_intermittent FROM %s LIMIT 0",
+                 rollup_tables[k]);
+        old = exists(s, rollup_tables[k]) &&
+              vt_db_query(s, sql, NULL, 0, NULL, NULL, e2, sizeof(e2)) < 0;
     }
-    int rc = init_locked(s, p, buf, sizeof(buf), refresh_ms, err, errlen);
+    for (int k = 0; k < PG_NTABLES && old && rc == 0; k++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", rollup_tables[k]);
+        rc = vt_db_query(s, sql, NULL, 0, NULL, NULL, err, errlen);
+    }
+    if (rc == 0 && exists(s, "episodes") &&
+        vt_db_query(s, "SELECT intermittent_count FROM episodes LIMIT 0", NULL, 0, NULL, NULL, e2,
+                    sizeof(e2)) < 0)
+        rc = vt_db_query(s, "DROP TABLE episodes", NULL, 0, NULL, NULL, err, errlen);
+    if (rc == 0) rc = init_locked(s, p, buf, sizeof(buf), refresh_ms, err, errlen);
     if (is_pg(s)) {
         vt_db_query(s, "SELECT pg_advisory_unlock(7413002)", NULL, 0, NULL, NULL, e2, sizeof(e2));
         vt_db_query(s, "RESET statement_timeout", NULL, 0, NULL, NULL, e2, sizeof(e2));
@@ -2278,7 +2302,7 @@ static vt_episode *ep_new(eplist *l)
 typedef struct ep_acc {
     int open, kind;
     long long start, last;
-    int64_t n, anom, conf, fail, v[VT_V_COUNT];
+    int64_t n, anom, conf, intm, fail, v[VT_V_COUNT];
     double max_probes, share_sum;
     int hours, net_slow_hours;
     vt_hist lat, tput, base_lat, base_tput;
@@ -2322,6 +2346,7 @@ static void ep_close(eplist *l, ep_acc *a, const vt_cell *key, long long from, l
     e->anomalies = a->anom;
     e->confirmed_count = a->conf;
     e->confirmed = a->conf > 0;
+    e->intermittent_count = a->intm;
     e->failures = a->fail;
     e->max_probes = a->max_probes;
     e->share = a->hours ? a->share_sum / a->hours : 0;
@@ -2366,6 +2391,7 @@ static void ep_add(eplist *l, ep_acc *a, int kind, const vt_cell *c, long long t
     a->n += c->n;
     a->anom += anomalies(c);
     a->conf += c->confirmed;
+    a->intm += c->intermittent;
     a->fail += failures(c);
     for (int v = 0; v < VT_V_COUNT; v++)
         a->v[v] += c->v[v];
@@ -2635,19 +2661,20 @@ static int load_dirty(void *arg, int nc, const char *const *cols)
     "kind, scope, probe_cc, probe_asn, target_id, test_name, platform, category, start_hour, "     \
     "end_hour, hours, measurements, anomalies, confirmed_count, failures, max_probes, "            \
     "anomaly_share, top_verdict, latency_ms, baseline_latency_ms, throughput_bps, "                \
-    "baseline_throughput_bps, policer_bps"
-#define EPISODE_NCOLS 23
+    "baseline_throughput_bps, policer_bps, intermittent_count"
+#define EPISODE_NCOLS 24
 
 static int episode_insert(vt_store *s, const vt_episode *e, char *err, size_t errlen)
 {
     static const char *sql = "INSERT INTO episodes (" EPISODE_COLS ") VALUES "
-                             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-    char ints[5][24], dbl[7][32];
+                             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    char ints[6][24], dbl[7][32];
     snprintf(ints[0], 24, "%d", e->hours);
     snprintf(ints[1], 24, "%lld", (long long)e->measurements);
     snprintf(ints[2], 24, "%lld", (long long)e->anomalies);
     snprintf(ints[3], 24, "%lld", (long long)e->confirmed_count);
     snprintf(ints[4], 24, "%lld", (long long)e->failures);
+    snprintf(ints[5], 24, "%lld", (long long)e->intermittent_count);
     const double d[7] = {e->max_probes,          e->share,          e->latency_ms,
                          e->baseline_latency_ms, e->throughput_bps, e->baseline_throughput_bps,
                          e->policer_bps};
@@ -2656,7 +2683,7 @@ static int episode_insert(vt_store *s, const vt_episode *e, char *err, size_t er
     const char *p[EPISODE_NCOLS] = {
         e->kind,  e->scope,       e->cc,   e->asn,  e->target, e->test, e->platform, e->category,
         e->start, e->end,         ints[0], ints[1], ints[2],   ints[3], ints[4],     dbl[0],
-        dbl[1],   e->top_verdict, dbl[2],  dbl[3],  dbl[4],    dbl[5],  dbl[6]};
+        dbl[1],   e->top_verdict, dbl[2],  dbl[3],  dbl[4],    dbl[5],  dbl[6],      ints[5]};
     return vt_db_query(s, sql, p, EPISODE_NCOLS, NULL, NULL, err, errlen);
 }
 
@@ -2955,6 +2982,7 @@ static int load_episode(void *arg, int nc, const char *const *cols)
     for (int i = 0; i < 7; i++)
         *d[i] = cols[15 + i + (i >= 2)] ? strtod(cols[15 + i + (i >= 2)], NULL) : -1;
     cpy(e->top_verdict, sizeof(e->top_verdict), cols[17]);
+    e->intermittent_count = num(cols[23]);
     return 0;
 }
 

@@ -4,9 +4,10 @@
  * target_id, test_name) in the table rollup_hourly (and the same per day, per country with
  * probe_asn '' and per country and day), inside the store's insert transaction, on
  * SQLite and PostgreSQL alike (same schema, TEXT and BIGINT columns only). A bucket holds counts
- * per verdict, the confirmed count, a k-minimum-values set of report ids (distinct probes and each
- * report's own anomaly share, which caps its weight) and fixed log-scale histograms of latency and
- * throughput, all of which merge exactly across buckets. Detection reads buckets only. */
+ * per verdict, the confirmed and intermittent counts, a k-minimum-values set of report ids
+ * (distinct probes and each report's own anomaly share, which caps its weight) and fixed log-scale
+ * histograms of latency and throughput, all of which merge exactly across buckets. Detection reads
+ * buckets only. */
 #ifndef VANTAGE_COLLECTOR_ROLLUP_H
 #define VANTAGE_COLLECTOR_ROLLUP_H
 
@@ -85,6 +86,9 @@ typedef struct vt_cell {
     char hour[20]; /* "YYYY-MM-DD HH:00:00" */
     char cc[3], asn[16], target[129], test[65], platform[65], category[65];
     int64_t n, v[VT_V_COUNT], confirmed;
+    /* measurements whose failure came and went when the probe tried again
+     * (test_keys.evidence.intermittent; docs/methodology.md, "Intermittent blocking") */
+    int64_t intermittent;
     vt_hist lat, tput;
     vt_rset rs;
     double probes, share; /* distinct runs and per-run anomaly share (-1: none) as stored */
@@ -94,7 +98,7 @@ typedef struct vt_cell {
 typedef struct vt_obs {
     char hour[20];
     char cc[3], asn[16], target[129], test[65], platform[65], category[65];
-    int verdict, confirmed;
+    int verdict, confirmed, intermittent;
     uint32_t report;
     double latency_ms, throughput_bps; /* < 0 when absent */
 } vt_obs;
@@ -178,6 +182,7 @@ typedef struct vt_episode {
     int ongoing;             /* the last bucket of the range is still in it */
     int confirmed;
     int64_t measurements, anomalies, confirmed_count, failures;
+    int64_t intermittent_count; /* measurements whose failure came and went (vt_cell) */
     double max_probes;
     double share;         /* anomaly share over the episode's buckets, per report */
     char top_verdict[24]; /* most common anomalous verdict */

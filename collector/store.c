@@ -60,7 +60,7 @@ int vt_store_url_check(const char *url, char *err, size_t errlen)
  * "Upgrades"). Raise it with every change that an older vantage-collector would misread or
  * undo; the changes themselves stay idempotent and run at every open (CREATE ... IF NOT EXISTS,
  * added columns, rebuilt rollups). */
-#define VT_SCHEMA_VERSION 1
+#define VT_SCHEMA_VERSION 2
 
 int vt_store_version_refuse(const char *version, char *err, size_t errlen)
 {

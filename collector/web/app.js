@@ -67,6 +67,9 @@
       parts.push((ev.top_verdict || "anomalies") + ", " + Math.round(ev.anomaly_share * 100) +
                  "% of each probe's measurements anomalous");
       if (e.confirmed) parts.push("confirmed by a blockpage/fingerprint match (" + ev.confirmed + ")");
+      if (ev.intermittent > 0)
+        parts.push("intermittent in " + ev.intermittent + " measurement" +
+                   (ev.intermittent === 1 ? "" : "s") + " (tried again, it worked, then failed again)");
     } else if (e.kind === "slowdown") {
       if (ev.throughput_bps_p50 !== null && ev.baseline_throughput_bps_p50 !== null)
         parts.push("throughput " + fmtBps(ev.throughput_bps_p50) + " vs " +

@@ -8,6 +8,8 @@ Injected, in UTC:
   AS23674 everything failing, canaries too     2026-11-21 02:00 .. 04:00  (outage)
   AS17557 signal     tcp_blocking from ONE probe all along (must not become an episode)
   AS17557 a target named <script>alert(1)</script>, always ok
+and new_block(), uploaded later: AS9541 whatsapp tcp_blocking 2026-11-22 18:00 .. 23 00:00,
+one probe's failures intermittent.
 """
 import calendar
 import json
@@ -36,7 +38,8 @@ def in_range(h, a, b):
     return hour_str(h) >= a and hour_str(h) < b
 
 
-def meas(h, asn, probe, tid, platform, cat, verdict="ok", confirmed=False, lat=0.05, bps=2e7):
+def meas(h, asn, probe, tid, platform, cat, verdict="ok", confirmed=False, lat=0.05, bps=2e7,
+         intermittent=False):
     t = START + h * 3600 + probe * 60
     m = {
         "data_format_version": "0.2.0",
@@ -61,6 +64,8 @@ def meas(h, asn, probe, tid, platform, cat, verdict="ok", confirmed=False, lat=0
                                                                    "failure": None}}],
                       "throughput_bps": bps},
     }
+    if verdict != "ok":  # as vantage-probe writes it (lib/verdict.c): always there
+        m["test_keys"]["evidence"] = {"intermittent": intermittent}
     return m
 
 
@@ -93,7 +98,8 @@ NEW_BLOCK_START, NEW_BLOCK_END = "2026-11-22 18:00:00", "2026-11-23 00:00:00"
 
 def new_block():
     """A third network's day, uploaded after the rest: whatsapp blocked (tcp) by all 3 probes
-    for its last 6 hours, still going at the newest hour."""
+    for its last 6 hours, still going at the newest hour; probe 1's 6 failures intermittent
+    (tried again, they worked, then failed again)."""
     out = []
     for h in range(48, 72):
         for p in range(3):
@@ -101,7 +107,8 @@ def new_block():
                 v = "ok"
                 if plat == "whatsapp" and in_range(h, NEW_BLOCK_START, NEW_BLOCK_END):
                     v = "tcp_blocking"
-                out.append(meas(h, NEW_BLOCK_ASN, p, tid, plat, cat, v, False))
+                out.append(meas(h, NEW_BLOCK_ASN, p, tid, plat, cat, v, False,
+                                intermittent=v != "ok" and p == 1))
     return out
 
 

@@ -148,6 +148,7 @@ def expected(ms):
         c["anomaly_count"] += tk["verdict"] in anomalies
         c["confirmed_count"] += bool(tk["blocking_confirmed"])
         c["failure_count"] += tk["verdict"] in ("down", "probe_offline", "inconclusive")
+        c["intermittent_count"] += bool(tk.get("evidence", {}).get("intermittent"))
     return out
 
 
@@ -383,6 +384,31 @@ def main():
         check(len(e["results"]) == 4, "the earlier episodes unchanged (%d in all)" %
               len(e["results"]))
         ms = ms + block
+        # Intermittent failures (the probe's evidence.intermittent) counted per bucket: in the
+        # aggregation, the episode's evidence, its CSV and the report's text.
+        st, a = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                    "since": "2026-11-01"})
+        exp = expected(ms)
+        got = {(r["probe_asn"], r["platform"]): r for r in a["results"]}
+        check(st == 200 and set(got) == set(exp) and
+              all(got[k][f] == v for k, c in exp.items() for f, v in c.items()) and
+              got[(agg_seed.NEW_BLOCK_ASN, "whatsapp")]["intermittent_count"] == 6 and
+              got[("AS17557", "whatsapp")]["intermittent_count"] == 0,
+              "intermittent_count per network and platform: 6 where one probe's failures came "
+              "and went, 0 elsewhere (%r)" % {k: r["intermittent_count"] for k, r in got.items()})
+        st, a = getj(base, "/api/v1/aggregation", {"by": "verdict", "since": "2026-11-01",
+                                                    "probe_asn": agg_seed.NEW_BLOCK_ASN})
+        check(st == 200 and all(r["intermittent_count"] is None for r in a["results"]),
+              "by verdict: intermittent_count null, as confirmed_count (not split by verdict)")
+        found = found[0] if found else {}
+        check(found.get("evidence", {}).get("intermittent") == 6,
+              "the episode's evidence counts its 6 intermittent measurements (%r)" %
+              found.get("evidence"))
+        st, _, body = get(base, "/api/v1/episodes", {"since": "2026-11-01", "format": "csv",
+                                                      "probe_asn": agg_seed.NEW_BLOCK_ASN})
+        rows = list(csv.DictReader(io.StringIO(body)))
+        check(st == 200 and [r.get("intermittent") for r in rows] == ["6"],
+              "episodes CSV: intermittent column (%r)" % body[:300])
 
         # A database from before rollups: the table is rebuilt from the measurements at start.
         st, before = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
@@ -404,6 +430,24 @@ def main():
         st2, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
         check(st == 200 and after == before and len(e["results"]) == 4,
               "rollups of an older schema rebuilt, episodes detected again at start")
+        # Schema version 1: rollups and episodes without the intermittent counts. Dropped and
+        # rebuilt from the measurements, whose bodies hold what the new columns count.
+        stop(proc)
+        proc = None
+        db.execute("ALTER TABLE rollup_cc_daily DROP COLUMN n_intermittent")
+        db.execute("ALTER TABLE episodes DROP COLUMN intermittent_count")
+        db.execute("UPDATE schema_version SET version = 1")
+        proc, base = start(db)
+        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                        "since": "2026-11-01"})
+        st2, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+        nb = [x for x in e.get("results", []) if x["probe_asn"] == agg_seed.NEW_BLOCK_ASN]
+        cols = [r[0] for r in db.execute("SELECT n_intermittent FROM rollup_cc_daily")]
+        check(st == 200 and after == before and len(e["results"]) == 4 and
+              [x["evidence"]["intermittent"] for x in nb] == [6] and sum(map(int, cols)) == 6 and
+              [int(r[0]) for r in db.execute("SELECT version FROM schema_version")] == [2],
+              "a version 1 database: rollups rebuilt with the intermittent counts, episodes "
+              "detected again, schema version 2 (%r)" % [x["evidence"] for x in nb])
         # A database from before the per-country tables and the episodes table.
         stop(proc)
         proc = None

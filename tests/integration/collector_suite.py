@@ -1278,6 +1278,10 @@ def check_cli(db, tmp):
           f"a port in use: error 1 with the reason ({r.stderr.strip()})")
 
 
+# collector/store.c VT_SCHEMA_VERSION (2: the intermittent counts of the rollups and episodes)
+SCHEMA_VERSION = 2
+
+
 def check_schema_version(db, tmp):
     """A database a newer collector used is refused by every command, before anything in it
     changes; an older one (no schema_version table) gets this version's."""
@@ -1301,8 +1305,8 @@ def check_schema_version(db, tmp):
         return [int(r[0]) for r in db.query("SELECT version FROM schema_version")]
 
     c = Collector(db, tmp, name="schema")
-    check(c.stop() == 0 and version() == [1], f"the database records schema version 1 "
-          f"({version()})")
+    check(c.stop() == 0 and version() == [SCHEMA_VERSION],
+          f"the database records schema version {SCHEMA_VERSION} ({version()})")
     write("UPDATE schema_version SET version = 999")
     write("DROP TABLE rollup_cc_all_daily")  # any open that went on would create it again
     write("DROP INDEX measurements_cc_asn")  # ... and this, which the back end's schema makes
@@ -1332,7 +1336,7 @@ def check_schema_version(db, tmp):
     write("DROP TABLE schema_version")  # a database from before schema versions
     c = Collector(db, tmp, name="schema")
     st, js, _ = c.request("GET", "/api/v1/health")
-    check(c.stop() == 0 and st == 200 and version() == [1],
+    check(c.stop() == 0 and st == 200 and version() == [SCHEMA_VERSION],
           f"a database from before schema versions is opened and given one ({version()})")
     if db.name != "pg":
         return
@@ -1379,7 +1383,7 @@ def check_schema_version(db, tmp):
     vs = subprocess.run(["psql", "-h", db.dir, "-U", "postgres", "-d", "fresh", "-qAtc",
                          "SELECT version FROM schema_version"], capture_output=True, text=True,
                         timeout=30).stdout.split()
-    check(seen == [True, True] and rcs == [0, 0] and vs == ["1"],
+    check(seen == [True, True] and rcs == [0, 0] and vs == [str(SCHEMA_VERSION)],
           f"two first opens of a new PostgreSQL database at once: both succeed, one version row "
           f"({seen} {rcs} {vs} {errs[1] if len(errs) > 1 else ''})")
 

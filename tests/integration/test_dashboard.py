@@ -117,6 +117,9 @@ try:
     check(any("AS9541" in r and "2026-11-23 00:00:00 (ongoing in the newest data)" in r
               for r in rows) and "(ongoing)" not in dom,
           "an episode reaching the newest data: 'ongoing in the newest data', not '(ongoing)'")
+    check(any("AS9541" in r and "intermittent in 6 measurements (tried again, it worked, then "
+              "failed again)" in r for r in rows),
+          "the AS9541 block says its failures were intermittent in 6 measurements")
     check(any("blocking (confirmed)" in r and "2026-11-21 06:00:00" in r and
               "2026-11-21 18:00:00" in r for r in rows), "the confirmed whatsapp block with its times")
     check(any("slowdown" in r and "128 kbit/s policer" in r for r in rows),

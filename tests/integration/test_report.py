@@ -51,6 +51,10 @@ try:
         m = agg_seed.meas(0, "AS64500", 0, "whatsapp-web", "whatsapp", "messaging")
         m["probe_cc"], m["report_id"] = "IR", "run-%d" % i
         ms.append(m)
+    # agg_seed's later block (one probe's failures intermittent), as a country of its own.
+    for m in agg_seed.new_block():
+        m["probe_cc"] = "BY"
+        ms.append(m)
     agg_seed.upload("http://127.0.0.1:" + port, ms)
 finally:
     proc.terminate()
@@ -94,7 +98,8 @@ try:
 
     rc, out, err = report(*rng, "--format", "json")
     js = json.loads(out)
-    check(rc == 0 and js["summary"]["measurement_count"] == len(ms) - 90 and
+    pk = sum(m["probe_cc"] == "PK" for m in ms)
+    check(rc == 0 and js["summary"]["measurement_count"] == pk and
           len(js["episodes"]) == 3 and all(e["how_detected"] for e in js["episodes"]),
           "JSON: totals and episodes with how they were detected")
 
@@ -187,6 +192,26 @@ try:
     rc, out, err = report("--cc", "IR", "--since", "2026-11-19")
     check(rc == 0 and "90 measurements from about 90 probe runs" in out,
           "markdown: 90 measurements from about 90 probe runs")
+
+    # A block whose failures came and went for one of its 3 probes (evidence.intermittent):
+    # counted in every format.
+    by = ("--cc", "BY", "--since", "2026-11-19")
+    rc, out, err = report(*by)
+    check(rc == 0 and "tcp\\_blocking in 100% of each probe run's measurements" in out and
+          "intermittent in 6 measurements (tried again, it worked, then failed again)" in out,
+          "markdown: the block's intermittent measurements in how it was detected (%r)" %
+          out[-400:])
+    rc, out, err = report(*by, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    check(rc == 0 and [(r["kind"], r["intermittent"]) for r in rows] == [("blocking", "6")],
+          "CSV: the intermittent column (%r)" % out[:300])
+    rc, out, err = report(*by, "--format", "json")
+    js = json.loads(out) if rc == 0 else {"summary": {}, "networks": [], "episodes": []}
+    check(js["summary"].get("intermittent_count") == 6 and
+          sorted(x["intermittent_count"] for x in js["networks"]) == [0, 0, 6] and
+          [e["evidence"]["intermittent"] for e in js["episodes"]] == [6],
+          "JSON: intermittent_count in the summary, per network and platform, per episode "
+          "(%r)" % js["summary"])
 
     # A mistyped database is an error, not an empty database and a report of nothing blocked.
     missing = os.path.join(tmp, "mistyped.db")

@@ -175,7 +175,7 @@ static void test_runs_never_exceed_measurements(void **state)
     assert_true(vt_rset_runs(&s, 200) == vt_rset_distinct(&s));
     char rs[2048];
     vt_rset_encode(&s, rs, sizeof(rs));
-    const char *cols[24] = {"2026-11-21 06:00:00",
+    const char *cols[25] = {"2026-11-21 06:00:00",
                             "PK",
                             "AS1",
                             "t",
@@ -198,14 +198,18 @@ static void test_runs_never_exceed_measurements(void **state)
                             "",
                             rs,
                             "98",
-                            "0"};
+                            "0",
+                            "3"};
     vt_cell c;
-    assert_int_equal(vt_cell_from_cols(&c, 24, cols), 0);
+    assert_int_equal(vt_cell_from_cols(&c, 25, cols), 0);
     assert_int_equal((int)c.n, 90);
     assert_true(c.probes == 90);
+    assert_int_equal((int)c.intermittent, 3);
     cols[22] = "12";
-    assert_int_equal(vt_cell_from_cols(&c, 24, cols), 0);
+    assert_int_equal(vt_cell_from_cols(&c, 25, cols), 0);
     assert_true(c.probes == 12);
+    /* a row without the intermittent count (an older schema's) is not read */
+    assert_int_equal(vt_cell_from_cols(&c, 24, cols), -1);
 }
 
 static void test_obs(void **state)
@@ -226,9 +230,21 @@ static void test_obs(void **state)
     assert_string_equal(o.hour, "2026-11-21 06:00:00");
     assert_int_equal(o.verdict, VT_V_DNS);
     assert_true(o.confirmed);
+    assert_false(o.intermittent);
     assert_true(fabs(o.latency_ms - 120) < 1e-6);
     assert_true(fabs(o.throughput_bps - 128000) < 1e-6);
     assert_string_equal(o.category, "");
+    /* a failure that came and went when the probe tried again (lib/verdict.c) */
+    snprintf(buf, sizeof(buf), BASE,
+             "{\"verdict\":\"tls_blocking\",\"evidence\":{\"intermittent\":true}}");
+    assert_int_equal(vt_obs_from_json(buf, &o), 0);
+    assert_int_equal(o.verdict, VT_V_TLS);
+    assert_true(o.intermittent);
+    assert_false(o.confirmed);
+    snprintf(buf, sizeof(buf), BASE,
+             "{\"verdict\":\"tls_blocking\",\"evidence\":{\"intermittent\":1}}");
+    assert_int_equal(vt_obs_from_json(buf, &o), 0);
+    assert_false(o.intermittent); /* only a JSON true counts */
     snprintf(buf, sizeof(buf), BASE, "{\"failure\":\"connection_reset\"}");
     assert_int_equal(vt_obs_from_json(buf, &o), 0);
     assert_int_equal(o.verdict, VT_V_FAILURE);
@@ -376,8 +392,10 @@ static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *as
                      "{\"measurement_start_time\":\"2026-11-%02d %02d:05:00\",\"probe_cc\":\"PK\","
                      "\"probe_asn\":\"%s\",\"test_name\":\"web_connectivity\",\"report_id\":"
                      "\"r-%d-%d\",\"annotations\":{\"target_id\":\"t1\",\"platform\":\"x\"},"
-                     "\"test_keys\":{\"verdict\":\"%s\"}}",
-                     1 + h / 24, h % 24, asn, h, p, anom ? "tcp_blocking" : "ok");
+                     "\"test_keys\":{\"verdict\":\"%s\",\"evidence\":{\"intermittent\":%s}}}",
+                     1 + h / 24, h % 24, asn, h, p, anom ? "tcp_blocking" : "ok",
+                     /* the second probe's failures come and go */
+                     anom && p == 1 ? "true" : "false");
             memset(&rows[n], 0, sizeof(rows[n]));
             rows[n].uid = uids[n];
             rows[n].received_at = "2026-11-28 00:00:00";
@@ -550,6 +568,7 @@ static void same_episodes(const vt_episode *a, size_t na, const vt_episode *b, s
         assert_int_equal(a[i].measurements, b[i].measurements);
         assert_int_equal(a[i].anomalies, b[i].anomalies);
         assert_int_equal(a[i].failures, b[i].failures);
+        assert_int_equal(a[i].intermittent_count, b[i].intermittent_count);
         assert_true(a[i].max_probes == b[i].max_probes);
         assert_true(a[i].share == b[i].share);
         assert_string_equal(a[i].top_verdict, b[i].top_verdict);
@@ -583,6 +602,10 @@ static void test_episodes_table(void **state)
     assert_int_equal(vt_episodes_load(s, &q, &t, &nt, err, sizeof(err)), 0);
     assert_int_equal(n, 2);
     assert_true(e[1].ongoing);
+    /* AS2, blocked 05:00-20:00 by 2 probes, the second one's 15 failures intermittent */
+    assert_string_equal(e[0].asn, "AS2");
+    assert_int_equal((int)e[0].anomalies, 30);
+    assert_int_equal((int)e[0].intermittent_count, 15);
     same_episodes(e, n, t, nt);
     free(e);
     free(t);
