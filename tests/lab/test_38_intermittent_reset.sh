@@ -9,6 +9,7 @@
 # repeat's outcome in the evidence. The same for plain HTTP at once: every second request naming
 # target.lab (Host header) is reset; the page's request is, its first repeat passes, the second
 # is reset: http_blocking, intermittent (scenario 20 resets only the first).
+# The run's spool, uploaded to the lab's collector, shows the two in its intermittent counts.
 set -euo pipefail
 . "$(dirname "$0")/lab.sh"
 lab_needs control
@@ -41,3 +42,25 @@ lab_assert lab-target-http verdict=http_blocking verdict_phase=http failure=conn
     evidence.repeat.failures.1=connection_reset evidence.control.failure=null \
     "verdict_reason~=2 of 3 attempts failed" "verdict_reason~=intermittent"
 lab_assert lab-canary verdict=ok
+# The same measurements uploaded to the lab's collector (the volunteer's `vantage-probe upload`
+# of the run's spool): the collector counts the two intermittent ones in its buckets.
+[ -n "${LAB_COLLECTOR_URL:-}" ] || lab_die "no collector to upload to"
+lab_client "$LAB_PROBE" upload --state-dir "$LAB_DIR/state" \
+    --collector "$LAB_COLLECTOR_URL" --collector-cacert "$LAB_CACERT" \
+    --upload-attempts 3 --upload-backoff-ms 200 --upload-max-time 30 2>"$LAB_DIR/upload.err" ||
+    { cat "$LAB_DIR/upload.err" >&2; lab_die "the upload failed"; }
+lab_ns vt-control python3 - "http://127.0.0.1:$LAB_CONTROL_PORT" <<'PY' ||
+import json, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1] + "/api/v1/aggregation?by=target",
+                            timeout=10) as r:
+    got = {x["target"]: (x["measurement_count"], x["intermittent_count"])
+           for x in json.loads(r.read())["results"]}
+want = {"lab-target": (1, 1), "lab-target-http": (1, 1), "lab-other": (1, 0),
+        "lab-canary": (1, 0)}
+bad = {k: got.get(k) for k, v in want.items() if got.get(k) != v}
+if bad:
+    sys.exit("lab: the collector's (measurements, intermittent) per target: %r, want %r"
+             % (got, want))
+PY
+    lab_die "the collector did not count the intermittent measurements"
+lab_log "scenario 38 passed"
