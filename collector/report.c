@@ -289,15 +289,16 @@ static void out_md(FILE *f, const report *r)
         }
         fprintf(f, "\n");
     }
-    fprintf(f, "## Networks and platforms\n\n| Network | Platform | Measurements | Anomalous | "
-               "Confirmed | Failed | Probe runs |\n|---|---|---|---|---|---|---|\n");
+    fprintf(
+        f, "## Networks and platforms\n\n| Network | Platform | Measurements | Anomalous | "
+           "Confirmed | Intermittent | Failed | Probe runs |\n|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < r->nnp; i++) {
         const net_plat *p = &r->np[i];
         fprintf(f, "| %s | ", p->asn);
         md_text(f, p->platform[0] ? p->platform : "-");
-        fprintf(f, " | %lld | %lld (%.0f%%) | %lld | %lld | %.0f |\n", (long long)p->n,
+        fprintf(f, " | %lld | %lld (%.0f%%) | %lld | %lld | %lld | %.0f |\n", (long long)p->n,
                 (long long)p->anom, p->n ? 100.0 * p->anom / p->n : 0, (long long)p->conf,
-                (long long)p->fail, vt_rset_runs(&p->rs, p->n));
+                (long long)p->intm, (long long)p->fail, vt_rset_runs(&p->rs, p->n));
     }
     fprintf(f,
             "\n## Method\n\nMeasurements by volunteer vantage probes, rolled up per hour, network "
@@ -608,8 +609,8 @@ static void out_html(FILE *f, const report *r)
     fputs("</table></div>\n<h2>Anomalous share per day</h2>\n", f);
     svg_share(f, r);
     fputs("<h2>Networks and platforms</h2>\n<div class=\"scroll\"><table><tr><th>Network</th>"
-          "<th>Platform</th><th>Measurements</th><th>Anomalous</th><th>Confirmed</th><th>Failed"
-          "</th><th>Probe runs</th></tr>\n",
+          "<th>Platform</th><th>Measurements</th><th>Anomalous</th><th>Confirmed</th>"
+          "<th>Intermittent</th><th>Failed</th><th>Probe runs</th></tr>\n",
           f);
     for (size_t i = 0; i < r->nnp; i++) {
         const net_plat *p = &r->np[i];
@@ -618,10 +619,11 @@ static void out_html(FILE *f, const report *r)
         fputs("</td><td>", f);
         h(f, p->platform[0] ? p->platform : "-");
         fprintf(f,
-                "</td><td>%lld</td><td>%lld (%.0f%%)</td><td>%lld</td><td>%lld</td><td>%.0f</td>"
-                "</tr>\n",
+                "</td><td>%lld</td><td>%lld (%.0f%%)</td><td>%lld</td><td>%lld</td><td>%lld</td>"
+                "<td>%.0f</td></tr>\n",
                 (long long)p->n, (long long)p->anom, p->n ? 100.0 * p->anom / p->n : 0,
-                (long long)p->conf, (long long)p->fail, vt_rset_runs(&p->rs, p->n));
+                (long long)p->conf, (long long)p->intm, (long long)p->fail,
+                vt_rset_runs(&p->rs, p->n));
     }
     fprintf(f,
             "</table></div>\n<h2>Method</h2>\n<p>Measurements by volunteer vantage probes, rolled "

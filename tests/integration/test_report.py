@@ -201,6 +201,13 @@ try:
           "intermittent in 6 measurements (tried again, it worked, then failed again)" in out,
           "markdown: the block's intermittent measurements in how it was detected (%r)" %
           out[-400:])
+    check(rc == 0 and "| Confirmed | Intermittent | Failed |" in out and
+          "| AS9541 | whatsapp | 72 | 18 (25%) | 0 | 6 | 0 |" in out,
+          "markdown: the networks table's intermittent column")
+    rc, out, err = report(*by, "--format", "html")
+    check(rc == 0 and "<th>Confirmed</th><th>Intermittent</th><th>Failed</th>" in out and
+          "<td>72</td><td>18 (25%)</td><td>0</td><td>6</td><td>0</td>" in out,
+          "HTML: the networks table's intermittent column")
     rc, out, err = report(*by, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     check(rc == 0 and [(r["kind"], r["intermittent"]) for r in rows] == [("blocking", "6")],
