@@ -22,6 +22,7 @@
 #include "vantage/http.h"
 #include "vantage/json.h"
 #include "vantage/loop.h"
+#include "vantage/measurement.h"
 #include "vantage/tcp.h"
 #include "vantage/tls.h"
 #include "vantage/vpn_verdict.h"
@@ -278,6 +279,24 @@ static int repeat_applies(const cJSON *tk, const char *phase, const char *failur
 {
     if (strcmp(phase, "tcp") == 0) return !local_connect_failures(tk);
     return (strcmp(phase, "tls") == 0 || strcmp(phase, "http") == 0) && is_interference(failure);
+}
+
+/* A VPN handshake that failed the way a censor's drop or reset and a passing loss of packets
+ * both make it fail (silence, a reset, an EOF), with nothing of the server in the run's
+ * evidence that says otherwise: start_repeat measures it once more. Not after an answer that
+ * was not the protocol's (replied), a failure inside TLS, an ICMP port unreachable, an OpenVPN
+ * handshake without the server's key (each of these repeats as it is, a block or not), nor for
+ * the port kind, whose silence proves nothing. ev: tk's vpn_evidence, or the decision's. */
+static int vpn_repeat_applies(const cJSON *tk, const cJSON *ev)
+{
+    if (!cJSON_IsObject(ev) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "reachable")))
+        return 0;
+    const char *proto = str_or_null(ev, "protocol");
+    if (!proto || strcmp(proto, "port") == 0) return 0;
+    static const char *const not_passing[] = {"replied", "tls_completed", "refused", "unkeyed"};
+    for (size_t i = 0; i < sizeof(not_passing) / sizeof(not_passing[0]); i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, not_passing[i]))) return 0;
+    return is_interference(str_or_null(tk, "failure"));
 }
 
 static int is_cert_failure(const char *f)
@@ -1067,7 +1086,7 @@ static void repeat_counts(const cJSON *rp, int *n, int *failed)
 void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
 {
     decision d = {0};
-    int rep_n, rep_failed, intermittent = 0;
+    int rep_n, rep_failed, intermittent = 0, vpn_intermittent = 0;
     repeat_counts(in->repeat, &rep_n, &rep_failed);
     control_view cv;
     addrset sys, alt, ctl;
@@ -1140,10 +1159,30 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         goto out;
     }
 
-    /* VPN kinds: a failed handshake with the run's evidence (lib/vpn_verdict.c). */
+    /* VPN kinds: a failed handshake with the run's evidence (lib/vpn_verdict.c). Measured again
+     * once the run was over (start_repeat_vpn): when that worked each time, a passing failure;
+     * when it worked and then failed again, intermittent, decided as a failure that repeats. */
     if (is_vpn && cJSON_IsObject(vpn_ev)) {
+        int vrep_first_ok = vpn_repeat_applies(tk, vpn_ev) && cJSON_IsObject(in->repeat) &&
+                            !str_or_null(in->repeat, "failure");
+        if (vrep_first_ok && !rep_failed) {
+            char times[40] = "a moment later";
+            if (rep_n > 1) snprintf(times, sizeof(times), "%d times in a row", rep_n);
+            set(&d, "inconclusive", phase,
+                "The handshake with %s failed (%s), but the same measurement worked when tried "
+                "again %s: a passing failure of the network, not a block.",
+                str_or_null(in->repeat, "address") ? str_or_null(in->repeat, "address") : host,
+                failure ? failure : "failure", times);
+            goto out;
+        }
+        intermittent = vrep_first_ok && rep_failed > 0;
         vpn_decide(&d, tk, vpn_ev, &cv, &vpn_blocking, &vpn_reason);
-        if (d.verdict) goto out;
+        if (d.verdict) {
+            /* the reason says it comes and goes whatever vpn_decide's phase */
+            vpn_intermittent = intermittent;
+            goto out;
+        }
+        intermittent = 0;
     }
 
     /* Fingerprints: a known censor's DNS answer or blockpage. */
@@ -1441,7 +1480,7 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
         host, failure ? failure : "failure");
 
 out:
-    if (intermittent && d.phase && strcmp(d.phase, phase) == 0) {
+    if (intermittent && (vpn_intermittent || (d.phase && strcmp(d.phase, phase) == 0))) {
         /* the original attempt and the repeats that failed, of all attempts */
         int tries = 1 + rep_n, fails = 1 + rep_failed;
         size_t len = strlen(d.reason);
@@ -1569,6 +1608,15 @@ typedef struct vapply {
     char *rep_url;
     char rep_addr[MAX_ADDRS][INET6_ADDRSTRLEN];
     size_t rep_naddr;
+    /* a VPN kind's repeat: the whole measurement again (its kind's create, start, finish), of
+     * rep_target: the target, or a copy with only the endpoint that failed (rep_ep) */
+    int rep_vpn;
+    vt_target rep_target;
+    cJSON *rep_options; /* the target's, without its address_check */
+    char *rep_ep[1];
+    char rep_ep_buf[INET6_ADDRSTRLEN + 16];
+    /* the repeat's "ADDRESS:PORT/TRANSPORT" */
+    char rep_vpn_addr[INET6_ADDRSTRLEN + 24];
     cJSON *control_body; /* the whole control answer; test_keys inside */
     const cJSON *control_tk;
     char control_error[256];
@@ -1596,6 +1644,7 @@ static void finish(vapply *va)
     void *arg = va->arg;
     cJSON_Delete(va->swap);
     cJSON_Delete(va->repeat);
+    cJSON_Delete(va->rep_options);
     free(va->rep_url);
     cJSON_Delete(va->control_body);
     free(va->request);
@@ -1910,6 +1959,45 @@ static void start_repeat_http(vapply *va, const char *failure)
     if (repeat_launch(va) < 0) va->pending--;
 }
 
+/* A VPN kind's repeat finished: reachable is a handshake that worked. */
+static void repeat_vpn_done(vt_task *st, void *arg)
+{
+    vapply *va = arg;
+    st->kind->finish(st);
+    const cJSON *tk = st->test_keys;
+    const char *f = NULL;
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "reachable"))) {
+        f = str_or_null(tk, "failure");
+        if (!f) f = "unknown_failure";
+    }
+    cJSON *one = repeat_json(va->rep_vpn_addr, NULL, f, st->t0 - va->t->t0, vt_now() - va->t->t0);
+    cJSON_Delete(st->test_keys);
+    free(st);
+    repeat_record(va, one);
+}
+
+static int repeat_launch_vpn(vapply *va)
+{
+    vt_task *t = va->t, *st = calloc(1, sizeof(*st));
+    if (!st) return -1;
+    st->env = t->env;
+    st->target = &va->rep_target;
+    st->kind = t->kind;
+    st->test_keys = cJSON_CreateObject();
+    st->on_done = repeat_vpn_done;
+    st->on_done_arg = va;
+    st->t0 = vt_now();
+    st->start_epoch = vt_measurement_now(t->env->cfg);
+    char err[256];
+    if (!st->kind || !st->test_keys || st->kind->create(st, err, sizeof(err)) < 0) {
+        cJSON_Delete(st->test_keys);
+        free(st);
+        return -1;
+    }
+    st->kind->start(st);
+    return 0;
+}
+
 /* The connect, handshake or request of start_repeat, once more (0: started, repeat_*_cb
  * follows). */
 static int repeat_launch(vapply *va)
@@ -1917,6 +2005,7 @@ static int repeat_launch(vapply *va)
     vt_task *t = va->t;
     const vt_config *cfg = t->env->cfg;
     const char *kind = t->target->kind;
+    if (va->rep_vpn) return repeat_launch_vpn(va);
     if (va->rep_url) {
         int timeout = repeat_timeout(t, cfg ? cfg->http_timeout_ms : 0);
         if (!timeout) return -1;
@@ -1964,6 +2053,46 @@ static int repeat_launch(vapply *va)
     return vt_tls_handshake(t->env->loop, t->env->tls, &o, repeat_tls_cb, va) < 0 ? -1 : 0;
 }
 
+/* A VPN kind's failed handshake (vpn_repeat_applies), measured again: the target's endpoint that
+ * the run's evidence names (address and port, when the target lists it so: a bridge line's
+ * address), else the whole target (an endpoint by name: its address is the name's, and a TLS
+ * VPN's handshake names it). */
+static void start_repeat_vpn(vapply *va)
+{
+    vt_task *t = va->t;
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(t->test_keys, "vpn_evidence");
+    if (!t->kind || !vpn_repeat_applies(t->test_keys, ev)) return;
+    const char *addr = str_or_null(ev, "address");
+    int port = int_or(ev, "port", 0);
+    if (!addr) return;
+    unsigned char b[16];
+    int v6 = inet_pton(AF_INET6, addr, b) == 1;
+    const char *tr = str_or_null(ev, "transport");
+    if (strlen(addr) >= INET6_ADDRSTRLEN || port < 0 || port > 65535) return;
+    snprintf(va->rep_vpn_addr, sizeof(va->rep_vpn_addr), v6 ? "[%s]:%d/%.4s" : "%s:%d/%.4s", addr,
+             port, tr ? tr : "?");
+    va->rep_target = *t->target;
+    /* whether the handshake works, nothing more: the address check (TCP ports known open at
+     * the address, tried after a failure) would only add its timeout to a blocked address's */
+    if (cJSON_GetObjectItemCaseSensitive(t->target->options, "address_check")) {
+        va->rep_options = cJSON_Duplicate(t->target->options, 1);
+        if (!va->rep_options) return;
+        cJSON_DeleteItemFromObjectCaseSensitive(va->rep_options, "address_check");
+        va->rep_target.options = va->rep_options;
+    }
+    snprintf(va->rep_ep_buf, sizeof(va->rep_ep_buf), v6 ? "[%s]:%d" : "%s:%d", addr, port);
+    for (size_t i = 0; i < t->target->n_endpoints; i++)
+        if (strcmp(t->target->endpoints[i], va->rep_ep_buf) == 0) {
+            va->rep_ep[0] = va->rep_ep_buf;
+            va->rep_target.endpoints = va->rep_ep;
+            va->rep_target.n_endpoints = 1;
+            break;
+        }
+    va->rep_vpn = 1;
+    va->pending++;
+    if (repeat_launch(va) < 0) va->pending--;
+}
+
 /* A web or endpoint measurement that failed at connecting, at the TLS handshake or at the
  * request the way packet loss makes them fail too (a timeout, a reset, an EOF; any connect
  * failure but this device's own): the same connect, handshake (with the same name) or request
@@ -1977,6 +2106,10 @@ static void start_repeat(vapply *va)
     const char *phase = str_or_null(tk, "failure_phase");
     const char *failure = str_or_null(tk, "failure");
     const char *kind = t->target->kind;
+    if (kind && vt_vpn_verdict_kind(kind)) {
+        start_repeat_vpn(va);
+        return;
+    }
     if (!phase || !kind || (strcmp(kind, "web") != 0 && strcmp(kind, "endpoint") != 0) ||
         !repeat_applies(tk, phase, failure))
         return;

@@ -167,6 +167,97 @@ static void server_down_is_not_blocked(void **st)
     }
 }
 
+/* The failed handshake measured again once the run was over (lib/verdict.c, start_repeat_vpn):
+ * n repeats with these failures (NULL: it worked). */
+static void decide_repeated(cJSON *tk, const cJSON *ctl, int n, const char *const *fails)
+{
+    vt_verdict_ctx c = canaries(2);
+    cJSON *rp = cJSON_CreateObject();
+    cJSON_AddStringToObject(rp, "address", "192.0.2.7:1194/udp");
+    if (fails[0])
+        cJSON_AddStringToObject(rp, "failure", fails[0]);
+    else
+        cJSON_AddNullToObject(rp, "failure");
+    cJSON *l = cJSON_AddArrayToObject(rp, "failures");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(l, fails[i] ? cJSON_CreateString(fails[i]) : cJSON_CreateNull());
+    vt_verdict_inputs in = {.ctx = &c, .host = "192.0.2.7", .control = ctl, .repeat = rp};
+    vt_verdict_decide(tk, &in);
+    cJSON_Delete(rp);
+}
+
+static int intermittent(const cJSON *tk)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "intermittent"));
+}
+
+/* A run in which OpenVPN over UDP failed with the address answering on TCP 22 and the control
+ * connecting (address blocking without repeats), its tk; *r to free. */
+static cJSON *ovpn_failed(run *r)
+{
+    cJSON *tk = add(r, "ovpn", "openvpn", "{\"address_check\":[22]}", "handshake",
+                    "generic_timeout_error", "[" UDP_FAIL("192.0.2.7", 1194, "openvpn") "]",
+                    "[" TCP_ENTRY("192.0.2.7", 22, "\"generic_timeout_error\"") "]");
+    vt_vpn_gather(r->it, r->n);
+    return tk;
+}
+
+/* A VPN handshake that failed, measured again: working each time is a passing failure (packets
+ * lost for a while), not the block the run's evidence alone would have said; working and then
+ * failing again is intermittent, decided as before with the pattern in the reason; failing at
+ * once changes nothing. A failure the repeat does not apply to (the server answered something
+ * else) keeps its verdict whatever a repeat says. */
+static void repeated_handshake(void **st)
+{
+    (void)st;
+    const char *clean[] = {NULL, NULL, NULL, NULL}, *mixed[] = {NULL, "generic_timeout_error"},
+               *again[] = {"generic_timeout_error"};
+    cJSON *ctl = control(1);
+    run r = {0};
+    cJSON *tk = ovpn_failed(&r);
+    decide_repeated(tk, ctl, 4, clean);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "worked when tried again 4 times in a row"));
+    assert_null_key(tk, "blocking");
+    assert_false(intermittent(tk));
+    run_free(&r);
+
+    memset(&r, 0, sizeof(r));
+    tk = ovpn_failed(&r);
+    decide_repeated(tk, ctl, 2, mixed);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    assert_string_equal(s(tk, "blocking"), "address");
+    assert_non_null(strstr(s(tk, "verdict_reason"), "2 of 3 attempts failed"));
+    assert_non_null(strstr(s(tk, "verdict_reason"), "The block is intermittent"));
+    assert_true(intermittent(tk));
+    assert_string_equal(s(cJSON_GetObjectItem(cJSON_GetObjectItem(tk, "evidence"), "repeat"),
+                          "address"),
+                        "192.0.2.7:1194/udp");
+    run_free(&r);
+
+    memset(&r, 0, sizeof(r));
+    tk = ovpn_failed(&r);
+    decide_repeated(tk, ctl, 1, again);
+    assert_string_equal(s(tk, "verdict"), "tcp_blocking");
+    assert_null(strstr(s(tk, "verdict_reason"), "intermittent"));
+    assert_false(intermittent(tk));
+    run_free(&r);
+
+    /* the server answered, but not as OpenVPN: not a failure a repeat can tell */
+    memset(&r, 0, sizeof(r));
+    tk = add(&r, "ovpn", "openvpn", NULL, "handshake", "generic_timeout_error",
+             "[{\"ip\":\"192.0.2.7\",\"port\":1194,\"transport\":\"udp\",\"protocol\":"
+             "\"openvpn\",\"failure\":\"generic_timeout_error\",\"sent\":3,\"received\":2,"
+             "\"bytes_received\":40}]",
+             NULL);
+    vt_vpn_gather(r.it, r.n);
+    decide_repeated(tk, ctl, 4, clean);
+    assert_string_equal(s(tk, "verdict"), "inconclusive");
+    assert_null(strstr(s(tk, "verdict_reason"), "tried again"));
+    run_free(&r);
+    cJSON_Delete(ctl);
+}
+
 /* One port tried, nothing else known: the control connecting says blocked, not by what. */
 static void one_port_blocked_but_not_which(void **st)
 {
@@ -600,6 +691,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(server_down_is_not_blocked),
         cmocka_unit_test(one_port_blocked_but_not_which),
+        cmocka_unit_test(repeated_handshake),
         cmocka_unit_test(udp_port_blocked),
         cmocka_unit_test(same_protocol_elsewhere_is_not_port_evidence),
         cmocka_unit_test(protocol_blocked_by_mimic),
