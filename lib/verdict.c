@@ -1083,6 +1083,21 @@ static void repeat_counts(const cJSON *rp, int *n, int *failed)
     *failed = str_or_null(rp, "failure") != NULL;
 }
 
+/* The first repeat worked: the failure did not repeat at once. */
+static int first_repeat_worked(const cJSON *rp)
+{
+    return cJSON_IsObject(rp) && !str_or_null(rp, "failure");
+}
+
+/* How often repeats worked, for a reason: "a moment later", "4 times in a row". */
+static void repeat_times(char *out, size_t n, int rep_n)
+{
+    if (rep_n > 1)
+        snprintf(out, n, "%d times in a row", rep_n);
+    else
+        snprintf(out, n, "a moment later");
+}
+
 void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
 {
     decision d = {0};
@@ -1163,11 +1178,10 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
      * once the run was over (start_repeat_vpn): when that worked each time, a passing failure;
      * when it worked and then failed again, intermittent, decided as a failure that repeats. */
     if (is_vpn && cJSON_IsObject(vpn_ev)) {
-        int vrep_first_ok = vpn_repeat_applies(tk, vpn_ev) && cJSON_IsObject(in->repeat) &&
-                            !str_or_null(in->repeat, "failure");
+        int vrep_first_ok = vpn_repeat_applies(tk, vpn_ev) && first_repeat_worked(in->repeat);
         if (vrep_first_ok && !rep_failed) {
-            char times[40] = "a moment later";
-            if (rep_n > 1) snprintf(times, sizeof(times), "%d times in a row", rep_n);
+            char times[40];
+            repeat_times(times, sizeof(times), rep_n);
             set(&d, "inconclusive", phase,
                 "The handshake with %s failed (%s), but the same measurement worked when tried "
                 "again %s: a passing failure of the network, not a block.",
@@ -1340,11 +1354,10 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
      * (start_repeat), worked: a passing failure (packets lost for a while, a server's hiccup);
      * a block fails again. */
     /* the first repeat worked (the failure did not repeat at once) */
-    int rep_first_ok = cJSON_IsObject(in->repeat) && !str_or_null(in->repeat, "failure") &&
-                       repeat_applies(tk, phase, failure);
+    int rep_first_ok = first_repeat_worked(in->repeat) && repeat_applies(tk, phase, failure);
     if (rep_first_ok && !rep_failed) {
-        char times[40] = "a moment later";
-        if (rep_n > 1) snprintf(times, sizeof(times), "%d times in a row", rep_n);
+        char times[40];
+        repeat_times(times, sizeof(times), rep_n);
         set(&d, "inconclusive", phase,
             "The %s %s failed (%s), but the same %s worked when tried again %s: "
             "a passing failure of the network, not a block.",
