@@ -130,6 +130,8 @@
         if (r) {
           td.appendChild(el("span", null, r.anomaly_count + " / " + r.measurement_count));
           td.appendChild(el("span", { className: "n" }, r.probes + " probe runs"));
+          if (r.intermittent_count > 0)
+            td.appendChild(el("span", { className: "n" }, r.intermittent_count + " intermittent"));
         } else {
           td.textContent = "-";
         }

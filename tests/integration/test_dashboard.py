@@ -110,6 +110,9 @@ try:
     check(re.search(r'<td class="st-(ok|mixed)" data-platform="signal" data-network="AS17557">',
                     dom) is not None, "one probe's claims about signal do not colour it blocked")
     check(">48 / 288<" in dom, "grid shows counts (48 anomalous of 288)")
+    check(re.search(r'data-platform="whatsapp" data-network="AS9541"><span>18 / 72</span>'
+                    r'<span class="n">\d+ probe runs</span><span class="n">6 intermittent</span>',
+                    dom) is not None, "grid: AS9541's whatsapp cell counts its 6 intermittent")
     rows = re.findall(r'<tr class="episode">(.*?)</tr>', dom)
     check(len(rows) == 4, "four episodes listed (got %d)" % len(rows))
     # The block at the end of the data is ongoing there, which need not be now (the data here
