@@ -136,6 +136,20 @@ def getj(base, path, params=None):
     return st, json.loads(body)
 
 
+def restart_after(db, proc, *sql):
+    """Stops the collector, changes the database with sql (an older schema), starts it again;
+    returns the new process and base URL, and what it answers at once: the per-network
+    aggregation (status, body) and the episodes (body)."""
+    stop(proc)
+    for q in sql:
+        db.execute(q)
+    proc, base = start(db)
+    st, agg = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
+                                                  "since": "2026-11-01"})
+    _, eps = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+    return proc, base, st, agg, eps
+
+
 def expected(ms):
     """Per (asn, platform) counts computed straight from the seed."""
     out = collections.defaultdict(lambda: collections.Counter())
@@ -413,34 +427,22 @@ def main():
         # A database from before rollups: the table is rebuilt from the measurements at start.
         st, before = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
                                                          "since": "2026-11-01"})
-        stop(proc)
-        proc = None
-        db.execute("DROP TABLE rollup_hourly")
-        proc, base = start(db)
-        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
-                                                        "since": "2026-11-01"})
+        old, proc = proc, None  # None while restarting: nothing for the finally to stop
+        proc, base, st, after, _ = restart_after(db, old, "DROP TABLE rollup_hourly")
         check(st == 200 and after == before, "rollups rebuilt from stored measurements")
         # Rollup tables from before the probes/share_pm columns: dropped and rebuilt.
-        stop(proc)
-        proc = None
-        db.execute("ALTER TABLE rollup_daily DROP COLUMN share_pm")
-        proc, base = start(db)
-        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
-                                                        "since": "2026-11-01"})
-        st2, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+        old, proc = proc, None
+        proc, base, st, after, e = restart_after(db, old,
+                                                 "ALTER TABLE rollup_daily DROP COLUMN share_pm")
         check(st == 200 and after == before and len(e["results"]) == 4,
               "rollups of an older schema rebuilt, episodes detected again at start")
         # Schema version 1: rollups and episodes without the intermittent counts. Dropped and
         # rebuilt from the measurements, whose bodies hold what the new columns count.
-        stop(proc)
-        proc = None
-        db.execute("ALTER TABLE rollup_cc_daily DROP COLUMN n_intermittent")
-        db.execute("ALTER TABLE episodes DROP COLUMN intermittent_count")
-        db.execute("UPDATE schema_version SET version = 1")
-        proc, base = start(db)
-        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
-                                                        "since": "2026-11-01"})
-        st2, e = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+        old, proc = proc, None
+        proc, base, st, after, e = restart_after(
+            db, old, "ALTER TABLE rollup_cc_daily DROP COLUMN n_intermittent",
+            "ALTER TABLE episodes DROP COLUMN intermittent_count",
+            "UPDATE schema_version SET version = 1")
         nb = [x for x in e.get("results", []) if x["probe_asn"] == agg_seed.NEW_BLOCK_ASN]
         cols = [r[0] for r in db.execute("SELECT n_intermittent FROM rollup_cc_daily")]
         check(st == 200 and after == before and len(e["results"]) == 4 and
@@ -449,16 +451,10 @@ def main():
               "a version 1 database: rollups rebuilt with the intermittent counts, episodes "
               "detected again, schema version 2 (%r)" % [x["evidence"] for x in nb])
         # A database from before the per-country tables and the episodes table.
-        stop(proc)
-        proc = None
-        db.execute("DROP TABLE rollup_cc_hourly")
-        db.execute("DROP TABLE rollup_cc_daily")
-        db.execute("DROP TABLE rollup_cc_all_daily")
-        db.execute("DROP TABLE episodes")
-        proc, base = start(db)
-        st, after = getj(base, "/api/v1/aggregation", {"by": "probe_asn,platform",
-                                                        "since": "2026-11-01"})
-        st2, e2 = getj(base, "/api/v1/episodes", {"since": "2026-11-01"})
+        old, proc = proc, None
+        proc, base, st, after, e2 = restart_after(
+            db, old, "DROP TABLE rollup_cc_hourly", "DROP TABLE rollup_cc_daily",
+            "DROP TABLE rollup_cc_all_daily", "DROP TABLE episodes")
         st3, c3 = getj(base, "/api/v1/aggregation", {"by": "probe_cc,platform",
                                                       "since": "2026-11-01"})
         check(st == 200 and after == before and e2 == e and st3 == 200 and
