@@ -630,6 +630,12 @@ lab_assert() {
     python3 "$LAB_SRC_DIR/tests/lab/labcheck.py" "$LAB_OUT" "$@" || lab_die "assertion on $1"
 }
 
+# lab_rule_packets REGEX: the packet count of the censor's FORWARD rules whose listing
+# (iptables -L -v -x -n) matches REGEX, one line per rule: how often a rule fired.
+lab_rule_packets() {
+    lab_censor iptables -L FORWARD -v -x -n | awk -v re="$1" '$0 ~ re {print $1}'
+}
+
 # Every measurement of the run: id, verdict, phase (for the test's log).
 lab_show() {
     python3 "$LAB_SRC_DIR/tests/lab/labcheck.py" "$LAB_OUT" --show >&2 || true

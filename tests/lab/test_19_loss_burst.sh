@@ -15,7 +15,7 @@ lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -d "$LAB_TARGET_IP" -p tcp --dpo
 LAB_TIMEOUT=2 lab_probe
 lab_show
 lab_censor iptables -L FORWARD -v -x -n >&2
-dropped=$(lab_censor iptables -L FORWARD -v -x -n | awk '/quota/ {print $1}')
+dropped=$(lab_rule_packets quota)
 [ "$dropped" = 4 ] || lab_die "the burst dropped $dropped SYNs, not 4"
 for id in lab-target lab-other; do
     lab_assert "$id" verdict=inconclusive verdict_phase=tcp failure=generic_timeout_error \

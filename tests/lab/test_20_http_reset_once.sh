@@ -14,7 +14,7 @@ lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 80 \
     -m statistic --mode nth --every 1000000 --packet 0 -j REJECT --reject-with tcp-reset
 lab_probe
 lab_show
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/statistic/ {print $1}')
+n=$(lab_rule_packets statistic)
 [ "$n" = 1 ] || lab_die "the rule reset $n requests, not 1"
 lab_assert lab-target-http verdict=inconclusive verdict_phase=http failure=connection_reset \
     evidence.control.failure=null evidence.repeat.failure=null "verdict_reason~=tried again"

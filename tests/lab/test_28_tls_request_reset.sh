@@ -17,7 +17,7 @@ lab_censor iptables -A FORWARD -i "$LAB_IF_CLI" -p tcp --dport 443 -m connmark -
     -m u32 --u32 "0>>22&0x3C@12>>26&0x3C@0>>24=0x17" -j REJECT --reject-with tcp-reset
 lab_probe
 lab_show
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/u32/ {print $1}')
+n=$(lab_rule_packets u32)
 [ "$n" -ge 1 ] || lab_die "the rule reset no request"
 lab_assert lab-target verdict=http_blocking verdict_phase=http \
     "failure~=^(connection_reset|broken_pipe)$" evidence.control.failure=null \

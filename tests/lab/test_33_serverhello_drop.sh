@@ -12,7 +12,7 @@ lab_censor iptables -t mangle -A PREROUTING -i "$LAB_IF_CLI" -p tcp --dport 443 
 lab_censor iptables -A FORWARD -o "$LAB_IF_CLI" -p tcp --sport 443 -m connmark --mark 9 -j DROP
 lab_probe
 lab_show
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/connmark/ {print $1}')
+n=$(lab_rule_packets connmark)
 [ "$n" -ge 1 ] || lab_die "the rule dropped no server packet"
 lab_assert lab-target verdict=tls_blocking verdict_phase=tls failure=generic_timeout_error \
     evidence.sni_swap.failure=null evidence.sni_swap.server_name=canary.lab

@@ -26,10 +26,10 @@ lab_censor iptables -L FORWARD -v -x -n >&2
 # Five ClientHellos name target.lab, one after the other: the page's handshake (reset), the large
 # resource's (passes), the SNI test's named download (reset), the first repeat (passes), the
 # second repeat (reset); the repeats stop at the first that fails again.
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/dpt:443 .*statistic/ {print $1}')
+n=$(lab_rule_packets 'dpt:443 .*statistic')
 [ "$n" = 3 ] || lab_die "the rule reset $n handshakes, not 3"
 # Three plain-HTTP requests name target.lab: the page's (reset), the repeats' (passes, reset).
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk '/dpt:80 .*statistic/ {print $1}')
+n=$(lab_rule_packets 'dpt:80 .*statistic')
 [ "$n" = 2 ] || lab_die "the rule reset $n requests, not 2"
 lab_assert lab-target verdict=tls_blocking verdict_phase=tls failure=connection_reset \
     evidence.intermittent=true evidence.repeat.failure=null \

@@ -31,7 +31,7 @@ lab_show
 lab_censor iptables -L FORWARD -v -x -n >&2
 # Four ClientHellos name good.test at that address: the measurement's (reset), the first
 # repeat's two (pass), the second's (reset); the repeats stop at the first that fails again.
-n=$(lab_censor iptables -L FORWARD -v -x -n | awk "/$VPN_TLS_IP .*dpt:443 .*statistic/ {print \$1}")
+n=$(lab_rule_packets "$VPN_TLS_IP .*dpt:443 .*statistic")
 [ "$n" = 2 ] || lab_die "the rule reset $n handshakes, not 2"
 lab_assert lab-canary verdict=ok
 lab_assert vpn-sstp verdict=tls_blocking blocking=protocol reachable=false \
