@@ -105,6 +105,7 @@ cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const cha
     cJSON_AddStringToObject(m, "resolver_asn", "AS0");
     cJSON_AddStringToObject(m, "resolver_ip", "127.0.0.1");
     vt_json_add_string_or_null(m, "report_id", cfg->report_id);
+    if (cfg->check_in_failed) cJSON_AddStringToObject(m, "x_check_in", "failed");
     cJSON_AddStringToObject(m, "software_name", "vantage-probe");
     cJSON_AddStringToObject(m, "software_version", VT_VERSION);
     cJSON_AddStringToObject(m, "test_name", test_name);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "checkins.h"
 #include "cli.h"
 #include "sni_checks.h"
 #include "textfile.h"
@@ -414,6 +415,7 @@ typedef struct upload_ctx {
     buf jsonl, gz;
     int stop;        /* a fatal error: keep the rest for next time */
     size_t reported; /* damaged files named so far (the first few only) */
+    vt_checkins *checkins; /* the state directory's check-ins (checkins.h), NULL: none read */
 } upload_ctx;
 
 static void set_error(upload_ctx *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -511,7 +513,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
     cJSON *answer = NULL;
     if (u->stop || n == 0) return;
     u->jsonl.n = 0;
-    size_t kept = 0;
+    size_t kept = 0, inferred = 0;
     for (size_t i = 0; i < n; i++) {
         cJSON *m = NULL;
         int r = vt_spool_read(u->sp, uids[i], &m, err, sizeof(err));
@@ -522,6 +524,15 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
             }
             continue;
         }
+        /* Measured when the check-in failed: the network from the check-ins around it. */
+        int rl = u->checkins ? vt_checkins_relabel(u->checkins, m) : 0;
+        if (rl < 0) {
+            cJSON_Delete(m);
+            set_error(u, "out of memory building a batch");
+            u->stop = 1;
+            return;
+        }
+        inferred += (size_t)rl;
         /* The probe never sends its own address, whatever a file says. */
         cJSON *ip = cJSON_GetObjectItemCaseSensitive(m, "probe_ip");
         if (ip && !(cJSON_IsString(ip) && !strcmp(ip->valuestring, "127.0.0.1")))
@@ -549,6 +560,7 @@ static void send_batch(upload_ctx *u, char **uids, size_t n)
                                 u->deadline, &u->r->requests, &answer, &u->pr);
     if (st == POST_OK || u->pr.collector_said) u->r->answered = 1;
     if (st == POST_OK) {
+        u->r->inferred += inferred;
         apply_results(u, uids, n, answer);
         cJSON_Delete(answer);
         return;
@@ -628,6 +640,8 @@ int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
         snprintf(r->error, sizeof(r->error), "out of memory");
         return -1;
     }
+    u.checkins = malloc(sizeof(*u.checkins));
+    if (u.checkins) vt_checkins_load(vt_spool_state_dir(sp), u.checkins);
     for (size_t i = 0; i < l.n && !u.stop; i += bs) {
         size_t n = l.n - i < bs ? l.n - i : bs;
         for (size_t k = 0; k < n; k++)
@@ -635,7 +649,12 @@ int vt_upload_spool(vt_spool *sp, const vt_upload_opts *o, vt_upload_result *r)
         send_batch(&u, uids, n);
     }
     free(uids);
+    free(u.checkins);
     vt_spool_listing_free(&l);
+    if (r->inferred > 0)
+        logf_(o, "upload: %zu measurement(s) taken when the check-in failed were sent with the "
+                 "network of the check-ins before and after them, which agreed",
+              r->inferred);
     free(u.jsonl.p);
     free(u.gz.p);
     free(u.pr.body.p);
@@ -705,22 +724,6 @@ int vt_upload_write_last(const char *state_dir, const vt_upload_opts *o, const v
     return rc;
 }
 
-static int cc_valid(const char *s)
-{
-    return s && strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
-}
-
-static int asn_valid(const char *s)
-{
-    size_t n;
-    if (!s || strncmp(s, "AS", 2) != 0) return 0;
-    n = strlen(s);
-    if (n < 3 || n > 12) return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < '0' || s[i] > '9') return 0;
-    return 1;
-}
-
 /* An offered SNI test server on a loopback, private or link-local address is taken only from
  * a collector that is itself on one (a lab, a private deployment): a collector must not send
  * its volunteers' probes into their own networks (a router's admin page on 192.168.1.1). */
@@ -785,7 +788,7 @@ int vt_upload_checkin(const vt_upload_opts *o, vt_checkin_result *out, char *err
     const char *asn = vt_json_get_string(answer, "probe_asn");
     const char *net = vt_json_get_string(answer, "probe_network_name");
     const cJSON *tv = cJSON_GetObjectItemCaseSensitive(answer, "targets_version");
-    if (!cc_valid(cc) || !asn_valid(asn)) {
+    if (!vt_checkins_cc_ok(cc) || !vt_checkins_asn_ok(asn)) {
         snprintf(err, errlen, "check-in at %s: answer without a valid probe_cc/probe_asn", url);
         goto done;
     }
@@ -1033,12 +1036,21 @@ int vt_upload_run_begin(vt_upload_opts *o, vt_config *cfg, vt_checkin_result *ci
                                 "clock\n");
             }
         } else {
+            cfg->check_in_failed = 1;
             fprintf(stderr, "vantage-probe: warning: %s; measuring as %s/%s\n", err,
                     cfg->probe_cc ? cfg->probe_cc : "ZZ", cfg->probe_asn ? cfg->probe_asn : "AS0");
         }
     }
     *sp = vt_spool_open(o->state_dir, err, sizeof(err));
     if (*sp && checked_in && !via_alternate) alternates_save(o, ci);
+    if (*sp && checked_in) {
+        /* Kept for the measurements of runs whose check-in fails (checkins.h). */
+        char when[20];
+        vt_format_time(vt_measurement_now(cfg), when);
+        if (vt_checkins_record(vt_spool_state_dir(*sp), when, ci->probe_cc, ci->probe_asn,
+                               ci->probe_network_name, err, sizeof(err)) < 0)
+            fprintf(stderr, "vantage-probe: warning: %s\n", err);
+    }
     if (!*sp) {
         if (upload || o->state_dir) {
             fprintf(stderr, "vantage-probe: %s\n", err);

@@ -36,6 +36,7 @@ typedef struct vt_upload_result {
     size_t corrupt;   /* spool files that could not be read now, left in place */
     size_t set_aside; /* damaged spool files found and moved to spool/damaged/ */
     size_t left;      /* still spooled afterwards */
+    size_t inferred;  /* sent with the network of the check-ins around them (checkins.h) */
     int requests;     /* HTTP requests made, retries included */
     int config_error; /* no or unusable collector URL: nothing was tried */
     int answered;     /* the collector itself answered a request (not only errors of the path) */

@@ -34,6 +34,9 @@ typedef struct vt_config {
                                * sni_test_every): x_sni_test.skipped = "not_due"; the DNS
                                * injection check still runs */
     const char *report_id;   /* shared by the measurements of one run */
+    int check_in_failed;     /* 1: a collector was configured and the check-in failed, so the
+                              * country and network are unknown ("x_check_in": "failed"; the
+                              * upload may infer them: probe/checkins.h) */
     double clock_offset;     /* 0: measurements are dated by the system clock; else it was
                               * this many seconds off the collector's (x_clock_offset), and they
                               * are dated vt_now() + clock_mono: a clock stepped by NTP during

@@ -18,6 +18,7 @@
 
 /* probe/ sources are not in a library; compile them into this test. */
 #include "../../probe/spool.c"
+#include "../../probe/checkins.c"
 #include "../../probe/upload.c"
 
 static void backoff_is_full_jitter_doubling_up_to_the_cap(void **state)
@@ -306,11 +307,230 @@ static void checkin_retries_a_busy_collector_a_bounded_number_of_times(void **st
     assert_non_null(strstr(err, "HTTP 404"));
 }
 
+/* ---- the network of measurements whose check-in failed (probe/checkins.c) ---- */
+
+static void checkin_times_parse_as_utc_or_are_refused(void **state)
+{
+    (void)state;
+    assert_true(vt_checkins_parse_time("2026-11-01 00:00:00") == VT_CLOCK_FLOOR);
+    assert_true(vt_checkins_parse_time("2026-11-01 01:02:03") == VT_CLOCK_FLOOR + 3723);
+    assert_true(vt_checkins_parse_time("2024-03-01 00:00:00") -
+                    vt_checkins_parse_time("2024-02-28 00:00:00") ==
+                2 * 86400.0); /* a leap year */
+    const char *bad[] = {"",
+                         "2026-11-01",
+                         "2026-11-01T00:00:00",
+                         "2026-11-01 00:00:00Z",
+                         "2026-13-01 00:00:00",
+                         "2026-11-01 24:00:00",
+                         "2026-1a-01 00:00:00",
+                         "+026-11-01 00:00:00"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_true(vt_checkins_parse_time(bad[i]) < 0);
+    assert_true(vt_checkins_parse_time(NULL) < 0);
+}
+
+static char *temp_state(void)
+{
+    char tmpl[] = "/tmp/vt-checkins-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void remove_state(char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/" VT_CHECKINS_FILE, dir);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+static void write_text(const char *dir, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/" VT_CHECKINS_FILE, dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void checkins_are_recorded_newest_kept_and_broken_files_ignored(void **state)
+{
+    (void)state;
+    char *dir = temp_state(), err[512], t[20];
+    vt_checkins h;
+    vt_checkins_load(dir, &h);
+    assert_int_equal(h.n, 0); /* no file yet */
+    for (int i = 0; i < VT_CHECKINS_MAX + 6; i++) {
+        vt_format_time(VT_CLOCK_FLOOR + 3600.0 * i, t);
+        assert_int_equal(vt_checkins_record(dir, t, "PK", i % 2 ? "AS17557" : "AS45595",
+                                            "Net \"x\"", err, sizeof(err)),
+                         0);
+    }
+    vt_checkins_load(dir, &h);
+    assert_int_equal(h.n, VT_CHECKINS_MAX);
+    vt_format_time(VT_CLOCK_FLOOR + 3600.0 * 6, t);
+    assert_string_equal(h.r[0].time, t); /* the six oldest went */
+    vt_format_time(VT_CLOCK_FLOOR + 3600.0 * (VT_CHECKINS_MAX + 5), t);
+    assert_string_equal(h.r[h.n - 1].time, t);
+    assert_string_equal(h.r[h.n - 1].asn, "AS17557");
+    assert_string_equal(h.r[h.n - 1].name, "Net \"x\"");
+    /* Not a time, a country and a network: refused, nothing written. */
+    assert_int_equal(vt_checkins_record(dir, "yesterday", "PK", "AS1", "", err, sizeof(err)), -1);
+    assert_int_equal(vt_checkins_record(dir, t, "pk", "AS1", "", err, sizeof(err)), -1);
+    assert_int_equal(vt_checkins_record(dir, t, "PK", "17557", "", err, sizeof(err)), -1);
+
+    /* Whatever else the file holds: no crash, only the entries the probe would write. */
+    const char *broken[] = {"", "\x00\x01", "[[[[[[[[[[[[[[[[[[[[[[[[", "{\"check_ins\": 5}",
+                            "{\"check_ins\": [1, \"x\", null, {}]}",
+                            "{\"check_ins\": [{\"time\": \"2026-11-02 00:00:00\", \"probe_cc\": "
+                            "\"PK\", \"probe_asn\": \"AS1\""};
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        write_text(dir, broken[i]);
+        vt_checkins_load(dir, &h);
+        assert_int_equal(h.n, 0);
+    }
+    write_text(dir, "{\"check_ins\": ["
+                    "{\"time\": \"2026-11-02 00:00:00\", \"probe_cc\": \"PK\", \"probe_asn\": "
+                    "\"AS1\", \"probe_network_name\": 7},"
+                    "{\"time\": \"2026-11-02 00:00:00\", \"probe_cc\": \"PAK\", \"probe_asn\": "
+                    "\"AS1\"},"
+                    "{\"time\": \"2026-11-02\", \"probe_cc\": \"PK\", \"probe_asn\": \"AS1\"},"
+                    "{\"time\": \"2026-11-03 00:00:00\", \"probe_cc\": \"PK\", \"probe_asn\": "
+                    "\"AS1x\"}]}");
+    vt_checkins_load(dir, &h);
+    assert_int_equal(h.n, 1); /* the first; a name that is not a string is "" */
+    assert_string_equal(h.r[0].name, "");
+    /* Recording over a broken file starts the history again. */
+    write_text(dir, "{\"check_ins\": [");
+    assert_int_equal(vt_checkins_record(dir, "2026-11-05 00:00:00", "PK", "AS9", "", err,
+                                        sizeof(err)),
+                     0);
+    vt_checkins_load(dir, &h);
+    assert_int_equal(h.n, 1);
+    remove_state(dir);
+}
+
+static cJSON *failed_checkin_measurement(const char *start)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"measurement_start_time\": \"%s\", \"probe_cc\": \"ZZ\", \"probe_asn\": \"AS0\", "
+             "\"probe_network_name\": \"\", \"x_check_in\": \"failed\", \"report_id\": "
+             "\"20261102T010000Z_vantage_ZZ_0_n1_0123456789abcdef\", \"test_keys\": {}}",
+             start);
+    cJSON *m = cJSON_Parse(text);
+    assert_non_null(m);
+    return m;
+}
+
+static void add(vt_checkins *h, const char *time, const char *cc, const char *asn)
+{
+    vt_checkin_rec *r = &h->r[h->n++];
+    snprintf(r->time, sizeof(r->time), "%s", time);
+    snprintf(r->cc, sizeof(r->cc), "%s", cc);
+    snprintf(r->asn, sizeof(r->asn), "%s", asn);
+    snprintf(r->name, sizeof(r->name), "Name of %s", asn);
+}
+
+static void failed_checkin_takes_the_network_of_agreeing_checkins_around_it(void **state)
+{
+    (void)state;
+    vt_checkins h;
+    memset(&h, 0, sizeof(h));
+    add(&h, "2026-11-01 20:00:00", "PK", "AS45595");
+    add(&h, "2026-11-02 00:00:00", "PK", "AS17557");
+    add(&h, "2026-11-02 03:00:00", "PK", "AS17557");
+    add(&h, "2026-11-06 03:00:00", "PK", "AS17557"); /* 4 days later */
+    add(&h, "2026-11-06 05:00:00", "PK", "AS9541");
+
+    cJSON *m = failed_checkin_measurement("2026-11-02 01:00:00");
+    assert_int_equal(vt_checkins_relabel(&h, m), 1);
+    assert_string_equal(vt_json_get_string(m, "probe_cc"), "PK");
+    assert_string_equal(vt_json_get_string(m, "probe_asn"), "AS17557");
+    assert_string_equal(vt_json_get_string(m, "probe_network_name"), "Name of AS17557");
+    assert_string_equal(vt_json_get_string(m, "report_id"),
+                        "20261102T010000Z_vantage_PK_17557_n1_0123456789abcdef");
+    assert_string_equal(vt_json_get_string(m, "x_check_in"), "inferred");
+    const cJSON *around = cJSON_GetObjectItemCaseSensitive(m, "x_check_ins_around");
+    assert_int_equal(cJSON_GetArraySize(around), 2);
+    assert_string_equal(cJSON_GetArrayItem(around, 0)->valuestring, "2026-11-02 00:00:00");
+    assert_string_equal(cJSON_GetArrayItem(around, 1)->valuestring, "2026-11-02 03:00:00");
+    /* Once inferred, not again. */
+    assert_int_equal(vt_checkins_relabel(&h, m), 0);
+    cJSON_Delete(m);
+
+    /* The same measurement between check-ins that disagree, too far apart, or with none after
+     * it: left as ZZ/AS0, untouched. */
+    const char *stay[] = {"2026-11-01 22:00:00", "2026-11-04 00:00:00", "2026-11-06 04:00:00",
+                          "2026-11-07 00:00:00", "2026-11-01 10:00:00"};
+    for (size_t i = 0; i < sizeof(stay) / sizeof(stay[0]); i++) {
+        m = failed_checkin_measurement(stay[i]);
+        char *before = cJSON_PrintUnformatted(m);
+        assert_int_equal(vt_checkins_relabel(&h, m), 0);
+        char *after = cJSON_PrintUnformatted(m);
+        assert_string_equal(before, after);
+        free(before);
+        free(after);
+        cJSON_Delete(m);
+    }
+    /* Only a failed check-in's measurement: one that is ZZ because the collector said so, or
+     * that says it failed but has a country, is left alone. */
+    m = failed_checkin_measurement("2026-11-02 01:00:00");
+    cJSON_DeleteItemFromObjectCaseSensitive(m, "x_check_in");
+    assert_int_equal(vt_checkins_relabel(&h, m), 0);
+    cJSON_Delete(m);
+    m = failed_checkin_measurement("2026-11-02 01:00:00");
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "probe_cc", cJSON_CreateString("IR"));
+    assert_int_equal(vt_checkins_relabel(&h, m), 0);
+    cJSON_Delete(m);
+    /* A check-in in the measurement's own second may be on either side: the bracket is the
+     * nearest strictly before and after, with everything between agreeing. */
+    add(&h, "2026-11-02 04:00:00", "PK", "AS17557");
+    m = failed_checkin_measurement("2026-11-02 03:00:00");
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "report_id", cJSON_CreateString("other"));
+    assert_int_equal(vt_checkins_relabel(&h, m), 1);
+    assert_string_equal(vt_json_get_string(m, "report_id"), "other"); /* another shape: kept */
+    assert_string_equal(vt_json_get_string(m, "probe_asn"), "AS17557");
+    around = cJSON_GetObjectItemCaseSensitive(m, "x_check_ins_around");
+    assert_string_equal(cJSON_GetArrayItem(around, 0)->valuestring, "2026-11-02 00:00:00");
+    assert_string_equal(cJSON_GetArrayItem(around, 1)->valuestring, "2026-11-02 04:00:00");
+    cJSON_Delete(m);
+    /* Check-ins in the measurement's own second that disagree: which side each lies on is not
+     * known, so nothing is inferred, though the nearest before and after agree. */
+    add(&h, "2026-11-08 04:00:00", "PK", "AS17557");
+    add(&h, "2026-11-08 05:00:00", "PK", "AS17557");
+    add(&h, "2026-11-08 05:00:00", "PK", "AS9541");
+    add(&h, "2026-11-08 06:00:00", "PK", "AS17557");
+    m = failed_checkin_measurement("2026-11-08 05:00:00");
+    assert_int_equal(vt_checkins_relabel(&h, m), 0);
+    cJSON_Delete(m);
+    /* Check-ins around it that did not know the network either: nothing to infer. */
+    vt_checkins unknown;
+    memset(&unknown, 0, sizeof(unknown));
+    add(&unknown, "2026-11-02 00:00:00", "ZZ", "AS0");
+    add(&unknown, "2026-11-02 03:00:00", "ZZ", "AS0");
+    m = failed_checkin_measurement("2026-11-02 01:00:00");
+    assert_int_equal(vt_checkins_relabel(&unknown, m), 0);
+    assert_string_equal(vt_json_get_string(m, "x_check_in"), "failed");
+    cJSON_Delete(m);
+    /* Only a check-in in its second after it (a run right after a failed one): not inferred. */
+    m = failed_checkin_measurement("2026-11-08 06:00:00");
+    assert_int_equal(vt_checkins_relabel(&h, m), 0);
+    cJSON_Delete(m);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backoff_is_full_jitter_doubling_up_to_the_cap),
+        cmocka_unit_test(checkin_times_parse_as_utc_or_are_refused),
+        cmocka_unit_test(checkins_are_recorded_newest_kept_and_broken_files_ignored),
+        cmocka_unit_test(failed_checkin_takes_the_network_of_agreeing_checkins_around_it),
         cmocka_unit_test(plain_http_only_for_loopback),
         cmocka_unit_test(gzip_round_trips),
         cmocka_unit_test(options_are_parsed_and_bounded),
