@@ -8,6 +8,9 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/version.h"
@@ -71,6 +74,25 @@ void vt_report_id_new(char *out, size_t n, double epoch, const char *test_name, 
     snprintf(out, n, "%s_%s_%s_%s_n1_%s", ts, tn, cc ? cc : "ZZ", asn + 2, uid);
 }
 
+int vt_device_hour(const unsigned char key[VT_DEVICE_KEY_LEN], const char *start,
+                   char out[VT_DEVICE_HOUR_LEN + 1])
+{
+    /* HMAC-SHA256(key, "vantage device hour " + "YYYY-MM-DD HH"), its first 8 bytes in hex:
+     * the same for one device in one clock hour, unlinkable across hours without the key. */
+    char msg[64];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (!key || !start || strlen(start) < 13) return -1;
+    int n = snprintf(msg, sizeof(msg), "vantage device hour %.13s", start);
+    if (!HMAC(EVP_sha256(), key, VT_DEVICE_KEY_LEN, (const unsigned char *)msg, (size_t)n, mac,
+              &maclen) ||
+        maclen < VT_DEVICE_HOUR_LEN / 2)
+        return -1;
+    for (int i = 0; i < VT_DEVICE_HOUR_LEN / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    return 0;
+}
+
 double vt_measurement_now(const vt_config *cfg)
 {
     return cfg->clock_offset != 0 ? vt_now() + cfg->clock_mono : vt_wall_now();
@@ -106,6 +128,9 @@ cJSON *vt_measurement_new(const vt_config *cfg, const char *test_name, const cha
     cJSON_AddStringToObject(m, "resolver_ip", "127.0.0.1");
     vt_json_add_string_or_null(m, "report_id", cfg->report_id);
     if (cfg->check_in_failed) cJSON_AddStringToObject(m, "x_check_in", "failed");
+    char dh[VT_DEVICE_HOUR_LEN + 1];
+    if (cfg->device_key && vt_device_hour(cfg->device_key, start, dh) == 0)
+        cJSON_AddStringToObject(m, "x_device_hour", dh);
     cJSON_AddStringToObject(m, "software_name", "vantage-probe");
     cJSON_AddStringToObject(m, "software_version", VT_VERSION);
     cJSON_AddStringToObject(m, "test_name", test_name);

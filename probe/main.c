@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "cli.h"
+#include "device.h"
 #include "committer.h"
 #include "config.h"
 #include "textfile.h"
@@ -789,6 +790,16 @@ static int cmd_run(probe_opts *o)
     vt_report_id_new(report_id, sizeof(report_id), vt_measurement_now(&o->cfg), "vantage",
                      o->cfg.probe_cc, o->cfg.probe_asn);
     o->cfg.report_id = report_id;
+    /* The device's hourly token in every measurement (device.h): without a key, none. */
+    static unsigned char device_key[VT_DEVICE_KEY_LEN];
+    char kerr[512];
+    if (r.spool) {
+        if (vt_device_key_load(vt_spool_state_dir(r.spool), device_key, kerr, sizeof(kerr)) == 0)
+            o->cfg.device_key = device_key;
+        else
+            fprintf(stderr, "vantage-probe: warning: %s; measurements carry no device token\n",
+                    kerr);
+    }
     /* A target's whole measurement within twice its steps' timeouts: a chain of slow redirects
      * (each hop a fresh HTTP timeout) would otherwise hold a run for minutes per target. */
     if (o->cfg.task_deadline_ms <= 0)

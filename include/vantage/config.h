@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+#define VT_DEVICE_KEY_LEN 32
+#define VT_DEVICE_HOUR_LEN 16
+
 typedef struct vt_config {
     int concurrency;         /* measurements in flight at once (default 8) */
     int dns_timeout_ms;      /* per DNS query (default 5000) */
@@ -42,6 +45,9 @@ typedef struct vt_config {
                               * are dated vt_now() + clock_mono: a clock stepped by NTP during
                               * the run does not shift them twice (vt_measurement_now) */
     double clock_mono;
+    const unsigned char *device_key; /* VT_DEVICE_KEY_LEN secret bytes kept in the state directory:
+                                      * each measurement carries x_device_hour
+                                      * (vt_device_hour); NULL: none */
 } vt_config;
 
 void vt_config_defaults(vt_config *c);

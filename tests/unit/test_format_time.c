@@ -73,12 +73,48 @@ static void a_measurement_dated_in_the_year_99999_is_well_formed(void **state)
     assert_int_equal(strncmp(id, "20261101T000000Z_tcpconnect_DE_3320_n1_", 39), 0);
 }
 
+/* The device's hourly token: HMAC-SHA256 of the hour under the device key, first 8 bytes in hex
+ * (the expected values computed with Python's hmac module). */
+static void a_measurement_carries_the_device_token_of_its_hour(void **state)
+{
+    (void)state;
+    unsigned char key[VT_DEVICE_KEY_LEN], other[VT_DEVICE_KEY_LEN];
+    for (int i = 0; i < VT_DEVICE_KEY_LEN; i++) {
+        key[i] = (unsigned char)i;
+        other[i] = 0xff;
+    }
+    char t[VT_DEVICE_HOUR_LEN + 1];
+    assert_int_equal(vt_device_hour(key, "2026-12-01 04:00:00", t), 0);
+    assert_string_equal(t, "b147c334c4082d4b");
+    assert_int_equal(vt_device_hour(key, "2026-12-01 04:59:59", t), 0);
+    assert_string_equal(t, "b147c334c4082d4b"); /* the same hour */
+    assert_int_equal(vt_device_hour(key, "2026-12-01 05:00:00", t), 0);
+    assert_string_equal(t, "60bf6f9780ce4526");
+    assert_int_equal(vt_device_hour(other, "2026-12-01 04:10:00", t), 0);
+    assert_string_equal(t, "a6c2a049aaf94e14"); /* another device */
+    assert_int_equal(vt_device_hour(key, "2026", t), -1);
+
+    vt_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cJSON *m = vt_measurement_new(&cfg, "web", "0.1.0", NULL, 1796099400.0, 0.5, NULL, NULL);
+    assert_null(cJSON_GetObjectItemCaseSensitive(m, "x_device_hour")); /* no key: no token */
+    cJSON_Delete(m);
+    cfg.device_key = key;
+    m = vt_measurement_new(&cfg, "web", "0.1.0", NULL, 1796099400.0, 0.5, NULL, NULL);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "measurement_start_time")->valuestring,
+                        "2026-12-01 04:30:00");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "x_device_hour")->valuestring,
+                        "b147c334c4082d4b");
+    cJSON_Delete(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_normal_epoch_is_formatted),
         cmocka_unit_test(an_epoch_out_of_range_gives_the_fallback),
         cmocka_unit_test(a_measurement_dated_in_the_year_99999_is_well_formed),
+        cmocka_unit_test(a_measurement_carries_the_device_token_of_its_hour),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -19,6 +20,7 @@
 /* probe/ sources are not in a library; compile them into this test. */
 #include "../../probe/spool.c"
 #include "../../probe/checkins.c"
+#include "../../probe/device.c"
 #include "../../probe/upload.c"
 
 static void backoff_is_full_jitter_doubling_up_to_the_cap(void **state)
@@ -523,6 +525,58 @@ static void failed_checkin_takes_the_network_of_agreeing_checkins_around_it(void
     cJSON_Delete(m);
 }
 
+/* ---- the device key (probe/device.c) ---- */
+
+static void device_key_is_made_once_kept_private_and_replaced_when_damaged(void **state)
+{
+    (void)state;
+    char *dir = temp_state(), err[512], path[512];
+    unsigned char k1[VT_DEVICE_KEY_LEN], k2[VT_DEVICE_KEY_LEN], zero[VT_DEVICE_KEY_LEN] = {0};
+    snprintf(path, sizeof(path), "%s/" VT_DEVICE_KEY_FILE, dir);
+    assert_int_equal(vt_device_key_load(dir, k1, err, sizeof(err)), 0);
+    assert_memory_not_equal(k1, zero, sizeof(zero));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 2 * VT_DEVICE_KEY_LEN + 1);
+    assert_int_equal(vt_device_key_load(dir, k2, err, sizeof(err)), 0);
+    assert_memory_equal(k1, k2, sizeof(k1)); /* kept */
+    /* Another device (state directory): another key. */
+    char *dir2 = temp_state();
+    assert_int_equal(vt_device_key_load(dir2, k2, err, sizeof(err)), 0);
+    assert_memory_not_equal(k1, k2, sizeof(k1));
+    char p2[512];
+    snprintf(p2, sizeof(p2), "%s/" VT_DEVICE_KEY_FILE, dir2);
+    unlink(p2);
+    remove_state(dir2);
+    /* Damaged, edited, empty: a new key, written in its place. */
+    const char *bad[] = {"", "zz", "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\n",
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        assert_int_equal(vt_device_key_load(dir, k2, err, sizeof(err)), 0);
+        assert_memory_not_equal(k1, k2, sizeof(k1));
+        unsigned char k3[VT_DEVICE_KEY_LEN];
+        assert_int_equal(vt_device_key_load(dir, k3, err, sizeof(err)), 0);
+        assert_memory_equal(k2, k3, sizeof(k2));
+    }
+    /* A key written by hand in the right form is taken as it is. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < VT_DEVICE_KEY_LEN; i++)
+        fprintf(f, "%02x", i);
+    fclose(f);
+    assert_int_equal(vt_device_key_load(dir, k2, err, sizeof(err)), 0);
+    for (int i = 0; i < VT_DEVICE_KEY_LEN; i++)
+        assert_int_equal(k2[i], i);
+    unlink(path);
+    remove_state(dir);
+    assert_int_equal(vt_device_key_load(NULL, k2, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -531,6 +585,7 @@ int main(void)
         cmocka_unit_test(checkin_times_parse_as_utc_or_are_refused),
         cmocka_unit_test(checkins_are_recorded_newest_kept_and_broken_files_ignored),
         cmocka_unit_test(failed_checkin_takes_the_network_of_agreeing_checkins_around_it),
+        cmocka_unit_test(device_key_is_made_once_kept_private_and_replaced_when_damaged),
         cmocka_unit_test(plain_http_only_for_loopback),
         cmocka_unit_test(gzip_round_trips),
         cmocka_unit_test(options_are_parsed_and_bounded),
