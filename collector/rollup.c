@@ -3,6 +3,7 @@
 #include "rollup.h"
 #include "log.h"
 #include "strbuf.h"
+#include "vantage/config.h"
 #include "vantage/loop.h"
 
 #include <cjson/cJSON.h>
@@ -428,6 +429,15 @@ static void cpy(char *dst, size_t n, const char *s)
     dst[len] = 0;
 }
 
+/* A device's hourly token as the probe writes it (vt_device_hour): 16 lowercase hex digits. */
+static int device_hour_ok(const char *s)
+{
+    if (!s || strlen(s) != VT_DEVICE_HOUR_LEN) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
 /* The observation of a parsed measurement (vt_obs_from_json without the parse). */
 static int obs_from_tree(const cJSON *m, vt_obs *o)
 {
@@ -445,9 +455,17 @@ static int obs_from_tree(const cJSON *m, vt_obs *o)
     cpy(o->target, sizeof(o->target), jstr(ann, "target_id"));
     cpy(o->platform, sizeof(o->platform), jstr(ann, "platform"));
     cpy(o->category, sizeof(o->category), jstr(ann, "category"));
-    const char *rid = jstr(m, "report_id");
-    /* No report id: all such measurements count as one probe (never more weight than one). */
-    o->report = vt_rset_hash(rid ? rid : "");
+    /* Distinct probes: by the device's hourly token when the probe sent one (a device running
+     * twice in an hour is one witness, not two), else by run (report id). No report id either:
+     * all such measurements count as one probe (never more weight than one). */
+    const char *dev = jstr(m, "x_device_hour"), *rid = jstr(m, "report_id");
+    char key[64];
+    if (device_hour_ok(dev)) {
+        snprintf(key, sizeof(key), "device-hour:%s", dev);
+        o->report = vt_rset_hash(key);
+    } else {
+        o->report = vt_rset_hash(rid ? rid : "");
+    }
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(m, "test_keys");
     const char *verdict = jstr(tk, "verdict");
     if (verdict) {

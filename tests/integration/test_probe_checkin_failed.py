@@ -161,6 +161,42 @@ try:
           "(%d, %r)" % (p.returncode, got and got[:2]))
     check(stored(m5.get("measurement_uid", "-"))[1] == "AS64501", "run 5's own: AS64501")
 
+    # The device's hourly token: the same in every run of this state directory within a clock
+    # hour, 16 hex digits, a key file only its owner reads; the collector counts the device once
+    # per hour however many runs it made.
+    runs = [m1, m2, m3, m4, m5]
+    toks = [m.get("x_device_hour", "") for m in runs]
+    check(all(len(t) == 16 and all(c in "0123456789abcdef" for c in t) for t in toks),
+          "every measurement carries x_device_hour (%r)" % toks)
+    same_hour = [t for m, t in zip(runs, toks)
+                 if m["measurement_start_time"][:13] == m1["measurement_start_time"][:13]]
+    check(len(set(same_hour)) == 1, "one token for the runs in one hour (%r)" % same_hour)
+    key = os.path.join(state, "device-key")
+    check(os.stat(key).st_mode & 0o777 == 0o600, "device-key is 0600")
+    agg = json.loads(subprocess.run(
+        ["curl", "-s", url + "/api/v1/aggregation?grain=hour&by=probe_asn&probe_cc=PK"],
+        capture_output=True, text=True, timeout=20).stdout or "{}")
+    rows = {r["probe_asn"]: r for r in agg.get("results", [])}
+    a = rows.get("AS64500", {})
+    n_hours = len({m["measurement_start_time"][:13] for m in (m1, m2, m3)})
+    check(a.get("measurement_count") == 3 and a.get("probes") == n_hours,
+          "3 runs of one device on AS64500: counted as %d probe(s), one per hour (%r)"
+          % (n_hours, a))
+    other_state = os.path.join(tmp, "state-other")
+    p = subprocess.run([PROBE, "run", "--targets", targets, "--timeout", "2", "--state-dir",
+                        other_state, "--no-upload", "--output", out, "--no-canaries"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    mo = json.loads(open(out).read().splitlines()[0])
+    tok5 = m5["x_device_hour"] if m5["measurement_start_time"][:13] == \
+        mo["measurement_start_time"][:13] else None
+    check(mo.get("x_device_hour") and mo["x_device_hour"] != tok5 and
+          open(key).read() != open(os.path.join(other_state, "device-key")).read(),
+          "another state directory is another device: another key and token")
+    c = sqlite3.connect(db)
+    dump = "\n".join(str(r) for r in c.execute("SELECT * FROM measurements"))
+    c.close()
+    check(open(key).read().strip() not in dump, "the key itself is nowhere in the database")
+
     # A broken history: the run goes on, the next check-in starts it again.
     with open(os.path.join(state, "check-ins.json"), "w") as f:
         f.write('{"check_ins": [{"time": ')

@@ -4,9 +4,10 @@
 # 10.99.4.0/24: XB, AS64502), and upload. The censor answers NXDOMAIN for target.lab (platform
 # lab-target: lab-target, lab-target-http) and resets TLS naming slow.lab (platform lab-sni), in
 # the censored network only; other.lab, on target.lab's address, passes; delay.lab (lab-down) is
-# down for everyone. Detection needs, per network and target, at least 2 probe runs in an hour
+# down for everyone. Detection needs, per network and target, at least 2 devices in an hour
 # with >= 50% anomalous and >= 5 anomalous measurements (docs/methodology.md): three volunteers
-# per network run twice each. The collector's episodes, aggregation, CSV and report must show the
+# (state directories: devices) per network run twice each, which the collector counts as 3
+# devices, not 6 runs (their hourly x_device_hour tokens). The collector's episodes, aggregation, CSV and report must show the
 # blocks, with their verdict (phase), in XA/AS64501 for those platforms only, nothing in XB,
 # nothing for the target that is down; and no probe address in its database or log.
 set -euo pipefail
@@ -135,7 +136,7 @@ for k, (platform, verdict) in expected.items():
     want(e["ongoing"] is True and e["confirmed"] is False, "%s: ongoing %s confirmed %s" % (k, e["ongoing"], e["confirmed"]))
     want(ev["anomalies"] == ev["measurements"] == 6 and ev["anomaly_share"] == 1,
          "%s: %s anomalies of %s, share %s" % (k, ev["anomalies"], ev["measurements"], ev["anomaly_share"]))
-    want(ev["max_probes"] == 6 and ev["failures"] == 0, "%s: max_probes %s failures %s" % (k, ev["max_probes"], ev["failures"]))
+    want(ev["max_probes"] == 3 and ev["failures"] == 0, "%s: max_probes %s failures %s" % (k, ev["max_probes"], ev["failures"]))
     want(e["start"] < e["end"], "%s: %s..%s" % (k, e["start"], e["end"]))
 
 # The filters a group would use.
@@ -149,15 +150,15 @@ rows = list(csv.DictReader(io.StringIO(get("/api/v1/episodes?since=%s&format=csv
 want(sorted((r["probe_cc"], r["probe_asn"], r["target"]) for r in rows) == sorted(expected),
      "episodes CSV: %s" % rows)
 
-# Aggregation per network and platform: 6 runs each, anomalies only where censored.
+# Aggregation per network and platform: 6 runs of 3 devices each, anomalies only where censored.
 agg = get("/api/v1/aggregation?since=%s&by=probe_asn,platform" % since)["results"]
 a = {(r["probe_asn"], r["platform"]): r for r in agg}
 want(len(a) == 10, "aggregation groups: %s" % sorted(a))
 for (asn, platform), r in sorted(a.items()):
     n = 12 if platform == "lab-target" else 6
     blocked = asn == "AS64501" and platform in ("lab-target", "lab-sni")
-    want(r["measurement_count"] == n and r["probes"] == 6,
-         "%s %s: %s measurements from %s runs" % (asn, platform, r["measurement_count"], r["probes"]))
+    want(r["measurement_count"] == n and r["probes"] == 3,
+         "%s %s: %s measurements from %s devices" % (asn, platform, r["measurement_count"], r["probes"]))
     want(r["anomaly_count"] == (n if blocked else 0), "%s %s: %s anomalous" % (asn, platform, r["anomaly_count"]))
     want(r["failure_count"] == (6 if platform == "lab-down" else 0), "%s %s: %s failed" % (asn, platform, r["failure_count"]))
 csvagg = get("/api/v1/aggregation?since=%s&by=probe_cc,platform&format=csv" % since, raw=True)

@@ -212,6 +212,43 @@ static void test_runs_never_exceed_measurements(void **state)
     assert_int_equal(vt_cell_from_cols(&c, 24, cols), -1);
 }
 
+/* Distinct probes count devices per hour when the probes send their hourly device token
+ * (x_device_hour): one device's two runs in an hour are one witness. */
+static void test_obs_device_hour(void **state)
+{
+    (void)state;
+#define DEV_FMT                                                                                    \
+    "{\"measurement_start_time\":\"2026-11-21 06:12:00\",\"probe_cc\":\"PK\","                     \
+    "\"probe_asn\":\"AS1\",\"test_name\":\"web_connectivity\",\"report_id\":\"%s\",%s"             \
+    "\"annotations\":{\"target_id\":\"t\"},\"test_keys\":{\"verdict\":\"tls_blocking\"}}"
+    struct {
+        const char *rid, *dev;
+    } m[] = {
+        {"run-1", "\"x_device_hour\":\"0123456789abcdef\","}, /* device A, run 1 */
+        {"run-2", "\"x_device_hour\":\"0123456789abcdef\","}, /* device A, run 2 */
+        {"run-3", "\"x_device_hour\":\"fedcba9876543210\","}, /* device B */
+        {"run-4", ""},                                        /* an older probe: its run */
+        {"run-5", "\"x_device_hour\":\"0123456789ABCDEF\","}, /* not a token: its run */
+        {"run-6", "\"x_device_hour\":12,"},
+        {"run-7", "\"x_device_hour\":\"0123456789abcde\","},
+    };
+    vt_rset rs;
+    memset(&rs, 0, sizeof(rs));
+    uint32_t h[7];
+    for (int i = 0; i < 7; i++) {
+        char buf[1024];
+        vt_obs o;
+        snprintf(buf, sizeof(buf), DEV_FMT, m[i].rid, m[i].dev);
+        assert_int_equal(vt_obs_from_json(buf, &o), 0);
+        h[i] = o.report;
+        vt_rset_add(&rs, o.report, 1, 1);
+    }
+    assert_true(h[0] == h[1] && h[0] != h[2]);
+    for (int i = 3; i < 7; i++)
+        assert_true(h[i] == vt_rset_hash(m[i].rid));
+    assert_int_equal((int)vt_rset_distinct(&rs), 6); /* A once, B, and four runs */
+}
+
 static void test_obs(void **state)
 {
     (void)state;
@@ -375,7 +412,9 @@ static void test_refresh_takes_countries_in_turn(void **state)
     temp_store_close(s, path);
 }
 
-static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *asn)
+/* devices: 0, the runs send no device token (counted by report id); 1, every run of an hour is
+ * one device's (one token); 2, each run is another device's. */
+static void insert_hours_dev(vt_store *s, int probes, int b0, int b1, const char *asn, int devices)
 {
     enum { HOURS = 30 };
     static char bodies[HOURS * 8][1024];
@@ -388,12 +427,16 @@ static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *as
         for (int p = 0; p < probes; p++) {
             int anom = h >= b0 && h < b1;
             snprintf(uids[n], 33, "%032x", ++seq);
+            char dev[64] = "";
+            if (devices)
+                snprintf(dev, sizeof(dev), "\"x_device_hour\":\"%08x%08x\",", h,
+                         devices == 1 ? 0 : p + 1);
             snprintf(bodies[n], sizeof(bodies[n]),
                      "{\"measurement_start_time\":\"2026-11-%02d %02d:05:00\",\"probe_cc\":\"PK\","
                      "\"probe_asn\":\"%s\",\"test_name\":\"web_connectivity\",\"report_id\":"
-                     "\"r-%d-%d\",\"annotations\":{\"target_id\":\"t1\",\"platform\":\"x\"},"
+                     "\"r-%d-%d\",%s\"annotations\":{\"target_id\":\"t1\",\"platform\":\"x\"},"
                      "\"test_keys\":{\"verdict\":\"%s\",\"evidence\":{\"intermittent\":%s}}}",
-                     1 + h / 24, h % 24, asn, h, p, anom ? "tcp_blocking" : "ok",
+                     1 + h / 24, h % 24, asn, h, p, dev, anom ? "tcp_blocking" : "ok",
                      /* the second probe's failures come and go */
                      anom && p == 1 ? "true" : "false");
             memset(&rows[n], 0, sizeof(rows[n]));
@@ -407,6 +450,32 @@ static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *as
             n++;
         }
     assert_int_equal(vt_store_insert_batch(s, rows, n, err, sizeof(err)), 0);
+}
+
+static void insert_hours(vt_store *s, int probes, int b0, int b1, const char *asn)
+{
+    insert_hours_dev(s, probes, b0, b1, asn, 0);
+}
+
+/* Two runs an hour of one device (one x_device_hour) are one witness: no block; two devices'
+ * runs are two. */
+static void test_detect_one_device(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vt-rollup-XXXXXX", err[256];
+    vt_store *s = temp_store(path);
+    insert_hours_dev(s, 2, 5, 20, "AS3", 1);
+    insert_hours_dev(s, 2, 5, 20, "AS4", 2);
+    vt_detect_query q = {0};
+    vt_episode *e = NULL;
+    size_t n = 0;
+    assert_int_equal(vt_detect(s, &q, &e, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(e[0].asn, "AS4");
+    assert_int_equal((int)e[0].max_probes, 2);
+    free(e);
+    vt_store_close(s);
+    unlink(path);
 }
 
 static void test_detect_thresholds(void **state)
@@ -642,7 +711,9 @@ int main(void)
         cmocka_unit_test(test_rset),
         cmocka_unit_test(test_runs_never_exceed_measurements),
         cmocka_unit_test(test_obs),
+        cmocka_unit_test(test_obs_device_hour),
         cmocka_unit_test(test_detect_thresholds),
+        cmocka_unit_test(test_detect_one_device),
         cmocka_unit_test(test_detect_probe_schedule),
         cmocka_unit_test(test_episodes_redone_under_new_rules),
         cmocka_unit_test(test_episodes_table),
