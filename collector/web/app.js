@@ -129,7 +129,7 @@
         td.dataset.network = n;
         if (r) {
           td.appendChild(el("span", null, r.anomaly_count + " / " + r.measurement_count));
-          td.appendChild(el("span", { className: "n" }, r.probes + " probe runs"));
+          td.appendChild(el("span", { className: "n" }, r.probes + " probe-hours"));
           if (r.intermittent_count > 0)
             td.appendChild(el("span", { className: "n" }, r.intermittent_count + " intermittent"));
         } else {
@@ -152,7 +152,7 @@
     t.replaceChildren();
     const head = el("tr");
     for (const h of ["Kind", "Network", "Platform / target", "Start (UTC)", "End (UTC)",
-                     "Most probe runs in an hour",
+                     "Most probes in an hour",
                      "Measurements", "Evidence"])
       head.appendChild(el("th", null, h));
     const thead = el("thead");

@@ -111,7 +111,7 @@ try:
                     dom) is not None, "one probe's claims about signal do not colour it blocked")
     check(">48 / 288<" in dom, "grid shows counts (48 anomalous of 288)")
     check(re.search(r'data-platform="whatsapp" data-network="AS9541"><span>18 / 72</span>'
-                    r'<span class="n">\d+ probe runs</span><span class="n">6 intermittent</span>',
+                    r'<span class="n">\d+ probe-hours</span><span class="n">6 intermittent</span>',
                     dom) is not None, "grid: AS9541's whatsapp cell counts its 6 intermittent")
     rows = re.findall(r'<tr class="episode">(.*?)</tr>', dom)
     check(len(rows) == 4, "four episodes listed (got %d)" % len(rows))
@@ -129,7 +129,7 @@ try:
           "the youtube slowdown names the 128 kbit/s policer")
     check(any("outage" in r and "AS23674" in r for r in rows), "the outage on AS23674")
     # The column holds evidence.max_probes (4 for a 12-hour block with 48 runs): not "Probes".
-    check("<th>Most probe runs in an hour</th>" in dom and "<th>Probes</th>" not in dom,
+    check("<th>Most probes in an hour</th>" in dom and "<th>Probes</th>" not in dom,
           "episodes: the runs column says it is the most in one hour")
     check("&lt;script&gt;alert(1)&lt;/script&gt;" in dom, "the <script> target name shows as text")
     check("<script>alert(1)" not in dom, "no <script> element from probe data")

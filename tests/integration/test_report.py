@@ -71,11 +71,11 @@ try:
     rng = ["--cc", "PK", "--since", "2026-11-19", "--until", "2026-11-24"]
     rc, md, err = report(*rng, "--format", "md")
     check(rc == 0 and md.startswith("# Internet censorship in PK"), "markdown report")
-    # 4 probes an hour for 12 hours: 48 runs in all, so the column must not say "Probe runs".
+    # 4 probes an hour for 12 hours: 48 in all, so the column says "in an hour".
     check("| blocking (confirmed) | AS17557 | whatsapp (whatsapp-web) | 2026-11-21 06:00:00 | "
           "2026-11-21 18:00:00 | 4 | 48 |" in md and
-          "| To (UTC) | Most probe runs in an hour | Measurements |" in md,
-          "markdown: the whatsapp block, times, at most 4 probe runs an hour, 48 measurements")
+          "| To (UTC) | Most probes in an hour | Measurements |" in md,
+          "markdown: the whatsapp block, times, at most 4 probes an hour, 48 measurements")
     check("128 kbit/s policer" in md and "| slowdown | AS23674 |" in md,
           "markdown: the youtube slowdown and its policer")
     check("\\<img src=x onerror=alert(1)\\> &amp;lt;b&amp;gt; \\~\\~gone\\~\\~" in md,
@@ -190,14 +190,14 @@ try:
           all(x["probes"] <= x["measurement_count"] for x in js["networks"]),
           f"probe runs never exceed measurements ({js['summary']})")
     rc, out, err = report("--cc", "IR", "--since", "2026-11-19")
-    check(rc == 0 and "90 measurements from about 90 probe runs" in out,
-          "markdown: 90 measurements from about 90 probe runs")
+    check(rc == 0 and "90 measurements from about 90 probe-hours" in out,
+          "markdown: 90 measurements from about 90 probe-hours")
 
     # A block whose failures came and went for one of its 3 probes (evidence.intermittent):
     # counted in every format.
     by = ("--cc", "BY", "--since", "2026-11-19")
     rc, out, err = report(*by)
-    check(rc == 0 and "tcp\\_blocking in 100% of each probe run's measurements" in out and
+    check(rc == 0 and "tcp\\_blocking in 100% of each probe's measurements" in out and
           "intermittent in 6 measurements (tried again, it worked, then failed again)" in out,
           "markdown: the block's intermittent measurements in how it was detected (%r)" %
           out[-400:])
