@@ -42,6 +42,9 @@ static void usage(FILE *f)
             "  delete --db URL [--report-id ID]... [--uid UID]... [--measured-before DATE]\n"
             "         [--dry-run]                 delete measurements, and their trace in the\n"
             "                                     rollups and episodes\n"
+            "  import --db URL [--targets PATH]... FILE...\n"
+            "                                     store measurements from files (OONI's JSONL,\n"
+            "                                     gzip or not), as an upload would\n"
             "\n"
             "options:\n"
             "  --db URL                 sqlite:PATH or postgresql://... (libpq URI)\n"
@@ -233,6 +236,7 @@ int main(int argc, char **argv)
     /* report has its own options (report.c). */
     if (argc > 1 && strcmp(argv[1], "report") == 0) return vt_report_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "delete") == 0) return vt_delete_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "import") == 0) return vt_import_main(argc - 1, argv + 1);
     enum {
         O_LISTEN = 1000,
         O_DB,

@@ -142,6 +142,8 @@ int vt_rollup_delete(vt_store *s, const char *where, const char *const *params, 
                      long long *matched, size_t *rows, int *copies_left, char *err, size_t errlen);
 /* `vantage-collector delete` (delete.c): argv[0] is "delete". */
 int vt_delete_main(int argc, char **argv);
+/* `vantage-collector import` (import.c): argv[0] is "import". */
+int vt_import_main(int argc, char **argv);
 /* Adds the rows with inserted == 1 to their buckets. Called by the back ends inside their insert
  * transaction, before COMMIT. */
 int vt_rollup_apply(vt_store *s, const vt_store_row *rows, size_t n, char *err, size_t errlen);

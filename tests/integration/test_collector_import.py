@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""`vantage-collector import` with real OONI measurements ($VT_SHARED_DATA/ooni-measurements;
+skipped, exit 77, without them): stored through the upload's validation and rollups, each with a
+uid derived from what identifies it (a second import stores nothing), OONI's own keys read into
+our verdicts, OONI's annotations.platform (the device's OS) kept apart from ours, web
+measurements matched to the shipped targets by host; broken lines named by file and line
+without stopping the rest; gzip and standard input; the aggregation API counts what came in.
+Nothing leaves 127.0.0.1."""
+import glob
+import gzip
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(SRC, "build"))
+COLLECTOR = os.path.join(BUILD, "collector", "vantage-collector")
+SHARED = os.environ.get("VT_SHARED_DATA", os.path.join(SRC, "..", "shared", "data"))
+samples = sorted(glob.glob(os.path.join(SHARED, "ooni-measurements", "*.json")))
+if not os.access(COLLECTOR, os.X_OK) or not samples:
+    print("skip: collector not built or no OONI samples")
+    sys.exit(77)
+
+failures = []
+tmp = tempfile.mkdtemp(prefix="vt-import-")
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def imp(*args, stdin=None):
+    return subprocess.run([COLLECTOR, "import", "--db", "sqlite:" + db] + list(args),
+                          input=stdin, capture_output=True, timeout=120)
+
+
+db = os.path.join(tmp, "c.db")
+raw = [json.load(open(f)) for f in samples]
+lines = [json.dumps(m).encode() for m in raw]
+plain = os.path.join(tmp, "ooni.jsonl")
+with open(plain, "wb") as f:
+    f.write(lines[0] + b"\n\n")                       # line 1, then a blank line 2
+    f.write(b'{"broken\n')                            # line 3
+    f.write(b'{"s": "' + b"x" * (1100 * 1024) + b'"}\n')  # line 4: over 1 MiB
+    f.write(b"[1, 2]\n")                              # line 5
+    f.write(b"\n".join(lines[1:]) + b"\n")
+gz = os.path.join(tmp, "ooni.jsonl.gz")
+with gzip.open(gz, "wb") as f:
+    f.write(b"\n".join(lines) + b"\n")
+
+try:
+    p = imp(plain)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    check(p.returncode == 1 and "imported: %d stored, 0 already there, 3 rejected" % len(raw) in out,
+          "every OONI sample stored, 3 bad lines rejected, exit 1 (%d %r)" % (p.returncode, out))
+    for n, why in ((3, "not a JSON object"), (4, "longer than"), (5, "not a JSON object")):
+        check(("ooni.jsonl:%d: rejected: %s" % (n, why)) in err, "line %d named: %s" % (n, why))
+
+    p = imp(gz)
+    check(p.returncode == 0 and "0 stored, %d already there, 0 rejected" % len(raw) in p.stdout.decode(),
+          "the same measurements again, gzip: all already there, exit 0 (%r)" % p.stdout)
+    p = imp("-", stdin=b"\n".join(lines[:3]) + b"\n")
+    check(p.returncode == 0 and "0 stored, 3 already there" in p.stdout.decode(),
+          "standard input (%r)" % p.stdout)
+    p = imp(os.path.join(tmp, "missing.jsonl"))
+    check(p.returncode == 1 and b"cannot open" in p.stderr, "a missing file: named, exit 1")
+    cut = os.path.join(tmp, "cut.jsonl.gz")
+    with open(gz, "rb") as f, open(cut, "wb") as g:
+        data = f.read()
+        g.write(data[:len(data) // 2])
+    p = imp(cut)
+    check(p.returncode == 1 and b"cut.jsonl.gz: after line" in p.stderr,
+          "a truncated gzip file: says where it stopped, exit 1 (%r)" % p.stderr[-200:])
+    p = subprocess.run([COLLECTOR, "import", "--db", "sqlite:" + db], capture_output=True)
+    check(p.returncode == 2, "no file: usage, exit 2")
+
+    c = sqlite3.connect(db)
+    rows = {(r[0], r[1]): r for r in c.execute(
+        "SELECT probe_cc, test_name, uid, platform, target_id, verdict, body FROM measurements")}
+    c.close()
+    check(len(rows) == len(raw), "one row per sample (%d)" % len(rows))
+    want = {("ID", "web_connectivity"): "ok", ("IR", "web_connectivity"): "dns_blocking",
+            ("IE", "whatsapp"): "http_blocking", ("AM", "signal"): "tls_blocking",
+            ("IT", "telegram"): "ok", ("IT", "facebook_messenger"): "ok",
+            ("CN", "vanilla_tor"): "inconclusive", ("RO", "openvpn"): "inconclusive"}
+    for k, v in want.items():
+        got = rows.get(k)
+        check(got is not None and got[5] == v, "%s %s: verdict %s (%s)" % (k[0], k[1], v,
+                                                                          got and got[5]))
+    # IR's https://www.facebook.com/: the shipped web target on that host.
+    fb = [t for f in glob.glob(os.path.join(SRC, "targets", "*.json"))
+          for t in json.load(open(f))["targets"]
+          if t["kind"] == "web" and any("facebook.com/" in e for e in t["endpoints"])]
+    ir = rows.get(("IR", "web_connectivity"))
+    check(ir and fb and ir[3] == fb[0]["platform"] and ir[4] == fb[0]["id"],
+          "IR's facebook.com measurement counts for %s (%r)" % (fb and fb[0]["id"], ir and ir[3:5]))
+    body = json.loads(ir[6])
+    orig = next(m for m in raw if m["probe_cc"] == "IR")
+    check(body["annotations"].get("x_os_platform") == orig["annotations"]["platform"] and
+          body["test_keys"].get("x_verdict_from") == "import" and
+          body["probe_ip"] == "127.0.0.1" and len(ir[2]) == 32,
+          "OONI's platform kept as x_os_platform, the verdict marked imported, a 32-hex uid")
+    idm = rows.get(("ID", "web_connectivity"))
+    check(idm and idm[3] is None or idm and idm[3] == "", "a site in no target list: no platform")
+
+    # The rollups: what a serving collector answers.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    coll = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:%d" % port, "--db",
+                             "sqlite:" + db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        coll.stderr.readline()
+        url = ("http://127.0.0.1:%d/api/v1/aggregation?since=2016-01-01&by=probe_cc,platform"
+               % port)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            agg = json.load(r)["results"]
+        a = {(r["probe_cc"], r["platform"]): r for r in agg}
+        irf = a.get(("IR", fb[0]["platform"]), {})
+        check(irf.get("measurement_count") == 1 and irf.get("anomaly_count") == 1,
+              "aggregation: IR / %s, 1 measurement, 1 anomaly (%r)" % (fb[0]["platform"], irf))
+        check(sum(r["measurement_count"] for r in agg) == len(raw),
+              "aggregation: every imported measurement counted once")
+    finally:
+        coll.terminate()
+        coll.wait(timeout=20)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+if failures:
+    print("%d failure(s)" % len(failures))
+    sys.exit(1)
+print("all import checks passed")
