@@ -226,10 +226,7 @@ int vt_ingest_parse_time(const char *s, double *epoch)
 
 static int is_uid(const char *s)
 {
-    if (!s || strlen(s) != VT_UID_LEN) return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
+    return vt_hex_lower(s, VT_UID_LEN);
 }
 
 __attribute__((format(printf, 3, 4))) static int bad(char *reason, size_t n, const char *fmt, ...)

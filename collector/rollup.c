@@ -3,7 +3,7 @@
 #include "rollup.h"
 #include "log.h"
 #include "strbuf.h"
-#include "vantage/config.h"
+#include "vantage/measurement.h"
 #include "vantage/loop.h"
 
 #include <cjson/cJSON.h>
@@ -429,15 +429,6 @@ static void cpy(char *dst, size_t n, const char *s)
     dst[len] = 0;
 }
 
-/* A device's hourly token as the probe writes it (vt_device_hour): 16 lowercase hex digits. */
-static int device_hour_ok(const char *s)
-{
-    if (!s || strlen(s) != VT_DEVICE_HOUR_LEN) return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
-}
-
 /* The observation of a parsed measurement (vt_obs_from_json without the parse). */
 static int obs_from_tree(const cJSON *m, vt_obs *o)
 {
@@ -460,7 +451,7 @@ static int obs_from_tree(const cJSON *m, vt_obs *o)
      * all such measurements count as one probe (never more weight than one). */
     const char *dev = jstr(m, "x_device_hour"), *rid = jstr(m, "report_id");
     char key[64];
-    if (device_hour_ok(dev)) {
+    if (vt_hex_lower(dev, VT_DEVICE_HOUR_LEN)) { /* as vt_device_hour writes it */
         snprintf(key, sizeof(key), "device-hour:%s", dev);
         o->report = vt_rset_hash(key);
     } else {

@@ -30,6 +30,14 @@ int vt_uid_new(char out[VT_UID_LEN + 1])
     return 0;
 }
 
+int vt_hex_lower(const char *s, size_t len)
+{
+    if (!s || strlen(s) != len) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
 /* The UTC time of epoch, clamped to years 1970 to 9999 (four-digit years: the strings below
  * always fit): an epoch outside them (negative, NaN, or a year like 99999 from a bad Date
  * header) becomes 1970-01-01 00:00:00 rather than a string too long for its buffer. */

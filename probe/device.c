@@ -8,23 +8,17 @@
 
 #include "spool.h"
 #include "textfile.h"
+#include "vantage/measurement.h"
 
-static int hexval(char c)
+/* 64 lowercase hex digits, optionally followed by one newline (s is NUL-terminated at len and
+ * may be cut there), into key. */
+static int parse_key(char *s, size_t len, unsigned char key[VT_DEVICE_KEY_LEN])
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* 64 lowercase hex digits, optionally followed by one newline, into key. */
-static int parse_key(const char *s, size_t len, unsigned char key[VT_DEVICE_KEY_LEN])
-{
-    if (len == 2 * VT_DEVICE_KEY_LEN + 1 && s[len - 1] == '\n') len--;
-    if (len != 2 * VT_DEVICE_KEY_LEN) return -1;
-    for (size_t i = 0; i < VT_DEVICE_KEY_LEN; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) return -1;
-        key[i] = (unsigned char)(hi << 4 | lo);
+    if (len == 2 * VT_DEVICE_KEY_LEN + 1 && s[len - 1] == '\n') s[--len] = 0;
+    if (!vt_hex_lower(s, 2 * VT_DEVICE_KEY_LEN)) return -1;
+    for (size_t i = 0; i < 2 * VT_DEVICE_KEY_LEN; i++) {
+        int v = s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10;
+        key[i / 2] = (unsigned char)(i % 2 ? key[i / 2] << 4 | v : v);
     }
     return 0;
 }

@@ -11,6 +11,8 @@
 
 /* Fills out with 32 lowercase hex characters from the OS's random source; 0 on success. */
 int vt_uid_new(char out[VT_UID_LEN + 1]);
+/* 1 when s is exactly len lowercase hex digits (a uid, a device token, a key), else 0. */
+int vt_hex_lower(const char *s, size_t len);
 /* "YYYY-MM-DD HH:MM:SS" in UTC: always 19 characters and a NUL; an epoch outside years
  * 1970-9999 (negative, NaN, huge) gives "1970-01-01 00:00:00". */
 void vt_format_time(double epoch, char out[20]);
