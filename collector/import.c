@@ -22,7 +22,6 @@
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/targets.h"
-#include "vantage/version.h"
 
 #define IMPORT_BATCH 500
 #define IMPORT_BATCH_BYTES (8u << 20)
@@ -362,13 +361,6 @@ static int import_file(importer *im, const char *path)
     return rc;
 }
 
-static const char *default_targets(void)
-{
-    static char buf[4096];
-    return vt_data_dir(getenv("VANTAGE_TARGETS"), "targets", "targets", "social.json", 4,
-                       VT_DATADIR, buf, sizeof(buf));
-}
-
 int vt_import_main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -415,7 +407,7 @@ int vt_import_main(int argc, char **argv)
         fprintf(stderr, "vantage-collector: %s\n", err);
         goto out;
     }
-    if (!own_targets && vt_targets_load_dir(&tl, default_targets(), err, sizeof(err)) < 0)
+    if (!own_targets && vt_targets_load_dir(&tl, vt_targets_default_dir(), err, sizeof(err)) < 0)
         fprintf(stderr, "vantage-collector: import: warning: %s; targets are not matched\n", err);
     rc = 1;
     if (map_build(&im.map, &tl) < 0) {

@@ -5,6 +5,7 @@
 
 #include "csv.h"
 #include "textfile.h"
+#include "vantage/version.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -18,6 +19,13 @@
 #include <sys/stat.h>
 
 #define VT_TARGET_ID_MAX 128
+
+const char *vt_targets_default_dir(void)
+{
+    static char buf[4096];
+    return vt_data_dir(getenv("VANTAGE_TARGETS"), "targets", "targets", "social.json", 3,
+                       VT_DATADIR, buf, sizeof(buf));
+}
 
 void vt_targets_init(vt_target_list *l)
 {

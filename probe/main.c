@@ -138,15 +138,6 @@ static void usage(FILE *f)
             "  4 upload pending, 5 locked, 6 risks not accepted, 7 stopped early by a signal\n");
 }
 
-/* The default target lists: $VANTAGE_TARGETS, the source tree's when run from a build
- * directory, then the installed ones. */
-static const char *default_targets_dir(void)
-{
-    static char buf[4096];
-    return vt_data_dir(getenv("VANTAGE_TARGETS"), "targets", "targets", "social.json", 3,
-                       VT_DATADIR, buf, sizeof(buf));
-}
-
 /* The canaries (category "canary") tell a dead network from blocking: without them an offline
  * probe reports "unclear", not probe_offline. They come with the default lists; a run of Citizen
  * Lab lists only gets the default canaries too, and --only and --categories keep them, unless
@@ -160,7 +151,7 @@ static int load_targets(const probe_opts *o, vt_target_list *l, char *why, size_
     if (o->n_targets == 0 && o->n_citizenlab > 0 && !o->no_canaries) {
         char path[4200];
         struct stat st;
-        snprintf(path, sizeof(path), "%s/canaries.json", default_targets_dir());
+        snprintf(path, sizeof(path), "%s/canaries.json", vt_targets_default_dir());
         if (stat(path, &st) == 0) {
             if (vt_targets_load_file(l, path, err, sizeof(err)) < 0) goto fail;
         } else {
@@ -173,7 +164,7 @@ static int load_targets(const probe_opts *o, vt_target_list *l, char *why, size_
     for (size_t i = 0; i < o->n_citizenlab; i++)
         if (vt_targets_load_citizenlab(l, o->citizenlab[i], err, sizeof(err)) < 0) goto fail;
     if (o->n_targets == 0 && o->n_citizenlab == 0) {
-        const char *dir = default_targets_dir();
+        const char *dir = vt_targets_default_dir();
         if (vt_targets_load_dir(l, dir, err, sizeof(err)) < 0) goto fail;
     }
     const char *canary = o->no_canaries ? NULL : "canary";
@@ -819,7 +810,7 @@ static int cmd_run(probe_opts *o)
     {
         char fpath[4200];
         struct stat fst;
-        snprintf(fpath, sizeof(fpath), "%s/fingerprints.csv", default_targets_dir());
+        snprintf(fpath, sizeof(fpath), "%s/fingerprints.csv", vt_targets_default_dir());
         if (stat(fpath, &fst) == 0 && vt_fp_load(&fps, fpath, err, sizeof(err)) < 0) goto done;
         for (size_t i = 0; i < o->n_fingerprints; i++)
             if (vt_fp_load(&fps, o->fingerprints[i], err, sizeof(err)) < 0) goto done;

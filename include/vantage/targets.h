@@ -26,6 +26,9 @@ typedef struct vt_target_list {
 } vt_target_list;
 
 void vt_targets_init(vt_target_list *l);
+/* The shipped target lists' directory: $VANTAGE_TARGETS, the source tree's targets/ when run
+ * from a build directory, then the installed ones (share/vantage/targets). */
+const char *vt_targets_default_dir(void);
 void vt_targets_free(vt_target_list *l);
 /* Each loader appends to l. On error nothing is appended and err names the file, line or key
  * and the problem; the return value is -1. */
