@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""`vantage-collector import` with real OONI measurements ($VT_SHARED_DATA/ooni-measurements;
+"""`vantage-collector import` on SQLite or PostgreSQL (argv[1]; run by test_collector_import_sqlite.sh
+and test_collector_import_pg.sh) with real OONI measurements ($VT_SHARED_DATA/ooni-measurements;
 skipped, exit 77, without them): stored through the upload's validation and rollups, each with a
 uid derived from what identifies it (a second import stores nothing), OONI's own keys read into
 our verdicts, OONI's annotations.platform (the device's OS) kept apart from ours, web
@@ -12,11 +13,13 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aggregation_suite import Pg, Sqlite  # noqa: E402  the same stores the aggregation suite uses
 
 SRC = os.environ.get("VT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("VT_BUILD_DIR", os.path.join(SRC, "build"))
@@ -29,6 +32,7 @@ if not os.access(COLLECTOR, os.X_OK) or not samples:
 
 failures = []
 tmp = tempfile.mkdtemp(prefix="vt-import-")
+store = None
 
 
 def check(cond, what):
@@ -38,11 +42,10 @@ def check(cond, what):
 
 
 def imp(*args, stdin=None):
-    return subprocess.run([COLLECTOR, "import", "--db", "sqlite:" + db] + list(args),
+    return subprocess.run([COLLECTOR, "import", "--db", store.url] + list(args),
                           input=stdin, capture_output=True, timeout=120)
 
 
-db = os.path.join(tmp, "c.db")
 raw = [json.load(open(f)) for f in samples]
 lines = [json.dumps(m).encode() for m in raw]
 plain = os.path.join(tmp, "ooni.jsonl")
@@ -57,6 +60,7 @@ with gzip.open(gz, "wb") as f:
     f.write(b"\n".join(lines) + b"\n")
 
 try:
+    store = (Pg if sys.argv[1:] == ["pg"] else Sqlite)(tmp)
     p = imp(plain)
     out, err = p.stdout.decode(), p.stderr.decode()
     check(p.returncode == 1 and "imported: %d stored, 0 already there, 3 rejected" % len(raw) in out,
@@ -79,13 +83,11 @@ try:
     p = imp(cut)
     check(p.returncode == 1 and b"cut.jsonl.gz: after line" in p.stderr,
           "a truncated gzip file: says where it stopped, exit 1 (%r)" % p.stderr[-200:])
-    p = subprocess.run([COLLECTOR, "import", "--db", "sqlite:" + db], capture_output=True)
+    p = subprocess.run([COLLECTOR, "import", "--db", store.url], capture_output=True)
     check(p.returncode == 2, "no file: usage, exit 2")
 
-    c = sqlite3.connect(db)
-    rows = {(r[0], r[1]): r for r in c.execute(
+    rows = {(r[0], r[1]): r for r in store.execute(
         "SELECT probe_cc, test_name, uid, platform, target_id, verdict, body FROM measurements")}
-    c.close()
     check(len(rows) == len(raw), "one row per sample (%d)" % len(rows))
     want = {("ID", "web_connectivity"): "ok", ("IR", "web_connectivity"): "dns_blocking",
             ("IE", "whatsapp"): "http_blocking", ("AM", "signal"): "tls_blocking",
@@ -117,7 +119,7 @@ try:
     port = s.getsockname()[1]
     s.close()
     coll = subprocess.Popen([COLLECTOR, "serve", "--listen", "127.0.0.1:%d" % port, "--db",
-                             "sqlite:" + db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             store.url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         coll.stderr.readline()
         url = ("http://127.0.0.1:%d/api/v1/aggregation?since=2016-01-01&by=probe_cc,platform"
@@ -134,6 +136,8 @@ try:
         coll.terminate()
         coll.wait(timeout=20)
 finally:
+    if store:
+        store.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
 if failures:
