@@ -5,7 +5,7 @@
  * that importing the same file twice stores nothing twice. Web measurements whose annotations
  * name no target get the target, platform and category of the target list's web target on the
  * same host, so that an imported web_connectivity of https://www.facebook.com/ counts for the
- * platform facebook. */
+ * platform facebook; OONI's circumvention tests get theirs by their endpoints. */
 #include <getopt.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -36,9 +36,12 @@ static void usage(FILE *f)
                "scrubbed, counted in the rollups, episodes detected. OONI's measurements are\n"
                "taken as published: one without a measurement_uid gets one derived from its\n"
                "report_id, test_name, input and start time (importing a file again stores\n"
-               "nothing twice). A web measurement whose annotations name no target gets the\n"
-               "target, platform and category of the web target on the same host in the target\n"
-               "lists (--targets: files or directories; default the shipped lists).\n"
+               "nothing twice). A measurement whose annotations name no target gets the\n"
+               "target, platform and category of the target it measured in the target lists\n"
+               "(--targets: files or directories; default the shipped lists): a web\n"
+               "measurement the web target on its URL's host, OONI's openvpn the openvpn\n"
+               "target with its addr=, riseupvpn the tlsvpn target its requests went to;\n"
+               "vanilla_tor and torsf count for the platform tor.\n"
                "Exit 0 when every line was stored or already there, 1 when some were rejected\n"
                "or the store failed, 2 on a usage error.\n");
 }
@@ -54,24 +57,27 @@ static const char *strip_www(const char *h)
     return strncasecmp(h, "www.", 4) == 0 ? h + 4 : h;
 }
 
+/* Every non-canary target's endpoints: a web target by its URL's host (www. dropped), any
+ * other by its "host:port" endpoint as written. */
 static int map_build(host_map *m, const vt_target_list *l)
 {
     memset(m, 0, sizeof(*m));
     size_t cap = 0;
     for (size_t i = 0; i < l->n; i++)
-        if (l->items[i].kind && strcmp(l->items[i].kind, "web") == 0)
-            cap += l->items[i].n_endpoints;
+        cap += l->items[i].n_endpoints;
     m->host = calloc(cap + 1, sizeof(*m->host));
     m->t = calloc(cap + 1, sizeof(*m->t));
     if (!m->host || !m->t) return -1;
     for (size_t i = 0; i < l->n; i++) {
         const vt_target *t = &l->items[i];
-        if (!t->kind || strcmp(t->kind, "web") != 0 || !strcmp(t->category, "canary")) continue;
+        if (!t->kind || !t->category || !strcmp(t->category, "canary")) continue;
+        int web = strcmp(t->kind, "web") == 0;
         for (size_t k = 0; k < t->n_endpoints; k++) {
             char host[256];
             int port, https;
-            if (vt_url_split(t->endpoints[k], host, sizeof(host), &port, &https) < 0) continue;
-            if (!(m->host[m->n] = strdup(strip_www(host)))) return -1;
+            if (web && vt_url_split(t->endpoints[k], host, sizeof(host), &port, &https) < 0)
+                continue;
+            if (!(m->host[m->n] = strdup(web ? strip_www(host) : t->endpoints[k]))) return -1;
             m->t[m->n++] = t;
         }
     }
@@ -86,13 +92,63 @@ static void map_free(host_map *m)
     free(m->t);
 }
 
+/* The web target on the host of url. */
 static const vt_target *map_find(const host_map *m, const char *url)
 {
     char host[256];
     int port, https;
     if (!url || vt_url_split(url, host, sizeof(host), &port, &https) < 0) return NULL;
     for (size_t i = 0; i < m->n; i++)
-        if (strcasecmp(m->host[i], strip_www(host)) == 0) return m->t[i];
+        if (!strcmp(m->t[i]->kind, "web") && strcasecmp(m->host[i], strip_www(host)) == 0)
+            return m->t[i];
+    return NULL;
+}
+
+/* The target of this kind with the endpoint ep ("host:port"), or with an endpoint on host ep
+ * when whole_host. */
+static const vt_target *map_find_endpoint(const host_map *m, const char *kind, const char *ep,
+                                          int whole_host)
+{
+    size_t el = ep ? strlen(ep) : 0;
+    for (size_t i = 0; el && i < m->n; i++) {
+        const char *h = m->host[i];
+        if (strcmp(m->t[i]->kind, kind) != 0) continue;
+        if (strcasecmp(h, ep) == 0 || (whole_host && strncasecmp(h, ep, el) == 0 && h[el] == ':'))
+            return m->t[i];
+    }
+    return NULL;
+}
+
+/* OONI's circumvention tests name their endpoint their own way: openvpn's input
+ * vpn://openvpn.riseup/?addr=IP:PORT&..., riseupvpn's first request's URL. */
+static const vt_target *map_find_ooni(const host_map *m, const char *test, const char *input,
+                                      const cJSON *tk)
+{
+    if (!test) return NULL;
+    if (!strcmp(test, "openvpn") && input && !strncmp(input, "vpn://", 6)) {
+        const char *a = strstr(input, "?addr=");
+        if (!a) a = strstr(input, "&addr=");
+        if (!a) return NULL;
+        char ep[128];
+        size_t l = strcspn(a + 6, "&#");
+        if (l == 0 || l >= sizeof(ep)) return NULL;
+        memcpy(ep, a + 6, l);
+        ep[l] = '\0';
+        return map_find_endpoint(m, "openvpn", ep, 0);
+    }
+    if (!strcmp(test, "riseupvpn")) {
+        const cJSON *rq = cJSON_GetObjectItemCaseSensitive(tk, "requests"), *r;
+        cJSON_ArrayForEach(r, rq)
+        {
+            const cJSON *req = cJSON_GetObjectItemCaseSensitive(r, "request");
+            char host[256];
+            int port, https;
+            const char *url = vt_json_get_string(req, "url");
+            if (!url || vt_url_split(url, host, sizeof(host), &port, &https) < 0) continue;
+            const vt_target *t = map_find_endpoint(m, "tlsvpn", host, 1);
+            if (t) return t;
+        }
+    }
     return NULL;
 }
 
@@ -187,6 +243,20 @@ static const char *ooni_verdict(const char *test, const cJSON *tk)
             return failure_verdict(vt_json_get_string(tk, "signal_backend_failure"));
         return is_str(tk, "signal_backend_status", "ok") ? "ok" : "inconclusive";
     }
+    /* The circumvention tests say whether they worked; a failure alone does not say blocked
+     * (a bootstrap that timed out, a gateway down): only success is read. */
+    if (!strcmp(test, "vanilla_tor") || !strcmp(test, "torsf") || !strcmp(test, "openvpn"))
+        return is_true(tk, "success") ? "ok" : "inconclusive";
+    if (!strcmp(test, "psiphon")) {
+        const cJSON *bt = cJSON_GetObjectItemCaseSensitive(tk, "bootstrap_time");
+        return cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(tk, "failure")) &&
+                       cJSON_IsNumber(bt) && bt->valuedouble > 0
+                   ? "ok"
+                   : "inconclusive";
+    }
+    if (!strcmp(test, "riseupvpn"))
+        return is_str(tk, "api_status", "ok") && is_true(tk, "ca_cert_status") ? "ok"
+                                                                               : "inconclusive";
     return "inconclusive";
 }
 
@@ -275,16 +345,22 @@ static int take_line(importer *im, char *line, size_t len, size_t lineno)
             cJSON_AddStringToObject(tk, "x_verdict_from", "import");
         }
     }
-    const vt_target *t = NULL;
-    if (!vt_json_get_string(ann, "target_id") && (!ann || cJSON_IsObject(ann)) &&
-        (t = map_find(&im->map, vt_json_get_string(m, "input")))) {
-        if (!ann) ann = cJSON_AddObjectToObject(m, "annotations");
-        cJSON_DeleteItemFromObjectCaseSensitive(ann, "platform");
-        cJSON_DeleteItemFromObjectCaseSensitive(ann, "category");
-        cJSON_AddStringToObject(ann, "target_id", t->id);
-        cJSON_AddStringToObject(ann, "platform", t->platform);
-        cJSON_AddStringToObject(ann, "category", t->category);
-        im->mapped++;
+    if (!vt_json_get_string(ann, "target_id") && (!ann || cJSON_IsObject(ann))) {
+        const char *test = vt_json_get_string(m, "test_name");
+        const char *input = vt_json_get_string(m, "input");
+        const vt_target *t = map_find_ooni(&im->map, test, input, tk);
+        if (!t) t = map_find(&im->map, input);
+        /* Tor's bootstrap tests reach no one endpoint of ours, but they are Tor. */
+        int tor = !t && test && (!strcmp(test, "vanilla_tor") || !strcmp(test, "torsf"));
+        if (t || tor) {
+            if (!ann) ann = cJSON_AddObjectToObject(m, "annotations");
+            cJSON_DeleteItemFromObjectCaseSensitive(ann, "platform");
+            cJSON_DeleteItemFromObjectCaseSensitive(ann, "category");
+            if (t) cJSON_AddStringToObject(ann, "target_id", t->id);
+            cJSON_AddStringToObject(ann, "platform", t ? t->platform : "tor");
+            cJSON_AddStringToObject(ann, "category", t ? t->category : "circumvention");
+            im->mapped += t != NULL;
+        }
     }
     char *out = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);

@@ -47,6 +47,22 @@ def imp(*args, stdin=None):
 
 
 raw = [json.load(open(f)) for f in samples]
+
+
+def variant(test, cc, **keys):
+    """A real sample of test, moved to country cc (its own report), its test keys changed."""
+    m = json.loads(json.dumps(next(x for x in raw if x["test_name"] == test)))
+    m["probe_cc"] = cc
+    m["report_id"] = m["report_id"].replace("_%s_" % m["probe_cc"], "_%s_" % cc) + "v"
+    m["test_keys"].update(keys)
+    return m
+
+
+# The circumvention tests' other outcome, beside the real samples' (vanilla_tor failed in CN,
+# openvpn worked in RO, riseupvpn's CA check failed in AF).
+raw += [variant("vanilla_tor", "DE", success=True, error=None, failure=None),
+        variant("openvpn", "DE", success=False, failure="generic_timeout_error"),
+        variant("riseupvpn", "DE", api_status="ok", ca_cert_status=True, api_failure=None)]
 lines = [json.dumps(m).encode() for m in raw]
 plain = os.path.join(tmp, "ooni.jsonl")
 with open(plain, "wb") as f:
@@ -92,7 +108,9 @@ try:
     want = {("ID", "web_connectivity"): "ok", ("IR", "web_connectivity"): "dns_blocking",
             ("IE", "whatsapp"): "http_blocking", ("AM", "signal"): "tls_blocking",
             ("IT", "telegram"): "ok", ("IT", "facebook_messenger"): "ok",
-            ("CN", "vanilla_tor"): "inconclusive", ("RO", "openvpn"): "inconclusive"}
+            ("CN", "vanilla_tor"): "inconclusive", ("RO", "openvpn"): "ok",
+            ("AF", "riseupvpn"): "inconclusive", ("DE", "vanilla_tor"): "ok",
+            ("DE", "openvpn"): "inconclusive", ("DE", "riseupvpn"): "ok"}
     for k, v in want.items():
         got = rows.get(k)
         check(got is not None and got[5] == v, "%s %s: verdict %s (%s)" % (k[0], k[1], v,
@@ -110,6 +128,15 @@ try:
           body["test_keys"].get("x_verdict_from") == "import" and
           body["probe_ip"] == "127.0.0.1" and len(ir[2]) == 32,
           "OONI's platform kept as x_os_platform, the verdict marked imported, a 32-hex uid")
+    # The circumvention tests' targets: openvpn by its addr=, riseupvpn by where its requests
+    # went (black.riseup.net), Tor's bootstrap by platform alone.
+    for k, tid, plat in ((("RO", "openvpn"), "riseupvpn-gateway-openvpn", "riseupvpn"),
+                         (("DE", "openvpn"), "riseupvpn-gateway-openvpn", "riseupvpn"),
+                         (("AF", "riseupvpn"), "riseupvpn-provider", "riseupvpn"),
+                         (("CN", "vanilla_tor"), "", "tor")):
+        got = rows.get(k)
+        check(got is not None and (got[4] or "") == tid and got[3] == plat,
+              "%s %s counts for target %r, platform %s (%r)" % (k + (tid, plat, got and got[3:5])))
     idm = rows.get(("ID", "web_connectivity"))
     check(idm and idm[3] is None or idm and idm[3] == "", "a site in no target list: no platform")
 
