@@ -52,8 +52,8 @@ raw = [json.load(open(f)) for f in samples]
 def variant(test, cc, **keys):
     """A real sample of test, moved to country cc (its own report), its test keys changed."""
     m = json.loads(json.dumps(next(x for x in raw if x["test_name"] == test)))
-    m["probe_cc"] = cc
     m["report_id"] = m["report_id"].replace("_%s_" % m["probe_cc"], "_%s_" % cc) + "v"
+    m["probe_cc"] = cc
     m["test_keys"].update(keys)
     return m
 
@@ -63,6 +63,11 @@ def variant(test, cc, **keys):
 raw += [variant("vanilla_tor", "DE", success=True, error=None, failure=None),
         variant("openvpn", "DE", success=False, failure="generic_timeout_error"),
         variant("riseupvpn", "DE", api_status="ok", ca_cert_status=True, api_failure=None)]
+# No psiphon sample: a vanilla_tor one made into psiphon's shape (bootstrap_time, failure).
+for cc, bt, fail in (("DE", 3.2, None), ("FR", 0, "generic_timeout_error")):
+    m = variant("vanilla_tor", cc)
+    m["test_name"], m["test_keys"] = "psiphon", {"bootstrap_time": bt, "failure": fail}
+    raw.append(m)
 lines = [json.dumps(m).encode() for m in raw]
 plain = os.path.join(tmp, "ooni.jsonl")
 with open(plain, "wb") as f:
@@ -110,7 +115,8 @@ try:
             ("IT", "telegram"): "ok", ("IT", "facebook_messenger"): "ok",
             ("CN", "vanilla_tor"): "inconclusive", ("RO", "openvpn"): "ok",
             ("AF", "riseupvpn"): "inconclusive", ("DE", "vanilla_tor"): "ok",
-            ("DE", "openvpn"): "inconclusive", ("DE", "riseupvpn"): "ok"}
+            ("DE", "openvpn"): "inconclusive", ("DE", "riseupvpn"): "ok",
+            ("DE", "psiphon"): "ok", ("FR", "psiphon"): "inconclusive"}
     for k, v in want.items():
         got = rows.get(k)
         check(got is not None and got[5] == v, "%s %s: verdict %s (%s)" % (k[0], k[1], v,
