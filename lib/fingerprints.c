@@ -2,6 +2,7 @@
 #include "vantage/fingerprints.h"
 
 #include "csv.h"
+#include "hex.h"
 #include "strbuf.h"
 #include "textfile.h"
 
@@ -98,14 +99,6 @@ static void put_literal(vt_strbuf *b, char c)
 {
     if (c && strchr(ere_special, c)) vt_strbuf_putc(b, '\\');
     vt_strbuf_putc(b, c);
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 /* "{n}", "{n,}" or "{n,m}" at p: its length, else 0 (RE2 then reads '{' literally). */
@@ -265,8 +258,9 @@ static int re2_to_ere(const char *src, vt_strbuf *out, int *cflags, char *why, s
                 vt_strbuf_putc(out, '\v');
                 break;
             case 'x':
-                if (hexval(p[0]) >= 0 && hexval(p[1]) >= 0 && (p[0] != '0' || p[1] != '0')) {
-                    put_literal(out, (char)(hexval(p[0]) * 16 + hexval(p[1])));
+                if (vt_hex_digit(p[0]) >= 0 && vt_hex_digit(p[1]) >= 0 &&
+                    (p[0] != '0' || p[1] != '0')) {
+                    put_literal(out, (char)(vt_hex_digit(p[0]) * 16 + vt_hex_digit(p[1])));
                     p += 2;
                     break;
                 }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 #define OVPN_MAX_ACKS 8 /* RELIABLE_ACK_SIZE */
 
 static void put32(unsigned char *p, uint32_t v)
@@ -27,14 +29,6 @@ static void put32(unsigned char *p, uint32_t v)
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 int vt_openvpn_parse_static_key(const char *text, size_t len,
@@ -70,7 +64,7 @@ int vt_openvpn_parse_static_key(const char *text, size_t len,
             break;
         }
         for (size_t k = 0; k < ll; k++) {
-            int v = hexval((unsigned char)line[k]);
+            int v = vt_hex_digit((unsigned char)line[k]);
             if (v < 0) {
                 if (isspace((unsigned char)line[k])) continue;
                 snprintf(err, errlen, "static key: non-hex character in the key block");

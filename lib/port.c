@@ -2,12 +2,12 @@
  * "tcp_connect_only"). UDP: a datagram and any answer ("method": "udp_probe"); silence from a
  * UDP port proves nothing (open services often say nothing), so it is inconclusive, while an
  * ICMP port unreachable is connection_refused. Target keys: docs/targets.md. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "vantage/json.h"
 #include "vantage/tcp.h"
 #include "vantage/udp.h"
@@ -94,14 +94,6 @@ static void probe(vt_task *t, const vt_vpn_job *job)
 
 static const vt_vpn_ops ops = {.protocol = "port", .probe = probe};
 
-static int hexval(int c)
-{
-    return isdigit(c)               ? c - '0'
-           : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-           : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                    : -1;
-}
-
 static int create(vt_task *t, char *err, size_t errlen)
 {
     port *s = calloc(1, sizeof(*s));
@@ -124,7 +116,8 @@ static int create(vt_task *t, char *err, size_t errlen)
             goto fail;
         }
         for (size_t i = 0; i < n; i += 2) {
-            int hi = hexval((unsigned char)hex[i]), lo = hexval((unsigned char)hex[i + 1]);
+            int hi = vt_hex_digit((unsigned char)hex[i]),
+                lo = vt_hex_digit((unsigned char)hex[i + 1]);
             if (hi < 0 || lo < 0) {
                 snprintf(err, errlen, "\"payload_hex\": not hex");
                 goto fail;

@@ -18,7 +18,6 @@ int vt_hex_lower(const char *s, size_t len);
 void vt_format_time(double epoch, char out[20]);
 /* Now, for dating a measurement: the system clock, or the collector's when cfg->clock_offset. */
 double vt_measurement_now(const vt_config *cfg);
-/* A report id in OONI's shape: "20261128T120000Z_<test>_<cc>_<asn>_n1_<random>". */
 /* The device's token for the clock hour of start ("YYYY-MM-DD HH:MM:SS"): 16 hex digits of a
  * keyed hash of that hour with the device's secret key (docs/privacy.md), into out. The
  * collector counts a network's distinct devices per hour by it, so that one device running
@@ -26,6 +25,7 @@ double vt_measurement_now(const vt_config *cfg);
 int vt_device_hour(const unsigned char key[VT_DEVICE_KEY_LEN], const char *start,
                    char out[VT_DEVICE_HOUR_LEN + 1]);
 
+/* A report id in OONI's shape: "20261128T120000Z_<test>_<cc>_<asn>_n1_<random>". */
 void vt_report_id_new(char *out, size_t n, double epoch, const char *test_name, const char *cc,
                       const char *asn);
 
