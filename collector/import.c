@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "ingest.h"
@@ -22,6 +23,7 @@
 #include "vantage/json.h"
 #include "vantage/loop.h"
 #include "vantage/targets.h"
+#include "vantage/verdict.h"
 
 #define IMPORT_BATCH 500
 #define IMPORT_BATCH_BYTES (8u << 20)
@@ -29,7 +31,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: vantage-collector import --db URL [--targets PATH]... FILE...\n"
+    fprintf(f, "usage: vantage-collector import --db URL [--targets PATH]... "
+               "[--fingerprints FILE]... FILE...\n"
                "\n"
                "Stores the measurements in each FILE (JSON, one measurement per line; gzip\n"
                "compressed or not; - for standard input), as an upload would: validated,\n"
@@ -41,7 +44,11 @@ static void usage(FILE *f)
                "(--targets: files or directories; default the shipped lists): a web\n"
                "measurement the web target on its URL's host, OONI's openvpn the openvpn\n"
                "target with its addr=, riseupvpn the tlsvpn target its requests went to;\n"
-               "vanilla_tor and torsf count for the platform tor.\n"
+               "vanilla_tor and torsf count for the platform tor. OONI's web_connectivity\n"
+               "measurements get our blocking fingerprints (--fingerprints: CSV files, OONI's\n"
+               "or Citizen Lab's format; default the shipped targets/fingerprints.csv): a DNS\n"
+               "answer or blockpage that confirms for the country makes the verdict\n"
+               "dns_blocking or http_blocking with blocking_confirmed true.\n"
                "Exit 0 when every line was stored or already there, 1 when some were rejected\n"
                "or the store failed, 2 on a usage error.\n");
 }
@@ -268,7 +275,8 @@ typedef struct importer {
     size_t len, n;
     const char *file;
     size_t lines[IMPORT_BATCH]; /* each batch line's line in file */
-    size_t accepted, duplicate, rejected, mapped, failed_batches;
+    size_t accepted, duplicate, rejected, mapped, confirmed, failed_batches;
+    vt_fp_set fps; /* blocking fingerprints, re-applied to OONI's web measurements */
 } importer;
 
 static void rejected(importer *im, const char *file, size_t line, const char *why)
@@ -314,6 +322,31 @@ static int flush(importer *im)
     return rc;
 }
 
+/* Our blocking fingerprints on an OONI web measurement (its DNS answers, its responses), as the
+ * probe applies them: a match that confirms for the measurement's country (OONI's rule) makes
+ * the verdict dns_blocking or http_blocking and blocking_confirmed true, naming the fingerprint
+ * in x_fingerprint; one that does not confirm is only named. */
+static void refingerprint(importer *im, cJSON *m, cJSON *tk)
+{
+    const char *test = vt_json_get_string(m, "test_name");
+    char host[256];
+    int port, https, in_dns;
+    const char *input = vt_json_get_string(m, "input");
+    if (!test || strcmp(test, "web_connectivity") != 0 || !input ||
+        vt_url_split(input, host, sizeof(host), &port, &https) < 0)
+        return;
+    const vt_fp *fp = vt_verdict_fingerprint(tk, &im->fps, host, &in_dns);
+    if (!fp) return;
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "x_fingerprint");
+    cJSON_AddStringToObject(tk, "x_fingerprint", fp->name);
+    if (!vt_fp_confirms(fp, vt_json_get_string(m, "probe_cc"))) return;
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "verdict");
+    cJSON_AddStringToObject(tk, "verdict", in_dns ? "dns_blocking" : "http_blocking");
+    cJSON_DeleteItemFromObjectCaseSensitive(tk, "blocking_confirmed");
+    cJSON_AddBoolToObject(tk, "blocking_confirmed", 1);
+    im->confirmed++;
+}
+
 /* One line of a file: made ready (uid, target) and added to the batch. */
 static int take_line(importer *im, char *line, size_t len, size_t lineno)
 {
@@ -343,6 +376,7 @@ static int take_line(importer *im, char *line, size_t len, size_t lineno)
             cJSON_AddStringToObject(tk, "verdict",
                                     ooni_verdict(vt_json_get_string(m, "test_name"), tk));
             cJSON_AddStringToObject(tk, "x_verdict_from", "import");
+            refingerprint(im, m, tk);
         }
     }
     if (!vt_json_get_string(ann, "target_id") && (!ann || cJSON_IsObject(ann))) {
@@ -442,6 +476,7 @@ int vt_import_main(int argc, char **argv)
     static const struct option lo[] = {
         {"db", required_argument, NULL, 'd'},
         {"targets", required_argument, NULL, 't'},
+        {"fingerprints", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -449,9 +484,10 @@ int vt_import_main(int argc, char **argv)
     char err[512] = "";
     vt_target_list tl;
     vt_targets_init(&tl);
-    int c, own_targets = 0, rc = 2;
+    int c, own_targets = 0, own_fps = 0, rc = 2;
     importer im;
     memset(&im, 0, sizeof(im));
+    vt_fp_init(&im.fps);
     vt_ingest_limits_default(&im.lim);
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -462,6 +498,13 @@ int vt_import_main(int argc, char **argv)
         case 't':
             own_targets = 1;
             if (vt_targets_load_path(&tl, optarg, err, sizeof(err)) < 0) {
+                fprintf(stderr, "vantage-collector: %s\n", err);
+                goto out;
+            }
+            break;
+        case 'f':
+            own_fps = 1;
+            if (vt_fp_load(&im.fps, optarg, err, sizeof(err)) < 0) {
                 fprintf(stderr, "vantage-collector: %s\n", err);
                 goto out;
             }
@@ -485,6 +528,13 @@ int vt_import_main(int argc, char **argv)
     }
     if (!own_targets && vt_targets_load_dir(&tl, vt_targets_default_dir(), err, sizeof(err)) < 0)
         fprintf(stderr, "vantage-collector: import: warning: %s; targets are not matched\n", err);
+    if (!own_fps) {
+        char fpath[4200];
+        snprintf(fpath, sizeof(fpath), "%s/fingerprints.csv", vt_targets_default_dir());
+        struct stat st;
+        if (stat(fpath, &st) == 0 && vt_fp_load(&im.fps, fpath, err, sizeof(err)) < 0)
+            fprintf(stderr, "vantage-collector: import: warning: %s; no fingerprints\n", err);
+    }
     rc = 1;
     if (map_build(&im.map, &tl) < 0) {
         fprintf(stderr, "vantage-collector: out of memory\n");
@@ -502,13 +552,15 @@ int vt_import_main(int argc, char **argv)
     while ((k = vt_episodes_refresh(im.s, 64, err, sizeof(err))) > 0)
         ;
     if (k < 0) fprintf(stderr, "vantage-collector: import: episodes not refreshed: %s\n", err);
-    printf("imported: %zu stored, %zu already there, %zu rejected (%zu matched to a target)%s\n",
-           im.accepted, im.duplicate, im.rejected, im.mapped,
+    printf("imported: %zu stored, %zu already there, %zu rejected (%zu matched to a target, "
+           "%zu confirmed by a fingerprint)%s\n",
+           im.accepted, im.duplicate, im.rejected, im.mapped, im.confirmed,
            im.failed_batches ? "; some batches could not be stored (see above)" : "");
     rc = failed || im.rejected || im.failed_batches || k < 0 ? 1 : 0;
 out:
     if (im.s) vt_store_close(im.s);
     map_free(&im.map);
+    vt_fp_free(&im.fps);
     free(im.buf);
     vt_targets_free(&tl);
     return rc;

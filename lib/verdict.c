@@ -492,6 +492,23 @@ static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps, cons
     return NULL;
 }
 
+const vt_fp *vt_verdict_fingerprint(const cJSON *tk, const vt_fp_set *fps, const char *host,
+                                    int *in_dns)
+{
+    *in_dns = 0;
+    if (!fps || !cJSON_IsObject(tk)) return NULL;
+    addrset sys;
+    dns_view(tk, host, 0, &sys);
+    const vt_fp *fp = NULL;
+    for (size_t i = 0; i < sys.n && !fp; i++)
+        fp = vt_fp_match_dns(fps, sys.a[i]);
+    if (fp || dns_cname_fingerprint(tk, host, fps, &fp)) {
+        *in_dns = 1;
+        return fp;
+    }
+    return http_fingerprint(tk, fps, host);
+}
+
 /* The rate (bits/s) from the bytes_received_cumulative samples of one transaction: the slope
  * from the first sample to the last. The first sample's bytes are left out: they arrived before
  * the clock could start (a whole TLS record of up to 16 KiB is delivered at once), which biases

@@ -72,6 +72,13 @@ typedef struct vt_verdict_inputs {
 /* Adds verdict, verdict_phase, verdict_reason, evidence and blocking_confirmed to tk. */
 void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in);
 
+/* The first blocking fingerprint in the measurement of host whose test keys are tk (OONI's
+ * shapes: queries, requests, tls_handshakes), as vt_verdict_decide looks for one: an address or
+ * CNAME the system resolver answered (*in_dns = 1), else a response body or header (*in_dns =
+ * 0; not a page fetched over TLS verified for host). NULL when none matches or fps is NULL. */
+const vt_fp *vt_verdict_fingerprint(const cJSON *tk, const vt_fp_set *fps, const char *host,
+                                    int *in_dns);
+
 /* Host name of an endpoint: "https://h:1/p" -> "h", "h:443" -> "h", "[::1]:443" -> "::1".
  * Returns 0, or -1 when there is none. *port gets the port (scheme default), may be NULL. */
 int vt_verdict_endpoint_host(const char *endpoint, char *host, size_t hostlen, int *port,

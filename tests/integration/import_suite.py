@@ -54,7 +54,10 @@ else:
     raw = [made_up("ID", "web_connectivity", "http://archive.org", "a", blocking=False,
                    accessible=True),
            made_up("IR", "web_connectivity", "https://www.facebook.com/", "b", blocking="dns",
-                   accessible=False),
+                   accessible=False,
+                   queries=[{"engine": "system", "hostname": "www.facebook.com",
+                             "query_type": "A", "failure": None,
+                             "answers": [{"answer_type": "A", "ipv4": "10.10.34.36"}]}]),
            made_up("IE", "whatsapp", None, "c", registration_server_status="ok",
                    whatsapp_endpoints_status="ok", whatsapp_web_status="blocked"),
            made_up("AM", "signal", None, "d", signal_backend_status="blocked",
@@ -104,6 +107,17 @@ def variant(test, cc, **keys):
 raw += [variant("vanilla_tor", "DE", success=True, error=None, failure=None),
         variant("openvpn", "DE", success=False, failure="generic_timeout_error"),
         variant("riseupvpn", "DE", api_status="ok", ca_cert_status=True, api_failure=None)]
+
+
+def page(body, url="http://archive.org/"):
+    return [{"request": {"url": url, "method": "GET"}, "failure": None,
+             "response": {"code": 200, "body": body, "headers_list": []}}]
+
+
+# OONI saw nothing, our fingerprints see Pakistan's national blockpage (confirms: scope nat).
+raw.append(variant("web_connectivity", "PK", blocking=False, accessible=True,
+                   requests=page("<html><body>This website is prohibited for viewership from "
+                                 "within Pakistan.</body></html>")))
 # No psiphon sample: a vanilla_tor one made into psiphon's shape (bootstrap_time, failure).
 for cc, bt, fail in (("DE", 3.2, None), ("FR", 0, "generic_timeout_error")):
     m = variant("vanilla_tor", cc)
@@ -157,7 +171,8 @@ try:
             ("CN", "vanilla_tor"): "inconclusive", ("RO", "openvpn"): "ok",
             ("AF", "riseupvpn"): "inconclusive", ("DE", "vanilla_tor"): "ok",
             ("DE", "openvpn"): "inconclusive", ("DE", "riseupvpn"): "ok",
-            ("DE", "psiphon"): "ok", ("FR", "psiphon"): "inconclusive"}
+            ("DE", "psiphon"): "ok", ("FR", "psiphon"): "inconclusive",
+            ("PK", "web_connectivity"): "http_blocking"}
     for k, v in want.items():
         got = rows.get(k)
         check(got is not None and got[5] == v, "%s %s: verdict %s (%s)" % (k[0], k[1], v,
@@ -184,6 +199,16 @@ try:
         got = rows.get(k)
         check(got is not None and (got[4] or "") == tid and got[3] == plat,
               "%s %s counts for target %r, platform %s (%r)" % (k + (tid, plat, got and got[3:5])))
+    # Our fingerprints on OONI's web measurements: IR's answer 10.10.34.36 (Iran's national DNS
+    # injection), the PK page's text.
+    for k, name in ((("IR", "web_connectivity"), "vantage.ir_dns_3"),
+                    (("PK", "web_connectivity"), "vantage.pk_national_body")):
+        tk = json.loads(rows[k][6])["test_keys"] if k in rows else {}
+        check(tk.get("blocking_confirmed") is True and tk.get("x_fingerprint") == name,
+              "%s %s: confirmed by %s (%r)" % (k + (name, tk.get("x_fingerprint"))))
+    tk = json.loads(rows[("ID", "web_connectivity")][6])["test_keys"]
+    check("blocking_confirmed" not in tk and "x_fingerprint" not in tk,
+          "ID's archive.org: no fingerprint, nothing confirmed")
     idm = rows.get(("ID", "web_connectivity"))
     check(idm and idm[3] is None or idm and idm[3] == "", "a site in no target list: no platform")
 
@@ -202,13 +227,44 @@ try:
             agg = json.load(r)["results"]
         a = {(r["probe_cc"], r["platform"]): r for r in agg}
         irf = a.get(("IR", fb[0]["platform"]), {})
-        check(irf.get("measurement_count") == 1 and irf.get("anomaly_count") == 1,
-              "aggregation: IR / %s, 1 measurement, 1 anomaly (%r)" % (fb[0]["platform"], irf))
+        check(irf.get("measurement_count") == 1 and irf.get("anomaly_count") == 1 and
+              irf.get("confirmed_count") == 1,
+              "aggregation: IR / %s, 1 measurement, 1 anomaly, 1 confirmed (%r)"
+              % (fb[0]["platform"], irf))
         check(sum(r["measurement_count"] for r in agg) == len(raw),
               "aggregation: every imported measurement counted once")
     finally:
         coll.terminate()
         coll.wait(timeout=20)
+
+    # --fingerprints instead of the shipped file: a product's page (scope prod) seen outside its
+    # expected country is named, not confirmed; the shipped Pakistani one no longer applies.
+    fps = os.path.join(tmp, "fp.csv")
+    with open(fps, "w") as f:
+        f.write("name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"
+                "expected_countries,source,exp_url,notes\n"
+                "test.filter_product,prod,,body,contains,Access Denied by FilterBox,5,US,test,,\n")
+    two = [variant("web_connectivity", "BR", requests=page("<p>Access Denied by FilterBox</p>")),
+           variant("web_connectivity", "BD", blocking=False, accessible=True,
+                   requests=page("prohibited for viewership from within Pakistan"))]
+    p = imp("--fingerprints", fps, "-", stdin=b"".join(json.dumps(m).encode() + b"\n"
+                                                       for m in two))
+    check(p.returncode == 0 and "2 stored" in p.stdout.decode() and
+          "0 confirmed by a fingerprint" in p.stdout.decode(),
+          "--fingerprints FILE: 2 stored, none confirmed (%r)" % p.stdout)
+    got = {r[0]: json.loads(r[1])["test_keys"] for r in store.execute(
+        "SELECT probe_cc, body FROM measurements WHERE probe_cc IN ('BR', 'BD')")}
+    br, bd = got.get("BR", {}), got.get("BD", {})
+    check(br.get("x_fingerprint") == "test.filter_product" and "blocking_confirmed" not in br and
+          br.get("verdict") == "ok", "a match that does not confirm is named only (%r)"
+          % {k: br.get(k) for k in ("x_fingerprint", "verdict")})
+    check("x_fingerprint" not in bd and bd.get("verdict") == "ok",
+          "only the given fingerprints apply (%r)" % {k: bd.get(k) for k in ("x_fingerprint",
+                                                                             "verdict")})
+    p = imp("--fingerprints", os.path.join(tmp, "missing.csv"), "-", stdin=b"")
+    check(p.returncode == 2 and b"missing.csv" in p.stderr,
+          "a fingerprint file that cannot be read: named, exit 2 (%d %r)"
+          % (p.returncode, p.stderr[-200:]))
 finally:
     if store:
         store.close()
