@@ -492,6 +492,30 @@ static const vt_fp *http_fingerprint(const cJSON *tk, const vt_fp_set *fps, cons
     return NULL;
 }
 
+/* Where a fingerprint matched: an address of the system resolver's, a CNAME it answered, or
+ * an HTTP response. */
+enum { FP_IN_ADDRESS, FP_IN_CNAME, FP_IN_HTTP };
+
+/* The first blocking fingerprint in that order, given the system resolver's addresses sys for
+ * host; *where and *what (the address or alias, NULL for HTTP) say where. */
+static const vt_fp *fingerprint_in(const cJSON *tk, const vt_fp_set *fps, const char *host,
+                                   const addrset *sys, int *where, const char **what)
+{
+    const vt_fp *fp = NULL;
+    for (size_t i = 0; i < sys->n; i++)
+        if ((fp = vt_fp_match_dns(fps, sys->a[i]))) {
+            *where = FP_IN_ADDRESS;
+            *what = sys->a[i];
+            return fp;
+        }
+    if ((*what = dns_cname_fingerprint(tk, host, fps, &fp))) {
+        *where = FP_IN_CNAME;
+        return fp;
+    }
+    *where = FP_IN_HTTP;
+    return http_fingerprint(tk, fps, host);
+}
+
 const vt_fp *vt_verdict_fingerprint(const cJSON *tk, const vt_fp_set *fps, const char *host,
                                     int *in_dns)
 {
@@ -499,14 +523,11 @@ const vt_fp *vt_verdict_fingerprint(const cJSON *tk, const vt_fp_set *fps, const
     if (!fps || !cJSON_IsObject(tk)) return NULL;
     addrset sys;
     dns_view(tk, host, 0, &sys);
-    const vt_fp *fp = NULL;
-    for (size_t i = 0; i < sys.n && !fp; i++)
-        fp = vt_fp_match_dns(fps, sys.a[i]);
-    if (fp || dns_cname_fingerprint(tk, host, fps, &fp)) {
-        *in_dns = 1;
-        return fp;
-    }
-    return http_fingerprint(tk, fps, host);
+    int where;
+    const char *what;
+    const vt_fp *fp = fingerprint_in(tk, fps, host, &sys, &where, &what);
+    *in_dns = fp && where != FP_IN_HTTP;
+    return fp;
 }
 
 /* The rate (bits/s) from the bytes_received_cumulative samples of one transaction: the slope
@@ -1217,23 +1238,23 @@ void vt_verdict_decide(cJSON *tk, const vt_verdict_inputs *in)
     }
 
     /* Fingerprints: a known censor's DNS answer or blockpage. */
-    if (in->fps) {
-        for (size_t i = 0; i < sys.n && !d.fp; i++)
-            if ((d.fp = vt_fp_match_dns(in->fps, sys.a[i])))
-                set(&d, "dns_blocking", "dns",
-                    "The network's DNS answered %s for %s, an address known to belong to "
-                    "censorship equipment (%s).",
-                    sys.a[i], host, d.fp->name);
-        const char *cname = d.fp ? NULL : dns_cname_fingerprint(tk, in->host, in->fps, &d.fp);
-        if (cname)
+    int fp_where;
+    const char *fp_what;
+    if (in->fps && (d.fp = fingerprint_in(tk, in->fps, in->host, &sys, &fp_where, &fp_what))) {
+        if (fp_where == FP_IN_ADDRESS)
+            set(&d, "dns_blocking", "dns",
+                "The network's DNS answered %s for %s, an address known to belong to "
+                "censorship equipment (%s).",
+                fp_what, host, d.fp->name);
+        else if (fp_where == FP_IN_CNAME)
             set(&d, "dns_blocking", "dns",
                 "The network's DNS answered %s with an alias for %s, a host known to serve "
                 "censorship blockpages (%s).",
-                host, cname, d.fp->name);
-        if (!d.fp && (d.fp = http_fingerprint(tk, in->fps, host)))
+                host, fp_what, d.fp->name);
+        else
             set(&d, "http_blocking", "http", "The page received for %s is a known blockpage (%s).",
                 host, d.fp->name);
-        if (d.fp) goto out;
+        goto out;
     }
 
     if (cons && strcmp(cons, "inconsistent") == 0) {
