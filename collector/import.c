@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <zlib.h>
 
 #include "ingest.h"
@@ -528,13 +527,8 @@ int vt_import_main(int argc, char **argv)
     }
     if (!own_targets && vt_targets_load_dir(&tl, vt_targets_default_dir(), err, sizeof(err)) < 0)
         fprintf(stderr, "vantage-collector: import: warning: %s; targets are not matched\n", err);
-    if (!own_fps) {
-        char fpath[4200];
-        snprintf(fpath, sizeof(fpath), "%s/fingerprints.csv", vt_targets_default_dir());
-        struct stat st;
-        if (stat(fpath, &st) == 0 && vt_fp_load(&im.fps, fpath, err, sizeof(err)) < 0)
-            fprintf(stderr, "vantage-collector: import: warning: %s; no fingerprints\n", err);
-    }
+    if (!own_fps && vt_fp_load_shipped(&im.fps, err, sizeof(err)) < 0)
+        fprintf(stderr, "vantage-collector: import: warning: %s; no fingerprints\n", err);
     rc = 1;
     if (map_build(&im.map, &tl) < 0) {
         fprintf(stderr, "vantage-collector: out of memory\n");

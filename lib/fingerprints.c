@@ -5,6 +5,7 @@
 #include "hex.h"
 #include "strbuf.h"
 #include "textfile.h"
+#include "vantage/targets.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* Body "contains" patterns of 4 bytes or more are found in one pass over the body: a hash of each
  * pattern's first 4 bytes selects a bucket of candidates (CSR layout, ascending fingerprint index),
@@ -775,6 +777,14 @@ int vt_fp_load(vt_fp_set *s, const char *path, char *err, size_t errlen)
     int rc = vt_fp_load_csv(s, data, len, path, err, errlen);
     free(data);
     return rc;
+}
+
+int vt_fp_load_shipped(vt_fp_set *s, char *err, size_t errlen)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/fingerprints.csv", vt_targets_default_dir());
+    return stat(path, &st) == 0 ? vt_fp_load(s, path, err, errlen) : 0;
 }
 
 /* ---- matching ----------------------------------------------------------------------------- */

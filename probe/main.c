@@ -807,15 +807,10 @@ static int cmd_run(probe_opts *o)
         goto done;
     if (!(env.tls = vt_tls_ctx_new(o->cfg.cacert, err, sizeof(err)))) goto done;
     /* Blocking fingerprints for the verdicts: the shipped list, then --fingerprints files. */
-    {
-        char fpath[4200];
-        struct stat fst;
-        snprintf(fpath, sizeof(fpath), "%s/fingerprints.csv", vt_targets_default_dir());
-        if (stat(fpath, &fst) == 0 && vt_fp_load(&fps, fpath, err, sizeof(err)) < 0) goto done;
-        for (size_t i = 0; i < o->n_fingerprints; i++)
-            if (vt_fp_load(&fps, o->fingerprints[i], err, sizeof(err)) < 0) goto done;
-        env.fingerprints = &fps;
-    }
+    if (vt_fp_load_shipped(&fps, err, sizeof(err)) < 0) goto done;
+    for (size_t i = 0; i < o->n_fingerprints; i++)
+        if (vt_fp_load(&fps, o->fingerprints[i], err, sizeof(err)) < 0) goto done;
+    env.fingerprints = &fps;
 
     r.out = stdout;
     /* On a terminal, kilobytes of JSON per measurement would bury the progress bar and the

@@ -61,6 +61,10 @@ int vt_fp_load(vt_fp_set *s, const char *path, char *err, size_t errlen);
 int vt_fp_load_csv(vt_fp_set *s, const char *csv, size_t len, const char *name, char *err,
                    size_t errlen);
 
+/* Appends the shipped list (fingerprints.csv beside the shipped target lists,
+ * vt_targets_default_dir). 0 when there is none (an install without it), else as vt_fp_load. */
+int vt_fp_load_shipped(vt_fp_set *s, char *err, size_t errlen);
+
 /* The first fingerprint (in load order) that matches, or NULL. */
 const vt_fp *vt_fp_match_dns(const vt_fp_set *s, const char *addr);
 const vt_fp *vt_fp_match_body(const vt_fp_set *s, const void *body, size_t len);
