@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hex.h"
 #include "spool.h"
 #include "textfile.h"
 #include "vantage/measurement.h"
@@ -16,10 +17,8 @@ static int parse_key(char *s, size_t len, unsigned char key[VT_DEVICE_KEY_LEN])
 {
     if (len == 2 * VT_DEVICE_KEY_LEN + 1 && s[len - 1] == '\n') s[--len] = 0;
     if (!vt_hex_lower(s, 2 * VT_DEVICE_KEY_LEN)) return -1;
-    for (size_t i = 0; i < 2 * VT_DEVICE_KEY_LEN; i++) {
-        int v = s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10;
-        key[i / 2] = (unsigned char)(i % 2 ? key[i / 2] << 4 | v : v);
-    }
+    for (size_t i = 0; i < VT_DEVICE_KEY_LEN; i++)
+        key[i] = (unsigned char)(vt_hex_digit(s[2 * i]) << 4 | vt_hex_digit(s[2 * i + 1]));
     return 0;
 }
 
